@@ -1,0 +1,2 @@
+//! Dialplan schema, validation and the IVR engine for frontdesk
+#![forbid(unsafe_code)]

@@ -1,0 +1,2 @@
+//! RTP, G.711, prompts, DTMF for frontdesk
+#![forbid(unsafe_code)]

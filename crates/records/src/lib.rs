@@ -1,0 +1,2 @@
+//! Durable call journal and reports for frontdesk
+#![forbid(unsafe_code)]
