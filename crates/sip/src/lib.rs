@@ -1,2 +1,9 @@
-//! SIP for frontdesk: message layer, transports, transactions, dialogs, registrar
+//! SIP for frontdesk: the message layer, transports, transactions, dialogs
+//! and the registrar.
+//!
+//! The protocol cores here are sans-IO: they take inputs and a `now`, and
+//! hand back what to send and when they next need to be woken. Only
+//! [`transport`] touches sockets (tokio), and it makes no protocol decisions.
 #![forbid(unsafe_code)]
+
+pub mod message;

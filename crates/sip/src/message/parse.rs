@@ -1,0 +1,638 @@
+//! Framing and the message grammar (RFC 3261 §7 and §18.3).
+//!
+//! Two entry points: [`parse_datagram`] for UDP (Content-Length optional,
+//! the body is then the rest of the datagram; exactly Content-Length bytes
+//! are taken and trailing octets ignored) and [`StreamFramer`] for TCP and
+//! TLS (Content-Length required). Both recognise CRLF keep-alives (RFC 5626
+//! §3.5.1) before parsing and enforce [`Limits`].
+
+use bytes::{Buf, Bytes, BytesMut};
+use bytestring::ByteString;
+
+use super::method::{Method, StatusCode};
+use super::name::HeaderName;
+use super::scan::is_token;
+use super::uri::Uri;
+use super::{Headers, Message, Request, Response};
+
+/// Size limits applied before and while parsing. Each refusal says which.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Limits {
+    /// The largest message (head and body), in bytes.
+    pub max_message: usize,
+    /// The longest single line of the head, in bytes.
+    pub max_line: usize,
+    /// The most header lines.
+    pub max_headers: usize,
+}
+
+impl Default for Limits {
+    fn default() -> Self {
+        Limits {
+            max_message: 64 * 1024,
+            max_line: 16 * 1024,
+            max_headers: 256,
+        }
+    }
+}
+
+/// A CRLF keep-alive (RFC 5626 §3.5.1) seen instead of a message.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KeepAlive {
+    /// A double CRLF: a ping, answered with a single CRLF on streams.
+    Ping,
+    /// A single CRLF: a pong, or a lone keep-alive over UDP.
+    Pong,
+}
+
+/// What a transport read: a message or a keep-alive.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Frame {
+    /// A SIP message.
+    Message(Message),
+    /// A keep-alive.
+    KeepAlive(KeepAlive),
+}
+
+/// Why a message was refused.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum ParseErrorKind {
+    /// The message is larger than [`Limits::max_message`].
+    #[error("message larger than {0} bytes")]
+    TooLarge(usize),
+    /// A line is longer than [`Limits::max_line`].
+    #[error("header line longer than {0} bytes")]
+    LineTooLong(usize),
+    /// More headers than [`Limits::max_headers`].
+    #[error("more than {0} header lines")]
+    TooManyHeaders(usize),
+    /// The start line is neither a request line nor a status line.
+    #[error("{0}")]
+    BadStartLine(&'static str),
+    /// A request for a SIP version other than 2.0 (answer 505).
+    #[error("SIP version not supported")]
+    VersionNotSupported,
+    /// A header line without a colon, or with a name that is not a token.
+    #[error("{0}")]
+    BadHeaderLine(&'static str),
+    /// Content-Length negative, not a number, too large or given twice with
+    /// different values (RFC 4475 §3.1.2.3, §3.3.9).
+    #[error("{0}")]
+    BadContentLength(&'static str),
+    /// A stream message without Content-Length (RFC 3261 §18.3).
+    #[error("Content-Length is required on stream transports")]
+    MissingContentLength,
+    /// Content-Length says more bytes than the datagram holds (§18.3).
+    #[error("Content-Length larger than the message body")]
+    BodyTruncated,
+    /// The head never ends (no empty line).
+    #[error("the header section does not end")]
+    UnterminatedHead,
+}
+
+/// A refused message, with what could still be read of it so a request can
+/// be answered (Via, From, To, Call-ID and CSeq are in `request_headers`).
+#[derive(Debug, Clone, PartialEq, thiserror::Error)]
+#[error("{kind}")]
+pub struct ParseError {
+    /// What was wrong.
+    pub kind: ParseErrorKind,
+    /// The headers of a message whose start line looked like a request,
+    /// when its head could be split into header lines.
+    pub request_headers: Option<Headers>,
+}
+
+impl ParseError {
+    fn bare(kind: ParseErrorKind) -> Self {
+        ParseError {
+            kind,
+            request_headers: None,
+        }
+    }
+
+    /// The status a request refused this way deserves: 505 for a version,
+    /// 513 for a message too large, 400 otherwise.
+    pub fn status(&self) -> StatusCode {
+        match self.kind {
+            ParseErrorKind::VersionNotSupported => StatusCode::VERSION_NOT_SUPPORTED,
+            ParseErrorKind::TooLarge(_) => StatusCode::MESSAGE_TOO_LARGE,
+            _ => StatusCode::BAD_REQUEST,
+        }
+    }
+}
+
+/// Parses one UDP datagram.
+pub fn parse_datagram(datagram: Bytes, limits: &Limits) -> Result<Frame, ParseError> {
+    if let Some(keep_alive) = keep_alive(&datagram) {
+        return Ok(Frame::KeepAlive(keep_alive));
+    }
+    if datagram.len() > limits.max_message {
+        return Err(ParseError::bare(ParseErrorKind::TooLarge(
+            limits.max_message,
+        )));
+    }
+    let start = leading_crlf(&datagram);
+    // A datagram may end right after its last header line (RFC 4475
+    // §3.1.2.15 keeps such a file): the end of the datagram ends the head.
+    let (head_end, body_start) = find_head_end(&datagram[start..])
+        .map(|(h, b)| (start + h, start + b))
+        .unwrap_or((datagram.len(), datagram.len()));
+    let head = parse_head(&datagram, start, head_end, limits)?;
+    let available = datagram.len() - body_start;
+    let body_len = match content_length(&head.headers) {
+        Err(kind) => return Err(head.into_error(kind)),
+        Ok(None) => available,
+        Ok(Some(length)) if length > available => {
+            return Err(head.into_error(ParseErrorKind::BodyTruncated));
+        }
+        Ok(Some(length)) => length,
+    };
+    let body = datagram.slice(body_start..body_start + body_len);
+    head.into_message(body).map(Frame::Message)
+}
+
+/// Frames messages out of a byte stream (TCP, TLS).
+///
+/// Push what the socket read with [`StreamFramer::extend`], then call
+/// [`StreamFramer::next_frame`] until it returns `Ok(None)`. An error means
+/// the framing is lost: answer if the error carries request headers, then
+/// close the connection (RFC 4475 §3.1.2.3).
+#[derive(Debug, Default)]
+pub struct StreamFramer {
+    buffer: BytesMut,
+    limits: Limits,
+    pending: Option<PendingHead>,
+}
+
+/// A head whose body has not fully arrived.
+#[derive(Debug)]
+struct PendingHead {
+    head: Head,
+    body_start: usize,
+    total: usize,
+}
+
+impl StreamFramer {
+    /// A framer enforcing `limits`.
+    pub fn new(limits: Limits) -> Self {
+        StreamFramer {
+            buffer: BytesMut::new(),
+            limits,
+            pending: None,
+        }
+    }
+
+    /// Appends bytes read from the stream.
+    pub fn extend(&mut self, data: &[u8]) {
+        self.buffer.extend_from_slice(data);
+    }
+
+    /// The buffer to read into directly, to avoid a copy.
+    pub fn buffer_mut(&mut self) -> &mut BytesMut {
+        &mut self.buffer
+    }
+
+    /// Bytes received but not yet framed.
+    pub fn buffered(&self) -> usize {
+        self.buffer.len()
+    }
+
+    /// The next complete frame, `Ok(None)` when more bytes are needed.
+    pub fn next_frame(&mut self) -> Result<Option<Frame>, ParseError> {
+        // CRLF keep-alives between messages (RFC 5626 §3.5.1 and §4.4.1):
+        // "\r\n\r\n" is a ping, a lone "\r\n" a pong.
+        if self.pending.is_none() && self.buffer.starts_with(b"\r\n") {
+            if self.buffer.starts_with(b"\r\n\r\n") {
+                self.buffer.advance(4);
+                return Ok(Some(Frame::KeepAlive(KeepAlive::Ping)));
+            }
+            if self.buffer.len() < 4 && b"\r\n\r\n".starts_with(&self.buffer) {
+                // Could be the start of a ping: wait, unless only a pong comes.
+                if self.buffer.len() == 2 {
+                    self.buffer.advance(2);
+                    return Ok(Some(Frame::KeepAlive(KeepAlive::Pong)));
+                }
+                return Ok(None);
+            }
+            self.buffer.advance(2);
+            return Ok(Some(Frame::KeepAlive(KeepAlive::Pong)));
+        }
+        if self.pending.is_none() {
+            let Some((head_end, body_start)) = find_head_end(&self.buffer) else {
+                if self.buffer.len() > self.limits.max_message {
+                    return Err(ParseError::bare(ParseErrorKind::TooLarge(
+                        self.limits.max_message,
+                    )));
+                }
+                if unterminated_line_len(&self.buffer) > self.limits.max_line {
+                    return Err(ParseError::bare(ParseErrorKind::LineTooLong(
+                        self.limits.max_line,
+                    )));
+                }
+                return Ok(None);
+            };
+            if body_start > self.limits.max_message {
+                return Err(ParseError::bare(ParseErrorKind::TooLarge(
+                    self.limits.max_message,
+                )));
+            }
+            // Parse a copy of the head (the body may not be here yet) to
+            // learn Content-Length; kept until the body is complete.
+            let head_bytes = Bytes::copy_from_slice(&self.buffer[..body_start]);
+            let head = parse_head(&head_bytes, 0, head_end, &self.limits)?;
+            let length = match content_length(&head.headers) {
+                Err(kind) => return Err(head.into_error(kind)),
+                Ok(None) => return Err(head.into_error(ParseErrorKind::MissingContentLength)),
+                Ok(Some(length)) => length,
+            };
+            let total = body_start
+                .checked_add(length)
+                .filter(|&total| total <= self.limits.max_message)
+                .ok_or_else(|| head.error(ParseErrorKind::TooLarge(self.limits.max_message)))?;
+            self.pending = Some(PendingHead {
+                head,
+                body_start,
+                total,
+            });
+        }
+        let total = self.pending.as_ref().map_or(0, |pending| pending.total);
+        if self.buffer.len() < total {
+            self.buffer.reserve(total - self.buffer.len());
+            return Ok(None);
+        }
+        let Some(PendingHead {
+            head, body_start, ..
+        }) = self.pending.take()
+        else {
+            return Ok(None);
+        };
+        let message = self.buffer.split_to(total).freeze();
+        let body = message.slice(body_start..total);
+        head.into_message(body).map(|m| Some(Frame::Message(m)))
+    }
+}
+
+/// The length of the last line of `buffer`, which has no line end yet.
+fn unterminated_line_len(buffer: &[u8]) -> usize {
+    let last_newline = memchr::memrchr(b'\n', buffer).map_or(0, |i| i + 1);
+    buffer.len() - last_newline
+}
+
+fn keep_alive(datagram: &[u8]) -> Option<KeepAlive> {
+    if datagram.is_empty()
+        || !datagram
+            .iter()
+            .all(|b| matches!(b, b'\r' | b'\n' | b' ' | b'\t' | 0))
+    {
+        return None;
+    }
+    if datagram.windows(4).any(|w| w == b"\r\n\r\n") {
+        Some(KeepAlive::Ping)
+    } else {
+        Some(KeepAlive::Pong)
+    }
+}
+
+fn leading_crlf(bytes: &[u8]) -> usize {
+    bytes
+        .iter()
+        .position(|b| !matches!(b, b'\r' | b'\n'))
+        .unwrap_or(bytes.len())
+}
+
+/// Finds the empty line: returns (end of the last header line, start of the
+/// body). Accepts CRLF CRLF and, leniently, LF LF.
+fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
+    let mut from = 0;
+    while let Some(offset) = memchr::memchr(b'\n', &bytes[from..]) {
+        let newline = from + offset;
+        let next = &bytes[newline + 1..];
+        if next.starts_with(b"\r\n") {
+            return Some((newline + 1, newline + 3));
+        }
+        if next.starts_with(b"\n") {
+            return Some((newline + 1, newline + 2));
+        }
+        from = newline + 1;
+    }
+    None
+}
+
+/// What the start line said.
+#[derive(Debug)]
+enum StartLine {
+    Request {
+        method: Method,
+        uri: Uri,
+    },
+    Response {
+        status: StatusCode,
+        reason: ByteString,
+    },
+}
+
+/// A parsed head, waiting for its body.
+#[derive(Debug)]
+struct Head {
+    start: Result<StartLine, ParseErrorKind>,
+    looks_like_request: bool,
+    headers: Headers,
+}
+
+impl Head {
+    fn error(&self, kind: ParseErrorKind) -> ParseError {
+        ParseError {
+            kind,
+            request_headers: self.looks_like_request.then(|| self.headers.clone()),
+        }
+    }
+
+    fn into_error(self, kind: ParseErrorKind) -> ParseError {
+        ParseError {
+            kind,
+            request_headers: self.looks_like_request.then_some(self.headers),
+        }
+    }
+
+    fn into_message(self, body: Bytes) -> Result<Message, ParseError> {
+        match self.start {
+            Ok(StartLine::Request { method, uri }) => Ok(Message::Request(Request {
+                method,
+                uri,
+                headers: self.headers,
+                body,
+            })),
+            Ok(StartLine::Response { status, reason }) => Ok(Message::Response(Response {
+                status,
+                reason,
+                headers: self.headers,
+                body,
+            })),
+            Err(kind) => Err(ParseError {
+                kind,
+                request_headers: self.looks_like_request.then_some(self.headers),
+            }),
+        }
+    }
+}
+
+/// Parses the start line and header lines in `bytes[start..end]`, where
+/// `end` is just past the last header line's line end.
+fn parse_head(
+    bytes: &Bytes,
+    start: usize,
+    end: usize,
+    limits: &Limits,
+) -> Result<Head, ParseError> {
+    let region = &bytes[start..end];
+    let first_end = memchr::memchr(b'\n', region).unwrap_or(region.len());
+    if first_end > limits.max_line {
+        return Err(ParseError::bare(ParseErrorKind::LineTooLong(
+            limits.max_line,
+        )));
+    }
+    let first_line = trim_cr(&region[..first_end]);
+    let looks_like_request = !first_line.starts_with(b"SIP/") && !first_line.starts_with(b"sip/");
+    let start_line = parse_start_line(bytes, start, first_line);
+    let mut headers = Headers::with_capacity(16);
+    let mut at = start + (first_end + 1).min(region.len());
+    let mut current: Option<(HeaderName, usize, usize)> = None;
+    let fail = |kind: ParseErrorKind, headers: Headers| ParseError {
+        kind,
+        request_headers: looks_like_request.then_some(headers),
+    };
+    while at < end {
+        let line_len = memchr::memchr(b'\n', &bytes[at..end]).unwrap_or(end - at);
+        if line_len > limits.max_line {
+            return Err(fail(ParseErrorKind::LineTooLong(limits.max_line), headers));
+        }
+        let line_end = at + line_len;
+        let content_end = if line_end > at && bytes[line_end - 1] == b'\r' {
+            line_end - 1
+        } else {
+            line_end
+        };
+        let line = &bytes[at..content_end];
+        if line.first().is_some_and(|b| *b == b' ' || *b == b'\t') {
+            // A folded continuation of the previous header (§7.3.1).
+            match current.as_mut() {
+                Some((_, _, value_end)) => *value_end = content_end,
+                None => {
+                    return Err(fail(
+                        ParseErrorKind::BadHeaderLine("continuation line before any header"),
+                        headers,
+                    ));
+                }
+            }
+        } else if !line.is_empty() {
+            if let Some((name, value_start, value_end)) = current.take() {
+                headers.push_raw(name, trim_value(bytes, value_start, value_end));
+            }
+            if headers.len() >= limits.max_headers {
+                return Err(fail(
+                    ParseErrorKind::TooManyHeaders(limits.max_headers),
+                    headers,
+                ));
+            }
+            let Some(colon) = memchr::memchr(b':', line) else {
+                return Err(fail(
+                    ParseErrorKind::BadHeaderLine("header line without a colon"),
+                    headers,
+                ));
+            };
+            let name = trim_trailing_ws(&line[..colon]);
+            if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
+                return Err(fail(
+                    ParseErrorKind::BadHeaderLine("header name is not a token"),
+                    headers,
+                ));
+            }
+            let name = header_name(bytes, at, name.len());
+            current = Some((name, at + colon + 1, content_end));
+        }
+        at = line_end + 1;
+    }
+    if let Some((name, value_start, value_end)) = current.take() {
+        headers.push_raw(name, trim_value(bytes, value_start, value_end));
+    }
+    Ok(Head {
+        start: start_line,
+        looks_like_request,
+        headers,
+    })
+}
+
+fn header_name(bytes: &Bytes, at: usize, len: usize) -> HeaderName {
+    // The name is all token characters, hence ASCII and valid UTF-8.
+    let text = std::str::from_utf8(&bytes[at..at + len]).unwrap_or_default();
+    match HeaderName::from_token(text) {
+        HeaderName::Other(_) => match ByteString::try_from(bytes.slice(at..at + len)) {
+            Ok(name) => HeaderName::Other(name),
+            Err(_) => HeaderName::Other(ByteString::from(text)),
+        },
+        known => known,
+    }
+}
+
+fn trim_cr(line: &[u8]) -> &[u8] {
+    line.strip_suffix(b"\r").unwrap_or(line)
+}
+
+fn trim_trailing_ws(bytes: &[u8]) -> &[u8] {
+    let end = bytes
+        .iter()
+        .rposition(|b| !matches!(b, b' ' | b'\t'))
+        .map_or(0, |i| i + 1);
+    &bytes[..end]
+}
+
+fn trim_value(bytes: &Bytes, mut start: usize, mut end: usize) -> Bytes {
+    while start < end && matches!(bytes[start], b' ' | b'\t' | b'\r' | b'\n') {
+        start += 1;
+    }
+    while end > start && matches!(bytes[end - 1], b' ' | b'\t' | b'\r' | b'\n') {
+        end -= 1;
+    }
+    bytes.slice(start..end)
+}
+
+fn parse_start_line(
+    bytes: &Bytes,
+    offset: usize,
+    line: &[u8],
+) -> Result<StartLine, ParseErrorKind> {
+    if line.starts_with(b"SIP/") || line.starts_with(b"sip/") {
+        return parse_status_line(bytes, offset, line);
+    }
+    // RFC 4475 §3.1.2.9 and §3.1.2.10: a liberal element may ignore extra
+    // SP between and after the elements; we do, and never forward them.
+    let mut parts = line
+        .split(|b| *b == b' ' || *b == b'\t')
+        .filter(|part| !part.is_empty());
+    let (Some(method), Some(uri), Some(version)) = (parts.next(), parts.next(), parts.next())
+    else {
+        return Err(ParseErrorKind::BadStartLine(
+            "request line is not METHOD URI SIP/2.0",
+        ));
+    };
+    if parts.next().is_some() {
+        return Err(ParseErrorKind::BadStartLine(
+            "request line has white space inside its Request-URI",
+        ));
+    }
+    if !method.iter().all(|&b| is_token(b)) {
+        return Err(ParseErrorKind::BadStartLine("method is not a token"));
+    }
+    check_version(version, true)?;
+    let uri_start = offset + (uri.as_ptr() as usize - line.as_ptr() as usize);
+    let uri_bytes = bytes.slice(uri_start..uri_start + uri.len());
+    let source = ByteString::try_from(uri_bytes)
+        .map_err(|_| ParseErrorKind::BadStartLine("Request-URI is not UTF-8"))?;
+    let uri =
+        Uri::parse_in(&source, &source).map_err(|syntax| ParseErrorKind::BadStartLine(syntax.0))?;
+    // The method is all token characters, hence ASCII.
+    let method = Method::from_token(std::str::from_utf8(method).unwrap_or_default());
+    Ok(StartLine::Request { method, uri })
+}
+
+fn check_version(version: &[u8], request: bool) -> Result<(), ParseErrorKind> {
+    let Some(number) = version
+        .get(..4)
+        .filter(|p| p.eq_ignore_ascii_case(b"SIP/"))
+        .map(|_| &version[4..])
+    else {
+        return Err(ParseErrorKind::BadStartLine(
+            "no SIP version where one must be",
+        ));
+    };
+    let well_formed = number.iter().position(|&b| b == b'.').is_some_and(|dot| {
+        dot > 0
+            && dot + 1 < number.len()
+            && number[..dot].iter().all(u8::is_ascii_digit)
+            && number[dot + 1..].iter().all(u8::is_ascii_digit)
+    });
+    if !well_formed {
+        return Err(ParseErrorKind::BadStartLine("SIP version is malformed"));
+    }
+    if number == b"2.0" {
+        Ok(())
+    } else if request {
+        Err(ParseErrorKind::VersionNotSupported)
+    } else {
+        Err(ParseErrorKind::BadStartLine(
+            "response for a SIP version other than 2.0",
+        ))
+    }
+}
+
+fn parse_status_line(
+    bytes: &Bytes,
+    offset: usize,
+    line: &[u8],
+) -> Result<StartLine, ParseErrorKind> {
+    let version_end = line.iter().position(|&b| b == b' ').unwrap_or(line.len());
+    check_version(&line[..version_end], false)?;
+    let rest = &line[(version_end + 1).min(line.len())..];
+    let code_end = rest.iter().position(|&b| b == b' ').unwrap_or(rest.len());
+    let code = &rest[..code_end];
+    if code.len() != 3 || !code.iter().all(u8::is_ascii_digit) {
+        return Err(ParseErrorKind::BadStartLine(
+            "status code is not three digits",
+        ));
+    }
+    let value = code
+        .iter()
+        .fold(0u16, |acc, &d| acc * 10 + u16::from(d - b'0'));
+    let status = StatusCode::new(value).ok_or(ParseErrorKind::BadStartLine(
+        "status code is not between 100 and 699",
+    ))?;
+    let reason = &rest[(code_end + 1).min(rest.len())..];
+    let reason_start = offset + (reason.as_ptr() as usize - line.as_ptr() as usize);
+    let reason_bytes = bytes.slice(reason_start..reason_start + reason.len());
+    let reason = ByteString::try_from(reason_bytes.clone())
+        .unwrap_or_else(|_| ByteString::from(String::from_utf8_lossy(&reason_bytes).into_owned()));
+    Ok(StartLine::Response { status, reason })
+}
+
+/// The Content-Length of a head: `None` when absent. Several headers with
+/// the same value are accepted; different values are a framing error.
+fn content_length(headers: &Headers) -> Result<Option<usize>, ParseErrorKind> {
+    let mut found: Option<usize> = None;
+    for header in headers
+        .iter()
+        .filter(|h| h.name == HeaderName::ContentLength)
+    {
+        let value = &header.value[..];
+        if value.first() == Some(&b'-') {
+            return Err(ParseErrorKind::BadContentLength(
+                "Content-Length is negative",
+            ));
+        }
+        if value.is_empty() || !value.iter().all(u8::is_ascii_digit) {
+            return Err(ParseErrorKind::BadContentLength(
+                "Content-Length is not a number",
+            ));
+        }
+        let significant = value
+            .iter()
+            .position(|&b| b != b'0')
+            .map_or(&value[value.len()..], |i| &value[i..]);
+        if significant.len() > 9 {
+            return Err(ParseErrorKind::BadContentLength(
+                "Content-Length is too large",
+            ));
+        }
+        let length = significant
+            .iter()
+            .fold(0usize, |acc, &d| acc * 10 + usize::from(d - b'0'));
+        match found {
+            Some(previous) if previous != length => {
+                return Err(ParseErrorKind::BadContentLength(
+                    "Content-Length is given twice with different values",
+                ));
+            }
+            _ => found = Some(length),
+        }
+    }
+    Ok(found)
+}
