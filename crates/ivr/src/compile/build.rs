@@ -1,0 +1,1054 @@
+//! Pass 3a: raw items → domain types, resolving every name.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::ops::Range;
+use std::path::{Component, Path, PathBuf};
+use std::time::Duration;
+
+use jiff::civil::Date;
+use jiff::tz::TimeZoneDatabase;
+
+use super::checks::{self, Owner, Spans};
+use super::{RawPlan, backticked};
+use crate::diagnostic::{ErrorKind, Sink};
+use crate::hours::{BusinessHours, OpeningRange, parse_clock, parse_weekday, weekday_index};
+use crate::ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
+use crate::plan::{
+    AfterHours, Agent, Announcements, Clinic, Dialplan, KnownPatient, Menu, Number, Overflow,
+    Priority, Prompt, Queue, Strategy, Target, normalize_number,
+};
+use crate::raw::{RawAfterHours, RawPriority, RawStrategy, RawTarget, S};
+use crate::trust::{IpNetwork, TrustedSources};
+
+/// Menu defaults when the dialplan does not say.
+const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
+const DEFAULT_INTER_DIGIT_TIMEOUT: Duration = Duration::from_secs(3);
+const DEFAULT_RETRIES: u32 = 1;
+
+/// The one format prompts must have.
+const PROMPT_RATE: u32 = 8000;
+
+pub(super) fn build(
+    sink: &mut Sink<'_>,
+    raw: &RawPlan,
+    path: &Path,
+    base_dir: &Path,
+) -> Option<Dialplan> {
+    let mut b = Builder {
+        sink,
+        base_dir,
+        prompts: HashMap::new(),
+        menus: raw.declared_menus.iter().cloned().collect(),
+        queues: raw.declared_queues.iter().cloned().collect(),
+        agents: raw.declared_agents.iter().cloned().collect(),
+        spans: Spans::default(),
+        owner: Owner::ClinicAfterHours,
+    };
+
+    let clinic = b.clinic(raw);
+    let numbers = b.numbers(raw);
+    let menus = b.menus(raw);
+    let queues = b.queues(raw);
+    let agents = b.agents(raw);
+    let hours = clinic
+        .as_ref()
+        .map(|clinic| b.hours(raw, clinic.time_zone.clone()));
+    b.owner = Owner::ClinicAfterHours;
+    let after_hours = raw
+        .after_hours
+        .as_ref()
+        .and_then(|after| b.after_hours(after.get_ref(), "after_hours"));
+    b.owner = Owner::Other;
+    let directory = b.directory(raw);
+    let trust = b.trust(raw);
+    let announcements = b.announcements(raw);
+
+    if raw.incomplete || !b.sink.is_empty() {
+        return None;
+    }
+    let (Some(clinic), Some(hours)) = (clinic, hours) else {
+        return None;
+    };
+    let (numbers, dialed) = numbers;
+    let agent_index = agents
+        .iter()
+        .enumerate()
+        .map(|(i, agent)| (agent.id.clone(), i))
+        .collect();
+    let plan = Dialplan {
+        path: path.to_path_buf(),
+        clinic,
+        numbers,
+        dialed,
+        menus,
+        queues,
+        agents,
+        agent_index,
+        hours,
+        after_hours,
+        directory,
+        trust,
+        announcements,
+    };
+    checks::run(b.sink, &plan, &b.spans, raw);
+    Some(plan)
+}
+
+/// Converts raw items, recording errors and the spans the checks need.
+struct Builder<'s, 'a> {
+    sink: &'s mut Sink<'a>,
+    base_dir: &'s Path,
+    /// Prompt file as written → the checked prompt or why it is unusable.
+    prompts: HashMap<String, Result<Prompt, String>>,
+    menus: HashSet<String>,
+    queues: HashSet<String>,
+    agents: HashSet<String>,
+    spans: Spans,
+    /// Whose targets are being built, for the silence rule.
+    owner: Owner,
+}
+
+impl Builder<'_, '_> {
+    fn error(&mut self, kind: ErrorKind, span: Range<usize>, message: impl Into<String>) {
+        self.sink.error(kind, span, message);
+    }
+
+    fn clinic(&mut self, raw: &RawPlan) -> Option<Clinic> {
+        let Some(clinic) = &raw.clinic else {
+            if !raw.clinic_declared {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    0..0,
+                    "missing `[clinic]` table (name, time_zone, emergency_notice)",
+                );
+            }
+            return None;
+        };
+        let name = self.non_empty(&clinic.name, "clinic name");
+        let zone_name = clinic.time_zone.get_ref();
+        let time_zone = match TimeZoneDatabase::bundled().get(zone_name) {
+            Ok(zone) => Some(zone),
+            Err(_) => {
+                self.error(
+                    ErrorKind::UnknownTimeZone,
+                    clinic.time_zone.span(),
+                    format!(
+                        "unknown time zone `{zone_name}` (use an IANA name such as `America/Chicago`)"
+                    ),
+                );
+                None
+            }
+        };
+        let notice = self.prompt(&clinic.emergency_notice);
+        Some(Clinic {
+            name: name?,
+            time_zone_name: zone_name.clone(),
+            time_zone: time_zone?,
+            emergency_notice: notice?,
+        })
+    }
+
+    fn numbers(&mut self, raw: &RawPlan) -> (Vec<Number>, HashMap<String, usize>) {
+        if raw.numbers.is_empty() && !raw.incomplete {
+            self.error(
+                ErrorKind::InvalidValue,
+                0..0,
+                "no `[[numbers]]`: the dialplan answers no number",
+            );
+        }
+        let mut numbers = Vec::new();
+        let mut dialed: HashMap<String, (usize, usize)> = HashMap::new();
+        for number in &raw.numbers {
+            let index = numbers.len();
+            for spelling in std::iter::once(&number.number).chain(number.aliases.iter()) {
+                let key = normalize_number(spelling.get_ref());
+                if key.is_empty() {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        spelling.span(),
+                        "a number or alias cannot be empty",
+                    );
+                    continue;
+                }
+                if let Some(&(_, offset)) = dialed.get(&key) {
+                    let line = self.sink.line_of(offset);
+                    self.error(
+                        ErrorKind::Duplicate,
+                        spelling.span(),
+                        format!(
+                            "number `{}` is already declared on line {line}",
+                            spelling.get_ref()
+                        ),
+                    );
+                } else {
+                    dialed.insert(key, (index, spelling.span().start));
+                }
+            }
+            let source = self.non_empty(&number.source, "source");
+            let priority = number.priority.as_ref().map_or(Priority::Routine, |p| priority(*p.get_ref()));
+            let branch = number.branch.as_ref().and_then(|b| self.non_empty(b, "branch")).map(Branch::new);
+            let answer_after = number
+                .answer_after
+                .as_ref()
+                .and_then(|d| self.duration(d, "answer_after"));
+            let announce = self.prompt_list(number.announce.as_ref());
+            self.owner = Owner::Number(index);
+            let then = self.target(&number.then, "then");
+            self.owner = Owner::NumberAfterHours(index);
+            let after_hours = number
+                .after_hours
+                .as_ref()
+                .and_then(|after| self.after_hours(after.get_ref(), "after_hours"));
+            self.owner = Owner::Other;
+            let exempt = match &number.exempt_from_safety {
+                Some(reason) if reason.get_ref().trim().is_empty() => {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        reason.span(),
+                        "`exempt_from_safety` needs a reason (why this entry may skip the safety rules)",
+                    );
+                    None
+                }
+                Some(reason) => Some(reason.get_ref().clone()),
+                None => None,
+            };
+            self.spans.numbers.push(number.number.span());
+            self.spans.number_then.push(number.then.span());
+            let (Some(source), Some(announce), Some(then)) = (source, announce, then) else {
+                continue;
+            };
+            numbers.push(Number {
+                number: number.number.get_ref().clone(),
+                aliases: number.aliases.iter().map(|a| a.get_ref().clone()).collect(),
+                source: SourceTag::new(source),
+                priority,
+                branch,
+                answer_after,
+                announce,
+                then,
+                after_hours,
+                exempt_from_safety: exempt,
+            });
+        }
+        let dialed = dialed.into_iter().map(|(k, (i, _))| (k, i)).collect();
+        (numbers, dialed)
+    }
+
+    fn after_hours(&mut self, raw: &RawAfterHours, _what: &str) -> Option<AfterHours> {
+        let announce = self.prompt_list(raw.announce.as_ref());
+        let then = self.target(&raw.then, "then");
+        Some(AfterHours {
+            announce: announce?,
+            then: then?,
+        })
+    }
+
+    fn menus(&mut self, raw: &RawPlan) -> BTreeMap<MenuId, Menu> {
+        let mut menus = BTreeMap::new();
+        for keyed in &raw.menus {
+            let menu = &keyed.item;
+            let id = MenuId::new(&keyed.id);
+            self.owner = Owner::Menu(id.clone());
+            self.spans.menus.insert(id.clone(), keyed.span.clone());
+            self.spans
+                .menu_no_input
+                .insert(id.clone(), menu.on_no_input.span());
+            let prompt = self.prompt(&menu.prompt);
+            let timeout = menu
+                .timeout
+                .as_ref()
+                .map_or(Some(DEFAULT_TIMEOUT), |d| self.duration(d, "timeout"));
+            let inter_digit = menu.inter_digit_timeout.as_ref().map_or(
+                Some(DEFAULT_INTER_DIGIT_TIMEOUT),
+                |d| self.duration(d, "inter_digit_timeout"),
+            );
+            let longest = menu
+                .options
+                .get_ref()
+                .keys()
+                .map(|k| k.get_ref().chars().count())
+                .max()
+                .unwrap_or(1);
+            let max_digits = match &menu.max_digits {
+                None => Some(longest),
+                Some(n) => self.int_in(n, 1, 16, "max_digits").map(|n| n as usize),
+            };
+            let retries = match &menu.retries {
+                None => Some(DEFAULT_RETRIES),
+                Some(n) => self.int_in(n, 0, 10, "retries").map(|n| n as u32),
+            };
+            if menu.options.get_ref().is_empty() {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    menu.options.span(),
+                    format!("menu `{id}` has no options"),
+                );
+            }
+            let mut options = BTreeMap::new();
+            let mut options_ok = true;
+            for (digits, target) in menu.options.get_ref() {
+                let text = digits.get_ref();
+                if text.is_empty() || !text.chars().all(is_dtmf) {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        digits.span(),
+                        format!("option `{text}`: options are digits 0-9, `*` and `#`"),
+                    );
+                    options_ok = false;
+                    continue;
+                }
+                if let Some(max) = max_digits
+                    && text.chars().count() > max
+                {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        digits.span(),
+                        format!("option `{text}` is longer than max_digits = {max}"),
+                    );
+                    options_ok = false;
+                    continue;
+                }
+                match self.target(target, &format!("option `{text}`")) {
+                    Some(target) => {
+                        options.insert(text.clone(), target);
+                    }
+                    None => options_ok = false,
+                }
+            }
+            let invalid_prompt = menu.invalid_prompt.as_ref().map(|p| self.prompt(p));
+            let no_input_prompt = menu.no_input_prompt.as_ref().map(|p| self.prompt(p));
+            let on_no_input = self.target(&menu.on_no_input, "on_no_input");
+            let on_invalid = self.target(&menu.on_invalid, "on_invalid");
+            let (
+                Some(prompt),
+                Some(timeout),
+                Some(inter_digit_timeout),
+                Some(max_digits),
+                Some(retries),
+                Some(on_no_input),
+                Some(on_invalid),
+                true,
+            ) = (
+                prompt,
+                timeout,
+                inter_digit,
+                max_digits,
+                retries,
+                on_no_input,
+                on_invalid,
+                options_ok,
+            )
+            else {
+                continue;
+            };
+            let (Some(invalid_prompt), Some(no_input_prompt)) = (
+                invalid_prompt.map_or(Some(None), |p| p.map(Some)),
+                no_input_prompt.map_or(Some(None), |p| p.map(Some)),
+            ) else {
+                continue;
+            };
+            menus.insert(
+                id.clone(),
+                Menu {
+                    id,
+                    prompt,
+                    options,
+                    timeout,
+                    inter_digit_timeout,
+                    max_digits,
+                    retries,
+                    invalid_prompt,
+                    no_input_prompt,
+                    on_no_input,
+                    on_invalid,
+                },
+            );
+        }
+        self.owner = Owner::Other;
+        menus
+    }
+
+    fn queues(&mut self, raw: &RawPlan) -> BTreeMap<QueueId, Queue> {
+        let mut queues = BTreeMap::new();
+        for keyed in &raw.queues {
+            let queue = &keyed.item;
+            let id = QueueId::new(&keyed.id);
+            self.spans.queues.insert(id.clone(), keyed.span.clone());
+            let mut ok = true;
+            let mut skills = Vec::new();
+            for skill in queue.skills.get_ref() {
+                match self.non_empty(skill, "skill") {
+                    Some(skill) => skills.push(Skill::new(skill)),
+                    None => ok = false,
+                }
+            }
+            let ring_timeout = self.duration(&queue.ring_timeout, "ring_timeout");
+            let wrap_up = self.duration(&queue.wrap_up, "wrap_up");
+            let max_wait = queue
+                .max_wait
+                .as_ref()
+                .map(|d| self.duration(d, "max_wait"));
+            let sla = queue.sla.as_ref().map(|d| self.duration(d, "sla"));
+            let announce_every = queue
+                .announce_every
+                .as_ref()
+                .map(|d| self.duration(d, "announce_every"));
+            let max_length = queue
+                .max_length
+                .as_ref()
+                .map(|n| self.int_in(n, 1, 100_000, "max_length").map(|n| n as usize));
+            let hold_prompt = queue.hold_prompt.as_ref().map(|p| self.prompt(p));
+            let hold_music = queue.hold_music.as_ref().map(|p| self.prompt(p));
+            let on_max_wait = match &queue.on_max_wait {
+                None => None,
+                Some(target) => {
+                    self.spans
+                        .queue_overflow
+                        .insert(id.clone(), target.span());
+                    Some(self.overflow(target))
+                }
+            };
+            if queue.max_wait.is_some() && queue.on_max_wait.is_none() {
+                let span = queue.max_wait.as_ref().map_or(keyed.span.clone(), |d| d.span());
+                self.error(
+                    ErrorKind::InvalidValue,
+                    span,
+                    format!("queue `{id}` has `max_wait` but no `on_max_wait`"),
+                );
+                ok = false;
+            }
+            if queue.on_max_wait.is_some() && queue.max_wait.is_none() && queue.max_length.is_none() {
+                let span = queue.on_max_wait.as_ref().map_or(keyed.span.clone(), |t| t.span());
+                self.error(
+                    ErrorKind::InvalidValue,
+                    span,
+                    format!("queue `{id}` has `on_max_wait` but neither `max_wait` nor `max_length`"),
+                );
+                ok = false;
+            }
+            if let Some(length) = &queue.max_length
+                && queue.on_max_wait.is_none()
+            {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    length.span(),
+                    format!("queue `{id}` has `max_length` but no `on_max_wait` for callers who find it full"),
+                );
+                ok = false;
+            }
+            let name = queue
+                .name
+                .as_ref()
+                .map_or(Some(keyed.id.clone()), |n| self.non_empty(n, "name"));
+            let (
+                Some(name),
+                Some(ring_timeout),
+                Some(wrap_up),
+                Some(max_wait),
+                Some(sla),
+                Some(announce_every),
+                Some(max_length),
+                Some(hold_prompt),
+                Some(hold_music),
+                Some(on_max_wait),
+                true,
+            ) = (
+                name,
+                ring_timeout,
+                wrap_up,
+                transpose(max_wait),
+                transpose(sla),
+                transpose(announce_every),
+                transpose(max_length),
+                transpose(hold_prompt),
+                transpose(hold_music),
+                transpose(on_max_wait),
+                ok,
+            )
+            else {
+                continue;
+            };
+            queues.insert(
+                id.clone(),
+                Queue {
+                    id,
+                    name,
+                    skills,
+                    strategy: strategy(*queue.strategy.get_ref()),
+                    ring_timeout,
+                    wrap_up,
+                    max_wait,
+                    on_max_wait,
+                    sla,
+                    max_length,
+                    hold_prompt,
+                    hold_music,
+                    announce_every,
+                },
+            );
+        }
+        queues
+    }
+
+    /// `on_max_wait`: a queue or a message. A menu or a silent hang-up is refused.
+    fn overflow(&mut self, target: &S<RawTarget>) -> Option<Overflow> {
+        match self.target(target, "on_max_wait")? {
+            Target::Queue { queue, priority } => Some(Overflow::Queue { queue, priority }),
+            Target::Message(prompt) => Some(Overflow::Message(prompt)),
+            Target::Menu(_) => {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    target.span(),
+                    "`on_max_wait` can move the caller to a `queue` or play a `message`, not go back to a menu",
+                );
+                None
+            }
+            Target::HangUp => {
+                self.error(
+                    ErrorKind::Safety,
+                    target.span(),
+                    "`on_max_wait` hangs up in silence: play a `message` (such as \"please call back later\") instead",
+                );
+                None
+            }
+        }
+    }
+
+    fn agents(&mut self, raw: &RawPlan) -> Vec<Agent> {
+        let mut agents: Vec<Agent> = Vec::new();
+        let mut seen: HashMap<String, usize> = HashMap::new();
+        for agent in &raw.agents {
+            let id = agent.id.get_ref();
+            if id.is_empty() || id.chars().any(|c| c.is_whitespace() || matches!(c, '@' | ':' | ';')) {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    agent.id.span(),
+                    format!("agent id `{id}` must be a SIP user name (no spaces, `@`, `:` or `;`)"),
+                );
+                continue;
+            }
+            if let Some(&offset) = seen.get(id) {
+                let line = self.sink.line_of(offset);
+                self.error(
+                    ErrorKind::Duplicate,
+                    agent.id.span(),
+                    format!("agent `{id}` is already declared on line {line}"),
+                );
+                continue;
+            }
+            seen.insert(id.clone(), agent.id.span().start);
+            let name = self.non_empty(&agent.name, "name");
+            let password = self.non_empty(&agent.password, "password");
+            let mut ok = true;
+            let mut skills: Vec<(Skill, u8)> = Vec::new();
+            for skill in agent.skills.get_ref() {
+                match self.non_empty(skill, "skill") {
+                    Some(skill) => skills.push((Skill::new(skill), 1)),
+                    None => ok = false,
+                }
+            }
+            if let Some(levels) = &agent.skill_levels {
+                for (skill, level) in levels.get_ref() {
+                    let Some(entry) = skills.iter_mut().find(|(s, _)| s.as_str() == skill.get_ref())
+                    else {
+                        self.error(
+                            ErrorKind::InvalidValue,
+                            skill.span(),
+                            format!("skill level for `{}`, which agent `{id}` does not have", skill.get_ref()),
+                        );
+                        ok = false;
+                        continue;
+                    };
+                    match self.int_in(level, 1, 10, "skill level") {
+                        Some(level) => entry.1 = level as u8,
+                        None => ok = false,
+                    }
+                }
+            }
+            let branch = agent.branch.as_ref().map(|b| self.non_empty(b, "branch").map(Branch::new));
+            let mut languages = Vec::new();
+            for language in &agent.languages {
+                match self.non_empty(language, "language") {
+                    Some(language) => languages.push(Language::new(language)),
+                    None => ok = false,
+                }
+            }
+            let capacity = agent
+                .capacity
+                .as_ref()
+                .map_or(Some(1), |c| self.int_in(c, 1, 100, "capacity").map(|c| c as u32));
+            let (Some(name), Some(password), Some(branch), Some(capacity), true) =
+                (name, password, transpose(branch), capacity, ok)
+            else {
+                continue;
+            };
+            agents.push(Agent {
+                id: AgentId::new(id),
+                name,
+                password,
+                skills,
+                branch,
+                languages,
+                capacity,
+            });
+        }
+        agents
+    }
+
+    fn hours(&mut self, raw: &RawPlan, time_zone: jiff::tz::TimeZone) -> BusinessHours {
+        let mut weekly: [Vec<OpeningRange>; 7] = Default::default();
+        // Per weekday: the ranges so far with the offset of their `open` value.
+        let mut placed: [Vec<(OpeningRange, usize)>; 7] = Default::default();
+        for hours in &raw.hours {
+            let open = parse_clock(hours.open.get_ref());
+            let close = parse_clock(hours.close.get_ref());
+            for (value, parsed, key) in [(&hours.open, open, "open"), (&hours.close, close, "close")] {
+                if parsed.is_none() {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        value.span(),
+                        format!("`{key}` must be a 24-hour time like `08:00`, not `{}`", value.get_ref()),
+                    );
+                }
+            }
+            let (Some(open), Some(close)) = (open, close) else {
+                continue;
+            };
+            if open >= 1440 || close <= open {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    hours.close.span(),
+                    format!(
+                        "`close` ({}) must be after `open` ({}) on the same day; split a range that crosses midnight in two",
+                        hours.close.get_ref(),
+                        hours.open.get_ref()
+                    ),
+                );
+                continue;
+            }
+            if hours.days.get_ref().is_empty() {
+                self.error(ErrorKind::InvalidValue, hours.days.span(), "`days` is empty");
+            }
+            let range = OpeningRange::new(open, close);
+            for day in hours.days.get_ref() {
+                let Some(weekday) = parse_weekday(day.get_ref()) else {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        day.span(),
+                        format!("`{}` is not a day of the week (monday … sunday, or mon … sun)", day.get_ref()),
+                    );
+                    continue;
+                };
+                let index = weekday_index(weekday);
+                if let Some((other, offset)) = placed[index].iter().find(|(r, _)| r.overlaps(&range)) {
+                    let line = self.sink.line_of(*offset);
+                    self.error(
+                        ErrorKind::OverlappingHours,
+                        day.span(),
+                        format!(
+                            "hours overlap on {}: {range} overlaps {other} (line {line})",
+                            day_name(index)
+                        ),
+                    );
+                    continue;
+                }
+                placed[index].push((range, hours.open.span().start));
+                weekly[index].push(range);
+            }
+        }
+        for day in &mut weekly {
+            day.sort_by_key(|r| r.open_minute());
+        }
+        let mut holidays = BTreeMap::new();
+        let mut holiday_lines: HashMap<Date, usize> = HashMap::new();
+        for holiday in &raw.holidays {
+            let value = holiday.date.get_ref();
+            let date = match (value.date, value.time, value.offset) {
+                (Some(d), None, None) => Date::new(d.year as i16, d.month as i8, d.day as i8).ok(),
+                _ => None,
+            };
+            let Some(date) = date else {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    holiday.date.span(),
+                    format!("`date` must be a local date like 2026-12-25, not `{value}`"),
+                );
+                continue;
+            };
+            if let Some(&offset) = holiday_lines.get(&date) {
+                let line = self.sink.line_of(offset);
+                self.error(
+                    ErrorKind::Duplicate,
+                    holiday.date.span(),
+                    format!("holiday {date} is already declared on line {line}"),
+                );
+                continue;
+            }
+            holiday_lines.insert(date, holiday.date.span().start);
+            holidays.insert(date, holiday.name.as_ref().map(|n| n.get_ref().clone()));
+        }
+        let hours = BusinessHours::new(time_zone, weekly, holidays);
+        let closes = !hours.is_always_open() || !hours.holidays().is_empty();
+        if closes && raw.after_hours.is_none() && !raw.incomplete {
+            let span = raw
+                .hours
+                .first()
+                .map(|h| h.days.span())
+                .or_else(|| raw.holidays.first().map(|h| h.date.span()))
+                .unwrap_or(0..0);
+            self.error(
+                ErrorKind::Safety,
+                span,
+                "the clinic has hours or holidays but no `[after_hours]`: callers outside hours would hear nothing",
+            );
+        }
+        hours
+    }
+
+    fn directory(&mut self, raw: &RawPlan) -> HashMap<String, KnownPatient> {
+        let mut directory = HashMap::new();
+        let mut lines: HashMap<String, usize> = HashMap::new();
+        for patient in &raw.directory {
+            let key = normalize_number(patient.number.get_ref());
+            if key.is_empty() {
+                self.error(ErrorKind::InvalidValue, patient.number.span(), "`number` cannot be empty");
+                continue;
+            }
+            if let Some(&offset) = lines.get(&key) {
+                let line = self.sink.line_of(offset);
+                self.error(
+                    ErrorKind::Duplicate,
+                    patient.number.span(),
+                    format!("`{}` is already in the directory on line {line}", patient.number.get_ref()),
+                );
+                continue;
+            }
+            lines.insert(key.clone(), patient.number.span().start);
+            if patient.department.is_none() && patient.coordinator.is_none() {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    patient.number.span(),
+                    "a directory entry needs a `department` or a `coordinator`",
+                );
+                continue;
+            }
+            let mut ok = true;
+            if let Some(department) = &patient.department
+                && !self.queues.contains(department.get_ref())
+            {
+                self.missing(department, "queue", "department");
+                ok = false;
+            }
+            if let Some(coordinator) = &patient.coordinator
+                && !self.agents.contains(coordinator.get_ref())
+            {
+                self.missing(coordinator, "agent", "coordinator");
+                ok = false;
+            }
+            if !ok {
+                continue;
+            }
+            directory.insert(
+                key,
+                KnownPatient {
+                    department: patient.department.as_ref().map(|d| QueueId::new(d.get_ref())),
+                    coordinator: patient.coordinator.as_ref().map(|c| AgentId::new(c.get_ref())),
+                    language: patient.language.as_ref().map(|l| Language::new(l.get_ref())),
+                    branch: patient.branch.as_ref().map(|b| Branch::new(b.get_ref())),
+                },
+            );
+        }
+        directory
+    }
+
+    fn trust(&mut self, raw: &RawPlan) -> TrustedSources {
+        let Some(trust) = &raw.trust else {
+            return TrustedSources::default();
+        };
+        let parse = |list: &[S<String>], b: &mut Self| -> Vec<IpNetwork> {
+            list.iter()
+                .filter_map(|entry| match entry.get_ref().parse::<IpNetwork>() {
+                    Ok(net) => Some(net),
+                    Err(message) => {
+                        b.error(ErrorKind::InvalidValue, entry.span(), message);
+                        None
+                    }
+                })
+                .collect()
+        };
+        let trunks = parse(&trust.trunks, self);
+        let untrusted = parse(&trust.untrusted, self);
+        let loopback = trust.loopback.as_ref().is_none_or(|l| *l.get_ref());
+        TrustedSources::new(loopback, trunks, untrusted)
+    }
+
+    fn announcements(&mut self, raw: &RawPlan) -> Option<Announcements> {
+        let a = raw.announcements.as_ref()?;
+        let caller_number = self.prompt(&a.you_are_caller_number);
+        let within = self.prompt(&a.most_callers_reach_someone_within);
+        let minutes = self.prompt(&a.minutes);
+        let digits: Vec<Option<Prompt>> = a.digits.get_ref().iter().map(|d| self.prompt(d)).collect();
+        if digits.len() != 10 {
+            self.error(
+                ErrorKind::InvalidValue,
+                a.digits.span(),
+                format!("`digits` needs 10 prompts, for 0 to 9 in order; it has {}", digits.len()),
+            );
+            return None;
+        }
+        let digits: Vec<Prompt> = digits.into_iter().collect::<Option<_>>()?;
+        let digits: [Prompt; 10] = digits.try_into().ok()?;
+        Some(Announcements {
+            you_are_caller_number: caller_number?,
+            most_callers_reach_someone_within: within?,
+            minutes: minutes?,
+            digits,
+        })
+    }
+
+    /// A target: exactly one of `menu`, `queue`, `message`, `hangup`.
+    fn target(&mut self, raw: &S<RawTarget>, what: &str) -> Option<Target> {
+        let t = raw.get_ref();
+        let count = [t.menu.is_some(), t.queue.is_some(), t.message.is_some(), t.hangup.is_some()]
+            .iter()
+            .filter(|x| **x)
+            .count();
+        if count != 1 {
+            self.error(
+                ErrorKind::InvalidValue,
+                raw.span(),
+                format!("`{what}` must name exactly one of `menu`, `queue`, `message` or `hangup`"),
+            );
+            return None;
+        }
+        if let Some(priority) = &t.priority
+            && t.queue.is_none()
+        {
+            self.error(
+                ErrorKind::InvalidValue,
+                priority.span(),
+                "`priority` only goes with `queue`",
+            );
+            return None;
+        }
+        if let Some(menu) = &t.menu {
+            if !self.menus.contains(menu.get_ref()) {
+                self.missing(menu, "menu", what);
+                return None;
+            }
+            return Some(Target::Menu(MenuId::new(menu.get_ref())));
+        }
+        if let Some(queue) = &t.queue {
+            if !self.queues.contains(queue.get_ref()) {
+                self.missing(queue, "queue", what);
+                return None;
+            }
+            return Some(Target::Queue {
+                queue: QueueId::new(queue.get_ref()),
+                priority: t.priority.as_ref().map(|p| priority(*p.get_ref())),
+            });
+        }
+        if let Some(message) = &t.message {
+            return self.prompt(message).map(Target::Message);
+        }
+        match &t.hangup {
+            Some(hangup) if *hangup.get_ref() => {
+                self.spans.silent.push((self.owner.clone(), raw.span()));
+                Some(Target::HangUp)
+            }
+            Some(hangup) => {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    hangup.span(),
+                    "`hangup` can only be `true`",
+                );
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn missing(&mut self, name: &S<String>, kind: &str, what: &str) {
+        let section = match kind {
+            "menu" => "menus",
+            "queue" => "queues",
+            _ => "agents",
+        };
+        let known: Vec<&String> = match kind {
+            "menu" => sorted(&self.menus),
+            "queue" => sorted(&self.queues),
+            _ => sorted(&self.agents),
+        };
+        let hint = if known.is_empty() {
+            format!("there is no [{section}] entry")
+        } else {
+            format!("known: {}", backticked(&known))
+        };
+        self.error(
+            ErrorKind::MissingReference,
+            name.span(),
+            format!("`{what}`: no {kind} `{}` ({hint})", name.get_ref()),
+        );
+    }
+
+    fn prompt_list(&mut self, list: Option<&S<Vec<S<String>>>>) -> Option<Vec<Prompt>> {
+        let Some(list) = list else {
+            return Some(Vec::new());
+        };
+        let prompts: Vec<Option<Prompt>> = list.get_ref().iter().map(|p| self.prompt(p)).collect();
+        prompts.into_iter().collect()
+    }
+
+    /// A prompt file, checked once and reported at every place that uses it.
+    fn prompt(&mut self, file: &S<String>) -> Option<Prompt> {
+        let name = file.get_ref();
+        if !self.prompts.contains_key(name) {
+            let checked = check_prompt(self.base_dir, name);
+            self.prompts.insert(name.clone(), checked);
+        }
+        match self.prompts.get(name) {
+            Some(Ok(prompt)) => Some(prompt.clone()),
+            Some(Err(message)) => {
+                let message = message.clone();
+                self.error(ErrorKind::BadPrompt, file.span(), message);
+                None
+            }
+            None => None,
+        }
+    }
+
+    fn duration(&mut self, value: &S<String>, key: &str) -> Option<Duration> {
+        let text = value.get_ref();
+        let parsed = text
+            .parse::<jiff::SignedDuration>()
+            .ok()
+            .and_then(|d| Duration::try_from(d).ok());
+        if parsed.is_none() {
+            self.error(
+                ErrorKind::InvalidValue,
+                value.span(),
+                format!("`{key}`: `{text}` is not a duration (write `15s`, `500ms`, `3m` or `1m 30s`)"),
+            );
+        }
+        parsed
+    }
+
+    fn int_in(&mut self, value: &S<i64>, low: i64, high: i64, key: &str) -> Option<i64> {
+        let n = *value.get_ref();
+        if (low..=high).contains(&n) {
+            Some(n)
+        } else {
+            self.error(
+                ErrorKind::InvalidValue,
+                value.span(),
+                format!("`{key}` must be from {low} to {high}, not {n}"),
+            );
+            None
+        }
+    }
+
+    fn non_empty(&mut self, value: &S<String>, key: &str) -> Option<String> {
+        if value.get_ref().trim().is_empty() {
+            self.error(ErrorKind::InvalidValue, value.span(), format!("`{key}` cannot be empty"));
+            None
+        } else {
+            Some(value.get_ref().clone())
+        }
+    }
+}
+
+/// Opens a prompt with `hound` and checks its format.
+fn check_prompt(base_dir: &Path, name: &str) -> Result<Prompt, String> {
+    if name.trim().is_empty() {
+        return Err("a prompt file name cannot be empty".to_string());
+    }
+    let path = base_dir.join(name);
+    if !path.is_file() {
+        return Err(format!(
+            "prompt `{name}` does not exist (prompts are relative to the dialplan's folder)"
+        ));
+    }
+    let reader = hound::WavReader::open(&path)
+        .map_err(|error| format!("prompt `{name}` is not a readable WAV file: {error}"))?;
+    let spec = reader.spec();
+    if spec.sample_rate != PROMPT_RATE
+        || spec.channels != 1
+        || spec.bits_per_sample != 16
+        || spec.sample_format != hound::SampleFormat::Int
+    {
+        let channels = match spec.channels {
+            1 => "mono".to_string(),
+            2 => "stereo".to_string(),
+            n => format!("{n}-channel"),
+        };
+        let format = match spec.sample_format {
+            hound::SampleFormat::Int => "PCM",
+            hound::SampleFormat::Float => "float",
+        };
+        return Err(format!(
+            "prompt `{name}` is {} Hz {channels} {}-bit {format}; prompts must be 8000 Hz mono 16-bit PCM",
+            spec.sample_rate, spec.bits_per_sample
+        ));
+    }
+    let duration = Duration::from_secs_f64(f64::from(reader.duration()) / f64::from(PROMPT_RATE));
+    Ok(Prompt {
+        id: PromptId::new(name),
+        path,
+        duration,
+    })
+}
+
+/// True when two prompt names designate the same file (`./a.wav` = `a.wav`).
+pub(crate) fn same_prompt(a: &PromptId, b: &PromptId) -> bool {
+    let clean = |p: &PromptId| -> PathBuf {
+        Path::new(p.as_str())
+            .components()
+            .filter(|c| !matches!(c, Component::CurDir))
+            .collect()
+    };
+    clean(a) == clean(b)
+}
+
+fn is_dtmf(c: char) -> bool {
+    c.is_ascii_digit() || c == '*' || c == '#'
+}
+
+fn priority(raw: RawPriority) -> Priority {
+    match raw {
+        RawPriority::Routine => Priority::Routine,
+        RawPriority::Urgent => Priority::Urgent,
+    }
+}
+
+fn strategy(raw: RawStrategy) -> Strategy {
+    match raw {
+        RawStrategy::RingAll => Strategy::RingAll,
+        RawStrategy::RoundRobin => Strategy::RoundRobin,
+        RawStrategy::LongestIdle => Strategy::LongestIdle,
+        RawStrategy::FewestCalls => Strategy::FewestCalls,
+        RawStrategy::SkillLevel => Strategy::SkillLevel,
+        RawStrategy::Capacity => Strategy::Capacity,
+    }
+}
+
+/// `None` (not set) → `Some(None)`; `Some(None)` (set but bad) → `None`.
+fn transpose<T>(value: Option<Option<T>>) -> Option<Option<T>> {
+    match value {
+        None => Some(None),
+        Some(Some(v)) => Some(Some(v)),
+        Some(None) => None,
+    }
+}
+
+fn sorted(set: &HashSet<String>) -> Vec<&String> {
+    let mut names: Vec<&String> = set.iter().collect();
+    names.sort();
+    names
+}
+
+fn day_name(index: usize) -> &'static str {
+    ["monday", "tuesday", "wednesday", "thursday", "friday", "saturday", "sunday"]
+        .get(index)
+        .copied()
+        .unwrap_or("?")
+}

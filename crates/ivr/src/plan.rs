@@ -1,0 +1,678 @@
+//! The checked dialplan: what the daemon, `simulate` and the IVR engine use.
+//!
+//! A [`Dialplan`] only exists once every check has passed (see
+//! [`Dialplan::load`]): every name it holds resolves, every prompt is a
+//! readable 8 kHz mono 16-bit PCM WAV, and the clinic's safety rules hold.
+//! It is immutable; share it as `Arc<Dialplan>` and swap the `Arc` on reload.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use jiff::Timestamp;
+use jiff::tz::TimeZone;
+
+use crate::hours::{BusinessHours, OpenState};
+use crate::ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
+use crate::trust::TrustedSources;
+
+/// How urgent a call is. Urgent calls are answered before routine ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Priority {
+    /// The default.
+    Routine,
+    /// Jumps ahead of routine calls in a queue.
+    Urgent,
+}
+
+impl Priority {
+    /// `routine` or `urgent`, as in the dialplan and the admin API.
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Priority::Routine => "routine",
+            Priority::Urgent => "urgent",
+        }
+    }
+}
+
+impl std::fmt::Display for Priority {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// How a queue picks among the agents who can take a call.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Strategy {
+    /// Ring every available agent at once; the first to answer wins.
+    RingAll,
+    /// Take turns, starting after the agent offered the previous call.
+    RoundRobin,
+    /// The agent idle the longest since their last call.
+    LongestIdle,
+    /// The agent with the fewest calls today.
+    FewestCalls,
+    /// The agent with the highest level in the queue's skills.
+    SkillLevel,
+    /// The agent with the most spare capacity (capacity minus current calls).
+    Capacity,
+}
+
+impl Strategy {
+    /// The dialplan spelling (`longest-idle`).
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Strategy::RingAll => "ring-all",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::LongestIdle => "longest-idle",
+            Strategy::FewestCalls => "fewest-calls",
+            Strategy::SkillLevel => "skill-level",
+            Strategy::Capacity => "capacity",
+        }
+    }
+}
+
+/// A prompt: a WAV file checked to be 8 kHz mono 16-bit PCM.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Prompt {
+    pub(crate) id: PromptId,
+    pub(crate) path: PathBuf,
+    pub(crate) duration: Duration,
+}
+
+impl Prompt {
+    /// The file name as the dialplan writes it (`prompts/main-menu.wav`).
+    pub fn id(&self) -> &PromptId {
+        &self.id
+    }
+
+    /// The file to play: the dialplan's folder joined with [`Prompt::id`].
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// How long the file plays, from its WAV header.
+    pub fn duration(&self) -> Duration {
+        self.duration
+    }
+}
+
+/// Where a call goes next.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Target {
+    /// Play a menu and collect digits.
+    Menu(MenuId),
+    /// Hand the call to a queue.
+    Queue {
+        /// The queue.
+        queue: QueueId,
+        /// The priority to queue with; `None` keeps the call's priority
+        /// (the dialed number's, or the one it was queued with before).
+        priority: Option<Priority>,
+    },
+    /// Play a message, then hang up.
+    Message(Prompt),
+    /// Hang up without a word. `check` refuses this on any path of an entry
+    /// that is not exempt from the safety rules.
+    HangUp,
+}
+
+/// What happens after business hours.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterHours {
+    pub(crate) announce: Vec<Prompt>,
+    pub(crate) then: Target,
+}
+
+impl AfterHours {
+    /// Prompts played in order (after the number's own `announce`).
+    pub fn announce(&self) -> &[Prompt] {
+        &self.announce
+    }
+
+    /// Where the call goes after them.
+    pub fn then(&self) -> &Target {
+        &self.then
+    }
+}
+
+/// A dialed number the clinic answers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Number {
+    pub(crate) number: String,
+    pub(crate) aliases: Vec<String>,
+    pub(crate) source: SourceTag,
+    pub(crate) priority: Priority,
+    pub(crate) branch: Option<Branch>,
+    pub(crate) answer_after: Option<Duration>,
+    pub(crate) announce: Vec<Prompt>,
+    pub(crate) then: Target,
+    pub(crate) after_hours: Option<AfterHours>,
+    pub(crate) exempt_from_safety: Option<String>,
+}
+
+impl Number {
+    /// The number as written (`+15550100`).
+    pub fn number(&self) -> &str {
+        &self.number
+    }
+
+    /// Other spellings that reach it (`5550100`, `clinic`).
+    pub fn aliases(&self) -> &[String] {
+        &self.aliases
+    }
+
+    /// The source tag calls to it carry (`main-line`).
+    pub fn source(&self) -> &SourceTag {
+        &self.source
+    }
+
+    /// The priority its calls start with.
+    pub fn priority(&self) -> Priority {
+        self.priority
+    }
+
+    /// The branch this number belongs to, if any.
+    pub fn branch(&self) -> Option<&Branch> {
+        self.branch.as_ref()
+    }
+
+    /// How long to let it ring before answering (`None`: answer at once).
+    pub fn answer_after(&self) -> Option<Duration> {
+        self.answer_after
+    }
+
+    /// Prompts played first, in and out of hours (the emergency notice first).
+    pub fn announce(&self) -> &[Prompt] {
+        &self.announce
+    }
+
+    /// Where the call goes in business hours, after `announce`.
+    pub fn then(&self) -> &Target {
+        &self.then
+    }
+
+    /// This number's own after-hours path, overriding the clinic's.
+    pub fn after_hours(&self) -> Option<&AfterHours> {
+        self.after_hours.as_ref()
+    }
+
+    /// The reason this entry is exempt from the safety rules, if it is.
+    pub fn exempt_from_safety(&self) -> Option<&str> {
+        self.exempt_from_safety.as_deref()
+    }
+}
+
+/// A menu: a prompt, then digits chosen among options.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Menu {
+    pub(crate) id: MenuId,
+    pub(crate) prompt: Prompt,
+    pub(crate) options: BTreeMap<String, Target>,
+    pub(crate) timeout: Duration,
+    pub(crate) inter_digit_timeout: Duration,
+    pub(crate) max_digits: usize,
+    pub(crate) retries: u32,
+    pub(crate) invalid_prompt: Option<Prompt>,
+    pub(crate) no_input_prompt: Option<Prompt>,
+    pub(crate) on_no_input: Target,
+    pub(crate) on_invalid: Target,
+}
+
+impl Menu {
+    /// Its name.
+    pub fn id(&self) -> &MenuId {
+        &self.id
+    }
+
+    /// The menu prompt.
+    pub fn prompt(&self) -> &Prompt {
+        &self.prompt
+    }
+
+    /// Digit strings and where each leads.
+    pub fn options(&self) -> &BTreeMap<String, Target> {
+        &self.options
+    }
+
+    /// How long to wait for the first digit once the prompt has ended.
+    pub fn timeout(&self) -> Duration {
+        self.timeout
+    }
+
+    /// How long to wait for each further digit.
+    pub fn inter_digit_timeout(&self) -> Duration {
+        self.inter_digit_timeout
+    }
+
+    /// The most digits an option has.
+    pub fn max_digits(&self) -> usize {
+        self.max_digits
+    }
+
+    /// How many times the menu is replayed after no input or an invalid
+    /// choice before `on_no_input` / `on_invalid` apply.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// Played before a replay after an invalid choice.
+    pub fn invalid_prompt(&self) -> Option<&Prompt> {
+        self.invalid_prompt.as_ref()
+    }
+
+    /// Played before a replay after no input.
+    pub fn no_input_prompt(&self) -> Option<&Prompt> {
+        self.no_input_prompt.as_ref()
+    }
+
+    /// Where a caller goes whose last try was no input.
+    pub fn on_no_input(&self) -> &Target {
+        &self.on_no_input
+    }
+
+    /// Where a caller goes whose last try was an invalid choice.
+    pub fn on_invalid(&self) -> &Target {
+        &self.on_invalid
+    }
+}
+
+/// What happens to a caller who has waited a queue's `max_wait`, or who
+/// arrives when it already holds `max_length` callers.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Overflow {
+    /// Move to another queue; the wait so far is not reset by the IVR.
+    Queue {
+        /// The queue to move to.
+        queue: QueueId,
+        /// `None` keeps the caller's priority.
+        priority: Option<Priority>,
+    },
+    /// Play this message, then hang up.
+    Message(Prompt),
+}
+
+/// A department queue and its settings.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Queue {
+    pub(crate) id: QueueId,
+    pub(crate) name: String,
+    pub(crate) skills: Vec<Skill>,
+    pub(crate) strategy: Strategy,
+    pub(crate) ring_timeout: Duration,
+    pub(crate) wrap_up: Duration,
+    pub(crate) max_wait: Option<Duration>,
+    pub(crate) on_max_wait: Option<Overflow>,
+    pub(crate) sla: Option<Duration>,
+    pub(crate) max_length: Option<usize>,
+    pub(crate) hold_prompt: Option<Prompt>,
+    pub(crate) hold_music: Option<Prompt>,
+    pub(crate) announce_every: Option<Duration>,
+}
+
+impl Queue {
+    /// Its name (`pediatrics`), as the admin API and reports use it.
+    pub fn id(&self) -> &QueueId {
+        &self.id
+    }
+
+    /// A display name (defaults to the id).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Skills an agent needs, all of them, to take this queue's calls.
+    pub fn skills(&self) -> &[Skill] {
+        &self.skills
+    }
+
+    /// How an agent is picked.
+    pub fn strategy(&self) -> Strategy {
+        self.strategy
+    }
+
+    /// How long an offer rings an agent before it counts as unanswered.
+    pub fn ring_timeout(&self) -> Duration {
+        self.ring_timeout
+    }
+
+    /// How long an agent stays in `wrap_up` after a call.
+    pub fn wrap_up(&self) -> Duration {
+        self.wrap_up
+    }
+
+    /// The longest a caller waits here before [`Queue::on_max_wait`]
+    /// (`None`: waits until answered or gone).
+    pub fn max_wait(&self) -> Option<Duration> {
+        self.max_wait
+    }
+
+    /// What follows the max wait (always `Some` when `max_wait` or
+    /// `max_length` is set).
+    pub fn on_max_wait(&self) -> Option<&Overflow> {
+        self.on_max_wait.as_ref()
+    }
+
+    /// The wait the clinic promises to answer within; longer waits raise
+    /// an SLA alert.
+    pub fn sla(&self) -> Option<Duration> {
+        self.sla
+    }
+
+    /// The most callers waiting at once; a caller arriving at a full queue
+    /// goes straight to [`Queue::on_max_wait`].
+    pub fn max_length(&self) -> Option<usize> {
+        self.max_length
+    }
+
+    /// Played once when a caller enters the queue, before hold music.
+    pub fn hold_prompt(&self) -> Option<&Prompt> {
+        self.hold_prompt.as_ref()
+    }
+
+    /// Looped while a caller waits.
+    pub fn hold_music(&self) -> Option<&Prompt> {
+        self.hold_music.as_ref()
+    }
+
+    /// How often to announce the caller's position and the expected wait
+    /// (see [`Dialplan::position_prompts`]); `None`: never.
+    pub fn announce_every(&self) -> Option<Duration> {
+        self.announce_every
+    }
+}
+
+/// An agent: a person with a softphone, signing in with SIP digest auth.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Agent {
+    pub(crate) id: AgentId,
+    pub(crate) name: String,
+    pub(crate) password: String,
+    pub(crate) skills: Vec<(Skill, u8)>,
+    pub(crate) branch: Option<Branch>,
+    pub(crate) languages: Vec<Language>,
+    pub(crate) capacity: u32,
+}
+
+impl std::fmt::Debug for Agent {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Agent")
+            .field("id", &self.id)
+            .field("name", &self.name)
+            .field("password", &"<redacted>")
+            .field("skills", &self.skills)
+            .field("branch", &self.branch)
+            .field("languages", &self.languages)
+            .field("capacity", &self.capacity)
+            .finish()
+    }
+}
+
+impl Agent {
+    /// The SIP user name (`1003`).
+    pub fn id(&self) -> &AgentId {
+        &self.id
+    }
+
+    /// The display name (`Carol`).
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The SIP digest password.
+    pub fn password(&self) -> &str {
+        &self.password
+    }
+
+    /// Skills with their level (1–10; 1 when the dialplan gives none).
+    pub fn skills(&self) -> &[(Skill, u8)] {
+        &self.skills
+    }
+
+    /// True when the agent has `skill`.
+    pub fn has_skill(&self, skill: &Skill) -> bool {
+        self.skills.iter().any(|(s, _)| s == skill)
+    }
+
+    /// The level in `skill`, if the agent has it.
+    pub fn skill_level(&self, skill: &Skill) -> Option<u8> {
+        self.skills.iter().find(|(s, _)| s == skill).map(|(_, l)| *l)
+    }
+
+    /// True when the agent has every skill the queue needs.
+    pub fn can_serve(&self, queue: &Queue) -> bool {
+        queue.skills.iter().all(|skill| self.has_skill(skill))
+    }
+
+    /// The agent's branch.
+    pub fn branch(&self) -> Option<&Branch> {
+        self.branch.as_ref()
+    }
+
+    /// Languages the agent speaks.
+    pub fn languages(&self) -> &[Language] {
+        &self.languages
+    }
+
+    /// How many calls the agent can hold at once (1 unless set).
+    pub fn capacity(&self) -> u32 {
+        self.capacity
+    }
+}
+
+/// A known patient from the caller directory.
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+pub struct KnownPatient {
+    /// Their usual department.
+    pub department: Option<QueueId>,
+    /// Their care coordinator, an agent.
+    pub coordinator: Option<AgentId>,
+    /// The language they prefer.
+    pub language: Option<Language>,
+    /// The branch they usually visit.
+    pub branch: Option<Branch>,
+}
+
+/// Prompt files for queue position and expected-wait announcements.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Announcements {
+    pub(crate) you_are_caller_number: Prompt,
+    pub(crate) most_callers_reach_someone_within: Prompt,
+    pub(crate) minutes: Prompt,
+    pub(crate) digits: [Prompt; 10],
+}
+
+/// The clinic itself.
+#[derive(Debug, Clone)]
+pub struct Clinic {
+    pub(crate) name: String,
+    pub(crate) time_zone_name: String,
+    pub(crate) time_zone: TimeZone,
+    pub(crate) emergency_notice: Prompt,
+}
+
+impl Clinic {
+    /// `Riverside Family Health`.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// The IANA name (`America/Chicago`).
+    pub fn time_zone_name(&self) -> &str {
+        &self.time_zone_name
+    }
+
+    /// The time zone, from jiff's bundled database.
+    pub fn time_zone(&self) -> &TimeZone {
+        &self.time_zone
+    }
+
+    /// The emergency notice every entry plays first.
+    pub fn emergency_notice(&self) -> &Prompt {
+        &self.emergency_notice
+    }
+}
+
+/// A checked dialplan. Build one with [`Dialplan::load`] or
+/// [`Dialplan::from_toml`].
+#[derive(Debug, Clone)]
+pub struct Dialplan {
+    pub(crate) path: PathBuf,
+    pub(crate) clinic: Clinic,
+    pub(crate) numbers: Vec<Number>,
+    /// Normalised number or alias → index in `numbers`.
+    pub(crate) dialed: HashMap<String, usize>,
+    pub(crate) menus: BTreeMap<MenuId, Menu>,
+    pub(crate) queues: BTreeMap<QueueId, Queue>,
+    pub(crate) agents: Vec<Agent>,
+    pub(crate) agent_index: HashMap<AgentId, usize>,
+    pub(crate) hours: BusinessHours,
+    pub(crate) after_hours: Option<AfterHours>,
+    /// Normalised caller number → patient.
+    pub(crate) directory: HashMap<String, KnownPatient>,
+    pub(crate) trust: TrustedSources,
+    pub(crate) announcements: Option<Announcements>,
+}
+
+impl Dialplan {
+    /// The file this plan was loaded from, as named to the loader.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// Clinic name, time zone and emergency notice.
+    pub fn clinic(&self) -> &Clinic {
+        &self.clinic
+    }
+
+    /// Every number, in file order.
+    pub fn numbers(&self) -> &[Number] {
+        &self.numbers
+    }
+
+    /// The number a call to `dialed` reaches: its number or an alias,
+    /// compared after removing spaces, dashes, dots and parentheses, and
+    /// ignoring ASCII case.
+    pub fn number(&self, dialed: &str) -> Option<&Number> {
+        self.dialed
+            .get(&normalize_number(dialed))
+            .and_then(|&index| self.numbers.get(index))
+    }
+
+    /// A menu by name.
+    pub fn menu(&self, id: &str) -> Option<&Menu> {
+        self.menus.get(id)
+    }
+
+    /// Every menu, by name.
+    pub fn menus(&self) -> impl Iterator<Item = &Menu> {
+        self.menus.values()
+    }
+
+    /// A queue by name.
+    pub fn queue(&self, id: &str) -> Option<&Queue> {
+        self.queues.get(id)
+    }
+
+    /// Every queue, by name.
+    pub fn queues(&self) -> impl Iterator<Item = &Queue> {
+        self.queues.values()
+    }
+
+    /// An agent by SIP user name.
+    pub fn agent(&self, id: &str) -> Option<&Agent> {
+        self.agent_index.get(id).and_then(|&i| self.agents.get(i))
+    }
+
+    /// Every agent, in file order.
+    pub fn agents(&self) -> &[Agent] {
+        &self.agents
+    }
+
+    /// The agents who can serve a queue (have all its skills).
+    pub fn agents_for<'a>(&'a self, queue: &'a Queue) -> impl Iterator<Item = &'a Agent> + 'a {
+        self.agents.iter().filter(move |agent| agent.can_serve(queue))
+    }
+
+    /// Weekly hours and holidays.
+    pub fn hours(&self) -> &BusinessHours {
+        &self.hours
+    }
+
+    /// Whether the clinic is open at `at`.
+    pub fn open_state(&self, at: Timestamp) -> OpenState {
+        self.hours.state_at(at)
+    }
+
+    /// The clinic's after-hours path (`None` only when it declares no hours).
+    pub fn after_hours(&self) -> Option<&AfterHours> {
+        self.after_hours.as_ref()
+    }
+
+    /// The known patient calling from `caller`, if the directory has them.
+    /// Compared like [`Dialplan::number`].
+    pub fn known_patient(&self, caller: &str) -> Option<&KnownPatient> {
+        self.directory.get(&normalize_number(caller))
+    }
+
+    /// Which source addresses are trusted.
+    pub fn trust(&self) -> &TrustedSources {
+        &self.trust
+    }
+
+    /// "You are caller number N": the prompts in order, N read digit by
+    /// digit. `None` when the dialplan has no `[announcements]`.
+    pub fn position_prompts(&self, position: u32) -> Option<Vec<Prompt>> {
+        let a = self.announcements.as_ref()?;
+        let mut prompts = vec![a.you_are_caller_number.clone()];
+        prompts.extend(digit_prompts(&a.digits, position));
+        Some(prompts)
+    }
+
+    /// "Most callers reach someone within N minutes", N read digit by digit.
+    pub fn expected_wait_prompts(&self, minutes: u32) -> Option<Vec<Prompt>> {
+        let a = self.announcements.as_ref()?;
+        let mut prompts = vec![a.most_callers_reach_someone_within.clone()];
+        prompts.extend(digit_prompts(&a.digits, minutes));
+        prompts.push(a.minutes.clone());
+        Some(prompts)
+    }
+}
+
+fn digit_prompts(digits: &[Prompt; 10], n: u32) -> Vec<Prompt> {
+    n.to_string()
+        .bytes()
+        .map(|b| digits[usize::from(b - b'0')].clone())
+        .collect()
+}
+
+/// The form numbers are compared in: visual separators removed, ASCII
+/// lower case (`+1 (555) 010-0` → `+15550100`, `Clinic` → `clinic`).
+pub fn normalize_number(number: &str) -> String {
+    number
+        .chars()
+        .filter(|c| !matches!(c, ' ' | '-' | '.' | '(' | ')'))
+        .map(|c| c.to_ascii_lowercase())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_normalise() {
+        assert_eq!(normalize_number("+1 (555) 010-0"), "+15550100");
+        assert_eq!(normalize_number("Clinic"), "clinic");
+        assert_eq!(normalize_number("555.0100"), "5550100");
+    }
+
+    #[test]
+    fn priority_orders_urgent_first_when_sorted_descending() {
+        assert!(Priority::Urgent > Priority::Routine);
+        assert_eq!(Priority::Urgent.to_string(), "urgent");
+        assert_eq!(Strategy::LongestIdle.as_str(), "longest-idle");
+    }
+}

@@ -1,0 +1,178 @@
+//! The dialplan as written: serde structs that mirror the TOML one to one.
+//!
+//! Nothing outside this crate sees these. `compile` turns them into the
+//! checked types of [`crate::plan`]; every field keeps its span so that an
+//! error can point at it. `deny_unknown_fields` everywhere: a typo in a key
+//! is an error, never a silently ignored setting. `dialplans/README.md`
+//! documents each key.
+
+use std::collections::BTreeMap;
+
+use serde::Deserialize;
+use serde_spanned::Spanned;
+
+/// A value with the byte range it came from.
+pub(crate) type S<T> = Spanned<T>;
+
+/// `[clinic]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawClinic {
+    pub name: S<String>,
+    pub time_zone: S<String>,
+    pub emergency_notice: S<String>,
+}
+
+/// `[[numbers]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawNumber {
+    pub number: S<String>,
+    #[serde(default)]
+    pub aliases: Vec<S<String>>,
+    pub source: S<String>,
+    pub priority: Option<S<RawPriority>>,
+    pub branch: Option<S<String>>,
+    pub answer_after: Option<S<String>>,
+    pub announce: Option<S<Vec<S<String>>>>,
+    pub then: S<RawTarget>,
+    pub after_hours: Option<S<RawAfterHours>>,
+    pub exempt_from_safety: Option<S<String>>,
+}
+
+/// `priority = "routine" | "urgent"`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawPriority {
+    Routine,
+    Urgent,
+}
+
+/// Where a call goes next: exactly one of `menu`, `queue`, `message`, `hangup`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTarget {
+    pub menu: Option<S<String>>,
+    pub queue: Option<S<String>>,
+    pub priority: Option<S<RawPriority>>,
+    pub message: Option<S<String>>,
+    pub hangup: Option<S<bool>>,
+}
+
+/// `[after_hours]` and a number's own `after_hours`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAfterHours {
+    pub announce: Option<S<Vec<S<String>>>>,
+    pub then: S<RawTarget>,
+}
+
+/// `[menus.<id>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawMenu {
+    pub prompt: S<String>,
+    pub options: S<BTreeMap<S<String>, S<RawTarget>>>,
+    pub timeout: Option<S<String>>,
+    pub inter_digit_timeout: Option<S<String>>,
+    pub max_digits: Option<S<i64>>,
+    pub retries: Option<S<i64>>,
+    pub invalid_prompt: Option<S<String>>,
+    pub no_input_prompt: Option<S<String>>,
+    pub on_no_input: S<RawTarget>,
+    pub on_invalid: S<RawTarget>,
+}
+
+/// `[queues.<id>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawQueue {
+    pub name: Option<S<String>>,
+    pub skills: S<Vec<S<String>>>,
+    pub strategy: S<RawStrategy>,
+    pub ring_timeout: S<String>,
+    pub wrap_up: S<String>,
+    pub max_wait: Option<S<String>>,
+    pub on_max_wait: Option<S<RawTarget>>,
+    pub sla: Option<S<String>>,
+    pub max_length: Option<S<i64>>,
+    pub hold_prompt: Option<S<String>>,
+    pub hold_music: Option<S<String>>,
+    pub announce_every: Option<S<String>>,
+}
+
+/// `strategy = "..."`
+#[derive(Debug, Clone, Copy, Deserialize)]
+#[serde(rename_all = "kebab-case")]
+pub(crate) enum RawStrategy {
+    RingAll,
+    RoundRobin,
+    LongestIdle,
+    FewestCalls,
+    SkillLevel,
+    Capacity,
+}
+
+/// `[[agents]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAgent {
+    pub id: S<String>,
+    pub name: S<String>,
+    pub password: S<String>,
+    pub skills: S<Vec<S<String>>>,
+    pub skill_levels: Option<S<BTreeMap<S<String>, S<i64>>>>,
+    pub branch: Option<S<String>>,
+    #[serde(default)]
+    pub languages: Vec<S<String>>,
+    pub capacity: Option<S<i64>>,
+}
+
+/// `[[hours]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHours {
+    pub days: S<Vec<S<String>>>,
+    pub open: S<String>,
+    pub close: S<String>,
+}
+
+/// `[[holidays]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHoliday {
+    pub date: S<toml::value::Datetime>,
+    pub name: Option<S<String>>,
+}
+
+/// `[[directory]]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawPatient {
+    pub number: S<String>,
+    pub department: Option<S<String>>,
+    pub coordinator: Option<S<String>>,
+    pub language: Option<S<String>>,
+    pub branch: Option<S<String>>,
+}
+
+/// `[trust]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrust {
+    pub loopback: Option<S<bool>>,
+    #[serde(default)]
+    pub trunks: Vec<S<String>>,
+    #[serde(default)]
+    pub untrusted: Vec<S<String>>,
+}
+
+/// `[announcements]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawAnnouncements {
+    pub you_are_caller_number: S<String>,
+    pub most_callers_reach_someone_within: S<String>,
+    pub minutes: S<String>,
+    pub digits: S<Vec<S<String>>>,
+}
