@@ -10,3 +10,4 @@ pub mod rtp;
 pub mod prompt;
 pub mod playback;
 pub mod inband;
+pub mod relay;

@@ -115,13 +115,15 @@ impl OutboundStream {
         self.marker_pending = true;
     }
 
-    /// Writes a header for a relayed packet with explicit sequence number
+    /// Writes the header of a relayed packet with explicit sequence number
     /// and timestamp (the relay's rebased values) and records them as sent;
-    /// the caller writes `samples` payload bytes after the header.
-    pub(crate) fn write_relayed_header(&mut self, at: Instant, payload_type: u8, marker: bool, sequence: u16, timestamp: u32, samples: u32, out: &mut [u8]) -> Result<usize, RtpError> {
+    /// the caller writes `payload_len` bytes after the header, which stand
+    /// for `samples` samples (0 for a telephone-event).
+    #[allow(clippy::too_many_arguments)] // the fields of one RTP header
+    pub(crate) fn write_relayed_header(&mut self, at: Instant, payload_type: u8, marker: bool, sequence: u16, timestamp: u32, payload_len: usize, samples: u32, out: &mut [u8]) -> Result<usize, RtpError> {
         let saved = self.next_sequence;
         self.next_sequence = sequence;
-        let header = self.header(payload_type, marker, timestamp, out, samples as usize);
+        let header = self.header(payload_type, marker, timestamp, out, payload_len);
         self.next_sequence = saved;
         let header = header?;
         // Only a newer packet moves the stream on; a reordered one does not.
