@@ -15,6 +15,9 @@ pub enum Error {
     /// No RTP port could be had.
     #[error(transparent)]
     PortPool(#[from] PortPoolError),
+    /// A media session command could not be carried out.
+    #[error(transparent)]
+    Session(#[from] SessionError),
 }
 
 /// SDP parse and offer/answer failures.
@@ -126,4 +129,12 @@ pub enum RtpError {
     /// The output buffer cannot hold the packet.
     #[error("output buffer too small")]
     BufferTooSmall,
+}
+
+/// Media session command failures.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SessionError {
+    /// The command needs a leg that has not been added.
+    #[error("the {0:?} leg has no media")]
+    MissingLeg(crate::session::Leg),
 }

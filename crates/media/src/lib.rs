@@ -11,3 +11,4 @@ pub mod prompt;
 pub mod playback;
 pub mod inband;
 pub mod relay;
+pub mod session;
