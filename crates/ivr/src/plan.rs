@@ -561,6 +561,11 @@ impl Dialplan {
             .and_then(|&index| self.numbers.get(index))
     }
 
+    /// Index in [`Dialplan::numbers`] of the number `dialed` reaches.
+    pub(crate) fn number_index(&self, dialed: &str) -> Option<usize> {
+        self.dialed.get(&normalize_number(dialed)).copied()
+    }
+
     /// A menu by name.
     pub fn menu(&self, id: &str) -> Option<&Menu> {
         self.menus.get(id)
