@@ -1,0 +1,264 @@
+//! choose-and-claim on the agent availability table: 10,000 agents across
+//! 50 skills, two threads deciding at once.
+//!
+//! Two parts:
+//! 1. criterion: one decision cycle (choose-and-claim, then the miss that
+//!    puts the agent back at the end of the idle line) on the measuring
+//!    thread while a second thread runs the same cycle without pause.
+//! 2. a per-decision pass: both threads time every `choose_and_claim`
+//!    alone (the `Instant` pair's own cost, about 20–40 ns, is included),
+//!    report p50/p90/p99/p99.9/max, and count heap allocations across both
+//!    threads with a counting global allocator (`stats_alloc`; no unsafe
+//!    code here).
+//!
+//! Each agent has two distinct skills (agent `i`: skill `i % 50` and skill
+//! `(i % 50 + 1 + (i / 50) % 49) % 50`), 20,000 memberships in all, so a
+//! skill's index holds about 400 agents (the run prints the range) and a
+//! longest-idle decision compares every available one of them.
+#![allow(clippy::disallowed_methods)] // a benchmark reads the clock by definition
+
+use std::alloc::System;
+use std::hint::black_box;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Barrier};
+use std::time::{Duration, Instant};
+
+use criterion::Criterion;
+use routing::{
+    AgentConfig, AgentSkill, AgentTable, Millis, Preferences, Selection, SkillRequirement, Strategy,
+};
+use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
+
+#[global_allocator]
+static GLOBAL: &StatsAlloc<System> = &INSTRUMENTED_SYSTEM;
+
+const AGENTS: usize = 10_000;
+const SKILLS: usize = 50;
+
+fn roster() -> Vec<AgentConfig> {
+    (0..AGENTS)
+        .map(|i| {
+            let first = i % SKILLS;
+            let second = (first + 1 + (i / SKILLS) % (SKILLS - 1)) % SKILLS;
+            let mut config = AgentConfig::new(
+                format!("{i:05}"),
+                format!("agent {i}"),
+                [format!("skill-{first}")],
+            );
+            config
+                .skills
+                .push(AgentSkill::new(format!("skill-{second}")));
+            config
+        })
+        .collect()
+}
+
+struct Fixture {
+    table: AgentTable,
+    selections: Vec<Selection>,
+    clock: AtomicU64,
+}
+
+fn fixture(strategy: Strategy) -> Arc<Fixture> {
+    let table = AgentTable::new();
+    if let Err(error) = table.replace_all(roster()) {
+        panic!("the bench roster is valid: {error}");
+    }
+    for snapshot in table.snapshots() {
+        let _ = table.register(snapshot.id(), Millis::new(snapshot.calls_today.into()));
+    }
+    let selections = (0..SKILLS)
+        .map(|s| table.selection(&[SkillRequirement::new(format!("skill-{s}"))], strategy))
+        .collect();
+    Arc::new(Fixture {
+        table,
+        selections,
+        clock: AtomicU64::new(1),
+    })
+}
+
+/// One decision cycle on skill `skill`: claim, then put the agent back at
+/// the end of the idle line. Returns the time spent in the claim.
+fn cycle(fixture: &Fixture, skill: usize, timed: bool) -> Duration {
+    let selection = &fixture.selections[skill % SKILLS];
+    let start = timed.then(Instant::now);
+    let claim = fixture
+        .table
+        .choose_and_claim(selection, &Preferences::default());
+    let spent = start.map_or(Duration::ZERO, |s| s.elapsed());
+    let Some(claim) = black_box(claim) else {
+        panic!("every skill has available agents");
+    };
+    let now = Millis::new(fixture.clock.fetch_add(1, Ordering::Relaxed));
+    if fixture.table.miss(&claim.agent, now, 0).is_err() {
+        panic!("the claimed agent is ringing");
+    }
+    spent
+}
+
+/// A tiny generator for skill numbers, the same on every run.
+struct Skills(u64);
+
+impl Skills {
+    fn next(&mut self) -> usize {
+        self.0 ^= self.0 << 13;
+        self.0 ^= self.0 >> 7;
+        self.0 ^= self.0 << 17;
+        (self.0 % SKILLS as u64) as usize
+    }
+}
+
+fn criterion_part(criterion: &mut Criterion, strategy: Strategy, same_skill: bool) {
+    let fixture = fixture(strategy);
+    let stop = AtomicBool::new(false);
+    let name = format!(
+        "choose_and_claim/{}/{}",
+        strategy.as_str(),
+        if same_skill {
+            "same-skill"
+        } else {
+            "random-skill"
+        }
+    );
+    std::thread::scope(|scope| {
+        let contender = &fixture;
+        let stop_flag = &stop;
+        scope.spawn(move || {
+            let mut skills = Skills(0xDEAD_BEEF);
+            while !stop_flag.load(Ordering::Relaxed) {
+                let skill = if same_skill { 7 } else { skills.next() };
+                cycle(contender, skill, false);
+            }
+        });
+        let mut skills = Skills(0x1234_5678);
+        criterion.bench_function(&name, |bencher| {
+            bencher.iter_custom(|iterations| {
+                let start = Instant::now();
+                for _ in 0..iterations {
+                    let skill = if same_skill { 7 } else { skills.next() };
+                    cycle(&fixture, skill, false);
+                }
+                start.elapsed()
+            })
+        });
+        stop.store(true, Ordering::Relaxed);
+    });
+}
+
+struct Figures {
+    samples: usize,
+    p50: u128,
+    p90: u128,
+    p99: u128,
+    p999: u128,
+    max: u128,
+    allocations: usize,
+    reallocations: usize,
+}
+
+/// Times every decision of `per_thread` decisions on each of two threads.
+fn per_decision(strategy: Strategy, same_skill: bool, per_thread: usize) -> Figures {
+    let fixture = fixture(strategy);
+    let barrier = Arc::new(Barrier::new(3));
+    let done = Arc::new(Barrier::new(3));
+    let threads: Vec<_> = (0..2u64)
+        .map(|t| {
+            let (fixture, barrier, done) = (
+                Arc::clone(&fixture),
+                Arc::clone(&barrier),
+                Arc::clone(&done),
+            );
+            std::thread::spawn(move || {
+                let mut latencies = vec![Duration::ZERO; per_thread];
+                let mut skills = Skills(0x9E37_79B9 + t);
+                // Warm up: thread-local state of arc-swap is made here, once.
+                for _ in 0..1_000 {
+                    cycle(&fixture, skills.next(), false);
+                }
+                barrier.wait();
+                for slot in latencies.iter_mut() {
+                    let skill = if same_skill { 7 } else { skills.next() };
+                    *slot = cycle(&fixture, skill, true);
+                }
+                done.wait();
+                latencies
+            })
+        })
+        .collect();
+    barrier.wait();
+    let region = Region::new(GLOBAL);
+    done.wait();
+    let change = region.change();
+    let mut all: Vec<u128> = threads
+        .into_iter()
+        .flat_map(|t| t.join().unwrap_or_default())
+        .map(|d| d.as_nanos())
+        .collect();
+    all.sort_unstable();
+    let at = |q: f64| all[((all.len() as f64 * q) as usize).min(all.len() - 1)];
+    Figures {
+        samples: all.len(),
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: all.last().copied().unwrap_or_default(),
+        allocations: change.allocations,
+        reallocations: change.reallocations,
+    }
+}
+
+fn main() {
+    let mut criterion = Criterion::default()
+        .measurement_time(Duration::from_secs(5))
+        .warm_up_time(Duration::from_secs(1))
+        .configure_from_args();
+    let scenarios = [
+        (Strategy::LongestIdle, false),
+        (Strategy::LongestIdle, true),
+        (Strategy::RoundRobin, false),
+        (Strategy::FewestCalls, false),
+    ];
+    for (strategy, same_skill) in scenarios {
+        criterion_part(&mut criterion, strategy, same_skill);
+    }
+    criterion.final_summary();
+    // The per-decision pass only when benchmarking (not under `cargo test --benches`).
+    if std::env::args().any(|a| a == "--bench") {
+        let sizes = fixture(Strategy::LongestIdle);
+        let members: Vec<u32> = sizes
+            .selections
+            .iter()
+            .map(|s| sizes.table.counts(s).signed_in())
+            .collect();
+        let (least, most) = (
+            members.iter().min().copied().unwrap_or(0),
+            members.iter().max().copied().unwrap_or(0),
+        );
+        println!(
+            "\nper-decision latency of choose_and_claim, two threads, {AGENTS} agents, {SKILLS} skills ({least}-{most} agents per skill index):"
+        );
+        println!("| strategy | skills | decisions | p50 | p90 | p99 | p99.9 | max | allocations |");
+        println!("|---|---|---|---|---|---|---|---|---|");
+        for (strategy, same_skill) in scenarios {
+            let f = per_decision(strategy, same_skill, 200_000);
+            println!(
+                "| {} | {} | {} | {} ns | {} ns | {} ns | {} ns | {} ns | {} (+{} realloc) |",
+                strategy.as_str(),
+                if same_skill {
+                    "both threads on one skill"
+                } else {
+                    "random of 50"
+                },
+                f.samples,
+                f.p50,
+                f.p90,
+                f.p99,
+                f.p999,
+                f.max,
+                f.allocations,
+                f.reallocations,
+            );
+        }
+    }
+}

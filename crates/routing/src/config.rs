@@ -1,0 +1,488 @@
+//! Routing's own configuration types.
+//!
+//! The daemon compiles its dialplan (crate `ivr`) into these; routing does
+//! not depend on the dialplan's schema. [`validate`] checks a whole set
+//! before anything is applied, so a bad reload changes nothing.
+
+use std::collections::{HashMap, HashSet};
+use std::fmt;
+use std::time::Duration;
+
+use crate::error::ConfigError;
+use crate::id::{AgentId, Branch, Language, MessageId, Priority, QueueId, Skill, SkillLevel};
+
+/// How a queue picks among the agents able to take its calls.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Strategy {
+    /// Ring every available agent at once; the first to answer wins.
+    RingAll,
+    /// Take turns: the next available agent after the one chosen last.
+    RoundRobin,
+    /// The agent idle the longest (since their last call or sign-in).
+    LongestIdle,
+    /// The agent with the fewest calls today; ties by longest idle.
+    FewestCalls,
+    /// The agent with the best level in the queue's skills; ties by
+    /// longest idle.
+    SkillLevel,
+    /// Share calls in proportion to each agent's [`AgentConfig::capacity`]:
+    /// the agent with the fewest calls today per unit of capacity; ties by
+    /// longest idle.
+    Capacity,
+}
+
+impl Strategy {
+    /// Every strategy.
+    pub const ALL: [Strategy; 6] = [
+        Strategy::RingAll,
+        Strategy::RoundRobin,
+        Strategy::LongestIdle,
+        Strategy::FewestCalls,
+        Strategy::SkillLevel,
+        Strategy::Capacity,
+    ];
+
+    /// The dialplan's name: `ring-all`, `round-robin`, `longest-idle`,
+    /// `fewest-calls`, `skill-level` or `capacity`.
+    pub const fn as_str(self) -> &'static str {
+        match self {
+            Strategy::RingAll => "ring-all",
+            Strategy::RoundRobin => "round-robin",
+            Strategy::LongestIdle => "longest-idle",
+            Strategy::FewestCalls => "fewest-calls",
+            Strategy::SkillLevel => "skill-level",
+            Strategy::Capacity => "capacity",
+        }
+    }
+
+    /// Parses a dialplan name (the inverse of [`Strategy::as_str`]).
+    pub fn from_name(name: &str) -> Option<Strategy> {
+        Self::ALL
+            .into_iter()
+            .find(|strategy| strategy.as_str() == name)
+    }
+}
+
+impl fmt::Display for Strategy {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// A skill a queue requires, at a minimum level.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct SkillRequirement {
+    /// The skill.
+    pub skill: Skill,
+    /// Agents below this level in the skill do not take the queue's calls.
+    pub min_level: SkillLevel,
+}
+
+impl SkillRequirement {
+    /// The skill at any level.
+    pub fn new(skill: impl Into<Skill>) -> Self {
+        Self {
+            skill: skill.into(),
+            min_level: SkillLevel::MIN,
+        }
+    }
+}
+
+/// What the caller's priority becomes when they overflow to another queue.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum PriorityChange {
+    /// Keep the priority they had (`urgent-care` → `front-desk`, "still
+    /// urgent").
+    Keep,
+    /// Take this priority in the new queue.
+    Set(Priority),
+}
+
+/// What happens to a caller who reached a queue's max wait, or who finds
+/// it full (`max_length`).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub enum Overflow {
+    /// Move to another queue. The caller keeps their original enqueue time:
+    /// their place among other callers, their SLA and their recorded wait
+    /// all count from when they first entered routing. The new queue's max
+    /// wait counts from when they enter it.
+    Queue {
+        /// Where they go.
+        queue: QueueId,
+        /// Their priority there.
+        priority: PriorityChange,
+    },
+    /// Play this prompt, then hang up.
+    Message {
+        /// The dialplan's prompt id or file (`please-call-back`).
+        message: MessageId,
+    },
+}
+
+/// Preferences applied on top of a queue's strategy. They narrow the choice
+/// to the best-matching available agents and never make a caller wait
+/// while any qualified agent is free, except for the coordinator window.
+#[derive(Debug, Clone, PartialEq, Eq, Hash, Default)]
+pub struct QueuePreferences {
+    /// Prefer agents of the caller's branch.
+    pub same_branch: bool,
+    /// Prefer agents who speak the caller's language (weighs more than the
+    /// branch).
+    pub language: bool,
+    /// For this long after a known patient enters the queue, offer the call
+    /// only to their usual coordinator, when the coordinator is qualified
+    /// and signed in (waiting for them while they are busy); afterwards,
+    /// to anyone.
+    pub coordinator_for: Option<Duration>,
+}
+
+/// A queue (department) as routing needs it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct QueueConfig {
+    /// The dialplan id (`pediatrics`).
+    pub id: QueueId,
+    /// Skills an agent needs, all of them, to take this queue's calls.
+    pub skills: Vec<SkillRequirement>,
+    /// How an agent is picked.
+    pub strategy: Strategy,
+    /// How long the bridge lets an offered agent's phone ring.
+    pub ring_timeout: Duration,
+    /// How long an agent stays in `wrap_up` after one of this queue's calls.
+    pub wrap_up: Duration,
+    /// How long a caller waits in this queue before `on_max_wait`.
+    pub max_wait: Duration,
+    /// What follows the max wait, or a full queue.
+    pub on_max_wait: Overflow,
+    /// The service level target: answered within this long.
+    pub sla: Duration,
+    /// At most this many callers wait here; more get `on_max_wait` at once.
+    pub max_length: Option<usize>,
+    /// A routine caller who has waited this long is served as urgent, behind
+    /// the urgent callers who were already waiting (`None`: never).
+    pub aging: Option<Duration>,
+    /// Branch, language and coordinator preferences.
+    pub preferences: QueuePreferences,
+}
+
+impl QueueConfig {
+    /// A queue with one required skill and DESIGN.md's usual values: ring
+    /// 15 s, wrap-up 2 s, max wait 90 s then the `please-call-back`
+    /// message, SLA 60 s, no max length, aging after 60 s, branch and
+    /// language preferences on, no coordinator window.
+    pub fn new(id: impl Into<QueueId>, skill: impl Into<Skill>, strategy: Strategy) -> Self {
+        Self {
+            id: id.into(),
+            skills: vec![SkillRequirement::new(skill)],
+            strategy,
+            ring_timeout: Duration::from_secs(15),
+            wrap_up: Duration::from_secs(2),
+            max_wait: Duration::from_secs(90),
+            on_max_wait: Overflow::Message {
+                message: MessageId::new("please-call-back"),
+            },
+            sla: Duration::from_secs(60),
+            max_length: None,
+            aging: Some(Duration::from_secs(60)),
+            preferences: QueuePreferences {
+                same_branch: true,
+                language: true,
+                coordinator_for: None,
+            },
+        }
+    }
+}
+
+/// A skill an agent has, at a level.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct AgentSkill {
+    /// The skill.
+    pub skill: Skill,
+    /// How good the agent is at it.
+    pub level: SkillLevel,
+}
+
+impl AgentSkill {
+    /// The skill at the lowest level.
+    pub fn new(skill: impl Into<Skill>) -> Self {
+        Self {
+            skill: skill.into(),
+            level: SkillLevel::MIN,
+        }
+    }
+}
+
+/// An agent as routing needs them.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AgentConfig {
+    /// SIP user name (`1003`).
+    pub id: AgentId,
+    /// Display name (`Carol`).
+    pub name: String,
+    /// What they can take, with levels.
+    pub skills: Vec<AgentSkill>,
+    /// Their branch, if the clinic has several.
+    pub branch: Option<Branch>,
+    /// Languages they speak.
+    pub languages: Vec<Language>,
+    /// Relative share of calls under the `capacity` strategy (at least 1;
+    /// an agent with 2 gets twice the calls of an agent with 1).
+    pub capacity: u32,
+}
+
+impl AgentConfig {
+    /// An agent with skills at the lowest level, no branch, no languages,
+    /// capacity 1.
+    pub fn new<S: Into<Skill>>(
+        id: impl Into<AgentId>,
+        name: impl Into<String>,
+        skills: impl IntoIterator<Item = S>,
+    ) -> Self {
+        Self {
+            id: id.into(),
+            name: name.into(),
+            skills: skills.into_iter().map(AgentSkill::new).collect(),
+            branch: None,
+            languages: Vec::new(),
+            capacity: 1,
+        }
+    }
+
+    /// Sets the branch.
+    pub fn with_branch(mut self, branch: impl Into<Branch>) -> Self {
+        self.branch = Some(branch.into());
+        self
+    }
+
+    /// The agent's level in `skill`, if they have it.
+    pub fn level(&self, skill: &Skill) -> Option<SkillLevel> {
+        self.skills
+            .iter()
+            .find(|s| &s.skill == skill)
+            .map(|s| s.level)
+    }
+
+    /// True when the agent meets every requirement.
+    pub fn qualifies(&self, requirements: &[SkillRequirement]) -> bool {
+        requirements.iter().all(|r| {
+            self.level(&r.skill)
+                .is_some_and(|level| level >= r.min_level)
+        })
+    }
+
+    /// Checks one agent: capacity at least 1, no skill listed twice.
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.capacity == 0 {
+            return Err(ConfigError::ZeroCapacity(self.id.clone()));
+        }
+        let mut seen = HashSet::new();
+        for skill in &self.skills {
+            if !seen.insert(&skill.skill) {
+                return Err(ConfigError::DuplicateAgentSkill {
+                    agent: self.id.clone(),
+                    skill: skill.skill.clone(),
+                });
+            }
+        }
+        Ok(())
+    }
+}
+
+/// Settings of the router itself.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RouterConfig {
+    /// This many unanswered offers in a row put an agent `away` (0: never).
+    pub away_after_misses: u32,
+    /// How many recent waits are kept per queue and priority.
+    pub wait_samples: usize,
+    /// No wait estimate is given from fewer samples than this.
+    pub wait_estimate_min_samples: usize,
+    /// The percentile of recent waits given as the estimate (1–100).
+    pub wait_estimate_percentile: u8,
+    /// Played to a caller whose queue was removed by a reload and whose
+    /// overflow target no longer exists.
+    pub fallback_message: MessageId,
+}
+
+impl Default for RouterConfig {
+    /// Three misses, 200 samples, at least 10, the 80th percentile,
+    /// `please-call-back`.
+    fn default() -> Self {
+        Self {
+            away_after_misses: 3,
+            wait_samples: 200,
+            wait_estimate_min_samples: 10,
+            wait_estimate_percentile: 80,
+            fallback_message: MessageId::new("please-call-back"),
+        }
+    }
+}
+
+/// Checks a whole configuration: unique ids, every queue with skills and a
+/// ring timeout, overflow targets that exist and never loop, agents with
+/// capacity and no repeated skill.
+pub fn validate(queues: &[QueueConfig], agents: &[AgentConfig]) -> Result<(), ConfigError> {
+    let mut by_id = HashMap::new();
+    for queue in queues {
+        if by_id.insert(&queue.id, queue).is_some() {
+            return Err(ConfigError::DuplicateQueue(queue.id.clone()));
+        }
+        if queue.skills.is_empty() {
+            return Err(ConfigError::NoSkills(queue.id.clone()));
+        }
+        let mut seen = HashSet::new();
+        for requirement in &queue.skills {
+            if !seen.insert(&requirement.skill) {
+                return Err(ConfigError::DuplicateQueueSkill {
+                    queue: queue.id.clone(),
+                    skill: requirement.skill.clone(),
+                });
+            }
+        }
+        if queue.ring_timeout.is_zero() {
+            return Err(ConfigError::ZeroRingTimeout(queue.id.clone()));
+        }
+    }
+    for queue in queues {
+        let mut path = vec![queue.id.clone()];
+        let mut current = queue;
+        while let Overflow::Queue { queue: target, .. } = &current.on_max_wait {
+            let Some(next) = by_id.get(target) else {
+                return Err(ConfigError::UnknownOverflowTarget {
+                    queue: current.id.clone(),
+                    target: target.clone(),
+                });
+            };
+            let looped = path.contains(target);
+            path.push(target.clone());
+            if looped {
+                return Err(ConfigError::OverflowCycle(path));
+            }
+            current = next;
+        }
+    }
+    let mut agent_ids = HashSet::new();
+    for agent in agents {
+        if !agent_ids.insert(&agent.id) {
+            return Err(ConfigError::DuplicateAgent(agent.id.clone()));
+        }
+        agent.validate()?;
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn overflow_to(id: &str, target: &str) -> QueueConfig {
+        let mut queue = QueueConfig::new(id, id, Strategy::LongestIdle);
+        queue.on_max_wait = Overflow::Queue {
+            queue: target.into(),
+            priority: PriorityChange::Keep,
+        };
+        queue
+    }
+
+    #[test]
+    fn strategy_names_round_trip() {
+        for strategy in Strategy::ALL {
+            assert_eq!(Strategy::from_name(strategy.as_str()), Some(strategy));
+        }
+        assert_eq!(Strategy::from_name("random"), None);
+    }
+
+    #[test]
+    fn accepts_a_chain_ending_in_a_message() {
+        let queues = vec![
+            overflow_to("cardiology", "front-desk"),
+            QueueConfig::new("front-desk", "front-desk", Strategy::LongestIdle),
+        ];
+        assert_eq!(validate(&queues, &[]), Ok(()));
+    }
+
+    #[test]
+    fn rejects_unknown_targets_and_cycles() {
+        let queues = vec![overflow_to("a", "nowhere")];
+        assert_eq!(
+            validate(&queues, &[]),
+            Err(ConfigError::UnknownOverflowTarget {
+                queue: "a".into(),
+                target: "nowhere".into()
+            })
+        );
+        let queues = vec![overflow_to("a", "b"), overflow_to("b", "a")];
+        assert_eq!(
+            validate(&queues, &[]),
+            Err(ConfigError::OverflowCycle(vec![
+                "a".into(),
+                "b".into(),
+                "a".into()
+            ]))
+        );
+        let queues = vec![overflow_to("a", "a")];
+        assert!(matches!(
+            validate(&queues, &[]),
+            Err(ConfigError::OverflowCycle(_))
+        ));
+    }
+
+    #[test]
+    fn rejects_bad_queues_and_agents() {
+        let queue = QueueConfig::new("a", "a", Strategy::RingAll);
+        assert_eq!(
+            validate(&[queue.clone(), queue.clone()], &[]),
+            Err(ConfigError::DuplicateQueue("a".into()))
+        );
+        let mut no_skills = queue.clone();
+        no_skills.skills.clear();
+        assert_eq!(
+            validate(&[no_skills], &[]),
+            Err(ConfigError::NoSkills("a".into()))
+        );
+        let mut no_ring = queue.clone();
+        no_ring.ring_timeout = Duration::ZERO;
+        assert_eq!(
+            validate(&[no_ring], &[]),
+            Err(ConfigError::ZeroRingTimeout("a".into()))
+        );
+        let mut twice = queue;
+        twice.skills.push(SkillRequirement::new("a"));
+        assert!(matches!(
+            validate(&[twice], &[]),
+            Err(ConfigError::DuplicateQueueSkill { .. })
+        ));
+
+        let agent = AgentConfig::new("1001", "Alice", ["front-desk"]);
+        assert_eq!(
+            validate(&[], &[agent.clone(), agent.clone()]),
+            Err(ConfigError::DuplicateAgent("1001".into()))
+        );
+        let mut idle = agent.clone();
+        idle.capacity = 0;
+        assert_eq!(
+            validate(&[], &[idle]),
+            Err(ConfigError::ZeroCapacity("1001".into()))
+        );
+        let doubled = AgentConfig::new("1001", "Alice", ["x", "x"]);
+        assert!(matches!(
+            validate(&[], &[doubled]),
+            Err(ConfigError::DuplicateAgentSkill { .. })
+        ));
+    }
+
+    #[test]
+    fn qualification_checks_every_skill_and_level() {
+        let mut agent = AgentConfig::new("1004", "Dan", ["dermatology", "orthopedics"]);
+        agent.skills[0].level = SkillLevel::new(5).unwrap_or_default();
+        let derm = SkillRequirement::new("dermatology");
+        let ortho = SkillRequirement::new("orthopedics");
+        assert!(agent.qualifies(std::slice::from_ref(&derm)));
+        assert!(agent.qualifies(&[derm.clone(), ortho.clone()]));
+        assert!(!agent.qualifies(&[SkillRequirement::new("cardiology")]));
+        let expert = SkillRequirement {
+            min_level: SkillLevel::MAX,
+            ..derm
+        };
+        assert!(!agent.qualifies(&[expert]));
+    }
+}

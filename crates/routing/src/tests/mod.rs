@@ -1,0 +1,8 @@
+//! Suites too big for one module: the table, the router, a deterministic
+//! simulation and property tests.
+
+mod properties;
+mod router;
+mod simulation;
+mod table;
+mod util;
