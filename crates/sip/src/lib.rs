@@ -7,3 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod message;
+pub mod peer;
+pub mod transaction;
+
+pub use peer::{ConnectionId, Peer, TransportKind};

@@ -10,7 +10,7 @@ mod via;
 
 pub use address::{Contact, DisplayName, NameAddr};
 pub use auth::AuthParams;
-pub use via::{Transport, Via};
+pub use via::{MAGIC_COOKIE, Transport, Via};
 
 use bytestring::ByteString;
 

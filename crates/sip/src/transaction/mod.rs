@@ -1,0 +1,390 @@
+//! RFC 3261 §17 transactions, sans-IO.
+//!
+//! A [`TransactionLayer`] holds every client and server transaction of one
+//! SIP endpoint. It reads no clock and owns no socket. The run loop:
+//!
+//! 1. feed it what arrived ([`TransactionLayer::handle_request`],
+//!    [`TransactionLayer::handle_response`]) and what the transaction user
+//!    decided ([`TransactionLayer::send_request`],
+//!    [`TransactionLayer::respond`], [`TransactionLayer::cancel`]), each
+//!    with the current `now`;
+//! 2. drain [`TransactionLayer::poll_transmit`] (bytes for the transport)
+//!    and [`TransactionLayer::poll_event`] (news for the transaction user)
+//!    until both return `None`;
+//! 3. sleep until [`TransactionLayer::poll_timeout`], then call
+//!    [`TransactionLayer::handle_timeout`].
+//!
+//! Retransmissions happen over UDP only; retransmitted requests are
+//! absorbed; the ACK for a non-2xx final response is built inside the
+//! client INVITE transaction; a 2xx to INVITE is retransmitted until its
+//! ACK arrives (§13.3.1.4) and RFC 6026's Accepted state absorbs late
+//! copies. CANCEL (§9.2) gets 200 and its INVITE 487.
+
+mod client;
+mod server;
+mod timer;
+
+#[cfg(test)]
+mod tests;
+
+use std::collections::{HashMap, VecDeque};
+use std::time::Instant;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use rand::SeedableRng;
+use rand::distr::{Alphanumeric, SampleString};
+use rand::rngs::SmallRng;
+
+use crate::message::Method;
+use crate::message::uri::Host;
+use crate::message::validate::{ValidRequest, ValidResponse};
+use crate::peer::{Peer, TransportKind};
+
+pub use timer::{Timer, TimerValues};
+
+use client::ClientTransaction;
+use server::ServerTransaction;
+use timer::TimerHeap;
+
+/// Names one server transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ServerTransactionId(u64);
+
+/// Names one client transaction.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct ClientTransactionId(u64);
+
+/// Either kind of transaction, for timers and transmits.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum TransactionId {
+    /// A server transaction.
+    Server(ServerTransactionId),
+    /// A client transaction.
+    Client(ClientTransactionId),
+}
+
+/// Our own address as we put it in Via, per transport.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SentBy {
+    /// The transport.
+    pub transport: TransportKind,
+    /// The host (the advertised address).
+    pub host: Host,
+    /// The port.
+    pub port: u16,
+}
+
+/// How a [`TransactionLayer`] is set up.
+#[derive(Debug, Clone)]
+pub struct Config {
+    /// T1, T2, T4.
+    pub timers: TimerValues,
+    /// Our sent-by for each transport we send on.
+    pub sent_by: Vec<SentBy>,
+    /// Seed for branches and tags (tests pass a fixed one).
+    pub seed: u64,
+}
+
+/// Bytes for the transport to send.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Transmit {
+    /// Where to.
+    pub peer: Peer,
+    /// The encoded message.
+    pub bytes: Bytes,
+    /// The client transaction that sent it, so a transport failure can be
+    /// reported with [`TransactionLayer::handle_transport_error`].
+    pub transaction: Option<ClientTransactionId>,
+}
+
+/// News for the transaction user.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Event {
+    /// A new request (never ACK or CANCEL: see `Ack` and `Cancelled`).
+    Request {
+        /// Answer through this transaction.
+        transaction: ServerTransactionId,
+        /// The request, with `received`/`rport` filled in its top Via.
+        request: Box<ValidRequest>,
+        /// Where it came from.
+        source: Peer,
+    },
+    /// A CANCEL matched this INVITE while it was unanswered: 200 went to
+    /// the CANCEL and 487 to the INVITE (RFC 3261 §9.2).
+    Cancelled {
+        /// The INVITE's transaction.
+        transaction: ServerTransactionId,
+    },
+    /// The ACK for a 2xx we sent on this INVITE transaction.
+    Ack {
+        /// The INVITE's transaction.
+        transaction: ServerTransactionId,
+        /// The ACK.
+        ack: Box<ValidRequest>,
+        /// Where it came from.
+        source: Peer,
+    },
+    /// No ACK came for the 2xx within 64 × T1 (§13.3.1.4): the UAS core
+    /// should end the dialog with BYE.
+    AckTimeout {
+        /// The INVITE's transaction.
+        transaction: ServerTransactionId,
+    },
+    /// An ACK that matches no transaction (e.g. a late one).
+    StrayAck {
+        /// The ACK.
+        ack: Box<ValidRequest>,
+        /// Where it came from.
+        source: Peer,
+    },
+    /// A response to one of our requests. 2xx responses to INVITE are
+    /// passed up every time they arrive so the caller can ACK each copy.
+    Response {
+        /// The transaction.
+        transaction: ClientTransactionId,
+        /// The response.
+        response: Box<ValidResponse>,
+        /// Where it came from.
+        source: Peer,
+    },
+    /// A 2xx to INVITE that matches no transaction (a fork, or the one
+    /// that crossed our CANCEL): ACK it, then end that dialog.
+    Stray2xx {
+        /// The response.
+        response: Box<ValidResponse>,
+        /// Where it came from.
+        source: Peer,
+    },
+    /// Timer B or F fired: no final response (treat as 408, §8.1.3.1).
+    Timeout {
+        /// The transaction.
+        transaction: ClientTransactionId,
+    },
+    /// The transport could not deliver the request (§8.1.3.1: as 503).
+    TransportError {
+        /// The transaction.
+        transaction: ClientTransactionId,
+    },
+}
+
+/// What the transaction user asked for that cannot be done.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum TransactionError {
+    /// The transaction does not exist (any more).
+    #[error("no such transaction")]
+    UnknownTransaction,
+    /// A final response was already sent.
+    #[error("the transaction already has a final response")]
+    AlreadyAnswered,
+    /// CANCEL is only possible before a final response.
+    #[error("the INVITE already has a final response")]
+    TooLateToCancel,
+    /// ACK and CANCEL are not sent with `send_request`.
+    #[error("{0} is not sent as a new client transaction")]
+    NotATransactionMethod(&'static str),
+}
+
+/// Server transactions are matched by branch and sent-by (§17.2.3), or by
+/// the RFC 2543 fields when the branch lacks the magic cookie.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+enum ServerKey {
+    Rfc3261 {
+        branch: ByteString,
+        sent_by: String,
+        method: Method,
+    },
+    Rfc2543 {
+        call_id: ByteString,
+        seq: u32,
+        from_tag: Option<ByteString>,
+        sent_by: String,
+        request_uri: String,
+        method: Method,
+    },
+}
+
+impl ServerKey {
+    /// The key of `request`; ACK maps to its INVITE (§17.2.3).
+    fn of(request: &ValidRequest) -> Self {
+        let method = match request.request.method {
+            Method::Ack => Method::Invite,
+            ref other => other.clone(),
+        };
+        ServerKey::with_method(request, method)
+    }
+
+    fn with_method(request: &ValidRequest, method: Method) -> Self {
+        let sent_by = request.via.sent_by().to_ascii_lowercase();
+        if request.via.has_rfc3261_branch() {
+            ServerKey::Rfc3261 {
+                branch: ByteString::from(request.via.branch().unwrap_or_default()),
+                sent_by,
+                method,
+            }
+        } else {
+            ServerKey::Rfc2543 {
+                call_id: request.call_id.clone(),
+                seq: request.cseq.seq,
+                from_tag: request.from.tag().map(ByteString::from),
+                sent_by,
+                request_uri: request.request.uri.to_string(),
+                method,
+            }
+        }
+    }
+}
+
+/// The ACK for a 2xx has its own branch; it is matched to the INVITE by
+/// Call-ID, CSeq number and From tag.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct AckKey {
+    call_id: ByteString,
+    seq: u32,
+    from_tag: Option<ByteString>,
+}
+
+impl AckKey {
+    fn of(request: &ValidRequest) -> Self {
+        AckKey {
+            call_id: request.call_id.clone(),
+            seq: request.cseq.seq,
+            from_tag: request.from.tag().map(ByteString::from),
+        }
+    }
+}
+
+/// Client transactions are matched by branch and CSeq method (§17.1.3).
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+struct ClientKey {
+    branch: ByteString,
+    method: Method,
+}
+
+/// Every transaction of one endpoint. See the module docs for the run loop.
+#[derive(Debug)]
+pub struct TransactionLayer {
+    config: Config,
+    rng: SmallRng,
+    next_id: u64,
+    servers: HashMap<ServerTransactionId, ServerTransaction>,
+    server_keys: HashMap<ServerKey, ServerTransactionId>,
+    ack_keys: HashMap<AckKey, ServerTransactionId>,
+    clients: HashMap<ClientTransactionId, ClientTransaction>,
+    client_keys: HashMap<ClientKey, ClientTransactionId>,
+    timers: TimerHeap<TransactionId>,
+    transmits: VecDeque<Transmit>,
+    events: VecDeque<Event>,
+}
+
+impl TransactionLayer {
+    /// An empty layer.
+    pub fn new(config: Config) -> Self {
+        TransactionLayer {
+            rng: SmallRng::seed_from_u64(config.seed),
+            config,
+            next_id: 1,
+            servers: HashMap::new(),
+            server_keys: HashMap::new(),
+            ack_keys: HashMap::new(),
+            clients: HashMap::new(),
+            client_keys: HashMap::new(),
+            timers: TimerHeap::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        }
+    }
+
+    /// The timer values in use.
+    pub fn timer_values(&self) -> TimerValues {
+        self.config.timers
+    }
+
+    /// A random token of `len` letters and digits, for tags and Call-IDs.
+    pub fn random_token(&mut self, len: usize) -> String {
+        Alphanumeric.sample_string(&mut self.rng, len)
+    }
+
+    fn next_id(&mut self) -> u64 {
+        let id = self.next_id;
+        self.next_id += 1;
+        id
+    }
+
+    /// The next bytes to send.
+    pub fn poll_transmit(&mut self) -> Option<Transmit> {
+        self.transmits.pop_front()
+    }
+
+    /// The next event for the transaction user.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+
+    /// The earliest moment a timer needs [`TransactionLayer::handle_timeout`].
+    pub fn poll_timeout(&mut self) -> Option<Instant> {
+        while let Some((at, id, timer)) = self.timers.peek() {
+            if self.deadline(id, timer) == Some(at) {
+                return Some(at);
+            }
+            self.timers.pop();
+        }
+        None
+    }
+
+    /// Fires every timer due at `now`.
+    pub fn handle_timeout(&mut self, now: Instant) {
+        while let Some((at, id, timer)) = self.timers.peek() {
+            if at > now {
+                break;
+            }
+            self.timers.pop();
+            if self.deadline(id, timer) != Some(at) {
+                continue;
+            }
+            match id {
+                TransactionId::Server(id) => self.fire_server_timer(now, id, timer),
+                TransactionId::Client(id) => self.fire_client_timer(now, id, timer),
+            }
+        }
+    }
+
+    /// How many transactions are alive (server, client).
+    pub fn len(&self) -> (usize, usize) {
+        (self.servers.len(), self.clients.len())
+    }
+
+    /// `true` when no transaction is alive.
+    pub fn is_empty(&self) -> bool {
+        self.servers.is_empty() && self.clients.is_empty()
+    }
+
+    fn deadline(&self, id: TransactionId, timer: Timer) -> Option<Instant> {
+        match id {
+            TransactionId::Server(id) => self.servers.get(&id)?.deadlines.get(timer),
+            TransactionId::Client(id) => self.clients.get(&id)?.deadlines.get(timer),
+        }
+    }
+
+    fn arm(&mut self, id: TransactionId, timer: Timer, at: Instant) {
+        let deadlines = match id {
+            TransactionId::Server(id) => self.servers.get_mut(&id).map(|t| &mut t.deadlines),
+            TransactionId::Client(id) => self.clients.get_mut(&id).map(|t| &mut t.deadlines),
+        };
+        if let Some(deadlines) = deadlines {
+            deadlines.set(timer, at);
+            self.timers.push(at, id, timer);
+        }
+    }
+
+    fn sent_by(&self, transport: TransportKind) -> (Host, u16) {
+        self.config
+            .sent_by
+            .iter()
+            .find(|s| s.transport == transport)
+            .or_else(|| self.config.sent_by.first())
+            .map_or((Host::V4(std::net::Ipv4Addr::LOCALHOST), 5060), |s| {
+                (s.host.clone(), s.port)
+            })
+    }
+}
