@@ -193,7 +193,7 @@ impl Builder<'_, '_> {
                 .and_then(|d| self.duration(d, "answer_after"));
             let announce = self.prompt_list(number.announce.as_ref());
             self.owner = Owner::Number(index);
-            let then = self.target(&number.then, "then");
+            let then = self.target(&number.then, "`then`");
             self.owner = Owner::NumberAfterHours(index);
             let after_hours = number
                 .after_hours
@@ -236,7 +236,7 @@ impl Builder<'_, '_> {
 
     fn after_hours(&mut self, raw: &RawAfterHours, _what: &str) -> Option<AfterHours> {
         let announce = self.prompt_list(raw.announce.as_ref());
-        let then = self.target(&raw.then, "then");
+        let then = self.target(&raw.then, "`then`");
         Some(AfterHours {
             announce: announce?,
             then: then?,
@@ -317,8 +317,8 @@ impl Builder<'_, '_> {
             }
             let invalid_prompt = menu.invalid_prompt.as_ref().map(|p| self.prompt(p));
             let no_input_prompt = menu.no_input_prompt.as_ref().map(|p| self.prompt(p));
-            let on_no_input = self.target(&menu.on_no_input, "on_no_input");
-            let on_invalid = self.target(&menu.on_invalid, "on_invalid");
+            let on_no_input = self.target(&menu.on_no_input, "`on_no_input`");
+            let on_invalid = self.target(&menu.on_invalid, "`on_invalid`");
             let (
                 Some(prompt),
                 Some(timeout),
@@ -492,7 +492,7 @@ impl Builder<'_, '_> {
 
     /// `on_max_wait`: a queue or a message. A menu or a silent hang-up is refused.
     fn overflow(&mut self, target: &S<RawTarget>) -> Option<Overflow> {
-        match self.target(target, "on_max_wait")? {
+        match self.target(target, "`on_max_wait`")? {
             Target::Queue { queue, priority } => Some(Overflow::Queue { queue, priority }),
             Target::Message(prompt) => Some(Overflow::Message(prompt)),
             Target::Menu(_) => {
@@ -611,6 +611,23 @@ impl Builder<'_, '_> {
                     );
                 }
             }
+            let mut days = Vec::new();
+            for day in hours.days.get_ref() {
+                match parse_weekday(day.get_ref()) {
+                    Some(weekday) => days.push((weekday_index(weekday), day)),
+                    None => self.error(
+                        ErrorKind::InvalidValue,
+                        day.span(),
+                        format!(
+                            "`{}` is not a day of the week (monday … sunday, or mon … sun)",
+                            day.get_ref()
+                        ),
+                    ),
+                }
+            }
+            if hours.days.get_ref().is_empty() {
+                self.error(ErrorKind::InvalidValue, hours.days.span(), "`days` is empty");
+            }
             let (Some(open), Some(close)) = (open, close) else {
                 continue;
             };
@@ -626,20 +643,8 @@ impl Builder<'_, '_> {
                 );
                 continue;
             }
-            if hours.days.get_ref().is_empty() {
-                self.error(ErrorKind::InvalidValue, hours.days.span(), "`days` is empty");
-            }
             let range = OpeningRange::new(open, close);
-            for day in hours.days.get_ref() {
-                let Some(weekday) = parse_weekday(day.get_ref()) else {
-                    self.error(
-                        ErrorKind::InvalidValue,
-                        day.span(),
-                        format!("`{}` is not a day of the week (monday … sunday, or mon … sun)", day.get_ref()),
-                    );
-                    continue;
-                };
-                let index = weekday_index(weekday);
+            for (index, day) in days {
                 if let Some((other, offset)) = placed[index].iter().find(|(r, _)| r.overlaps(&range)) {
                     let line = self.sink.line_of(*offset);
                     self.error(
@@ -687,22 +692,7 @@ impl Builder<'_, '_> {
             holiday_lines.insert(date, holiday.date.span().start);
             holidays.insert(date, holiday.name.as_ref().map(|n| n.get_ref().clone()));
         }
-        let hours = BusinessHours::new(time_zone, weekly, holidays);
-        let closes = !hours.is_always_open() || !hours.holidays().is_empty();
-        if closes && raw.after_hours.is_none() && !raw.incomplete {
-            let span = raw
-                .hours
-                .first()
-                .map(|h| h.days.span())
-                .or_else(|| raw.holidays.first().map(|h| h.date.span()))
-                .unwrap_or(0..0);
-            self.error(
-                ErrorKind::Safety,
-                span,
-                "the clinic has hours or holidays but no `[after_hours]`: callers outside hours would hear nothing",
-            );
-        }
-        hours
+        BusinessHours::new(time_zone, weekly, holidays)
     }
 
     fn directory(&mut self, raw: &RawPlan) -> HashMap<String, KnownPatient> {
@@ -736,13 +726,13 @@ impl Builder<'_, '_> {
             if let Some(department) = &patient.department
                 && !self.queues.contains(department.get_ref())
             {
-                self.missing(department, "queue", "department");
+                self.missing(department, "queue", "`department`");
                 ok = false;
             }
             if let Some(coordinator) = &patient.coordinator
                 && !self.agents.contains(coordinator.get_ref())
             {
-                self.missing(coordinator, "agent", "coordinator");
+                self.missing(coordinator, "agent", "`coordinator`");
                 ok = false;
             }
             if !ok {
@@ -817,7 +807,7 @@ impl Builder<'_, '_> {
             self.error(
                 ErrorKind::InvalidValue,
                 raw.span(),
-                format!("`{what}` must name exactly one of `menu`, `queue`, `message` or `hangup`"),
+                format!("{what} must name exactly one of `menu`, `queue`, `message` or `hangup`"),
             );
             return None;
         }
@@ -887,7 +877,7 @@ impl Builder<'_, '_> {
         self.error(
             ErrorKind::MissingReference,
             name.span(),
-            format!("`{what}`: no {kind} `{}` ({hint})", name.get_ref()),
+            format!("{what}: no {kind} `{}` ({hint})", name.get_ref()),
         );
     }
 

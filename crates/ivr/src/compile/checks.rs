@@ -49,7 +49,8 @@ pub(crate) struct Spans {
     pub silent: Vec<(Owner, Range<usize>)>,
 }
 
-pub(super) fn run(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans, _raw: &RawPlan) {
+pub(super) fn run(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans, raw: &RawPlan) {
+    after_hours_declared(sink, plan, raw);
     queues_without_agents(sink, plan, spans);
     overflow_loops(sink, plan, spans);
     let all_entries: Vec<usize> = (0..plan.numbers.len()).collect();
@@ -66,6 +67,37 @@ pub(super) fn run(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans, _raw: &Ra
     loops_without_exit(sink, plan, spans);
     emergency_notice_first(sink, plan, spans);
     no_silence(sink, plan, spans);
+}
+
+/// A clinic that ever closes needs an after-hours path for every number.
+fn after_hours_declared(sink: &mut Sink<'_>, plan: &Dialplan, raw: &RawPlan) {
+    let closes = !plan.hours.is_always_open() || !plan.hours.holidays().is_empty();
+    if !closes || plan.after_hours.is_some() {
+        return;
+    }
+    let stranded: Vec<&str> = plan
+        .numbers
+        .iter()
+        .filter(|n| n.after_hours().is_none())
+        .map(|n| n.number())
+        .collect();
+    if stranded.is_empty() {
+        return;
+    }
+    let span = raw
+        .hours
+        .first()
+        .map(|h| h.days.span())
+        .or_else(|| raw.holidays.first().map(|h| h.date.span()))
+        .unwrap_or(0..0);
+    sink.error(
+        ErrorKind::Safety,
+        span,
+        format!(
+            "the clinic has hours or holidays but no `[after_hours]`: calls to {} outside hours would have nowhere to go",
+            backticked(&stranded)
+        ),
+    );
 }
 
 fn queues_without_agents(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans) {
