@@ -12,3 +12,4 @@ pub mod playback;
 pub mod inband;
 pub mod relay;
 pub mod session;
+pub mod driver;

@@ -1,0 +1,270 @@
+//! The RTP port pool for `--rtp-ports LO-HI`: even ports for RTP, the odd
+//! port above each kept free for RTCP (RFC 3550 §11). Allocating binds a
+//! UDP socket; the port goes back to the pool when the [`PortLease`] is
+//! dropped (at the end of the call's media task).
+//!
+//! Free ports are handed out oldest-freed first, so a port is reused as
+//! late as possible and stray packets of an ended call rarely reach a new
+//! one. A port that another program holds is skipped and retried later.
+
+use std::collections::VecDeque;
+use std::net::{IpAddr, SocketAddr};
+use std::str::FromStr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use tokio::net::UdpSocket;
+
+use crate::error::PortPoolError;
+
+/// An inclusive port range with at least one RTP/RTCP pair.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct PortRange {
+    low: u16,
+    high: u16,
+}
+
+impl PortRange {
+    /// The default of `frontdesk run` (DESIGN.md).
+    pub const DEFAULT: PortRange = PortRange { low: 20_000, high: 29_999 };
+
+    /// A range; 1024 ≤ `low`, and it must hold an even port and the odd one after it.
+    pub fn new(low: u16, high: u16) -> Result<PortRange, PortPoolError> {
+        let range = PortRange { low, high };
+        if low < 1024 || low > high || range.rtp_ports().next().is_none() {
+            return Err(PortPoolError::InvalidRange(format!("{low}-{high}")));
+        }
+        Ok(range)
+    }
+
+    /// Lowest port.
+    pub fn low(&self) -> u16 {
+        self.low
+    }
+
+    /// Highest port.
+    pub fn high(&self) -> u16 {
+        self.high
+    }
+
+    /// The RTP ports: even, with their RTCP port inside the range.
+    pub fn rtp_ports(&self) -> impl Iterator<Item = u16> + use<> {
+        let first = u32::from(self.low) + u32::from(self.low % 2);
+        let high = u32::from(self.high);
+        (first..high).step_by(2).map(|port| port as u16)
+    }
+}
+
+impl Default for PortRange {
+    fn default() -> PortRange {
+        PortRange::DEFAULT
+    }
+}
+
+impl FromStr for PortRange {
+    type Err = PortPoolError;
+
+    /// Parses `LO-HI`, e.g. `20000-29999`.
+    fn from_str(text: &str) -> Result<PortRange, PortPoolError> {
+        let invalid = || PortPoolError::InvalidRange(text.to_owned());
+        let (low, high) = text.trim().split_once('-').ok_or_else(invalid)?;
+        let low = low.trim().parse().map_err(|_| invalid())?;
+        let high = high.trim().parse().map_err(|_| invalid())?;
+        PortRange::new(low, high).map_err(|_| invalid())
+    }
+}
+
+/// The pool; cheap to clone and share between calls.
+#[derive(Clone, Debug)]
+pub struct PortPool {
+    inner: Arc<PoolInner>,
+}
+
+#[derive(Debug)]
+struct PoolInner {
+    ip: IpAddr,
+    range: PortRange,
+    // A std Mutex: held for a push or a pop, never across `.await` or a
+    // bind, so contention is a few instructions per call set-up.
+    free: Mutex<VecDeque<u16>>,
+    leased: AtomicUsize,
+}
+
+impl PoolInner {
+    fn free(&self) -> std::sync::MutexGuard<'_, VecDeque<u16>> {
+        // A panic while holding the lock cannot leave the queue inconsistent.
+        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// One leased port with its bound socket; dropping it returns the port.
+#[derive(Debug)]
+pub struct PortLease {
+    socket: UdpSocket,
+    // A second handle on the same socket for sending: tokio's `try_send_to`
+    // reports WouldBlock until its reactor has seen the socket writable,
+    // which would drop the first packets of a call.
+    sender: std::net::UdpSocket,
+    port: u16,
+    pool: Arc<PoolInner>,
+}
+
+impl PortPool {
+    /// A pool of `range` on `ip` (the address RTP sockets bind to).
+    pub fn new(ip: IpAddr, range: PortRange) -> PortPool {
+        PortPool {
+            inner: Arc::new(PoolInner {
+                ip,
+                range,
+                free: Mutex::new(range.rtp_ports().collect()),
+                leased: AtomicUsize::new(0),
+            }),
+        }
+    }
+
+    /// Leases a port and binds its socket. Must be called inside a tokio
+    /// runtime (the socket registers with its reactor).
+    pub fn allocate(&self) -> Result<PortLease, PortPoolError> {
+        let attempts = self.inner.free().len();
+        for _ in 0..attempts {
+            let Some(port) = self.inner.free().pop_front() else { break };
+            match bind(SocketAddr::new(self.inner.ip, port)) {
+                Ok((socket, sender)) => {
+                    self.inner.leased.fetch_add(1, Ordering::Relaxed);
+                    return Ok(PortLease { socket, sender, port, pool: Arc::clone(&self.inner) });
+                }
+                Err(error) => {
+                    tracing::debug!(port, %error, "RTP port busy, skipped");
+                    self.inner.free().push_back(port);
+                }
+            }
+        }
+        Err(PortPoolError::Exhausted { low: self.inner.range.low, high: self.inner.range.high, leased: self.leased() })
+    }
+
+    /// Ports leased right now.
+    pub fn leased(&self) -> usize {
+        self.inner.leased.load(Ordering::Relaxed)
+    }
+
+    /// Ports free right now.
+    pub fn available(&self) -> usize {
+        self.inner.free().len()
+    }
+
+    /// The address sockets bind to.
+    pub fn ip(&self) -> IpAddr {
+        self.inner.ip
+    }
+
+    /// The range.
+    pub fn range(&self) -> PortRange {
+        self.inner.range
+    }
+}
+
+fn bind(address: SocketAddr) -> std::io::Result<(UdpSocket, std::net::UdpSocket)> {
+    let socket = std::net::UdpSocket::bind(address)?;
+    socket.set_nonblocking(true)?;
+    let sender = socket.try_clone()?;
+    Ok((UdpSocket::from_std(socket)?, sender))
+}
+
+impl PortLease {
+    /// The RTP port (put it in the SDP).
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        SocketAddr::new(self.pool.ip, self.port)
+    }
+
+    /// The socket, for receiving.
+    pub fn socket(&self) -> &UdpSocket {
+        &self.socket
+    }
+
+    /// Sends a datagram now, without waiting: a full socket buffer is
+    /// `WouldBlock` and the packet is the caller's to drop (RTP tolerates loss).
+    pub fn try_send_to(&self, datagram: &[u8], destination: SocketAddr) -> std::io::Result<usize> {
+        self.sender.send_to(datagram, destination)
+    }
+}
+
+impl Drop for PortLease {
+    fn drop(&mut self) {
+        self.pool.leased.fetch_sub(1, Ordering::Relaxed);
+        self.pool.free().push_back(self.port);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::net::Ipv4Addr;
+
+    use super::*;
+
+    const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
+
+    #[test]
+    fn parses_ranges() {
+        let range: PortRange = "20000-29999".parse().unwrap();
+        assert_eq!((range.low(), range.high()), (20_000, 29_999));
+        assert_eq!(range.rtp_ports().count(), 5000);
+        assert_eq!(range, PortRange::default());
+        let odd: PortRange = " 30001 - 30006 ".parse().unwrap();
+        assert_eq!(odd.rtp_ports().collect::<Vec<_>>(), [30_002, 30_004]);
+        assert_eq!("65534-65535".parse::<PortRange>().unwrap().rtp_ports().collect::<Vec<_>>(), [65_534]);
+        for bad in ["", "20000", "abc-def", "30000-20000", "20000-20000", "20001-20002", "100-200", "20000-70000"] {
+            let error = bad.parse::<PortRange>().unwrap_err();
+            assert!(matches!(&error, PortPoolError::InvalidRange(text) if text == bad), "{bad}: {error}");
+            assert!(error.to_string().contains("expected LO-HI"));
+        }
+    }
+
+    #[tokio::test]
+    async fn many_calls_leak_no_port() {
+        let pool = PortPool::new(LOOPBACK, PortRange::new(42_000, 42_019).unwrap());
+        assert_eq!(pool.available(), 10);
+        let mut ports = std::collections::BTreeSet::new();
+        for _ in 0..1000 {
+            let caller = pool.allocate().unwrap();
+            let agent = pool.allocate().unwrap();
+            assert_eq!(caller.port() % 2, 0);
+            assert_ne!(caller.port(), agent.port());
+            assert_eq!(caller.socket().local_addr().unwrap(), caller.local_addr());
+            assert_eq!(pool.leased(), 2);
+            ports.insert(caller.port());
+            ports.insert(agent.port());
+        }
+        assert_eq!(pool.leased(), 0);
+        assert_eq!(pool.available(), 10);
+        // Oldest-freed first: every port was used.
+        assert_eq!(ports.len(), 10);
+    }
+
+    #[tokio::test]
+    async fn exhaustion_is_a_clear_error_and_freeing_recovers() {
+        let pool = PortPool::new(LOOPBACK, PortRange::new(42_100, 42_105).unwrap());
+        let mut leases: Vec<PortLease> = std::iter::from_fn(|| pool.allocate().ok()).collect();
+        assert!(!leases.is_empty());
+        let error = pool.allocate().unwrap_err();
+        assert!(matches!(error, PortPoolError::Exhausted { low: 42_100, high: 42_105, leased } if leased == leases.len()));
+        assert!(error.to_string().starts_with("no free RTP port in 42100-42105"));
+        let freed = leases.pop().unwrap().port();
+        assert_eq!(pool.allocate().unwrap().port(), freed);
+    }
+
+    #[tokio::test]
+    async fn a_port_held_elsewhere_is_skipped() {
+        let squatter = std::net::UdpSocket::bind((LOOPBACK, 42_200)).unwrap();
+        let pool = PortPool::new(LOOPBACK, PortRange::new(42_200, 42_203).unwrap());
+        let lease = pool.allocate().unwrap();
+        assert_eq!(lease.port(), 42_202);
+        assert!(pool.allocate().is_err());
+        drop(squatter);
+        assert_eq!(pool.allocate().unwrap().port(), 42_200);
+    }
+}

@@ -1,0 +1,294 @@
+//! The tokio task that drives one call's [`MediaSession`]: it owns the
+//! legs' sockets (through their [`PortLease`]s), moves datagrams between
+//! them and the core, sleeps until the core's next deadline with
+//! `sleep_until`, and carries commands in and events out over channels. It
+//! makes no protocol decision of its own.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+
+use rand::SeedableRng;
+use rand::rngs::SmallRng;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+use tokio::time::Instant;
+
+use crate::driver::port_pool::PortLease;
+use crate::playback::{Playback, PlaybackId, PlaybackMode};
+use crate::prompt::Prompt;
+use crate::rtp::MAX_PACKET_LEN;
+use crate::sdp::NegotiatedMedia;
+use crate::session::{Leg, MediaEvent, MediaSession, SessionConfig, Transmit};
+
+/// Datagrams read per wake-up before checking commands and timers again.
+const RECEIVE_BATCH: usize = 32;
+
+/// A command to a media task.
+#[derive(Debug)]
+pub enum MediaCommand {
+    /// Adds a leg with its socket (the agent leg once it answered).
+    AddLeg {
+        /// Which leg.
+        leg: Leg,
+        /// Its port and socket.
+        lease: PortLease,
+        /// The offer/answer outcome.
+        media: NegotiatedMedia,
+    },
+    /// A re-INVITE changed a leg's media (hold, unhold, new address).
+    UpdateLeg {
+        /// Which leg.
+        leg: Leg,
+        /// The new offer/answer outcome.
+        media: NegotiatedMedia,
+    },
+    /// A leg ended; its port goes back to the pool.
+    RemoveLeg {
+        /// Which leg.
+        leg: Leg,
+    },
+    /// Plays prompts to a leg.
+    Play {
+        /// Which leg.
+        leg: Leg,
+        /// The prompts, id and mode.
+        playback: Playback,
+        /// Whether a digit from the leg stops it.
+        barge_in: bool,
+    },
+    /// Stops a leg's playback.
+    Stop {
+        /// Which leg.
+        leg: Leg,
+    },
+    /// Relays the legs to each other.
+    Bridge,
+    /// Ends the relay.
+    Unbridge,
+}
+
+/// The media task has ended (the call is over); the command was not carried out.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the media task has ended")]
+pub struct MediaTaskEnded;
+
+/// The call controller's handle to its media task. Dropping every clone
+/// ends the task and returns its ports to the pool.
+#[derive(Clone, Debug)]
+pub struct MediaHandle {
+    commands: mpsc::UnboundedSender<MediaCommand>,
+}
+
+impl MediaHandle {
+    /// Sends any command.
+    pub fn send(&self, command: MediaCommand) -> Result<(), MediaTaskEnded> {
+        self.commands.send(command).map_err(|_| MediaTaskEnded)
+    }
+
+    /// Plays `prompts` to `leg` (`PlaybackMode::Loop` for hold music).
+    pub fn play(&self, leg: Leg, id: PlaybackId, prompts: Vec<Arc<Prompt>>, mode: PlaybackMode, barge_in: bool) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::Play { leg, playback: Playback::new(id, prompts, mode), barge_in })
+    }
+
+    /// Stops `leg`'s playback.
+    pub fn stop(&self, leg: Leg) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::Stop { leg })
+    }
+
+    /// Adds the agent leg (or replaces a leg).
+    pub fn add_leg(&self, leg: Leg, lease: PortLease, media: NegotiatedMedia) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::AddLeg { leg, lease, media })
+    }
+
+    /// Applies a re-INVITE's offer/answer.
+    pub fn update_leg(&self, leg: Leg, media: NegotiatedMedia) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::UpdateLeg { leg, media })
+    }
+
+    /// Removes a leg.
+    pub fn remove_leg(&self, leg: Leg) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::RemoveLeg { leg })
+    }
+
+    /// Bridges caller and agent.
+    pub fn bridge(&self) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::Bridge)
+    }
+
+    /// Ends the bridge.
+    pub fn unbridge(&self) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::Unbridge)
+    }
+}
+
+/// Driver-level events: the core's, plus command failures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum MediaTaskEvent {
+    /// An event of the media core.
+    Media(MediaEvent),
+    /// A command could not be carried out (e.g. bridging with one leg).
+    CommandFailed(crate::error::SessionError),
+}
+
+/// A running media task.
+#[derive(Debug)]
+pub struct MediaTask {
+    /// Commands in.
+    pub handle: MediaHandle,
+    /// Events out (digits, latching, playback ends, inactivity). Unbounded:
+    /// a few events per call per second at most, and the media loop must
+    /// never wait on the controller.
+    pub events: mpsc::UnboundedReceiver<MediaTaskEvent>,
+    /// Ends when every handle is dropped.
+    pub join: JoinHandle<()>,
+}
+
+/// Spawns the media task of a call with its first leg (usually the caller).
+pub fn spawn_media_task(config: SessionConfig, leg: Leg, lease: PortLease, media: NegotiatedMedia) -> MediaTask {
+    let (commands, command_receiver) = mpsc::unbounded_channel();
+    let (event_sender, events) = mpsc::unbounded_channel();
+    let mut rng = SmallRng::from_rng(&mut rand::rng());
+    let mut core = MediaSession::new(config);
+    core.add_leg(Instant::now().into_std(), leg, media, &mut rng);
+    let mut sockets: [Option<PortLease>; 2] = [None, None];
+    sockets[index(leg)] = Some(lease);
+    let driver = Driver { core, sockets, rng, events: event_sender };
+    let join = tokio::spawn(driver.run(command_receiver));
+    MediaTask { handle: MediaHandle { commands }, events, join }
+}
+
+fn index(leg: Leg) -> usize {
+    match leg {
+        Leg::Caller => 0,
+        Leg::Agent => 1,
+    }
+}
+
+struct Driver {
+    core: MediaSession,
+    sockets: [Option<PortLease>; 2],
+    rng: SmallRng,
+    events: mpsc::UnboundedSender<MediaTaskEvent>,
+}
+
+enum Wake {
+    Command(Option<MediaCommand>),
+    Datagram(Leg, std::io::Result<(usize, SocketAddr)>),
+    Timer,
+}
+
+impl Driver {
+    async fn run(mut self, mut commands: mpsc::UnboundedReceiver<MediaCommand>) {
+        let mut caller_buffer = [0u8; MAX_PACKET_LEN];
+        let mut agent_buffer = [0u8; MAX_PACKET_LEN];
+        let mut out = [0u8; MAX_PACKET_LEN];
+        loop {
+            self.flush(&mut out);
+            let deadline = self.core.poll_timeout();
+            let wake = tokio::select! {
+                command = commands.recv() => Wake::Command(command),
+                received = receive(self.sockets[0].as_ref(), &mut caller_buffer) => Wake::Datagram(Leg::Caller, received),
+                received = receive(self.sockets[1].as_ref(), &mut agent_buffer) => Wake::Datagram(Leg::Agent, received),
+                () = sleep_until(deadline) => Wake::Timer,
+            };
+            match wake {
+                Wake::Command(None) => break,
+                Wake::Command(Some(command)) => self.apply(command),
+                Wake::Datagram(leg, received) => {
+                    let buffer = match leg {
+                        Leg::Caller => &mut caller_buffer,
+                        Leg::Agent => &mut agent_buffer,
+                    };
+                    self.receive_batch(leg, received, buffer, &mut out);
+                }
+                Wake::Timer => {}
+            }
+        }
+    }
+
+    /// Runs timers, sends due packets, forwards events.
+    fn flush(&mut self, out: &mut [u8]) {
+        let now = Instant::now().into_std();
+        self.core.handle_timeout(now);
+        while let Some(transmit) = self.core.poll_transmit(now, out) {
+            self.send(transmit, out);
+        }
+        while let Some(event) = self.core.poll_event() {
+            // The controller may be gone already; the task ends with the handles.
+            let _ = self.events.send(MediaTaskEvent::Media(event));
+        }
+    }
+
+    fn receive_batch(&mut self, leg: Leg, first: std::io::Result<(usize, SocketAddr)>, buffer: &mut [u8], out: &mut [u8]) {
+        let mut received = first;
+        for _ in 0..RECEIVE_BATCH {
+            match received {
+                Ok((len, source)) => {
+                    let now = Instant::now().into_std();
+                    if let Some(transmit) = self.core.handle_datagram(now, leg, source, &buffer[..len], out) {
+                        self.send(transmit, out);
+                    }
+                }
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => return,
+                Err(error) => {
+                    tracing::debug!(?leg, %error, "RTP receive error");
+                    return;
+                }
+            }
+            let Some(lease) = self.sockets[index(leg)].as_ref() else { return };
+            received = lease.socket().try_recv_from(buffer);
+        }
+    }
+
+    fn send(&self, transmit: Transmit, out: &[u8]) {
+        let Some(lease) = self.sockets[index(transmit.leg)].as_ref() else { return };
+        if let Err(error) = lease.try_send_to(&out[..transmit.len], transmit.destination) {
+            // RTP tolerates loss; a full socket buffer drops the packet.
+            tracing::debug!(leg = ?transmit.leg, %error, "RTP send failed");
+        }
+    }
+
+    fn apply(&mut self, command: MediaCommand) {
+        let now = Instant::now().into_std();
+        let result = match command {
+            MediaCommand::AddLeg { leg, lease, media } => {
+                self.core.add_leg(now, leg, media, &mut self.rng);
+                self.sockets[index(leg)] = Some(lease);
+                Ok(())
+            }
+            MediaCommand::UpdateLeg { leg, media } => self.core.update_leg(now, leg, media),
+            MediaCommand::RemoveLeg { leg } => {
+                self.core.remove_leg(leg);
+                self.sockets[index(leg)] = None;
+                Ok(())
+            }
+            MediaCommand::Play { leg, playback, barge_in } => self.core.play(now, leg, playback, barge_in),
+            MediaCommand::Stop { leg } => {
+                self.core.stop(leg);
+                Ok(())
+            }
+            MediaCommand::Bridge => self.core.bridge(),
+            MediaCommand::Unbridge => {
+                self.core.unbridge();
+                Ok(())
+            }
+        };
+        if let Err(error) = result {
+            let _ = self.events.send(MediaTaskEvent::CommandFailed(error));
+        }
+    }
+}
+
+async fn receive(lease: Option<&PortLease>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+    match lease {
+        Some(lease) => lease.socket().recv_from(buffer).await,
+        None => std::future::pending().await,
+    }
+}
+
+async fn sleep_until(deadline: Option<std::time::Instant>) {
+    match deadline {
+        Some(deadline) => tokio::time::sleep_until(Instant::from_std(deadline)).await,
+        None => std::future::pending().await,
+    }
+}
