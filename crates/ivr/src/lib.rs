@@ -66,6 +66,7 @@ mod ids;
 mod plan;
 mod raw;
 mod session;
+pub mod simulate;
 mod trust;
 
 pub use diagnostic::{Diagnostic, Diagnostics, ErrorKind};
@@ -80,3 +81,7 @@ pub use session::{
     Step, describe_patient,
 };
 pub use trust::{IpNetwork, TrustedSources};
+
+/// The time library of this crate's API (`Timestamp`), re-exported so that
+/// callers use the same version.
+pub use jiff;

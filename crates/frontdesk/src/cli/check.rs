@@ -1,37 +1,36 @@
-//! `frontdesk check PATH`.
+//! `frontdesk check PATH`: validate a dialplan.
 
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Checks the dialplan at `path`, prints each error as `PATH:LINE:COLUMN: message`.
+/// Checks the dialplan at `path`. Exit 0 when it is valid (with a one-line
+/// summary on stdout); otherwise every error on stderr as
+/// `PATH:LINE:COLUMN: message`, then a count, and exit 1.
 pub fn check(path: &Path) -> ExitCode {
-    let text = match std::fs::read_to_string(path) {
-        Ok(text) => text,
-        Err(error) => {
-            eprintln!("{}: cannot read: {error}", path.display());
-            return ExitCode::FAILURE;
-        }
-    };
-    match text.parse::<toml::Table>() {
-        Ok(_) => {
-            println!("{}: ok", path.display());
+    match ivr::Dialplan::load(path) {
+        Ok(plan) => {
+            println!(
+                "{}: ok ({}: {} numbers, {} menus, {} queues, {} agents)",
+                path.display(),
+                plan.clinic().name(),
+                plan.numbers().len(),
+                plan.menus().count(),
+                plan.queues().count(),
+                plan.agents().len(),
+            );
             ExitCode::SUCCESS
         }
-        Err(error) => {
-            let (line, column) = error
-                .span()
-                .map(|span| line_column(&text, span.start))
-                .unwrap_or((1, 1));
-            eprintln!("{}:{line}:{column}: {}", path.display(), error.message());
+        Err(errors) => {
+            for error in &errors {
+                eprintln!("{error}");
+            }
+            let count = errors.len();
+            eprintln!(
+                "{}: {count} error{}",
+                path.display(),
+                if count == 1 { "" } else { "s" }
+            );
             ExitCode::FAILURE
         }
     }
-}
-
-/// 1-based line and column (in characters) of byte `offset` in `text`.
-fn line_column(text: &str, offset: usize) -> (usize, usize) {
-    let before = &text[..offset.min(text.len())];
-    let line = before.matches('\n').count() + 1;
-    let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-    (line, column)
 }

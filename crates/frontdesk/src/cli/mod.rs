@@ -1,6 +1,7 @@
 //! The command line of DESIGN.md ("Command line").
 
 mod check;
+mod simulate;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -22,6 +23,25 @@ enum Command {
         /// The dialplan to check.
         path: PathBuf,
     },
+    /// Walk a dialplan's IVR with no network: print each step and the routing decision.
+    Simulate {
+        /// The dialed number (`+15550100`, or an alias such as `clinic`).
+        #[arg(long)]
+        number: String,
+        /// When the call arrives: clinic local time (`2026-12-25T02:00`) unless it
+        /// carries an offset (`2026-12-25T08:00Z`). Default: now.
+        #[arg(long)]
+        at: Option<String>,
+        /// Digits the caller presses, one per menu prompt; `.` presses nothing there.
+        #[arg(long, default_value = "")]
+        digits: String,
+        /// The caller's number (matched against the dialplan's directory).
+        #[arg(long, default_value = "anonymous")]
+        caller: String,
+        /// The dialplan to walk.
+        #[arg(long, default_value = "dialplans/clinic.toml")]
+        dialplan: PathBuf,
+    },
 }
 
 impl Cli {
@@ -29,6 +49,13 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Check { path } => check::check(&path),
+            Command::Simulate {
+                number,
+                at,
+                digits,
+                caller,
+                dialplan,
+            } => simulate::simulate(&dialplan, &number, at.as_deref(), &digits, &caller),
         }
     }
 }
