@@ -36,7 +36,11 @@ fn check_passes_every_example_dialplan() {
         let relative = format!("dialplans/{}", path.file_name().unwrap().to_string_lossy());
         let output = frontdesk(&["check", &relative]);
         assert!(output.status.success(), "{relative}: {}", stderr(&output));
-        assert!(stdout(&output).starts_with(&format!("{relative}: ok (")), "{}", stdout(&output));
+        assert!(
+            stdout(&output).starts_with(&format!("{relative}: ok (")),
+            "{}",
+            stdout(&output)
+        );
         checked += 1;
     }
     assert!(checked >= 2);
@@ -67,8 +71,7 @@ fn check_reports_every_error_as_path_line_column_and_fails() {
     let output = frontdesk(&["check", "crates/ivr/tests/data/syntax.toml"]);
     assert_eq!(output.status.code(), Some(1));
     assert!(
-        stderr(&output)
-            .starts_with("crates/ivr/tests/data/syntax.toml:2:20: invalid basic string")
+        stderr(&output).starts_with("crates/ivr/tests/data/syntax.toml:2:20: invalid basic string")
     );
 }
 
@@ -126,7 +129,10 @@ fn simulate_christmas_night_takes_the_after_hours_path() {
     ]);
     assert!(output.status.success(), "{}", stderr(&output));
     let text = stdout(&output);
-    assert!(text.contains("call at Friday 2026-12-25 02:00:00 CST (2026-12-25T08:00:00Z)"), "{text}");
+    assert!(
+        text.contains("call at Friday 2026-12-25 02:00:00 CST (2026-12-25T08:00:00Z)"),
+        "{text}"
+    );
     assert!(
         text.contains(
             "answered Friday 2026-12-25 02:00 CST: clinic closed: holiday 2026-12-25 (Christmas Day); after-hours path"
@@ -137,7 +143,10 @@ fn simulate_christmas_night_takes_the_after_hours_path() {
     assert!(text.contains("play prompts/after-hours.wav"), "{text}");
     assert!(text.contains("decision: queue nurse-line\n"), "{text}");
     assert!(text.contains("  after hours:   yes\n"), "{text}");
-    assert!(text.contains("note: digits never pressed (the call was decided first): 2"), "{text}");
+    assert!(
+        text.contains("note: digits never pressed (the call was decided first): 2"),
+        "{text}"
+    );
     // The notice plays before the after-hours message.
     assert!(text.find("emergency-notice").unwrap() < text.find("after-hours.wav").unwrap());
 }
@@ -145,16 +154,37 @@ fn simulate_christmas_night_takes_the_after_hours_path() {
 #[test]
 fn simulate_invalid_twice_and_no_input_twice() {
     let output = frontdesk(&[
-        "simulate", "--number", "clinic", "--at", "2026-07-18T10:00", "--digits", "78",
+        "simulate",
+        "--number",
+        "clinic",
+        "--at",
+        "2026-07-18T10:00",
+        "--digits",
+        "78",
     ]);
     let text = stdout(&output);
-    assert!(text.contains("menu main: `7` is not an option (try 1 of 2)"), "{text}");
+    assert!(
+        text.contains("menu main: `7` is not an option (try 1 of 2)"),
+        "{text}"
+    );
     assert!(text.contains("play prompts/invalid-choice.wav"), "{text}");
-    assert!(text.contains("menu main: out of tries; on_invalid → queue front-desk"), "{text}");
+    assert!(
+        text.contains("menu main: out of tries; on_invalid → queue front-desk"),
+        "{text}"
+    );
     assert!(text.contains("decision: queue front-desk\n"), "{text}");
-    assert!(text.contains("  dialed:        clinic (number +15550100)\n"), "{text}");
+    assert!(
+        text.contains("  dialed:        clinic (number +15550100)\n"),
+        "{text}"
+    );
 
-    let output = frontdesk(&["simulate", "--number", "5550100", "--at", "2026-07-18T10:00"]);
+    let output = frontdesk(&[
+        "simulate",
+        "--number",
+        "5550100",
+        "--at",
+        "2026-07-18T10:00",
+    ]);
     let text = stdout(&output);
     assert!(text.contains("menu main: no input (try 2 of 2)"), "{text}");
     assert!(text.contains("on_no_input → queue front-desk"), "{text}");
@@ -163,7 +193,11 @@ fn simulate_invalid_twice_and_no_input_twice() {
 #[test]
 fn simulate_the_urgent_care_number_and_a_known_patient() {
     let output = frontdesk(&[
-        "simulate", "--number", "+15550111", "--at", "2026-07-15T15:00Z",
+        "simulate",
+        "--number",
+        "+15550111",
+        "--at",
+        "2026-07-15T15:00Z",
     ]);
     let text = stdout(&output);
     assert!(text.contains("decision: queue urgent-care\n  priority:      urgent\n  source:        urgent-care-campaign\n"), "{text}");

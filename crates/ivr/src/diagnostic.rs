@@ -152,7 +152,12 @@ impl<'a> Sink<'a> {
     }
 
     /// Records an error at the start of `span`.
-    pub(crate) fn error(&mut self, kind: ErrorKind, span: Range<usize>, message: impl Into<String>) {
+    pub(crate) fn error(
+        &mut self,
+        kind: ErrorKind,
+        span: Range<usize>,
+        message: impl Into<String>,
+    ) {
         let (line, column) = line_column(self.text, span.start);
         self.list.push(Diagnostic {
             kind,
@@ -214,7 +219,10 @@ mod tests {
         sink.error(ErrorKind::Syntax, 2..3, "second");
         sink.error(ErrorKind::Syntax, 0..1, "first");
         let errors = sink.finish().unwrap_err();
-        assert_eq!(errors.to_string(), "plan.toml:1:1: first\nplan.toml:2:1: second");
+        assert_eq!(
+            errors.to_string(),
+            "plan.toml:1:1: first\nplan.toml:2:1: second"
+        );
         assert_eq!(errors.len(), 2);
     }
 }

@@ -235,10 +235,16 @@ mod tests {
         let hours = weekdays_8_to_18();
         // Wednesday 2026-07-15 08:00 CDT = 13:00Z.
         let at = |s: &str| s.parse::<Timestamp>().unwrap();
-        assert_eq!(hours.state_at(at("2026-07-15T12:59:59Z")), OpenState::OutsideHours);
+        assert_eq!(
+            hours.state_at(at("2026-07-15T12:59:59Z")),
+            OpenState::OutsideHours
+        );
         assert_eq!(hours.state_at(at("2026-07-15T13:00:00Z")), OpenState::Open);
         assert_eq!(hours.state_at(at("2026-07-15T22:59:59Z")), OpenState::Open);
-        assert_eq!(hours.state_at(at("2026-07-15T23:00:00Z")), OpenState::OutsideHours);
+        assert_eq!(
+            hours.state_at(at("2026-07-15T23:00:00Z")),
+            OpenState::OutsideHours
+        );
     }
 
     #[test]
@@ -246,8 +252,15 @@ mod tests {
         let hours = weekdays_8_to_18();
         // 2026-12-25 10:00 CST is 16:00Z; 2026-12-26 01:00Z is still the 25th locally.
         let state = hours.state_at("2026-12-25T16:00:00Z".parse().unwrap());
-        assert_eq!(state.to_string(), "closed: holiday 2026-12-25 (Christmas Day)");
-        assert!(!hours.state_at("2026-12-26T01:00:00Z".parse().unwrap()).is_open());
+        assert_eq!(
+            state.to_string(),
+            "closed: holiday 2026-12-25 (Christmas Day)"
+        );
+        assert!(
+            !hours
+                .state_at("2026-12-26T01:00:00Z".parse().unwrap())
+                .is_open()
+        );
     }
 
     #[test]

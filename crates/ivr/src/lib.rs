@@ -58,6 +58,7 @@
 //! prompts it skips the rest of them: a menu that follows receives the
 //! digit as its first input; a queue that follows is entered at once.
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
 
 mod compile;
 mod diagnostic;

@@ -438,7 +438,10 @@ impl Agent {
 
     /// The level in `skill`, if the agent has it.
     pub fn skill_level(&self, skill: &Skill) -> Option<u8> {
-        self.skills.iter().find(|(s, _)| s == skill).map(|(_, l)| *l)
+        self.skills
+            .iter()
+            .find(|(s, _)| s == skill)
+            .map(|(_, l)| *l)
     }
 
     /// True when the agent has every skill the queue needs.
@@ -598,7 +601,9 @@ impl Dialplan {
 
     /// The agents who can serve a queue (have all its skills).
     pub fn agents_for<'a>(&'a self, queue: &'a Queue) -> impl Iterator<Item = &'a Agent> + 'a {
-        self.agents.iter().filter(move |agent| agent.can_serve(queue))
+        self.agents
+            .iter()
+            .filter(move |agent| agent.can_serve(queue))
     }
 
     /// Weekly hours and holidays.

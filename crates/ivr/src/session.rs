@@ -410,7 +410,10 @@ impl Session {
         let (prompts, then) = match (state.is_open(), after) {
             (false, Some(after)) => {
                 self.after_hours = true;
-                self.log(now, format!("answered {when}: clinic {state}; after-hours path"));
+                self.log(
+                    now,
+                    format!("answered {when}: clinic {state}; after-hours path"),
+                );
                 let prompts: VecDeque<Prompt> = number
                     .announce()
                     .iter()
@@ -489,10 +492,7 @@ impl Session {
                 };
                 self.log(
                     now,
-                    format!(
-                        "queue {}, priority {}",
-                        decision.queue, decision.priority
-                    ),
+                    format!("queue {}, priority {}", decision.queue, decision.priority),
                 );
                 self.actions.push_back(Action::Queue(decision));
                 self.state = State::Done;
@@ -502,7 +502,10 @@ impl Session {
                 self.state = State::Farewell { playing };
             }
             Target::HangUp => {
-                self.log(now, "hang up (no message: the path is exempt from the safety rules)");
+                self.log(
+                    now,
+                    "hang up (no message: the path is exempt from the safety rules)",
+                );
                 self.actions.push_back(Action::HangUp {
                     after_message: None,
                 });
@@ -602,12 +605,13 @@ impl Session {
         }
         let state = std::mem::replace(&mut self.state, State::Done);
         match state {
-            State::Announcing {
-                playing, then, ..
-            } => {
+            State::Announcing { playing, then, .. } => {
                 self.log(
                     now,
-                    format!("digit {digit} during {}: stop playback", playing.prompt.id()),
+                    format!(
+                        "digit {digit} during {}: stop playback",
+                        playing.prompt.id()
+                    ),
                 );
                 self.actions.push_back(Action::StopPlayback);
                 match then {
@@ -634,7 +638,10 @@ impl Session {
                 if let MenuPhase::Playing { playing, .. } = &menu.phase {
                     self.log(
                         now,
-                        format!("digit {digit} during {}: stop playback", playing.prompt.id()),
+                        format!(
+                            "digit {digit} during {}: stop playback",
+                            playing.prompt.id()
+                        ),
                     );
                     self.actions.push_back(Action::StopPlayback);
                     menu.phase = MenuPhase::Waiting { deadline: now };
@@ -653,7 +660,10 @@ impl Session {
         // `#` ends a multi-digit entry unless an option uses it.
         let terminator = digit == '#'
             && !state.digits.is_empty()
-            && !m.options().keys().any(|k| k.starts_with(&format!("{}#", state.digits)));
+            && !m
+                .options()
+                .keys()
+                .any(|k| k.starts_with(&format!("{}#", state.digits)));
         if !terminator {
             state.digits.push(digit);
         }
@@ -695,7 +705,10 @@ impl Session {
     }
 
     fn choose(&mut self, now: Timestamp, menu: MenuId, typed: &str, target: Target) {
-        self.log(now, format!("menu {menu}: option {typed} → {}", describe_target(&target)));
+        self.log(
+            now,
+            format!("menu {menu}: option {typed} → {}", describe_target(&target)),
+        );
         self.go(now, target);
     }
 
@@ -742,7 +755,7 @@ fn after(now: Timestamp, duration: Duration) -> Timestamp {
 /// `4.7 s`, `15 s`.
 fn seconds(duration: Duration) -> String {
     let tenths = (duration.as_millis() + 50) / 100;
-    if tenths % 10 == 0 {
+    if tenths.is_multiple_of(10) {
         format!("{} s", tenths / 10)
     } else {
         format!("{}.{} s", tenths / 10, tenths % 10)

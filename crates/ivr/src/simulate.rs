@@ -200,7 +200,11 @@ mod tests {
             panic!("{:?}", run.outcome)
         };
         assert_eq!(decision.queue.as_str(), "pediatrics");
-        assert!(run.steps.iter().any(|s| s.text == "menu main: no input (try 1 of 2)"));
+        assert!(
+            run.steps
+                .iter()
+                .any(|s| s.text == "menu main: no input (try 1 of 2)")
+        );
         let run = simulate(Arc::clone(&plan), "+15550111", "x", at, "12").unwrap();
         assert_eq!(run.unused_digits, "12");
     }

@@ -84,7 +84,10 @@ fn an_invalid_digit_twice_goes_to_the_front_desk() {
     assert_eq!(decision.queue.as_str(), "front-desk");
     assert_eq!(decision.priority, Priority::Routine);
     // The menu was played twice, not three times.
-    assert_eq!(call.played.iter().filter(|p| *p == "main-menu.wav").count(), 2);
+    assert_eq!(
+        call.played.iter().filter(|p| *p == "main-menu.wav").count(),
+        2
+    );
     let steps = call.steps();
     assert!(steps.contains(&"menu main: `8` is not an option (try 2 of 2)".to_string()));
     assert!(steps.contains(&"menu main: out of tries; on_invalid → queue front-desk".to_string()));
@@ -96,7 +99,10 @@ fn no_input_replays_once_then_goes_to_the_front_desk() {
     let start = call.now;
     let decision = call.queue();
     assert_eq!(decision.queue.as_str(), "front-desk");
-    assert_eq!(call.played, ["emergency-notice.wav", "main-menu.wav", "main-menu.wav"]);
+    assert_eq!(
+        call.played,
+        ["emergency-notice.wav", "main-menu.wav", "main-menu.wav"]
+    );
     // Notice + menu + 5 s timeout, twice over for the menu.
     let plan = clinic();
     let notice = plan.clinic().emergency_notice().duration();
@@ -169,7 +175,11 @@ fn an_invalid_barge_in_during_the_notice_counts_as_a_try() {
     assert_eq!(call.queue().queue.as_str(), "pediatrics");
     assert_eq!(
         call.played,
-        ["emergency-notice.wav", "invalid-choice.wav", "main-menu.wav"]
+        [
+            "emergency-notice.wav",
+            "invalid-choice.wav",
+            "main-menu.wav"
+        ]
     );
 }
 
@@ -226,10 +236,19 @@ fn assert_after_hours(call: &mut Call, priority: Priority) {
 
 #[test]
 fn weekday_evenings_take_the_after_hours_path() {
-    assert_after_hours(&mut after_hours_call("+15550100", "2026-07-15T18:00"), Priority::Routine);
-    assert_after_hours(&mut after_hours_call("+15550100", "2026-07-15T07:59"), Priority::Routine);
+    assert_after_hours(
+        &mut after_hours_call("+15550100", "2026-07-15T18:00"),
+        Priority::Routine,
+    );
+    assert_after_hours(
+        &mut after_hours_call("+15550100", "2026-07-15T07:59"),
+        Priority::Routine,
+    );
     // The urgent-care number after hours: nurse line, still urgent.
-    assert_after_hours(&mut after_hours_call("+15550111", "2026-07-15T23:00"), Priority::Urgent);
+    assert_after_hours(
+        &mut after_hours_call("+15550111", "2026-07-15T23:00"),
+        Priority::Urgent,
+    );
 }
 
 #[test]
@@ -257,7 +276,10 @@ fn saturday_hours_and_sunday() {
     let mut call = after_hours_call("+15550100", "2026-07-18T10:30");
     call.until_collecting().press("3");
     assert_eq!(call.queue().queue.as_str(), "pediatrics");
-    assert_after_hours(&mut after_hours_call("+15550100", "2026-07-18T14:00"), Priority::Routine);
+    assert_after_hours(
+        &mut after_hours_call("+15550100", "2026-07-18T14:00"),
+        Priority::Routine,
+    );
 }
 
 #[test]
@@ -266,7 +288,10 @@ fn holidays_are_closed_all_day() {
     for local in ["2026-12-25T10:00", "2026-12-25T02:00", "2027-01-01T10:00"] {
         let mut call = after_hours_call("+15550100", local);
         assert_after_hours(&mut call, Priority::Routine);
-        assert!(call.steps().iter().any(|s| s.contains("holiday")), "{local}");
+        assert!(
+            call.steps().iter().any(|s| s.contains("holiday")),
+            "{local}"
+        );
     }
     // The day after Christmas is a Saturday: Saturday hours.
     assert!(clinic().open_state(chicago("2026-12-26T10:00")).is_open());
@@ -288,10 +313,20 @@ fn hours_follow_daylight_saving_changes() {
     assert!(plan.open_state(at("2026-10-30T13:30:00Z")).is_open());
     assert!(!plan.open_state(at("2026-11-02T13:30:00Z")).is_open());
     // Local times keep their meaning across the change.
-    let mut call = Call::start(Arc::clone(&plan), "+15550100", CALLER, chicago("2026-03-09T08:00"));
+    let mut call = Call::start(
+        Arc::clone(&plan),
+        "+15550100",
+        CALLER,
+        chicago("2026-03-09T08:00"),
+    );
     call.until_collecting().press("2");
     assert_eq!(call.queue().queue.as_str(), "cardiology");
-    let mut call = Call::start(Arc::clone(&plan), "+15550100", CALLER, chicago("2026-11-02T07:59"));
+    let mut call = Call::start(
+        Arc::clone(&plan),
+        "+15550100",
+        CALLER,
+        chicago("2026-11-02T07:59"),
+    );
     assert_after_hours(&mut call, Priority::Routine);
 }
 
@@ -338,7 +373,10 @@ fn a_ring_delay_answers_later() {
     let mut session = Session::new(plan, "+15550222", CALLER, start).unwrap();
     assert_eq!(session.poll_action(), None);
     let deadline = session.poll_timeout().unwrap();
-    assert_eq!(deadline.duration_since(start).unsigned_abs(), Duration::from_secs(2));
+    assert_eq!(
+        deadline.duration_since(start).unsigned_abs(),
+        Duration::from_secs(2)
+    );
     session.handle_timeout(start.checked_add(Duration::from_secs(1)).unwrap());
     assert_eq!(session.poll_action(), None, "too early");
     session.handle_timeout(deadline);
@@ -374,13 +412,20 @@ fn a_late_prompt_finished_for_a_stopped_playback_is_ignored() {
     let mut session = Session::new(clinic(), "+15550100", CALLER, start).unwrap();
     session.poll_action();
     session.handle_input(start, Input::Answered);
-    let Some(Action::Play { playback: notice, .. }) = session.poll_action() else {
+    let Some(Action::Play {
+        playback: notice, ..
+    }) = session.poll_action()
+    else {
         panic!("expected the notice");
     };
     // An invalid digit during the notice: stop, then "invalid choice".
     session.handle_input(start, Input::Digit('7'));
     assert_eq!(session.poll_action(), Some(Action::StopPlayback));
-    let Some(Action::Play { playback: invalid, prompt }) = session.poll_action() else {
+    let Some(Action::Play {
+        playback: invalid,
+        prompt,
+    }) = session.poll_action()
+    else {
         panic!("expected the invalid-choice prompt");
     };
     assert_eq!(prompt.id().as_str(), "prompts/invalid-choice.wav");

@@ -83,7 +83,10 @@ pub fn simulate(
             println!("decision: queue {}", decision.queue);
             println!("  priority:      {}", decision.priority);
             println!("  source:        {}", context.source);
-            println!("  dialed:        {} (number {})", context.dialed, context.number);
+            println!(
+                "  dialed:        {} (number {})",
+                context.dialed, context.number
+            );
             println!("  caller:        {}", context.caller);
             println!(
                 "  branch:        {}",

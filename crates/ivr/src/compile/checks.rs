@@ -60,7 +60,9 @@ pub(super) fn run(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans, raw: &Raw
             sink.error(
                 ErrorKind::UnreachableMenu,
                 span.clone(),
-                format!("menu `{id}` is unreachable: no number, menu or after-hours path leads to it"),
+                format!(
+                    "menu `{id}` is unreachable: no number, menu or after-hours path leads to it"
+                ),
             );
         }
     }
@@ -126,7 +128,11 @@ fn overflow_loops(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans) {
         while let Some(Overflow::Queue { queue: next, .. }) = current.on_max_wait() {
             if let Some(at) = path.iter().position(|q| q == next) {
                 let mut cycle: Vec<QueueId> = path[at..].to_vec();
-                let min = cycle.iter().enumerate().min_by_key(|(_, q)| *q).map_or(0, |(i, _)| i);
+                let min = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, q)| *q)
+                    .map_or(0, |(i, _)| i);
                 cycle.rotate_left(min);
                 if reported.insert(cycle.clone()) {
                     let mut names: Vec<String> = cycle.iter().map(|q| format!("`{q}`")).collect();
@@ -272,7 +278,11 @@ fn loops_without_exit(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans) {
         while let Target::Menu(next) = current.on_no_input() {
             if let Some(at) = path.iter().position(|m| m == next) {
                 let mut cycle = path[at..].to_vec();
-                let min = cycle.iter().enumerate().min_by_key(|(_, m)| *m).map_or(0, |(i, _)| i);
+                let min = cycle
+                    .iter()
+                    .enumerate()
+                    .min_by_key(|(_, m)| *m)
+                    .map_or(0, |(i, _)| i);
                 cycle.rotate_left(min);
                 if reported.insert(cycle.clone()) {
                     let mut names: Vec<String> = cycle.iter().map(|m| format!("`{m}`")).collect();
@@ -344,10 +354,9 @@ fn emergency_notice_first(sink: &mut Sink<'_>, plan: &Dialplan, spans: &Spans) {
         for (when, first) in paths {
             let problem = match first {
                 First::Prompt(prompt) if same_prompt(prompt.id(), notice.id()) => continue,
-                First::Prompt(prompt) => format!(
-                    "plays `{}` before the emergency notice",
-                    prompt.id()
-                ),
+                First::Prompt(prompt) => {
+                    format!("plays `{}` before the emergency notice", prompt.id())
+                }
                 First::Queue(queue) => {
                     format!("goes to queue `{queue}` without playing the emergency notice")
                 }

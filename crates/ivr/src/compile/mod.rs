@@ -29,8 +29,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::diagnostic::{Diagnostics, ErrorKind, Sink};
 use crate::plan::Dialplan;
 use crate::raw::{
-    RawAfterHours, RawAgent, RawAnnouncements, RawClinic, RawHoliday, RawHours, RawMenu,
-    RawNumber, RawPatient, RawQueue, RawTrust,
+    RawAfterHours, RawAgent, RawAnnouncements, RawClinic, RawHoliday, RawHours, RawMenu, RawNumber,
+    RawPatient, RawQueue, RawTrust,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -143,9 +143,7 @@ impl<'a> Reader<'a> {
                     raw.clinic = self.table_item(value, "clinic");
                 }
                 "numbers" => raw.numbers = self.array_items(value, "numbers"),
-                "menus" => {
-                    raw.menus = self.keyed_items(value, "menus", &mut raw.declared_menus)
-                }
+                "menus" => raw.menus = self.keyed_items(value, "menus", &mut raw.declared_menus),
                 "queues" => {
                     raw.queues = self.keyed_items(value, "queues", &mut raw.declared_queues)
                 }
@@ -167,7 +165,10 @@ impl<'a> Reader<'a> {
                 other => self.sink.error(
                     ErrorKind::UnknownKey,
                     key_span,
-                    format!("unknown key `{other}`, expected one of {}", backticked(SECTIONS)),
+                    format!(
+                        "unknown key `{other}`, expected one of {}",
+                        backticked(SECTIONS)
+                    ),
                 ),
             }
         }
@@ -277,8 +278,11 @@ impl<'a> Reader<'a> {
             let span = error.span().unwrap_or_else(|| value.span());
             let message = error.message();
             if let Some(rest) = message.strip_prefix("unknown field") {
-                self.sink
-                    .error(ErrorKind::UnknownKey, span.clone(), format!("unknown key{rest}"));
+                self.sink.error(
+                    ErrorKind::UnknownKey,
+                    span.clone(),
+                    format!("unknown key{rest}"),
+                );
                 if remove_key_at(value.get_mut(), &span) {
                     continue;
                 }

@@ -162,7 +162,11 @@ impl Call {
     }
 
     pub fn steps(&self) -> Vec<String> {
-        self.session.steps().iter().map(|s| s.text.clone()).collect()
+        self.session
+            .steps()
+            .iter()
+            .map(|s| s.text.clone())
+            .collect()
     }
 }
 
