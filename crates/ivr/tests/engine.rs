@@ -470,3 +470,105 @@ fn a_closed_lunch_hour_is_after_hours() {
     assert!(!plan.open_state(chicago("2026-07-15T12:30")).is_open());
     assert!(plan.open_state(chicago("2026-07-15T13:00")).is_open());
 }
+
+/// A multi-digit menu, inline, with the test prompts of `tests/data`.
+fn extensions() -> Arc<ivr::Dialplan> {
+    let text = r#"
+[clinic]
+name = "Test Clinic"
+time_zone = "America/Chicago"
+emergency_notice = "prompts/notice.wav"
+
+[[numbers]]
+number = "100"
+source = "test"
+announce = ["prompts/notice.wav"]
+then = { menu = "ext" }
+
+[menus.ext]
+prompt = "prompts/menu.wav"
+inter_digit_timeout = "2s"
+retries = 0
+on_no_input = { queue = "desk" }
+on_invalid = { message = "prompts/message.wav" }
+options = { "1" = { queue = "desk" }, "12" = { queue = "lab" }, "345" = { queue = "lab", priority = "urgent" } }
+
+[queues.desk]
+skills = ["desk"]
+strategy = "ring-all"
+ring_timeout = "15s"
+wrap_up = "2s"
+
+[queues.lab]
+skills = ["desk"]
+strategy = "ring-all"
+ring_timeout = "15s"
+wrap_up = "2s"
+
+[[agents]]
+id = "1"
+name = "Ann"
+password = "pw"
+skills = ["desk"]
+"#;
+    Arc::new(
+        ivr::Dialplan::from_toml(text, "extensions.toml", "tests/data")
+            .unwrap_or_else(|e| panic!("{e}")),
+    )
+}
+
+fn extension_call(digits: &str) -> Call {
+    let mut call = Call::start(extensions(), "100", CALLER, open_hours());
+    call.until_collecting().press(digits);
+    call
+}
+
+#[test]
+fn multi_digit_an_unambiguous_entry_is_decided_at_once() {
+    let mut call = extension_call("12");
+    let at = call.now;
+    assert_eq!(call.queue().queue.as_str(), "lab");
+    assert_eq!(call.now, at);
+    let mut call = extension_call("345");
+    let decision = call.queue();
+    assert_eq!(decision.queue.as_str(), "lab");
+    assert_eq!(decision.priority, Priority::Urgent);
+}
+
+#[test]
+fn multi_digit_a_prefix_waits_for_the_inter_digit_timeout() {
+    let mut call = extension_call("1");
+    let at = call.now;
+    assert_eq!(call.queue().queue.as_str(), "desk");
+    assert_eq!(
+        call.now.duration_since(at).unsigned_abs(),
+        Duration::from_secs(2)
+    );
+}
+
+#[test]
+fn multi_digit_hash_ends_the_entry() {
+    let mut call = extension_call("1#");
+    let at = call.now;
+    assert_eq!(call.queue().queue.as_str(), "desk");
+    assert_eq!(call.now, at);
+}
+
+#[test]
+fn multi_digit_invalid_entries_end_in_the_message() {
+    // No option starts with 9: invalid at once; retries = 0 → on_invalid.
+    let mut call = extension_call("9");
+    assert_eq!(
+        call.finish(),
+        Action::HangUp {
+            after_message: Some("prompts/message.wav".into())
+        }
+    );
+    // 34 is a prefix of 345 only: after the inter-digit timeout it is invalid.
+    let mut call = extension_call("34");
+    assert!(matches!(call.finish(), Action::HangUp { .. }));
+    assert!(
+        call.steps()
+            .contains(&"menu ext: `34` is not an option (try 1 of 1)".to_string())
+    );
+}
