@@ -34,7 +34,11 @@ impl DtmfDigit {
     /// The digit for an RFC 4733 event code; codes above 15 (flash and
     /// other events) are not digits.
     pub const fn from_event_code(code: u8) -> Option<DtmfDigit> {
-        if code < 16 { Some(DtmfDigit(code)) } else { None }
+        if code < 16 {
+            Some(DtmfDigit(code))
+        } else {
+            None
+        }
     }
 
     /// The RFC 4733 event code.
@@ -73,7 +77,11 @@ impl DtmfDigit {
 
     /// The digit at a keypad position (row 0–3, column 0–3).
     pub const fn from_keypad_position(row: usize, column: usize) -> Option<DtmfDigit> {
-        if row < 4 && column < 4 { Some(KEYPAD[row][column]) } else { None }
+        if row < 4 && column < 4 {
+            Some(KEYPAD[row][column])
+        } else {
+            None
+        }
     }
 
     const fn keypad_position(self) -> (usize, usize) {
@@ -130,11 +138,26 @@ mod tests {
 
     #[test]
     fn keypad_frequencies() {
-        assert_eq!(DtmfDigit::from_char('1').unwrap().frequencies(), (697.0, 1209.0));
-        assert_eq!(DtmfDigit::from_char('0').unwrap().frequencies(), (941.0, 1336.0));
-        assert_eq!(DtmfDigit::from_char('#').unwrap().frequencies(), (941.0, 1477.0));
-        assert_eq!(DtmfDigit::from_char('D').unwrap().frequencies(), (941.0, 1633.0));
-        assert_eq!(DtmfDigit::from_keypad_position(1, 1), DtmfDigit::from_char('5'));
+        assert_eq!(
+            DtmfDigit::from_char('1').unwrap().frequencies(),
+            (697.0, 1209.0)
+        );
+        assert_eq!(
+            DtmfDigit::from_char('0').unwrap().frequencies(),
+            (941.0, 1336.0)
+        );
+        assert_eq!(
+            DtmfDigit::from_char('#').unwrap().frequencies(),
+            (941.0, 1477.0)
+        );
+        assert_eq!(
+            DtmfDigit::from_char('D').unwrap().frequencies(),
+            (941.0, 1633.0)
+        );
+        assert_eq!(
+            DtmfDigit::from_keypad_position(1, 1),
+            DtmfDigit::from_char('5')
+        );
         assert_eq!(DtmfDigit::from_keypad_position(4, 0), None);
     }
 }

@@ -12,7 +12,11 @@
 pub fn ulaw_encode(sample: i16) -> u8 {
     // 14-bit magnitude; one's complement for negative values as in G.191.
     let scaled = sample >> 2;
-    let (sign, magnitude) = if scaled < 0 { (0x80u8, !scaled) } else { (0, scaled) };
+    let (sign, magnitude) = if scaled < 0 {
+        (0x80u8, !scaled)
+    } else {
+        (0, scaled)
+    };
     // Bias so that segment boundaries fall on powers of two; clip at the top.
     let biased = (magnitude as u32 + 33).min(0x1FFF);
     let segment = (u32::BITS - biased.leading_zeros()).saturating_sub(6);
@@ -28,7 +32,11 @@ pub fn ulaw_decode(code: u8) -> i16 {
 /// Encodes one 16-bit linear sample as G.711 A-law.
 pub fn alaw_encode(sample: i16) -> u8 {
     let scaled = sample >> 3; // 13-bit scale
-    let (sign, magnitude) = if scaled < 0 { (0u8, !scaled) } else { (0x80, scaled) };
+    let (sign, magnitude) = if scaled < 0 {
+        (0u8, !scaled)
+    } else {
+        (0x80, scaled)
+    };
     let magnitude = magnitude as u32;
     // Segments 0 and 1 share the step size 2; later segments double it.
     let segment = (u32::BITS - (magnitude | 0x1F).leading_zeros()) - 5;
@@ -72,7 +80,11 @@ const ULAW_DECODE: [i16; 256] = {
         let inverted = !(code as u8);
         let segment = (inverted >> 4) & 0x07;
         let magnitude = ((((inverted & 0x0F) as i32) << 3) + 0x84) << segment;
-        table[code] = if inverted & 0x80 != 0 { (0x84 - magnitude) as i16 } else { (magnitude - 0x84) as i16 };
+        table[code] = if inverted & 0x80 != 0 {
+            (0x84 - magnitude) as i16
+        } else {
+            (magnitude - 0x84) as i16
+        };
         code += 1;
     }
     table
@@ -89,7 +101,11 @@ const ALAW_DECODE: [i16; 256] = {
         if segment > 1 {
             magnitude <<= segment - 1;
         }
-        table[code] = if toggled & 0x80 != 0 { magnitude as i16 } else { -magnitude as i16 };
+        table[code] = if toggled & 0x80 != 0 {
+            magnitude as i16
+        } else {
+            -magnitude as i16
+        };
         code += 1;
     }
     table
@@ -155,14 +171,22 @@ mod tests {
     #[test]
     fn ulaw_encode_matches_oracle_for_every_sample() {
         for sample in i16::MIN..=i16::MAX {
-            assert_eq!(ulaw_encode(sample), oracle::encode_ulaw(sample), "sample {sample}");
+            assert_eq!(
+                ulaw_encode(sample),
+                oracle::encode_ulaw(sample),
+                "sample {sample}"
+            );
         }
     }
 
     #[test]
     fn alaw_encode_matches_oracle_for_every_sample() {
         for sample in i16::MIN..=i16::MAX {
-            assert_eq!(alaw_encode(sample), oracle::encode_alaw(sample), "sample {sample}");
+            assert_eq!(
+                alaw_encode(sample),
+                oracle::encode_alaw(sample),
+                "sample {sample}"
+            );
         }
     }
 
@@ -177,8 +201,16 @@ mod tests {
     #[test]
     fn direct_conversions_match_oracle_for_every_code() {
         for code in 0..=255u8 {
-            assert_eq!(ulaw_to_alaw(code), oracle::convert_ulaw_to_alaw(code), "µ→A {code}");
-            assert_eq!(alaw_to_ulaw(code), oracle::convert_alaw_to_ulaw(code), "A→µ {code}");
+            assert_eq!(
+                ulaw_to_alaw(code),
+                oracle::convert_ulaw_to_alaw(code),
+                "µ→A {code}"
+            );
+            assert_eq!(
+                alaw_to_ulaw(code),
+                oracle::convert_alaw_to_ulaw(code),
+                "A→µ {code}"
+            );
         }
     }
 

@@ -48,7 +48,13 @@ pub struct Playback {
 impl Playback {
     /// A playback of `prompts` in order.
     pub fn new(id: PlaybackId, prompts: Vec<Arc<Prompt>>, mode: PlaybackMode) -> Playback {
-        Playback { id, prompts, mode, prompt: 0, frame: 0 }
+        Playback {
+            id,
+            prompts,
+            mode,
+            prompt: 0,
+            frame: 0,
+        }
     }
 
     /// The request's id.
@@ -76,7 +82,10 @@ impl Playback {
                 let index = self.frame;
                 self.frame += 1;
                 let payload = self.prompts[self.prompt].frame(codec, index)?;
-                return Some(PlaybackFrame { payload, starts_prompt });
+                return Some(PlaybackFrame {
+                    payload,
+                    starts_prompt,
+                });
             }
             self.frame = 0;
             self.prompt += 1;
@@ -143,7 +152,11 @@ mod tests {
 
     #[test]
     fn plays_prompts_back_to_back_and_marks_each_start() {
-        let mut playback = Playback::new(PlaybackId(1), vec![prompt("a", 2), prompt("b", 3)], PlaybackMode::Once);
+        let mut playback = Playback::new(
+            PlaybackId(1),
+            vec![prompt("a", 2), prompt("b", 3)],
+            PlaybackMode::Once,
+        );
         let mut starts = Vec::new();
         while let Some(frame) = playback.next_frame(Codec::Pcmu) {
             assert_eq!(frame.payload.len(), 160);
@@ -156,8 +169,11 @@ mod tests {
 
     #[test]
     fn loops_for_hold_music() {
-        let mut playback = Playback::new(PlaybackId(2), vec![prompt("music", 2)], PlaybackMode::Loop);
-        let starts: Vec<bool> = (0..7).map(|_| playback.next_frame(Codec::Pcma).unwrap().starts_prompt).collect();
+        let mut playback =
+            Playback::new(PlaybackId(2), vec![prompt("music", 2)], PlaybackMode::Loop);
+        let starts: Vec<bool> = (0..7)
+            .map(|_| playback.next_frame(Codec::Pcma).unwrap().starts_prompt)
+            .collect();
         assert_eq!(starts, [true, false, true, false, true, false, true]);
         assert!(!playback.is_finished());
     }
@@ -192,7 +208,10 @@ mod tests {
         // 60 ms late: three packets are due now, sent back to back.
         let now = start + Duration::from_millis(40);
         let due: Vec<_> = std::iter::from_fn(|| pacer.poll(now)).collect();
-        assert_eq!(due, [start, start + FRAME_DURATION, start + FRAME_DURATION * 2]);
+        assert_eq!(
+            due,
+            [start, start + FRAME_DURATION, start + FRAME_DURATION * 2]
+        );
         // A 1 s stall: one packet now, then a fresh grid.
         let late = start + Duration::from_secs(1);
         assert_eq!(pacer.poll(late), Some(late));

@@ -45,11 +45,19 @@ impl Prompt {
             bytes.resize(padded, codec.silence());
             bytes
         };
-        Ok(Prompt { samples: samples.len(), pcmu: encode(Codec::Pcmu), pcma: encode(Codec::Pcma), name })
+        Ok(Prompt {
+            samples: samples.len(),
+            pcmu: encode(Codec::Pcmu),
+            pcma: encode(Codec::Pcma),
+            name,
+        })
     }
 
     /// Reads a WAV from any reader; `name` is used in errors and lookups.
-    pub fn from_wav_reader<R: Read>(name: impl Into<String>, reader: R) -> Result<Prompt, PromptError> {
+    pub fn from_wav_reader<R: Read>(
+        name: impl Into<String>,
+        reader: R,
+    ) -> Result<Prompt, PromptError> {
         let name = name.into();
         let wav = hound::WavReader::new(reader).map_err(|source| wav_error(&name, source))?;
         let spec = wav.spec();
@@ -62,7 +70,10 @@ impl Prompt {
                 hound::SampleFormat::Int => "int",
                 hound::SampleFormat::Float => "float",
             };
-            let found = format!("{} Hz, {} channel(s), {}-bit {format}", spec.sample_rate, spec.channels, spec.bits_per_sample);
+            let found = format!(
+                "{} Hz, {} channel(s), {}-bit {format}",
+                spec.sample_rate, spec.channels, spec.bits_per_sample
+            );
             return Err(PromptError::Format { name, found });
         }
         let samples = wav
@@ -76,10 +87,19 @@ impl Prompt {
     /// (`prompts/main-menu.wav` → `main-menu`).
     pub fn load(path: &Path) -> Result<Prompt, PromptError> {
         let display = path.display().to_string();
-        let file = std::fs::File::open(path).map_err(|source| PromptError::Io { name: display.clone(), source })?;
+        let file = std::fs::File::open(path).map_err(|source| PromptError::Io {
+            name: display.clone(),
+            source,
+        })?;
         let prompt = Prompt::from_wav_reader(display, std::io::BufReader::new(file))?;
-        let stem = path.file_stem().map(|stem| stem.to_string_lossy().into_owned()).unwrap_or_default();
-        Ok(Prompt { name: stem, ..prompt })
+        let stem = path
+            .file_stem()
+            .map(|stem| stem.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        Ok(Prompt {
+            name: stem,
+            ..prompt
+        })
     }
 
     /// The prompt's name.
@@ -114,8 +134,14 @@ impl Prompt {
 
 fn wav_error(name: &str, source: hound::Error) -> PromptError {
     match source {
-        hound::Error::IoError(source) => PromptError::Io { name: name.to_owned(), source },
-        source => PromptError::Wav { name: name.to_owned(), source },
+        hound::Error::IoError(source) => PromptError::Io {
+            name: name.to_owned(),
+            source,
+        },
+        source => PromptError::Wav {
+            name: name.to_owned(),
+            source,
+        },
     }
 }
 
@@ -135,11 +161,16 @@ impl PromptLibrary {
     /// or wrongly formatted file fails the whole load, so a bad prompt is
     /// found at start or reload, not during a call.
     pub fn load_dir(directory: &Path) -> Result<PromptLibrary, PromptError> {
-        let listing_error = |source| PromptError::Directory { path: directory.to_owned(), source };
+        let listing_error = |source| PromptError::Directory {
+            path: directory.to_owned(),
+            source,
+        };
         let mut paths = Vec::new();
         for entry in std::fs::read_dir(directory).map_err(listing_error)? {
             let path = entry.map_err(listing_error)?.path();
-            let is_wav = path.extension().is_some_and(|extension| extension.eq_ignore_ascii_case("wav"));
+            let is_wav = path
+                .extension()
+                .is_some_and(|extension| extension.eq_ignore_ascii_case("wav"));
             if is_wav && path.is_file() {
                 paths.push(path);
             }
@@ -155,7 +186,8 @@ impl PromptLibrary {
     /// Adds (or replaces) a prompt; returns the shared handle.
     pub fn insert(&mut self, prompt: Prompt) -> Arc<Prompt> {
         let prompt = Arc::new(prompt);
-        self.prompts.insert(prompt.name().to_owned(), Arc::clone(&prompt));
+        self.prompts
+            .insert(prompt.name().to_owned(), Arc::clone(&prompt));
         prompt
     }
 
@@ -203,8 +235,18 @@ mod tests {
         bytes.into_inner()
     }
 
-    fn spec(sample_rate: u32, channels: u16, bits: u16, format: hound::SampleFormat) -> hound::WavSpec {
-        hound::WavSpec { channels, sample_rate, bits_per_sample: bits, sample_format: format }
+    fn spec(
+        sample_rate: u32,
+        channels: u16,
+        bits: u16,
+        format: hound::SampleFormat,
+    ) -> hound::WavSpec {
+        hound::WavSpec {
+            channels,
+            sample_rate,
+            bits_per_sample: bits,
+            sample_format: format,
+        }
     }
 
     #[test]
@@ -217,7 +259,10 @@ mod tests {
         let first = prompt.frame(Codec::Pcmu, 0).unwrap();
         assert_eq!(first.len(), 160);
         assert_eq!(first[0], g711::ulaw_encode(-50 * 300));
-        assert_eq!(prompt.frame(Codec::Pcma, 0).unwrap()[1], g711::alaw_encode(-49 * 300));
+        assert_eq!(
+            prompt.frame(Codec::Pcma, 0).unwrap()[1],
+            g711::alaw_encode(-49 * 300)
+        );
         // The last frame: 10 samples, then silence.
         let last = prompt.frame(Codec::Pcma, 50).unwrap();
         assert_eq!(last[9], g711::alaw_encode(((8009 % 100) as i16 - 50) * 300));
@@ -228,10 +273,22 @@ mod tests {
     #[test]
     fn wrong_formats_are_refused_with_what_was_found() {
         let cases = [
-            (spec(44_100, 1, 16, hound::SampleFormat::Int), "44100 Hz, 1 channel(s), 16-bit int"),
-            (spec(8000, 2, 16, hound::SampleFormat::Int), "8000 Hz, 2 channel(s), 16-bit int"),
-            (spec(8000, 1, 8, hound::SampleFormat::Int), "8000 Hz, 1 channel(s), 8-bit int"),
-            (spec(8000, 1, 32, hound::SampleFormat::Float), "8000 Hz, 1 channel(s), 32-bit float"),
+            (
+                spec(44_100, 1, 16, hound::SampleFormat::Int),
+                "44100 Hz, 1 channel(s), 16-bit int",
+            ),
+            (
+                spec(8000, 2, 16, hound::SampleFormat::Int),
+                "8000 Hz, 2 channel(s), 16-bit int",
+            ),
+            (
+                spec(8000, 1, 8, hound::SampleFormat::Int),
+                "8000 Hz, 1 channel(s), 8-bit int",
+            ),
+            (
+                spec(8000, 1, 32, hound::SampleFormat::Float),
+                "8000 Hz, 1 channel(s), 32-bit float",
+            ),
         ];
         for (spec, expected) in cases {
             match Prompt::from_wav_reader("bad", Cursor::new(wav_bytes(spec, 400))) {
@@ -246,11 +303,23 @@ mod tests {
 
     #[test]
     fn garbage_empty_and_missing_files_are_errors() {
-        assert!(matches!(Prompt::from_wav_reader("junk", Cursor::new(b"RIFF....WAVEjunk".to_vec())), Err(PromptError::Wav { .. } | PromptError::Io { .. })));
+        assert!(matches!(
+            Prompt::from_wav_reader("junk", Cursor::new(b"RIFF....WAVEjunk".to_vec())),
+            Err(PromptError::Wav { .. } | PromptError::Io { .. })
+        ));
         let empty = wav_bytes(spec(8000, 1, 16, hound::SampleFormat::Int), 0);
-        assert!(matches!(Prompt::from_wav_reader("empty", Cursor::new(empty)), Err(PromptError::Empty { .. })));
-        assert!(matches!(Prompt::load(Path::new("/nonexistent/prompt.wav")), Err(PromptError::Io { .. })));
-        assert!(matches!(PromptLibrary::load_dir(Path::new("/nonexistent")), Err(PromptError::Directory { .. })));
+        assert!(matches!(
+            Prompt::from_wav_reader("empty", Cursor::new(empty)),
+            Err(PromptError::Empty { .. })
+        ));
+        assert!(matches!(
+            Prompt::load(Path::new("/nonexistent/prompt.wav")),
+            Err(PromptError::Io { .. })
+        ));
+        assert!(matches!(
+            PromptLibrary::load_dir(Path::new("/nonexistent")),
+            Err(PromptError::Directory { .. })
+        ));
     }
 
     #[test]
@@ -268,8 +337,15 @@ mod tests {
         assert!(Arc::ptr_eq(&menu, &library.get("main-menu").unwrap()));
         assert!(library.get("missing").is_none());
 
-        std::fs::write(directory.join("broken.wav"), wav_bytes(spec(16_000, 1, 16, hound::SampleFormat::Int), 10)).unwrap();
-        assert!(matches!(PromptLibrary::load_dir(&directory), Err(PromptError::Format { .. })));
+        std::fs::write(
+            directory.join("broken.wav"),
+            wav_bytes(spec(16_000, 1, 16, hound::SampleFormat::Int), 10),
+        )
+        .unwrap();
+        assert!(matches!(
+            PromptLibrary::load_dir(&directory),
+            Err(PromptError::Format { .. })
+        ));
         std::fs::remove_dir_all(&directory).unwrap();
     }
 }

@@ -40,7 +40,10 @@ pub struct Latch {
 impl Latch {
     /// A latch that sends to the SDP address until it latches.
     pub fn new(signalled: Option<SocketAddr>) -> Latch {
-        Latch { signalled, latched: None }
+        Latch {
+            signalled,
+            latched: None,
+        }
     }
 
     /// Records a valid packet's source; returns the address when this
@@ -92,7 +95,7 @@ pub enum Relayed {
 
 impl Relayed {
     /// Bytes to send, if any.
-    pub fn len(self) -> Option<usize> {
+    pub fn bytes_to_send(self) -> Option<usize> {
         match self {
             Relayed::Audio { len, .. } | Relayed::TelephoneEvent { len } => Some(len),
             Relayed::EventDropped => None,
@@ -137,7 +140,11 @@ pub struct RelayPath {
 impl RelayPath {
     /// A path from `ingress` to `egress`, continuing `egress_stream` (the
     /// stream the egress peer has heard so far).
-    pub fn new(ingress: &NegotiatedMedia, egress: &NegotiatedMedia, egress_stream: OutboundStream) -> RelayPath {
+    pub fn new(
+        ingress: &NegotiatedMedia,
+        egress: &NegotiatedMedia,
+        egress_stream: OutboundStream,
+    ) -> RelayPath {
         RelayPath {
             ingress: ingress.payloads,
             egress: egress.payloads,
@@ -171,19 +178,37 @@ impl RelayPath {
     }
 
     /// Parses `datagram` as an ingress packet and relays it.
-    pub fn relay(&mut self, now: Instant, datagram: &[u8], out: &mut [u8]) -> Result<Relayed, RtpError> {
+    pub fn relay(
+        &mut self,
+        now: Instant,
+        datagram: &[u8],
+        out: &mut [u8],
+    ) -> Result<Relayed, RtpError> {
         let packet = parse_packet(&self.ingress, datagram)?;
         self.relay_packet(now, &packet, out)
     }
 
     /// Relays an already validated ingress packet into `out`.
-    pub fn relay_packet(&mut self, now: Instant, packet: &ReceivedPacket<'_>, out: &mut [u8]) -> Result<Relayed, RtpError> {
+    pub fn relay_packet(
+        &mut self,
+        now: Instant,
+        packet: &ReceivedPacket<'_>,
+        out: &mut [u8],
+    ) -> Result<Relayed, RtpError> {
         let (payload_type, payload_len, samples, transcode) = match packet.payload {
             RtpPayload::Audio { codec, samples } => match self.egress.payload_type(codec) {
                 Some(payload_type) => (payload_type, samples.len(), samples.len(), None),
                 None => {
-                    let payload_type = self.egress.payload_type(self.egress_codec).unwrap_or(self.egress_codec.static_payload_type());
-                    (payload_type, samples.len(), samples.len(), Some((codec, samples)))
+                    let payload_type = self
+                        .egress
+                        .payload_type(self.egress_codec)
+                        .unwrap_or(self.egress_codec.static_payload_type());
+                    (
+                        payload_type,
+                        samples.len(),
+                        samples.len(),
+                        Some((codec, samples)),
+                    )
                 }
             },
             RtpPayload::TelephoneEvent(_) => match self.egress.telephone_event {
@@ -200,7 +225,16 @@ impl RelayPath {
         // The first packet on a new base starts a talkspurt for the far end.
         let first_on_new_base = std::mem::take(&mut self.rebased);
         let marker = packet.marker || first_on_new_base;
-        let header = self.stream.write_relayed_header(now, payload_type, marker, sequence, timestamp, payload_len, samples as u32, out)?;
+        let header = self.stream.write_relayed_header(
+            now,
+            payload_type,
+            marker,
+            sequence,
+            timestamp,
+            payload_len,
+            samples as u32,
+            out,
+        )?;
         let body = &mut out[header..header + payload_len];
         let len = header + payload_len;
         self.stats.relayed += 1;
@@ -208,21 +242,27 @@ impl RelayPath {
             (_, Some((codec, samples))) => {
                 codec.transcode_into(self.egress_codec, samples, body);
                 self.stats.transcoded += 1;
-                Relayed::Audio { len, transcoded: true }
+                Relayed::Audio {
+                    len,
+                    transcoded: true,
+                }
             }
             (RtpPayload::Audio { samples, .. }, None) => {
                 body.copy_from_slice(samples);
-                Relayed::Audio { len, transcoded: false }
+                Relayed::Audio {
+                    len,
+                    transcoded: false,
+                }
             }
             (RtpPayload::TelephoneEvent(event), None) => {
                 body[..4].copy_from_slice(&event.to_bytes());
                 Relayed::TelephoneEvent { len }
             }
         };
-        if let Some(rebase) = self.rebase.as_mut() {
-            if (packet.sequence.wrapping_sub(rebase.last_ingress_sequence) as i16) > 0 {
-                rebase.last_ingress_sequence = packet.sequence;
-            }
+        if let Some(rebase) = self.rebase.as_mut()
+            && (packet.sequence.wrapping_sub(rebase.last_ingress_sequence) as i16) > 0
+        {
+            rebase.last_ingress_sequence = packet.sequence;
         }
         Ok(relayed)
     }
@@ -251,7 +291,6 @@ impl RelayPath {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use std::time::Duration;
@@ -264,10 +303,21 @@ mod tests {
     use crate::sdp::PayloadMap;
 
     fn leg(codec: Codec, telephone_event: Option<u8>) -> NegotiatedMedia {
-        NegotiatedMedia::static_g711(codec, Some("192.0.2.1:4000".parse().unwrap()), telephone_event)
+        NegotiatedMedia::static_g711(
+            codec,
+            Some("192.0.2.1:4000".parse().unwrap()),
+            telephone_event,
+        )
     }
 
-    fn packet(payload_type: u8, sequence: u16, timestamp: u32, ssrc: u32, marker: bool, payload: &[u8]) -> Vec<u8> {
+    fn packet(
+        payload_type: u8,
+        sequence: u16,
+        timestamp: u32,
+        ssrc: u32,
+        marker: bool,
+        payload: &[u8],
+    ) -> Vec<u8> {
         RtpPacketBuilder::new()
             .payload_type(payload_type)
             .sequence(Seq::from(sequence))
@@ -281,7 +331,13 @@ mod tests {
 
     fn header(bytes: &[u8]) -> (u8, u16, u32, u32, bool) {
         let reader = RtpReader::new(bytes).unwrap();
-        (reader.payload_type(), reader.sequence_number().into(), reader.timestamp(), reader.ssrc(), reader.mark())
+        (
+            reader.payload_type(),
+            reader.sequence_number().into(),
+            reader.timestamp(),
+            reader.ssrc(),
+            reader.mark(),
+        )
     }
 
     #[test]
@@ -291,7 +347,10 @@ mod tests {
         let mut latch = Latch::new(Some(signalled));
         assert_eq!(latch.destination(), Some(signalled));
         assert_eq!(latch.on_valid_packet(nat), Some(nat));
-        assert_eq!(latch.on_valid_packet("203.0.113.9:1".parse().unwrap()), None);
+        assert_eq!(
+            latch.on_valid_packet("203.0.113.9:1".parse().unwrap()),
+            None
+        );
         assert_eq!(latch.destination(), Some(nat));
         latch.reset(None);
         assert!(!latch.is_latched());
@@ -305,16 +364,37 @@ mod tests {
         let mut out = [0u8; 256];
         // Three prompt packets to the caller.
         for n in 0..3 {
-            stream.write_audio(t0 + FRAME_DURATION * n, 0, &[0xFF; 160], &mut out).unwrap();
+            stream
+                .write_audio(t0 + FRAME_DURATION * n, 0, &[0xFF; 160], &mut out)
+                .unwrap();
         }
-        let mut path = RelayPath::new(&leg(Codec::Pcmu, Some(101)), &leg(Codec::Pcmu, Some(101)), stream);
+        let mut path = RelayPath::new(
+            &leg(Codec::Pcmu, Some(101)),
+            &leg(Codec::Pcmu, Some(101)),
+            stream,
+        );
         // The agent's stream starts right after the prompt, with its own numbering.
         let at = t0 + FRAME_DURATION * 3;
         let mut seen = Vec::new();
         for (n, sequence) in [7u16, 8, 10, 9].into_iter().enumerate() {
-            let input = packet(0, sequence, 90_000 + 160 * u32::from(sequence - 7), 0xBBBB, n == 0, &[0x55; 160]);
-            let relayed = path.relay(at + FRAME_DURATION * n as u32, &input, &mut out).unwrap();
-            assert_eq!(relayed, Relayed::Audio { len: 172, transcoded: false });
+            let input = packet(
+                0,
+                sequence,
+                90_000 + 160 * u32::from(sequence - 7),
+                0xBBBB,
+                n == 0,
+                &[0x55; 160],
+            );
+            let relayed = path
+                .relay(at + FRAME_DURATION * n as u32, &input, &mut out)
+                .unwrap();
+            assert_eq!(
+                relayed,
+                Relayed::Audio {
+                    len: 172,
+                    transcoded: false
+                }
+            );
             assert_eq!(&out[12..172], &[0x55; 160]);
             seen.push(header(&out[..172]));
         }
@@ -336,18 +416,34 @@ mod tests {
     #[test]
     fn a_new_ssrc_or_a_restart_is_rebased_onto_our_stream() {
         let t0 = Instant::now();
-        let mut path = RelayPath::new(&leg(Codec::Pcmu, None), &leg(Codec::Pcmu, None), OutboundStream::from_parts(1, 100, 1000));
+        let mut path = RelayPath::new(
+            &leg(Codec::Pcmu, None),
+            &leg(Codec::Pcmu, None),
+            OutboundStream::from_parts(1, 100, 1000),
+        );
         let mut out = [0u8; 256];
-        path.relay(t0, &packet(0, 500, 7000, 9, true, &[0; 160]), &mut out).unwrap();
+        path.relay(t0, &packet(0, 500, 7000, 9, true, &[0; 160]), &mut out)
+            .unwrap();
         assert_eq!(header(&out), (0, 100, 1000, 1, true));
-        path.relay(t0 + FRAME_DURATION, &packet(0, 501, 7160, 9, false, &[0; 160]), &mut out).unwrap();
+        path.relay(
+            t0 + FRAME_DURATION,
+            &packet(0, 501, 7160, 9, false, &[0; 160]),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(header(&out), (0, 101, 1160, 1, false));
         // The agent's phone restarts with a new SSRC 1 s later.
         let later = t0 + FRAME_DURATION * 2 + Duration::from_secs(1);
-        path.relay(later, &packet(0, 1, 0, 10, false, &[0; 160]), &mut out).unwrap();
+        path.relay(later, &packet(0, 1, 0, 10, false, &[0; 160]), &mut out)
+            .unwrap();
         assert_eq!(header(&out), (0, 102, 1320 + 8000, 1, true));
         // Same SSRC, but a jump beyond MAX_DROPOUT: rebased as well.
-        path.relay(later + FRAME_DURATION, &packet(0, 40_000, 160, 10, false, &[0; 160]), &mut out).unwrap();
+        path.relay(
+            later + FRAME_DURATION,
+            &packet(0, 40_000, 160, 10, false, &[0; 160]),
+            &mut out,
+        )
+        .unwrap();
         assert_eq!(header(&out), (0, 103, 9480, 1, true));
         assert_eq!(path.stats().rebases, 3);
     }
@@ -360,25 +456,60 @@ mod tests {
         // PCMA caller, PCMU-only agent.
         let mut agent_only_pcmu = leg(Codec::Pcmu, Some(101));
         agent_only_pcmu.payloads.pcma = None;
-        let mut to_agent = RelayPath::new(&leg(Codec::Pcma, Some(101)), &agent_only_pcmu, OutboundStream::from_parts(1, 1, 1));
-        let relayed = to_agent.relay(t0, &packet(8, 1, 1, 5, false, &payload), &mut out).unwrap();
-        assert_eq!(relayed, Relayed::Audio { len: 172, transcoded: true });
+        let mut to_agent = RelayPath::new(
+            &leg(Codec::Pcma, Some(101)),
+            &agent_only_pcmu,
+            OutboundStream::from_parts(1, 1, 1),
+        );
+        let relayed = to_agent
+            .relay(t0, &packet(8, 1, 1, 5, false, &payload), &mut out)
+            .unwrap();
+        assert_eq!(
+            relayed,
+            Relayed::Audio {
+                len: 172,
+                transcoded: true
+            }
+        );
         assert_eq!(header(&out).0, 0);
-        let expected: Vec<u8> = payload.iter().map(|code| g711::alaw_to_ulaw(*code)).collect();
+        let expected: Vec<u8> = payload
+            .iter()
+            .map(|code| g711::alaw_to_ulaw(*code))
+            .collect();
         assert_eq!(&out[12..172], &expected[..]);
 
         let mut caller_only_pcma = leg(Codec::Pcma, Some(101));
         caller_only_pcma.payloads.pcmu = None;
-        let mut to_caller = RelayPath::new(&agent_only_pcmu, &caller_only_pcma, OutboundStream::from_parts(2, 1, 1));
-        to_caller.relay(t0, &packet(0, 1, 1, 6, false, &payload), &mut out).unwrap();
+        let mut to_caller = RelayPath::new(
+            &agent_only_pcmu,
+            &caller_only_pcma,
+            OutboundStream::from_parts(2, 1, 1),
+        );
+        to_caller
+            .relay(t0, &packet(0, 1, 1, 6, false, &payload), &mut out)
+            .unwrap();
         assert_eq!(header(&out).0, 8);
-        let expected: Vec<u8> = payload.iter().map(|code| g711::ulaw_to_alaw(*code)).collect();
+        let expected: Vec<u8> = payload
+            .iter()
+            .map(|code| g711::ulaw_to_alaw(*code))
+            .collect();
         assert_eq!(&out[12..172], &expected[..]);
         assert_eq!(to_caller.stats().transcoded, 1);
 
         // When the egress leg accepts the ingress codec too, no conversion.
-        let mut both = RelayPath::new(&leg(Codec::Pcma, None), &leg(Codec::Pcmu, None), OutboundStream::from_parts(3, 1, 1));
-        assert_eq!(both.relay(t0, &packet(8, 1, 1, 7, false, &payload), &mut out).unwrap(), Relayed::Audio { len: 172, transcoded: false });
+        let mut both = RelayPath::new(
+            &leg(Codec::Pcma, None),
+            &leg(Codec::Pcmu, None),
+            OutboundStream::from_parts(3, 1, 1),
+        );
+        assert_eq!(
+            both.relay(t0, &packet(8, 1, 1, 7, false, &payload), &mut out)
+                .unwrap(),
+            Relayed::Audio {
+                len: 172,
+                transcoded: false
+            }
+        );
         assert_eq!(header(&out).0, 8);
     }
 
@@ -386,30 +517,67 @@ mod tests {
     fn telephone_events_are_remapped_or_dropped() {
         let t0 = Instant::now();
         let mut out = [0u8; 64];
-        let mut path = RelayPath::new(&leg(Codec::Pcmu, Some(101)), &leg(Codec::Pcmu, Some(96)), OutboundStream::from_parts(1, 10, 100));
+        let mut path = RelayPath::new(
+            &leg(Codec::Pcmu, Some(101)),
+            &leg(Codec::Pcmu, Some(96)),
+            OutboundStream::from_parts(1, 10, 100),
+        );
         let event = [3, 0x8A, 0x03, 0x20];
-        let relayed = path.relay(t0, &packet(101, 5, 8000, 9, true, &event), &mut out).unwrap();
+        let relayed = path
+            .relay(t0, &packet(101, 5, 8000, 9, true, &event), &mut out)
+            .unwrap();
         assert_eq!(relayed, Relayed::TelephoneEvent { len: 16 });
         assert_eq!(header(&out[..16]), (96, 10, 100, 1, true));
         assert_eq!(&out[12..16], &event);
         // Retransmitted end packet: same timestamp, next sequence number.
-        path.relay(t0, &packet(101, 6, 8000, 9, false, &event), &mut out).unwrap();
+        path.relay(t0, &packet(101, 6, 8000, 9, false, &event), &mut out)
+            .unwrap();
         assert_eq!(header(&out[..16]), (96, 11, 100, 1, false));
 
-        let mut no_events = RelayPath::new(&leg(Codec::Pcmu, Some(101)), &leg(Codec::Pcmu, None), OutboundStream::from_parts(1, 1, 1));
-        assert_eq!(no_events.relay(t0, &packet(101, 5, 8000, 9, true, &event), &mut out).unwrap(), Relayed::EventDropped);
+        let mut no_events = RelayPath::new(
+            &leg(Codec::Pcmu, Some(101)),
+            &leg(Codec::Pcmu, None),
+            OutboundStream::from_parts(1, 1, 1),
+        );
+        assert_eq!(
+            no_events
+                .relay(t0, &packet(101, 5, 8000, 9, true, &event), &mut out)
+                .unwrap(),
+            Relayed::EventDropped
+        );
         assert_eq!(no_events.stats().events_dropped, 1);
         assert_eq!(no_events.stream().next_sequence(), 1);
     }
 
     #[test]
     fn refuses_what_the_ingress_leg_did_not_negotiate() {
-        let mut path = RelayPath::new(&leg(Codec::Pcmu, None), &leg(Codec::Pcmu, None), OutboundStream::from_parts(1, 1, 1));
+        let mut path = RelayPath::new(
+            &leg(Codec::Pcmu, None),
+            &leg(Codec::Pcmu, None),
+            OutboundStream::from_parts(1, 1, 1),
+        );
         let mut out = [0u8; 256];
-        assert_eq!(path.relay(Instant::now(), &packet(18, 1, 1, 1, false, &[0; 20]), &mut out), Err(RtpError::UnknownPayloadType(18)));
-        assert_eq!(path.relay(Instant::now(), &[0x80, 0, 0], &mut out), Err(RtpError::Malformed("shorter than an RTP header")));
+        assert_eq!(
+            path.relay(
+                Instant::now(),
+                &packet(18, 1, 1, 1, false, &[0; 20]),
+                &mut out
+            ),
+            Err(RtpError::UnknownPayloadType(18))
+        );
+        assert_eq!(
+            path.relay(Instant::now(), &[0x80, 0, 0], &mut out),
+            Err(RtpError::Malformed("shorter than an RTP header"))
+        );
         let mut small = [0u8; 100];
-        assert_eq!(path.relay(Instant::now(), &packet(0, 1, 1, 1, false, &[0; 160]), &mut small), Err(RtpError::BufferTooSmall));
+        assert_eq!(
+            path.relay(
+                Instant::now(),
+                &packet(0, 1, 1, 1, false, &[0; 160]),
+                &mut small
+            ),
+            Err(RtpError::BufferTooSmall)
+        );
         assert_eq!(*path.ingress_payloads(), PayloadMap::static_g711(None));
     }
 }

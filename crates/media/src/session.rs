@@ -87,7 +87,10 @@ pub struct SessionConfig {
 
 impl Default for SessionConfig {
     fn default() -> SessionConfig {
-        SessionConfig { inactivity_timeout: Some(Duration::from_secs(30)), inband_dtmf: InbandPolicy::Auto }
+        SessionConfig {
+            inactivity_timeout: Some(Duration::from_secs(30)),
+            inband_dtmf: InbandPolicy::Auto,
+        }
     }
 }
 
@@ -156,7 +159,12 @@ pub struct LegStats {
 #[derive(Debug)]
 enum Egress {
     Idle(OutboundStream),
-    Prompt { stream: OutboundStream, playback: Playback, pacer: Pacer, barge_in: bool },
+    Prompt {
+        stream: OutboundStream,
+        playback: Playback,
+        pacer: Pacer,
+        barge_in: bool,
+    },
     Relay(RelayPath),
 }
 
@@ -191,11 +199,20 @@ struct LegState {
 impl LegState {
     /// Replaces the egress, handing the stream over; reports the end of a
     /// playback that was going on.
-    fn switch_egress(&mut self, leg: Leg, events: &mut VecDeque<MediaEvent>, next: impl FnOnce(OutboundStream) -> Egress) {
+    fn switch_egress(
+        &mut self,
+        leg: Leg,
+        events: &mut VecDeque<MediaEvent>,
+        next: impl FnOnce(OutboundStream) -> Egress,
+    ) {
         let placeholder = Egress::Idle(OutboundStream::from_parts(0, 0, 0));
         let previous = std::mem::replace(&mut self.egress, placeholder);
         if let Egress::Prompt { playback, .. } = &previous {
-            events.push_back(MediaEvent::PlaybackEnded { leg, id: playback.id(), completed: false });
+            events.push_back(MediaEvent::PlaybackEnded {
+                leg,
+                id: playback.id(),
+                completed: false,
+            });
         }
         self.egress = next(previous.into_stream());
     }
@@ -210,13 +227,17 @@ impl LegState {
         match policy {
             InbandPolicy::Never => false,
             InbandPolicy::Always => true,
-            InbandPolicy::Auto => self.media.telephone_event().is_none() && !self.saw_telephone_event && !bridged,
+            InbandPolicy::Auto => {
+                self.media.telephone_event().is_none() && !self.saw_telephone_event && !bridged
+            }
         }
     }
 
     fn inactivity_deadline(&self, timeout: Option<Duration>) -> Option<Instant> {
         let expects_media = self.media.direction.receives();
-        timeout.filter(|_| expects_media && !self.inactive_reported).map(|timeout| self.last_activity + timeout)
+        timeout
+            .filter(|_| expects_media && !self.inactive_reported)
+            .map(|timeout| self.last_activity + timeout)
     }
 }
 
@@ -232,12 +253,23 @@ pub struct MediaSession {
 impl MediaSession {
     /// A session with no legs yet.
     pub fn new(config: SessionConfig) -> MediaSession {
-        MediaSession { config, legs: [None, None], bridged: false, events: VecDeque::new() }
+        MediaSession {
+            config,
+            legs: [None, None],
+            bridged: false,
+            events: VecDeque::new(),
+        }
     }
 
     /// Adds (or replaces) a leg after offer/answer. Its outbound stream
     /// gets a random SSRC, sequence number and timestamp from `rng`.
-    pub fn add_leg<R: RngCore + ?Sized>(&mut self, now: Instant, leg: Leg, media: NegotiatedMedia, rng: &mut R) {
+    pub fn add_leg<R: RngCore + ?Sized>(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        media: NegotiatedMedia,
+        rng: &mut R,
+    ) {
         self.legs[leg.index()] = Some(LegState {
             inbound: InboundStream::new(media.payloads),
             latch: Latch::new(media.remote),
@@ -255,8 +287,15 @@ impl MediaSession {
 
     /// Applies a new offer/answer to a leg (re-INVITE: hold, unhold, new
     /// address or codecs). The latch is reset when the address changes.
-    pub fn update_leg(&mut self, now: Instant, leg: Leg, media: NegotiatedMedia) -> Result<(), SessionError> {
-        let state = self.legs[leg.index()].as_mut().ok_or(SessionError::MissingLeg(leg))?;
+    pub fn update_leg(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        media: NegotiatedMedia,
+    ) -> Result<(), SessionError> {
+        let state = self.legs[leg.index()]
+            .as_mut()
+            .ok_or(SessionError::MissingLeg(leg))?;
         state.inbound.set_payloads(media.payloads);
         if media.remote != state.media.remote {
             state.latch.reset(media.remote);
@@ -298,7 +337,11 @@ impl MediaSession {
         self.legs[leg.index()].as_ref().map(|state| LegStats {
             inbound: state.inbound.stats(),
             packets_sent: state.egress.stream().packets_sent(),
-            latched: state.latch.is_latched().then(|| state.latch.destination()).flatten(),
+            latched: state
+                .latch
+                .is_latched()
+                .then(|| state.latch.destination())
+                .flatten(),
         })
     }
 
@@ -306,9 +349,22 @@ impl MediaSession {
     /// previous playback ends with `completed: false`; a relay into this
     /// leg pauses until [`MediaSession::bridge`] again). The first packet
     /// is due at `now`. With `barge_in`, a digit from the leg stops it.
-    pub fn play(&mut self, now: Instant, leg: Leg, playback: Playback, barge_in: bool) -> Result<(), SessionError> {
-        let state = self.legs[leg.index()].as_mut().ok_or(SessionError::MissingLeg(leg))?;
-        state.switch_egress(leg, &mut self.events, |stream| Egress::Prompt { stream, playback, pacer: Pacer::new(now), barge_in });
+    pub fn play(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        playback: Playback,
+        barge_in: bool,
+    ) -> Result<(), SessionError> {
+        let state = self.legs[leg.index()]
+            .as_mut()
+            .ok_or(SessionError::MissingLeg(leg))?;
+        state.switch_egress(leg, &mut self.events, |stream| Egress::Prompt {
+            stream,
+            playback,
+            pacer: Pacer::new(now),
+            barge_in,
+        });
         Ok(())
     }
 
@@ -351,14 +407,25 @@ impl MediaSession {
         };
         let caller_media = caller.media.clone();
         let agent_media = agent.media.clone();
-        caller.switch_egress(Leg::Caller, &mut self.events, |stream| Egress::Relay(RelayPath::new(&agent_media, &caller_media, stream)));
-        agent.switch_egress(Leg::Agent, &mut self.events, |stream| Egress::Relay(RelayPath::new(&caller_media, &agent_media, stream)));
+        caller.switch_egress(Leg::Caller, &mut self.events, |stream| {
+            Egress::Relay(RelayPath::new(&agent_media, &caller_media, stream))
+        });
+        agent.switch_egress(Leg::Agent, &mut self.events, |stream| {
+            Egress::Relay(RelayPath::new(&caller_media, &agent_media, stream))
+        });
     }
 
     /// Handles one datagram received on `leg`'s socket from `source`.
     /// When the legs are bridged, the relayed packet is written to `out`
     /// and returned as a [`Transmit`] on the other leg.
-    pub fn handle_datagram(&mut self, now: Instant, leg: Leg, source: SocketAddr, datagram: &[u8], out: &mut [u8]) -> Option<Transmit> {
+    pub fn handle_datagram(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        source: SocketAddr,
+        datagram: &[u8],
+        out: &mut [u8],
+    ) -> Option<Transmit> {
         let policy = self.config.inband_dtmf;
         let bridged = self.bridged;
         let [caller, agent] = &mut self.legs;
@@ -382,15 +449,16 @@ impl MediaSession {
         match packet.payload {
             RtpPayload::TelephoneEvent(_) => state.saw_telephone_event = true,
             RtpPayload::Audio { codec, samples } => {
-                if state.inband_active(policy, bridged) {
-                    if let Some(digit) = state.inband.process_encoded(codec, samples) {
-                        detected = detected.or(Some((digit, DtmfSource::InBand)));
-                    }
+                if state.inband_active(policy, bridged)
+                    && let Some(digit) = state.inband.process_encoded(codec, samples)
+                {
+                    detected = detected.or(Some((digit, DtmfSource::InBand)));
                 }
             }
         }
         if let Some((digit, source)) = detected {
-            self.events.push_back(MediaEvent::Dtmf { leg, digit, source });
+            self.events
+                .push_back(MediaEvent::Dtmf { leg, digit, source });
             if matches!(state.egress, Egress::Prompt { barge_in: true, .. }) {
                 state.stop_playback(leg, &mut self.events);
             }
@@ -404,7 +472,11 @@ impl MediaSession {
         }
         let destination = other.latch.destination()?;
         match path.relay_packet(now, &packet, out) {
-            Ok(relayed) => relayed.len().map(|len| Transmit { leg: leg.other(), destination, len }),
+            Ok(relayed) => relayed.bytes_to_send().map(|len| Transmit {
+                leg: leg.other(),
+                destination,
+                len,
+            }),
             Err(error) => {
                 tracing::debug!(?leg, %error, "relay failed");
                 None
@@ -416,11 +488,17 @@ impl MediaSession {
     pub fn handle_timeout(&mut self, now: Instant) {
         let timeout = self.config.inactivity_timeout;
         for leg in Leg::ALL {
-            let Some(state) = self.legs[leg.index()].as_mut() else { continue };
-            if state.inactivity_deadline(timeout).is_some_and(|deadline| now >= deadline) {
+            let Some(state) = self.legs[leg.index()].as_mut() else {
+                continue;
+            };
+            if state
+                .inactivity_deadline(timeout)
+                .is_some_and(|deadline| now >= deadline)
+            {
                 state.inactive_reported = true;
                 let silent_for = now.saturating_duration_since(state.last_activity);
-                self.events.push_back(MediaEvent::Inactive { leg, silent_for });
+                self.events
+                    .push_back(MediaEvent::Inactive { leg, silent_for });
             }
         }
     }
@@ -428,22 +506,40 @@ impl MediaSession {
     /// The next prompt packet due at `now`, written into `out`.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
         for leg in Leg::ALL {
-            let Some(state) = self.legs[leg.index()].as_mut() else { continue };
-            loop {
-                let Egress::Prompt { stream, playback, pacer, .. } = &mut state.egress else { break };
-                let Some(media_time) = pacer.poll(now) else { break };
+            let Some(state) = self.legs[leg.index()].as_mut() else {
+                continue;
+            };
+            while let Egress::Prompt {
+                stream,
+                playback,
+                pacer,
+                ..
+            } = &mut state.egress
+            {
+                let Some(media_time) = pacer.poll(now) else {
+                    break;
+                };
                 let Some(frame) = playback.next_frame(state.media.codec) else {
                     let id = playback.id();
                     let placeholder = Egress::Idle(OutboundStream::from_parts(0, 0, 0));
                     let finished = std::mem::replace(&mut state.egress, placeholder);
                     state.egress = Egress::Idle(finished.into_stream());
-                    self.events.push_back(MediaEvent::PlaybackEnded { leg, id, completed: true });
+                    self.events.push_back(MediaEvent::PlaybackEnded {
+                        leg,
+                        id,
+                        completed: true,
+                    });
                     break;
                 };
                 if frame.starts_prompt {
                     stream.begin_talkspurt(media_time);
                 }
-                let len = match stream.write_audio(media_time, state.media.payload_type, frame.payload, out) {
+                let len = match stream.write_audio(
+                    media_time,
+                    state.media.payload_type,
+                    frame.payload,
+                    out,
+                ) {
                     Ok(len) => len,
                     Err(error) => {
                         tracing::warn!(?leg, %error, "cannot write prompt packet");
@@ -451,8 +547,16 @@ impl MediaSession {
                     }
                 };
                 // On hold, or nowhere to send yet: the playback goes on silently.
-                if let Some(destination) = state.latch.destination().filter(|_| state.media.direction.sends()) {
-                    return Some(Transmit { leg, destination, len });
+                if let Some(destination) = state
+                    .latch
+                    .destination()
+                    .filter(|_| state.media.direction.sends())
+                {
+                    return Some(Transmit {
+                        leg,
+                        destination,
+                        len,
+                    });
                 }
             }
         }
@@ -505,14 +609,21 @@ mod tests {
     }
 
     fn prompt(frames: usize) -> Arc<Prompt> {
-        let samples: Vec<i16> = (0..frames * 160).map(|n| ((n % 40) as i16 - 20) * 500).collect();
+        let samples: Vec<i16> = (0..frames * 160)
+            .map(|n| ((n % 40) as i16 - 20) * 500)
+            .collect();
         Arc::new(Prompt::from_samples("test", &samples).unwrap())
     }
 
     fn session(t0: Instant) -> MediaSession {
         let mut session = MediaSession::new(SessionConfig::default());
         let mut rng = SmallRng::seed_from_u64(3);
-        session.add_leg(t0, Leg::Caller, NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(CALLER)), Some(101)), &mut rng);
+        session.add_leg(
+            t0,
+            Leg::Caller,
+            NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(CALLER)), Some(101)),
+            &mut rng,
+        );
         session
     }
 
@@ -529,7 +640,11 @@ mod tests {
 
     /// Runs the sans-IO loop from `from` until `until`, jumping to each
     /// deadline; returns (time, transmit, header fields) of every packet.
-    fn run(session: &mut MediaSession, from: Instant, until: Instant) -> Vec<(Transmit, u16, u32, u32, bool, u8)> {
+    fn run(
+        session: &mut MediaSession,
+        from: Instant,
+        until: Instant,
+    ) -> Vec<(Transmit, u16, u32, u32, bool, u8)> {
         let mut sent = Vec::new();
         let mut out = [0u8; 1500];
         let mut now = from;
@@ -537,7 +652,14 @@ mod tests {
             session.handle_timeout(now);
             while let Some(transmit) = session.poll_transmit(now, &mut out) {
                 let packet = RtpReader::new(&out[..transmit.len]).unwrap();
-                sent.push((transmit, packet.sequence_number().into(), packet.timestamp(), packet.ssrc(), packet.mark(), packet.payload_type()));
+                sent.push((
+                    transmit,
+                    packet.sequence_number().into(),
+                    packet.timestamp(),
+                    packet.ssrc(),
+                    packet.mark(),
+                    packet.payload_type(),
+                ));
             }
             match session.poll_timeout() {
                 Some(deadline) if deadline <= until => now = deadline.max(now),
@@ -555,25 +677,52 @@ mod tests {
         let t0 = Instant::now();
         let mut session = session(t0);
         let prompts = vec![prompt(3), prompt(2)];
-        session.play(t0, Leg::Caller, Playback::new(PlaybackId(1), prompts, PlaybackMode::Once), true).unwrap();
+        session
+            .play(
+                t0,
+                Leg::Caller,
+                Playback::new(PlaybackId(1), prompts, PlaybackMode::Once),
+                true,
+            )
+            .unwrap();
         assert_eq!(session.poll_timeout(), Some(t0));
         let sent = run(&mut session, t0, t0 + Duration::from_secs(1));
         assert_eq!(sent.len(), 5);
         let (first_sequence, first_timestamp, ssrc) = (sent[0].1, sent[0].2, sent[0].3);
-        for (n, (transmit, sequence, timestamp, packet_ssrc, marker, payload_type)) in sent.iter().enumerate() {
+        for (n, (transmit, sequence, timestamp, packet_ssrc, marker, payload_type)) in
+            sent.iter().enumerate()
+        {
             assert_eq!(transmit.destination, addr(CALLER));
             assert_eq!(transmit.leg, Leg::Caller);
             assert_eq!(*sequence, first_sequence.wrapping_add(n as u16));
             assert_eq!(*timestamp, first_timestamp.wrapping_add(160 * n as u32));
             assert_eq!(*packet_ssrc, ssrc);
-            assert_eq!(*marker, n == 0 || n == 3, "marker on each prompt's first packet");
+            assert_eq!(
+                *marker,
+                n == 0 || n == 3,
+                "marker on each prompt's first packet"
+            );
             assert_eq!(*payload_type, 0);
         }
-        assert_eq!(events(&mut session), [MediaEvent::PlaybackEnded { leg: Leg::Caller, id: PlaybackId(1), completed: true }]);
+        assert_eq!(
+            events(&mut session),
+            [MediaEvent::PlaybackEnded {
+                leg: Leg::Caller,
+                id: PlaybackId(1),
+                completed: true
+            }]
+        );
 
         // A later prompt continues the stream; the timestamp covers the pause.
         let later = t0 + Duration::from_secs(2);
-        session.play(later, Leg::Caller, Playback::new(PlaybackId(2), vec![prompt(1)], PlaybackMode::Once), true).unwrap();
+        session
+            .play(
+                later,
+                Leg::Caller,
+                Playback::new(PlaybackId(2), vec![prompt(1)], PlaybackMode::Once),
+                true,
+            )
+            .unwrap();
         let sent_later = run(&mut session, later, later + Duration::from_secs(1));
         assert_eq!(sent_later.len(), 1);
         assert_eq!(sent_later[0].1, first_sequence.wrapping_add(5));
@@ -586,31 +735,66 @@ mod tests {
     fn a_digit_barges_in_and_the_caller_is_latched() {
         let t0 = Instant::now();
         let mut session = session(t0);
-        session.play(t0, Leg::Caller, Playback::new(PlaybackId(7), vec![prompt(50)], PlaybackMode::Once), true).unwrap();
+        session
+            .play(
+                t0,
+                Leg::Caller,
+                Playback::new(PlaybackId(7), vec![prompt(50)], PlaybackMode::Once),
+                true,
+            )
+            .unwrap();
         let sent = run(&mut session, t0, t0 + Duration::from_millis(100));
         assert_eq!(sent.len(), 6);
         // Garbage does not latch.
         let mut out = [0u8; 1500];
         let nat = addr("198.51.100.5:40000");
-        assert!(session.handle_datagram(t0, Leg::Caller, nat, b"hello", &mut out).is_none());
+        assert!(
+            session
+                .handle_datagram(t0, Leg::Caller, nat, b"hello", &mut out)
+                .is_none()
+        );
         assert_eq!(events(&mut session), []);
         // The caller presses 3 (RFC 4733), from behind a NAT.
         let now = t0 + Duration::from_millis(110);
-        for (n, packet) in TelephoneEventGenerator::new(DtmfDigit::from_char('3').unwrap(), 800, 10).enumerate() {
+        for (n, packet) in
+            TelephoneEventGenerator::new(DtmfDigit::from_char('3').unwrap(), 800, 10).enumerate()
+        {
             let datagram = rtp(101, 10 + n as u16, 4000, 99, &packet.event.to_bytes());
-            assert!(session.handle_datagram(now, Leg::Caller, nat, &datagram, &mut out).is_none());
+            assert!(
+                session
+                    .handle_datagram(now, Leg::Caller, nat, &datagram, &mut out)
+                    .is_none()
+            );
         }
         assert_eq!(
             events(&mut session),
             [
-                MediaEvent::Latched { leg: Leg::Caller, address: nat },
-                MediaEvent::Dtmf { leg: Leg::Caller, digit: DtmfDigit::from_char('3').unwrap(), source: DtmfSource::TelephoneEvent },
-                MediaEvent::PlaybackEnded { leg: Leg::Caller, id: PlaybackId(7), completed: false },
+                MediaEvent::Latched {
+                    leg: Leg::Caller,
+                    address: nat
+                },
+                MediaEvent::Dtmf {
+                    leg: Leg::Caller,
+                    digit: DtmfDigit::from_char('3').unwrap(),
+                    source: DtmfSource::TelephoneEvent
+                },
+                MediaEvent::PlaybackEnded {
+                    leg: Leg::Caller,
+                    id: PlaybackId(7),
+                    completed: false
+                },
             ]
         );
         assert!(run(&mut session, now, now + Duration::from_secs(1)).is_empty());
         // The next prompt goes to the latched address.
-        session.play(now, Leg::Caller, Playback::new(PlaybackId(8), vec![prompt(1)], PlaybackMode::Once), true).unwrap();
+        session
+            .play(
+                now,
+                Leg::Caller,
+                Playback::new(PlaybackId(8), vec![prompt(1)], PlaybackMode::Once),
+                true,
+            )
+            .unwrap();
         let sent = run(&mut session, now, now + Duration::from_secs(1));
         assert_eq!(sent[0].0.destination, nat);
         assert_eq!(session.leg_stats(Leg::Caller).unwrap().latched, Some(nat));
@@ -620,7 +804,14 @@ mod tests {
     fn looping_hold_music_runs_until_stopped() {
         let t0 = Instant::now();
         let mut session = session(t0);
-        session.play(t0, Leg::Caller, Playback::new(PlaybackId(1), vec![prompt(2)], PlaybackMode::Loop), false).unwrap();
+        session
+            .play(
+                t0,
+                Leg::Caller,
+                Playback::new(PlaybackId(1), vec![prompt(2)], PlaybackMode::Loop),
+                false,
+            )
+            .unwrap();
         let sent = run(&mut session, t0, t0 + Duration::from_millis(190));
         assert_eq!(sent.len(), 10);
         assert_eq!(sent.iter().filter(|packet| packet.4).count(), 5);
@@ -629,8 +820,18 @@ mod tests {
         let digit = rtp(101, 1, 1, 5, &[1, 0, 0, 160]);
         session.handle_datagram(t0, Leg::Caller, addr(CALLER), &digit, &mut out);
         session.stop(Leg::Caller);
-        let ended: Vec<_> = events(&mut session).into_iter().filter(|event| matches!(event, MediaEvent::PlaybackEnded { .. })).collect();
-        assert_eq!(ended, [MediaEvent::PlaybackEnded { leg: Leg::Caller, id: PlaybackId(1), completed: false }]);
+        let ended: Vec<_> = events(&mut session)
+            .into_iter()
+            .filter(|event| matches!(event, MediaEvent::PlaybackEnded { .. }))
+            .collect();
+        assert_eq!(
+            ended,
+            [MediaEvent::PlaybackEnded {
+                leg: Leg::Caller,
+                id: PlaybackId(1),
+                completed: false
+            }]
+        );
     }
 
     #[test]
@@ -645,51 +846,118 @@ mod tests {
         agent.payloads.pcma = None;
         session.add_leg(t0, Leg::Caller, caller, &mut rng);
         assert_eq!(session.bridge(), Err(SessionError::MissingLeg(Leg::Agent)));
-        session.play(t0, Leg::Caller, Playback::new(PlaybackId(1), vec![prompt(100)], PlaybackMode::Loop), false).unwrap();
+        session
+            .play(
+                t0,
+                Leg::Caller,
+                Playback::new(PlaybackId(1), vec![prompt(100)], PlaybackMode::Loop),
+                false,
+            )
+            .unwrap();
         let music = run(&mut session, t0, t0 + Duration::from_millis(40));
         assert_eq!(music.len(), 3);
         session.add_leg(t0, Leg::Agent, agent, &mut rng);
         session.bridge().unwrap();
-        assert_eq!(events(&mut session), [MediaEvent::PlaybackEnded { leg: Leg::Caller, id: PlaybackId(1), completed: false }]);
+        assert_eq!(
+            events(&mut session),
+            [MediaEvent::PlaybackEnded {
+                leg: Leg::Caller,
+                id: PlaybackId(1),
+                completed: false
+            }]
+        );
         assert_eq!(session.poll_timeout(), Some(t0 + Duration::from_secs(30)));
 
         let mut out = [0u8; 1500];
         let now = t0 + Duration::from_millis(60);
         let from_agent = rtp(0, 1, 0, 0xA6E7, &[0x00; 160]);
-        let transmit = session.handle_datagram(now, Leg::Agent, addr(AGENT), &from_agent, &mut out).unwrap();
-        assert_eq!((transmit.leg, transmit.destination, transmit.len), (Leg::Caller, addr(CALLER), 172));
+        let transmit = session
+            .handle_datagram(now, Leg::Agent, addr(AGENT), &from_agent, &mut out)
+            .unwrap();
+        assert_eq!(
+            (transmit.leg, transmit.destination, transmit.len),
+            (Leg::Caller, addr(CALLER), 172)
+        );
         let packet = RtpReader::new(&out[..172]).unwrap();
         assert_eq!(packet.payload_type(), 8);
-        assert_eq!(packet.ssrc(), music[0].3, "the caller keeps hearing our SSRC");
-        assert_eq!(u16::from(packet.sequence_number()), music[2].1.wrapping_add(1));
+        assert_eq!(
+            packet.ssrc(),
+            music[0].3,
+            "the caller keeps hearing our SSRC"
+        );
+        assert_eq!(
+            u16::from(packet.sequence_number()),
+            music[2].1.wrapping_add(1)
+        );
         assert_eq!(packet.timestamp(), music[2].2.wrapping_add(160));
         assert!(packet.mark());
         assert_eq!(packet.payload()[0], g711::ulaw_to_alaw(0x00));
 
         let from_caller = rtp(8, 500, 0, 0xCA11, &[0xD5; 160]);
-        let transmit = session.handle_datagram(now, Leg::Caller, addr(CALLER), &from_caller, &mut out).unwrap();
-        assert_eq!((transmit.leg, transmit.destination), (Leg::Agent, addr(AGENT)));
+        let transmit = session
+            .handle_datagram(now, Leg::Caller, addr(CALLER), &from_caller, &mut out)
+            .unwrap();
+        assert_eq!(
+            (transmit.leg, transmit.destination),
+            (Leg::Agent, addr(AGENT))
+        );
         let packet = RtpReader::new(&out[..transmit.len]).unwrap();
         assert_eq!(packet.payload_type(), 0);
         assert_eq!(packet.payload()[0], g711::alaw_to_ulaw(0xD5));
 
         // The caller's DTMF goes to the agent with the agent's payload type, and is reported.
         let digit = rtp(101, 501, 160, 0xCA11, &[5, 0, 0, 160]);
-        let transmit = session.handle_datagram(now, Leg::Caller, addr(CALLER), &digit, &mut out).unwrap();
-        assert_eq!(RtpReader::new(&out[..transmit.len]).unwrap().payload_type(), 96);
-        assert!(events(&mut session).contains(&MediaEvent::Dtmf { leg: Leg::Caller, digit: DtmfDigit::from_char('5').unwrap(), source: DtmfSource::TelephoneEvent }));
+        let transmit = session
+            .handle_datagram(now, Leg::Caller, addr(CALLER), &digit, &mut out)
+            .unwrap();
+        assert_eq!(
+            RtpReader::new(&out[..transmit.len]).unwrap().payload_type(),
+            96
+        );
+        assert!(events(&mut session).contains(&MediaEvent::Dtmf {
+            leg: Leg::Caller,
+            digit: DtmfDigit::from_char('5').unwrap(),
+            source: DtmfSource::TelephoneEvent
+        }));
 
         // The agent puts the caller on hold (a=sendonly): nothing more to the agent.
         let mut held = session.leg_media(Leg::Agent).unwrap().clone();
         held.direction = crate::sdp::Direction::RecvOnly;
         held.on_hold = true;
         session.update_leg(now, Leg::Agent, held).unwrap();
-        assert!(session.handle_datagram(now, Leg::Caller, addr(CALLER), &rtp(8, 502, 320, 0xCA11, &[0xD5; 160]), &mut out).is_none());
-        assert!(session.handle_datagram(now, Leg::Agent, addr(AGENT), &rtp(0, 2, 160, 0xA6E7, &[0; 160]), &mut out).is_some());
+        assert!(
+            session
+                .handle_datagram(
+                    now,
+                    Leg::Caller,
+                    addr(CALLER),
+                    &rtp(8, 502, 320, 0xCA11, &[0xD5; 160]),
+                    &mut out
+                )
+                .is_none()
+        );
+        assert!(
+            session
+                .handle_datagram(
+                    now,
+                    Leg::Agent,
+                    addr(AGENT),
+                    &rtp(0, 2, 160, 0xA6E7, &[0; 160]),
+                    &mut out
+                )
+                .is_some()
+        );
 
         // Unbridged, the caller gets prompts again on the same stream.
         session.unbridge();
-        session.play(now, Leg::Caller, Playback::new(PlaybackId(2), vec![prompt(1)], PlaybackMode::Once), true).unwrap();
+        session
+            .play(
+                now,
+                Leg::Caller,
+                Playback::new(PlaybackId(2), vec![prompt(1)], PlaybackMode::Once),
+                true,
+            )
+            .unwrap();
         let after = run(&mut session, now, now + Duration::from_millis(10));
         assert_eq!(after[0].3, music[0].3);
         assert_eq!(after[0].1, music[2].1.wrapping_add(3));
@@ -698,19 +966,39 @@ mod tests {
     #[test]
     fn inactivity_is_reported_once_until_packets_resume() {
         let t0 = Instant::now();
-        let mut session = MediaSession::new(SessionConfig { inactivity_timeout: Some(Duration::from_secs(30)), ..SessionConfig::default() });
+        let mut session = MediaSession::new(SessionConfig {
+            inactivity_timeout: Some(Duration::from_secs(30)),
+            ..SessionConfig::default()
+        });
         let mut rng = SmallRng::seed_from_u64(5);
-        session.add_leg(t0, Leg::Agent, NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), None), &mut rng);
+        session.add_leg(
+            t0,
+            Leg::Agent,
+            NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), None),
+            &mut rng,
+        );
         assert_eq!(session.poll_timeout(), Some(t0 + Duration::from_secs(30)));
         let mut out = [0u8; 64];
         let t10 = t0 + Duration::from_secs(10);
-        session.handle_datagram(t10, Leg::Agent, addr(AGENT), &rtp(0, 1, 1, 1, &[0xFF; 20]), &mut out);
+        session.handle_datagram(
+            t10,
+            Leg::Agent,
+            addr(AGENT),
+            &rtp(0, 1, 1, 1, &[0xFF; 20]),
+            &mut out,
+        );
         events(&mut session);
         assert_eq!(session.poll_timeout(), Some(t10 + Duration::from_secs(30)));
         session.handle_timeout(t10 + Duration::from_secs(29));
         assert_eq!(events(&mut session), []);
         session.handle_timeout(t10 + Duration::from_secs(31));
-        assert_eq!(events(&mut session), [MediaEvent::Inactive { leg: Leg::Agent, silent_for: Duration::from_secs(31) }]);
+        assert_eq!(
+            events(&mut session),
+            [MediaEvent::Inactive {
+                leg: Leg::Agent,
+                silent_for: Duration::from_secs(31)
+            }]
+        );
         assert_eq!(session.poll_timeout(), None);
         session.handle_timeout(t10 + Duration::from_secs(60));
         assert_eq!(events(&mut session), []);
@@ -726,21 +1014,54 @@ mod tests {
         let t0 = Instant::now();
         let mut session = MediaSession::new(SessionConfig::default());
         let mut rng = SmallRng::seed_from_u64(6);
-        session.add_leg(t0, Leg::Caller, NegotiatedMedia::static_g711(Codec::Pcma, Some(addr(CALLER)), None), &mut rng);
-        session.add_leg(t0, Leg::Agent, NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), Some(101)), &mut rng);
+        session.add_leg(
+            t0,
+            Leg::Caller,
+            NegotiatedMedia::static_g711(Codec::Pcma, Some(addr(CALLER)), None),
+            &mut rng,
+        );
+        session.add_leg(
+            t0,
+            Leg::Agent,
+            NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), Some(101)),
+            &mut rng,
+        );
         let mut noise = SmallRng::seed_from_u64(1);
-        let tone = crate::inband::tests::tone(DtmfDigit::from_char('7').unwrap(), 0.1, 5000.0, 0.0, 200.0, &mut noise);
+        let tone = crate::inband::tests::tone(
+            DtmfDigit::from_char('7').unwrap(),
+            0.1,
+            5000.0,
+            0.0,
+            200.0,
+            &mut noise,
+        );
         let mut out = [0u8; 1500];
         for leg in Leg::ALL {
             let codec = session.leg_media(leg).unwrap().codec;
             for (n, frame) in tone.chunks(160).enumerate() {
                 let payload: Vec<u8> = frame.iter().map(|sample| codec.encode(*sample)).collect();
-                let datagram = rtp(codec.static_payload_type(), n as u16, 160 * n as u32, 1, &payload);
+                let datagram = rtp(
+                    codec.static_payload_type(),
+                    n as u16,
+                    160 * n as u32,
+                    1,
+                    &payload,
+                );
                 session.handle_datagram(t0, leg, addr(CALLER), &datagram, &mut out);
             }
         }
-        let digits: Vec<_> = events(&mut session).into_iter().filter(|event| matches!(event, MediaEvent::Dtmf { .. })).collect();
-        assert_eq!(digits, [MediaEvent::Dtmf { leg: Leg::Caller, digit: DtmfDigit::from_char('7').unwrap(), source: DtmfSource::InBand }]);
+        let digits: Vec<_> = events(&mut session)
+            .into_iter()
+            .filter(|event| matches!(event, MediaEvent::Dtmf { .. }))
+            .collect();
+        assert_eq!(
+            digits,
+            [MediaEvent::Dtmf {
+                leg: Leg::Caller,
+                digit: DtmfDigit::from_char('7').unwrap(),
+                source: DtmfSource::InBand
+            }]
+        );
     }
 
     #[test]
@@ -748,11 +1069,27 @@ mod tests {
         let t0 = Instant::now();
         let mut session = MediaSession::new(SessionConfig::default());
         let playback = Playback::new(PlaybackId(1), vec![prompt(1)], PlaybackMode::Once);
-        assert_eq!(session.play(t0, Leg::Agent, playback, true), Err(SessionError::MissingLeg(Leg::Agent)));
+        assert_eq!(
+            session.play(t0, Leg::Agent, playback, true),
+            Err(SessionError::MissingLeg(Leg::Agent))
+        );
         let media = NegotiatedMedia::static_g711(Codec::Pcmu, None, None);
-        assert_eq!(session.update_leg(t0, Leg::Caller, media), Err(SessionError::MissingLeg(Leg::Caller)));
+        assert_eq!(
+            session.update_leg(t0, Leg::Caller, media),
+            Err(SessionError::MissingLeg(Leg::Caller))
+        );
         let mut out = [0u8; 64];
-        assert!(session.handle_datagram(t0, Leg::Caller, addr(CALLER), &rtp(0, 1, 1, 1, &[0; 10]), &mut out).is_none());
+        assert!(
+            session
+                .handle_datagram(
+                    t0,
+                    Leg::Caller,
+                    addr(CALLER),
+                    &rtp(0, 1, 1, 1, &[0; 10]),
+                    &mut out
+                )
+                .is_none()
+        );
         assert_eq!(session.poll_timeout(), None);
         assert!(session.poll_transmit(t0, &mut out).is_none());
         session.remove_leg(Leg::Caller);

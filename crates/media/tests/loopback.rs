@@ -22,7 +22,9 @@ use tokio::time::{Instant, timeout};
 const LOOPBACK: IpAddr = IpAddr::V4(Ipv4Addr::LOCALHOST);
 
 fn prompt(frames: usize) -> Arc<Prompt> {
-    let samples: Vec<i16> = (0..frames * 160).map(|n| ((n % 80) as i16 - 40) * 200).collect();
+    let samples: Vec<i16> = (0..frames * 160)
+        .map(|n| ((n % 80) as i16 - 40) * 200)
+        .collect();
     Arc::new(Prompt::from_samples("menu", &samples).unwrap())
 }
 
@@ -32,7 +34,9 @@ async fn phone() -> (UdpSocket, SocketAddr) {
     (socket, address)
 }
 
-async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<MediaTaskEvent>) -> MediaEvent {
+async fn next_event(
+    events: &mut tokio::sync::mpsc::UnboundedReceiver<MediaTaskEvent>,
+) -> MediaEvent {
     match timeout(Duration::from_secs(60), events.recv()).await {
         Ok(Some(MediaTaskEvent::Media(event))) => event,
         other => panic!("expected a media event, got {other:?}"),
@@ -40,7 +44,10 @@ async fn next_event(events: &mut tokio::sync::mpsc::UnboundedReceiver<MediaTaskE
 }
 
 async fn receive(socket: &UdpSocket, buffer: &mut [u8]) -> (usize, SocketAddr) {
-    timeout(Duration::from_secs(1), socket.recv_from(buffer)).await.expect("a packet").unwrap()
+    timeout(Duration::from_secs(1), socket.recv_from(buffer))
+        .await
+        .expect("a packet")
+        .unwrap()
 }
 
 #[tokio::test(start_paused = true)]
@@ -54,8 +61,23 @@ async fn plays_a_prompt_over_loopback_and_hears_a_digit() {
 
     let start = Instant::now();
     let menu = prompt(50);
-    task.handle.play(Leg::Caller, PlaybackId(1), vec![Arc::clone(&menu), Arc::clone(&menu)], PlaybackMode::Once, true).unwrap();
-    assert_eq!(next_event(&mut task.events).await, MediaEvent::PlaybackEnded { leg: Leg::Caller, id: PlaybackId(1), completed: true });
+    task.handle
+        .play(
+            Leg::Caller,
+            PlaybackId(1),
+            vec![Arc::clone(&menu), Arc::clone(&menu)],
+            PlaybackMode::Once,
+            true,
+        )
+        .unwrap();
+    assert_eq!(
+        next_event(&mut task.events).await,
+        MediaEvent::PlaybackEnded {
+            leg: Leg::Caller,
+            id: PlaybackId(1),
+            completed: true
+        }
+    );
     // Virtual time: the end is reported when the 100th frame's 20 ms have run out.
     assert_eq!(Instant::now() - start, Duration::from_secs(2));
 
@@ -66,19 +88,32 @@ async fn plays_a_prompt_over_loopback_and_hears_a_digit() {
         assert_eq!(from, ours);
         assert_eq!(len, 172);
         let packet = RtpReader::new(&buffer[..len]).unwrap();
-        let (sequence, timestamp, ssrc) = (u16::from(packet.sequence_number()), packet.timestamp(), packet.ssrc());
-        let (first_sequence, first_timestamp, first_ssrc) = *first.get_or_insert((sequence, timestamp, ssrc));
+        let (sequence, timestamp, ssrc) = (
+            u16::from(packet.sequence_number()),
+            packet.timestamp(),
+            packet.ssrc(),
+        );
+        let (first_sequence, first_timestamp, first_ssrc) =
+            *first.get_or_insert((sequence, timestamp, ssrc));
         assert_eq!(sequence, first_sequence.wrapping_add(n as u16));
         assert_eq!(timestamp, first_timestamp.wrapping_add(160 * n));
         assert_eq!(ssrc, first_ssrc);
         assert_eq!(packet.mark(), n == 0 || n == 50, "marker of packet {n}");
         assert_eq!(packet.payload_type(), 8);
-        assert_eq!(packet.payload(), menu.frame(Codec::Pcma, (n % 50) as usize).unwrap());
+        assert_eq!(
+            packet.payload(),
+            menu.frame(Codec::Pcma, (n % 50) as usize).unwrap()
+        );
     }
-    assert!(phone.try_recv_from(&mut buffer).is_err(), "exactly 100 packets");
+    assert!(
+        phone.try_recv_from(&mut buffer).is_err(),
+        "exactly 100 packets"
+    );
 
     // The phone presses 4 by RFC 4733, from its own socket: latched and heard once.
-    for (n, packet) in TelephoneEventGenerator::new(DtmfDigit::from_char('4').unwrap(), 800, 10).enumerate() {
+    for (n, packet) in
+        TelephoneEventGenerator::new(DtmfDigit::from_char('4').unwrap(), 800, 10).enumerate()
+    {
         let datagram = RtpPacketBuilder::new()
             .payload_type(101)
             .marked(packet.marker)
@@ -90,10 +125,20 @@ async fn plays_a_prompt_over_loopback_and_hears_a_digit() {
             .unwrap();
         phone.send_to(&datagram, ours).await.unwrap();
     }
-    assert_eq!(next_event(&mut task.events).await, MediaEvent::Latched { leg: Leg::Caller, address: phone_address });
     assert_eq!(
         next_event(&mut task.events).await,
-        MediaEvent::Dtmf { leg: Leg::Caller, digit: DtmfDigit::from_char('4').unwrap(), source: DtmfSource::TelephoneEvent }
+        MediaEvent::Latched {
+            leg: Leg::Caller,
+            address: phone_address
+        }
+    );
+    assert_eq!(
+        next_event(&mut task.events).await,
+        MediaEvent::Dtmf {
+            leg: Leg::Caller,
+            digit: DtmfDigit::from_char('4').unwrap(),
+            source: DtmfSource::TelephoneEvent
+        }
     );
 
     drop(task.handle);
@@ -117,15 +162,26 @@ async fn bridges_two_phones_with_conversion() {
     let mut task = spawn_media_task(SessionConfig::default(), Leg::Caller, caller_lease, caller);
     task.handle.bridge().unwrap();
     assert_eq!(
-        timeout(Duration::from_secs(1), task.events.recv()).await.unwrap(),
-        Some(MediaTaskEvent::CommandFailed(media::error::SessionError::MissingLeg(Leg::Agent)))
+        timeout(Duration::from_secs(1), task.events.recv())
+            .await
+            .unwrap(),
+        Some(MediaTaskEvent::CommandFailed(
+            media::error::SessionError::MissingLeg(Leg::Agent)
+        ))
     );
     task.handle.add_leg(Leg::Agent, agent_lease, agent).unwrap();
     task.handle.bridge().unwrap();
 
     let mut buffer = [0u8; 1500];
     for n in 0..20u16 {
-        let speech = RtpPacketBuilder::new().payload_type(0).sequence(Seq::from(n)).timestamp(160 * u32::from(n)).ssrc(7).payload(&[0x23; 160]).build().unwrap();
+        let speech = RtpPacketBuilder::new()
+            .payload_type(0)
+            .sequence(Seq::from(n))
+            .timestamp(160 * u32::from(n))
+            .ssrc(7)
+            .payload(&[0x23; 160])
+            .build()
+            .unwrap();
         agent_phone.send_to(&speech, agent_port).await.unwrap();
         let (len, from) = receive(&caller_phone, &mut buffer).await;
         assert_eq!(from, caller_port);
@@ -133,7 +189,14 @@ async fn bridges_two_phones_with_conversion() {
         assert_eq!(packet.payload_type(), 8);
         assert_eq!(packet.payload(), &[g711::ulaw_to_alaw(0x23); 160]);
 
-        let reply = RtpPacketBuilder::new().payload_type(8).sequence(Seq::from(900 + n)).timestamp(0).ssrc(8).payload(&[0x55; 160]).build().unwrap();
+        let reply = RtpPacketBuilder::new()
+            .payload_type(8)
+            .sequence(Seq::from(900 + n))
+            .timestamp(0)
+            .ssrc(8)
+            .payload(&[0x55; 160])
+            .build()
+            .unwrap();
         caller_phone.send_to(&reply, caller_port).await.unwrap();
         let (len, from) = receive(&agent_phone, &mut buffer).await;
         assert_eq!(from, agent_port);
@@ -150,11 +213,20 @@ async fn bridges_two_phones_with_conversion() {
 async fn a_silent_leg_is_reported_inactive() {
     let pool = PortPool::new(LOOPBACK, PortRange::new(43_200, 43_209).unwrap());
     let (_phone, phone_address) = phone().await;
-    let config = SessionConfig { inactivity_timeout: Some(Duration::from_secs(30)), ..SessionConfig::default() };
+    let config = SessionConfig {
+        inactivity_timeout: Some(Duration::from_secs(30)),
+        ..SessionConfig::default()
+    };
     let media = NegotiatedMedia::static_g711(Codec::Pcmu, Some(phone_address), None);
     let mut task = spawn_media_task(config, Leg::Agent, pool.allocate().unwrap(), media);
     let start = Instant::now();
     let event = next_event(&mut task.events).await;
-    assert_eq!(event, MediaEvent::Inactive { leg: Leg::Agent, silent_for: Duration::from_secs(30) });
+    assert_eq!(
+        event,
+        MediaEvent::Inactive {
+            leg: Leg::Agent,
+            silent_for: Duration::from_secs(30)
+        }
+    );
     assert_eq!(Instant::now() - start, Duration::from_secs(30));
 }

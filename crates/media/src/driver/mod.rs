@@ -6,4 +6,6 @@ pub mod port_pool;
 pub mod session_task;
 
 pub use port_pool::{PortLease, PortPool, PortRange};
-pub use session_task::{MediaCommand, MediaHandle, MediaTask, MediaTaskEnded, MediaTaskEvent, spawn_media_task};
+pub use session_task::{
+    MediaCommand, MediaHandle, MediaTask, MediaTaskEnded, MediaTaskEvent, spawn_media_task,
+};

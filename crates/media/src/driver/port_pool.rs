@@ -26,7 +26,10 @@ pub struct PortRange {
 
 impl PortRange {
     /// The default of `frontdesk run` (DESIGN.md).
-    pub const DEFAULT: PortRange = PortRange { low: 20_000, high: 29_999 };
+    pub const DEFAULT: PortRange = PortRange {
+        low: 20_000,
+        high: 29_999,
+    };
 
     /// A range; 1024 ≤ `low`, and it must hold an even port and the odd one after it.
     pub fn new(low: u16, high: u16) -> Result<PortRange, PortPoolError> {
@@ -127,11 +130,18 @@ impl PortPool {
     pub fn allocate(&self) -> Result<PortLease, PortPoolError> {
         let attempts = self.inner.free().len();
         for _ in 0..attempts {
-            let Some(port) = self.inner.free().pop_front() else { break };
+            let Some(port) = self.inner.free().pop_front() else {
+                break;
+            };
             match bind(SocketAddr::new(self.inner.ip, port)) {
                 Ok((socket, sender)) => {
                     self.inner.leased.fetch_add(1, Ordering::Relaxed);
-                    return Ok(PortLease { socket, sender, port, pool: Arc::clone(&self.inner) });
+                    return Ok(PortLease {
+                        socket,
+                        sender,
+                        port,
+                        pool: Arc::clone(&self.inner),
+                    });
                 }
                 Err(error) => {
                     tracing::debug!(port, %error, "RTP port busy, skipped");
@@ -139,7 +149,11 @@ impl PortPool {
                 }
             }
         }
-        Err(PortPoolError::Exhausted { low: self.inner.range.low, high: self.inner.range.high, leased: self.leased() })
+        Err(PortPoolError::Exhausted {
+            low: self.inner.range.low,
+            high: self.inner.range.high,
+            leased: self.leased(),
+        })
     }
 
     /// Ports leased right now.
@@ -216,10 +230,29 @@ mod tests {
         assert_eq!(range, PortRange::default());
         let odd: PortRange = " 30001 - 30006 ".parse().unwrap();
         assert_eq!(odd.rtp_ports().collect::<Vec<_>>(), [30_002, 30_004]);
-        assert_eq!("65534-65535".parse::<PortRange>().unwrap().rtp_ports().collect::<Vec<_>>(), [65_534]);
-        for bad in ["", "20000", "abc-def", "30000-20000", "20000-20000", "20001-20002", "100-200", "20000-70000"] {
+        assert_eq!(
+            "65534-65535"
+                .parse::<PortRange>()
+                .unwrap()
+                .rtp_ports()
+                .collect::<Vec<_>>(),
+            [65_534]
+        );
+        for bad in [
+            "",
+            "20000",
+            "abc-def",
+            "30000-20000",
+            "20000-20000",
+            "20001-20002",
+            "100-200",
+            "20000-70000",
+        ] {
             let error = bad.parse::<PortRange>().unwrap_err();
-            assert!(matches!(&error, PortPoolError::InvalidRange(text) if text == bad), "{bad}: {error}");
+            assert!(
+                matches!(&error, PortPoolError::InvalidRange(text) if text == bad),
+                "{bad}: {error}"
+            );
             assert!(error.to_string().contains("expected LO-HI"));
         }
     }
@@ -251,8 +284,14 @@ mod tests {
         let mut leases: Vec<PortLease> = std::iter::from_fn(|| pool.allocate().ok()).collect();
         assert!(!leases.is_empty());
         let error = pool.allocate().unwrap_err();
-        assert!(matches!(error, PortPoolError::Exhausted { low: 42_100, high: 42_105, leased } if leased == leases.len()));
-        assert!(error.to_string().starts_with("no free RTP port in 42100-42105"));
+        assert!(
+            matches!(error, PortPoolError::Exhausted { low: 42_100, high: 42_105, leased } if leased == leases.len())
+        );
+        assert!(
+            error
+                .to_string()
+                .starts_with("no free RTP port in 42100-42105")
+        );
         let freed = leases.pop().unwrap().port();
         assert_eq!(pool.allocate().unwrap().port(), freed);
     }

@@ -86,8 +86,19 @@ impl MediaHandle {
     }
 
     /// Plays `prompts` to `leg` (`PlaybackMode::Loop` for hold music).
-    pub fn play(&self, leg: Leg, id: PlaybackId, prompts: Vec<Arc<Prompt>>, mode: PlaybackMode, barge_in: bool) -> Result<(), MediaTaskEnded> {
-        self.send(MediaCommand::Play { leg, playback: Playback::new(id, prompts, mode), barge_in })
+    pub fn play(
+        &self,
+        leg: Leg,
+        id: PlaybackId,
+        prompts: Vec<Arc<Prompt>>,
+        mode: PlaybackMode,
+        barge_in: bool,
+    ) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::Play {
+            leg,
+            playback: Playback::new(id, prompts, mode),
+            barge_in,
+        })
     }
 
     /// Stops `leg`'s playback.
@@ -96,7 +107,12 @@ impl MediaHandle {
     }
 
     /// Adds the agent leg (or replaces a leg).
-    pub fn add_leg(&self, leg: Leg, lease: PortLease, media: NegotiatedMedia) -> Result<(), MediaTaskEnded> {
+    pub fn add_leg(
+        &self,
+        leg: Leg,
+        lease: PortLease,
+        media: NegotiatedMedia,
+    ) -> Result<(), MediaTaskEnded> {
         self.send(MediaCommand::AddLeg { leg, lease, media })
     }
 
@@ -144,7 +160,12 @@ pub struct MediaTask {
 }
 
 /// Spawns the media task of a call with its first leg (usually the caller).
-pub fn spawn_media_task(config: SessionConfig, leg: Leg, lease: PortLease, media: NegotiatedMedia) -> MediaTask {
+pub fn spawn_media_task(
+    config: SessionConfig,
+    leg: Leg,
+    lease: PortLease,
+    media: NegotiatedMedia,
+) -> MediaTask {
     let (commands, command_receiver) = mpsc::unbounded_channel();
     let (event_sender, events) = mpsc::unbounded_channel();
     let mut rng = SmallRng::from_rng(&mut rand::rng());
@@ -152,9 +173,18 @@ pub fn spawn_media_task(config: SessionConfig, leg: Leg, lease: PortLease, media
     core.add_leg(Instant::now().into_std(), leg, media, &mut rng);
     let mut sockets: [Option<PortLease>; 2] = [None, None];
     sockets[index(leg)] = Some(lease);
-    let driver = Driver { core, sockets, rng, events: event_sender };
+    let driver = Driver {
+        core,
+        sockets,
+        rng,
+        events: event_sender,
+    };
     let join = tokio::spawn(driver.run(command_receiver));
-    MediaTask { handle: MediaHandle { commands }, events, join }
+    MediaTask {
+        handle: MediaHandle { commands },
+        events,
+        join,
+    }
 }
 
 fn index(leg: Leg) -> usize {
@@ -219,13 +249,22 @@ impl Driver {
         }
     }
 
-    fn receive_batch(&mut self, leg: Leg, first: std::io::Result<(usize, SocketAddr)>, buffer: &mut [u8], out: &mut [u8]) {
+    fn receive_batch(
+        &mut self,
+        leg: Leg,
+        first: std::io::Result<(usize, SocketAddr)>,
+        buffer: &mut [u8],
+        out: &mut [u8],
+    ) {
         let mut received = first;
         for _ in 0..RECEIVE_BATCH {
             match received {
                 Ok((len, source)) => {
                     let now = Instant::now().into_std();
-                    if let Some(transmit) = self.core.handle_datagram(now, leg, source, &buffer[..len], out) {
+                    if let Some(transmit) =
+                        self.core
+                            .handle_datagram(now, leg, source, &buffer[..len], out)
+                    {
                         self.send(transmit, out);
                     }
                 }
@@ -235,13 +274,17 @@ impl Driver {
                     return;
                 }
             }
-            let Some(lease) = self.sockets[index(leg)].as_ref() else { return };
+            let Some(lease) = self.sockets[index(leg)].as_ref() else {
+                return;
+            };
             received = lease.socket().try_recv_from(buffer);
         }
     }
 
     fn send(&self, transmit: Transmit, out: &[u8]) {
-        let Some(lease) = self.sockets[index(transmit.leg)].as_ref() else { return };
+        let Some(lease) = self.sockets[index(transmit.leg)].as_ref() else {
+            return;
+        };
         if let Err(error) = lease.try_send_to(&out[..transmit.len], transmit.destination) {
             // RTP tolerates loss; a full socket buffer drops the packet.
             tracing::debug!(leg = ?transmit.leg, %error, "RTP send failed");
@@ -262,7 +305,11 @@ impl Driver {
                 self.sockets[index(leg)] = None;
                 Ok(())
             }
-            MediaCommand::Play { leg, playback, barge_in } => self.core.play(now, leg, playback, barge_in),
+            MediaCommand::Play {
+                leg,
+                playback,
+                barge_in,
+            } => self.core.play(now, leg, playback, barge_in),
             MediaCommand::Stop { leg } => {
                 self.core.stop(leg);
                 Ok(())
@@ -279,7 +326,10 @@ impl Driver {
     }
 }
 
-async fn receive(lease: Option<&PortLease>, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+async fn receive(
+    lease: Option<&PortLease>,
+    buffer: &mut [u8],
+) -> std::io::Result<(usize, SocketAddr)> {
     match lease {
         Some(lease) => lease.socket().recv_from(buffer).await,
         None => std::future::pending().await,

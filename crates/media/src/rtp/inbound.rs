@@ -43,11 +43,18 @@ pub struct ReceivedPacket<'a> {
 /// Parses and checks one datagram against a leg's payload map, without
 /// state. Version 2 is required (rtp-rs rejects others), padding and
 /// header extensions are skipped, and an unknown payload type is refused.
-pub fn parse_packet<'a>(payloads: &PayloadMap, datagram: &'a [u8]) -> Result<ReceivedPacket<'a>, RtpError> {
-    let reader = RtpReader::new(datagram).map_err(|error| RtpError::Malformed(reader_error(&error)))?;
+pub fn parse_packet<'a>(
+    payloads: &PayloadMap,
+    datagram: &'a [u8],
+) -> Result<ReceivedPacket<'a>, RtpError> {
+    let reader =
+        RtpReader::new(datagram).map_err(|error| RtpError::Malformed(reader_error(&error)))?;
     let payload_type = reader.payload_type();
     let payload = if let Some(codec) = payloads.codec(payload_type) {
-        RtpPayload::Audio { codec, samples: reader.payload() }
+        RtpPayload::Audio {
+            codec,
+            samples: reader.payload(),
+        }
     } else if payloads.is_telephone_event(payload_type) {
         RtpPayload::TelephoneEvent(TelephoneEvent::parse(reader.payload())?)
     } else {
@@ -95,7 +102,11 @@ pub struct InboundStream {
 impl InboundStream {
     /// A stream accepting the payload types of `payloads`.
     pub fn new(payloads: PayloadMap) -> InboundStream {
-        InboundStream { payloads, events: TelephoneEventReceiver::new(), stats: InboundStats::default() }
+        InboundStream {
+            payloads,
+            events: TelephoneEventReceiver::new(),
+            stats: InboundStats::default(),
+        }
     }
 
     /// Changes the accepted payload types (after a re-INVITE).
@@ -114,7 +125,10 @@ impl InboundStream {
     }
 
     /// Checks one datagram; returns the packet and the digit it starts, if any.
-    pub fn receive<'a>(&mut self, datagram: &'a [u8]) -> Result<(ReceivedPacket<'a>, Option<DtmfDigit>), RtpError> {
+    pub fn receive<'a>(
+        &mut self,
+        datagram: &'a [u8],
+    ) -> Result<(ReceivedPacket<'a>, Option<DtmfDigit>), RtpError> {
         let packet = match parse_packet(&self.payloads, datagram) {
             Ok(packet) => packet,
             Err(error) => {
@@ -152,39 +166,93 @@ mod tests {
     fn audio_packets_are_classified_by_payload_type() {
         let mut stream = OutboundStream::from_parts(9, 1, 2);
         let mut out = [0u8; 200];
-        let len = stream.write_audio(Instant::now(), 8, &[0xD5; 160], &mut out).unwrap();
+        let len = stream
+            .write_audio(Instant::now(), 8, &[0xD5; 160], &mut out)
+            .unwrap();
         let packet = parse_packet(&payloads(), &out[..len]).unwrap();
-        assert_eq!(packet.payload, RtpPayload::Audio { codec: Codec::Pcma, samples: &[0xD5; 160] });
-        assert_eq!((packet.sequence, packet.timestamp, packet.ssrc, packet.marker), (1, 2, 9, true));
+        assert_eq!(
+            packet.payload,
+            RtpPayload::Audio {
+                codec: Codec::Pcma,
+                samples: &[0xD5; 160]
+            }
+        );
+        assert_eq!(
+            (
+                packet.sequence,
+                packet.timestamp,
+                packet.ssrc,
+                packet.marker
+            ),
+            (1, 2, 9, true)
+        );
     }
 
     #[test]
     fn rejects_what_the_sdp_did_not_negotiate() {
-        let packet = RtpPacketBuilder::new().payload_type(18).sequence(Seq::from(1)).payload(&[0; 20]).build().unwrap();
-        assert_eq!(parse_packet(&payloads(), &packet), Err(RtpError::UnknownPayloadType(18)));
+        let packet = RtpPacketBuilder::new()
+            .payload_type(18)
+            .sequence(Seq::from(1))
+            .payload(&[0; 20])
+            .build()
+            .unwrap();
+        assert_eq!(
+            parse_packet(&payloads(), &packet),
+            Err(RtpError::UnknownPayloadType(18))
+        );
         let without_events = PayloadMap::static_g711(None);
-        let event = RtpPacketBuilder::new().payload_type(101).payload(&[1, 0, 0, 160]).build().unwrap();
-        assert_eq!(parse_packet(&without_events, &event), Err(RtpError::UnknownPayloadType(101)));
+        let event = RtpPacketBuilder::new()
+            .payload_type(101)
+            .payload(&[1, 0, 0, 160])
+            .build()
+            .unwrap();
+        assert_eq!(
+            parse_packet(&without_events, &event),
+            Err(RtpError::UnknownPayloadType(101))
+        );
     }
 
     #[test]
     fn rejects_malformed_datagrams_without_panicking() {
-        assert_eq!(parse_packet(&payloads(), &[0x80, 0]), Err(RtpError::Malformed("shorter than an RTP header")));
+        assert_eq!(
+            parse_packet(&payloads(), &[0x80, 0]),
+            Err(RtpError::Malformed("shorter than an RTP header"))
+        );
         let mut version_one = [0u8; 20];
         version_one[0] = 0x40;
-        assert_eq!(parse_packet(&payloads(), &version_one), Err(RtpError::Malformed("not RTP version 2")));
+        assert_eq!(
+            parse_packet(&payloads(), &version_one),
+            Err(RtpError::Malformed("not RTP version 2"))
+        );
         // CSRC count 15 with no room for them.
         let mut truncated = [0u8; 20];
         truncated[0] = 0x8F;
-        assert_eq!(parse_packet(&payloads(), &truncated), Err(RtpError::Malformed("header truncated")));
+        assert_eq!(
+            parse_packet(&payloads(), &truncated),
+            Err(RtpError::Malformed("header truncated"))
+        );
         // Padding flag with a padding length of 0.
         let mut padding = [0u8; 20];
         padding[0] = 0xA0;
-        assert_eq!(parse_packet(&payloads(), &padding), Err(RtpError::Malformed("invalid padding length")));
-        let short_event = RtpPacketBuilder::new().payload_type(101).payload(&[1, 0]).build().unwrap();
-        assert_eq!(parse_packet(&payloads(), &short_event), Err(RtpError::TruncatedTelephoneEvent));
+        assert_eq!(
+            parse_packet(&payloads(), &padding),
+            Err(RtpError::Malformed("invalid padding length"))
+        );
+        let short_event = RtpPacketBuilder::new()
+            .payload_type(101)
+            .payload(&[1, 0])
+            .build()
+            .unwrap();
+        assert_eq!(
+            parse_packet(&payloads(), &short_event),
+            Err(RtpError::TruncatedTelephoneEvent)
+        );
         // Every prefix of a valid packet and every one-byte corruption is handled.
-        let valid = RtpPacketBuilder::new().payload_type(0).payload(&[0x55; 32]).build().unwrap();
+        let valid = RtpPacketBuilder::new()
+            .payload_type(0)
+            .payload(&[0x55; 32])
+            .build()
+            .unwrap();
         for end in 0..valid.len() {
             let _ = parse_packet(&payloads(), &valid[..end]);
         }
@@ -205,10 +273,13 @@ mod tests {
         let mut digits = Vec::new();
         for key in ['3', '3', '#'] {
             let start = sending.next_timestamp();
-            let generator = TelephoneEventGenerator::new(DtmfDigit::from_char(key).unwrap(), 800, 10);
+            let generator =
+                TelephoneEventGenerator::new(DtmfDigit::from_char(key).unwrap(), 800, 10);
             let duration = generator.duration();
             for packet in generator {
-                let len = sending.write_event(101, start, packet.event, packet.marker, &mut out).unwrap();
+                let len = sending
+                    .write_event(101, start, packet.event, packet.marker, &mut out)
+                    .unwrap();
                 let (_, digit) = receiving.receive(&out[..len]).unwrap();
                 digits.extend(digit);
             }

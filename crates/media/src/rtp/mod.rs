@@ -9,7 +9,9 @@ pub mod telephone_event;
 
 pub use inbound::{InboundStats, InboundStream, ReceivedPacket, RtpPayload, parse_packet};
 pub use outbound::{HEADER_LEN, OutboundStream};
-pub use telephone_event::{TelephoneEvent, TelephoneEventGenerator, TelephoneEventPacket, TelephoneEventReceiver};
+pub use telephone_event::{
+    TelephoneEvent, TelephoneEventGenerator, TelephoneEventPacket, TelephoneEventReceiver,
+};
 
 /// A receive buffer size that fits any RTP packet we accept (Ethernet MTU).
 pub const MAX_PACKET_LEN: usize = 1500;

@@ -88,9 +88,21 @@ impl OutboundStream {
 
     /// Writes one audio packet of `payload` (one byte per sample, G.711)
     /// sent at media time `at` into `out`; returns its length.
-    pub fn write_audio(&mut self, at: Instant, payload_type: u8, payload: &[u8], out: &mut [u8]) -> Result<usize, RtpError> {
+    pub fn write_audio(
+        &mut self,
+        at: Instant,
+        payload_type: u8,
+        payload: &[u8],
+        out: &mut [u8],
+    ) -> Result<usize, RtpError> {
         let marker = self.marker_pending;
-        let header = self.header(payload_type, marker, self.next_timestamp, out, payload.len())?;
+        let header = self.header(
+            payload_type,
+            marker,
+            self.next_timestamp,
+            out,
+            payload.len(),
+        )?;
         out[header..header + payload.len()].copy_from_slice(payload);
         self.advance(at, 1, payload.len() as u32);
         Ok(header + payload.len())
@@ -99,8 +111,21 @@ impl OutboundStream {
     /// Writes one telephone-event packet into `out`. All packets of an
     /// event carry the event's start timestamp `event_timestamp`
     /// (RFC 4733 §2.3.1); call [`OutboundStream::end_event`] after the last.
-    pub fn write_event(&mut self, payload_type: u8, event_timestamp: u32, event: TelephoneEvent, marker: bool, out: &mut [u8]) -> Result<usize, RtpError> {
-        let header = self.header(payload_type, marker, event_timestamp, out, TelephoneEvent::LEN)?;
+    pub fn write_event(
+        &mut self,
+        payload_type: u8,
+        event_timestamp: u32,
+        event: TelephoneEvent,
+        marker: bool,
+        out: &mut [u8],
+    ) -> Result<usize, RtpError> {
+        let header = self.header(
+            payload_type,
+            marker,
+            event_timestamp,
+            out,
+            TelephoneEvent::LEN,
+        )?;
         out[header..header + TelephoneEvent::LEN].copy_from_slice(&event.to_bytes());
         self.next_sequence = self.next_sequence.wrapping_add(1);
         self.packets_sent += 1;
@@ -120,7 +145,17 @@ impl OutboundStream {
     /// the caller writes `payload_len` bytes after the header, which stand
     /// for `samples` samples (0 for a telephone-event).
     #[allow(clippy::too_many_arguments)] // the fields of one RTP header
-    pub(crate) fn write_relayed_header(&mut self, at: Instant, payload_type: u8, marker: bool, sequence: u16, timestamp: u32, payload_len: usize, samples: u32, out: &mut [u8]) -> Result<usize, RtpError> {
+    pub(crate) fn write_relayed_header(
+        &mut self,
+        at: Instant,
+        payload_type: u8,
+        marker: bool,
+        sequence: u16,
+        timestamp: u32,
+        payload_len: usize,
+        samples: u32,
+        out: &mut [u8],
+    ) -> Result<usize, RtpError> {
         let saved = self.next_sequence;
         self.next_sequence = sequence;
         let header = self.header(payload_type, marker, timestamp, out, payload_len);
@@ -140,7 +175,14 @@ impl OutboundStream {
         Ok(header)
     }
 
-    fn header(&mut self, payload_type: u8, marker: bool, timestamp: u32, out: &mut [u8], payload_len: usize) -> Result<usize, RtpError> {
+    fn header(
+        &mut self,
+        payload_type: u8,
+        marker: bool,
+        timestamp: u32,
+        out: &mut [u8],
+        payload_len: usize,
+    ) -> Result<usize, RtpError> {
         let builder = RtpPacketBuilder::new()
             .payload_type(payload_type)
             .marked(marker)
@@ -150,7 +192,9 @@ impl OutboundStream {
         if out.len() < HEADER_LEN + payload_len {
             return Err(RtpError::BufferTooSmall);
         }
-        builder.build_into(out).map_err(|_| RtpError::BufferTooSmall)
+        builder
+            .build_into(out)
+            .map_err(|_| RtpError::BufferTooSmall)
     }
 
     fn advance(&mut self, at: Instant, packets: u16, samples: u32) {
@@ -191,15 +235,28 @@ mod tests {
         let mut out = [0u8; 200];
         let mut seen = Vec::new();
         for n in 0..3 {
-            let len = stream.write_audio(t0 + FRAME_DURATION * n, 8, &[0xD5; 160], &mut out).unwrap();
+            let len = stream
+                .write_audio(t0 + FRAME_DURATION * n, 8, &[0xD5; 160], &mut out)
+                .unwrap();
             assert_eq!(len, 172);
             let packet = RtpReader::new(&out[..len]).unwrap();
             assert_eq!(packet.payload_type(), 8);
             assert_eq!(packet.ssrc(), 0xDEAD_BEEF);
             assert_eq!(packet.payload().len(), 160);
-            seen.push((u16::from(packet.sequence_number()), packet.timestamp(), packet.mark()));
+            seen.push((
+                u16::from(packet.sequence_number()),
+                packet.timestamp(),
+                packet.mark(),
+            ));
         }
-        assert_eq!(seen, [(65_534, u32::MAX - 159, true), (65_535, 0, false), (0, 160, false)]);
+        assert_eq!(
+            seen,
+            [
+                (65_534, u32::MAX - 159, true),
+                (65_535, 0, false),
+                (0, 160, false)
+            ]
+        );
         assert_eq!(stream.packets_sent(), 3);
     }
 
@@ -211,14 +268,18 @@ mod tests {
         stream.write_audio(t0, 0, &[0xFF; 160], &mut out).unwrap();
         // Next frame would be due at t0 + 20 ms; resume 1 s later.
         stream.begin_talkspurt(t0 + FRAME_DURATION + Duration::from_secs(1));
-        let len = stream.write_audio(t0 + Duration::from_millis(1020), 0, &[0xFF; 160], &mut out).unwrap();
+        let len = stream
+            .write_audio(t0 + Duration::from_millis(1020), 0, &[0xFF; 160], &mut out)
+            .unwrap();
         let packet = RtpReader::new(&out[..len]).unwrap();
         assert_eq!(u16::from(packet.sequence_number()), 101);
         assert_eq!(packet.timestamp(), 1000 + 160 + 8000);
         assert!(packet.mark());
         // Back to back: no gap, marker only.
         stream.begin_talkspurt(t0 + Duration::from_millis(1040));
-        let len = stream.write_audio(t0 + Duration::from_millis(1040), 0, &[0xFF; 160], &mut out).unwrap();
+        let len = stream
+            .write_audio(t0 + Duration::from_millis(1040), 0, &[0xFF; 160], &mut out)
+            .unwrap();
         let packet = RtpReader::new(&out[..len]).unwrap();
         assert_eq!(packet.timestamp(), 1000 + 320 + 8000);
         assert!(packet.mark());
@@ -231,8 +292,15 @@ mod tests {
         let mut out = [0u8; 64];
         let start = stream.next_timestamp();
         for (n, duration) in [160u16, 320, 320].into_iter().enumerate() {
-            let event = TelephoneEvent { event: 1, end: n == 2, volume: 10, duration };
-            let len = stream.write_event(101, start, event, n == 0, &mut out).unwrap();
+            let event = TelephoneEvent {
+                event: 1,
+                end: n == 2,
+                volume: 10,
+                duration,
+            };
+            let len = stream
+                .write_event(101, start, event, n == 0, &mut out)
+                .unwrap();
             let packet = RtpReader::new(&out[..len]).unwrap();
             assert_eq!(packet.timestamp(), 5000);
             assert_eq!(u16::from(packet.sequence_number()), 10 + n as u16);
@@ -248,7 +316,10 @@ mod tests {
     fn small_buffers_are_an_error_not_a_panic() {
         let mut stream = OutboundStream::from_parts(1, 1, 1);
         let mut out = [0u8; 100];
-        assert_eq!(stream.write_audio(Instant::now(), 0, &[0; 160], &mut out), Err(RtpError::BufferTooSmall));
+        assert_eq!(
+            stream.write_audio(Instant::now(), 0, &[0; 160], &mut out),
+            Err(RtpError::BufferTooSmall)
+        );
         assert_eq!(stream.next_sequence(), 1);
     }
 }

@@ -80,7 +80,12 @@ impl TelephoneEventReceiver {
 
     /// Feeds one packet's header fields and payload; returns the digit
     /// when this packet starts a new DTMF event.
-    pub fn handle(&mut self, ssrc: u32, timestamp: u32, event: TelephoneEvent) -> Option<DtmfDigit> {
+    pub fn handle(
+        &mut self,
+        ssrc: u32,
+        timestamp: u32,
+        event: TelephoneEvent,
+    ) -> Option<DtmfDigit> {
         if let Some(last) = self.last.as_mut().filter(|last| last.ssrc == ssrc) {
             if last.timestamp == timestamp {
                 last.ended |= event.end;
@@ -94,11 +99,23 @@ impl TelephoneEventReceiver {
                 && !last.ended
                 && timestamp == last.timestamp.wrapping_add(u32::from(last.duration));
             if continues_long_event {
-                *last = LastEvent { ssrc, timestamp, event: event.event, ended: event.end, duration: event.duration };
+                *last = LastEvent {
+                    ssrc,
+                    timestamp,
+                    event: event.event,
+                    ended: event.end,
+                    duration: event.duration,
+                };
                 return None;
             }
         }
-        self.last = Some(LastEvent { ssrc, timestamp, event: event.event, ended: event.end, duration: event.duration });
+        self.last = Some(LastEvent {
+            ssrc,
+            timestamp,
+            event: event.event,
+            ended: event.end,
+            duration: event.duration,
+        });
         event.digit()
     }
 }
@@ -159,7 +176,12 @@ impl Iterator for TelephoneEventGenerator {
         if end {
             self.end_packets_sent += 1;
         }
-        let event = TelephoneEvent { event: self.digit.event_code(), end, volume: self.volume, duration: self.emitted };
+        let event = TelephoneEvent {
+            event: self.digit.event_code(),
+            end,
+            volume: self.volume,
+            duration: self.emitted,
+        };
         Some(TelephoneEventPacket { event, marker })
     }
 }
@@ -176,13 +198,36 @@ mod tests {
     fn payload_round_trip() {
         let bytes = [0x03, 0x8A, 0x03, 0x20];
         let event = TelephoneEvent::parse(&bytes).unwrap();
-        assert_eq!(event, TelephoneEvent { event: 3, end: true, volume: 10, duration: 800 });
+        assert_eq!(
+            event,
+            TelephoneEvent {
+                event: 3,
+                end: true,
+                volume: 10,
+                duration: 800
+            }
+        );
         assert_eq!(event.to_bytes(), bytes);
         assert_eq!(event.digit(), Some(digit('3')));
-        assert_eq!(TelephoneEvent::parse(&[1, 2, 3]), Err(RtpError::TruncatedTelephoneEvent));
+        assert_eq!(
+            TelephoneEvent::parse(&[1, 2, 3]),
+            Err(RtpError::TruncatedTelephoneEvent)
+        );
         // R bit set by a sloppy sender is ignored.
-        assert_eq!(TelephoneEvent::parse(&[11, 0x4A, 0, 160]).unwrap().volume, 10);
-        assert_eq!(TelephoneEvent { event: 16, end: false, volume: 0, duration: 0 }.digit(), None);
+        assert_eq!(
+            TelephoneEvent::parse(&[11, 0x4A, 0, 160]).unwrap().volume,
+            10
+        );
+        assert_eq!(
+            TelephoneEvent {
+                event: 16,
+                end: false,
+                volume: 0,
+                duration: 0
+            }
+            .digit(),
+            None
+        );
     }
 
     #[test]
@@ -210,20 +255,41 @@ mod tests {
     #[test]
     fn only_end_packets_received_still_count_once() {
         let mut receiver = TelephoneEventReceiver::new();
-        let end = TelephoneEvent { event: 9, end: true, volume: 10, duration: 800 };
-        let digits: Vec<_> = (0..3).filter_map(|_| receiver.handle(1, 160, end)).collect();
+        let end = TelephoneEvent {
+            event: 9,
+            end: true,
+            volume: 10,
+            duration: 800,
+        };
+        let digits: Vec<_> = (0..3)
+            .filter_map(|_| receiver.handle(1, 160, end))
+            .collect();
         assert_eq!(digits, [digit('9')]);
     }
 
     #[test]
     fn late_packets_of_an_older_event_are_ignored() {
         let mut receiver = TelephoneEventReceiver::new();
-        let start = TelephoneEvent { event: 1, end: false, volume: 10, duration: 160 };
+        let start = TelephoneEvent {
+            event: 1,
+            end: false,
+            volume: 10,
+            duration: 160,
+        };
         assert_eq!(receiver.handle(1, 10_000, start), Some(digit('1')));
-        assert_eq!(receiver.handle(1, 20_000, TelephoneEvent { event: 2, ..start }), Some(digit('2')));
-        assert_eq!(receiver.handle(1, 10_000, TelephoneEvent { end: true, ..start }), None);
+        assert_eq!(
+            receiver.handle(1, 20_000, TelephoneEvent { event: 2, ..start }),
+            Some(digit('2'))
+        );
+        assert_eq!(
+            receiver.handle(1, 10_000, TelephoneEvent { end: true, ..start }),
+            None
+        );
         // Timestamps wrap around.
-        assert_eq!(receiver.handle(1, 5, TelephoneEvent { event: 4, ..start }), None);
+        assert_eq!(
+            receiver.handle(1, 5, TelephoneEvent { event: 4, ..start }),
+            None
+        );
         let mut wrapped = TelephoneEventReceiver::new();
         assert_eq!(wrapped.handle(1, u32::MAX - 100, start), Some(digit('1')));
         assert_eq!(wrapped.handle(1, 300, start), Some(digit('1')));
@@ -232,16 +298,29 @@ mod tests {
     #[test]
     fn long_event_segments_continue_the_event() {
         let mut receiver = TelephoneEventReceiver::new();
-        let long = TelephoneEvent { event: 0, end: false, volume: 10, duration: 0xFFFF };
+        let long = TelephoneEvent {
+            event: 0,
+            end: false,
+            volume: 10,
+            duration: 0xFFFF,
+        };
         assert_eq!(receiver.handle(1, 1000, long), Some(digit('0')));
-        let next_segment = TelephoneEvent { duration: 160, ..long };
+        let next_segment = TelephoneEvent {
+            duration: 160,
+            ..long
+        };
         assert_eq!(receiver.handle(1, 1000 + 0xFFFF, next_segment), None);
     }
 
     #[test]
     fn a_new_ssrc_starts_afresh() {
         let mut receiver = TelephoneEventReceiver::new();
-        let event = TelephoneEvent { event: 11, end: false, volume: 10, duration: 160 };
+        let event = TelephoneEvent {
+            event: 11,
+            end: false,
+            volume: 10,
+            duration: 160,
+        };
         assert_eq!(receiver.handle(1, 1000, event), Some(digit('#')));
         assert_eq!(receiver.handle(2, 1000, event), Some(digit('#')));
     }
@@ -249,14 +328,37 @@ mod tests {
     #[test]
     fn generator_follows_rfc4733_2_5_1() {
         let packets: Vec<_> = TelephoneEventGenerator::new(digit('7'), 480, 10).collect();
-        let summary: Vec<_> = packets.iter().map(|p| (p.marker, p.event.end, p.event.duration)).collect();
+        let summary: Vec<_> = packets
+            .iter()
+            .map(|p| (p.marker, p.event.end, p.event.duration))
+            .collect();
         assert_eq!(
             summary,
-            [(true, false, 160), (false, false, 320), (false, true, 480), (false, true, 480), (false, true, 480)]
+            [
+                (true, false, 160),
+                (false, false, 320),
+                (false, true, 480),
+                (false, true, 480),
+                (false, true, 480)
+            ]
         );
-        assert!(packets.iter().all(|p| p.event.event == 7 && p.event.volume == 10));
+        assert!(
+            packets
+                .iter()
+                .all(|p| p.event.event == 7 && p.event.volume == 10)
+        );
         // A very short request still produces one frame's worth.
-        assert_eq!(TelephoneEventGenerator::new(digit('1'), 10, 99).duration(), 160);
-        assert_eq!(TelephoneEventGenerator::new(digit('1'), 10, 99).next().unwrap().event.volume, 63);
+        assert_eq!(
+            TelephoneEventGenerator::new(digit('1'), 10, 99).duration(),
+            160
+        );
+        assert_eq!(
+            TelephoneEventGenerator::new(digit('1'), 10, 99)
+                .next()
+                .unwrap()
+                .event
+                .volume,
+            63
+        );
     }
 }

@@ -266,19 +266,29 @@ impl Connection {
 
 impl fmt::Display for Connection {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{} {} {}", self.network_type, self.address_type, self.address)
+        write!(
+            f,
+            "{} {} {}",
+            self.network_type, self.address_type, self.address
+        )
     }
 }
 
 impl Attribute {
     /// An attribute with a value.
     pub fn new(name: &str, value: impl Into<String>) -> Attribute {
-        Attribute { name: name.to_owned(), value: Some(value.into()) }
+        Attribute {
+            name: name.to_owned(),
+            value: Some(value.into()),
+        }
     }
 
     /// A property attribute (no value), like `a=sendrecv`.
     pub fn flag(name: &str) -> Attribute {
-        Attribute { name: name.to_owned(), value: None }
+        Attribute {
+            name: name.to_owned(),
+            value: None,
+        }
     }
 }
 
@@ -294,7 +304,9 @@ impl fmt::Display for Attribute {
 impl MediaDescription {
     /// The formats that are RTP payload type numbers (0–127), in order.
     pub fn payload_types(&self) -> impl Iterator<Item = u8> + '_ {
-        self.formats.iter().filter_map(|format| format.parse::<u8>().ok().filter(|pt| *pt < 128))
+        self.formats
+            .iter()
+            .filter_map(|format| format.parse::<u8>().ok().filter(|pt| *pt < 128))
     }
 
     /// Values of the attributes called `name`, in order.
@@ -322,12 +334,15 @@ impl MediaDescription {
 
     /// `a=ptime` in milliseconds (RFC 8866 §6.4).
     pub fn ptime(&self) -> Option<u32> {
-        self.attribute_values("ptime").find_map(|value| value.trim().parse().ok())
+        self.attribute_values("ptime")
+            .find_map(|value| value.trim().parse().ok())
     }
 
     /// The media-level direction attribute, if any.
     pub fn direction(&self) -> Option<Direction> {
-        self.attributes.iter().find_map(|attribute| Direction::from_attribute(&attribute.name))
+        self.attributes
+            .iter()
+            .find_map(|attribute| Direction::from_attribute(&attribute.name))
     }
 
     /// Raw `a=crypto` values (RFC 4568), kept for SRTP.
@@ -345,13 +360,21 @@ fn parse_rtpmap(value: &str) -> Option<RtpMap<'_>> {
         Some(text) => Some(text.parse().ok()?),
         None => None,
     };
-    Some(RtpMap { payload_type: pt.parse().ok().filter(|pt| *pt < 128)?, encoding_name, clock_rate, channels })
+    Some(RtpMap {
+        payload_type: pt.parse().ok().filter(|pt| *pt < 128)?,
+        encoding_name,
+        clock_rate,
+        channels,
+    })
 }
 
 impl SessionDescription {
     /// Parses a session description from a SIP body.
     pub fn parse(text: &[u8]) -> Result<SessionDescription, SdpError> {
-        let text = std::str::from_utf8(text).map_err(|_| SdpError::Malformed { line: 0, reason: "not UTF-8" })?;
+        let text = std::str::from_utf8(text).map_err(|_| SdpError::Malformed {
+            line: 0,
+            reason: "not UTF-8",
+        })?;
         let mut lines = text
             .split('\n')
             .map(|line| line.strip_suffix('\r').unwrap_or(line))
@@ -361,8 +384,18 @@ impl SessionDescription {
 
         match lines.next() {
             Some((_, "v=0")) => {}
-            Some((line, _)) => return Err(SdpError::Malformed { line, reason: "first line must be v=0" }),
-            None => return Err(SdpError::Malformed { line: 0, reason: "empty session description" }),
+            Some((line, _)) => {
+                return Err(SdpError::Malformed {
+                    line,
+                    reason: "first line must be v=0",
+                });
+            }
+            None => {
+                return Err(SdpError::Malformed {
+                    line: 0,
+                    reason: "empty session description",
+                });
+            }
         }
 
         let mut origin = None;
@@ -373,7 +406,10 @@ impl SessionDescription {
         let mut media: Vec<MediaDescription> = Vec::new();
 
         for (number, line) in lines {
-            let malformed = |reason| SdpError::Malformed { line: number, reason };
+            let malformed = |reason| SdpError::Malformed {
+                line: number,
+                reason,
+            };
             let bytes = line.as_bytes();
             if bytes.len() < 2 || bytes[1] != b'=' || !bytes[0].is_ascii_alphabetic() {
                 return Err(malformed("expected <type>=<value>"));
@@ -381,23 +417,40 @@ impl SessionDescription {
             let kind = char::from(bytes[0]);
             let value = &line[2..];
             match (kind, media.last_mut()) {
-                ('m', _) => media.push(parse_media_line(value).ok_or_else(|| malformed("bad m= line"))?),
-                ('c', None) => connection = Some(Connection::parse(value).ok_or_else(|| malformed("bad c= line"))?),
+                ('m', _) => {
+                    media.push(parse_media_line(value).ok_or_else(|| malformed("bad m= line"))?)
+                }
+                ('c', None) => {
+                    connection =
+                        Some(Connection::parse(value).ok_or_else(|| malformed("bad c= line"))?)
+                }
                 ('c', Some(section)) => {
-                    section.connection = Some(Connection::parse(value).ok_or_else(|| malformed("bad c= line"))?)
+                    section.connection =
+                        Some(Connection::parse(value).ok_or_else(|| malformed("bad c= line"))?)
                 }
                 ('a', None) => attributes.push(parse_attribute(value)),
                 ('a', Some(section)) => section.attributes.push(parse_attribute(value)),
-                ('o', None) => origin = Some(parse_origin(value).ok_or_else(|| malformed("bad o= line"))?),
+                ('o', None) => {
+                    origin = Some(parse_origin(value).ok_or_else(|| malformed("bad o= line"))?)
+                }
                 ('s', None) => session_name = Some(value.to_owned()),
                 ('v', _) => return Err(malformed("repeated v= line")),
-                (kind, None) => other_lines.push(Line { kind, value: value.to_owned() }),
-                (kind, Some(section)) => section.other_lines.push(Line { kind, value: value.to_owned() }),
+                (kind, None) => other_lines.push(Line {
+                    kind,
+                    value: value.to_owned(),
+                }),
+                (kind, Some(section)) => section.other_lines.push(Line {
+                    kind,
+                    value: value.to_owned(),
+                }),
             }
         }
 
         Ok(SessionDescription {
-            origin: origin.ok_or(SdpError::Malformed { line: 0, reason: "missing o= line" })?,
+            origin: origin.ok_or(SdpError::Malformed {
+                line: 0,
+                reason: "missing o= line",
+            })?,
             session_name: session_name.unwrap_or_else(|| "-".to_owned()),
             connection,
             attributes,
@@ -408,24 +461,40 @@ impl SessionDescription {
 
     /// The session-level direction attribute, if any.
     pub fn direction(&self) -> Option<Direction> {
-        self.attributes.iter().find_map(|attribute| Direction::from_attribute(&attribute.name))
+        self.attributes
+            .iter()
+            .find_map(|attribute| Direction::from_attribute(&attribute.name))
     }
 
     /// The direction in force for a media section (media level, then
     /// session level, then sendrecv; RFC 8866 §6.7).
     pub fn effective_direction(&self, media: &MediaDescription) -> Direction {
-        media.direction().or(self.direction()).unwrap_or(Direction::SendRecv)
+        media
+            .direction()
+            .or(self.direction())
+            .unwrap_or(Direction::SendRecv)
     }
 
     /// The connection in force for a media section (media level, then session level).
-    pub fn effective_connection<'a>(&'a self, media: &'a MediaDescription) -> Option<&'a Connection> {
+    pub fn effective_connection<'a>(
+        &'a self,
+        media: &'a MediaDescription,
+    ) -> Option<&'a Connection> {
         media.connection.as_ref().or(self.connection.as_ref())
     }
 }
 
 fn parse_origin(value: &str) -> Option<Origin> {
     let fields: Vec<&str> = value.split_ascii_whitespace().collect();
-    let [username, session_id, session_version, network_type, address_type, address] = fields[..] else {
+    let [
+        username,
+        session_id,
+        session_version,
+        network_type,
+        address_type,
+        address,
+    ] = fields[..]
+    else {
         return None;
     };
     Some(Origin {
@@ -484,15 +553,31 @@ fn session_rank(kind: char) -> u8 {
 impl fmt::Display for SessionDescription {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let origin = &self.origin;
-        write!(f, "v=0\r\no={} {} {} {}\r\ns={}\r\n", origin.username, origin.session_id, origin.session_version, origin.address, self.session_name)?;
-        for line in self.other_lines.iter().filter(|line| session_rank(line.kind) == 0) {
+        write!(
+            f,
+            "v=0\r\no={} {} {} {}\r\ns={}\r\n",
+            origin.username,
+            origin.session_id,
+            origin.session_version,
+            origin.address,
+            self.session_name
+        )?;
+        for line in self
+            .other_lines
+            .iter()
+            .filter(|line| session_rank(line.kind) == 0)
+        {
             write!(f, "{}={}\r\n", line.kind, line.value)?;
         }
         if let Some(connection) = &self.connection {
             write!(f, "c={connection}\r\n")?;
         }
         let mut has_timing = false;
-        for line in self.other_lines.iter().filter(|line| session_rank(line.kind) == 1) {
+        for line in self
+            .other_lines
+            .iter()
+            .filter(|line| session_rank(line.kind) == 1)
+        {
             has_timing |= line.kind == 't';
             write!(f, "{}={}\r\n", line.kind, line.value)?;
         }
@@ -558,14 +643,20 @@ a=sendrecv\r\n";
         let sdp = SessionDescription::parse(SIPP_OFFER.as_bytes()).unwrap();
         assert_eq!(sdp.origin.username, "caller");
         assert_eq!(sdp.origin.session_version, "2353687637");
-        assert_eq!(sdp.connection.as_ref().unwrap().ip(), Some("127.0.0.1".parse().unwrap()));
+        assert_eq!(
+            sdp.connection.as_ref().unwrap().ip(),
+            Some("127.0.0.1".parse().unwrap())
+        );
         let audio = &sdp.media[0];
         assert_eq!(audio.media, "audio");
         assert_eq!(audio.port, 6000);
         assert_eq!(audio.protocol, Protocol::RtpAvp);
         assert_eq!(audio.payload_types().collect::<Vec<_>>(), [0, 101]);
         let map = audio.rtpmap(101).unwrap();
-        assert_eq!((map.encoding_name, map.clock_rate), ("telephone-event", 8000));
+        assert_eq!(
+            (map.encoding_name, map.clock_rate),
+            ("telephone-event", 8000)
+        );
         assert_eq!(audio.fmtp(101), Some("0-16"));
         assert_eq!(audio.ptime(), Some(20));
         assert_eq!(audio.direction(), Some(Direction::SendRecv));
@@ -590,13 +681,27 @@ a=recvonly\n";
         let audio = &sdp.media[0];
         assert_eq!(audio.port_count, Some(2));
         assert_eq!(audio.protocol, Protocol::RtpSavp);
-        assert_eq!(audio.connection.as_ref().unwrap().ip(), Some("2001:db8::1".parse().unwrap()));
+        assert_eq!(
+            audio.connection.as_ref().unwrap().ip(),
+            Some("2001:db8::1".parse().unwrap())
+        );
         assert_eq!(audio.crypto().count(), 1);
-        assert!(audio.crypto().next().unwrap().starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:"));
+        assert!(
+            audio
+                .crypto()
+                .next()
+                .unwrap()
+                .starts_with("1 AES_CM_128_HMAC_SHA1_80 inline:")
+        );
         assert_eq!(sdp.effective_direction(audio), Direction::RecvOnly);
         let printed = sdp.to_string();
-        assert!(printed.contains("i=info\r\nb=AS:64\r\nt=0 0\r\na=tool:x\r\n"), "{printed}");
-        assert!(printed.contains("m=audio 49170/2 RTP/SAVP 8\r\ni=voice\r\nc=IN IP6 2001:db8::1\r\nb=AS:80\r\n"));
+        assert!(
+            printed.contains("i=info\r\nb=AS:64\r\nt=0 0\r\na=tool:x\r\n"),
+            "{printed}"
+        );
+        assert!(printed.contains(
+            "m=audio 49170/2 RTP/SAVP 8\r\ni=voice\r\nc=IN IP6 2001:db8::1\r\nb=AS:80\r\n"
+        ));
         assert_eq!(SessionDescription::parse(printed.as_bytes()).unwrap(), sdp);
     }
 
@@ -614,9 +719,18 @@ a=recvonly\n";
         let cases: [(&str, usize); 7] = [
             ("", 0),
             ("o=- 1 1 IN IP4 1.2.3.4\r\n", 1),
-            ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio port RTP/AVP 0\r\n", 4),
-            ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 70000 RTP/AVP 0\r\n", 4),
-            ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 5000 RTP/AVP\r\n", 4),
+            (
+                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio port RTP/AVP 0\r\n",
+                4,
+            ),
+            (
+                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 70000 RTP/AVP 0\r\n",
+                4,
+            ),
+            (
+                "v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nm=audio 5000 RTP/AVP\r\n",
+                4,
+            ),
             ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\ns=-\r\nc=IN IP4\r\n", 4),
             ("v=0\r\no=- 1 1 IN IP4 1.2.3.4\r\nthis is not sdp\r\n", 3),
         ];
@@ -628,7 +742,10 @@ a=recvonly\n";
         }
         assert!(matches!(
             SessionDescription::parse(b"v=0\r\ns=-\r\n"),
-            Err(SdpError::Malformed { reason: "missing o= line", .. })
+            Err(SdpError::Malformed {
+                reason: "missing o= line",
+                ..
+            })
         ));
         assert!(SessionDescription::parse(&[b'v', b'=', b'0', b'\n', 0xFF]).is_err());
     }
@@ -643,7 +760,10 @@ a=recvonly\n";
         assert_eq!(SendRecv.intersect(RecvOnly), RecvOnly);
         assert_eq!(SendOnly.intersect(RecvOnly), Inactive);
         for direction in [SendRecv, SendOnly, RecvOnly, Inactive] {
-            assert_eq!(Direction::from_attribute(direction.as_str()), Some(direction));
+            assert_eq!(
+                Direction::from_attribute(direction.as_str()),
+                Some(direction)
+            );
         }
     }
 

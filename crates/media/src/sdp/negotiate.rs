@@ -16,7 +16,9 @@
 
 use std::net::{IpAddr, SocketAddr};
 
-use super::{Attribute, Connection, Direction, MediaDescription, Origin, Protocol, SessionDescription};
+use super::{
+    Attribute, Connection, Direction, MediaDescription, Origin, Protocol, SessionDescription,
+};
 use crate::codec::Codec;
 use crate::error::SdpError;
 
@@ -86,7 +88,11 @@ pub struct PayloadMap {
 impl PayloadMap {
     /// PCMU 0, PCMA 8, and an optional telephone-event payload type.
     pub const fn static_g711(telephone_event: Option<u8>) -> PayloadMap {
-        PayloadMap { pcmu: Some(0), pcma: Some(8), telephone_event }
+        PayloadMap {
+            pcmu: Some(0),
+            pcma: Some(8),
+            telephone_event,
+        }
     }
 
     /// The codec a payload type stands for.
@@ -153,7 +159,11 @@ pub struct NegotiatedMedia {
 impl NegotiatedMedia {
     /// A plain sendrecv G.711 stream with static payload types, for tests
     /// and tools that skip SDP.
-    pub fn static_g711(codec: Codec, remote: Option<SocketAddr>, telephone_event: Option<u8>) -> NegotiatedMedia {
+    pub fn static_g711(
+        codec: Codec,
+        remote: Option<SocketAddr>,
+        telephone_event: Option<u8>,
+    ) -> NegotiatedMedia {
         NegotiatedMedia {
             codec,
             payload_type: codec.static_payload_type(),
@@ -189,16 +199,30 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
     let mut attributes = Vec::new();
     for codec in &local.codecs {
         formats.push(codec.static_payload_type().to_string());
-        attributes.push(rtpmap_attribute(codec.static_payload_type(), codec.encoding_name()));
+        attributes.push(rtpmap_attribute(
+            codec.static_payload_type(),
+            codec.encoding_name(),
+        ));
     }
     if let Some(payload_type) = local.telephone_event {
         formats.push(payload_type.to_string());
         attributes.push(rtpmap_attribute(payload_type, TELEPHONE_EVENT_NAME));
-        attributes.push(Attribute::new("fmtp", format!("{payload_type} {TELEPHONE_EVENTS_OFFERED}")));
+        attributes.push(Attribute::new(
+            "fmtp",
+            format!("{payload_type} {TELEPHONE_EVENTS_OFFERED}"),
+        ));
     }
     attributes.push(Attribute::new("ptime", "20"));
     attributes.push(Attribute::flag(local.direction.as_str()));
-    our_description(local, vec![audio_section(local.port, Protocol::RtpAvp, formats, attributes)])
+    our_description(
+        local,
+        vec![audio_section(
+            local.port,
+            Protocol::RtpAvp,
+            formats,
+            attributes,
+        )],
+    )
 }
 
 /// Answers `offer` (RFC 3264 §6): accepts the first audio stream we can
@@ -242,13 +266,24 @@ pub fn create_answer(offer: &SessionDescription, local: &LocalMedia) -> Result<A
         }
     }
     let (media, _) = accepted.ok_or(failure)?;
-    Ok(Answer { description: our_description(local, sections), media })
+    Ok(Answer {
+        description: our_description(local, sections),
+        media,
+    })
 }
 
 /// Reads the answer to our `offer` (RFC 3264 §7): the first audio stream
 /// the answerer accepted.
-pub fn accept_answer(offer: &SessionDescription, answer: &SessionDescription, local: &LocalMedia) -> Result<NegotiatedMedia, SdpError> {
-    let index = offer.media.iter().position(|media| media.media == "audio").ok_or(SdpError::NoAudio)?;
+pub fn accept_answer(
+    offer: &SessionDescription,
+    answer: &SessionDescription,
+    local: &LocalMedia,
+) -> Result<NegotiatedMedia, SdpError> {
+    let index = offer
+        .media
+        .iter()
+        .position(|media| media.media == "audio")
+        .ok_or(SdpError::NoAudio)?;
     let answered = answer
         .media
         .get(index)
@@ -266,13 +301,19 @@ pub fn accept_answer(offer: &SessionDescription, answer: &SessionDescription, lo
 
 /// Reads a peer's audio section: the payload types we accept in its order,
 /// its direction, address and hold state.
-fn read_peer_stream(description: &SessionDescription, media: &MediaDescription, local: &LocalMedia) -> Result<(NegotiatedMedia, Vec<u8>), SdpError> {
+fn read_peer_stream(
+    description: &SessionDescription,
+    media: &MediaDescription,
+    local: &LocalMedia,
+) -> Result<(NegotiatedMedia, Vec<u8>), SdpError> {
     let mut payloads = PayloadMap::default();
     let mut order = Vec::new();
     let mut first_codec = None;
     for payload_type in media.payload_types() {
         let (name, clock_rate) = match media.rtpmap(payload_type) {
-            Some(map) if map.channels.is_none_or(|channels| channels == 1) => (map.encoding_name, map.clock_rate),
+            Some(map) if map.channels.is_none_or(|channels| channels == 1) => {
+                (map.encoding_name, map.clock_rate)
+            }
             Some(_) => continue,
             None => match Codec::from_static_payload_type(payload_type) {
                 Some(codec) => (codec.encoding_name(), crate::codec::CLOCK_RATE),
@@ -282,12 +323,17 @@ fn read_peer_stream(description: &SessionDescription, media: &MediaDescription, 
         if clock_rate != crate::codec::CLOCK_RATE {
             continue;
         }
-        if let Some(codec) = Codec::from_encoding_name(name).filter(|codec| local.codecs.contains(codec)) {
+        if let Some(codec) =
+            Codec::from_encoding_name(name).filter(|codec| local.codecs.contains(codec))
+        {
             if payloads.set(codec, payload_type) {
                 order.push(payload_type);
                 first_codec.get_or_insert((codec, payload_type));
             }
-        } else if name.eq_ignore_ascii_case(TELEPHONE_EVENT_NAME) && local.telephone_event.is_some() && payloads.telephone_event.is_none() {
+        } else if name.eq_ignore_ascii_case(TELEPHONE_EVENT_NAME)
+            && local.telephone_event.is_some()
+            && payloads.telephone_event.is_none()
+        {
             payloads.telephone_event = Some(payload_type);
             order.push(payload_type);
         }
@@ -302,7 +348,9 @@ fn read_peer_stream(description: &SessionDescription, media: &MediaDescription, 
         peer_direction = Direction::from_capabilities(peer_direction.sends(), false);
     }
     let remote = match connection.and_then(Connection::ip) {
-        Some(ip) if !ip.is_unspecified() && media.port != 0 => Some(SocketAddr::new(ip, media.port)),
+        Some(ip) if !ip.is_unspecified() && media.port != 0 => {
+            Some(SocketAddr::new(ip, media.port))
+        }
         _ => None,
     };
     let negotiated = NegotiatedMedia {
@@ -319,7 +367,12 @@ fn read_peer_stream(description: &SessionDescription, media: &MediaDescription, 
     Ok((negotiated, order))
 }
 
-fn answer_section(offered: &MediaDescription, media: &NegotiatedMedia, order: &[u8], local: &LocalMedia) -> MediaDescription {
+fn answer_section(
+    offered: &MediaDescription,
+    media: &NegotiatedMedia,
+    order: &[u8],
+    local: &LocalMedia,
+) -> MediaDescription {
     let mut attributes = Vec::new();
     for payload_type in order {
         if let Some(codec) = media.payloads.codec(*payload_type) {
@@ -332,7 +385,12 @@ fn answer_section(offered: &MediaDescription, media: &NegotiatedMedia, order: &[
     }
     attributes.push(Attribute::new("ptime", "20"));
     attributes.push(Attribute::flag(media.direction.as_str()));
-    audio_section(local.port, Protocol::RtpAvp, order.iter().map(u8::to_string).collect(), attributes)
+    audio_section(
+        local.port,
+        Protocol::RtpAvp,
+        order.iter().map(u8::to_string).collect(),
+        attributes,
+    )
 }
 
 fn our_description(local: &LocalMedia, media: Vec<MediaDescription>) -> SessionDescription {
@@ -341,12 +399,20 @@ fn our_description(local: &LocalMedia, media: Vec<MediaDescription>) -> SessionD
         session_name: ORIGIN_USERNAME.to_owned(),
         connection: Some(Connection::for_ip(local.address)),
         attributes: Vec::new(),
-        other_lines: vec![super::Line { kind: 't', value: "0 0".to_owned() }],
+        other_lines: vec![super::Line {
+            kind: 't',
+            value: "0 0".to_owned(),
+        }],
         media,
     }
 }
 
-fn audio_section(port: u16, protocol: Protocol, formats: Vec<String>, attributes: Vec<Attribute>) -> MediaDescription {
+fn audio_section(
+    port: u16,
+    protocol: Protocol,
+    formats: Vec<String>,
+    attributes: Vec<Attribute>,
+) -> MediaDescription {
     MediaDescription {
         media: "audio".to_owned(),
         port,
@@ -377,7 +443,9 @@ mod tests {
     }
 
     fn offer_with(media_lines: &str) -> SessionDescription {
-        parse(&format!("v=0\r\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\r\ns=-\r\nc=IN IP4 192.0.2.101\r\nt=0 0\r\n{media_lines}"))
+        parse(&format!(
+            "v=0\r\no=alice 2890844526 2890844526 IN IP4 host.atlanta.example.com\r\ns=-\r\nc=IN IP4 192.0.2.101\r\nt=0 0\r\n{media_lines}"
+        ))
     }
 
     #[test]
@@ -408,7 +476,14 @@ m=video 51372 RTP/AVP 31 32\r\na=rtpmap:31 H261/90000\r\na=rtpmap:32 MPV/90000\r
         );
         let answer = create_answer(&offer, &local()).unwrap();
         assert_eq!(answer.media.codec, Codec::Pcma);
-        assert_eq!(answer.media.payloads, PayloadMap { pcmu: Some(0), pcma: Some(8), telephone_event: Some(96) });
+        assert_eq!(
+            answer.media.payloads,
+            PayloadMap {
+                pcmu: Some(0),
+                pcma: Some(8),
+                telephone_event: Some(96)
+            }
+        );
         let sections = &answer.description.media;
         assert_eq!(sections.len(), 2);
         assert_eq!(sections[0].formats, ["8", "0", "96"]);
@@ -428,16 +503,27 @@ m=video 51372 RTP/AVP 31 32\r\na=rtpmap:31 H261/90000\r\na=rtpmap:32 MPV/90000\r
         let offer = offer_with("m=audio 49170 RTP/AVP 112\r\na=rtpmap:112 pcmu/8000\r\n");
         let answer = create_answer(&offer, &local()).unwrap();
         assert_eq!(answer.media.payload_type, 112);
-        assert_eq!(answer.description.media[0].rtpmap(112).unwrap().encoding_name, "PCMU");
+        assert_eq!(
+            answer.description.media[0]
+                .rtpmap(112)
+                .unwrap()
+                .encoding_name,
+            "PCMU"
+        );
 
         // PCMU at another clock rate is not PCMU.
         let offer = offer_with("m=audio 49170 RTP/AVP 112\r\na=rtpmap:112 PCMU/16000\r\n");
-        assert_eq!(create_answer(&offer, &local()).unwrap_err(), SdpError::NoCommonCodec);
+        assert_eq!(
+            create_answer(&offer, &local()).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
     }
 
     #[test]
     fn no_common_codec_is_488() {
-        let offer = offer_with("m=audio 49170 RTP/AVP 18 9 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n");
+        let offer = offer_with(
+            "m=audio 49170 RTP/AVP 18 9 101\r\na=rtpmap:18 G729/8000\r\na=rtpmap:9 G722/8000\r\na=rtpmap:101 telephone-event/8000\r\n",
+        );
         let error = create_answer(&offer, &local()).unwrap_err();
         assert_eq!(error, SdpError::NoCommonCodec);
         assert_eq!(error.sip_status(), 488);
@@ -445,35 +531,56 @@ m=video 51372 RTP/AVP 31 32\r\na=rtpmap:31 H261/90000\r\na=rtpmap:32 MPV/90000\r
         let mut pcmu_only = local();
         pcmu_only.codecs = vec![Codec::Pcmu];
         let offer = offer_with("m=audio 49170 RTP/AVP 8\r\n");
-        assert_eq!(create_answer(&offer, &pcmu_only).unwrap_err(), SdpError::NoCommonCodec);
+        assert_eq!(
+            create_answer(&offer, &pcmu_only).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
     }
 
     #[test]
     fn srtp_only_and_no_audio_are_refused() {
-        let offer = offer_with("m=audio 49170 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n");
+        let offer = offer_with(
+            "m=audio 49170 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:WVNfX19zZW1jdGwgKCkgewkyMjA7fQp9CnVubGVz\r\n",
+        );
         let error = create_answer(&offer, &local()).unwrap_err();
         assert_eq!(error, SdpError::UnsupportedProfile("RTP/SAVP".into()));
         assert_eq!(error.sip_status(), 488);
 
         let offer = offer_with("m=video 51372 RTP/AVP 31\r\n");
-        assert_eq!(create_answer(&offer, &local()).unwrap_err(), SdpError::NoAudio);
+        assert_eq!(
+            create_answer(&offer, &local()).unwrap_err(),
+            SdpError::NoAudio
+        );
 
         // A rejected audio stream (port 0) does not count either.
         let offer = offer_with("m=audio 0 RTP/AVP 0\r\n");
-        assert_eq!(create_answer(&offer, &local()).unwrap_err(), SdpError::NoAudio);
+        assert_eq!(
+            create_answer(&offer, &local()).unwrap_err(),
+            SdpError::NoAudio
+        );
     }
 
     #[test]
     fn crypto_lines_are_kept_raw() {
-        let offer = offer_with("m=audio 49170 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:abc|2^20\r\n");
+        let offer = offer_with(
+            "m=audio 49170 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:abc|2^20\r\n",
+        );
         let answer = create_answer(&offer, &local()).unwrap();
-        assert_eq!(answer.media.crypto, ["1 AES_CM_128_HMAC_SHA1_80 inline:abc|2^20"]);
+        assert_eq!(
+            answer.media.crypto,
+            ["1 AES_CM_128_HMAC_SHA1_80 inline:abc|2^20"]
+        );
     }
 
     #[test]
     fn directions_are_answered_per_rfc3264_6_1() {
         use Direction::*;
-        let cases = [(SendRecv, SendRecv, false), (SendOnly, RecvOnly, true), (RecvOnly, SendOnly, false), (Inactive, Inactive, true)];
+        let cases = [
+            (SendRecv, SendRecv, false),
+            (SendOnly, RecvOnly, true),
+            (RecvOnly, SendOnly, false),
+            (Inactive, Inactive, true),
+        ];
         for (offered, answered, on_hold) in cases {
             let offer = offer_with(&format!("m=audio 49170 RTP/AVP 0\r\na={offered}\r\n"));
             let answer = create_answer(&offer, &local()).unwrap();
@@ -486,7 +593,9 @@ m=video 51372 RTP/AVP 31 32\r\na=rtpmap:31 H261/90000\r\na=rtpmap:32 MPV/90000\r
     #[test]
     fn old_style_hold_with_zero_address() {
         // RFC 3264 §8.4: c=0.0.0.0 in a re-INVITE puts us on hold.
-        let offer = parse("v=0\r\no=alice 1 2 IN IP4 192.0.2.101\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\n");
+        let offer = parse(
+            "v=0\r\no=alice 1 2 IN IP4 192.0.2.101\r\ns=-\r\nc=IN IP4 0.0.0.0\r\nt=0 0\r\nm=audio 49170 RTP/AVP 0\r\n",
+        );
         let answer = create_answer(&offer, &local()).unwrap();
         assert!(answer.media.on_hold);
         assert_eq!(answer.media.remote, None);
@@ -505,7 +614,9 @@ m=audio 20000 RTP/AVP 0 8 101\r\na=rtpmap:0 PCMU/8000\r\na=rtpmap:8 PCMA/8000\r\
 a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv\r\n"
         );
         // A PCMA-only agent phone answers.
-        let answer = parse("v=0\r\no=agent 7 7 IN IP4 192.0.2.55\r\ns=-\r\nc=IN IP4 192.0.2.55\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n");
+        let answer = parse(
+            "v=0\r\no=agent 7 7 IN IP4 192.0.2.55\r\ns=-\r\nc=IN IP4 192.0.2.55\r\nt=0 0\r\nm=audio 4000 RTP/AVP 8 101\r\na=rtpmap:101 telephone-event/8000\r\na=sendrecv\r\n",
+        );
         let media = accept_answer(&offer, &answer, &ours).unwrap();
         assert_eq!(media.codec, Codec::Pcma);
         assert_eq!(media.telephone_event(), Some(101));
@@ -518,8 +629,13 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv
         assert_eq!(read_back.remote, Some("192.0.2.10:20000".parse().unwrap()));
 
         // A rejected stream in the answer.
-        let rejected = parse("v=0\r\no=agent 7 8 IN IP4 192.0.2.55\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n");
-        assert_eq!(accept_answer(&offer, &rejected, &ours).unwrap_err(), SdpError::NoCommonCodec);
+        let rejected = parse(
+            "v=0\r\no=agent 7 8 IN IP4 192.0.2.55\r\ns=-\r\nt=0 0\r\nm=audio 0 RTP/AVP 0\r\n",
+        );
+        assert_eq!(
+            accept_answer(&offer, &rejected, &ours).unwrap_err(),
+            SdpError::NoCommonCodec
+        );
     }
 
     #[test]
@@ -528,7 +644,12 @@ a=rtpmap:101 telephone-event/8000\r\na=fmtp:101 0-16\r\na=ptime:20\r\na=sendrecv
         ours.direction = Direction::SendOnly;
         let offer = create_offer(&ours);
         assert_eq!(offer.media[0].direction(), Some(Direction::SendOnly));
-        let answer = parse("v=0\r\no=agent 7 7 IN IP4 192.0.2.55\r\ns=-\r\nc=IN IP4 192.0.2.55\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=recvonly\r\n");
-        assert_eq!(accept_answer(&offer, &answer, &ours).unwrap().direction, Direction::SendOnly);
+        let answer = parse(
+            "v=0\r\no=agent 7 7 IN IP4 192.0.2.55\r\ns=-\r\nc=IN IP4 192.0.2.55\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\na=recvonly\r\n",
+        );
+        assert_eq!(
+            accept_answer(&offer, &answer, &ours).unwrap().direction,
+            Direction::SendOnly
+        );
     }
 }
