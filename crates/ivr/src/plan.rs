@@ -480,7 +480,7 @@ pub struct KnownPatient {
 
 /// Prompt files for queue position and expected-wait announcements.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Announcements {
+pub(crate) struct Announcements {
     pub(crate) you_are_caller_number: Prompt,
     pub(crate) most_callers_reach_someone_within: Prompt,
     pub(crate) minutes: Prompt,
@@ -654,6 +654,7 @@ impl Dialplan {
 fn digit_prompts(digits: &[Prompt; 10], n: u32) -> Vec<Prompt> {
     n.to_string()
         .bytes()
+        // A u32's decimal digits are b'0'..=b'9': the index is 0..=9.
         .map(|b| digits[usize::from(b - b'0')].clone())
         .collect()
 }

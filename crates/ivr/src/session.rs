@@ -238,6 +238,7 @@ impl Session {
         let number_index = plan
             .number_index(dialed)
             .ok_or_else(|| SessionError::UnknownNumber(dialed.to_string()))?;
+        // number_index comes from this plan's own index of its numbers.
         let number = &plan.numbers()[number_index];
         let priority = number.priority();
         let answer_after = number.answer_after();
@@ -402,6 +403,7 @@ impl Session {
             return;
         }
         let plan = Arc::clone(&self.plan);
+        // `self.number` indexes this (immutable) plan's numbers; see `new`.
         let number = &plan.numbers()[self.number];
         let state = plan.open_state(now);
         let local = now.to_zoned_datetime(plan.clinic().time_zone().clone());
