@@ -6,8 +6,11 @@
 //! [`transport`] touches sockets (tokio), and it makes no protocol decisions.
 #![forbid(unsafe_code)]
 
+pub mod dialog;
+pub mod endpoint;
 pub mod message;
 pub mod peer;
 pub mod transaction;
+pub mod transport;
 
 pub use peer::{ConnectionId, Peer, TransportKind};

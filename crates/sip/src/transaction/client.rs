@@ -381,10 +381,13 @@ impl TransactionLayer {
                 transaction.state,
                 ClientState::Calling | ClientState::Proceeding
             );
+            let call_id = transaction.request.headers.call_id().unwrap_or_default();
             self.terminate_client(id);
             if open && !internal {
-                self.events
-                    .push_back(Event::TransportError { transaction: id });
+                self.events.push_back(Event::TransportError {
+                    transaction: id,
+                    call_id,
+                });
             }
         }
     }
@@ -435,9 +438,13 @@ impl TransactionLayer {
             }
             Timer::B | Timer::F => {
                 let internal = transaction.internal;
+                let call_id = transaction.request.headers.call_id().unwrap_or_default();
                 self.terminate_client(id);
                 if !internal {
-                    self.events.push_back(Event::Timeout { transaction: id });
+                    self.events.push_back(Event::Timeout {
+                        transaction: id,
+                        call_id,
+                    });
                 }
             }
             Timer::D | Timer::K | Timer::M => self.terminate_client(id),

@@ -115,6 +115,8 @@ pub enum Event {
     Cancelled {
         /// The INVITE's transaction.
         transaction: ServerTransactionId,
+        /// The INVITE's Call-ID.
+        call_id: ByteString,
     },
     /// The ACK for a 2xx we sent on this INVITE transaction.
     Ack {
@@ -130,6 +132,8 @@ pub enum Event {
     AckTimeout {
         /// The INVITE's transaction.
         transaction: ServerTransactionId,
+        /// The INVITE's Call-ID.
+        call_id: ByteString,
     },
     /// An ACK that matches no transaction (e.g. a late one).
     StrayAck {
@@ -160,12 +164,34 @@ pub enum Event {
     Timeout {
         /// The transaction.
         transaction: ClientTransactionId,
+        /// The request's Call-ID.
+        call_id: ByteString,
     },
     /// The transport could not deliver the request (§8.1.3.1: as 503).
     TransportError {
         /// The transaction.
         transaction: ClientTransactionId,
+        /// The request's Call-ID.
+        call_id: ByteString,
     },
+}
+
+impl Event {
+    /// The Call-ID this event is about: every event names one, so a
+    /// dispatcher can route it to whoever owns that call.
+    pub fn call_id(&self) -> &ByteString {
+        match self {
+            Event::Request { request, .. } => &request.call_id,
+            Event::Ack { ack, .. } | Event::StrayAck { ack, .. } => &ack.call_id,
+            Event::Response { response, .. } | Event::Stray2xx { response, .. } => {
+                &response.call_id
+            }
+            Event::Cancelled { call_id, .. }
+            | Event::AckTimeout { call_id, .. }
+            | Event::Timeout { call_id, .. }
+            | Event::TransportError { call_id, .. } => call_id,
+        }
+    }
 }
 
 /// What the transaction user asked for that cannot be done.

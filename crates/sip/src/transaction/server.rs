@@ -200,6 +200,7 @@ impl TransactionLayer {
             let _ = self.respond(now, invite_id, terminated);
             self.events.push_back(Event::Cancelled {
                 transaction: invite_id,
+                call_id: cancel.call_id.clone(),
             });
         }
     }
@@ -305,7 +306,11 @@ impl TransactionLayer {
             }
             Timer::L => {
                 if !transaction.acked {
-                    self.events.push_back(Event::AckTimeout { transaction: id });
+                    let call_id = transaction.request_headers.call_id().unwrap_or_default();
+                    self.events.push_back(Event::AckTimeout {
+                        transaction: id,
+                        call_id,
+                    });
                 }
                 self.terminate_server(id);
             }

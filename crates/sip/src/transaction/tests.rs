@@ -922,14 +922,14 @@ fn lossy_reordering_link_loses_and_duplicates_nothing() {
                         response,
                         ..
                     } => *transaction == id && response.response.status.is_final(),
-                    Event::Timeout { transaction } => *transaction == id,
+                    Event::Timeout { transaction, .. } => *transaction == id,
                     _ => false,
                 })
                 .count();
             assert!(finals >= 1, "seed {seed}: transaction {id:?} never ended");
             let timeouts = count(
                 &pair.events(UAC),
-                |e| matches!(e, Event::Timeout { transaction } if *transaction == id),
+                |e| matches!(e, Event::Timeout { transaction, .. } if *transaction == id),
             );
             assert!(timeouts <= 1);
         }

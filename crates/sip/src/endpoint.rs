@@ -1,0 +1,534 @@
+//! The SIP endpoint: one tokio task that owns the [`TransactionLayer`],
+//! answers what any SIP element answers the same way, and routes the rest.
+//!
+//! It answers on its own (RFC 3261 §8.2, §11, RFC 4475):
+//! - malformed requests, with the response [`validate`] decided (400 with
+//!   a precise reason, 505, 501, 416, 420 with Unsupported), statelessly;
+//! - OPTIONS outside a dialog: 200 with Allow, Accept and Supported;
+//! - methods the application does not serve: 405 with Allow;
+//! - requests inside a dialog nobody owns: 481;
+//! - an INVITE with Max-Forwards 0 (every call we take is forwarded to an
+//!   agent leg): 483;
+//! - when the application cannot keep up: 503 with Retry-After.
+//!
+//! Everything else is an [`Event`] for the owner of its Call-ID (a call
+//! registered with [`EndpointHandle::route`]) or, for new requests, for the
+//! application channel given to [`start`]. The task makes no decision about
+//! what a call means.
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use dashmap::DashMap;
+use tokio::sync::{mpsc, oneshot};
+use tokio_util::sync::CancellationToken;
+
+use crate::message::validate::{self, Policy, ValidRequest};
+use crate::message::{
+    HeaderName, Headers, Message, Method, ParseError, Request, Response, StatusCode,
+};
+use crate::peer::Peer;
+use crate::transaction::{
+    self, ClientTransactionId, Event, ServerTransactionId, TransactionError, TransactionLayer,
+};
+use crate::transport::{Inbound, TransportHandle, TrySend};
+
+/// How the endpoint is set up.
+#[derive(Debug, Clone)]
+pub struct EndpointConfig {
+    /// Transaction timers, our sent-by, the RNG seed.
+    pub transaction: transaction::Config,
+    /// Methods the application serves (INVITE, REGISTER, BYE ...); OPTIONS,
+    /// ACK and CANCEL are always served.
+    pub allow: Vec<Method>,
+    /// Option tags we support.
+    pub supported: Vec<&'static str>,
+    /// The product token for `Server` and `User-Agent`.
+    pub product: String,
+}
+
+/// A request to the endpoint task.
+#[derive(Debug)]
+enum Command {
+    Respond {
+        transaction: ServerTransactionId,
+        response: Response,
+    },
+    Send {
+        request: Request,
+        destination: Peer,
+        reply: oneshot::Sender<Result<ClientTransactionId, TransactionError>>,
+    },
+    Cancel {
+        transaction: ClientTransactionId,
+    },
+    Ack {
+        request: Request,
+        destination: Peer,
+        reply: oneshot::Sender<Bytes>,
+    },
+    Raw {
+        destination: Peer,
+        bytes: Bytes,
+    },
+}
+
+/// The endpoint task is gone (shutting down).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+#[error("the SIP endpoint has stopped")]
+pub struct Stopped;
+
+/// A cheap, cloneable handle to the endpoint task.
+#[derive(Debug, Clone)]
+pub struct EndpointHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    // Call-ID → owner. Written by call tasks, read by the endpoint task;
+    // guards never leave these methods.
+    routes: Arc<DashMap<ByteString, mpsc::UnboundedSender<Event>>>,
+}
+
+impl EndpointHandle {
+    /// Sends `response` on a server transaction.
+    pub fn respond(
+        &self,
+        transaction: ServerTransactionId,
+        response: Response,
+    ) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Respond {
+                transaction,
+                response,
+            })
+            .map_err(|_| Stopped)
+    }
+
+    /// Starts a client transaction; the endpoint adds Via and Max-Forwards.
+    pub async fn send_request(
+        &self,
+        request: Request,
+        destination: Peer,
+    ) -> Result<Result<ClientTransactionId, TransactionError>, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Send {
+                request,
+                destination,
+                reply,
+            })
+            .map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// Cancels a pending INVITE client transaction.
+    pub fn cancel(&self, transaction: ClientTransactionId) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Cancel { transaction })
+            .map_err(|_| Stopped)
+    }
+
+    /// Sends the ACK for a 2xx; returns its bytes to resend on 2xx copies.
+    pub async fn send_ack(&self, request: Request, destination: Peer) -> Result<Bytes, Stopped> {
+        let (reply, answer) = oneshot::channel();
+        self.commands
+            .send(Command::Ack {
+                request,
+                destination,
+                reply,
+            })
+            .map_err(|_| Stopped)?;
+        answer.await.map_err(|_| Stopped)
+    }
+
+    /// Sends bytes outside any transaction.
+    pub fn send_raw(&self, destination: Peer, bytes: Bytes) -> Result<(), Stopped> {
+        self.commands
+            .send(Command::Raw { destination, bytes })
+            .map_err(|_| Stopped)
+    }
+
+    /// Routes every event with this Call-ID to `owner`.
+    pub fn route(&self, call_id: ByteString, owner: mpsc::UnboundedSender<Event>) {
+        self.routes.insert(call_id, owner);
+    }
+
+    /// Stops routing a Call-ID.
+    pub fn unroute(&self, call_id: &str) {
+        self.routes.remove(call_id);
+    }
+
+    /// How many Call-IDs are routed to owners.
+    pub fn routed(&self) -> usize {
+        self.routes.len()
+    }
+}
+
+/// Starts the endpoint task. New requests (and events about Call-IDs no
+/// one owns) go to `application`, a bounded channel: when it is full, new
+/// requests get 503.
+pub fn start(
+    config: EndpointConfig,
+    transport: TransportHandle,
+    inbound: mpsc::Receiver<Inbound>,
+    application: mpsc::Sender<Event>,
+    shutdown: CancellationToken,
+) -> (EndpointHandle, tokio::task::JoinHandle<()>) {
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let routes = Arc::new(DashMap::new());
+    let handle = EndpointHandle {
+        commands,
+        routes: routes.clone(),
+    };
+    let allow = allow_header(&config.allow);
+    let supported = config.supported.join(", ");
+    let endpoint = Endpoint {
+        layer: TransactionLayer::new(config.transaction.clone()),
+        config,
+        allow,
+        supported,
+        transport,
+        routes,
+        application,
+        send_errors: mpsc::unbounded_channel(),
+    };
+    let task = tokio::spawn(endpoint.run(inbound, command_rx, shutdown));
+    (handle, task)
+}
+
+fn allow_header(allow: &[Method]) -> String {
+    let mut methods: Vec<&str> = vec!["INVITE", "ACK", "CANCEL", "OPTIONS"];
+    for method in allow {
+        if !methods.contains(&method.as_str()) {
+            methods.push(method.as_str());
+        }
+    }
+    methods.join(", ")
+}
+
+#[derive(Debug)]
+struct Endpoint {
+    layer: TransactionLayer,
+    config: EndpointConfig,
+    allow: String,
+    supported: String,
+    transport: TransportHandle,
+    routes: Arc<DashMap<ByteString, mpsc::UnboundedSender<Event>>>,
+    application: mpsc::Sender<Event>,
+    send_errors: (
+        mpsc::UnboundedSender<ClientTransactionId>,
+        mpsc::UnboundedReceiver<ClientTransactionId>,
+    ),
+}
+
+/// How many queued inbound messages one turn of the loop takes before
+/// flushing what they caused.
+const BATCH: usize = 64;
+
+impl Endpoint {
+    async fn run(
+        mut self,
+        mut inbound: mpsc::Receiver<Inbound>,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let deadline = self.layer.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                received = inbound.recv() => {
+                    let Some(first) = received else { break };
+                    let now = Instant::now();
+                    self.handle_inbound(now, first);
+                    for _ in 1..BATCH {
+                        match inbound.try_recv() {
+                            Ok(next) => self.handle_inbound(now, next),
+                            Err(_) => break,
+                        }
+                    }
+                }
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    self.handle_command(Instant::now(), command);
+                    while let Ok(command) = commands.try_recv() {
+                        self.handle_command(Instant::now(), command);
+                    }
+                }
+                Some(failed) = self.send_errors.1.recv() => {
+                    self.layer.handle_transport_error(failed);
+                }
+                () = sleep => self.layer.handle_timeout(Instant::now()),
+            }
+            self.flush(Instant::now());
+        }
+    }
+
+    fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
+        match inbound.message {
+            Err(error) => self.refuse_unparseable(inbound.peer, &error),
+            Ok(Message::Response(response)) => match validate::response(response) {
+                Ok(valid) => self.layer.handle_response(now, valid, inbound.peer),
+                Err(discard) => tracing::debug!(peer = %inbound.peer, %discard, "response dropped"),
+            },
+            Ok(Message::Request(request)) => {
+                let policy = Policy {
+                    schemes: &["sip", "sips", "tel"],
+                    supported: &self.config.supported,
+                };
+                match validate::request(request, &policy) {
+                    Ok(valid) => self.layer.handle_request(now, valid, inbound.peer),
+                    Err((request, rejection)) => {
+                        tracing::debug!(peer = %inbound.peer, status = %rejection.status, reason = %rejection.reason, "request refused");
+                        if rejection.answer {
+                            let mut response = self.stateless(
+                                &request.headers,
+                                rejection.status,
+                                &rejection.reason,
+                            );
+                            if !rejection.unsupported.is_empty() {
+                                let tags: Vec<&str> =
+                                    rejection.unsupported.iter().map(|t| &**t).collect();
+                                response
+                                    .headers
+                                    .push(HeaderName::Unsupported, tags.join(", "));
+                            }
+                            self.send_now(inbound.peer, response.encode(), None);
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Answers a request that could not be parsed, when enough of it was
+    /// read to answer (never an ACK, never a response).
+    fn refuse_unparseable(&mut self, peer: Peer, error: &ParseError) {
+        tracing::debug!(%peer, %error, "unparseable message");
+        let Some(headers) = &error.request_headers else {
+            return;
+        };
+        if headers.cseq().is_ok_and(|c| c.method == Method::Ack)
+            || headers.top_via().is_err()
+            || headers.call_id().is_err()
+        {
+            return;
+        }
+        let reason = error.to_string();
+        let response = self.stateless(headers, error.status(), &reason);
+        self.send_now(peer, response.encode(), None);
+    }
+
+    fn stateless(&mut self, headers: &Headers, status: StatusCode, reason: &str) -> Response {
+        let tag = self.layer.random_token(10);
+        let mut response = Response::to_request(headers, status, Some(&tag)).with_reason(reason);
+        response
+            .headers
+            .push(HeaderName::Server, &self.config.product);
+        response
+    }
+
+    fn handle_command(&mut self, now: Instant, command: Command) {
+        match command {
+            Command::Respond {
+                transaction,
+                mut response,
+            } => {
+                if !response.headers.contains(&HeaderName::Server) {
+                    response
+                        .headers
+                        .push(HeaderName::Server, &self.config.product);
+                }
+                if let Err(error) = self.layer.respond(now, transaction, response) {
+                    tracing::debug!(%error, "response not sent");
+                }
+            }
+            Command::Send {
+                mut request,
+                destination,
+                reply,
+            } => {
+                if !request.headers.contains(&HeaderName::UserAgent) {
+                    request
+                        .headers
+                        .push(HeaderName::UserAgent, &self.config.product);
+                }
+                let _ = reply.send(self.layer.send_request(now, request, destination));
+            }
+            Command::Cancel { transaction } => {
+                if let Err(error) = self.layer.cancel(now, transaction) {
+                    tracing::debug!(%error, "cancel not sent");
+                }
+            }
+            Command::Ack {
+                request,
+                destination,
+                reply,
+            } => {
+                let _ = reply.send(self.layer.send_ack(request, destination));
+            }
+            Command::Raw { destination, bytes } => self.layer.send_raw(destination, bytes),
+        }
+    }
+
+    fn flush(&mut self, now: Instant) {
+        loop {
+            let mut progressed = false;
+            while let Some(transmit) = self.layer.poll_transmit() {
+                progressed = true;
+                self.send_now(transmit.peer, transmit.bytes, transmit.transaction);
+            }
+            while let Some(event) = self.layer.poll_event() {
+                progressed = true;
+                self.dispatch(now, event);
+            }
+            if !progressed {
+                return;
+            }
+        }
+    }
+
+    fn send_now(&mut self, peer: Peer, bytes: Bytes, transaction: Option<ClientTransactionId>) {
+        match self.transport.try_send(peer, bytes) {
+            Ok(()) => {}
+            Err(TrySend::Wait(bytes)) => {
+                let transport = self.transport.clone();
+                let errors = self.send_errors.0.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = transport.send(peer, bytes).await {
+                        tracing::debug!(%peer, %error, "send failed");
+                        if let Some(transaction) = transaction {
+                            let _ = errors.send(transaction);
+                        }
+                    }
+                });
+            }
+            Err(TrySend::Failed(error)) => {
+                tracing::debug!(%peer, %error, "send failed");
+                if let Some(transaction) = transaction {
+                    let _ = self.send_errors.0.send(transaction);
+                }
+            }
+        }
+    }
+
+    fn owner(&self, call_id: &str) -> Option<mpsc::UnboundedSender<Event>> {
+        self.routes.get(call_id).map(|owner| owner.clone())
+    }
+
+    fn dispatch(&mut self, now: Instant, event: Event) {
+        let call_id = event.call_id().clone();
+        let event = match event {
+            Event::Request {
+                transaction,
+                request,
+                source,
+            } => match self.core_answer(now, transaction, &request) {
+                true => return,
+                false => Event::Request {
+                    transaction,
+                    request,
+                    source,
+                },
+            },
+            other => other,
+        };
+        if let Some(owner) = self.owner(&call_id) {
+            match owner.send(event) {
+                Ok(()) => return,
+                Err(returned) => {
+                    // The owner ended: forget it, and treat the event as
+                    // belonging to nobody.
+                    self.routes.remove(&call_id);
+                    self.unowned(now, returned.0);
+                    return;
+                }
+            }
+        }
+        self.unowned(now, event);
+    }
+
+    /// Answers what needs no application; `true` when answered.
+    fn core_answer(
+        &mut self,
+        now: Instant,
+        transaction: ServerTransactionId,
+        request: &ValidRequest,
+    ) -> bool {
+        let method = &request.request.method;
+        let in_dialog = request.to.tag().is_some();
+        let response = if *method == Method::Options && !in_dialog {
+            let mut ok = self.answer(&request.request.headers, StatusCode::OK);
+            ok.headers.push(HeaderName::Allow, &self.allow);
+            ok.headers.push(HeaderName::Accept, "application/sdp");
+            if !self.supported.is_empty() {
+                ok.headers.push(HeaderName::Supported, &self.supported);
+            }
+            ok
+        } else if !matches!(method, Method::Options) && !self.config.allow.contains(method) {
+            let mut refused = self.answer(&request.request.headers, StatusCode::METHOD_NOT_ALLOWED);
+            refused.headers.push(HeaderName::Allow, &self.allow);
+            refused
+        } else if *method == Method::Invite && !in_dialog && request.max_forwards == Some(0) {
+            self.answer(&request.request.headers, StatusCode::TOO_MANY_HOPS)
+        } else {
+            return false;
+        };
+        if let Err(error) = self.layer.respond(now, transaction, response) {
+            tracing::debug!(%error, "core answer not sent");
+        }
+        true
+    }
+
+    fn answer(&mut self, headers: &Headers, status: StatusCode) -> Response {
+        let tag = self.layer.random_token(10);
+        let mut response = Response::to_request(headers, status, Some(&tag));
+        response
+            .headers
+            .push(HeaderName::Server, &self.config.product);
+        response
+    }
+
+    /// An event whose Call-ID nobody owns.
+    fn unowned(&mut self, now: Instant, event: Event) {
+        if let Event::Request {
+            transaction,
+            request,
+            ..
+        } = &event
+            && request.to.tag().is_some()
+        {
+            // §12.2.2: a request inside a dialog we do not know.
+            let response = self.answer(&request.request.headers, StatusCode::CALL_DOES_NOT_EXIST);
+            let _ = self.layer.respond(now, *transaction, response);
+            return;
+        }
+        if matches!(event, Event::StrayAck { .. }) {
+            return;
+        }
+        let overloaded = match &event {
+            Event::Request {
+                transaction,
+                request,
+                ..
+            } => Some((*transaction, request.request.headers.clone())),
+            _ => None,
+        };
+        if let Err(error) = self.application.try_send(event) {
+            match (error, overloaded) {
+                (mpsc::error::TrySendError::Full(_), Some((transaction, headers))) => {
+                    tracing::warn!("application busy: new request refused with 503");
+                    let mut busy = self.answer(&headers, StatusCode::SERVICE_UNAVAILABLE);
+                    busy.headers.push(HeaderName::RetryAfter, 5);
+                    let _ = self.layer.respond(now, transaction, busy);
+                }
+                (error, _) => tracing::debug!(%error, "event dropped"),
+            }
+        }
+    }
+}
