@@ -56,7 +56,7 @@ pub(super) fn build(
     let after_hours = raw
         .after_hours
         .as_ref()
-        .and_then(|after| b.after_hours(after.get_ref(), "after_hours"));
+        .and_then(|after| b.after_hours(after.get_ref()));
     b.owner = Owner::Other;
     let directory = b.directory(raw);
     let trust = b.trust(raw);
@@ -204,7 +204,7 @@ impl Builder<'_, '_> {
             let after_hours = number
                 .after_hours
                 .as_ref()
-                .and_then(|after| self.after_hours(after.get_ref(), "after_hours"));
+                .and_then(|after| self.after_hours(after.get_ref()));
             self.owner = Owner::Other;
             let exempt = match &number.exempt_from_safety {
                 Some(reason) if reason.get_ref().trim().is_empty() => {
@@ -240,7 +240,7 @@ impl Builder<'_, '_> {
         (numbers, dialed)
     }
 
-    fn after_hours(&mut self, raw: &RawAfterHours, _what: &str) -> Option<AfterHours> {
+    fn after_hours(&mut self, raw: &RawAfterHours) -> Option<AfterHours> {
         let announce = self.prompt_list(raw.announce.as_ref());
         let then = self.target(&raw.then, "`then`");
         Some(AfterHours {
