@@ -572,3 +572,12 @@ fn multi_digit_invalid_entries_end_in_the_message() {
             .contains(&"menu ext: `34` is not an option (try 1 of 1)".to_string())
     );
 }
+
+#[test]
+fn plans_and_sessions_can_cross_tasks() {
+    fn send_sync<T: Send + Sync>() {}
+    send_sync::<ivr::Dialplan>();
+    send_sync::<Session>();
+    send_sync::<Action>();
+    send_sync::<ivr::Diagnostics>();
+}
