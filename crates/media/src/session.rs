@@ -184,6 +184,11 @@ impl Egress {
     }
 }
 
+/// Takes a leg's stream out of its egress, leaving a placeholder.
+fn take_stream(egress: &mut Egress) -> OutboundStream {
+    std::mem::replace(egress, Egress::Idle(OutboundStream::from_parts(0, 0, 0))).into_stream()
+}
+
 #[derive(Debug)]
 struct LegState {
     media: NegotiatedMedia,
@@ -346,8 +351,8 @@ impl MediaSession {
     }
 
     /// Starts a playback on a leg, replacing what fed its stream (a
-    /// previous playback ends with `completed: false`; a relay into this
-    /// leg pauses until [`MediaSession::bridge`] again). The first packet
+    /// previous playback ends with `completed: false`; while bridged, the
+    /// relay into this leg pauses and resumes when the playback ends). The first packet
     /// is due at `now`. With `barge_in`, a digit from the leg stops it.
     pub fn play(
         &mut self,
@@ -372,6 +377,27 @@ impl MediaSession {
     pub fn stop(&mut self, leg: Leg) {
         if let Some(state) = self.legs[leg.index()].as_mut() {
             state.stop_playback(leg, &mut self.events);
+        }
+        self.restore_relays();
+    }
+
+    /// While bridged, a leg whose playback ended (or was stopped) goes
+    /// back to hearing the other leg, on the same outbound stream.
+    fn restore_relays(&mut self) {
+        if !self.bridged {
+            return;
+        }
+        let [caller, agent] = &mut self.legs;
+        let (Some(caller), Some(agent)) = (caller.as_mut(), agent.as_mut()) else {
+            return;
+        };
+        if matches!(caller.egress, Egress::Idle(_)) {
+            let stream = take_stream(&mut caller.egress);
+            caller.egress = Egress::Relay(RelayPath::new(&agent.media, &caller.media, stream));
+        }
+        if matches!(agent.egress, Egress::Idle(_)) {
+            let stream = take_stream(&mut agent.egress);
+            agent.egress = Egress::Relay(RelayPath::new(&caller.media, &agent.media, stream));
         }
     }
 
@@ -426,6 +452,8 @@ impl MediaSession {
         datagram: &[u8],
         out: &mut [u8],
     ) -> Option<Transmit> {
+        // A barge-in on a bridged leg (previous packet) resumes the relay.
+        self.restore_relays();
         let policy = self.config.inband_dtmf;
         let bridged = self.bridged;
         let [caller, agent] = &mut self.legs;
@@ -505,6 +533,7 @@ impl MediaSession {
 
     /// The next prompt packet due at `now`, written into `out`.
     pub fn poll_transmit(&mut self, now: Instant, out: &mut [u8]) -> Option<Transmit> {
+        let mut restore = false;
         for leg in Leg::ALL {
             let Some(state) = self.legs[leg.index()].as_mut() else {
                 continue;
@@ -529,6 +558,7 @@ impl MediaSession {
                         id,
                         completed: true,
                     });
+                    restore = true;
                     break;
                 };
                 if frame.starts_prompt {
@@ -559,6 +589,9 @@ impl MediaSession {
                     });
                 }
             }
+        }
+        if restore {
+            self.restore_relays();
         }
         None
     }
@@ -961,6 +994,62 @@ mod tests {
         let after = run(&mut session, now, now + Duration::from_millis(10));
         assert_eq!(after[0].3, music[0].3);
         assert_eq!(after[0].1, music[2].1.wrapping_add(3));
+    }
+
+    #[test]
+    fn a_prompt_to_a_bridged_leg_pauses_the_relay_then_it_resumes() {
+        let t0 = Instant::now();
+        let mut session = session(t0);
+        let mut rng = SmallRng::seed_from_u64(9);
+        let agent = NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), Some(101));
+        session.add_leg(t0, Leg::Agent, agent, &mut rng);
+        session.bridge().unwrap();
+        let mut out = [0u8; 1500];
+        let speech = |sequence| rtp(0, sequence, 160 * u32::from(sequence), 0xCA11, &[0x11; 160]);
+        assert!(
+            session
+                .handle_datagram(t0, Leg::Caller, addr(CALLER), &speech(1), &mut out)
+                .is_some()
+        );
+        // "This call may be recorded" to the agent: the caller is not heard meanwhile.
+        let notice = Playback::new(PlaybackId(4), vec![prompt(2)], PlaybackMode::Once);
+        session.play(t0, Leg::Agent, notice, false).unwrap();
+        assert!(
+            session
+                .handle_datagram(t0, Leg::Caller, addr(CALLER), &speech(2), &mut out)
+                .is_none()
+        );
+        let sent = run(&mut session, t0, t0 + Duration::from_millis(100));
+        assert_eq!(sent.len(), 2);
+        assert!(events(&mut session).contains(&MediaEvent::PlaybackEnded {
+            leg: Leg::Agent,
+            id: PlaybackId(4),
+            completed: true
+        }));
+        let now = t0 + Duration::from_millis(60);
+        let transmit = session
+            .handle_datagram(now, Leg::Caller, addr(CALLER), &speech(3), &mut out)
+            .unwrap();
+        assert_eq!(transmit.leg, Leg::Agent);
+        let packet = RtpReader::new(&out[..transmit.len]).unwrap();
+        assert_eq!(
+            packet.ssrc(),
+            sent[0].3,
+            "one stream towards the agent throughout"
+        );
+        assert_eq!(
+            u16::from(packet.sequence_number()),
+            sent[1].1.wrapping_add(1)
+        );
+        // stop() on a bridged leg resumes the relay at once.
+        let notice = Playback::new(PlaybackId(5), vec![prompt(50)], PlaybackMode::Once);
+        session.play(now, Leg::Agent, notice, false).unwrap();
+        session.stop(Leg::Agent);
+        assert!(
+            session
+                .handle_datagram(now, Leg::Caller, addr(CALLER), &speech(4), &mut out)
+                .is_some()
+        );
     }
 
     #[test]
