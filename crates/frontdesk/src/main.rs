@@ -5,6 +5,8 @@
 #![forbid(unsafe_code)]
 
 mod cli;
+mod daemon;
+mod http;
 
 use clap::Parser;
 

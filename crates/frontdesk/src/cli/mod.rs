@@ -1,6 +1,7 @@
 //! The command line of DESIGN.md ("Command line").
 
 mod check;
+mod run;
 mod simulate;
 
 use std::path::PathBuf;
@@ -18,6 +19,8 @@ pub struct Cli {
 
 #[derive(Debug, Subcommand)]
 enum Command {
+    /// Serve: SIP, the IVR, routing and the admin HTTP API.
+    Run(run::RunArgs),
     /// Validate a dialplan: exit 0 when valid, else each error as PATH:LINE:COLUMN: message.
     Check {
         /// The dialplan to check.
@@ -48,6 +51,7 @@ impl Cli {
     /// Runs the chosen subcommand and turns its outcome into the exit code.
     pub fn run(self) -> ExitCode {
         match self.command {
+            Command::Run(args) => run::run(args),
             Command::Check { path } => check::check(&path),
             Command::Simulate {
                 number,

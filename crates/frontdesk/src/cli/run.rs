@@ -1,0 +1,245 @@
+//! `frontdesk run`: the flags of DESIGN.md ("Command line"), checked into a
+//! [`daemon::Config`]; then a tokio runtime runs the daemon.
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use tracing::error;
+
+use crate::daemon::{self, Config, DaemonError, RtpPorts, SipsConfig, TokenSource};
+use crate::http::AdminToken;
+
+/// Serve: SIP (UDP and TCP), the IVR, routing and the admin HTTP API.
+#[derive(Debug, clap::Args)]
+pub struct RunArgs {
+    /// The dialplan to serve (re-read on SIGHUP).
+    #[arg(long, value_name = "PATH", default_value = "dialplans/clinic.toml")]
+    dialplan: PathBuf,
+
+    /// SIP address, for both UDP and TCP; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:5060")]
+    sip: SocketAddr,
+
+    /// Admin HTTP API, metrics and dashboard; port 0 picks a free port.
+    #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
+    http: SocketAddr,
+
+    /// UDP ports for media: RTP on the even ports, RTCP on the odd ones.
+    #[arg(long, value_name = "LO-HI", default_value = "20000-29999")]
+    rtp_ports: RtpPorts,
+
+    /// Directory for the daemon's files (the call journal); created if missing.
+    #[arg(long, value_name = "DIR", default_value = "var/")]
+    data: PathBuf,
+
+    /// Token for the admin API and dashboard [default: a random one, printed once in the log].
+    #[arg(
+        long,
+        value_name = "TOKEN",
+        env = "FRONTDESK_ADMIN_TOKEN",
+        hide_env_values = true,
+        value_parser = parse_token
+    )]
+    admin_token: Option<AdminToken>,
+
+    /// Address put in SDP and Contact when listening on 0.0.0.0.
+    #[arg(long, value_name = "IP", value_parser = parse_advertise)]
+    advertise: Option<IpAddr>,
+
+    /// Also serve SIP over TLS on this address.
+    #[arg(long, value_name = "ADDR")]
+    sips: Option<SocketAddr>,
+
+    /// TLS certificate chain (PEM), with --sips.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "certs/frontdesk.crt",
+        requires = "sips"
+    )]
+    cert: PathBuf,
+
+    /// TLS private key (PEM), with --sips.
+    #[arg(
+        long,
+        value_name = "PATH",
+        default_value = "certs/frontdesk.key",
+        requires = "sips"
+    )]
+    key: PathBuf,
+}
+
+impl RunArgs {
+    fn into_config(self) -> Config {
+        Config {
+            dialplan: self.dialplan,
+            sip: self.sip,
+            http: self.http,
+            rtp_ports: self.rtp_ports,
+            data: self.data,
+            admin_token: match self.admin_token {
+                Some(token) => TokenSource::Given(token),
+                None => TokenSource::Generate,
+            },
+            advertise: self.advertise,
+            sips: self.sips.map(|addr| SipsConfig {
+                addr,
+                cert: self.cert,
+                key: self.key,
+            }),
+        }
+    }
+}
+
+fn parse_token(text: &str) -> Result<AdminToken, String> {
+    AdminToken::new(text).map_err(|error| error.to_string())
+}
+
+fn parse_advertise(text: &str) -> Result<IpAddr, String> {
+    let ip: IpAddr = text
+        .parse()
+        .map_err(|_| "expected an IP address, e.g. 192.0.2.10".to_string())?;
+    if ip.is_unspecified() {
+        return Err("the advertised address must be one peers can reach, not a wildcard".into());
+    }
+    Ok(ip)
+}
+
+/// Runs the daemon; exit 0 after SIGTERM or SIGINT, 1 when it cannot start
+/// or a service fails.
+pub fn run(args: RunArgs) -> ExitCode {
+    let config = args.into_config();
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            error!("cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(daemon::run(config)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(DaemonError::Dialplan { path, errors }) => {
+            for line in errors.to_lines() {
+                eprintln!("{line}");
+            }
+            error!(
+                "the dialplan {} has {} error(s); not starting",
+                path.display(),
+                errors.len()
+            );
+            ExitCode::FAILURE
+        }
+        Err(error) => {
+            error!("{error}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[derive(Debug, Parser)]
+    struct Wrapper {
+        #[command(flatten)]
+        run: RunArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<Config, clap::Error> {
+        let argv = std::iter::once("run").chain(args.iter().copied());
+        Wrapper::try_parse_from(argv).map(|w| w.run.into_config())
+    }
+
+    #[test]
+    fn the_defaults_are_those_of_the_design() {
+        let config = parse(&[]).unwrap();
+        assert_eq!(config.dialplan, PathBuf::from("dialplans/clinic.toml"));
+        assert_eq!(config.sip, "127.0.0.1:5060".parse().unwrap());
+        assert_eq!(config.http, "127.0.0.1:8080".parse().unwrap());
+        assert_eq!(config.rtp_ports, "20000-29999".parse().unwrap());
+        assert_eq!(config.data, PathBuf::from("var/"));
+        // A token in the environment stands in for the flag.
+        if std::env::var_os("FRONTDESK_ADMIN_TOKEN").is_none() {
+            assert!(matches!(config.admin_token, TokenSource::Generate));
+        }
+        assert_eq!(config.advertise, None);
+        assert_eq!(config.sips, None);
+    }
+
+    #[test]
+    fn every_flag_is_read() {
+        let config = parse(&[
+            "--dialplan",
+            "x.toml",
+            "--sip",
+            "0.0.0.0:0",
+            "--http",
+            "[::1]:0",
+            "--rtp-ports",
+            "40000-40099",
+            "--data",
+            "/tmp/d",
+            "--admin-token",
+            "t0k",
+            "--advertise",
+            "192.0.2.10",
+            "--sips",
+            "0.0.0.0:5061",
+            "--cert",
+            "c.pem",
+            "--key",
+            "k.pem",
+        ])
+        .unwrap();
+        assert_eq!(config.dialplan, PathBuf::from("x.toml"));
+        assert_eq!(config.sip, "0.0.0.0:0".parse().unwrap());
+        assert_eq!(config.http, "[::1]:0".parse().unwrap());
+        assert_eq!(config.rtp_ports.low(), 40000);
+        assert_eq!(config.data, PathBuf::from("/tmp/d"));
+        match config.admin_token {
+            TokenSource::Given(token) => assert!(token.verify(b"t0k")),
+            TokenSource::Generate => panic!("the token was given"),
+        }
+        assert_eq!(config.advertise, Some("192.0.2.10".parse().unwrap()));
+        assert_eq!(
+            config.sips,
+            Some(SipsConfig {
+                addr: "0.0.0.0:5061".parse().unwrap(),
+                cert: "c.pem".into(),
+                key: "k.pem".into(),
+            })
+        );
+    }
+
+    #[test]
+    fn sips_takes_the_default_certificate_paths() {
+        let config = parse(&["--sips", "127.0.0.1:5061"]).unwrap();
+        let sips = config.sips.unwrap();
+        assert_eq!(sips.cert, PathBuf::from("certs/frontdesk.crt"));
+        assert_eq!(sips.key, PathBuf::from("certs/frontdesk.key"));
+    }
+
+    #[test]
+    fn bad_values_are_usage_errors() {
+        for args in [
+            &["--sip", "localhost"][..],
+            &["--http", "127.0.0.1"],
+            &["--rtp-ports", "20001-29999"],
+            &["--rtp-ports", "100-200"],
+            &["--admin-token", ""],
+            &["--advertise", "0.0.0.0"],
+            &["--advertise", "host.example"],
+            &["--cert", "c.pem"],
+            &["--key", "k.pem"],
+        ] {
+            let error = parse(args).unwrap_err();
+            assert_ne!(error.exit_code(), 0, "{args:?}");
+        }
+    }
+}

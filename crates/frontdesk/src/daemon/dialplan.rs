@@ -1,0 +1,125 @@
+//! The dialplan in force, and its reload (SIGHUP now, `POST /api/reload`
+//! later): a new plan replaces the running one only when it compiles.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use arc_swap::ArcSwap;
+use ivr::{Diagnostics, Dialplan};
+
+/// The running dialplan. Readers take a snapshot with [`LiveDialplan::current`];
+/// a reload swaps in a whole new plan, so a call never sees half of one.
+#[derive(Debug)]
+pub struct LiveDialplan {
+    path: PathBuf,
+    current: ArcSwap<Dialplan>,
+}
+
+impl LiveDialplan {
+    /// Reads and compiles the dialplan at `path`.
+    pub async fn load(path: &Path) -> Result<Self, Diagnostics> {
+        let plan = load_blocking(path.to_path_buf()).await?;
+        Ok(Self {
+            path: path.to_path_buf(),
+            current: ArcSwap::from_pointee(plan),
+        })
+    }
+
+    /// The file the plan is read from.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    /// The plan in force now.
+    pub fn current(&self) -> Arc<Dialplan> {
+        self.current.load_full()
+    }
+
+    /// Reads the file again; on success the new plan replaces the running
+    /// one, otherwise the running one stays and the errors are returned.
+    pub async fn reload(&self) -> Result<Arc<Dialplan>, Diagnostics> {
+        let plan = Arc::new(load_blocking(self.path.clone()).await?);
+        self.current.store(Arc::clone(&plan));
+        Ok(plan)
+    }
+}
+
+/// Reading and compiling touches the disk (the file, its prompts): off the
+/// async workers.
+async fn load_blocking(path: PathBuf) -> Result<Dialplan, Diagnostics> {
+    match tokio::task::spawn_blocking(move || Dialplan::load(&path)).await {
+        Ok(result) => result,
+        // The loader panicked: a bug in it, not in the file; let it surface.
+        Err(error) => std::panic::resume_unwind(error.into_panic()),
+    }
+}
+
+/// One line about a plan for the log: clinic, numbers, queues, agents.
+#[derive(Debug)]
+pub struct Summary<'a>(pub &'a Dialplan);
+
+impl fmt::Display for Summary<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let plan = self.0;
+        write!(
+            f,
+            "clinic \"{}\" ({}), {} numbers, {} queues, {} agents",
+            plan.clinic().name(),
+            plan.clinic().time_zone_name(),
+            plan.numbers().len(),
+            plan.queues().count(),
+            plan.agents().len()
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn clinic() -> PathBuf {
+        PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../dialplans/clinic.toml")
+    }
+
+    #[tokio::test]
+    async fn the_demo_clinic_loads() {
+        let live = LiveDialplan::load(&clinic()).await.unwrap();
+        let summary = Summary(&live.current()).to_string();
+        assert!(
+            summary.starts_with("clinic \"Riverside Family Health\" (America/Chicago), "),
+            "{summary}"
+        );
+        assert!(summary.contains(" 7 queues, 7 agents"), "{summary}");
+    }
+
+    #[tokio::test]
+    async fn a_broken_reload_keeps_the_running_plan_and_a_fixed_one_replaces_it() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("clinic.toml");
+        let original = std::fs::read_to_string(clinic()).unwrap();
+        // Prompts are found next to the dialplan.
+        std::os::unix::fs::symlink(
+            clinic().parent().unwrap().join("prompts"),
+            dir.path().join("prompts"),
+        )
+        .unwrap();
+        std::fs::write(&path, &original).unwrap();
+        let live = LiveDialplan::load(&path).await.unwrap();
+        let before = live.current();
+
+        std::fs::write(&path, "[clinic\n").unwrap();
+        let errors = live.reload().await.unwrap_err();
+        let first = errors.to_lines().remove(0);
+        assert!(
+            first.starts_with(&format!("{}:1:", path.display())),
+            "{first}"
+        );
+        assert!(Arc::ptr_eq(&before, &live.current()));
+
+        std::fs::write(&path, &original).unwrap();
+        let after = live.reload().await.unwrap();
+        assert!(Arc::ptr_eq(&after, &live.current()));
+        assert!(!Arc::ptr_eq(&before, &after));
+    }
+}

@@ -1,0 +1,296 @@
+//! The daemon behind `frontdesk run`: load the dialplan, bind SIP, serve
+//! the admin API, then wait for a signal and drain.
+//!
+//! Each service is a task in [`Services`] with a child of one shutdown
+//! [`CancellationToken`]. SIGTERM or SIGINT cancels the token; the services
+//! finish what they are doing within [`SHUTDOWN_GRACE`] and the process
+//! exits 0. SIGHUP re-reads the dialplan. A service that ends on its own
+//! stops the daemon with an error.
+//!
+//! For tests and scripts started on port 0, the daemon prints one line per
+//! listener on stdout, `sip-listening ADDR` and `http-listening ADDR`, once
+//! that listener is bound.
+
+mod config;
+mod dialplan;
+mod services;
+mod signals;
+mod sip;
+
+use std::io::Write;
+use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
+use std::path::PathBuf;
+
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{error, info, warn};
+
+pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
+pub use services::{SHUTDOWN_GRACE, Services};
+pub use sip::{SipBindError, SipSockets, start_sip};
+
+use crate::http::{self, AdminToken, AppState};
+use dialplan::{LiveDialplan, Summary};
+use signals::{Signal, Signals};
+
+/// Why the daemon did not start, or stopped with a failure.
+#[derive(Debug, thiserror::Error)]
+pub enum DaemonError {
+    /// `--sips` was given; TLS serving is not built yet.
+    #[error("--sips {addr}: TLS is not available yet; run without --sips")]
+    TlsNotAvailable {
+        /// The `--sips` address.
+        addr: SocketAddr,
+    },
+    /// The dialplan does not compile; each error is `PATH:LINE:COLUMN: message`.
+    #[error("the dialplan {path} has errors; not starting:\n{errors}")]
+    Dialplan {
+        /// The dialplan file.
+        path: PathBuf,
+        /// Every error in it.
+        errors: ivr::Diagnostics,
+    },
+    /// The data directory could not be created.
+    #[error("cannot create the data directory {path}: {source}")]
+    DataDirectory {
+        /// `--data`.
+        path: PathBuf,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// SIP could not listen.
+    #[error(transparent)]
+    Sip(#[from] SipBindError),
+    /// The admin HTTP listener could not bind.
+    #[error("cannot listen for http on {addr}: {source}")]
+    Http {
+        /// `--http`.
+        addr: SocketAddr,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// Signal handlers or the metrics recorder could not be installed.
+    #[error("cannot set up the process: {0}")]
+    Setup(String),
+    /// A service stopped before it was asked to.
+    #[error("the {name} service stopped: {reason}")]
+    ServiceStopped {
+        /// Which service.
+        name: &'static str,
+        /// Its error.
+        reason: String,
+    },
+}
+
+/// Runs the daemon until SIGTERM or SIGINT (then `Ok`), or until it cannot
+/// start or a service fails.
+pub async fn run(config: Config) -> Result<(), DaemonError> {
+    if let Some(sips) = &config.sips {
+        return Err(DaemonError::TlsNotAvailable { addr: sips.addr });
+    }
+    // Before anything binds: a SIGTERM sent as soon as a port is printed
+    // must find its handler installed.
+    let mut signals = Signals::install().map_err(|e| DaemonError::Setup(e.to_string()))?;
+
+    let dialplan = LiveDialplan::load(&config.dialplan)
+        .await
+        .map_err(|errors| DaemonError::Dialplan {
+            path: config.dialplan.clone(),
+            errors,
+        })?;
+    info!(
+        "dialplan {} loaded: {}",
+        dialplan.path().display(),
+        Summary(&dialplan.current())
+    );
+
+    tokio::fs::create_dir_all(&config.data)
+        .await
+        .map_err(|source| DaemonError::DataDirectory {
+            path: config.data.clone(),
+            source,
+        })?;
+    info!("data in {}", config.data.display());
+    info!(
+        "rtp ports {} ({} streams at most)",
+        config.rtp_ports,
+        config.rtp_ports.pairs()
+    );
+
+    let metrics = http::metrics::install().map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let shutdown = CancellationToken::new();
+    let mut services = Services::new();
+
+    let sockets = SipSockets::bind(config.sip).await?;
+    let sip_local = sockets.local;
+    let (sip_ready, sip_ready_rx) = watch::channel(None);
+    start_sip(&mut services, sockets, shutdown.child_token());
+    sip_ready.send_replace(Some(sip_local));
+    info!("sip listening on udp+tcp {sip_local}");
+    if let Some(advertise) = config.advertise {
+        info!("advertising {advertise} in SDP and Contact");
+    } else if sip_local.ip().is_unspecified() {
+        warn!(
+            "sip listens on {sip_local} without --advertise: peers may be given an address they cannot reach"
+        );
+    }
+    ready_line("sip-listening", sip_local);
+
+    let (admin_token, generated) = match config.admin_token {
+        TokenSource::Given(token) => (token, false),
+        TokenSource::Generate => (AdminToken::generate(), true),
+    };
+    let listener = TcpListener::bind(config.http)
+        .await
+        .map_err(|source| DaemonError::Http {
+            addr: config.http,
+            source,
+        })?;
+    let http_local = listener.local_addr().map_err(|source| DaemonError::Http {
+        addr: config.http,
+        source,
+    })?;
+    let state = AppState {
+        admin_token: admin_token.clone(),
+        metrics: metrics.clone(),
+        sip: sip_ready_rx,
+    };
+    services.spawn(
+        "http",
+        http::serve(listener, http::router(state), shutdown.child_token()),
+    );
+    services.spawn(
+        "metrics-upkeep",
+        http::metrics::upkeep(metrics, shutdown.child_token()),
+    );
+    info!("http listening on {http_local}");
+    if generated {
+        info!(
+            "dashboard http://{}/?token={}",
+            dashboard_host(http_local, config.advertise),
+            admin_token.reveal()
+        );
+    }
+    ready_line("http-listening", http_local);
+
+    let outcome = loop {
+        tokio::select! {
+            signal = signals.next() => match signal {
+                Signal::Terminate | Signal::Interrupt => {
+                    info!("{signal} received, shutting down (grace {} s)", SHUTDOWN_GRACE.as_secs());
+                    break Ok(());
+                }
+                Signal::Hangup => reload(&dialplan).await,
+            },
+            Some((name, result)) = services.next_exit() => {
+                let reason = match result {
+                    Ok(()) => "ended on its own".to_string(),
+                    Err(error) => format!("{error:#}"),
+                };
+                error!("the {name} service stopped: {reason}; shutting down");
+                break Err(DaemonError::ServiceStopped { name, reason });
+            }
+        }
+    };
+
+    metrics::gauge!("frontdesk_up").set(0.0);
+    shutdown.cancel();
+    let drained = tokio::select! {
+        drained = services.drain(Instant::now() + SHUTDOWN_GRACE) => Some(drained),
+        signal = signals.next_stop() => {
+            warn!("{signal} received again, stopping now");
+            None
+        }
+    };
+    if let Some(drained) = drained {
+        for (name, reason) in &drained.failed {
+            warn!("the {name} service failed while stopping: {reason}");
+        }
+        if !drained.aborted.is_empty() {
+            warn!(
+                "still running after {} s, aborted: {}",
+                SHUTDOWN_GRACE.as_secs(),
+                drained.aborted.join(", ")
+            );
+        }
+    }
+    info!("stopped");
+    outcome
+}
+
+/// SIGHUP: re-read the dialplan; a plan with errors is refused and the
+/// running one stays.
+async fn reload(dialplan: &LiveDialplan) {
+    info!("reload requested");
+    match dialplan.reload().await {
+        Ok(plan) => {
+            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "ok").increment(1);
+            info!(
+                "dialplan {} reloaded: {}",
+                dialplan.path().display(),
+                Summary(&plan)
+            );
+        }
+        Err(errors) => {
+            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "refused")
+                .increment(1);
+            for line in errors.to_lines() {
+                error!("{line}");
+            }
+            error!(
+                "dialplan {} refused ({} errors); the running dialplan stays",
+                dialplan.path().display(),
+                errors.len()
+            );
+        }
+    }
+}
+
+/// A readiness line on stdout, flushed, for whoever started us on port 0.
+fn ready_line(what: &str, addr: SocketAddr) {
+    let mut stdout = std::io::stdout().lock();
+    // Stdout closed or full is not a reason to stop serving: the log has it too.
+    let _ = writeln!(stdout, "{what} {addr}").and_then(|()| stdout.flush());
+}
+
+/// The address to put in the dashboard link: the listener's, unless it is
+/// a wildcard, then the advertised address or loopback.
+fn dashboard_host(local: SocketAddr, advertise: Option<IpAddr>) -> SocketAddr {
+    let ip = match (local.ip(), advertise) {
+        (ip, _) if !ip.is_unspecified() => ip,
+        (_, Some(advertised)) => advertised,
+        (IpAddr::V4(_), None) => IpAddr::V4(Ipv4Addr::LOCALHOST),
+        (IpAddr::V6(_), None) => IpAddr::V6(Ipv6Addr::LOCALHOST),
+    };
+    SocketAddr::new(ip, local.port())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_dashboard_link_never_names_a_wildcard_address() {
+        let at = |s: &str| s.parse::<SocketAddr>().unwrap();
+        let ip = |s: &str| s.parse::<IpAddr>().unwrap();
+        assert_eq!(
+            dashboard_host(at("127.0.0.1:8080"), None),
+            at("127.0.0.1:8080")
+        );
+        assert_eq!(
+            dashboard_host(at("10.0.0.5:8080"), Some(ip("192.0.2.1"))),
+            at("10.0.0.5:8080")
+        );
+        assert_eq!(
+            dashboard_host(at("0.0.0.0:8080"), None),
+            at("127.0.0.1:8080")
+        );
+        assert_eq!(
+            dashboard_host(at("0.0.0.0:8080"), Some(ip("192.0.2.1"))),
+            at("192.0.2.1:8080")
+        );
+        assert_eq!(dashboard_host(at("[::]:8080"), None), at("[::1]:8080"));
+    }
+}

@@ -1,0 +1,158 @@
+//! The SIP sockets: bound here, before anything else serves, and handed to
+//! the SIP service in [`start_sip`].
+
+use std::io;
+use std::net::SocketAddr;
+
+use tokio::net::{TcpListener, UdpSocket};
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use super::services::Services;
+
+/// How many times port 0 is tried when the port UDP got is taken for TCP.
+const PORT_ZERO_ATTEMPTS: usize = 8;
+
+/// SIP's bound sockets: UDP and TCP on the same address (RFC 3261 §18:
+/// a server listens on both).
+#[derive(Debug)]
+pub struct SipSockets {
+    /// Datagrams.
+    pub udp: UdpSocket,
+    /// Streams.
+    pub tcp: TcpListener,
+    /// The address both are bound to, with the real port when 0 was asked for.
+    pub local: SocketAddr,
+}
+
+/// Why the SIP sockets could not be bound.
+#[derive(Debug, thiserror::Error)]
+pub enum SipBindError {
+    /// The UDP socket.
+    #[error("cannot listen for SIP on udp {addr}: {source}")]
+    Udp {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The TCP listener (UDP was bound).
+    #[error("cannot listen for SIP on tcp {addr}: {source}")]
+    Tcp {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+}
+
+impl SipSockets {
+    /// Binds UDP and TCP on `addr`. With port 0, UDP picks a free port and
+    /// TCP takes the same one; if that TCP port is taken, this tries again
+    /// with another port, a few times.
+    pub async fn bind(addr: SocketAddr) -> Result<Self, SipBindError> {
+        let attempts = if addr.port() == 0 {
+            PORT_ZERO_ATTEMPTS
+        } else {
+            1
+        };
+        let mut attempt = 1;
+        loop {
+            let udp = UdpSocket::bind(addr)
+                .await
+                .map_err(|source| SipBindError::Udp { addr, source })?;
+            let local = udp
+                .local_addr()
+                .map_err(|source| SipBindError::Udp { addr, source })?;
+            match TcpListener::bind(local).await {
+                Ok(tcp) => return Ok(Self { udp, tcp, local }),
+                Err(source) if source.kind() == io::ErrorKind::AddrInUse && attempt < attempts => {
+                    debug!(%local, attempt, "tcp port taken, trying another port");
+                    attempt += 1;
+                }
+                Err(source) => {
+                    return Err(SipBindError::Tcp {
+                        addr: local,
+                        source,
+                    });
+                }
+            }
+        }
+    }
+}
+
+/// Hands the bound SIP sockets to the SIP service, which runs in `services`
+/// until `shutdown` is cancelled.
+///
+/// The transport takes over here in issue 3: these sockets go to
+/// `sip::transport::start(udp, tcp, config, inbound, shutdown)`, whose
+/// messages feed `sip::endpoint::start`, whose new calls feed the call
+/// controller. Until that wiring exists the task below only owns the
+/// sockets, keeping them bound (so `/api/health` tells the truth about SIP
+/// listening), and answers nothing: datagrams wait in the socket buffer,
+/// connections in the listen backlog.
+pub fn start_sip(services: &mut Services, sockets: SipSockets, shutdown: CancellationToken) {
+    services.spawn("sip", async move {
+        let SipSockets { udp, tcp, local } = sockets;
+        shutdown.cancelled().await;
+        drop((udp, tcp));
+        info!(%local, "sip stopped");
+        Ok(())
+    });
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn port_zero_binds_udp_and_tcp_on_the_same_free_port() {
+        let sockets = SipSockets::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        assert_ne!(sockets.local.port(), 0);
+        assert_eq!(sockets.udp.local_addr().unwrap(), sockets.local);
+        assert_eq!(sockets.tcp.local_addr().unwrap(), sockets.local);
+    }
+
+    #[tokio::test]
+    async fn a_taken_tcp_port_is_an_error_naming_tcp() {
+        let taken = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = SipSockets::bind(addr).await.unwrap_err();
+        assert!(matches!(error, SipBindError::Tcp { .. }), "{error}");
+        assert!(
+            error
+                .to_string()
+                .starts_with(&format!("cannot listen for SIP on tcp {addr}: ")),
+            "{error}"
+        );
+    }
+
+    #[tokio::test]
+    async fn a_taken_udp_port_is_an_error_naming_udp() {
+        let taken = UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let addr = taken.local_addr().unwrap();
+        let error = SipSockets::bind(addr).await.unwrap_err();
+        assert!(matches!(error, SipBindError::Udp { .. }), "{error}");
+    }
+
+    #[tokio::test]
+    async fn the_sip_service_keeps_the_sockets_until_shutdown() {
+        let sockets = SipSockets::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let local = sockets.local;
+        let shutdown = CancellationToken::new();
+        let mut services = Services::new();
+        start_sip(&mut services, sockets, shutdown.clone());
+        // Still bound: connecting succeeds (the listener's backlog accepts).
+        tokio::net::TcpStream::connect(local).await.unwrap();
+        shutdown.cancel();
+        let (name, result) = services.next_exit().await.unwrap();
+        assert_eq!(name, "sip");
+        result.unwrap();
+        // Released: the same address can be bound again.
+        SipSockets::bind(local).await.unwrap();
+    }
+}

@@ -1,0 +1,95 @@
+//! The admin HTTP listener (DESIGN.md, "Admin HTTP API"): health, metrics,
+//! and the token-protected API under `/api`.
+//!
+//! Routes are added in [`router`]: public ones beside `/api/health`, admin
+//! ones in the `/api` router, which the token middleware wraps whole (its
+//! fallback included, so an unknown `/api/...` path answers 401 without a
+//! token and never tells which routes exist). Handlers take
+//! `State<AppState>`; a new service adds its handle to [`AppState`].
+
+mod auth;
+pub mod metrics;
+
+use std::net::SocketAddr;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::response::{IntoResponse, Response};
+use axum::routing::get;
+use axum::{Json, Router, middleware};
+use metrics_exporter_prometheus::PrometheusHandle;
+use serde_json::json;
+use tokio::net::TcpListener;
+use tokio::sync::watch;
+use tokio_util::sync::CancellationToken;
+
+pub use auth::AdminToken;
+
+/// What the handlers share. Cheap to clone: handles and `Arc`s only.
+#[derive(Debug, Clone)]
+pub struct AppState {
+    /// The token every `/api` route but health requires.
+    pub admin_token: AdminToken,
+    /// Renders `/metrics`.
+    pub metrics: PrometheusHandle,
+    /// The SIP address once its sockets are bound; `None` before.
+    pub sip: watch::Receiver<Option<SocketAddr>>,
+}
+
+/// Every route of the admin listener.
+pub fn router(state: AppState) -> Router {
+    let admin = Router::new()
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin_token,
+        ));
+    Router::new()
+        .route("/api/health", get(health))
+        .route("/metrics", get(metrics::render))
+        .nest("/api", admin)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .with_state(state)
+}
+
+/// Serves `router` on `listener` until `shutdown`, then lets requests in
+/// flight finish.
+pub async fn serve(
+    listener: TcpListener,
+    router: Router,
+    shutdown: CancellationToken,
+) -> anyhow::Result<()> {
+    axum::serve(listener, router)
+        .with_graceful_shutdown(shutdown.cancelled_owned())
+        .await?;
+    tracing::info!("http stopped");
+    Ok(())
+}
+
+/// `GET /api/health`: `{"status":"ok"}` once SIP is listening.
+async fn health(State(state): State<AppState>) -> Response {
+    if state.sip.borrow().is_some() {
+        Json(json!({"status": "ok"})).into_response()
+    } else {
+        (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "starting"})),
+        )
+            .into_response()
+    }
+}
+
+async fn not_found() -> Response {
+    error_response(StatusCode::NOT_FOUND, "not found")
+}
+
+async fn method_not_allowed() -> Response {
+    error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
+}
+
+/// The API's error shape: `{"error": "message"}`.
+pub fn error_response(status: StatusCode, message: &str) -> Response {
+    (status, Json(json!({ "error": message }))).into_response()
+}
