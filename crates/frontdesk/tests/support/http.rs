@@ -1,0 +1,125 @@
+//! A tiny blocking HTTP/1.1 client over `std::net::TcpStream`: one request
+//! per connection (`Connection: close`), enough for the admin API.
+
+use std::io::{self, Read, Write};
+use std::net::{SocketAddr, TcpStream};
+use std::time::Duration;
+
+/// How long one request may take.
+const REQUEST_BOUND: Duration = Duration::from_secs(10);
+
+/// An HTTP response.
+#[derive(Debug, Clone)]
+pub struct Response {
+    /// The status code.
+    pub status: u16,
+    /// Header names (lower case) and values, in order.
+    pub headers: Vec<(String, String)>,
+    /// The body, decoded from chunked transfer coding if it was.
+    pub body: String,
+}
+
+impl Response {
+    /// The first header named `name` (case-insensitive).
+    pub fn header(&self, name: &str) -> Option<&str> {
+        let name = name.to_ascii_lowercase();
+        self.headers
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, v)| v.as_str())
+    }
+
+    /// The body as JSON; panics if it is not.
+    pub fn json(&self) -> serde_json::Value {
+        serde_json::from_str(&self.body)
+            .unwrap_or_else(|error| panic!("not JSON ({error}): {:?}", self.body))
+    }
+}
+
+/// `GET path`, with `Authorization: Bearer token` if given; panics on an
+/// I/O error.
+pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
+    try_get(addr, path, token).unwrap_or_else(|error| panic!("GET {path} on {addr}: {error}"))
+}
+
+/// `GET path`, with `Authorization: Bearer token` if given.
+pub fn try_get(addr: SocketAddr, path: &str, token: Option<&str>) -> io::Result<Response> {
+    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(token) = token {
+        request.push_str(&format!("Authorization: Bearer {token}\r\n"));
+    }
+    request.push_str("\r\n");
+    let mut stream = TcpStream::connect_timeout(&addr, REQUEST_BOUND)?;
+    stream.set_read_timeout(Some(REQUEST_BOUND))?;
+    stream.set_write_timeout(Some(REQUEST_BOUND))?;
+    stream.write_all(request.as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+fn invalid(what: &str) -> io::Error {
+    io::Error::new(io::ErrorKind::InvalidData, what.to_string())
+}
+
+fn parse(raw: &[u8]) -> io::Result<Response> {
+    let end = raw
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(|| invalid("no end of headers"))?;
+    let head = std::str::from_utf8(&raw[..end]).map_err(|_| invalid("head not UTF-8"))?;
+    let mut lines = head.split("\r\n");
+    let status_line = lines.next().ok_or_else(|| invalid("no status line"))?;
+    let status = status_line
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| invalid("bad status line"))?;
+    let headers: Vec<(String, String)> = lines
+        .filter_map(|line| line.split_once(':'))
+        .map(|(name, value)| (name.trim().to_ascii_lowercase(), value.trim().to_string()))
+        .collect();
+    let mut body = raw[end + 4..].to_vec();
+    let chunked = headers
+        .iter()
+        .any(|(n, v)| n == "transfer-encoding" && v.eq_ignore_ascii_case("chunked"));
+    if chunked {
+        body = dechunk(&body)?;
+    } else if let Some((_, length)) = headers.iter().find(|(n, _)| n == "content-length") {
+        let length: usize = length.parse().map_err(|_| invalid("bad content-length"))?;
+        if body.len() < length {
+            return Err(invalid("body shorter than content-length"));
+        }
+        body.truncate(length);
+    }
+    let body = String::from_utf8(body).map_err(|_| invalid("body not UTF-8"))?;
+    Ok(Response {
+        status,
+        headers,
+        body,
+    })
+}
+
+/// Decodes chunked transfer coding (RFC 9112 §7.1); trailers are ignored.
+fn dechunk(mut input: &[u8]) -> io::Result<Vec<u8>> {
+    let mut body = Vec::new();
+    loop {
+        let line_end = input
+            .windows(2)
+            .position(|w| w == b"\r\n")
+            .ok_or_else(|| invalid("chunk size line"))?;
+        let size_text =
+            std::str::from_utf8(&input[..line_end]).map_err(|_| invalid("chunk size"))?;
+        let size_text = size_text.split(';').next().unwrap_or("").trim();
+        let size = usize::from_str_radix(size_text, 16).map_err(|_| invalid("chunk size"))?;
+        input = &input[line_end + 2..];
+        if size == 0 {
+            return Ok(body);
+        }
+        if input.len() < size + 2 {
+            return Err(invalid("truncated chunk"));
+        }
+        body.extend_from_slice(&input[..size]);
+        input = &input[size + 2..];
+    }
+}
