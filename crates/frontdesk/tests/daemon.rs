@@ -36,6 +36,24 @@ fn health_answers_ok_once_sip_listens_on_udp_and_tcp() {
 }
 
 #[test]
+fn the_readme_command_serves_the_demo_clinic_from_the_repository_root() {
+    // `cargo run --release -- run`, on free ports and a temporary data dir.
+    let daemon = Launch::new().default_dialplan().start();
+    assert_eq!(
+        daemon.get("/api/health", None).json(),
+        json!({"status": "ok"})
+    );
+    daemon.wait_for_log(
+        |line| {
+            line.contains(
+                "dialplan dialplans/clinic.toml loaded: clinic \"Riverside Family Health\"",
+            )
+        },
+        EVENT_BOUND,
+    );
+}
+
+#[test]
 fn the_api_needs_the_admin_token() {
     let daemon = Launch::new().start();
     for token in [None, Some("wrong-token"), Some("test-tokenx"), Some("")] {

@@ -62,7 +62,8 @@ pub struct Launch {
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     token: bool,
-    dialplan: PathBuf,
+    /// `None`: no `--dialplan`, run from the repository's root (its default).
+    dialplan: Option<PathBuf>,
     sip: String,
     data: tempfile::TempDir,
     data_arg: Option<PathBuf>,
@@ -82,7 +83,7 @@ impl Launch {
             args: Vec::new(),
             env: Vec::new(),
             token: true,
-            dialplan: clinic_dialplan(),
+            dialplan: Some(clinic_dialplan()),
             sip: "127.0.0.1:0".to_string(),
             data: tempfile::tempdir().expect("a temporary directory"),
             data_arg: None,
@@ -109,7 +110,14 @@ impl Launch {
 
     /// Serves `path` instead of the demo clinic.
     pub fn dialplan(mut self, path: impl Into<PathBuf>) -> Self {
-        self.dialplan = path.into();
+        self.dialplan = Some(path.into());
+        self
+    }
+
+    /// Runs from the repository's root without `--dialplan`, as the README's
+    /// `cargo run --release -- run` does.
+    pub fn default_dialplan(mut self) -> Self {
+        self.dialplan = None;
         self
     }
 
@@ -136,9 +144,18 @@ impl Launch {
         command
             .arg("run")
             .args(["--sip", &self.sip, "--http", "127.0.0.1:0", "--data"])
-            .arg(self.data_dir())
-            .arg("--dialplan")
-            .arg(&self.dialplan);
+            .arg(self.data_dir());
+        match &self.dialplan {
+            Some(path) => {
+                command
+                    .arg("--dialplan")
+                    .arg(path)
+                    .current_dir(self.data.path());
+            }
+            None => {
+                command.current_dir(repo_root());
+            }
+        }
         if self.token {
             command.args(["--admin-token", TOKEN]);
         }
@@ -148,7 +165,6 @@ impl Launch {
             .env("RUST_LOG", "info")
             .env("NO_COLOR", "1")
             .envs(self.env.iter().map(|(k, v)| (k, v)))
-            .current_dir(self.data.path())
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::piped());
