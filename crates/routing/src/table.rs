@@ -400,8 +400,18 @@ impl AgentTable {
                 entry.value().config.store(Arc::new(config));
             }
         }
-        for (id, config) in wanted {
-            self.agents.insert(id, Arc::new(AgentEntry::new(config)));
+        // Configurations first, then the entries in one run: entries made
+        // back to back sit next to each other in memory, so a decision's
+        // scan over a skill's members stays within a few cache-friendly
+        // pages instead of hopping between configuration allocations.
+        let configs: Vec<Arc<AgentConfig>> = wanted.into_values().map(Arc::new).collect();
+        let entries: Vec<Arc<AgentEntry>> = configs
+            .into_iter()
+            .map(|config| Arc::new(AgentEntry::with_config(config)))
+            .collect();
+        for entry in entries {
+            let id = entry.config.load().id.clone();
+            self.agents.insert(id, entry);
         }
         self.rebuild_all();
         Ok(())
@@ -904,12 +914,16 @@ impl AgentTable {
 
 impl AgentEntry {
     fn new(config: AgentConfig) -> Self {
+        Self::with_config(Arc::new(config))
+    }
+
+    fn with_config(config: Arc<AgentConfig>) -> Self {
         Self {
             word: AtomicU64::new(StateWord::new(AgentState::Offline, false, Millis::ZERO).bits()),
             calls_today: AtomicU32::new(0),
             consecutive_misses: AtomicU32::new(0),
             last_call_ended: AtomicU64::new(0),
-            config: ArcSwap::from_pointee(config),
+            config: ArcSwap::new(config),
         }
     }
 }
