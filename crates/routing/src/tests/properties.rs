@@ -1,1 +1,256 @@
-//! placeholder
+//! Property tests: whatever the sequence of inputs, the router's view and
+//! the table agree, no agent serves two calls, no call is lost; and the
+//! strategies are fair on random rosters.
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use proptest::prelude::{
+    ProptestConfig, Strategy as Generator, TestCaseError, any, prop, prop_assert, prop_assert_eq,
+    prop_oneof, proptest,
+};
+
+use super::util::*;
+use crate::*;
+
+#[derive(Debug, Clone)]
+enum Input {
+    Enqueue { queue: usize, urgent: bool },
+    Answer { pick: usize },
+    Fail { pick: usize },
+    Cancel { pick: usize },
+    End { pick: usize },
+    Register { agent: usize },
+    Unregister { agent: usize },
+    Away { agent: usize },
+    Available { agent: usize },
+    Wait { ms: u64 },
+}
+
+fn input() -> impl Generator<Value = Input> {
+    prop_oneof![
+        3 => (0..7usize, any::<bool>()).prop_map(|(queue, urgent)| Input::Enqueue { queue, urgent }),
+        3 => any::<usize>().prop_map(|pick| Input::Answer { pick }),
+        2 => any::<usize>().prop_map(|pick| Input::Fail { pick }),
+        1 => any::<usize>().prop_map(|pick| Input::Cancel { pick }),
+        2 => any::<usize>().prop_map(|pick| Input::End { pick }),
+        2 => (0..7usize).prop_map(|agent| Input::Register { agent }),
+        1 => (0..7usize).prop_map(|agent| Input::Unregister { agent }),
+        1 => (0..7usize).prop_map(|agent| Input::Away { agent }),
+        1 => (0..7usize).prop_map(|agent| Input::Available { agent }),
+        2 => (0..200_000u64).prop_map(|ms| Input::Wait { ms }),
+    ]
+}
+
+/// The bridge's view: who rings for what, who talks to whom.
+#[derive(Default)]
+struct Bridge {
+    ringing: HashMap<CallId, Vec<AgentId>>,
+    connected: HashMap<CallId, AgentId>,
+    waiting: HashSet<CallId>,
+    finished: HashSet<CallId>,
+}
+
+impl Bridge {
+    fn pick<T: Clone>(items: impl Iterator<Item = T>, pick: usize) -> Option<T> {
+        let items: Vec<T> = items.collect();
+        (!items.is_empty()).then(|| items[pick % items.len()].clone())
+    }
+}
+
+fn check(router: &Router, bridge: &Bridge) -> Result<(), TestCaseError> {
+    let mut held = HashSet::new();
+    for agents in bridge.ringing.values() {
+        for agent in agents {
+            prop_assert!(held.insert(agent.clone()), "{agent} rings twice");
+            prop_assert_eq!(router.table().state(agent), Some(AgentState::Ringing));
+        }
+    }
+    for agent in bridge.connected.values() {
+        prop_assert!(held.insert(agent.clone()), "{agent} busy twice");
+        prop_assert_eq!(router.table().state(agent), Some(AgentState::OnCall));
+    }
+    for snapshot in router.table().snapshots() {
+        if matches!(snapshot.state, AgentState::Ringing | AgentState::OnCall) {
+            prop_assert!(
+                held.contains(snapshot.id()),
+                "{} is {} for nothing",
+                snapshot.id(),
+                snapshot.state
+            );
+        }
+        if snapshot.state == AgentState::Available {
+            prop_assert!(
+                snapshot.registered,
+                "{} available unregistered",
+                snapshot.id()
+            );
+        }
+    }
+    let live = bridge.ringing.len() + bridge.connected.len() + bridge.waiting.len();
+    prop_assert_eq!(router.active_calls(), live, "calls lost or invented");
+    for call in &bridge.waiting {
+        prop_assert_eq!(
+            router.call_status(*call).map(|s| s.phase),
+            Some(CallPhase::Waiting)
+        );
+    }
+    Ok(())
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(256))]
+
+    #[test]
+    fn router_and_table_agree_whatever_happens(inputs in prop::collection::vec(input(), 1..120)) {
+        let mut router = demo_router();
+        let queues = demo_queues();
+        let agents = demo_agents();
+        let mut bridge = Bridge::default();
+        let mut now = Millis::ZERO;
+        let mut next_call = 0;
+        for input in inputs {
+            match input {
+                Input::Enqueue { queue, urgent } => {
+                    next_call += 1;
+                    let priority = if urgent { Priority::Urgent } else { Priority::Routine };
+                    let result = router.enqueue(now, CallId(next_call), &queues[queue].id, priority, CallerContext::default());
+                    prop_assert!(result.is_ok());
+                    bridge.waiting.insert(CallId(next_call));
+                }
+                Input::Answer { pick } => {
+                    if let Some((call, agents)) = Bridge::pick(bridge.ringing.iter().map(|(c, a)| (*c, a.clone())), pick) {
+                        let agent = agents[pick % agents.len()].clone();
+                        prop_assert_eq!(router.answered(now, call, &agent), Ok(()));
+                        bridge.ringing.remove(&call);
+                        bridge.connected.insert(call, agent);
+                    }
+                }
+                Input::Fail { pick } => {
+                    if let Some((call, agents)) = Bridge::pick(bridge.ringing.iter().map(|(c, a)| (*c, a.clone())), pick) {
+                        let agent = agents[pick % agents.len()].clone();
+                        prop_assert_eq!(router.offer_failed(now, call, &agent, OfferFailure::NoAnswer), Ok(()));
+                        let left: Vec<_> = agents.into_iter().filter(|a| *a != agent).collect();
+                        if left.is_empty() {
+                            bridge.ringing.remove(&call);
+                            bridge.waiting.insert(call);
+                        } else {
+                            bridge.ringing.insert(call, left);
+                        }
+                    }
+                }
+                Input::Cancel { pick } => {
+                    let waiting = bridge.waiting.iter().copied();
+                    let ringing = bridge.ringing.keys().copied();
+                    if let Some(call) = Bridge::pick(waiting.chain(ringing), pick) {
+                        prop_assert_eq!(router.cancel(now, call), Ok(()));
+                        bridge.waiting.remove(&call);
+                        bridge.ringing.remove(&call);
+                        bridge.finished.insert(call);
+                    }
+                }
+                Input::End { pick } => {
+                    if let Some(call) = Bridge::pick(bridge.connected.keys().copied(), pick) {
+                        prop_assert_eq!(router.call_ended(now, call), Ok(()));
+                        bridge.connected.remove(&call);
+                        bridge.finished.insert(call);
+                    }
+                }
+                Input::Register { agent } => prop_assert_eq!(router.registered(now, &agents[agent].id), Ok(())),
+                Input::Unregister { agent } => prop_assert_eq!(router.unregistered(now, &agents[agent].id), Ok(())),
+                Input::Away { agent } => {
+                    let _ = router.set_agent_state(now, &agents[agent].id, RequestedState::Away);
+                }
+                Input::Available { agent } => {
+                    let _ = router.set_agent_state(now, &agents[agent].id, RequestedState::Available);
+                }
+                Input::Wait { ms } => {
+                    now = now.saturating_add(Duration::from_millis(ms));
+                    while let Some(deadline) = router.poll_timeout() {
+                        if deadline > now {
+                            break;
+                        }
+                        router.handle_timeout(deadline);
+                    }
+                }
+            }
+            while let Some(event) = router.poll_event() {
+                if let RouterEvent::GiveUp { call, .. } = event {
+                    prop_assert!(bridge.waiting.remove(&call), "{call} gave up while not waiting");
+                    bridge.finished.insert(call);
+                }
+            }
+            while let Some(offer) = router.poll_offer(now) {
+                prop_assert!(bridge.waiting.remove(&offer.call), "{} offered while not waiting", offer.call);
+                prop_assert!(!offer.agents.is_empty());
+                bridge.ringing.insert(offer.call, offer.agents.as_slice().to_vec());
+            }
+            check(&router, &bridge)?;
+        }
+    }
+
+    #[test]
+    fn round_robin_is_fair_within_one(agents in 1usize..40, calls in 0usize..400) {
+        let table = AgentTable::new();
+        let roster: Vec<_> = (0..agents).map(|n| AgentConfig::new(format!("a{n:02}"), "a", ["x"])).collect();
+        prop_assert_eq!(table.replace_all(roster), Ok(()));
+        for snapshot in table.snapshots() {
+            prop_assert!(table.register(snapshot.id(), ms(1)).is_ok());
+        }
+        let selection = table.selection(&[SkillRequirement::new("x")], Strategy::RoundRobin);
+        let mut counts: HashMap<AgentId, usize> = HashMap::new();
+        for n in 0..calls {
+            let claim = table.choose_and_claim(&selection, &Preferences::default());
+            let Some(claim) = claim else { return Err(TestCaseError::fail("nobody chosen")) };
+            prop_assert!(table.answer(&claim.agent, ms(n as u64)).is_ok());
+            prop_assert!(table.end_call(&claim.agent, ms(n as u64)).is_ok());
+            prop_assert!(table.finish_wrap_up(&claim.agent, ms(n as u64), ms(n as u64)).is_ok());
+            *counts.entry(claim.agent).or_default() += 1;
+        }
+        let most = counts.values().max().copied().unwrap_or(0);
+        let least = if counts.len() < agents { 0 } else { counts.values().min().copied().unwrap_or(0) };
+        prop_assert!(most - least <= 1, "spread {least}..{most}");
+    }
+
+    #[test]
+    fn longest_idle_and_fewest_calls_pick_the_minimum(
+        idle in prop::collection::vec((0u64..1_000, 0u32..5, any::<bool>()), 1..60),
+    ) {
+        for strategy in [Strategy::LongestIdle, Strategy::FewestCalls] {
+            let table = AgentTable::new();
+            let roster: Vec<_> = (0..idle.len()).map(|n| AgentConfig::new(format!("a{n:02}"), "a", ["x"])).collect();
+            prop_assert_eq!(table.replace_all(roster), Ok(()));
+            for (n, (since, calls, available)) in idle.iter().enumerate() {
+                let id = agent(&format!("a{n:02}"));
+                prop_assert!(table.register(&id, ms(0)).is_ok());
+                for _ in 0..*calls {
+                    prop_assert!(table.claim(&id).is_ok());
+                    prop_assert!(table.answer(&id, ms(0)).is_ok());
+                    prop_assert!(table.end_call(&id, ms(0)).is_ok());
+                    prop_assert!(table.finish_wrap_up(&id, ms(0), ms(0)).is_ok());
+                }
+                // Idle since `since`: away and back at that moment.
+                prop_assert!(table.set_state(&id, RequestedState::Away, ms(0)).is_ok());
+                if *available {
+                    prop_assert!(table.set_state(&id, RequestedState::Available, ms(*since)).is_ok());
+                }
+            }
+            let selection = table.selection(&[SkillRequirement::new("x")], strategy);
+            let before = table.snapshots();
+            let chosen = table.choose_and_claim(&selection, &Preferences::default());
+            let free: Vec<_> = before.iter().filter(|s| s.state == AgentState::Available).collect();
+            match chosen {
+                None => prop_assert!(free.is_empty()),
+                Some(claim) => {
+                    let key = |s: &AgentSnapshot| match strategy {
+                        Strategy::FewestCalls => (s.calls_today, s.since),
+                        _ => (0, s.since),
+                    };
+                    let best = free.iter().map(|s| key(s)).min();
+                    let got = free.iter().find(|s| *s.id() == claim.agent).map(|s| key(s));
+                    prop_assert_eq!(got, best);
+                }
+            }
+        }
+    }
+}
