@@ -137,4 +137,8 @@ pub enum SessionError {
     /// The command needs a leg that has not been added.
     #[error("the {0:?} leg has no media")]
     MissingLeg(crate::session::Leg),
+    /// Digits cannot be sent as RFC 4733 events: the leg did not negotiate
+    /// telephone-event (send them by SIP INFO instead).
+    #[error("the {0:?} leg did not negotiate telephone-event")]
+    NoTelephoneEvent(crate::session::Leg),
 }

@@ -161,6 +161,18 @@ impl RelayPath {
         &self.stream
     }
 
+    /// The egress stream, to interleave packets we originate (RFC 4733
+    /// digits); call [`RelayPath::rebase_next`] afterwards.
+    pub fn stream_mut(&mut self) -> &mut OutboundStream {
+        &mut self.stream
+    }
+
+    /// Rebases on the next ingress packet, so relayed audio continues after
+    /// packets written directly on the stream.
+    pub fn rebase_next(&mut self) {
+        self.rebase = None;
+    }
+
     /// Ends the relay and hands the egress stream back (for prompts or a
     /// new relay), so the far end keeps hearing one stream.
     pub fn into_stream(self) -> OutboundStream {

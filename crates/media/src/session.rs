@@ -29,7 +29,9 @@ use crate::error::SessionError;
 use crate::inband::InbandDtmfDetector;
 use crate::playback::{Pacer, Playback, PlaybackId};
 use crate::relay::{Latch, RelayPath};
-use crate::rtp::{InboundStats, InboundStream, OutboundStream, RtpPayload};
+use crate::rtp::{
+    InboundStats, InboundStream, OutboundStream, RtpPayload, TelephoneEventGenerator,
+};
 use crate::sdp::NegotiatedMedia;
 
 /// The two legs of a call.
@@ -184,6 +186,69 @@ impl Egress {
     }
 }
 
+/// The next RFC 4733 packet due for a leg, written into `out`.
+fn poll_dtmf(state: &mut LegState, now: Instant, out: &mut [u8]) -> Option<usize> {
+    let payload_type = state.media.telephone_event()?;
+    let sender = &mut state.dtmf;
+    if !sender.is_busy() {
+        sender.pacer = None;
+        return None;
+    }
+    sender.pacer.get_or_insert_with(|| Pacer::new(now));
+    loop {
+        let media_time = sender.pacer.as_mut()?.poll(now)?;
+        if sender.pause_slots > 0 {
+            sender.pause_slots -= 1;
+            continue;
+        }
+        let stream = match &mut state.egress {
+            Egress::Idle(stream) | Egress::Prompt { stream, .. } => stream,
+            Egress::Relay(path) => path.stream_mut(),
+        };
+        let event = match &mut sender.active {
+            Some(event) => event,
+            None => {
+                let digit = sender.queue.pop_front()?;
+                stream.begin_talkspurt(media_time);
+                sender.active.insert(ActiveEvent {
+                    generator: TelephoneEventGenerator::new(
+                        digit,
+                        DTMF_DURATION_SAMPLES,
+                        DTMF_VOLUME,
+                    ),
+                    timestamp: stream.next_timestamp(),
+                    start: media_time,
+                })
+            }
+        };
+        match event.generator.next() {
+            Some(packet) => {
+                return stream
+                    .write_event(
+                        payload_type,
+                        event.timestamp,
+                        packet.event,
+                        packet.marker,
+                        out,
+                    )
+                    .ok();
+            }
+            None => {
+                stream.end_event(event.start, event.generator.duration());
+                sender.active = None;
+                if let Egress::Relay(path) = &mut state.egress {
+                    path.rebase_next();
+                }
+                if sender.queue.is_empty() {
+                    sender.pacer = None;
+                    return None;
+                }
+                sender.pause_slots = DTMF_PAUSE_SLOTS;
+            }
+        }
+    }
+}
+
 /// Takes a leg's stream out of its egress, leaving a placeholder.
 fn take_stream(egress: &mut Egress) -> OutboundStream {
     std::mem::replace(egress, Egress::Idle(OutboundStream::from_parts(0, 0, 0))).into_stream()
@@ -197,8 +262,46 @@ struct LegState {
     inband: InbandDtmfDetector,
     saw_telephone_event: bool,
     egress: Egress,
+    dtmf: DtmfSender,
     last_activity: Instant,
     inactive_reported: bool,
+}
+
+/// Duration of each digit we send: 100 ms (RFC 4733 §2.5.1.2 leaves it to
+/// the sender; Q.24 needs at least 40 ms).
+const DTMF_DURATION_SAMPLES: u16 = 800;
+/// Volume of the digits we send, −dBm0.
+const DTMF_VOLUME: u8 = 10;
+/// 20 ms slots of pause between two digits we send (60 ms).
+const DTMF_PAUSE_SLOTS: u8 = 3;
+
+/// RFC 4733 digits queued for a leg. While it is busy, the leg's audio
+/// (prompt frames, relayed packets) is not sent: the events replace it.
+#[derive(Debug, Default)]
+struct DtmfSender {
+    queue: VecDeque<DtmfDigit>,
+    active: Option<ActiveEvent>,
+    pacer: Option<Pacer>,
+    pause_slots: u8,
+}
+
+#[derive(Debug)]
+struct ActiveEvent {
+    generator: TelephoneEventGenerator,
+    timestamp: u32,
+    start: Instant,
+}
+
+impl DtmfSender {
+    fn is_busy(&self) -> bool {
+        self.active.is_some() || !self.queue.is_empty()
+    }
+
+    fn deadline(&self) -> Option<Instant> {
+        self.pacer
+            .filter(|_| self.is_busy())
+            .map(|pacer| pacer.deadline())
+    }
 }
 
 impl LegState {
@@ -281,6 +384,7 @@ impl MediaSession {
             inband: InbandDtmfDetector::new(),
             saw_telephone_event: false,
             egress: Egress::Idle(OutboundStream::new(rng)),
+            dtmf: DtmfSender::default(),
             last_activity: now,
             inactive_reported: false,
             media,
@@ -401,6 +505,27 @@ impl MediaSession {
         }
     }
 
+    /// Queues digits to send to a leg as RFC 4733 telephone-events (e.g.
+    /// digits the caller sent by SIP INFO, passed on to the agent): 100 ms
+    /// each, 60 ms apart, on the leg's outbound stream. Audio to the leg
+    /// pauses while they are sent.
+    pub fn send_dtmf(
+        &mut self,
+        now: Instant,
+        leg: Leg,
+        digits: &[DtmfDigit],
+    ) -> Result<(), SessionError> {
+        let state = self.legs[leg.index()]
+            .as_mut()
+            .ok_or(SessionError::MissingLeg(leg))?;
+        if state.media.telephone_event().is_none() {
+            return Err(SessionError::NoTelephoneEvent(leg));
+        }
+        state.dtmf.queue.extend(digits.iter().copied());
+        state.dtmf.pacer.get_or_insert_with(|| Pacer::new(now));
+        Ok(())
+    }
+
     /// Bridges the legs: each leg's packets are relayed to the other,
     /// continuing the other's outbound stream. Playbacks on both end.
     pub fn bridge(&mut self) -> Result<(), SessionError> {
@@ -495,7 +620,7 @@ impl MediaSession {
         let Egress::Relay(path) = &mut other.egress else {
             return None;
         };
-        if !other.media.direction.sends() {
+        if !other.media.direction.sends() || other.dtmf.is_busy() {
             return None; // the other peer holds: it does not want our media
         }
         let destination = other.latch.destination()?;
@@ -538,6 +663,19 @@ impl MediaSession {
             let Some(state) = self.legs[leg.index()].as_mut() else {
                 continue;
             };
+            while let Some(len) = poll_dtmf(state, now, out) {
+                if let Some(destination) = state
+                    .latch
+                    .destination()
+                    .filter(|_| state.media.direction.sends())
+                {
+                    return Some(Transmit {
+                        leg,
+                        destination,
+                        len,
+                    });
+                }
+            }
             while let Egress::Prompt {
                 stream,
                 playback,
@@ -561,6 +699,9 @@ impl MediaSession {
                     restore = true;
                     break;
                 };
+                if state.dtmf.is_busy() {
+                    continue; // digits being sent replace the prompt's audio
+                }
                 if frame.starts_prompt {
                     stream.begin_talkspurt(media_time);
                 }
@@ -612,7 +753,11 @@ impl MediaSession {
                     Egress::Prompt { pacer, .. } => Some(pacer.deadline()),
                     _ => None,
                 };
-                [pacing, state.inactivity_deadline(timeout)]
+                [
+                    pacing,
+                    state.inactivity_deadline(timeout),
+                    state.dtmf.deadline(),
+                ]
             })
             .flatten()
             .min()
@@ -703,6 +848,100 @@ mod tests {
 
     fn events(session: &mut MediaSession) -> Vec<MediaEvent> {
         std::iter::from_fn(|| session.poll_event()).collect()
+    }
+
+    #[test]
+    fn digits_are_sent_as_rfc4733_events_on_the_leg_stream() {
+        let t0 = Instant::now();
+        let mut session = session(t0);
+        let mut rng = SmallRng::seed_from_u64(10);
+        let agent = NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), Some(96));
+        session.add_leg(t0, Leg::Agent, agent, &mut rng);
+        session.bridge().unwrap();
+        let mut out = [0u8; 1500];
+        let speech =
+            |sequence: u16| rtp(0, sequence, 160 * u32::from(sequence), 0xCA11, &[0x11; 160]);
+        let transmit = session
+            .handle_datagram(t0, Leg::Caller, addr(CALLER), &speech(1), &mut out)
+            .unwrap();
+        let before = RtpReader::new(&out[..transmit.len]).unwrap();
+        let (sequence, ssrc) = (u16::from(before.sequence_number()), before.ssrc());
+
+        // The caller's SIP INFO digits "1#" go to the agent as RFC 4733.
+        let key = |c| DtmfDigit::from_char(c).unwrap();
+        session
+            .send_dtmf(t0, Leg::Agent, &[key('1'), key('#')])
+            .unwrap();
+        assert!(
+            session
+                .handle_datagram(t0, Leg::Caller, addr(CALLER), &speech(2), &mut out)
+                .is_none(),
+            "audio pauses during digits"
+        );
+        let mut receiver =
+            crate::rtp::InboundStream::new(crate::sdp::PayloadMap::static_g711(Some(96)));
+        let mut sent = Vec::new();
+        let mut digits = Vec::new();
+        let mut now = t0;
+        while let Some(deadline) = session
+            .poll_timeout()
+            .filter(|deadline| *deadline < t0 + Duration::from_secs(1))
+        {
+            now = deadline;
+            while let Some(transmit) = session.poll_transmit(now, &mut out) {
+                assert_eq!(
+                    (transmit.leg, transmit.destination),
+                    (Leg::Agent, addr(AGENT))
+                );
+                let (packet, digit) = receiver.receive(&out[..transmit.len]).unwrap();
+                assert_eq!((packet.payload_type, packet.ssrc), (96, ssrc));
+                digits.extend(digit);
+                sent.push((packet.sequence, packet.timestamp, packet.marker));
+            }
+        }
+        assert_eq!(digits, [key('1'), key('#')]);
+        assert_eq!(
+            sent.len(),
+            14,
+            "5 packets + 2 repeated ends per 100 ms digit"
+        );
+        for (n, (packet_sequence, timestamp, marker)) in sent.iter().enumerate() {
+            assert_eq!(*packet_sequence, sequence.wrapping_add(1 + n as u16));
+            assert_eq!(*timestamp, sent[if n < 7 { 0 } else { 7 }].1);
+            assert_eq!(*marker, n == 0 || n == 7);
+        }
+        assert!(
+            sent[7].1.wrapping_sub(sent[0].1) >= 800 + 480,
+            "the second digit starts after the first and a 60 ms pause"
+        );
+
+        // Afterwards the relay resumes, rebased after the events.
+        let transmit = session
+            .handle_datagram(now, Leg::Caller, addr(CALLER), &speech(3), &mut out)
+            .unwrap();
+        let after = RtpReader::new(&out[..transmit.len]).unwrap();
+        assert_eq!(
+            u16::from(after.sequence_number()),
+            sequence.wrapping_add(15)
+        );
+        assert!(after.mark());
+        assert!(after.timestamp().wrapping_sub(sent[7].1) >= 800);
+
+        let mut no_events = MediaSession::new(SessionConfig::default());
+        no_events.add_leg(
+            t0,
+            Leg::Agent,
+            NegotiatedMedia::static_g711(Codec::Pcmu, None, None),
+            &mut rng,
+        );
+        assert_eq!(
+            no_events.send_dtmf(t0, Leg::Agent, &[key('1')]),
+            Err(SessionError::NoTelephoneEvent(Leg::Agent))
+        );
+        assert_eq!(
+            no_events.send_dtmf(t0, Leg::Caller, &[key('1')]),
+            Err(SessionError::MissingLeg(Leg::Caller))
+        );
     }
 
     #[test]

@@ -14,6 +14,7 @@ use tokio::task::JoinHandle;
 use tokio::time::Instant;
 
 use crate::driver::port_pool::PortLease;
+use crate::dtmf::DtmfDigit;
 use crate::playback::{Playback, PlaybackId, PlaybackMode};
 use crate::prompt::Prompt;
 use crate::rtp::MAX_PACKET_LEN;
@@ -60,6 +61,13 @@ pub enum MediaCommand {
     Stop {
         /// Which leg.
         leg: Leg,
+    },
+    /// Sends digits to a leg as RFC 4733 telephone-events.
+    SendDtmf {
+        /// Which leg.
+        leg: Leg,
+        /// The digits, in order.
+        digits: Vec<DtmfDigit>,
     },
     /// Relays the legs to each other.
     Bridge,
@@ -124,6 +132,11 @@ impl MediaHandle {
     /// Removes a leg.
     pub fn remove_leg(&self, leg: Leg) -> Result<(), MediaTaskEnded> {
         self.send(MediaCommand::RemoveLeg { leg })
+    }
+
+    /// Sends digits to a leg as RFC 4733 events (100 ms each, 60 ms apart).
+    pub fn send_dtmf(&self, leg: Leg, digits: Vec<DtmfDigit>) -> Result<(), MediaTaskEnded> {
+        self.send(MediaCommand::SendDtmf { leg, digits })
     }
 
     /// Bridges caller and agent.
@@ -314,6 +327,7 @@ impl Driver {
                 self.core.stop(leg);
                 Ok(())
             }
+            MediaCommand::SendDtmf { leg, digits } => self.core.send_dtmf(now, leg, &digits),
             MediaCommand::Bridge => self.core.bridge(),
             MediaCommand::Unbridge => {
                 self.core.unbridge();
