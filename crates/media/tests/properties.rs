@@ -72,10 +72,10 @@ proptest! {
         egress.payloads.pcmu = None;
         let mut path = RelayPath::new(&ingress, &egress, OutboundStream::from_parts(1, 2, 3));
         let mut out = [0u8; 1500];
-        if let Ok(relayed) = path.relay(Instant::now(), &bytes, &mut out) {
-            if let Some(len) = relayed.bytes_to_send() {
-                prop_assert!(parse_packet(&egress.payloads, &out[..len]).is_ok());
-            }
+        if let Ok(relayed) = path.relay(Instant::now(), &bytes, &mut out)
+            && let Some(len) = relayed.bytes_to_send()
+        {
+            prop_assert!(parse_packet(&egress.payloads, &out[..len]).is_ok());
         }
     }
 
