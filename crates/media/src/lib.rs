@@ -30,7 +30,10 @@
 //!    inactivity come back as [`driver::MediaTaskEvent`]s.
 //! 3. For the agent: a second lease, [`sdp::create_offer`], then
 //!    [`sdp::accept_answer`] on the 200, [`driver::MediaHandle::add_leg`] and
-//!    [`driver::MediaHandle::bridge`].
+//!    [`driver::MediaHandle::bridge`]. Digits the caller sends by SIP INFO
+//!    can be passed to the agent as RFC 4733 with
+//!    [`driver::MediaHandle::send_dtmf`]; a re-INVITE (hold) goes to
+//!    [`driver::MediaHandle::update_leg`].
 //! 4. Dropping the handle ends the task and returns the ports.
 //!
 //! # The run loop of the core
