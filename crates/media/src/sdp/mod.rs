@@ -1,5 +1,5 @@
 //! Our own SDP subset for audio calls: parse and print (RFC 8866, which
-//! obsoletes RFC 4566) and the RFC 3264 offer/answer model ([`negotiate`]).
+//! obsoletes RFC 4566) and the RFC 3264 offer/answer model ([`create_answer`], [`create_offer`], [`accept_answer`]).
 //!
 //! The parser is lenient where peers are sloppy (LF-only line ends, a
 //! missing `s=` or `t=`, unknown line types and attributes are kept) and
