@@ -93,6 +93,7 @@
 mod config;
 mod error;
 mod id;
+mod idle;
 mod line;
 mod offer;
 mod router;

@@ -214,7 +214,7 @@ mod tests {
         let bob = AgentId::new("1002");
         let mut one = AgentList::from(vec![alice.clone()]);
         assert_eq!(one, AgentList::One(alice.clone()));
-        assert_eq!(one.as_slice(), [alice.clone()]);
+        assert_eq!(one.as_slice(), std::slice::from_ref(&alice));
         assert!(one.contains(&alice));
         assert!(!one.remove(&bob));
         assert!(one.remove(&alice));

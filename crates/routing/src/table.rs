@@ -27,6 +27,7 @@ use dashmap::DashMap;
 use crate::config::{AgentConfig, SkillRequirement, Strategy};
 use crate::error::{ConfigError, RoutingError};
 use crate::id::{AgentId, Branch, Language, Skill, SkillLevel};
+use crate::idle::{IdleEntry, IdleLine};
 use crate::state::{AgentState, StateWord};
 use crate::time::Millis;
 
@@ -53,6 +54,15 @@ struct AgentEntry {
     /// Milliseconds + 1 of the last call's end; 0: never.
     last_call_ended: AtomicU64,
     config: ArcSwap<AgentConfig>,
+    /// The skill indexes this agent is in, and where: the idle lines to
+    /// join on becoming available.
+    memberships: ArcSwap<Vec<Membership>>,
+}
+
+#[derive(Debug)]
+struct Membership {
+    slot: Arc<SkillSlot>,
+    position: u32,
 }
 
 impl AgentEntry {
@@ -85,10 +95,34 @@ impl AgentEntry {
     }
 }
 
-/// The published index of one skill.
+/// The published index of one skill, with its idle line.
+///
+/// The idle line sits behind a mutex of this skill alone: a decision holds
+/// it for a few entry checks and one compare-and-swap, an agent becoming
+/// available for one insertion. It is never held across anything else and
+/// never taken with another skill's; no lock covers the whole table.
 #[derive(Debug)]
 pub(crate) struct SkillSlot {
     index: ArcSwap<SkillIndex>,
+    idle: Mutex<IdleLine>,
+}
+
+impl SkillSlot {
+    fn idle(&self) -> std::sync::MutexGuard<'_, IdleLine> {
+        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+impl SkillIndex {
+    /// True when `entry` still names an available agent idle since then.
+    fn is_current(&self, entry: IdleEntry) -> bool {
+        self.members
+            .get(entry.position as usize)
+            .is_some_and(|member| {
+                let word = member.entry.word();
+                word.is_claimable() && word.since() == entry.since
+            })
+    }
 }
 
 #[derive(Debug, Default)]
@@ -441,6 +475,7 @@ impl AgentTable {
         let slot = self.skills.entry(skill.clone()).or_insert_with(|| {
             Arc::new(SkillSlot {
                 index: ArcSwap::from_pointee(SkillIndex::default()),
+                idle: Mutex::new(IdleLine::default()),
             })
         });
         Arc::clone(slot.value())
@@ -461,10 +496,33 @@ impl AgentTable {
             })
             .collect();
         members.sort_by(|a, b| a.config.id.cmp(&b.config.id));
-        let index = SkillIndex {
-            members: members.into_boxed_slice(),
-        };
-        self.slot(skill).index.store(Arc::new(index));
+        let slot = self.slot(skill);
+        // Every agent's membership of this skill follows the new positions.
+        let positions: HashMap<*const AgentEntry, u32> = members
+            .iter()
+            .enumerate()
+            .map(|(at, m)| (Arc::as_ptr(&m.entry), at as u32))
+            .collect();
+        for entry in self.agents.iter() {
+            let entry = entry.value();
+            let old = entry.memberships.load();
+            let mut next: Vec<Membership> = old
+                .iter()
+                .filter(|m| !Arc::ptr_eq(&m.slot, &slot))
+                .map(|m| Membership {
+                    slot: Arc::clone(&m.slot),
+                    position: m.position,
+                })
+                .collect();
+            if let Some(position) = positions.get(&Arc::as_ptr(entry)) {
+                next.push(Membership {
+                    slot: Arc::clone(&slot),
+                    position: *position,
+                });
+            }
+            entry.memberships.store(Arc::new(next));
+        }
+        publish(&slot, members);
     }
 
     fn rebuild_all(&self) {
@@ -486,12 +544,25 @@ impl AgentTable {
         for skill in existing {
             by_skill.entry(skill).or_default();
         }
+        let mut memberships: HashMap<*const AgentEntry, Vec<Membership>> = HashMap::new();
         for (skill, mut members) in by_skill {
             members.sort_by(|a, b| a.config.id.cmp(&b.config.id));
-            let index = SkillIndex {
-                members: members.into_boxed_slice(),
-            };
-            self.slot(&skill).index.store(Arc::new(index));
+            let slot = self.slot(&skill);
+            for (position, member) in members.iter().enumerate() {
+                memberships
+                    .entry(Arc::as_ptr(&member.entry))
+                    .or_default()
+                    .push(Membership {
+                        slot: Arc::clone(&slot),
+                        position: position as u32,
+                    });
+            }
+            publish(&slot, members);
+        }
+        for entry in self.agents.iter() {
+            let entry = entry.value();
+            let mine = memberships.remove(&Arc::as_ptr(entry)).unwrap_or_default();
+            entry.memberships.store(Arc::new(mine));
         }
     }
 
@@ -510,66 +581,11 @@ impl AgentTable {
         selection: &Selection,
         preferences: &Preferences<'_>,
     ) -> Option<Claim> {
-        loop {
-            let (scanned, index) = selection.rarest()?;
-            let members = &index.members;
-            let count = members.len();
-            let start = match selection.cursor.load(Ordering::Relaxed) {
-                usize::MAX => 0,
-                last => (last % count.max(1)) + 1,
-            };
-            let mut best: Option<(Key, usize, u64)> = None;
-            for (position, member) in members.iter().enumerate() {
-                let bits = member.entry.word.load(Ordering::Acquire);
-                let word = StateWord::from_bits(bits);
-                if !word.is_claimable() {
-                    continue;
-                }
-                let Some(levels) = selection.qualify(scanned, member) else {
-                    continue;
-                };
-                let tier = if preferences.is_empty() {
-                    0
-                } else {
-                    preferences.tier(&member.config)
-                };
-                let idle = word.since().as_millis();
-                let key: Key = match selection.strategy {
-                    Strategy::RingAll | Strategy::LongestIdle => (tier, idle, 0),
-                    Strategy::RoundRobin => (tier, ((position + count - start) % count) as u64, 0),
-                    Strategy::FewestCalls => {
-                        let calls = member.entry.calls_today.load(Ordering::Relaxed);
-                        (tier, u64::from(calls), idle)
-                    }
-                    Strategy::SkillLevel => (tier, u64::from(u32::MAX - levels), idle),
-                    Strategy::Capacity => {
-                        let calls = u64::from(member.entry.calls_today.load(Ordering::Relaxed));
-                        let capacity = u64::from(member.config.capacity.max(1));
-                        (tier, (calls << 32) / capacity, idle)
-                    }
-                };
-                if best.is_none_or(|(b, _, _)| key < b) {
-                    best = Some((key, position, bits));
-                }
+        match selection.strategy {
+            Strategy::LongestIdle | Strategy::RingAll => {
+                choose_longest_idle(selection, preferences)
             }
-            let (_, position, bits) = best?;
-            let member = &members[position];
-            let word = StateWord::from_bits(bits);
-            let ringing = word.with_state(AgentState::Ringing, word.since());
-            let won = member
-                .entry
-                .word
-                .compare_exchange(bits, ringing.bits(), Ordering::AcqRel, Ordering::Acquire)
-                .is_ok();
-            if won {
-                if selection.strategy == Strategy::RoundRobin {
-                    selection.cursor.store(position, Ordering::Relaxed);
-                }
-                return Some(Claim {
-                    agent: member.config.id.clone(),
-                    idle_since: word.since(),
-                });
-            }
+            _ => choose_by_scan(selection, preferences),
         }
     }
 
@@ -676,6 +692,7 @@ impl AgentTable {
             })
             .map_err(|word| wrong_state(id, word, "miss an offer"))?;
         entry.consecutive_misses.store(misses, Ordering::Relaxed);
+        entry.announce(old, new);
         Ok(transition(id, old, new))
     }
 
@@ -699,6 +716,7 @@ impl AgentTable {
                 })
             })
             .map_err(|word| wrong_state(id, word, "release an offer"))?;
+        entry.announce(old, new);
         Ok(transition(id, old, new))
     }
 
@@ -746,6 +764,7 @@ impl AgentTable {
                 })
             })
             .map_err(|word| wrong_state(id, word, "finish wrap-up"))?;
+        entry.announce(old, new);
         Ok(transition(id, old, new))
     }
 
@@ -768,6 +787,7 @@ impl AgentTable {
                 if old.state() == AgentState::Offline {
                     entry.consecutive_misses.store(0, Ordering::Relaxed);
                 }
+                entry.announce(old, new);
                 Ok(transition(id, old, new))
             }
             Err(word) => Ok(transition(id, word, word)),
@@ -829,6 +849,7 @@ impl AgentTable {
         if requested == RequestedState::Available && old.state() == AgentState::Away {
             entry.consecutive_misses.store(0, Ordering::Relaxed);
         }
+        entry.announce(old, new);
         Ok(transition(id, old, new))
     }
 
@@ -924,6 +945,199 @@ impl AgentEntry {
             consecutive_misses: AtomicU32::new(0),
             last_call_ended: AtomicU64::new(0),
             config: ArcSwap::new(config),
+            memberships: ArcSwap::from_pointee(Vec::new()),
+        }
+    }
+
+    /// After a transition: an agent who just became available joins the
+    /// idle line of each of their skills.
+    fn announce(&self, old: StateWord, new: StateWord) {
+        let unchanged = old.state() == new.state() && old.since() == new.since();
+        if new.state() != AgentState::Available || unchanged {
+            return;
+        }
+        for membership in self.memberships.load().iter() {
+            let mut idle = membership.slot.idle();
+            let index = membership.slot.index.load();
+            let entry = IdleEntry {
+                since: new.since(),
+                position: membership.position,
+            };
+            idle.push(entry, |e| index.is_current(e));
+        }
+    }
+}
+
+/// Publishes a skill's new index and rebuilds its idle line, together under
+/// the line's lock so that deciders see the two agree.
+fn publish(slot: &SkillSlot, members: Vec<Member>) {
+    let mut idle = slot.idle();
+    let available = members.iter().enumerate().filter_map(|(position, member)| {
+        let word = member.entry.word();
+        let entry = IdleEntry {
+            since: word.since(),
+            position: position as u32,
+        };
+        word.is_claimable().then_some(entry)
+    });
+    *idle = IdleLine::new(members.len(), available);
+    slot.index.store(Arc::new(SkillIndex {
+        members: members.into_boxed_slice(),
+    }));
+}
+
+impl Drop for AgentTable {
+    /// Entries point to their skill slots and slots to their entries: empty
+    /// both so that they are freed.
+    fn drop(&mut self) {
+        for slot in self.skills.iter() {
+            slot.value().index.store(Arc::new(SkillIndex::default()));
+        }
+        for entry in self.agents.iter() {
+            entry.value().memberships.store(Arc::new(Vec::new()));
+        }
+    }
+}
+
+/// Longest-idle: the first current entry of the rarest skill's idle line
+/// (in the best preference tier), claimed by compare-and-swap.
+fn choose_longest_idle(selection: &Selection, preferences: &Preferences<'_>) -> Option<Claim> {
+    let (scanned, _) = selection.rarest()?;
+    let slot = &selection.requirements[scanned].slot;
+    let mut idle = slot.idle();
+    let index = slot.index.load();
+    loop {
+        let mut best: Option<(u8, usize, u64)> = None;
+        let mut at = 0;
+        while let Some(entry) = idle.get(at) {
+            let Some(member) = index.members.get(entry.position as usize) else {
+                idle.remove(at);
+                continue;
+            };
+            let bits = member.entry.word.load(Ordering::Acquire);
+            let word = StateWord::from_bits(bits);
+            if !word.is_claimable() || word.since() != entry.since {
+                // Stale: drop it from the head, step over it elsewhere.
+                if at == 0 {
+                    idle.remove(0);
+                } else {
+                    at += 1;
+                }
+                continue;
+            }
+            if selection.qualify(scanned, member).is_some() {
+                let tier = if preferences.is_empty() {
+                    0
+                } else {
+                    preferences.tier(&member.config)
+                };
+                if best.is_none_or(|(b, _, _)| tier < b) {
+                    best = Some((tier, at, bits));
+                    if tier == 0 {
+                        break;
+                    }
+                }
+            }
+            at += 1;
+        }
+        let (_, at, bits) = best?;
+        let Some(entry) = idle.get(at) else {
+            return None;
+        };
+        idle.remove(at);
+        let member = &index.members[entry.position as usize];
+        let word = StateWord::from_bits(bits);
+        let ringing = word.with_state(AgentState::Ringing, word.since());
+        let won = member
+            .entry
+            .word
+            .compare_exchange(bits, ringing.bits(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            return Some(Claim {
+                agent: member.config.id.clone(),
+                idle_since: word.since(),
+            });
+        }
+        // Claimed elsewhere meanwhile (another skill's line, a direct
+        // claim): the entry is gone, look again.
+    }
+}
+
+/// Every other strategy: scan the rarest skill's members, keep the best by
+/// the strategy's key, claim it by compare-and-swap. Round-robin scans from
+/// where it stopped and takes the first free agent of the best tier.
+fn choose_by_scan(selection: &Selection, preferences: &Preferences<'_>) -> Option<Claim> {
+    loop {
+        let (scanned, index) = selection.rarest()?;
+        let members = &index.members;
+        let count = members.len();
+        let round_robin = selection.strategy == Strategy::RoundRobin;
+        let start = match selection.cursor.load(Ordering::Relaxed) {
+            usize::MAX => 0,
+            last => (last % count.max(1)) + 1,
+        };
+        let mut best: Option<(Key, usize, u64)> = None;
+        for step in 0..count {
+            let position = if round_robin {
+                let at = start + step;
+                if at >= count { at - count } else { at }
+            } else {
+                step
+            };
+            let member = &members[position];
+            let bits = member.entry.word.load(Ordering::Acquire);
+            let word = StateWord::from_bits(bits);
+            if !word.is_claimable() {
+                continue;
+            }
+            let Some(levels) = selection.qualify(scanned, member) else {
+                continue;
+            };
+            let tier = if preferences.is_empty() {
+                0
+            } else {
+                preferences.tier(&member.config)
+            };
+            let idle = word.since().as_millis();
+            let key: Key = match selection.strategy {
+                Strategy::RoundRobin => (tier, step as u64, 0),
+                Strategy::FewestCalls => {
+                    let calls = member.entry.calls_today.load(Ordering::Relaxed);
+                    (tier, u64::from(calls), idle)
+                }
+                Strategy::SkillLevel => (tier, u64::from(u32::MAX - levels), idle),
+                Strategy::Capacity => {
+                    let calls = u64::from(member.entry.calls_today.load(Ordering::Relaxed));
+                    let capacity = u64::from(member.config.capacity.max(1));
+                    (tier, (calls << 32) / capacity, idle)
+                }
+                Strategy::LongestIdle | Strategy::RingAll => (tier, idle, 0),
+            };
+            if best.is_none_or(|(b, _, _)| key < b) {
+                best = Some((key, position, bits));
+                if round_robin && tier == 0 {
+                    break;
+                }
+            }
+        }
+        let (_, position, bits) = best?;
+        let member = &members[position];
+        let word = StateWord::from_bits(bits);
+        let ringing = word.with_state(AgentState::Ringing, word.since());
+        let won = member
+            .entry
+            .word
+            .compare_exchange(bits, ringing.bits(), Ordering::AcqRel, Ordering::Acquire)
+            .is_ok();
+        if won {
+            if round_robin {
+                selection.cursor.store(position, Ordering::Relaxed);
+            }
+            return Some(Claim {
+                agent: member.config.id.clone(),
+                idle_since: word.since(),
+            });
         }
     }
 }

@@ -45,13 +45,13 @@ fn two_threads_never_claim_the_same_agent() {
                         claims.fetch_add(1, Ordering::Relaxed);
                         mine.push(claim.agent);
                     }
-                    if mine.len() >= 4 || round % 3 == 0 {
-                        if let Some(agent) = mine.pop() {
-                            let n: usize = agent.as_str().parse().unwrap_or(usize::MAX);
-                            assert!(held[n].swap(false, Ordering::SeqCst));
-                            let released = table.release(&agent, Millis::new(round as u64));
-                            assert!(released.is_ok(), "{released:?}");
-                        }
+                    if (mine.len() >= 4 || round % 3 == 0)
+                        && let Some(agent) = mine.pop()
+                    {
+                        let n: usize = agent.as_str().parse().unwrap_or(usize::MAX);
+                        assert!(held[n].swap(false, Ordering::SeqCst));
+                        let released = table.release(&agent, Millis::new(round as u64));
+                        assert!(released.is_ok(), "{released:?}");
                     }
                 }
                 mine

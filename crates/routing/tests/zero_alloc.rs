@@ -51,7 +51,7 @@ fn choose_and_claim_allocates_nothing() {
         language: Some(&spanish),
         avoid: &avoid,
     };
-    let mut decide = |round: u64| {
+    let decide = |round: u64| {
         for (n, selection) in selections.iter().enumerate() {
             let preferences = if n % 2 == 0 {
                 Preferences::default()

@@ -95,11 +95,6 @@ pub(crate) fn events(router: &mut Router) -> Vec<RouterEvent> {
     std::iter::from_fn(|| router.poll_event()).collect()
 }
 
-/// Drains and returns every offer at `now`.
-pub(crate) fn offers(router: &mut Router, now: Millis) -> Vec<Offer> {
-    std::iter::from_fn(|| router.poll_offer(now)).collect()
-}
-
 /// A small deterministic generator (xorshift64*), so simulations need no RNG crate.
 #[derive(Debug, Clone)]
 pub(crate) struct Rng(u64);
