@@ -1,6 +1,7 @@
-//! The idle line of one skill: its available agents in the order they
-//! became idle, so that longest-idle is a look at the head instead of a
-//! scan of every agent with the skill.
+//! The idle lines of one skill: its available agents in a strategy's order
+//! (a rank such as calls today, then the moment they became idle), so that
+//! a decision is a look at the head instead of a scan of every agent with
+//! the skill.
 //!
 //! The line is a hint, the state word is the truth. An agent is pushed
 //! each time they become available (with the `since` of that moment) and
@@ -18,9 +19,11 @@ use std::collections::VecDeque;
 
 use crate::time::Millis;
 
-/// One agent's turn: idle since `since`, at `position` in the skill index.
+/// One agent's turn: ranked `rank` (smaller first), idle since `since`, at
+/// `position` in the skill index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
 pub(crate) struct IdleEntry {
+    pub(crate) rank: u64,
     pub(crate) since: Millis,
     pub(crate) position: u32,
 }
@@ -83,6 +86,7 @@ mod tests {
 
     fn entry(since: u64, position: u32) -> IdleEntry {
         IdleEntry {
+            rank: 0,
             since: Millis::new(since),
             position,
         }

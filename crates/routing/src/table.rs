@@ -104,23 +104,79 @@ impl AgentEntry {
 #[derive(Debug)]
 pub(crate) struct SkillSlot {
     index: ArcSwap<SkillIndex>,
-    idle: Mutex<IdleLine>,
+    /// One idle line per [`Ranking`].
+    lines: [Mutex<IdleLine>; Ranking::COUNT],
 }
 
 impl SkillSlot {
-    fn idle(&self) -> std::sync::MutexGuard<'_, IdleLine> {
-        self.idle.lock().unwrap_or_else(PoisonError::into_inner)
+    fn empty() -> Self {
+        Self {
+            index: ArcSwap::from_pointee(SkillIndex::default()),
+            lines: std::array::from_fn(|_| Mutex::new(IdleLine::default())),
+        }
+    }
+
+    fn line(&self, ranking: Ranking) -> std::sync::MutexGuard<'_, IdleLine> {
+        self.lines[ranking as usize]
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+    }
+}
+
+/// The orders an idle line can keep: each is the strategy's key, then the
+/// time the agent became idle.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Ranking {
+    LongestIdle = 0,
+    FewestCalls = 1,
+    Capacity = 2,
+    SkillLevel = 3,
+}
+
+impl Ranking {
+    const COUNT: usize = 4;
+    const ALL: [Ranking; Ranking::COUNT] = [
+        Ranking::LongestIdle,
+        Ranking::FewestCalls,
+        Ranking::Capacity,
+        Ranking::SkillLevel,
+    ];
+
+    /// The line a selection decides from, if any (round-robin scans, and
+    /// skill-level over several skills ranks by a sum no line keeps).
+    fn of(selection: &Selection) -> Option<Ranking> {
+        match selection.strategy {
+            Strategy::LongestIdle | Strategy::RingAll => Some(Ranking::LongestIdle),
+            Strategy::FewestCalls => Some(Ranking::FewestCalls),
+            Strategy::Capacity => Some(Ranking::Capacity),
+            Strategy::SkillLevel if selection.requirements.len() == 1 => Some(Ranking::SkillLevel),
+            Strategy::SkillLevel | Strategy::RoundRobin => None,
+        }
+    }
+
+    /// The member's rank, as the scan's key would order it.
+    fn rank(self, member: &Member) -> u64 {
+        let calls = || u64::from(member.entry.calls_today.load(Ordering::Relaxed));
+        match self {
+            Ranking::LongestIdle => 0,
+            Ranking::FewestCalls => calls(),
+            Ranking::Capacity => (calls() << 32) / u64::from(member.config.capacity.max(1)),
+            Ranking::SkillLevel => u64::from(SkillLevel::MAX.get() - member.level.get()),
+        }
     }
 }
 
 impl SkillIndex {
-    /// True when `entry` still names an available agent idle since then.
-    fn is_current(&self, entry: IdleEntry) -> bool {
+    /// True when `entry` still names an available agent idle since then,
+    /// ranked as they are now (two turns can share a millisecond).
+    fn is_current(&self, ranking: Ranking, entry: IdleEntry) -> bool {
         self.members
             .get(entry.position as usize)
             .is_some_and(|member| {
                 let word = member.entry.word();
-                word.is_claimable() && word.since() == entry.since
+                word.is_claimable()
+                    && word.since() == entry.since
+                    && ranking.rank(member) == entry.rank
             })
     }
 }
@@ -472,12 +528,10 @@ impl AgentTable {
         if let Some(slot) = self.skills.get(skill.as_str()) {
             return Arc::clone(slot.value());
         }
-        let slot = self.skills.entry(skill.clone()).or_insert_with(|| {
-            Arc::new(SkillSlot {
-                index: ArcSwap::from_pointee(SkillIndex::default()),
-                idle: Mutex::new(IdleLine::default()),
-            })
-        });
+        let slot = self
+            .skills
+            .entry(skill.clone())
+            .or_insert_with(|| Arc::new(SkillSlot::empty()));
         Arc::clone(slot.value())
     }
 
@@ -581,11 +635,9 @@ impl AgentTable {
         selection: &Selection,
         preferences: &Preferences<'_>,
     ) -> Option<Claim> {
-        match selection.strategy {
-            Strategy::LongestIdle | Strategy::RingAll => {
-                choose_longest_idle(selection, preferences)
-            }
-            _ => choose_by_scan(selection, preferences),
+        match Ranking::of(selection) {
+            Some(ranking) => choose_from_line(selection, ranking, preferences),
+            None => choose_by_scan(selection, preferences),
         }
     }
 
@@ -859,6 +911,15 @@ impl AgentTable {
         for entry in self.agents.iter() {
             entry.value().calls_today.store(0, Ordering::Relaxed);
         }
+        // Ranks by calls are now out of date.
+        let slots: Vec<Arc<SkillSlot>> = self
+            .skills
+            .iter()
+            .map(|slot| Arc::clone(slot.value()))
+            .collect();
+        for slot in slots {
+            republish(&slot);
+        }
     }
 
     // ----- reads -------------------------------------------------------------
@@ -957,33 +1018,59 @@ impl AgentEntry {
             return;
         }
         for membership in self.memberships.load().iter() {
-            let mut idle = membership.slot.idle();
-            let index = membership.slot.index.load();
-            let entry = IdleEntry {
-                since: new.since(),
-                position: membership.position,
-            };
-            idle.push(entry, |e| index.is_current(e));
+            for ranking in Ranking::ALL {
+                let mut line = membership.slot.line(ranking);
+                let index = membership.slot.index.load();
+                let Some(member) = index.members.get(membership.position as usize) else {
+                    continue;
+                };
+                let entry = IdleEntry {
+                    rank: ranking.rank(member),
+                    since: new.since(),
+                    position: membership.position,
+                };
+                line.push(entry, |e| index.is_current(ranking, e));
+            }
         }
     }
 }
 
-/// Publishes a skill's new index and rebuilds its idle line, together under
-/// the line's lock so that deciders see the two agree.
+/// Publishes a skill's new index and rebuilds its idle lines, together
+/// under the lines' locks so that deciders see them agree.
 fn publish(slot: &SkillSlot, members: Vec<Member>) {
-    let mut idle = slot.idle();
+    let mut lines: Vec<_> = Ranking::ALL
+        .iter()
+        .map(|ranking| slot.line(*ranking))
+        .collect();
+    for (ranking, line) in Ranking::ALL.into_iter().zip(lines.iter_mut()) {
+        **line = idle_line(ranking, &members);
+    }
+    slot.index.store(Arc::new(SkillIndex {
+        members: members.into_boxed_slice(),
+    }));
+}
+
+/// Rebuilds a skill's idle lines from its current index (after counters
+/// that ranks depend on were reset).
+fn republish(slot: &SkillSlot) {
+    for ranking in Ranking::ALL {
+        let mut line = slot.line(ranking);
+        let index = slot.index.load();
+        *line = idle_line(ranking, &index.members);
+    }
+}
+
+fn idle_line(ranking: Ranking, members: &[Member]) -> IdleLine {
     let available = members.iter().enumerate().filter_map(|(position, member)| {
         let word = member.entry.word();
         let entry = IdleEntry {
+            rank: ranking.rank(member),
             since: word.since(),
             position: position as u32,
         };
         word.is_claimable().then_some(entry)
     });
-    *idle = IdleLine::new(members.len(), available);
-    slot.index.store(Arc::new(SkillIndex {
-        members: members.into_boxed_slice(),
-    }));
+    IdleLine::new(members.len(), available)
 }
 
 impl Drop for AgentTable {
@@ -999,12 +1086,16 @@ impl Drop for AgentTable {
     }
 }
 
-/// Longest-idle: the first current entry of the rarest skill's idle line
-/// (in the best preference tier), claimed by compare-and-swap.
-fn choose_longest_idle(selection: &Selection, preferences: &Preferences<'_>) -> Option<Claim> {
+/// The first current entry of the rarest skill's idle line for the
+/// strategy (in the best preference tier), claimed by compare-and-swap.
+fn choose_from_line(
+    selection: &Selection,
+    ranking: Ranking,
+    preferences: &Preferences<'_>,
+) -> Option<Claim> {
     let (scanned, _) = selection.rarest()?;
     let slot = &selection.requirements[scanned].slot;
-    let mut idle = slot.idle();
+    let mut idle = slot.line(ranking);
     let index = slot.index.load();
     loop {
         let mut best: Option<(u8, usize, u64)> = None;
@@ -1016,7 +1107,10 @@ fn choose_longest_idle(selection: &Selection, preferences: &Preferences<'_>) -> 
             };
             let bits = member.entry.word.load(Ordering::Acquire);
             let word = StateWord::from_bits(bits);
-            if !word.is_claimable() || word.since() != entry.since {
+            if !word.is_claimable()
+                || word.since() != entry.since
+                || ranking.rank(member) != entry.rank
+            {
                 // Stale: drop it from the head, step over it elsewhere.
                 if at == 0 {
                     idle.remove(0);
@@ -1041,9 +1135,7 @@ fn choose_longest_idle(selection: &Selection, preferences: &Preferences<'_>) -> 
             at += 1;
         }
         let (_, at, bits) = best?;
-        let Some(entry) = idle.get(at) else {
-            return None;
-        };
+        let entry = idle.get(at)?;
         idle.remove(at);
         let member = &index.members[entry.position as usize];
         let word = StateWord::from_bits(bits);

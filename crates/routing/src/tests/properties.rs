@@ -213,14 +213,23 @@ proptest! {
     }
 
     #[test]
-    fn longest_idle_and_fewest_calls_pick_the_minimum(
-        idle in prop::collection::vec((0u64..1_000, 0u32..5, any::<bool>()), 1..60),
+    fn every_ranked_strategy_picks_its_minimum(
+        idle in prop::collection::vec((0u64..1_000, 0u32..5, any::<bool>(), 1u32..4, 1u8..=10), 1..60),
     ) {
-        for strategy in [Strategy::LongestIdle, Strategy::FewestCalls] {
+        for strategy in [Strategy::LongestIdle, Strategy::FewestCalls, Strategy::Capacity, Strategy::SkillLevel] {
             let table = AgentTable::new();
-            let roster: Vec<_> = (0..idle.len()).map(|n| AgentConfig::new(format!("a{n:02}"), "a", ["x"])).collect();
+            let roster: Vec<_> = idle
+                .iter()
+                .enumerate()
+                .map(|(n, (_, _, _, capacity, level))| {
+                    let mut config = AgentConfig::new(format!("a{n:02}"), "a", ["x"]);
+                    config.capacity = *capacity;
+                    config.skills[0].level = SkillLevel::new(*level).unwrap_or_default();
+                    config
+                })
+                .collect();
             prop_assert_eq!(table.replace_all(roster), Ok(()));
-            for (n, (since, calls, available)) in idle.iter().enumerate() {
+            for (n, (since, calls, available, _, _)) in idle.iter().enumerate() {
                 let id = agent(&format!("a{n:02}"));
                 prop_assert!(table.register(&id, ms(0)).is_ok());
                 for _ in 0..*calls {
@@ -243,7 +252,9 @@ proptest! {
                 None => prop_assert!(free.is_empty()),
                 Some(claim) => {
                     let key = |s: &AgentSnapshot| match strategy {
-                        Strategy::FewestCalls => (s.calls_today, s.since),
+                        Strategy::FewestCalls => (u64::from(s.calls_today), s.since),
+                        Strategy::Capacity => ((u64::from(s.calls_today) << 32) / u64::from(s.config.capacity), s.since),
+                        Strategy::SkillLevel => (u64::from(10 - s.config.skills[0].level.get()), s.since),
                         _ => (0, s.since),
                     };
                     let best = free.iter().map(|s| key(s)).min();
