@@ -13,8 +13,10 @@
 //!
 //! Each agent has two distinct skills (agent `i`: skill `i % 50` and skill
 //! `(i % 50 + 1 + (i / 50) % 49) % 50`), 20,000 memberships in all, so a
-//! skill's index holds about 400 agents (the run prints the range) and a
-//! longest-idle decision compares every available one of them.
+//! skill's index holds about 400 agents (the run prints the range). All
+//! agents are available, the worst case for a scan; longest-idle,
+//! fewest-calls, capacity and skill-level decide from the skill's ranked
+//! idle line, round-robin scans from where it stopped.
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by definition
 
 use std::alloc::System;
@@ -218,6 +220,8 @@ fn main() {
         (Strategy::LongestIdle, true),
         (Strategy::RoundRobin, false),
         (Strategy::FewestCalls, false),
+        (Strategy::Capacity, false),
+        (Strategy::SkillLevel, false),
     ];
     for (strategy, same_skill) in scenarios {
         criterion_part(&mut criterion, strategy, same_skill);

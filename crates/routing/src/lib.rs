@@ -11,12 +11,14 @@
 //!   An entry's state ([`AgentState`]: `offline`, `available`, `ringing`,
 //!   `on_call`, `wrap_up`, `away`) is one atomic word, so every transition
 //!   is a compare-and-swap. Per-skill indexes (immutable sorted arrays
-//!   behind an `ArcSwap`, rebuilt only on reconfiguration) let a decision
-//!   scan only the agents who have the queue's rarest required skill.
-//!   Choosing and claiming ([`AgentTable::choose_and_claim`]) takes no lock
-//!   and allocates nothing; two decisions racing for one agent cannot both
-//!   win it. The table never lends out a guard: readers get
-//!   [`AgentSnapshot`] copies.
+//!   behind an `ArcSwap`, rebuilt only on reconfiguration) and per-skill
+//!   ranked idle lines (available agents in each strategy's order) let a
+//!   decision look only at agents who have the queue's rarest required
+//!   skill, usually only at the head of a line. Choosing and claiming
+//!   ([`AgentTable::choose_and_claim`]) takes no table-wide lock (a skill's
+//!   idle line has a short lock of its own) and allocates nothing; two
+//!   decisions racing for one agent cannot both win it. The table never
+//!   lends out a guard: readers get [`AgentSnapshot`] copies.
 //! * **Queues** ([`QueueConfig`]) keep a line per [`Priority`] class:
 //!   urgent before routine, first come first served within a class, and a
 //!   routine caller who has waited the queue's `aging` time counts as

@@ -673,7 +673,9 @@ impl Router {
 
     /// The earliest deadline: a max wait, a wrap-up's end or a coordinator
     /// window's end. Sleep until then (or the next input), then call
-    /// [`Router::handle_timeout`].
+    /// [`Router::handle_timeout`]. Aging needs no deadline: the serving
+    /// order is computed from `now` whenever an offer is sought, and aging
+    /// changes only that order.
     pub fn poll_timeout(&mut self) -> Option<Millis> {
         while let Some(Reverse(timer)) = self.timers.peek() {
             if self.is_live(timer) {

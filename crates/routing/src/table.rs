@@ -7,11 +7,16 @@
 //! same agent, exactly one wins and the other chooses again.
 //!
 //! A skill index is an immutable, sorted array of the agents who have the
-//! skill (with their level), published through an `ArcSwap`. Choosing loads
-//! the index of the queue's rarest required skill without a lock or an
-//! allocation, scans only those agents, reads each one's state word, keeps
-//! the best by the strategy and claims it. Indexes are rebuilt only when
-//! agents are added, removed or reconfigured.
+//! skill (with their level), published through an `ArcSwap` and rebuilt
+//! only when agents are added, removed or reconfigured. Beside it, each
+//! skill keeps ranked idle lines (see `idle.rs`): its available agents in
+//! the order of a strategy's key (nothing for longest-idle, calls today for
+//! fewest-calls, calls per unit of capacity, skill level), then by how long
+//! they have been idle. A decision looks at the head of the line of the
+//! queue's rarest required skill, checks the entry against the agent's
+//! state word and claims it; round-robin scans the index from where it
+//! stopped and takes the first free agent. Either way only agents with the
+//! skill are looked at, no lock covers the table, and nothing is allocated.
 //!
 //! Nothing here lends out a guard: lookups return copies ([`AgentSnapshot`])
 //! or `Arc`s, so no caller can hold a `DashMap` shard lock across an
