@@ -7,6 +7,7 @@
 #![forbid(unsafe_code)]
 
 pub mod dialog;
+pub mod digest;
 pub mod endpoint;
 pub mod message;
 pub mod peer;
