@@ -2,9 +2,10 @@
 //! 50 skills, two threads deciding at once.
 //!
 //! Two parts:
-//! 1. criterion: one decision cycle (choose-and-claim, then the miss that
-//!    puts the agent back at the end of the idle line) on the measuring
-//!    thread while a second thread runs the same cycle without pause.
+//! 1. criterion, on the measuring thread while a second thread runs the
+//!    same decision cycle without pause: `choose_and_claim/<strategy>/<skills>`
+//!    times the claim alone; `.../claim-and-return` the whole cycle (the
+//!    claim, then the miss that puts the agent back in the idle lines).
 //! 2. a per-decision pass: both threads time every `choose_and_claim`
 //!    alone (the `Instant` pair's own cost, about 20–40 ns, is included),
 //!    report p50/p90/p99/p99.9/max, and count heap allocations across both
@@ -133,7 +134,21 @@ fn criterion_part(criterion: &mut Criterion, strategy: Strategy, same_skill: boo
             }
         });
         let mut skills = Skills(0x1234_5678);
+        // The decision alone: only the claim is timed (with the cost of
+        // reading the clock around it), the return to the idle line is not.
         criterion.bench_function(&name, |bencher| {
+            bencher.iter_custom(|iterations| {
+                let mut spent = Duration::ZERO;
+                for _ in 0..iterations {
+                    let skill = if same_skill { 7 } else { skills.next() };
+                    spent += cycle(&fixture, skill, true);
+                }
+                spent
+            })
+        });
+        // The whole cycle: claim, then the miss that makes the agent
+        // available again (and joins the skills' idle lines).
+        criterion.bench_function(format!("{name}/claim-and-return"), |bencher| {
             bencher.iter_custom(|iterations| {
                 let start = Instant::now();
                 for _ in 0..iterations {

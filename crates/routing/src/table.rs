@@ -23,7 +23,7 @@
 //! `.await`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -111,6 +111,8 @@ pub(crate) struct SkillSlot {
     index: ArcSwap<SkillIndex>,
     /// One idle line per [`Ranking`].
     lines: [Mutex<IdleLine>; Ranking::COUNT],
+    /// Whether some selection decides from each line: only those are kept.
+    used: [AtomicBool; Ranking::COUNT],
 }
 
 impl SkillSlot {
@@ -118,6 +120,22 @@ impl SkillSlot {
         Self {
             index: ArcSwap::from_pointee(SkillIndex::default()),
             lines: std::array::from_fn(|_| Mutex::new(IdleLine::default())),
+            used: std::array::from_fn(|_| AtomicBool::new(false)),
+        }
+    }
+
+    fn in_use(&self, ranking: Ranking) -> bool {
+        self.used[ranking as usize].load(Ordering::SeqCst)
+    }
+
+    /// Starts keeping `ranking`'s line, built from the current index. An
+    /// agent becoming available meanwhile is either read here or, having
+    /// seen the flag set, pushes itself (both sides use `SeqCst`).
+    fn use_ranking(&self, ranking: Ranking) {
+        if !self.used[ranking as usize].swap(true, Ordering::SeqCst) {
+            let mut line = self.line(ranking);
+            let index = self.index.load();
+            *line = idle_line(ranking, &index.members);
         }
     }
 
@@ -522,11 +540,17 @@ impl AgentTable {
                 slot: self.slot(&r.skill),
             })
             .collect();
-        Selection {
+        let selection = Selection {
             requirements,
             strategy,
             cursor: AtomicUsize::new(usize::MAX),
+        };
+        if let Some(ranking) = Ranking::of(&selection) {
+            for requirement in selection.requirements.iter() {
+                requirement.slot.use_ranking(ranking);
+            }
         }
+        selection
     }
 
     fn slot(&self, skill: &Skill) -> Arc<SkillSlot> {
@@ -1024,6 +1048,9 @@ impl AgentEntry {
         }
         for membership in self.memberships.load().iter() {
             for ranking in Ranking::ALL {
+                if !membership.slot.in_use(ranking) {
+                    continue;
+                }
                 let mut line = membership.slot.line(ranking);
                 let index = membership.slot.index.load();
                 let Some(member) = index.members.get(membership.position as usize) else {
@@ -1048,7 +1075,11 @@ fn publish(slot: &SkillSlot, members: Vec<Member>) {
         .map(|ranking| slot.line(*ranking))
         .collect();
     for (ranking, line) in Ranking::ALL.into_iter().zip(lines.iter_mut()) {
-        **line = idle_line(ranking, &members);
+        **line = if slot.in_use(ranking) {
+            idle_line(ranking, &members)
+        } else {
+            IdleLine::default()
+        };
     }
     slot.index.store(Arc::new(SkillIndex {
         members: members.into_boxed_slice(),
@@ -1058,7 +1089,7 @@ fn publish(slot: &SkillSlot, members: Vec<Member>) {
 /// Rebuilds a skill's idle lines from its current index (after counters
 /// that ranks depend on were reset).
 fn republish(slot: &SkillSlot) {
-    for ranking in Ranking::ALL {
+    for ranking in Ranking::ALL.into_iter().filter(|r| slot.in_use(*r)) {
         let mut line = slot.line(ranking);
         let index = slot.index.load();
         *line = idle_line(ranking, &index.members);
