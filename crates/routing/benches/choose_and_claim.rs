@@ -148,7 +148,7 @@ fn criterion_part(criterion: &mut Criterion, strategy: Strategy, same_skill: boo
         });
         // The whole cycle: claim, then the miss that makes the agent
         // available again (and joins the skills' idle lines).
-        criterion.bench_function(format!("{name}/claim-and-return"), |bencher| {
+        criterion.bench_function(&format!("{name}/claim-and-return"), |bencher| {
             bencher.iter_custom(|iterations| {
                 let start = Instant::now();
                 for _ in 0..iterations {
