@@ -11,6 +11,7 @@ pub mod digest;
 pub mod endpoint;
 pub mod message;
 pub mod peer;
+pub mod registrar;
 pub mod transaction;
 pub mod transport;
 
