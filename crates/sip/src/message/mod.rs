@@ -133,6 +133,7 @@ impl Response {
     /// A response to a request whose headers are `request`: the Via
     /// headers, From, To, Call-ID and CSeq are copied (RFC 3261 §8.2.6.2),
     /// and `to_tag` is added to To when To has none and the status is not 100.
+    /// A 100 also copies Timestamp (§8.2.6.1).
     pub fn to_request(request: &Headers, status: StatusCode, to_tag: Option<&str>) -> Self {
         let mut response = Response::new(status);
         for header in request.iter() {
@@ -154,6 +155,11 @@ impl Response {
                         _ => header.value.clone(),
                     };
                     response.headers.push_raw(HeaderName::To, value);
+                }
+                HeaderName::Timestamp if status == StatusCode::TRYING => {
+                    response
+                        .headers
+                        .push_raw(HeaderName::Timestamp, header.value.clone());
                 }
                 _ => {}
             }

@@ -47,6 +47,12 @@ pub enum KeepAlive {
 
 /// What a transport read: a message or a keep-alive.
 #[derive(Debug, Clone, PartialEq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "a Frame is matched and unpacked right after each read; boxing the \
+              message would cost an allocation per message to shrink a value \
+              that is never stored"
+)]
 pub enum Frame {
     /// A SIP message.
     Message(Message),
@@ -162,6 +168,9 @@ pub struct StreamFramer {
     buffer: BytesMut,
     limits: Limits,
     pending: Option<PendingHead>,
+    /// How much of `buffer` is known to hold no end of head, so that a head
+    /// arriving in many small reads is scanned once, not once per read.
+    scanned: usize,
 }
 
 /// A head whose body has not fully arrived.
@@ -179,6 +188,7 @@ impl StreamFramer {
             buffer: BytesMut::new(),
             limits,
             pending: None,
+            scanned: 0,
         }
     }
 
@@ -202,6 +212,7 @@ impl StreamFramer {
         // CRLF keep-alives between messages (RFC 5626 §3.5.1 and §4.4.1):
         // "\r\n\r\n" is a ping, a lone "\r\n" a pong.
         if self.pending.is_none() && self.buffer.starts_with(b"\r\n") {
+            self.scanned = 0;
             if self.buffer.starts_with(b"\r\n\r\n") {
                 self.buffer.advance(4);
                 return Ok(Some(Frame::KeepAlive(KeepAlive::Ping)));
@@ -218,7 +229,10 @@ impl StreamFramer {
             return Ok(Some(Frame::KeepAlive(KeepAlive::Pong)));
         }
         if self.pending.is_none() {
-            let Some((head_end, body_start)) = find_head_end(&self.buffer) else {
+            let Some((head_end, body_start)) = find_head_end_from(&self.buffer, self.scanned)
+            else {
+                // The last two bytes may start an empty line still arriving.
+                self.scanned = self.buffer.len().saturating_sub(2);
                 if self.buffer.len() > self.limits.max_message {
                     return Err(ParseError::bare(ParseErrorKind::TooLarge(
                         self.limits.max_message,
@@ -249,6 +263,8 @@ impl StreamFramer {
                 .checked_add(length)
                 .filter(|&total| total <= self.limits.max_message)
                 .ok_or_else(|| head.error(ParseErrorKind::TooLarge(self.limits.max_message)))?;
+            // The head leaves the buffer with its message: scan afresh.
+            self.scanned = 0;
             self.pending = Some(PendingHead {
                 head,
                 body_start,
@@ -303,7 +319,12 @@ fn leading_crlf(bytes: &[u8]) -> usize {
 /// Finds the empty line: returns (end of the last header line, start of the
 /// body). Accepts CRLF CRLF and, leniently, LF LF.
 fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    let mut from = 0;
+    find_head_end_from(bytes, 0)
+}
+
+/// [`find_head_end`], skipping `from` bytes already searched.
+fn find_head_end_from(bytes: &[u8], mut from: usize) -> Option<(usize, usize)> {
+    from = from.min(bytes.len());
     while let Some(offset) = memchr::memchr(b'\n', &bytes[from..]) {
         let newline = from + offset;
         let next = &bytes[newline + 1..];
@@ -404,6 +425,11 @@ fn parse_head(
     while at < end {
         let line_len = memchr::memchr(b'\n', &bytes[at..end]).unwrap_or(end - at);
         if line_len > limits.max_line {
+            // Keep every header read so far (the one before this line too),
+            // so that the refusal can be answered.
+            if let Some((name, value_start, value_end)) = current.take() {
+                headers.push_raw(name, trim_value(bytes, value_start, value_end));
+            }
             return Err(fail(ParseErrorKind::LineTooLong(limits.max_line), headers));
         }
         let line_end = at + line_len;

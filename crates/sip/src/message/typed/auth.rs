@@ -7,7 +7,7 @@ use std::fmt;
 
 use bytestring::ByteString;
 
-use crate::message::scan::{Cursor, Syntax, unquote};
+use crate::message::scan::{Cursor, Syntax, is_token, unquote};
 
 /// A challenge or a set of credentials: `Digest realm="x", nonce="y"`.
 /// Values are stored unquoted; [`fmt::Display`] quotes what must be quoted.
@@ -19,8 +19,11 @@ pub struct AuthParams {
     pub params: Vec<(ByteString, ByteString)>,
 }
 
-/// Parameters whose values RFC 7616 sends as tokens, never quoted.
-const UNQUOTED: [&str; 4] = ["algorithm", "nc", "stale", "qop"];
+/// Parameters whose values RFC 7616 sends as tokens, never quoted. `qop`
+/// is a token in credentials and Authentication-Info (`qop=auth`) but a
+/// quoted list in a challenge (`qop="auth"`, RFC 7616 §3.3, RFC 3261 §25.1
+/// `qop-options`): see [`AuthParams::is_challenge`].
+const UNQUOTED: [&str; 3] = ["algorithm", "nc", "stale"];
 
 impl AuthParams {
     /// Parses `scheme param=value, param="value"`.
@@ -84,16 +87,24 @@ impl AuthParams {
     pub fn is_digest(&self) -> bool {
         self.scheme.eq_ignore_ascii_case("Digest")
     }
+
+    /// `true` when these parameters read as a challenge (WWW-Authenticate,
+    /// Proxy-Authenticate): a `nonce` and no `response`.
+    fn is_challenge(&self) -> bool {
+        self.get("nonce").is_some() && self.get("response").is_none()
+    }
 }
 
 impl fmt::Display for AuthParams {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str(&self.scheme)?;
+        let challenge = self.is_challenge();
         for (index, (name, value)) in self.params.iter().enumerate() {
             f.write_str(if index == 0 { " " } else { ", " })?;
-            let bare = UNQUOTED.iter().any(|u| name.eq_ignore_ascii_case(u))
-                && !value.is_empty()
-                && !value.contains([',', '"', ' ']);
+            let token = UNQUOTED.iter().any(|u| name.eq_ignore_ascii_case(u))
+                || (name.eq_ignore_ascii_case("qop") && !challenge);
+            // Only a value that reads back as one token may go unquoted.
+            let bare = token && !value.is_empty() && value.bytes().all(is_token);
             if bare {
                 write!(f, "{name}={value}")?;
             } else {
@@ -133,5 +144,41 @@ mod tests {
         assert_eq!(other.get("opaque-data"), Some("here"));
         assert!(AuthParams::parse(&ByteString::from("Digest realm")).is_err());
         assert!(AuthParams::parse(&ByteString::from("Digest realm=\"x")).is_err());
+    }
+
+    #[test]
+    fn qop_is_quoted_in_challenges_only() {
+        let challenge = AuthParams::new("Digest")
+            .with("realm", "frontdesk")
+            .with("nonce", "abc")
+            .with("algorithm", "MD5")
+            .with("qop", "auth");
+        assert_eq!(
+            challenge.to_string(),
+            r#"Digest realm="frontdesk", nonce="abc", algorithm=MD5, qop="auth""#
+        );
+        let info = AuthParams::new("Digest")
+            .with("qop", "auth")
+            .with("rspauth", "ff")
+            .with("nc", "00000001");
+        assert_eq!(
+            info.to_string(),
+            r#"Digest qop=auth, rspauth="ff", nc=00000001"#
+        );
+        let parsed = AuthParams::parse(&ByteString::from(challenge.to_string())).unwrap();
+        assert_eq!(parsed, challenge);
+        // A value that is not a token is quoted whatever its name.
+        let odd = AuthParams::new("Digest")
+            .with("qop", "#")
+            .with("algorithm", "a=b")
+            .with("response", "r");
+        assert_eq!(
+            odd.to_string(),
+            r##"Digest qop="#", algorithm="a=b", response="r""##
+        );
+        assert_eq!(
+            AuthParams::parse(&ByteString::from(odd.to_string())).unwrap(),
+            odd
+        );
     }
 }
