@@ -23,7 +23,7 @@
 //! `.await`.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU32, AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU32, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use arc_swap::ArcSwap;
@@ -32,9 +32,15 @@ use dashmap::DashMap;
 use crate::config::{AgentConfig, SkillRequirement, Strategy};
 use crate::error::{ConfigError, RoutingError};
 use crate::id::{AgentId, Branch, Language, Skill, SkillLevel};
-use crate::idle::{IdleEntry, IdleLine};
+use crate::idle::IdleEntry;
 use crate::state::{AgentState, StateWord};
 use crate::time::Millis;
+
+mod choose;
+mod skill;
+
+use choose::{choose_by_scan, choose_from_line};
+use skill::{Member, Ranking, SkillIndex, SkillSlot, publish, republish};
 
 /// The agent availability table. Share it as `Arc<AgentTable>`: every
 /// method takes `&self` and is safe to call from any thread.
@@ -98,123 +104,6 @@ impl AgentEntry {
             }
         }
     }
-}
-
-/// The published index of one skill, with its idle line.
-///
-/// The idle line sits behind a mutex of this skill alone: a decision holds
-/// it for a few entry checks and one compare-and-swap, an agent becoming
-/// available for one insertion. It is never held across anything else and
-/// never taken with another skill's; no lock covers the whole table.
-#[derive(Debug)]
-pub(crate) struct SkillSlot {
-    index: ArcSwap<SkillIndex>,
-    /// One idle line per [`Ranking`].
-    lines: [Mutex<IdleLine>; Ranking::COUNT],
-    /// Whether some selection decides from each line: only those are kept.
-    used: [AtomicBool; Ranking::COUNT],
-}
-
-impl SkillSlot {
-    fn empty() -> Self {
-        Self {
-            index: ArcSwap::from_pointee(SkillIndex::default()),
-            lines: std::array::from_fn(|_| Mutex::new(IdleLine::default())),
-            used: std::array::from_fn(|_| AtomicBool::new(false)),
-        }
-    }
-
-    fn in_use(&self, ranking: Ranking) -> bool {
-        self.used[ranking as usize].load(Ordering::SeqCst)
-    }
-
-    /// Starts keeping `ranking`'s line, built from the current index. An
-    /// agent becoming available meanwhile is either read here or, having
-    /// seen the flag set, pushes itself (both sides use `SeqCst`).
-    fn use_ranking(&self, ranking: Ranking) {
-        if !self.used[ranking as usize].swap(true, Ordering::SeqCst) {
-            let mut line = self.line(ranking);
-            let index = self.index.load();
-            *line = idle_line(ranking, &index.members);
-        }
-    }
-
-    fn line(&self, ranking: Ranking) -> std::sync::MutexGuard<'_, IdleLine> {
-        self.lines[ranking as usize]
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-    }
-}
-
-/// The orders an idle line can keep: each is the strategy's key, then the
-/// time the agent became idle.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Ranking {
-    LongestIdle = 0,
-    FewestCalls = 1,
-    Capacity = 2,
-    SkillLevel = 3,
-}
-
-impl Ranking {
-    const COUNT: usize = 4;
-    const ALL: [Ranking; Ranking::COUNT] = [
-        Ranking::LongestIdle,
-        Ranking::FewestCalls,
-        Ranking::Capacity,
-        Ranking::SkillLevel,
-    ];
-
-    /// The line a selection decides from, if any (round-robin scans, and
-    /// skill-level over several skills ranks by a sum no line keeps).
-    fn of(selection: &Selection) -> Option<Ranking> {
-        match selection.strategy {
-            Strategy::LongestIdle | Strategy::RingAll => Some(Ranking::LongestIdle),
-            Strategy::FewestCalls => Some(Ranking::FewestCalls),
-            Strategy::Capacity => Some(Ranking::Capacity),
-            Strategy::SkillLevel if selection.requirements.len() == 1 => Some(Ranking::SkillLevel),
-            Strategy::SkillLevel | Strategy::RoundRobin => None,
-        }
-    }
-
-    /// The member's rank, as the scan's key would order it.
-    fn rank(self, member: &Member) -> u64 {
-        let calls = || u64::from(member.entry.calls_today.load(Ordering::Relaxed));
-        match self {
-            Ranking::LongestIdle => 0,
-            Ranking::FewestCalls => calls(),
-            Ranking::Capacity => (calls() << 32) / u64::from(member.config.capacity.max(1)),
-            Ranking::SkillLevel => u64::from(SkillLevel::MAX.get() - member.level.get()),
-        }
-    }
-}
-
-impl SkillIndex {
-    /// True when `entry` still names an available agent idle since then,
-    /// ranked as they are now (two turns can share a millisecond).
-    fn is_current(&self, ranking: Ranking, entry: IdleEntry) -> bool {
-        self.members
-            .get(entry.position as usize)
-            .is_some_and(|member| {
-                let word = member.entry.word();
-                word.is_claimable()
-                    && word.since() == entry.since
-                    && ranking.rank(member) == entry.rank
-            })
-    }
-}
-
-#[derive(Debug, Default)]
-struct SkillIndex {
-    /// Sorted by agent id, so round-robin turns are stable across rebuilds.
-    members: Box<[Member]>,
-}
-
-#[derive(Debug)]
-struct Member {
-    entry: Arc<AgentEntry>,
-    config: Arc<AgentConfig>,
-    level: SkillLevel,
 }
 
 /// A queue's requirements compiled against a table: which skill indexes to
@@ -427,9 +316,6 @@ impl AgentCounts {
             .map(|state| (state, self.in_state(state)))
     }
 }
-
-/// A strategy's ranking key: smaller is better.
-type Key = (u8, u64, u64);
 
 impl AgentTable {
     /// An empty table.
@@ -1067,48 +953,6 @@ impl AgentEntry {
     }
 }
 
-/// Publishes a skill's new index and rebuilds its idle lines, together
-/// under the lines' locks so that deciders see them agree.
-fn publish(slot: &SkillSlot, members: Vec<Member>) {
-    let mut lines: Vec<_> = Ranking::ALL
-        .iter()
-        .map(|ranking| slot.line(*ranking))
-        .collect();
-    for (ranking, line) in Ranking::ALL.into_iter().zip(lines.iter_mut()) {
-        **line = if slot.in_use(ranking) {
-            idle_line(ranking, &members)
-        } else {
-            IdleLine::default()
-        };
-    }
-    slot.index.store(Arc::new(SkillIndex {
-        members: members.into_boxed_slice(),
-    }));
-}
-
-/// Rebuilds a skill's idle lines from its current index (after counters
-/// that ranks depend on were reset).
-fn republish(slot: &SkillSlot) {
-    for ranking in Ranking::ALL.into_iter().filter(|r| slot.in_use(*r)) {
-        let mut line = slot.line(ranking);
-        let index = slot.index.load();
-        *line = idle_line(ranking, &index.members);
-    }
-}
-
-fn idle_line(ranking: Ranking, members: &[Member]) -> IdleLine {
-    let available = members.iter().enumerate().filter_map(|(position, member)| {
-        let word = member.entry.word();
-        let entry = IdleEntry {
-            rank: ranking.rank(member),
-            since: word.since(),
-            position: position as u32,
-        };
-        word.is_claimable().then_some(entry)
-    });
-    IdleLine::new(members.len(), available)
-}
-
 impl Drop for AgentTable {
     /// Entries point to their skill slots and slots to their entries: empty
     /// both so that they are freed.
@@ -1118,154 +962,6 @@ impl Drop for AgentTable {
         }
         for entry in self.agents.iter() {
             entry.value().memberships.store(Arc::new(Vec::new()));
-        }
-    }
-}
-
-/// The first current entry of the rarest skill's idle line for the
-/// strategy (in the best preference tier), claimed by compare-and-swap.
-fn choose_from_line(
-    selection: &Selection,
-    ranking: Ranking,
-    preferences: &Preferences<'_>,
-) -> Option<Claim> {
-    let (scanned, _) = selection.rarest()?;
-    let slot = &selection.requirements[scanned].slot;
-    let mut idle = slot.line(ranking);
-    let index = slot.index.load();
-    loop {
-        let mut best: Option<(u8, usize, u64)> = None;
-        let mut at = 0;
-        while let Some(entry) = idle.get(at) {
-            let Some(member) = index.members.get(entry.position as usize) else {
-                idle.remove(at);
-                continue;
-            };
-            let bits = member.entry.word.load(Ordering::Acquire);
-            let word = StateWord::from_bits(bits);
-            if !word.is_claimable()
-                || word.since() != entry.since
-                || ranking.rank(member) != entry.rank
-            {
-                // Stale: drop it from the head, step over it elsewhere.
-                if at == 0 {
-                    idle.remove(0);
-                } else {
-                    at += 1;
-                }
-                continue;
-            }
-            if selection.qualify(scanned, member).is_some() {
-                let tier = if preferences.is_empty() {
-                    0
-                } else {
-                    preferences.tier(&member.config)
-                };
-                if best.is_none_or(|(b, _, _)| tier < b) {
-                    best = Some((tier, at, bits));
-                    if tier == 0 {
-                        break;
-                    }
-                }
-            }
-            at += 1;
-        }
-        let (_, at, bits) = best?;
-        let entry = idle.get(at)?;
-        idle.remove(at);
-        let member = &index.members[entry.position as usize];
-        let word = StateWord::from_bits(bits);
-        let ringing = word.with_state(AgentState::Ringing, word.since());
-        let won = member
-            .entry
-            .word
-            .compare_exchange(bits, ringing.bits(), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if won {
-            return Some(Claim {
-                agent: member.config.id.clone(),
-                idle_since: word.since(),
-            });
-        }
-        // Claimed elsewhere meanwhile (another skill's line, a direct
-        // claim): the entry is gone, look again.
-    }
-}
-
-/// Every other strategy: scan the rarest skill's members, keep the best by
-/// the strategy's key, claim it by compare-and-swap. Round-robin scans from
-/// where it stopped and takes the first free agent of the best tier.
-fn choose_by_scan(selection: &Selection, preferences: &Preferences<'_>) -> Option<Claim> {
-    loop {
-        let (scanned, index) = selection.rarest()?;
-        let members = &index.members;
-        let count = members.len();
-        let round_robin = selection.strategy == Strategy::RoundRobin;
-        let start = match selection.cursor.load(Ordering::Relaxed) {
-            usize::MAX => 0,
-            last => (last % count.max(1)) + 1,
-        };
-        let mut best: Option<(Key, usize, u64)> = None;
-        for step in 0..count {
-            let position = if round_robin {
-                let at = start + step;
-                if at >= count { at - count } else { at }
-            } else {
-                step
-            };
-            let member = &members[position];
-            let bits = member.entry.word.load(Ordering::Acquire);
-            let word = StateWord::from_bits(bits);
-            if !word.is_claimable() {
-                continue;
-            }
-            let Some(levels) = selection.qualify(scanned, member) else {
-                continue;
-            };
-            let tier = if preferences.is_empty() {
-                0
-            } else {
-                preferences.tier(&member.config)
-            };
-            let idle = word.since().as_millis();
-            let key: Key = match selection.strategy {
-                Strategy::RoundRobin => (tier, step as u64, 0),
-                Strategy::FewestCalls => {
-                    let calls = member.entry.calls_today.load(Ordering::Relaxed);
-                    (tier, u64::from(calls), idle)
-                }
-                Strategy::SkillLevel => (tier, u64::from(u32::MAX - levels), idle),
-                Strategy::Capacity => {
-                    let calls = u64::from(member.entry.calls_today.load(Ordering::Relaxed));
-                    let capacity = u64::from(member.config.capacity.max(1));
-                    (tier, (calls << 32) / capacity, idle)
-                }
-                Strategy::LongestIdle | Strategy::RingAll => (tier, idle, 0),
-            };
-            if best.is_none_or(|(b, _, _)| key < b) {
-                best = Some((key, position, bits));
-                if round_robin && tier == 0 {
-                    break;
-                }
-            }
-        }
-        let (_, position, bits) = best?;
-        let member = &members[position];
-        let word = StateWord::from_bits(bits);
-        let ringing = word.with_state(AgentState::Ringing, word.since());
-        let won = member
-            .entry
-            .word
-            .compare_exchange(bits, ringing.bits(), Ordering::AcqRel, Ordering::Acquire)
-            .is_ok();
-        if won {
-            if round_robin {
-                selection.cursor.store(position, Ordering::Relaxed);
-            }
-            return Some(Claim {
-                agent: member.config.id.clone(),
-                idle_since: word.since(),
-            });
         }
     }
 }
