@@ -4,6 +4,7 @@
 //! the subcommand. Everything with behaviour lives in the modules below.
 #![forbid(unsafe_code)]
 
+mod app;
 mod cli;
 mod daemon;
 mod http;

@@ -18,6 +18,16 @@ pub struct IpNetwork {
 }
 
 impl IpNetwork {
+    /// The network's address (the host itself for a single address).
+    pub fn address(&self) -> IpAddr {
+        self.address
+    }
+
+    /// The prefix length (32 or 128 for a single address).
+    pub fn prefix(&self) -> u8 {
+        self.prefix
+    }
+
     /// True when `ip` is inside this network. IPv4-mapped IPv6 addresses
     /// are compared as IPv4.
     pub fn contains(&self, ip: IpAddr) -> bool {

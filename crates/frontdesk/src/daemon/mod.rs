@@ -28,11 +28,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
 pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
+pub use dialplan::LiveDialplan;
 pub use services::{SHUTDOWN_GRACE, Services};
-pub use sip::{SipBindError, SipSockets, start_sip};
+pub use sip::{SipBindError, SipSockets};
 
 use crate::http::{self, AdminToken, AppState};
-use dialplan::{LiveDialplan, Summary};
+use dialplan::Summary;
 use signals::{Signal, Signals};
 
 /// Why the daemon did not start, or stopped with a failure.
@@ -100,6 +101,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             path: config.dialplan.clone(),
             errors,
         })?;
+    let dialplan = std::sync::Arc::new(dialplan);
     info!(
         "dialplan {} loaded: {}",
         dialplan.path().display(),
@@ -126,7 +128,19 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let sockets = SipSockets::bind(config.sip).await?;
     let sip_local = sockets.local;
     let (sip_ready, sip_ready_rx) = watch::channel(None);
-    start_sip(&mut services, sockets, shutdown.child_token());
+    let app_config = crate::app::AppConfig {
+        data: config.data.clone(),
+        advertise: config.advertise,
+    };
+    let _app = crate::app::start(
+        sockets,
+        std::sync::Arc::clone(&dialplan),
+        app_config,
+        &mut services,
+        shutdown.child_token(),
+    )
+    .await
+    .map_err(|error| DaemonError::Setup(format!("{error:#}")))?;
     sip_ready.send_replace(Some(sip_local));
     info!("sip listening on udp+tcp {sip_local}");
     if let Some(advertise) = config.advertise {

@@ -1,14 +1,11 @@
 //! The SIP sockets: bound here, before anything else serves, and handed to
-//! the SIP service in [`start_sip`].
+//! the SIP services in [`crate::app::start`].
 
 use std::io;
 use std::net::SocketAddr;
 
 use tokio::net::{TcpListener, UdpSocket};
-use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
-
-use super::services::Services;
+use tracing::debug;
 
 /// How many times port 0 is tried when the port UDP got is taken for TCP.
 const PORT_ZERO_ATTEMPTS: usize = 8;
@@ -81,26 +78,6 @@ impl SipSockets {
     }
 }
 
-/// Hands the bound SIP sockets to the SIP service, which runs in `services`
-/// until `shutdown` is cancelled.
-///
-/// The transport takes over here in issue 3: these sockets go to
-/// `sip::transport::start(udp, tcp, config, inbound, shutdown)`, whose
-/// messages feed `sip::endpoint::start`, whose new calls feed the call
-/// controller. Until that wiring exists the task below only owns the
-/// sockets, keeping them bound (so `/api/health` tells the truth about SIP
-/// listening), and answers nothing: datagrams wait in the socket buffer,
-/// connections in the listen backlog.
-pub fn start_sip(services: &mut Services, sockets: SipSockets, shutdown: CancellationToken) {
-    services.spawn("sip", async move {
-        let SipSockets { udp, tcp, local } = sockets;
-        shutdown.cancelled().await;
-        drop((udp, tcp));
-        info!(%local, "sip stopped");
-        Ok(())
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -135,24 +112,5 @@ mod tests {
         let addr = taken.local_addr().unwrap();
         let error = SipSockets::bind(addr).await.unwrap_err();
         assert!(matches!(error, SipBindError::Udp { .. }), "{error}");
-    }
-
-    #[tokio::test]
-    async fn the_sip_service_keeps_the_sockets_until_shutdown() {
-        let sockets = SipSockets::bind("127.0.0.1:0".parse().unwrap())
-            .await
-            .unwrap();
-        let local = sockets.local;
-        let shutdown = CancellationToken::new();
-        let mut services = Services::new();
-        start_sip(&mut services, sockets, shutdown.clone());
-        // Still bound: connecting succeeds (the listener's backlog accepts).
-        tokio::net::TcpStream::connect(local).await.unwrap();
-        shutdown.cancel();
-        let (name, result) = services.next_exit().await.unwrap();
-        assert_eq!(name, "sip");
-        result.unwrap();
-        // Released: the same address can be bound again.
-        SipSockets::bind(local).await.unwrap();
     }
 }

@@ -1,0 +1,248 @@
+//! The application behind the SIP endpoint: what frontdesk does with the
+//! requests the endpoint does not answer itself.
+//!
+//! [`start`] builds the pieces and wires them:
+//!
+//! ```text
+//! sockets ─▶ sip::transport ─▶ sip::endpoint ─┬─▶ dispatcher (this module)
+//!                                             │     REGISTER ─▶ registrar task
+//!                                             │     INVITE   ─▶ a new call task
+//!                                             └─▶ call tasks (events of their Call-IDs)
+//! routing task ◀── calls, registrar, admin API
+//! ```
+//!
+//! Every long-lived piece is one task owning one core, reached through a
+//! cheap handle kept in [`App`]; the admin API reads the same handles.
+
+pub mod plan_map;
+pub mod registrar;
+pub mod router;
+
+use std::net::{IpAddr, SocketAddr};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::Duration;
+
+use sip::TransportKind;
+use sip::endpoint::{self, EndpointConfig, EndpointHandle};
+use sip::message::{HeaderName, Method, Response, StatusCode};
+use sip::transaction::{self, Event, SentBy, TimerValues};
+use sip::transport::{self, TransportConfig};
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info};
+
+use crate::daemon::{LiveDialplan, Services, SipSockets};
+use registrar::RegistrarHandle;
+use router::RouterHandle;
+
+/// How many new requests may wait for the dispatcher before the endpoint
+/// answers 503.
+const APPLICATION_QUEUE: usize = 4096;
+
+/// The product token in `Server` and `User-Agent`.
+pub const PRODUCT: &str = concat!("frontdesk/", env!("CARGO_PKG_VERSION"));
+
+/// What the application needs from the command line.
+#[derive(Debug, Clone)]
+pub struct AppConfig {
+    /// `--data`.
+    pub data: PathBuf,
+    /// `--advertise`: the address in Contact and SDP when listening on a
+    /// wildcard.
+    pub advertise: Option<IpAddr>,
+}
+
+/// Everything a call, the dispatcher or an API handler reaches for.
+#[derive(Debug)]
+pub struct App {
+    /// Sends SIP.
+    pub endpoint: EndpointHandle,
+    /// Where SIP listens.
+    pub sip: SocketAddr,
+    /// The address peers reach us at (Contact, SDP).
+    pub advertise: IpAddr,
+    /// The dialplan in force.
+    pub dialplan: Arc<LiveDialplan>,
+    /// Queues and agents.
+    pub router: RouterHandle,
+    /// Agent registrations.
+    pub registrar: RegistrarHandle,
+    /// Set while draining: new calls get 503.
+    draining: AtomicBool,
+}
+
+impl App {
+    /// Stops taking new calls (SIGTERM).
+    pub fn start_draining(&self) {
+        self.draining.store(true, Ordering::Relaxed);
+    }
+
+    /// `true` once draining.
+    pub fn is_draining(&self) -> bool {
+        self.draining.load(Ordering::Relaxed)
+    }
+}
+
+/// Starts SIP on `sockets` and the services behind it.
+pub async fn start(
+    sockets: SipSockets,
+    dialplan: Arc<LiveDialplan>,
+    config: AppConfig,
+    services: &mut Services,
+    shutdown: CancellationToken,
+) -> anyhow::Result<Arc<App>> {
+    let SipSockets { udp, tcp, local } = sockets;
+    let advertise = match (local.ip(), config.advertise) {
+        (_, Some(ip)) => ip,
+        (ip, None) if !ip.is_unspecified() => ip,
+        (IpAddr::V4(_), None) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
+        (IpAddr::V6(_), None) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
+    };
+    let (inbound_tx, inbound_rx) = mpsc::channel(APPLICATION_QUEUE);
+    let transport = transport::start(
+        udp,
+        tcp,
+        TransportConfig::default(),
+        inbound_tx,
+        shutdown.child_token(),
+    )?;
+    let sent_by = [TransportKind::Udp, TransportKind::Tcp]
+        .into_iter()
+        .map(|transport| SentBy {
+            transport,
+            host: advertise.into(),
+            port: local.port(),
+        })
+        .collect();
+    let endpoint_config = EndpointConfig {
+        transaction: transaction::Config {
+            timers: TimerValues::default(),
+            sent_by,
+            seed: rand::random(),
+        },
+        allow: vec![
+            Method::Invite,
+            Method::Bye,
+            Method::Register,
+            Method::Info,
+            Method::Refer,
+            Method::Notify,
+            Method::Update,
+        ],
+        supported: vec!["replaces"],
+        product: PRODUCT.to_string(),
+    };
+    let (application_tx, application_rx) = mpsc::channel(APPLICATION_QUEUE);
+    let (endpoint, endpoint_task) = endpoint::start(
+        endpoint_config,
+        transport,
+        inbound_rx,
+        application_tx,
+        shutdown.child_token(),
+    );
+    services.spawn("sip-endpoint", async move {
+        endpoint_task.await?;
+        Ok(())
+    });
+
+    let plan = dialplan.current();
+    let (queues, agents) = plan_map::routing_config(&plan);
+    let (router, router_task) = router::start(queues, agents, shutdown.child_token())?;
+    services.spawn("routing", async move {
+        router_task.await?;
+        Ok(())
+    });
+
+    let (registrar, registrar_task) = registrar::start(
+        plan_map::registrar_users(&plan),
+        plan_map::trusted_sources(&plan, &[]),
+        &config.data,
+        endpoint.clone(),
+        router.clone(),
+        shutdown.child_token(),
+    )
+    .await?;
+    services.spawn("registrar", async move {
+        registrar_task.await?;
+        Ok(())
+    });
+
+    let app = Arc::new(App {
+        endpoint,
+        sip: local,
+        advertise,
+        dialplan,
+        router,
+        registrar,
+        draining: AtomicBool::new(false),
+    });
+    let dispatcher = Arc::clone(&app);
+    let stop = shutdown.child_token();
+    services.spawn("dispatcher", async move {
+        dispatch(dispatcher, application_rx, stop).await;
+        Ok(())
+    });
+    info!(advertise = %app.advertise, "sip services started");
+    Ok(app)
+}
+
+/// Routes what the endpoint hands the application: requests that open
+/// something new, and events about Call-IDs no call owns.
+async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+    loop {
+        let event = tokio::select! {
+            () = shutdown.cancelled() => return,
+            event = events.recv() => match event {
+                Some(event) => event,
+                None => return,
+            },
+        };
+        match event {
+            Event::Request {
+                transaction,
+                request,
+                source,
+            } => match request.request.method {
+                Method::Register => app.registrar.register(transaction, request, source),
+                Method::Invite if app.is_draining() => {
+                    let mut busy = Response::to_request(
+                        &request.request.headers,
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        Some(&tag()),
+                    );
+                    busy.headers.push(HeaderName::RetryAfter, 30);
+                    let _ = app.endpoint.respond(transaction, busy);
+                }
+                Method::Invite => {
+                    let unavailable = Response::to_request(
+                        &request.request.headers,
+                        StatusCode::TEMPORARILY_UNAVAILABLE,
+                        Some(&tag()),
+                    );
+                    let _ = app.endpoint.respond(transaction, unavailable);
+                }
+                // Outside any dialog and not a dialog-creating request.
+                _ => {
+                    let response = Response::to_request(
+                        &request.request.headers,
+                        StatusCode::CALL_DOES_NOT_EXIST,
+                        Some(&tag()),
+                    );
+                    let _ = app.endpoint.respond(transaction, response);
+                }
+            },
+            other => debug!(event = ?std::mem::discriminant(&other), "event for no call"),
+        }
+    }
+}
+
+/// A fresh To tag.
+pub fn tag() -> String {
+    use rand::distr::{Alphanumeric, SampleString};
+    Alphanumeric.sample_string(&mut rand::rng(), 12)
+}
+
+/// How long to wait for a graceful end of the calls in progress.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(30);

@@ -1,0 +1,299 @@
+//! The registrar service: one task owns the sans-IO
+//! [`sip::registrar::Registrar`], answers REGISTERs through the endpoint,
+//! keeps the bindings on disk under `--data` (so agents are reachable
+//! right after a restart), publishes them in [`Locations`] for the calls
+//! to ring, and turns registrations into agent presence for routing.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime, UNIX_EPOCH};
+
+use dashmap::DashMap;
+use sip::Peer;
+use sip::endpoint::EndpointHandle;
+use sip::message::validate::ValidRequest;
+use sip::registrar::{
+    Binding, Decision, Registrar, RegistrarConfig, RegistrarEvent, Secret, StoredBinding,
+    TrustedSources,
+};
+use sip::transaction::ServerTransactionId;
+use tokio::sync::mpsc;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, info, warn};
+
+use super::router::RouterHandle;
+
+/// The file the bindings are kept in, under `--data`.
+pub const BINDINGS_FILE: &str = "bindings.json";
+
+/// The digest realm agents authenticate in.
+pub const REALM: &str = "frontdesk";
+
+/// Where each agent can be rung: their live bindings, best first.
+///
+/// Written by the registrar task, read by calls. A guard never leaves
+/// these methods (dashmap: per-shard locks, values cloned out).
+#[derive(Debug, Clone, Default)]
+pub struct Locations {
+    bindings: Arc<DashMap<String, Vec<Binding>>>,
+}
+
+impl Locations {
+    /// The agent's bindings, best first (empty when not registered).
+    pub fn get(&self, agent: &str) -> Vec<Binding> {
+        self.bindings
+            .get(agent)
+            .map(|b| b.value().clone())
+            .unwrap_or_default()
+    }
+
+    /// `true` when the agent has at least one binding.
+    pub fn is_registered(&self, agent: &str) -> bool {
+        self.bindings.get(agent).is_some_and(|b| !b.is_empty())
+    }
+
+    fn set(&self, agent: &str, bindings: Vec<Binding>) {
+        if bindings.is_empty() {
+            self.bindings.remove(agent);
+        } else {
+            self.bindings.insert(agent.to_string(), bindings);
+        }
+    }
+}
+
+#[derive(Debug)]
+enum Command {
+    Register {
+        transaction: ServerTransactionId,
+        request: Box<ValidRequest>,
+        source: Peer,
+    },
+    Reconfigure {
+        users: Vec<(String, Secret)>,
+        trusted: TrustedSources,
+    },
+}
+
+/// A handle to the registrar task.
+#[derive(Debug, Clone)]
+pub struct RegistrarHandle {
+    commands: mpsc::UnboundedSender<Command>,
+    locations: Locations,
+}
+
+impl RegistrarHandle {
+    /// Hands over a REGISTER.
+    pub fn register(
+        &self,
+        transaction: ServerTransactionId,
+        request: Box<ValidRequest>,
+        source: Peer,
+    ) {
+        let _ = self.commands.send(Command::Register {
+            transaction,
+            request,
+            source,
+        });
+    }
+
+    /// New users and trust after a dialplan reload.
+    pub fn reconfigure(&self, users: Vec<(String, Secret)>, trusted: TrustedSources) {
+        let _ = self.commands.send(Command::Reconfigure { users, trusted });
+    }
+
+    /// Where agents can be rung.
+    pub fn locations(&self) -> &Locations {
+        &self.locations
+    }
+}
+
+fn wall_clock() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// Starts the registrar task: restores the bindings kept in `data`, then
+/// serves REGISTERs until `shutdown`.
+pub async fn start(
+    users: Vec<(String, Secret)>,
+    trusted: TrustedSources,
+    data: &Path,
+    endpoint: EndpointHandle,
+    router: RouterHandle,
+    shutdown: CancellationToken,
+) -> anyhow::Result<(RegistrarHandle, tokio::task::JoinHandle<()>)> {
+    let mut config = RegistrarConfig::new(REALM);
+    config.trusted = trusted;
+    let now = Instant::now();
+    let mut registrar = Registrar::new(config, users, &mut rand::rng(), now)?;
+    let file = data.join(BINDINGS_FILE);
+    match tokio::fs::read(&file).await {
+        Ok(bytes) => match serde_json::from_slice::<Vec<StoredBinding>>(&bytes) {
+            Ok(stored) => {
+                let summary = registrar.restore(now, wall_clock(), stored);
+                info!(
+                    restored = summary.restored,
+                    expired = summary.expired,
+                    refused = summary.refused,
+                    "agent bindings restored from {}",
+                    file.display()
+                );
+            }
+            Err(error) => warn!(
+                "{}: unreadable bindings, starting without them: {error}",
+                file.display()
+            ),
+        },
+        Err(error) if error.kind() == std::io::ErrorKind::NotFound => {}
+        Err(error) => warn!("{}: cannot read bindings: {error}", file.display()),
+    }
+    let locations = Locations::default();
+    let (commands, command_rx) = mpsc::unbounded_channel();
+    let handle = RegistrarHandle {
+        commands,
+        locations: locations.clone(),
+    };
+    let mut service = Service {
+        registrar,
+        file,
+        endpoint,
+        router,
+        locations,
+    };
+    // The restore's events: presence and locations before serving.
+    service.drain_events(Instant::now()).await;
+    let task = tokio::spawn(service.run(command_rx, shutdown));
+    Ok((handle, task))
+}
+
+struct Service {
+    registrar: Registrar,
+    file: PathBuf,
+    endpoint: EndpointHandle,
+    router: RouterHandle,
+    locations: Locations,
+}
+
+impl Service {
+    async fn run(
+        mut self,
+        mut commands: mpsc::UnboundedReceiver<Command>,
+        shutdown: CancellationToken,
+    ) {
+        loop {
+            let deadline = self.registrar.poll_timeout();
+            let sleep = async {
+                match deadline {
+                    Some(at) => tokio::time::sleep_until(at.into()).await,
+                    None => std::future::pending().await,
+                }
+            };
+            tokio::select! {
+                () = shutdown.cancelled() => break,
+                command = commands.recv() => {
+                    let Some(command) = command else { break };
+                    self.handle(command);
+                }
+                () = sleep => self.registrar.handle_timeout(Instant::now()),
+            }
+            self.drain_events(Instant::now()).await;
+        }
+        // Keep what we know for the next start.
+        self.save(Instant::now()).await;
+    }
+
+    fn handle(&mut self, command: Command) {
+        match command {
+            Command::Register {
+                transaction,
+                request,
+                source,
+            } => {
+                let outcome =
+                    self.registrar
+                        .handle_register(Instant::now(), wall_clock(), &request, source);
+                match &outcome.decision {
+                    Decision::Accepted { user } => {
+                        debug!(agent = %user, %source, "REGISTER accepted")
+                    }
+                    Decision::Forbidden { reason, .. } => {
+                        warn!(%source, ?reason, "REGISTER refused");
+                        metrics::counter!("frontdesk_register_failures_total").increment(1);
+                    }
+                    Decision::Banned { .. } => {
+                        metrics::counter!("frontdesk_register_banned_total").increment(1);
+                    }
+                    other => debug!(%source, decision = ?other, "REGISTER"),
+                }
+                match outcome.send_after {
+                    None => {
+                        let _ = self.endpoint.respond(transaction, outcome.response);
+                    }
+                    Some(delay) => {
+                        let endpoint = self.endpoint.clone();
+                        let response = outcome.response;
+                        tokio::spawn(async move {
+                            tokio::time::sleep(delay).await;
+                            let _ = endpoint.respond(transaction, response);
+                        });
+                    }
+                }
+            }
+            Command::Reconfigure { users, trusted } => {
+                if let Err(error) = self.registrar.set_users(users) {
+                    warn!(%error, "registrar users not updated");
+                }
+                self.registrar.set_trusted(trusted);
+            }
+        }
+    }
+
+    async fn drain_events(&mut self, now: Instant) {
+        let mut changed = false;
+        while let Some(event) = self.registrar.poll_event() {
+            match event {
+                RegistrarEvent::Registered { user, first } => {
+                    if first {
+                        info!(agent = %user, "agent registered");
+                        self.router.registered(routing::AgentId::new(user.as_str()));
+                    }
+                }
+                RegistrarEvent::Refreshed { .. } => {}
+                RegistrarEvent::Unregistered { user, reason } => {
+                    info!(agent = %user, ?reason, "agent unregistered");
+                    self.router
+                        .unregistered(routing::AgentId::new(user.as_str()));
+                }
+                RegistrarEvent::BindingsChanged { user } => {
+                    self.locations.set(&user, self.registrar.bindings(&user));
+                    changed = true;
+                }
+            }
+        }
+        if changed {
+            self.save(now).await;
+        }
+    }
+
+    /// Writes the bindings to a temporary file and renames it over the old
+    /// one, so a crash never leaves half a file.
+    async fn save(&self, now: Instant) {
+        let stored = self.registrar.export(now, wall_clock());
+        let bytes = match serde_json::to_vec_pretty(&stored) {
+            Ok(bytes) => bytes,
+            Err(error) => {
+                warn!(%error, "bindings not saved");
+                return;
+            }
+        };
+        let temporary = self.file.with_extension("json.tmp");
+        let written = async {
+            tokio::fs::write(&temporary, &bytes).await?;
+            tokio::fs::rename(&temporary, &self.file).await
+        };
+        if let Err(error) = written.await {
+            warn!("{}: bindings not saved: {error}", self.file.display());
+        }
+    }
+}
