@@ -6,8 +6,11 @@
 //! TLS (Content-Length required). Both recognise CRLF keep-alives (RFC 5626
 //! §3.5.1) before parsing and enforce [`Limits`].
 
+use std::sync::LazyLock;
+
 use bytes::{Buf, Bytes, BytesMut};
 use bytestring::ByteString;
+use memchr::memmem;
 
 use super::method::{Method, StatusCode};
 use super::name::HeaderName;
@@ -138,12 +141,10 @@ pub fn parse_datagram(datagram: Bytes, limits: &Limits) -> Result<Frame, ParseEr
         )));
     }
     let start = leading_crlf(&datagram);
-    // A datagram may end right after its last header line (RFC 4475
-    // §3.1.2.15 keeps such a file): the end of the datagram ends the head.
-    let (head_end, body_start) = find_head_end(&datagram[start..])
-        .map(|(h, b)| (start + h, start + b))
-        .unwrap_or((datagram.len(), datagram.len()));
-    let head = parse_head(&datagram, start, head_end, limits)?;
+    // The head ends at the first empty line. A datagram may also end right
+    // after its last header line (RFC 4475 §3.1.2.15 keeps such a file):
+    // the end of the datagram then ends the head.
+    let (head, body_start) = parse_head(&datagram, start, datagram.len(), limits)?;
     let available = datagram.len() - body_start;
     let body_len = match content_length(&head.headers) {
         Err(kind) => return Err(head.into_error(kind)),
@@ -253,7 +254,7 @@ impl StreamFramer {
             // Parse a copy of the head (the body may not be here yet) to
             // learn Content-Length; kept until the body is complete.
             let head_bytes = Bytes::copy_from_slice(&self.buffer[..body_start]);
-            let head = parse_head(&head_bytes, 0, head_end, &self.limits)?;
+            let (head, _) = parse_head(&head_bytes, 0, head_end, &self.limits)?;
             let length = match content_length(&head.headers) {
                 Err(kind) => return Err(head.into_error(kind)),
                 Ok(None) => return Err(head.into_error(ParseErrorKind::MissingContentLength)),
@@ -316,27 +317,24 @@ fn leading_crlf(bytes: &[u8]) -> usize {
         .unwrap_or(bytes.len())
 }
 
-/// Finds the empty line: returns (end of the last header line, start of the
-/// body). Accepts CRLF CRLF and, leniently, LF LF.
-fn find_head_end(bytes: &[u8]) -> Option<(usize, usize)> {
-    find_head_end_from(bytes, 0)
-}
-
-/// [`find_head_end`], skipping `from` bytes already searched.
-fn find_head_end_from(bytes: &[u8], mut from: usize) -> Option<(usize, usize)> {
-    from = from.min(bytes.len());
-    while let Some(offset) = memchr::memchr(b'\n', &bytes[from..]) {
-        let newline = from + offset;
-        let next = &bytes[newline + 1..];
-        if next.starts_with(b"\r\n") {
-            return Some((newline + 1, newline + 3));
-        }
-        if next.starts_with(b"\n") {
-            return Some((newline + 1, newline + 2));
-        }
-        from = newline + 1;
+/// Finds the empty line, skipping `from` bytes already searched: returns
+/// (end of the last header line, start of the body). Accepts CRLF CRLF and,
+/// leniently, LF LF.
+fn find_head_end_from(bytes: &[u8], from: usize) -> Option<(usize, usize)> {
+    static CRLF_CRLF: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\n\r\n"));
+    static LF_LF: LazyLock<memmem::Finder<'static>> =
+        LazyLock::new(|| memmem::Finder::new(b"\n\n"));
+    let from = from.min(bytes.len());
+    let haystack = &bytes[from..];
+    let crlf = CRLF_CRLF.find(haystack);
+    // An LF LF counts only when it comes first.
+    let before = crlf.map_or(haystack.len(), |at| at + 1);
+    match (LF_LF.find(&haystack[..before]), crlf) {
+        (Some(lf), _) => Some((from + lf + 1, from + lf + 2)),
+        (None, Some(crlf)) => Some((from + crlf + 1, from + crlf + 3)),
+        (None, None) => None,
     }
-    None
 }
 
 /// What the start line said.
@@ -397,14 +395,15 @@ impl Head {
     }
 }
 
-/// Parses the start line and header lines in `bytes[start..end]`, where
-/// `end` is just past the last header line's line end.
+/// Parses the start line and header lines in `bytes[start..end]`, up to the
+/// first empty line or `end`. Returns the head and where the body starts
+/// (just past the empty line, or `end`).
 fn parse_head(
     bytes: &Bytes,
     start: usize,
     end: usize,
     limits: &Limits,
-) -> Result<Head, ParseError> {
+) -> Result<(Head, usize), ParseError> {
     let region = &bytes[start..end];
     let first_end = memchr::memchr(b'\n', region).unwrap_or(region.len());
     if first_end > limits.max_line {
@@ -418,6 +417,7 @@ fn parse_head(
     let mut headers = Headers::with_capacity(16);
     let mut at = start + (first_end + 1).min(region.len());
     let mut current: Option<(HeaderName, usize, usize)> = None;
+    let mut body_start = end;
     let fail = |kind: ParseErrorKind, headers: Headers| ParseError {
         kind,
         request_headers: looks_like_request.then_some(headers),
@@ -460,56 +460,58 @@ fn parse_head(
                     headers,
                 ));
             }
-            let Some(colon) = memchr::memchr(b':', line) else {
-                return Err(fail(
-                    ParseErrorKind::BadHeaderLine("header line without a colon"),
-                    headers,
-                ));
+            // `token *(SP / HTAB) ":"` (RFC 3261 §25.1 HCOLON).
+            let name_len = line
+                .iter()
+                .position(|&b| !is_token(b))
+                .unwrap_or(line.len());
+            let colon = line[name_len..]
+                .iter()
+                .position(|&b| b != b' ' && b != b'\t')
+                .map(|i| name_len + i)
+                .filter(|&i| line[i] == b':');
+            let Some(colon) = colon.filter(|_| name_len > 0) else {
+                let reason = if memchr::memchr(b':', line).is_none() {
+                    "header line without a colon"
+                } else {
+                    "header name is not a token"
+                };
+                return Err(fail(ParseErrorKind::BadHeaderLine(reason), headers));
             };
-            let name = trim_trailing_ws(&line[..colon]);
-            if name.is_empty() || !name.iter().all(|&b| is_token(b)) {
-                return Err(fail(
-                    ParseErrorKind::BadHeaderLine("header name is not a token"),
-                    headers,
-                ));
-            }
-            let name = header_name(bytes, at, name.len());
+            let name = header_name(bytes, at, name_len);
             current = Some((name, at + colon + 1, content_end));
+        } else {
+            // The empty line: the head is over.
+            body_start = (line_end + 1).min(end);
+            break;
         }
         at = line_end + 1;
     }
     if let Some((name, value_start, value_end)) = current.take() {
         headers.push_raw(name, trim_value(bytes, value_start, value_end));
     }
-    Ok(Head {
+    let head = Head {
         start: start_line,
         looks_like_request,
         headers,
-    })
+    };
+    Ok((head, body_start))
 }
 
 fn header_name(bytes: &Bytes, at: usize, len: usize) -> HeaderName {
+    let name = &bytes[at..at + len];
+    if let Some(known) = HeaderName::known(name) {
+        return known;
+    }
     // The name is all token characters, hence ASCII and valid UTF-8.
-    let text = std::str::from_utf8(&bytes[at..at + len]).unwrap_or_default();
-    match HeaderName::from_token(text) {
-        HeaderName::Other(_) => match ByteString::try_from(bytes.slice(at..at + len)) {
-            Ok(name) => HeaderName::Other(name),
-            Err(_) => HeaderName::Other(ByteString::from(text)),
-        },
-        known => known,
+    match ByteString::try_from(bytes.slice(at..at + len)) {
+        Ok(name) => HeaderName::Other(name),
+        Err(_) => HeaderName::Other(ByteString::from(String::from_utf8_lossy(name).into_owned())),
     }
 }
 
 fn trim_cr(line: &[u8]) -> &[u8] {
     line.strip_suffix(b"\r").unwrap_or(line)
-}
-
-fn trim_trailing_ws(bytes: &[u8]) -> &[u8] {
-    let end = bytes
-        .iter()
-        .rposition(|b| !matches!(b, b' ' | b'\t'))
-        .map_or(0, |i| i + 1);
-    &bytes[..end]
 }
 
 fn trim_value(bytes: &Bytes, mut start: usize, mut end: usize) -> Bytes {

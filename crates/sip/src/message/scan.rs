@@ -6,17 +6,56 @@
 //! treats CR and LF like SP and HT whenever it skips LWS.
 
 /// `true` for the characters of RFC 3261 `token`.
+#[inline]
 pub(crate) const fn is_token(byte: u8) -> bool {
-    byte.is_ascii_alphanumeric()
-        || matches!(
-            byte,
-            b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
-        )
+    TOKEN[byte as usize]
 }
 
+/// [`is_token`] as a table: it runs for every byte of every header name.
+static TOKEN: [bool; 256] = {
+    let mut table = [false; 256];
+    let mut byte = 0;
+    while byte < 256 {
+        let b = byte as u8;
+        table[byte] = b.is_ascii_alphanumeric()
+            || matches!(
+                b,
+                b'-' | b'.' | b'!' | b'%' | b'*' | b'_' | b'+' | b'`' | b'\'' | b'~'
+            );
+        byte += 1;
+    }
+    table
+};
+
 /// `true` for SP, HT, CR and LF: linear white space once folding is allowed.
+#[inline]
 pub(crate) const fn is_lws(byte: u8) -> bool {
     matches!(byte, b' ' | b'\t' | b'\r' | b'\n')
+}
+
+/// The index of the first `byte` (ASCII) in `text`: always a char boundary.
+#[inline]
+pub(crate) fn find_byte(text: &str, byte: u8) -> Option<usize> {
+    // Most URI and header parts are short: a plain loop beats the set-up
+    // of a vectorised search there.
+    if text.len() < SHORT {
+        text.bytes().position(|b| b == byte)
+    } else {
+        memchr::memchr(byte, text.as_bytes())
+    }
+}
+
+/// Below this length [`find_byte`] and [`rfind_byte`] search byte by byte.
+const SHORT: usize = 32;
+
+/// The index of the last `byte` (ASCII) in `text`: always a char boundary.
+#[inline]
+pub(crate) fn rfind_byte(text: &str, byte: u8) -> Option<usize> {
+    if text.len() < SHORT {
+        text.bytes().rposition(|b| b == byte)
+    } else {
+        memchr::memrchr(byte, text.as_bytes())
+    }
 }
 
 /// Where a value stopped following its grammar, in a few words.
@@ -32,32 +71,39 @@ pub(crate) struct Cursor<'a> {
 }
 
 impl<'a> Cursor<'a> {
+    #[inline]
     pub(crate) fn new(text: &'a str) -> Self {
         Self { text, position: 0 }
     }
 
+    #[inline]
     pub(crate) fn position(&self) -> usize {
         self.position
     }
 
     /// Moves back to a position returned by [`Cursor::position`].
+    #[inline]
     pub(crate) fn rewind(&mut self, position: usize) {
         self.position = position.min(self.text.len());
     }
 
+    #[inline]
     pub(crate) fn rest(&self) -> &'a str {
         &self.text[self.position..]
     }
 
+    #[inline]
     pub(crate) fn is_empty(&self) -> bool {
         self.position >= self.text.len()
     }
 
+    #[inline]
     pub(crate) fn peek(&self) -> Option<u8> {
         self.text.as_bytes().get(self.position).copied()
     }
 
     /// Skips linear white space, folded or not.
+    #[inline]
     pub(crate) fn skip_lws(&mut self) {
         let bytes = self.text.as_bytes();
         while self.position < bytes.len() && is_lws(bytes[self.position]) {
@@ -66,6 +112,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips LWS, then takes `byte` if it is next.
+    #[inline]
     pub(crate) fn eat(&mut self, byte: u8) -> bool {
         self.skip_lws();
         if self.peek() == Some(byte) {
@@ -77,6 +124,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes `byte` where the cursor is, without skipping anything.
+    #[inline]
     pub(crate) fn eat_here(&mut self, byte: u8) -> bool {
         if self.peek() == Some(byte) {
             self.position += 1;
@@ -87,6 +135,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes the longest run of bytes matching `accept` (possibly empty).
+    #[inline]
     pub(crate) fn take_while(&mut self, accept: impl Fn(u8) -> bool) -> &'a str {
         let bytes = self.text.as_bytes();
         let start = self.position;
@@ -101,6 +150,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Takes bytes up to (not including) the first byte matching `stop`.
+    #[inline]
     pub(crate) fn take_until(&mut self, stop: impl Fn(u8) -> bool) -> &'a str {
         let bytes = self.text.as_bytes();
         let start = self.position;
@@ -111,6 +161,7 @@ impl<'a> Cursor<'a> {
     }
 
     /// Skips LWS, then takes a non-empty token.
+    #[inline]
     pub(crate) fn token(&mut self) -> Result<&'a str, Syntax> {
         self.skip_lws();
         let token = self.take_while(is_token);
@@ -215,6 +266,18 @@ pub(crate) fn collapse_lws(text: &str) -> std::borrow::Cow<'_, str> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn token_table() {
+        let tokens: Vec<u8> = (0..=255u8).filter(|&b| is_token(b)).collect();
+        let mut expected: Vec<u8> = (b'0'..=b'9')
+            .chain(b'A'..=b'Z')
+            .chain(b'a'..=b'z')
+            .collect();
+        expected.extend_from_slice(b"-.!%*_+`'~");
+        expected.sort_unstable();
+        assert_eq!(tokens, expected);
+    }
 
     #[test]
     fn tokens_and_lws() {

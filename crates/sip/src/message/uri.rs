@@ -12,7 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 
 use bytestring::ByteString;
 
-use super::scan::Syntax;
+use super::scan::{Syntax, find_byte, rfind_byte};
 
 /// A URI of any scheme.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -79,7 +79,7 @@ impl Uri {
     /// Parses a URI out of `text`, a slice of `source` (so the parts share
     /// its storage).
     pub(crate) fn parse_in(source: &ByteString, text: &str) -> Result<Self, Syntax> {
-        let colon = text.find(':').ok_or(Syntax("URI has no scheme"))?;
+        let colon = find_byte(text, b':').ok_or(Syntax("URI has no scheme"))?;
         let scheme = &text[..colon];
         let valid_scheme = scheme
             .bytes()
@@ -161,13 +161,13 @@ impl SipUri {
         // unescaped (RFC 3261 §25.1: it is not in `unreserved`, `param-
         // unreserved` or `hnv-unreserved`). The user part itself may hold
         // ';', '?' and ',' (RFC 4475 §3.1.1.2 and §3.1.1.9).
-        let (userinfo, hostpart) = match rest.find('@') {
+        let (userinfo, hostpart) = match find_byte(rest, b'@') {
             Some(at) => (Some(&rest[..at]), &rest[at + 1..]),
             None => (None, rest),
         };
         let (user, password) = match userinfo {
             None => (None, None),
-            Some(info) => match info.find(':') {
+            Some(info) => match find_byte(info, b':') {
                 Some(colon) => (Some(&info[..colon]), Some(&info[colon + 1..])),
                 None => (Some(info), None),
             },
@@ -175,11 +175,11 @@ impl SipUri {
         if user.is_some_and(str::is_empty) {
             return Err(Syntax("URI has an empty user part"));
         }
-        let (hostport_params, headers) = match hostpart.find('?') {
+        let (hostport_params, headers) = match find_byte(hostpart, b'?') {
             Some(q) => (&hostpart[..q], Some(&hostpart[q + 1..])),
             None => (hostpart, None),
         };
-        let (hostport, params) = match hostport_params.find(';') {
+        let (hostport, params) = match find_byte(hostport_params, b';') {
             Some(semi) => (&hostport_params[..semi], &hostport_params[semi..]),
             None => (hostport_params, ""),
         };
@@ -216,9 +216,7 @@ pub(crate) fn parse_hostport(
     text: &str,
 ) -> Result<(Host, Option<u16>), Syntax> {
     let (host_text, port_text) = if let Some(rest) = text.strip_prefix('[') {
-        let close = rest
-            .find(']')
-            .ok_or(Syntax("IPv6 reference is not closed"))?;
+        let close = find_byte(rest, b']').ok_or(Syntax("IPv6 reference is not closed"))?;
         let after = &rest[close + 1..];
         let port = match after.strip_prefix(':') {
             Some(port) => Some(port),
@@ -227,7 +225,7 @@ pub(crate) fn parse_hostport(
         };
         (&text[..close + 2], port)
     } else {
-        match text.rfind(':') {
+        match rfind_byte(text, b':') {
             Some(colon) => (&text[..colon], Some(&text[colon + 1..])),
             None => (text, None),
         }
@@ -241,11 +239,18 @@ pub(crate) fn parse_hostport(
 }
 
 fn parse_port(text: &str) -> Result<u16, Syntax> {
-    if text.is_empty() || text.len() > 5 || !text.bytes().all(|b| b.is_ascii_digit()) {
-        return Err(Syntax("port is not a number from 0 to 65535"));
+    const BAD: Syntax = Syntax("port is not a number from 0 to 65535");
+    if text.is_empty() || text.len() > 5 {
+        return Err(BAD);
     }
-    text.parse()
-        .map_err(|_| Syntax("port is not a number from 0 to 65535"))
+    let mut value: u32 = 0;
+    for digit in text.bytes() {
+        if !digit.is_ascii_digit() {
+            return Err(BAD);
+        }
+        value = value * 10 + u32::from(digit - b'0');
+    }
+    u16::try_from(value).map_err(|_| BAD)
 }
 
 impl Host {
@@ -262,17 +267,20 @@ impl Host {
         if text.is_empty() {
             return Err(Syntax("host is empty"));
         }
-        if !text
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_'))
-        {
-            return Err(Syntax("host holds a character a host name may not"));
+        let mut numeric = true;
+        for b in text.bytes() {
+            if b.is_ascii_digit() || b == b'.' {
+                continue;
+            }
+            if !(b.is_ascii_alphanumeric() || b == b'-' || b == b'_') {
+                return Err(Syntax("host holds a character a host name may not"));
+            }
+            numeric = false;
         }
-        if text.bytes().all(|b| b.is_ascii_digit() || b == b'.') {
-            return text
-                .parse::<Ipv4Addr>()
+        if numeric {
+            return parse_ipv4(text.as_bytes())
                 .map(Host::V4)
-                .map_err(|_| Syntax("host looks like an IPv4 address but is not one"));
+                .ok_or(Syntax("host looks like an IPv4 address but is not one"));
         }
         Ok(Host::Name(source.slice_ref(text)))
     }
@@ -293,6 +301,41 @@ impl Host {
             _ => self == other,
         }
     }
+}
+
+/// `d.d.d.d`, each part 0 to 255 without leading zeros: what
+/// `Ipv4Addr::from_str` accepts, without its general-purpose parser (every
+/// Via, URI and Contact of a message goes through here).
+fn parse_ipv4(text: &[u8]) -> Option<Ipv4Addr> {
+    let mut octets = [0u8; 4];
+    let mut part = 0;
+    let mut value: u16 = 0;
+    let mut digits = 0;
+    for &byte in text {
+        if byte == b'.' {
+            if digits == 0 || part == 3 {
+                return None;
+            }
+            octets[part] = u8::try_from(value).ok()?;
+            part += 1;
+            value = 0;
+            digits = 0;
+        } else if byte.is_ascii_digit() {
+            // No leading zeros, at most three digits.
+            if digits == 3 || (digits == 1 && value == 0) {
+                return None;
+            }
+            value = value * 10 + u16::from(byte - b'0');
+            digits += 1;
+        } else {
+            return None;
+        }
+    }
+    if digits == 0 || part != 3 {
+        return None;
+    }
+    octets[3] = u8::try_from(value).ok()?;
+    Some(Ipv4Addr::from(octets))
 }
 
 impl From<IpAddr> for Host {
@@ -322,7 +365,7 @@ impl Params {
             return Ok(Params(params));
         }
         for piece in text[1..].split(';') {
-            let (name, value) = match piece.find('=') {
+            let (name, value) = match find_byte(piece, b'=') {
                 Some(eq) => (&piece[..eq], Some(&piece[eq + 1..])),
                 None => (piece, None),
             };
@@ -528,6 +571,75 @@ mod tests {
         let uri = sip("sip:caller@host5.example.net;%6C%72;n%61me=v%61lue%25%34%31");
         assert!(uri.params.contains("lr"));
         assert_eq!(uri.params.get("name"), Some(Some("v%61lue%25%34%31")));
+    }
+
+    #[test]
+    fn ports() {
+        assert_eq!(parse_port("0"), Ok(0));
+        assert_eq!(parse_port("05060"), Ok(5060));
+        assert_eq!(parse_port("65535"), Ok(65535));
+        assert!(parse_port("65536").is_err());
+        assert!(parse_port("99999").is_err());
+        assert!(parse_port("123456").is_err());
+        assert!(parse_port("").is_err());
+        assert!(parse_port("+1").is_err());
+        assert!(parse_port("5o60").is_err());
+    }
+
+    #[test]
+    fn ipv4_parsing_agrees_with_std() {
+        let cases = [
+            "0.0.0.0",
+            "127.0.0.1",
+            "255.255.255.255",
+            "256.1.1.1",
+            "1.2.3",
+            "1.2.3.4.5",
+            "01.2.3.4",
+            "1.2.3.04",
+            "1..2.3",
+            ".1.2.3",
+            "1.2.3.",
+            "1234.1.1.1",
+            "",
+            "...",
+            "1.2.3.4a",
+            "0.0.0.00",
+            "10.0.0.255",
+            "999.999.999.999",
+        ];
+        for case in cases {
+            assert_eq!(
+                parse_ipv4(case.as_bytes()),
+                case.parse::<Ipv4Addr>().ok(),
+                "{case:?}"
+            );
+        }
+        for a in [
+            0u16, 1, 9, 10, 99, 100, 199, 200, 249, 250, 255, 256, 300, 999,
+        ] {
+            let text = format!("{a}.{a}.{a}.{a}");
+            assert_eq!(parse_ipv4(text.as_bytes()), text.parse().ok(), "{text}");
+        }
+        // Every string of up to 8 characters over "0129.".
+        let alphabet = b"0129.";
+        let mut text = Vec::new();
+        for len in 0..=8u32 {
+            for mut n in 0..5usize.pow(len) {
+                text.clear();
+                for _ in 0..len {
+                    text.push(alphabet[n % 5]);
+                    n /= 5;
+                }
+                let expected = std::str::from_utf8(&text).unwrap().parse::<Ipv4Addr>().ok();
+                assert_eq!(
+                    parse_ipv4(&text),
+                    expected,
+                    "{:?}",
+                    String::from_utf8_lossy(&text)
+                );
+            }
+        }
     }
 
     #[test]

@@ -7,7 +7,7 @@ use std::fmt;
 use bytestring::ByteString;
 
 use super::parse_header_params;
-use crate::message::scan::{Cursor, Syntax, collapse_lws, is_lws, is_token, unquote};
+use crate::message::scan::{Cursor, Syntax, collapse_lws, find_byte, is_lws, is_token, unquote};
 use crate::message::uri::{Params, Uri};
 
 /// A display name as it goes on the wire: a quoted string (quotes and
@@ -109,6 +109,11 @@ impl fmt::Display for NameAddr {
 
 /// One value of a Contact header (RFC 3261 §20.10).
 #[derive(Debug, Clone, PartialEq, Eq)]
+#[allow(
+    clippy::large_enum_variant,
+    reason = "nearly every Contact is an address; boxing it would cost an \
+              allocation per contact to shrink the rare wildcard"
+)]
 pub enum Contact {
     /// `*`, only valid in a REGISTER with `Expires: 0`.
     Wildcard,
@@ -157,10 +162,13 @@ fn parse_address(
         Some(b'<') => None,
         Some(_) => {
             let rest = cursor.rest();
-            let address_end = rest
-                .find(|c| c == ';' || (in_list && c == ','))
-                .unwrap_or(rest.len());
-            match rest.find('<') {
+            let address_end = if in_list {
+                memchr::memchr2(b';', b',', rest.as_bytes())
+            } else {
+                find_byte(rest, b';')
+            }
+            .unwrap_or(rest.len());
+            match find_byte(rest, b'<') {
                 Some(lt) if lt < address_end => {
                     let candidate = &rest[..lt];
                     if !candidate.bytes().all(|b| is_token(b) || is_lws(b)) {
