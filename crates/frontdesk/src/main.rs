@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod calls;
 mod cli;
 mod daemon;
 mod http;

@@ -158,6 +158,17 @@ impl EndpointHandle {
         self.routes.remove(call_id);
     }
 
+    /// Hands `event` to the owner of its Call-ID, if one is routed now;
+    /// gives it back otherwise. For events that reached the application
+    /// before their call was routed.
+    pub fn deliver(&self, event: Event) -> Result<(), Event> {
+        let owner = self.routes.get(event.call_id()).map(|owner| owner.clone());
+        match owner {
+            Some(owner) => owner.send(event).map_err(|returned| returned.0),
+            None => Err(event),
+        }
+    }
+
     /// How many Call-IDs are routed to owners.
     pub fn routed(&self) -> usize {
         self.routes.len()

@@ -33,7 +33,9 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
 
+use crate::calls::{self, CallBook, Prompts};
 use crate::daemon::{LiveDialplan, Services, SipSockets};
+use media::driver::{PortPool, PortRange};
 use registrar::RegistrarHandle;
 use router::RouterHandle;
 
@@ -52,6 +54,8 @@ pub struct AppConfig {
     /// `--advertise`: the address in Contact and SDP when listening on a
     /// wildcard.
     pub advertise: Option<IpAddr>,
+    /// `--rtp-ports`: the lowest and highest RTP port.
+    pub rtp_ports: (u16, u16),
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -69,6 +73,12 @@ pub struct App {
     pub router: RouterHandle,
     /// Agent registrations.
     pub registrar: RegistrarHandle,
+    /// The calls, for the API.
+    pub calls: CallBook,
+    /// RTP ports.
+    pub ports: PortPool,
+    /// Encoded prompts.
+    pub prompts: Prompts,
     /// Set while draining: new calls get 503.
     draining: AtomicBool,
 }
@@ -169,6 +179,12 @@ pub async fn start(
         Ok(())
     });
 
+    let range = PortRange::new(config.rtp_ports.0, config.rtp_ports.1)?;
+    let ports = PortPool::new(local.ip(), range);
+    let prompts = Prompts::default();
+    if let Some(folder) = plan.path().parent() {
+        prompts.preload(&folder.join("prompts")).await;
+    }
     let app = Arc::new(App {
         endpoint,
         sip: local,
@@ -176,6 +192,9 @@ pub async fn start(
         dialplan,
         router,
         registrar,
+        calls: CallBook::default(),
+        ports,
+        prompts,
         draining: AtomicBool::new(false),
     });
     let dispatcher = Arc::clone(&app);
@@ -216,12 +235,7 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                     let _ = app.endpoint.respond(transaction, busy);
                 }
                 Method::Invite => {
-                    let unavailable = Response::to_request(
-                        &request.request.headers,
-                        StatusCode::TEMPORARILY_UNAVAILABLE,
-                        Some(&tag()),
-                    );
-                    let _ = app.endpoint.respond(transaction, unavailable);
+                    calls::spawn_inbound(Arc::clone(&app), transaction, request, source);
                 }
                 // Outside any dialog and not a dialog-creating request.
                 _ => {
@@ -233,7 +247,13 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                     let _ = app.endpoint.respond(transaction, response);
                 }
             },
-            other => debug!(event = ?std::mem::discriminant(&other), "event for no call"),
+            other => {
+                // Queued here before its call was routed (a CANCEL right
+                // behind its INVITE): hand it over now.
+                if let Err(event) = app.endpoint.deliver(other) {
+                    debug!(call_id = %event.call_id(), "event for no call");
+                }
+            }
         }
     }
 }

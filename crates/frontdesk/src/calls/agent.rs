@@ -1,0 +1,647 @@
+//! The queue wait and the agent legs of a call (the B2BUA half): offers
+//! from routing become INVITEs to the agents' registered contacts; the
+//! first to answer is bridged to the patient; the others are cancelled;
+//! no answer, busy and unreachable go back to routing, which offers the
+//! next agent.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use bytes::Bytes;
+use bytestring::ByteString;
+use media::driver::PortLease;
+use media::playback::PlaybackMode;
+use media::sdp::{self, Direction, LocalMedia, SessionDescription};
+use media::session::Leg;
+use routing::{AgentId, CallerContext, EnqueueError, OfferFailure};
+use sip::Peer;
+use sip::dialog::Dialog;
+use sip::endpoint::EndpointHandle;
+use sip::message::validate::{ValidRequest, ValidResponse};
+use sip::message::{HeaderName, Method, Request, StatusCode};
+use sip::transaction::{ClientTransactionId, Event, ServerTransactionId};
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::book::Outcome;
+use super::call::{Call, Waiting};
+use super::signal;
+use crate::app::plan_map;
+use crate::app::router::RouterMessage;
+use crate::app::tag;
+
+#[derive(Debug)]
+enum LegState {
+    /// INVITE sent, waiting for an answer until the ring deadline.
+    Ringing,
+    /// We cancelled it (ring timeout, another agent answered, the caller
+    /// left); a crossing 2xx is ACKed and ended with BYE.
+    Cancelling,
+    /// The agent answered and is bridged to the patient.
+    Connected {
+        dialog: Box<Dialog>,
+        /// The ACK, to answer each retransmitted 2xx.
+        ack: Bytes,
+    },
+    /// Over.
+    Done,
+}
+
+/// One INVITE to one agent.
+#[derive(Debug)]
+pub(super) struct AgentLeg {
+    agent: AgentId,
+    call_id: ByteString,
+    transaction: Option<ClientTransactionId>,
+    invite: Request,
+    peer: Peer,
+    local: LocalMedia,
+    offer: SessionDescription,
+    lease: Option<PortLease>,
+    ring_deadline: Option<Instant>,
+    state: LegState,
+}
+
+/// Every agent leg of a call.
+#[derive(Debug, Default)]
+pub(super) struct Legs {
+    legs: Vec<AgentLeg>,
+    connected: Option<usize>,
+}
+
+impl Legs {
+    /// The agent bridged to the patient, if any.
+    pub(super) fn connected(&self) -> Option<&AgentId> {
+        self.connected.map(|index| &self.legs[index].agent)
+    }
+
+    /// The earliest ring deadline.
+    pub(super) fn next_deadline(&self) -> Option<Instant> {
+        self.legs
+            .iter()
+            .filter(|leg| matches!(leg.state, LegState::Ringing))
+            .filter_map(|leg| leg.ring_deadline)
+            .min()
+    }
+
+    fn index_of(&self, call_id: &str) -> Option<usize> {
+        self.legs.iter().position(|leg| leg.call_id == call_id)
+    }
+
+    /// Stops routing every agent leg's Call-ID to the call.
+    pub(super) fn unroute_all(&self, endpoint: &EndpointHandle) {
+        for leg in &self.legs {
+            endpoint.unroute(&leg.call_id);
+        }
+    }
+}
+
+fn failure_for(status: StatusCode) -> OfferFailure {
+    match status.as_u16() {
+        486 | 600 => OfferFailure::Busy,
+        603 => OfferFailure::Rejected,
+        408 | 480 | 487 => OfferFailure::NoAnswer,
+        _ => OfferFailure::Unreachable,
+    }
+}
+
+impl Call {
+    /// The IVR decided: wait in `decision.queue`.
+    pub(super) async fn enter_queue(&mut self, decision: ivr::QueueDecision) {
+        let priority = plan_map::priority(decision.priority);
+        let queue = routing::QueueId::new(decision.queue.as_str());
+        self.record.department = Some(decision.queue.as_str().to_string());
+        self.record.priority = priority.as_str();
+        self.record.source = Some(decision.context.source.as_str().to_string());
+        let patient = decision.context.known_patient.as_ref();
+        let context = CallerContext {
+            branch: decision
+                .context
+                .branch
+                .as_ref()
+                .or(patient.and_then(|p| p.branch.as_ref()))
+                .map(|b| routing::Branch::new(b.as_str())),
+            coordinator: patient
+                .and_then(|p| p.coordinator.as_ref())
+                .map(|a| AgentId::new(a.as_str())),
+            language: patient
+                .and_then(|p| p.language.as_ref())
+                .map(|l| routing::Language::new(l.as_str())),
+        };
+        let sender = self.router_sender.clone();
+        let enqueued = self
+            .app
+            .router
+            .enqueue(self.id, queue.clone(), priority, context, sender)
+            .await;
+        match enqueued {
+            Ok(Ok(enqueued)) => {
+                info!(queue = %enqueued.queue, priority = priority.as_str(), position = enqueued.position, "queued");
+                if enqueued.queue != queue {
+                    self.overflowed = true;
+                }
+                self.record.department = Some(enqueued.queue.as_str().to_string());
+                self.record.priority = enqueued.priority.as_str();
+                self.waiting = Some(Waiting {
+                    queue: enqueued.queue.clone(),
+                    priority: enqueued.priority,
+                    since: Instant::now(),
+                    hold_music: false,
+                });
+                self.publish();
+                self.start_hold_music().await;
+            }
+            Ok(Err(EnqueueError::Refused { message, .. })) => {
+                info!("queue full: the caller is told to call back");
+                let path = self.message_path(message.as_str());
+                self.farewell(&path, Outcome::Overflowed).await;
+            }
+            Ok(Err(error)) => {
+                warn!(%error, "cannot queue the call");
+                self.hang_up(Outcome::Rejected).await;
+            }
+            Err(stopped) => {
+                warn!(%stopped, "cannot queue the call");
+                self.hang_up(Outcome::Rejected).await;
+            }
+        }
+    }
+
+    /// Where a message of routing (a prompt id of the dialplan) is.
+    fn message_path(&self, message: &str) -> PathBuf {
+        let plan = self.app.dialplan.current();
+        let folder = plan
+            .path()
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_default();
+        let candidate = folder.join(message);
+        if candidate.is_file() {
+            candidate
+        } else {
+            folder.join("prompts").join(format!("{message}.wav"))
+        }
+    }
+
+    async fn start_hold_music(&mut self) {
+        let Some(waiting) = self.waiting.as_mut() else {
+            return;
+        };
+        let plan = self.app.dialplan.current();
+        let Some(queue) = plan.queue(waiting.queue.as_str()) else {
+            return;
+        };
+        let mut paths = Vec::new();
+        if let Some(hold) = queue.hold_prompt() {
+            paths.push(hold.path().to_path_buf());
+        }
+        let music = queue.hold_music().map(|m| m.path().to_path_buf());
+        waiting.hold_music = true;
+        let id = 1_000_000 + u64::from(self.id.0 as u32);
+        if !paths.is_empty() {
+            self.play_list(&paths, id, PlaybackMode::Once, false).await;
+        }
+        if let Some(music) = music {
+            self.play_list(&[music], id + 1, PlaybackMode::Loop, false)
+                .await;
+        }
+    }
+
+    /// News from routing about this call.
+    pub(super) async fn on_router(&mut self, message: RouterMessage) {
+        match message {
+            RouterMessage::Offer(offer) => {
+                let waited = offer.waited.as_secs();
+                for agent in offer.agents.iter() {
+                    self.ring_agent(agent.clone(), offer.ring_timeout, waited)
+                        .await;
+                }
+            }
+            RouterMessage::Overflowed { to, priority } => {
+                info!(to = %to, "overflowed to another queue");
+                self.overflowed = true;
+                self.record.department = Some(to.as_str().to_string());
+                self.record.priority = priority.as_str();
+                if let Some(waiting) = self.waiting.as_mut() {
+                    waiting.queue = to;
+                    waiting.priority = priority;
+                }
+                self.publish();
+            }
+            RouterMessage::GiveUp { message } => {
+                info!("max wait reached: the caller is told to call back");
+                self.waiting_ended();
+                let path = self.message_path(message.as_str());
+                self.farewell(&path, Outcome::Overflowed).await;
+            }
+        }
+    }
+
+    /// The wait in queue is over (the router forgot the call).
+    fn waiting_ended(&mut self) {
+        if let Some(waiting) = self.waiting.take() {
+            self.record.wait_ms = Some(waiting.since.elapsed().as_millis() as u64);
+        }
+    }
+
+    async fn ring_agent(&mut self, agent: AgentId, ring_timeout: Duration, waited_secs: u64) {
+        let bindings = self.app.registrar.locations().get(agent.as_str());
+        let Some(binding) = bindings.first() else {
+            debug!(agent = %agent, "offered agent has no binding");
+            self.app
+                .router
+                .offer_failed(self.id, agent, OfferFailure::Unreachable);
+            return;
+        };
+        let lease = match self.app.ports.allocate() {
+            Ok(lease) => lease,
+            Err(error) => {
+                warn!(%error, "no RTP port for an agent leg");
+                self.app
+                    .router
+                    .offer_failed(self.id, agent, OfferFailure::Unreachable);
+                return;
+            }
+        };
+        let local = LocalMedia::new(
+            self.app.advertise,
+            lease.port(),
+            rand::random::<u32>().into(),
+        );
+        let offer = sdp::create_offer(&local);
+        let plan = self.app.dialplan.current();
+        let department = self
+            .record
+            .department
+            .as_deref()
+            .and_then(|id| plan.queue(id))
+            .map_or_else(|| "Clinic".to_string(), |q| q.name().to_string());
+        let display = signal::agent_display(
+            &department,
+            self.record.source.as_deref().unwrap_or("unknown"),
+            waited_secs,
+        );
+        let call_id = ByteString::from(format!("{}-{}@frontdesk", tag(), self.id.0));
+        let max_forwards = self
+            .invite
+            .max_forwards
+            .unwrap_or(70)
+            .saturating_sub(1)
+            .max(1);
+        let invite = signal::agent_invite(
+            binding.uri(),
+            agent.as_str(),
+            &display,
+            std::net::SocketAddr::new(self.app.advertise, self.app.sip.port()),
+            &call_id,
+            &tag(),
+            max_forwards,
+            offer.to_string(),
+            self.record.priority == "urgent",
+        );
+        self.app
+            .endpoint
+            .route(call_id.clone(), self.sip_sender.clone());
+        let peer = binding.source;
+        let transaction = match self.app.endpoint.send_request(invite.clone(), peer).await {
+            Ok(Ok(transaction)) => transaction,
+            _ => {
+                self.app.endpoint.unroute(&call_id);
+                self.app
+                    .router
+                    .offer_failed(self.id, agent, OfferFailure::Unreachable);
+                return;
+            }
+        };
+        info!(agent = %agent, "ringing agent");
+        self.legs.legs.push(AgentLeg {
+            agent,
+            call_id,
+            transaction: Some(transaction),
+            invite,
+            peer,
+            local,
+            offer,
+            lease: Some(lease),
+            ring_deadline: Some(Instant::now() + ring_timeout),
+            state: LegState::Ringing,
+        });
+    }
+
+    /// Ring timeouts.
+    pub(super) async fn legs_deadline(&mut self, now: Instant) {
+        for index in 0..self.legs.legs.len() {
+            let leg = &mut self.legs.legs[index];
+            if matches!(leg.state, LegState::Ringing)
+                && leg.ring_deadline.is_some_and(|at| at <= now)
+            {
+                info!(agent = %leg.agent, "no answer: next agent");
+                leg.state = LegState::Cancelling;
+                leg.ring_deadline = None;
+                if let Some(transaction) = leg.transaction {
+                    let _ = self.app.endpoint.cancel(transaction);
+                }
+                let agent = leg.agent.clone();
+                self.app
+                    .router
+                    .offer_failed(self.id, agent, OfferFailure::NoAnswer);
+            }
+        }
+    }
+
+    /// SIP news on an agent leg.
+    pub(super) async fn on_agent_sip(&mut self, event: Event) {
+        let Some(index) = self.legs.index_of(event.call_id()) else {
+            return;
+        };
+        match event {
+            Event::Response { response, .. } | Event::Stray2xx { response, .. } => {
+                self.on_agent_response(index, &response).await;
+            }
+            Event::Timeout { .. } | Event::TransportError { .. } => {
+                let leg = &mut self.legs.legs[index];
+                if matches!(leg.state, LegState::Ringing) {
+                    warn!(agent = %leg.agent, "agent unreachable");
+                    leg.state = LegState::Done;
+                    leg.lease = None;
+                    let agent = leg.agent.clone();
+                    self.app
+                        .router
+                        .offer_failed(self.id, agent, OfferFailure::Unreachable);
+                }
+            }
+            Event::Request {
+                transaction,
+                request,
+                ..
+            } => self.on_agent_request(index, transaction, &request).await,
+            _ => {}
+        }
+    }
+
+    async fn on_agent_response(&mut self, index: usize, response: &ValidResponse) {
+        let status = response.response.status;
+        let seq = response.cseq.seq;
+        if response.cseq.method != Method::Invite || status.is_provisional() {
+            return;
+        }
+        let endpoint = self.app.endpoint.clone();
+        let leg = &mut self.legs.legs[index];
+        if status.is_success() {
+            match &leg.state {
+                LegState::Connected { dialog, ack } => {
+                    if seq == 1 {
+                        let _ = endpoint.send_raw(leg.peer, ack.clone());
+                    } else {
+                        // The answer to our re-INVITE (hold).
+                        let _ = endpoint.send_ack(dialog.ack(seq), leg.peer).await;
+                    }
+                }
+                LegState::Ringing if self.legs.connected.is_none() && self.waiting.is_some() => {
+                    self.connect(index, response).await;
+                }
+                _ => {
+                    // Lost the race (another agent, CANCEL crossed, caller
+                    // gone): ACK, then BYE (RFC 3261 §9.1, §15).
+                    if let Ok(mut dialog) = Dialog::uac(&leg.invite, response, leg.peer) {
+                        let _ = endpoint.send_ack(dialog.ack(seq), leg.peer).await;
+                        let _ = endpoint
+                            .send_request(dialog.request(Method::Bye), leg.peer)
+                            .await;
+                    }
+                    leg.state = LegState::Done;
+                    leg.lease = None;
+                }
+            }
+            return;
+        }
+        match leg.state {
+            LegState::Ringing => {
+                let reason = failure_for(status);
+                info!(agent = %leg.agent, %status, "agent did not take the call");
+                leg.state = LegState::Done;
+                leg.lease = None;
+                let agent = leg.agent.clone();
+                self.app.router.offer_failed(self.id, agent, reason);
+            }
+            LegState::Cancelling => {
+                leg.state = LegState::Done;
+                leg.lease = None;
+            }
+            _ => {}
+        }
+    }
+
+    /// The agent answered first: ACK, bridge, tell routing, cancel the rest.
+    async fn connect(&mut self, index: usize, response: &ValidResponse) {
+        let endpoint = self.app.endpoint.clone();
+        let leg = &mut self.legs.legs[index];
+        let dialog = match Dialog::uac(&leg.invite, response, leg.peer) {
+            Ok(dialog) => dialog,
+            Err(error) => {
+                warn!(%error, "agent's 200 has no usable dialog");
+                return;
+            }
+        };
+        let ack = endpoint
+            .send_ack(dialog.ack(response.cseq.seq), leg.peer)
+            .await
+            .unwrap_or_default();
+        let answer = signal::sdp_body(&response.response.headers, &response.response.body)
+            .ok_or(media::SdpError::NoAudio)
+            .and_then(|body| SessionDescription::parse(&body))
+            .and_then(|answer| sdp::accept_answer(&leg.offer, &answer, &leg.local));
+        let negotiated = match answer {
+            Ok(negotiated) => negotiated,
+            Err(error) => {
+                warn!(%error, agent = %leg.agent, "agent's SDP answer is not usable");
+                let mut dialog = dialog;
+                let _ = endpoint
+                    .send_request(dialog.request(Method::Bye), leg.peer)
+                    .await;
+                leg.state = LegState::Done;
+                leg.lease = None;
+                let agent = leg.agent.clone();
+                self.app
+                    .router
+                    .offer_failed(self.id, agent, OfferFailure::Rejected);
+                return;
+            }
+        };
+        let agent = leg.agent.clone();
+        let lease = leg.lease.take();
+        leg.state = LegState::Connected {
+            dialog: Box::new(dialog),
+            ack,
+        };
+        leg.ring_deadline = None;
+        self.legs.connected = Some(index);
+        info!(agent = %agent, "agent answered: bridged");
+        if let (Some(media), Some(lease)) = (&self.media, lease) {
+            let _ = media.stop(Leg::Caller);
+            let _ = media.add_leg(Leg::Agent, lease, negotiated);
+            let _ = media.bridge();
+        }
+        self.app.router.answered(self.id, agent.clone());
+        self.waiting_ended();
+        self.record.agent = Some(agent.as_str().to_string());
+        self.record.connected_at = Some(ivr::jiff::Timestamp::now());
+        self.publish();
+        for other in 0..self.legs.legs.len() {
+            let leg = &mut self.legs.legs[other];
+            if other != index && matches!(leg.state, LegState::Ringing) {
+                leg.state = LegState::Cancelling;
+                if let Some(transaction) = leg.transaction {
+                    let _ = endpoint.cancel(transaction);
+                }
+            }
+        }
+    }
+
+    async fn on_agent_request(
+        &mut self,
+        index: usize,
+        transaction: ServerTransactionId,
+        request: &ValidRequest,
+    ) {
+        let headers = &request.request.headers;
+        let local_tag = self.legs.legs[index]
+            .invite
+            .headers
+            .from()
+            .ok()
+            .and_then(|f| f.tag().map(str::to_string))
+            .unwrap_or_default();
+        let endpoint = self.app.endpoint.clone();
+        let connected_here = self.legs.connected == Some(index);
+        match request.request.method {
+            Method::Bye => {
+                let _ = endpoint.respond(
+                    transaction,
+                    signal::response(headers, StatusCode::OK, &local_tag),
+                );
+                self.legs.legs[index].state = LegState::Done;
+                if connected_here {
+                    info!("agent hung up");
+                    self.hang_up(Outcome::Connected).await;
+                }
+            }
+            Method::Invite if connected_here => {
+                let leg = &mut self.legs.legs[index];
+                leg.local.session_version += 1;
+                let answer = signal::sdp_body(headers, &request.request.body)
+                    .ok_or(media::SdpError::NoAudio)
+                    .and_then(|body| SessionDescription::parse(&body))
+                    .and_then(|offer| sdp::create_answer(&offer, &leg.local));
+                match answer {
+                    Ok(answer) => {
+                        let on_hold = answer.media.on_hold;
+                        if let Some(media) = &self.media {
+                            let _ = media.update_leg(Leg::Agent, answer.media);
+                        }
+                        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+                        let ok = signal::dialog_response(
+                            headers,
+                            StatusCode::OK,
+                            &local_tag,
+                            &contact,
+                            Some(answer.description.to_string()),
+                        );
+                        let _ = endpoint.respond(transaction, ok);
+                        info!(on_hold, "agent re-INVITE");
+                        self.pass_hold_to_caller(on_hold).await;
+                    }
+                    Err(error) => {
+                        let status = StatusCode::new(error.sip_status())
+                            .unwrap_or(StatusCode::NOT_ACCEPTABLE_HERE);
+                        let _ = endpoint
+                            .respond(transaction, signal::response(headers, status, &local_tag));
+                    }
+                }
+            }
+            Method::Info => {
+                let _ = endpoint.respond(
+                    transaction,
+                    signal::response(headers, StatusCode::OK, &local_tag),
+                );
+            }
+            _ => {
+                let _ = endpoint.respond(
+                    transaction,
+                    signal::response(headers, StatusCode::METHOD_NOT_ALLOWED, &local_tag),
+                );
+            }
+        }
+    }
+
+    /// The patient put the call on hold (or took it off): tell the agent.
+    pub(super) async fn pass_hold_to_agent(&mut self, on_hold: bool) {
+        let Some(index) = self.legs.connected else {
+            return;
+        };
+        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let leg = &mut self.legs.legs[index];
+        let LegState::Connected { dialog, .. } = &mut leg.state else {
+            return;
+        };
+        leg.local.direction = if on_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        leg.local.session_version += 1;
+        let mut reinvite = dialog.request(Method::Invite);
+        reinvite.headers.push(HeaderName::Contact, &contact);
+        reinvite
+            .headers
+            .push(HeaderName::ContentType, "application/sdp");
+        reinvite.body = Bytes::from(sdp::create_offer(&leg.local).to_string());
+        let peer = leg.peer;
+        let _ = self.app.endpoint.send_request(reinvite, peer).await;
+    }
+
+    /// The agent put the call on hold (or took it off): tell the patient.
+    pub(super) async fn pass_hold_to_caller(&mut self, on_hold: bool) {
+        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let (Some(dialog), Some(local)) = (self.dialog.as_mut(), self.local.as_mut()) else {
+            return;
+        };
+        local.direction = if on_hold {
+            Direction::SendOnly
+        } else {
+            Direction::SendRecv
+        };
+        local.session_version += 1;
+        let offer = sdp::create_offer(local).to_string();
+        let mut reinvite = dialog.request(Method::Invite);
+        reinvite.headers.push(HeaderName::Contact, &contact);
+        reinvite
+            .headers
+            .push(HeaderName::ContentType, "application/sdp");
+        reinvite.body = Bytes::from(offer);
+        let peer = dialog.peer;
+        let _ = self.app.endpoint.send_request(reinvite, peer).await;
+    }
+
+    /// Ends every agent leg: CANCEL the ringing ones, BYE the connected one.
+    pub(super) async fn end_legs(&mut self) {
+        let endpoint = self.app.endpoint.clone();
+        for leg in &mut self.legs.legs {
+            match &mut leg.state {
+                LegState::Ringing => {
+                    if let Some(transaction) = leg.transaction {
+                        let _ = endpoint.cancel(transaction);
+                    }
+                    leg.state = LegState::Cancelling;
+                }
+                LegState::Connected { dialog, .. } => {
+                    let bye = dialog.request(Method::Bye);
+                    let _ = endpoint.send_request(bye, leg.peer).await;
+                    leg.state = LegState::Done;
+                }
+                _ => {}
+            }
+            leg.lease = None;
+        }
+    }
+}

@@ -1,0 +1,188 @@
+//! The calls the API lists (`GET /api/calls`), kept in memory: every call
+//! is a lead with a caller, a source, a department, an owner and an outcome.
+//!
+//! Each call's task owns its [`CallRecord`] and publishes a copy here at
+//! every change; readers take copies. The book keeps the most recent
+//! [`CALLS_KEPT`] calls.
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use dashmap::DashMap;
+use ivr::jiff::Timestamp;
+use serde_json::{Value, json};
+
+/// How many calls the book remembers.
+pub const CALLS_KEPT: u64 = 10_000;
+
+/// How a call ended (DESIGN.md: `outcome`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    /// Not over yet.
+    InProgress,
+    /// An agent answered.
+    Connected,
+    /// The caller hung up before reaching anyone.
+    Abandoned,
+    /// Nobody answered within the queues' max wait: the caller was told to
+    /// call back.
+    Overflowed,
+    /// Refused at once (unknown number, no common codec, overload).
+    Rejected,
+    /// The clinic was closed and the call ended on the after-hours path.
+    AfterHours,
+}
+
+impl Outcome {
+    /// The API's name.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::InProgress => "in_progress",
+            Outcome::Connected => "connected",
+            Outcome::Abandoned => "abandoned",
+            Outcome::Overflowed => "overflowed",
+            Outcome::Rejected => "rejected",
+            Outcome::AfterHours => "after_hours",
+        }
+    }
+}
+
+/// One call as the API shows it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallRecord {
+    /// A unique id (`c-<start>-<n>`).
+    pub id: String,
+    /// The caller's number (From user part).
+    pub caller: String,
+    /// The number dialed (Request-URI user part).
+    pub dialed: String,
+    /// The dialed number's source tag.
+    pub source: Option<String>,
+    /// The queue the call is (or was last) in.
+    pub department: Option<String>,
+    /// `routine` or `urgent`.
+    pub priority: &'static str,
+    /// The agent who took it.
+    pub agent: Option<String>,
+    /// How it ended.
+    pub outcome: Outcome,
+    /// When the INVITE came.
+    pub started_at: Timestamp,
+    /// When an agent answered.
+    pub connected_at: Option<Timestamp>,
+    /// When it ended.
+    pub ended_at: Option<Timestamp>,
+    /// How long the caller waited in queues before an agent answered (or
+    /// before the call ended unanswered).
+    pub wait_ms: Option<u64>,
+}
+
+impl CallRecord {
+    /// A new call from `caller` to `dialed`, starting now.
+    pub fn new(id: String, caller: &str, dialed: &str) -> Self {
+        CallRecord {
+            id,
+            caller: caller.to_string(),
+            dialed: dialed.to_string(),
+            source: None,
+            department: None,
+            priority: "routine",
+            agent: None,
+            outcome: Outcome::InProgress,
+            started_at: Timestamp::now(),
+            connected_at: None,
+            ended_at: None,
+            wait_ms: None,
+        }
+    }
+
+    /// The JSON of DESIGN.md's `GET /api/calls`.
+    pub fn to_json(&self) -> Value {
+        let time = |t: &Option<Timestamp>| t.map(|t| t.to_string());
+        json!({
+            "id": self.id,
+            "caller": self.caller,
+            "dialed": self.dialed,
+            "source": self.source,
+            "department": self.department,
+            "priority": self.priority,
+            "agent": self.agent,
+            "outcome": self.outcome.as_str(),
+            "started_at": self.started_at.to_string(),
+            "connected_at": time(&self.connected_at),
+            "ended_at": time(&self.ended_at),
+            "wait_ms": self.wait_ms,
+        })
+    }
+}
+
+/// Every recent call, newest first on reading.
+#[derive(Debug, Clone, Default)]
+pub struct CallBook {
+    // Sequence number → record. Written by each call's task (its own key
+    // only), read by the API; no guard leaves these methods.
+    calls: Arc<DashMap<u64, CallRecord>>,
+    next: Arc<AtomicU64>,
+}
+
+impl CallBook {
+    /// A key for a new call.
+    pub fn next_sequence(&self) -> u64 {
+        self.next.fetch_add(1, Ordering::Relaxed) + 1
+    }
+
+    /// Publishes the current state of call `sequence`.
+    pub fn publish(&self, sequence: u64, record: &CallRecord) {
+        self.calls.insert(sequence, record.clone());
+        if sequence > CALLS_KEPT {
+            self.calls.remove(&(sequence - CALLS_KEPT));
+        }
+    }
+
+    /// The `limit` most recent calls, newest first.
+    pub fn recent(&self, limit: usize) -> Vec<CallRecord> {
+        let mut calls: Vec<(u64, CallRecord)> = self
+            .calls
+            .iter()
+            .map(|entry| (*entry.key(), entry.value().clone()))
+            .collect();
+        calls.sort_by(|a, b| b.0.cmp(&a.0));
+        calls
+            .into_iter()
+            .take(limit)
+            .map(|(_, call)| call)
+            .collect()
+    }
+
+    /// Calls not over yet.
+    pub fn active(&self) -> usize {
+        self.calls
+            .iter()
+            .filter(|entry| entry.value().outcome == Outcome::InProgress)
+            .count()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn newest_first_and_bounded() {
+        let book = CallBook::default();
+        for n in 0..3 {
+            let sequence = book.next_sequence();
+            book.publish(
+                sequence,
+                &CallRecord::new(format!("c-{n}"), "+1312", "+15550100"),
+            );
+        }
+        let ids: Vec<String> = book.recent(2).into_iter().map(|c| c.id).collect();
+        assert_eq!(ids, vec!["c-2", "c-1"]);
+        assert_eq!(book.active(), 3);
+        let json = book.recent(1)[0].to_json();
+        assert_eq!(json["outcome"], "in_progress");
+        assert_eq!(json["agent"], Value::Null);
+        assert!(json["started_at"].as_str().unwrap().ends_with('Z'));
+    }
+}

@@ -1,0 +1,259 @@
+//! SIP messages a call builds: answers with SDP, the agent's INVITE, and
+//! the small parsers a call needs (dialed number, caller, INFO digits).
+
+use std::net::{IpAddr, SocketAddr};
+
+use bytes::Bytes;
+use sip::message::validate::ValidRequest;
+use sip::message::{
+    DisplayName, HeaderName, Headers, Host, Method, NameAddr, Request, Response, SipUri,
+    StatusCode, Uri, uri,
+};
+
+/// `host:port` for a URI, IPv6 in brackets.
+pub fn host_port(address: SocketAddr) -> String {
+    match address.ip() {
+        IpAddr::V4(ip) => format!("{ip}:{}", address.port()),
+        IpAddr::V6(ip) => format!("[{ip}]:{}", address.port()),
+    }
+}
+
+/// Our Contact for dialogs we are in.
+pub fn contact(advertise: IpAddr, sip_port: u16) -> String {
+    format!(
+        "<sip:frontdesk@{}>",
+        host_port(SocketAddr::new(advertise, sip_port))
+    )
+}
+
+/// A response to `request` with our To tag.
+pub fn response(request: &Headers, status: StatusCode, tag: &str) -> Response {
+    Response::to_request(request, status, Some(tag))
+}
+
+/// A 2xx (or 18x) for a dialog-creating request: Record-Route copied
+/// (§12.1.1), our Contact, and an SDP body when given.
+pub fn dialog_response(
+    request: &Headers,
+    status: StatusCode,
+    tag: &str,
+    contact: &str,
+    sdp: Option<String>,
+) -> Response {
+    let mut response = Response::to_request(request, status, Some(tag));
+    for header in request.all(&HeaderName::RecordRoute) {
+        response
+            .headers
+            .push_raw(HeaderName::RecordRoute, header.value.clone());
+    }
+    response.headers.push(HeaderName::Contact, contact);
+    if let Some(sdp) = sdp {
+        response
+            .headers
+            .push(HeaderName::ContentType, "application/sdp");
+        response.body = Bytes::from(sdp);
+    }
+    response
+}
+
+/// The number a caller dialed: the Request-URI's user part (escapes
+/// undone), or a `tel:` URI's number.
+pub fn dialed_number(request: &ValidRequest) -> String {
+    match &request.request.uri {
+        Uri::Sip(sip) => sip
+            .user_unescaped()
+            .map(|user| String::from_utf8_lossy(&user).into_owned())
+            .unwrap_or_else(|| sip.host.to_string()),
+        Uri::Other(other) if other.scheme.eq_ignore_ascii_case("tel") => {
+            other.rest.split(';').next().unwrap_or_default().to_string()
+        }
+        Uri::Other(other) => other.rest.to_string(),
+    }
+}
+
+/// The caller: the From URI's user part, or the whole URI.
+pub fn caller_number(request: &ValidRequest) -> String {
+    match &request.from.uri {
+        Uri::Sip(sip) => sip
+            .user_unescaped()
+            .map(|user| String::from_utf8_lossy(&user).into_owned())
+            .unwrap_or_else(|| sip.host.to_string()),
+        other => other.to_string(),
+    }
+}
+
+/// The SDP body of a message, when it has one.
+pub fn sdp_body(headers: &Headers, body: &Bytes) -> Option<Bytes> {
+    if body.is_empty() {
+        return None;
+    }
+    match headers.content_type() {
+        Ok(Some(kind)) if kind.is("application", "sdp") => Some(body.clone()),
+        Ok(None) => Some(body.clone()),
+        _ => None,
+    }
+}
+
+/// `true` when a body is present and is not SDP (415 for an INVITE).
+pub fn has_foreign_body(headers: &Headers, body: &Bytes) -> bool {
+    !body.is_empty()
+        && matches!(headers.content_type(), Ok(Some(kind)) if !kind.is("application", "sdp"))
+}
+
+/// The digit of a SIP INFO (`application/dtmf-relay` with `Signal=5`, or
+/// `application/dtmf` with the digit alone).
+pub fn info_digit(headers: &Headers, body: &Bytes) -> Option<char> {
+    let kind = headers.content_type().ok().flatten()?;
+    let text = std::str::from_utf8(body).ok()?;
+    let value = if kind.is("application", "dtmf-relay") {
+        text.lines().find_map(|line| {
+            let (name, value) = line.split_once('=')?;
+            name.trim()
+                .eq_ignore_ascii_case("signal")
+                .then(|| value.trim())
+        })?
+    } else if kind.is("application", "dtmf") {
+        text.trim()
+    } else {
+        return None;
+    };
+    let digit = match value {
+        "10" => '*',
+        "11" => '#',
+        one if one.chars().count() == 1 => one.chars().next()?,
+        _ => return None,
+    };
+    matches!(digit, '0'..='9' | '*' | '#' | 'A'..='D' | 'a'..='d')
+        .then(|| digit.to_ascii_uppercase())
+}
+
+/// What the agent's phone shows: department, source, and how long the
+/// patient waited, e.g. `Pediatrics · main-line · waited 0:42`.
+pub fn agent_display(department: &str, source: &str, waited_secs: u64) -> String {
+    format!(
+        "{department} · {source} · waited {}:{:02}",
+        waited_secs / 60,
+        waited_secs % 60
+    )
+}
+
+/// The INVITE to an agent's contact.
+#[allow(clippy::too_many_arguments)] // one message, every field a caller must choose
+pub fn agent_invite(
+    target: &Uri,
+    agent: &str,
+    display: &str,
+    advertise: SocketAddr,
+    call_id: &str,
+    tag: &str,
+    max_forwards: u8,
+    sdp: String,
+    urgent: bool,
+) -> Request {
+    let mut invite = Request::new(Method::Invite, target.clone());
+    let host: Host = advertise.ip().into();
+    let mut from = NameAddr::new(Uri::Sip(SipUri::new(Some("frontdesk"), host.clone(), None)));
+    from.display = Some(DisplayName::quoted(display));
+    from.params.set("tag", Some(tag));
+    let to = NameAddr::new(Uri::Sip(SipUri::new(Some(agent), host, None)));
+    invite.headers.push(HeaderName::From, from);
+    invite.headers.push(HeaderName::To, to);
+    invite.headers.push(HeaderName::CallId, call_id);
+    invite.headers.push(HeaderName::CSeq, "1 INVITE");
+    invite.headers.push(HeaderName::MaxForwards, max_forwards);
+    invite.headers.push(
+        HeaderName::Contact,
+        format!("<sip:frontdesk@{}>", host_port(advertise)),
+    );
+    if urgent {
+        // Phones that know these ring differently for urgent patients.
+        invite.headers.push(
+            HeaderName::AlertInfo,
+            "<urn:alert:service:priority>;info=urgent",
+        );
+        invite.headers.push(
+            HeaderName::CallInfo,
+            "<urn:frontdesk:priority>;purpose=info;priority=urgent",
+        );
+    }
+    invite
+        .headers
+        .push(HeaderName::ContentType, "application/sdp");
+    invite.body = Bytes::from(sdp);
+    invite
+}
+
+/// Unescapes a URI user part for display.
+pub fn unescaped(text: &str) -> String {
+    String::from_utf8_lossy(&uri::unescape(text)).into_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(kind: &str) -> Headers {
+        let mut headers = Headers::default();
+        headers.push(HeaderName::ContentType, kind);
+        headers
+    }
+
+    #[test]
+    fn info_digits_in_both_content_types() {
+        let relay = headers("application/dtmf-relay");
+        assert_eq!(
+            info_digit(&relay, &Bytes::from("Signal=5\r\nDuration=160\r\n")),
+            Some('5')
+        );
+        assert_eq!(info_digit(&relay, &Bytes::from("Signal= #\r\n")), Some('#'));
+        assert_eq!(info_digit(&relay, &Bytes::from("Signal=11\r\n")), Some('#'));
+        assert_eq!(
+            info_digit(&headers("application/dtmf"), &Bytes::from("2")),
+            Some('2')
+        );
+        assert_eq!(
+            info_digit(&headers("application/dtmf"), &Bytes::from("x")),
+            None
+        );
+        assert_eq!(info_digit(&headers("text/plain"), &Bytes::from("2")), None);
+    }
+
+    #[test]
+    fn the_agent_sees_department_source_and_wait() {
+        assert_eq!(
+            agent_display("Pediatrics", "urgent-care-campaign", 42),
+            "Pediatrics · urgent-care-campaign · waited 0:42"
+        );
+        assert_eq!(
+            agent_display("Cardiology", "main-line", 125),
+            "Cardiology · main-line · waited 2:05"
+        );
+    }
+
+    #[test]
+    fn agent_invite_carries_context_and_sdp() {
+        let target = Uri::parse("sip:1003@127.0.0.1:5099").unwrap();
+        let invite = agent_invite(
+            &target,
+            "1003",
+            "Pediatrics · main-line · waited 0:42",
+            "127.0.0.1:5060".parse().unwrap(),
+            "leg-1",
+            "b2b",
+            69,
+            "v=0\r\n".into(),
+            true,
+        );
+        let text = String::from_utf8_lossy(&invite.encode()).to_string();
+        assert!(
+            text.starts_with("INVITE sip:1003@127.0.0.1:5099 SIP/2.0\r\n"),
+            "{text}"
+        );
+        assert!(text.contains(
+            "From: \"Pediatrics · main-line · waited 0:42\" <sip:frontdesk@127.0.0.1>;tag=b2b\r\n"
+        ));
+        assert!(text.contains("Alert-Info: <urn:alert:service:priority>"));
+        assert!(text.contains("Max-Forwards: 69\r\n"));
+        assert!(text.ends_with("\r\n\r\nv=0\r\n"));
+    }
+}
