@@ -131,6 +131,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     let app_config = crate::app::AppConfig {
         data: config.data.clone(),
         advertise: config.advertise,
+        rtp_ports: (config.rtp_ports.low(), config.rtp_ports.high()),
     };
     let _app = crate::app::start(
         sockets,
