@@ -4,6 +4,8 @@
 //! - `parse+validate`: what the daemon does for every datagram it reads,
 //!   `parse_datagram` then `validate::request` (which decodes the top Via,
 //!   From, To, Call-ID, CSeq, Max-Forwards, Contact and Content-Type);
+//! - `parse+validate/received`: the same on a heap buffer, as a socket read
+//!   leaves it (header slices then share a reference count);
 //! - `parse`: framing, start line and header split only;
 //! - `encode`: printing the parsed message back to bytes.
 //!
@@ -12,7 +14,7 @@
 use std::hint::black_box;
 
 use bytes::Bytes;
-use criterion::{Criterion, Throughput, criterion_group, criterion_main};
+use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use sip::message::validate::{self, Policy};
 use sip::message::{Frame, Limits, Message, parse_datagram};
 
@@ -42,6 +44,25 @@ fn invite(c: &mut Criterion) {
                 Err((_, rejection)) => panic!("the golden INVITE must validate: {rejection:?}"),
             }
         })
+    });
+
+    // The same on a buffer as a socket read leaves it (heap-allocated, so
+    // every header slice bumps a shared reference count); making the buffer
+    // is not timed.
+    group.bench_function("parse+validate/received", |b| {
+        b.iter_batched(
+            || Bytes::from(INVITE.to_vec()),
+            |datagram| {
+                let Message::Request(request) = parse(datagram, &limits) else {
+                    panic!("the golden INVITE is a request");
+                };
+                match validate::request(request, &policy) {
+                    Ok(valid) => valid,
+                    Err((_, rejection)) => panic!("refused: {rejection:?}"),
+                }
+            },
+            BatchSize::SmallInput,
+        )
     });
 
     group.bench_function("parse", |b| {
