@@ -197,6 +197,12 @@ pub async fn start(
         prompts,
         draining: AtomicBool::new(false),
     });
+    let gauges = Arc::clone(&app);
+    let stop = shutdown.child_token();
+    services.spawn("gauges", async move {
+        publish_gauges(gauges, stop).await;
+        Ok(())
+    });
     let dispatcher = Arc::clone(&app);
     let stop = shutdown.child_token();
     services.spawn("dispatcher", async move {
@@ -255,6 +261,23 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                 }
             }
         }
+    }
+}
+
+/// Keeps the gauges that are cheaper to read than to track fresh: ports,
+/// calls, routed Call-IDs.
+async fn publish_gauges(app: Arc<App>, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(Duration::from_millis(250));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        metrics::gauge!("frontdesk_rtp_ports_leased").set(app.ports.leased() as f64);
+        metrics::gauge!("frontdesk_rtp_ports_available").set(app.ports.available() as f64);
+        metrics::gauge!("frontdesk_calls_active").set(app.calls.active() as f64);
+        metrics::gauge!("frontdesk_sip_routed_call_ids").set(app.endpoint.routed() as f64);
     }
 }
 

@@ -8,7 +8,9 @@
 //! SIGTERM, then SIGKILL if it has not exited within a bound.
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod call;
 pub mod http;
+pub mod sipp;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};

@@ -1,0 +1,206 @@
+//! What call tests share: a dialplan the clinic answers at any hour, an RTP
+//! receiver of the test's own, free ports, and `/api/calls` reading.
+
+use std::net::UdpSocket;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use super::{Daemon, TOKEN, repo_root};
+
+/// The demo clinic written into `dir` without its business hours (open at
+/// any hour, so tests do not depend on the clock), with `tweak` applied to
+/// the text, and its prompts linked beside it.
+pub fn open_clinic(dir: &Path, tweak: impl Fn(String) -> String) -> PathBuf {
+    let text = std::fs::read_to_string(repo_root().join("dialplans/clinic.toml"))
+        .expect("read clinic.toml");
+    let start = text.find("[[hours]]").expect("clinic.toml has hours");
+    let end = text
+        .find("# Outside hours")
+        .expect("clinic.toml has an after-hours comment");
+    let open = format!("{}{}", &text[..start], &text[end..]);
+    let path = dir.join("open-clinic.toml");
+    std::fs::write(&path, tweak(open)).expect("write the dialplan");
+    let prompts = dir.join("prompts");
+    if !prompts.exists() {
+        std::os::unix::fs::symlink(repo_root().join("dialplans/prompts"), prompts)
+            .expect("link the prompts");
+    }
+    path
+}
+
+/// Adds a number that rings 3 s before answering (`+15550199`, source
+/// `ring-test`) to a dialplan text.
+pub fn with_ringing_number(text: String) -> String {
+    text.replacen(
+        "[[numbers]]\nnumber = \"+15550111\"",
+        "[[numbers]]\nnumber = \"+15550199\"\nsource = \"ring-test\"\npriority = \"routine\"\n\
+         answer_after = \"3s\"\nannounce = [\"prompts/emergency-notice.wav\"]\nthen = { menu = \"main\" }\n\n\
+         [[numbers]]\nnumber = \"+15550111\"",
+        1,
+    )
+}
+
+/// A UDP port free right now (bound, read back, released).
+pub fn free_udp_port() -> u16 {
+    UdpSocket::bind("127.0.0.1:0")
+        .and_then(|socket| socket.local_addr())
+        .map(|address| address.port())
+        .expect("a free port")
+}
+
+/// One RTP packet's header fields.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RtpHeader {
+    /// Marker bit.
+    pub marker: bool,
+    /// Payload type.
+    pub payload_type: u8,
+    /// Sequence number.
+    pub sequence: u16,
+    /// Timestamp.
+    pub timestamp: u32,
+    /// SSRC.
+    pub ssrc: u32,
+    /// Payload length.
+    pub payload_len: usize,
+}
+
+fn parse_rtp(packet: &[u8]) -> Option<RtpHeader> {
+    if packet.len() < 12 || packet[0] >> 6 != 2 {
+        return None;
+    }
+    let csrc = usize::from(packet[0] & 0x0f) * 4;
+    Some(RtpHeader {
+        marker: packet[1] & 0x80 != 0,
+        payload_type: packet[1] & 0x7f,
+        sequence: u16::from_be_bytes([packet[2], packet[3]]),
+        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+        payload_len: packet.len().saturating_sub(12 + csrc),
+    })
+}
+
+/// A UDP socket of the test that records the RTP packets sent to it.
+#[derive(Debug)]
+pub struct RtpSink {
+    port: u16,
+    packets: Arc<Mutex<Vec<RtpHeader>>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl RtpSink {
+    /// Binds a free port and starts recording.
+    pub fn start() -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the RTP sink");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(50)))
+            .expect("a read timeout");
+        let port = socket.local_addr().expect("its address").port();
+        let packets = Arc::new(Mutex::new(Vec::new()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let packets = Arc::clone(&packets);
+            let stop = Arc::clone(&stop);
+            std::thread::spawn(move || {
+                let mut buffer = [0u8; 2048];
+                while !stop.load(Ordering::Relaxed) {
+                    if let Ok(length) = socket.recv(&mut buffer)
+                        && let Some(header) = parse_rtp(&buffer[..length])
+                    {
+                        packets.lock().expect("not poisoned").push(header);
+                    }
+                }
+            })
+        };
+        RtpSink {
+            port,
+            packets,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    /// The port to put in the SDP.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// What arrived so far.
+    pub fn packets(&self) -> Vec<RtpHeader> {
+        self.packets.lock().expect("not poisoned").clone()
+    }
+
+    /// Stops recording and returns every packet.
+    pub fn finish(mut self) -> Vec<RtpHeader> {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+        self.packets()
+    }
+}
+
+impl Drop for RtpSink {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+/// Asserts a stream of prompt packets is well formed: one SSRC, sequence
+/// numbers +1 and timestamps +160 (20 ms of 8 kHz) from packet to packet,
+/// 160-byte G.711 payloads of `payload_type`, the marker on the first.
+pub fn assert_prompt_stream(packets: &[RtpHeader], payload_type: u8) {
+    let first = packets.first().expect("some packets");
+    assert!(first.marker, "the first prompt packet has the marker bit");
+    for pair in packets.windows(2) {
+        let (a, b) = (pair[0], pair[1]);
+        assert_eq!(a.ssrc, b.ssrc, "one SSRC");
+        assert_eq!(
+            b.sequence,
+            a.sequence.wrapping_add(1),
+            "sequence +1: {a:?} → {b:?}"
+        );
+        assert_eq!(
+            b.timestamp,
+            a.timestamp.wrapping_add(160),
+            "timestamp +160: {a:?} → {b:?}"
+        );
+    }
+    for packet in packets {
+        assert_eq!(packet.payload_type, payload_type);
+        assert_eq!(packet.payload_len, 160);
+    }
+}
+
+/// `GET /api/calls` (with the token): the calls, newest first.
+pub fn calls(daemon: &Daemon) -> Vec<Value> {
+    let response = daemon.get("/api/calls?limit=100", Some(TOKEN));
+    assert_eq!(response.status, 200, "{response:?}");
+    let body: Value = serde_json::from_str(&response.body).expect("JSON");
+    body["calls"].as_array().cloned().unwrap_or_default()
+}
+
+/// Polls `/api/calls` until the newest call satisfies `done`, within `bound`.
+pub fn wait_for_call(daemon: &Daemon, bound: Duration, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + bound;
+    loop {
+        let list = calls(daemon);
+        if let Some(call) = list.first()
+            && done(call)
+        {
+            return call.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no such call within {bound:?}: {list:#?}\nthe log:\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
