@@ -11,7 +11,6 @@
 pub mod call;
 pub mod http;
 pub mod sipp;
-pub mod sipp;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};
