@@ -133,7 +133,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         advertise: config.advertise,
         rtp_ports: (config.rtp_ports.low(), config.rtp_ports.high()),
     };
-    let _app = crate::app::start(
+    let app = crate::app::start(
         sockets,
         std::sync::Arc::clone(&dialplan),
         app_config,
@@ -171,6 +171,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         admin_token: admin_token.clone(),
         metrics: metrics.clone(),
         sip: sip_ready_rx,
+        app,
     };
     services.spawn(
         "http",

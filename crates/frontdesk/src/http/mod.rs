@@ -7,15 +7,17 @@
 //! token and never tells which routes exist). Handlers take
 //! `State<AppState>`; a new service adds its handle to [`AppState`].
 
+pub mod agents;
 mod auth;
 pub mod metrics;
 
 use std::net::SocketAddr;
+use std::sync::Arc;
 
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
-use axum::routing::get;
+use axum::routing::{get, put};
 use axum::{Json, Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
@@ -24,6 +26,8 @@ use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
 pub use auth::AdminToken;
+
+use crate::app::App;
 
 /// What the handlers share. Cheap to clone: handles and `Arc`s only.
 #[derive(Debug, Clone)]
@@ -34,11 +38,15 @@ pub struct AppState {
     pub metrics: PrometheusHandle,
     /// The SIP address once its sockets are bound; `None` before.
     pub sip: watch::Receiver<Option<SocketAddr>>,
+    /// The application: routing, the registrar, the dialplan in force.
+    pub app: Arc<App>,
 }
 
 /// Every route of the admin listener.
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
+        .route("/agents", get(agents::list))
+        .route("/agents/{id}/state", put(agents::set_state))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
