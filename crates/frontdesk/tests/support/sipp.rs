@@ -6,10 +6,16 @@
 //! its id. [`SippRun`] holds the exit status and the cumulative counters of
 //! the last line of SIPp's statistics file, so that tests assert what SIPp
 //! counted, not what a log says.
+//!
+//! With [`Sipp::trace_messages`] it also keeps SIPp's per-message counters
+//! (`-trace_counts`: which branch of a scenario each call took) and every
+//! response time (`-trace_rtt`). SIPp picks its own local port: with no
+//! `-p` it binds the first free one from 5060 up, so parallel runs never
+//! collide.
 
 use std::collections::HashMap;
 use std::io::Read;
-use std::net::SocketAddr;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::PathBuf;
 use std::process::{Command, ExitStatus, Stdio};
 use std::sync::mpsc;
@@ -49,6 +55,9 @@ pub struct Sipp {
     calls: u64,
     rate: u64,
     extra: Vec<String>,
+    local_ip: IpAddr,
+    injection: Vec<String>,
+    trace_messages: bool,
 }
 
 impl Sipp {
@@ -62,6 +71,9 @@ impl Sipp {
             calls: 10,
             rate: 100,
             extra: Vec::new(),
+            local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
+            injection: Vec::new(),
+            trace_messages: false,
         }
     }
 
@@ -83,6 +95,28 @@ impl Sipp {
         self
     }
 
+    /// Sends from `ip` instead of 127.0.0.1 (e.g. 127.0.0.2, the
+    /// untrusted source of flood tests).
+    pub fn from(mut self, ip: IpAddr) -> Self {
+        self.local_ip = ip;
+        self
+    }
+
+    /// `-inf`: an injection file of these lines, read in sequence
+    /// (`SEQUENTIAL`; SIPp starts over at the end).
+    pub fn inject<S: ToString>(mut self, lines: impl IntoIterator<Item = S>) -> Self {
+        self.injection
+            .extend(lines.into_iter().map(|line| line.to_string()));
+        self
+    }
+
+    /// Keeps the per-message counters and every response time
+    /// ([`SippRun::message_count`], [`SippRun::response_times`]).
+    pub fn trace_messages(mut self) -> Self {
+        self.trace_messages = true;
+        self
+    }
+
     /// More arguments, after the harness's own.
     pub fn args<S: ToString>(mut self, args: impl IntoIterator<Item = S>) -> Self {
         self.extra.extend(args.into_iter().map(|a| a.to_string()));
@@ -93,6 +127,17 @@ impl Sipp {
     /// [`RUN_BOUND`].
     pub fn run(self) -> SippRun {
         let dir = tempfile::tempdir().expect("a temporary directory");
+        let mut options: Vec<std::ffi::OsString> = Vec::new();
+        if !self.injection.is_empty() {
+            let path = dir.path().join("injection.csv");
+            let mut lines = vec!["SEQUENTIAL".to_string()];
+            lines.extend(self.injection.iter().cloned());
+            std::fs::write(&path, lines.join("\n") + "\n").expect("write the injection file");
+            options.extend(["-inf".into(), path.into()]);
+        }
+        if self.trace_messages {
+            options.extend(["-trace_counts", "-trace_rtt", "-rtt_freq", "1"].map(Into::into));
+        }
         let mut command = Command::new("sipp");
         command
             .arg(self.target.to_string())
@@ -102,10 +147,11 @@ impl Sipp {
             .args(["-m", &self.calls.to_string()])
             .args(["-r", &self.rate.to_string()])
             // Loopback only: our Via, Contact and source address.
-            .args(["-i", "127.0.0.1", "-bind_local"])
+            .args(["-i", &self.local_ip.to_string(), "-bind_local"])
             .args(["-timeout", &format!("{}s", SIPP_TIMEOUT.as_secs())])
             .args(["-timeout_error", "-nostdin", "-trace_err"])
             .args(["-trace_stat", "-stf", "stats.csv", "-fd", "1"])
+            .args(&options)
             .args(&self.extra)
             .current_dir(dir.path())
             .stdin(Stdio::null())
@@ -142,17 +188,24 @@ impl Sipp {
         let stats = std::fs::read_to_string(dir.path().join("stats.csv"))
             .map(|csv| last_counters(&csv))
             .unwrap_or_default();
-        let errors = std::fs::read_dir(dir.path())
-            .into_iter()
-            .flatten()
-            .flatten()
-            .filter(|entry| entry.file_name().to_string_lossy().ends_with("_errors.log"))
-            .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
-            .collect::<Vec<_>>()
-            .join("\n");
+        let file = |suffix: &str| {
+            std::fs::read_dir(dir.path())
+                .into_iter()
+                .flatten()
+                .flatten()
+                .filter(|entry| entry.file_name().to_string_lossy().ends_with(suffix))
+                .filter_map(|entry| std::fs::read_to_string(entry.path()).ok())
+                .collect::<Vec<_>>()
+                .join("\n")
+        };
+        let errors = file("_errors.log");
+        let messages = last_counters(&file("_counts.csv"));
+        let response_times = response_times(&file("_rtt.csv"));
         SippRun {
             status,
             stats,
+            messages,
+            response_times,
             output,
             errors,
         }
@@ -183,6 +236,22 @@ fn last_counters(csv: &str) -> HashMap<String, String> {
         .collect()
 }
 
+/// Each line of a `-trace_rtt` file (`date_ms;response_time_ms;rtd`) as
+/// the rtd's name and whole milliseconds.
+fn response_times(csv: &str) -> Vec<(String, u64)> {
+    csv.lines()
+        .filter_map(|line| {
+            let mut fields = line.split(';');
+            let _date = fields.next()?;
+            let ms: f64 = fields.next()?.trim().parse().ok()?;
+            let rtd = fields.next()?.trim();
+            // SIPp measures whole milliseconds; the header line is skipped
+            // by the parse above.
+            Some((rtd.to_string(), ms as u64))
+        })
+        .collect()
+}
+
 /// What one SIPp run did.
 #[derive(Debug)]
 pub struct SippRun {
@@ -190,6 +259,10 @@ pub struct SippRun {
     pub status: ExitStatus,
     /// The cumulative counters of SIPp's last statistics line.
     stats: HashMap<String, String>,
+    /// The last line of `-trace_counts`, with [`Sipp::trace_messages`].
+    messages: HashMap<String, String>,
+    /// Every response time, with [`Sipp::trace_messages`].
+    response_times: Vec<(String, u64)>,
     /// SIPp's stdout and stderr.
     pub output: String,
     /// SIPp's `-trace_err` log.
@@ -207,6 +280,25 @@ impl SippRun {
         value
             .parse()
             .unwrap_or_else(|_| panic!("{name} = {value:?} is not a count; {self}"))
+    }
+
+    /// A per-message counter of `-trace_counts`: `<index>_<message>_<what>`,
+    /// e.g. `3_401_Recv` (the scenario's fourth element, a 401, received);
+    /// needs [`Sipp::trace_messages`]. Panics if SIPp wrote no such counter.
+    pub fn message_count(&self, name: &str) -> u64 {
+        let value = self
+            .messages
+            .get(name)
+            .unwrap_or_else(|| panic!("sipp wrote no {name} message counter; {self}"));
+        value
+            .parse()
+            .unwrap_or_else(|_| panic!("{name} = {value:?} is not a count; {self}"))
+    }
+
+    /// Every response time SIPp measured: the rtd's name (a scenario's
+    /// `start_rtd`/`rtd`) and milliseconds; needs [`Sipp::trace_messages`].
+    pub fn response_times(&self) -> &[(String, u64)] {
+        &self.response_times
     }
 
     /// Asserts exit status 0 and `calls` calls created and successful, none
