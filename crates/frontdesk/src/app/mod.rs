@@ -56,6 +56,8 @@ pub struct AppConfig {
     pub advertise: Option<IpAddr>,
     /// `--rtp-ports`: the lowest and highest RTP port.
     pub rtp_ports: (u16, u16),
+    /// `--rtp-timeout`: RTP inactivity after which a call ends.
+    pub rtp_timeout: Duration,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -79,6 +81,8 @@ pub struct App {
     pub ports: PortPool,
     /// Encoded prompts.
     pub prompts: Prompts,
+    /// How each call's media task is set up.
+    pub media: media::session::SessionConfig,
     /// Set while draining: new calls get 503.
     draining: AtomicBool,
 }
@@ -195,6 +199,10 @@ pub async fn start(
         calls: CallBook::default(),
         ports,
         prompts,
+        media: media::session::SessionConfig {
+            inactivity_timeout: Some(config.rtp_timeout),
+            ..media::session::SessionConfig::default()
+        },
         draining: AtomicBool::new(false),
     });
     let gauges = Arc::clone(&app);

@@ -96,6 +96,25 @@ impl Legs {
     }
 }
 
+/// Where to send an INVITE for `binding`. Over a stream, the connection
+/// the phone registered on. Over UDP, the Contact when it names the
+/// address the REGISTER came from (the phone is reachable as it says);
+/// otherwise the REGISTER's source, the way through the phone's NAT.
+fn ring_target(binding: &sip::registrar::Binding) -> Peer {
+    let source = binding.source;
+    if source.transport.is_reliable() {
+        return source;
+    }
+    let contact = binding.uri().as_sip().and_then(|uri| {
+        let ip = uri.host.ip()?;
+        (ip == source.address.ip()).then(|| std::net::SocketAddr::new(ip, uri.port.unwrap_or(5060)))
+    });
+    match contact {
+        Some(address) => Peer::udp(address),
+        None => source,
+    }
+}
+
 fn failure_for(status: StatusCode) -> OfferFailure {
     match status.as_u16() {
         486 | 600 => OfferFailure::Busy,
@@ -302,7 +321,7 @@ impl Call {
         self.app
             .endpoint
             .route(call_id.clone(), self.sip_sender.clone());
-        let peer = binding.source;
+        let peer = ring_target(binding);
         let transaction = match self.app.endpoint.send_request(invite.clone(), peer).await {
             Ok(Ok(transaction)) => transaction,
             _ => {

@@ -14,7 +14,7 @@ use media::DtmfDigit;
 use media::driver::{MediaHandle, MediaTaskEvent, PortLease, spawn_media_task};
 use media::playback::PlaybackId;
 use media::sdp::{self, LocalMedia, NegotiatedMedia, SessionDescription};
-use media::session::{Leg, MediaEvent, SessionConfig};
+use media::session::{Leg, MediaEvent};
 use sip::Peer;
 use sip::dialog::Dialog;
 use sip::message::validate::ValidRequest;
@@ -241,7 +241,7 @@ impl Call {
     }
 
     fn start_media(&mut self, lease: PortLease, negotiated: NegotiatedMedia) {
-        let task = spawn_media_task(SessionConfig::default(), Leg::Caller, lease, negotiated);
+        let task = spawn_media_task(self.app.media.clone(), Leg::Caller, lease, negotiated);
         self.media = Some(task.handle);
         self.media_events = Some(task.events);
     }

@@ -43,6 +43,11 @@ pub struct RunArgs {
     )]
     admin_token: Option<AdminToken>,
 
+    /// End a call when a leg that should send RTP has sent none for this
+    /// many seconds (a vanished phone), freeing the agent.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    rtp_timeout: u64,
+
     /// Address put in SDP and Contact when listening on 0.0.0.0.
     #[arg(long, value_name = "IP", value_parser = parse_advertise)]
     advertise: Option<IpAddr>,
@@ -83,6 +88,7 @@ impl RunArgs {
                 None => TokenSource::Generate,
             },
             advertise: self.advertise,
+            rtp_timeout: std::time::Duration::from_secs(self.rtp_timeout),
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

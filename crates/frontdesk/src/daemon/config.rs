@@ -24,6 +24,8 @@ pub struct Config {
     pub admin_token: TokenSource,
     /// The address put in SDP and Contact when listening on `0.0.0.0`.
     pub advertise: Option<IpAddr>,
+    /// RTP inactivity after which a call ends (`--rtp-timeout`).
+    pub rtp_timeout: std::time::Duration,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
 }

@@ -132,6 +132,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         data: config.data.clone(),
         advertise: config.advertise,
         rtp_ports: (config.rtp_ports.low(), config.rtp_ports.high()),
+        rtp_timeout: config.rtp_timeout,
     };
     let app = crate::app::start(
         sockets,

@@ -9,6 +9,7 @@
 
 pub mod agents;
 mod auth;
+pub mod calls;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -47,6 +48,8 @@ pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/agents", get(agents::list))
         .route("/agents/{id}/state", put(agents::set_state))
+        .route("/calls", get(calls::list))
+        .route("/queues", get(calls::queues))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

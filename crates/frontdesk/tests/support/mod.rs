@@ -10,6 +10,7 @@
 
 pub mod call;
 pub mod http;
+pub mod phone;
 pub mod sipp;
 
 use std::ffi::OsString;

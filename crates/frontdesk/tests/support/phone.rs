@@ -1,0 +1,281 @@
+//! A softphone's pieces for bridge tests: registering an agent with digest
+//! auth (our own small client on a UDP socket), and an RTP peer that both
+//! sends a steady 20 ms stream (and RFC 4733 digits) and records what it
+//! receives, answering from the same socket so symmetric RTP keeps
+//! talking to it.
+
+use std::collections::VecDeque;
+use std::net::{SocketAddr, UdpSocket};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use sip::digest::{Challenge, Credentials};
+use sip::message::{AuthParams, Frame, Limits, Message, parse_datagram};
+
+use super::call::RtpHeader;
+
+/// Registers `agent` (password `demo-<agent>`) at `sip`, with a Contact on
+/// `contact_port` (where the agent's phone, e.g. a SIPp UAS, listens), for
+/// `expires` seconds. Panics unless the registrar answers 200.
+pub fn register(sip: SocketAddr, agent: &str, contact_port: u16, expires: u32) {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let me = socket.local_addr().expect("its address");
+    let uri = format!("sip:{}", sip);
+    let request = |cseq: u32, authorization: Option<String>| {
+        format!(
+            "REGISTER {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch=z9hG4bKreg{agent}{cseq}{port};rport\r\n\
+             From: <sip:{agent}@{sip}>;tag=reg{agent}\r\n\
+             To: <sip:{agent}@{sip}>\r\n\
+             Call-ID: register-{agent}-{port}@test\r\n\
+             CSeq: {cseq} REGISTER\r\n\
+             Contact: <sip:{agent}@127.0.0.1:{contact_port}>\r\n\
+             Expires: {expires}\r\n\
+             Max-Forwards: 70\r\n\
+             {auth}Content-Length: 0\r\n\r\n",
+            port = me.port(),
+            auth = authorization
+                .map(|a| format!("Authorization: {a}\r\n"))
+                .unwrap_or_default(),
+        )
+    };
+    let exchange = |text: String| -> Message {
+        socket.send_to(text.as_bytes(), sip).expect("send REGISTER");
+        loop {
+            let mut buffer = [0u8; 8192];
+            let length = socket.recv(&mut buffer).expect("an answer to REGISTER");
+            if let Ok(Frame::Message(message)) = parse_datagram(
+                bytes::Bytes::copy_from_slice(&buffer[..length]),
+                &Limits::default(),
+            ) {
+                return message;
+            }
+        }
+    };
+    let Message::Response(challenge) = exchange(request(1, None)) else {
+        panic!("a request came back");
+    };
+    assert_eq!(challenge.status.as_u16(), 401, "{challenge:?}");
+    let params: AuthParams = challenge.headers.www_authenticates().expect("challenges")[0].clone();
+    let challenge = Challenge::from_params(&params).expect("a digest challenge");
+    let credentials = Credentials::answer(
+        &challenge,
+        agent,
+        &format!("demo-{agent}"),
+        "REGISTER",
+        &uri,
+        "0a4f113b",
+        1,
+    );
+    let header = credentials.to_params().to_string();
+    let Message::Response(done) = exchange(request(2, Some(header))) else {
+        panic!("a request came back");
+    };
+    assert_eq!(done.status.as_u16(), 200, "{done:?}");
+}
+
+#[derive(Debug, Default)]
+struct PeerState {
+    received: Vec<(RtpHeader, u8)>,
+    remote: Option<SocketAddr>,
+    digits: VecDeque<char>,
+}
+
+/// A two-way RTP endpoint of the test.
+#[derive(Debug)]
+pub struct RtpPeer {
+    port: u16,
+    state: Arc<Mutex<PeerState>>,
+    stop: Arc<AtomicBool>,
+    mute: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+/// The payload byte our peers fill their packets with: a flat signal no
+/// prompt contains, so relayed audio can be told from prompts.
+pub const FILL: u8 = 0x55;
+
+impl RtpPeer {
+    /// Binds a free port. Once the first packet arrives, it answers to its
+    /// source with `payload_type` packets every 20 ms, filled with [`FILL`]
+    /// (or, while `silent`, sends nothing).
+    pub fn start(payload_type: u8, silent: bool) -> Self {
+        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind an RTP port");
+        socket
+            .set_read_timeout(Some(Duration::from_millis(5)))
+            .expect("a read timeout");
+        let port = socket.local_addr().expect("its address").port();
+        let state = Arc::new(Mutex::new(PeerState::default()));
+        let stop = Arc::new(AtomicBool::new(false));
+        let mute = Arc::new(AtomicBool::new(silent));
+        let thread = {
+            let state = Arc::clone(&state);
+            let stop = Arc::clone(&stop);
+            let mute = Arc::clone(&mute);
+            std::thread::spawn(move || run(socket, payload_type, &state, &stop, &mute))
+        };
+        RtpPeer {
+            port,
+            state,
+            stop,
+            mute,
+            thread: Some(thread),
+        }
+    }
+
+    /// The port for the SDP.
+    pub fn port(&self) -> u16 {
+        self.port
+    }
+
+    /// Queues an RFC 4733 digit (payload type 101).
+    pub fn press(&self, digit: char) {
+        self.state
+            .lock()
+            .expect("not poisoned")
+            .digits
+            .push_back(digit);
+    }
+
+    /// Packets received so far, with their first payload byte.
+    pub fn received(&self) -> Vec<(RtpHeader, u8)> {
+        self.state.lock().expect("not poisoned").received.clone()
+    }
+
+    /// How many received packets carried [`FILL`] (relayed audio of the
+    /// other peer), converted or not: `expect` is the byte to look for.
+    pub fn relayed(&self, expect: u8) -> usize {
+        self.received()
+            .iter()
+            .filter(|(_, first)| *first == expect)
+            .count()
+    }
+
+    /// Whether a packet has arrived (the far end is sending to us).
+    pub fn heard(&self) -> bool {
+        self.state.lock().expect("not poisoned").remote.is_some()
+    }
+
+    /// Stops sending (a phone that vanished) but keeps listening.
+    pub fn go_silent(&self) {
+        self.mute.store(true, Ordering::Relaxed);
+    }
+
+    /// Waits until `condition` holds on this peer, within `bound`.
+    pub fn wait_until(&self, bound: Duration, condition: impl Fn(&RtpPeer) -> bool) -> bool {
+        let deadline = Instant::now() + bound;
+        while Instant::now() < deadline {
+            if condition(self) {
+                return true;
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        condition(self)
+    }
+}
+
+impl Drop for RtpPeer {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn parse(packet: &[u8]) -> Option<(RtpHeader, u8)> {
+    if packet.len() < 13 || packet[0] >> 6 != 2 {
+        return None;
+    }
+    let header = RtpHeader {
+        marker: packet[1] & 0x80 != 0,
+        payload_type: packet[1] & 0x7f,
+        sequence: u16::from_be_bytes([packet[2], packet[3]]),
+        timestamp: u32::from_be_bytes([packet[4], packet[5], packet[6], packet[7]]),
+        ssrc: u32::from_be_bytes([packet[8], packet[9], packet[10], packet[11]]),
+        payload_len: packet.len() - 12,
+    };
+    Some((header, packet[12]))
+}
+
+fn run(
+    socket: UdpSocket,
+    payload_type: u8,
+    state: &Mutex<PeerState>,
+    stop: &AtomicBool,
+    mute: &AtomicBool,
+) {
+    let ssrc: u32 = 0x1234_5678 ^ u32::from(socket.local_addr().map_or(0, |a| a.port()));
+    let mut sequence: u16 = 1000;
+    let mut timestamp: u32 = 50_000;
+    let mut next_send = Instant::now();
+    let mut buffer = [0u8; 2048];
+    // Bounded: these threads end with the test.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+        if let Ok((length, source)) = socket.recv_from(&mut buffer)
+            && let Some(packet) = parse(&buffer[..length])
+        {
+            let mut state = state.lock().expect("not poisoned");
+            state.received.push(packet);
+            state.remote.get_or_insert(source);
+        }
+        if mute.load(Ordering::Relaxed) {
+            continue;
+        }
+        let now = Instant::now();
+        if now < next_send {
+            continue;
+        }
+        next_send += Duration::from_millis(20);
+        let (remote, digit) = {
+            let mut state = state.lock().expect("not poisoned");
+            (state.remote, state.remote.and(state.digits.pop_front()))
+        };
+        let Some(remote) = remote else { continue };
+        if let Some(digit) = digit {
+            // RFC 4733: the event for 100 ms, then three end packets, all
+            // with the event's timestamp.
+            let event = match digit {
+                '*' => 10,
+                '#' => 11,
+                d => d.to_digit(10).unwrap_or(0) as u8,
+            };
+            for step in 1..=8u16 {
+                let end = step >= 6;
+                let duration = (step.min(5) * 160).to_be_bytes();
+                let mut packet = header(101, step == 1, sequence, timestamp, ssrc);
+                packet.extend_from_slice(&[
+                    event,
+                    if end { 0x80 | 10 } else { 10 },
+                    duration[0],
+                    duration[1],
+                ]);
+                let _ = socket.send_to(&packet, remote);
+                sequence = sequence.wrapping_add(1);
+            }
+            timestamp = timestamp.wrapping_add(800);
+            continue;
+        }
+        let mut packet = header(payload_type, false, sequence, timestamp, ssrc);
+        packet.extend_from_slice(&[FILL; 160]);
+        let _ = socket.send_to(&packet, remote);
+        sequence = sequence.wrapping_add(1);
+        timestamp = timestamp.wrapping_add(160);
+    }
+}
+
+fn header(payload_type: u8, marker: bool, sequence: u16, timestamp: u32, ssrc: u32) -> Vec<u8> {
+    let mut packet = Vec::with_capacity(172);
+    packet.push(0x80);
+    packet.push(payload_type | if marker { 0x80 } else { 0 });
+    packet.extend_from_slice(&sequence.to_be_bytes());
+    packet.extend_from_slice(&timestamp.to_be_bytes());
+    packet.extend_from_slice(&ssrc.to_be_bytes());
+    packet
+}
