@@ -1,2 +1,87 @@
-//! Durable call journal and reports for frontdesk
+//! The durable journal of calls (leads) and the reports computed from it.
+//!
+//! # Model
+//! Every call is a lead: one row in `calls` (who called, which number, its
+//! source tag, department, priority, the agent who owns it, the outcome,
+//! its times) and a timeline in `call_events` (entered, menu choice,
+//! queued, offered to an agent, no answer, busy, connected, transferred,
+//! overflowed, ended). The call controller never writes rows: it emits one
+//! [`JournalEntry`] per step of the call as it happens — a [`CallId`], the
+//! step's time and a [`CallEvent`] — and the writer folds each event into
+//! the call's row and appends it to the timeline. SQLite in WAL mode; the
+//! schema is versioned and migrated on open ([`schema`]).
+//!
+//! # The writer and its run loop
+//! [`Journal::open`] opens the file (errors here are about the file), then
+//! starts one writer thread fed by a bounded channel. The writer waits for
+//! an entry, gathers more for up to [`JournalConfig::linger`] (50 ms by
+//! default, at most [`MAX_LINGER`] = 200 ms) or [`JournalConfig::max_batch`]
+//! entries, writes them in one transaction, and repeats. So an entry is on
+//! disk within about `linger` plus one commit of being recorded, and a call
+//! that ended a second before the daemon is killed (even with SIGKILL) is
+//! in the file when it is reopened.
+//!
+//! [`JournalHandle::record`] never waits on the disk: it puts the entry in
+//! the channel or, when the channel is full (the disk is slow or stalled)
+//! or the journal is closed, drops it and counts it. A batch the disk
+//! refuses is lost, counted and logged; the writer goes on with the next
+//! batch, so it recovers as soon as writes succeed again. Nothing is lost
+//! silently: [`JournalStats`] has every counter, and losses are logged with
+//! `tracing` (at most every 10 s while they go on).
+//!
+//! Durability: `PRAGMA synchronous` is [`Synchronous::Full`] by default.
+//! In WAL mode `NORMAL` already survives the process being killed (a
+//! commit is in the OS's page cache when it returns); `FULL` adds an fsync
+//! per commit so that a power cut loses nothing either. Batching makes the
+//! fsync cheap (one per batch, ~20 per second at most with the default
+//! linger), and a clinic's call records deserve it.
+//!
+//! # Wiring it into the daemon
+//! - At start: `let (journal, handle) = Journal::open(data.join("journal.db"),
+//!   JournalConfig::default())?;` and `let reader = journal.reader()?;`.
+//! - Each call's task gets a clone of the [`JournalHandle`] and records
+//!   each step: `handle.record(JournalEntry::new(id, Timestamp::now(),
+//!   CallEvent::Queued { .. }))`; the result may be ignored (a loss is
+//!   counted either way). The order to emit: `Started` at the INVITE,
+//!   `Entered` when the IVR answers, `MenuChoice` per menu decision,
+//!   `Queued` per queue entered (after an `Overflowed` or a `Transferred`
+//!   too), `Offered` / `NoAnswer` / `Busy` per agent leg, `Connected` when
+//!   bridged, `Ended` once.
+//! - HTTP: inside `spawn_blocking`, [`Reader::recent_calls`] and
+//!   [`CallRow::to_json`] give `GET /api/calls` (wrap as `{"calls":[…]}`),
+//!   [`Reader::department_report`] gives `GET /api/reports/departments`
+//!   (serialize the `Vec` under `"departments"`), [`Reader::call`],
+//!   [`Reader::agent_report`] and [`Reader::source_report`] the rest.
+//! - Alerts: [`Reader::abandonment_window`] over [`TimeRange::last`].
+//! - Metrics from [`JournalHandle::stats`]: `backlog` as a gauge,
+//!   `written`, `dropped`, `failed` as counters, `failing` as a 0/1 gauge.
+//! - At shutdown: [`Journal::close`] with a grace period (on a blocking
+//!   thread).
+//! - Tests of the daemon can break the disk through
+//!   [`JournalHandle::faults`] ([`FaultPlan`]).
+//!
+//! Phone numbers are stored in full (the journal is the clinic's record);
+//! redaction is for logs, and this crate logs no numbers.
+
 #![forbid(unsafe_code)]
+#![warn(missing_docs)]
+
+mod entry;
+mod error;
+mod fault;
+mod journal;
+mod reader;
+pub mod report;
+pub mod schema;
+mod storage;
+mod timeline;
+
+pub use entry::{CallEvent, CallId, IN_PROGRESS, JournalEntry, Outcome, Priority, UnknownName};
+pub use error::{JournalError, QueryError, RangeError, RecordError};
+pub use fault::FaultPlan;
+pub use journal::{Journal, JournalConfig, JournalHandle, JournalStats, MAX_LINGER, WriteFailure};
+pub use reader::{CallQuery, CallRow, CallTimeline, EventRow, Reader};
+pub use report::{
+    AbandonmentWindow, AgentReport, DepartmentReport, Percentiles, SourceReport, TimeRange,
+};
+pub use schema::{SCHEMA_VERSION, Synchronous};

@@ -1,0 +1,548 @@
+//! The journal's writer: one thread, one connection, fed by a bounded
+//! channel that call controllers never wait on.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, TrySendError};
+use jiff::Timestamp;
+use rusqlite::Connection;
+
+use crate::entry::JournalEntry;
+use crate::error::{JournalError, RecordError};
+use crate::fault::FaultPlan;
+use crate::reader::Reader;
+use crate::schema::{self, Synchronous};
+use crate::storage;
+
+/// The longest [`JournalConfig::linger`] allowed: an entry is committed at
+/// most this long after the writer takes it, which is what makes "a call
+/// that ended more than a second before a crash is on disk" true by design.
+pub const MAX_LINGER: Duration = Duration::from_millis(200);
+
+/// How often, at most, a continuing loss (dropped or failed entries) is
+/// logged again.
+const LOSS_LOG_INTERVAL: Duration = Duration::from_secs(10);
+
+/// How the journal behaves.
+#[derive(Debug, Clone)]
+pub struct JournalConfig {
+    /// Entries the channel holds before [`JournalHandle::record`] drops
+    /// (the backlog a slow disk may build). Default 16,384 (a few MB).
+    pub capacity: usize,
+    /// Most entries per transaction. Default 500.
+    pub max_batch: usize,
+    /// How long the writer waits for more entries after the first of a
+    /// batch before committing; at most [`MAX_LINGER`]. Default 50 ms.
+    pub linger: Duration,
+    /// `PRAGMA synchronous`; default [`Synchronous::Full`].
+    pub synchronous: Synchronous,
+    /// A cap on the database's size (SQLite `max_page_count`): past it,
+    /// writes fail as on a full disk, counted in
+    /// [`JournalStats::failed`]. Default none.
+    pub max_database_bytes: Option<u64>,
+    /// How long dropping a [`Journal`] that was not closed waits for the
+    /// writer to drain. Default 5 s.
+    pub close_timeout: Duration,
+}
+
+impl Default for JournalConfig {
+    fn default() -> Self {
+        JournalConfig {
+            capacity: 16_384,
+            max_batch: 500,
+            linger: Duration::from_millis(50),
+            synchronous: Synchronous::Full,
+            max_database_bytes: None,
+            close_timeout: Duration::from_secs(5),
+        }
+    }
+}
+
+impl JournalConfig {
+    fn validate(&self) -> Result<(), JournalError> {
+        if self.capacity == 0 {
+            return Err(JournalError::Config("capacity must be at least 1".into()));
+        }
+        if self.max_batch == 0 {
+            return Err(JournalError::Config("max_batch must be at least 1".into()));
+        }
+        if self.linger > MAX_LINGER {
+            return Err(JournalError::Config(format!(
+                "linger {:?} is over {MAX_LINGER:?}: recent calls could be lost on a crash",
+                self.linger
+            )));
+        }
+        Ok(())
+    }
+}
+
+/// The journal's counters at one moment, for metrics and health.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct JournalStats {
+    /// The channel's capacity ([`JournalConfig::capacity`]).
+    pub capacity: u64,
+    /// Entries accepted and not yet written or failed (a gauge).
+    pub backlog: u64,
+    /// Entries committed to the file (a counter).
+    pub written: u64,
+    /// Entries refused by [`JournalHandle::record`] because the backlog
+    /// was full or the journal closed: never written (a counter).
+    pub dropped: u64,
+    /// Entries lost because their batch failed to write (I/O error, disk
+    /// full): never written (a counter).
+    pub failed: u64,
+    /// Transactions committed (a counter).
+    pub batches: u64,
+    /// Whether the last batch failed (the disk is failing now).
+    pub failing: bool,
+    /// The most recent write failure, if any ever happened.
+    pub last_error: Option<WriteFailure>,
+}
+
+/// A batch that could not be written.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct WriteFailure {
+    /// When.
+    pub at: Timestamp,
+    /// SQLite's error.
+    pub message: String,
+}
+
+/// What the handles and the writer share.
+#[derive(Debug)]
+struct Shared {
+    path: PathBuf,
+    capacity: u64,
+    backlog: AtomicU64,
+    written: AtomicU64,
+    dropped: AtomicU64,
+    failed: AtomicU64,
+    batches: AtomicU64,
+    failing: AtomicBool,
+    last_error: Mutex<Option<WriteFailure>>,
+    faults: FaultPlan,
+    /// When the journal opened, the origin of `last_drop_log`.
+    opened: Instant,
+    /// Milliseconds after `opened` of the last "entries dropped" log line,
+    /// plus one (0: never).
+    last_drop_log: AtomicU64,
+}
+
+impl Shared {
+    fn stats(&self) -> JournalStats {
+        JournalStats {
+            capacity: self.capacity,
+            backlog: self.backlog.load(Ordering::SeqCst),
+            written: self.written.load(Ordering::SeqCst),
+            dropped: self.dropped.load(Ordering::SeqCst),
+            failed: self.failed.load(Ordering::SeqCst),
+            batches: self.batches.load(Ordering::SeqCst),
+            failing: self.failing.load(Ordering::SeqCst),
+            last_error: self
+                .last_error
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .clone(),
+        }
+    }
+
+    /// Counts a refused entry; logs it at most once per
+    /// [`LOSS_LOG_INTERVAL`] (this runs on the call's path: no lock, no
+    /// I/O unless a log line is due).
+    fn count_drop(&self, error: RecordError) {
+        let dropped = self.dropped.fetch_add(1, Ordering::SeqCst) + 1;
+        let now = u64::try_from(self.opened.elapsed().as_millis())
+            .unwrap_or(u64::MAX)
+            .saturating_add(1);
+        let last = self.last_drop_log.load(Ordering::Relaxed);
+        let interval = LOSS_LOG_INTERVAL.as_millis() as u64;
+        if (last == 0 || now.saturating_sub(last) >= interval)
+            && self
+                .last_drop_log
+                .compare_exchange(last, now, Ordering::Relaxed, Ordering::Relaxed)
+                .is_ok()
+        {
+            tracing::error!(%error, dropped_total = dropped, "journal entries dropped");
+        }
+    }
+}
+
+/// A message to the writer.
+#[derive(Debug)]
+enum Message {
+    Entry(JournalEntry),
+    /// Commit everything before this, then answer.
+    Flush(Sender<()>),
+    /// Commit everything queued, then stop and answer.
+    Close(Sender<()>),
+}
+
+/// Where call controllers send entries: cheap to clone, `Send + Sync`,
+/// never blocks on the disk.
+#[derive(Debug, Clone)]
+pub struct JournalHandle {
+    sender: Sender<Message>,
+    shared: Arc<Shared>,
+}
+
+impl JournalHandle {
+    /// Queues `entry` for the writer and returns at once. When the backlog
+    /// is full (the disk is slow or stalled) or the journal is closed, the
+    /// entry is dropped, counted in [`JournalStats::dropped`], logged (at
+    /// most every 10 s) and the error says why; the call goes on either
+    /// way, so callers may ignore the result.
+    pub fn record(&self, entry: JournalEntry) -> Result<(), RecordError> {
+        // Count first so that `backlog` never reads below what the writer
+        // is about to subtract.
+        self.shared.backlog.fetch_add(1, Ordering::SeqCst);
+        match self.sender.try_send(Message::Entry(entry)) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
+                let error = match error {
+                    TrySendError::Full(_) => RecordError::Full,
+                    TrySendError::Disconnected(_) => RecordError::Closed,
+                };
+                self.shared.count_drop(error);
+                Err(error)
+            }
+        }
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> JournalStats {
+        self.shared.stats()
+    }
+
+    /// Waits until every entry recorded before this call is committed (or
+    /// counted failed). Blocks: from async code, call it on a blocking
+    /// thread.
+    pub fn flush(&self, timeout: Duration) -> Result<(), JournalError> {
+        let deadline = Instant::now() + timeout;
+        let (ack, done) = crossbeam_channel::bounded(1);
+        match self.sender.send_deadline(Message::Flush(ack), deadline) {
+            Ok(()) => {}
+            Err(SendTimeoutError::Timeout(_)) => return Err(JournalError::Timeout(timeout)),
+            Err(SendTimeoutError::Disconnected(_)) => return Err(JournalError::Stopped),
+        }
+        match done.recv_deadline(deadline) {
+            Ok(()) => Ok(()),
+            Err(RecvTimeoutError::Timeout) => Err(JournalError::Timeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(JournalError::Stopped),
+        }
+    }
+
+    /// The fault-injection seam of this journal (see [`FaultPlan`]).
+    pub fn faults(&self) -> &FaultPlan {
+        &self.shared.faults
+    }
+
+    /// The database file.
+    pub fn path(&self) -> &Path {
+        &self.shared.path
+    }
+}
+
+/// The journal: owns the writer thread. Dropping it closes the journal
+/// (bounded by [`JournalConfig::close_timeout`]); prefer [`Journal::close`]
+/// to see how it went. Handles outlive it but then drop every entry.
+#[derive(Debug)]
+pub struct Journal {
+    handle: JournalHandle,
+    thread: Option<JoinHandle<()>>,
+    close_timeout: Duration,
+}
+
+impl Journal {
+    /// Opens (creating if needed) the journal at `path`, migrates its
+    /// schema, and starts the writer thread. Errors here are about the
+    /// file; once open, write errors are counted, not returned.
+    pub fn open(
+        path: impl AsRef<Path>,
+        config: JournalConfig,
+    ) -> Result<(Journal, JournalHandle), JournalError> {
+        config.validate()?;
+        let path = path.as_ref().to_path_buf();
+        let connection = schema::open_writer(&path, config.synchronous, config.max_database_bytes)?;
+        let (sender, receiver) = crossbeam_channel::bounded(config.capacity);
+        let shared = Arc::new(Shared {
+            path,
+            capacity: config.capacity as u64,
+            backlog: AtomicU64::new(0),
+            written: AtomicU64::new(0),
+            dropped: AtomicU64::new(0),
+            failed: AtomicU64::new(0),
+            batches: AtomicU64::new(0),
+            failing: AtomicBool::new(false),
+            last_error: Mutex::new(None),
+            faults: FaultPlan::default(),
+            opened: Instant::now(),
+            last_drop_log: AtomicU64::new(0),
+        });
+        let writer = Writer {
+            connection: Some(connection),
+            receiver,
+            shared: Arc::clone(&shared),
+            max_batch: config.max_batch,
+            linger: config.linger,
+            failure_log: FailureLog::default(),
+        };
+        let thread = std::thread::Builder::new()
+            .name("records-journal".into())
+            .spawn(move || writer.run())
+            .map_err(JournalError::Spawn)?;
+        let handle = JournalHandle { sender, shared };
+        tracing::info!(path = %handle.path().display(), "journal open");
+        let journal = Journal {
+            handle: handle.clone(),
+            thread: Some(thread),
+            close_timeout: config.close_timeout,
+        };
+        Ok((journal, handle))
+    }
+
+    /// Another handle.
+    pub fn handle(&self) -> JournalHandle {
+        self.handle.clone()
+    }
+
+    /// A reader on the same file.
+    pub fn reader(&self) -> Result<Reader, JournalError> {
+        Reader::open(self.handle.path())
+    }
+
+    /// The counters now.
+    pub fn stats(&self) -> JournalStats {
+        self.handle.stats()
+    }
+
+    /// See [`JournalHandle::flush`].
+    pub fn flush(&self, timeout: Duration) -> Result<(), JournalError> {
+        self.handle.flush(timeout)
+    }
+
+    /// Drains the backlog, commits, checkpoints the WAL and stops the
+    /// writer, within `timeout`. Entries recorded afterwards are dropped
+    /// ([`RecordError::Closed`]). Blocks: from async code, call it on a
+    /// blocking thread.
+    pub fn close(mut self, timeout: Duration) -> Result<JournalStats, JournalError> {
+        self.shut_down(timeout)?;
+        Ok(self.stats())
+    }
+
+    fn shut_down(&mut self, timeout: Duration) -> Result<(), JournalError> {
+        let Some(thread) = self.thread.take() else {
+            return Ok(());
+        };
+        let deadline = Instant::now() + timeout;
+        let (ack, done) = crossbeam_channel::bounded(1);
+        match self
+            .handle
+            .sender
+            .send_deadline(Message::Close(ack), deadline)
+        {
+            Ok(()) => {}
+            Err(SendTimeoutError::Timeout(_)) => return Err(JournalError::Timeout(timeout)),
+            Err(SendTimeoutError::Disconnected(_)) => {
+                let _ = thread.join();
+                return Err(JournalError::Stopped);
+            }
+        }
+        match done.recv_deadline(deadline) {
+            Ok(()) => {
+                // The writer answers as its last act: this join is short.
+                let _ = thread.join();
+                let stats = self.stats();
+                tracing::info!(
+                    written = stats.written,
+                    dropped = stats.dropped,
+                    failed = stats.failed,
+                    "journal closed"
+                );
+                Ok(())
+            }
+            Err(RecvTimeoutError::Timeout) => Err(JournalError::Timeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => {
+                let _ = thread.join();
+                Err(JournalError::Stopped)
+            }
+        }
+    }
+}
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        if let Err(error) = self.shut_down(self.close_timeout) {
+            tracing::warn!(%error, "journal not closed cleanly");
+        }
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    /// `None` only while closing.
+    connection: Option<Connection>,
+    receiver: Receiver<Message>,
+    shared: Arc<Shared>,
+    max_batch: usize,
+    linger: Duration,
+    failure_log: FailureLog,
+}
+
+/// What the writer collected for one transaction.
+#[derive(Default)]
+struct Batch {
+    entries: Vec<JournalEntry>,
+    flushes: Vec<Sender<()>>,
+    close: Option<Sender<()>>,
+    /// Every handle is gone: nothing more can come.
+    disconnected: bool,
+}
+
+impl Batch {
+    fn take(&mut self, message: Message) {
+        match message {
+            Message::Entry(entry) => self.entries.push(entry),
+            Message::Flush(ack) => self.flushes.push(ack),
+            Message::Close(ack) => self.close = Some(ack),
+        }
+    }
+
+    /// Whether to commit now rather than wait for more.
+    fn urgent(&self) -> bool {
+        !self.flushes.is_empty() || self.close.is_some() || self.disconnected
+    }
+}
+
+impl Writer {
+    /// The run loop: wait for a first message, collect more until the batch
+    /// is full, `linger` has passed, or someone waits on a flush; write the
+    /// batch in one transaction; answer flushes; repeat. On close (or when
+    /// every handle is gone), drain what is queued, checkpoint and stop.
+    fn run(mut self) {
+        loop {
+            let mut batch = Batch::default();
+            match self.receiver.recv() {
+                Ok(message) => batch.take(message),
+                Err(_) => batch.disconnected = true,
+            }
+            let deadline = Instant::now() + self.linger;
+            while !batch.urgent() && batch.entries.len() < self.max_batch {
+                match self.receiver.recv_deadline(deadline) {
+                    Ok(message) => batch.take(message),
+                    Err(RecvTimeoutError::Timeout) => break,
+                    Err(RecvTimeoutError::Disconnected) => batch.disconnected = true,
+                }
+            }
+            if batch.close.is_some() || batch.disconnected {
+                // Whatever is queued now was recorded before the close.
+                while let Ok(message) = self.receiver.try_recv() {
+                    batch.take(message);
+                }
+            }
+            for chunk in batch.entries.chunks(self.max_batch) {
+                self.write(chunk);
+            }
+            for ack in batch.flushes {
+                let _ = ack.send(());
+            }
+            if batch.close.is_some() || batch.disconnected {
+                self.finish();
+                if let Some(ack) = batch.close {
+                    let _ = ack.send(());
+                }
+                return;
+            }
+        }
+    }
+
+    fn write(&mut self, entries: &[JournalEntry]) {
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        self.shared.faults.before_batch();
+        let result = storage::write_batch(connection, entries, &self.shared.faults);
+        let count = entries.len() as u64;
+        match result {
+            Ok(()) => {
+                self.shared.written.fetch_add(count, Ordering::SeqCst);
+                self.shared.batches.fetch_add(1, Ordering::SeqCst);
+                self.shared.failing.store(false, Ordering::SeqCst);
+                self.failure_log.recovered();
+            }
+            Err(error) => {
+                self.shared.failed.fetch_add(count, Ordering::SeqCst);
+                self.shared.failing.store(true, Ordering::SeqCst);
+                let message = error.to_string();
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(WriteFailure {
+                    at: Timestamp::now(),
+                    message: message.clone(),
+                });
+                self.failure_log.failed(count, &message);
+            }
+        }
+        self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+    }
+
+    /// Checkpoints the WAL into the database and closes the connection.
+    fn finish(&mut self) {
+        if let Some(connection) = self.connection.take() {
+            if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
+                tracing::warn!(%error, "journal checkpoint on close failed");
+            }
+            if let Err((_, error)) = connection.close() {
+                tracing::warn!(%error, "journal close failed");
+            }
+        }
+    }
+}
+
+/// Logs write failures without flooding: the first of a run of failures at
+/// once, then a summary at most every [`LOSS_LOG_INTERVAL`], and the total
+/// when writes succeed again.
+#[derive(Debug, Default)]
+struct FailureLog {
+    /// Entries lost since writes last succeeded.
+    lost_in_run: u64,
+    /// Entries lost since the last log line.
+    unlogged: u64,
+    last_logged: Option<Instant>,
+}
+
+impl FailureLog {
+    fn failed(&mut self, lost: u64, message: &str) {
+        self.lost_in_run += lost;
+        self.unlogged += lost;
+        let due = self
+            .last_logged
+            .is_none_or(|at| at.elapsed() >= LOSS_LOG_INTERVAL);
+        if due {
+            tracing::error!(
+                error = message,
+                lost = self.unlogged,
+                lost_since_writes_failed = self.lost_in_run,
+                "journal write failed: entries lost"
+            );
+            self.unlogged = 0;
+            self.last_logged = Some(Instant::now());
+        }
+    }
+
+    fn recovered(&mut self) {
+        if self.lost_in_run > 0 {
+            tracing::warn!(
+                lost = self.lost_in_run,
+                "journal writes succeed again after losing entries"
+            );
+        }
+        *self = FailureLog::default();
+    }
+}

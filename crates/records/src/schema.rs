@@ -1,0 +1,410 @@
+//! The database: connection set-up and the versioned schema.
+//!
+//! The schema version is SQLite's `PRAGMA user_version` (0 in a new file).
+//! [`MIGRATIONS`] is the ordered list of steps; opening the journal applies
+//! every step newer than the file's version, each in its own transaction
+//! together with its `user_version` bump, so a failed step leaves the file
+//! at the previous version. A file newer than this build is refused.
+//!
+//! # Schema (version 1)
+//!
+//! Times are integers, milliseconds since the Unix epoch (UTC); durations
+//! are integer milliseconds (`_ms`).
+//!
+//! `calls`: one row per call (lead), folded from its events by the writer:
+//! `id` (primary key), `caller`, `dialed`, `source`, `branch`,
+//! `department` (the queue it is or was last in), `priority` (`routine` /
+//! `urgent`), `agent` (the last agent who answered), `outcome`
+//! (`in_progress` until it ends), `started_at`, `answered_at` (IVR answer),
+//! `queued_at` (first queue), `connected_at` (first agent answer),
+//! `ended_at`, `wait_ms`, `talk_ms`, `transfers`, `sla_ms` (the SLA of
+//! `department` when it was queued there).
+//!
+//! `call_events`: the timeline, `(call_id, seq)` primary key, `at`,
+//! `kind` and `detail` (JSON) as described on
+//! [`CallEvent`](crate::CallEvent).
+//!
+//! Indexes: `calls(started_at, id)` serves `/api/calls?limit=N` (newest
+//! first, read backwards) and the reports' time ranges;
+//! `call_events(at)` serves the recent-abandonment window.
+
+use std::path::Path;
+use std::time::Duration;
+
+use rusqlite::{Connection, OpenFlags, Transaction};
+
+use crate::error::JournalError;
+
+/// The schema version this build writes and reads.
+pub const SCHEMA_VERSION: i64 = 1;
+
+/// How long a connection waits for a lock before failing. Only one
+/// connection writes; WAL readers never block it, so this only covers
+/// checkpoints and a second process opening the file by mistake.
+const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// One step of the schema's history.
+#[derive(Debug)]
+pub(crate) struct Migration {
+    /// The version the file has after this step.
+    pub(crate) version: i64,
+    /// What it does, for the log.
+    pub(crate) description: &'static str,
+    /// The step, run inside its transaction.
+    pub(crate) apply: fn(&Transaction<'_>) -> rusqlite::Result<()>,
+}
+
+/// Every step, oldest first; `MIGRATIONS[i].version == i + 1`.
+pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
+    version: 1,
+    description: "calls and call_events",
+    apply: version_1,
+}];
+
+fn version_1(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
+    transaction.execute_batch(
+        "CREATE TABLE calls (
+            id           TEXT PRIMARY KEY NOT NULL,
+            caller       TEXT NOT NULL DEFAULT '',
+            dialed       TEXT NOT NULL DEFAULT '',
+            source       TEXT,
+            branch       TEXT,
+            department   TEXT,
+            priority     TEXT NOT NULL DEFAULT 'routine'
+                         CHECK (priority IN ('routine', 'urgent')),
+            agent        TEXT,
+            outcome      TEXT NOT NULL DEFAULT 'in_progress'
+                         CHECK (outcome IN ('in_progress', 'connected', 'abandoned',
+                                            'overflowed', 'rejected', 'after_hours')),
+            started_at   INTEGER NOT NULL,
+            answered_at  INTEGER,
+            queued_at    INTEGER,
+            connected_at INTEGER,
+            ended_at     INTEGER,
+            wait_ms      INTEGER,
+            talk_ms      INTEGER,
+            transfers    INTEGER NOT NULL DEFAULT 0,
+            sla_ms       INTEGER
+        );
+        CREATE INDEX calls_by_start ON calls (started_at, id);
+        CREATE TABLE call_events (
+            call_id TEXT NOT NULL REFERENCES calls (id) ON DELETE CASCADE,
+            seq     INTEGER NOT NULL,
+            at      INTEGER NOT NULL,
+            kind    TEXT NOT NULL,
+            detail  TEXT NOT NULL,
+            PRIMARY KEY (call_id, seq)
+        ) WITHOUT ROWID;
+        CREATE INDEX call_events_by_time ON call_events (at);",
+    )
+}
+
+/// How hard a commit tries to reach the disk (`PRAGMA synchronous`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Synchronous {
+    /// `NORMAL`: in WAL mode a commit is a write into the OS page cache;
+    /// it survives the process being killed (SIGKILL, panic, OOM) but the
+    /// last commits may be lost if the machine loses power.
+    Normal,
+    /// `FULL` (the default): every commit also fsyncs the WAL, so it
+    /// survives a power cut too. Batching makes this cheap: one fsync per
+    /// batch, at most one every `linger`.
+    #[default]
+    Full,
+}
+
+impl Synchronous {
+    fn pragma(self) -> &'static str {
+        match self {
+            Synchronous::Normal => "NORMAL",
+            Synchronous::Full => "FULL",
+        }
+    }
+}
+
+/// Opens (creating if needed) the writer's connection: WAL, the chosen
+/// `synchronous`, foreign keys, an optional size cap, then migrations.
+pub(crate) fn open_writer(
+    path: &Path,
+    synchronous: Synchronous,
+    max_database_bytes: Option<u64>,
+) -> Result<Connection, JournalError> {
+    let open_error = |source| JournalError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let mut connection = Connection::open(path).map_err(open_error)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    let mode: String = connection
+        .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
+        .map_err(open_error)?;
+    if !mode.eq_ignore_ascii_case("wal") {
+        return Err(JournalError::WalUnavailable {
+            path: path.to_path_buf(),
+            mode,
+        });
+    }
+    connection
+        .pragma_update(None, "synchronous", synchronous.pragma())
+        .map_err(open_error)?;
+    connection
+        .pragma_update(None, "foreign_keys", true)
+        .map_err(open_error)?;
+    if let Some(bytes) = max_database_bytes {
+        let page_size: i64 = connection
+            .pragma_query_value(None, "page_size", |row| row.get(0))
+            .map_err(open_error)?;
+        let pages = i64::try_from(bytes).unwrap_or(i64::MAX) / page_size.max(1);
+        connection
+            .pragma_update(None, "max_page_count", pages.max(1))
+            .map_err(open_error)?;
+    }
+    migrate(&mut connection, MIGRATIONS)?;
+    Ok(connection)
+}
+
+/// Opens a read-only connection on a journal already at [`SCHEMA_VERSION`].
+pub(crate) fn open_reader(path: &Path) -> Result<Connection, JournalError> {
+    let open_error = |source| JournalError::Open {
+        path: path.to_path_buf(),
+        source,
+    };
+    let flags = OpenFlags::SQLITE_OPEN_READ_ONLY
+        | OpenFlags::SQLITE_OPEN_NO_MUTEX
+        | OpenFlags::SQLITE_OPEN_URI;
+    let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    let found = user_version(&connection).map_err(open_error)?;
+    match found.cmp(&SCHEMA_VERSION) {
+        std::cmp::Ordering::Less => Err(JournalError::SchemaTooOld {
+            found,
+            expected: SCHEMA_VERSION,
+        }),
+        std::cmp::Ordering::Greater => Err(JournalError::SchemaTooNew {
+            found,
+            supported: SCHEMA_VERSION,
+        }),
+        std::cmp::Ordering::Equal => Ok(connection),
+    }
+}
+
+/// The file's schema version.
+pub(crate) fn user_version(connection: &Connection) -> rusqlite::Result<i64> {
+    connection.pragma_query_value(None, "user_version", |row| row.get(0))
+}
+
+/// Applies every step of `steps` newer than the file's version, in order,
+/// each atomically with its version bump. Returns the version found.
+pub(crate) fn migrate(
+    connection: &mut Connection,
+    steps: &[Migration],
+) -> Result<i64, JournalError> {
+    let supported = steps.last().map_or(0, |step| step.version);
+    let found = user_version(connection).map_err(|source| JournalError::Migration {
+        version: supported,
+        source,
+    })?;
+    if found > supported {
+        return Err(JournalError::SchemaTooNew { found, supported });
+    }
+    for step in steps.iter().filter(|step| step.version > found) {
+        let failed = |source| JournalError::Migration {
+            version: step.version,
+            source,
+        };
+        let transaction = connection.transaction().map_err(failed)?;
+        (step.apply)(&transaction).map_err(failed)?;
+        transaction
+            .pragma_update(None, "user_version", step.version)
+            .map_err(failed)?;
+        transaction.commit().map_err(failed)?;
+        tracing::info!(
+            version = step.version,
+            description = step.description,
+            "journal schema migrated"
+        );
+    }
+    Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The structure of a database: every table's columns and every
+    /// index's columns, comparable across files whatever history built
+    /// them.
+    fn structure(connection: &Connection) -> Vec<String> {
+        let mut statement = connection
+            .prepare(
+                "SELECT m.type || ' ' || m.name || ' on ' || m.tbl_name || ': ' ||
+                        group_concat(c.name || ' ' || coalesce(c.type, '') || ' ' ||
+                                     coalesce(c.\"notnull\", '') || ' ' ||
+                                     coalesce(c.dflt_value, '') || ' ' || coalesce(c.pk, ''), ', ')
+                 FROM sqlite_master m
+                 JOIN pragma_table_info(m.name) c ON m.type = 'table'
+                 GROUP BY m.name
+                 UNION ALL
+                 SELECT m.type || ' ' || m.name || ' on ' || m.tbl_name || ': ' ||
+                        group_concat(i.name, ', ')
+                 FROM sqlite_master m
+                 JOIN pragma_index_info(m.name) i ON m.type = 'index'
+                 GROUP BY m.name
+                 ORDER BY 1",
+            )
+            .unwrap();
+        statement
+            .query_map([], |row| row.get(0))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap()
+    }
+
+    /// Rows every version of the schema can hold, written with the columns
+    /// of `version` (a fixture per version, so upgrades are tested with
+    /// data in them).
+    fn fixture(connection: &Connection, version: i64) {
+        if version >= 1 {
+            connection
+                .execute_batch(
+                    "INSERT INTO calls (id, caller, dialed, started_at, outcome)
+                     VALUES ('c-old', '+13125550142', '+15550100', 1000, 'abandoned');
+                     INSERT INTO call_events (call_id, seq, at, kind, detail)
+                     VALUES ('c-old', 1, 1000, 'ended', '{\"outcome\":\"abandoned\"}');",
+                )
+                .unwrap();
+        }
+    }
+
+    #[test]
+    fn versions_are_consecutive_from_one() {
+        for (index, step) in MIGRATIONS.iter().enumerate() {
+            assert_eq!(step.version, index as i64 + 1, "{}", step.description);
+        }
+        assert_eq!(MIGRATIONS.last().unwrap().version, SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn from_an_empty_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let connection = open_writer(&path, Synchronous::Full, None).unwrap();
+        assert_eq!(user_version(&connection).unwrap(), SCHEMA_VERSION);
+        let mode: String = connection
+            .pragma_query_value(None, "journal_mode", |row| row.get(0))
+            .unwrap();
+        assert_eq!(mode, "wal");
+        let synchronous: i64 = connection
+            .pragma_query_value(None, "synchronous", |row| row.get(0))
+            .unwrap();
+        assert_eq!(synchronous, 2, "FULL");
+        let tables = structure(&connection);
+        assert!(
+            tables
+                .iter()
+                .any(|t| t.starts_with("table calls on calls: id TEXT 1"))
+        );
+        assert!(
+            tables
+                .iter()
+                .any(|t| t == "index calls_by_start on calls: started_at, id")
+        );
+        assert!(
+            tables
+                .iter()
+                .any(|t| t == "index call_events_by_time on call_events: at")
+        );
+        drop(connection);
+        // Opening again applies nothing and keeps the version.
+        let mut again = open_writer(&path, Synchronous::Normal, None).unwrap();
+        assert_eq!(migrate(&mut again, MIGRATIONS).unwrap(), SCHEMA_VERSION);
+    }
+
+    #[test]
+    fn from_each_older_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let fresh = open_writer(&dir.path().join("fresh.db"), Synchronous::Full, None).unwrap();
+        let expected = structure(&fresh);
+        for version in 0..SCHEMA_VERSION {
+            let path = dir.path().join(format!("v{version}.db"));
+            {
+                let mut old = Connection::open(&path).unwrap();
+                migrate(&mut old, &MIGRATIONS[..version as usize]).unwrap();
+                assert_eq!(user_version(&old).unwrap(), version);
+                fixture(&old, version);
+            }
+            let upgraded = open_writer(&path, Synchronous::Full, None).unwrap();
+            assert_eq!(user_version(&upgraded).unwrap(), SCHEMA_VERSION);
+            assert_eq!(structure(&upgraded), expected, "upgraded from v{version}");
+            let kept: i64 = upgraded
+                .query_row("SELECT count(*) FROM calls WHERE id = 'c-old'", [], |row| {
+                    row.get(0)
+                })
+                .unwrap();
+            assert_eq!(kept, i64::from(version >= 1), "data kept from v{version}");
+        }
+    }
+
+    fn failing_step(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
+        transaction.execute_batch("CREATE TABLE half_done (x); SELECT * FROM no_such_table;")
+    }
+
+    #[test]
+    fn a_failed_step_leaves_the_previous_version() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        let mut connection = open_writer(&path, Synchronous::Full, None).unwrap();
+        let broken: Vec<Migration> = MIGRATIONS
+            .iter()
+            .map(|step| Migration { ..*step })
+            .chain([Migration {
+                version: SCHEMA_VERSION + 1,
+                description: "broken",
+                apply: failing_step,
+            }])
+            .collect();
+        let error = migrate(&mut connection, &broken).unwrap_err();
+        assert!(
+            matches!(error, JournalError::Migration { version, .. } if version == SCHEMA_VERSION + 1),
+            "{error}"
+        );
+        assert_eq!(user_version(&connection).unwrap(), SCHEMA_VERSION);
+        let half: i64 = connection
+            .query_row(
+                "SELECT count(*) FROM sqlite_master WHERE name = 'half_done'",
+                [],
+                |row| row.get(0),
+            )
+            .unwrap();
+        assert_eq!(half, 0, "the failed step was rolled back");
+    }
+
+    #[test]
+    fn a_newer_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        Connection::open(&path)
+            .unwrap()
+            .pragma_update(None, "user_version", SCHEMA_VERSION + 1)
+            .unwrap();
+        let error = open_writer(&path, Synchronous::Full, None).unwrap_err();
+        assert!(
+            matches!(error, JournalError::SchemaTooNew { found, supported }
+            if found == SCHEMA_VERSION + 1 && supported == SCHEMA_VERSION)
+        );
+        let error = open_reader(&path).unwrap_err();
+        assert!(matches!(error, JournalError::SchemaTooNew { .. }));
+    }
+
+    #[test]
+    fn a_reader_refuses_an_unmigrated_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        Connection::open(&path)
+            .unwrap()
+            .execute_batch("CREATE TABLE t (x)")
+            .unwrap();
+        let error = open_reader(&path).unwrap_err();
+        assert!(matches!(error, JournalError::SchemaTooOld { found: 0, .. }));
+    }
+}
