@@ -4,7 +4,10 @@
 //! It answers on its own (RFC 3261 §8.2, §11, RFC 4475):
 //! - malformed requests, with the response [`validate`] decided (400 with
 //!   a precise reason, 505, 501, 416, 420 with Unsupported), statelessly;
-//! - OPTIONS outside a dialog: 200 with Allow, Accept and Supported;
+//! - OPTIONS outside a dialog: 200 with Allow, Accept and Supported,
+//!   statelessly (§8.2.7): no transaction is kept, and a retransmission is
+//!   answered with the same bytes because the To tag is derived from the
+//!   request (a keyed hash of its Call-ID, From tag, branch and CSeq);
 //! - methods the application does not serve: 405 with Allow;
 //! - requests inside a dialog nobody owns: 481;
 //! - an INVITE with Max-Forwards 0 (every call we take is forwarded to an
@@ -16,6 +19,8 @@
 //! application channel given to [`start`]. The task makes no decision about
 //! what a call means.
 
+use std::hash::{DefaultHasher, Hash, Hasher};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -27,7 +32,7 @@ use tokio_util::sync::CancellationToken;
 
 use crate::message::validate::{self, Policy, ValidRequest};
 use crate::message::{
-    HeaderName, Headers, Message, Method, ParseError, Request, Response, StatusCode,
+    HeaderName, Headers, Message, Method, ParseError, Request, Response, StatusCode, Via,
 };
 use crate::peer::Peer;
 use crate::transaction::{
@@ -193,8 +198,11 @@ pub fn start(
     };
     let allow = allow_header(&config.allow);
     let supported = config.supported.join(", ");
+    let mut layer = TransactionLayer::new(config.transaction.clone());
+    let tag_key = layer.random_token(16);
     let endpoint = Endpoint {
-        layer: TransactionLayer::new(config.transaction.clone()),
+        layer,
+        tag_key,
         config,
         allow,
         supported,
@@ -220,6 +228,8 @@ fn allow_header(allow: &[Method]) -> String {
 #[derive(Debug)]
 struct Endpoint {
     layer: TransactionLayer,
+    /// The secret mixed into stateless To tags (from the seeded RNG).
+    tag_key: String,
     config: EndpointConfig,
     allow: String,
     supported: String,
@@ -293,6 +303,11 @@ impl Endpoint {
                     supported: &self.config.supported,
                 };
                 match validate::request(request, &policy) {
+                    Ok(valid)
+                        if valid.request.method == Method::Options && valid.to.tag().is_none() =>
+                    {
+                        self.answer_options(valid, inbound.peer);
+                    }
                     Ok(valid) => self.layer.handle_request(now, valid, inbound.peer),
                     Err((request, rejection)) => {
                         tracing::debug!(peer = %inbound.peer, status = %rejection.status, reason = %rejection.reason, "request refused");
@@ -315,6 +330,35 @@ impl Endpoint {
                 }
             }
         }
+    }
+
+    /// OPTIONS outside a dialog: 200 with what we allow, accept and
+    /// support, sent without a transaction (a stateless UAS, §8.2.7, as
+    /// keep-alive pings and load generators need). The response depends
+    /// only on the request, so a retransmission gets the same bytes again.
+    fn answer_options(&mut self, mut request: ValidRequest, source: Peer) {
+        let destination = stamp_received(&mut request, source);
+        let tag = self.stateless_tag(&request);
+        let mut ok = Response::to_request(&request.request.headers, StatusCode::OK, Some(&tag));
+        ok.headers.push(HeaderName::Server, &self.config.product);
+        ok.headers.push(HeaderName::Allow, &self.allow);
+        ok.headers.push(HeaderName::Accept, "application/sdp");
+        if !self.supported.is_empty() {
+            ok.headers.push(HeaderName::Supported, &self.supported);
+        }
+        self.send_now(destination, ok.encode(), None);
+    }
+
+    /// A To tag that is the same for every copy of a request and differs
+    /// between requests: a keyed hash of what identifies the request.
+    fn stateless_tag(&self, request: &ValidRequest) -> String {
+        let mut hasher = DefaultHasher::new();
+        self.tag_key.hash(&mut hasher);
+        request.call_id.hash(&mut hasher);
+        request.from.tag().hash(&mut hasher);
+        request.via.branch().hash(&mut hasher);
+        request.cseq.seq.hash(&mut hasher);
+        format!("{:016x}", hasher.finish())
     }
 
     /// Answers a request that could not be parsed, when enough of it was
@@ -473,15 +517,9 @@ impl Endpoint {
     ) -> bool {
         let method = &request.request.method;
         let in_dialog = request.to.tag().is_some();
-        let response = if *method == Method::Options && !in_dialog {
-            let mut ok = self.answer(&request.request.headers, StatusCode::OK);
-            ok.headers.push(HeaderName::Allow, &self.allow);
-            ok.headers.push(HeaderName::Accept, "application/sdp");
-            if !self.supported.is_empty() {
-                ok.headers.push(HeaderName::Supported, &self.supported);
-            }
-            ok
-        } else if !matches!(method, Method::Options) && !self.config.allow.contains(method) {
+        // OPTIONS outside a dialog never gets here: see `answer_options`.
+        let response = if !matches!(method, Method::Options) && !self.config.allow.contains(method)
+        {
             let mut refused = self.answer(&request.request.headers, StatusCode::METHOD_NOT_ALLOWED);
             refused.headers.push(HeaderName::Allow, &self.allow);
             refused
@@ -542,4 +580,50 @@ impl Endpoint {
             }
         }
     }
+}
+
+/// Fills `received` and `rport` in the top Via (RFC 3261 §18.2.1, RFC 3581
+/// §4) and returns where responses go (§18.2.2): the same rules the
+/// transaction layer applies to the requests it keeps state for.
+fn stamp_received(request: &mut ValidRequest, source: Peer) -> Peer {
+    let source_ip = source.address.ip();
+    let wants_rport = request.via.rport().is_some();
+    if wants_rport || request.via.host.ip() != Some(source_ip) {
+        request
+            .via
+            .params
+            .set("received", Some(&source_ip.to_string()));
+        if wants_rport {
+            request
+                .via
+                .params
+                .set("rport", Some(&source.address.port().to_string()));
+        }
+        replace_top_via(&mut request.request.headers, &request.via);
+    }
+    if source.transport.is_reliable() || wants_rport {
+        return source;
+    }
+    Peer {
+        address: SocketAddr::new(source_ip, request.via.port.unwrap_or(5060)),
+        ..source
+    }
+}
+
+/// Replaces the first value of the first Via header by `top`, keeping the
+/// other values of that header line.
+fn replace_top_via(headers: &mut Headers, top: &Via) {
+    let Some(first) = headers.remove_first(&HeaderName::Via) else {
+        return;
+    };
+    let mut value = top.to_string();
+    let rest = bytestring::ByteString::try_from(first.value)
+        .ok()
+        .and_then(|text| Via::parse_list(&text).ok())
+        .unwrap_or_default();
+    for via in rest.iter().skip(1) {
+        value.push_str(", ");
+        value.push_str(&via.to_string());
+    }
+    headers.push_front(HeaderName::Via, value);
 }

@@ -39,6 +39,11 @@ pub struct TransportConfig {
     pub message_timeout: Duration,
     /// How long to wait for an outbound connection.
     pub connect_timeout: Duration,
+    /// The UDP socket's receive buffer, in bytes (`SO_RCVBUF`; Linux caps
+    /// it at `net.core.rmem_max`); 0 keeps the system's default. A burst
+    /// of datagrams that finds the buffer full is dropped by the kernel
+    /// and costs the peers a retransmission (500 ms).
+    pub udp_receive_buffer: usize,
 }
 
 impl Default for TransportConfig {
@@ -49,6 +54,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(300),
             message_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            udp_receive_buffer: 4 * 1024 * 1024,
         }
     }
 }
@@ -119,6 +125,14 @@ pub fn start(
     shutdown: CancellationToken,
 ) -> std::io::Result<TransportHandle> {
     let local = udp.local_addr()?;
+    if config.udp_receive_buffer > 0 {
+        // Best effort: a smaller buffer than asked only means more drops
+        // in bursts, not a reason to refuse to start.
+        let socket = socket2::SockRef::from(&udp);
+        if let Err(error) = socket.set_recv_buffer_size(config.udp_receive_buffer) {
+            tracing::warn!(%error, "cannot set the UDP receive buffer size");
+        }
+    }
     let inner = Arc::new(Inner {
         udp,
         local,
