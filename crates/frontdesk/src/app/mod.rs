@@ -31,7 +31,7 @@ use sip::transaction::{self, Event, SentBy, TimerValues};
 use sip::transport::{self, TransportConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, info};
+use tracing::{debug, info, warn};
 
 use crate::calls::{self, CallBook, Prompts};
 use crate::daemon::{LiveDialplan, Services, SipSockets};
@@ -85,6 +85,8 @@ pub struct App {
     pub media: media::session::SessionConfig,
     /// Set while draining: new calls get 503.
     draining: AtomicBool,
+    /// Cancelled when the drain's grace is over: calls still up hang up.
+    pub ending: CancellationToken,
 }
 
 impl App {
@@ -96,6 +98,68 @@ impl App {
     /// `true` once draining.
     pub fn is_draining(&self) -> bool {
         self.draining.load(Ordering::Relaxed)
+    }
+
+    /// SIGTERM: no new calls (503 with Retry-After), the calls in progress
+    /// finish within `grace`; those still up then are hung up (BYE to both
+    /// legs). Returns how many calls had to be hung up.
+    pub async fn drain(&self, grace: Duration) -> usize {
+        self.start_draining();
+        let deadline = tokio::time::Instant::now() + grace;
+        let active = self.calls.active();
+        if active > 0 {
+            info!(
+                active,
+                grace_secs = grace.as_secs(),
+                "draining: waiting for calls in progress"
+            );
+        }
+        while self.calls.active() > 0 && tokio::time::Instant::now() < deadline {
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+        let left = self.calls.active();
+        if left > 0 {
+            warn!(
+                left,
+                "drain grace over: hanging up the calls still in progress"
+            );
+            self.ending.cancel();
+            // Let the calls send their BYEs before the endpoint stops.
+            let bye_deadline = tokio::time::Instant::now() + Duration::from_secs(2);
+            while self.calls.active() > 0 && tokio::time::Instant::now() < bye_deadline {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
+        left
+    }
+
+    /// Reloads the dialplan (SIGHUP, `POST /api/reload`): a plan with errors,
+    /// or one routing cannot take, is refused and the running one stays.
+    /// Calls in progress keep the plan they started with (their IVR session
+    /// holds it); agents' states and waiting callers survive.
+    pub async fn reload(&self) -> Result<Arc<ivr::Dialplan>, Vec<String>> {
+        let plan = match self.dialplan.read().await {
+            Ok(plan) => Arc::new(plan),
+            Err(errors) => return Err(errors.to_lines()),
+        };
+        let (queues, agents) = plan_map::routing_config(&plan);
+        match self.router.reconfigure(queues, agents).await {
+            Ok(Ok(())) => {}
+            Ok(Err(error)) => {
+                return Err(vec![format!("{}: {error}", self.dialplan.path().display())]);
+            }
+            Err(stopped) => return Err(vec![stopped.to_string()]),
+        }
+        self.registrar.reconfigure(
+            plan_map::registrar_users(&plan),
+            plan_map::trusted_sources(&plan, &[]),
+        );
+        self.dialplan.install(Arc::clone(&plan));
+        self.prompts.clear();
+        if let Some(folder) = plan.path().parent() {
+            self.prompts.preload(&folder.join("prompts")).await;
+        }
+        Ok(plan)
     }
 }
 
@@ -204,6 +268,7 @@ pub async fn start(
             ..media::session::SessionConfig::default()
         },
         draining: AtomicBool::new(false),
+        ending: CancellationToken::new(),
     });
     let gauges = Arc::clone(&app);
     let stop = shutdown.child_token();
@@ -295,5 +360,5 @@ pub fn tag() -> String {
     Alphanumeric.sample_string(&mut rand::rng(), 12)
 }
 
-/// How long to wait for a graceful end of the calls in progress.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(30);
+/// How long calls in progress may take to finish when the daemon stops.
+pub const DRAIN_GRACE: Duration = Duration::from_secs(20);

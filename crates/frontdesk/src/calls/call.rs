@@ -278,7 +278,14 @@ impl Call {
                     None => std::future::pending().await,
                 }
             };
+            let ending = self.app.ending.clone();
             tokio::select! {
+                () = ending.cancelled() => {
+                    // The daemon stops and its grace for calls is over.
+                    let outcome = if self.legs.connected().is_some() { Outcome::Connected } else { Outcome::Abandoned };
+                    warn!("daemon stopping: hanging up");
+                    self.hang_up(outcome).await;
+                }
                 event = self.sip_events.recv() => match event {
                     Some(event) => self.on_sip(event).await,
                     None => break,

@@ -1,5 +1,5 @@
-//! The dialplan in force, and its reload (SIGHUP now, `POST /api/reload`
-//! later): a new plan replaces the running one only when it compiles.
+//! The dialplan in force, and its reload (SIGHUP, `POST /api/reload`): a
+//! new plan replaces the running one only when it compiles.
 
 use std::fmt;
 use std::path::{Path, PathBuf};
@@ -36,12 +36,14 @@ impl LiveDialplan {
         self.current.load_full()
     }
 
-    /// Reads the file again; on success the new plan replaces the running
-    /// one, otherwise the running one stays and the errors are returned.
-    pub async fn reload(&self) -> Result<Arc<Dialplan>, Diagnostics> {
-        let plan = Arc::new(load_blocking(self.path.clone()).await?);
-        self.current.store(Arc::clone(&plan));
-        Ok(plan)
+    /// Reads and compiles the file again without installing it.
+    pub async fn read(&self) -> Result<Dialplan, Diagnostics> {
+        load_blocking(self.path.clone()).await
+    }
+
+    /// Makes `plan` the plan in force.
+    pub fn install(&self, plan: Arc<Dialplan>) {
+        self.current.store(plan);
     }
 }
 
@@ -109,7 +111,7 @@ mod tests {
         let before = live.current();
 
         std::fs::write(&path, "[clinic\n").unwrap();
-        let errors = live.reload().await.unwrap_err();
+        let errors = live.read().await.unwrap_err();
         let first = errors.to_lines().remove(0);
         assert!(
             first.starts_with(&format!("{}:1:", path.display())),
@@ -118,7 +120,12 @@ mod tests {
         assert!(Arc::ptr_eq(&before, &live.current()));
 
         std::fs::write(&path, &original).unwrap();
-        let after = live.reload().await.unwrap();
+        let after = Arc::new(live.read().await.unwrap());
+        assert!(
+            Arc::ptr_eq(&before, &live.current()),
+            "read alone installs nothing"
+        );
+        live.install(Arc::clone(&after));
         assert!(Arc::ptr_eq(&after, &live.current()));
         assert!(!Arc::ptr_eq(&before, &after));
     }

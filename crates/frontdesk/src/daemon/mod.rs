@@ -172,7 +172,7 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         admin_token: admin_token.clone(),
         metrics: metrics.clone(),
         sip: sip_ready_rx,
-        app,
+        app: std::sync::Arc::clone(&app),
     };
     services.spawn(
         "http",
@@ -199,7 +199,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
                     info!("{signal} received, shutting down (grace {} s)", SHUTDOWN_GRACE.as_secs());
                     break Ok(());
                 }
-                Signal::Hangup => reload(&dialplan).await,
+                Signal::Hangup => {
+                    let _ = reload(&app).await;
+                }
             },
             Some((name, result)) = services.next_exit() => {
                 let reason = match result {
@@ -212,6 +214,15 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         }
     };
 
+    if outcome.is_ok() {
+        // Drain: no new calls, the calls in progress finish (bounded).
+        tokio::select! {
+            hung_up = app.drain(crate::app::DRAIN_GRACE) => {
+                info!(hung_up, "calls drained");
+            }
+            signal = signals.next_stop() => warn!("{signal} received again, not waiting for calls"),
+        }
+    }
     metrics::gauge!("frontdesk_up").set(0.0);
     shutdown.cancel();
     let drained = tokio::select! {
@@ -237,30 +248,32 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     outcome
 }
 
-/// SIGHUP: re-read the dialplan; a plan with errors is refused and the
-/// running one stays.
-async fn reload(dialplan: &LiveDialplan) {
+/// SIGHUP (and `POST /api/reload`): re-read the dialplan; a plan with
+/// errors is refused and the running one stays. Returns the errors.
+pub async fn reload(app: &crate::app::App) -> Result<(), Vec<String>> {
     info!("reload requested");
-    match dialplan.reload().await {
+    match app.reload().await {
         Ok(plan) => {
             metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "ok").increment(1);
             info!(
                 "dialplan {} reloaded: {}",
-                dialplan.path().display(),
+                app.dialplan.path().display(),
                 Summary(&plan)
             );
+            Ok(())
         }
         Err(errors) => {
             metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "refused")
                 .increment(1);
-            for line in errors.to_lines() {
+            for line in &errors {
                 error!("{line}");
             }
             error!(
                 "dialplan {} refused ({} errors); the running dialplan stays",
-                dialplan.path().display(),
+                app.dialplan.path().display(),
                 errors.len()
             );
+            Err(errors)
         }
     }
 }

@@ -63,3 +63,16 @@ pub async fn queues(State(state): State<AppState>) -> Response {
         .collect();
     Json(json!({ "queues": queues })).into_response()
 }
+
+/// `POST /api/reload`: `{"reloaded":true}`, or 422 with the dialplan's
+/// errors (`PATH:LINE:COLUMN: message`) while the running plan stays.
+pub async fn reload(State(state): State<AppState>) -> Response {
+    match crate::daemon::reload(&state.app).await {
+        Ok(()) => Json(json!({ "reloaded": true })).into_response(),
+        Err(errors) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({ "errors": errors })),
+        )
+            .into_response(),
+    }
+}

@@ -50,6 +50,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agents/{id}/state", put(agents::set_state))
         .route("/calls", get(calls::list))
         .route("/queues", get(calls::queues))
+        .route("/reload", axum::routing::post(calls::reload))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

@@ -44,11 +44,29 @@ pub fn get(addr: SocketAddr, path: &str, token: Option<&str>) -> Response {
 
 /// `GET path`, with `Authorization: Bearer token` if given.
 pub fn try_get(addr: SocketAddr, path: &str, token: Option<&str>) -> io::Result<Response> {
-    let mut request = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    request(addr, "GET", path, token, None)
+}
+
+/// Any request, with a JSON body if given.
+pub fn request(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> io::Result<Response> {
+    let mut request = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
     if let Some(token) = token {
         request.push_str(&format!("Authorization: Bearer {token}\r\n"));
     }
-    request.push_str("\r\n");
+    if let Some(body) = body {
+        request.push_str(&format!(
+            "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n{body}",
+            body.len()
+        ));
+    } else {
+        request.push_str("\r\n");
+    }
     let mut stream = TcpStream::connect_timeout(&addr, REQUEST_BOUND)?;
     stream.set_read_timeout(Some(REQUEST_BOUND))?;
     stream.set_write_timeout(Some(REQUEST_BOUND))?;

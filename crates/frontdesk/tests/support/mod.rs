@@ -281,6 +281,24 @@ impl Daemon {
         })
     }
 
+    /// Waits for the daemon to exit on its own (after a signal sent
+    /// earlier), within `bound`; panics past it.
+    pub fn wait_exit(&mut self, bound: Duration) -> ExitStatus {
+        if let Some(status) = self.status {
+            return status;
+        }
+        match self.exited.recv_timeout(bound) {
+            Ok(status) => {
+                self.status = Some(status);
+                status
+            }
+            Err(_) => panic!(
+                "frontdesk still running after {bound:?}; the log:\n{}",
+                self.stderr()
+            ),
+        }
+    }
+
     /// Sends SIGTERM and waits for the exit, within [`STOP_BOUND`].
     pub fn terminate(&mut self) -> ExitStatus {
         self.stop_with(Signal::SIGTERM)
