@@ -257,24 +257,29 @@ pub(crate) fn departments<'a>(
     }
     let mut sums: BTreeMap<&str, Sums> = BTreeMap::new();
     for call in calls {
-        // This call's contribution per department: first connection, any
-        // abandonment.
-        let mut seen: BTreeMap<&str, (Option<(u64, u64)>, bool)> = BTreeMap::new();
+        // This call's part in each department it visited.
+        #[derive(Default)]
+        struct Part {
+            /// The first connection there: wait and SLA.
+            connection: Option<(u64, u64)>,
+            abandoned: bool,
+        }
+        let mut parts: BTreeMap<&str, Part> = BTreeMap::new();
         for visit in &call.visits {
-            let (connection, abandoned) = seen.entry(visit.department.as_str()).or_default();
+            let part = parts.entry(visit.department.as_str()).or_default();
             match visit.resolution {
-                Resolution::Connected { wait_ms, .. } if connection.is_none() => {
-                    *connection = Some((wait_ms, visit.sla_ms));
+                Resolution::Connected { wait_ms, .. } if part.connection.is_none() => {
+                    part.connection = Some((wait_ms, visit.sla_ms));
                 }
-                Resolution::Abandoned { .. } => *abandoned = true,
+                Resolution::Abandoned { .. } => part.abandoned = true,
                 _ => {}
             }
         }
-        for (department, (connection, abandoned)) in seen {
+        for (department, part) in parts {
             let sum = sums.entry(department).or_default();
             sum.offered += 1;
-            sum.abandoned += u64::from(abandoned);
-            if let Some((wait_ms, sla_ms)) = connection {
+            sum.abandoned += u64::from(part.abandoned);
+            if let Some((wait_ms, sla_ms)) = part.connection {
                 sum.connected += 1;
                 sum.within_sla += u64::from(wait_ms <= sla_ms);
                 sum.waits.push(wait_ms);
