@@ -12,6 +12,7 @@ use std::net::{IpAddr, Ipv4Addr, SocketAddr, TcpStream, UdpSocket};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
+use nix::sys::signal::Signal;
 use serde_json::{Value, json};
 use sip::digest::{Algorithm, Challenge, Credentials};
 use support::sipp::{Sipp, SippRun};
@@ -405,23 +406,66 @@ fn a_retransmitted_register_is_absorbed_by_its_transaction() {
     wait_for_agent(&daemon, "1003", &carol("available", true));
 }
 
+/// The users in `bindings.json`, sorted, once the file exists.
+fn stored_users(path: &Path) -> Option<Vec<String>> {
+    let text = std::fs::read_to_string(path).ok()?;
+    let stored: Value = serde_json::from_str(&text).expect("bindings.json is JSON");
+    let mut users: Vec<String> = stored
+        .as_array()
+        .expect("bindings.json is a list")
+        .iter()
+        .map(|binding| binding["user"].as_str().expect("a user").to_string())
+        .collect();
+    users.sort();
+    Some(users)
+}
+
 #[test]
 fn bindings_survive_a_restart() {
     let data = tempfile::tempdir().expect("a data directory");
+    let file = data.path().join("bindings.json");
+
+    // Written soon after the REGISTER, without waiting for a shutdown: a
+    // crash (SIGKILL) loses nothing once it is there.
     let mut first = Launch::new().data(data.path()).start();
     register(&first, "1003", 3600);
     wait_for_agent(&first, "1003", &carol("available", true));
-    assert!(first.terminate().success(), "{}", first.stderr());
-
-    let kept = std::fs::read_to_string(data.path().join("bindings.json")).expect("bindings.json");
-    let kept: Value = serde_json::from_str(&kept).expect("bindings.json is JSON");
-    assert_eq!(kept.as_array().map(Vec::len), Some(1), "{kept}");
-    assert_eq!(kept[0]["user"], "1003");
-    assert_eq!(kept[0]["contact"], "<sip:1003@127.0.0.1:5099>");
+    let deadline = Instant::now() + API_BOUND;
+    while stored_users(&file) != Some(vec!["1003".to_string()]) {
+        assert!(
+            Instant::now() < deadline,
+            "bindings.json is {:?} after {API_BOUND:?}",
+            std::fs::read_to_string(&file)
+        );
+        std::thread::sleep(POLL_EVERY);
+    }
+    first.stop_with(Signal::SIGKILL);
 
     // No new REGISTER: the binding is back, and so is the agent.
-    let second = Launch::new().data(data.path()).start();
+    let mut second = Launch::new().data(data.path()).start();
     wait_for_agent(&second, "1003", &carol("available", true));
+
+    // A registration just before SIGTERM is kept as well.
+    register(&second, "1004", 3600);
+    assert!(second.terminate().success(), "{}", second.stderr());
+    assert_eq!(
+        stored_users(&file),
+        Some(vec!["1003".to_string(), "1004".to_string()])
+    );
+    let kept: Value =
+        serde_json::from_str(&std::fs::read_to_string(&file).expect("bindings.json")).unwrap();
+    for binding in kept.as_array().unwrap() {
+        let user = binding["user"].as_str().unwrap();
+        assert_eq!(binding["contact"], format!("<sip:{user}@127.0.0.1:5099>"));
+    }
+
+    let third = Launch::new().data(data.path()).start();
+    wait_for_agent(&third, "1003", &carol("available", true));
+    let dan = agent(&third, "1004");
+    assert_eq!(
+        (&dan["state"], &dan["registered"]),
+        (&json!("available"), &json!(true))
+    );
 }
 
 #[test]

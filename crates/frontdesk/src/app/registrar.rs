@@ -3,14 +3,27 @@
 //! keeps the bindings on disk under `--data` (so agents are reachable
 //! right after a restart), publishes them in [`Locations`] for the calls
 //! to ring, and turns registrations into agent presence for routing.
+//!
+//! The task waits on three kinds of deadline besides its commands: the
+//! registrar's next binding expiry, the responses it holds back from
+//! sources that keep failing to authenticate ([`Outcome::send_after`]),
+//! and the next write of the bindings file. The file is written at most
+//! once per [`SAVE_EVERY`] (and at shutdown), never once per REGISTER: a
+//! registration is answered without waiting on the disk, and a crash
+//! loses at most that much, which the agents' next refresh puts back.
+//!
+//! [`Outcome::send_after`]: sip::registrar::Outcome::send_after
 
+use std::cmp::Reverse;
+use std::collections::BinaryHeap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
 use sip::Peer;
 use sip::endpoint::EndpointHandle;
+use sip::message::Response;
 use sip::message::validate::ValidRequest;
 use sip::registrar::{
     Binding, Decision, Registrar, RegistrarConfig, RegistrarEvent, Secret, StoredBinding,
@@ -28,6 +41,12 @@ pub const BINDINGS_FILE: &str = "bindings.json";
 
 /// The digest realm agents authenticate in.
 pub const REALM: &str = "frontdesk";
+
+/// How long a change of the bindings may wait before it is written.
+pub const SAVE_EVERY: Duration = Duration::from_secs(1);
+
+/// The most commands handled in a row before the deadlines are checked.
+const BATCH: usize = 64;
 
 /// Where each agent can be rung: their live bindings, best first.
 ///
@@ -160,9 +179,11 @@ pub async fn start(
         endpoint,
         router,
         locations,
+        held: HeldResponses::default(),
+        save_at: None,
     };
     // The restore's events: presence and locations before serving.
-    service.drain_events(Instant::now()).await;
+    service.drain_events(Instant::now());
     let task = tokio::spawn(service.run(command_rx, shutdown));
     Ok((handle, task))
 }
@@ -173,6 +194,85 @@ struct Service {
     endpoint: EndpointHandle,
     router: RouterHandle,
     locations: Locations,
+    held: HeldResponses,
+    /// When the changed bindings are due on disk; `None`: nothing to write.
+    save_at: Option<Instant>,
+}
+
+/// Responses held back from sources that keep failing, earliest first.
+/// Their server transactions stay open meanwhile and absorb the
+/// retransmitted requests.
+type HeldResponses = Held<(ServerTransactionId, Response)>;
+
+/// Items due at instants, popped in order of due time, then of arrival.
+#[derive(Debug)]
+struct Held<T> {
+    queue: BinaryHeap<Reverse<Due<T>>>,
+    sequence: u64,
+}
+
+impl<T> Default for Held<T> {
+    fn default() -> Self {
+        Self {
+            queue: BinaryHeap::new(),
+            sequence: 0,
+        }
+    }
+}
+
+#[derive(Debug)]
+struct Due<T> {
+    at: Instant,
+    sequence: u64,
+    item: T,
+}
+
+impl<T> PartialEq for Due<T> {
+    fn eq(&self, other: &Self) -> bool {
+        (self.at, self.sequence) == (other.at, other.sequence)
+    }
+}
+
+impl<T> Eq for Due<T> {}
+
+impl<T> PartialOrd for Due<T> {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl<T> Ord for Due<T> {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        (self.at, self.sequence).cmp(&(other.at, other.sequence))
+    }
+}
+
+impl<T> Held<T> {
+    fn push(&mut self, at: Instant, item: T) {
+        self.sequence += 1;
+        self.queue.push(Reverse(Due {
+            at,
+            sequence: self.sequence,
+            item,
+        }));
+    }
+
+    fn next_due(&self) -> Option<Instant> {
+        self.queue.peek().map(|Reverse(due)| due.at)
+    }
+
+    /// The next item due at `now`, if any.
+    fn pop_due(&mut self, now: Instant) -> Option<T> {
+        if self.next_due()? > now {
+            return None;
+        }
+        self.queue.pop().map(|Reverse(due)| due.item)
+    }
+}
+
+/// The earliest of the deadlines that are set.
+fn earliest(deadlines: impl IntoIterator<Item = Option<Instant>>) -> Option<Instant> {
+    deadlines.into_iter().flatten().min()
 }
 
 impl Service {
@@ -182,7 +282,8 @@ impl Service {
         shutdown: CancellationToken,
     ) {
         loop {
-            let deadline = self.registrar.poll_timeout();
+            let expiry = self.registrar.poll_timeout();
+            let deadline = earliest([expiry, self.held.next_due(), self.save_at]);
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at.into()).await,
@@ -194,12 +295,33 @@ impl Service {
                 command = commands.recv() => {
                     let Some(command) = command else { break };
                     self.handle(command);
+                    // Under load, take what else is queued before the
+                    // timers are looked at again (bounded, so that held
+                    // responses and expiries are never starved).
+                    for _ in 1..BATCH {
+                        let Ok(command) = commands.try_recv() else { break };
+                        self.handle(command);
+                    }
                 }
-                () = sleep => self.registrar.handle_timeout(Instant::now()),
+                () = sleep => {
+                    let now = Instant::now();
+                    if expiry.is_some_and(|at| at <= now) {
+                        self.registrar.handle_timeout(now);
+                    }
+                    while let Some((transaction, response)) = self.held.pop_due(now) {
+                        let _ = self.endpoint.respond(transaction, response);
+                    }
+                }
             }
-            self.drain_events(Instant::now()).await;
+            let now = Instant::now();
+            self.drain_events(now);
+            if self.save_at.is_some_and(|at| at <= now) {
+                self.save_at = None;
+                self.save(now).await;
+            }
         }
-        // Keep what we know for the next start.
+        // Keep what we know for the next start. Held responses are dropped:
+        // their transactions time out, as they would for a lost answer.
         self.save(Instant::now()).await;
     }
 
@@ -231,12 +353,8 @@ impl Service {
                         let _ = self.endpoint.respond(transaction, outcome.response);
                     }
                     Some(delay) => {
-                        let endpoint = self.endpoint.clone();
-                        let response = outcome.response;
-                        tokio::spawn(async move {
-                            tokio::time::sleep(delay).await;
-                            let _ = endpoint.respond(transaction, response);
-                        });
+                        let due = Instant::now() + delay;
+                        self.held.push(due, (transaction, outcome.response));
                     }
                 }
             }
@@ -249,7 +367,9 @@ impl Service {
         }
     }
 
-    async fn drain_events(&mut self, now: Instant) {
+    /// Presence to routing, bindings to [`Locations`]; a change schedules
+    /// a write of the file within [`SAVE_EVERY`].
+    fn drain_events(&mut self, now: Instant) {
         let mut changed = false;
         while let Some(event) = self.registrar.poll_event() {
             match event {
@@ -271,8 +391,8 @@ impl Service {
                 }
             }
         }
-        if changed {
-            self.save(now).await;
+        if changed && self.save_at.is_none() {
+            self.save_at = Some(now + SAVE_EVERY);
         }
     }
 
@@ -295,5 +415,40 @@ impl Service {
         if let Err(error) = written.await {
             warn!("{}: bindings not saved: {error}", self.file.display());
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn held_items_come_out_when_due_in_order_of_due_time_then_arrival() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut held = Held::default();
+        assert_eq!(held.next_due(), None);
+        held.push(at(500), "b");
+        held.push(at(100), "a");
+        held.push(at(500), "c");
+        held.push(at(8000), "d");
+        assert_eq!(held.next_due(), Some(at(100)));
+        assert_eq!(held.pop_due(at(99)), None);
+        assert_eq!(held.pop_due(at(100)), Some("a"));
+        assert_eq!(held.pop_due(at(499)), None);
+        assert_eq!(held.pop_due(at(600)), Some("b"));
+        assert_eq!(held.pop_due(at(600)), Some("c"));
+        assert_eq!(held.pop_due(at(600)), None);
+        assert_eq!(held.next_due(), Some(at(8000)));
+        assert_eq!(held.pop_due(at(9000)), Some("d"));
+        assert_eq!(held.next_due(), None);
+    }
+
+    #[test]
+    fn the_earliest_deadline_ignores_unset_ones() {
+        let now = Instant::now();
+        let later = now + SAVE_EVERY;
+        assert_eq!(earliest([None, None]), None);
+        assert_eq!(earliest([None, Some(later), Some(now)]), Some(now));
     }
 }
