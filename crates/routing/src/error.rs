@@ -68,6 +68,10 @@ pub enum EnqueueError {
         /// The prompt to play before hanging up.
         message: MessageId,
     },
+    /// A transfer of a call that is not connected to an agent (unknown,
+    /// waiting or ringing).
+    #[error("{0} is not connected to an agent: it cannot be transferred")]
+    NotTransferable(CallId),
 }
 
 /// An event or command that does not fit the router's or table's state.

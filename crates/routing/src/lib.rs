@@ -36,6 +36,9 @@
 //!   or failed per agent ([`OfferFailure`]); `N` misses in a row put an
 //!   agent `away`. After a call, an agent is in `wrap_up` for the queue's
 //!   wrap-up time, then `available`.
+//! * **Transfers** ([`Router::transfer`]): an agent hands a connected
+//!   caller to another queue, or to one agent first ([`DirectOffer`]); the
+//!   caller keeps their priority and the wait they had before the answer.
 //! * **Statistics**: [`Router::queue_stats`] gives what `GET /api/queues`
 //!   shows, and [`Router::estimate_wait`] a percentile of recent answered
 //!   waits, withheld while there are too few.
@@ -116,7 +119,7 @@ pub use id::{AgentId, Branch, CallId, Language, MessageId, Priority, QueueId, Sk
 pub use offer::{
     AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
 };
-pub use router::{CallPhase, CallStatus, Router};
+pub use router::{CallPhase, CallStatus, DirectOffer, Router};
 pub use state::AgentState;
 pub use stats::{QueueCounters, QueueStats};
 pub use table::{

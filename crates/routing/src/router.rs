@@ -17,6 +17,10 @@ use crate::stats::{QueueCounters, QueueStats, WaitSamples};
 use crate::table::{AgentSnapshot, AgentTable, Preferences, RequestedState, Selection, Transition};
 use crate::time::Millis;
 
+mod transfer;
+
+pub use transfer::DirectOffer;
+
 /// The routing core. One owner drives it (one task in the daemon): feed it
 /// inputs with `now`, then drain [`Router::poll_offer`] and
 /// [`Router::poll_event`], then sleep until [`Router::poll_timeout`]. See
@@ -74,6 +78,8 @@ struct CallRecord {
     coordinator_until: Option<Millis>,
     /// Agents who missed this call in this queue: chosen last.
     missed_by: Vec<AgentId>,
+    /// A transfer to one agent: offered to them alone until then.
+    direct: Option<(AgentId, Millis)>,
     phase: Phase,
 }
 
@@ -85,6 +91,9 @@ enum Phase {
     Connected {
         agent: AgentId,
         wrap_up: Duration,
+        /// How long the caller had waited when this agent answered (kept
+        /// across a transfer).
+        waited: Duration,
     },
 }
 
@@ -98,6 +107,8 @@ struct Timer {
 enum TimerKind {
     MaxWait(CallId),
     CoordinatorWindow(CallId),
+    /// A transfer's window for its one agent closes.
+    DirectWindow(CallId),
     /// The wrap-up that began at the given time ends.
     WrapUp(AgentId, Millis),
 }
@@ -235,6 +246,20 @@ impl Router {
         priority: Priority,
         context: CallerContext,
     ) -> Result<Enqueued, EnqueueError> {
+        self.enqueue_since(now, call, queue, priority, context, now)
+    }
+
+    /// [`Router::enqueue`] for a caller who entered routing at
+    /// `enqueued_at` (a transfer keeps the wait before the answer).
+    fn enqueue_since(
+        &mut self,
+        now: Millis,
+        call: CallId,
+        queue: &QueueId,
+        priority: Priority,
+        context: CallerContext,
+        enqueued_at: Millis,
+    ) -> Result<Enqueued, EnqueueError> {
         if self.calls.contains_key(&call) {
             return Err(EnqueueError::DuplicateCall(call));
         }
@@ -285,11 +310,12 @@ impl Router {
             queue: queue_id.clone(),
             priority,
             context,
-            enqueued_at: now,
+            enqueued_at,
             entered_at: now,
             max_wait_at: now,
             coordinator_until: None,
             missed_by: Vec::new(),
+            direct: None,
             phase: Phase::Waiting,
         };
         self.enter(now, call, &mut record, at);
@@ -315,6 +341,7 @@ impl Router {
         record.entered_at = now;
         record.max_wait_at = now.saturating_add(runtime.config.max_wait);
         record.missed_by.clear();
+        record.direct = None;
         record.phase = Phase::Waiting;
         record.coordinator_until = match (
             &record.context.coordinator,
@@ -382,24 +409,27 @@ impl Router {
                     self.record(now, result);
                 }
             }
-            Phase::Connected { agent, wrap_up } => {
-                let result = self.table.end_call(&agent, now);
-                if let Ok(Transition {
-                    to: AgentState::WrapUp,
-                    ..
-                }) = &result
-                {
-                    self.timers.push(Reverse(Timer {
-                        at: now.saturating_add(wrap_up),
-                        kind: TimerKind::WrapUp(agent.clone(), now),
-                    }));
-                }
-                self.record(now, result);
-            }
+            Phase::Connected { agent, wrap_up, .. } => self.end_agent_call(now, &agent, wrap_up),
         }
         self.retire_empty_queues();
         self.dirty = true;
         Ok(())
+    }
+
+    /// The agent's call ended: `wrap_up`, then `available`.
+    fn end_agent_call(&mut self, now: Millis, agent: &AgentId, wrap_up: Duration) {
+        let result = self.table.end_call(agent, now);
+        if let Ok(Transition {
+            to: AgentState::WrapUp,
+            ..
+        }) = &result
+        {
+            self.timers.push(Reverse(Timer {
+                at: now.saturating_add(wrap_up),
+                kind: TimerKind::WrapUp(agent.clone(), now),
+            }));
+        }
+        self.record(now, result);
     }
 
     /// A caller's 1-based place in line (`None` when not waiting in line:
@@ -540,6 +570,7 @@ impl Router {
         record.phase = Phase::Connected {
             agent: agent.clone(),
             wrap_up,
+            waited: wait,
         };
         let result = self.table.answer(agent, now);
         self.record(now, result);
@@ -710,7 +741,7 @@ impl Router {
                         self.overflow(now, call);
                     }
                 }
-                TimerKind::CoordinatorWindow(_) => self.dirty = true,
+                TimerKind::CoordinatorWindow(_) | TimerKind::DirectWindow(_) => self.dirty = true,
                 TimerKind::WrapUp(agent, started) => {
                     let result = self.table.finish_wrap_up(&agent, started, now);
                     self.record(now, result);
@@ -726,6 +757,10 @@ impl Router {
             }),
             TimerKind::CoordinatorWindow(call) => self.calls.get(call).is_some_and(|record| {
                 record.coordinator_until == Some(timer.at)
+                    && !matches!(record.phase, Phase::Connected { .. })
+            }),
+            TimerKind::DirectWindow(call) => self.calls.get(call).is_some_and(|record| {
+                record.direct.as_ref().map(|(_, until)| *until) == Some(timer.at)
                     && !matches!(record.phase, Phase::Connected { .. })
             }),
             TimerKind::WrapUp(agent, started) => self
@@ -937,6 +972,16 @@ fn attempt(
     now: Millis,
 ) -> Attempt {
     let config = &runtime.config;
+    if let Some((agent, until)) = &record.direct
+        && now < *until
+        && !record.missed_by.contains(agent)
+        && table.is_signed_in(agent)
+    {
+        return match table.claim(agent) {
+            Ok(claim) => Attempt::Claimed(AgentList::One(claim.agent)),
+            Err(_) => Attempt::Reserved,
+        };
+    }
     if let (Some(coordinator), Some(until)) =
         (&record.context.coordinator, record.coordinator_until)
         && now < until

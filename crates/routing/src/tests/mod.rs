@@ -5,4 +5,5 @@ mod properties;
 mod router;
 mod simulation;
 mod table;
+mod transfer;
 mod util;
