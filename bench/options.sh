@@ -19,9 +19,12 @@
 # frontdesk (`cargo build --release -p frontdesk`).
 #
 # Environment (defaults in brackets):
-#   RATES           OPTIONS/s to try                  ["2000 5000 10000 20000 40000"]
+#   RATES           OPTIONS/s to try      ["2000 5000 10000 15000 20000 30000 40000"]
 #   STEP_S          seconds of load per step          [5]
 #   CHILDREN        kamailio UDP worker processes     [4]
+#   KAMAILIO_MAXBUFFER  kamailio's `maxbuffer` (the most its UDP receive
+#                   buffer is grown to; its default is 256 KiB, frontdesk
+#                   asks for 4 MiB)                   [unset: the config as is]
 #   SIPP_INSTANCES  SIPp processes per step, each at RATE/N   [1]
 #   TARGETS         servers to load                   ["frontdesk kamailio"]
 #   FRONTDESK_BIN   the binary                        [target/release/frontdesk]
@@ -30,9 +33,10 @@
 #   OUT             results folder                    [/tmp/frontdesk-bench-options-<date>]
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-RATES="${RATES:-2000 5000 10000 20000 40000}"
+RATES="${RATES:-2000 5000 10000 15000 20000 30000 40000}"
 STEP_S="${STEP_S:-5}"
 CHILDREN="${CHILDREN:-4}"
+KAMAILIO_MAXBUFFER="${KAMAILIO_MAXBUFFER:-}"
 SIPP_INSTANCES="${SIPP_INSTANCES:-1}"
 TARGETS="${TARGETS:-frontdesk kamailio}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-$ROOT/target/release/frontdesk}"
@@ -94,6 +98,9 @@ if [[ " $TARGETS " == *" kamailio "* ]]; then
     echo "options.sh: udp port $KPORT is taken; kamailio needs it" >&2; exit 1
   fi
   sed "s/^children=.*/children=$CHILDREN/" "$KAMAILIO_CFG" > "$OUT/kamailio.cfg"
+  if [ -n "$KAMAILIO_MAXBUFFER" ]; then
+    sed -i "s/^children=.*/&\nmaxbuffer=$KAMAILIO_MAXBUFFER/" "$OUT/kamailio.cfg"
+  fi
   kamailio -f "$OUT/kamailio.cfg" -DD -E -m 256 -M 16 > "$OUT/kamailio.log" 2>&1 &
   KPID=$!
   PORT[kamailio]=$KPORT; PID[kamailio]=$KPID
@@ -119,7 +126,9 @@ for target in $TARGETS; do
     [ $SECONDS -lt $deadline ] || { echo "$target not ready in 30 s"; tail "$OUT/$target.log"; exit 1; }
     sleep 0.2
   done
-  echo "$target ready on $IP:${PORT[$target]} (pid ${PID[$target]})"
+  echo "$target ready on $IP:${PORT[$target]} (pid ${PID[$target]})," \
+    "UDP receive buffer $(ss -Huanm "sport = :${PORT[$target]}" | grep -o 'rb[0-9]*' | head -1)" \
+    | tee -a "$OUT/machine.txt"
 done
 
 run_step() { # target rate
