@@ -617,6 +617,11 @@ fn replace_top_via(headers: &mut Headers, top: &Via) {
         return;
     };
     let mut value = top.to_string();
+    // Most Via lines hold one value: only a comma means more to keep.
+    if !first.value.contains(&b',') {
+        headers.push_front(HeaderName::Via, value);
+        return;
+    }
     let rest = bytestring::ByteString::try_from(first.value)
         .ok()
         .and_then(|text| Via::parse_list(&text).ok())
@@ -626,4 +631,74 @@ fn replace_top_via(headers: &mut Headers, top: &Via) {
         value.push_str(&via.to_string());
     }
     headers.push_front(HeaderName::Via, value);
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::message::{Frame, Limits, parse_datagram};
+
+    fn options(vias: &str) -> ValidRequest {
+        let text = format!(
+            "OPTIONS sip:frontdesk@127.0.0.1 SIP/2.0\r\n{vias}\
+             From: <sip:a@127.0.0.1>;tag=1\r\nTo: <sip:frontdesk@127.0.0.1>\r\n\
+             Call-ID: c1\r\nCSeq: 1 OPTIONS\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n"
+        );
+        let Ok(Frame::Message(Message::Request(request))) =
+            parse_datagram(Bytes::from(text), &Limits::default())
+        else {
+            panic!("a request");
+        };
+        validate::request(request, &Policy::default()).expect("valid")
+    }
+
+    fn via_lines(request: &ValidRequest) -> Vec<String> {
+        request
+            .request
+            .headers
+            .all(&HeaderName::Via)
+            .map(|h| String::from_utf8_lossy(&h.value).into_owned())
+            .collect()
+    }
+
+    #[test]
+    fn rport_sends_back_to_the_source_and_stamps_one_via() {
+        let mut request = options("Via: SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa;rport\r\n");
+        let source = Peer::udp("127.0.0.1:40000".parse().unwrap());
+        assert_eq!(stamp_received(&mut request, source), source);
+        assert_eq!(
+            via_lines(&request),
+            ["SIP/2.0/UDP 192.0.2.1:5062;branch=z9hG4bKa;rport=40000;received=127.0.0.1"]
+        );
+    }
+
+    #[test]
+    fn without_rport_responses_go_to_the_via_port_at_the_source_address() {
+        let mut request = options(
+            "Via: SIP/2.0/UDP host.example.com:5062;branch=z9hG4bKa, SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKb\r\n\
+             Via: SIP/2.0/TCP 192.0.2.10;branch=z9hG4bKc\r\n",
+        );
+        let source = Peer::udp("127.0.0.1:40000".parse().unwrap());
+        let destination = stamp_received(&mut request, source);
+        assert_eq!(destination, Peer::udp("127.0.0.1:5062".parse().unwrap()));
+        assert_eq!(
+            via_lines(&request),
+            [
+                "SIP/2.0/UDP host.example.com:5062;branch=z9hG4bKa;received=127.0.0.1, \
+                 SIP/2.0/UDP 192.0.2.9;branch=z9hG4bKb",
+                "SIP/2.0/TCP 192.0.2.10;branch=z9hG4bKc",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_via_from_the_source_itself_is_left_alone() {
+        let mut request = options("Via: SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKa\r\n");
+        let source = Peer::udp("127.0.0.1:40000".parse().unwrap());
+        assert_eq!(stamp_received(&mut request, source), source);
+        assert_eq!(
+            via_lines(&request),
+            ["SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKa"]
+        );
+    }
 }
