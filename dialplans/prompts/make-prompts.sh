@@ -44,6 +44,11 @@ say you-are-caller-number "You are caller number"
 say most-callers-reach-someone-within "Most callers reach someone within"
 say minutes "minutes."
 
+# Agent feature codes ([features]): confirmations and "what's waiting".
+say agent-away "You are away. No calls will be offered to you."
+say agent-available "You are available for calls."
+say callers-waiting "Callers waiting in your queues:"
+
 digits=(zero one two three four five six seven eight nine)
 for n in "${!digits[@]}"; do
     say "digit-$n" "${digits[$n]}"

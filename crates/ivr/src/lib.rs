@@ -5,7 +5,8 @@
 //! Operators describe a clinic in a TOML dialplan (`dialplans/README.md`
 //! documents every key): the numbers it answers, menus, department queues,
 //! agents, business hours and holidays in the clinic's time zone, a caller
-//! directory of known patients, and trusted source addresses.
+//! directory of known patients, trusted source addresses, and the feature
+//! codes agents dial from their softphones.
 //!
 //! [`Dialplan::load`] parses, checks and compiles a dialplan. Every error is
 //! reported at once as a [`Diagnostic`] that prints as
@@ -62,6 +63,7 @@
 
 mod compile;
 mod diagnostic;
+mod features;
 mod hours;
 mod ids;
 mod plan;
@@ -71,6 +73,7 @@ pub mod simulate;
 mod trust;
 
 pub use diagnostic::{Diagnostic, Diagnostics, ErrorKind};
+pub use features::{FeatureCode, Features};
 pub use hours::{BusinessHours, OpenState, OpeningRange};
 pub use ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
 pub use plan::{

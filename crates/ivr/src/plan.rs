@@ -537,6 +537,7 @@ pub struct Dialplan {
     pub(crate) directory: HashMap<String, KnownPatient>,
     pub(crate) trust: TrustedSources,
     pub(crate) announcements: Option<Announcements>,
+    pub(crate) features: crate::features::Features,
 }
 
 impl Dialplan {
@@ -630,6 +631,12 @@ impl Dialplan {
     /// Which source addresses are trusted.
     pub fn trust(&self) -> &TrustedSources {
         &self.trust
+    }
+
+    /// The agent feature codes (`[features]`, or the defaults `*41`,
+    /// `*42`, `*43`).
+    pub fn features(&self) -> &crate::features::Features {
+        &self.features
     }
 
     /// "You are caller number N": the prompts in order, N read digit by

@@ -176,3 +176,15 @@ pub(crate) struct RawAnnouncements {
     pub minutes: S<String>,
     pub digits: S<Vec<S<String>>>,
 }
+
+/// `[features]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawFeatures {
+    pub away: Option<S<String>>,
+    pub available: Option<S<String>>,
+    pub waiting: Option<S<String>>,
+    pub away_prompt: Option<S<String>>,
+    pub available_prompt: Option<S<String>>,
+    pub waiting_prompt: Option<S<String>>,
+}

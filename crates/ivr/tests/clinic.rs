@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{branches, clinic};
-use ivr::{Overflow, Priority, Strategy, Target};
+use ivr::{FeatureCode, Overflow, Priority, Strategy, Target};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -113,6 +113,40 @@ fn the_queue_table() {
             },
         }
         assert!(queue.hold_music().is_some());
+        assert_eq!(queue.announce_every(), Some(secs(30)), "{id}");
+    }
+    // "You are caller number 3", "most callers reach someone within 4
+    // minutes": from the digit prompts.
+    let position: Vec<String> = plan
+        .position_prompts(3)
+        .expect("[announcements]")
+        .iter()
+        .map(|p| p.id().as_str().to_string())
+        .collect();
+    assert_eq!(
+        position,
+        ["prompts/you-are-caller-number.wav", "prompts/digit-3.wav"]
+    );
+    let wait = plan.expected_wait_prompts(12).expect("[announcements]");
+    assert_eq!(wait.len(), 4);
+}
+
+#[test]
+fn agents_dial_feature_codes() {
+    let plan = clinic();
+    let features = plan.features();
+    let table = [
+        (FeatureCode::Away, "*41", "prompts/agent-away.wav"),
+        (FeatureCode::Available, "*42", "prompts/agent-available.wav"),
+        (FeatureCode::Waiting, "*43", "prompts/callers-waiting.wav"),
+    ];
+    for (feature, code, prompt) in table {
+        assert_eq!(features.code(feature), code);
+        assert_eq!(features.lookup(code), Some(feature));
+        assert_eq!(
+            features.prompt(feature).map(|p| p.id().as_str()),
+            Some(prompt)
+        );
     }
 }
 
@@ -253,5 +287,4 @@ fn the_branches_example_uses_the_rest_of_the_schema() {
             "minutes.wav"
         ]
     );
-    assert!(clinic().position_prompts(1).is_none());
 }

@@ -29,8 +29,8 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::diagnostic::{Diagnostics, ErrorKind, Sink};
 use crate::plan::Dialplan;
 use crate::raw::{
-    RawAfterHours, RawAgent, RawAnnouncements, RawClinic, RawHoliday, RawHours, RawMenu, RawNumber,
-    RawPatient, RawQueue, RawTrust,
+    RawAfterHours, RawAgent, RawAnnouncements, RawClinic, RawFeatures, RawHoliday, RawHours,
+    RawMenu, RawNumber, RawPatient, RawQueue, RawTrust,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -46,6 +46,7 @@ const SECTIONS: &[&str] = &[
     "directory",
     "trust",
     "announcements",
+    "features",
 ];
 
 /// A `[section.<id>]` item: its id with the id's span, and its body.
@@ -72,6 +73,7 @@ pub(crate) struct RawPlan {
     pub directory: Vec<RawPatient>,
     pub trust: Option<RawTrust>,
     pub announcements: Option<RawAnnouncements>,
+    pub features: Option<RawFeatures>,
     /// Names declared under `[menus]`, including items that failed to parse.
     pub declared_menus: Vec<String>,
     /// Names declared under `[queues]`, including items that failed to parse.
@@ -162,6 +164,7 @@ impl<'a> Reader<'a> {
                 "directory" => raw.directory = self.array_items(value, "directory"),
                 "trust" => raw.trust = self.table_item(value, "trust"),
                 "announcements" => raw.announcements = self.table_item(value, "announcements"),
+                "features" => raw.features = self.table_item(value, "features"),
                 other => self.sink.error(
                     ErrorKind::UnknownKey,
                     key_span,

@@ -61,6 +61,7 @@ pub(super) fn build(
     let directory = b.directory(raw);
     let trust = b.trust(raw);
     let announcements = b.announcements(raw);
+    let features = b.features(raw, &numbers.1);
 
     if raw.incomplete || !b.sink.is_empty() {
         return None;
@@ -88,6 +89,7 @@ pub(super) fn build(
         directory,
         trust,
         announcements,
+        features,
     };
     checks::run(b.sink, &plan, &b.spans, raw);
     Some(plan)

@@ -1,5 +1,5 @@
 //! Pass 3a, continued: agents, hours and holidays, the directory, trusted
-//! sources and announcements.
+//! sources, announcements and feature codes.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -8,6 +8,7 @@ use jiff::civil::Date;
 use super::{Builder, transpose};
 use crate::compile::RawPlan;
 use crate::diagnostic::ErrorKind;
+use crate::features::{FeatureCode, Features, is_feature_code};
 use crate::hours::{BusinessHours, OpeningRange, parse_clock, parse_weekday, weekday_index};
 use crate::ids::{AgentId, Branch, Language, QueueId, Skill};
 use crate::plan::{Agent, Announcements, KnownPatient, Prompt, normalize_number};
@@ -337,6 +338,71 @@ impl Builder<'_, '_> {
             minutes: minutes?,
             digits,
         })
+    }
+    /// `[features]`: the codes (defaults where absent), each a string of
+    /// digits, `*` and `#`, all different and none a dialed number.
+    pub(super) fn features(&mut self, raw: &RawPlan, dialed: &HashMap<String, usize>) -> Features {
+        let mut features = Features::default();
+        let Some(raw) = &raw.features else {
+            return features;
+        };
+        let given = [&raw.away, &raw.available, &raw.waiting];
+        let prompts = [&raw.away_prompt, &raw.available_prompt, &raw.waiting_prompt];
+        let mut accepted = [false; 3];
+        for (at, feature) in FeatureCode::ALL.into_iter().enumerate() {
+            if let Some(prompt) = prompts[at] {
+                features.prompts[at] = self.prompt(prompt);
+            }
+            let Some(code) = given[at] else {
+                continue;
+            };
+            let text = normalize_number(code.get_ref());
+            let key = feature.as_str();
+            if !is_feature_code(&text) {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    code.span(),
+                    format!(
+                        "`{key}`: `{}` is not a feature code (1 to 16 of `0`-`9`, `*`, `#`, e.g. `*41`)",
+                        code.get_ref()
+                    ),
+                );
+                continue;
+            }
+            if dialed.contains_key(&text) {
+                self.error(
+                    ErrorKind::Duplicate,
+                    code.span(),
+                    format!("`{key}`: `{text}` is also a dialed number of `[[numbers]]`"),
+                );
+                continue;
+            }
+            features.codes[at] = text;
+            accepted[at] = true;
+        }
+        for (at, feature) in FeatureCode::ALL.into_iter().enumerate() {
+            let (Some(code), true) = (given[at], accepted[at]) else {
+                continue;
+            };
+            let clash = FeatureCode::ALL.into_iter().enumerate().find(|(other, _)| {
+                *other != at
+                    && (given[*other].is_none() || *other < at)
+                    && features.codes[*other] == features.codes[at]
+            });
+            if let Some((_, other)) = clash {
+                self.error(
+                    ErrorKind::Duplicate,
+                    code.span(),
+                    format!(
+                        "`{}`: `{}` is already the `{}` code",
+                        feature.as_str(),
+                        features.codes[at],
+                        other.as_str()
+                    ),
+                );
+            }
+        }
+        features
     }
 }
 
