@@ -18,7 +18,8 @@
 //! (`in_progress` until it ends), `started_at`, `answered_at` (IVR answer),
 //! `queued_at` (first queue), `connected_at` (first agent answer),
 //! `ended_at`, `wait_ms`, `talk_ms`, `transfers`, `sla_ms` (the SLA of
-//! `department` when it was queued there).
+//! `department` when it was queued there), `events` (how many events its
+//! timeline has, so the last `seq`).
 //!
 //! `call_events`: the timeline, `(call_id, seq)` primary key, `at`,
 //! `kind` and `detail` (JSON) as described on
@@ -84,7 +85,8 @@ fn version_1(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
             wait_ms      INTEGER,
             talk_ms      INTEGER,
             transfers    INTEGER NOT NULL DEFAULT 0,
-            sla_ms       INTEGER
+            sla_ms       INTEGER,
+            events       INTEGER NOT NULL DEFAULT 0
         );
         CREATE INDEX calls_by_start ON calls (started_at, id);
         CREATE TABLE call_events (

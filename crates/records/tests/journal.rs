@@ -230,9 +230,8 @@ fn a_slow_disk_does_not_slow_record() {
         max_batch: 100,
         ..quick()
     });
-    test.handle
-        .faults()
-        .delay_writes(Duration::from_millis(300));
+    // A disk that takes a second per transaction.
+    test.handle.faults().delay_writes(Duration::from_secs(1));
     let mut slowest = Duration::ZERO;
     for n in 0..500 {
         for entry in simple_call(&format!("c{n:03}"), n * 1_000) {
@@ -241,10 +240,10 @@ fn a_slow_disk_does_not_slow_record() {
             slowest = slowest.max(begin.elapsed());
         }
     }
-    // Each batch takes over 300 ms to write; a record() that waited for
-    // one would take at least that.
+    // A record() that waited for a transaction would take a second; the
+    // margin is for a machine busy with other builds.
     assert!(
-        slowest < Duration::from_millis(150),
+        slowest < Duration::from_millis(500),
         "slowest record() {slowest:?}"
     );
     assert!(test.handle.stats().backlog > 0, "the disk is behind");
