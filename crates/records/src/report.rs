@@ -1,6 +1,21 @@
-//! The reports: what each number means, and the arithmetic. The SQL that
-//! feeds them is in [`crate::reader`]; the per-call fold in
-//! [`crate::timeline`].
+//! The reports: what each number means, and the arithmetic. They are
+//! obtained from a [`Reader`](crate::Reader).
+//!
+//! # How a call's events are read
+//! - [`CallEvent::Queued`](crate::CallEvent::Queued) opens a *visit* of the
+//!   department; if another visit is still open, that one is closed as
+//!   *left* (moved elsewhere).
+//! - A caller's *waiting period* starts at the first `Queued` after the
+//!   last connection (or the first `Queued` at all) and runs across
+//!   overflows, as routing keeps the original enqueue time for the SLA.
+//! - `Connected` closes the open visit as *connected*, its wait being the
+//!   connection time − the start of the waiting period.
+//! - `Overflowed` closes the open visit as *left*.
+//! - `Ended` closes the open visit as *abandoned* when the outcome is
+//!   `abandoned`, else as *left* (told to call back, rejected).
+//! - An agent talks from its `Connected` until the next `Transferred`,
+//!   `Queued`, `Connected` or `Ended`; a call still in progress adds no
+//!   talk time yet.
 //!
 //! # Which calls a report counts
 //! Department, agent and source reports count the calls that *started* in

@@ -1,10 +1,14 @@
 //! The database: connection set-up and the versioned schema.
 //!
 //! The schema version is SQLite's `PRAGMA user_version` (0 in a new file).
-//! [`MIGRATIONS`] is the ordered list of steps; opening the journal applies
-//! every step newer than the file's version, each in its own transaction
-//! together with its `user_version` bump, so a failed step leaves the file
-//! at the previous version. A file newer than this build is refused.
+//! The steps are an ordered list in this module's source (version `n` is
+//! step `n`); opening the journal applies every step newer than the file's
+//! version, each in its own transaction together with its `user_version`
+//! bump, so a failed step leaves the file at the previous version. A file
+//! newer than this build is refused. To change the schema, append a step
+//! and a fixture for it in the tests (`from_each_older_version` then
+//! upgrades a file of every older version, with data, and compares it with
+//! a new file).
 //!
 //! # Schema (version 1)
 //!

@@ -1,21 +1,8 @@
 //! The fold from one call's events to the facts the reports count: each
 //! stay in a department's queue and how it ended, and each agent's part.
-//! Pure: no SQL, no clock; the reports' definitions live here.
+//! Pure: no SQL, no clock.
 //!
-//! Rules (see also [`crate::report`]):
-//! - [`CallEvent::Queued`] opens a *visit* of the department; if another
-//!   visit is still open, that one is closed as *left* (moved elsewhere).
-//! - A caller's *waiting period* starts at the first `Queued` after the
-//!   last connection (or the first `Queued` at all) and runs across
-//!   overflows, as routing keeps the original enqueue time for the SLA.
-//! - [`CallEvent::Connected`] closes the open visit as *connected*, with
-//!   `wait_ms` = connection time − start of the waiting period.
-//! - [`CallEvent::Overflowed`] closes the open visit as *left*.
-//! - [`CallEvent::Ended`] closes the open visit as *abandoned* when the
-//!   outcome is `abandoned`, else as *left* (told to call back, rejected).
-//! - An agent talks from its `Connected` until the next `Transferred`,
-//!   `Queued`, `Connected` or `Ended`; a call still in progress adds no
-//!   talk time yet.
+//! The rules are documented on the public [`crate::report`] module.
 
 use std::collections::BTreeMap;
 
