@@ -60,6 +60,50 @@
 //! - Tests of the daemon can break the disk through
 //!   [`JournalHandle::faults`] ([`FaultPlan`]).
 //!
+//! # Example
+//! ```
+//! use std::time::Duration;
+//!
+//! use jiff::{SignedDuration, Timestamp};
+//! use records::{CallEvent, Journal, JournalConfig, JournalEntry, Outcome, Priority, TimeRange};
+//!
+//! let dir = tempfile::tempdir()?;
+//! let (journal, handle) = Journal::open(dir.path().join("journal.db"), JournalConfig::default())?;
+//!
+//! // A call controller, step by step (a full backlog only costs the entry).
+//! let t0 = Timestamp::now();
+//! let step = |seconds: i64, event| {
+//!     let _ = handle.record(JournalEntry::new("c-1", t0 + SignedDuration::from_secs(seconds), event));
+//! };
+//! step(0, CallEvent::Started {
+//!     caller: "+13125550142".into(),
+//!     dialed: "+15550100".into(),
+//!     source: Some("main-line".into()),
+//!     branch: None,
+//! });
+//! step(5, CallEvent::Queued {
+//!     department: "pediatrics".into(),
+//!     priority: Priority::Routine,
+//!     sla_ms: 60_000,
+//! });
+//! step(9, CallEvent::Connected { agent: "1003".into(), branch: Some("south".into()) });
+//! step(99, CallEvent::Ended { outcome: Outcome::Connected });
+//!
+//! // The admin API (inside `spawn_blocking` in the daemon).
+//! journal.flush(Duration::from_secs(5))?;
+//! let reader = journal.reader()?;
+//! let calls = reader.recent_calls(50)?;
+//! assert_eq!(calls[0].to_json()["wait_ms"], 4_000);
+//! let hour = TimeRange::new(t0, t0 + SignedDuration::from_hours(1))?;
+//! let departments = reader.department_report(&hour)?;
+//! assert_eq!(departments[0].id, "pediatrics");
+//! assert_eq!(departments[0].within_sla, 1.0);
+//!
+//! let stats = journal.close(Duration::from_secs(5))?;
+//! assert_eq!((stats.written, stats.dropped, stats.failed), (4, 0, 0));
+//! # Ok::<(), Box<dyn std::error::Error>>(())
+//! ```
+//!
 //! Phone numbers are stored in full (the journal is the clinic's record);
 //! redaction is for logs, and this crate logs no numbers.
 
