@@ -90,7 +90,8 @@ pub struct JournalStats {
     /// Entries committed to the file (a counter).
     pub written: u64,
     /// Entries refused by [`JournalHandle::record`] because the backlog
-    /// was full or the journal closed: never written (a counter).
+    /// was full or the journal closed, or recorded while it was closing:
+    /// never written (a counter).
     pub dropped: u64,
     /// Entries lost because their batch failed to write (I/O error, disk
     /// full): never written (a counter).
@@ -218,9 +219,10 @@ impl JournalHandle {
         self.shared.stats()
     }
 
-    /// Waits until every entry recorded before this call is committed (or
-    /// counted failed). Blocks: from async code, call it on a blocking
-    /// thread.
+    /// Waits until every entry recorded before this call is committed or
+    /// counted failed: `Ok` says the writer has caught up, not that the
+    /// disk took everything ([`JournalStats::failed`] says that). Blocks:
+    /// from async code, call it on a blocking thread.
     pub fn flush(&self, timeout: Duration) -> Result<(), JournalError> {
         let deadline = Instant::now() + timeout;
         let (ack, done) = crossbeam_channel::bounded(1);
@@ -452,6 +454,7 @@ impl Writer {
             }
             if batch.close.is_some() || batch.disconnected {
                 self.finish();
+                self.count_late_entries();
                 if let Some(ack) = batch.close {
                     let _ = ack.send(());
                 }
@@ -490,6 +493,27 @@ impl Writer {
             }
         }
         self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+    }
+
+    /// Entries recorded while the last batch was being written, after the
+    /// close: counted as dropped rather than lost without a trace. (One
+    /// recorded in the instant between this and the channel's end is
+    /// still lost uncounted; the daemon records nothing once its calls are
+    /// drained, which is when it closes the journal.)
+    fn count_late_entries(&mut self) {
+        let late = self
+            .receiver
+            .try_iter()
+            .filter(|message| matches!(message, Message::Entry(_)))
+            .count() as u64;
+        if late > 0 {
+            self.shared.dropped.fetch_add(late, Ordering::SeqCst);
+            self.shared.backlog.fetch_sub(late, Ordering::SeqCst);
+            tracing::error!(
+                dropped = late,
+                "journal entries recorded after its close dropped"
+            );
+        }
     }
 
     /// Checkpoints the WAL into the database and closes the connection.
