@@ -14,6 +14,7 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
+pub mod leads;
 pub mod plan_map;
 pub mod registrar;
 pub mod router;
@@ -58,6 +59,10 @@ pub struct AppConfig {
     pub rtp_ports: (u16, u16),
     /// `--rtp-timeout`: RTP inactivity after which a call ends.
     pub rtp_timeout: Duration,
+    /// `--alert-webhook`, `--alert-abandonment`.
+    pub alerts: leads::AlertConfig,
+    /// `--log-patient-numbers`: show numbers in the logs in full.
+    pub log_patient_numbers: bool,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -87,6 +92,8 @@ pub struct App {
     draining: AtomicBool,
     /// Cancelled when the drain's grace is over: calls still up hang up.
     pub ending: CancellationToken,
+    /// The journal of calls (leads), alerts, log pseudonyms.
+    pub leads: leads::Leads,
 }
 
 impl App {
@@ -247,6 +254,11 @@ pub async fn start(
         Ok(())
     });
 
+    let leads = leads::Leads::open(&config.data, config.log_patient_numbers)?;
+    info!(
+        "journal in {}",
+        config.data.join(leads::JOURNAL_FILE).display()
+    );
     let range = PortRange::new(config.rtp_ports.0, config.rtp_ports.1)?;
     let ports = PortPool::new(local.ip(), range);
     let prompts = Prompts::default();
@@ -269,6 +281,14 @@ pub async fn start(
         },
         draining: AtomicBool::new(false),
         ending: CancellationToken::new(),
+        leads,
+    });
+    let watcher = Arc::clone(&app);
+    let stop = shutdown.child_token();
+    let alerts = config.alerts.clone();
+    services.spawn("alerts", async move {
+        leads::watch_alerts(watcher, alerts, stop).await;
+        Ok(())
     });
     let gauges = Arc::clone(&app);
     let stop = shutdown.child_token();
@@ -351,6 +371,12 @@ async fn publish_gauges(app: Arc<App>, shutdown: CancellationToken) {
         metrics::gauge!("frontdesk_rtp_ports_available").set(app.ports.available() as f64);
         metrics::gauge!("frontdesk_calls_active").set(app.calls.active() as f64);
         metrics::gauge!("frontdesk_sip_routed_call_ids").set(app.endpoint.routed() as f64);
+        let journal = app.leads.stats();
+        metrics::gauge!("frontdesk_journal_backlog").set(journal.backlog as f64);
+        metrics::counter!("frontdesk_journal_written_total").absolute(journal.written);
+        metrics::counter!("frontdesk_journal_dropped_total").absolute(journal.dropped);
+        metrics::counter!("frontdesk_journal_failed_total").absolute(journal.failed);
+        metrics::gauge!("frontdesk_journal_failing").set(if journal.failing { 1.0 } else { 0.0 });
     }
 }
 

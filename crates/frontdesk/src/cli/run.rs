@@ -48,6 +48,20 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     rtp_timeout: u64,
 
+    /// POST overload alerts (raised and cleared) as JSON to this http:// URL.
+    #[arg(long, value_name = "URL")]
+    alert_webhook: Option<String>,
+
+    /// Raise an alert when a department's abandonment over the last 15
+    /// minutes passes this percentage (with at least 4 waits ended).
+    #[arg(long, value_name = "PERCENT", default_value_t = 25.0)]
+    alert_abandonment: f64,
+
+    /// Show patients' phone numbers in full in the logs (default: keyed
+    /// pseudonyms, `p-` and 10 hex digits, stable across restarts).
+    #[arg(long)]
+    log_patient_numbers: bool,
+
     /// Address put in SDP and Contact when listening on 0.0.0.0.
     #[arg(long, value_name = "IP", value_parser = parse_advertise)]
     advertise: Option<IpAddr>,
@@ -89,6 +103,12 @@ impl RunArgs {
             },
             advertise: self.advertise,
             rtp_timeout: std::time::Duration::from_secs(self.rtp_timeout),
+            alerts: crate::app::leads::AlertConfig {
+                webhook: self.alert_webhook,
+                abandonment_rate: self.alert_abandonment / 100.0,
+                ..crate::app::leads::AlertConfig::default()
+            },
+            log_patient_numbers: self.log_patient_numbers,
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

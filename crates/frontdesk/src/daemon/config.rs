@@ -26,6 +26,10 @@ pub struct Config {
     pub advertise: Option<IpAddr>,
     /// RTP inactivity after which a call ends (`--rtp-timeout`).
     pub rtp_timeout: std::time::Duration,
+    /// Overload alerts.
+    pub alerts: crate::app::leads::AlertConfig,
+    /// Patients' numbers in full in the logs.
+    pub log_patient_numbers: bool,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
 }

@@ -85,9 +85,32 @@ pub enum DaemonError {
     },
 }
 
+/// Where a started daemon listens, and the admin token it serves with:
+/// what a caller in the same process (`frontdesk demo`) needs to drive it.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// SIP over UDP and TCP, with the real port when 0 was asked for.
+    pub sip: SocketAddr,
+    /// The admin HTTP API.
+    pub http: SocketAddr,
+    /// The address for the dashboard link (never a wildcard).
+    pub dashboard: SocketAddr,
+    /// The admin token in force, given or generated.
+    pub admin_token: AdminToken,
+}
+
 /// Runs the daemon until SIGTERM or SIGINT (then `Ok`), or until it cannot
 /// start or a service fails.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
+    run_with(config, |_| {}).await
+}
+
+/// [`run`], calling `on_listening` once SIP and HTTP both listen, just
+/// before the `http-listening` line (what it prints comes before that line).
+pub async fn run_with(
+    config: Config,
+    on_listening: impl FnOnce(Listening),
+) -> Result<(), DaemonError> {
     if let Some(sips) = &config.sips {
         return Err(DaemonError::TlsNotAvailable { addr: sips.addr });
     }
@@ -133,6 +156,8 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
         advertise: config.advertise,
         rtp_ports: (config.rtp_ports.low(), config.rtp_ports.high()),
         rtp_timeout: config.rtp_timeout,
+        alerts: config.alerts.clone(),
+        log_patient_numbers: config.log_patient_numbers,
     };
     let app = crate::app::start(
         sockets,
@@ -190,6 +215,12 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
             admin_token.reveal()
         );
     }
+    on_listening(Listening {
+        sip: sip_local,
+        http: http_local,
+        dashboard: dashboard_host(http_local, config.advertise),
+        admin_token,
+    });
     ready_line("http-listening", http_local);
 
     let outcome = loop {
@@ -225,6 +256,9 @@ pub async fn run(config: Config) -> Result<(), DaemonError> {
     }
     metrics::gauge!("frontdesk_up").set(0.0);
     shutdown.cancel();
+    // The journal last: what the calls recorded is on disk before exit.
+    let leads_app = std::sync::Arc::clone(&app);
+    let _ = tokio::task::spawn_blocking(move || leads_app.leads.close(SHUTDOWN_GRACE)).await;
     let drained = tokio::select! {
         drained = services.drain(Instant::now() + SHUTDOWN_GRACE) => Some(drained),
         signal = signals.next_stop() => {

@@ -2,9 +2,10 @@
 //! API"): the recent calls, newest first, and each queue's live figures.
 
 use axum::Json;
-use axum::extract::{Query, State};
+use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
+use ivr::jiff::Timestamp;
 use serde::Deserialize;
 use serde_json::json;
 
@@ -75,4 +76,125 @@ pub async fn reload(State(state): State<AppState>) -> Response {
         )
             .into_response(),
     }
+}
+
+/// `?from=&to=` of the reports: RFC 3339 times; `to` defaults to now and
+/// `from` to a day before `to`.
+#[derive(Debug, Deserialize)]
+pub struct RangeQuery {
+    from: Option<String>,
+    to: Option<String>,
+}
+
+fn parse_range(query: &RangeQuery) -> Result<records::TimeRange, Response> {
+    let parse = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, Response> {
+        text.as_deref()
+            .map(|text| {
+                text.parse::<Timestamp>().map_err(|_| {
+                    error_response(
+                        StatusCode::BAD_REQUEST,
+                        &format!("{name} must be an RFC 3339 time such as 2026-11-27T00:00:00Z"),
+                    )
+                })
+            })
+            .transpose()
+    };
+    let to = parse("to", &query.to)?.unwrap_or_else(Timestamp::now);
+    let from = parse("from", &query.from)?
+        .unwrap_or_else(|| to - ivr::jiff::SignedDuration::from_hours(24));
+    records::TimeRange::new(from, to)
+        .map_err(|error| error_response(StatusCode::BAD_REQUEST, &error.to_string()))
+}
+
+/// Runs a journal query off the async workers.
+async fn query<T: Send + 'static>(
+    state: &AppState,
+    run: impl FnOnce(&records::Reader) -> Result<T, records::QueryError> + Send + 'static,
+) -> Result<T, Response> {
+    let reader = state.app.leads.reader().clone();
+    match tokio::task::spawn_blocking(move || run(&reader)).await {
+        Ok(Ok(value)) => Ok(value),
+        Ok(Err(error)) => {
+            tracing::warn!(%error, "journal query failed");
+            Err(error_response(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the journal cannot be read",
+            ))
+        }
+        Err(_) => Err(error_response(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            "journal query failed",
+        )),
+    }
+}
+
+/// `GET /api/reports/departments?from=&to=`: every queue of the dialplan,
+/// with zeros where no call was offered.
+pub async fn departments(
+    State(state): State<AppState>,
+    Query(range): Query<RangeQuery>,
+) -> Response {
+    let range = match parse_range(&range) {
+        Ok(range) => range,
+        Err(response) => return response,
+    };
+    let mut reports = match query(&state, move |reader| reader.department_report(&range)).await {
+        Ok(reports) => reports,
+        Err(response) => return response,
+    };
+    let plan = state.app.dialplan.current();
+    for queue in plan.queues() {
+        if !reports.iter().any(|r| r.id == queue.id().as_str()) {
+            reports.push(records::DepartmentReport::empty(queue.id().as_str()));
+        }
+    }
+    reports.sort_by(|a, b| a.id.cmp(&b.id));
+    Json(json!({ "departments": reports })).into_response()
+}
+
+/// `GET /api/reports/agents?from=&to=`: calls, talk time and misses per agent.
+pub async fn agents(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
+    let range = match parse_range(&range) {
+        Ok(range) => range,
+        Err(response) => return response,
+    };
+    match query(&state, move |reader| reader.agent_report(&range)).await {
+        Ok(reports) => Json(json!({ "agents": reports })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/reports/sources?from=&to=`: each campaign number's leads,
+/// followed end to end.
+pub async fn sources(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
+    let range = match parse_range(&range) {
+        Ok(range) => range,
+        Err(response) => return response,
+    };
+    match query(&state, move |reader| reader.source_report(&range)).await {
+        Ok(reports) => Json(json!({ "sources": reports })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/calls/{id}`: one call with its timeline.
+pub async fn call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
+    let wanted = id.clone();
+    match query(&state, move |reader| reader.call(&wanted)).await {
+        Ok(Some(timeline)) => Json(timeline.to_json()).into_response(),
+        Ok(None) => error_response(StatusCode::NOT_FOUND, &format!("no call {id}")),
+        Err(response) => response,
+    }
+}
+
+/// `GET /api/alerts`: the active alerts.
+pub async fn alerts(State(state): State<AppState>) -> Response {
+    let alerts: Vec<_> = state
+        .app
+        .leads
+        .alerts()
+        .iter()
+        .map(|a| a.to_json())
+        .collect();
+    Json(json!({ "alerts": alerts })).into_response()
 }

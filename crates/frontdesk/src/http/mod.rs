@@ -51,6 +51,11 @@ pub fn router(state: AppState) -> Router {
         .route("/calls", get(calls::list))
         .route("/queues", get(calls::queues))
         .route("/reload", axum::routing::post(calls::reload))
+        .route("/calls/{id}", get(calls::call))
+        .route("/reports/departments", get(calls::departments))
+        .route("/reports/agents", get(calls::agents))
+        .route("/reports/sources", get(calls::sources))
+        .route("/alerts", get(calls::alerts))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(

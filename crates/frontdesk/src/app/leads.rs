@@ -1,0 +1,369 @@
+//! Every call a lead: the journal (`records`, SQLite under `--data`), the
+//! overload alerts computed from it and from routing, and the pseudonyms
+//! that keep patients' numbers out of the logs.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use ivr::jiff::Timestamp;
+use records::{CallEvent, Journal, JournalConfig, JournalEntry, JournalHandle, Reader, TimeRange};
+use serde_json::{Value, json};
+use sha2::{Digest, Sha256};
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::App;
+
+/// The journal's file under `--data`.
+pub const JOURNAL_FILE: &str = "journal.db";
+/// The pseudonym key's file under `--data` (kept, so a caller's pseudonym
+/// is the same across restarts).
+pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
+
+/// How the alerts are set up (`--alert-webhook`, `--alert-abandonment`).
+#[derive(Debug, Clone)]
+pub struct AlertConfig {
+    /// Where raised and cleared alerts are POSTed as JSON (`http://` only).
+    pub webhook: Option<String>,
+    /// A department's abandonment over [`AlertConfig::window`] past this
+    /// share raises an alert.
+    pub abandonment_rate: f64,
+    /// The window for abandonment.
+    pub window: Duration,
+    /// At least this many waits must have ended in the window.
+    pub min_resolved: u64,
+    /// How often alerts are evaluated.
+    pub every: Duration,
+}
+
+impl Default for AlertConfig {
+    fn default() -> Self {
+        AlertConfig {
+            webhook: None,
+            abandonment_rate: 0.25,
+            window: Duration::from_secs(15 * 60),
+            min_resolved: 4,
+            every: Duration::from_secs(2),
+        }
+    }
+}
+
+/// The journal's writing and reading ends, and what the daemon closes.
+#[derive(Debug)]
+pub struct Leads {
+    handle: JournalHandle,
+    reader: Reader,
+    journal: Mutex<Option<Journal>>,
+    alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
+    pseudonyms: Pseudonyms,
+}
+
+/// One active alert (`GET /api/alerts`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Alert {
+    /// The queue id.
+    pub department: String,
+    /// `sla` or `abandonment`.
+    pub kind: &'static str,
+    /// When it was raised.
+    pub since: Timestamp,
+    /// What is wrong, for a person.
+    pub detail: String,
+}
+
+impl Alert {
+    /// DESIGN.md's shape.
+    pub fn to_json(&self) -> Value {
+        json!({
+            "department": self.department,
+            "kind": self.kind,
+            "since": self.since.to_string(),
+            "detail": self.detail,
+        })
+    }
+}
+
+impl Leads {
+    /// Opens (or creates) the journal under `data`.
+    pub fn open(data: &Path, reveal_numbers: bool) -> anyhow::Result<Self> {
+        let (journal, handle) = Journal::open(data.join(JOURNAL_FILE), JournalConfig::default())?;
+        let reader = journal.reader()?;
+        let pseudonyms = Pseudonyms::open(data, reveal_numbers)?;
+        Ok(Leads {
+            handle,
+            reader,
+            journal: Mutex::new(Some(journal)),
+            alerts: Mutex::new(BTreeMap::new()),
+            pseudonyms,
+        })
+    }
+
+    /// Records one step of call `id` now (never waits; a loss is counted).
+    pub fn record(&self, id: &str, event: CallEvent) {
+        let _ = self
+            .handle
+            .record(JournalEntry::new(id, Timestamp::now(), event));
+    }
+
+    /// The read side, for the API (use it inside `spawn_blocking`).
+    pub fn reader(&self) -> &Reader {
+        &self.reader
+    }
+
+    /// The write side's counters.
+    pub fn stats(&self) -> records::JournalStats {
+        self.handle.stats()
+    }
+
+    /// The fault plan (tests of the disk failing).
+    pub fn faults(&self) -> &records::FaultPlan {
+        self.handle.faults()
+    }
+
+    /// A number as the logs may show it.
+    pub fn show(&self, number: &str) -> String {
+        self.pseudonyms.show(number)
+    }
+
+    /// The active alerts, by department and kind.
+    pub fn alerts(&self) -> Vec<Alert> {
+        // Held only to copy the map out; never across an await.
+        self.alerts
+            .lock()
+            .map(|alerts| alerts.values().cloned().collect())
+            .unwrap_or_default()
+    }
+
+    /// Flushes and closes the journal (at shutdown), within `grace`.
+    pub fn close(&self, grace: Duration) {
+        let journal = self.journal.lock().ok().and_then(|mut slot| slot.take());
+        if let Some(journal) = journal {
+            match journal.close(grace) {
+                Ok(stats) => info!(
+                    written = stats.written,
+                    dropped = stats.dropped,
+                    failed = stats.failed,
+                    "journal closed"
+                ),
+                Err(error) => warn!(%error, "journal not closed cleanly"),
+            }
+        }
+    }
+}
+
+/// Keyed pseudonyms for patients' numbers in logs: `p-` and 10 hex digits
+/// of SHA-256(key ‖ number), the key random and kept under `--data`. One
+/// caller's calls can be followed in the logs without the number in them.
+/// `--log-patient-numbers` shows numbers in full instead.
+#[derive(Debug)]
+struct Pseudonyms {
+    key: [u8; 32],
+    reveal: bool,
+}
+
+impl Pseudonyms {
+    fn open(data: &Path, reveal: bool) -> anyhow::Result<Self> {
+        let path = data.join(PSEUDONYM_KEY_FILE);
+        let key = match std::fs::read(&path) {
+            Ok(bytes) if bytes.len() == 32 => {
+                let mut key = [0u8; 32];
+                key.copy_from_slice(&bytes);
+                key
+            }
+            _ => {
+                let key: [u8; 32] = rand::random();
+                std::fs::write(&path, key)?;
+                key
+            }
+        };
+        Ok(Pseudonyms { key, reveal })
+    }
+
+    fn show(&self, number: &str) -> String {
+        if self.reveal {
+            return number.to_string();
+        }
+        let mut hasher = Sha256::new();
+        hasher.update(self.key);
+        hasher.update(number.as_bytes());
+        let digest = hasher.finalize();
+        let hex: String = digest.iter().take(5).map(|b| format!("{b:02x}")).collect();
+        format!("p-{hex}")
+    }
+}
+
+/// Raises and clears overload alerts: a department whose longest wait is
+/// past its SLA, or whose abandonment over the window is past the
+/// threshold. Each change is logged and POSTed to the webhook.
+pub async fn watch_alerts(app: Arc<App>, config: AlertConfig, shutdown: CancellationToken) {
+    let mut tick = tokio::time::interval(config.every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        let mut now_active: BTreeMap<(String, &'static str), String> = BTreeMap::new();
+        if let Ok(stats) = app.router.stats().await {
+            for queue in stats.iter().filter(|q| !q.retired && q.over_sla()) {
+                now_active.insert(
+                    (queue.id.as_str().to_string(), "sla"),
+                    format!(
+                        "longest wait {} s > SLA {} s",
+                        queue.longest_wait.as_secs(),
+                        queue.sla.as_secs()
+                    ),
+                );
+            }
+        }
+        let reader = app.leads.reader().clone();
+        let range = TimeRange::last(config.window, Timestamp::now());
+        let windows = tokio::task::spawn_blocking(move || reader.abandonment_window(&range))
+            .await
+            .ok()
+            .and_then(Result::ok)
+            .unwrap_or_default();
+        for window in windows {
+            if window.resolved >= config.min_resolved
+                && window.abandonment_rate > config.abandonment_rate
+            {
+                now_active.insert(
+                    (window.department.clone(), "abandonment"),
+                    format!(
+                        "{} of {} callers abandoned in the last {} min ({:.0} % > {:.0} %)",
+                        window.abandoned,
+                        window.resolved,
+                        config.window.as_secs() / 60,
+                        window.abandonment_rate * 100.0,
+                        config.abandonment_rate * 100.0
+                    ),
+                );
+            }
+        }
+        let changes = update_alerts(&app.leads, now_active);
+        for (alert, raised) in changes {
+            if raised {
+                warn!(department = %alert.department, kind = alert.kind, detail = %alert.detail, "alert raised");
+            } else {
+                info!(department = %alert.department, kind = alert.kind, "alert cleared");
+            }
+            metrics::gauge!("frontdesk_alerts_active").set(app.leads.alerts().len() as f64);
+            if let Some(url) = &config.webhook {
+                let mut body = alert.to_json();
+                body["state"] = json!(if raised { "raised" } else { "cleared" });
+                let url = url.clone();
+                tokio::spawn(async move {
+                    if let Err(error) = post_json(&url, &body).await {
+                        warn!(%error, "alert webhook failed");
+                    }
+                });
+            }
+        }
+    }
+}
+
+/// Replaces the active set; returns each alert raised (`true`) or cleared.
+fn update_alerts(
+    leads: &Leads,
+    now_active: BTreeMap<(String, &'static str), String>,
+) -> Vec<(Alert, bool)> {
+    // Held only while comparing maps; never across an await.
+    let Ok(mut alerts) = leads.alerts.lock() else {
+        return Vec::new();
+    };
+    let mut changes = Vec::new();
+    alerts.retain(|key, alert| {
+        let keep = now_active.contains_key(key);
+        if !keep {
+            changes.push((alert.clone(), false));
+        }
+        keep
+    });
+    for (key, detail) in now_active {
+        match alerts.get_mut(&key) {
+            Some(alert) => alert.detail = detail,
+            None => {
+                let alert = Alert {
+                    department: key.0.clone(),
+                    kind: key.1,
+                    since: Timestamp::now(),
+                    detail,
+                };
+                changes.push((alert.clone(), true));
+                alerts.insert(key, alert);
+            }
+        }
+    }
+    changes
+}
+
+/// POSTs `body` to an `http://host:port/path` URL (plain HTTP/1.1; the
+/// webhook receiver is the clinic's own service).
+async fn post_json(url: &str, body: &Value) -> anyhow::Result<u16> {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let rest = url
+        .strip_prefix("http://")
+        .ok_or_else(|| anyhow::anyhow!("only http:// webhooks are supported: {url}"))?;
+    let (authority, path) = match rest.find('/') {
+        Some(slash) => (&rest[..slash], &rest[slash..]),
+        None => (rest, "/"),
+    };
+    let payload = body.to_string();
+    let request = format!(
+        "POST {path} HTTP/1.1\r\nHost: {authority}\r\nContent-Type: application/json\r\n\
+         Content-Length: {}\r\nConnection: close\r\nUser-Agent: {}\r\n\r\n{payload}",
+        payload.len(),
+        super::PRODUCT
+    );
+    let exchange = async {
+        let mut stream = tokio::net::TcpStream::connect(authority).await?;
+        stream.write_all(request.as_bytes()).await?;
+        let mut answer = Vec::new();
+        stream.read_to_end(&mut answer).await?;
+        Ok::<_, std::io::Error>(answer)
+    };
+    let answer = tokio::time::timeout(Duration::from_secs(5), exchange).await??;
+    let text = String::from_utf8_lossy(&answer);
+    let status = text
+        .split(' ')
+        .nth(1)
+        .and_then(|code| code.parse().ok())
+        .ok_or_else(|| anyhow::anyhow!("no HTTP status from {url}"))?;
+    Ok(status)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pseudonyms_are_stable_keyed_and_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let first = Pseudonyms::open(dir.path(), false).unwrap();
+        let shown = first.show("+13125550142");
+        assert!(shown.starts_with("p-") && shown.len() == 12, "{shown}");
+        assert!(!shown.contains("555"));
+        assert_eq!(
+            first.show("+13125550142"),
+            shown,
+            "same caller, same pseudonym"
+        );
+        assert_ne!(first.show("+13125550143"), shown);
+        let again = Pseudonyms::open(dir.path(), false).unwrap();
+        assert_eq!(
+            again.show("+13125550142"),
+            shown,
+            "the key is kept across restarts"
+        );
+        let other = Pseudonyms::open(tempfile::tempdir().unwrap().path(), false).unwrap();
+        assert_ne!(
+            other.show("+13125550142"),
+            shown,
+            "another key, another pseudonym"
+        );
+        let reveal = Pseudonyms::open(dir.path(), true).unwrap();
+        assert_eq!(reveal.show("+13125550142"), "+13125550142");
+    }
+}
