@@ -8,6 +8,7 @@ mod app;
 mod calls;
 mod cli;
 mod daemon;
+mod demo;
 mod http;
 
 use clap::Parser;

@@ -1,6 +1,7 @@
 //! The command line of DESIGN.md ("Command line").
 
 mod check;
+mod demo;
 mod run;
 mod simulate;
 
@@ -21,6 +22,8 @@ pub struct Cli {
 enum Command {
     /// Serve: SIP, the IVR, routing and the admin HTTP API.
     Run(run::RunArgs),
+    /// The daemon plus simulated agents and patients over real SIP on loopback.
+    Demo(demo::DemoArgs),
     /// Validate a dialplan: exit 0 when valid, else each error as PATH:LINE:COLUMN: message.
     Check {
         /// The dialplan to check.
@@ -52,6 +55,7 @@ impl Cli {
     pub fn run(self) -> ExitCode {
         match self.command {
             Command::Run(args) => run::run(args),
+            Command::Demo(args) => demo::demo(args),
             Command::Check { path } => check::check(&path),
             Command::Simulate {
                 number,

@@ -62,6 +62,8 @@ pub fn copy_clinic_into(dir: &Path) -> PathBuf {
 /// How to start `frontdesk run`.
 #[derive(Debug)]
 pub struct Launch {
+    /// `run`, or `demo` for [`Launch::demo`].
+    subcommand: &'static str,
     args: Vec<OsString>,
     env: Vec<(String, String)>,
     token: bool,
@@ -83,6 +85,7 @@ impl Launch {
     /// test-token --dialplan dialplans/clinic.toml`.
     pub fn new() -> Self {
         Self {
+            subcommand: "run",
             args: Vec::new(),
             env: Vec::new(),
             token: true,
@@ -124,6 +127,13 @@ impl Launch {
         self
     }
 
+    /// Starts `frontdesk demo` (the daemon with simulated agents and
+    /// patients) instead of `run`, with the same flags.
+    pub fn demo(mut self) -> Self {
+        self.subcommand = "demo";
+        self
+    }
+
     /// Starts without `--admin-token`.
     pub fn without_token(mut self) -> Self {
         self.token = false;
@@ -145,7 +155,7 @@ impl Launch {
     fn command(&self) -> Command {
         let mut command = Command::new(env!("CARGO_BIN_EXE_frontdesk"));
         command
-            .arg("run")
+            .arg(self.subcommand)
             .args(["--sip", &self.sip, "--http", "127.0.0.1:0", "--data"])
             .arg(self.data_dir());
         match &self.dialplan {
@@ -254,6 +264,11 @@ impl Daemon {
     /// The daemon's data directory.
     pub fn data_dir(&self) -> &Path {
         self.launch.data_dir()
+    }
+
+    /// The lines it printed on stdout up to its `http-listening` line.
+    pub fn stdout_lines(&self) -> &[String] {
+        &self.stdout
     }
 
     /// `GET path` on the admin API, with the harness's token if `token`.
