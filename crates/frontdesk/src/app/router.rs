@@ -12,9 +12,9 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use routing::{
-    AgentConfig, AgentId, AgentSnapshot, AgentTable, CallId, CallerContext, EnqueueError, Enqueued,
-    Millis, Offer, OfferFailure, Priority, QueueConfig, QueueId, QueueStats, RequestedState,
-    Router, RouterConfig, RouterEvent, RoutingError,
+    AgentConfig, AgentId, AgentSnapshot, AgentTable, CallId, CallerContext, DirectOffer,
+    EnqueueError, Enqueued, Millis, Offer, OfferFailure, Priority, QueueConfig, QueueId,
+    QueueStats, RequestedState, Router, RouterConfig, RouterEvent, RoutingError,
 };
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
@@ -48,6 +48,12 @@ enum Command {
         priority: Priority,
         context: CallerContext,
         owner: mpsc::UnboundedSender<RouterMessage>,
+        reply: oneshot::Sender<Result<Enqueued, EnqueueError>>,
+    },
+    Transfer {
+        call: CallId,
+        queue: QueueId,
+        direct: Option<DirectOffer>,
         reply: oneshot::Sender<Result<Enqueued, EnqueueError>>,
     },
     Cancel(CallId),
@@ -109,6 +115,24 @@ impl RouterHandle {
             priority,
             context,
             owner,
+            reply,
+        })?;
+        answer.await.map_err(|_| RouterStopped)
+    }
+
+    /// The agent connected to `call` transfers it to `queue` (first to
+    /// `direct`'s agent, when given): see [`Router::transfer`].
+    pub async fn transfer(
+        &self,
+        call: CallId,
+        queue: QueueId,
+        direct: Option<DirectOffer>,
+    ) -> Result<Result<Enqueued, EnqueueError>, RouterStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::Transfer {
+            call,
+            queue,
+            direct,
             reply,
         })?;
         answer.await.map_err(|_| RouterStopped)
@@ -288,6 +312,14 @@ impl Service {
                     self.owners.insert(call, owner);
                 }
                 let _ = reply.send(result);
+            }
+            Command::Transfer {
+                call,
+                queue,
+                direct,
+                reply,
+            } => {
+                let _ = reply.send(self.router.transfer(now, call, &queue, direct));
             }
             Command::Cancel(call) => {
                 self.owners.remove(&call);

@@ -1,19 +1,17 @@
-//! The queue wait and the agent legs of a call (the B2BUA half): offers
-//! from routing become INVITEs to the agents' registered contacts; the
-//! first to answer is bridged to the patient; the others are cancelled;
-//! no answer, busy and unreachable go back to routing, which offers the
-//! next agent.
+//! The agent legs of a call (the B2BUA half): offers from routing become
+//! INVITEs to the agents' registered contacts; the first to answer is
+//! bridged to the patient; the others are cancelled; no answer, busy and
+//! unreachable go back to routing, which offers the next agent. A bridged
+//! agent may transfer the patient ([`super::transfer`]).
 
-use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use bytes::Bytes;
 use bytestring::ByteString;
 use media::driver::PortLease;
-use media::playback::PlaybackMode;
 use media::sdp::{self, Direction, LocalMedia, SessionDescription};
 use media::session::Leg;
-use routing::{AgentId, CallerContext, EnqueueError, OfferFailure};
+use routing::{AgentId, OfferFailure};
 use sip::Peer;
 use sip::dialog::Dialog;
 use sip::endpoint::EndpointHandle;
@@ -24,14 +22,12 @@ use tokio::time::Instant;
 use tracing::{debug, info, warn};
 
 use super::book::Outcome;
-use super::call::{Call, Waiting};
+use super::call::Call;
 use super::signal;
-use crate::app::plan_map;
-use crate::app::router::RouterMessage;
 use crate::app::tag;
 
 #[derive(Debug)]
-enum LegState {
+pub(super) enum LegState {
     /// INVITE sent, waiting for an answer until the ring deadline.
     Ringing,
     /// We cancelled it (ring timeout, another agent answered, the caller
@@ -39,6 +35,13 @@ enum LegState {
     Cancelling,
     /// The agent answered and is bridged to the patient.
     Connected {
+        dialog: Box<Dialog>,
+        /// The ACK, to answer each retransmitted 2xx.
+        ack: Bytes,
+    },
+    /// The agent transferred the patient: no longer bridged, still up to
+    /// hear how the transfer ends (NOTIFY), then ended.
+    Transferred {
         dialog: Box<Dialog>,
         /// The ACK, to answer each retransmitted 2xx.
         ack: Bytes,
@@ -88,6 +91,53 @@ impl Legs {
         self.legs.iter().position(|leg| leg.call_id == call_id)
     }
 
+    /// Our tag on leg `index` (the From tag of our INVITE).
+    pub(super) fn local_tag(&self, index: usize) -> String {
+        self.legs[index]
+            .invite
+            .headers
+            .from()
+            .ok()
+            .and_then(|from| from.tag().map(str::to_string))
+            .unwrap_or_default()
+    }
+
+    /// The agent of leg `index`.
+    pub(super) fn agent_of(&self, index: usize) -> &AgentId {
+        &self.legs[index].agent
+    }
+
+    /// The bridged leg `index` was transferred: it is no longer the
+    /// patient's agent, but stays up until the transfer is decided.
+    pub(super) fn set_transferred(&mut self, index: usize) {
+        let leg = &mut self.legs[index];
+        let state = std::mem::replace(&mut leg.state, LegState::Done);
+        leg.state = match state {
+            LegState::Connected { dialog, ack } => LegState::Transferred { dialog, ack },
+            other => other,
+        };
+        if self.connected == Some(index) {
+            self.connected = None;
+        }
+    }
+
+    /// A new request in leg `index`'s dialog, and where to send it; `None`
+    /// once the leg is over.
+    pub(super) fn request_on(&mut self, index: usize, method: Method) -> Option<(Request, Peer)> {
+        let leg = self.legs.get_mut(index)?;
+        let peer = leg.peer;
+        let request = leg.state.dialog_mut()?.request(method);
+        Some((request, peer))
+    }
+
+    /// Leg `index` is over (we sent BYE).
+    pub(super) fn finish(&mut self, index: usize) {
+        if let Some(leg) = self.legs.get_mut(index) {
+            leg.state = LegState::Done;
+            leg.lease = None;
+        }
+    }
+
     /// Stops routing every agent leg's Call-ID to the call.
     pub(super) fn unroute_all(&self, endpoint: &EndpointHandle) {
         for leg in &self.legs {
@@ -125,145 +175,12 @@ fn failure_for(status: StatusCode) -> OfferFailure {
 }
 
 impl Call {
-    /// The IVR decided: wait in `decision.queue`.
-    pub(super) async fn enter_queue(&mut self, decision: ivr::QueueDecision) {
-        let priority = plan_map::priority(decision.priority);
-        let queue = routing::QueueId::new(decision.queue.as_str());
-        self.record.department = Some(decision.queue.as_str().to_string());
-        self.record.priority = priority.as_str();
-        self.record.source = Some(decision.context.source.as_str().to_string());
-        let patient = decision.context.known_patient.as_ref();
-        let context = CallerContext {
-            branch: decision
-                .context
-                .branch
-                .as_ref()
-                .or(patient.and_then(|p| p.branch.as_ref()))
-                .map(|b| routing::Branch::new(b.as_str())),
-            coordinator: patient
-                .and_then(|p| p.coordinator.as_ref())
-                .map(|a| AgentId::new(a.as_str())),
-            language: patient
-                .and_then(|p| p.language.as_ref())
-                .map(|l| routing::Language::new(l.as_str())),
-        };
-        let sender = self.router_sender.clone();
-        let enqueued = self
-            .app
-            .router
-            .enqueue(self.id, queue.clone(), priority, context, sender)
-            .await;
-        match enqueued {
-            Ok(Ok(enqueued)) => {
-                info!(queue = %enqueued.queue, priority = priority.as_str(), position = enqueued.position, "queued");
-                if enqueued.queue != queue {
-                    self.overflowed = true;
-                }
-                self.record.department = Some(enqueued.queue.as_str().to_string());
-                self.record.priority = enqueued.priority.as_str();
-                self.waiting = Some(Waiting {
-                    queue: enqueued.queue.clone(),
-                    priority: enqueued.priority,
-                    since: Instant::now(),
-                    hold_music: false,
-                });
-                self.publish();
-                self.start_hold_music().await;
-            }
-            Ok(Err(EnqueueError::Refused { message, .. })) => {
-                info!("queue full: the caller is told to call back");
-                let path = self.message_path(message.as_str());
-                self.farewell(&path, Outcome::Overflowed).await;
-            }
-            Ok(Err(error)) => {
-                warn!(%error, "cannot queue the call");
-                self.hang_up(Outcome::Rejected).await;
-            }
-            Err(stopped) => {
-                warn!(%stopped, "cannot queue the call");
-                self.hang_up(Outcome::Rejected).await;
-            }
-        }
-    }
-
-    /// Where a message of routing (a prompt id of the dialplan) is.
-    fn message_path(&self, message: &str) -> PathBuf {
-        let plan = self.app.dialplan.current();
-        let folder = plan
-            .path()
-            .parent()
-            .map(Path::to_path_buf)
-            .unwrap_or_default();
-        let candidate = folder.join(message);
-        if candidate.is_file() {
-            candidate
-        } else {
-            folder.join("prompts").join(format!("{message}.wav"))
-        }
-    }
-
-    async fn start_hold_music(&mut self) {
-        let Some(waiting) = self.waiting.as_mut() else {
-            return;
-        };
-        let plan = self.app.dialplan.current();
-        let Some(queue) = plan.queue(waiting.queue.as_str()) else {
-            return;
-        };
-        let mut paths = Vec::new();
-        if let Some(hold) = queue.hold_prompt() {
-            paths.push(hold.path().to_path_buf());
-        }
-        let music = queue.hold_music().map(|m| m.path().to_path_buf());
-        waiting.hold_music = true;
-        let id = 1_000_000 + u64::from(self.id.0 as u32);
-        if !paths.is_empty() {
-            self.play_list(&paths, id, PlaybackMode::Once, false).await;
-        }
-        if let Some(music) = music {
-            self.play_list(&[music], id + 1, PlaybackMode::Loop, false)
-                .await;
-        }
-    }
-
-    /// News from routing about this call.
-    pub(super) async fn on_router(&mut self, message: RouterMessage) {
-        match message {
-            RouterMessage::Offer(offer) => {
-                let waited = offer.waited.as_secs();
-                for agent in offer.agents.iter() {
-                    self.ring_agent(agent.clone(), offer.ring_timeout, waited)
-                        .await;
-                }
-            }
-            RouterMessage::Overflowed { to, priority } => {
-                info!(to = %to, "overflowed to another queue");
-                self.overflowed = true;
-                self.record.department = Some(to.as_str().to_string());
-                self.record.priority = priority.as_str();
-                if let Some(waiting) = self.waiting.as_mut() {
-                    waiting.queue = to;
-                    waiting.priority = priority;
-                }
-                self.publish();
-            }
-            RouterMessage::GiveUp { message } => {
-                info!("max wait reached: the caller is told to call back");
-                self.waiting_ended();
-                let path = self.message_path(message.as_str());
-                self.farewell(&path, Outcome::Overflowed).await;
-            }
-        }
-    }
-
-    /// The wait in queue is over (the router forgot the call).
-    fn waiting_ended(&mut self) {
-        if let Some(waiting) = self.waiting.take() {
-            self.record.wait_ms = Some(waiting.since.elapsed().as_millis() as u64);
-        }
-    }
-
-    async fn ring_agent(&mut self, agent: AgentId, ring_timeout: Duration, waited_secs: u64) {
+    pub(super) async fn ring_agent(
+        &mut self,
+        agent: AgentId,
+        ring_timeout: Duration,
+        waited_secs: u64,
+    ) {
         let bindings = self.app.registrar.locations().get(agent.as_str());
         let Some(binding) = bindings.first() else {
             debug!(agent = %agent, "offered agent has no binding");
@@ -318,6 +235,12 @@ impl Call {
             offer.to_string(),
             self.record.priority == "urgent",
         );
+        let mut invite = invite;
+        if let Some(replaces) = self.replaces_for(&agent) {
+            // Attended transfer: the agent's phone swaps its consultation
+            // call for this one (RFC 3891).
+            invite.headers.push(HeaderName::Replaces, replaces);
+        }
         self.app
             .endpoint
             .route(call_id.clone(), self.sip_sender.clone());
@@ -408,7 +331,7 @@ impl Call {
         let leg = &mut self.legs.legs[index];
         if status.is_success() {
             match &leg.state {
-                LegState::Connected { dialog, ack } => {
+                LegState::Connected { dialog, ack } | LegState::Transferred { dialog, ack } => {
                     if seq == 1 {
                         let _ = endpoint.send_raw(leg.peer, ack.clone());
                     } else {
@@ -503,9 +426,11 @@ impl Call {
         }
         self.app.router.answered(self.id, agent.clone());
         self.waiting_ended();
+        self.hold = None;
         self.record.agent = Some(agent.as_str().to_string());
         self.record.connected_at = Some(ivr::jiff::Timestamp::now());
         self.publish();
+        self.transfer_succeeded().await;
         for other in 0..self.legs.legs.len() {
             let leg = &mut self.legs.legs[other];
             if other != index && matches!(leg.state, LegState::Ringing) {
@@ -524,15 +449,10 @@ impl Call {
         request: &ValidRequest,
     ) {
         let headers = &request.request.headers;
-        let local_tag = self.legs.legs[index]
-            .invite
-            .headers
-            .from()
-            .ok()
-            .and_then(|f| f.tag().map(str::to_string))
-            .unwrap_or_default();
+        let local_tag = self.legs.local_tag(index);
         let endpoint = self.app.endpoint.clone();
         let connected_here = self.legs.connected == Some(index);
+        let transferred = matches!(self.legs.legs[index].state, LegState::Transferred { .. });
         match request.request.method {
             Method::Bye => {
                 let _ = endpoint.respond(
@@ -540,10 +460,47 @@ impl Call {
                     signal::response(headers, StatusCode::OK, &local_tag),
                 );
                 self.legs.legs[index].state = LegState::Done;
+                self.legs.legs[index].lease = None;
                 if connected_here {
                     info!("agent hung up");
                     self.hang_up(Outcome::Connected).await;
+                } else if transferred {
+                    debug!("the transferring agent hung up");
                 }
+            }
+            Method::Refer if connected_here => self.on_refer(index, transaction, request).await,
+            Method::Refer => {
+                // Only the agent talking to the patient can transfer them.
+                let _ = endpoint.respond(
+                    transaction,
+                    signal::response(headers, StatusCode::FORBIDDEN, &local_tag),
+                );
+            }
+            Method::Invite if transferred => {
+                // A re-INVITE on a leg whose patient left: same session,
+                // no media to change.
+                let leg = &mut self.legs.legs[index];
+                leg.local.session_version += 1;
+                let answer = signal::sdp_body(headers, &request.request.body)
+                    .ok_or(media::SdpError::NoAudio)
+                    .and_then(|body| SessionDescription::parse(&body))
+                    .and_then(|offer| sdp::create_answer(&offer, &leg.local));
+                let response = match answer {
+                    Ok(answer) => {
+                        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+                        signal::dialog_response(
+                            headers,
+                            StatusCode::OK,
+                            &local_tag,
+                            &contact,
+                            Some(answer.description.to_string()),
+                        )
+                    }
+                    Err(_) => {
+                        signal::response(headers, StatusCode::NOT_ACCEPTABLE_HERE, &local_tag)
+                    }
+                };
+                let _ = endpoint.respond(transaction, response);
             }
             Method::Invite if connected_here => {
                 let leg = &mut self.legs.legs[index];
@@ -578,7 +535,7 @@ impl Call {
                     }
                 }
             }
-            Method::Info => {
+            Method::Info | Method::Notify | Method::Options => {
                 let _ = endpoint.respond(
                     transaction,
                     signal::response(headers, StatusCode::OK, &local_tag),
@@ -653,7 +610,7 @@ impl Call {
                     }
                     leg.state = LegState::Cancelling;
                 }
-                LegState::Connected { dialog, .. } => {
+                LegState::Connected { dialog, .. } | LegState::Transferred { dialog, .. } => {
                     let bye = dialog.request(Method::Bye);
                     let _ = endpoint.send_request(bye, leg.peer).await;
                     leg.state = LegState::Done;

@@ -73,8 +73,50 @@ pub struct CallRecord {
     /// When it ended.
     pub ended_at: Option<Timestamp>,
     /// How long the caller waited in queues before an agent answered (or
-    /// before the call ended unanswered).
+    /// before the call ended unanswered). Across a transfer the waits add
+    /// up; the time spent talking does not count.
     pub wait_ms: Option<u64>,
+    /// The transfers of the call, oldest first (an extra field beside
+    /// DESIGN.md's: `department`, `agent` and `connected_at` describe the
+    /// last queue, these the earlier ones).
+    pub transfers: Vec<TransferRecord>,
+}
+
+/// One transfer of a call by an agent.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TransferRecord {
+    /// The agent who transferred the call.
+    pub from_agent: String,
+    /// The queue the call was in.
+    pub from_department: Option<String>,
+    /// When that agent had answered.
+    pub connected_at: Option<Timestamp>,
+    /// The queue the call went to.
+    pub to_department: String,
+    /// The agent the transfer named, if it named one.
+    pub to_agent: Option<String>,
+    /// `blind` (REFER) or `attended` (REFER with Replaces).
+    pub kind: &'static str,
+    /// Why: the REFER's `Reason` or `Subject` when the phone gave one,
+    /// else who asked for what (`agent 1001 transferred to cardiology`).
+    pub reason: String,
+    /// When.
+    pub at: Timestamp,
+}
+
+impl TransferRecord {
+    fn to_json(&self) -> Value {
+        json!({
+            "from_agent": self.from_agent,
+            "from_department": self.from_department,
+            "connected_at": self.connected_at.map(|t| t.to_string()),
+            "to_department": self.to_department,
+            "to_agent": self.to_agent,
+            "kind": self.kind,
+            "reason": self.reason,
+            "at": self.at.to_string(),
+        })
+    }
 }
 
 impl CallRecord {
@@ -93,6 +135,7 @@ impl CallRecord {
             connected_at: None,
             ended_at: None,
             wait_ms: None,
+            transfers: Vec::new(),
         }
     }
 
@@ -112,6 +155,7 @@ impl CallRecord {
             "connected_at": time(&self.connected_at),
             "ended_at": time(&self.ended_at),
             "wait_ms": self.wait_ms,
+            "transfers": self.transfers.iter().map(TransferRecord::to_json).collect::<Vec<_>>(),
         })
     }
 }
@@ -146,7 +190,7 @@ impl CallBook {
             .iter()
             .map(|entry| (*entry.key(), entry.value().clone()))
             .collect();
-        calls.sort_by(|a, b| b.0.cmp(&a.0));
+        calls.sort_by_key(|call| std::cmp::Reverse(call.0));
         calls
             .into_iter()
             .take(limit)
@@ -184,5 +228,30 @@ mod tests {
         assert_eq!(json["outcome"], "in_progress");
         assert_eq!(json["agent"], Value::Null);
         assert!(json["started_at"].as_str().unwrap().ends_with('Z'));
+        assert_eq!(json["transfers"], json!([]));
+    }
+
+    #[test]
+    fn a_transfer_is_on_the_record() {
+        let mut record = CallRecord::new("c-1".into(), "+1312", "+15550100");
+        record.department = Some("cardiology".into());
+        record.transfers.push(TransferRecord {
+            from_agent: "1001".into(),
+            from_department: Some("front-desk".into()),
+            connected_at: Some(Timestamp::UNIX_EPOCH),
+            to_department: "cardiology".into(),
+            to_agent: None,
+            kind: "blind",
+            reason: "agent 1001 transferred to cardiology".into(),
+            at: Timestamp::UNIX_EPOCH,
+        });
+        let json = record.to_json();
+        assert_eq!(json["department"], "cardiology");
+        assert_eq!(json["transfers"][0]["from_agent"], "1001");
+        assert_eq!(json["transfers"][0]["from_department"], "front-desk");
+        assert_eq!(json["transfers"][0]["to_department"], "cardiology");
+        assert_eq!(json["transfers"][0]["to_agent"], Value::Null);
+        assert_eq!(json["transfers"][0]["kind"], "blind");
+        assert_eq!(json["transfers"][0]["at"], "1970-01-01T00:00:00Z");
     }
 }

@@ -26,7 +26,9 @@ use tracing::{Instrument, debug, info, info_span, warn};
 
 use super::agent::Legs;
 use super::book::{CallRecord, Outcome};
+use super::queue::Hold;
 use super::signal;
+use super::transfer::Transfer;
 use crate::app::router::RouterMessage;
 use crate::app::{App, tag};
 
@@ -49,8 +51,10 @@ enum Phase {
 pub(super) struct Waiting {
     pub(super) queue: routing::QueueId,
     pub(super) priority: routing::Priority,
+    /// When the wait began (moved back by the wait before a transfer).
     pub(super) since: Instant,
-    pub(super) hold_music: bool,
+    /// When the hold music next gives way to an announcement.
+    pub(super) next_announcement: Option<Instant>,
 }
 
 /// One call. See the module docs.
@@ -80,6 +84,12 @@ pub(super) struct Call {
     hang_up_after: Option<u64>,
     ending_outcome: Outcome,
     pub(super) waiting: Option<Waiting>,
+    /// What plays while waiting.
+    pub(super) hold: Option<Hold>,
+    /// Digits pressed while waiting, kept for a callback offer.
+    pub(super) queued_digits: String,
+    /// A transfer by the agent, until it is decided.
+    pub(super) transfer: Option<Transfer>,
     pub(super) overflowed: bool,
     pub(super) legs: Legs,
     sip_events: mpsc::UnboundedReceiver<Event>,
@@ -138,6 +148,9 @@ impl Call {
             hang_up_after: None,
             ending_outcome: Outcome::Abandoned,
             waiting: None,
+            hold: None,
+            queued_digits: String::new(),
+            transfer: None,
             overflowed: false,
             legs: Legs::default(),
             sip_events,
@@ -241,7 +254,7 @@ impl Call {
     }
 
     fn start_media(&mut self, lease: PortLease, negotiated: NegotiatedMedia) {
-        let task = spawn_media_task(self.app.media.clone(), Leg::Caller, lease, negotiated);
+        let task = spawn_media_task(self.app.media, Leg::Caller, lease, negotiated);
         self.media = Some(task.handle);
         self.media_events = Some(task.events);
     }
@@ -262,10 +275,16 @@ impl Call {
                 .as_ref()
                 .and_then(Session::poll_timeout)
                 .map(instant_of);
-            let deadline = [ivr_deadline, self.legs.next_deadline(), self.ack_deadline]
-                .into_iter()
-                .flatten()
-                .min();
+            let deadline = [
+                ivr_deadline,
+                self.legs.next_deadline(),
+                self.ack_deadline,
+                self.hold_deadline(),
+                self.transfer_deadline(),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let sleep = async {
                 match deadline {
                     Some(at) => tokio::time::sleep_until(at).await,
@@ -313,6 +332,8 @@ impl Call {
             return;
         }
         self.legs_deadline(now).await;
+        self.hold_timeout(now).await;
+        self.transfer_timeout(now).await;
         if let Some(session) = self.session.as_mut() {
             session.handle_timeout(Timestamp::now());
         }
@@ -364,7 +385,7 @@ impl Call {
         }
     }
 
-    fn next_playback_id(&mut self) -> u64 {
+    pub(super) fn next_playback_id(&mut self) -> u64 {
         let id = self.next_playback;
         self.next_playback += 1;
         id
@@ -628,6 +649,10 @@ impl Call {
             }
             return;
         }
+        if self.waiting.is_some() {
+            self.queued_digit(digit);
+            return;
+        }
         self.drive_ivr(Some(Input::Digit(digit))).await;
     }
 
@@ -639,7 +664,9 @@ impl Call {
                 source,
             }) => {
                 debug!(digit = %digit.as_char(), ?source, "digit");
-                if self.legs.connected().is_none() {
+                if self.waiting.is_some() && self.legs.connected().is_none() {
+                    self.queued_digit(digit.as_char());
+                } else if self.legs.connected().is_none() {
                     self.drive_ivr(Some(Input::Digit(digit.as_char()))).await;
                 }
             }
@@ -652,6 +679,9 @@ impl Call {
                     self.hang_up_after = None;
                     let outcome = self.ending_outcome;
                     self.hang_up(outcome).await;
+                    return;
+                }
+                if self.on_hold_playback_ended(id.0, completed).await {
                     return;
                 }
                 if let Some((playing, ivr_id)) = self.playing
@@ -720,6 +750,7 @@ impl Call {
         self.phase = Phase::Ended;
         self.session = None;
         let connected = self.legs.connected().is_some();
+        self.transfer_failed(StatusCode::REQUEST_TERMINATED).await;
         self.end_legs().await;
         if connected {
             self.app.router.call_ended(self.id);

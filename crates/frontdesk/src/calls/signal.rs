@@ -4,6 +4,7 @@
 use std::net::{IpAddr, SocketAddr};
 
 use bytes::Bytes;
+use bytestring::ByteString;
 use sip::message::validate::ValidRequest;
 use sip::message::{
     DisplayName, HeaderName, Headers, Host, Method, NameAddr, Request, Response, SipUri,
@@ -183,6 +184,73 @@ pub fn agent_invite(
     invite
 }
 
+/// What a REFER's `Refer-To` names (RFC 3515 §2.1).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ReferTarget {
+    /// The URI's user part, unescaped (`cardiology`, `1002`).
+    pub user: Option<String>,
+    /// The URI itself, to match against agents' contacts.
+    pub uri: Uri,
+    /// The `Replaces` of an attended transfer (RFC 3891 §4.1), unescaped
+    /// from the URI's headers: `call-id;to-tag=…;from-tag=…`.
+    pub replaces: Option<String>,
+}
+
+/// Reads the single `Refer-To` of a REFER; `None` when it is missing,
+/// repeated or unreadable (400).
+pub fn refer_to(headers: &Headers) -> Option<ReferTarget> {
+    let mut all = headers.all(&HeaderName::ReferTo);
+    let header = all.next()?;
+    if all.next().is_some() {
+        return None;
+    }
+    let text = std::str::from_utf8(&header.value).ok()?;
+    let address = NameAddr::parse(&ByteString::from(text.trim())).ok()?;
+    let (user, replaces) = match &address.uri {
+        Uri::Sip(sip) => {
+            let user = sip
+                .user_unescaped()
+                .map(|user| String::from_utf8_lossy(&user).into_owned());
+            let replaces = sip.headers.as_ref().and_then(|headers| {
+                headers.split('&').find_map(|header| {
+                    let (name, value) = header.split_once('=')?;
+                    name.eq_ignore_ascii_case("replaces")
+                        .then(|| String::from_utf8_lossy(&uri::unescape(value)).into_owned())
+                })
+            });
+            (user, replaces)
+        }
+        Uri::Other(_) => (None, None),
+    };
+    Some(ReferTarget {
+        user,
+        uri: address.uri,
+        replaces,
+    })
+}
+
+/// `true` when a REFER asks for no progress reports (`Refer-Sub: false`,
+/// RFC 4488).
+pub fn refer_sub_off(headers: &Headers) -> bool {
+    headers
+        .get(&HeaderName::Other(ByteString::from_static("Refer-Sub")))
+        .is_some_and(|value| value.trim_ascii().eq_ignore_ascii_case(b"false"))
+}
+
+/// Turns an in-dialog request into the NOTIFY of a REFER's implicit
+/// subscription (RFC 3515 §2.4.4): `Event: refer`, the subscription's
+/// state, and the transfer's progress as a `message/sipfrag` status line.
+pub fn refer_notify(mut notify: Request, contact: &str, state: &str, status_line: &str) -> Request {
+    notify.headers.push(HeaderName::Event, "refer");
+    notify.headers.push(HeaderName::SubscriptionState, state);
+    notify.headers.push(HeaderName::Contact, contact);
+    notify
+        .headers
+        .push(HeaderName::ContentType, "message/sipfrag;version=2.0");
+    notify.body = Bytes::from(format!("{status_line}\r\n"));
+    notify
+}
+
 /// Unescapes a URI user part for display.
 pub fn unescaped(text: &str) -> String {
     String::from_utf8_lossy(&uri::unescape(text)).into_owned()
@@ -216,6 +284,53 @@ mod tests {
             None
         );
         assert_eq!(info_digit(&headers("text/plain"), &Bytes::from("2")), None);
+    }
+
+    #[test]
+    fn refer_to_names_a_queue_an_agent_or_a_dialog_to_replace() {
+        let mut blind = Headers::default();
+        blind.push(HeaderName::ReferTo, "<sip:cardiology@127.0.0.1:5060>");
+        let target = refer_to(&blind).unwrap();
+        assert_eq!(target.user.as_deref(), Some("cardiology"));
+        assert_eq!(target.replaces, None);
+        let mut attended = Headers::default();
+        attended.push(
+            HeaderName::ReferTo,
+            "<sip:1002@127.0.0.1?Replaces=abc%40b%3Bto-tag%3D1%3Bfrom-tag%3D2>",
+        );
+        let target = refer_to(&attended).unwrap();
+        assert_eq!(target.user.as_deref(), Some("1002"));
+        assert_eq!(
+            target.replaces.as_deref(),
+            Some("abc@b;to-tag=1;from-tag=2")
+        );
+        let mut twice = blind.clone();
+        twice.push(HeaderName::ReferTo, "<sip:1002@127.0.0.1>");
+        assert_eq!(refer_to(&twice), None);
+        assert_eq!(refer_to(&Headers::default()), None);
+        let mut off = Headers::default();
+        off.push(
+            HeaderName::Other(ByteString::from_static("Refer-Sub")),
+            "false",
+        );
+        assert!(refer_sub_off(&off));
+        assert!(!refer_sub_off(&blind));
+    }
+
+    #[test]
+    fn notify_carries_event_state_and_sipfrag() {
+        let request = Request::new(Method::Notify, Uri::parse("sip:a@127.0.0.1").unwrap());
+        let notify = refer_notify(
+            request,
+            "<sip:frontdesk@127.0.0.1:5060>",
+            "active;expires=300",
+            "SIP/2.0 100 Trying",
+        );
+        let text = String::from_utf8_lossy(&notify.encode()).to_string();
+        assert!(text.contains("Event: refer\r\n"), "{text}");
+        assert!(text.contains("Subscription-State: active;expires=300\r\n"));
+        assert!(text.contains("Content-Type: message/sipfrag;version=2.0\r\n"));
+        assert!(text.ends_with("\r\n\r\nSIP/2.0 100 Trying\r\n"), "{text}");
     }
 
     #[test]

@@ -1,0 +1,337 @@
+//! Transfers by the agent on the call (RFC 3515 REFER).
+//!
+//! The agent's phone sends REFER on its leg with `Refer-To` naming a queue
+//! (`<sip:cardiology@clinic>`) or an agent (`<sip:1002@clinic>`, or that
+//! agent's registered contact). We answer 202 and NOTIFY the agent leg of
+//! the progress (`Event: refer`, `message/sipfrag` bodies: `SIP/2.0 100
+//! Trying` at once, then `SIP/2.0 200 OK` when someone in the target
+//! answers, or the failure), unless the phone asked for no reports
+//! (`Refer-Sub: false`, RFC 4488). Meanwhile the patient is unbridged and
+//! waits in the target queue with hold music and announcements: routing
+//! keeps their priority and the wait they had before the first answer
+//! ([`routing::Router::transfer`]); a transfer to an agent offers that
+//! agent alone for [`DIRECT_WINDOW`], then anyone in the queue. The
+//! transferring agent goes to wrap-up at once; their leg is ended with BYE
+//! once the outcome is notified (or when they hang up first).
+//!
+//! Attended transfer: a `Refer-To` carrying `?Replaces=…` (RFC 3891 §4.1)
+//! names the agent to reach and the consultation dialog on their phone;
+//! the INVITE to that agent carries the `Replaces` header, so their phone
+//! swaps the consultation call for the patient. Every transfer is on the
+//! call's record ([`TransferRecord`]).
+
+use std::time::Duration;
+
+use media::session::Leg;
+use routing::{AgentId, DirectOffer, EnqueueError, QueueId};
+use sip::message::validate::ValidRequest;
+use sip::message::{HeaderName, Method, StatusCode};
+use sip::transaction::ServerTransactionId;
+use tokio::time::Instant;
+use tracing::{debug, info, warn};
+
+use super::agent::LegState;
+use super::book::TransferRecord;
+use super::call::{Call, Waiting};
+use super::signal::{self, ReferTarget};
+
+/// How long a transfer to a named agent waits for that agent alone.
+pub const DIRECT_WINDOW: Duration = Duration::from_secs(30);
+
+/// How long the REFER's implicit subscription lasts (the `expires` of our
+/// NOTIFYs); a transfer still undecided then is reported `terminated`.
+const SUBSCRIPTION: Duration = Duration::from_secs(300);
+
+/// A transfer in progress: the transferring agent's leg is still up to
+/// hear how it ends.
+#[derive(Debug)]
+pub(super) struct Transfer {
+    /// The transferring agent's leg.
+    leg: usize,
+    /// NOTIFY progress to that leg (no `Refer-Sub: false`).
+    notify: bool,
+    /// The agent the transfer named.
+    target_agent: Option<AgentId>,
+    /// `Replaces` for the INVITE to that agent (attended transfer).
+    replaces: Option<String>,
+    /// When the implicit subscription ends.
+    expires_at: Instant,
+}
+
+/// Where a REFER sends the patient.
+struct Destination {
+    queue: QueueId,
+    agent: Option<AgentId>,
+}
+
+impl Call {
+    /// A REFER on the agent leg `index`, bridged to the patient.
+    pub(super) async fn on_refer(
+        &mut self,
+        index: usize,
+        transaction: ServerTransactionId,
+        request: &ValidRequest,
+    ) {
+        let headers = &request.request.headers;
+        let tag = self.legs.local_tag(index);
+        let respond = |call: &Call, status: StatusCode| {
+            let response = signal::response(headers, status, &tag);
+            let _ = call.app.endpoint.respond(transaction, response);
+        };
+        if self.transfer.is_some() {
+            respond(self, StatusCode::REQUEST_PENDING);
+            return;
+        }
+        let Some(target) = signal::refer_to(headers) else {
+            respond(self, StatusCode::BAD_REQUEST);
+            return;
+        };
+        let Some(destination) = self.destination(&target) else {
+            info!(user = ?target.user, "transfer refused: no such queue or agent");
+            respond(self, StatusCode::NOT_FOUND);
+            return;
+        };
+        let direct = destination.agent.clone().map(|agent| DirectOffer {
+            agent,
+            window: DIRECT_WINDOW,
+        });
+        let moved = self
+            .app
+            .router
+            .transfer(self.id, destination.queue.clone(), direct)
+            .await;
+        let enqueued = match moved {
+            Ok(Ok(enqueued)) => enqueued,
+            Ok(Err(error)) => {
+                info!(%error, "transfer refused by routing");
+                let status = match error {
+                    EnqueueError::UnknownQueue(_) => StatusCode::NOT_FOUND,
+                    EnqueueError::Refused { .. } => StatusCode::TEMPORARILY_UNAVAILABLE,
+                    _ => StatusCode::FORBIDDEN,
+                };
+                respond(self, status);
+                return;
+            }
+            Err(stopped) => {
+                warn!(%stopped, "transfer impossible");
+                respond(self, StatusCode::SERVICE_UNAVAILABLE);
+                return;
+            }
+        };
+        let notify = !signal::refer_sub_off(headers);
+        let mut accepted = signal::response(headers, StatusCode::ACCEPTED, &tag);
+        if !notify {
+            accepted.headers.push(
+                HeaderName::Other(bytestring::ByteString::from_static("Refer-Sub")),
+                "false",
+            );
+        }
+        let _ = self.app.endpoint.respond(transaction, accepted);
+        let from_agent = self.legs.agent_of(index).to_string();
+        let kind = if target.replaces.is_some() {
+            "attended"
+        } else {
+            "blind"
+        };
+        let reason = [HeaderName::Reason, HeaderName::Subject]
+            .iter()
+            .find_map(|name| headers.get(name))
+            .map(|value| String::from_utf8_lossy(value).trim().to_string())
+            .unwrap_or_else(|| {
+                format!(
+                    "agent {from_agent} transferred to {}",
+                    destination
+                        .agent
+                        .as_ref()
+                        .map_or(enqueued.queue.as_str(), AgentId::as_str)
+                )
+            });
+        info!(
+            from = %from_agent,
+            to = %enqueued.queue,
+            agent = ?destination.agent.as_ref().map(AgentId::as_str),
+            kind,
+            "call transferred"
+        );
+        self.transfer = Some(Transfer {
+            leg: index,
+            notify,
+            target_agent: destination.agent.clone(),
+            replaces: target.replaces,
+            expires_at: Instant::now() + SUBSCRIPTION,
+        });
+        self.notify_transfer("SIP/2.0 100 Trying", false).await;
+        // The patient leaves the agent: unbridged, off hold, back in line.
+        self.legs.set_transferred(index);
+        if let Some(media) = &self.media {
+            let _ = media.unbridge();
+            let _ = media.remove_leg(Leg::Agent);
+        }
+        if self
+            .local
+            .as_ref()
+            .is_some_and(|local| local.direction != media::sdp::Direction::SendRecv)
+        {
+            self.pass_hold_to_caller(false).await;
+        }
+        let waited = Duration::from_millis(self.record.wait_ms.unwrap_or(0));
+        self.record.transfers.push(TransferRecord {
+            from_agent,
+            from_department: self.record.department.clone(),
+            connected_at: self.record.connected_at,
+            to_department: enqueued.queue.as_str().to_string(),
+            to_agent: destination.agent.map(|agent| agent.as_str().to_string()),
+            kind,
+            reason,
+            at: ivr::jiff::Timestamp::now(),
+        });
+        self.record.department = Some(enqueued.queue.as_str().to_string());
+        self.record.priority = enqueued.priority.as_str();
+        self.record.agent = None;
+        self.record.connected_at = None;
+        let now = Instant::now();
+        self.waiting = Some(Waiting {
+            queue: enqueued.queue,
+            priority: enqueued.priority,
+            since: now.checked_sub(waited).unwrap_or(now),
+            next_announcement: None,
+        });
+        self.publish();
+        self.start_hold().await;
+    }
+
+    /// The queue and agent a `Refer-To` names: a queue id, an agent id, or
+    /// an agent's registered contact.
+    fn destination(&self, target: &ReferTarget) -> Option<Destination> {
+        let plan = self.app.dialplan.current();
+        let user = target.user.as_deref().unwrap_or_default();
+        if let Some(queue) = plan.queue(user) {
+            return Some(Destination {
+                queue: QueueId::new(queue.id().as_str()),
+                agent: None,
+            });
+        }
+        let agent = plan.agent(user).or_else(|| {
+            let wanted = target.uri.as_sip()?;
+            plan.agents().iter().find(|agent| {
+                self.app
+                    .registrar
+                    .locations()
+                    .get(agent.id().as_str())
+                    .iter()
+                    .filter_map(|binding| binding.uri().as_sip())
+                    .any(|contact| {
+                        contact.user == wanted.user
+                            && contact.host.same_as(&wanted.host)
+                            && contact.port.unwrap_or(5060) == wanted.port.unwrap_or(5060)
+                    })
+            })
+        })?;
+        // The queue the call is recorded in: the current one when the agent
+        // serves it, else the first the agent serves.
+        let current = self
+            .record
+            .department
+            .as_deref()
+            .and_then(|id| plan.queue(id));
+        let queue = current
+            .filter(|queue| agent.can_serve(queue))
+            .or_else(|| plan.queues().find(|queue| agent.can_serve(queue)))
+            .or(current)?;
+        Some(Destination {
+            queue: QueueId::new(queue.id().as_str()),
+            agent: Some(AgentId::new(agent.id().as_str())),
+        })
+    }
+
+    /// The `Replaces` to put in an INVITE to `agent`, when this call is an
+    /// attended transfer to them.
+    pub(super) fn replaces_for(&self, agent: &AgentId) -> Option<&str> {
+        let transfer = self.transfer.as_ref()?;
+        (transfer.target_agent.as_ref() == Some(agent))
+            .then_some(transfer.replaces.as_deref())
+            .flatten()
+    }
+
+    /// Someone in the target answered: `200 OK` to the transferring agent,
+    /// and their leg ends.
+    pub(super) async fn transfer_succeeded(&mut self) {
+        if self.transfer.is_some() {
+            self.notify_transfer("SIP/2.0 200 OK", true).await;
+            self.end_transfer().await;
+        }
+    }
+
+    /// The transfer will not complete (`status`: the patient hung up, the
+    /// queues gave up): the transferring agent hears it, their leg ends.
+    pub(super) async fn transfer_failed(&mut self, status: StatusCode) {
+        if self.transfer.is_some() {
+            let line = format!("SIP/2.0 {} {}", status.as_u16(), status.canonical_reason());
+            self.notify_transfer(&line, true).await;
+            self.end_transfer().await;
+        }
+    }
+
+    /// When the subscription of the transfer in progress ends.
+    pub(super) fn transfer_deadline(&self) -> Option<Instant> {
+        self.transfer.as_ref().map(|transfer| transfer.expires_at)
+    }
+
+    /// The subscription expired before the outcome (a long wait): it ends
+    /// (RFC 6665 `reason=timeout`), the patient keeps waiting.
+    pub(super) async fn transfer_timeout(&mut self, now: Instant) {
+        if self.transfer_deadline().is_some_and(|at| at <= now) {
+            self.notify_transfer_state("SIP/2.0 100 Trying", "terminated;reason=timeout")
+                .await;
+            self.end_transfer().await;
+        }
+    }
+
+    async fn notify_transfer(&mut self, status_line: &str, last: bool) {
+        let state = if last {
+            "terminated;reason=noresource".to_string()
+        } else {
+            let left = self.transfer_deadline().map_or(SUBSCRIPTION, |at| {
+                at.saturating_duration_since(Instant::now())
+            });
+            format!("active;expires={}", left.as_secs())
+        };
+        self.notify_transfer_state(status_line, &state).await;
+    }
+
+    async fn notify_transfer_state(&mut self, status_line: &str, state: &str) {
+        let Some(transfer) = self.transfer.as_ref().filter(|t| t.notify) else {
+            return;
+        };
+        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let Some((request, peer)) = self.legs.request_on(transfer.leg, Method::Notify) else {
+            debug!("the transferring agent's leg is gone: no NOTIFY");
+            return;
+        };
+        let notify = signal::refer_notify(request, &contact, state, status_line);
+        let _ = self.app.endpoint.send_request(notify, peer).await;
+    }
+
+    /// The transfer is decided: BYE to the transferring agent's leg.
+    async fn end_transfer(&mut self) {
+        let Some(transfer) = self.transfer.take() else {
+            return;
+        };
+        if let Some((bye, peer)) = self.legs.request_on(transfer.leg, Method::Bye) {
+            let _ = self.app.endpoint.send_request(bye, peer).await;
+        }
+        self.legs.finish(transfer.leg);
+    }
+}
+
+impl LegState {
+    /// The dialog of a leg that is still up (bridged or transferring).
+    pub(super) fn dialog_mut(&mut self) -> Option<&mut sip::dialog::Dialog> {
+        match self {
+            LegState::Connected { dialog, .. } | LegState::Transferred { dialog, .. } => {
+                Some(dialog)
+            }
+            _ => None,
+        }
+    }
+}
