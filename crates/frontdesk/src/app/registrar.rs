@@ -143,6 +143,12 @@ pub async fn start(
     shutdown: CancellationToken,
 ) -> anyhow::Result<(RegistrarHandle, tokio::task::JoinHandle<()>)> {
     let mut config = RegistrarConfig::new(REALM);
+    // MD5 only: baresip 1.0 (libre 1.1, Debian 12's baresip-core) gives up
+    // on a 401 that also offers SHA-256 ("Register: Function not
+    // implemented": it rejects the whole challenge list when one algorithm
+    // is not MD5), so offering both locks such phones out
+    // (crates/frontdesk/tests/baresip.rs signs one in).
+    config.algorithms = vec![sip::digest::Algorithm::Md5];
     config.trusted = trusted;
     let now = Instant::now();
     let mut registrar = Registrar::new(config, users, &mut rand::rng(), now)?;
