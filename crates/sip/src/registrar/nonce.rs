@@ -44,8 +44,33 @@ pub enum NonceStatus {
     Invalid,
 }
 
+/// A nonce's record key: its issue time and random part (what the MAC
+/// covers besides the realm), 16 bytes instead of 64 hex characters, and
+/// ordered by issue time.
+type RecordKey = (u64, u64);
+
+/// The record key of a nonce of ours (`None` for anything shorter than
+/// the issue time and random part in hex).
+fn record_key(nonce: &str) -> Option<RecordKey> {
+    let issued = nonce.get(..ISSUED * 2)?;
+    let random = nonce.get(ISSUED * 2..(ISSUED + RANDOM) * 2)?;
+    Some((
+        u64::from_str_radix(issued, 16).ok()?,
+        u64::from_str_radix(random, 16).ok()?,
+    ))
+}
+
 /// Issues and checks nonces for one realm's challenges, and remembers the
 /// highest nonce count (`nc`) seen with each nonce until it expires.
+///
+/// The record is bounded ([`NonceKeeper::new`]'s `capacity`). When it is
+/// full the nonce issued first is forgotten, and from then on every nonce
+/// issued no later than it, recorded or not, is refused as a replay
+/// (`stale`). A client whose first use of its nonce comes after `capacity`
+/// other nonces have been used meanwhile is therefore sent round once
+/// more: size `capacity` to the peak rate of authenticated requests times
+/// the longest a client may take to answer a challenge (32 s, RFC 3261
+/// Timer F), so that this never happens to a client that is still waiting.
 #[derive(Debug)]
 pub struct NonceKeeper {
     key: [u8; 32],
@@ -54,10 +79,10 @@ pub struct NonceKeeper {
     lifetime: Duration,
     capacity: usize,
     /// The highest `nc` accepted per nonce.
-    counts: HashMap<String, u32>,
+    counts: HashMap<RecordKey, u32>,
     /// The same nonces by issue time, oldest first, to drop them when they
     /// expire or when the record is full.
-    by_issue: BTreeSet<(u64, String)>,
+    by_issue: BTreeSet<RecordKey>,
     /// Nonces issued at or before this time that have no record were
     /// evicted (or never used before a younger one was evicted): they are
     /// refused, so an eviction never reopens a replay.
@@ -166,8 +191,11 @@ impl NonceKeeper {
         nc: Option<u32>,
     ) -> bool {
         self.prune(now);
+        let Some(key) = record_key(nonce) else {
+            return false;
+        };
         let count = nc.unwrap_or(u32::MAX);
-        if let Some(highest) = self.counts.get_mut(nonce) {
+        if let Some(highest) = self.counts.get_mut(&key) {
             if nc.is_none() || count <= *highest {
                 return false;
             }
@@ -177,10 +205,10 @@ impl NonceKeeper {
         if self.floor.is_some_and(|floor| issued <= floor) {
             return false;
         }
-        self.counts.insert(nonce.to_owned(), count);
-        self.by_issue.insert((issued, nonce.to_owned()));
+        self.counts.insert(key, count);
+        self.by_issue.insert(key);
         while self.counts.len() > self.capacity {
-            let Some((oldest, evicted)) = self.by_issue.pop_first() else {
+            let Some(evicted @ (oldest, _)) = self.by_issue.pop_first() else {
                 break;
             };
             self.counts.remove(&evicted);
@@ -193,12 +221,12 @@ impl NonceKeeper {
     pub fn prune(&mut self, now: Instant) {
         let now = self.millis(now);
         let lifetime = self.lifetime_ms();
-        while let Some((issued, _)) = self.by_issue.first() {
+        while let Some(&(issued, _)) = self.by_issue.first() {
             if issued.saturating_add(lifetime) > now {
                 break;
             }
-            if let Some((_, nonce)) = self.by_issue.pop_first() {
-                self.counts.remove(&nonce);
+            if let Some(key) = self.by_issue.pop_first() {
+                self.counts.remove(&key);
             }
         }
     }
@@ -363,5 +391,51 @@ mod tests {
         );
         let (newest, issued) = &nonces[2];
         assert!(keeper.accept_count(now, newest, *issued, Some(2)));
+    }
+
+    #[test]
+    fn a_nonce_answered_late_is_not_a_replay_under_a_high_registration_rate() {
+        // 7,000 registrations a second, each answering its own challenge at
+        // once, while one client takes 3 s to answer its own (its 401 was
+        // lost and retransmitted): with the default capacity its first use
+        // is accepted. (With 16,384 records, the default before, the other
+        // clients' counts pushed it out and it was refused as a replay.)
+        let start = Instant::now();
+        let capacity = crate::registrar::RegistrarConfig::new(REALM).max_nonce_records;
+        let mut keeper = keeper(start, capacity);
+        let slow = keeper.issue(start, REALM);
+        let slow_issued = fresh(keeper.check(start, REALM, &slow));
+        let others = 21_000u32;
+        for i in 0..others {
+            let at = start + Duration::from_secs(3) * i / others;
+            let nonce = keeper.issue(at, REALM);
+            let issued = fresh(keeper.check(at, REALM, &nonce));
+            assert!(keeper.accept_count(at, &nonce, issued, Some(1)));
+        }
+        let late = start + Duration::from_secs(3);
+        assert!(
+            keeper.accept_count(late, &slow, slow_issued, Some(1)),
+            "a first use within Timer F is not a replay"
+        );
+        assert!(
+            !keeper.accept_count(late, &slow, slow_issued, Some(1)),
+            "its second use is"
+        );
+        assert_eq!(keeper.records(), others as usize + 1);
+    }
+
+    #[test]
+    fn record_keys_are_the_issue_time_and_random_part() {
+        let start = Instant::now();
+        let mut keeper = keeper(start, 16);
+        let nonce = keeper.issue(start + Duration::from_millis(0x1234), REALM);
+        let (issued, random) = record_key(&nonce).unwrap();
+        assert_eq!(issued, 0x1234);
+        assert_eq!(format!("{issued:016x}{random:016x}"), nonce[..32]);
+        assert_eq!(record_key("12345"), None);
+        assert_eq!(record_key(&"z".repeat(64)), None);
+        // Not ours at all: refused, never recorded.
+        assert!(!keeper.accept_count(start, "é", 0, Some(1)));
+        assert_eq!(keeper.records(), 0);
     }
 }
