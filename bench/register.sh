@@ -32,7 +32,15 @@
 #   FRONTDESK_BIN  the binary                      [target/release/frontdesk]
 #   FRONTDESK_LOG  RUST_LOG for frontdesk          [warn]
 #   KAMAILIO_CFG   the Kamailio config to adapt    [../shared/peers/kamailio/kamailio.cfg]
+#   SIPP_BUFFER    SIPp's socket buffers, bytes    [4194304]
 #   OUT            results folder                  [/tmp/frontdesk-bench-register-<date>]
+#
+# SIPp's own receive buffer is 64 KiB by default: when SIPp is descheduled
+# for a moment (it shares the two cores), the responses pile up there and
+# the kernel drops them, which shows as SIPp retransmissions and looks like
+# a slow server (measured: all of a run's retransmissions were drops on
+# SIPp's socket, none on frontdesk's). Both servers get the same larger
+# buffer; the kernel caps it at net.core.rmem_max.
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 RATES="${RATES:-500 1000 2000 3000 4000 6000}"
@@ -42,6 +50,7 @@ TARGETS="${TARGETS:-frontdesk kamailio}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-$ROOT/target/release/frontdesk}"
 FRONTDESK_LOG="${FRONTDESK_LOG:-warn}"
 KAMAILIO_CFG="${KAMAILIO_CFG:-$ROOT/../shared/peers/kamailio/kamailio.cfg}"
+SIPP_BUFFER="${SIPP_BUFFER:-4194304}"
 OUT="${OUT:-/tmp/frontdesk-bench-register-$(date +%Y%m%d-%H%M%S)}"
 SCENARIO="$ROOT/tests/sipp/register-agent.xml"
 IP=127.0.0.1
@@ -101,7 +110,8 @@ probe() {
 }
 
 { echo "commit $(git -C "$ROOT" rev-parse --short HEAD)"; echo "uptime $(uptime)";
-  echo "nproc $(nproc)"; sipp -v 2>&1 | grep -m1 SIPp; kamailio -v 2>/dev/null | head -1;
+  echo "nproc $(nproc)"; echo "net.core.rmem_max $(cat /proc/sys/net/core/rmem_max)";
+  sipp -v 2>&1 | grep -m1 SIPp; kamailio -v 2>/dev/null | head -1;
 } | tee "$OUT/machine.txt"
 
 declare -A PORT PID
@@ -161,7 +171,7 @@ run_step() { # target rate
   ( sleep $(( STEP_S / 2 )); top -bn1 -w 200 | sed -n 7,14p > "$dir/top.txt" ) &
   ( cd "$dir" && exec /usr/bin/time -f "%U %S %e" -o time.txt \
       timeout $(( STEP_S + 60 )) sipp "$IP:${PORT[$target]}" -sf "$SCENARIO" \
-      -inf "$OUT/users.csv" -t u1 -i $IP -bind_local \
+      -inf "$OUT/users.csv" -t u1 -i $IP -bind_local -buff_size "$SIPP_BUFFER" \
       -r "$rate" -rp 1000 -m $(( rate * STEP_S )) -l $(( rate * 2 + 100 )) \
       -recv_timeout 5000 -timeout $(( STEP_S + 40 ))s -nostdin \
       -trace_stat -stf stat.csv -fd 1 > sipp.out 2>&1 ) &
