@@ -354,6 +354,10 @@ impl Service {
                     }
                     other => debug!(%source, decision = ?other, "REGISTER"),
                 }
+                // Bindings and presence are published before the answer
+                // leaves: a phone that dials right after its 200 (a feature
+                // code) is already known by its registration.
+                self.drain_events(Instant::now());
                 match outcome.send_after {
                     None => {
                         let _ = self.endpoint.respond(transaction, outcome.response);
