@@ -200,8 +200,24 @@ fn press_when_heard(peer: &RtpPeer, digit: char) {
     peer.press(digit);
 }
 
-/// The call from `caller_port`'s patient: the one whose SDP named it is
-/// not in the API, so tell calls apart by their order (newest first).
+/// The status of the first final response read from `socket`.
+fn final_status(socket: &std::net::UdpSocket) -> u16 {
+    loop {
+        let mut buffer = [0u8; 4096];
+        let length = socket.recv(&mut buffer).expect("an answer to the INVITE");
+        let text = String::from_utf8_lossy(&buffer[..length]).to_string();
+        let status: u16 = text
+            .split(' ')
+            .nth(1)
+            .and_then(|code| code.parse().ok())
+            .unwrap_or(0);
+        if status >= 200 {
+            return status;
+        }
+    }
+}
+
+/// The first call (newest first) that `matches`.
 fn call_where(daemon: &Daemon, matches: impl Fn(&Value) -> bool) -> Option<Value> {
     calls(daemon).into_iter().find(|call| matches(call))
 }
@@ -346,6 +362,92 @@ fn a_refer_to_cardiology_moves_the_patient_to_bob_and_the_record_shows_the_trans
 }
 
 #[test]
+fn an_attended_transfer_rings_the_named_agent_with_replaces_before_anyone_else() {
+    let (_dir, daemon) = daemon_with(|text| text);
+    // Alice takes the front desk's call (longest idle there); she REFERs
+    // it to Carol with Replaces. Frank, who serves pediatrics too and has
+    // idled longer than Carol, would get a plain pediatrics offer first;
+    // his phone answers nothing, so ringing him would cost the 15 s ring
+    // timeout.
+    let alice_audio = RtpPeer::start(0, false);
+    let alice = agent_phone_with(
+        &daemon,
+        "1001",
+        "agent-transfer.xml",
+        &alice_audio,
+        &[
+            "-set",
+            "target",
+            "1003",
+            "-set",
+            "refer_headers",
+            "?Replaces=consult%40b%3Bto-tag%3D7%3Bfrom-tag%3D8",
+        ],
+    );
+    wait_agent_state(&daemon, "1001", "available");
+    register(daemon.sip(), "1006", free_udp_port(), 3600);
+    wait_agent_state(&daemon, "1006", "available");
+    let carol_audio = RtpPeer::start(0, false);
+    let carol = agent_phone(&daemon, "1003", "agent-replaces.xml", &carol_audio);
+    wait_agent_state(&daemon, "1003", "available");
+
+    let patient_audio = RtpPeer::start(0, false);
+    let call = patient(&daemon, "+15550100", &patient_audio, 8_000);
+    press_when_heard(&patient_audio, '1');
+    wait_for_call(&daemon, BOUND, |call| call["agent"] == "1001");
+    // Carol is rung first, with the Replaces header (agent-replaces.xml
+    // checks it), well within a ring timeout.
+    let with_carol = wait_for_call(&daemon, Duration::from_secs(10), |call| {
+        call["agent"] == "1003"
+    });
+    let transfer = &with_carol["transfers"][0];
+    assert_eq!(
+        (
+            &transfer["kind"],
+            &transfer["to_agent"],
+            &transfer["to_department"]
+        ),
+        (
+            &Value::from("attended"),
+            &Value::from("1003"),
+            &Value::from("pediatrics")
+        ),
+        "{with_carol:#}"
+    );
+    assert_eq!(with_carol["department"], "pediatrics");
+    alice.join().expect("Alice's phone").assert_all_succeeded(1);
+    call.join().expect("patient").assert_all_succeeded(1);
+    carol.join().expect("Carol's phone").assert_all_succeeded(1);
+    assert_eq!(agent(&daemon, "1006")["calls_today"], 0);
+}
+
+#[test]
+fn an_invite_with_replaces_is_not_implemented() {
+    let (_dir, daemon) = daemon_with(|text| text);
+    let socket = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("a read timeout");
+    let me = socket.local_addr().expect("its address");
+    let sip = daemon.sip();
+    let invite = format!(
+        "INVITE sip:+15550100@{sip} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bKreplaces;rport\r\n\
+         From: <sip:1002@{sip}>;tag=takeover\r\n\
+         To: <sip:+15550100@{sip}>\r\n\
+         Call-ID: replaces-1@test\r\n\
+         CSeq: 1 INVITE\r\n\
+         Replaces: agent-leg@frontdesk;to-tag=a;from-tag=b\r\n\
+         Contact: <sip:1002@{me}>\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket.send_to(invite.as_bytes(), sip).expect("send INVITE");
+    assert_eq!(final_status(&socket), 501);
+    assert!(calls(&daemon).is_empty(), "no call was started");
+}
+
+#[test]
 fn away_by_feature_code_is_offered_no_calls_until_available_again() {
     let (_dir, daemon) = daemon_with(|text| text);
     // Alice's phone takes calls on its own port; she registers (and dials)
@@ -481,20 +583,7 @@ fn a_feature_code_from_outside_the_agents_registration_is_an_unknown_number() {
          Content-Length: 0\r\n\r\n"
     );
     socket.send_to(invite.as_bytes(), sip).expect("send INVITE");
-    let status = loop {
-        let mut buffer = [0u8; 4096];
-        let length = socket.recv(&mut buffer).expect("an answer to the INVITE");
-        let text = String::from_utf8_lossy(&buffer[..length]).to_string();
-        let status: u16 = text
-            .split(' ')
-            .nth(1)
-            .and_then(|code| code.parse().ok())
-            .unwrap_or(0);
-        if status >= 200 {
-            break status;
-        }
-    };
-    assert_eq!(status, 404);
+    assert_eq!(final_status(&socket), 404);
     assert_eq!(agent(&daemon, "1001")["state"], "available");
 }
 

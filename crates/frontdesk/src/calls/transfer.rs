@@ -14,11 +14,23 @@
 //! transferring agent goes to wrap-up at once; their leg is ended with BYE
 //! once the outcome is notified (or when they hang up first).
 //!
+//! A transfer to an agent is recorded in the queue the call was in when
+//! that agent serves it, else in the first queue (in dialplan order) they
+//! serve: its max wait and overflow apply if the agent does not answer.
+//!
 //! Attended transfer: a `Refer-To` carrying `?Replaces=…` (RFC 3891 §4.1)
 //! names the agent to reach and the consultation dialog on their phone;
 //! the INVITE to that agent carries the `Replaces` header, so their phone
-//! swaps the consultation call for the patient. Every transfer is on the
-//! call's record ([`TransferRecord`]).
+//! swaps the consultation call for the patient. frontdesk does not route
+//! agent-to-agent calls itself, so the consultation call is one the
+//! phones hold between them; an INVITE with `Replaces` sent *to* frontdesk
+//! (a third party taking over one of our legs) is answered 501
+//! ([`super::spawn_inbound`]).
+//!
+//! Every transfer is on the call's record ([`TransferRecord`]): the
+//! record's `department`, `agent` and `connected_at` then describe the new
+//! queue (a patient who hangs up before the target answers is
+//! `abandoned` there), `wait_ms` adds the waits up.
 
 use std::time::Duration;
 
