@@ -102,6 +102,7 @@ impl Call {
                     next_announcement: None,
                 });
                 self.publish();
+                self.lead_queued(&enqueued.queue, enqueued.priority);
                 self.start_hold().await;
             }
             Ok(Err(EnqueueError::Refused { message, .. })) => {
@@ -169,7 +170,14 @@ impl Call {
             .and_then(|queue| queue.announce_every())
             .map(|every| every.max(MIN_ANNOUNCE_EVERY));
         let Some(every) = every else {
-            self.start_music().await;
+            // This queue does not announce (perhaps after an overflow):
+            // the music goes on, or starts.
+            if let Some(waiting) = self.waiting.as_mut() {
+                waiting.next_announcement = None;
+            }
+            if !matches!(self.hold, Some(Hold::Music(_))) {
+                self.start_music().await;
+            }
             return;
         };
         if let Some(waiting) = self.waiting.as_mut() {
@@ -181,6 +189,8 @@ impl Call {
                 self.hold = Some(Hold::Announcement(id));
                 self.play_list(&paths, id, PlaybackMode::Once, false).await;
             }
+            // Nothing to say now (an agent is ringing): the music goes on.
+            None if matches!(self.hold, Some(Hold::Music(_))) => {}
             None => self.start_music().await,
         }
     }
@@ -274,6 +284,11 @@ impl Call {
             }
             RouterMessage::Overflowed { to, priority } => {
                 info!(to = %to, "overflowed to another queue");
+                self.lead(records::CallEvent::Overflowed {
+                    from: self.record.department.clone().unwrap_or_default(),
+                    to: Some(to.as_str().to_string()),
+                });
+                self.lead_queued(&to, priority);
                 self.overflowed = true;
                 self.record.department = Some(to.as_str().to_string());
                 self.record.priority = priority.as_str();
@@ -285,6 +300,10 @@ impl Call {
             }
             RouterMessage::GiveUp { message } => {
                 info!("max wait reached: the caller is told to call back");
+                self.lead(records::CallEvent::Overflowed {
+                    from: self.record.department.clone().unwrap_or_default(),
+                    to: None,
+                });
                 self.waiting_ended();
                 self.hold = None;
                 self.transfer_failed(sip::message::StatusCode::TEMPORARILY_UNAVAILABLE)
