@@ -7,11 +7,11 @@ mod support;
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use serde_json::Value;
-use support::call::{calls, free_udp_port, open_clinic, wait_for_call};
-use support::phone::{FILL, RtpPeer, register};
-use support::sipp::{Sipp, SippRun};
-use support::{Daemon, Launch, TOKEN};
+use support::call::{calls, open_clinic, wait_for_call};
+use support::people::{self, patient, press_when_heard, wait_agent_state};
+use support::phone::{FILL, RtpPeer};
+use support::sipp::SippRun;
+use support::{Daemon, Launch};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -25,124 +25,35 @@ fn daemon_with(tweak: impl Fn(String) -> String, args: &[&str]) -> (tempfile::Te
     (dir, daemon)
 }
 
-/// A SIPp agent phone running `scenario` on its own port, registered as
-/// `agent`; its audio (when it answers) goes to `peer`.
-struct AgentPhone {
-    run: JoinHandle<SippRun>,
-}
-
-impl AgentPhone {
-    fn start(daemon: &Daemon, agent: &str, scenario: &str, rtp_port: u16, ring_ms: u64) -> Self {
-        let port = free_udp_port();
-        let target = daemon.sip();
-        let scenario = scenario.to_string();
-        let mut args = vec![
-            "-p".to_string(),
-            port.to_string(),
-            "-d".to_string(),
-            ring_ms.to_string(),
-        ];
-        if scenario == "agent.xml" {
-            // Only the answering phone has audio.
-            args.extend([
-                "-set".to_string(),
-                "rtp_port".to_string(),
-                rtp_port.to_string(),
-            ]);
-        }
-        let run =
-            std::thread::spawn(move || Sipp::new(&scenario, target).calls(1).args(args).run());
-        // SIPp binds its port at start: wait until it is taken, then register.
-        wait_port_taken(port);
-        register(daemon.sip(), agent, port, 3600);
-        AgentPhone { run }
-    }
-
-    fn finish(self) -> SippRun {
-        self.run.join().expect("the agent's sipp thread")
-    }
-}
-
-fn wait_port_taken(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("sipp did not bind port {port}");
-}
-
-/// A patient who calls `number`, whose audio is `peer`, and hangs up after
-/// `talk_ms` (SIPp's -d).
-fn caller(
+/// An agent phone running `scenario`, ringing `ring_ms` before it answers
+/// (when it does), with its audio on `rtp_port`.
+fn agent_phone(
     daemon: &Daemon,
+    agent: &str,
     scenario: &str,
-    number: &str,
-    peer: &RtpPeer,
-    talk_ms: u64,
+    rtp_port: u16,
+    ring_ms: u64,
 ) -> JoinHandle<SippRun> {
-    let target = daemon.sip();
-    let args = vec![
-        "-s".to_string(),
-        number.to_string(),
-        "-set".to_string(),
-        "rtp_port".to_string(),
-        peer.port().to_string(),
-        "-set".to_string(),
-        "dtmf".to_string(),
-        "0".to_string(),
-        "-d".to_string(),
-        talk_ms.to_string(),
-    ];
-    let scenario = scenario.to_string();
-    std::thread::spawn(move || Sipp::new(&scenario, target).calls(1).args(args).run())
-}
-
-fn agent_state(daemon: &Daemon, agent: &str) -> String {
-    let response = daemon.get("/api/agents", Some(TOKEN));
-    let body: Value = serde_json::from_str(&response.body).expect("JSON");
-    body["agents"]
-        .as_array()
-        .and_then(|agents| agents.iter().find(|a| a["id"] == agent))
-        .map(|a| a["state"].as_str().unwrap_or("").to_string())
-        .unwrap_or_default()
-}
-
-fn wait_agent_state(daemon: &Daemon, agent: &str, state: &str) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let now = agent_state(daemon, agent);
-        if now == state {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent {agent} is {now}, not {state}\n{}",
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(25));
+    let mut extra = vec!["-d".to_string(), ring_ms.to_string()];
+    if scenario == "agent.xml" {
+        // Only the answering phone has audio.
+        extra.extend([
+            "-set".to_string(),
+            "rtp_port".to_string(),
+            rtp_port.to_string(),
+        ]);
     }
-}
-
-/// The caller's peer presses `digit` once it hears the IVR.
-fn press_when_heard(peer: &RtpPeer, digit: char) {
-    assert!(
-        peer.wait_until(BOUND, RtpPeer::heard),
-        "the caller heard no prompt"
-    );
-    peer.press(digit);
+    people::agent_phone(daemon, agent, scenario, &extra)
 }
 
 #[test]
 fn pressing_3_rings_the_pediatrics_agent_who_answers_and_audio_flows_both_ways() {
     let (_dir, daemon) = daemon_with(|text| text, &[]);
     let agent_audio = RtpPeer::start(0, false);
-    let carol = AgentPhone::start(&daemon, "1003", "agent.xml", agent_audio.port(), 300);
+    let carol = agent_phone(&daemon, "1003", "agent.xml", agent_audio.port(), 300);
     wait_agent_state(&daemon, "1003", "available");
     let patient_audio = RtpPeer::start(0, false);
-    let patient = caller(&daemon, "caller.xml", "+15550100", &patient_audio, 6000);
+    let patient = patient(&daemon, "caller.xml", "+15550100", &patient_audio, 6000);
     press_when_heard(&patient_audio, '3');
     // Both ways: the agent hears the patient's FILL, the patient the agent's.
     assert!(
@@ -179,7 +90,7 @@ fn pressing_3_rings_the_pediatrics_agent_who_answers_and_audio_flows_both_ways()
         .assert_all_succeeded(1);
     wait_agent_state(&daemon, "1003", "wrap_up");
     wait_agent_state(&daemon, "1003", "available");
-    carol.finish().assert_all_succeeded(1);
+    carol.join().expect("agent phone").assert_all_succeeded(1);
     let call = wait_for_call(&daemon, BOUND, |call| call["outcome"] == "connected");
     assert!(
         call["ended_at"].is_string() && call["wait_ms"].is_u64(),
@@ -191,10 +102,10 @@ fn pressing_3_rings_the_pediatrics_agent_who_answers_and_audio_flows_both_ways()
 fn a_pcma_patient_hears_a_pcmu_agent_through_conversion() {
     let (_dir, daemon) = daemon_with(|text| text, &[]);
     let agent_audio = RtpPeer::start(0, false);
-    let carol = AgentPhone::start(&daemon, "1003", "agent.xml", agent_audio.port(), 0);
+    let carol = agent_phone(&daemon, "1003", "agent.xml", agent_audio.port(), 0);
     wait_agent_state(&daemon, "1003", "available");
     let patient_audio = RtpPeer::start(8, false);
-    let patient = caller(
+    let patient = patient(
         &daemon,
         "caller-pcma.xml",
         "+15550100",
@@ -226,7 +137,7 @@ fn a_pcma_patient_hears_a_pcmu_agent_through_conversion() {
         .join()
         .expect("caller thread")
         .assert_all_succeeded(1);
-    carol.finish().assert_all_succeeded(1);
+    carol.join().expect("agent phone").assert_all_succeeded(1);
 }
 
 /// Pediatrics rings for 2 s instead of 15 s.
@@ -242,38 +153,38 @@ fn no_answer_rings_the_next_agent() {
     let (_dir, daemon) = daemon_with(short_rings, &[]);
     let silent = RtpPeer::start(0, true);
     // Carol registers first: longest idle, rung first; she never answers.
-    let carol = AgentPhone::start(&daemon, "1003", "agent-noanswer.xml", silent.port(), 0);
+    let carol = agent_phone(&daemon, "1003", "agent-noanswer.xml", silent.port(), 0);
     wait_agent_state(&daemon, "1003", "available");
     std::thread::sleep(Duration::from_millis(50));
     let frank_audio = RtpPeer::start(0, false);
-    let frank = AgentPhone::start(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
+    let frank = agent_phone(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
     wait_agent_state(&daemon, "1006", "available");
     let patient_audio = RtpPeer::start(0, false);
-    let patient = caller(&daemon, "caller.xml", "+15550100", &patient_audio, 8000);
+    let patient = patient(&daemon, "caller.xml", "+15550100", &patient_audio, 8000);
     press_when_heard(&patient_audio, '3');
     let call = wait_for_call(&daemon, BOUND, |call| call["agent"] == "1006");
     assert_eq!(call["department"], "pediatrics");
     // Carol's phone got the CANCEL (its scenario ends with it).
-    carol.finish().assert_all_succeeded(1);
+    carol.join().expect("agent phone").assert_all_succeeded(1);
     patient
         .join()
         .expect("caller thread")
         .assert_all_succeeded(1);
-    frank.finish().assert_all_succeeded(1);
+    frank.join().expect("agent phone").assert_all_succeeded(1);
 }
 
 #[test]
 fn busy_goes_to_the_next_agent_at_once() {
     let (_dir, daemon) = daemon_with(|text| text, &[]);
     let silent = RtpPeer::start(0, true);
-    let carol = AgentPhone::start(&daemon, "1003", "agent-busy.xml", silent.port(), 0);
+    let carol = agent_phone(&daemon, "1003", "agent-busy.xml", silent.port(), 0);
     wait_agent_state(&daemon, "1003", "available");
     std::thread::sleep(Duration::from_millis(50));
     let frank_audio = RtpPeer::start(0, false);
-    let frank = AgentPhone::start(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
+    let frank = agent_phone(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
     wait_agent_state(&daemon, "1006", "available");
     let patient_audio = RtpPeer::start(0, false);
-    let patient = caller(&daemon, "caller.xml", "+15550100", &patient_audio, 4000);
+    let patient = patient(&daemon, "caller.xml", "+15550100", &patient_audio, 4000);
     press_when_heard(&patient_audio, '3');
     // 486 moves on at once: Frank answers well within Carol's 15 s ring.
     let started = Instant::now();
@@ -282,29 +193,29 @@ fn busy_goes_to_the_next_agent_at_once() {
     });
     assert!(started.elapsed() < Duration::from_secs(10));
     assert_eq!(call["department"], "pediatrics");
-    carol.finish().assert_all_succeeded(1);
+    carol.join().expect("agent phone").assert_all_succeeded(1);
     patient
         .join()
         .expect("caller thread")
         .assert_all_succeeded(1);
-    frank.finish().assert_all_succeeded(1);
+    frank.join().expect("agent phone").assert_all_succeeded(1);
 }
 
 #[test]
 fn hanging_up_while_the_agent_rings_cancels_the_agent_leg() {
     let (_dir, daemon) = daemon_with(|text| text, &[]);
     let silent = RtpPeer::start(0, true);
-    let carol = AgentPhone::start(&daemon, "1003", "agent-noanswer.xml", silent.port(), 0);
+    let carol = agent_phone(&daemon, "1003", "agent-noanswer.xml", silent.port(), 0);
     wait_agent_state(&daemon, "1003", "available");
     let patient_audio = RtpPeer::start(0, false);
-    let patient = caller(&daemon, "caller.xml", "+15550100", &patient_audio, 1500);
+    let patient = patient(&daemon, "caller.xml", "+15550100", &patient_audio, 1500);
     press_when_heard(&patient_audio, '3');
     wait_agent_state(&daemon, "1003", "ringing");
     patient
         .join()
         .expect("caller thread")
         .assert_all_succeeded(1);
-    carol.finish().assert_all_succeeded(1);
+    carol.join().expect("agent phone").assert_all_succeeded(1);
     let call = wait_for_call(&daemon, BOUND, |call| call["outcome"] != "in_progress");
     assert_eq!(call["outcome"], "abandoned", "{call:#}");
     assert!(call["agent"].is_null());
@@ -327,20 +238,20 @@ fn an_urgent_call_arriving_later_is_connected_first() {
     let (_dir, daemon) = daemon_with(urgent_front_desk, &[]);
     // A routine patient waits for the front desk, with nobody signed in.
     let routine_audio = RtpPeer::start(0, false);
-    let routine = caller(&daemon, "caller.xml", "+15550100", &routine_audio, 12_000);
+    let routine = patient(&daemon, "caller.xml", "+15550100", &routine_audio, 12_000);
     press_when_heard(&routine_audio, '1');
     wait_for_call(&daemon, BOUND, |call| {
         call["department"] == "front-desk" && call["priority"] == "routine"
     });
     // Then an urgent one.
     let urgent_audio = RtpPeer::start(0, false);
-    let urgent = caller(&daemon, "caller.xml", "+15550122", &urgent_audio, 6000);
+    let urgent = patient(&daemon, "caller.xml", "+15550122", &urgent_audio, 6000);
     wait_for_call(&daemon, BOUND, |call| {
         call["source"] == "urgent-front-desk" && call["department"] == "front-desk"
     });
     // Alice signs in: the urgent patient is offered first.
     let alice_audio = RtpPeer::start(0, false);
-    let alice = AgentPhone::start(&daemon, "1001", "agent.xml", alice_audio.port(), 0);
+    let alice = agent_phone(&daemon, "1001", "agent.xml", alice_audio.port(), 0);
     let call = wait_for_call(&daemon, BOUND, |call| call["agent"] == "1001");
     assert_eq!(call["source"], "urgent-front-desk", "{call:#}");
     assert_eq!(call["priority"], "urgent");
@@ -357,22 +268,22 @@ fn an_urgent_call_arriving_later_is_connected_first() {
         .join()
         .expect("routine caller")
         .assert_all_succeeded(1);
-    alice.finish().assert_all_succeeded(1);
+    alice.join().expect("agent phone").assert_all_succeeded(1);
 }
 
 #[test]
 fn two_simultaneous_calls_never_reach_the_same_agent() {
     let (_dir, daemon) = daemon_with(|text| text, &[]);
     let carol_audio = RtpPeer::start(0, false);
-    let carol = AgentPhone::start(&daemon, "1003", "agent.xml", carol_audio.port(), 0);
+    let carol = agent_phone(&daemon, "1003", "agent.xml", carol_audio.port(), 0);
     let frank_audio = RtpPeer::start(0, false);
-    let frank = AgentPhone::start(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
+    let frank = agent_phone(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
     wait_agent_state(&daemon, "1003", "available");
     wait_agent_state(&daemon, "1006", "available");
     let first_audio = RtpPeer::start(0, false);
     let second_audio = RtpPeer::start(0, false);
-    let first = caller(&daemon, "caller.xml", "+15550100", &first_audio, 5000);
-    let second = caller(&daemon, "caller.xml", "+15550100", &second_audio, 5000);
+    let first = patient(&daemon, "caller.xml", "+15550100", &first_audio, 5000);
+    let second = patient(&daemon, "caller.xml", "+15550100", &second_audio, 5000);
     assert!(
         first_audio.wait_until(BOUND, RtpPeer::heard)
             && second_audio.wait_until(BOUND, RtpPeer::heard)
@@ -395,8 +306,8 @@ fn two_simultaneous_calls_never_reach_the_same_agent() {
     assert_eq!(agents, vec!["1003", "1006"]);
     first.join().expect("caller").assert_all_succeeded(1);
     second.join().expect("caller").assert_all_succeeded(1);
-    carol.finish().assert_all_succeeded(1);
-    frank.finish().assert_all_succeeded(1);
+    carol.join().expect("agent phone").assert_all_succeeded(1);
+    frank.join().expect("agent phone").assert_all_succeeded(1);
 }
 
 /// Alice takes urgent-care calls too, so ring-all rings Erin and Alice.
@@ -412,36 +323,36 @@ fn alice_urgent(text: String) -> String {
 fn ring_all_cancels_the_losing_legs() {
     let (_dir, daemon) = daemon_with(alice_urgent, &[]);
     let silent = RtpPeer::start(0, true);
-    let alice = AgentPhone::start(&daemon, "1001", "agent-noanswer.xml", silent.port(), 0);
+    let alice = agent_phone(&daemon, "1001", "agent-noanswer.xml", silent.port(), 0);
     let erin_audio = RtpPeer::start(0, false);
-    let erin = AgentPhone::start(&daemon, "1005", "agent.xml", erin_audio.port(), 300);
+    let erin = agent_phone(&daemon, "1005", "agent.xml", erin_audio.port(), 300);
     wait_agent_state(&daemon, "1001", "available");
     wait_agent_state(&daemon, "1005", "available");
     let patient_audio = RtpPeer::start(0, false);
-    let patient = caller(&daemon, "caller.xml", "+15550111", &patient_audio, 8000);
+    let patient = patient(&daemon, "caller.xml", "+15550111", &patient_audio, 8000);
     let call = wait_for_call(&daemon, BOUND, |call| call["agent"] == "1005");
     assert_eq!(call["department"], "urgent-care");
     // Alice's phone rang too and got the CANCEL when Erin answered.
-    alice.finish().assert_all_succeeded(1);
+    alice.join().expect("agent phone").assert_all_succeeded(1);
     patient.join().expect("caller").assert_all_succeeded(1);
-    erin.finish().assert_all_succeeded(1);
+    erin.join().expect("agent phone").assert_all_succeeded(1);
 }
 
 #[test]
 fn an_agent_whose_phone_stops_sending_rtp_is_released() {
     let (_dir, daemon) = daemon_with(|text| text, &["--rtp-timeout", "2"]);
     let carol_audio = RtpPeer::start(0, false);
-    let carol = AgentPhone::start(&daemon, "1003", "agent.xml", carol_audio.port(), 0);
+    let carol = agent_phone(&daemon, "1003", "agent.xml", carol_audio.port(), 0);
     wait_agent_state(&daemon, "1003", "available");
     let patient_audio = RtpPeer::start(0, false);
-    let patient = caller(&daemon, "caller.xml", "+15550100", &patient_audio, 20_000);
+    let patient = patient(&daemon, "caller.xml", "+15550100", &patient_audio, 20_000);
     press_when_heard(&patient_audio, '3');
     wait_agent_state(&daemon, "1003", "on_call");
     // The agent's phone vanishes: no more RTP from it.
     carol_audio.go_silent();
     // Within the 2 s inactivity rule the call ends (BYE to both) and the
     // agent is freed.
-    carol.finish().assert_all_succeeded(1);
+    carol.join().expect("agent phone").assert_all_succeeded(1);
     wait_agent_state(&daemon, "1003", "available");
     let call = wait_for_call(&daemon, BOUND, |call| {
         call["outcome"] == "connected" && call["ended_at"].is_string()

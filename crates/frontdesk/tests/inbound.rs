@@ -29,11 +29,18 @@ fn pressing_3_by_rfc4733_reaches_pediatrics_and_prompts_are_well_paced() {
     let run = Sipp::new("caller.xml", daemon.sip())
         .calls(1)
         .args([
-            "-s", "+15550100",
-            "-set", "rtp_port", &sink.port().to_string(),
-            "-set", "dtmf", "1",
-            "-d", "1500",
-            "-mp", &free_udp_port().to_string(),
+            "-s",
+            "+15550100",
+            "-set",
+            "rtp_port",
+            &sink.port().to_string(),
+            "-set",
+            "dtmf",
+            "1",
+            "-d",
+            "1500",
+            "-mp",
+            &free_udp_port().to_string(),
         ])
         .run();
     run.assert_all_succeeded(1);
@@ -43,13 +50,18 @@ fn pressing_3_by_rfc4733_reaches_pediatrics_and_prompts_are_well_paced() {
     // 20 ms, give or take scheduling; no wall-clock assertion beyond that.
     assert!(packets.len() >= 40, "prompt packets: {}", packets.len());
     assert_prompt_stream(&packets, 0);
-    let call = wait_for_call(&daemon, RECORD_BOUND, |call| call["outcome"] != "in_progress");
+    let call = wait_for_call(&daemon, RECORD_BOUND, |call| {
+        call["outcome"] != "in_progress"
+    });
     assert_eq!(call["department"], "pediatrics", "{call:#}");
     assert_eq!(call["source"], "main-line");
     assert_eq!(call["dialed"], "+15550100");
     assert_eq!(call["caller"], "+13125550142");
     assert_eq!(call["priority"], "routine");
-    assert_eq!(call["outcome"], "abandoned", "no agent was signed in: the patient hung up waiting");
+    assert_eq!(
+        call["outcome"], "abandoned",
+        "no agent was signed in: the patient hung up waiting"
+    );
     assert!(call["ended_at"].is_string() && call["connected_at"].is_null());
 }
 
@@ -60,14 +72,22 @@ fn sip_info_digit_2_reaches_cardiology() {
     let run = Sipp::new("caller-info.xml", daemon.sip())
         .calls(1)
         .args([
-            "-s", "+15550100",
-            "-set", "rtp_port", &sink.port().to_string(),
-            "-set", "digit", "2",
-            "-d", "1000",
+            "-s",
+            "+15550100",
+            "-set",
+            "rtp_port",
+            &sink.port().to_string(),
+            "-set",
+            "digit",
+            "2",
+            "-d",
+            "1000",
         ])
         .run();
     run.assert_all_succeeded(1);
-    let call = wait_for_call(&daemon, RECORD_BOUND, |call| call["outcome"] != "in_progress");
+    let call = wait_for_call(&daemon, RECORD_BOUND, |call| {
+        call["outcome"] != "in_progress"
+    });
     assert_eq!(call["department"], "cardiology", "{call:#}");
     // No digit by RTP here: the prompts kept coming to our socket.
     let packets = sink.finish();
@@ -83,19 +103,31 @@ fn the_urgent_care_number_queues_urgent_care_urgently() {
     let run = Sipp::new("caller.xml", daemon.sip())
         .calls(1)
         .args([
-            "-s", "+15550111",
-            "-set", "rtp_port", &sink.port().to_string(),
-            "-set", "dtmf", "0",
-            "-d", "4000",
+            "-s",
+            "+15550111",
+            "-set",
+            "rtp_port",
+            &sink.port().to_string(),
+            "-set",
+            "dtmf",
+            "0",
+            "-d",
+            "4000",
         ])
         .run();
     run.assert_all_succeeded(1);
-    let call = wait_for_call(&daemon, RECORD_BOUND, |call| call["outcome"] != "in_progress");
+    let call = wait_for_call(&daemon, RECORD_BOUND, |call| {
+        call["outcome"] != "in_progress"
+    });
     assert_eq!(call["department"], "urgent-care", "{call:#}");
     assert_eq!(call["priority"], "urgent");
     assert_eq!(call["source"], "urgent-care-campaign");
     let packets = sink.finish();
-    assert!(packets.len() >= 150, "notice, then hold prompt: {}", packets.len());
+    assert!(
+        packets.len() >= 150,
+        "notice, then hold prompt: {}",
+        packets.len()
+    );
 }
 
 #[test]
@@ -103,21 +135,32 @@ fn no_input_twice_goes_to_the_front_desk() {
     // The demo's rule with a short menu prompt, so that two timeouts take
     // seconds rather than the minute the real 22 s menu would.
     let (_dir, daemon) = daemon_with(|text| {
-        text.replace("prompt = \"prompts/main-menu.wav\"", "prompt = \"prompts/digit-1.wav\"")
-            .replace("timeout = \"5s\"", "timeout = \"1s\"")
+        text.replace(
+            "prompt = \"prompts/main-menu.wav\"",
+            "prompt = \"prompts/digit-1.wav\"",
+        )
+        .replace("timeout = \"5s\"", "timeout = \"1s\"")
     });
     let sink = RtpSink::start();
     let run = Sipp::new("caller.xml", daemon.sip())
         .calls(1)
         .args([
-            "-s", "+15550100",
-            "-set", "rtp_port", &sink.port().to_string(),
-            "-set", "dtmf", "0",
-            "-d", "9000",
+            "-s",
+            "+15550100",
+            "-set",
+            "rtp_port",
+            &sink.port().to_string(),
+            "-set",
+            "dtmf",
+            "0",
+            "-d",
+            "9000",
         ])
         .run();
     run.assert_all_succeeded(1);
-    let call = wait_for_call(&daemon, RECORD_BOUND, |call| call["outcome"] != "in_progress");
+    let call = wait_for_call(&daemon, RECORD_BOUND, |call| {
+        call["outcome"] != "in_progress"
+    });
     assert_eq!(call["department"], "front-desk", "{call:#}");
     assert_eq!(call["outcome"], "abandoned");
 }
@@ -154,7 +197,9 @@ fn cancel_during_the_ring_delay_gets_487() {
         .args(["-s", "+15550199", "-d", "500"])
         .run()
         .assert_all_succeeded(1);
-    let call = wait_for_call(&daemon, RECORD_BOUND, |call| call["outcome"] != "in_progress");
+    let call = wait_for_call(&daemon, RECORD_BOUND, |call| {
+        call["outcome"] != "in_progress"
+    });
     assert_eq!(call["outcome"], "abandoned", "{call:#}");
     assert_eq!(call["source"], "ring-test");
 }
@@ -167,10 +212,16 @@ fn many_calls_return_every_rtp_port() {
         .calls(20)
         .rate(20)
         .args([
-            "-s", "+15550100",
-            "-set", "rtp_port", &sink.port().to_string(),
-            "-set", "dtmf", "0",
-            "-d", "200",
+            "-s",
+            "+15550100",
+            "-set",
+            "rtp_port",
+            &sink.port().to_string(),
+            "-set",
+            "dtmf",
+            "0",
+            "-d",
+            "200",
         ])
         .run()
         .assert_all_succeeded(20);

@@ -9,9 +9,10 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use serde_json::Value;
-use support::call::{free_udp_port, open_clinic, wait_for_call};
-use support::phone::{FILL, RtpPeer, register};
-use support::sipp::{Sipp, SippRun};
+use support::call::{open_clinic, wait_for_call};
+use support::people::{agent, answering_agent, patient, press_when_heard, wait_agent_state};
+use support::phone::{FILL, RtpPeer};
+use support::sipp::SippRun;
 use support::{Daemon, Launch, TOKEN};
 
 const BOUND: Duration = Duration::from_secs(30);
@@ -23,82 +24,23 @@ fn post(daemon: &Daemon, path: &str) -> (u16, Value) {
     (response.status, json)
 }
 
-fn agent_state(daemon: &Daemon, agent: &str) -> String {
-    let body: Value =
-        serde_json::from_str(&daemon.get("/api/agents", Some(TOKEN)).body).expect("JSON");
-    body["agents"]
-        .as_array()
-        .and_then(|agents| agents.iter().find(|a| a["id"] == agent))
-        .and_then(|a| a["state"].as_str())
-        .unwrap_or("")
-        .to_string()
-}
-
-fn wait_state(daemon: &Daemon, agent: &str, state: &str) {
-    let deadline = Instant::now() + BOUND;
-    while agent_state(daemon, agent) != state {
-        assert!(
-            Instant::now() < deadline,
-            "agent {agent} never {state}\n{}",
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn start_agent(daemon: &Daemon, rtp_port: u16) -> JoinHandle<SippRun> {
-    let port = free_udp_port();
-    let target = daemon.sip();
-    let args = vec![
-        "-p".to_string(),
-        port.to_string(),
-        "-d".to_string(),
-        "0".to_string(),
-        "-set".to_string(),
-        "rtp_port".to_string(),
-        rtp_port.to_string(),
-    ];
-    let run = std::thread::spawn(move || Sipp::new("agent.xml", target).calls(1).args(args).run());
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while UdpSocket::bind(("127.0.0.1", port)).is_ok() {
-        assert!(Instant::now() < deadline, "sipp did not start");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    register(daemon.sip(), "1003", port, 3600);
-    run
-}
-
-fn start_patient(daemon: &Daemon, peer: &RtpPeer, talk_ms: u64) -> JoinHandle<SippRun> {
-    let target = daemon.sip();
-    let args = vec![
-        "-s".to_string(),
-        "+15550100".to_string(),
-        "-set".to_string(),
-        "rtp_port".to_string(),
-        peer.port().to_string(),
-        "-set".to_string(),
-        "dtmf".to_string(),
-        "0".to_string(),
-        "-d".to_string(),
-        talk_ms.to_string(),
-    ];
-    std::thread::spawn(move || Sipp::new("caller.xml", target).calls(1).args(args).run())
-}
-
 /// A connected call: the patient presses 3 and talks to Carol.
 fn connected_call(
     daemon: &Daemon,
     talk_ms: u64,
 ) -> (RtpPeer, RtpPeer, JoinHandle<SippRun>, JoinHandle<SippRun>) {
     let carol_audio = RtpPeer::start(0, false);
-    let carol = start_agent(daemon, carol_audio.port());
-    wait_state(daemon, "1003", "available");
+    let carol = answering_agent(daemon, "1003", &carol_audio);
+    wait_agent_state(daemon, "1003", "available");
     let patient_audio = RtpPeer::start(0, false);
-    let patient = start_patient(daemon, &patient_audio, talk_ms);
-    assert!(patient_audio.wait_until(BOUND, RtpPeer::heard));
-    patient_audio.press('3');
+    let patient = patient(daemon, "caller.xml", "+15550100", &patient_audio, talk_ms);
+    press_when_heard(&patient_audio, '3');
     wait_for_call(daemon, BOUND, |call| call["agent"] == "1003");
-    assert!(patient_audio.wait_until(BOUND, |p| p.relayed(FILL) >= 20));
+    assert!(
+        patient_audio.wait_until(BOUND, |p| p.relayed(FILL) >= 20),
+        "the patient hears no agent; the log:\n{}",
+        daemon.stderr()
+    );
     (patient_audio, carol_audio, patient, carol)
 }
 
@@ -121,7 +63,7 @@ fn reload_refused_then_accepted_while_a_call_goes_on() {
     let plan = open_clinic(dir.path(), |text| text);
     let good = std::fs::read_to_string(&plan).expect("the plan");
     let daemon = Launch::new().dialplan(&plan).start();
-    let (patient_audio, carol_audio, patient, carol) = connected_call(&daemon, 12_000);
+    let (patient_audio, carol_audio, patient, carol) = connected_call(&daemon, 30_000);
 
     // A broken plan: refused with PATH:LINE:COLUMN errors, the call goes on.
     std::fs::write(
@@ -160,7 +102,7 @@ fn reload_refused_then_accepted_while_a_call_goes_on() {
         std::thread::sleep(Duration::from_millis(25));
     }
     still_talking(&patient_audio, &carol_audio);
-    assert_eq!(agent_state(&daemon, "1003"), "on_call");
+    assert_eq!(agent(&daemon, "1003")["state"], "on_call");
 
     // A good change: accepted; the call and Carol's state survive it.
     std::fs::write(
@@ -174,7 +116,7 @@ fn reload_refused_then_accepted_while_a_call_goes_on() {
         (200, &serde_json::json!({"reloaded": true}))
     );
     still_talking(&patient_audio, &carol_audio);
-    assert_eq!(agent_state(&daemon, "1003"), "on_call");
+    assert_eq!(agent(&daemon, "1003")["state"], "on_call");
 
     patient.join().expect("patient").assert_all_succeeded(1);
     carol.join().expect("agent").assert_all_succeeded(1);
@@ -219,7 +161,7 @@ fn sigterm_drains_new_calls_refused_calls_in_progress_finish() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let plan = open_clinic(dir.path(), |text| text);
     let mut daemon = Launch::new().dialplan(&plan).start();
-    let (patient_audio, carol_audio, patient, carol) = connected_call(&daemon, 6000);
+    let (patient_audio, carol_audio, patient, carol) = connected_call(&daemon, 14_000);
     daemon.signal(Signal::SIGTERM);
     // New calls: 503 with Retry-After.
     let deadline = Instant::now() + BOUND;

@@ -12,9 +12,10 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 use support::call::{RtpSink, calls, free_udp_port, open_clinic, wait_for_call};
+use support::people::{self, agent, press_when_heard, wait_agent_state};
 use support::phone::{FILL, RtpPeer, register};
 use support::sipp::{Sipp, SippRun};
-use support::{Daemon, Launch, TOKEN, repo_root};
+use support::{Daemon, Launch, repo_root};
 
 const BOUND: Duration = Duration::from_secs(30);
 
@@ -57,29 +58,8 @@ fn occurrences(lengths: &[usize], pattern: &[usize]) -> Vec<usize> {
         .collect()
 }
 
-/// A SIPp phone running `scenario` on `port` (its own), with `args`.
-fn phone(daemon: &Daemon, scenario: &str, port: u16, args: Vec<String>) -> JoinHandle<SippRun> {
-    let target = daemon.sip();
-    let scenario = scenario.to_string();
-    let mut all = vec!["-p".to_string(), port.to_string()];
-    all.extend(args);
-    let run = std::thread::spawn(move || Sipp::new(&scenario, target).calls(1).args(all).run());
-    wait_port_taken(port);
-    run
-}
-
-fn wait_port_taken(port: u16) {
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while Instant::now() < deadline {
-        if std::net::UdpSocket::bind(("127.0.0.1", port)).is_err() {
-            return;
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    panic!("sipp did not bind port {port}");
-}
-
-/// An answering agent phone (agent.xml) registered as `agent`.
+/// An answering agent phone (`scenario`) registered as `agent`, its audio
+/// on `audio`.
 fn agent_phone(
     daemon: &Daemon,
     agent: &str,
@@ -96,38 +76,19 @@ fn agent_phone_with(
     audio: &RtpPeer,
     extra: &[&str],
 ) -> JoinHandle<SippRun> {
-    let port = free_udp_port();
-    let mut args: Vec<String> = ["-d", "0", "-set", "rtp_port"]
-        .iter()
-        .map(|a| a.to_string())
-        .collect();
-    args.push(audio.port().to_string());
+    let mut args = vec![
+        "-set".to_string(),
+        "rtp_port".to_string(),
+        audio.port().to_string(),
+    ];
     args.extend(extra.iter().map(|a| a.to_string()));
-    let run = phone(daemon, scenario, port, args);
-    register(daemon.sip(), agent, port, 3600);
-    run
+    people::agent_phone(daemon, agent, scenario, &args)
 }
 
 /// A patient calling `number` (caller.xml), whose audio is `peer`; they
 /// hang up `talk_ms` + 2 s after the answer.
 fn patient(daemon: &Daemon, number: &str, peer: &RtpPeer, talk_ms: u64) -> JoinHandle<SippRun> {
-    let target = daemon.sip();
-    let args: Vec<String> = [
-        "-s",
-        number,
-        "-set",
-        "rtp_port",
-        &peer.port().to_string(),
-        "-set",
-        "dtmf",
-        "0",
-        "-d",
-        &talk_ms.to_string(),
-    ]
-    .iter()
-    .map(|a| a.to_string())
-    .collect();
-    std::thread::spawn(move || Sipp::new("caller.xml", target).calls(1).args(args).run())
+    people::patient(daemon, "caller.xml", number, peer, talk_ms)
 }
 
 /// An agent's phone dialing `code` from its SIP socket, registered with its
@@ -165,42 +126,6 @@ fn dial_feature(
         .run()
 }
 
-fn agent(daemon: &Daemon, id: &str) -> Value {
-    let response = daemon.get("/api/agents", Some(TOKEN));
-    assert_eq!(response.status, 200, "{response:?}");
-    let body: Value = serde_json::from_str(&response.body).expect("JSON");
-    body["agents"]
-        .as_array()
-        .and_then(|agents| agents.iter().find(|a| a["id"] == id))
-        .cloned()
-        .unwrap_or(Value::Null)
-}
-
-fn wait_agent_state(daemon: &Daemon, id: &str, state: &str) {
-    let deadline = Instant::now() + BOUND;
-    loop {
-        let now = agent(daemon, id);
-        if now["state"] == state {
-            return;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "agent {id} is {now}, not {state}\n{}",
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(25));
-    }
-}
-
-fn press_when_heard(peer: &RtpPeer, digit: char) {
-    assert!(
-        peer.wait_until(BOUND, RtpPeer::heard),
-        "the caller heard no prompt"
-    );
-    peer.press(digit);
-}
-
-/// The status of the first final response read from `socket`.
 fn final_status(socket: &std::net::UdpSocket) -> u16 {
     loop {
         let mut buffer = [0u8; 4096];
@@ -454,7 +379,7 @@ fn away_by_feature_code_is_offered_no_calls_until_available_again() {
     // from another socket, as agent-feature.xml does.
     let alice_port = free_udp_port();
     let alice_audio = RtpPeer::start(0, false);
-    let alice = phone(
+    let alice = people::sipp_phone(
         &daemon,
         "agent.xml",
         alice_port,

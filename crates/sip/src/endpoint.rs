@@ -19,6 +19,7 @@
 //! application channel given to [`start`]. The task makes no decision about
 //! what a call means.
 
+use std::collections::HashMap;
 use std::hash::{DefaultHasher, Hash, Hasher};
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -210,6 +211,7 @@ pub fn start(
         routes,
         application,
         send_errors: mpsc::unbounded_channel(),
+        counters: Counters::default(),
     };
     let task = tokio::spawn(endpoint.run(inbound, command_rx, shutdown));
     (handle, task)
@@ -240,6 +242,77 @@ struct Endpoint {
         mpsc::UnboundedSender<ClientTransactionId>,
         mpsc::UnboundedReceiver<ClientTransactionId>,
     ),
+    counters: Counters,
+}
+
+/// SIP messages in and out, by method and status code. Counted in plain
+/// maps on the endpoint's task (no registry lookup per message) and
+/// published to `metrics` once a second.
+#[derive(Debug, Default)]
+struct Counters {
+    requests: HashMap<(&'static str, &'static str), u64>,
+    responses: HashMap<(&'static str, u16), u64>,
+    unparseable: u64,
+}
+
+/// How often the counters are published.
+const PUBLISH_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
+
+impl Counters {
+    fn count(&mut self, direction: &'static str, bytes: &[u8]) {
+        if let Some(rest) = bytes.strip_prefix(b"SIP/2.0 ") {
+            let code = rest
+                .get(..3)
+                .filter(|digits| digits.iter().all(u8::is_ascii_digit))
+                .map_or(0, |d| {
+                    d.iter().fold(0u16, |acc, b| acc * 10 + u16::from(b - b'0'))
+                });
+            *self.responses.entry((direction, code)).or_default() += 1;
+        } else {
+            let method = bytes.split(|b| *b == b' ').next().unwrap_or_default();
+            *self
+                .requests
+                .entry((direction, method_label(method)))
+                .or_default() += 1;
+        }
+    }
+
+    fn publish(&self) {
+        for (&(direction, method), &count) in &self.requests {
+            metrics::counter!("frontdesk_sip_requests_total", "direction" => direction, "method" => method)
+                .absolute(count);
+        }
+        for (&(direction, code), &count) in &self.responses {
+            metrics::counter!("frontdesk_sip_responses_total", "direction" => direction, "code" => code.to_string())
+                .absolute(count);
+        }
+        metrics::counter!("frontdesk_sip_unparseable_total").absolute(self.unparseable);
+    }
+}
+
+/// A method's name as a label; extension methods are `other`, so that a
+/// peer cannot grow the label set.
+fn method_label(method: &[u8]) -> &'static str {
+    const KNOWN: [&str; 14] = [
+        "INVITE",
+        "ACK",
+        "BYE",
+        "CANCEL",
+        "OPTIONS",
+        "REGISTER",
+        "PRACK",
+        "SUBSCRIBE",
+        "NOTIFY",
+        "PUBLISH",
+        "INFO",
+        "REFER",
+        "MESSAGE",
+        "UPDATE",
+    ];
+    KNOWN
+        .into_iter()
+        .find(|known| known.as_bytes() == method)
+        .unwrap_or("other")
 }
 
 /// How many queued inbound messages one turn of the loop takes before
@@ -253,6 +326,8 @@ impl Endpoint {
         mut commands: mpsc::UnboundedReceiver<Command>,
         shutdown: CancellationToken,
     ) {
+        let mut publish = tokio::time::interval(PUBLISH_EVERY);
+        publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.layer.poll_timeout();
             let sleep = async {
@@ -284,6 +359,7 @@ impl Endpoint {
                 Some(failed) = self.send_errors.1.recv() => {
                     self.layer.handle_transport_error(failed);
                 }
+                _ = publish.tick() => self.counters.publish(),
                 () = sleep => self.layer.handle_timeout(Instant::now()),
             }
             self.flush(Instant::now());
@@ -291,6 +367,23 @@ impl Endpoint {
     }
 
     fn handle_inbound(&mut self, now: Instant, inbound: Inbound) {
+        match &inbound.message {
+            Ok(Message::Request(request)) => {
+                *self
+                    .counters
+                    .requests
+                    .entry(("in", method_label(request.method.as_str().as_bytes())))
+                    .or_default() += 1;
+            }
+            Ok(Message::Response(response)) => {
+                *self
+                    .counters
+                    .responses
+                    .entry(("in", response.status.as_u16()))
+                    .or_default() += 1;
+            }
+            Err(_) => self.counters.unparseable += 1,
+        }
         match inbound.message {
             Err(error) => self.refuse_unparseable(inbound.peer, &error),
             Ok(Message::Response(response)) => match validate::response(response) {
@@ -449,6 +542,7 @@ impl Endpoint {
     }
 
     fn send_now(&mut self, peer: Peer, bytes: Bytes, transaction: Option<ClientTransactionId>) {
+        self.counters.count("out", &bytes);
         match self.transport.try_send(peer, bytes) {
             Ok(()) => {}
             Err(TrySend::Wait(bytes)) => {

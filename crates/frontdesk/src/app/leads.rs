@@ -107,6 +107,11 @@ impl Leads {
             .record(JournalEntry::new(id, Timestamp::now(), event));
     }
 
+    /// Records an entry with its own time.
+    pub fn record_entry(&self, entry: JournalEntry) {
+        let _ = self.handle.record(entry);
+    }
+
     /// The read side, for the API (use it inside `spawn_blocking`).
     pub fn reader(&self) -> &Reader {
         &self.reader

@@ -255,6 +255,12 @@ pub async fn start(
     });
 
     let leads = leads::Leads::open(&config.data, config.log_patient_numbers)?;
+    // A seam for tests of a failing disk: calls must go on while every
+    // journal write fails (counted, logged). Not a production setting.
+    if std::env::var("FRONTDESK_TEST_JOURNAL_FAULT").as_deref() == Ok("fail") {
+        warn!("FRONTDESK_TEST_JOURNAL_FAULT=fail: every journal write will fail");
+        leads.faults().set_failing(true);
+    }
     info!(
         "journal in {}",
         config.data.join(leads::JOURNAL_FILE).display()
@@ -362,10 +368,15 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
 async fn publish_gauges(app: Arc<App>, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(Duration::from_millis(250));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let mut ticks: u64 = 0;
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
+        }
+        ticks += 1;
+        if ticks % 4 == 1 {
+            publish_queue_gauges(&app).await;
         }
         metrics::gauge!("frontdesk_rtp_ports_leased").set(app.ports.leased() as f64);
         metrics::gauge!("frontdesk_rtp_ports_available").set(app.ports.available() as f64);
@@ -377,6 +388,36 @@ async fn publish_gauges(app: Arc<App>, shutdown: CancellationToken) {
         metrics::counter!("frontdesk_journal_dropped_total").absolute(journal.dropped);
         metrics::counter!("frontdesk_journal_failed_total").absolute(journal.failed);
         metrics::gauge!("frontdesk_journal_failing").set(if journal.failing { 1.0 } else { 0.0 });
+    }
+}
+
+/// Queues (waiting, longest wait) and agents by state, once a second.
+async fn publish_queue_gauges(app: &App) {
+    if let Ok(stats) = app.router.stats().await {
+        for queue in stats.iter().filter(|q| !q.retired) {
+            let id = queue.id.as_str().to_string();
+            metrics::gauge!("frontdesk_queue_waiting", "queue" => id.clone())
+                .set(queue.waiting as f64);
+            metrics::gauge!("frontdesk_queue_longest_wait_seconds", "queue" => id)
+                .set(queue.longest_wait.as_secs_f64());
+        }
+    }
+    let mut by_state: std::collections::BTreeMap<&'static str, u64> = [
+        "offline",
+        "available",
+        "ringing",
+        "on_call",
+        "wrap_up",
+        "away",
+    ]
+    .into_iter()
+    .map(|state| (state, 0))
+    .collect();
+    for agent in app.router.table().snapshots() {
+        *by_state.entry(agent.state.as_str()).or_default() += 1;
+    }
+    for (state, count) in by_state {
+        metrics::gauge!("frontdesk_agents", "state" => state).set(count as f64);
     }
 }
 

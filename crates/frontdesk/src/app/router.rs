@@ -372,7 +372,13 @@ impl Service {
 
     fn drain(&mut self) {
         let now = self.now();
-        while let Some(offer) = self.router.poll_offer(now) {
+        loop {
+            // The decision itself: choose and claim (the hot path).
+            let started = std::time::Instant::now();
+            let decided = self.router.poll_offer(now);
+            metrics::histogram!("frontdesk_routing_decision_seconds")
+                .record(started.elapsed().as_secs_f64());
+            let Some(offer) = decided else { break };
             let call = offer.call;
             let delivered = self
                 .owners

@@ -184,18 +184,14 @@ impl Call {
         let bindings = self.app.registrar.locations().get(agent.as_str());
         let Some(binding) = bindings.first() else {
             debug!(agent = %agent, "offered agent has no binding");
-            self.app
-                .router
-                .offer_failed(self.id, agent, OfferFailure::Unreachable);
+            self.fail_offer(agent, OfferFailure::Unreachable);
             return;
         };
         let lease = match self.app.ports.allocate() {
             Ok(lease) => lease,
             Err(error) => {
                 warn!(%error, "no RTP port for an agent leg");
-                self.app
-                    .router
-                    .offer_failed(self.id, agent, OfferFailure::Unreachable);
+                self.fail_offer(agent, OfferFailure::Unreachable);
                 return;
             }
         };
@@ -249,13 +245,14 @@ impl Call {
             Ok(Ok(transaction)) => transaction,
             _ => {
                 self.app.endpoint.unroute(&call_id);
-                self.app
-                    .router
-                    .offer_failed(self.id, agent, OfferFailure::Unreachable);
+                self.fail_offer(agent, OfferFailure::Unreachable);
                 return;
             }
         };
         info!(agent = %agent, "ringing agent");
+        self.lead(records::CallEvent::Offered {
+            agent: agent.as_str().to_string(),
+        });
         self.legs.legs.push(AgentLeg {
             agent,
             call_id,
@@ -284,9 +281,7 @@ impl Call {
                     let _ = self.app.endpoint.cancel(transaction);
                 }
                 let agent = leg.agent.clone();
-                self.app
-                    .router
-                    .offer_failed(self.id, agent, OfferFailure::NoAnswer);
+                self.fail_offer(agent, OfferFailure::NoAnswer);
             }
         }
     }
@@ -307,9 +302,7 @@ impl Call {
                     leg.state = LegState::Done;
                     leg.lease = None;
                     let agent = leg.agent.clone();
-                    self.app
-                        .router
-                        .offer_failed(self.id, agent, OfferFailure::Unreachable);
+                    self.fail_offer(agent, OfferFailure::Unreachable);
                 }
             }
             Event::Request {
@@ -364,7 +357,7 @@ impl Call {
                 leg.state = LegState::Done;
                 leg.lease = None;
                 let agent = leg.agent.clone();
-                self.app.router.offer_failed(self.id, agent, reason);
+                self.fail_offer(agent, reason);
             }
             LegState::Cancelling => {
                 leg.state = LegState::Done;
@@ -404,9 +397,7 @@ impl Call {
                 leg.state = LegState::Done;
                 leg.lease = None;
                 let agent = leg.agent.clone();
-                self.app
-                    .router
-                    .offer_failed(self.id, agent, OfferFailure::Rejected);
+                self.fail_offer(agent, OfferFailure::Rejected);
                 return;
             }
         };
@@ -430,6 +421,16 @@ impl Call {
         self.record.agent = Some(agent.as_str().to_string());
         self.record.connected_at = Some(ivr::jiff::Timestamp::now());
         self.publish();
+        let branch = self
+            .app
+            .dialplan
+            .current()
+            .agent(agent.as_str())
+            .and_then(|a| a.branch().map(|b| b.as_str().to_string()));
+        self.lead(records::CallEvent::Connected {
+            agent: agent.as_str().to_string(),
+            branch,
+        });
         self.transfer_succeeded().await;
         for other in 0..self.legs.legs.len() {
             let leg = &mut self.legs.legs[other];

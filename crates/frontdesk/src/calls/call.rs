@@ -125,7 +125,9 @@ impl Call {
             &caller,
             &dialed,
         );
-        let span = info_span!("call", call = %record.id);
+        // Every log line of the call names it, and its caller by pseudonym
+        // (the number in full only with --log-patient-numbers).
+        let span = info_span!("call", call = %record.id, caller = %app.leads.show(&caller));
         let call = Call {
             app,
             id,
@@ -166,8 +168,11 @@ impl Call {
 
     async fn run(mut self) {
         metrics::gauge!("frontdesk_active_calls").increment(1.0);
+        let accepted = self.begin().await;
+        // The record now knows the number's source tag.
         self.publish();
-        if self.begin().await {
+        self.lead_started();
+        if accepted {
             self.serve().await;
         }
         self.finish();
@@ -347,6 +352,12 @@ impl Call {
         };
         if let Some(input) = input {
             session.handle_input(Timestamp::now(), input);
+            if let Input::Digit(digit) = input {
+                self.lead(records::CallEvent::MenuChoice {
+                    menu: "ivr".to_string(),
+                    digits: digit.to_string(),
+                });
+            }
         }
         while let Some(action) = self.session.as_mut().and_then(Session::poll_action) {
             self.on_ivr_action(action).await;
@@ -442,6 +453,10 @@ impl Call {
             Err(error) => warn!(%error, "no dialog with the caller"),
         }
         self.phase = Phase::Answered;
+        self.lead(records::CallEvent::Entered {
+            source: self.record.source.clone(),
+            branch: None,
+        });
         if self.media.is_none() {
             self.ack_deadline = Some(Instant::now() + ACK_WAIT);
         }
@@ -786,6 +801,7 @@ impl Call {
         metrics::counter!("frontdesk_calls_total", "outcome" => self.record.outcome.as_str())
             .increment(1);
         self.publish();
+        self.lead_ended();
         self.app.endpoint.unroute(&self.invite.call_id);
         self.legs.unroute_all(&self.app.endpoint);
     }

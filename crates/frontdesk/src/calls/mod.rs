@@ -14,6 +14,7 @@ mod agent;
 pub mod book;
 mod call;
 mod features;
+mod lead;
 pub mod prompts;
 mod queue;
 pub mod signal;

@@ -187,6 +187,11 @@ impl Call {
             self.pass_hold_to_caller(false).await;
         }
         let waited = Duration::from_millis(self.record.wait_ms.unwrap_or(0));
+        self.lead(records::CallEvent::Transferred {
+            to: enqueued.queue.as_str().to_string(),
+            reason: Some(kind.to_string()),
+        });
+        self.lead_queued(&enqueued.queue, enqueued.priority);
         self.record.transfers.push(TransferRecord {
             from_agent,
             from_department: self.record.department.clone(),

@@ -22,7 +22,10 @@ pub struct CallsQuery {
     limit: Option<String>,
 }
 
-/// `GET /api/calls?limit=N`.
+/// `GET /api/calls?limit=N`: the journal's calls, newest first. A call
+/// this process still has in memory is shown from there (it is the most
+/// current, up to the journal's batching delay, and carries its transfers);
+/// calls from before a restart come from the journal alone.
 pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>) -> Response {
     let limit = match query.limit.as_deref().map(str::parse::<usize>) {
         None => DEFAULT_LIMIT,
@@ -34,12 +37,34 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>
             );
         }
     };
-    let calls: Vec<_> = state
+    let rows = match self::query(&state, move |reader| reader.recent_calls(limit)).await {
+        Ok(rows) => rows,
+        Err(response) => return response,
+    };
+    let live: std::collections::HashMap<String, crate::calls::book::CallRecord> = state
         .app
         .calls
         .recent(limit)
+        .into_iter()
+        .map(|call| (call.id.clone(), call))
+        .collect();
+    let mut merged: Vec<(Timestamp, serde_json::Value)> = rows
         .iter()
-        .map(crate::calls::book::CallRecord::to_json)
+        .map(|row| match live.get(row.id.as_str()) {
+            Some(call) => (call.started_at, call.to_json()),
+            None => (row.started_at, row.to_json()),
+        })
+        .collect();
+    for call in live.values() {
+        if !rows.iter().any(|row| row.id.as_str() == call.id) {
+            merged.push((call.started_at, call.to_json()));
+        }
+    }
+    merged.sort_by(|a, b| b.0.cmp(&a.0));
+    let calls: Vec<_> = merged
+        .into_iter()
+        .take(limit)
+        .map(|(_, json)| json)
         .collect();
     Json(json!({ "calls": calls })).into_response()
 }

@@ -10,6 +10,7 @@
 
 pub mod call;
 pub mod http;
+pub mod people;
 pub mod phone;
 pub mod sipp;
 
@@ -395,6 +396,10 @@ impl Daemon {
 
 impl Drop for Daemon {
     fn drop(&mut self) {
+        if std::thread::panicking() {
+            // The test failed: its daemon's log is the first thing to read.
+            eprintln!("--- frontdesk log ---\n{}--- end of log ---", self.stderr());
+        }
         if self.status.is_some() {
             return;
         }

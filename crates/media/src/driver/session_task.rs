@@ -235,7 +235,10 @@ impl Driver {
                 () = sleep_until(deadline) => Wake::Timer,
             };
             match wake {
-                Wake::Command(None) => break,
+                Wake::Command(None) => {
+                    self.count();
+                    break;
+                }
                 Wake::Command(Some(command)) => self.apply(command),
                 Wake::Datagram(leg, received) => {
                     let buffer = match leg {
@@ -246,6 +249,27 @@ impl Driver {
                 }
                 Wake::Timer => {}
             }
+        }
+    }
+
+    /// Adds this call's RTP counters to the process's metrics.
+    fn count(&self) {
+        for leg in [Leg::Caller, Leg::Agent] {
+            let Some(stats) = self.core.leg_stats(leg) else {
+                continue;
+            };
+            let label = match leg {
+                Leg::Caller => "caller",
+                Leg::Agent => "agent",
+            };
+            metrics::counter!("frontdesk_rtp_packets_received_total", "leg" => label)
+                .increment(stats.inbound.packets);
+            metrics::counter!("frontdesk_rtp_packets_rejected_total", "leg" => label)
+                .increment(stats.inbound.rejected);
+            metrics::counter!("frontdesk_rtp_packets_lost_total", "leg" => label)
+                .increment(stats.inbound.lost);
+            metrics::counter!("frontdesk_rtp_packets_sent_total", "leg" => label)
+                .increment(stats.packets_sent);
         }
     }
 

@@ -88,7 +88,13 @@ pub struct InboundStats {
     pub rejected: u64,
     /// Telephone-event packets among the valid ones.
     pub telephone_events: u64,
+    /// Packets missing from the sequence (gaps of fewer than
+    /// [`MAX_COUNTED_GAP`] numbers; a bigger jump is a new stream, not loss).
+    pub lost: u64,
 }
+
+/// A sequence jump this large or larger is taken as a restart, not loss.
+pub const MAX_COUNTED_GAP: u16 = 3000;
 
 /// The receiving side of one leg: validation plus RFC 4733 digit
 /// detection (each event once; see [`TelephoneEventReceiver`]).
@@ -97,6 +103,8 @@ pub struct InboundStream {
     payloads: PayloadMap,
     events: TelephoneEventReceiver,
     stats: InboundStats,
+    /// SSRC and highest sequence number seen, for loss counting.
+    last: Option<(u32, u16)>,
 }
 
 impl InboundStream {
@@ -106,6 +114,7 @@ impl InboundStream {
             payloads,
             events: TelephoneEventReceiver::new(),
             stats: InboundStats::default(),
+            last: None,
         }
     }
 
@@ -137,6 +146,7 @@ impl InboundStream {
             }
         };
         self.stats.packets += 1;
+        self.count_loss(packet.ssrc, packet.sequence);
         let digit = match packet.payload {
             RtpPayload::TelephoneEvent(event) => {
                 self.stats.telephone_events += 1;
@@ -145,6 +155,26 @@ impl InboundStream {
             RtpPayload::Audio { .. } => None,
         };
         Ok((packet, digit))
+    }
+}
+
+impl InboundStream {
+    /// Counts the numbers skipped since the highest sequence seen; a late
+    /// (reordered) packet counts nothing, a new SSRC starts over.
+    fn count_loss(&mut self, ssrc: u32, sequence: u16) {
+        match self.last {
+            Some((last_ssrc, highest)) if last_ssrc == ssrc => {
+                let ahead = sequence.wrapping_sub(highest);
+                if ahead != 0 && ahead < MAX_COUNTED_GAP {
+                    self.stats.lost += u64::from(ahead - 1);
+                    self.last = Some((ssrc, sequence));
+                } else if ahead >= MAX_COUNTED_GAP && ahead <= u16::MAX - MAX_COUNTED_GAP {
+                    // A jump: the stream restarted.
+                    self.last = Some((ssrc, sequence));
+                }
+            }
+            _ => self.last = Some((ssrc, sequence)),
+        }
     }
 }
 
@@ -160,6 +190,28 @@ mod tests {
 
     fn payloads() -> PayloadMap {
         PayloadMap::static_g711(Some(101))
+    }
+
+    #[test]
+    fn gaps_count_as_loss_but_reordering_and_restarts_do_not() {
+        let mut stream = InboundStream::new(payloads());
+        let mut out = [0u8; 200];
+        let mut send = |stream: &mut InboundStream, ssrc: u32, sequence: u16| {
+            let mut source = OutboundStream::from_parts(ssrc, sequence, 0);
+            let len = source
+                .write_audio(Instant::now(), 0, &[0xFF; 160], &mut out)
+                .unwrap();
+            stream.receive(&out[..len]).unwrap();
+        };
+        for sequence in [10, 11, 14, 13, 15, 65535, 0] {
+            send(&mut stream, 7, sequence);
+        }
+        // 12 and 13 were missing when 14 came (13 arriving late changes
+        // nothing); 65535 and 0 are far behind 15: late, not counted.
+        assert_eq!(stream.stats().lost, 2);
+        send(&mut stream, 8, 500);
+        assert_eq!(stream.stats().lost, 2, "a new SSRC starts over");
+        assert_eq!(stream.stats().packets, 8);
     }
 
     #[test]
