@@ -265,9 +265,7 @@ fn a_final_response_is_retransmitted_until_ack() {
     assert!(busy.len() >= 3, "486 retransmitted: {before_ack:?}");
     assert!(before_ack.iter().any(|m| m.starts_with("SIP/2.0 100")));
     let to = busy[0].lines().find(|l| l.starts_with("To:")).unwrap();
-    let ack = request("ACK", "inv486", "", me)
-        .replace("To: <sip:frontdesk@127.0.0.1>", to)
-        ;
+    let ack = request("ACK", "inv486", "", me).replace("To: <sip:frontdesk@127.0.0.1>", to);
     client.send_to(ack.as_bytes(), server.address).unwrap();
     // Drain what was in flight, then nothing more comes.
     let _ = receive_all(&client, Duration::from_millis(100));
