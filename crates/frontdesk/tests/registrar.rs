@@ -631,3 +631,73 @@ fn the_state_api_refuses_what_it_cannot_do_in_the_error_shape() {
     let get = daemon.get("/api/agents", None);
     assert_eq!(get.status, 401, "{get:?}");
 }
+
+/// The challenges of a REGISTER without credentials, in order.
+fn challenges(daemon: &Daemon) -> Vec<Challenge> {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let me = socket.local_addr().expect("address");
+    let sip = daemon.sip();
+    let register = format!(
+        "REGISTER sip:{sip} SIP/2.0\r\nVia: SIP/2.0/UDP {me};branch=z9hG4bKalgs{port};rport\r\n\
+         From: <sip:1003@{sip}>;tag=algs\r\nTo: <sip:1003@{sip}>\r\nCall-ID: algs-{port}@test\r\n\
+         CSeq: 1 REGISTER\r\nContact: <sip:1003@{me}>\r\nMax-Forwards: 70\r\nContent-Length: 0\r\n\r\n",
+        port = me.port()
+    );
+    socket.send_to(register.as_bytes(), sip).expect("send");
+    let mut buffer = [0u8; 4096];
+    let length = socket.recv(&mut buffer).expect("a 401");
+    let frame = sip::message::parse_datagram(
+        bytes::Bytes::copy_from_slice(&buffer[..length]),
+        &Default::default(),
+    )
+    .expect("parses");
+    let sip::message::Frame::Message(sip::message::Message::Response(response)) = frame else {
+        panic!("not a response");
+    };
+    assert_eq!(response.status.as_u16(), 401);
+    response
+        .headers
+        .www_authenticates()
+        .expect("challenges")
+        .iter()
+        .map(|params| Challenge::from_params(params).expect("digest"))
+        .collect()
+}
+
+#[test]
+fn the_digest_challenges_and_their_order_are_configurable() {
+    // Default: MD5 alone (Debian's baresip refuses a 401 offering more).
+    let daemon = Launch::new().start();
+    let algorithms: Vec<Algorithm> = challenges(&daemon).iter().map(|c| c.algorithm).collect();
+    assert_eq!(algorithms, vec![Algorithm::Md5]);
+    drop(daemon);
+    // Both, SHA-256 first: an agent answering the first one signs in with it.
+    let daemon = Launch::new()
+        .args(["--digest-algorithms", "sha-256,md5"])
+        .start();
+    let algorithms: Vec<Algorithm> = challenges(&daemon).iter().map(|c| c.algorithm).collect();
+    assert_eq!(algorithms, vec![Algorithm::Sha256, Algorithm::Md5]);
+    support::phone::register(daemon.sip(), "1003", 5999, 600);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !daemon
+        .get("/api/agents", Some(TOKEN))
+        .body
+        .contains("\"registered\":true")
+    {
+        assert!(Instant::now() < deadline, "1003 never registered");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    // A typo is refused before anything starts.
+    let refused = Launch::new()
+        .args(["--digest-algorithms", "md4"])
+        .run_to_exit(Duration::from_secs(20));
+    assert_eq!(refused.status.code(), Some(2), "{refused:?}");
+    assert!(
+        refused.stderr.contains("unknown digest algorithm `md4`"),
+        "{}",
+        refused.stderr
+    );
+}

@@ -63,6 +63,8 @@ pub struct AppConfig {
     pub alerts: leads::AlertConfig,
     /// `--log-patient-numbers`: show numbers in the logs in full.
     pub log_patient_numbers: bool,
+    /// `--digest-algorithms`: the registrar's challenges, in order.
+    pub digest_algorithms: Vec<sip::digest::Algorithm>,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -243,6 +245,7 @@ pub async fn start(
     let (registrar, registrar_task) = registrar::start(
         plan_map::registrar_users(&plan),
         plan_map::trusted_sources(&plan, &[]),
+        config.digest_algorithms.clone(),
         &config.data,
         endpoint.clone(),
         router.clone(),

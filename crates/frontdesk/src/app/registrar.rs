@@ -134,21 +134,24 @@ fn wall_clock() -> u64 {
 
 /// Starts the registrar task: restores the bindings kept in `data`, then
 /// serves REGISTERs until `shutdown`.
+#[allow(clippy::too_many_arguments)] // the task's inputs, each from a different owner
 pub async fn start(
     users: Vec<(String, Secret)>,
     trusted: TrustedSources,
+    algorithms: Vec<sip::digest::Algorithm>,
     data: &Path,
     endpoint: EndpointHandle,
     router: RouterHandle,
     shutdown: CancellationToken,
 ) -> anyhow::Result<(RegistrarHandle, tokio::task::JoinHandle<()>)> {
     let mut config = RegistrarConfig::new(REALM);
-    // MD5 only: baresip 1.0 (libre 1.1, Debian 12's baresip-core) gives up
-    // on a 401 that also offers SHA-256 ("Register: Function not
+    // The challenges offered, in order (`--digest-algorithms`). The default
+    // is MD5 alone: baresip 1.0 (libre 1.1, Debian 12's baresip-core) gives
+    // up on a 401 that also offers SHA-256 ("Register: Function not
     // implemented": it rejects the whole challenge list when one algorithm
     // is not MD5), so offering both locks such phones out
     // (crates/frontdesk/tests/baresip.rs signs one in).
-    config.algorithms = vec![sip::digest::Algorithm::Md5];
+    config.algorithms = algorithms;
     config.trusted = trusted;
     let now = Instant::now();
     let mut registrar = Registrar::new(config, users, &mut rand::rng(), now)?;

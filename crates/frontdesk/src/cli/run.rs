@@ -57,6 +57,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "PERCENT", default_value_t = 25.0)]
     alert_abandonment: f64,
 
+    /// Digest challenges the registrar offers agents, in order
+    /// (`md5`, `sha-256`; e.g. `md5,sha-256`). MD5 alone by default: Debian
+    /// 12's baresip refuses a 401 that also offers SHA-256.
+    #[arg(long, value_name = "LIST", default_value = "md5", value_parser = parse_algorithms)]
+    digest_algorithms: Algorithms,
+
     /// Show patients' phone numbers in full in the logs (default: keyed
     /// pseudonyms, `p-` and 10 hex digits, stable across restarts).
     #[arg(long)]
@@ -109,6 +115,7 @@ impl RunArgs {
                 ..crate::app::leads::AlertConfig::default()
             },
             log_patient_numbers: self.log_patient_numbers,
+            digest_algorithms: self.digest_algorithms.0,
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,
@@ -116,6 +123,26 @@ impl RunArgs {
             }),
         }
     }
+}
+
+/// `--digest-algorithms`: a comma-separated list, no repeats.
+#[derive(Debug, Clone)]
+struct Algorithms(Vec<sip::digest::Algorithm>);
+
+fn parse_algorithms(text: &str) -> Result<Algorithms, String> {
+    let mut list = Vec::new();
+    for name in text.split(',').map(str::trim) {
+        let algorithm = match name.to_ascii_lowercase().as_str() {
+            "md5" => sip::digest::Algorithm::Md5,
+            "sha-256" | "sha256" => sip::digest::Algorithm::Sha256,
+            other => return Err(format!("unknown digest algorithm `{other}` (md5, sha-256)")),
+        };
+        if list.contains(&algorithm) {
+            return Err(format!("`{name}` is listed twice"));
+        }
+        list.push(algorithm);
+    }
+    Ok(Algorithms(list))
 }
 
 fn parse_token(text: &str) -> Result<AdminToken, String> {

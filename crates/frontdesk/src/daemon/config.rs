@@ -30,6 +30,8 @@ pub struct Config {
     pub alerts: crate::app::leads::AlertConfig,
     /// Patients' numbers in full in the logs.
     pub log_patient_numbers: bool,
+    /// The registrar's digest challenges, in order.
+    pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
 }

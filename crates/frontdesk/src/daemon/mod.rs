@@ -158,6 +158,7 @@ pub async fn run_with(
         rtp_timeout: config.rtp_timeout,
         alerts: config.alerts.clone(),
         log_patient_numbers: config.log_patient_numbers,
+        digest_algorithms: config.digest_algorithms.clone(),
     };
     let app = crate::app::start(
         sockets,
