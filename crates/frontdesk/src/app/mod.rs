@@ -424,6 +424,26 @@ async fn publish_queue_gauges(app: &App) {
     }
 }
 
+/// Sleeps until `deadline`, or forever when there is none: the timer arm
+/// of every task's `select!` over a sans-IO core's `poll_timeout()`.
+pub async fn sleep_until(deadline: Option<tokio::time::Instant>) {
+    match deadline {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// Receives from `events` when there is a receiver, or waits forever: for
+/// a `select!` arm over a channel a task may not have (yet).
+pub async fn recv_some<T>(
+    events: Option<&mut tokio::sync::mpsc::UnboundedReceiver<T>>,
+) -> Option<T> {
+    match events {
+        Some(events) => events.recv().await,
+        None => std::future::pending().await,
+    }
+}
+
 /// A fresh To tag.
 pub fn tag() -> String {
     use rand::distr::{Alphanumeric, SampleString};

@@ -293,12 +293,7 @@ impl Service {
         loop {
             let expiry = self.registrar.poll_timeout();
             let deadline = earliest([expiry, self.held.next_due(), self.save_at]);
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at.into()).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = super::sleep_until(deadline.map(Into::into));
             tokio::select! {
                 () = shutdown.cancelled() => break,
                 command = commands.recv() => {

@@ -269,12 +269,7 @@ impl Service {
     ) {
         loop {
             let deadline = self.router.poll_timeout().map(|at| self.instant(at));
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = super::sleep_until(deadline);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 command = commands.recv() => {

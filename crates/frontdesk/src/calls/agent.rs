@@ -493,7 +493,7 @@ impl Call {
                             headers,
                             StatusCode::OK,
                             &local_tag,
-                            &contact,
+                            Some(&contact),
                             Some(answer.description.to_string()),
                         )
                     }
@@ -521,7 +521,7 @@ impl Call {
                             headers,
                             StatusCode::OK,
                             &local_tag,
-                            &contact,
+                            Some(&contact),
                             Some(answer.description.to_string()),
                         );
                         let _ = endpoint.respond(transaction, ok);

@@ -290,18 +290,8 @@ impl Call {
             .into_iter()
             .flatten()
             .min();
-            let sleep = async {
-                match deadline {
-                    Some(at) => tokio::time::sleep_until(at).await,
-                    None => std::future::pending().await,
-                }
-            };
-            let media_event = async {
-                match self.media_events.as_mut() {
-                    Some(events) => events.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let sleep = crate::app::sleep_until(deadline);
+            let media_event = crate::app::recv_some(self.media_events.as_mut());
             let ending = self.app.ending.clone();
             tokio::select! {
                 () = ending.cancelled() => {
@@ -444,7 +434,7 @@ impl Call {
             &self.invite.request.headers,
             StatusCode::OK,
             &self.local_tag,
-            &contact,
+            Some(&contact),
             sdp,
         );
         let _ = self.app.endpoint.respond(self.transaction, ok);
@@ -472,7 +462,7 @@ impl Call {
             &self.invite.request.headers,
             StatusCode::RINGING,
             &self.local_tag,
-            &contact,
+            Some(&contact),
             None,
         );
         let _ = self.app.endpoint.respond(self.transaction, ringing);
@@ -621,7 +611,7 @@ impl Call {
                 headers,
                 StatusCode::OK,
                 &self.local_tag,
-                &contact,
+                Some(&contact),
                 Some(offer),
             );
             let _ = self.app.endpoint.respond(transaction, ok);
@@ -640,7 +630,7 @@ impl Call {
                     headers,
                     StatusCode::OK,
                     &self.local_tag,
-                    &contact,
+                    Some(&contact),
                     Some(answer.description.to_string()),
                 );
                 let _ = self.app.endpoint.respond(transaction, ok);

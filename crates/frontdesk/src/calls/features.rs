@@ -183,7 +183,7 @@ impl FeatureCall {
             headers,
             StatusCode::OK,
             &self.local_tag,
-            &contact,
+            Some(&contact),
             Some(sdp_text),
         );
         let _ = self.app.endpoint.respond(transaction, ok);
@@ -197,12 +197,7 @@ impl FeatureCall {
     async fn run(mut self) {
         let deadline = Instant::now() + FEATURE_CALL_BOUND;
         while self.phase != Phase::Over {
-            let media_event = async {
-                match self.media_events.as_mut() {
-                    Some(events) => events.recv().await,
-                    None => std::future::pending().await,
-                }
-            };
+            let media_event = crate::app::recv_some(self.media_events.as_mut());
             tokio::select! {
                 event = self.sip_events.recv() => match event {
                     Some(event) => self.on_sip(event).await,

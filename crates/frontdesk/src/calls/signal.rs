@@ -32,22 +32,26 @@ pub fn response(request: &Headers, status: StatusCode, tag: &str) -> Response {
     Response::to_request(request, status, Some(tag))
 }
 
-/// A 2xx (or 18x) for a dialog-creating request: Record-Route copied
-/// (§12.1.1), our Contact, and an SDP body when given.
+/// A response to a dialog-creating request, or inside a dialog: our To
+/// tag and, with `contact` (a 2xx or 18x that creates the dialog), the
+/// Record-Route copied (RFC 3261 §12.1.1) and our Contact; an SDP body when
+/// given.
 pub fn dialog_response(
     request: &Headers,
     status: StatusCode,
     tag: &str,
-    contact: &str,
+    contact: Option<&str>,
     sdp: Option<String>,
 ) -> Response {
     let mut response = Response::to_request(request, status, Some(tag));
-    for header in request.all(&HeaderName::RecordRoute) {
-        response
-            .headers
-            .push_raw(HeaderName::RecordRoute, header.value.clone());
+    if let Some(contact) = contact {
+        for header in request.all(&HeaderName::RecordRoute) {
+            response
+                .headers
+                .push_raw(HeaderName::RecordRoute, header.value.clone());
+        }
+        response.headers.push(HeaderName::Contact, contact);
     }
-    response.headers.push(HeaderName::Contact, contact);
     if let Some(sdp) = sdp {
         response
             .headers

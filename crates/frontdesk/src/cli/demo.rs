@@ -7,9 +7,7 @@ use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tracing::error;
-
-use crate::daemon::{Config, DaemonError, RtpPorts, TokenSource};
+use crate::daemon::{Config, RtpPorts, TokenSource};
 use crate::demo::{self, DemoConfig, DemoError};
 use crate::http::AdminToken;
 
@@ -89,10 +87,10 @@ impl DemoArgs {
                 advertise: None,
                 rtp_timeout: std::time::Duration::from_secs(30),
                 alerts: crate::app::leads::AlertConfig::default(),
+                digest_algorithms: vec![sip::digest::Algorithm::Md5],
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.
-                digest_algorithms: vec![sip::digest::Algorithm::Md5],
                 log_patient_numbers: true,
                 sips: None,
             },
@@ -105,35 +103,10 @@ impl DemoArgs {
 /// Runs the demo; exit 0 after SIGTERM or SIGINT, 1 when it cannot start
 /// or the daemon fails.
 pub fn demo(args: DemoArgs) -> ExitCode {
-    let config = args.into_config();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            error!("cannot start the tokio runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(demo::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(DemoError::Daemon(DaemonError::Dialplan { path, errors })) => {
-            for line in errors.to_lines() {
-                eprintln!("{line}");
-            }
-            error!(
-                "the dialplan {} has {} error(s); not starting",
-                path.display(),
-                errors.len()
-            );
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            error!("{error}");
-            ExitCode::FAILURE
-        }
-    }
+    super::serve(demo::run(args.into_config()), |error| match error {
+        DemoError::Daemon(daemon) => Some(daemon),
+        _ => None,
+    })
 }
 
 #[cfg(test)]

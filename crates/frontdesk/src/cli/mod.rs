@@ -68,6 +68,42 @@ impl Cli {
     }
 }
 
+/// Runs `future` (the daemon, or the demo around it) on a multi-threaded
+/// runtime and turns its end into the exit code: 0 after SIGTERM or SIGINT;
+/// 1 when it cannot start or fails, with a dialplan's errors printed as
+/// `PATH:LINE:COLUMN: message` lines.
+pub(crate) fn serve<E: std::fmt::Display>(
+    future: impl std::future::Future<Output = Result<(), E>>,
+    daemon_error: impl Fn(&E) -> Option<&crate::daemon::DaemonError>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            tracing::error!("cannot start the tokio runtime: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let Err(error) = runtime.block_on(future) else {
+        return ExitCode::SUCCESS;
+    };
+    if let Some(crate::daemon::DaemonError::Dialplan { path, errors }) = daemon_error(&error) {
+        for line in errors.to_lines() {
+            eprintln!("{line}");
+        }
+        tracing::error!(
+            "the dialplan {} has {} error(s); not starting",
+            path.display(),
+            errors.len()
+        );
+    } else {
+        tracing::error!("{error}");
+    }
+    ExitCode::FAILURE
+}
+
 /// Logs go to stderr through `tracing`; `RUST_LOG` picks the levels (default `info`).
 pub fn init_tracing() {
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()

@@ -5,9 +5,7 @@ use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::process::ExitCode;
 
-use tracing::error;
-
-use crate::daemon::{self, Config, DaemonError, RtpPorts, SipsConfig, TokenSource};
+use crate::daemon::{self, Config, RtpPorts, SipsConfig, TokenSource};
 use crate::http::AdminToken;
 
 /// Serve: SIP (UDP and TCP), the IVR, routing and the admin HTTP API.
@@ -162,35 +160,7 @@ fn parse_advertise(text: &str) -> Result<IpAddr, String> {
 /// Runs the daemon; exit 0 after SIGTERM or SIGINT, 1 when it cannot start
 /// or a service fails.
 pub fn run(args: RunArgs) -> ExitCode {
-    let config = args.into_config();
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            error!("cannot start the tokio runtime: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(daemon::run(config)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(DaemonError::Dialplan { path, errors }) => {
-            for line in errors.to_lines() {
-                eprintln!("{line}");
-            }
-            error!(
-                "the dialplan {} has {} error(s); not starting",
-                path.display(),
-                errors.len()
-            );
-            ExitCode::FAILURE
-        }
-        Err(error) => {
-            error!("{error}");
-            ExitCode::FAILURE
-        }
-    }
+    super::serve(daemon::run(args.into_config()), |error| Some(error))
 }
 
 #[cfg(test)]

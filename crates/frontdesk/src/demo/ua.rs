@@ -17,7 +17,7 @@ use sip::Peer;
 use sip::TransportKind;
 use sip::endpoint::{self, EndpointConfig, EndpointHandle};
 use sip::message::validate::ValidResponse;
-use sip::message::{HeaderName, Headers, Method, Request, Response, StatusCode};
+use sip::message::{Headers, Method, Request};
 use sip::transaction::{self, Event, SentBy, TimerValues};
 use sip::transport::{self, TransportConfig};
 use tokio::sync::mpsc;
@@ -165,35 +165,7 @@ pub fn token(rng: &mut impl Rng, length: usize) -> String {
     Alphanumeric.sample_string(rng, length)
 }
 
-/// A response to a dialog-creating request, or inside a dialog: To tag,
-/// Record-Route copied (RFC 3261 §12.1.1), our Contact, an SDP body when
-/// given.
-pub fn dialog_response(
-    request: &Headers,
-    status: StatusCode,
-    tag: &str,
-    contact: Option<&str>,
-    sdp: Option<String>,
-) -> Response {
-    let mut response = Response::to_request(request, status, Some(tag));
-    if contact.is_some() {
-        for header in request.all(&HeaderName::RecordRoute) {
-            response
-                .headers
-                .push_raw(HeaderName::RecordRoute, header.value.clone());
-        }
-    }
-    if let Some(contact) = contact {
-        response.headers.push(HeaderName::Contact, contact);
-    }
-    if let Some(sdp) = sdp {
-        response
-            .headers
-            .push(HeaderName::ContentType, "application/sdp");
-        response.body = Bytes::from(sdp);
-    }
-    response
-}
+pub use crate::calls::signal::dialog_response;
 
 /// The SDP body of a message, if it has one.
 pub fn sdp_body(headers: &Headers, body: &Bytes) -> Option<Bytes> {
@@ -249,6 +221,7 @@ pub async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use sip::message::{HeaderName, StatusCode};
 
     #[test]
     fn wildcard_addresses_become_loopback_of_their_family() {
