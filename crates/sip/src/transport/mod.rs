@@ -1,14 +1,32 @@
-//! The tokio driver for SIP over UDP and TCP on one address (RFC 3261 §18).
+//! The tokio driver for SIP over UDP and TCP on one address (RFC 3261 §18),
+//! and over TLS on another ([`TransportHandle::serve_tls`], [`tls`]).
 //!
 //! It only moves bytes: datagrams and stream bytes are framed and parsed
 //! ([`crate::message`]) on the task that read them and handed to whoever
 //! holds the [`Inbound`] receiver; what it is given to send goes out on
 //! the UDP socket or on the right connection. It decides nothing about
-//! SIP, except answering CRLF keep-alive pings on streams (RFC 5626 §4.4.1).
+//! SIP, except answering CRLF keep-alive pings on streams, TCP and TLS
+//! alike (RFC 5626 §4.4.1).
 //!
-//! Streams are guarded: a limit on open connections, an idle timeout, and a
-//! deadline for a started message to complete, so half-open or trickling
-//! connections cannot exhaust the daemon.
+//! Streams are guarded: a limit on open connections (TCP and TLS
+//! together), an idle timeout, and a deadline for a started message to
+//! complete, so half-open or trickling connections cannot exhaust the
+//! daemon. TLS connections pass a [`tls::TlsGate`] first (a bounded number
+//! of handshakes at once, each with a timeout).
+//!
+//! Connection reuse (RFC 3261 §18.2.2, §18.1.1): a response goes back on
+//! the connection its request came on, and a request to a peer with an
+//! open connection of the same transport goes on that connection. A TLS
+//! connection is only ever one a peer opened to us: frontdesk opens no
+//! outbound TLS connections, so an agent registered over TLS is reached
+//! over the connection it registered on (its flow, as in RFC 5626), and is
+//! unreachable once that connection is gone, until it registers again.
+//! The `alias` Via parameter of RFC 5923 is not honoured: without client
+//! certificates, anyone could claim another address's traffic with it
+//! (RFC 5923 §10 asks for mutual authentication).
+
+mod stream;
+pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -17,14 +35,14 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use dashmap::DashMap;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::{TcpListener, TcpStream, UdpSocket};
 use tokio::sync::{OwnedSemaphorePermit, Semaphore, mpsc};
-use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 
-use crate::message::{Frame, KeepAlive, Limits, Message, ParseError, StreamFramer, parse_datagram};
+use crate::message::{Frame, Limits, Message, ParseError, parse_datagram};
 use crate::peer::{ConnectionId, Peer, TransportKind};
+use tls::{RefusalLog, TlsGate};
 
 /// Limits and timeouts of the transport.
 #[derive(Debug, Clone)]
@@ -85,10 +103,15 @@ pub enum SendError {
     /// The connection is gone.
     #[error("connection closed")]
     Closed,
+    /// No TLS connection from this peer is open, and frontdesk opens none:
+    /// the peer is reachable again once it connects (registers) again.
+    #[error("no TLS connection from {0} is open (frontdesk opens no outbound TLS connections)")]
+    NoTlsConnection(SocketAddr),
 }
 
 #[derive(Debug)]
 struct Connection {
+    transport: TransportKind,
     remote: SocketAddr,
     writer: mpsc::Sender<Bytes>,
 }
@@ -103,9 +126,14 @@ struct Inner {
     // gives per-shard locks. Guards are never held across `.await`: values
     // are cloned out at once.
     connections: DashMap<ConnectionId, Connection>,
-    by_address: DashMap<SocketAddr, ConnectionId>,
+    /// The latest connection to each address, per transport: a TCP and a
+    /// TLS connection from the same address are never taken for each other.
+    by_address: DashMap<(TransportKind, SocketAddr), ConnectionId>,
     next_connection: AtomicU64,
     permits: Arc<Semaphore>,
+    /// Connections refused for the connection limit, rate-limited.
+    refusals: RefusalLog,
+    tls_local: std::sync::OnceLock<SocketAddr>,
     shutdown: CancellationToken,
 }
 
@@ -142,6 +170,8 @@ pub fn start(
         connections: DashMap::new(),
         by_address: DashMap::new(),
         next_connection: AtomicU64::new(1),
+        refusals: RefusalLog::default(),
+        tls_local: std::sync::OnceLock::new(),
         shutdown,
     });
     let handle = TransportHandle { inner };
@@ -156,9 +186,39 @@ impl TransportHandle {
         self.inner.local
     }
 
+    /// Where SIP over TLS listens, once [`TransportHandle::serve_tls`] was
+    /// called.
+    pub fn tls_local_addr(&self) -> Option<SocketAddr> {
+        self.inner.tls_local.get().copied()
+    }
+
     /// How many stream connections are open.
     pub fn connection_count(&self) -> usize {
         self.inner.connections.len()
+    }
+
+    /// How many connections of `transport` are open.
+    pub fn connection_count_of(&self, transport: TransportKind) -> usize {
+        self.inner
+            .connections
+            .iter()
+            .filter(|connection| connection.transport == transport)
+            .count()
+    }
+
+    /// Serves SIP over TLS on `listener` (bound by the caller), each
+    /// accepted connection through `gate`, until shutdown. Returns the
+    /// listener's address. Call it once.
+    pub fn serve_tls(&self, listener: TcpListener, gate: TlsGate) -> std::io::Result<SocketAddr> {
+        let local = listener.local_addr()?;
+        if self.inner.tls_local.set(local).is_err() {
+            return Err(std::io::Error::new(
+                std::io::ErrorKind::AlreadyExists,
+                "SIP over TLS is already served",
+            ));
+        }
+        tokio::spawn(accept_tls(self.clone(), listener, gate));
+        Ok(local)
     }
 
     /// Sends at once when no waiting is needed: always for UDP, and for a
@@ -187,7 +247,10 @@ impl TransportHandle {
     }
 
     /// Sends `bytes` to `peer`, opening a TCP connection when none is open
-    /// (RFC 3261 §18.2.2: to the same address the request came from).
+    /// (RFC 3261 §18.2.2: to the same address the request came from). Over
+    /// TLS, only on a connection the peer opened: its own (`peer.connection`)
+    /// or the latest from its address; with none,
+    /// [`SendError::NoTlsConnection`].
     pub async fn send(&self, peer: Peer, bytes: Bytes) -> Result<(), SendError> {
         match peer.transport {
             TransportKind::Udp => {
@@ -203,17 +266,35 @@ impl TransportHandle {
                 let writer = self.connect(peer.address).await?;
                 writer.send(bytes).await.map_err(|_| SendError::Closed)
             }
-            TransportKind::Tls => Err(SendError::Closed),
+            TransportKind::Tls => {
+                if let Some(writer) = self.writer_for(peer)
+                    && writer.send(bytes).await.is_ok()
+                {
+                    return Ok(());
+                }
+                Err(SendError::NoTlsConnection(peer.address))
+            }
         }
     }
 
+    /// The writer of `peer`'s connection: the one it names, else the latest
+    /// from its address; always of `peer`'s transport (bytes meant for TLS
+    /// never leave in clear on a TCP connection).
     fn writer_for(&self, peer: Peer) -> Option<mpsc::Sender<Bytes>> {
-        let by_id = peer
-            .connection
-            .and_then(|id| self.inner.connections.get(&id).map(|c| c.writer.clone()));
-        by_id.or_else(|| {
-            let id = self.inner.by_address.get(&peer.address).map(|id| *id)?;
-            self.inner.connections.get(&id).map(|c| c.writer.clone())
+        let writer_of = |id: ConnectionId| {
+            self.inner
+                .connections
+                .get(&id)
+                .filter(|c| c.transport == peer.transport)
+                .map(|c| c.writer.clone())
+        };
+        peer.connection.and_then(writer_of).or_else(|| {
+            let id = self
+                .inner
+                .by_address
+                .get(&(peer.transport, peer.address))
+                .map(|id| *id)?;
+            writer_of(id)
         })
     }
 
@@ -230,44 +311,62 @@ impl TransportHandle {
         )
         .await
         .map_err(|_| SendError::ConnectTimeout(address))??;
-        let (_, writer) = self.serve_connection(stream, address, permit);
+        let _ = stream.set_nodelay(true);
+        let (reader, writer_half) = stream.into_split();
+        let (_, writer) =
+            self.serve_stream(TransportKind::Tcp, address, reader, writer_half, permit);
         Ok(writer)
     }
 
-    fn serve_connection(
+    /// Registers a connection and starts its task; `reader` and `writer`
+    /// are its two halves (a TCP stream's, or a TLS stream's).
+    fn serve_stream<R, W>(
         &self,
-        stream: TcpStream,
+        transport: TransportKind,
         remote: SocketAddr,
+        reader: R,
+        writer: W,
         permit: OwnedSemaphorePermit,
-    ) -> (ConnectionId, mpsc::Sender<Bytes>) {
-        let _ = stream.set_nodelay(true);
+    ) -> (ConnectionId, mpsc::Sender<Bytes>)
+    where
+        R: AsyncRead + Unpin + Send + 'static,
+        W: AsyncWrite + Unpin + Send + 'static,
+    {
         let id = ConnectionId(self.inner.next_connection.fetch_add(1, Ordering::Relaxed));
-        let (writer, outgoing) = mpsc::channel::<Bytes>(256);
+        let (sender, outgoing) = mpsc::channel::<Bytes>(256);
         self.inner.connections.insert(
             id,
             Connection {
+                transport,
                 remote,
-                writer: writer.clone(),
+                writer: sender.clone(),
             },
         );
-        self.inner.by_address.insert(remote, id);
-        tokio::spawn(run_connection(
+        self.inner.by_address.insert((transport, remote), id);
+        let peer = Peer {
+            transport,
+            address: remote,
+            connection: Some(id),
+        };
+        tokio::spawn(stream::run(
             self.clone(),
-            id,
-            remote,
-            stream,
+            peer,
+            reader,
+            writer,
             outgoing,
-            writer.clone(),
+            sender.clone(),
             permit,
         ));
-        (id, writer)
+        (id, sender)
     }
 
     fn forget(&self, id: ConnectionId) {
         if let Some((_, connection)) = self.inner.connections.remove(&id) {
             self.inner
                 .by_address
-                .remove_if(&connection.remote, |_, current| *current == id);
+                .remove_if(&(connection.transport, connection.remote), |_, current| {
+                    *current == id
+                });
         }
     }
 }
@@ -331,105 +430,64 @@ async fn accept_connections(handle: TransportHandle, listener: TcpListener) {
         };
         match inner.permits.clone().try_acquire_owned() {
             Ok(permit) => {
-                handle.serve_connection(stream, remote, permit);
+                let _ = stream.set_nodelay(true);
+                let (reader, writer) = stream.into_split();
+                handle.serve_stream(TransportKind::Tcp, remote, reader, writer, permit);
             }
             Err(_) => {
-                tracing::warn!(%remote, "tcp connection refused: connection limit reached");
+                inner.refusals.refused(
+                    "tcp",
+                    remote,
+                    &"connection refused: connection limit reached",
+                );
                 drop(stream);
             }
         }
     }
 }
 
-async fn run_connection(
-    handle: TransportHandle,
-    id: ConnectionId,
-    remote: SocketAddr,
-    stream: TcpStream,
-    mut outgoing: mpsc::Receiver<Bytes>,
-    writer: mpsc::Sender<Bytes>,
-    permit: OwnedSemaphorePermit,
-) {
-    let config = handle.inner.config.clone();
-    let shutdown = handle.inner.shutdown.clone();
-    let (mut reader, mut write_half) = stream.into_split();
-    let write_task = tokio::spawn(async move {
-        while let Some(bytes) = outgoing.recv().await {
-            if write_half.write_all(&bytes).await.is_err() {
-                break;
-            }
-        }
-        let _ = write_half.shutdown().await;
-    });
-    let peer = Peer {
-        transport: TransportKind::Tcp,
-        address: remote,
-        connection: Some(id),
-    };
-    let mut framer = StreamFramer::new(config.limits);
-    let mut last_activity = Instant::now();
-    let mut message_started: Option<Instant> = None;
-    let mut failed = false;
-    'read: loop {
-        let mut deadline = last_activity + config.idle_timeout;
-        if let Some(started) = message_started {
-            deadline = deadline.min(started + config.message_timeout);
-        }
-        let read = tokio::select! {
-            () = shutdown.cancelled() => break,
-            () = tokio::time::sleep_until(deadline) => {
-                tracing::debug!(%remote, "closing stream: idle or message too slow");
-                break;
-            }
-            read = reader.read_buf(framer.buffer_mut()) => read,
+/// Accepts TLS connections: each takes a connection permit, then a
+/// handshake slot of `gate`, and is served as a stream once its handshake
+/// is done (on a task of its own, so a slow handshake never holds up the
+/// next accept).
+async fn accept_tls(handle: TransportHandle, listener: TcpListener, gate: TlsGate) {
+    let inner = &handle.inner;
+    loop {
+        let accepted = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            accepted = listener.accept() => accepted,
         };
-        match read {
-            Ok(0) | Err(_) => break,
-            Ok(_) => last_activity = Instant::now(),
-        }
-        loop {
-            match framer.next_frame() {
-                Ok(Some(Frame::Message(message))) => {
-                    let inbound = Inbound {
-                        peer,
-                        message: Ok(message),
-                    };
-                    if handle.inner.inbound.send(inbound).await.is_err() {
-                        break 'read;
-                    }
-                }
-                Ok(Some(Frame::KeepAlive(KeepAlive::Ping))) => {
-                    let _ = writer.try_send(Bytes::from_static(b"\r\n"));
-                }
-                Ok(Some(Frame::KeepAlive(KeepAlive::Pong))) => {}
-                Ok(None) => break,
-                Err(error) => {
-                    // Framing is lost: let the receiver answer, then close.
-                    let _ = handle
-                        .inner
-                        .inbound
-                        .send(Inbound {
-                            peer,
-                            message: Err(error),
-                        })
-                        .await;
-                    failed = true;
-                    break 'read;
-                }
+        let (stream, remote) = match accepted {
+            Ok(accepted) => accepted,
+            Err(error) => {
+                tracing::warn!(%error, "tls accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
             }
-        }
-        message_started = if framer.buffered() == 0 {
-            None
-        } else {
-            message_started.or(Some(last_activity))
         };
+        let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
+            inner.refusals.refused(
+                "tls",
+                remote,
+                &"connection refused: connection limit reached",
+            );
+            continue;
+        };
+        let _ = stream.set_nodelay(true);
+        let Some(handshake) = gate.admit(stream, remote) else {
+            continue;
+        };
+        let handle = handle.clone();
+        let shutdown = inner.shutdown.clone();
+        tokio::spawn(async move {
+            let stream = tokio::select! {
+                () = shutdown.cancelled() => return,
+                stream = handshake => stream,
+            };
+            if let Some(stream) = stream {
+                let (reader, writer) = tokio::io::split(stream);
+                handle.serve_stream(TransportKind::Tls, remote, reader, writer, permit);
+            }
+        });
     }
-    if failed {
-        // The response to the broken message goes out on this connection.
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
-    handle.forget(id);
-    drop(writer);
-    let _ = write_task.await;
-    drop(permit);
 }
