@@ -19,13 +19,15 @@
 # frontdesk (`cargo build --release -p frontdesk`).
 #
 # Environment (defaults in brackets):
-#   RATES           OPTIONS/s to try      ["2000 5000 10000 15000 20000 30000 40000"]
+#   RATES           OPTIONS/s to try      ["2000 5000 10000 15000 20000 30000 40000 50000 60000"]
 #   STEP_S          seconds of load per step          [5]
 #   CHILDREN        kamailio UDP worker processes     [4]
 #   KAMAILIO_MAXBUFFER  kamailio's `maxbuffer` (the most its UDP receive
 #                   buffer is grown to; its default is 256 KiB, frontdesk
 #                   asks for 4 MiB)                   [unset: the config as is]
 #   SIPP_INSTANCES  SIPp processes per step, each at RATE/N   [1]
+#   SIPP_BUFF       SIPp's -buff_size (its socket buffers; SIPp's own
+#                   default is 64 KiB, where 30,000+ answers/s overflow)  [unset]
 #   TARGETS         servers to load                   ["frontdesk kamailio"]
 #   FRONTDESK_BIN   the binary                        [target/release/frontdesk]
 #   FRONTDESK_LOG   RUST_LOG for frontdesk            [warn]
@@ -33,12 +35,13 @@
 #   OUT             results folder                    [/tmp/frontdesk-bench-options-<date>]
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
-RATES="${RATES:-2000 5000 10000 15000 20000 30000 40000}"
+RATES="${RATES:-2000 5000 10000 15000 20000 30000 40000 50000 60000}"
 STEP_S="${STEP_S:-5}"
 CHILDREN="${CHILDREN:-4}"
 KAMAILIO_MAXBUFFER="${KAMAILIO_MAXBUFFER:-}"
 SIPP_INSTANCES="${SIPP_INSTANCES:-1}"
 TARGETS="${TARGETS:-frontdesk kamailio}"
+SIPP_BUFF="${SIPP_BUFF:-}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-$ROOT/target/release/frontdesk}"
 FRONTDESK_LOG="${FRONTDESK_LOG:-warn}"
 KAMAILIO_CFG="${KAMAILIO_CFG:-$ROOT/../shared/peers/kamailio/kamailio.cfg}"
@@ -135,7 +138,8 @@ run_step() { # target rate
   local target=$1 rate=$2 dir="$OUT/$1-$2" i pids=""
   mkdir -p "$dir"
   local per_rate=$(( rate / SIPP_INSTANCES )) per_calls=$(( rate * STEP_S / SIPP_INSTANCES ))
-  local c0 c1 t0 t1
+  local c0 c1 t0 t1 buff=()
+  [ -n "$SIPP_BUFF" ] && buff=(-buff_size "$SIPP_BUFF")
   c0=$(cpu_ticks "${PID[$target]}"); t0=$(date +%s.%N)
   ( sleep $(( STEP_S / 2 )); top -bn1 -w 200 | sed -n 7,14p > "$dir/top.txt" ) &
   for i in $(seq 1 "$SIPP_INSTANCES"); do
@@ -143,7 +147,7 @@ run_step() { # target rate
     ( cd "$dir/sipp$i" && exec /usr/bin/time -f "%U %S %e" -o time.txt \
         timeout $(( STEP_S + 60 )) sipp "$IP:${PORT[$target]}" -sf "$SCENARIO" -t u1 -i $IP \
         -r "$per_rate" -rp 1000 -m "$per_calls" -l $(( per_rate * 5 + 100 )) \
-        -recv_timeout 5000 -timeout $(( STEP_S + 40 ))s -nostdin \
+        -recv_timeout 5000 -timeout $(( STEP_S + 40 ))s -nostdin "${buff[@]}" \
         -trace_stat -stf stat.csv -fd 1 > sipp.out 2>&1 ) &
     pids="$pids $!"
   done
@@ -227,7 +231,7 @@ rows.sort(key=lambda r: (r["rate"], targets.index(r["target"])))
 def f(v): return "-" if v is None else str(v)
 hdr = ("server", "asked /s", "achieved /s", "calls", "ok", "failed", "retrans",
        "resp. mean ms", "server CPU %", "SIPp CPU %", "load 1m", "passed")
-print(f"\nSIPp instances per step: {instances}\n")
+print(f"\nSIPp instances per step: {instances}; -buff_size: {os.environ.get('SIPP_BUFF') or 'default'}\n")
 print("| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for r in rows:
