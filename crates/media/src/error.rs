@@ -142,3 +142,30 @@ pub enum SessionError {
     #[error("the {0:?} leg did not negotiate telephone-event")]
     NoTelephoneEvent(crate::session::Leg),
 }
+
+/// Why an SRTP or SRTCP packet was not protected or not accepted
+/// (RFC 3711 §3.3, §3.4). Every one of them drops the packet.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum SrtpError {
+    /// Not an RTP/RTCP packet, or shorter than its header and trailer.
+    #[error("malformed SRTP packet: {0}")]
+    Malformed(&'static str),
+    /// The output buffer cannot hold the packet.
+    #[error("output buffer too small")]
+    BufferTooSmall,
+    /// The authentication tag does not match: forged, damaged, or the wrong key.
+    #[error("SRTP authentication failed")]
+    AuthenticationFailed,
+    /// The master key index in the packet is not the signalled one.
+    #[error("unknown SRTP master key index")]
+    MkiMismatch,
+    /// The packet index was already received (replay list, §3.3.2).
+    #[error("replayed SRTP packet")]
+    Replayed,
+    /// The packet index is older than the replay window.
+    #[error("SRTP packet older than the replay window")]
+    TooOld,
+    /// The master key's lifetime is used up (§9.2; RFC 4568 lifetime).
+    #[error("SRTP master key expired")]
+    KeyExpired,
+}

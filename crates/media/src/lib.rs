@@ -58,7 +58,8 @@ pub mod relay;
 pub mod rtp;
 pub mod sdp;
 pub mod session;
+pub mod srtp;
 
 pub use codec::Codec;
 pub use dtmf::{DtmfDigit, DtmfSource};
-pub use error::{Error, PortPoolError, PromptError, RtpError, SdpError, SessionError};
+pub use error::{Error, PortPoolError, PromptError, RtpError, SdpError, SessionError, SrtpError};

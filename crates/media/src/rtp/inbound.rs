@@ -168,7 +168,7 @@ impl InboundStream {
                 if ahead != 0 && ahead < MAX_COUNTED_GAP {
                     self.stats.lost += u64::from(ahead - 1);
                     self.last = Some((ssrc, sequence));
-                } else if ahead >= MAX_COUNTED_GAP && ahead <= u16::MAX - MAX_COUNTED_GAP {
+                } else if (MAX_COUNTED_GAP..=u16::MAX - MAX_COUNTED_GAP).contains(&ahead) {
                     // A jump: the stream restarted.
                     self.last = Some((ssrc, sequence));
                 }
