@@ -34,12 +34,17 @@ pub enum SdpError {
     /// The offer has no usable `m=audio` stream (SIP 488).
     #[error("the offer has no audio stream")]
     NoAudio,
-    /// The only audio streams need SRTP or another profile we do not speak (SIP 488).
+    /// The only audio streams use a profile we do not speak, or `RTP/SAVP`
+    /// while SRTP is not enabled for the leg (SIP 488).
     #[error("unsupported media profile {0}")]
     UnsupportedProfile(String),
     /// No codec in common: we speak PCMU and PCMA only (SIP 488).
     #[error("no common codec (we accept PCMU and PCMA)")]
     NoCommonCodec,
+    /// `RTP/SAVP` without an `a=crypto` line we can use: we speak SDES with
+    /// AES_CM_128_HMAC_SHA1_80 and _32, key derivation rate 0 (SIP 488).
+    #[error("no usable SRTP crypto suite (we accept AES_CM_128_HMAC_SHA1_80 and _32 by SDES)")]
+    NoCryptoSuite,
 }
 
 impl SdpError {
@@ -48,7 +53,10 @@ impl SdpError {
     pub fn sip_status(&self) -> u16 {
         match self {
             SdpError::Malformed { .. } => 400,
-            SdpError::NoAudio | SdpError::UnsupportedProfile(_) | SdpError::NoCommonCodec => 488,
+            SdpError::NoAudio
+            | SdpError::UnsupportedProfile(_)
+            | SdpError::NoCommonCodec
+            | SdpError::NoCryptoSuite => 488,
         }
     }
 }

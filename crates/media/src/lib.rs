@@ -15,6 +15,7 @@
 //! | [`rtp`] | the stream we originate ([`rtp::OutboundStream`]: SSRC, sequence, timestamp, marker), validation of what we receive, RFC 4733 telephone-events in and out |
 //! | [`inband`] | a Goertzel DTMF detector for tones in the audio |
 //! | [`relay`] | the bridge's per-packet rewrite ([`relay::RelayPath`]) and symmetric RTP ([`relay::Latch`]) |
+//! | [`srtp`] | SRTP/SRTCP (RFC 3711) for the SDES suites `AES_CM_128_HMAC_SHA1_80`/`_32`: protect, unprotect, ROC, replay window; why it is ours and not a crate is in its docs |
 //! | [`session`] | [`session::MediaSession`]: one call's legs, prompts, digits, bridge, inactivity |
 //! | [`driver`] | tokio: [`driver::PortPool`] and the per-call task [`driver::spawn_media_task`] |
 //!
@@ -23,7 +24,10 @@
 //! 1. The controller answers an INVITE: [`driver::PortPool::allocate`] a port,
 //!    [`sdp::SessionDescription::parse`] the offer, [`sdp::create_answer`]
 //!    with [`sdp::LocalMedia`] (an [`error::SdpError`] maps to SIP 400/488 via
-//!    [`error::SdpError::sip_status`]).
+//!    [`error::SdpError::sip_status`]). For an `RTP/SAVP` offer with
+//!    `a=crypto` (SDES, RFC 4568), give the [`sdp::LocalMedia`] a fresh key
+//!    with [`sdp::LocalMedia::with_srtp`]: the answer carries ours, and
+//!    [`sdp::NegotiatedMedia::srtp`] both keys.
 //! 2. [`driver::spawn_media_task`] with the caller's lease and
 //!    [`sdp::NegotiatedMedia`]; prompts are played with
 //!    [`driver::MediaHandle::play`]; digits, latching, playback ends and
@@ -35,6 +39,9 @@
 //!    [`driver::MediaHandle::send_dtmf`]; a re-INVITE (hold) goes to
 //!    [`driver::MediaHandle::update_leg`].
 //! 4. Dropping the handle ends the task and returns the ports.
+//!
+//! Legs are SRTP or plain independently: the session decrypts what an SRTP
+//! leg sends and encrypts what it sends to one, relay and prompts alike.
 //!
 //! # The run loop of the core
 //!

@@ -214,6 +214,8 @@ struct Driver {
     events: mpsc::UnboundedSender<MediaTaskEvent>,
 }
 
+// One value per loop turn, on the stack and moved once: its size does not matter.
+#[allow(clippy::large_enum_variant)]
 enum Wake {
     Command(Option<MediaCommand>),
     Datagram(Leg, std::io::Result<(usize, SocketAddr)>),
@@ -270,6 +272,13 @@ impl Driver {
                 .increment(stats.inbound.lost);
             metrics::counter!("frontdesk_rtp_packets_sent_total", "leg" => label)
                 .increment(stats.packets_sent);
+            if let Some(srtp) = stats.srtp {
+                let refused = srtp.received.auth_failures;
+                metrics::counter!("frontdesk_srtp_auth_failures_total", "leg" => label)
+                    .increment(refused);
+                metrics::counter!("frontdesk_srtp_replays_total", "leg" => label)
+                    .increment(srtp.received.replayed);
+            }
         }
     }
 

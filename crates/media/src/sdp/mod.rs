@@ -5,14 +5,17 @@
 //! missing `s=` or `t=`, unknown line types and attributes are kept) and
 //! strict where a mistake would misroute media (`m=` and `c=` syntax, port
 //! numbers, payload type numbers). Everything it does not interpret is kept
-//! as text so that printing round-trips the parts we do not act on; `a=crypto`
-//! lines (RFC 4568) are kept raw for SRTP later.
+//! as text so that printing round-trips the parts we do not act on.
+//! `a=crypto` lines (RFC 4568 SDES) are read by [`crypto`]; their keys never
+//! appear in `Debug` output.
 
+pub mod crypto;
 mod negotiate;
 
 use std::fmt;
 use std::net::IpAddr;
 
+pub use crypto::{CryptoAttribute, CryptoDeclined, SrtpParameters};
 pub use negotiate::{
     Answer, LocalMedia, NegotiatedMedia, PayloadMap, accept_answer, create_answer, create_offer,
 };
@@ -61,8 +64,9 @@ pub struct Connection {
     pub address: String,
 }
 
-/// One `a=` line: `a=name` or `a=name:value` (RFC 8866 §5.13).
-#[derive(Clone, Debug, PartialEq, Eq)]
+/// One `a=` line: `a=name` or `a=name:value` (RFC 8866 §5.13). `Debug`
+/// hides the key material of `a=crypto`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct Attribute {
     /// The attribute name, e.g. `rtpmap`.
     pub name: String,
@@ -292,6 +296,19 @@ impl Attribute {
     }
 }
 
+impl fmt::Debug for Attribute {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let value = match &self.value {
+            Some(value) if self.name == "crypto" => Some(crypto::redacted(value)),
+            other => other.clone(),
+        };
+        f.debug_struct("Attribute")
+            .field("name", &self.name)
+            .field("value", &value)
+            .finish()
+    }
+}
+
 impl fmt::Display for Attribute {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.value {
@@ -345,7 +362,7 @@ impl MediaDescription {
             .find_map(|attribute| Direction::from_attribute(&attribute.name))
     }
 
-    /// Raw `a=crypto` values (RFC 4568), kept for SRTP.
+    /// Raw `a=crypto` values (RFC 4568); see [`crypto::CryptoAttribute::parse`].
     pub fn crypto(&self) -> impl Iterator<Item = &str> + '_ {
         self.attribute_values("crypto")
     }
@@ -703,6 +720,20 @@ a=recvonly\n";
             "m=audio 49170/2 RTP/SAVP 8\r\ni=voice\r\nc=IN IP6 2001:db8::1\r\nb=AS:80\r\n"
         ));
         assert_eq!(SessionDescription::parse(printed.as_bytes()).unwrap(), sdp);
+    }
+
+    #[test]
+    fn debug_output_hides_crypto_keys() {
+        let text = "v=0\r\no=- 1 1 IN IP4 192.0.2.1\r\ns=-\r\nc=IN IP4 192.0.2.1\r\nt=0 0\r\n\
+m=audio 4000 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR|2^20|1:32\r\n";
+        let sdp = SessionDescription::parse(text.as_bytes()).unwrap();
+        let debug = format!("{sdp:?}");
+        assert!(!debug.contains("PS1u"), "{debug}");
+        assert!(debug.contains("inline:<redacted>"), "{debug}");
+        assert!(
+            sdp.to_string().contains("inline:PS1u"),
+            "the wire form keeps it"
+        );
     }
 
     #[test]

@@ -11,16 +11,28 @@
 //!   for INVITEs without SDP (delayed offer) and for the agent leg.
 //! * [`accept_answer`] reads the answer to one of our offers.
 //!
+//! SRTP with SDES (RFC 4568): when [`LocalMedia::srtp_key`] is set, an
+//! `RTP/SAVP` offer is answered `RTP/SAVP` with our own `a=crypto` (same
+//! tag and suite as the first offered line we accept, our key); an
+//! `RTP/SAVP` offer without a usable line is [`SdpError::NoCryptoSuite`]
+//! (488), and without a local key [`SdpError::UnsupportedProfile`] (488).
+//! With [`LocalMedia::offer_srtp`], [`create_offer`] offers `RTP/SAVP`
+//! with one line per suite. An `RTP/AVP` offer stays plain RTP.
+//!
 //! Each returns a [`NegotiatedMedia`]: what to send, what to accept, where
 //! to send, and whether the peer has put us on hold.
 
 use std::net::{IpAddr, SocketAddr};
 
+use rand::CryptoRng;
+
+use super::crypto::{CryptoAttribute, SrtpParameters};
 use super::{
     Attribute, Connection, Direction, MediaDescription, Origin, Protocol, SessionDescription,
 };
 use crate::codec::Codec;
 use crate::error::SdpError;
+use crate::srtp::{CryptoSuite, MasterKey};
 
 /// The payload type we offer for telephone-event (a common choice).
 pub const TELEPHONE_EVENT_PAYLOAD_TYPE: u8 = 101;
@@ -48,6 +60,11 @@ pub struct LocalMedia {
     pub session_id: u64,
     /// `<sess-version>`; increment it for each new offer or answer that changes (RFC 3264 §8).
     pub session_version: u64,
+    /// Our SRTP master key for this stream (RFC 4568): with one, `RTP/SAVP`
+    /// offers are accepted; without, they are refused with 488.
+    pub srtp_key: Option<MasterKey>,
+    /// Whether [`create_offer`] offers `RTP/SAVP` (needs [`LocalMedia::srtp_key`]).
+    pub offer_srtp: bool,
 }
 
 impl LocalMedia {
@@ -61,7 +78,24 @@ impl LocalMedia {
             direction: Direction::SendRecv,
             session_id,
             session_version: session_id,
+            srtp_key: None,
+            offer_srtp: false,
         }
+    }
+
+    /// Accepts SRTP offers with a fresh master key from `rng` (a
+    /// cryptographic generator; each leg and call gets its own key).
+    pub fn with_srtp<R: CryptoRng + ?Sized>(mut self, rng: &mut R) -> LocalMedia {
+        self.srtp_key = Some(MasterKey::generate(rng));
+        self
+    }
+
+    /// Offers `RTP/SAVP` with a fresh key from `rng` (for a phone that
+    /// requires SRTP), and accepts SRTP answers and offers.
+    pub fn offering_srtp<R: CryptoRng + ?Sized>(self, rng: &mut R) -> LocalMedia {
+        let mut local = self.with_srtp(rng);
+        local.offer_srtp = true;
+        local
     }
 
     fn origin(&self) -> Origin {
@@ -152,8 +186,8 @@ pub struct NegotiatedMedia {
     pub remote_ptime: Option<u32>,
     /// The peer's profile.
     pub protocol: Protocol,
-    /// The peer's raw `a=crypto` lines, for SRTP later (RFC 4568).
-    pub crypto: Vec<String>,
+    /// SRTP keys when the stream is `RTP/SAVP` (RFC 4568); `None` for plain RTP.
+    pub srtp: Option<SrtpParameters>,
 }
 
 impl NegotiatedMedia {
@@ -173,7 +207,7 @@ impl NegotiatedMedia {
             on_hold: false,
             remote_ptime: Some(20),
             protocol: Protocol::RtpAvp,
-            crypto: Vec::new(),
+            srtp: None,
         }
     }
 
@@ -214,14 +248,17 @@ pub fn create_offer(local: &LocalMedia) -> SessionDescription {
     }
     attributes.push(Attribute::new("ptime", "20"));
     attributes.push(Attribute::flag(local.direction.as_str()));
+    let mut protocol = Protocol::RtpAvp;
+    if let Some(key) = local.srtp_key.as_ref().filter(|_| local.offer_srtp) {
+        protocol = Protocol::RtpSavp;
+        for (tag, suite) in (1..).zip(CryptoSuite::ALL) {
+            let line = CryptoAttribute::new(tag, suite, key.clone());
+            attributes.push(Attribute::new("crypto", line.to_string()));
+        }
+    }
     our_description(
         local,
-        vec![audio_section(
-            local.port,
-            Protocol::RtpAvp,
-            formats,
-            attributes,
-        )],
+        vec![audio_section(local.port, protocol, formats, attributes)],
     )
 }
 
@@ -235,11 +272,20 @@ pub fn create_answer(offer: &SessionDescription, local: &LocalMedia) -> Result<A
         let usable = offered.media == "audio" && offered.port != 0 && accepted.is_none();
         let outcome = if !usable {
             None
-        } else if offered.protocol != Protocol::RtpAvp {
-            failure = SdpError::UnsupportedProfile(offered.protocol.to_string());
-            None
         } else {
-            match read_peer_stream(offer, offered, local) {
+            let srtp = match (&offered.protocol, &local.srtp_key) {
+                (Protocol::RtpAvp, _) => Ok(None),
+                (Protocol::RtpSavp, Some(key)) => choose_crypto(offered, key)
+                    .map(Some)
+                    .ok_or(SdpError::NoCryptoSuite),
+                (protocol, _) => Err(SdpError::UnsupportedProfile(protocol.to_string())),
+            };
+            match srtp.and_then(|srtp| {
+                read_peer_stream(offer, offered, local).map(|(mut media, order)| {
+                    media.srtp = srtp;
+                    (media, order)
+                })
+            }) {
                 Ok(stream) => Some(stream),
                 Err(error) => {
                     failure = error;
@@ -293,10 +339,62 @@ pub fn accept_answer(
     if answered.port == 0 {
         return Err(SdpError::NoCommonCodec);
     }
-    if answered.protocol != Protocol::RtpAvp {
-        return Err(SdpError::UnsupportedProfile(answered.protocol.to_string()));
-    }
-    read_peer_stream(answer, answered, local).map(|(media, _)| media)
+    let ours = &offer.media[index];
+    let srtp = match (&ours.protocol, &answered.protocol, &local.srtp_key) {
+        (Protocol::RtpAvp, Protocol::RtpAvp, _) => None,
+        (Protocol::RtpSavp, Protocol::RtpSavp, Some(key)) => {
+            Some(accept_crypto(ours, answered, key).ok_or(SdpError::NoCryptoSuite)?)
+        }
+        (_, protocol, _) => return Err(SdpError::UnsupportedProfile(protocol.to_string())),
+    };
+    let (mut media, _) = read_peer_stream(answer, answered, local)?;
+    media.srtp = srtp;
+    Ok(media)
+}
+
+/// The first offered `a=crypto` line we can use (RFC 4568 §7.1.2: the
+/// answerer picks one; unusable lines are skipped), with our key.
+fn choose_crypto(offered: &MediaDescription, key: &MasterKey) -> Option<SrtpParameters> {
+    offered
+        .crypto()
+        .find_map(|value| match CryptoAttribute::parse(value) {
+            Ok(line) => Some(SrtpParameters {
+                suite: line.suite,
+                tag: line.tag,
+                local_key: key.clone(),
+                remote_key: line.key,
+                remote_lifetime: line.lifetime,
+                remote_mki: line.mki,
+            }),
+            Err(reason) => {
+                tracing::debug!(?reason, "declined an a=crypto line");
+                None
+            }
+        })
+}
+
+/// The answer's `a=crypto` line, which must echo the tag and suite of one
+/// of ours (RFC 4568 §7.1.3).
+fn accept_crypto(
+    ours: &MediaDescription,
+    answered: &MediaDescription,
+    key: &MasterKey,
+) -> Option<SrtpParameters> {
+    let line = answered
+        .crypto()
+        .find_map(|value| CryptoAttribute::parse(value).ok())?;
+    let offered = ours
+        .crypto()
+        .filter_map(|value| CryptoAttribute::parse(value).ok())
+        .any(|offered| offered.tag == line.tag && offered.suite == line.suite);
+    offered.then(|| SrtpParameters {
+        suite: line.suite,
+        tag: line.tag,
+        local_key: key.clone(),
+        remote_key: line.key,
+        remote_lifetime: line.lifetime,
+        remote_mki: line.mki,
+    })
 }
 
 /// Reads a peer's audio section: the payload types we accept in its order,
@@ -362,7 +460,7 @@ fn read_peer_stream(
         on_hold: !peer_direction.receives(),
         remote_ptime: media.ptime(),
         protocol: media.protocol.clone(),
-        crypto: media.crypto().map(str::to_owned).collect(),
+        srtp: None,
     };
     Ok((negotiated, order))
 }
@@ -385,9 +483,17 @@ fn answer_section(
     }
     attributes.push(Attribute::new("ptime", "20"));
     attributes.push(Attribute::flag(media.direction.as_str()));
+    let protocol = match &media.srtp {
+        Some(srtp) => {
+            let line = CryptoAttribute::new(srtp.tag, srtp.suite, srtp.local_key.clone());
+            attributes.push(Attribute::new("crypto", line.to_string()));
+            Protocol::RtpSavp
+        }
+        None => Protocol::RtpAvp,
+    };
     audio_section(
         local.port,
-        Protocol::RtpAvp,
+        protocol,
         order.iter().map(u8::to_string).collect(),
         attributes,
     )
@@ -560,16 +666,188 @@ m=video 51372 RTP/AVP 31 32\r\na=rtpmap:31 H261/90000\r\na=rtpmap:32 MPV/90000\r
         );
     }
 
+    /// A seeded cryptographic generator: keys in tests are reproducible.
+    fn rng() -> rand::rngs::StdRng {
+        use rand::SeedableRng;
+        rand::rngs::StdRng::seed_from_u64(7)
+    }
+
+    const OFFERED_KEY: &str = "PS1uQCVeeCFCanVmcjkpPywjNWhcYD0mXXtxaVBR";
+
     #[test]
-    fn crypto_lines_are_kept_raw() {
-        let offer = offer_with(
-            "m=audio 49170 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:abc|2^20\r\n",
-        );
-        let answer = create_answer(&offer, &local()).unwrap();
+    fn an_srtp_offer_gets_an_srtp_answer_with_our_own_key() {
+        let offer = offer_with(&format!(
+            "m=audio 49170 RTP/SAVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n\
+a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{OFFERED_KEY}{OFFERED_KEY}\r\n\
+a=crypto:2 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY}|2^20|1:4 KDR=1\r\n\
+a=crypto:3 AES_CM_128_HMAC_SHA1_32 inline:{OFFERED_KEY}|2^31\r\n\
+a=crypto:4 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY}\r\n"
+        ));
+        let local = local().with_srtp(&mut rng());
+        let answer = create_answer(&offer, &local).unwrap();
+        // Tag 1: a suite we do not speak; tag 2: KDR≠0; tag 3 is the first usable one.
+        let srtp = answer.media.srtp.as_ref().unwrap();
         assert_eq!(
-            answer.media.crypto,
-            ["1 AES_CM_128_HMAC_SHA1_80 inline:abc|2^20"]
+            (srtp.tag, srtp.suite),
+            (3, CryptoSuite::AesCm128HmacSha1_32)
         );
+        assert_eq!(srtp.remote_lifetime, Some(1 << 31));
+        assert_eq!(srtp.remote_mki, None);
+        assert_eq!(
+            srtp.remote_key,
+            CryptoAttribute::parse(&format!("1 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY}"))
+                .unwrap()
+                .key
+        );
+        assert_eq!(Some(&srtp.local_key), local.srtp_key.as_ref());
+        assert_ne!(srtp.local_key, srtp.remote_key);
+        let section = &answer.description.media[0];
+        assert_eq!(section.protocol, Protocol::RtpSavp);
+        let lines: Vec<&str> = section.crypto().collect();
+        assert_eq!(lines.len(), 1);
+        let ours = CryptoAttribute::parse(lines[0]).unwrap();
+        assert_eq!(
+            (ours.tag, ours.suite),
+            (3, CryptoSuite::AesCm128HmacSha1_32)
+        );
+        assert_eq!(ours.key, srtp.local_key);
+        assert!(!lines[0].contains(OFFERED_KEY));
+        // Our key is the generator's: another seed, another key.
+        let other = local_with_seed(8);
+        assert_ne!(other.srtp_key, local.srtp_key);
+        // Nothing of either key in Debug output.
+        let debug = format!("{answer:?} {local:?}");
+        assert!(
+            !debug.contains(OFFERED_KEY) && !debug.contains(&lines[0][33..]),
+            "{debug}"
+        );
+    }
+
+    fn local_with_seed(seed: u64) -> LocalMedia {
+        use rand::SeedableRng;
+        local().with_srtp(&mut rand::rngs::StdRng::seed_from_u64(seed))
+    }
+
+    #[test]
+    fn srtp_offers_we_cannot_take_are_488() {
+        let local = local().with_srtp(&mut rng());
+        for lines in [
+            // No a=crypto at all (another key management, e.g. MIKEY).
+            "a=rtpmap:0 PCMU/8000\r\n".to_owned(),
+            format!("a=crypto:1 AES_256_CM_HMAC_SHA1_80 inline:{OFFERED_KEY}{OFFERED_KEY}\r\n"),
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY} UNENCRYPTED_SRTP\r\n"),
+            format!("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY} KDR=10\r\n"),
+            "a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:short\r\n".to_owned(),
+        ] {
+            let offer = offer_with(&format!("m=audio 49170 RTP/SAVP 0\r\n{lines}"));
+            let error = create_answer(&offer, &local).unwrap_err();
+            assert_eq!(error, SdpError::NoCryptoSuite, "{lines}");
+            assert_eq!(error.sip_status(), 488);
+        }
+        // DTLS-SRTP's profile is not SDES.
+        let offer = offer_with(&format!(
+            "m=audio 49170 UDP/TLS/RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY}\r\n"
+        ));
+        assert_eq!(
+            create_answer(&offer, &local).unwrap_err(),
+            SdpError::UnsupportedProfile("UDP/TLS/RTP/SAVP".into())
+        );
+    }
+
+    #[test]
+    fn best_effort_srtp_takes_the_first_stream_it_can() {
+        // SAVP with an unusable line, then the same stream as plain AVP.
+        let offer = offer_with(&format!(
+            "m=audio 49170 RTP/SAVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY} UNENCRYPTED_SRTCP\r\n\
+m=audio 49172 RTP/AVP 0\r\n"
+        ));
+        let answer = create_answer(&offer, &local().with_srtp(&mut rng())).unwrap();
+        assert_eq!(answer.media.srtp, None);
+        assert_eq!(answer.description.media[0].port, 0);
+        assert_eq!(answer.description.media[1].protocol, Protocol::RtpAvp);
+        assert_eq!(
+            answer.media.remote,
+            Some("192.0.2.101:49172".parse().unwrap())
+        );
+    }
+
+    #[test]
+    fn plain_offers_stay_plain_even_with_crypto_lines() {
+        // a=crypto on RTP/AVP means nothing (RFC 4568 §4): plain RTP.
+        let offer = offer_with(&format!(
+            "m=audio 49170 RTP/AVP 0\r\na=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:{OFFERED_KEY}\r\n"
+        ));
+        let answer = create_answer(&offer, &local().with_srtp(&mut rng())).unwrap();
+        assert_eq!(answer.media.srtp, None);
+        assert_eq!(answer.description.media[0].protocol, Protocol::RtpAvp);
+        assert_eq!(answer.description.media[0].crypto().count(), 0);
+    }
+
+    #[test]
+    fn our_srtp_offer_and_the_answer_to_it() {
+        let ours = local().offering_srtp(&mut rng());
+        let offer = create_offer(&ours);
+        let section = &offer.media[0];
+        assert_eq!(section.protocol, Protocol::RtpSavp);
+        let lines: Vec<CryptoAttribute> = section
+            .crypto()
+            .map(|value| CryptoAttribute::parse(value).unwrap())
+            .collect();
+        assert_eq!(
+            lines
+                .iter()
+                .map(|line| (line.tag, line.suite))
+                .collect::<Vec<_>>(),
+            [
+                (1, CryptoSuite::AesCm128HmacSha1_80),
+                (2, CryptoSuite::AesCm128HmacSha1_32)
+            ]
+        );
+        assert!(
+            lines
+                .iter()
+                .all(|line| Some(&line.key) == ours.srtp_key.as_ref())
+        );
+
+        // A phone answers with our second line and its own key.
+        let phone = local_with_seed(99);
+        let answer = create_answer(&offer, &phone).unwrap();
+        let read = accept_answer(&offer, &answer.description, &ours).unwrap();
+        let srtp = read.srtp.unwrap();
+        assert_eq!(srtp.tag, 1);
+        assert_eq!(Some(&srtp.local_key), ours.srtp_key.as_ref());
+        assert_eq!(Some(&srtp.remote_key), phone.srtp_key.as_ref());
+        // Each side's view mirrors the other's.
+        let theirs = answer.media.srtp.unwrap();
+        assert_eq!(
+            (theirs.local_key, theirs.remote_key),
+            (srtp.remote_key, srtp.local_key)
+        );
+
+        // An answer with a tag we never offered, or plain RTP, is refused.
+        let text = answer.description.to_string();
+        let wrong_tag = parse(&text.replace("a=crypto:1 ", "a=crypto:9 "));
+        assert_eq!(
+            accept_answer(&offer, &wrong_tag, &ours).unwrap_err(),
+            SdpError::NoCryptoSuite
+        );
+        let wrong_suite =
+            parse(&text.replace("AES_CM_128_HMAC_SHA1_80", "AES_CM_128_HMAC_SHA1_32"));
+        assert_eq!(
+            accept_answer(&offer, &wrong_suite, &ours).unwrap_err(),
+            SdpError::NoCryptoSuite
+        );
+        let plain = parse(
+            "v=0\r\no=agent 7 7 IN IP4 192.0.2.55\r\ns=-\r\nc=IN IP4 192.0.2.55\r\nt=0 0\r\nm=audio 4000 RTP/AVP 0\r\n",
+        );
+        assert_eq!(
+            accept_answer(&offer, &plain, &ours).unwrap_err(),
+            SdpError::UnsupportedProfile("RTP/AVP".into())
+        );
+        // A plain offer (the daemon's agent legs) is never answered with SRTP.
+        let plain_offer = create_offer(&local().with_srtp(&mut rng()));
+        assert_eq!(plain_offer.media[0].protocol, Protocol::RtpAvp);
+        assert_eq!(plain_offer.media[0].crypto().count(), 0);
     }
 
     #[test]

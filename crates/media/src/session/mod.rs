@@ -17,6 +17,16 @@
 //! or the relay from the other leg. The stream (SSRC, sequence number,
 //! timestamp) moves from one source to the next, so a peer hears one
 //! continuous RTP stream for the whole call.
+//!
+//! A leg whose offer/answer agreed on SRTP ([`NegotiatedMedia::srtp`]) has
+//! an [`SrtpReceiver`] with the peer's key and an [`SrtpSender`] with ours:
+//! every datagram from it is authenticated and decrypted into the
+//! session's own buffer before anything else looks at it (a packet that
+//! fails is counted and dropped: it does not latch, refresh activity,
+//! carry digits or reach the other leg), and every packet we send to it
+//! (relayed, prompt or digit) is encrypted in place in `out`. A plain leg
+//! stays plain, so an SRTP caller and a plain agent bridge with one
+//! decryption and no encryption per relayed packet each way.
 
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -29,10 +39,12 @@ use crate::error::SessionError;
 use crate::inband::InbandDtmfDetector;
 use crate::playback::{Pacer, Playback, PlaybackId};
 use crate::relay::{Latch, RelayPath};
+use crate::rtp::MAX_PACKET_LEN;
 use crate::rtp::{
     InboundStats, InboundStream, OutboundStream, RtpPayload, TelephoneEventGenerator,
 };
-use crate::sdp::NegotiatedMedia;
+use crate::sdp::{NegotiatedMedia, SrtpParameters};
+use crate::srtp::{SrtpReceiver, SrtpSender, SrtpStats};
 
 /// The two legs of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -155,6 +167,85 @@ pub struct LegStats {
     pub packets_sent: u64,
     /// The latched address, once latched.
     pub latched: Option<SocketAddr>,
+    /// SRTP counters, on an SRTP leg.
+    pub srtp: Option<LegSrtpStats>,
+}
+
+/// SRTP counters of one leg.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct LegSrtpStats {
+    /// What we protected and sent.
+    pub sent: SrtpStats,
+    /// What the peer sent: accepted, and refused by cause.
+    pub received: SrtpStats,
+}
+
+/// The SRTP contexts of one leg: ours to protect, the peer's to check.
+#[derive(Debug)]
+struct LegSrtp {
+    parameters: SrtpParameters,
+    sender: SrtpSender,
+    receiver: SrtpReceiver,
+}
+
+impl LegSrtp {
+    fn new(parameters: &SrtpParameters) -> LegSrtp {
+        LegSrtp {
+            sender: SrtpSender::new(parameters.suite, &parameters.local_key),
+            receiver: LegSrtp::receiver(parameters),
+            parameters: parameters.clone(),
+        }
+    }
+
+    fn receiver(parameters: &SrtpParameters) -> SrtpReceiver {
+        SrtpReceiver::new(parameters.suite, &parameters.remote_key)
+            .with_mki(parameters.remote_mki)
+            .with_lifetime(parameters.remote_lifetime)
+    }
+
+    /// A re-INVITE's keys. Our sender keeps its packet index while our key
+    /// is the same (a new context would reuse keystream); the peer's
+    /// receiver starts over only when the peer's key or suite changed.
+    fn update(&mut self, parameters: &SrtpParameters) {
+        if parameters.local_key != self.parameters.local_key {
+            self.sender = SrtpSender::new(parameters.suite, &parameters.local_key);
+        } else {
+            self.sender.set_suite(parameters.suite);
+        }
+        let old = &self.parameters;
+        if (
+            parameters.suite,
+            &parameters.remote_key,
+            parameters.remote_mki,
+        ) != (old.suite, &old.remote_key, old.remote_mki)
+            || parameters.remote_lifetime != old.remote_lifetime
+        {
+            self.receiver = LegSrtp::receiver(parameters);
+        }
+        self.parameters = parameters.clone();
+    }
+
+    fn stats(&self) -> LegSrtpStats {
+        LegSrtpStats {
+            sent: self.sender.stats(),
+            received: self.receiver.stats(),
+        }
+    }
+}
+
+/// Encrypts a packet we send to `leg` in place when the leg is SRTP;
+/// returns the length to send, `None` to drop it.
+fn seal(srtp: &mut Option<LegSrtp>, leg: Leg, out: &mut [u8], len: usize) -> Option<usize> {
+    let Some(srtp) = srtp.as_mut() else {
+        return Some(len);
+    };
+    match srtp.sender.protect(out, len) {
+        Ok(len) => Some(len),
+        Err(error) => {
+            tracing::debug!(?leg, %error, "cannot protect an RTP packet");
+            None
+        }
+    }
 }
 
 /// The source of a leg's outbound stream.
@@ -257,6 +348,7 @@ fn take_stream(egress: &mut Egress) -> OutboundStream {
 #[derive(Debug)]
 struct LegState {
     media: NegotiatedMedia,
+    srtp: Option<LegSrtp>,
     inbound: InboundStream,
     latch: Latch,
     inband: InbandDtmfDetector,
@@ -356,6 +448,8 @@ pub struct MediaSession {
     legs: [Option<LegState>; 2],
     bridged: bool,
     events: VecDeque<MediaEvent>,
+    /// Where SRTP datagrams are decrypted (allocated once per call).
+    plaintext: Box<[u8]>,
 }
 
 impl MediaSession {
@@ -366,6 +460,7 @@ impl MediaSession {
             legs: [None, None],
             bridged: false,
             events: VecDeque::new(),
+            plaintext: vec![0; MAX_PACKET_LEN].into_boxed_slice(),
         }
     }
 
@@ -387,6 +482,7 @@ impl MediaSession {
             dtmf: DtmfSender::default(),
             last_activity: now,
             inactive_reported: false,
+            srtp: media.srtp.as_ref().map(LegSrtp::new),
             media,
         });
         if self.bridged {
@@ -408,6 +504,11 @@ impl MediaSession {
         state.inbound.set_payloads(media.payloads);
         if media.remote != state.media.remote {
             state.latch.reset(media.remote);
+        }
+        match (&mut state.srtp, &media.srtp) {
+            (_, None) => state.srtp = None,
+            (Some(current), Some(parameters)) => current.update(parameters),
+            (None, Some(parameters)) => state.srtp = Some(LegSrtp::new(parameters)),
         }
         state.media = media;
         state.last_activity = now;
@@ -451,6 +552,7 @@ impl MediaSession {
                 .is_latched()
                 .then(|| state.latch.destination())
                 .flatten(),
+            srtp: state.srtp.as_ref().map(LegSrtp::stats),
         })
     }
 
@@ -568,7 +670,9 @@ impl MediaSession {
 
     /// Handles one datagram received on `leg`'s socket from `source`.
     /// When the legs are bridged, the relayed packet is written to `out`
-    /// and returned as a [`Transmit`] on the other leg.
+    /// and returned as a [`Transmit`] on the other leg. On an SRTP leg the
+    /// datagram must be SRTP from the peer's key; what goes to an SRTP leg
+    /// is SRTP with ours.
     pub fn handle_datagram(
         &mut self,
         now: Instant,
@@ -585,6 +689,16 @@ impl MediaSession {
         let (state, other) = match leg {
             Leg::Caller => (caller.as_mut()?, agent.as_mut()),
             Leg::Agent => (agent.as_mut()?, caller.as_mut()),
+        };
+        let datagram = match state.srtp.as_mut() {
+            None => datagram,
+            Some(srtp) => match srtp.receiver.unprotect(datagram, &mut self.plaintext) {
+                Ok(len) => &self.plaintext[..len],
+                Err(error) => {
+                    tracing::trace!(?leg, %source, %error, "dropped SRTP datagram");
+                    return None;
+                }
+            },
         };
         let (packet, digit) = match state.inbound.receive(datagram) {
             Ok(received) => received,
@@ -625,11 +739,14 @@ impl MediaSession {
         }
         let destination = other.latch.destination()?;
         match path.relay_packet(now, &packet, out) {
-            Ok(relayed) => relayed.bytes_to_send().map(|len| Transmit {
-                leg: leg.other(),
-                destination,
-                len,
-            }),
+            Ok(relayed) => relayed
+                .bytes_to_send()
+                .and_then(|len| seal(&mut other.srtp, leg.other(), out, len))
+                .map(|len| Transmit {
+                    leg: leg.other(),
+                    destination,
+                    len,
+                }),
             Err(error) => {
                 tracing::debug!(?leg, %error, "relay failed");
                 None
@@ -668,6 +785,7 @@ impl MediaSession {
                     .latch
                     .destination()
                     .filter(|_| state.media.direction.sends())
+                    && let Some(len) = seal(&mut state.srtp, leg, out, len)
                 {
                     return Some(Transmit {
                         leg,
@@ -722,6 +840,7 @@ impl MediaSession {
                     .latch
                     .destination()
                     .filter(|_| state.media.direction.sends())
+                    && let Some(len) = seal(&mut state.srtp, leg, out, len)
                 {
                     return Some(Transmit {
                         leg,
@@ -764,5 +883,7 @@ impl MediaSession {
     }
 }
 
+#[cfg(test)]
+mod srtp_tests;
 #[cfg(test)]
 mod tests;

@@ -173,6 +173,13 @@ impl SrtpSender {
         }
     }
 
+    /// Changes the tag length (a re-INVITE that picked the other suite
+    /// with the same key): the packet index goes on, so no keystream is
+    /// used twice.
+    pub fn set_suite(&mut self, suite: CryptoSuite) {
+        self.suite = suite;
+    }
+
     /// Bytes a protected packet needs beyond the RTP packet.
     pub fn overhead(&self) -> usize {
         self.suite.srtp_tag_len()
