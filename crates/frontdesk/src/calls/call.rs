@@ -218,11 +218,14 @@ impl Call {
                 return false;
             }
         };
+        // A fresh SRTP key per call: an RTP/SAVP offer with a=crypto gets an
+        // SRTP answer (RFC 4568); a plain offer stays plain RTP.
         let local = LocalMedia::new(
             self.app.advertise,
             lease.port(),
             rand::random::<u32>().into(),
-        );
+        )
+        .with_srtp(&mut rand::rng());
         let offer = signal::sdp_body(headers, &self.invite.request.body);
         match offer {
             Some(body) => {
