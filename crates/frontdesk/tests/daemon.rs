@@ -177,13 +177,17 @@ fn a_dialplan_with_a_syntax_error_is_refused_with_its_position() {
 }
 
 #[test]
-fn sips_is_refused_clearly_until_tls_exists() {
+fn sips_without_a_certificate_is_refused_clearly() {
+    // No certs/ in the daemon's folder: the default paths name nothing.
     let finished = Launch::new()
         .args(["--sips", "127.0.0.1:0"])
         .run_to_exit(REFUSAL_BOUND);
     assert_eq!(finished.status.code(), Some(1), "{finished:?}");
     assert!(
-        finished.stderr.contains("TLS is not available yet"),
+        finished
+            .stderr
+            .contains("cannot read the certificate chain certs/frontdesk.crt")
+            && finished.stderr.contains("frontdesk certs dev"),
         "{}",
         finished.stderr
     );

@@ -74,6 +74,8 @@ pub struct App {
     pub endpoint: EndpointHandle,
     /// Where SIP listens.
     pub sip: SocketAddr,
+    /// Where SIP over TLS listens, with `--sips`.
+    pub sips: Option<SocketAddr>,
     /// The address peers reach us at (Contact, SDP).
     pub advertise: IpAddr,
     /// The dialplan in force.
@@ -99,6 +101,20 @@ pub struct App {
 }
 
 impl App {
+    /// Our Contact for a dialog with a peer on `transport`: over TLS it
+    /// names the TLS port with `;transport=tls`, so that the peer's requests
+    /// in the dialog come back over TLS (the form phones that register with
+    /// `;transport=tls` use themselves).
+    pub fn contact_for(&self, transport: TransportKind) -> String {
+        match (transport, self.sips) {
+            (TransportKind::Tls, Some(sips)) => format!(
+                "<sip:frontdesk@{};transport=tls>",
+                calls::signal::host_port(SocketAddr::new(self.advertise, sips.port()))
+            ),
+            _ => calls::signal::contact(self.advertise, self.sip.port()),
+        }
+    }
+
     /// Stops taking new calls (SIGTERM).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
@@ -180,7 +196,12 @@ pub async fn start(
     services: &mut Services,
     shutdown: CancellationToken,
 ) -> anyhow::Result<Arc<App>> {
-    let SipSockets { udp, tcp, local } = sockets;
+    let SipSockets {
+        udp,
+        tcp,
+        local,
+        tls,
+    } = sockets;
     let advertise = match (local.ip(), config.advertise) {
         (_, Some(ip)) => ip,
         (ip, None) if !ip.is_unspecified() => ip,
@@ -195,12 +216,18 @@ pub async fn start(
         inbound_tx,
         shutdown.child_token(),
     )?;
+    let sips = match tls {
+        Some(tls) => Some(transport.serve_tls(tls.listener, tls.gate)?),
+        None => None,
+    };
     let sent_by = [TransportKind::Udp, TransportKind::Tcp]
         .into_iter()
-        .map(|transport| SentBy {
+        .map(|transport| (transport, local.port()))
+        .chain(sips.map(|sips| (TransportKind::Tls, sips.port())))
+        .map(|(transport, port)| SentBy {
             transport,
             host: advertise.into(),
-            port: local.port(),
+            port,
         })
         .collect();
     let endpoint_config = EndpointConfig {
@@ -277,6 +304,7 @@ pub async fn start(
     let app = Arc::new(App {
         endpoint,
         sip: local,
+        sips,
         advertise,
         dialplan,
         router,

@@ -147,7 +147,9 @@ impl Legs {
 }
 
 /// Where to send an INVITE for `binding`. Over a stream, the connection
-/// the phone registered on. Over UDP, the Contact when it names the
+/// the phone registered on (over TLS the only way: frontdesk opens no
+/// outbound TLS connection, so a phone whose TLS connection is gone is
+/// unreachable until it registers again). Over UDP, the Contact when it names the
 /// address the REGISTER came from (the phone is reachable as it says);
 /// otherwise the REGISTER's source, the way through the phone's NAT.
 fn ring_target(binding: &sip::registrar::Binding) -> Peer {
@@ -232,6 +234,13 @@ impl Call {
             self.record.priority == "urgent",
         );
         let mut invite = invite;
+        let peer = ring_target(binding);
+        if peer.transport == sip::TransportKind::Tls {
+            // In-dialog requests from the agent come back over TLS.
+            invite
+                .headers
+                .set(HeaderName::Contact, self.app.contact_for(peer.transport));
+        }
         if let Some(replaces) = self.replaces_for(&agent) {
             // Attended transfer: the agent's phone swaps its consultation
             // call for this one (RFC 3891).
@@ -240,7 +249,6 @@ impl Call {
         self.app
             .endpoint
             .route(call_id.clone(), self.sip_sender.clone());
-        let peer = ring_target(binding);
         let transaction = match self.app.endpoint.send_request(invite.clone(), peer).await {
             Ok(Ok(transaction)) => transaction,
             _ => {

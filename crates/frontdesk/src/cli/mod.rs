@@ -1,5 +1,6 @@
 //! The command line of DESIGN.md ("Command line").
 
+mod certs;
 mod check;
 mod demo;
 mod run;
@@ -29,6 +30,11 @@ enum Command {
         /// The dialplan to check.
         path: PathBuf,
     },
+    /// Make TLS certificates (`certs dev`: a self-signed pair in certs/).
+    Certs {
+        #[command(subcommand)]
+        command: certs::CertsCommand,
+    },
     /// Walk a dialplan's IVR with no network: print each step and the routing decision.
     Simulate {
         /// The dialed number (`+15550100`, or an alias such as `clinic`).
@@ -57,6 +63,7 @@ impl Cli {
             Command::Run(args) => run::run(args),
             Command::Demo(args) => demo::demo(args),
             Command::Check { path } => check::check(&path),
+            Command::Certs { command } => certs::certs(command),
             Command::Simulate {
                 number,
                 at,

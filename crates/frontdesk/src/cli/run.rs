@@ -20,6 +20,7 @@ pub struct RunArgs {
     sip: SocketAddr,
 
     /// Admin HTTP API, metrics and dashboard; port 0 picks a free port.
+    /// With --sips it speaks HTTPS (only), with the same certificate.
     #[arg(long, value_name = "ADDR", default_value = "127.0.0.1:8080")]
     http: SocketAddr,
 
@@ -70,7 +71,9 @@ pub struct RunArgs {
     #[arg(long, value_name = "IP", value_parser = parse_advertise)]
     advertise: Option<IpAddr>,
 
-    /// Also serve SIP over TLS on this address.
+    /// Also serve SIP over TLS on this address (TLS 1.3 and 1.2), and the
+    /// admin listener (--http) over HTTPS with the same certificate. SIGHUP
+    /// reloads the certificate. A development pair: `frontdesk certs dev`.
     #[arg(long, value_name = "ADDR")]
     sips: Option<SocketAddr>,
 

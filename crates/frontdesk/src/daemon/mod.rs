@@ -8,14 +8,22 @@
 //! stops the daemon with an error.
 //!
 //! For tests and scripts started on port 0, the daemon prints one line per
-//! listener on stdout, `sip-listening ADDR` and `http-listening ADDR`, once
-//! that listener is bound.
+//! listener on stdout, `sip-listening ADDR`, with `--sips` then
+//! `sips-listening ADDR`, and `http-listening ADDR` last, once that
+//! listener is bound.
+//!
+//! With `--sips`, the certificate and key are read before anything binds
+//! (a daemon that cannot serve TLS does not start), SIP over TLS listens on
+//! the `--sips` address, and the admin listener on `--http` speaks HTTPS
+//! with the same certificate (its readiness line keeps its name). SIGHUP
+//! reloads the certificate too ([`tls`]).
 
 mod config;
 mod dialplan;
 mod services;
 mod signals;
 mod sip;
+mod tls;
 
 use std::io::Write;
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
@@ -31,6 +39,7 @@ pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
 pub use dialplan::LiveDialplan;
 pub use services::{SHUTDOWN_GRACE, Services};
 pub use sip::{SipBindError, SipSockets};
+pub use tls::{Certificates, HttpsListener};
 
 use crate::http::{self, AdminToken, AppState};
 use dialplan::Summary;
@@ -39,11 +48,13 @@ use signals::{Signal, Signals};
 /// Why the daemon did not start, or stopped with a failure.
 #[derive(Debug, thiserror::Error)]
 pub enum DaemonError {
-    /// `--sips` was given; TLS serving is not built yet.
-    #[error("--sips {addr}: TLS is not available yet; run without --sips")]
-    TlsNotAvailable {
+    /// `--sips` was given and the certificate or key cannot be used.
+    #[error("--sips {addr}: {source} (a development pair for this machine: frontdesk certs dev)")]
+    Tls {
         /// The `--sips` address.
         addr: SocketAddr,
+        /// Why.
+        source: ::sip::transport::tls::TlsError,
     },
     /// The dialplan does not compile; each error is `PATH:LINE:COLUMN: message`.
     #[error("the dialplan {path} has errors; not starting:\n{errors}")]
@@ -91,7 +102,7 @@ pub enum DaemonError {
 pub struct Listening {
     /// SIP over UDP and TCP, with the real port when 0 was asked for.
     pub sip: SocketAddr,
-    /// The admin HTTP API.
+    /// The admin HTTP API (HTTPS with `--sips`).
     pub http: SocketAddr,
     /// The address for the dashboard link (never a wildcard).
     pub dashboard: SocketAddr,
@@ -111,9 +122,6 @@ pub async fn run_with(
     config: Config,
     on_listening: impl FnOnce(Listening),
 ) -> Result<(), DaemonError> {
-    if let Some(sips) = &config.sips {
-        return Err(DaemonError::TlsNotAvailable { addr: sips.addr });
-    }
     // Before anything binds: a SIGTERM sent as soon as a port is printed
     // must find its handler installed.
     let mut signals = Signals::install().map_err(|e| DaemonError::Setup(e.to_string()))?;
@@ -130,6 +138,17 @@ pub async fn run_with(
         dialplan.path().display(),
         Summary(&dialplan.current())
     );
+
+    let certificates = match &config.sips {
+        Some(sips) => Some(Certificates::load(sips).map_err(|source| DaemonError::Tls {
+            addr: sips.addr,
+            source,
+        })?),
+        None => None,
+    };
+    if let Some(certificates) = &certificates {
+        info!("tls certificate {}", certificates.cert_path().display());
+    }
 
     tokio::fs::create_dir_all(&config.data)
         .await
@@ -148,7 +167,10 @@ pub async fn run_with(
     let shutdown = CancellationToken::new();
     let mut services = Services::new();
 
-    let sockets = SipSockets::bind(config.sip).await?;
+    let mut sockets = SipSockets::bind(config.sip).await?;
+    if let (Some(sips), Some(certificates)) = (&config.sips, &certificates) {
+        sockets.bind_tls(sips.addr, certificates.identity()).await?;
+    }
     let sip_local = sockets.local;
     let (sip_ready, sip_ready_rx) = watch::channel(None);
     let app_config = crate::app::AppConfig {
@@ -179,6 +201,10 @@ pub async fn run_with(
         );
     }
     ready_line("sip-listening", sip_local);
+    if let Some(sips_local) = app.sips {
+        info!("sip listening on tls {sips_local}");
+        ready_line("sips-listening", sips_local);
+    }
 
     let (admin_token, generated) = match config.admin_token {
         TokenSource::Given(token) => (token, false),
@@ -200,18 +226,39 @@ pub async fn run_with(
         sip: sip_ready_rx,
         app: std::sync::Arc::clone(&app),
     };
-    services.spawn(
-        "http",
-        http::serve(listener, http::router(state), shutdown.child_token()),
-    );
+    let scheme = match &certificates {
+        Some(certificates) => {
+            let listener = HttpsListener::new(
+                listener,
+                certificates.identity().clone(),
+                shutdown.child_token(),
+            )
+            .map_err(|source| DaemonError::Http {
+                addr: config.http,
+                source,
+            })?;
+            services.spawn(
+                "http",
+                http::serve(listener, http::router(state), shutdown.child_token()),
+            );
+            "https"
+        }
+        None => {
+            services.spawn(
+                "http",
+                http::serve(listener, http::router(state), shutdown.child_token()),
+            );
+            "http"
+        }
+    };
     services.spawn(
         "metrics-upkeep",
         http::metrics::upkeep(metrics, shutdown.child_token()),
     );
-    info!("http listening on {http_local}");
+    info!("{scheme} listening on {http_local}");
     if generated {
         info!(
-            "dashboard http://{}/?token={}",
+            "dashboard {scheme}://{}/?token={}",
             dashboard_host(http_local, config.advertise),
             admin_token.reveal()
         );
@@ -233,6 +280,9 @@ pub async fn run_with(
                 }
                 Signal::Hangup => {
                     let _ = reload(&app).await;
+                    if let Some(certificates) = &certificates {
+                        let _ = certificates.reload();
+                    }
                 }
             },
             Some((name, result)) = services.next_exit() => {

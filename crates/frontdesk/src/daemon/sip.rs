@@ -1,9 +1,11 @@
 //! The SIP sockets: bound here, before anything else serves, and handed to
-//! the SIP services in [`crate::app::start`].
+//! the SIP services in [`crate::app::start`]. With `--sips`, a TCP listener
+//! for TLS too, with the gate its handshakes pass.
 
 use std::io;
 use std::net::SocketAddr;
 
+use sip::transport::tls::{HandshakeLimits, ServerIdentity, TlsGate};
 use tokio::net::{TcpListener, UdpSocket};
 use tracing::debug;
 
@@ -20,6 +22,17 @@ pub struct SipSockets {
     pub tcp: TcpListener,
     /// The address both are bound to, with the real port when 0 was asked for.
     pub local: SocketAddr,
+    /// SIP over TLS, once [`SipSockets::bind_tls`] bound it.
+    pub tls: Option<TlsSocket>,
+}
+
+/// The listener for SIP over TLS and the gate its connections pass.
+#[derive(Debug)]
+pub struct TlsSocket {
+    /// Accepts TCP connections that must speak TLS.
+    pub listener: TcpListener,
+    /// Handshake limits and the certificate in force.
+    pub gate: TlsGate,
 }
 
 /// Why the SIP sockets could not be bound.
@@ -36,6 +49,14 @@ pub enum SipBindError {
     /// The TCP listener (UDP was bound).
     #[error("cannot listen for SIP on tcp {addr}: {source}")]
     Tcp {
+        /// The address asked for.
+        addr: SocketAddr,
+        /// Why.
+        source: io::Error,
+    },
+    /// The TLS listener (`--sips`).
+    #[error("cannot listen for SIP on tls {addr}: {source}")]
+    Tls {
         /// The address asked for.
         addr: SocketAddr,
         /// Why.
@@ -62,7 +83,14 @@ impl SipSockets {
                 .local_addr()
                 .map_err(|source| SipBindError::Udp { addr, source })?;
             match TcpListener::bind(local).await {
-                Ok(tcp) => return Ok(Self { udp, tcp, local }),
+                Ok(tcp) => {
+                    return Ok(Self {
+                        udp,
+                        tcp,
+                        local,
+                        tls: None,
+                    });
+                }
                 Err(source) if source.kind() == io::ErrorKind::AddrInUse && attempt < attempts => {
                     debug!(%local, attempt, "tcp port taken, trying another port");
                     attempt += 1;
@@ -75,6 +103,26 @@ impl SipSockets {
                 }
             }
         }
+    }
+}
+
+impl SipSockets {
+    /// Binds the TLS listener on `addr` (port 0 picks a free port), serving
+    /// `identity` through a gate with the default [`HandshakeLimits`].
+    pub async fn bind_tls(
+        &mut self,
+        addr: SocketAddr,
+        identity: &ServerIdentity,
+    ) -> Result<SocketAddr, SipBindError> {
+        let listener = TcpListener::bind(addr)
+            .await
+            .map_err(|source| SipBindError::Tls { addr, source })?;
+        let local = listener
+            .local_addr()
+            .map_err(|source| SipBindError::Tls { addr, source })?;
+        let gate = TlsGate::new(identity.clone(), HandshakeLimits::default(), "sip");
+        self.tls = Some(TlsSocket { listener, gate });
+        Ok(local)
     }
 }
 

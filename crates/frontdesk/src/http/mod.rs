@@ -22,7 +22,6 @@ use axum::routing::{get, put};
 use axum::{Json, Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
-use tokio::net::TcpListener;
 use tokio::sync::watch;
 use tokio_util::sync::CancellationToken;
 
@@ -71,13 +70,18 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` until `shutdown`, then lets requests in
-/// flight finish.
-pub async fn serve(
-    listener: TcpListener,
+/// Serves `router` on `listener` (a `TcpListener`, or the daemon's
+/// `HttpsListener` when certificates are configured) until `shutdown`,
+/// then lets requests in flight finish.
+pub async fn serve<L>(
+    listener: L,
     router: Router,
     shutdown: CancellationToken,
-) -> anyhow::Result<()> {
+) -> anyhow::Result<()>
+where
+    L: axum::serve::Listener,
+    L::Addr: std::fmt::Debug,
+{
     axum::serve(listener, router)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;

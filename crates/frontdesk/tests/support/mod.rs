@@ -8,6 +8,7 @@
 //! SIGTERM, then SIGKILL if it has not exited within a bound.
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod baresip;
 pub mod call;
 pub mod http;
 pub mod people;
@@ -26,6 +27,8 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
+// Re-exported for the tests that call it; some test binaries do not.
+#[allow(unused_imports)]
 pub use self::http::{Response, get};
 
 /// The admin token the harness starts the daemon with, unless told not to.
@@ -73,6 +76,8 @@ pub struct Launch {
     sip: String,
     data: tempfile::TempDir,
     data_arg: Option<PathBuf>,
+    /// With [`Launch::sips`]: the certificate the harness trusts for HTTPS.
+    tls: Option<PathBuf>,
 }
 
 impl Default for Launch {
@@ -94,7 +99,30 @@ impl Launch {
             sip: "127.0.0.1:0".to_string(),
             data: tempfile::tempdir().expect("a temporary directory"),
             data_arg: None,
+            tls: None,
         }
+    }
+
+    /// `--sips 127.0.0.1:0 --cert cert --key key`: SIP over TLS too, and the
+    /// admin API over HTTPS, which the harness then speaks, trusting `cert`.
+    pub fn sips(mut self, cert: impl Into<PathBuf>, key: impl Into<PathBuf>) -> Self {
+        let (cert, key) = (cert.into(), key.into());
+        self.args.extend([
+            OsString::from("--sips"),
+            "127.0.0.1:0".into(),
+            "--cert".into(),
+            cert.clone().into(),
+            "--key".into(),
+            key.into(),
+        ]);
+        self.trust(cert)
+    }
+
+    /// Speaks HTTPS to the admin API, trusting the PEM certificate `cert`
+    /// (for a daemon given `--sips` through [`Launch::args`]).
+    pub fn trust(mut self, cert: impl Into<PathBuf>) -> Self {
+        self.tls = Some(cert.into());
+        self
     }
 
     /// The temporary directory the daemon runs in and, unless told
@@ -197,6 +225,7 @@ impl Launch {
             exited,
             status: None,
             sip: None,
+            sips: None,
             http: None,
             stderr,
             stdout: Vec::new(),
@@ -245,6 +274,7 @@ pub struct Daemon {
     exited: Receiver<ExitStatus>,
     status: Option<ExitStatus>,
     sip: Option<SocketAddr>,
+    sips: Option<SocketAddr>,
     http: Option<SocketAddr>,
     stderr: Arc<Log>,
     stdout: Vec<String>,
@@ -257,9 +287,29 @@ impl Daemon {
         self.sip.expect("read at start")
     }
 
+    /// Where SIP over TLS listens (started with [`Launch::sips`]).
+    pub fn sips(&self) -> SocketAddr {
+        self.sips.expect("started with --sips")
+    }
+
     /// Where the admin HTTP API listens.
     pub fn http(&self) -> SocketAddr {
         self.http.expect("read at start")
+    }
+
+    /// A request to the admin API, over HTTPS when started with
+    /// [`Launch::sips`].
+    pub fn try_request(
+        &self,
+        method: &str,
+        path: &str,
+        token: Option<&str>,
+        body: Option<&str>,
+    ) -> std::io::Result<Response> {
+        match &self.launch.tls {
+            Some(ca) => http::https_request(self.http(), ca, method, path, token, body),
+            None => http::request(self.http(), method, path, token, body),
+        }
     }
 
     /// The daemon's data directory.
@@ -274,7 +324,8 @@ impl Daemon {
 
     /// `GET path` on the admin API, with the harness's token if `token`.
     pub fn get(&self, path: &str, token: Option<&str>) -> Response {
-        get(self.http(), path, token)
+        self.try_request("GET", path, token, None)
+            .unwrap_or_else(|error| panic!("GET {path} on {}: {error}", self.http()))
     }
 
     /// The log so far.
@@ -370,6 +421,8 @@ impl Daemon {
             };
             if let Some(addr) = address("sip-listening ") {
                 self.sip = Some(addr);
+            } else if let Some(addr) = address("sips-listening ") {
+                self.sips = Some(addr);
             } else if let Some(addr) = address("http-listening ") {
                 self.http = Some(addr);
             }
@@ -380,7 +433,7 @@ impl Daemon {
     fn wait_healthy(&self) {
         let deadline = Instant::now() + HEALTH_BOUND;
         loop {
-            let last = http::try_get(self.http(), "/api/health", None);
+            let last = self.try_request("GET", "/api/health", None, None);
             if matches!(&last, Ok(response) if response.status == 200) {
                 return;
             }
