@@ -2,7 +2,8 @@
 //! `frontdesk run --sips` with the pair it wrote (SIP over TLS, the admin
 //! API over HTTPS), a certificate reload on SIGHUP, and a real softphone
 //! (baresip) signed in over TLS answering a routed call over its own TLS
-//! connection while the patient's leg is SIPp over UDP.
+//! connection, with SRTP on its leg, while the patient's leg is SIPp over
+//! UDP with plain RTP.
 //!
 //! Our TLS clients here trust only the certificate the test made; every
 //! wait is bounded.
@@ -171,6 +172,13 @@ impl TlsSip {
     }
 }
 
+/// A sample's value in Prometheus text; 0 when absent.
+fn metric(text: &str, name: &str) -> f64 {
+    text.lines()
+        .find_map(|line| line.strip_prefix(name)?.trim().parse().ok())
+        .unwrap_or(0.0)
+}
+
 fn der_of(pem: &Path) -> CertificateDer<'static> {
     CertificateDer::from_pem_file(pem).expect("a certificate")
 }
@@ -316,7 +324,7 @@ fn a_baresip_agent_signed_in_over_tls_answers_a_routed_call_over_its_connection(
             ("@PASSWORD@", "demo-1003".to_string()),
             ("@FRONTDESK_TLS_PORT@", sips),
         ],
-        &format!("sip_cafile\t\t{}\n", cert.display()),
+        &format!("sip_cafile\t\t{}\nmodule\t\t\tsrtp.so\n", cert.display()),
     );
     wait_agent_state(&daemon, "1003", "available");
 
@@ -330,7 +338,8 @@ fn a_baresip_agent_signed_in_over_tls_answers_a_routed_call_over_its_connection(
     let connected = wait_for_call(&daemon, BOUND, |call| call["agent"] == "1003");
     assert_eq!(connected["department"], "pediatrics", "{connected:#}");
     wait_agent_state(&daemon, "1003", "on_call");
-    // Carol's audio reaches the patient through the bridge.
+    // Carol's audio (SRTP on her leg) reaches the patient, in plain RTP,
+    // through the bridge.
     let before = patient_audio.received().len();
     assert!(
         patient_audio.wait_until(STEP_BOUND, |p| p.received().len() >= before + 50),
@@ -345,6 +354,30 @@ fn a_baresip_agent_signed_in_over_tls_answers_a_routed_call_over_its_connection(
     let ended = wait_for_call(&daemon, BOUND, |call| call["ended_at"].is_string());
     assert_eq!(ended["outcome"], "connected", "{ended:#}");
     assert_eq!(ended["agent"], "1003");
+
+    // The agent's leg was SRTP (baresip's srtp-mand refuses anything else)
+    // and every packet from it was authenticated and decrypted.
+    let deadline = Instant::now() + BOUND;
+    let received = loop {
+        let metrics = daemon.get("/metrics", None).body;
+        let received = metric(
+            &metrics,
+            "frontdesk_rtp_packets_received_total{leg=\"agent\"}",
+        );
+        if received > 0.0 || Instant::now() >= deadline {
+            assert_eq!(
+                metric(
+                    &metrics,
+                    "frontdesk_srtp_auth_failures_total{leg=\"agent\"}"
+                ),
+                0.0,
+                "{metrics}"
+            );
+            break received;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert!(received >= 50.0, "packets from the agent: {received}");
 
     // Quitting un-registers over the same connection.
     carol.stop();

@@ -197,11 +197,20 @@ impl Call {
                 return;
             }
         };
+        let peer = ring_target(binding);
         let local = LocalMedia::new(
             self.app.advertise,
             lease.port(),
             rand::random::<u32>().into(),
         );
+        // SDES keys travel in the SDP, so only over TLS (RFC 4568 §8.3): an
+        // agent registered over TLS is offered SRTP (RTP/SAVP, a fresh key
+        // per leg), the others plain RTP.
+        let local = if peer.transport == sip::TransportKind::Tls {
+            local.offering_srtp(&mut rand::rng())
+        } else {
+            local
+        };
         let offer = sdp::create_offer(&local);
         let plan = self.app.dialplan.current();
         let department = self
@@ -234,7 +243,6 @@ impl Call {
             self.record.priority == "urgent",
         );
         let mut invite = invite;
-        let peer = ring_target(binding);
         if peer.transport == sip::TransportKind::Tls {
             // In-dialog requests from the agent come back over TLS.
             invite
