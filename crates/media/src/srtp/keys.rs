@@ -278,8 +278,21 @@ pub(crate) fn keystream_xor(cipher: &Aes128, iv: [u8; 16], data: &mut [u8]) {
             counter = counter.wrapping_add(1);
         }
         cipher.encrypt_blocks(&mut blocks[..count]);
-        for (byte, key) in chunk.iter_mut().zip(blocks.iter().flatten()) {
-            *byte ^= key;
+        for (piece, key) in chunk.chunks_mut(16).zip(&blocks) {
+            match <&mut [u8; 16]>::try_from(&mut *piece) {
+                // A whole block: one 128-bit XOR.
+                Ok(whole) => {
+                    let key: &[u8; 16] = key.as_ref();
+                    let key = u128::from_ne_bytes(*key);
+                    *whole = (u128::from_ne_bytes(*whole) ^ key).to_ne_bytes();
+                }
+                // The packet's last, partial block.
+                Err(_) => {
+                    for (byte, key) in piece.iter_mut().zip(key.iter()) {
+                        *byte ^= key;
+                    }
+                }
+            }
         }
     }
 }
