@@ -396,7 +396,11 @@ fn main() {
             loop {
                 tick.tick().await;
                 let now = progress.registered.load(Ordering::Relaxed);
-                println!("{:>4} s  {:>7} reg/s", started.elapsed().as_secs(), now - last);
+                println!(
+                    "{:>4} s  {:>7} reg/s",
+                    started.elapsed().as_secs(),
+                    now - last
+                );
                 last = now;
             }
         });

@@ -504,7 +504,7 @@ impl Call {
                     .and_then(|offer| sdp::create_answer(&offer, &leg.local));
                 let response = match answer {
                     Ok(answer) => {
-                        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+                        let contact = self.app.contact_for(leg.peer.transport);
                         signal::dialog_response(
                             headers,
                             StatusCode::OK,
@@ -532,7 +532,7 @@ impl Call {
                         if let Some(media) = &self.media {
                             let _ = media.update_leg(Leg::Agent, answer.media);
                         }
-                        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+                        let contact = self.app.contact_for(leg.peer.transport);
                         let ok = signal::dialog_response(
                             headers,
                             StatusCode::OK,
@@ -572,7 +572,7 @@ impl Call {
         let Some(index) = self.legs.connected else {
             return;
         };
-        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let contact = self.app.contact_for(self.legs.legs[index].peer.transport);
         let leg = &mut self.legs.legs[index];
         let LegState::Connected { dialog, .. } = &mut leg.state else {
             return;
@@ -595,7 +595,11 @@ impl Call {
 
     /// The agent put the call on hold (or took it off): tell the patient.
     pub(super) async fn pass_hold_to_caller(&mut self, on_hold: bool) {
-        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let transport = self
+            .dialog
+            .as_ref()
+            .map_or(sip::TransportKind::Udp, |dialog| dialog.peer.transport);
+        let contact = self.app.contact_for(transport);
         let (Some(dialog), Some(local)) = (self.dialog.as_mut(), self.local.as_mut()) else {
             return;
         };

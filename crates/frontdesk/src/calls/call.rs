@@ -431,7 +431,7 @@ impl Call {
         if self.phase != Phase::Offered {
             return;
         }
-        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let contact = self.app.contact_for(self.source.transport);
         let sdp = self.our_offer.as_ref().map(ToString::to_string);
         let ok = signal::dialog_response(
             &self.invite.request.headers,
@@ -460,7 +460,7 @@ impl Call {
 
     /// Offered: a 180 when the number rings before answering.
     fn ring(&mut self) {
-        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let contact = self.app.contact_for(self.source.transport);
         let ringing = signal::dialog_response(
             &self.invite.request.headers,
             StatusCode::RINGING,
@@ -605,7 +605,7 @@ impl Call {
             let _ = self.app.endpoint.respond(transaction, response);
             return;
         };
-        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let contact = self.app.contact_for(self.source.transport);
         let Some(body) = signal::sdp_body(headers, &request.request.body) else {
             // No offer: offer the same session again.
             local.session_version += 1;

@@ -178,7 +178,7 @@ impl FeatureCall {
                 text
             }
         };
-        let contact = signal::contact(self.app.advertise, self.app.sip.port());
+        let contact = self.app.contact_for(source.transport);
         let ok = signal::dialog_response(
             headers,
             StatusCode::OK,
