@@ -220,11 +220,18 @@ pub async fn run_with(
         addr: config.http,
         source,
     })?;
+    let dashboard = http::dashboard::Live::new(shutdown.child_token());
+    services.spawn(
+        "dashboard",
+        http::dashboard::publish(std::sync::Arc::clone(&app), dashboard.clone()),
+    );
     let state = AppState {
         admin_token: admin_token.clone(),
         metrics: metrics.clone(),
         sip: sip_ready_rx,
         app: std::sync::Arc::clone(&app),
+        dashboard,
+        agent_sessions: http::agent_view::AgentSessions::default(),
     };
     let scheme = match &certificates {
         Some(certificates) => {

@@ -7,9 +7,10 @@ use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ivr::jiff::Timestamp;
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{Value, json};
 
 use super::{AppState, error_response};
+use crate::app::App;
 
 /// How many calls `/api/calls` lists without `limit`.
 const DEFAULT_LIMIT: usize = 50;
@@ -22,10 +23,8 @@ pub struct CallsQuery {
     limit: Option<String>,
 }
 
-/// `GET /api/calls?limit=N`: the journal's calls, newest first. A call
-/// this process still has in memory is shown from there (it is the most
-/// current, up to the journal's batching delay, and carries its transfers);
-/// calls from before a restart come from the journal alone.
+/// `GET /api/calls?limit=N`: the journal's calls, newest first (see
+/// [`recent_calls`]).
 pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>) -> Response {
     let limit = match query.limit.as_deref().map(str::parse::<usize>) {
         None => DEFAULT_LIMIT,
@@ -37,18 +36,26 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>
             );
         }
     };
-    let rows = match self::query(&state, move |reader| reader.recent_calls(limit)).await {
-        Ok(rows) => rows,
-        Err(response) => return response,
-    };
-    let live: std::collections::HashMap<String, crate::calls::book::CallRecord> = state
-        .app
+    match recent_calls(&state.app, limit).await {
+        Ok(calls) => Json(json!({ "calls": calls })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// The `limit` most recent calls as `/api/calls` lists them, newest first:
+/// the journal's calls, where a call this process still has in memory is
+/// shown from there (it is the most current, up to the journal's batching
+/// delay, and carries its transfers); calls from before a restart come
+/// from the journal alone. The dashboard reads the same list.
+pub(crate) async fn recent_calls(app: &App, limit: usize) -> Result<Vec<Value>, Response> {
+    let rows = read_journal(app, move |reader| reader.recent_calls(limit)).await?;
+    let live: std::collections::HashMap<String, crate::calls::book::CallRecord> = app
         .calls
         .recent(limit)
         .into_iter()
         .map(|call| (call.id.clone(), call))
         .collect();
-    let mut merged: Vec<(Timestamp, serde_json::Value)> = rows
+    let mut merged: Vec<(Timestamp, Value)> = rows
         .iter()
         .map(|row| match live.get(row.id.as_str()) {
             Some(call) => (call.started_at, call.to_json()),
@@ -60,13 +67,12 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>
             merged.push((call.started_at, call.to_json()));
         }
     }
-    merged.sort_by(|a, b| b.0.cmp(&a.0));
-    let calls: Vec<_> = merged
+    merged.sort_by_key(|(started_at, _)| std::cmp::Reverse(*started_at));
+    Ok(merged
         .into_iter()
         .take(limit)
         .map(|(_, json)| json)
-        .collect();
-    Json(json!({ "calls": calls })).into_response()
+        .collect())
 }
 
 /// `GET /api/queues`: every queue of the dialplan with its live figures.
@@ -77,17 +83,20 @@ pub async fn queues(State(state): State<AppState>) -> Response {
     let queues: Vec<_> = stats
         .iter()
         .filter(|queue| !queue.retired)
-        .map(|queue| {
-            json!({
-                "id": queue.id.as_str(),
-                "waiting": queue.waiting,
-                "longest_wait_ms": queue.longest_wait.as_millis() as u64,
-                "agents_available": queue.agents_available,
-                "agents_signed_in": queue.agents_signed_in,
-            })
-        })
+        .map(queue_json)
         .collect();
     Json(json!({ "queues": queues })).into_response()
+}
+
+/// One element of `GET /api/queues`.
+pub(crate) fn queue_json(queue: &routing::QueueStats) -> Value {
+    json!({
+        "id": queue.id.as_str(),
+        "waiting": queue.waiting,
+        "longest_wait_ms": queue.longest_wait.as_millis() as u64,
+        "agents_available": queue.agents_available,
+        "agents_signed_in": queue.agents_signed_in,
+    })
 }
 
 /// `POST /api/reload`: `{"reloaded":true}`, or 422 with the dialplan's
@@ -111,15 +120,13 @@ pub struct RangeQuery {
     to: Option<String>,
 }
 
-fn parse_range(query: &RangeQuery) -> Result<records::TimeRange, Response> {
-    let parse = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, Response> {
+/// The range of `query`, or what is wrong with it (a 400).
+fn range_of(query: &RangeQuery) -> Result<records::TimeRange, String> {
+    let parse = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, String> {
         text.as_deref()
             .map(|text| {
                 text.parse::<Timestamp>().map_err(|_| {
-                    error_response(
-                        StatusCode::BAD_REQUEST,
-                        &format!("{name} must be an RFC 3339 time such as 2026-11-27T00:00:00Z"),
-                    )
+                    format!("{name} must be an RFC 3339 time such as 2026-11-27T00:00:00Z")
                 })
             })
             .transpose()
@@ -127,8 +134,7 @@ fn parse_range(query: &RangeQuery) -> Result<records::TimeRange, Response> {
     let to = parse("to", &query.to)?.unwrap_or_else(Timestamp::now);
     let from = parse("from", &query.from)?
         .unwrap_or_else(|| to - ivr::jiff::SignedDuration::from_hours(24));
-    records::TimeRange::new(from, to)
-        .map_err(|error| error_response(StatusCode::BAD_REQUEST, &error.to_string()))
+    records::TimeRange::new(from, to).map_err(|error| error.to_string())
 }
 
 /// Runs a journal query off the async workers.
@@ -136,7 +142,16 @@ async fn query<T: Send + 'static>(
     state: &AppState,
     run: impl FnOnce(&records::Reader) -> Result<T, records::QueryError> + Send + 'static,
 ) -> Result<T, Response> {
-    let reader = state.app.leads.reader().clone();
+    read_journal(&state.app, run).await
+}
+
+/// Runs a journal query of `app` off the async workers; an error is the
+/// API's answer.
+pub(crate) async fn read_journal<T: Send + 'static>(
+    app: &App,
+    run: impl FnOnce(&records::Reader) -> Result<T, records::QueryError> + Send + 'static,
+) -> Result<T, Response> {
+    let reader = app.leads.reader().clone();
     match tokio::task::spawn_blocking(move || run(&reader)).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => {
@@ -159,29 +174,39 @@ pub async fn departments(
     State(state): State<AppState>,
     Query(range): Query<RangeQuery>,
 ) -> Response {
-    let range = match parse_range(&range) {
+    let range = match range_of(&range) {
         Ok(range) => range,
-        Err(response) => return response,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
-    let mut reports = match query(&state, move |reader| reader.department_report(&range)).await {
-        Ok(reports) => reports,
-        Err(response) => return response,
-    };
-    let plan = state.app.dialplan.current();
+    match department_reports(&state.app, range).await {
+        Ok(reports) => Json(json!({ "departments": reports })).into_response(),
+        Err(response) => response,
+    }
+}
+
+/// Every queue of the dialplan over `range`, sorted by id, with zeros
+/// where no call was offered: `GET /api/reports/departments`, which the
+/// dashboard reads too.
+pub(crate) async fn department_reports(
+    app: &App,
+    range: records::TimeRange,
+) -> Result<Vec<records::DepartmentReport>, Response> {
+    let mut reports = read_journal(app, move |reader| reader.department_report(&range)).await?;
+    let plan = app.dialplan.current();
     for queue in plan.queues() {
         if !reports.iter().any(|r| r.id == queue.id().as_str()) {
             reports.push(records::DepartmentReport::empty(queue.id().as_str()));
         }
     }
     reports.sort_by(|a, b| a.id.cmp(&b.id));
-    Json(json!({ "departments": reports })).into_response()
+    Ok(reports)
 }
 
 /// `GET /api/reports/agents?from=&to=`: calls, talk time and misses per agent.
 pub async fn agents(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
-    let range = match parse_range(&range) {
+    let range = match range_of(&range) {
         Ok(range) => range,
-        Err(response) => return response,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.agent_report(&range)).await {
         Ok(reports) => Json(json!({ "agents": reports })).into_response(),
@@ -192,9 +217,9 @@ pub async fn agents(State(state): State<AppState>, Query(range): Query<RangeQuer
 /// `GET /api/reports/sources?from=&to=`: each campaign number's leads,
 /// followed end to end.
 pub async fn sources(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
-    let range = match parse_range(&range) {
+    let range = match range_of(&range) {
         Ok(range) => range,
-        Err(response) => return response,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.source_report(&range)).await {
         Ok(reports) => Json(json!({ "sources": reports })).into_response(),

@@ -7,9 +7,11 @@
 //! token and never tells which routes exist). Handlers take
 //! `State<AppState>`; a new service adds its handle to [`AppState`].
 
+pub mod agent_view;
 pub mod agents;
 mod auth;
 pub mod calls;
+pub mod dashboard;
 pub mod metrics;
 
 use std::net::SocketAddr;
@@ -40,6 +42,10 @@ pub struct AppState {
     pub sip: watch::Receiver<Option<SocketAddr>>,
     /// The application: routing, the registrar, the dialplan in force.
     pub app: Arc<App>,
+    /// The dashboard's snapshots (`/api/events`, `/agent/events`).
+    pub dashboard: dashboard::Live,
+    /// Agents' sign-in to `/agent`.
+    pub agent_sessions: agent_view::AgentSessions,
 }
 
 /// Every route of the admin listener.
@@ -55,6 +61,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/agents", get(calls::agents))
         .route("/reports/sources", get(calls::sources))
         .route("/alerts", get(calls::alerts))
+        .route("/events", get(dashboard::events))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -64,6 +71,12 @@ pub fn router(state: AppState) -> Router {
     Router::new()
         .route("/api/health", get(health))
         .route("/metrics", get(metrics::render))
+        .route("/", get(dashboard::dashboard_page))
+        .route("/assets/{name}", get(dashboard::asset))
+        .route("/agent", get(dashboard::agent_page))
+        .route("/agent/login", axum::routing::post(agent_view::login))
+        .route("/agent/events", get(agent_view::events))
+        .route("/agent/state", put(agent_view::set_state))
         .nest("/api", admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
@@ -79,10 +92,14 @@ pub async fn serve<L>(
     shutdown: CancellationToken,
 ) -> anyhow::Result<()>
 where
-    L: axum::serve::Listener,
-    L::Addr: std::fmt::Debug,
+    L: axum::serve::Listener<Addr = SocketAddr>,
 {
-    axum::serve(listener, router)
+    use axum::serve::ListenerExt;
+    // With each connection's peer address: agents' sign-in is limited per
+    // client address. (`tap_io` makes the address available for any
+    // listener, TLS included.)
+    let service = router.into_make_service_with_connect_info::<SocketAddr>();
+    axum::serve(listener.tap_io(|_| {}), service)
         .with_graceful_shutdown(shutdown.cancelled_owned())
         .await?;
     tracing::info!("http stopped");

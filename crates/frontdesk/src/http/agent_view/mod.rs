@@ -1,0 +1,327 @@
+//! The agent's own view at `/agent` (DESIGN.md: "Agents sign in to their
+//! own view with their SIP credentials").
+//!
+//! | route | answer |
+//! |---|---|
+//! | `GET /agent` | the page |
+//! | `POST /agent/login` | body `{"user":"1003","password":"demo-1003"}` → `{"token":"…","expires_at":"…","agent":{…}}`; 401 for a wrong user or password, 429 with `Retry-After` after too many failures from one address ([`limit`]) |
+//! | `GET /agent/events` | `Authorization: Bearer <session token>`: server-sent `view` events, one a second (below); a last `signed_out` event when the session ends |
+//! | `PUT /agent/state` | `Authorization: Bearer <session token>`, body `{"state":"away"}` or `{"state":"available"}`: exactly `PUT /api/agents/{id}/state` for the signed-in agent |
+//!
+//! A `view` is the agent's part of the dashboard's snapshot, so it shows
+//! what the API shows:
+//!
+//! ```text
+//! {"generated_at": "…", "clinic": {"name": "…", "time_zone": "America/Chicago"},
+//!  "agent": { GET /api/agents element },
+//!  "queues": [ GET /api/queues elements of the queues the agent serves, with "name" ],
+//!  "waiting": [{"id", "department", "priority", "caller": "•••0142", "started_at"}],
+//!  "calls": [ GET /api/calls elements the agent answered or transferred, newest first, 20 at most ]}
+//! ```
+//!
+//! An agent sees their own calls in full and, of the callers waiting in
+//! their queues, only the last four digits; never another agent's calls,
+//! never the admin token (a session token opens nothing under `/api`).
+
+pub mod limit;
+pub mod session;
+
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::ops::ControlFlow;
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::Extension;
+use axum::Json;
+use axum::body::Bytes;
+use axum::extract::{ConnectInfo, Path, State};
+use axum::http::header::{RETRY_AFTER, WWW_AUTHENTICATE};
+use axum::http::{HeaderMap, StatusCode};
+use axum::response::sse::Event;
+use axum::response::{IntoResponse, Response};
+use ivr::jiff::Timestamp;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tracing::{debug, info};
+
+pub use limit::LoginLimiter;
+pub use session::SessionKey;
+
+use super::dashboard::Snapshot;
+use super::{AppState, agents, error_response};
+use crate::app::App;
+
+/// Own calls a view lists.
+pub const OWN_CALLS: usize = 20;
+
+/// What the agents' sign-in keeps: the signing key and the failure table.
+/// Cheap to clone.
+#[derive(Debug, Clone)]
+pub struct AgentSessions {
+    key: SessionKey,
+    limiter: Arc<LoginLimiter>,
+}
+
+impl Default for AgentSessions {
+    fn default() -> Self {
+        AgentSessions {
+            key: SessionKey::random(),
+            limiter: Arc::new(LoginLimiter::default()),
+        }
+    }
+}
+
+/// `POST /agent/login`'s body.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Login {
+    user: String,
+    password: String,
+}
+
+/// The SIP password of agent `id` in the dialplan in force.
+fn password_of(app: &App, id: &str) -> Option<String> {
+    app.dialplan
+        .current()
+        .agents()
+        .iter()
+        .find(|agent| agent.id().as_str() == id)
+        .map(|agent| agent.password().to_string())
+}
+
+fn client_ip(connection: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
+    // Without connection info (a router served some other way) every
+    // client shares one limit: stricter, never looser.
+    connection.map_or(
+        IpAddr::V4(Ipv4Addr::UNSPECIFIED),
+        |Extension(ConnectInfo(peer))| peer.ip(),
+    )
+}
+
+/// `POST /agent/login`.
+pub async fn login(
+    State(state): State<AppState>,
+    connection: Option<Extension<ConnectInfo<SocketAddr>>>,
+    body: Bytes,
+) -> Response {
+    let ip = client_ip(connection);
+    let sessions = &state.agent_sessions;
+    if let Err(retry) = sessions.limiter.check(ip, Instant::now()) {
+        let seconds = retry.as_secs().max(1);
+        return (
+            [(RETRY_AFTER, seconds.to_string())],
+            error_response(
+                StatusCode::TOO_MANY_REQUESTS,
+                &format!("too many failed sign-ins from this address: try again in {seconds} s"),
+            ),
+        )
+            .into_response();
+    }
+    let login: Login = match serde_json::from_slice(&body) {
+        Ok(login) => login,
+        Err(_) => {
+            return error_response(
+                StatusCode::BAD_REQUEST,
+                "the body must be {\"user\": \"…\", \"password\": \"…\"}",
+            );
+        }
+    };
+    let plan = state.app.dialplan.current();
+    let agent = plan
+        .agents()
+        .iter()
+        .find(|agent| agent.id().as_str() == login.user);
+    // An unknown user costs the same comparison as a known one.
+    let right = session::password_matches(
+        &login.password,
+        agent.map_or("\0no such agent", |agent| agent.password()),
+    );
+    let Some(agent) = agent.filter(|_| right) else {
+        sessions.limiter.failed(ip, Instant::now());
+        if sessions.limiter.check(ip, Instant::now()).is_err() {
+            info!(%ip, "agent sign-in refused for a while: too many failures");
+        } else {
+            debug!(%ip, "agent sign-in failed");
+        }
+        return (
+            [(WWW_AUTHENTICATE, "Bearer")],
+            error_response(StatusCode::UNAUTHORIZED, "wrong user or password"),
+        )
+            .into_response();
+    };
+    sessions.limiter.succeeded(ip);
+    // Whole seconds: what the token carries.
+    let expires = Timestamp::now()
+        .checked_add(session::SESSION_LIFETIME)
+        .and_then(|at| Timestamp::from_second(at.as_second()))
+        .unwrap_or(Timestamp::MAX);
+    let token = sessions
+        .key
+        .issue(agent.id().as_str(), agent.password(), expires);
+    let view = agents::agent_views(&state.app)
+        .into_iter()
+        .find(|view| view.id == agent.id().as_str());
+    info!(agent = %agent.id().as_str(), "agent signed in to the agent view");
+    Json(json!({
+        "token": token,
+        "expires_at": expires.to_string(),
+        "agent": view,
+    }))
+    .into_response()
+}
+
+/// A request without a session that opens the agent's view: 401.
+#[derive(Debug)]
+struct Refused(String);
+
+impl IntoResponse for Refused {
+    fn into_response(self) -> Response {
+        (
+            [(WWW_AUTHENTICATE, "Bearer")],
+            error_response(StatusCode::UNAUTHORIZED, &self.0),
+        )
+            .into_response()
+    }
+}
+
+/// The agent a request's session token opens, with the token.
+fn session_agent(state: &AppState, headers: &HeaderMap) -> Result<(String, String), Refused> {
+    let token = headers
+        .get(axum::http::header::AUTHORIZATION)
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| {
+            let (scheme, token) = value.split_once(' ')?;
+            scheme.eq_ignore_ascii_case("bearer").then(|| token.trim())
+        })
+        .filter(|token| !token.is_empty())
+        .ok_or_else(|| Refused("sign in first".to_string()))?;
+    state
+        .agent_sessions
+        .key
+        .verify(token, Timestamp::now(), |id| password_of(&state.app, id))
+        .map(|agent| (agent, token.to_string()))
+        .map_err(|error| Refused(error.to_string()))
+}
+
+/// `PUT /agent/state`: the admin API's state change, for the signed-in
+/// agent only.
+pub async fn set_state(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
+    let agent = match session_agent(&state, &headers) {
+        Ok((agent, _)) => agent,
+        Err(refused) => return refused.into_response(),
+    };
+    agents::set_state(State(state), Path(agent), body).await
+}
+
+/// `GET /agent/events`: the signed-in agent's view, a `view` event per
+/// snapshot; `signed_out` (and the end) when the session stops opening it.
+pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
+    let (agent, token) = match session_agent(&state, &headers) {
+        Ok(found) => found,
+        Err(refused) => return refused.into_response(),
+    };
+    let app = Arc::clone(&state.app);
+    let key = state.agent_sessions.key.clone();
+    state
+        .dashboard
+        .events(move |snapshot| {
+            match key.verify(&token, Timestamp::now(), |id| password_of(&app, id)) {
+                Ok(_) => {
+                    let view = view(&app, snapshot, &agent);
+                    ControlFlow::Continue(Event::default().event("view").data(view.to_string()))
+                }
+                Err(error) => ControlFlow::Break(
+                    Event::default()
+                        .event("signed_out")
+                        .data(json!({ "reason": error.to_string() }).to_string()),
+                ),
+            }
+        })
+        .into_response()
+}
+
+/// The last four characters of a caller's number, the rest hidden.
+fn masked(number: &str) -> String {
+    let count = number.chars().count();
+    let tail: String = number.chars().skip(count.saturating_sub(4)).collect();
+    format!("•••{tail}")
+}
+
+/// Agent `id`'s part of `snapshot` (see the module docs).
+pub fn view(app: &App, snapshot: &Snapshot, id: &str) -> Value {
+    let plan = app.dialplan.current();
+    let serves: Vec<(&str, &str)> = plan
+        .agents()
+        .iter()
+        .find(|agent| agent.id().as_str() == id)
+        .map(|agent| {
+            plan.queues()
+                .filter(|queue| agent.can_serve(queue))
+                .map(|queue| (queue.id().as_str(), queue.name()))
+                .collect()
+        })
+        .unwrap_or_default();
+    let queues: Vec<Value> = snapshot
+        .queues
+        .iter()
+        .filter_map(|queue| {
+            let (_, name) = serves.iter().find(|(id, _)| queue["id"] == *id)?;
+            let mut queue = queue.clone();
+            queue["name"] = json!(name);
+            Some(queue)
+        })
+        .collect();
+    let in_my_queues = |call: &Value| {
+        call["department"]
+            .as_str()
+            .is_some_and(|department| serves.iter().any(|(id, _)| *id == department))
+    };
+    let waiting: Vec<Value> = snapshot
+        .calls
+        .iter()
+        .filter(|call| {
+            call["outcome"] == "in_progress" && call["connected_at"].is_null() && in_my_queues(call)
+        })
+        .map(|call| {
+            json!({
+                "id": call["id"],
+                "department": call["department"],
+                "priority": call["priority"],
+                "caller": masked(call["caller"].as_str().unwrap_or("")),
+                "started_at": call["started_at"],
+            })
+        })
+        .collect();
+    let mine = |call: &&Value| {
+        call["agent"] == id
+            || call["transfers"]
+                .as_array()
+                .is_some_and(|transfers| transfers.iter().any(|t| t["from_agent"] == id))
+    };
+    let calls: Vec<&Value> = snapshot.calls.iter().filter(mine).take(OWN_CALLS).collect();
+    let agent = snapshot.agents.iter().find(|agent| agent.id == id);
+    json!({
+        "generated_at": snapshot.generated_at.to_string(),
+        "clinic": {
+            "name": plan.clinic().name(),
+            "time_zone": plan.clinic().time_zone_name(),
+        },
+        "agent": agent,
+        "queues": queues,
+        "waiting": waiting,
+        "calls": calls,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn only_the_last_four_characters_of_a_waiting_caller_show() {
+        assert_eq!(masked("+13125550142"), "•••0142");
+        assert_eq!(masked("12"), "•••12");
+        assert_eq!(masked(""), "•••");
+        assert_eq!(masked("ünïcödé"), "•••cödé");
+    }
+}

@@ -1,0 +1,168 @@
+// The agent's own view: signs in with the phone's SIP credentials
+// (POST /agent/login), keeps the signed session token in this tab's
+// sessionStorage, renders each `view` event of GET /agent/events, and sets
+// away / available with PUT /agent/state.
+'use strict';
+
+(() => {
+  const { el, duration, clock, words, live, showStatus } = window.frontdesk;
+  const KEY = 'frontdesk.agentSession';
+  const $ = (id) => document.getElementById(id);
+
+  let connection = null;
+  let timeZone;
+  let lastUpdate = null;
+  let current = null;
+
+  function signIn(message) {
+    if (connection) connection.stop();
+    connection = null;
+    current = null;
+    $('view').hidden = true;
+    $('sign-out').hidden = true;
+    $('sign-in').hidden = false;
+    $('who').textContent = 'frontdesk';
+    $('login-error').textContent = message || '';
+    showStatus('signed-out');
+  }
+
+  function start() {
+    const token = sessionStorage.getItem(KEY);
+    if (!token) return signIn();
+    $('sign-in').hidden = true;
+    $('view').hidden = false;
+    $('sign-out').hidden = false;
+    connection = live('/agent/events', token, {
+      event(name, data) {
+        if (name === 'view') render(JSON.parse(data));
+        if (name === 'signed_out') {
+          sessionStorage.removeItem(KEY);
+          signIn(`You were signed out (${JSON.parse(data).reason}).`);
+        }
+      },
+      status(state) {
+        showStatus(state, lastUpdate, timeZone);
+      },
+      unauthorized() {
+        sessionStorage.removeItem(KEY);
+        signIn('Your session ended. Please sign in again.');
+      },
+    });
+  }
+
+  $('login-form').addEventListener('submit', async (event) => {
+    event.preventDefault();
+    const user = $('user').value.trim();
+    const password = $('password').value;
+    $('login-error').textContent = '';
+    let response;
+    try {
+      response = await fetch('/agent/login', {
+        method: 'POST',
+        headers: { 'Content-Type': 'application/json' },
+        body: JSON.stringify({ user, password }),
+        cache: 'no-store',
+      });
+    } catch (_) {
+      $('login-error').textContent = 'The server cannot be reached.';
+      return;
+    }
+    const body = await response.json().catch(() => ({}));
+    if (!response.ok) {
+      $('login-error').textContent = response.status === 401
+        ? 'Wrong user or password.'
+        : body.error || `Sign-in failed (HTTP ${response.status}).`;
+      return;
+    }
+    $('password').value = '';
+    sessionStorage.setItem(KEY, body.token);
+    start();
+  });
+
+  $('sign-out').addEventListener('click', () => {
+    sessionStorage.removeItem(KEY);
+    signIn();
+  });
+
+  for (const button of document.querySelectorAll('[data-set-state]')) {
+    button.addEventListener('click', () => setState(button.dataset.setState));
+  }
+
+  async function setState(state) {
+    const token = sessionStorage.getItem(KEY);
+    if (!token) return signIn();
+    $('message').textContent = '';
+    let response;
+    try {
+      response = await fetch('/agent/state', {
+        method: 'PUT',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify({ state }),
+        cache: 'no-store',
+      });
+    } catch (_) {
+      $('message').textContent = 'The server cannot be reached.';
+      return;
+    }
+    const body = await response.json().catch(() => ({}));
+    if (response.status === 401) {
+      sessionStorage.removeItem(KEY);
+      return signIn('Your session ended. Please sign in again.');
+    }
+    if (!response.ok) {
+      $('message').textContent = body.error || `Not changed (HTTP ${response.status}).`;
+      return;
+    }
+    showAgent(body);
+    $('message').textContent = `You are now ${words(body.state)}.`;
+  }
+
+  function showAgent(agent) {
+    current = agent;
+    $('who').textContent = `${agent.name} (${agent.id})`;
+    const state = $('state');
+    state.textContent = words(agent.state);
+    state.className = `badge big state-${agent.state}`;
+    document.body.dataset.state = agent.state;
+    $('set-available').disabled = agent.state === 'available' || agent.state === 'offline';
+    $('set-away').disabled = agent.state === 'away' || agent.state === 'offline';
+  }
+
+  function render(view) {
+    timeZone = view.clinic.time_zone;
+    lastUpdate = view.generated_at;
+    document.body.dataset.generatedAt = view.generated_at;
+    showStatus('live', lastUpdate, timeZone);
+    if (view.agent) showAgent(view.agent);
+    if (current && current.state === 'offline') {
+      $('message').textContent = 'Your phone is not registered: sign it in to take calls.';
+    }
+    const queues = view.queues.map((q) =>
+      el('tr', { dataset: { queue: q.id } },
+        el('td', null, q.name),
+        el('td', { class: 'num waiting' }, q.waiting),
+        el('td', { class: 'num' }, q.waiting ? duration(q.longest_wait_ms) : '–'),
+        el('td', { class: 'num' }, `${q.agents_available} / ${q.agents_signed_in}`)));
+    $('queues').tBodies[0].replaceChildren(...queues);
+    const names = new Map(view.queues.map((q) => [q.id, q.name]));
+    const now = Date.parse(view.generated_at);
+    const waiting = view.waiting.map((w) =>
+      el('li', { dataset: { call: w.id, department: w.department }, class: `priority-${w.priority}` },
+        el('strong', null, names.get(w.department) || w.department),
+        ` · ${w.caller} · calling for ${duration(now - Date.parse(w.started_at))}`,
+        w.priority === 'urgent' ? el('span', { class: 'badge outcome-abandoned' }, 'urgent') : null));
+    if (!waiting.length) waiting.push(el('li', { class: 'none' }, 'Nobody is waiting in your queues.'));
+    $('waiting').replaceChildren(...waiting);
+    const calls = view.calls.map((c) =>
+      el('tr', { dataset: { call: c.id, outcome: c.outcome } },
+        el('td', null, clock(c.started_at, timeZone)),
+        el('td', { class: 'caller' }, c.caller),
+        el('td', null, names.get(c.department) || c.department || '–'),
+        el('td', null, el('span', { class: `badge outcome-${c.outcome}` }, words(c.outcome))),
+        el('td', { class: 'num' }, duration(c.wait_ms))));
+    if (!calls.length) calls.push(el('tr', { class: 'none' }, el('td', { colspan: 5 }, 'No calls yet.')));
+    $('calls').tBodies[0].replaceChildren(...calls);
+  }
+
+  start();
+})();
