@@ -13,8 +13,10 @@ use std::io::Write;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+use ivr::jiff::civil::Date;
+use ivr::jiff::tz::TimeZone;
+use ivr::jiff::{Timestamp, ToSpan};
 use rcgen::{CertificateParams, DistinguishedName, DnType, KeyPair};
 use sha2::{Digest, Sha256};
 
@@ -137,12 +139,16 @@ pub fn dev(args: &DevArgs) -> Result<Made, DevError> {
         "frontdesk (self-signed, development only)",
     );
     params.distinguished_name = subject;
-    let today = days_since_epoch(SystemTime::now());
-    let (y, m, d) = civil_from_days(today - 1);
+    let today = TimeZone::UTC.to_datetime(Timestamp::now()).date();
+    let (not_before, not_after) = (
+        today.saturating_sub(1.days()),
+        today.saturating_add(VALID_DAYS.days()),
+    );
+    let (y, m, d) = ymd(not_before);
     params.not_before = rcgen::date_time_ymd(y, m, d);
-    let (y, m, d) = civil_from_days(today + VALID_DAYS);
+    let (y, m, d) = ymd(not_after);
     params.not_after = rcgen::date_time_ymd(y, m, d);
-    let not_after = format!("{y:04}-{m:02}-{d:02}");
+    let not_after = not_after.to_string();
     let key = KeyPair::generate()?;
     let cert = params.self_signed(&key)?;
 
@@ -191,36 +197,13 @@ fn write_file(path: &Path, bytes: &[u8], mode: u32) -> Result<(), DevError> {
     Ok(())
 }
 
-fn days_since_epoch(now: SystemTime) -> i64 {
-    let seconds = now
-        .duration_since(UNIX_EPOCH)
-        .map_or(0, |since| since.as_secs());
-    i64::try_from(seconds / 86_400).unwrap_or(0)
-}
-
-/// The proleptic Gregorian date of a day counted from 1970-01-01 (Howard
-/// Hinnant's `civil_from_days`).
-fn civil_from_days(days: i64) -> (i32, u8, u8) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let day_of_era = z.rem_euclid(146_097);
-    let year_of_era =
-        (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-    let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-    let month_index = (5 * day_of_year + 2) / 153;
-    let day = day_of_year - (153 * month_index + 2) / 5 + 1;
-    let month = if month_index < 10 {
-        month_index + 3
-    } else {
-        month_index - 9
-    };
-    let year = year_of_era + era * 400 + i64::from(month <= 2);
-    // Years stay within i32 for any date a clock can show; months and days
-    // are 1..=12 and 1..=31 by construction.
+/// `date` as `rcgen::date_time_ymd` takes it (jiff's months are 1..=12
+/// and its days 1..=31, as rcgen's).
+fn ymd(date: Date) -> (i32, u8, u8) {
     (
-        i32::try_from(year).unwrap_or(i32::MAX),
-        u8::try_from(month).unwrap_or(1),
-        u8::try_from(day).unwrap_or(1),
+        i32::from(date.year()),
+        u8::try_from(date.month()).unwrap_or(1),
+        u8::try_from(date.day()).unwrap_or(1),
     )
 }
 
@@ -228,15 +211,6 @@ fn civil_from_days(days: i64) -> (i32, u8, u8) {
 mod tests {
     use super::*;
     use std::os::unix::fs::PermissionsExt;
-
-    #[test]
-    fn days_map_to_their_dates() {
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(59), (1970, 3, 1));
-        assert_eq!(civil_from_days(11_016), (2000, 2, 29));
-        assert_eq!(civil_from_days(20_819), (2027, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-    }
 
     #[test]
     fn a_pair_is_written_with_a_private_key_and_never_overwritten_without_force() {
