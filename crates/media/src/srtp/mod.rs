@@ -16,18 +16,15 @@
 //!
 //! # Why our own, on RustCrypto
 //!
-//! Three candidates were measured (BENCHMARKS.md, "Media: SRTP"):
-//! webrtc-rs's `webrtc-srtp` (pure Rust), the `srtp` crate (bindings to
-//! libsrtp 2, built from C), and this module on RustCrypto's `aes`,
-//! `hmac` and `sha1` (the same primitives `webrtc-srtp` uses). All three
-//! pass libsrtp's known-answer vectors. We keep ours because:
-//! `webrtc-srtp` returns a freshly allocated `Bytes` for every packet,
-//! has replay protection off unless configured, and brings tokio, nix,
-//! `webrtc-util` and two `rtp`/`rtcp` crates of its own (68 crates) into a
-//! sans-IO core; the libsrtp bindings need a C build, `unsafe` FFI and a
-//! `Vec`-like buffer, and the crate has had no release since 2022; ours
-//! is about 600 lines, allocation-free, tested against RFC 3711
-//! Appendix B and libsrtp's vectors; its per-packet cost is in BENCHMARKS.md.
+//! Measured against webrtc-rs's `webrtc-srtp` 0.17.2 and the `srtp` crate
+//! 0.7.0 (libsrtp 2.3.0 over OpenSSL) with `bench/srtp-compare`:
+//! BENCHMARKS.md, "SRTP: CPU per bridged call (issue 12)", "Choosing the
+//! SRTP implementation". The three produced byte-identical SRTP packets;
+//! ours was the fastest there (protect ~680 ns against ~800 and ~840 ns),
+//! the only one with no allocation per packet, and costs 13 crates (`aes`,
+//! `hmac`, `sha1` and theirs) against 65 for `webrtc-srtp` (tokio and nix
+//! among them), whose replay protection is off by default, and a C build
+//! (bindgen, libclang, OpenSSL) for `srtp`.
 
 mod context;
 mod keys;
