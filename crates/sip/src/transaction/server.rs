@@ -271,6 +271,12 @@ impl TransactionLayer {
             if reliable {
                 self.terminate_server(id);
             } else {
+                // Timer J keeps it 32 s only to answer retransmissions with
+                // `last_response`: let go of the request's headers (and the
+                // datagram their values share) now. At 8,000 REGISTERs a
+                // second that is 256,000 transactions waiting.
+                transaction.request_headers = Headers::default();
+                transaction.to_tag = None;
                 self.arm(handle, Timer::J, now + timers.timeout());
             }
         }
