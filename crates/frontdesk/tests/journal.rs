@@ -1,6 +1,7 @@
 //! Issue 10 end to end: every call a lead in the journal, reports with
 //! exact numbers, SIGKILL durability, a failing disk, the API's errors,
-//! metrics names, pseudonyms in logs, and overload alerts with a webhook.
+//! metrics names, pseudonyms in logs, and overload alerts (SLA with a
+//! webhook; abandonment, also after a restart).
 
 mod support;
 
@@ -486,4 +487,65 @@ fn an_sla_alert_fires_and_clears_and_the_webhook_hears_both() {
     assert_eq!(posts[0]["kind"], "sla");
     daemon.wait_for_log(|line| line.contains("alert raised"), STEP_BOUND);
     daemon.wait_for_log(|line| line.contains("alert cleared"), STEP_BOUND);
+}
+
+/// The first active alert of `kind`, waiting for it up to [`STEP_BOUND`].
+fn wait_for_alert(daemon: &Daemon, kind: &str) -> Value {
+    let deadline = Instant::now() + STEP_BOUND;
+    loop {
+        let body: Value =
+            serde_json::from_str(&daemon.get("/api/alerts", Some(TOKEN)).body).expect("JSON");
+        let found = body["alerts"]
+            .as_array()
+            .and_then(|alerts| alerts.iter().find(|a| a["kind"] == kind).cloned());
+        if let Some(alert) = found {
+            return alert;
+        }
+        assert!(Instant::now() < deadline, "no {kind} alert: {body}");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn an_abandonment_alert_is_raised_and_comes_back_after_a_restart() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let plan = open_clinic(dir.path(), |text| text);
+    let data = dir.path().join("data");
+    let launch = || {
+        Launch::new()
+            .dialplan(plan.clone())
+            .data(data.clone())
+            .start()
+    };
+    let mut daemon = launch();
+    // Four callers to urgent care, where nobody is signed in: past the
+    // 4.7 s emergency notice into the queue, where each hangs up.
+    let peers: Vec<RtpPeer> = (0..4).map(|_| RtpPeer::start(0, false)).collect();
+    let calls: Vec<_> = peers
+        .iter()
+        .map(|peer| patient(&daemon, "caller.xml", "+15550111", peer, 5500))
+        .collect();
+    for call in calls {
+        call.join().expect("patient").assert_all_succeeded(1);
+    }
+    let alert = wait_for_alert(&daemon, "abandonment");
+    assert_eq!(alert["department"], "urgent-care", "{alert}");
+    assert!(
+        alert["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("4 of 4 callers abandoned in the last 15 min")),
+        "{alert}"
+    );
+    assert!(daemon.terminate().success());
+    // A new process, no new call: the waits that ended before the restart
+    // still count (read from the journal once, at start).
+    let daemon = launch();
+    let alert = wait_for_alert(&daemon, "abandonment");
+    assert_eq!(alert["department"], "urgent-care", "{alert}");
+    assert!(
+        alert["detail"]
+            .as_str()
+            .is_some_and(|d| d.starts_with("4 of 4 callers abandoned")),
+        "{alert}"
+    );
 }

@@ -119,6 +119,7 @@ pub mod report;
 pub mod schema;
 mod storage;
 mod timeline;
+mod window;
 
 pub use entry::{CallEvent, CallId, IN_PROGRESS, JournalEntry, Outcome, Priority, UnknownName};
 pub use error::{JournalError, QueryError, RangeError, RecordError};
@@ -129,3 +130,4 @@ pub use report::{
     AbandonmentWindow, AgentReport, DepartmentReport, Percentiles, SourceReport, TimeRange,
 };
 pub use schema::{SCHEMA_VERSION, Synchronous};
+pub use window::AbandonmentTracker;

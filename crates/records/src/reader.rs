@@ -399,19 +399,21 @@ impl Reader {
         range: &TimeRange,
     ) -> Result<Vec<AbandonmentWindow>, QueryError> {
         let (from, to) = range.millis();
-        let facts = self.with(|connection| {
-            facts_of(
-                connection,
-                "SELECT call_id, seq, at, kind, detail FROM call_events
-                 WHERE call_id IN (SELECT call_id FROM call_events
-                                   WHERE at >= ?1 AND at < ?2
-                                     AND kind IN ('queued', 'connected', 'overflowed', 'ended'))
-                 ORDER BY call_id, seq",
-                from,
-                to,
-            )
-        })?;
+        let facts = self.with(|connection| facts_of(connection, ABANDONMENT_EVENTS, from, to))?;
         Ok(report::abandonment(&facts, range))
+    }
+
+    /// Every department visit resolved in `range`, as
+    /// `(department, at in ms since the epoch, abandoned)`: what an
+    /// [`AbandonmentTracker`](crate::AbandonmentTracker) is seeded with at
+    /// start, counted by the same rules as [`Self::abandonment_window`].
+    pub fn resolved_visits(
+        &self,
+        range: &TimeRange,
+    ) -> Result<Vec<(String, i64, bool)>, QueryError> {
+        let (from, to) = range.millis();
+        let facts = self.with(|connection| facts_of(connection, ABANDONMENT_EVENTS, from, to))?;
+        Ok(report::resolved_visits(&facts, range))
     }
 
     fn facts_of_calls_started_in(&self, range: &TimeRange) -> Result<Vec<CallFacts>, QueryError> {
@@ -429,6 +431,14 @@ impl Reader {
         })
     }
 }
+
+/// Every event of the calls with a step that can end a department visit
+/// in `[?1, ?2)`.
+const ABANDONMENT_EVENTS: &str = "SELECT call_id, seq, at, kind, detail FROM call_events
+     WHERE call_id IN (SELECT call_id FROM call_events
+                       WHERE at >= ?1 AND at < ?2
+                         AND kind IN ('queued', 'connected', 'overflowed', 'ended'))
+     ORDER BY call_id, seq";
 
 /// Runs `sql` (events ordered by call then seq, two parameters) and folds
 /// each call's events.

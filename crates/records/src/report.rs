@@ -119,7 +119,7 @@ pub(crate) fn nearest_rank(sorted: &[u64], percent: usize) -> Option<u64> {
 }
 
 /// `part / whole`, 0.0 when `whole` is 0.
-fn share(part: u64, whole: u64) -> f64 {
+pub(crate) fn share(part: u64, whole: u64) -> f64 {
     if whole == 0 {
         0.0
     } else {
@@ -380,6 +380,26 @@ pub(crate) fn sources<'a>(rows: impl IntoIterator<Item = &'a CallRow>) -> Vec<So
 }
 
 /// Sums the waits that ended in `range`, per department.
+/// Every visit of `calls` resolved in `range`: `(department, at,
+/// abandoned)`.
+pub(crate) fn resolved_visits<'a>(
+    calls: impl IntoIterator<Item = &'a CallFacts>,
+    range: &TimeRange,
+) -> Vec<(String, i64, bool)> {
+    calls
+        .into_iter()
+        .flat_map(|call| &call.visits)
+        .filter_map(|visit| {
+            let at = visit
+                .resolution
+                .at()
+                .filter(|at| range.contains_millis(*at))?;
+            let abandoned = matches!(visit.resolution, Resolution::Abandoned { .. });
+            Some((visit.department.clone(), at, abandoned))
+        })
+        .collect()
+}
+
 pub(crate) fn abandonment<'a>(
     calls: impl IntoIterator<Item = &'a CallFacts>,
     range: &TimeRange,

@@ -8,7 +8,10 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use ivr::jiff::Timestamp;
-use records::{CallEvent, Journal, JournalConfig, JournalEntry, JournalHandle, Reader, TimeRange};
+use records::{
+    AbandonmentTracker, AbandonmentWindow, CallEvent, Journal, JournalConfig, JournalEntry,
+    JournalHandle, Reader, TimeRange,
+};
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use tokio_util::sync::CancellationToken;
@@ -57,6 +60,8 @@ pub struct Leads {
     reader: Reader,
     journal: Mutex<Option<Journal>>,
     alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
+    /// The abandonment window of the alerts, fed by every step recorded.
+    abandonment: Mutex<AbandonmentTracker>,
     pseudonyms: Pseudonyms,
 }
 
@@ -87,29 +92,43 @@ impl Alert {
 
 impl Leads {
     /// Opens (or creates) the journal under `data`.
-    pub fn open(data: &Path, reveal_numbers: bool) -> anyhow::Result<Self> {
+    pub fn open(data: &Path, reveal_numbers: bool, window: Duration) -> anyhow::Result<Self> {
         let (journal, handle) = Journal::open(data.join(JOURNAL_FILE), JournalConfig::default())?;
         let reader = journal.reader()?;
         let pseudonyms = Pseudonyms::open(data, reveal_numbers)?;
+        // The waits that ended before a restart still count for the alerts.
+        let mut abandonment = AbandonmentTracker::new(window);
+        abandonment.seed(reader.resolved_visits(&TimeRange::last(window, Timestamp::now()))?);
         Ok(Leads {
             handle,
             reader,
             journal: Mutex::new(Some(journal)),
             alerts: Mutex::new(BTreeMap::new()),
+            abandonment: Mutex::new(abandonment),
             pseudonyms,
         })
     }
 
     /// Records one step of call `id` now (never waits; a loss is counted).
     pub fn record(&self, id: &str, event: CallEvent) {
-        let _ = self
-            .handle
-            .record(JournalEntry::new(id, Timestamp::now(), event));
+        self.record_entry(JournalEntry::new(id, Timestamp::now(), event));
     }
 
     /// Records an entry with its own time.
     pub fn record_entry(&self, entry: JournalEntry) {
+        if let Ok(mut abandonment) = self.abandonment.lock() {
+            abandonment.record(&entry);
+        }
         let _ = self.handle.record(entry);
+    }
+
+    /// Per department, the waits that ended in the alerts' window up to
+    /// `now` and how many of them were abandoned (no journal read).
+    pub fn abandonment_window(&self, now: Timestamp) -> Vec<AbandonmentWindow> {
+        self.abandonment
+            .lock()
+            .map(|mut abandonment| abandonment.window(now))
+            .unwrap_or_default()
     }
 
     /// The read side, for the API (use it inside `spawn_blocking`).
@@ -223,14 +242,7 @@ pub async fn watch_alerts(app: Arc<App>, config: AlertConfig, shutdown: Cancella
                 );
             }
         }
-        let reader = app.leads.reader().clone();
-        let range = TimeRange::last(config.window, Timestamp::now());
-        let windows = tokio::task::spawn_blocking(move || reader.abandonment_window(&range))
-            .await
-            .ok()
-            .and_then(Result::ok)
-            .unwrap_or_default();
-        for window in windows {
+        for window in app.leads.abandonment_window(Timestamp::now()) {
             if window.resolved >= config.min_resolved
                 && window.abandonment_rate > config.abandonment_rate
             {

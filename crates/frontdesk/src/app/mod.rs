@@ -284,7 +284,11 @@ pub async fn start(
         Ok(())
     });
 
-    let leads = leads::Leads::open(&config.data, config.log_patient_numbers)?;
+    let leads = leads::Leads::open(
+        &config.data,
+        config.log_patient_numbers,
+        config.alerts.window,
+    )?;
     // A seam for tests of a failing disk: calls must go on while every
     // journal write fails (counted, logged). Not a production setting.
     if std::env::var("FRONTDESK_TEST_JOURNAL_FAULT").as_deref() == Ok("fail") {
