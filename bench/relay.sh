@@ -53,6 +53,11 @@
 #   FRONTDESK_LOG  RUST_LOG for frontdesk           [warn]
 #   RTPLOAD        the load tool                    [bench/rtpload/target/release/rtpload]
 #   OUT            results folder                   [/tmp/frontdesk-bench-relay-<date>]
+#   RELAY_CPUS     taskset CPU list for the relay (frontdesk or rtpengine)  [unset: any]
+#   LOAD_CPUS      taskset CPU list for rtpload                              [unset: any]
+#                  (e.g. RELAY_CPUS=0 LOAD_CPUS=1: the relay and the generator
+#                  never wait for each other's core, so the latency is the
+#                  relay's own)
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
@@ -78,6 +83,8 @@ for tool in sipp python3 curl; do
 done
 [[ " $TARGETS " == *" rtpengine "* ]] && { command -v rtpengine >/dev/null || die "rtpengine is not installed (apt-get install rtpengine-daemon)"; }
 [[ " $TARGETS " == *" frontdesk "* ]] && { [ -x "$FRONTDESK_BIN" ] || die "no $FRONTDESK_BIN; run: cargo build --release -p frontdesk"; }
+relay_pin=(); [ -n "${RELAY_CPUS:-}" ] && relay_pin=(taskset -c "$RELAY_CPUS")
+load_pin=(); [ -n "${LOAD_CPUS:-}" ] && load_pin=(taskset -c "$LOAD_CPUS")
 [ -x "$RTPLOAD" ] || die "no $RTPLOAD; run: cargo build --release --manifest-path bench/rtpload/Cargo.toml"
 [ "$MEASURE_S" -ge 1 ] && [ "$MEASURE_S" -le 120 ] || die "MEASURE_S must be 1..120"
 [ "$SETUP_RATE" -ge 1 ] || die "SETUP_RATE must be >= 1"
@@ -176,7 +183,7 @@ run_frontdesk() {
   # SIPp's own media ports (audio, video = +2), unused by these scenarios
   local mp_uac mp_uas; mp_uac=$(free_block 16000 19990 8) || return 1; mp_uas=$(( mp_uac + 4 ))
   python3 "$ROOT/bench/bench-dialplan.py" "$dir/dialplan" "$n" "$uas_port" > /dev/null || return 1
-  RUST_LOG="$FRONTDESK_LOG" NO_COLOR=1 "$FRONTDESK_BIN" run --sip $IP:0 --http $IP:0 \
+  RUST_LOG="$FRONTDESK_LOG" NO_COLOR=1 "${relay_pin[@]}" "$FRONTDESK_BIN" run --sip $IP:0 --http $IP:0 \
       --rtp-ports "$RTP_PORTS" --rtp-timeout $(( talk_s + 60 )) --data "$dir/data" \
       --admin-token bench-token --dialplan "$dir/dialplan/bench.toml" \
       > "$dir/frontdesk.out" 2> "$dir/frontdesk.log" &
@@ -210,7 +217,7 @@ run_frontdesk() {
   UPID=$!
 
   # rtpload first, so that C is there for the first notice.
-  ( exec timeout $(( setup_timeout + MEASURE_S + 30 )) "$RTPLOAD" relay --frontdesk --calls "$n" \
+  ( exec timeout $(( setup_timeout + MEASURE_S + 30 )) "${load_pin[@]}" "$RTPLOAD" relay --frontdesk --calls "$n" \
       --seconds "$MEASURE_S" --caller $IP:$CPORT --agent $IP:$APORT \
       --setup-timeout "$setup_timeout" --pid "$FPID" > "$dir/relay.json" 2> "$dir/rtpload.err" ) &
   LPID=$!
@@ -292,7 +299,7 @@ run_rtpengine() {
   mkdir -p "$dir"
   if [ "$n" -gt 4000 ]; then echo "rtpengine: skip $n calls (> 4000, its file descriptors)"; return 1; fi
   udp_port_free "$NG" || { echo "rtpengine: $NG is in use (another rtpengine?); set NG"; return 1; }
-  timeout $(( MEASURE_S + 120 )) rtpengine --config-file=none --foreground --log-stderr --table=-1 \
+  timeout $(( MEASURE_S + 120 )) "${relay_pin[@]}" rtpengine --config-file=none --foreground --log-stderr --table=-1 \
       --interface=$IP --listen-ng="$NG" --port-min=30000 --port-max=50000 \
       --num-threads="$THREADS" --log-level=4 --delete-delay=0 --timeout=60 \
       > "$dir/rtpengine.log" 2>&1 &
@@ -305,7 +312,7 @@ run_rtpengine() {
     sleep 0.2
   done
   echo "rtpengine on $NG (pid $rpid), $THREADS threads; $n calls"
-  ( exec timeout $(( MEASURE_S + 60 )) "$RTPLOAD" relay --rtpengine "$NG" --calls "$n" \
+  ( exec timeout $(( MEASURE_S + 60 )) "${load_pin[@]}" "$RTPLOAD" relay --rtpengine "$NG" --calls "$n" \
       --seconds "$MEASURE_S" --caller $IP:$CPORT --agent $IP:$APORT --pid "$rpid" \
       > "$dir/relay.json" 2> "$dir/rtpload.err" ) &
   LPID=$!
