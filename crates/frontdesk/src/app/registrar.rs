@@ -377,14 +377,21 @@ impl Service {
 
     /// Presence to routing, bindings to [`Locations`]; a change schedules
     /// a write of the file within [`SAVE_EVERY`].
+    ///
+    /// Order matters, because routing acts at once: an agent signing in
+    /// while patients wait is offered a call the moment routing hears of
+    /// them, and the call looks their phone up in [`Locations`]. So an agent
+    /// leaving is told to routing before their bindings go, and an agent
+    /// arriving after their bindings are in place.
     fn drain_events(&mut self, now: Instant) {
         let mut changed = false;
+        let mut arrived = Vec::new();
+        let mut bindings = Vec::new();
         while let Some(event) = self.registrar.poll_event() {
             match event {
                 RegistrarEvent::Registered { user, first } => {
                     if first {
-                        info!(agent = %user, "agent registered");
-                        self.router.registered(routing::AgentId::new(user.as_str()));
+                        arrived.push(user);
                     }
                 }
                 RegistrarEvent::Refreshed { .. } => {}
@@ -393,11 +400,16 @@ impl Service {
                     self.router
                         .unregistered(routing::AgentId::new(user.as_str()));
                 }
-                RegistrarEvent::BindingsChanged { user } => {
-                    self.locations.set(&user, self.registrar.bindings(&user));
-                    changed = true;
-                }
+                RegistrarEvent::BindingsChanged { user } => bindings.push(user),
             }
+        }
+        for user in bindings {
+            self.locations.set(&user, self.registrar.bindings(&user));
+            changed = true;
+        }
+        for user in arrived {
+            info!(agent = %user, "agent registered");
+            self.router.registered(routing::AgentId::new(user.as_str()));
         }
         if changed && self.save_at.is_none() {
             self.save_at = Some(now + SAVE_EVERY);
