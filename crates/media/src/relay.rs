@@ -30,7 +30,16 @@ use crate::sdp::{NegotiatedMedia, PayloadMap};
 const MAX_DROPOUT: u16 = 3000;
 
 /// Where to send RTP to one peer: the SDP address until the first valid
-/// packet arrives, then the packet's source.
+/// packet arrives, then the packet's source (symmetric RTP, for phones
+/// behind NAT whose SDP names an address nobody can reach).
+///
+/// The first packet may not be the peer's: a port freed by an ended call
+/// and leased again can still receive the old call's last packets (its
+/// phone has not seen the BYE yet), and latching to them would send this
+/// call's audio, a patient's voice, to someone else. So a valid packet from
+/// the signalled address itself always takes the latch back: a phone that
+/// is reachable where its SDP says, as on a clinic's own network, cannot
+/// lose its stream to a stray.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct Latch {
     signalled: Option<SocketAddr>,
@@ -47,9 +56,15 @@ impl Latch {
     }
 
     /// Records a valid packet's source; returns the address when this
-    /// packet latched the stream (the first one after creation or reset).
+    /// packet latched the stream: the first one after creation or reset,
+    /// or the first from the signalled address when the latch was on
+    /// another.
     pub fn on_valid_packet(&mut self, source: SocketAddr) -> Option<SocketAddr> {
-        if self.latched.is_some() {
+        let takes_it = match self.latched {
+            None => true,
+            Some(latched) => latched != source && self.signalled == Some(source),
+        };
+        if !takes_it {
             return None;
         }
         self.latched = Some(source);
@@ -367,6 +382,22 @@ mod tests {
         latch.reset(None);
         assert!(!latch.is_latched());
         assert_eq!(latch.destination(), None);
+    }
+
+    #[test]
+    fn the_signalled_address_takes_the_latch_back_from_a_stray() {
+        let signalled: SocketAddr = "127.0.0.1:40000".parse().unwrap();
+        let stray: SocketAddr = "127.0.0.1:41000".parse().unwrap();
+        let mut latch = Latch::new(Some(signalled));
+        // The last packets of the port's previous call arrive first.
+        assert_eq!(latch.on_valid_packet(stray), Some(stray));
+        assert_eq!(latch.destination(), Some(stray));
+        // The peer itself speaks: from now on it gets the stream, for good.
+        assert_eq!(latch.on_valid_packet(signalled), Some(signalled));
+        assert_eq!(latch.destination(), Some(signalled));
+        assert_eq!(latch.on_valid_packet(signalled), None);
+        assert_eq!(latch.on_valid_packet(stray), None);
+        assert_eq!(latch.destination(), Some(signalled));
     }
 
     #[test]

@@ -120,7 +120,8 @@ pub enum MediaEvent {
         /// How it was signalled.
         source: DtmfSource,
     },
-    /// The first valid packet of a leg arrived; we now send there.
+    /// The first valid packet of a leg arrived (or the first from its
+    /// signalled address, after a stray latched it): we now send there.
     Latched {
         /// The leg.
         leg: Leg,

@@ -655,3 +655,86 @@ fn commands_on_missing_legs_are_errors() {
     assert!(session.poll_transmit(t0, &mut out).is_none());
     session.remove_leg(Leg::Caller);
 }
+
+#[test]
+fn a_stray_from_the_ports_last_call_does_not_keep_the_patients_audio() {
+    let t0 = Instant::now();
+    let mut session = session(t0);
+    let mut rng = SmallRng::seed_from_u64(5);
+    session.add_leg(
+        t0,
+        Leg::Agent,
+        NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), Some(101)),
+        &mut rng,
+    );
+    session.bridge().unwrap();
+    let mut out = [0u8; 1500];
+    let voice = rtp(0, 1, 0, 0xCA11, &[0xD5; 160]);
+    // Before anything arrives on the agent's port, the patient's voice goes
+    // where the agent's SDP said.
+    let transmit = session
+        .handle_datagram(t0, Leg::Caller, addr(CALLER), &voice, &mut out)
+        .unwrap();
+    assert_eq!(transmit.destination, addr(AGENT));
+    // The port's previous call's phone still sends its last packets here.
+    let stray = addr("127.0.0.1:39000");
+    let now = t0 + Duration::from_millis(20);
+    let _ = session.handle_datagram(
+        now,
+        Leg::Agent,
+        stray,
+        &rtp(0, 900, 0, 0x0BAD, &[0; 160]),
+        &mut out,
+    );
+    let voice = rtp(0, 2, 160, 0xCA11, &[0xD5; 160]);
+    let transmit = session
+        .handle_datagram(now, Leg::Caller, addr(CALLER), &voice, &mut out)
+        .unwrap();
+    assert_eq!(
+        transmit.destination, stray,
+        "a stray latches a port that heard nothing yet"
+    );
+    // The agent's phone speaks from where its SDP said: the stream is its.
+    let now = t0 + Duration::from_millis(40);
+    let _ = session.handle_datagram(
+        now,
+        Leg::Agent,
+        addr(AGENT),
+        &rtp(0, 7, 0, 0xA6E7, &[0; 160]),
+        &mut out,
+    );
+    let _ = session.handle_datagram(
+        now,
+        Leg::Agent,
+        stray,
+        &rtp(0, 901, 160, 0x0BAD, &[0; 160]),
+        &mut out,
+    );
+    let voice = rtp(0, 3, 320, 0xCA11, &[0xD5; 160]);
+    let transmit = session
+        .handle_datagram(now, Leg::Caller, addr(CALLER), &voice, &mut out)
+        .unwrap();
+    assert_eq!(transmit.destination, addr(AGENT));
+    assert_eq!(
+        events(&mut session)
+            .into_iter()
+            .filter(|event| matches!(
+                event,
+                MediaEvent::Latched {
+                    leg: Leg::Agent,
+                    ..
+                }
+            ))
+            .collect::<Vec<_>>(),
+        [
+            MediaEvent::Latched {
+                leg: Leg::Agent,
+                address: stray
+            },
+            MediaEvent::Latched {
+                leg: Leg::Agent,
+                address: addr(AGENT)
+            },
+        ]
+    );
+}
