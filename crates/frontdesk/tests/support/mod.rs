@@ -186,7 +186,8 @@ impl Launch {
         command
             .arg(self.subcommand)
             .args(["--sip", &self.sip, "--http", "127.0.0.1:0", "--data"])
-            .arg(self.data_dir());
+            .arg(self.data_dir())
+            .args(["--rtp-ports", &rtp_slice()]);
         match &self.dialplan {
             Some(path) => {
                 command
@@ -526,4 +527,16 @@ impl Log {
             lines = self.grew.wait_timeout(lines, left).expect("log lock").0;
         }
     }
+}
+
+/// A slice of 200 RTP ports of its own for each daemon this test binary
+/// starts (its tests run in parallel; binaries run one after another). With
+/// one shared range, a port one daemon freed was soon leased by another
+/// while the first call's phone still sent to it: a stray that has nothing
+/// to do with the test under way.
+fn rtp_slice() -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static NEXT: AtomicU32 = AtomicU32::new(0);
+    let low = 20_000 + (NEXT.fetch_add(1, Ordering::Relaxed) % 100) * 200;
+    format!("{low}-{}", low + 199)
 }
