@@ -10,14 +10,13 @@
 use std::net::{IpAddr, Ipv4Addr, Ipv6Addr, SocketAddr};
 use std::time::Duration;
 
-use bytes::Bytes;
 use rand::Rng;
 use rand::distr::{Alphanumeric, SampleString};
 use sip::Peer;
 use sip::TransportKind;
 use sip::endpoint::{self, EndpointConfig, EndpointHandle};
 use sip::message::validate::ValidResponse;
-use sip::message::{Headers, Method, Request};
+use sip::message::{Method, Request};
 use sip::transaction::{self, Event, SentBy, TimerValues};
 use sip::transport::{self, TransportConfig};
 use tokio::sync::mpsc;
@@ -165,19 +164,7 @@ pub fn token(rng: &mut impl Rng, length: usize) -> String {
     Alphanumeric.sample_string(rng, length)
 }
 
-pub use crate::calls::signal::dialog_response;
-
-/// The SDP body of a message, if it has one.
-pub fn sdp_body(headers: &Headers, body: &Bytes) -> Option<Bytes> {
-    if body.is_empty() {
-        return None;
-    }
-    match headers.content_type() {
-        Ok(Some(kind)) if kind.is("application", "sdp") => Some(body.clone()),
-        Ok(None) => Some(body.clone()),
-        _ => None,
-    }
-}
+pub use crate::calls::signal::{dialog_response, sdp_body};
 
 /// Sends a non-INVITE `request` to `peer` and waits, within `bound`, for
 /// its final response among the events of its Call-ID (`events`). Other
@@ -221,7 +208,7 @@ pub async fn exchange(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use sip::message::{HeaderName, StatusCode};
+    use sip::message::{HeaderName, Headers, StatusCode};
 
     #[test]
     fn wildcard_addresses_become_loopback_of_their_family() {
