@@ -413,35 +413,44 @@ async fn receive_datagrams(handle: TransportHandle) {
 }
 
 async fn accept_connections(handle: TransportHandle, listener: TcpListener) {
-    let inner = &handle.inner;
+    while let Some((stream, remote, permit)) =
+        next_connection(&handle.inner, &listener, "tcp").await
+    {
+        let _ = stream.set_nodelay(true);
+        let (reader, writer) = stream.into_split();
+        handle.serve_stream(TransportKind::Tcp, remote, reader, writer, permit);
+    }
+}
+
+/// The next connection of `listener` that gets a connection permit, or
+/// `None` once shutting down. An accept error (EMFILE and friends) backs
+/// off a little instead of spinning; a connection past the limit is
+/// closed at once, and the refusal logged under `label`.
+async fn next_connection(
+    inner: &Inner,
+    listener: &TcpListener,
+    label: &'static str,
+) -> Option<(TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
     loop {
         let accepted = tokio::select! {
-            () = inner.shutdown.cancelled() => return,
+            () = inner.shutdown.cancelled() => return None,
             accepted = listener.accept() => accepted,
         };
         let (stream, remote) = match accepted {
             Ok(accepted) => accepted,
             Err(error) => {
-                // EMFILE and friends: back off a little instead of spinning.
-                tracing::warn!(%error, "tcp accept failed");
+                tracing::warn!(%error, "{label} accept failed");
                 tokio::time::sleep(Duration::from_millis(50)).await;
                 continue;
             }
         };
         match inner.permits.clone().try_acquire_owned() {
-            Ok(permit) => {
-                let _ = stream.set_nodelay(true);
-                let (reader, writer) = stream.into_split();
-                handle.serve_stream(TransportKind::Tcp, remote, reader, writer, permit);
-            }
-            Err(_) => {
-                inner.refusals.refused(
-                    "tcp",
-                    remote,
-                    &"connection refused: connection limit reached",
-                );
-                drop(stream);
-            }
+            Ok(permit) => return Some((stream, remote, permit)),
+            Err(_) => inner.refusals.refused(
+                label,
+                remote,
+                &"connection refused: connection limit reached",
+            ),
         }
     }
 }
@@ -452,27 +461,7 @@ async fn accept_connections(handle: TransportHandle, listener: TcpListener) {
 /// next accept).
 async fn accept_tls(handle: TransportHandle, listener: TcpListener, gate: TlsGate) {
     let inner = &handle.inner;
-    loop {
-        let accepted = tokio::select! {
-            () = inner.shutdown.cancelled() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, remote) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                tracing::warn!(%error, "tls accept failed");
-                tokio::time::sleep(Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let Ok(permit) = inner.permits.clone().try_acquire_owned() else {
-            inner.refusals.refused(
-                "tls",
-                remote,
-                &"connection refused: connection limit reached",
-            );
-            continue;
-        };
+    while let Some((stream, remote, permit)) = next_connection(inner, &listener, "tls").await {
         let _ = stream.set_nodelay(true);
         let Some(handshake) = gate.admit(stream, remote) else {
             continue;
