@@ -65,6 +65,20 @@ pub(super) struct AgentLeg {
     state: LegState,
 }
 
+impl AgentLeg {
+    /// Our answer to the offer of a re-INVITE from the agent, as a new
+    /// version of our session; `NoAudio` when it carries no SDP.
+    fn answer_reoffer(
+        &mut self,
+        headers: &sip::message::Headers,
+        body: &Bytes,
+    ) -> Result<sdp::Answer, media::SdpError> {
+        self.local.session_version += 1;
+        let body = signal::sdp_body(headers, body).ok_or(media::SdpError::NoAudio)?;
+        SessionDescription::parse(&body).and_then(|offer| sdp::create_answer(&offer, &self.local))
+    }
+}
+
 /// Every agent leg of a call.
 #[derive(Debug, Default)]
 pub(super) struct Legs {
@@ -497,11 +511,7 @@ impl Call {
                 // A re-INVITE on a leg whose patient left: same session,
                 // no media to change.
                 let leg = &mut self.legs.legs[index];
-                leg.local.session_version += 1;
-                let answer = signal::sdp_body(headers, &request.request.body)
-                    .ok_or(media::SdpError::NoAudio)
-                    .and_then(|body| SessionDescription::parse(&body))
-                    .and_then(|offer| sdp::create_answer(&offer, &leg.local));
+                let answer = leg.answer_reoffer(headers, &request.request.body);
                 let response = match answer {
                     Ok(answer) => {
                         let contact = self.app.contact_for(leg.peer.transport);
@@ -521,11 +531,7 @@ impl Call {
             }
             Method::Invite if connected_here => {
                 let leg = &mut self.legs.legs[index];
-                leg.local.session_version += 1;
-                let answer = signal::sdp_body(headers, &request.request.body)
-                    .ok_or(media::SdpError::NoAudio)
-                    .and_then(|body| SessionDescription::parse(&body))
-                    .and_then(|offer| sdp::create_answer(&offer, &leg.local));
+                let answer = leg.answer_reoffer(headers, &request.request.body);
                 match answer {
                     Ok(answer) => {
                         let on_hold = answer.media.on_hold;
