@@ -14,7 +14,8 @@
 //! | [`playback`] | a cursor over prompts (once, or looped for hold music) and a drift-free 20 ms pacer |
 //! | [`rtp`] | the stream we originate ([`rtp::OutboundStream`]: SSRC, sequence, timestamp, marker), validation of what we receive, RFC 4733 telephone-events in and out |
 //! | [`inband`] | a Goertzel DTMF detector for tones in the audio |
-//! | [`relay`] | the bridge's per-packet rewrite ([`relay::RelayPath`]) and symmetric RTP ([`relay::Latch`]) |
+//! | [`relay`] | the bridge's per-packet rewrite ([`relay::RelayPath`]) |
+//! | [`strict`] | strict RTP ([`strict::PeerGuard`]): which source is a leg's peer (its signalled address, or a run of packets for phones behind NAT), foreign packets dropped, and at most a small budget sent before the peer is confirmed (no reflection) |
 //! | [`srtp`] | SRTP/SRTCP (RFC 3711) for the SDES suites `AES_CM_128_HMAC_SHA1_80`/`_32`: protect, unprotect, ROC, replay window; why it is ours and not a crate is in its docs |
 //! | [`session`] | [`session::MediaSession`]: one call's legs, prompts, digits, bridge, inactivity |
 //! | [`driver`] | tokio: [`driver::PortPool`] and the per-call task [`driver::spawn_media_task`] |
@@ -66,6 +67,7 @@ pub mod rtp;
 pub mod sdp;
 pub mod session;
 pub mod srtp;
+pub mod strict;
 
 pub use codec::Codec;
 pub use dtmf::{DtmfDigit, DtmfSource};

@@ -14,10 +14,9 @@
 //! The per-packet path writes into a caller-provided buffer and does not
 //! allocate.
 //!
-//! [`Latch`] is symmetric RTP (RFC 4961 behaviour for peers behind NAT):
-//! after the first valid packet, we send to where the peer's RTP comes from.
+//! Which source a leg accepts, and where its packets go, is strict RTP's
+//! business ([`crate::strict`]).
 
-use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::codec::Codec;
@@ -28,65 +27,6 @@ use crate::sdp::{NegotiatedMedia, PayloadMap};
 /// A sequence-number jump larger than this is treated as a restarted
 /// stream and rebased (RFC 3550 Appendix A.1 uses 3000 as MAX_DROPOUT).
 const MAX_DROPOUT: u16 = 3000;
-
-/// Where to send RTP to one peer: the SDP address until the first valid
-/// packet arrives, then the packet's source (symmetric RTP, for phones
-/// behind NAT whose SDP names an address nobody can reach).
-///
-/// The first packet may not be the peer's: a port freed by an ended call
-/// and leased again can still receive the old call's last packets (its
-/// phone has not seen the BYE yet), and latching to them would send this
-/// call's audio, a patient's voice, to someone else. So a valid packet from
-/// the signalled address itself always takes the latch back: a phone that
-/// is reachable where its SDP says, as on a clinic's own network, cannot
-/// lose its stream to a stray.
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Latch {
-    signalled: Option<SocketAddr>,
-    latched: Option<SocketAddr>,
-}
-
-impl Latch {
-    /// A latch that sends to the SDP address until it latches.
-    pub fn new(signalled: Option<SocketAddr>) -> Latch {
-        Latch {
-            signalled,
-            latched: None,
-        }
-    }
-
-    /// Records a valid packet's source; returns the address when this
-    /// packet latched the stream: the first one after creation or reset,
-    /// or the first from the signalled address when the latch was on
-    /// another.
-    pub fn on_valid_packet(&mut self, source: SocketAddr) -> Option<SocketAddr> {
-        let takes_it = match self.latched {
-            None => true,
-            Some(latched) => latched != source && self.signalled == Some(source),
-        };
-        if !takes_it {
-            return None;
-        }
-        self.latched = Some(source);
-        Some(source)
-    }
-
-    /// Where to send now.
-    pub fn destination(&self) -> Option<SocketAddr> {
-        self.latched.or(self.signalled)
-    }
-
-    /// Whether a packet has latched the stream.
-    pub fn is_latched(&self) -> bool {
-        self.latched.is_some()
-    }
-
-    /// A new SDP (re-INVITE): back to the signalled address until the next
-    /// valid packet latches again.
-    pub fn reset(&mut self, signalled: Option<SocketAddr>) {
-        *self = Latch::new(signalled);
-    }
-}
 
 /// What became of a relayed packet.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -365,39 +305,6 @@ mod tests {
             reader.ssrc(),
             reader.mark(),
         )
-    }
-
-    #[test]
-    fn latch_follows_the_first_valid_packet_until_reset() {
-        let signalled: SocketAddr = "192.0.2.1:4000".parse().unwrap();
-        let nat: SocketAddr = "198.51.100.7:61000".parse().unwrap();
-        let mut latch = Latch::new(Some(signalled));
-        assert_eq!(latch.destination(), Some(signalled));
-        assert_eq!(latch.on_valid_packet(nat), Some(nat));
-        assert_eq!(
-            latch.on_valid_packet("203.0.113.9:1".parse().unwrap()),
-            None
-        );
-        assert_eq!(latch.destination(), Some(nat));
-        latch.reset(None);
-        assert!(!latch.is_latched());
-        assert_eq!(latch.destination(), None);
-    }
-
-    #[test]
-    fn the_signalled_address_takes_the_latch_back_from_a_stray() {
-        let signalled: SocketAddr = "127.0.0.1:40000".parse().unwrap();
-        let stray: SocketAddr = "127.0.0.1:41000".parse().unwrap();
-        let mut latch = Latch::new(Some(signalled));
-        // The last packets of the port's previous call arrive first.
-        assert_eq!(latch.on_valid_packet(stray), Some(stray));
-        assert_eq!(latch.destination(), Some(stray));
-        // The peer itself speaks: from now on it gets the stream, for good.
-        assert_eq!(latch.on_valid_packet(signalled), Some(signalled));
-        assert_eq!(latch.destination(), Some(signalled));
-        assert_eq!(latch.on_valid_packet(signalled), None);
-        assert_eq!(latch.on_valid_packet(stray), None);
-        assert_eq!(latch.destination(), Some(signalled));
     }
 
     #[test]

@@ -59,6 +59,10 @@ pub struct AppConfig {
     pub rtp_ports: (u16, u16),
     /// `--rtp-timeout`: RTP inactivity after which a call ends.
     pub rtp_timeout: Duration,
+    /// `--rtp-probation`, `--rtp-unconfirmed-budget`: strict RTP.
+    pub strict_rtp: media::strict::StrictConfig,
+    /// `--rtp-quarantine`: how long a freed RTP port rests.
+    pub rtp_quarantine: Duration,
     /// `--alert-webhook`, `--alert-abandonment`.
     pub alerts: leads::AlertConfig,
     /// `--log-patient-numbers`: show numbers in the logs in full.
@@ -300,7 +304,7 @@ pub async fn start(
         config.data.join(leads::JOURNAL_FILE).display()
     );
     let range = PortRange::new(config.rtp_ports.0, config.rtp_ports.1)?;
-    let ports = PortPool::new(local.ip(), range);
+    let ports = PortPool::with_quarantine(local.ip(), range, config.rtp_quarantine);
     let prompts = Prompts::default();
     if let Some(folder) = plan.path().parent() {
         prompts.preload(&folder.join("prompts")).await;
@@ -318,6 +322,7 @@ pub async fn start(
         prompts,
         media: media::session::SessionConfig {
             inactivity_timeout: Some(config.rtp_timeout),
+            strict: config.strict_rtp,
             ..media::session::SessionConfig::default()
         },
         draining: AtomicBool::new(false),

@@ -47,6 +47,24 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
     rtp_timeout: u64,
 
+    /// Strict RTP: consecutive in-sequence packets (one SSRC, one source)
+    /// that confirm a phone behind NAT as a leg's peer, or move a confirmed
+    /// peer to a new address. A packet from the SDP's own address confirms
+    /// at once.
+    #[arg(long, value_name = "PACKETS", default_value_t = media::strict::StrictConfig::DEFAULT_PROBATION, value_parser = clap::value_parser!(u16).range(1..=1000))]
+    rtp_probation: u16,
+
+    /// Strict RTP: packets sent to a leg before its peer is confirmed (to
+    /// open a NAT pinhole); no more, so a forged SDP cannot aim a stream at
+    /// a third party.
+    #[arg(long, value_name = "PACKETS", default_value_t = media::strict::StrictConfig::DEFAULT_UNCONFIRMED_BUDGET, value_parser = clap::value_parser!(u32).range(0..=10_000))]
+    rtp_unconfirmed_budget: u32,
+
+    /// Seconds a freed RTP port waits before another call may lease it, so
+    /// an ended call's last packets cannot reach the next patient.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
+    rtp_quarantine: u64,
+
     /// POST overload alerts (raised and cleared) as JSON to this http:// URL.
     #[arg(long, value_name = "URL")]
     alert_webhook: Option<String>,
@@ -110,6 +128,11 @@ impl RunArgs {
             },
             advertise: self.advertise,
             rtp_timeout: std::time::Duration::from_secs(self.rtp_timeout),
+            strict_rtp: media::strict::StrictConfig {
+                probation: self.rtp_probation,
+                unconfirmed_budget: self.rtp_unconfirmed_budget,
+            },
+            rtp_quarantine: std::time::Duration::from_secs(self.rtp_quarantine),
             alerts: crate::app::leads::AlertConfig {
                 webhook: self.alert_webhook,
                 abandonment_rate: self.alert_abandonment / 100.0,

@@ -26,6 +26,10 @@ pub struct Config {
     pub advertise: Option<IpAddr>,
     /// RTP inactivity after which a call ends (`--rtp-timeout`).
     pub rtp_timeout: std::time::Duration,
+    /// Strict RTP (`--rtp-probation`, `--rtp-unconfirmed-budget`).
+    pub strict_rtp: media::strict::StrictConfig,
+    /// How long a freed RTP port waits before it is leased again (`--rtp-quarantine`).
+    pub rtp_quarantine: std::time::Duration,
     /// Overload alerts.
     pub alerts: crate::app::leads::AlertConfig,
     /// Patients' numbers in full in the logs.

@@ -178,6 +178,8 @@ pub async fn run_with(
         advertise: config.advertise,
         rtp_ports: (config.rtp_ports.low(), config.rtp_ports.high()),
         rtp_timeout: config.rtp_timeout,
+        strict_rtp: config.strict_rtp,
+        rtp_quarantine: config.rtp_quarantine,
         alerts: config.alerts.clone(),
         log_patient_numbers: config.log_patient_numbers,
         digest_algorithms: config.digest_algorithms.clone(),

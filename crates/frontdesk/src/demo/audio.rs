@@ -67,6 +67,9 @@ impl PhoneAudio {
             inactivity_timeout: None,
             // Only RFC 4733 events count: an agent's greeting is one.
             inband_dtmf: InbandPolicy::Never,
+            // The daemon sends from the port its SDP names: confirmed by
+            // its first packet, as a real phone's strict RTP would.
+            strict: media::strict::StrictConfig::default(),
         };
         let task = spawn_media_task(config, PHONE_LEG, lease, negotiated);
         let tone = match voice {

@@ -95,11 +95,27 @@ pub struct RtpSink {
 }
 
 impl RtpSink {
-    /// Binds a free port and starts recording.
+    /// A phone's audio port: binds a free port, records what arrives and,
+    /// as a phone does, answers with a 20 ms stream of PCMU silence from the
+    /// same socket to where the first packet came from. That stream comes
+    /// from the address its SDP names, so strict RTP confirms it and sends
+    /// it everything, not only the budget an unconfirmed leg gets.
     pub fn start() -> Self {
+        Self::spawn(true)
+    }
+
+    /// A port that only listens: the SDP names it, but the phone's own RTP
+    /// (if any) comes from elsewhere, like SIPp's `-mp` port or a phone
+    /// behind NAT. Until that RTP is learned, only the unconfirmed budget
+    /// of packets reaches this port.
+    pub fn listening() -> Self {
+        Self::spawn(false)
+    }
+
+    fn spawn(answers: bool) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind the RTP sink");
         socket
-            .set_read_timeout(Some(Duration::from_millis(50)))
+            .set_read_timeout(Some(Duration::from_millis(5)))
             .expect("a read timeout");
         let port = socket.local_addr().expect("its address").port();
         let packets = Arc::new(Mutex::new(Vec::new()));
@@ -109,11 +125,28 @@ impl RtpSink {
             let stop = Arc::clone(&stop);
             std::thread::spawn(move || {
                 let mut buffer = [0u8; 2048];
-                while !stop.load(Ordering::Relaxed) {
-                    if let Ok(length) = socket.recv(&mut buffer)
+                let mut remote = None;
+                let mut sequence: u16 = 7;
+                let mut next_send = Instant::now();
+                // Bounded: these threads end with the test.
+                let deadline = Instant::now() + Duration::from_secs(180);
+                while !stop.load(Ordering::Relaxed) && Instant::now() < deadline {
+                    if let Ok((length, source)) = socket.recv_from(&mut buffer)
                         && let Some(header) = parse_rtp(&buffer[..length])
                     {
                         packets.lock().expect("not poisoned").push(header);
+                        remote.get_or_insert(source);
+                    }
+                    if let Some(remote) = remote.filter(|_| answers && Instant::now() >= next_send)
+                    {
+                        next_send += Duration::from_millis(20);
+                        let mut packet = vec![0x80, 0];
+                        packet.extend_from_slice(&sequence.to_be_bytes());
+                        packet.extend_from_slice(&(u32::from(sequence) * 160).to_be_bytes());
+                        packet.extend_from_slice(&0x5117_u32.to_be_bytes());
+                        packet.extend_from_slice(&[0xFF; 160]);
+                        let _ = socket.send_to(&packet, remote);
+                        sequence = sequence.wrapping_add(1);
                     }
                 }
             })

@@ -3,16 +3,23 @@
 //! UDP socket; the port goes back to the pool when the [`PortLease`] is
 //! dropped (at the end of the call's media task).
 //!
-//! Free ports are handed out oldest-freed first, so a port is reused as
-//! late as possible and stray packets of an ended call rarely reach a new
-//! one. A port that another program holds is skipped and retried later.
+//! Ports are unpredictable: each lease is drawn at random (from the
+//! thread's cryptographic RNG) among the free ports, so one call's port
+//! tells nothing of the next patient's. A port freed by a call waits in
+//! quarantine for [`PortPool::with_quarantine`]'s time before it can be
+//! leased again, so the ended call's last packets (its phone has not seen
+//! the BYE yet) cannot reach the next call; only when no other port is
+//! free is the longest-quarantined one taken early. A port that another
+//! program holds is skipped and retried later.
 
 use std::collections::VecDeque;
 use std::net::{IpAddr, SocketAddr};
 use std::str::FromStr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
+use rand::Rng;
 use tokio::net::UdpSocket;
 
 use crate::error::PortPoolError;
@@ -87,16 +94,53 @@ pub struct PortPool {
 struct PoolInner {
     ip: IpAddr,
     range: PortRange,
-    // A std Mutex: held for a push or a pop, never across `.await` or a
-    // bind, so contention is a few instructions per call set-up.
-    free: Mutex<VecDeque<u16>>,
+    quarantine: Duration,
+    // A std Mutex: held to draw or return one port, never across `.await`
+    // or a bind, so contention is a few instructions per call set-up.
+    ports: Mutex<Ports>,
     leased: AtomicUsize,
 }
 
+/// The ports not leased: free ones in no order (drawn at random), and
+/// freed ones in the order they were freed, each with the time it may be
+/// leased again.
+#[derive(Debug, Default)]
+struct Ports {
+    free: Vec<u16>,
+    quarantined: VecDeque<(Instant, u16)>,
+}
+
+impl Ports {
+    /// Moves the ports whose quarantine is over to the free ones.
+    fn release(&mut self, now: Instant) {
+        while let Some(&(until, port)) = self.quarantined.front() {
+            if until > now {
+                break;
+            }
+            self.quarantined.pop_front();
+            self.free.push(port);
+        }
+    }
+
+    /// A random free port; else the port quarantined longest.
+    fn draw(&mut self, now: Instant, rng: &mut impl Rng) -> Option<u16> {
+        self.release(now);
+        if self.free.is_empty() {
+            return self.quarantined.pop_front().map(|(_, port)| port);
+        }
+        let at = rng.random_range(0..self.free.len());
+        Some(self.free.swap_remove(at))
+    }
+
+    fn len(&self) -> usize {
+        self.free.len() + self.quarantined.len()
+    }
+}
+
 impl PoolInner {
-    fn free(&self) -> std::sync::MutexGuard<'_, VecDeque<u16>> {
-        // A panic while holding the lock cannot leave the queue inconsistent.
-        self.free.lock().unwrap_or_else(PoisonError::into_inner)
+    fn ports(&self) -> std::sync::MutexGuard<'_, Ports> {
+        // A panic while holding the lock cannot leave the lists inconsistent.
+        self.ports.lock().unwrap_or_else(PoisonError::into_inner)
     }
 }
 
@@ -113,29 +157,47 @@ pub struct PortLease {
 }
 
 impl PortPool {
-    /// A pool of `range` on `ip` (the address RTP sockets bind to).
+    /// How long a freed port waits before it is leased again, by default.
+    pub const DEFAULT_QUARANTINE: Duration = Duration::from_secs(10);
+
+    /// A pool of `range` on `ip` (the address RTP sockets bind to), with
+    /// the default quarantine.
     pub fn new(ip: IpAddr, range: PortRange) -> PortPool {
+        PortPool::with_quarantine(ip, range, PortPool::DEFAULT_QUARANTINE)
+    }
+
+    /// A pool whose freed ports wait `quarantine` before they are leased
+    /// again (unless no other port is free).
+    pub fn with_quarantine(ip: IpAddr, range: PortRange, quarantine: Duration) -> PortPool {
         PortPool {
             inner: Arc::new(PoolInner {
                 ip,
                 range,
-                free: Mutex::new(range.rtp_ports().collect()),
+                quarantine,
+                ports: Mutex::new(Ports {
+                    free: range.rtp_ports().collect(),
+                    quarantined: VecDeque::new(),
+                }),
                 leased: AtomicUsize::new(0),
             }),
         }
     }
 
-    /// Leases a port and binds its socket. Must be called inside a tokio
-    /// runtime (the socket registers with its reactor).
+    /// Leases a random free port and binds its socket. Must be called
+    /// inside a tokio runtime (the socket registers with its reactor).
     pub fn allocate(&self) -> Result<PortLease, PortPoolError> {
-        let attempts = self.inner.free().len();
+        let attempts = self.inner.ports().len();
+        let mut rng = rand::rng();
+        let mut busy = Vec::new();
         for _ in 0..attempts {
-            let Some(port) = self.inner.free().pop_front() else {
+            let now = Instant::now();
+            let Some(port) = self.inner.ports().draw(now, &mut rng) else {
                 break;
             };
             match bind(SocketAddr::new(self.inner.ip, port)) {
                 Ok((socket, sender)) => {
                     self.inner.leased.fetch_add(1, Ordering::Relaxed);
+                    self.inner.ports().free.extend(busy);
                     return Ok(PortLease {
                         socket,
                         sender,
@@ -145,10 +207,11 @@ impl PortPool {
                 }
                 Err(error) => {
                     tracing::debug!(port, %error, "RTP port busy, skipped");
-                    self.inner.free().push_back(port);
+                    busy.push(port);
                 }
             }
         }
+        self.inner.ports().free.extend(busy);
         Err(PortPoolError::Exhausted {
             low: self.inner.range.low,
             high: self.inner.range.high,
@@ -161,9 +224,9 @@ impl PortPool {
         self.inner.leased.load(Ordering::Relaxed)
     }
 
-    /// Ports free right now.
+    /// Ports not leased right now (free or in quarantine).
     pub fn available(&self) -> usize {
-        self.inner.free().len()
+        self.inner.ports().len()
     }
 
     /// The address sockets bind to.
@@ -210,7 +273,8 @@ impl PortLease {
 impl Drop for PortLease {
     fn drop(&mut self) {
         self.pool.leased.fetch_sub(1, Ordering::Relaxed);
-        self.pool.free().push_back(self.port);
+        let until = Instant::now() + self.pool.quarantine;
+        self.pool.ports().quarantined.push_back((until, self.port));
     }
 }
 
@@ -274,7 +338,7 @@ mod tests {
         }
         assert_eq!(pool.leased(), 0);
         assert_eq!(pool.available(), 10);
-        // Oldest-freed first: every port was used.
+        // Random draws and the quarantine spread the calls over every port.
         assert_eq!(ports.len(), 10);
     }
 
@@ -294,6 +358,65 @@ mod tests {
         );
         let freed = leases.pop().unwrap().port();
         assert_eq!(pool.allocate().unwrap().port(), freed);
+    }
+
+    #[test]
+    fn leases_are_drawn_at_random_and_freed_ports_wait_in_quarantine() {
+        use rand::SeedableRng;
+        let t0 = Instant::now();
+        let mut rng = rand::rngs::SmallRng::seed_from_u64(7);
+        let mut ports = Ports {
+            free: PortRange::new(40_000, 40_199)
+                .unwrap()
+                .rtp_ports()
+                .collect(),
+            quarantined: VecDeque::new(),
+        };
+        let drawn: Vec<u16> = (0..20).map(|_| ports.draw(t0, &mut rng).unwrap()).collect();
+        // Not in order: consecutive leases are not neighbours.
+        let in_order = drawn
+            .windows(2)
+            .filter(|pair| pair[1] == pair[0] + 2)
+            .count();
+        assert!(in_order <= 2, "{drawn:?}");
+        // A freed port is not drawn again before its quarantine ends, while
+        // other ports are free.
+        let freed = drawn[0];
+        ports
+            .quarantined
+            .push_back((t0 + Duration::from_secs(10), freed));
+        for _ in 0..80 {
+            assert_ne!(
+                ports.draw(t0 + Duration::from_secs(9), &mut rng),
+                Some(freed)
+            );
+        }
+        assert!(ports.free.is_empty());
+        // With nothing else free, the longest-quarantined port is taken early.
+        assert_eq!(
+            ports.draw(t0 + Duration::from_secs(9), &mut rng),
+            Some(freed)
+        );
+        assert_eq!(ports.draw(t0, &mut rng), None);
+        // Once its time is over it is free again.
+        ports
+            .quarantined
+            .push_back((t0 + Duration::from_secs(10), freed));
+        ports.release(t0 + Duration::from_secs(10));
+        assert_eq!(ports.free, [freed]);
+    }
+
+    #[tokio::test]
+    async fn consecutive_leases_do_not_predict_each_other() {
+        let pool = PortPool::new(LOOPBACK, PortRange::new(42_300, 42_499).unwrap());
+        let ports: Vec<u16> = (0..10).map(|_| pool.allocate().unwrap().port()).collect();
+        // Each lease is dropped at once; the quarantine keeps it from the next.
+        assert!(ports.windows(2).all(|pair| pair[0] != pair[1]), "{ports:?}");
+        let in_order = ports
+            .windows(2)
+            .filter(|pair| pair[1] == pair[0] + 2)
+            .count();
+        assert!(in_order <= 2, "{ports:?}");
     }
 
     #[tokio::test]

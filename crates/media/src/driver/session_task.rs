@@ -19,10 +19,14 @@ use crate::playback::{Playback, PlaybackId, PlaybackMode};
 use crate::prompt::Prompt;
 use crate::rtp::MAX_PACKET_LEN;
 use crate::sdp::NegotiatedMedia;
-use crate::session::{Leg, MediaEvent, MediaSession, SessionConfig, Transmit};
+use crate::session::{Leg, LegStats, MediaEvent, MediaSession, SessionConfig, Transmit};
 
 /// Datagrams read per wake-up before checking commands and timers again.
 const RECEIVE_BATCH: usize = 32;
+
+/// How often a call adds its RTP counters to the process's metrics while
+/// it runs (and once more when it ends), so a spray shows while it lasts.
+const REPORT_EVERY: std::time::Duration = std::time::Duration::from_secs(1);
 
 /// A command to a media task.
 #[derive(Debug)]
@@ -191,6 +195,8 @@ pub fn spawn_media_task(
         sockets,
         rng,
         events: event_sender,
+        reported: [LegStats::default(); 2],
+        next_report: Instant::now() + REPORT_EVERY,
     };
     let join = tokio::spawn(driver.run(command_receiver));
     MediaTask {
@@ -212,6 +218,9 @@ struct Driver {
     sockets: [Option<PortLease>; 2],
     rng: SmallRng,
     events: mpsc::UnboundedSender<MediaTaskEvent>,
+    /// What each leg's counters were when last added to the metrics.
+    reported: [LegStats; 2],
+    next_report: Instant,
 }
 
 // One value per loop turn, on the stack and moved once: its size does not matter.
@@ -238,7 +247,7 @@ impl Driver {
             };
             match wake {
                 Wake::Command(None) => {
-                    self.count();
+                    self.report();
                     break;
                 }
                 Wake::Command(Some(command)) => self.apply(command),
@@ -254,37 +263,79 @@ impl Driver {
         }
     }
 
-    /// Adds this call's RTP counters to the process's metrics.
-    fn count(&self) {
+    /// Adds what this call's RTP counters gained since the last report to
+    /// the process's metrics.
+    fn report(&mut self) {
         for leg in [Leg::Caller, Leg::Agent] {
             let Some(stats) = self.core.leg_stats(leg) else {
                 continue;
             };
+            let before = std::mem::replace(&mut self.reported[index(leg)], stats);
             let label = match leg {
                 Leg::Caller => "caller",
                 Leg::Agent => "agent",
             };
-            metrics::counter!("frontdesk_rtp_packets_received_total", "leg" => label)
-                .increment(stats.inbound.packets);
-            metrics::counter!("frontdesk_rtp_packets_rejected_total", "leg" => label)
-                .increment(stats.inbound.rejected);
-            metrics::counter!("frontdesk_rtp_packets_lost_total", "leg" => label)
-                .increment(stats.inbound.lost);
-            metrics::counter!("frontdesk_rtp_packets_sent_total", "leg" => label)
-                .increment(stats.packets_sent);
-            if let Some(srtp) = stats.srtp {
-                let refused = srtp.received.auth_failures;
+            let counters = stats;
+            let gained = |now: u64, then: u64| now.saturating_sub(then);
+            let pairs = [
+                (
+                    "frontdesk_rtp_packets_received_total",
+                    gained(counters.inbound.packets, before.inbound.packets),
+                ),
+                (
+                    "frontdesk_rtp_packets_rejected_total",
+                    gained(counters.inbound.rejected, before.inbound.rejected),
+                ),
+                (
+                    "frontdesk_rtp_packets_lost_total",
+                    gained(counters.inbound.lost, before.inbound.lost),
+                ),
+                (
+                    "frontdesk_rtp_packets_sent_total",
+                    gained(counters.packets_sent, before.packets_sent),
+                ),
+                (
+                    "frontdesk_rtp_packets_foreign_total",
+                    gained(counters.guard.foreign, before.guard.foreign),
+                ),
+                (
+                    "frontdesk_rtp_packets_learning_total",
+                    gained(counters.guard.learning, before.guard.learning),
+                ),
+                (
+                    "frontdesk_rtp_packets_withheld_total",
+                    gained(counters.guard.withheld, before.guard.withheld),
+                ),
+                (
+                    "frontdesk_rtp_relatches_total",
+                    gained(
+                        u64::from(counters.guard.relatches),
+                        u64::from(before.guard.relatches),
+                    ),
+                ),
+            ];
+            // Zero too: every series exists from the first call on.
+            for (name, value) in pairs {
+                metrics::counter!(name, "leg" => label).increment(value);
+            }
+            if let (Some(now), before) = (counters.srtp, before.srtp.unwrap_or_default()) {
+                let refused = gained(now.received.auth_failures, before.received.auth_failures);
                 metrics::counter!("frontdesk_srtp_auth_failures_total", "leg" => label)
                     .increment(refused);
                 metrics::counter!("frontdesk_srtp_replays_total", "leg" => label)
-                    .increment(srtp.received.replayed);
+                    .increment(gained(now.received.replayed, before.received.replayed));
             }
         }
     }
 
     /// Runs timers, sends due packets, forwards events.
     fn flush(&mut self, out: &mut [u8]) {
-        let now = Instant::now().into_std();
+        let tokio_now = Instant::now();
+        if tokio_now >= self.next_report {
+            self.next_report = tokio_now + REPORT_EVERY;
+            self.report();
+        }
+        let now = tokio_now.into_std();
         self.core.handle_timeout(now);
         while let Some(transmit) = self.core.poll_transmit(now, out) {
             self.send(transmit, out);

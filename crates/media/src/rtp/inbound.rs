@@ -138,23 +138,31 @@ impl InboundStream {
         &mut self,
         datagram: &'a [u8],
     ) -> Result<(ReceivedPacket<'a>, Option<DtmfDigit>), RtpError> {
-        let packet = match parse_packet(&self.payloads, datagram) {
-            Ok(packet) => packet,
-            Err(error) => {
-                self.stats.rejected += 1;
-                return Err(error);
-            }
-        };
+        let packet = self.parse(datagram)?;
+        let digit = self.accept(&packet);
+        Ok((packet, digit))
+    }
+
+    /// Checks one datagram against the negotiated payload types, without
+    /// touching the stream's state (a refusal is counted). Strict RTP
+    /// decides between this and [`InboundStream::accept`] whether the
+    /// packet is the peer's.
+    pub fn parse<'a>(&mut self, datagram: &'a [u8]) -> Result<ReceivedPacket<'a>, RtpError> {
+        parse_packet(&self.payloads, datagram).inspect_err(|_| self.stats.rejected += 1)
+    }
+
+    /// Takes a parsed packet of the peer's into the stream: counters, loss,
+    /// and the digit it starts, if any.
+    pub fn accept(&mut self, packet: &ReceivedPacket<'_>) -> Option<DtmfDigit> {
         self.stats.packets += 1;
         self.count_loss(packet.ssrc, packet.sequence);
-        let digit = match packet.payload {
+        match packet.payload {
             RtpPayload::TelephoneEvent(event) => {
                 self.stats.telephone_events += 1;
                 self.events.handle(packet.ssrc, packet.timestamp, event)
             }
             RtpPayload::Audio { .. } => None,
-        };
-        Ok((packet, digit))
+        }
     }
 }
 

@@ -1,6 +1,7 @@
 //! The media of one call, sans-IO: up to two legs (the caller and the
-//! agent), each with its inbound checks, DTMF detection, symmetric RTP
-//! latch and one outbound stream; prompts paced on a 20 ms grid; and, once
+//! agent), each with its inbound checks, its strict-RTP guard (which
+//! source is the peer, and how much it is sent before that is known: see
+//! [`crate::strict`]), DTMF detection and one outbound stream; prompts paced on a 20 ms grid; and, once
 //! bridged, a [`RelayPath`] each way.
 //!
 //! Run loop (the [`crate::driver`] task does exactly this):
@@ -22,7 +23,7 @@
 //! an [`SrtpReceiver`] with the peer's key and an [`SrtpSender`] with ours:
 //! every datagram from it is authenticated and decrypted into the
 //! session's own buffer before anything else looks at it (a packet that
-//! fails is counted and dropped: it does not latch, refresh activity,
+//! fails is counted and dropped: it does not reach the guard, refresh activity,
 //! carry digits or reach the other leg), and every packet we send to it
 //! (relayed, prompt or digit) is encrypted in place in `out`. A plain leg
 //! stays plain, so an SRTP caller and a plain agent bridge with one
@@ -38,13 +39,14 @@ use crate::dtmf::{DtmfDigit, DtmfSource};
 use crate::error::SessionError;
 use crate::inband::InbandDtmfDetector;
 use crate::playback::{Pacer, Playback, PlaybackId};
-use crate::relay::{Latch, RelayPath};
+use crate::relay::RelayPath;
 use crate::rtp::MAX_PACKET_LEN;
 use crate::rtp::{
     InboundStats, InboundStream, OutboundStream, RtpPayload, TelephoneEventGenerator,
 };
 use crate::sdp::{NegotiatedMedia, SrtpParameters};
 use crate::srtp::{SrtpReceiver, SrtpSender, SrtpStats};
+use crate::strict::{Admission, GuardStats, PeerGuard, StrictConfig};
 
 /// The two legs of a call.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
@@ -97,6 +99,8 @@ pub struct SessionConfig {
     pub inactivity_timeout: Option<Duration>,
     /// In-band DTMF detection.
     pub inband_dtmf: InbandPolicy,
+    /// Strict RTP: learning the peer, the budget before it is confirmed.
+    pub strict: StrictConfig,
 }
 
 impl Default for SessionConfig {
@@ -104,6 +108,7 @@ impl Default for SessionConfig {
         SessionConfig {
             inactivity_timeout: Some(Duration::from_secs(30)),
             inband_dtmf: InbandPolicy::Auto,
+            strict: StrictConfig::default(),
         }
     }
 }
@@ -120,8 +125,9 @@ pub enum MediaEvent {
         /// How it was signalled.
         source: DtmfSource,
     },
-    /// The first valid packet of a leg arrived (or the first from its
-    /// signalled address, after a stray latched it): we now send there.
+    /// A leg's peer was confirmed (by its signalled address or a run of
+    /// packets), or moved to a new address (re-latch): we now send there
+    /// and accept packets from there only.
     Latched {
         /// The leg.
         leg: Leg,
@@ -160,14 +166,17 @@ pub struct Transmit {
 }
 
 /// Per-leg counters.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
 pub struct LegStats {
     /// Inbound validation counters.
     pub inbound: InboundStats,
     /// Packets written on the outbound stream (prompts and relay).
     pub packets_sent: u64,
-    /// The latched address, once latched.
+    /// The confirmed peer, once confirmed.
     pub latched: Option<SocketAddr>,
+    /// Strict-RTP counters: packets dropped while learning or as foreign,
+    /// packets withheld before confirmation, re-latches.
+    pub guard: GuardStats,
     /// SRTP counters, on an SRTP leg.
     pub srtp: Option<LegSrtpStats>,
 }
@@ -351,7 +360,7 @@ struct LegState {
     media: NegotiatedMedia,
     srtp: Option<LegSrtp>,
     inbound: InboundStream,
-    latch: Latch,
+    guard: PeerGuard,
     inband: InbandDtmfDetector,
     saw_telephone_event: bool,
     egress: Egress,
@@ -476,7 +485,7 @@ impl MediaSession {
     ) {
         self.legs[leg.index()] = Some(LegState {
             inbound: InboundStream::new(media.payloads),
-            latch: Latch::new(media.remote),
+            guard: PeerGuard::new(self.config.strict, media.remote),
             inband: InbandDtmfDetector::new(),
             saw_telephone_event: false,
             egress: Egress::Idle(OutboundStream::new(rng)),
@@ -492,7 +501,7 @@ impl MediaSession {
     }
 
     /// Applies a new offer/answer to a leg (re-INVITE: hold, unhold, new
-    /// address or codecs). The latch is reset when the address changes.
+    /// address or codecs). A new address starts learning again.
     pub fn update_leg(
         &mut self,
         now: Instant,
@@ -503,9 +512,7 @@ impl MediaSession {
             .as_mut()
             .ok_or(SessionError::MissingLeg(leg))?;
         state.inbound.set_payloads(media.payloads);
-        if media.remote != state.media.remote {
-            state.latch.reset(media.remote);
-        }
+        state.guard.resignal(media.remote);
         match (&mut state.srtp, &media.srtp) {
             (_, None) => state.srtp = None,
             (Some(current), Some(parameters)) => current.update(parameters),
@@ -548,11 +555,8 @@ impl MediaSession {
         self.legs[leg.index()].as_ref().map(|state| LegStats {
             inbound: state.inbound.stats(),
             packets_sent: state.egress.stream().packets_sent(),
-            latched: state
-                .latch
-                .is_latched()
-                .then(|| state.latch.destination())
-                .flatten(),
+            latched: state.guard.confirmed(),
+            guard: state.guard.stats(),
             srtp: state.srtp.as_ref().map(LegSrtp::stats),
         })
     }
@@ -701,16 +705,21 @@ impl MediaSession {
                 }
             },
         };
-        let (packet, digit) = match state.inbound.receive(datagram) {
-            Ok(received) => received,
+        let packet = match state.inbound.parse(datagram) {
+            Ok(packet) => packet,
             Err(error) => {
                 tracing::trace!(?leg, %source, %error, "dropped datagram");
                 return None;
             }
         };
-        if let Some(address) = state.latch.on_valid_packet(source) {
-            self.events.push_back(MediaEvent::Latched { leg, address });
+        match state.guard.admit(source, packet.ssrc, packet.sequence) {
+            Admission::Accept => {}
+            Admission::Confirmed(address) => {
+                self.events.push_back(MediaEvent::Latched { leg, address });
+            }
+            Admission::Learning | Admission::Foreign => return None,
         }
+        let digit = state.inbound.accept(&packet);
         state.last_activity = now;
         state.inactive_reported = false;
         let mut detected = digit.map(|digit| (digit, DtmfSource::TelephoneEvent));
@@ -738,7 +747,7 @@ impl MediaSession {
         if !other.media.direction.sends() || other.dtmf.is_busy() {
             return None; // the other peer holds: it does not want our media
         }
-        let destination = other.latch.destination()?;
+        let destination = other.guard.destination()?;
         match path.relay_packet(now, &packet, out) {
             Ok(relayed) => relayed
                 .bytes_to_send()
@@ -782,10 +791,8 @@ impl MediaSession {
                 continue;
             };
             while let Some(len) = poll_dtmf(state, now, out) {
-                if let Some(destination) = state
-                    .latch
-                    .destination()
-                    .filter(|_| state.media.direction.sends())
+                if state.media.direction.sends()
+                    && let Some(destination) = state.guard.destination()
                     && let Some(len) = seal(&mut state.srtp, leg, out, len)
                 {
                     return Some(Transmit {
@@ -837,10 +844,8 @@ impl MediaSession {
                     }
                 };
                 // On hold, or nowhere to send yet: the playback goes on silently.
-                if let Some(destination) = state
-                    .latch
-                    .destination()
-                    .filter(|_| state.media.direction.sends())
+                if state.media.direction.sends()
+                    && let Some(destination) = state.guard.destination()
                     && let Some(len) = seal(&mut state.srtp, leg, out, len)
                 {
                     return Some(Transmit {

@@ -244,6 +244,10 @@ fn prompts_and_digits_to_an_srtp_leg_are_encrypted() {
     let digit = DtmfDigit::from_char('5').unwrap();
     let mut out = [0u8; 1500];
     let mut plain = [0u8; 1500];
+    // The phone speaks from where its SDP says: confirmed, so more than the
+    // unconfirmed budget may be sent to it.
+    let hello = protect(&mut phone.sender, &rtp(0, 1, 7, &[0x22; 160]));
+    session.handle_datagram(t0, Leg::Caller, addr(CALLER), &hello, &mut out);
     let mut now = t0;
     let (mut audio, mut events) = (0, 0);
     let end = t0 + Duration::from_secs(2);

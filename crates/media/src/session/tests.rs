@@ -93,6 +93,9 @@ fn digits_are_sent_as_rfc4733_events_on_the_leg_stream() {
     session.add_leg(t0, Leg::Agent, agent, &mut rng);
     session.bridge().unwrap();
     let mut out = [0u8; 1500];
+    // The agent's phone has spoken from its SDP address: confirmed.
+    let hello = rtp(0, 1, 0, 0xA6E7, &[0x11; 160]);
+    let _ = session.handle_datagram(t0, Leg::Agent, addr(AGENT), &hello, &mut out);
     let speech = |sequence: u16| rtp(0, sequence, 160 * u32::from(sequence), 0xCA11, &[0x11; 160]);
     let transmit = session
         .handle_datagram(t0, Leg::Caller, addr(CALLER), &speech(1), &mut out)
@@ -657,7 +660,7 @@ fn commands_on_missing_legs_are_errors() {
 }
 
 #[test]
-fn a_stray_from_the_ports_last_call_does_not_keep_the_patients_audio() {
+fn a_stray_never_takes_the_patients_audio_and_an_unconfirmed_leg_gets_a_budget() {
     let t0 = Instant::now();
     let mut session = session(t0);
     let mut rng = SmallRng::seed_from_u64(5);
@@ -669,32 +672,38 @@ fn a_stray_from_the_ports_last_call_does_not_keep_the_patients_audio() {
     );
     session.bridge().unwrap();
     let mut out = [0u8; 1500];
-    let voice = rtp(0, 1, 0, 0xCA11, &[0xD5; 160]);
-    // Before anything arrives on the agent's port, the patient's voice goes
-    // where the agent's SDP said.
-    let transmit = session
-        .handle_datagram(t0, Leg::Caller, addr(CALLER), &voice, &mut out)
-        .unwrap();
-    assert_eq!(transmit.destination, addr(AGENT));
-    // The port's previous call's phone still sends its last packets here.
+    let voice = |n: u16| rtp(0, n, 160 * u32::from(n), 0xCA11, &[0xD5; 160]);
+    // The port's previous call's phone (or a stranger) sends here first.
     let stray = addr("127.0.0.1:39000");
-    let now = t0 + Duration::from_millis(20);
-    let _ = session.handle_datagram(
-        now,
-        Leg::Agent,
-        stray,
-        &rtp(0, 900, 0, 0x0BAD, &[0; 160]),
-        &mut out,
-    );
-    let voice = rtp(0, 2, 160, 0xCA11, &[0xD5; 160]);
-    let transmit = session
-        .handle_datagram(now, Leg::Caller, addr(CALLER), &voice, &mut out)
-        .unwrap();
-    assert_eq!(
-        transmit.destination, stray,
-        "a stray latches a port that heard nothing yet"
-    );
-    // The agent's phone speaks from where its SDP said: the stream is its.
+    for n in 0..3 {
+        assert!(
+            session
+                .handle_datagram(
+                    t0,
+                    Leg::Agent,
+                    stray,
+                    &rtp(0, 900 + n, 0, 0x0BAD, &[0; 160]),
+                    &mut out
+                )
+                .is_none(),
+            "a stray's packets go nowhere"
+        );
+    }
+    // Before the agent's phone speaks, the patient's voice goes where the
+    // agent's SDP said, and only the unconfirmed budget of it.
+    let budget = StrictConfig::DEFAULT_UNCONFIRMED_BUDGET as u16;
+    for n in 0..budget * 3 {
+        let transmit = session.handle_datagram(t0, Leg::Caller, addr(CALLER), &voice(n), &mut out);
+        match transmit {
+            Some(transmit) => {
+                assert!(n < budget, "packet {n} sent beyond the budget");
+                assert_eq!(transmit.destination, addr(AGENT));
+            }
+            None => assert!(n >= budget, "packet {n} withheld within the budget"),
+        }
+    }
+    // The agent's phone speaks from its SDP address: confirmed at once, and
+    // the stray stays a stranger even with a long in-sequence run.
     let now = t0 + Duration::from_millis(40);
     let _ = session.handle_datagram(
         now,
@@ -703,33 +712,42 @@ fn a_stray_from_the_ports_last_call_does_not_keep_the_patients_audio() {
         &rtp(0, 7, 0, 0xA6E7, &[0; 160]),
         &mut out,
     );
-    let _ = session.handle_datagram(
-        now,
-        Leg::Agent,
-        stray,
-        &rtp(0, 901, 160, 0x0BAD, &[0; 160]),
-        &mut out,
+    for n in 0..20 {
+        assert!(
+            session
+                .handle_datagram(
+                    now,
+                    Leg::Agent,
+                    stray,
+                    &rtp(0, 903 + n, 0, 0x0BAD, &[0; 160]),
+                    &mut out
+                )
+                .is_none()
+        );
+    }
+    for n in 0..50 {
+        let transmit = session
+            .handle_datagram(now, Leg::Caller, addr(CALLER), &voice(100 + n), &mut out)
+            .expect("relayed to the confirmed agent");
+        assert_eq!(transmit.destination, addr(AGENT));
+    }
+    let stats = session.leg_stats(Leg::Agent).unwrap();
+    assert_eq!(stats.guard.foreign, 20);
+    assert_eq!(stats.guard.learning, 3);
+    assert_eq!(stats.latched, Some(addr(AGENT)));
+    assert_eq!(
+        stats.inbound.packets, 1,
+        "only the agent's packet was taken in"
     );
-    let voice = rtp(0, 3, 320, 0xCA11, &[0xD5; 160]);
-    let transmit = session
-        .handle_datagram(now, Leg::Caller, addr(CALLER), &voice, &mut out)
-        .unwrap();
-    assert_eq!(transmit.destination, addr(AGENT));
     assert_eq!(
         events(&mut session)
             .into_iter()
-            .filter(|event| matches!(
-                event,
-                MediaEvent::Latched {
-                    leg: Leg::Agent,
-                    ..
-                }
-            ))
+            .filter(|event| matches!(event, MediaEvent::Latched { .. }))
             .collect::<Vec<_>>(),
         [
             MediaEvent::Latched {
-                leg: Leg::Agent,
-                address: stray
+                leg: Leg::Caller,
+                address: addr(CALLER)
             },
             MediaEvent::Latched {
                 leg: Leg::Agent,
@@ -737,4 +755,71 @@ fn a_stray_from_the_ports_last_call_does_not_keep_the_patients_audio() {
             },
         ]
     );
+}
+
+#[test]
+fn a_spray_during_learning_is_not_heard_and_the_nat_phone_wins() {
+    let t0 = Instant::now();
+    let mut session = session(t0);
+    let mut rng = SmallRng::seed_from_u64(6);
+    session.add_leg(
+        t0,
+        Leg::Agent,
+        NegotiatedMedia::static_g711(Codec::Pcmu, Some(addr(AGENT)), Some(101)),
+        &mut rng,
+    );
+    session.bridge().unwrap();
+    let mut out = [0u8; 1500];
+    // The patient's phone is behind NAT: its packets come from elsewhere.
+    let patient = addr("198.51.100.9:51000");
+    let attacker = addr("203.0.113.5:4444");
+    let mut digits = 0;
+    for n in 0..10u16 {
+        // One attacker packet (a telephone-event: a digit if heard) per
+        // patient packet.
+        let event = [1, 0x8A, 0x03, 0x20];
+        let transmit = session.handle_datagram(
+            t0,
+            Leg::Caller,
+            attacker,
+            &rtp(101, 5000 + 7 * n, 0, 0xEE, &event),
+            &mut out,
+        );
+        assert!(transmit.is_none(), "the attacker is not relayed");
+        let _ = session.handle_datagram(
+            t0,
+            Leg::Caller,
+            patient,
+            &rtp(0, 300 + n, 160 * u32::from(n), 0x5A5A, &[0xD5; 160]),
+            &mut out,
+        );
+        digits += events(&mut session)
+            .iter()
+            .filter(|event| matches!(event, MediaEvent::Dtmf { .. }))
+            .count();
+    }
+    assert_eq!(digits, 0, "no digit from the attacker");
+    let stats = session.leg_stats(Leg::Caller).unwrap();
+    assert_eq!(stats.latched, Some(patient));
+    // Dropped while learning: the attacker's first four and the patient's
+    // first three; after that the attacker is foreign.
+    assert_eq!((stats.guard.learning, stats.guard.foreign), (4 + 3, 6));
+    // Everything the agent says goes to the patient's NAT address.
+    let _ = session.handle_datagram(
+        t0,
+        Leg::Agent,
+        addr(AGENT),
+        &rtp(0, 1, 0, 7, &[1; 160]),
+        &mut out,
+    );
+    let transmit = session
+        .handle_datagram(
+            t0,
+            Leg::Agent,
+            addr(AGENT),
+            &rtp(0, 2, 160, 7, &[1; 160]),
+            &mut out,
+        )
+        .unwrap();
+    assert_eq!(transmit.destination, patient);
 }
