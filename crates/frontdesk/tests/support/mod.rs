@@ -8,6 +8,7 @@
 //! SIGTERM, then SIGKILL if it has not exited within a bound.
 #![allow(dead_code)] // Each test binary uses a different part of the harness.
 
+pub mod attack;
 pub mod baresip;
 pub mod call;
 pub mod http;
@@ -78,6 +79,8 @@ pub struct Launch {
     data_arg: Option<PathBuf>,
     /// With [`Launch::sips`]: the certificate the harness trusts for HTTPS.
     tls: Option<PathBuf>,
+    /// `--rtp-ports`: a slice of the range of this daemon's own.
+    rtp_ports: (u16, u16),
 }
 
 impl Default for Launch {
@@ -100,6 +103,7 @@ impl Launch {
             data: tempfile::tempdir().expect("a temporary directory"),
             data_arg: None,
             tls: None,
+            rtp_ports: rtp_slice(),
         }
     }
 
@@ -187,7 +191,10 @@ impl Launch {
             .arg(self.subcommand)
             .args(["--sip", &self.sip, "--http", "127.0.0.1:0", "--data"])
             .arg(self.data_dir())
-            .args(["--rtp-ports", &rtp_slice()]);
+            .args([
+                "--rtp-ports",
+                &format!("{}-{}", self.rtp_ports.0, self.rtp_ports.1),
+            ]);
         match &self.dialplan {
             Some(path) => {
                 command
@@ -283,6 +290,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The daemon's `--rtp-ports`, lowest and highest.
+    pub fn rtp_ports(&self) -> (u16, u16) {
+        self.launch.rtp_ports
+    }
+
     /// Where SIP listens (UDP and TCP).
     pub fn sip(&self) -> SocketAddr {
         self.sip.expect("read at start")
@@ -534,9 +546,9 @@ impl Log {
 /// one shared range, a port one daemon freed was soon leased by another
 /// while the first call's phone still sent to it: a stray that has nothing
 /// to do with the test under way.
-fn rtp_slice() -> String {
-    use std::sync::atomic::{AtomicU32, Ordering};
-    static NEXT: AtomicU32 = AtomicU32::new(0);
+fn rtp_slice() -> (u16, u16) {
+    use std::sync::atomic::{AtomicU16, Ordering};
+    static NEXT: AtomicU16 = AtomicU16::new(0);
     let low = 20_000 + (NEXT.fetch_add(1, Ordering::Relaxed) % 100) * 200;
-    format!("{low}-{}", low + 199)
+    (low, low + 199)
 }

@@ -82,8 +82,15 @@ pub fn register(sip: SocketAddr, agent: &str, contact_port: u16, expires: u32) {
 #[derive(Debug, Default)]
 struct PeerState {
     received: Vec<(RtpHeader, u8)>,
+    /// Per received packet: the payload byte when all of the payload is
+    /// that one byte (our peers' FILL, an attacker's mark), else `None`.
+    uniform: Vec<Option<u8>>,
     remote: Option<SocketAddr>,
     digits: VecDeque<char>,
+    /// Behind NAT: packets that reached the port named in the SDP.
+    at_sdp_port: usize,
+    /// The port the phone sends and receives on now.
+    media_port: u16,
 }
 
 /// A two-way RTP endpoint of the test.
@@ -93,6 +100,7 @@ pub struct RtpPeer {
     state: Arc<Mutex<PeerState>>,
     stop: Arc<AtomicBool>,
     mute: Arc<AtomicBool>,
+    rebind: Arc<AtomicBool>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -105,25 +113,54 @@ impl RtpPeer {
     /// source with `payload_type` packets every 20 ms, filled with [`FILL`]
     /// (or, while `silent`, sends nothing).
     pub fn start(payload_type: u8, silent: bool) -> Self {
+        Self::spawn(payload_type, silent, None)
+    }
+
+    /// A phone behind NAT: [`RtpPeer::port`] (for the SDP) is a socket
+    /// that only listens, as a phone's private address would be unreachable;
+    /// the phone's RTP comes from and goes to another socket of its own (the
+    /// NAT's public mapping). It learns where to send from the first packet
+    /// that reaches the SDP's port, as a phone knows it from the SDP, then
+    /// speaks first from its other socket.
+    pub fn behind_nat(payload_type: u8) -> Self {
+        let private = UdpSocket::bind("127.0.0.1:0").expect("bind the SDP's port");
+        private
+            .set_nonblocking(true)
+            .expect("a non-blocking socket");
+        Self::spawn(payload_type, false, Some(private))
+    }
+
+    fn spawn(payload_type: u8, silent: bool, private: Option<UdpSocket>) -> Self {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind an RTP port");
         socket
             .set_read_timeout(Some(Duration::from_millis(5)))
             .expect("a read timeout");
-        let port = socket.local_addr().expect("its address").port();
-        let state = Arc::new(Mutex::new(PeerState::default()));
+        let media_port = socket.local_addr().expect("its address").port();
+        let port = private.as_ref().map_or(media_port, |private| {
+            private.local_addr().expect("its address").port()
+        });
+        let state = Arc::new(Mutex::new(PeerState {
+            media_port,
+            ..PeerState::default()
+        }));
         let stop = Arc::new(AtomicBool::new(false));
         let mute = Arc::new(AtomicBool::new(silent));
+        let rebind = Arc::new(AtomicBool::new(false));
         let thread = {
             let state = Arc::clone(&state);
-            let stop = Arc::clone(&stop);
-            let mute = Arc::clone(&mute);
-            std::thread::spawn(move || run(socket, payload_type, &state, &stop, &mute))
+            let flags = Flags {
+                stop: Arc::clone(&stop),
+                mute: Arc::clone(&mute),
+                rebind: Arc::clone(&rebind),
+            };
+            std::thread::spawn(move || run(socket, private, payload_type, &state, &flags))
         };
         RtpPeer {
             port,
             state,
             stop,
             mute,
+            rebind,
             thread: Some(thread),
         }
     }
@@ -131,6 +168,12 @@ impl RtpPeer {
     /// The port for the SDP.
     pub fn port(&self) -> u16 {
         self.port
+    }
+
+    /// The port the phone's RTP comes from now (the SDP's port, unless the
+    /// phone is behind NAT or has moved).
+    pub fn media_port(&self) -> u16 {
+        self.state.lock().expect("not poisoned").media_port
     }
 
     /// Queues an RFC 4733 digit (payload type 101).
@@ -156,6 +199,17 @@ impl RtpPeer {
             .count()
     }
 
+    /// How many received packets had a payload made of `byte` alone.
+    pub fn uniform(&self, byte: u8) -> usize {
+        let state = self.state.lock().expect("not poisoned");
+        state.uniform.iter().filter(|b| **b == Some(byte)).count()
+    }
+
+    /// Behind NAT: how many packets reached the port the SDP named.
+    pub fn at_sdp_port(&self) -> usize {
+        self.state.lock().expect("not poisoned").at_sdp_port
+    }
+
     /// Whether a packet has arrived (the far end is sending to us).
     pub fn heard(&self) -> bool {
         self.state.lock().expect("not poisoned").remote.is_some()
@@ -164,6 +218,20 @@ impl RtpPeer {
     /// Stops sending (a phone that vanished) but keeps listening.
     pub fn go_silent(&self) {
         self.mute.store(true, Ordering::Relaxed);
+    }
+
+    /// The phone moves (new Wi-Fi, a NAT rebinding): from its next packet
+    /// on it sends and listens on a new port, continuing its stream (same
+    /// SSRC, next sequence numbers). Returns once it has moved.
+    pub fn move_to_new_port(&self) -> u16 {
+        let before = self.media_port();
+        self.rebind.store(true, Ordering::Relaxed);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while self.media_port() == before {
+            assert!(Instant::now() < deadline, "the phone did not move");
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        self.media_port()
     }
 
     /// Waits until `condition` holds on this peer, within `bound`.
@@ -203,12 +271,18 @@ fn parse(packet: &[u8]) -> Option<(RtpHeader, u8)> {
     Some((header, packet[12]))
 }
 
+struct Flags {
+    stop: Arc<AtomicBool>,
+    mute: Arc<AtomicBool>,
+    rebind: Arc<AtomicBool>,
+}
+
 fn run(
-    socket: UdpSocket,
+    mut socket: UdpSocket,
+    private: Option<UdpSocket>,
     payload_type: u8,
     state: &Mutex<PeerState>,
-    stop: &AtomicBool,
-    mute: &AtomicBool,
+    flags: &Flags,
 ) {
     let ssrc: u32 = 0x1234_5678 ^ u32::from(socket.local_addr().map_or(0, |a| a.port()));
     let mut sequence: u16 = 1000;
@@ -217,15 +291,39 @@ fn run(
     let mut buffer = [0u8; 2048];
     // Bounded: these threads end with the test.
     let deadline = Instant::now() + Duration::from_secs(120);
-    while Instant::now() < deadline && !stop.load(Ordering::Relaxed) {
+    while Instant::now() < deadline && !flags.stop.load(Ordering::Relaxed) {
+        if let Some(private) = &private {
+            // Behind NAT: the SDP's port only tells the phone where to send.
+            while let Ok((_, source)) = private.recv_from(&mut buffer) {
+                let mut state = state.lock().expect("not poisoned");
+                state.at_sdp_port += 1;
+                state.remote.get_or_insert(source);
+            }
+        }
+        if flags.rebind.swap(false, Ordering::Relaxed) {
+            socket = UdpSocket::bind("127.0.0.1:0").expect("bind the new port");
+            socket
+                .set_read_timeout(Some(Duration::from_millis(5)))
+                .expect("a read timeout");
+            state.lock().expect("not poisoned").media_port =
+                socket.local_addr().expect("its address").port();
+        }
         if let Ok((length, source)) = socket.recv_from(&mut buffer)
             && let Some(packet) = parse(&buffer[..length])
         {
+            let payload = &buffer[12..length];
+            let uniform = payload
+                .iter()
+                .all(|byte| *byte == payload[0])
+                .then_some(payload[0]);
             let mut state = state.lock().expect("not poisoned");
             state.received.push(packet);
-            state.remote.get_or_insert(source);
+            state.uniform.push(uniform);
+            if private.is_none() {
+                state.remote.get_or_insert(source);
+            }
         }
-        if mute.load(Ordering::Relaxed) {
+        if flags.mute.load(Ordering::Relaxed) {
             continue;
         }
         let now = Instant::now();
