@@ -55,6 +55,13 @@
 #   OUT            results folder                   [/tmp/frontdesk-bench-relay-<date>]
 #   RELAY_CPUS     taskset CPU list for the relay (frontdesk or rtpengine)  [unset: any]
 #   LOAD_CPUS      taskset CPU list for rtpload                              [unset: any]
+#   SPRAY_PPS      frontdesk only: a blind attacker on 127.0.0.2 sprays valid
+#                  RTP at every even port of RTP_PORTS, SPRAY_PPS packets/s in
+#                  all, from 8 sockets in turn, from before the first call to
+#                  the end of the window (issue 16; 5000 = each port of
+#                  20000-29999 once a second). The report adds what it sent,
+#                  what reached it (must be 0) and the daemon's strict-RTP
+#                  counters (foreign, learning, withheld)                      [0: none]
 #                  (e.g. RELAY_CPUS=0 LOAD_CPUS=1: the relay and the generator
 #                  never wait for each other's core, so the latency is the
 #                  relay's own)
@@ -70,6 +77,7 @@ NG="${NG:-127.0.0.1:2223}"
 RTP_PORTS="${RTP_PORTS:-20000-29999}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-$ROOT/target/release/frontdesk}"
 FRONTDESK_LOG="${FRONTDESK_LOG:-warn}"
+SPRAY_PPS="${SPRAY_PPS:-0}"
 RTPLOAD="${RTPLOAD:-$ROOT/bench/rtpload/target/release/rtpload}"
 OUT="${OUT:-/tmp/frontdesk-bench-relay-$(date +%Y%m%d-%H%M%S)}"
 IP=127.0.0.1
@@ -97,13 +105,56 @@ done
 mkdir -p "$OUT"
 echo "results in $OUT"
 
-FPID=""; UPID=""; CPID=""; LPID=""; TPID=""
+FPID=""; UPID=""; CPID=""; LPID=""; TPID=""; SPID=""
 stop_all() {
-  for pid in $LPID $CPID $UPID $FPID $TPID; do kill "$pid" 2>/dev/null; done
+  for pid in $SPID $LPID $CPID $UPID $FPID $TPID; do kill "$pid" 2>/dev/null; done
   sleep 0.5
-  for pid in $LPID $CPID $UPID $FPID $TPID; do kill -9 "$pid" 2>/dev/null; done
-  LPID=""; CPID=""; UPID=""; FPID=""; TPID=""
+  for pid in $SPID $LPID $CPID $UPID $FPID $TPID; do kill -9 "$pid" 2>/dev/null; done
+  SPID=""; LPID=""; CPID=""; UPID=""; FPID=""; TPID=""
   true
+}
+# The blind attacker of SPRAY_PPS: sprays until SIGTERM (or its bound),
+# then writes {"sent": N, "received": M} to $1.
+spray() {
+  exec python3 - "$1" "$rtp_lo" "$rtp_hi" "$SPRAY_PPS" "$2" <<'PY'
+import json, os, random, signal, socket, sys, time
+out, lo, hi, pps, bound = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), float(sys.argv[5])
+socks = []
+for _ in range(8):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.bind(("127.0.0.2", 0))
+    s.setblocking(False)
+    socks.append(s)
+ports = list(range(lo + lo % 2, hi, 2))
+stop = False
+def finish(*_):
+    global stop
+    stop = True
+signal.signal(signal.SIGTERM, finish)
+sent = received = 0
+start = time.monotonic()
+turn = 0
+while not stop and time.monotonic() - start < bound:
+    for s in socks:
+        try:
+            while True:
+                s.recvfrom(2048)
+                received += 1
+        except BlockingIOError:
+            pass
+    due = int((time.monotonic() - start) * pps)
+    while sent < due:
+        port = ports[turn % len(ports)]
+        header = bytes([0x80, 0]) + random.getrandbits(16).to_bytes(2, "big") + random.getrandbits(64).to_bytes(8, "big")
+        try:
+            socks[turn % len(socks)].sendto(header + bytes([0xA7]) * 160, ("127.0.0.1", port))
+        except OSError:
+            pass
+        turn += 1
+        sent += 1
+    time.sleep(0.002)
+json.dump({"sent": sent, "received": received, "seconds": round(time.monotonic() - start, 1)}, open(out, "w"))
+PY
 }
 trap stop_all EXIT INT TERM
 
@@ -216,6 +267,11 @@ run_frontdesk() {
       -trace_stat -stf uas_stat.csv -fd 1 > uas.out 2>&1 ) &
   UPID=$!
 
+  if [ "$SPRAY_PPS" -gt 0 ]; then
+    spray "$dir/spray.json" $(( setup_timeout + MEASURE_S + 60 )) &
+    SPID=$!
+  fi
+
   # rtpload first, so that C is there for the first notice.
   ( exec timeout $(( setup_timeout + MEASURE_S + 30 )) "${load_pin[@]}" "$RTPLOAD" relay --frontdesk --calls "$n" \
       --seconds "$MEASURE_S" --caller $IP:$CPORT --agent $IP:$APORT \
@@ -240,6 +296,7 @@ run_frontdesk() {
 
   wait_bounded $LPID $(( setup_timeout + MEASURE_S + 40 )); local lrc=$?; LPID=""
   wait $mpid 2>/dev/null
+  if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null; wait_bounded "$SPID" 10; SPID=""; fi
   echo "rtpload (exit $lrc): $(grep -v '^rtpload: caller legs' "$dir/rtpload.err" | tr '\n' ' ')"
   # the calls end by themselves (BYE from the callers) after talk_s
   wait_bounded $CPID $(( calls_timeout + 20 )); local crc=$?; CPID=""
@@ -286,6 +343,15 @@ x["sip"] = {
     "connected": metric(metrics_end, 'frontdesk_calls_total{outcome="connected"}'),
     "callers_sipp_rc": crc,
 }
+def total(text, name):
+    return sum(float(line.split()[-1]) for line in text.splitlines()
+               if line.startswith(name + "{") or line.split(" ")[0] == name)
+try:
+    x["spray"] = json.load(open(os.path.join(d, "spray.json")))
+    for counter in ("foreign", "learning", "withheld"):
+        x["spray"][counter] = int(total(metrics_end, f"frontdesk_rtp_packets_{counter}_total"))
+except (OSError, ValueError):
+    pass
 s = x["sip"]
 x["calls_ok"] = (s["callers_ok"] == n and s["callers_failed"] == 0 and s["agents_ok"] == n
                  and x["settled"]["queue_waiting"] in (0.0, None))
@@ -379,6 +445,8 @@ for x in rows:
     if x.get("target") == "frontdesk":
         print(f"frontdesk {x.get('calls')} calls: SIP {json.dumps(x.get('sip'))}, "
               f"settled {json.dumps(x.get('settled'))}")
+        if "spray" in x:
+            print(f"frontdesk {x.get('calls')} calls under a spray: {json.dumps(x['spray'])}")
 for n in calls:
     by = {x["target"]: x for x in rows if str(x.get("calls")) == n}
     fd, re = by.get("frontdesk"), by.get("rtpengine")
