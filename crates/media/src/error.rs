@@ -120,6 +120,10 @@ pub enum PortPoolError {
         /// Ports leased right now.
         leased: usize,
     },
+    /// A socket could not be made at all (out of file descriptors, of
+    /// buffers): no other port would do better, so none is tried.
+    #[error("cannot open an RTP socket: {0}")]
+    Socket(String),
 }
 
 /// Why an incoming datagram was not accepted as RTP from this peer.

@@ -110,6 +110,17 @@ pub struct Listening {
     pub admin_token: AdminToken,
 }
 
+/// Raises the soft limit on open files to the hard limit: every call
+/// holds a socket per leg, and the usual soft limit (1,024 under systemd)
+/// would cap the daemon near 250 calls. (The `rlimit` crate wraps the
+/// system call; this crate forbids `unsafe`.)
+fn raise_descriptor_limit() {
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(limit) => info!("open files: up to {limit}"),
+        Err(error) => warn!(%error, "the limit on open files could not be raised"),
+    }
+}
+
 /// Runs the daemon until SIGTERM or SIGINT (then `Ok`), or until it cannot
 /// start or a service fails.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
@@ -149,6 +160,8 @@ pub async fn run_with(
     if let Some(certificates) = &certificates {
         info!("tls certificate {}", certificates.cert_path().display());
     }
+
+    raise_descriptor_limit();
 
     tokio::fs::create_dir_all(&config.data)
         .await

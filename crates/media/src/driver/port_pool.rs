@@ -20,6 +20,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
+use socket2::{SockAddr, SockRef};
 use tokio::net::UdpSocket;
 
 use crate::error::PortPoolError;
@@ -144,14 +145,22 @@ impl PoolInner {
     }
 }
 
+/// Draws per allocation before giving up: a port another program holds is
+/// rare, and each failed draw costs a system call.
+const MAX_ATTEMPTS: usize = 64;
+
 /// One leased port with its bound socket; dropping it returns the port.
+///
+/// One file descriptor per leg. Sending goes straight to the system call
+/// through `socket2`'s borrowed view of the socket (non-blocking: a full
+/// buffer drops the packet, as RTP allows): tokio's own `try_send_to`
+/// reports `WouldBlock` until its reactor has seen the socket writable,
+/// which would drop a call's first packets, and a second descriptor for
+/// sending, as before, doubled the descriptors per call and ran a loaded
+/// daemon out of them.
 #[derive(Debug)]
 pub struct PortLease {
     socket: UdpSocket,
-    // A second handle on the same socket for sending: tokio's `try_send_to`
-    // reports WouldBlock until its reactor has seen the socket writable,
-    // which would drop the first packets of a call.
-    sender: std::net::UdpSocket,
     port: u16,
     pool: Arc<PoolInner>,
 }
@@ -185,33 +194,45 @@ impl PortPool {
 
     /// Leases a random free port and binds its socket. Must be called
     /// inside a tokio runtime (the socket registers with its reactor).
+    ///
+    /// A port another program holds is skipped (and stays in the pool); an
+    /// error that is not about the port (no file descriptor left) ends the
+    /// attempt at once: retrying other ports would only spin.
     pub fn allocate(&self) -> Result<PortLease, PortPoolError> {
-        let attempts = self.inner.ports().len();
+        let attempts = self.inner.ports().len().min(MAX_ATTEMPTS);
         let mut rng = rand::rng();
         let mut busy = Vec::new();
+        let mut outcome = None;
         for _ in 0..attempts {
             let now = Instant::now();
             let Some(port) = self.inner.ports().draw(now, &mut rng) else {
                 break;
             };
             match bind(SocketAddr::new(self.inner.ip, port)) {
-                Ok((socket, sender)) => {
+                Ok(socket) => {
                     self.inner.leased.fetch_add(1, Ordering::Relaxed);
-                    self.inner.ports().free.extend(busy);
-                    return Ok(PortLease {
+                    outcome = Some(Ok(PortLease {
                         socket,
-                        sender,
                         port,
                         pool: Arc::clone(&self.inner),
-                    });
+                    }));
+                    break;
                 }
-                Err(error) => {
+                Err(error) if error.kind() == std::io::ErrorKind::AddrInUse => {
                     tracing::debug!(port, %error, "RTP port busy, skipped");
                     busy.push(port);
+                }
+                Err(error) => {
+                    busy.push(port);
+                    outcome = Some(Err(PortPoolError::Socket(error.to_string())));
+                    break;
                 }
             }
         }
         self.inner.ports().free.extend(busy);
+        if let Some(outcome) = outcome {
+            return outcome;
+        }
         Err(PortPoolError::Exhausted {
             low: self.inner.range.low,
             high: self.inner.range.high,
@@ -240,11 +261,10 @@ impl PortPool {
     }
 }
 
-fn bind(address: SocketAddr) -> std::io::Result<(UdpSocket, std::net::UdpSocket)> {
+fn bind(address: SocketAddr) -> std::io::Result<UdpSocket> {
     let socket = std::net::UdpSocket::bind(address)?;
     socket.set_nonblocking(true)?;
-    let sender = socket.try_clone()?;
-    Ok((UdpSocket::from_std(socket)?, sender))
+    UdpSocket::from_std(socket)
 }
 
 impl PortLease {
@@ -258,15 +278,20 @@ impl PortLease {
         SocketAddr::new(self.pool.ip, self.port)
     }
 
-    /// The socket, for receiving.
-    pub fn socket(&self) -> &UdpSocket {
-        &self.socket
+    /// Waits for a datagram.
+    pub async fn recv_from(&self, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.socket.recv_from(buffer).await
+    }
+
+    /// A datagram if one is waiting; `WouldBlock` otherwise.
+    pub fn try_recv_from(&self, buffer: &mut [u8]) -> std::io::Result<(usize, SocketAddr)> {
+        self.socket.try_recv_from(buffer)
     }
 
     /// Sends a datagram now, without waiting: a full socket buffer is
     /// `WouldBlock` and the packet is the caller's to drop (RTP tolerates loss).
     pub fn try_send_to(&self, datagram: &[u8], destination: SocketAddr) -> std::io::Result<usize> {
-        self.sender.send_to(datagram, destination)
+        SockRef::from(&self.socket).send_to(datagram, &SockAddr::from(destination))
     }
 }
 
@@ -331,7 +356,7 @@ mod tests {
             let agent = pool.allocate().unwrap();
             assert_eq!(caller.port() % 2, 0);
             assert_ne!(caller.port(), agent.port());
-            assert_eq!(caller.socket().local_addr().unwrap(), caller.local_addr());
+            assert_eq!(caller.socket.local_addr().unwrap(), caller.local_addr());
             assert_eq!(pool.leased(), 2);
             ports.insert(caller.port());
             ports.insert(agent.port());
@@ -417,6 +442,16 @@ mod tests {
             .filter(|pair| pair[1] == pair[0] + 2)
             .count();
         assert!(in_order <= 2, "{ports:?}");
+    }
+
+    #[tokio::test]
+    async fn a_socket_that_cannot_be_made_is_not_retried_on_every_port() {
+        // Not an address of this host: every bind would fail the same way.
+        let elsewhere = IpAddr::V4(Ipv4Addr::new(192, 0, 2, 1));
+        let pool = PortPool::new(elsewhere, PortRange::new(42_400, 42_599).unwrap());
+        let error = pool.allocate().unwrap_err();
+        assert!(matches!(error, PortPoolError::Socket(_)), "{error}");
+        assert_eq!((pool.available(), pool.leased()), (100, 0), "no port lost");
     }
 
     #[tokio::test]

@@ -374,7 +374,7 @@ impl Driver {
             let Some(lease) = self.sockets[index(leg)].as_ref() else {
                 return;
             };
-            received = lease.socket().try_recv_from(buffer);
+            received = lease.try_recv_from(buffer);
         }
     }
 
@@ -429,7 +429,7 @@ async fn receive(
     buffer: &mut [u8],
 ) -> std::io::Result<(usize, SocketAddr)> {
     match lease {
-        Some(lease) => lease.socket().recv_from(buffer).await,
+        Some(lease) => lease.recv_from(buffer).await,
         None => std::future::pending().await,
     }
 }
