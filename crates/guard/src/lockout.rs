@@ -39,10 +39,10 @@
 //! before its owner signs in again is locked for the owner too, for at
 //! most one window.
 //!
-//! Only configured accounts should be passed in (the caller knows them):
-//! unknown user names are counted per source only, so that made-up names
-//! cannot fill the table. The table is bounded anyway
-//! ([`LockoutLimits::max_accounts`]).
+//! Unknown user names are counted like accounts (a lock must not tell
+//! which names exist); the table is bounded
+//! ([`LockoutLimits::max_accounts`]): accounts with nothing left to
+//! remember go first, then the least recently seen.
 
 use std::collections::{HashMap, VecDeque};
 use std::net::IpAddr;

@@ -177,7 +177,7 @@ impl App {
         }
         self.registrar.reconfigure(
             plan_map::registrar_users(&plan),
-            plan_map::trusted_sources(&plan, &[]),
+            plan_map::trusted_sources(&plan),
         );
         self.dialplan.install(Arc::clone(&plan));
         self.prompts.clear();
@@ -271,7 +271,7 @@ pub async fn start(
 
     let (registrar, registrar_task) = registrar::start(
         plan_map::registrar_users(&plan),
-        plan_map::trusted_sources(&plan, &[]),
+        plan_map::trusted_sources(&plan),
         config.digest_algorithms.clone(),
         &config.data,
         endpoint.clone(),
