@@ -283,6 +283,11 @@ pub struct Daemon {
 }
 
 impl Daemon {
+    /// The daemon's process id (to read its `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw().unsigned_abs()
+    }
+
     /// Where SIP listens (UDP and TCP).
     pub fn sip(&self) -> SocketAddr {
         self.sip.expect("read at start")
