@@ -79,8 +79,15 @@ fn status_line(text: &str) -> &str {
 
 fn login(daemon: &Daemon, from: IpAddr, user: &str, password: &str) -> Response {
     let body = format!(r#"{{"user":"{user}","password":"{password}"}}"#);
-    request_from(from, daemon.http(), "POST", "/agent/login", None, Some(&body))
-        .expect("POST /agent/login")
+    request_from(
+        from,
+        daemon.http(),
+        "POST",
+        "/agent/login",
+        None,
+        Some(&body),
+    )
+    .expect("POST /agent/login")
 }
 
 fn metric(daemon: &Daemon, sample: &str) -> f64 {
@@ -196,7 +203,10 @@ fn a_colleagues_success_does_not_reset_an_accounts_lockout() {
         "[limits.sign_in]\nlock_after = 3\nslow_after = 50\nban_after = 100\n",
     );
     // Dan signs in from his browser.
-    assert_eq!(login(&daemon, DANS_BROWSER, "1004", "demo-1004").status, 200);
+    assert_eq!(
+        login(&daemon, DANS_BROWSER, "1004", "demo-1004").status,
+        200
+    );
     // An agent who knows their own password guesses Dan's.
     for guess in ["demo-1", "demo-2", "demo-3"] {
         assert_eq!(login(&daemon, ATTACKER, "1004", guess).status, 401);
@@ -213,7 +223,10 @@ fn a_colleagues_success_does_not_reset_an_accounts_lockout() {
     // Locked for any address Dan never signed in from …
     assert_eq!(login(&daemon, FRESH, "1004", "demo-1004").status, 429);
     // … but not for Dan: nobody can lock him out of his page.
-    assert_eq!(login(&daemon, DANS_BROWSER, "1004", "demo-1004").status, 200);
+    assert_eq!(
+        login(&daemon, DANS_BROWSER, "1004", "demo-1004").status,
+        200
+    );
     // Trusted addresses (loopback) are not limited.
     assert_eq!(login(&daemon, LOOPBACK, "1004", "demo-1004").status, 200);
     assert!(

@@ -164,9 +164,7 @@ fn status(message: &str) -> u16 {
 fn header<'a>(message: &'a str, name: &str) -> Option<&'a str> {
     message.lines().find_map(|line| {
         let (key, value) = line.split_once(':')?;
-        key.trim()
-            .eq_ignore_ascii_case(name)
-            .then(|| value.trim())
+        key.trim().eq_ignore_ascii_case(name).then(|| value.trim())
     })
 }
 
@@ -428,7 +426,11 @@ fn never_started_tls_handshakes_from_one_address_do_not_block_legitimate_tls() {
     assert!(made.success());
     let cert = dir.path().join("certs/frontdesk.crt");
     let key = dir.path().join("certs/frontdesk.key");
-    let plan = dialplan(dir.path(), r#"["127.0.0.2"]"#, "[limits.sip]\nconnections = 4\n");
+    let plan = dialplan(
+        dir.path(),
+        r#"["127.0.0.2"]"#,
+        "[limits.sip]\nconnections = 4\n",
+    );
     let daemon = Launch::new().dialplan(plan).sips(&cert, &key).start();
     // 300 connections that never send a ClientHello.
     let (closed, open) = hold_connections(FLOODER, daemon.sips(), 300);
@@ -486,7 +488,14 @@ fn tls_options(server: SocketAddr, ca: &Path) -> u16 {
 /// does not set the source address, so it always sends from 127.0.0.1.
 fn svwar(daemon: &Daemon) -> String {
     let mut child = Command::new("svwar")
-        .args(["-m", "INVITE", "-e", "1000-1003,5550100", "--maximumtime", "5"])
+        .args([
+            "-m",
+            "INVITE",
+            "-e",
+            "1000-1003,5550100",
+            "--maximumtime",
+            "5",
+        ])
         .args(["-p", &daemon.sip().port().to_string(), "127.0.0.1"])
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
@@ -527,7 +536,10 @@ fn svwar_finds_nothing_because_scanners_are_dropped() {
     // dropped and the source banned: svwar finds nothing.
     let (_dir, daemon) = start(r#"["127.0.0.1"]"#, "");
     let found = svwar(&daemon);
-    assert!(!found.contains("5550100"), "svwar found the clinic: {found}");
+    assert!(
+        !found.contains("5550100"),
+        "svwar found the clinic: {found}"
+    );
     assert!(found.contains("found nothing"), "{found}");
     wait_metric(
         &daemon,
@@ -547,7 +559,13 @@ fn the_data_files_are_owner_only() {
     let root = tempfile::tempdir().expect("a directory");
     let data = root.path().join("data");
     std::fs::create_dir(&data).expect("the data directory");
-    let mode = |path: &Path| std::fs::metadata(path).expect("metadata").permissions().mode() & 0o777;
+    let mode = |path: &Path| {
+        std::fs::metadata(path)
+            .expect("metadata")
+            .permissions()
+            .mode()
+            & 0o777
+    };
     let set = |path: &Path, mode: u32| {
         std::fs::set_permissions(path, std::fs::Permissions::from_mode(mode)).expect("chmod")
     };
