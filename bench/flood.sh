@@ -133,7 +133,7 @@ metrics = {}
 for line in open(out + "/metrics.txt"):
     if line.startswith("frontdesk_sip_") and not line.startswith("#"):
         name, _, value = line.rpartition(" ")
-        metrics[name] = value
+        metrics[name] = value.strip()
 answered = 100.0 * flood["answered"] / max(flood["sent"], 1)
 completed = 100.0 * int(ok) / max(int(calls), 1)
 print("| flood sent | flood answered | legitimate calls | completed | failed | frontdesk CPU | RSS before → max during (peak) |")
