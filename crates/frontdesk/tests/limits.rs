@@ -599,3 +599,173 @@ fn the_data_files_are_owner_only() {
         assert_eq!(mode(&path), want, "{path:?}");
     }
 }
+
+// ----- 4. sign-in lockout over REGISTER ---------------------------------------
+
+impl Peer {
+    /// REGISTER `user` with `password` (digest, after one challenge): the
+    /// final status, and whether that answer carried a challenge.
+    fn register(&self, to: SocketAddr, user: &str, password: &str, id: &str) -> (u16, bool) {
+        let me = self.local;
+        let uri = format!("sip:{to}");
+        let request = |cseq: u32, authorization: Option<String>| {
+            format!(
+                "REGISTER {uri} SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {me};branch=z9hG4bK{id}{cseq};rport\r\n\
+                 From: <sip:{user}@{to}>;tag={id}\r\n\
+                 To: <sip:{user}@{to}>\r\n\
+                 Call-ID: {id}@limits-test\r\n\
+                 CSeq: {cseq} REGISTER\r\n\
+                 Contact: <sip:{user}@{me}>\r\n\
+                 Expires: 300\r\n\
+                 Max-Forwards: 70\r\n\
+                 {auth}Content-Length: 0\r\n\r\n",
+                auth = authorization
+                    .map(|a| format!("Authorization: {a}\r\n"))
+                    .unwrap_or_default(),
+            )
+        };
+        let answer = |text: String| -> String {
+            self.send(to, &text);
+            let deadline = Instant::now() + BOUND;
+            let mut buffer = vec![0u8; 65_536];
+            loop {
+                assert!(Instant::now() < deadline, "no answer to REGISTER");
+                if let Ok((n, _)) = self.socket.recv_from(&mut buffer) {
+                    let text = String::from_utf8_lossy(&buffer[..n]).into_owned();
+                    if status(&text) >= 200 {
+                        return text;
+                    }
+                }
+            }
+        };
+        let first = answer(request(1, None));
+        let challenged = |text: &str| header(text, "WWW-Authenticate").is_some();
+        if status(&first) != 401 {
+            return (status(&first), challenged(&first));
+        }
+        let value = header(&first, "WWW-Authenticate").expect("a challenge");
+        let params = sip::message::AuthParams::parse(&bytestring::ByteString::from(value))
+            .expect("digest parameters");
+        let challenge = sip::digest::Challenge::from_params(&params).expect("a digest challenge");
+        let credentials = sip::digest::Credentials::answer(
+            &challenge, user, password, "REGISTER", &uri, "0a4f113b", 1,
+        );
+        let last = answer(request(2, Some(credentials.to_params().to_string())));
+        (status(&last), challenged(&last))
+    }
+}
+
+#[test]
+fn a_colleagues_success_does_not_reset_an_accounts_register_lockout() {
+    // 127.0.0.2 .. .5 untrusted; the account lock after 3 failures, the
+    // per-source limits far away.
+    let (_dir, daemon) = start(
+        r#"["127.0.0.2/31", "127.0.0.4/31"]"#,
+        "[limits.sign_in]\nlock_after = 3\nslow_after = 50\nban_after = 100\n",
+    );
+    let sip = daemon.sip();
+    let dans_phone = Peer::on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 5)));
+    assert_eq!(dans_phone.register(sip, "1004", "demo-1004", "dan1").0, 200);
+    // An agent who knows their own password guesses Dan's.
+    let guesser = Peer::on(FLOODER);
+    for n in 0..3 {
+        let (status, _) = guesser.register(sip, "1004", "guess", &format!("g{n}"));
+        assert_eq!(status, 403);
+    }
+    assert_eq!(guesser.register(sip, "1003", "demo-1003", "own").0, 200);
+    // Dan's account stays locked for them: 403, no challenge to try.
+    assert_eq!(
+        guesser.register(sip, "1004", "demo-1004", "after"),
+        (403, false)
+    );
+    let fresh = Peer::on(IpAddr::V4(Ipv4Addr::new(127, 0, 0, 4)));
+    assert_eq!(
+        fresh.register(sip, "1004", "demo-1004", "fresh"),
+        (403, false)
+    );
+    // Dan's phone refreshes as usual.
+    assert_eq!(dans_phone.register(sip, "1004", "demo-1004", "dan2").0, 200);
+    let deadline = Instant::now() + BOUND;
+    while metric(&daemon, "frontdesk_register_locked_total") < 2.0 {
+        assert!(Instant::now() < deadline, "locked REGISTERs not counted");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+#[test]
+fn a_stream_over_its_rate_is_closed() {
+    let (_dir, daemon) = start(
+        r#"["127.0.0.2"]"#,
+        "[limits.sip]\nrate = 1\nburst = 3\nban = \"60s\"\n",
+    );
+    let mut stream = support::http::connect_from(FLOODER, daemon.sip()).expect("connect");
+    let me = stream.local_addr().expect("its address");
+    let to = daemon.sip();
+    for n in 0..20 {
+        let _ = stream.write_all(
+            format!(
+                "OPTIONS sip:frontdesk@{to} SIP/2.0\r\n\
+                 Via: SIP/2.0/TCP {me};branch=z9hG4bKs{n}\r\n\
+                 From: <sip:probe@{me}>;tag=s{n}\r\n\
+                 To: <sip:frontdesk@{to}>\r\n\
+                 Call-ID: s{n}@limits-test\r\n\
+                 CSeq: 1 OPTIONS\r\n\
+                 Max-Forwards: 70\r\n\
+                 Content-Length: 0\r\n\r\n"
+            )
+            .as_bytes(),
+        );
+    }
+    stream
+        .set_read_timeout(Some(BOUND))
+        .expect("a read timeout");
+    let mut answers = Vec::new();
+    let mut buffer = [0u8; 4096];
+    loop {
+        match stream.read(&mut buffer) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => answers.extend_from_slice(&buffer[..n]),
+        }
+    }
+    let answered = String::from_utf8_lossy(&answers)
+        .matches("SIP/2.0 200 ")
+        .count();
+    // At most the burst is answered (an answer still on its way when the
+    // connection closes may be lost), and the stream is closed.
+    assert!((1..=3).contains(&answered), "{answered} answered");
+    // Banned: a new connection is closed at once.
+    let (closed, open) = hold_connections(FLOODER, daemon.sip(), 1);
+    assert_eq!((closed, open.len()), (1, 0));
+}
+
+#[test]
+fn trust_and_limits_change_on_reload() {
+    let dir = tempfile::tempdir().expect("a directory for the dialplan");
+    let plan = dialplan(
+        dir.path(),
+        r#"["127.0.0.2"]"#,
+        "[limits.sip]\nrate = 1\nburst = 2\nban = \"60s\"\n",
+    );
+    let daemon = Launch::new().dialplan(&plan).start();
+    let flooder = Peer::on(FLOODER);
+    for n in 0..10 {
+        flooder.options(daemon.sip(), &format!("r{n}"));
+    }
+    let answered = flooder
+        .responses(BOUND)
+        .iter()
+        .filter(|r| status(r) == 200)
+        .count();
+    assert_eq!(answered, 2, "banned after its burst");
+    // The operator trusts it after all: SIGHUP, and it is served at once,
+    // its ban notwithstanding.
+    let text = std::fs::read_to_string(&plan).expect("the dialplan");
+    std::fs::write(
+        &plan,
+        text.replace("untrusted = [\"127.0.0.2\"]", "untrusted = []"),
+    )
+    .expect("rewrite the dialplan");
+    daemon.signal(nix::sys::signal::Signal::SIGHUP);
+    flooder.options_until_answered(daemon.sip(), BOUND);
+}

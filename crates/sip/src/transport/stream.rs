@@ -73,6 +73,8 @@ pub(super) async fn run<R, W>(
                     };
                 if !admitted {
                     tracing::debug!(%remote, "closing stream: source over its limits");
+                    // The answers to what was admitted still go out.
+                    failed = true;
                     break 'read;
                 }
             }
@@ -113,7 +115,9 @@ pub(super) async fn run<R, W>(
         };
     }
     if failed {
-        // The response to the broken message goes out on this connection.
+        // The response to the broken message (or to the messages admitted
+        // before a source went over its limits) goes out on this
+        // connection.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     if let Some(id) = peer.connection {
