@@ -164,7 +164,12 @@ fn idle_and_slow_connections_are_closed_and_held_bodies_cost_kilobytes() {
 #[test]
 fn one_address_holds_a_few_http_connections_at_most() {
     let dir = tempfile::tempdir().expect("a directory");
-    let daemon = start(dir.path(), "[limits.http]\nconnections_per_source = 4\n");
+    // Long header and idle timeouts: the held connections stay held for
+    // the whole test, so what closes the others is the per-source cap.
+    let daemon = start(
+        dir.path(),
+        "[limits.http]\nconnections_per_source = 4\nheader_timeout = \"60s\"\nidle_timeout = \"60s\"\n",
+    );
     let mut streams: Vec<TcpStream> = (0..10)
         .map(|_| connect_from(ATTACKER, daemon.http()).expect("connect"))
         .collect();
