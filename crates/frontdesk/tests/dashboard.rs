@@ -550,34 +550,17 @@ fn the_event_stream_and_agent_sessions_open_only_what_they_should() {
     .expect("PUT /agent/state");
     assert_eq!(unsigned.status, 401);
 
-    // Wrong passwords and unknown users: 401; after five failures from
-    // one address, it is refused for a while, the right password included.
+    // Wrong passwords and unknown users: 401. (Loopback is trusted: the
+    // sign-in limits, per untrusted source and per account, are shown from
+    // other addresses in tests/http_limits.rs.)
     assert_eq!(login(&daemon, "9999", "demo-9999").status, 401);
     assert_eq!(login(&daemon, "1003", "").status, 401);
-    for _ in 0..3 {
-        assert_eq!(login(&daemon, "1003", "demo-1004").status, 401);
-    }
-    let locked = login(&daemon, "1003", "demo-1003");
-    assert_eq!(locked.status, 429, "{locked:?}");
-    let retry: u64 = locked
-        .header("retry-after")
-        .and_then(|value| value.parse().ok())
-        .expect("Retry-After in seconds");
-    assert!((1..=300).contains(&retry), "{retry}");
+    assert_eq!(login(&daemon, "1003", "demo-1004").status, 401);
     // The session issued before still works.
     assert_eq!(
         first_event(&daemon, "/agent/events", &session).map(|(name, _)| name),
         Ok("view".to_string())
     );
-    let malformed = request(
-        daemon.http(),
-        "POST",
-        "/agent/login",
-        None,
-        Some("user=1003"),
-    )
-    .expect("POST /agent/login");
-    assert_eq!(malformed.status, 429, "locked out before the body is read");
 }
 
 #[test]

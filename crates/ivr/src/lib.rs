@@ -70,10 +70,12 @@ mod plan;
 mod raw;
 mod session;
 pub mod simulate;
-mod trust;
 
 pub use diagnostic::{Diagnostic, Diagnostics, ErrorKind};
 pub use features::{FeatureCode, Features};
+/// Trusted networks and the limits, as the dialplan's `[trust]` and
+/// `[limits]` set them (the `guard` crate's types).
+pub use guard::{IpNetwork, Limits, TrustedSources};
 pub use hours::{BusinessHours, OpenState, OpeningRange};
 pub use ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
 pub use plan::{
@@ -84,7 +86,6 @@ pub use session::{
     Action, CallContext, Input, PROMPT_GRACE, PlaybackId, QueueDecision, Session, SessionError,
     Step, describe_patient,
 };
-pub use trust::{IpNetwork, TrustedSources};
 
 /// The time library of this crate's API (`Timestamp`), re-exported so that
 /// callers use the same version.

@@ -14,7 +14,7 @@ use jiff::tz::TimeZone;
 
 use crate::hours::{BusinessHours, OpenState};
 use crate::ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
-use crate::trust::TrustedSources;
+use guard::{Limits, TrustedSources};
 
 /// How urgent a call is. Urgent calls are answered before routine ones.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
@@ -536,6 +536,7 @@ pub struct Dialplan {
     /// Normalised caller number → patient.
     pub(crate) directory: HashMap<String, KnownPatient>,
     pub(crate) trust: TrustedSources,
+    pub(crate) limits: Limits,
     pub(crate) announcements: Option<Announcements>,
     pub(crate) features: crate::features::Features,
 }
@@ -631,6 +632,12 @@ impl Dialplan {
     /// Which source addresses are trusted.
     pub fn trust(&self) -> &TrustedSources {
         &self.trust
+    }
+
+    /// The per-source limits, the sign-in lockout and the HTTP listener's
+    /// limits (`[limits]`; the defaults without it).
+    pub fn limits(&self) -> &Limits {
+        &self.limits
     }
 
     /// The agent feature codes (`[features]`, or the defaults `*41`,

@@ -164,7 +164,61 @@ pub(crate) struct RawTrust {
     #[serde(default)]
     pub trunks: Vec<S<String>>,
     #[serde(default)]
+    pub agents: Vec<S<String>>,
+    #[serde(default)]
     pub untrusted: Vec<S<String>>,
+}
+
+/// `[limits]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLimits {
+    pub sip: Option<RawSipLimits>,
+    pub sign_in: Option<RawSignInLimits>,
+    pub http: Option<RawHttpLimits>,
+}
+
+/// `[limits.sip]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSipLimits {
+    pub rate: Option<S<i64>>,
+    pub burst: Option<S<i64>>,
+    pub ban: Option<S<String>>,
+    pub sources: Option<S<i64>>,
+    pub calls: Option<S<i64>>,
+    pub connections: Option<S<i64>>,
+    pub scanners: Option<Vec<S<String>>>,
+    pub scanner_ban: Option<S<String>>,
+    pub handshake_timeout: Option<S<String>>,
+}
+
+/// `[limits.sign_in]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSignInLimits {
+    pub slow_after: Option<S<i64>>,
+    pub ban_after: Option<S<i64>>,
+    pub forget_every: Option<S<String>>,
+    pub first_delay: Option<S<String>>,
+    pub max_delay: Option<S<String>>,
+    pub ban: Option<S<String>>,
+    pub lock_after: Option<S<i64>>,
+    pub lock_window: Option<S<String>>,
+    pub known_for: Option<S<String>>,
+}
+
+/// `[limits.http]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawHttpLimits {
+    pub connections: Option<S<i64>>,
+    pub connections_per_source: Option<S<i64>>,
+    pub header_timeout: Option<S<String>>,
+    pub body_timeout: Option<S<String>>,
+    pub idle_timeout: Option<S<String>>,
+    pub max_body: Option<S<i64>>,
+    pub max_login_body: Option<S<i64>>,
 }
 
 /// `[announcements]`

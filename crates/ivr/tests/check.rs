@@ -54,7 +54,7 @@ fn unknown_keys_everywhere_all_at_once() {
     assert_eq!(
         errors("unknown-keys.toml", ErrorKind::UnknownKey),
         [
-            "tests/data/unknown-keys.toml:1:1: unknown key `colour`, expected one of `clinic`, `numbers`, `menus`, `queues`, `agents`, `hours`, `holidays`, `after_hours`, `directory`, `trust`, `announcements`, `features`",
+            "tests/data/unknown-keys.toml:1:1: unknown key `colour`, expected one of `clinic`, `numbers`, `menus`, `queues`, `agents`, `hours`, `holidays`, `after_hours`, `directory`, `trust`, `limits`, `announcements`, `features`",
             "tests/data/unknown-keys.toml:7:1: unknown key `adress`, expected one of `name`, `time_zone`, `emergency_notice`",
             "tests/data/unknown-keys.toml:13:25: unknown key `priorty`, expected one of `menu`, `queue`, `priority`, `message`, `hangup`",
             "tests/data/unknown-keys.toml:19:1: unknown key `tiemout`, expected one of `prompt`, `options`, `timeout`, `inter_digit_timeout`, `max_digits`, `retries`, `invalid_prompt`, `no_input_prompt`, `on_no_input`, `on_invalid`",
@@ -212,7 +212,7 @@ fn invalid_values_each_at_their_value() {
             "tests/data/invalid-values.toml:40:9: `funday` is not a day of the week (monday … sunday, or mon … sun)",
             "tests/data/invalid-values.toml:41:8: `open` must be a 24-hour time like `08:00`, not `8am`",
             "tests/data/invalid-values.toml:45:8: `date` must be a local date like 2026-12-25, not `2026-12-25T10:00:00`",
-            "tests/data/invalid-values.toml:48:11: `10.0.0.300` is not an IP address or CIDR network",
+            "tests/data/invalid-values.toml:48:11: `trunks`: `10.0.0.300` is not an IP address or CIDR network (e.g. 192.0.2.0/24, 2001:db8::/32)",
         ]
     );
 }

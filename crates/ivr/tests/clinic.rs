@@ -268,6 +268,14 @@ fn the_branches_example_uses_the_rest_of_the_schema() {
     assert!(trust.is_trusted("203.0.113.10".parse().unwrap()));
     assert!(!trust.is_trusted("127.0.0.2".parse().unwrap()));
     assert!(trust.is_trusted("127.0.0.1".parse().unwrap()));
+    assert!(
+        trust.is_trusted("192.0.2.40".parse().unwrap()),
+        "an agent network"
+    );
+    assert!(trust.is_trusted("2001:db8:40:7::9".parse().unwrap()));
+    assert!(!trust.is_trusted("192.0.2.41".parse().unwrap()));
+    assert_eq!(plan.limits().sip.calls, 8);
+    assert_eq!(plan.limits().sign_in.account.lock_after, 10);
 
     let names = |prompts: Vec<ivr::Prompt>| -> Vec<String> {
         prompts

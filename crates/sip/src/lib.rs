@@ -3,7 +3,9 @@
 //!
 //! The protocol cores here are sans-IO: they take inputs and a `now`, and
 //! hand back what to send and when they next need to be woken. Only
-//! [`transport`] touches sockets (tokio), and it makes no protocol decisions.
+//! [`transport`] touches sockets (tokio), and it makes no protocol decisions;
+//! its front door ([`transport::door`]) applies the `guard` crate's
+//! per-source limits to untrusted sources before anything is parsed.
 #![forbid(unsafe_code)]
 
 pub mod dialog;

@@ -93,7 +93,11 @@ impl Alert {
 impl Leads {
     /// Opens (or creates) the journal under `data`.
     pub fn open(data: &Path, reveal_numbers: bool, window: Duration) -> anyhow::Result<Self> {
-        let (journal, handle) = Journal::open(data.join(JOURNAL_FILE), JournalConfig::default())?;
+        // Created 0600 before SQLite opens it: its -wal and -shm files take
+        // the database file's mode (daemon::private).
+        let path = data.join(JOURNAL_FILE);
+        crate::daemon::private::create_empty(&path)?;
+        let (journal, handle) = Journal::open(path, JournalConfig::default())?;
         let reader = journal.reader()?;
         let pseudonyms = Pseudonyms::open(data, reveal_numbers)?;
         // The waits that ended before a restart still count for the alerts.
@@ -198,7 +202,7 @@ impl Pseudonyms {
             }
             _ => {
                 let key: [u8; 32] = rand::random();
-                std::fs::write(&path, key)?;
+                crate::daemon::private::write(&path, &key)?;
                 key
             }
         };

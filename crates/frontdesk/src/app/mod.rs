@@ -21,9 +21,12 @@ pub mod router;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
+
+use guard::{SourceSlots, WarnEvery};
+use sip::transport::door::{DoorPolicy, FrontDoor};
 
 use sip::TransportKind;
 use sip::endpoint::{self, EndpointConfig, EndpointHandle};
@@ -102,6 +105,14 @@ pub struct App {
     pub ending: CancellationToken,
     /// The journal of calls (leads), alerts, log pseudonyms.
     pub leads: leads::Leads,
+    /// Per-source limits on SIP (the transport's; bans from the registrar
+    /// go here too).
+    pub front_door: Arc<FrontDoor>,
+    /// Calls held by each untrusted source (`[limits.sip] calls`).
+    pub call_slots: SourceSlots,
+    /// New calls refused for their source's call limit.
+    calls_refused: AtomicU64,
+    calls_refused_warn: Mutex<WarnEvery>,
 }
 
 impl App {
@@ -181,14 +192,60 @@ impl App {
         }
         self.registrar.reconfigure(
             plan_map::registrar_users(&plan),
-            plan_map::trusted_sources(&plan, &[]),
+            plan_map::trusted_sources(&plan),
+            plan.limits().sign_in.clone(),
         );
+        self.front_door.set_policy(door_policy(&plan));
         self.dialplan.install(Arc::clone(&plan));
         self.prompts.clear();
         if let Some(folder) = plan.path().parent() {
             self.prompts.preload(&folder.join("prompts")).await;
         }
         Ok(plan)
+    }
+}
+
+/// What an INVITE refused for its source's call limit is told to wait,
+/// in seconds.
+pub const CALL_LIMIT_RETRY_AFTER: u32 = 30;
+
+/// The transport's policy from the dialplan: `[trust]` and `[limits.sip]`.
+pub fn door_policy(plan: &ivr::Dialplan) -> DoorPolicy {
+    DoorPolicy {
+        trusted: plan_map::trusted_sources(plan),
+        limits: plan.limits().sip.clone(),
+    }
+}
+
+impl App {
+    /// A call slot for a new call from `ip`: `Ok(None)` for a trusted
+    /// source, `Err` when an untrusted one holds all the calls it may
+    /// (`[limits.sip] calls`): its INVITE gets 503 with Retry-After. The
+    /// INVITE passed the rate limit, so answering it reflects nothing.
+    fn call_slot(&self, ip: IpAddr) -> Result<Option<guard::SourceSlot>, ()> {
+        let policy = self.front_door.policy();
+        if policy.trusted.is_trusted(ip) {
+            return Ok(None);
+        }
+        if let Some(slot) = self.call_slots.try_take(ip, policy.limits.calls) {
+            return Ok(Some(slot));
+        }
+        self.calls_refused.fetch_add(1, Ordering::Relaxed);
+        let warn = self
+            .calls_refused_warn
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .hit(std::time::Instant::now());
+        debug!(%ip, "INVITE refused: the source holds its most calls");
+        if let Some(count) = warn {
+            warn!(
+                %ip,
+                refused = count,
+                "new call refused with 503: the source holds {} calls, its most ({count} refused since the last such warning)",
+                policy.limits.calls
+            );
+        }
+        Err(())
     }
 }
 
@@ -212,11 +269,16 @@ pub async fn start(
         (IpAddr::V4(_), None) => IpAddr::V4(std::net::Ipv4Addr::LOCALHOST),
         (IpAddr::V6(_), None) => IpAddr::V6(std::net::Ipv6Addr::LOCALHOST),
     };
+    let plan = dialplan.current();
+    let front_door = Arc::new(FrontDoor::new(door_policy(&plan)));
     let (inbound_tx, inbound_rx) = mpsc::channel(APPLICATION_QUEUE);
     let transport = transport::start(
         udp,
         tcp,
-        TransportConfig::default(),
+        TransportConfig {
+            front_door: Arc::clone(&front_door),
+            ..TransportConfig::default()
+        },
         inbound_tx,
         shutdown.child_token(),
     )?;
@@ -265,7 +327,6 @@ pub async fn start(
         Ok(())
     });
 
-    let plan = dialplan.current();
     let (queues, agents) = plan_map::routing_config(&plan);
     let (router, router_task) = router::start(queues, agents, shutdown.child_token())?;
     services.spawn("routing", async move {
@@ -275,7 +336,9 @@ pub async fn start(
 
     let (registrar, registrar_task) = registrar::start(
         plan_map::registrar_users(&plan),
-        plan_map::trusted_sources(&plan, &[]),
+        plan_map::trusted_sources(&plan),
+        plan.limits().sign_in.clone(),
+        Arc::clone(&front_door),
         config.digest_algorithms.clone(),
         &config.data,
         endpoint.clone(),
@@ -328,6 +391,10 @@ pub async fn start(
         draining: AtomicBool::new(false),
         ending: CancellationToken::new(),
         leads,
+        front_door,
+        call_slots: SourceSlots::new(),
+        calls_refused: AtomicU64::new(0),
+        calls_refused_warn: Mutex::new(WarnEvery::new(Duration::from_secs(10))),
     });
     let watcher = Arc::clone(&app);
     let stop = shutdown.child_token();
@@ -379,9 +446,22 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                     busy.headers.push(HeaderName::RetryAfter, 30);
                     let _ = app.endpoint.respond(transaction, busy);
                 }
-                Method::Invite => {
-                    calls::spawn_inbound(Arc::clone(&app), transaction, request, source);
-                }
+                Method::Invite => match app.call_slot(source.address.ip()) {
+                    Ok(slot) => {
+                        calls::spawn_inbound(Arc::clone(&app), transaction, request, source, slot)
+                    }
+                    Err(()) => {
+                        let mut busy = Response::to_request(
+                            &request.request.headers,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Some(&tag()),
+                        )
+                        .with_reason("Too Many Calls From This Address");
+                        busy.headers
+                            .push(HeaderName::RetryAfter, CALL_LIMIT_RETRY_AFTER);
+                        let _ = app.endpoint.respond(transaction, busy);
+                    }
+                },
                 // Outside any dialog and not a dialog-creating request.
                 _ => {
                     let response = Response::to_request(
@@ -428,7 +508,25 @@ async fn publish_gauges(app: Arc<App>, shutdown: CancellationToken) {
         metrics::counter!("frontdesk_journal_dropped_total").absolute(journal.dropped);
         metrics::counter!("frontdesk_journal_failed_total").absolute(journal.failed);
         metrics::gauge!("frontdesk_journal_failing").set(if journal.failing { 1.0 } else { 0.0 });
+        publish_limit_metrics(&app);
     }
+}
+
+/// What the per-source limits refused (see `dialplans/README.md`,
+/// `[limits]`).
+fn publish_limit_metrics(app: &App) {
+    let door = app.front_door.stats(std::time::Instant::now());
+    metrics::counter!("frontdesk_sip_dropped_total", "reason" => "over_rate")
+        .absolute(door.dropped);
+    metrics::counter!("frontdesk_sip_dropped_total", "reason" => "scanner").absolute(door.scanners);
+    metrics::counter!("frontdesk_sip_bans_total").absolute(door.bans);
+    metrics::gauge!("frontdesk_sip_banned_sources").set(door.banned_now as f64);
+    metrics::gauge!("frontdesk_sip_sources_tracked").set(door.sources_tracked as f64);
+    metrics::counter!("frontdesk_sip_untracked_total").absolute(door.untracked);
+    metrics::counter!("frontdesk_sip_connections_refused_total", "reason" => "per_source")
+        .absolute(door.connections_refused);
+    metrics::counter!("frontdesk_calls_refused_total", "reason" => "per_source")
+        .absolute(app.calls_refused.load(Ordering::Relaxed));
 }
 
 /// Queues (waiting, longest wait) and agents by state, once a second.

@@ -2,7 +2,6 @@
 //! configuration, the registrar's users and trusted sources. The dialplan
 //! is the one source; these are derived from it at start and on reload.
 
-use std::net::IpAddr;
 use std::time::Duration;
 
 use ivr::Dialplan;
@@ -116,16 +115,8 @@ pub fn registrar_users(plan: &Dialplan) -> Vec<(String, Secret)> {
         .collect()
 }
 
-/// The registrar's trusted sources from the dialplan's `[trust]` section.
-/// Trunk networks wider than one address are trusted by their first address
-/// only in the registrar (agents do not register from trunks).
-pub fn trusted_sources(plan: &Dialplan, extra_untrusted: &[IpAddr]) -> TrustedSources {
-    let trust = plan.trust();
-    let mut untrusted: Vec<IpAddr> = trust.untrusted().iter().map(|n| n.address()).collect();
-    untrusted.extend_from_slice(extra_untrusted);
-    TrustedSources {
-        loopback: trust.trusts_loopback(),
-        addresses: trust.trunks().iter().map(|n| n.address()).collect(),
-        untrusted,
-    }
+/// The trusted sources of the dialplan's `[trust]` section: the one
+/// `guard::TrustedSources` every part asks (real CIDR ranges).
+pub fn trusted_sources(plan: &Dialplan) -> TrustedSources {
+    plan.trust().clone()
 }

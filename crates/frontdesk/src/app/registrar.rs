@@ -21,6 +21,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
+use guard::{SignInLimits, WarnEvery};
 use sip::Peer;
 use sip::endpoint::EndpointHandle;
 use sip::message::Response;
@@ -30,6 +31,7 @@ use sip::registrar::{
     TrustedSources,
 };
 use sip::transaction::ServerTransactionId;
+use sip::transport::door::FrontDoor;
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
@@ -90,6 +92,7 @@ enum Command {
     Reconfigure {
         users: Vec<(String, Secret)>,
         trusted: TrustedSources,
+        limits: SignInLimits,
     },
 }
 
@@ -115,9 +118,18 @@ impl RegistrarHandle {
         });
     }
 
-    /// New users and trust after a dialplan reload.
-    pub fn reconfigure(&self, users: Vec<(String, Secret)>, trusted: TrustedSources) {
-        let _ = self.commands.send(Command::Reconfigure { users, trusted });
+    /// New users, trust and sign-in limits after a dialplan reload.
+    pub fn reconfigure(
+        &self,
+        users: Vec<(String, Secret)>,
+        trusted: TrustedSources,
+        limits: SignInLimits,
+    ) {
+        let _ = self.commands.send(Command::Reconfigure {
+            users,
+            trusted,
+            limits,
+        });
     }
 
     /// Where agents can be rung.
@@ -138,6 +150,8 @@ fn wall_clock() -> u64 {
 pub async fn start(
     users: Vec<(String, Secret)>,
     trusted: TrustedSources,
+    limits: SignInLimits,
+    front_door: Arc<FrontDoor>,
     algorithms: Vec<sip::digest::Algorithm>,
     data: &Path,
     endpoint: EndpointHandle,
@@ -153,6 +167,8 @@ pub async fn start(
     // (crates/frontdesk/tests/baresip.rs signs one in).
     config.algorithms = algorithms;
     config.trusted = trusted;
+    config.limits = limits.source;
+    config.lockout = limits.account;
     let now = Instant::now();
     let mut registrar = Registrar::new(config, users, &mut rand::rng(), now)?;
     let file = data.join(BINDINGS_FILE);
@@ -190,6 +206,8 @@ pub async fn start(
         locations,
         held: HeldResponses::default(),
         save_at: None,
+        front_door,
+        refused_warn: WarnEvery::new(WARN_EVERY),
     };
     // The restore's events: presence and locations before serving.
     service.drain_events(Instant::now());
@@ -206,7 +224,14 @@ struct Service {
     held: HeldResponses,
     /// When the changed bindings are due on disk; `None`: nothing to write.
     save_at: Option<Instant>,
+    /// Where a digest ban becomes a ban of all the source's SIP.
+    front_door: Arc<FrontDoor>,
+    /// Refused REGISTERs are warned about at most this often.
+    refused_warn: WarnEvery,
 }
+
+/// How often, at most, refused REGISTERs are logged at warn.
+const WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// Responses held back from sources that keep failing, earliest first.
 /// Their server transactions stay open meanwhile and absorb the
@@ -339,18 +364,46 @@ impl Service {
                 let outcome =
                     self.registrar
                         .handle_register(Instant::now(), wall_clock(), &request, source);
-                match &outcome.decision {
+                let now = Instant::now();
+                let refused = match &outcome.decision {
                     Decision::Accepted { user } => {
-                        debug!(agent = %user, %source, "REGISTER accepted")
+                        debug!(agent = %user, %source, "REGISTER accepted");
+                        None
                     }
                     Decision::Forbidden { reason, .. } => {
-                        warn!(%source, ?reason, "REGISTER refused");
                         metrics::counter!("frontdesk_register_failures_total").increment(1);
+                        Some(format!("wrong credentials ({reason:?})"))
                     }
                     Decision::Banned { .. } => {
                         metrics::counter!("frontdesk_register_banned_total").increment(1);
+                        Some("the source is banned for failing too often".to_string())
                     }
-                    other => debug!(%source, decision = ?other, "REGISTER"),
+                    Decision::Locked { user, .. } => {
+                        metrics::counter!("frontdesk_register_locked_total").increment(1);
+                        Some(format!(
+                            "account {user} is locked for this source (too many failures against it)"
+                        ))
+                    }
+                    other => {
+                        debug!(%source, decision = ?other, "REGISTER");
+                        None
+                    }
+                };
+                if let Some(why) = refused {
+                    debug!(%source, "REGISTER refused: {why}");
+                    if let Some(count) = self.refused_warn.hit(now) {
+                        warn!(%source, refused = count, "REGISTER refused: {why} ({count} refused since the last such warning)");
+                    }
+                }
+                // A digest ban is a ban of the source: nothing more from it
+                // is answered until it ends (this REGISTER's 403 still is).
+                if let Some(until) = outcome.banned_until {
+                    self.front_door.ban(
+                        now,
+                        source.address.ip(),
+                        until,
+                        "too many failed digest authentications",
+                    );
                 }
                 // Bindings and presence are published before the answer
                 // leaves: a phone that dials right after its 200 (a feature
@@ -366,11 +419,16 @@ impl Service {
                     }
                 }
             }
-            Command::Reconfigure { users, trusted } => {
+            Command::Reconfigure {
+                users,
+                trusted,
+                limits,
+            } => {
                 if let Err(error) = self.registrar.set_users(users) {
                     warn!(%error, "registrar users not updated");
                 }
                 self.registrar.set_trusted(trusted);
+                self.registrar.set_limits(limits.source, limits.account);
             }
         }
     }
@@ -428,11 +486,16 @@ impl Service {
             }
         };
         let temporary = self.file.with_extension("json.tmp");
-        let written = async {
-            tokio::fs::write(&temporary, &bytes).await?;
-            tokio::fs::rename(&temporary, &self.file).await
-        };
-        if let Err(error) = written.await {
+        let file = self.file.clone();
+        // Owner-only (daemon::private), then renamed over the old file.
+        let written = tokio::task::spawn_blocking(move || {
+            crate::daemon::private::write(&temporary, &bytes)?;
+            std::fs::rename(&temporary, &file)
+        });
+        if let Err(error) = written
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+        {
             warn!("{}: bindings not saved: {error}", self.file.display());
         }
     }

@@ -100,6 +100,9 @@ pub(super) struct Call {
     caller_gone: bool,
     /// The clinic was closed when the call was answered.
     after_hours: bool,
+    /// One of its untrusted source's call slots, given back when the call
+    /// ends (`[limits.sip] calls`).
+    _source_slot: Option<guard::SourceSlot>,
 }
 
 impl Call {
@@ -109,6 +112,7 @@ impl Call {
         transaction: ServerTransactionId,
         invite: Box<ValidRequest>,
         source: Peer,
+        source_slot: Option<guard::SourceSlot>,
     ) {
         let (sip_sender, sip_events) = mpsc::unbounded_channel();
         // Route this Call-ID to the call before anything else can happen
@@ -162,6 +166,7 @@ impl Call {
             ack_deadline: None,
             caller_gone: false,
             after_hours: false,
+            _source_slot: source_slot,
         };
         tokio::spawn(call.run().instrument(span));
     }

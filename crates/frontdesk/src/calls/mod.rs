@@ -39,11 +39,16 @@ use crate::app::{App, tag};
 /// transfer that names one of our legs) is answered 501: frontdesk sends
 /// `Replaces` to agents' phones when an agent's REFER carries one, but
 /// does not let a third party take over one of its legs.
+///
+/// `source_slot` (an untrusted caller's, see `[limits.sip] calls`) is held
+/// by the patient's call until it ends; feature calls are agents' own and
+/// short, and give it back at once.
 pub fn spawn_inbound(
     app: Arc<App>,
     transaction: ServerTransactionId,
     invite: Box<ValidRequest>,
     source: Peer,
+    source_slot: Option<guard::SourceSlot>,
 ) {
     let headers = &invite.request.headers;
     if headers.contains(&HeaderName::Replaces) {
@@ -56,5 +61,5 @@ pub fn spawn_inbound(
         features::FeatureCall::start(app, transaction, invite, source, agent, feature);
         return;
     }
-    call::Call::start(app, transaction, invite, source);
+    call::Call::start(app, transaction, invite, source, source_slot);
 }

@@ -20,6 +20,7 @@
 
 mod config;
 mod dialplan;
+pub mod private;
 mod services;
 mod signals;
 mod sip;
@@ -39,7 +40,7 @@ pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
 pub use dialplan::LiveDialplan;
 pub use services::{SHUTDOWN_GRACE, Services};
 pub use sip::{SipBindError, SipSockets};
-pub use tls::{Certificates, HttpsListener};
+pub use tls::Certificates;
 
 use crate::http::{self, AdminToken, AppState};
 use dialplan::Summary;
@@ -64,8 +65,8 @@ pub enum DaemonError {
         /// Every error in it.
         errors: ivr::Diagnostics,
     },
-    /// The data directory could not be created.
-    #[error("cannot create the data directory {path}: {source}")]
+    /// The data directory could not be created or made owner-only.
+    #[error("cannot create the data directory {path} or make it owner-only: {source}")]
     DataDirectory {
         /// `--data`.
         path: PathBuf,
@@ -163,13 +164,22 @@ pub async fn run_with(
 
     raise_descriptor_limit();
 
-    tokio::fs::create_dir_all(&config.data)
+    // Owner-only, whatever the umask; older files narrowed (private).
+    let data = config.data.clone();
+    let narrowed = tokio::task::spawn_blocking(move || private::prepare(&data))
         .await
+        .map_err(|error| DaemonError::Setup(error.to_string()))?
         .map_err(|source| DaemonError::DataDirectory {
             path: config.data.clone(),
             source,
         })?;
-    info!("data in {}", config.data.display());
+    if narrowed > 0 {
+        warn!(
+            "{narrowed} files and directories under {} were readable by others: now owner-only",
+            config.data.display()
+        );
+    }
+    info!("data in {} (owner-only)", config.data.display());
     info!(
         "rtp ports {} ({} streams at most)",
         config.rtp_ports,
@@ -180,9 +190,17 @@ pub async fn run_with(
     let shutdown = CancellationToken::new();
     let mut services = Services::new();
 
+    // Read at start: the listeners' own limits.
+    let limits = dialplan.current().limits().clone();
+    let handshake = ::sip::transport::tls::HandshakeLimits {
+        timeout: limits.sip.handshake_timeout,
+        ..::sip::transport::tls::HandshakeLimits::default()
+    };
     let mut sockets = SipSockets::bind(config.sip).await?;
     if let (Some(sips), Some(certificates)) = (&config.sips, &certificates) {
-        sockets.bind_tls(sips.addr, certificates.identity()).await?;
+        sockets
+            .bind_tls(sips.addr, certificates.identity(), handshake)
+            .await?;
     }
     let sip_local = sockets.local;
     let (sip_ready, sip_ready_rx) = watch::channel(None);
@@ -248,31 +266,28 @@ pub async fn run_with(
         dashboard,
         agent_sessions: http::agent_view::AgentSessions::default(),
     };
-    let scheme = match &certificates {
+    let (scheme, gate) = match &certificates {
         Some(certificates) => {
-            let listener = HttpsListener::new(
-                listener,
+            let gate = ::sip::transport::tls::TlsGate::new(
                 certificates.identity().clone(),
-                shutdown.child_token(),
-            )
-            .map_err(|source| DaemonError::Http {
-                addr: config.http,
-                source,
-            })?;
-            services.spawn(
-                "http",
-                http::serve(listener, http::router(state), shutdown.child_token()),
+                handshake,
+                "https",
             );
-            "https"
+            ("https", Some(gate))
         }
-        None => {
-            services.spawn(
-                "http",
-                http::serve(listener, http::router(state), shutdown.child_token()),
-            );
-            "http"
-        }
+        None => ("http", None),
     };
+    services.spawn(
+        "http",
+        http::serve(
+            listener,
+            gate,
+            http::router(state),
+            limits.http.clone(),
+            std::sync::Arc::clone(&dialplan),
+            shutdown.child_token(),
+        ),
+    );
     services.spawn(
         "metrics-upkeep",
         http::metrics::upkeep(metrics, shutdown.child_token()),

@@ -108,11 +108,13 @@ impl SipSockets {
 
 impl SipSockets {
     /// Binds the TLS listener on `addr` (port 0 picks a free port), serving
-    /// `identity` through a gate with the default [`HandshakeLimits`].
+    /// `identity` through a gate with `handshake` limits (the timeout is
+    /// the dialplan's `[limits.sip] handshake_timeout`).
     pub async fn bind_tls(
         &mut self,
         addr: SocketAddr,
         identity: &ServerIdentity,
+        handshake: HandshakeLimits,
     ) -> Result<SocketAddr, SipBindError> {
         let listener = TcpListener::bind(addr)
             .await
@@ -120,7 +122,7 @@ impl SipSockets {
         let local = listener
             .local_addr()
             .map_err(|source| SipBindError::Tls { addr, source })?;
-        let gate = TlsGate::new(identity.clone(), HandshakeLimits::default(), "sip");
+        let gate = TlsGate::new(identity.clone(), handshake, "sip");
         self.tls = Some(TlsSocket { listener, gate });
         Ok(local)
     }

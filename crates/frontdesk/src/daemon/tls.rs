@@ -3,21 +3,18 @@
 //! admin listener served over HTTPS with the same certificate.
 //!
 //! One [`ServerIdentity`] is shared by SIP over TLS and HTTPS: a reload
-//! swaps it for both. Each listener has its own [`TlsGate`], so a flood of
-//! handshakes on one cannot take the other's slots.
+//! swaps it for both. Each listener has its own `TlsGate`, so a flood of
+//! handshakes on one cannot take the other's slots (the HTTPS one is made
+//! in the daemon and driven by `http::server`).
 //!
 //! A reload reads both files again and builds a new config; if that fails
 //! (a missing file, a key that does not fit, a half-written file) the
 //! certificate in force stays and the error is logged. Connections already
 //! up keep the session they have: calls are never dropped by a reload.
 
-use std::net::SocketAddr;
 use std::path::PathBuf;
 
-use sip::transport::tls::{self, HandshakeLimits, ServerIdentity, TlsError, TlsGate, TlsStream};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::mpsc;
-use tokio_util::sync::CancellationToken;
+use sip::transport::tls::{self, ServerIdentity, TlsError};
 use tracing::{error, info};
 
 use super::SipsConfig;
@@ -71,86 +68,5 @@ impl Certificates {
                 Err(failure)
             }
         }
-    }
-}
-
-/// The admin listener over HTTPS: accepts on its own task, runs each
-/// handshake on a task of its own through a [`TlsGate`], and hands axum
-/// the streams whose handshake succeeded.
-#[derive(Debug)]
-pub struct HttpsListener {
-    local: SocketAddr,
-    ready: mpsc::Receiver<(TlsStream<TcpStream>, SocketAddr)>,
-}
-
-impl HttpsListener {
-    /// Serves TLS on `listener` with `identity` until `shutdown`.
-    pub fn new(
-        listener: TcpListener,
-        identity: ServerIdentity,
-        shutdown: CancellationToken,
-    ) -> std::io::Result<Self> {
-        let local = listener.local_addr()?;
-        let gate = TlsGate::new(identity, HandshakeLimits::default(), "https");
-        let (sender, ready) = mpsc::channel(64);
-        tokio::spawn(accept(listener, gate, sender, shutdown));
-        Ok(HttpsListener { local, ready })
-    }
-}
-
-async fn accept(
-    listener: TcpListener,
-    gate: TlsGate,
-    ready: mpsc::Sender<(TlsStream<TcpStream>, SocketAddr)>,
-    shutdown: CancellationToken,
-) {
-    loop {
-        let accepted = tokio::select! {
-            () = shutdown.cancelled() => return,
-            () = ready.closed() => return,
-            accepted = listener.accept() => accepted,
-        };
-        let (stream, remote) = match accepted {
-            Ok(accepted) => accepted,
-            Err(error) => {
-                // EMFILE and friends: back off instead of spinning.
-                tracing::warn!(%error, "https accept failed");
-                tokio::time::sleep(std::time::Duration::from_millis(50)).await;
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
-        let Some(handshake) = gate.admit(stream, remote) else {
-            continue;
-        };
-        let ready = ready.clone();
-        let shutdown = shutdown.clone();
-        tokio::spawn(async move {
-            let stream = tokio::select! {
-                () = shutdown.cancelled() => return,
-                stream = handshake => stream,
-            };
-            if let Some(stream) = stream {
-                let _ = ready.send((stream, remote)).await;
-            }
-        });
-    }
-}
-
-impl axum::serve::Listener for HttpsListener {
-    type Io = TlsStream<TcpStream>;
-    type Addr = SocketAddr;
-
-    async fn accept(&mut self) -> (Self::Io, Self::Addr) {
-        match self.ready.recv().await {
-            Some(accepted) => accepted,
-            // The accepting task stopped (shutdown): no more connections;
-            // axum's graceful shutdown ends the serve loop.
-            None => std::future::pending().await,
-        }
-    }
-
-    fn local_addr(&self) -> std::io::Result<Self::Addr> {
-        Ok(self.local)
     }
 }

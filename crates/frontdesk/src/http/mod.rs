@@ -13,6 +13,7 @@ mod auth;
 pub mod calls;
 pub mod dashboard;
 pub mod metrics;
+pub mod server;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -25,7 +26,6 @@ use axum::{Json, Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
 use serde_json::json;
 use tokio::sync::watch;
-use tokio_util::sync::CancellationToken;
 
 pub use auth::AdminToken;
 
@@ -83,28 +83,7 @@ pub fn router(state: AppState) -> Router {
         .with_state(state)
 }
 
-/// Serves `router` on `listener` (a `TcpListener`, or the daemon's
-/// `HttpsListener` when certificates are configured) until `shutdown`,
-/// then lets requests in flight finish.
-pub async fn serve<L>(
-    listener: L,
-    router: Router,
-    shutdown: CancellationToken,
-) -> anyhow::Result<()>
-where
-    L: axum::serve::Listener<Addr = SocketAddr>,
-{
-    use axum::serve::ListenerExt;
-    // With each connection's peer address: agents' sign-in is limited per
-    // client address. (`tap_io` makes the address available for any
-    // listener, TLS included.)
-    let service = router.into_make_service_with_connect_info::<SocketAddr>();
-    axum::serve(listener.tap_io(|_| {}), service)
-        .with_graceful_shutdown(shutdown.cancelled_owned())
-        .await?;
-    tracing::info!("http stopped");
-    Ok(())
-}
+pub use server::serve;
 
 /// `GET /api/health`: `{"status":"ok"}` once SIP is listening.
 async fn health(State(state): State<AppState>) -> Response {

@@ -129,6 +129,39 @@ fn request_text(
     request
 }
 
+/// Any request from the local address `from` (another loopback address,
+/// e.g. an untrusted 127.0.0.2), with a JSON body if given.
+pub fn request_from(
+    from: std::net::IpAddr,
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> io::Result<Response> {
+    let mut stream = connect_from(from, addr)?;
+    stream.write_all(request_text(addr, method, path, token, body).as_bytes())?;
+    let mut raw = Vec::new();
+    stream.read_to_end(&mut raw)?;
+    parse(&raw)
+}
+
+/// A TCP connection to `addr` from the local address `from`, with the
+/// harness's read and write bounds.
+pub fn connect_from(from: std::net::IpAddr, addr: SocketAddr) -> io::Result<TcpStream> {
+    let socket = socket2::Socket::new(
+        socket2::Domain::for_address(addr),
+        socket2::Type::STREAM,
+        Some(socket2::Protocol::TCP),
+    )?;
+    socket.bind(&SocketAddr::new(from, 0).into())?;
+    socket.connect_timeout(&addr.into(), REQUEST_BOUND)?;
+    let stream: TcpStream = socket.into();
+    stream.set_read_timeout(Some(REQUEST_BOUND))?;
+    stream.set_write_timeout(Some(REQUEST_BOUND))?;
+    Ok(stream)
+}
+
 fn connect(addr: SocketAddr) -> io::Result<TcpStream> {
     let stream = TcpStream::connect_timeout(&addr, REQUEST_BOUND)?;
     stream.set_read_timeout(Some(REQUEST_BOUND))?;

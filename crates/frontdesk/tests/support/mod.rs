@@ -295,6 +295,11 @@ impl Daemon {
         self.launch.rtp_ports
     }
 
+    /// The daemon's process id (to read its `/proc/PID/status`).
+    pub fn pid(&self) -> u32 {
+        self.pid.as_raw().unsigned_abs()
+    }
+
     /// Where SIP listens (UDP and TCP).
     pub fn sip(&self) -> SocketAddr {
         self.sip.expect("read at start")

@@ -30,7 +30,7 @@ use crate::diagnostic::{Diagnostics, ErrorKind, Sink};
 use crate::plan::Dialplan;
 use crate::raw::{
     RawAfterHours, RawAgent, RawAnnouncements, RawClinic, RawFeatures, RawHoliday, RawHours,
-    RawMenu, RawNumber, RawPatient, RawQueue, RawTrust,
+    RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawTrust,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -45,6 +45,7 @@ const SECTIONS: &[&str] = &[
     "after_hours",
     "directory",
     "trust",
+    "limits",
     "announcements",
     "features",
 ];
@@ -72,6 +73,7 @@ pub(crate) struct RawPlan {
     pub after_hours: Option<Spanned<RawAfterHours>>,
     pub directory: Vec<RawPatient>,
     pub trust: Option<RawTrust>,
+    pub limits: Option<RawLimits>,
     pub announcements: Option<RawAnnouncements>,
     pub features: Option<RawFeatures>,
     /// Names declared under `[menus]`, including items that failed to parse.
@@ -163,6 +165,7 @@ impl<'a> Reader<'a> {
                 }
                 "directory" => raw.directory = self.array_items(value, "directory"),
                 "trust" => raw.trust = self.table_item(value, "trust"),
+                "limits" => raw.limits = self.table_item(value, "limits"),
                 "announcements" => raw.announcements = self.table_item(value, "announcements"),
                 "features" => raw.features = self.table_item(value, "features"),
                 other => self.sink.error(

@@ -28,6 +28,10 @@
 //! # What a REGISTER gets, in order
 //!
 //! 1. A banned source (see [`FailureLimits`]): 403, no challenge, no work.
+//!    An account locked for this source (see [`AccountLockout`]: too many
+//!    failures against it from sources that never registered it): 403,
+//!    no challenge, whatever the credentials. Both apply to untrusted
+//!    sources only.
 //! 2. A To that is not a SIP or SIPS URI with a user part: 400 (RFC 4475
 //!    §3.3.4). Any host is accepted: agents register as
 //!    `sip:1003@<daemon address>` and are known by their user part.
@@ -39,7 +43,10 @@
 //!    Credentials whose response is right but whose nonce has expired:
 //!    401 with `stale=true`; so is a nonce count already used (a replay).
 //! 4. A wrong response, or a user we do not know: 403, counted against
-//!    the source. Both take the same path and the same work (an unknown
+//!    the source and against the account (unknown names too, so that a
+//!    lock tells nothing about which names exist). A success forgets the
+//!    failures its source made against its own account, nothing else,
+//!    and makes the source one the account's lock exempts. Both take the same path and the same work (an unknown
 //!    user is checked against a random HA1), so the two cannot be told
 //!    apart. Right credentials for another AOR than To's: 403, not counted.
 //! 5. An expiry below `min_expires` (and not 0): 423 with `Min-Expires`.
@@ -57,9 +64,14 @@
 //! - Users: the dialplan's agents, `(id, Secret::Password(..))` (the demo
 //!   passwords are `demo-<id>`), or HA1s; [`Registrar::set_users`] on
 //!   reload. The RNG: `&mut rand::rng()` (tests pass a seeded `StdRng`).
-//! - Trust: [`TrustedSources`] defaults to loopback; add the dialplan's
-//!   trunk addresses to `addresses`. Flood tests put 127.0.0.2 in
-//!   `untrusted` ([`Registrar::set_trusted`]).
+//! - Trust: [`TrustedSources`] (the `guard` crate's, from the dialplan's
+//!   `[trust]`) defaults to loopback; trunks and agent networks are
+//!   trusted too. Flood tests put 127.0.0.2 in `untrusted`
+//!   ([`Registrar::set_trusted`]). The limits come from `[limits.sign_in]`
+//!   ([`Registrar::set_limits`]).
+//! - [`Outcome::banned_until`]: the source is banned for failing too
+//!   often; the daemon drops all its SIP traffic until then (a digest
+//!   ban is a source ban).
 //! - [`Outcome::send_after`]: keep the REGISTER's server transaction open
 //!   and respond when the delay has passed (a timer in the registrar's
 //!   task, e.g. a `DelayQueue`, never a sleep inside the core). A banned
@@ -80,7 +92,6 @@
 //! so their events come before the REGISTER's.
 
 mod date;
-mod limiter;
 mod location;
 mod nonce;
 
@@ -102,7 +113,9 @@ use crate::message::{AuthParams, Contact, HeaderName, Method, Response, StatusCo
 use crate::peer::Peer;
 
 pub use date::http_date;
-pub use limiter::{Admission, FailureLimiter, FailureLimits, TrustedSources};
+pub use guard::{
+    AccountLockout, Admission, FailureLimiter, FailureLimits, LockoutLimits, TrustedSources,
+};
 pub use location::{Binding, RestoreSummary, StoredBinding, StoredTransport};
 pub use nonce::{NonceKeeper, NonceStatus};
 
@@ -134,8 +147,10 @@ pub struct RegistrarConfig {
     pub max_nonce_records: usize,
     /// Contacts kept per agent; beyond it the least recently set go.
     pub max_contacts: usize,
-    /// Auth-failure limits for untrusted sources.
+    /// Auth-failure limits per untrusted source.
     pub limits: FailureLimits,
+    /// The per-account lockout for untrusted sources.
+    pub lockout: LockoutLimits,
     /// Sources the limits do not apply to.
     pub trusted: TrustedSources,
 }
@@ -144,7 +159,7 @@ impl RegistrarConfig {
     /// The defaults for `realm`: MD5 then SHA-256, expiries 60 / 3600 /
     /// 3600 s, nonces good for 300 s, 262,144 nonce counts remembered
     /// (8,000 registrations/s for Timer F), 10 contacts per agent, the default
-    /// [`FailureLimits`] and [`TrustedSources`].
+    /// [`FailureLimits`], [`LockoutLimits`] and [`TrustedSources`].
     pub fn new(realm: &str) -> Self {
         RegistrarConfig {
             realm: realm.to_owned(),
@@ -156,6 +171,7 @@ impl RegistrarConfig {
             max_nonce_records: 262_144,
             max_contacts: 10,
             limits: FailureLimits::default(),
+            lockout: LockoutLimits::default(),
             trusted: TrustedSources::default(),
         }
     }
@@ -226,6 +242,10 @@ pub struct Outcome {
     pub send_after: Option<Duration>,
     /// What was decided, for logs and metrics.
     pub decision: Decision,
+    /// The source is banned until then (this REGISTER's failure banned
+    /// it, or it already was): the daemon may drop all its traffic until
+    /// then.
+    pub banned_until: Option<Instant>,
 }
 
 /// What a REGISTER came to.
@@ -257,6 +277,15 @@ pub enum Decision {
     Banned {
         /// When the ban lifts.
         until: Instant,
+    },
+    /// 403 without a challenge: the account is locked for this source
+    /// (too many failures against it from sources it never signed in
+    /// from; see [`AccountLockout`]).
+    Locked {
+        /// The account.
+        user: String,
+        /// How long until the lock lifts at the latest.
+        retry_after: Duration,
     },
     /// Any other refusal (400, 405, 423, 500): see the response's status
     /// and reason.
@@ -394,6 +423,7 @@ pub struct Registrar {
     nonces: NonceKeeper,
     opaque: String,
     limiter: FailureLimiter,
+    accounts: AccountLockout,
     location: Location,
     events: VecDeque<RegistrarEvent>,
     rng: StdRng,
@@ -437,6 +467,7 @@ impl Registrar {
         let opaque = nonces.opaque(&config.realm);
         Ok(Registrar {
             limiter: FailureLimiter::new(config.limits.clone()),
+            accounts: AccountLockout::new(config.lockout.clone()),
             config,
             users,
             dummy,
@@ -489,6 +520,15 @@ impl Registrar {
         self.config.trusted = trusted;
     }
 
+    /// Replaces the failure limits and the lockout's (a configuration
+    /// reload); the history of failures and bans is kept.
+    pub fn set_limits(&mut self, limits: FailureLimits, lockout: LockoutLimits) {
+        self.limiter.set_limits(limits.clone());
+        self.accounts.set_limits(lockout.clone());
+        self.config.limits = limits;
+        self.config.lockout = lockout;
+    }
+
     /// Answers a REGISTER that arrived from `source` at `now`; `wall` is
     /// the wall clock in Unix seconds (for `Date` and stored expiries).
     pub fn handle_register(
@@ -511,12 +551,22 @@ impl Registrar {
                 response: self.response(request, StatusCode::FORBIDDEN),
                 send_after: None,
                 decision: Decision::Banned { until },
+                banned_until: Some(until),
             };
         }
         let parsed = match self.parse(request) {
             Ok(parsed) => parsed,
             Err(reason) => return self.bad_request(now, ip, limited, request, &reason),
         };
+        if limited && let Err(retry_after) = self.accounts.check(now, &parsed.user, ip) {
+            // No challenge: a locked account tests no password from here.
+            let response = self.response(request, StatusCode::FORBIDDEN);
+            let decision = Decision::Locked {
+                user: parsed.user,
+                retry_after,
+            };
+            return self.finish(now, ip, limited, response, decision);
+        }
         let user = match self.authenticate(now, request) {
             Auth::Accepted(user) => user,
             Auth::Challenge { stale } => {
@@ -530,6 +580,8 @@ impl Registrar {
             Auth::Failed { username, known } => {
                 if limited {
                     self.limiter.record_failure(now, ip);
+                    // Unknown names too: a lock must not tell which exist.
+                    self.accounts.failed(now, &username, ip);
                 }
                 let reason = if known {
                     ForbiddenReason::WrongCredentials
@@ -542,6 +594,10 @@ impl Registrar {
             }
             Auth::Bad(reason) => return self.bad_request(now, ip, limited, request, &reason),
         };
+        if limited {
+            // Only this account's failures from this source are forgotten.
+            self.accounts.succeeded(now, &user, ip);
+        }
         if user != parsed.user {
             let response = self.response(request, StatusCode::FORBIDDEN);
             let decision = Decision::Forbidden {
@@ -633,15 +689,20 @@ impl Registrar {
         response: Response,
         decision: Decision,
     ) -> Outcome {
-        let send_after = if limited {
-            self.limiter.delay(now, ip)
+        let (send_after, banned_until) = if limited {
+            let banned_until = match self.limiter.admission(now, ip) {
+                Admission::Banned { until } => Some(until),
+                Admission::Allowed => None,
+            };
+            (self.limiter.delay(now, ip), banned_until)
         } else {
-            None
+            (None, None)
         };
         Outcome {
             response,
             send_after,
             decision,
+            banned_until,
         }
     }
 
@@ -891,6 +952,7 @@ impl Registrar {
                 continue;
             }
             let user = binding.user.clone();
+            let source = binding.source.ip();
             let before = self.location.is_registered(&user);
             match self
                 .location
@@ -898,6 +960,11 @@ impl Registrar {
             {
                 Ok(true) => {
                     summary.restored += 1;
+                    // It registered from there: still one of its sources
+                    // after a restart, exempt from a lock.
+                    if !self.config.trusted.is_trusted(source) {
+                        self.accounts.succeeded(now, &user, source);
+                    }
                     if !touched.iter().any(|(u, _)| *u == user) {
                         touched.push((user, !before));
                     }

@@ -14,6 +14,11 @@
 //! daemon. TLS connections pass a [`tls::TlsGate`] first (a bounded number
 //! of handshakes at once, each with a timeout).
 //!
+//! Untrusted sources meet the [`door::FrontDoor`] first: a rate limit
+//! with bans checked on every datagram before it is parsed, scanners
+//! dropped, and a few connection slots per source taken before any TLS
+//! handshake (so one address cannot hold the slots everyone shares).
+//!
 //! Connection reuse (RFC 3261 §18.2.2, §18.1.1): a response goes back on
 //! the connection its request came on, and a request to a peer with an
 //! open connection of the same transport goes on that connection. A TLS
@@ -25,6 +30,7 @@
 //! certificates, anyone could claim another address's traffic with it
 //! (RFC 5923 §10 asks for mutual authentication).
 
+pub mod door;
 mod stream;
 pub mod tls;
 
@@ -42,6 +48,8 @@ use tokio_util::sync::CancellationToken;
 
 use crate::message::{Frame, Limits, Message, ParseError, parse_datagram};
 use crate::peer::{ConnectionId, Peer, TransportKind};
+use door::FrontDoor;
+use guard::SourceSlot;
 use tls::{RefusalLog, TlsGate};
 
 /// Limits and timeouts of the transport.
@@ -62,6 +70,8 @@ pub struct TransportConfig {
     /// of datagrams that finds the buffer full is dropped by the kernel
     /// and costs the peers a retransmission (500 ms).
     pub udp_receive_buffer: usize,
+    /// Per-source limits for untrusted sources (swap its policy on reload).
+    pub front_door: Arc<FrontDoor>,
 }
 
 impl Default for TransportConfig {
@@ -73,6 +83,7 @@ impl Default for TransportConfig {
             message_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
             udp_receive_buffer: 4 * 1024 * 1024,
+            front_door: Arc::new(FrontDoor::default()),
         }
     }
 }
@@ -197,6 +208,11 @@ impl TransportHandle {
         self.inner.connections.len()
     }
 
+    /// The per-source limits.
+    pub fn front_door(&self) -> &Arc<FrontDoor> {
+        &self.inner.config.front_door
+    }
+
     /// How many connections of `transport` are open.
     pub fn connection_count_of(&self, transport: TransportKind) -> usize {
         self.inner
@@ -299,12 +315,15 @@ impl TransportHandle {
     }
 
     async fn connect(&self, address: SocketAddr) -> Result<mpsc::Sender<Bytes>, SendError> {
-        let permit = self
-            .inner
-            .permits
-            .clone()
-            .try_acquire_owned()
-            .map_err(|_| SendError::ConnectionLimit)?;
+        let permit = ConnectionPermit {
+            _shared: self
+                .inner
+                .permits
+                .clone()
+                .try_acquire_owned()
+                .map_err(|_| SendError::ConnectionLimit)?,
+            _source: None,
+        };
         let stream = tokio::time::timeout(
             self.inner.config.connect_timeout,
             TcpStream::connect(address),
@@ -326,7 +345,7 @@ impl TransportHandle {
         remote: SocketAddr,
         reader: R,
         writer: W,
-        permit: OwnedSemaphorePermit,
+        permit: ConnectionPermit,
     ) -> (ConnectionId, mpsc::Sender<Bytes>)
     where
         R: AsyncRead + Unpin + Send + 'static,
@@ -371,6 +390,15 @@ impl TransportHandle {
     }
 }
 
+/// What an open connection holds, given back when it closes: one of the
+/// permits every connection shares, and for an untrusted source one of
+/// its own slots.
+#[derive(Debug)]
+pub(crate) struct ConnectionPermit {
+    _shared: OwnedSemaphorePermit,
+    _source: Option<SourceSlot>,
+}
+
 /// What [`TransportHandle::try_send`] could not do at once.
 #[derive(Debug)]
 pub enum TrySend {
@@ -382,6 +410,8 @@ pub enum TrySend {
 
 async fn receive_datagrams(handle: TransportHandle) {
     let inner = &handle.inner;
+    let door = &inner.config.front_door;
+    let mut policy = door.policy_cache();
     let mut buffer = vec![0u8; inner.config.limits.max_message + 1];
     loop {
         let received = tokio::select! {
@@ -396,12 +426,28 @@ async fn receive_datagrams(handle: TransportHandle) {
                 continue;
             }
         };
+        // Trusted first (a few ns); an untrusted source's datagram is
+        // counted, and dropped when over its rate, before it is copied or
+        // parsed.
+        let ip = source.ip();
+        let untrusted = !policy.load().trusted.is_trusted(ip);
+        let now = untrusted.then(std::time::Instant::now);
+        if let Some(now) = now
+            && !door.admit(now, ip)
+        {
+            continue;
+        }
         let datagram = Bytes::copy_from_slice(&buffer[..length]);
         let message = match parse_datagram(datagram, &inner.config.limits) {
             Ok(Frame::KeepAlive(_)) => continue,
             Ok(Frame::Message(message)) => Ok(message),
             Err(error) => Err(error),
         };
+        if let (Some(now), Ok(message)) = (now, &message)
+            && !door.screen(now, ip, message)
+        {
+            continue;
+        }
         let inbound = Inbound {
             peer: Peer::udp(source),
             message,
@@ -422,15 +468,16 @@ async fn accept_connections(handle: TransportHandle, listener: TcpListener) {
     }
 }
 
-/// The next connection of `listener` that gets a connection permit, or
-/// `None` once shutting down. An accept error (EMFILE and friends) backs
-/// off a little instead of spinning; a connection past the limit is
-/// closed at once, and the refusal logged under `label`.
+/// The next connection of `listener` that gets a connection permit (and,
+/// from an untrusted source, one of its slots: see [`door`]), or `None`
+/// once shutting down. An accept error (EMFILE and friends) backs off a
+/// little instead of spinning; a connection past a limit is closed at
+/// once, and the refusal logged under `label`.
 async fn next_connection(
     inner: &Inner,
     listener: &TcpListener,
     label: &'static str,
-) -> Option<(TcpStream, SocketAddr, tokio::sync::OwnedSemaphorePermit)> {
+) -> Option<(TcpStream, SocketAddr, ConnectionPermit)> {
     loop {
         let accepted = tokio::select! {
             () = inner.shutdown.cancelled() => return None,
@@ -444,8 +491,23 @@ async fn next_connection(
                 continue;
             }
         };
+        // The source's own slot first: a source at its limit must not
+        // take one of the permits everyone shares.
+        let Ok(slot) = inner
+            .config
+            .front_door
+            .connection(std::time::Instant::now(), remote.ip())
+        else {
+            continue;
+        };
         match inner.permits.clone().try_acquire_owned() {
-            Ok(permit) => return Some((stream, remote, permit)),
+            Ok(permit) => {
+                let permit = ConnectionPermit {
+                    _shared: permit,
+                    _source: slot,
+                };
+                return Some((stream, remote, permit));
+            }
             Err(_) => inner.refusals.refused(
                 label,
                 remote,

@@ -6,10 +6,10 @@ use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::{OwnedSemaphorePermit, mpsc};
+use tokio::sync::mpsc;
 use tokio::time::Instant;
 
-use super::{Inbound, TransportHandle};
+use super::{ConnectionPermit, Inbound, TransportHandle};
 use crate::message::{Frame, KeepAlive, StreamFramer};
 use crate::peer::Peer;
 
@@ -17,8 +17,10 @@ use crate::peer::Peer;
 const WRITE_BATCH: usize = 32;
 
 /// Runs the connection `peer` (its id in `peer.connection`) until the peer
-/// closes it, it is idle or too slow, framing is lost, or shutdown; then
-/// forgets it and gives its permit back.
+/// closes it, it is idle or too slow, framing is lost, its source goes
+/// over its rate or sends as a scanner (an untrusted source: see
+/// [`super::door`]), or shutdown; then forgets it and gives its permit
+/// back.
 pub(super) async fn run<R, W>(
     handle: TransportHandle,
     peer: Peer,
@@ -26,7 +28,7 @@ pub(super) async fn run<R, W>(
     write_half: W,
     outgoing: mpsc::Receiver<Bytes>,
     writer: mpsc::Sender<Bytes>,
-    permit: OwnedSemaphorePermit,
+    permit: ConnectionPermit,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
     W: AsyncWrite + Unpin + Send + 'static,
@@ -34,6 +36,10 @@ pub(super) async fn run<R, W>(
     let config = handle.inner.config.clone();
     let shutdown = handle.inner.shutdown.clone();
     let remote = peer.address;
+    let door = std::sync::Arc::clone(&config.front_door);
+    // Decided once per connection: a reload's new trust applies to new
+    // connections.
+    let untrusted = !door.is_trusted(remote.ip());
     let write_task = tokio::spawn(write_queue(write_half, outgoing));
     let mut framer = StreamFramer::new(config.limits);
     let mut last_activity = Instant::now();
@@ -57,7 +63,22 @@ pub(super) async fn run<R, W>(
             Ok(_) => last_activity = Instant::now(),
         }
         loop {
-            match framer.next_frame() {
+            let frame = framer.next_frame();
+            if untrusted && matches!(frame, Ok(Some(_))) {
+                let now = std::time::Instant::now();
+                let admitted = door.admit(now, remote.ip())
+                    && match &frame {
+                        Ok(Some(Frame::Message(message))) => door.screen(now, remote.ip(), message),
+                        _ => true,
+                    };
+                if !admitted {
+                    tracing::debug!(%remote, "closing stream: source over its limits");
+                    // The answers to what was admitted still go out.
+                    failed = true;
+                    break 'read;
+                }
+            }
+            match frame {
                 Ok(Some(Frame::Message(message))) => {
                     let inbound = Inbound {
                         peer,
@@ -94,7 +115,9 @@ pub(super) async fn run<R, W>(
         };
     }
     if failed {
-        // The response to the broken message goes out on this connection.
+        // The response to the broken message (or to the messages admitted
+        // before a source went over its limits) goes out on this
+        // connection.
         tokio::time::sleep(Duration::from_millis(200)).await;
     }
     if let Some(id) = peer.connection {

@@ -4,7 +4,7 @@
 //! | route | answer |
 //! |---|---|
 //! | `GET /agent` | the page |
-//! | `POST /agent/login` | body `{"user":"1003","password":"demo-1003"}` → `{"token":"…","expires_at":"…","agent":{…}}`; 401 for a wrong user or password, 429 with `Retry-After` after too many failures from one address ([`limit`]) |
+//! | `POST /agent/login` | body `{"user":"1003","password":"demo-1003"}` → `{"token":"…","expires_at":"…","agent":{…}}`; 401 for a wrong user or password, 429 with `Retry-After` after too many failures from one untrusted address or against one account ([`limit`]) |
 //! | `GET /agent/events` | `Authorization: Bearer <session token>`: server-sent `view` events, one a second (below); a last `signed_out` event when the session ends |
 //! | `PUT /agent/state` | `Authorization: Bearer <session token>`, body `{"state":"away"}` or `{"state":"available"}`: exactly `PUT /api/agents/{id}/state` for the signed-in agent |
 //!
@@ -44,7 +44,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 use tracing::{debug, info};
 
-pub use limit::LoginLimiter;
+pub use limit::SignInGuard;
 pub use session::SessionKey;
 
 use super::dashboard::Snapshot;
@@ -54,21 +54,43 @@ use crate::app::App;
 /// Own calls a view lists.
 pub const OWN_CALLS: usize = 20;
 
-/// What the agents' sign-in keeps: the signing key and the failure table.
+/// What the agents' sign-in keeps: the signing key and the failure tables.
 /// Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct AgentSessions {
     key: SessionKey,
-    limiter: Arc<LoginLimiter>,
+    limiter: Arc<SignInGuard>,
 }
 
 impl Default for AgentSessions {
     fn default() -> Self {
         AgentSessions {
             key: SessionKey::random(),
-            limiter: Arc::new(LoginLimiter::default()),
+            limiter: Arc::new(SignInGuard::default()),
         }
     }
+}
+
+/// 429 with `Retry-After`, saying why.
+fn too_many(refusal: limit::Refusal) -> Response {
+    let (retry, what) = match refusal {
+        limit::Refusal::Source(retry) => (retry, "too many failed sign-ins from this address"),
+        limit::Refusal::Account(retry) => (retry, "too many failed sign-ins to this account"),
+    };
+    let seconds = retry.as_secs().max(1);
+    let reason = match refusal {
+        limit::Refusal::Source(_) => "source",
+        limit::Refusal::Account(_) => "account",
+    };
+    metrics::counter!("frontdesk_agent_sign_in_refused_total", "reason" => reason).increment(1);
+    (
+        [(RETRY_AFTER, seconds.to_string())],
+        error_response(
+            StatusCode::TOO_MANY_REQUESTS,
+            &format!("{what}: try again in {seconds} s"),
+        ),
+    )
+        .into_response()
 }
 
 /// `POST /agent/login`'s body.
@@ -106,16 +128,14 @@ pub async fn login(
 ) -> Response {
     let ip = client_ip(connection);
     let sessions = &state.agent_sessions;
-    if let Err(retry) = sessions.limiter.check(ip, Instant::now()) {
-        let seconds = retry.as_secs().max(1);
-        return (
-            [(RETRY_AFTER, seconds.to_string())],
-            error_response(
-                StatusCode::TOO_MANY_REQUESTS,
-                &format!("too many failed sign-ins from this address: try again in {seconds} s"),
-            ),
-        )
-            .into_response();
+    let plan = state.app.dialplan.current();
+    // Trusted sources (the clinic's own networks, loopback) skip the
+    // limits, as for REGISTER (DESIGN.md "Trusted sources").
+    let limits = (!plan.trust().is_trusted(ip)).then(|| &plan.limits().sign_in);
+    if let Some(limits) = limits
+        && let Err(refusal) = sessions.limiter.check_source(limits, Instant::now(), ip)
+    {
+        return too_many(refusal);
     }
     let login: Login = match serde_json::from_slice(&body) {
         Ok(login) => login,
@@ -126,7 +146,15 @@ pub async fn login(
             );
         }
     };
-    let plan = state.app.dialplan.current();
+    if let Some(limits) = limits
+        && let Err(refusal) =
+            sessions
+                .limiter
+                .check_account(limits, Instant::now(), &login.user, ip)
+    {
+        info!(%ip, "agent sign-in refused: the account is locked for this address");
+        return too_many(refusal);
+    }
     let agent = plan
         .agents()
         .iter()
@@ -137,11 +165,16 @@ pub async fn login(
         agent.map_or("\0no such agent", |agent| agent.password()),
     );
     let Some(agent) = agent.filter(|_| right) else {
-        sessions.limiter.failed(ip, Instant::now());
-        if sessions.limiter.check(ip, Instant::now()).is_err() {
-            info!(%ip, "agent sign-in refused for a while: too many failures");
-        } else {
-            debug!(%ip, "agent sign-in failed");
+        metrics::counter!("frontdesk_agent_sign_in_failures_total").increment(1);
+        debug!(%ip, "agent sign-in failed");
+        if let Some(limits) = limits
+            && let Some(delay) = sessions
+                .limiter
+                .failed(limits, Instant::now(), &login.user, ip)
+        {
+            // Slowed down: the answer waits (the connection is one of the
+            // source's few, the body already read).
+            tokio::time::sleep(delay).await;
         }
         return (
             [(WWW_AUTHENTICATE, "Bearer")],
@@ -149,7 +182,11 @@ pub async fn login(
         )
             .into_response();
     };
-    sessions.limiter.succeeded(ip);
+    if let Some(limits) = limits {
+        sessions
+            .limiter
+            .succeeded(limits, Instant::now(), agent.id().as_str(), ip);
+    }
     // Whole seconds: what the token carries.
     let expires = Timestamp::now()
         .checked_add(session::SESSION_LIFETIME)

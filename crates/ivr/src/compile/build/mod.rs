@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::tz::TimeZoneDatabase;
 
+mod limits;
 mod sections;
 
 use super::checks::{self, Owner, Spans};
@@ -60,6 +61,7 @@ pub(super) fn build(
     b.owner = Owner::Other;
     let directory = b.directory(raw);
     let trust = b.trust(raw);
+    let limits = b.limits(raw);
     let announcements = b.announcements(raw);
     let features = b.features(raw, &numbers.1);
 
@@ -88,6 +90,7 @@ pub(super) fn build(
         after_hours,
         directory,
         trust,
+        limits,
         announcements,
         features,
     };

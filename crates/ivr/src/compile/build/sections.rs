@@ -13,7 +13,7 @@ use crate::hours::{BusinessHours, OpeningRange, parse_clock, parse_weekday, week
 use crate::ids::{AgentId, Branch, Language, QueueId, Skill};
 use crate::plan::{Agent, Announcements, KnownPatient, Prompt, normalize_number};
 use crate::raw::S;
-use crate::trust::{IpNetwork, TrustedSources};
+use guard::{IpNetwork, TrustedSources};
 
 impl Builder<'_, '_> {
     pub(super) fn agents(&mut self, raw: &RawPlan) -> Vec<Agent> {
@@ -295,21 +295,42 @@ impl Builder<'_, '_> {
         let Some(trust) = &raw.trust else {
             return TrustedSources::default();
         };
-        let parse = |list: &[S<String>], b: &mut Self| -> Vec<IpNetwork> {
+        // Every entry a real CIDR range (guard::IpNetwork); a malformed one
+        // is an error, never a network that covers less or more than meant.
+        let parse = |list: &[S<String>], key: &str, trusted: bool, b: &mut Self| {
             list.iter()
                 .filter_map(|entry| match entry.get_ref().parse::<IpNetwork>() {
+                    Ok(net) if trusted && net.prefix() == 0 => {
+                        b.error(
+                            ErrorKind::InvalidValue,
+                            entry.span(),
+                            format!(
+                                "`{key}`: `{}` trusts every address, which turns every per-source limit off",
+                                entry.get_ref()
+                            ),
+                        );
+                        None
+                    }
                     Ok(net) => Some(net),
                     Err(message) => {
-                        b.error(ErrorKind::InvalidValue, entry.span(), message);
+                        b.error(
+                            ErrorKind::InvalidValue,
+                            entry.span(),
+                            format!("`{key}`: {message}"),
+                        );
                         None
                     }
                 })
-                .collect()
+                .collect::<Vec<IpNetwork>>()
         };
-        let trunks = parse(&trust.trunks, self);
-        let untrusted = parse(&trust.untrusted, self);
+        let trunks = parse(&trust.trunks, "trunks", true, self);
+        let agents = parse(&trust.agents, "agents", true, self);
+        let untrusted = parse(&trust.untrusted, "untrusted", false, self);
         let loopback = trust.loopback.as_ref().is_none_or(|l| *l.get_ref());
-        TrustedSources::new(loopback, trunks, untrusted)
+        TrustedSources::new(loopback)
+            .with_trunks(trunks)
+            .with_agents(agents)
+            .with_untrusted(untrusted)
     }
 
     pub(super) fn announcements(&mut self, raw: &RawPlan) -> Option<Announcements> {

@@ -275,6 +275,6 @@ const PHONE: &str = "<sip:1003@192.0.2.10:5062>";
 /// Flood tests send from 127.0.0.2 with trust switched off for it.
 fn flood_config() -> RegistrarConfig {
     let mut config = RegistrarConfig::new(REALM);
-    config.trusted.untrusted = vec!["127.0.0.2".parse().unwrap()];
+    config.trusted = TrustedSources::default().with_untrusted(vec!["127.0.0.2".parse().unwrap()]);
     config
 }

@@ -1,74 +1,36 @@
-//! Auth-failure limits per source address (DESIGN.md "Trusted sources").
+//! Authentication failures per untrusted source: slowed down, then banned
+//! (DESIGN.md "Trusted sources").
 //!
-//! Each untrusted source has a score: one point per failed authentication,
-//! one point forgotten every [`FailureLimits::decay`]. From
-//! [`FailureLimits::slow_after`] points on, every response to the source is
+//! Each source has a score: one point per failed authentication, one
+//! point forgotten every [`FailureLimits::decay`]. From
+//! [`FailureLimits::slow_after`] points on, every answer to the source is
 //! held back ([`FailureLimiter::delay`]), doubling per point up to
-//! [`FailureLimits::max_delay`]; at [`FailureLimits::ban_after`] points the
-//! source is banned for [`FailureLimits::ban`] and gets a bare 403 with no
-//! challenge, so it can test no password at all. The score keeps decaying
-//! during a ban: with the defaults (10 points, one forgotten every 6 s, a
-//! 60 s ban) a source comes out of its ban with a clean slate, while one
-//! that keeps failing is slowed and banned again quickly.
+//! [`FailureLimits::max_delay`]; at [`FailureLimits::ban_after`] points
+//! the source is banned for [`FailureLimits::ban`]: it can try no password
+//! at all. The score keeps decaying during a ban: with the defaults (10
+//! points, one forgotten every 6 s, a 60 s ban) a source comes out of its
+//! ban with a clean slate, while one that keeps failing is slowed and
+//! banned again quickly.
 //!
-//! IPv6 sources are counted per /64, the block one subscriber usually has;
-//! IPv4-mapped IPv6 addresses count as the IPv4 address. At most
+//! A success does not lower the score: a guesser who knows one password
+//! (their own) must not buy more guesses at the others with it. Per-account
+//! counting, and what a success clears, is [`crate::lockout`].
+//!
+//! Sources are counted by [`SourceKey`] (IPv6 per /64). At most
 //! [`FailureLimits::max_sources`] sources are tracked: when full, sources
 //! whose score has decayed to nothing go first, then the least recently
 //! seen source that is not banned.
 
 use std::collections::HashMap;
-use std::net::{IpAddr, Ipv6Addr};
+use std::net::IpAddr;
 use std::time::{Duration, Instant};
 
-/// Which source addresses are exempt from the limits.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct TrustedSources {
-    /// Trust every loopback address (127.0.0.0/8, ::1).
-    pub loopback: bool,
-    /// Trusted addresses besides loopback (the dialplan's trunks).
-    pub addresses: Vec<IpAddr>,
-    /// Never trusted, even when `loopback` would say so (flood tests send
-    /// from 127.0.0.2 with this).
-    pub untrusted: Vec<IpAddr>,
-}
-
-impl Default for TrustedSources {
-    /// Loopback trusted, nothing else.
-    fn default() -> Self {
-        TrustedSources {
-            loopback: true,
-            addresses: Vec::new(),
-            untrusted: Vec::new(),
-        }
-    }
-}
-
-impl TrustedSources {
-    /// Trust nobody.
-    pub fn none() -> Self {
-        TrustedSources {
-            loopback: false,
-            addresses: Vec::new(),
-            untrusted: Vec::new(),
-        }
-    }
-
-    /// `true` when `ip` is exempt from the limits.
-    pub fn is_trusted(&self, ip: IpAddr) -> bool {
-        let ip = ip.to_canonical();
-        let listed = |list: &[IpAddr]| list.iter().any(|a| a.to_canonical() == ip);
-        if listed(&self.untrusted) {
-            return false;
-        }
-        (self.loopback && ip.is_loopback()) || listed(&self.addresses)
-    }
-}
+use crate::source::SourceKey;
 
 /// The thresholds and periods of the limiter.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FailureLimits {
-    /// From this many points on, responses are delayed.
+    /// From this many points on, answers are delayed.
     pub slow_after: u32,
     /// At this many points, the source is banned.
     pub ban_after: u32,
@@ -104,7 +66,7 @@ impl Default for FailureLimits {
 pub enum Admission {
     /// Go on (perhaps with a [`FailureLimiter::delay`]).
     Allowed,
-    /// Banned: refuse without a challenge.
+    /// Banned: refuse without looking at the credentials.
     Banned {
         /// When the ban lifts.
         until: Instant,
@@ -153,18 +115,7 @@ impl Source {
 #[derive(Debug, Clone)]
 pub struct FailureLimiter {
     limits: FailureLimits,
-    sources: HashMap<IpAddr, Source>,
-}
-
-/// The address a source is counted under.
-fn source_key(ip: IpAddr) -> IpAddr {
-    match ip.to_canonical() {
-        IpAddr::V6(v6) => {
-            let mask = !0u128 << 64;
-            IpAddr::V6(Ipv6Addr::from(u128::from(v6) & mask))
-        }
-        v4 => v4,
-    }
+    sources: HashMap<SourceKey, Source>,
 }
 
 impl FailureLimiter {
@@ -181,10 +132,15 @@ impl FailureLimiter {
         &self.limits
     }
 
+    /// New limits (a dialplan reload); scores and bans are kept.
+    pub fn set_limits(&mut self, limits: FailureLimits) {
+        self.limits = limits;
+    }
+
     /// Whether `ip` is banned at `now`.
     pub fn admission(&mut self, now: Instant, ip: IpAddr) -> Admission {
         let decay = self.limits.decay;
-        let Some(source) = self.sources.get_mut(&source_key(ip)) else {
+        let Some(source) = self.sources.get_mut(&SourceKey::from(ip)) else {
             return Admission::Allowed;
         };
         source.settle(now, decay);
@@ -194,9 +150,10 @@ impl FailureLimiter {
         }
     }
 
-    /// Counts one failed authentication from `ip`.
-    pub fn record_failure(&mut self, now: Instant, ip: IpAddr) {
-        let key = source_key(ip);
+    /// Counts one failed authentication from `ip`. Returns when its ban
+    /// lifts if this failure banned it.
+    pub fn record_failure(&mut self, now: Instant, ip: IpAddr) -> Option<Instant> {
+        let key = SourceKey::from(ip);
         if !self.sources.contains_key(&key) {
             self.make_room(now);
         }
@@ -211,14 +168,17 @@ impl FailureLimiter {
         source.score = source.score.saturating_add(1);
         source.last_seen = now;
         if source.score >= limits.ban_after && source.banned_until.is_none() {
-            source.banned_until = Some(now + limits.ban);
+            let until = now + limits.ban;
+            source.banned_until = Some(until);
+            return Some(until);
         }
+        None
     }
 
-    /// How long to hold back a response to `ip` (`None`: send at once).
+    /// How long to hold back an answer to `ip` (`None`: send at once).
     pub fn delay(&mut self, now: Instant, ip: IpAddr) -> Option<Duration> {
         let limits = &self.limits;
-        let source = self.sources.get_mut(&source_key(ip))?;
+        let source = self.sources.get_mut(&SourceKey::from(ip))?;
         source.settle(now, limits.decay);
         let over = source.score.checked_sub(limits.slow_after)?;
         let factor = 1u32 << over.min(16);
@@ -233,6 +193,12 @@ impl FailureLimiter {
     /// How many sources are tracked.
     pub fn tracked(&self) -> usize {
         self.sources.len()
+    }
+
+    /// Whether `ip`'s source is tracked (tests).
+    #[cfg(test)]
+    fn tracks(&self, ip: IpAddr) -> bool {
+        self.sources.contains_key(&SourceKey::from(ip))
     }
 
     fn make_room(&mut self, now: Instant) {
@@ -267,33 +233,13 @@ mod tests {
     }
 
     #[test]
-    fn trust_rules() {
-        let default = TrustedSources::default();
-        assert!(default.is_trusted(ip("127.0.0.1")));
-        assert!(default.is_trusted(ip("127.0.0.2")));
-        assert!(default.is_trusted(ip("::1")));
-        assert!(default.is_trusted(ip("::ffff:127.0.0.1")));
-        assert!(!default.is_trusted(ip("192.0.2.7")));
-        let flood = TrustedSources {
-            untrusted: vec![ip("127.0.0.2")],
-            addresses: vec![ip("203.0.113.5")],
-            ..TrustedSources::default()
-        };
-        assert!(!flood.is_trusted(ip("127.0.0.2")));
-        assert!(!flood.is_trusted(ip("::ffff:127.0.0.2")));
-        assert!(flood.is_trusted(ip("127.0.0.1")));
-        assert!(flood.is_trusted(ip("203.0.113.5")));
-        assert!(!TrustedSources::none().is_trusted(ip("127.0.0.1")));
-    }
-
-    #[test]
     fn slowed_then_banned_then_lifted() {
-        let start = Instant::now();
+        let start = crate::epoch();
         let mut limiter = FailureLimiter::new(FailureLimits::default());
         let attacker = ip("198.51.100.9");
         let mut delays = Vec::new();
         for _ in 0..9 {
-            limiter.record_failure(start, attacker);
+            assert_eq!(limiter.record_failure(start, attacker), None);
             delays.push(limiter.delay(start, attacker).map(|d| d.as_millis()));
         }
         assert_eq!(
@@ -311,8 +257,8 @@ mod tests {
             ]
         );
         assert_eq!(limiter.admission(start, attacker), Admission::Allowed);
-        limiter.record_failure(start, attacker);
         let until = start + Duration::from_secs(60);
+        assert_eq!(limiter.record_failure(start, attacker), Some(until));
         assert_eq!(
             limiter.admission(start, attacker),
             Admission::Banned { until }
@@ -336,7 +282,7 @@ mod tests {
 
     #[test]
     fn points_decay_one_per_period() {
-        let start = Instant::now();
+        let start = crate::epoch();
         let mut limiter = FailureLimiter::new(FailureLimits::default());
         let source = ip("192.0.2.1");
         for _ in 0..6 {
@@ -360,7 +306,7 @@ mod tests {
 
     #[test]
     fn ipv6_counts_per_64() {
-        let start = Instant::now();
+        let start = crate::epoch();
         let mut limiter = FailureLimiter::new(FailureLimits::default());
         for host in 1..=10 {
             limiter.record_failure(start, ip(&format!("2001:db8:1:2::{host:x}")));
@@ -378,7 +324,7 @@ mod tests {
 
     #[test]
     fn bounded_and_banned_sources_are_kept_longest() {
-        let start = Instant::now();
+        let start = crate::epoch();
         let limits = FailureLimits {
             max_sources: 3,
             ..FailureLimits::default()
@@ -398,11 +344,8 @@ mod tests {
             limiter.admission(now, banned),
             Admission::Banned { .. }
         ));
-        assert!(
-            !limiter.sources.contains_key(&ip("192.0.2.1")),
-            "oldest evicted"
-        );
-        assert!(limiter.sources.contains_key(&ip("192.0.2.20")));
+        assert!(!limiter.tracks(ip("192.0.2.1")), "oldest evicted");
+        assert!(limiter.tracks(ip("192.0.2.20")));
         // Sources whose score decayed away are dropped before anyone else.
         let later = start + Duration::from_secs(30);
         limiter.record_failure(later, ip("192.0.2.200"));
