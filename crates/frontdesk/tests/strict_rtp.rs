@@ -16,6 +16,7 @@ use support::attack::{MARK, Spray};
 use support::call::{open_clinic, wait_for_call};
 use support::people::{self, patient, press_when_heard, wait_agent_state};
 use support::phone::{FILL, RtpPeer};
+use support::raw::RawCall;
 use support::sipp::SippRun;
 use support::{Daemon, Launch};
 
@@ -149,117 +150,6 @@ fn a_phone_that_moves_mid_call_is_followed_and_a_spray_cannot_follow_it() {
     carol.join().expect("Carol").assert_all_succeeded(1);
 }
 
-/// A patient's UDP SIP client of the test's own: enough for an INVITE, its
-/// ACK and a BYE.
-struct RawCall {
-    socket: UdpSocket,
-    daemon: SocketAddr,
-    call_id: String,
-    to: String,
-    /// The daemon's RTP port in its answer.
-    media_port: u16,
-}
-
-impl RawCall {
-    /// Sends an INVITE whose SDP names `media` and returns once the 200 arrives.
-    fn invite(daemon: &Daemon, media: SocketAddr, n: usize) -> RawCall {
-        let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-        socket
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .expect("a read timeout");
-        let me = socket.local_addr().expect("its address");
-        let target = daemon.sip();
-        let call_id = format!("strict-{n}-{}@test", me.port());
-        let body = format!(
-            "v=0\r\no=- {n} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
-             m=audio {port} RTP/AVP 0 101\r\na=rtpmap:101 telephone-event/8000\r\n",
-            ip = media.ip(),
-            port = media.port()
-        );
-        let invite = format!(
-            "INVITE sip:+15550100@{target} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {me};branch=z9hG4bKinv{n}x{port};rport\r\n\
-             From: <sip:+13125550142@{me}>;tag=from{n}\r\n\
-             To: <sip:+15550100@{target}>\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: 1 INVITE\r\n\
-             Contact: <sip:patient@{me}>\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Type: application/sdp\r\n\
-             Content-Length: {length}\r\n\r\n{body}",
-            port = me.port(),
-            length = body.len(),
-        );
-        socket
-            .send_to(invite.as_bytes(), target)
-            .expect("send INVITE");
-        let mut buffer = [0u8; 8192];
-        loop {
-            let length = socket.recv(&mut buffer).expect("an answer to the INVITE");
-            let text = String::from_utf8_lossy(&buffer[..length]).into_owned();
-            if !text.starts_with("SIP/2.0 200") {
-                assert!(text.starts_with("SIP/2.0 1"), "{text}");
-                continue;
-            }
-            let to = text
-                .lines()
-                .find(|line| line.starts_with("To:"))
-                .expect("a To header")
-                .to_string();
-            let media_port = text
-                .lines()
-                .find_map(|line| line.strip_prefix("m=audio "))
-                .and_then(|rest| rest.split(' ').next()?.parse().ok())
-                .expect("an audio port in the answer");
-            return RawCall {
-                socket,
-                daemon: target,
-                call_id,
-                to,
-                media_port,
-            };
-        }
-    }
-
-    fn request(&self, method: &str, cseq: u32, branch: &str) -> String {
-        let me = self.socket.local_addr().expect("its address");
-        let n = self.call_id.split('-').nth(1).unwrap_or("0");
-        format!(
-            "{method} sip:{daemon} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
-             From: <sip:+13125550142@{me}>;tag=from{n}\r\n\
-             {to}\r\n\
-             Call-ID: {call_id}\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n",
-            daemon = self.daemon,
-            to = self.to,
-            call_id = self.call_id,
-        )
-    }
-
-    /// ACK, then BYE; returns once the BYE is answered.
-    fn ack_and_hang_up(self) {
-        let ack = self.request("ACK", 1, &format!("ack{}", self.media_port));
-        self.socket
-            .send_to(ack.as_bytes(), self.daemon)
-            .expect("ACK");
-        let bye = self.request("BYE", 2, &format!("bye{}", self.media_port));
-        self.socket
-            .send_to(bye.as_bytes(), self.daemon)
-            .expect("BYE");
-        let mut buffer = [0u8; 8192];
-        loop {
-            let length = self.socket.recv(&mut buffer).expect("an answer to BYE");
-            let text = String::from_utf8_lossy(&buffer[..length]);
-            if text.starts_with("SIP/2.0 200") && text.contains("CSeq: 2 BYE") {
-                return;
-            }
-        }
-    }
-}
-
 #[test]
 fn an_invite_naming_a_third_party_sends_it_no_more_than_the_budget() {
     let (_dir, daemon) = daemon();
@@ -268,7 +158,12 @@ fn an_invite_naming_a_third_party_sends_it_no_more_than_the_budget() {
     victim
         .set_read_timeout(Some(Duration::from_millis(100)))
         .expect("a read timeout");
-    let forged = RawCall::invite(&daemon, victim.local_addr().expect("its address"), 1);
+    let forged = RawCall::invite(
+        &daemon,
+        "+15550100",
+        victim.local_addr().expect("its address"),
+        1,
+    );
     // Never ACKed, never a packet from the victim. Without strict RTP the
     // emergency notice would stream at it for 30 s (50 packets a second);
     // watch for 3 s after the budget arrived.
@@ -301,7 +196,7 @@ fn consecutive_calls_do_not_get_predictable_ports() {
         .expect("an address");
     let ports: Vec<u16> = (0..8)
         .map(|n| {
-            let call = RawCall::invite(&daemon, media, n);
+            let call = RawCall::invite(&daemon, "+15550100", media, n);
             let port = call.media_port;
             call.ack_and_hang_up();
             port

@@ -12,7 +12,11 @@
 //! - requests inside a dialog nobody owns: 481;
 //! - an INVITE with Max-Forwards 0 (every call we take is forwarded to an
 //!   agent leg): 483;
-//! - when the application cannot keep up: 503 with Retry-After.
+//! - when the application cannot keep up: 503 with Retry-After;
+//! - a new INVITE that admission control refuses ([`crate::overload`]):
+//!   503 with Retry-After, statelessly, before any transaction exists for
+//!   it. A retransmission of an admitted INVITE never gets that far: the
+//!   transaction layer absorbs it.
 //!
 //! Everything else is an [`Event`] for the owner of its Call-ID (a call
 //! registered with [`EndpointHandle::route`]) or, for new requests, for the
@@ -35,6 +39,7 @@ use crate::message::validate::{self, Policy, ValidRequest};
 use crate::message::{
     HeaderName, Headers, Message, Method, ParseError, Request, Response, StatusCode, Via,
 };
+use crate::overload::{AdmissionConfig, AdmissionControl, CallClass, Refusal, SetupPermit};
 use crate::peer::Peer;
 use crate::transaction::{
     self, ClientTransactionId, Event, ServerTransactionId, TransactionError, TransactionLayer,
@@ -53,7 +58,34 @@ pub struct EndpointConfig {
     pub supported: Vec<&'static str>,
     /// The product token for `Server` and `User-Agent`.
     pub product: String,
+    /// Admission control of new INVITEs; `None` admits every one.
+    pub admission: Option<AdmissionSetup>,
 }
+
+/// How new calls are admitted: the thresholds, and which calls are urgent.
+#[derive(Clone)]
+pub struct AdmissionSetup {
+    /// Thresholds.
+    pub config: AdmissionConfig,
+    /// Urgent lines (admitted ahead of routine ones) from the new INVITE.
+    pub classify: Arc<dyn Fn(&ValidRequest) -> CallClass + Send + Sync>,
+}
+
+impl std::fmt::Debug for AdmissionSetup {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AdmissionSetup")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+/// How often the endpoint's task measures its own lateness (the
+/// event-loop lag admission control follows).
+const LAG_TICK: std::time::Duration = std::time::Duration::from_millis(10);
+
+/// An admitted INVITE's place among the calls in set-up is given back when
+/// the INVITE gets its final response; past this, whatever happened.
+const PERMIT_LIFETIME: std::time::Duration = std::time::Duration::from_secs(64);
 
 /// A request to the endpoint task.
 #[derive(Debug)]
@@ -201,7 +233,14 @@ pub fn start(
     let supported = config.supported.join(", ");
     let mut layer = TransactionLayer::new(config.transaction.clone());
     let tag_key = layer.random_token(16);
+    let admission = config.admission.clone().map(|setup| Admitter {
+        control: AdmissionControl::new(setup.config, Instant::now()),
+        classify: setup.classify,
+        admitted: None,
+        permits: HashMap::new(),
+    });
     let endpoint = Endpoint {
+        admission,
         layer,
         tag_key,
         config,
@@ -227,8 +266,28 @@ fn allow_header(allow: &[Method]) -> String {
     methods.join(", ")
 }
 
+/// Admission control in the endpoint: the core, and the permits of the
+/// INVITEs it admitted until their final responses.
+struct Admitter {
+    control: AdmissionControl,
+    classify: Arc<dyn Fn(&ValidRequest) -> CallClass + Send + Sync>,
+    /// Admitted, its transaction not yet created (within one turn).
+    admitted: Option<SetupPermit>,
+    permits: HashMap<ServerTransactionId, (Instant, SetupPermit)>,
+}
+
+impl std::fmt::Debug for Admitter {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Admitter")
+            .field("control", &self.control)
+            .field("permits", &self.permits.len())
+            .finish_non_exhaustive()
+    }
+}
+
 #[derive(Debug)]
 struct Endpoint {
+    admission: Option<Admitter>,
     layer: TransactionLayer,
     /// The secret mixed into stateless To tags (from the seeded RNG).
     tag_key: String,
@@ -328,6 +387,8 @@ impl Endpoint {
     ) {
         let mut publish = tokio::time::interval(PUBLISH_EVERY);
         publish.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut lag_tick = tokio::time::interval(LAG_TICK);
+        lag_tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
             let deadline = self.layer.poll_timeout();
             let sleep = async {
@@ -359,7 +420,17 @@ impl Endpoint {
                 Some(failed) = self.send_errors.1.recv() => {
                     self.layer.handle_transport_error(failed);
                 }
-                _ = publish.tick() => self.counters.publish(),
+                _ = publish.tick() => {
+                    self.counters.publish();
+                    self.publish_admission(Instant::now());
+                }
+                scheduled = lag_tick.tick(), if self.admission.is_some() => {
+                    let now = Instant::now();
+                    if let Some(admission) = self.admission.as_mut() {
+                        let lag = now.saturating_duration_since(scheduled.into_std());
+                        admission.control.observe_lag(now, lag);
+                    }
+                }
                 () = sleep => self.layer.handle_timeout(Instant::now()),
             }
             self.flush(Instant::now());
@@ -401,6 +472,14 @@ impl Endpoint {
                     {
                         self.answer_options(valid, inbound.peer);
                     }
+                    Ok(valid)
+                        if valid.request.method == Method::Invite
+                            && valid.to.tag().is_none()
+                            && self.admission.is_some()
+                            && !self.layer.has_server_transaction(&valid) =>
+                    {
+                        self.admit_invite(now, valid, inbound.peer);
+                    }
                     Ok(valid) => self.layer.handle_request(now, valid, inbound.peer),
                     Err((request, rejection)) => {
                         tracing::debug!(peer = %inbound.peer, status = %rejection.status, reason = %rejection.reason, "request refused");
@@ -425,6 +504,62 @@ impl Endpoint {
         }
     }
 
+    /// A new INVITE: admitted (its transaction starts, its permit waits for
+    /// the transaction's id) or refused with a stateless 503.
+    fn admit_invite(&mut self, now: Instant, mut request: ValidRequest, source: Peer) {
+        let key = self.stateless_key(&request);
+        let Some(admission) = self.admission.as_mut() else {
+            return;
+        };
+        let class = (admission.classify)(&request);
+        match admission.control.admit(now, class, key) {
+            Ok(permit) => {
+                admission.admitted = Some(permit);
+                self.layer.handle_request(now, request, source);
+                // Hand the new transaction's event over now, so the permit
+                // meets its transaction id (events stay in order).
+                self.flush(now);
+                if let Some(admission) = self.admission.as_mut() {
+                    admission.admitted = None;
+                }
+            }
+            Err(Refusal {
+                retry_after,
+                reason,
+            }) => {
+                tracing::debug!(peer = %source, reason = reason.as_str(), "new call refused: overload");
+                metrics::counter!("frontdesk_calls_refused_total", "reason" => reason.as_str())
+                    .increment(1);
+                let destination = stamp_received(&mut request, source);
+                let tag = self.stateless_tag(&request);
+                let mut busy = Response::to_request(
+                    &request.request.headers,
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    Some(&tag),
+                );
+                busy.headers.push(HeaderName::RetryAfter, retry_after);
+                busy.headers.push(HeaderName::Server, &self.config.product);
+                self.send_now(destination, busy.encode(), None);
+            }
+        }
+    }
+
+    /// The admission gauges, and permits whose INVITE never got a final
+    /// response in time given back.
+    fn publish_admission(&mut self, now: Instant) {
+        let Some(admission) = self.admission.as_mut() else {
+            return;
+        };
+        admission
+            .permits
+            .retain(|_, (admitted, _)| now.saturating_duration_since(*admitted) < PERMIT_LIFETIME);
+        let control = &admission.control;
+        metrics::gauge!("frontdesk_calls_in_setup").set(f64::from(control.in_setup()));
+        metrics::gauge!("frontdesk_admission_rate").set(control.rate());
+        metrics::gauge!("frontdesk_event_loop_lag_seconds").set(control.lag().as_secs_f64());
+        metrics::counter!("frontdesk_calls_admitted_total").absolute(control.stats().admitted);
+    }
+
     /// OPTIONS outside a dialog: 200 with what we allow, accept and
     /// support, sent without a transaction (a stateless UAS, §8.2.7, as
     /// keep-alive pings and load generators need). The response depends
@@ -445,13 +580,18 @@ impl Endpoint {
     /// A To tag that is the same for every copy of a request and differs
     /// between requests: a keyed hash of what identifies the request.
     fn stateless_tag(&self, request: &ValidRequest) -> String {
+        format!("{:016x}", self.stateless_key(request))
+    }
+
+    /// A keyed hash of what identifies a request (its copies share it).
+    fn stateless_key(&self, request: &ValidRequest) -> u64 {
         let mut hasher = DefaultHasher::new();
         self.tag_key.hash(&mut hasher);
         request.call_id.hash(&mut hasher);
         request.from.tag().hash(&mut hasher);
         request.via.branch().hash(&mut hasher);
         request.cseq.seq.hash(&mut hasher);
-        format!("{:016x}", hasher.finish())
+        hasher.finish()
     }
 
     /// Answers a request that could not be parsed, when enough of it was
@@ -487,6 +627,12 @@ impl Endpoint {
                 transaction,
                 mut response,
             } => {
+                if !response.status.is_provisional()
+                    && let Some(admission) = self.admission.as_mut()
+                {
+                    // Set-up is over for this call (answered or refused).
+                    admission.permits.remove(&transaction);
+                }
                 if !response.headers.contains(&HeaderName::Server) {
                     response
                         .headers
@@ -571,6 +717,23 @@ impl Endpoint {
     }
 
     fn dispatch(&mut self, now: Instant, event: Event) {
+        if let Some(admission) = self.admission.as_mut() {
+            match &event {
+                Event::Request {
+                    transaction,
+                    request,
+                    ..
+                } if request.request.method == Method::Invite => {
+                    if let Some(permit) = admission.admitted.take() {
+                        admission.permits.insert(*transaction, (now, permit));
+                    }
+                }
+                Event::Cancelled { transaction, .. } => {
+                    admission.permits.remove(transaction);
+                }
+                _ => {}
+            }
+        }
         let call_id = event.call_id().clone();
         let event = match event {
             Event::Request {

@@ -16,12 +16,15 @@
 //!   milliseconds ([`AdmissionControl::observe_lag`]): it rises as soon as
 //!   the cores are short, well before callers' timers expire. It drives an
 //!   adaptive **admission rate** (a token bucket): every
-//!   [`AdmissionConfig::interval`], a lag above [`AdmissionConfig::target_lag`]
-//!   cuts the rate to 80 % of what was admitted in the interval
-//!   (multiplicative decrease); a lag below it, while the rate was what
-//!   refused calls, raises it by 5 % (additive increase), up to
+//!   [`AdmissionConfig::interval`], a smoothed lag above
+//!   [`AdmissionConfig::target_lag`] for two intervals running, while calls
+//!   are being admitted, cuts the rate to 80 % of what was admitted in the
+//!   interval (multiplicative decrease); a lag below it, while the rate
+//!   refused calls, raises it by 10 % (and one call); after a second of
+//!   calm with no refusal the bucket is back at
 //!   [`AdmissionConfig::max_rate`]. The rate follows the capacity of the
-//!   machine as it is now, whatever else runs on it.
+//!   machine as it is now, whatever else runs on it, and a hiccup with no
+//!   calls behind it (a slow disk, a pause) does not throttle anything.
 //! - **Calls in set-up**: calls admitted whose set-up is not over (the IVR
 //!   included; over once the call is bridged, waits in a queue or ends).
 //!   [`AdmissionConfig::max_in_setup`] bounds them, and with them the
@@ -77,7 +80,7 @@ pub struct AdmissionConfig {
 impl Default for AdmissionConfig {
     fn default() -> AdmissionConfig {
         AdmissionConfig {
-            max_in_setup: 2_000,
+            max_in_setup: 1_000,
             urgent_reserve: 100,
             target_lag: Duration::from_millis(20),
             max_rate: 10_000.0,
@@ -88,18 +91,13 @@ impl Default for AdmissionConfig {
     }
 }
 
-/// The decision about a new INVITE.
+/// A new INVITE refused: answer 503 with `Retry-After: retry_after`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
-pub enum Admission {
-    /// Take it: the permit is the call's until its set-up is over.
-    Admit,
-    /// Refuse it with 503 and `Retry-After: retry_after` seconds.
-    Refuse {
-        /// Seconds for `Retry-After`.
-        retry_after: u32,
-        /// Why, for logs and metrics.
-        reason: RefusalReason,
-    },
+pub struct Refusal {
+    /// Seconds for `Retry-After`.
+    pub retry_after: u32,
+    /// Why, for logs and metrics.
+    pub reason: RefusalReason,
 }
 
 /// Why a call was refused.
@@ -159,6 +157,10 @@ pub struct AdmissionStats {
     pub refused_retransmission: u64,
 }
 
+/// Intervals of calm (no refusal, a low lag) after which the rate is
+/// back at its maximum: a second at the default interval.
+const CALM_INTERVALS: u32 = 10;
+
 /// Refused branches remembered at most.
 const REMEMBERED: usize = 65_536;
 /// How long a refused branch is remembered (Timer B: 64 × T1).
@@ -177,6 +179,10 @@ pub struct AdmissionControl {
     next_adjust: Instant,
     admitted_in_interval: u32,
     refused_in_interval: u32,
+    /// Intervals in a row with the lag above its target.
+    late_intervals: u32,
+    /// Intervals in a row with the lag under half its target and no refusal.
+    calm_intervals: u32,
     refused: VecDeque<(Instant, u64)>,
     refused_set: HashSet<u64>,
     stats: AdmissionStats,
@@ -195,6 +201,8 @@ impl AdmissionControl {
             next_adjust: now + config.interval,
             admitted_in_interval: 0,
             refused_in_interval: 0,
+            late_intervals: 0,
+            calm_intervals: 0,
             refused: VecDeque::new(),
             refused_set: HashSet::new(),
             stats: AdmissionStats::default(),
@@ -208,18 +216,19 @@ impl AdmissionControl {
     }
 
     /// Decides about a new INVITE (not a retransmission of an admitted
-    /// one) identified by `branch_key` (a hash of its transaction key).
+    /// one) identified by `branch_key` (a hash of what identifies it):
+    /// admitted, the call holds the permit until its set-up is over.
     pub fn admit(
         &mut self,
         now: Instant,
         class: CallClass,
         branch_key: u64,
-    ) -> Result<SetupPermit, Admission> {
+    ) -> Result<SetupPermit, Refusal> {
         self.forget_old(now);
         let retry_after = self.config.retry_after;
         if self.refused_set.contains(&branch_key) {
             self.stats.refused_retransmission += 1;
-            return Err(Admission::Refuse {
+            return Err(Refusal {
                 retry_after,
                 reason: RefusalReason::Refused,
             });
@@ -248,7 +257,7 @@ impl AdmissionControl {
             }
             self.refused_in_interval += 1;
             self.remember(now, branch_key);
-            return Err(Admission::Refuse {
+            return Err(Refusal {
                 retry_after,
                 reason,
             });
@@ -277,12 +286,18 @@ impl AdmissionControl {
         let elapsed = now.saturating_duration_since(self.next_adjust) + self.config.interval;
         self.next_adjust = now + self.config.interval;
         let admitted_rate = f64::from(self.admitted_in_interval) / elapsed.as_secs_f64();
-        if self.lag > self.config.target_lag {
+        let late = self.lag > self.config.target_lag;
+        self.late_intervals = if late { self.late_intervals + 1 } else { 0 };
+        let calm = self.lag < self.config.target_lag / 2 && self.refused_in_interval == 0;
+        self.calm_intervals = if calm { self.calm_intervals + 1 } else { 0 };
+        if self.late_intervals >= 2 && self.admitted_in_interval > 0 {
             // Cut below what was admitted: the cores could not take it.
             self.rate = (self.rate.min(admitted_rate) * 0.8).max(self.config.min_rate);
             self.tokens = self.tokens.min(burst(self.rate));
-        } else if self.refused_in_interval > 0 {
-            self.rate = (self.rate * 1.05 + 1.0).min(self.config.max_rate);
+        } else if !late && self.refused_in_interval > 0 {
+            self.rate = (self.rate * 1.1 + 1.0).min(self.config.max_rate);
+        } else if self.calm_intervals >= CALM_INTERVALS {
+            self.rate = self.config.max_rate;
         }
         self.admitted_in_interval = 0;
         self.refused_in_interval = 0;
@@ -357,9 +372,9 @@ mod tests {
         }
     }
 
-    fn refused(result: Result<SetupPermit, Admission>) -> RefusalReason {
+    fn refused(result: Result<SetupPermit, Refusal>) -> RefusalReason {
         match result {
-            Err(Admission::Refuse {
+            Err(Refusal {
                 retry_after: 7,
                 reason,
             }) => reason,
@@ -432,8 +447,9 @@ mod tests {
         let mut now = t0;
         let mut permits = Vec::new();
         let mut key = 0;
-        // 3,000 calls/s offered for 150 ms while the loop runs late.
-        for _ in 0..450 {
+        // 3,000 calls/s offered for 250 ms while the loop runs late: two
+        // late intervals, then the first cut.
+        for _ in 0..750 {
             now += Duration::from_micros(333);
             key += 1;
             if let Ok(permit) = control.admit(now, CallClass::Routine, key) {
@@ -469,27 +485,37 @@ mod tests {
     }
 
     #[test]
-    fn without_demand_above_it_the_rate_does_not_grow() {
+    fn a_hiccup_with_no_calls_behind_it_throttles_nothing_and_calm_restores_the_rate() {
         let t0 = Instant::now();
         let mut control = AdmissionControl::new(config(), t0);
         let mut now = t0;
-        for n in 0..50 {
-            now += Duration::from_millis(20);
-            control.observe_lag(now, Duration::from_millis(100));
-            let _ = control.admit(now, CallClass::Routine, n);
+        // The loop is late for a second while no call comes: nothing to cut.
+        for _ in 0..100 {
+            now += Duration::from_millis(10);
+            control.observe_lag(now, Duration::from_millis(200));
         }
-        // Calm, and no call at all: the smoothed lag falls below the target.
+        assert_eq!(control.rate(), 1_000.0);
+        // Late while calls come: cut.
+        let mut key = 0;
         for _ in 0..50 {
-            now += Duration::from_millis(20);
-            control.observe_lag(now, Duration::ZERO);
+            now += Duration::from_millis(10);
+            key += 1;
+            let _ = control.admit(now, CallClass::Routine, key);
+            control.observe_lag(now, Duration::from_millis(200));
         }
         let cut = control.rate();
-        assert!(cut < 1_000.0);
-        for _ in 0..200 {
-            now += Duration::from_millis(20);
+        assert!(cut < 200.0, "{cut}");
+        // One late interval alone does not cut again.
+        let before = control.rate();
+        now += Duration::from_millis(100);
+        control.observe_lag(now, Duration::ZERO);
+        assert!(control.rate() >= before);
+        // A second of calm with no refusal: back at the maximum.
+        for _ in 0..120 {
+            now += Duration::from_millis(10);
             control.observe_lag(now, Duration::ZERO);
         }
-        assert_eq!(control.rate(), cut, "no refusal, no reason to grow");
+        assert_eq!(control.rate(), 1_000.0);
     }
 
     #[test]

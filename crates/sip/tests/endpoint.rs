@@ -69,6 +69,7 @@ fn server_with(app: App, transport_config: TransportConfig) -> Server {
             allow: vec![Method::Invite, Method::Bye, Method::Register, Method::Info],
             supported: vec!["replaces"],
             product: "frontdesk-test".into(),
+            admission: None,
         };
         let (app_tx, app_rx) = mpsc::channel(64);
         let (handle, _task) =

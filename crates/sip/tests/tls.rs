@@ -150,6 +150,7 @@ impl Server {
             allow: vec![Method::Register, Method::Bye],
             supported: vec![],
             product: "frontdesk-tls-test".into(),
+            admission: None,
         };
         let (app_tx, app_rx) = mpsc::channel(64);
         let (endpoint, _task) = endpoint::start(

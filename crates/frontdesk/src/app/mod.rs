@@ -66,6 +66,9 @@ pub struct AppConfig {
     pub strict_rtp: media::strict::StrictConfig,
     /// `--rtp-quarantine`: how long a freed RTP port rests.
     pub rtp_quarantine: Duration,
+    /// `--max-calls-in-setup`, `--overload-lag`, `--max-call-rate`,
+    /// `--overload-retry-after`: admission control of new calls.
+    pub admission: sip::overload::AdmissionConfig,
     /// `--alert-webhook`, `--alert-abandonment`.
     pub alerts: leads::AlertConfig,
     /// `--log-patient-numbers`: show numbers in the logs in full.
@@ -313,6 +316,10 @@ pub async fn start(
         ],
         supported: vec!["replaces"],
         product: PRODUCT.to_string(),
+        admission: Some(endpoint::AdmissionSetup {
+            config: config.admission,
+            classify: urgent_lines(Arc::clone(&dialplan)),
+        }),
     };
     let (application_tx, application_rx) = mpsc::channel(APPLICATION_QUEUE);
     let (endpoint, endpoint_task) = endpoint::start(
@@ -417,6 +424,25 @@ pub async fn start(
     });
     info!(advertise = %app.advertise, "sip services started");
     Ok(app)
+}
+
+/// Which new calls admission control lets through first: those to the
+/// dialplan's urgent lines (read from the plan in force at each INVITE, so
+/// a reload applies at once).
+fn urgent_lines(
+    dialplan: Arc<LiveDialplan>,
+) -> Arc<dyn Fn(&sip::message::validate::ValidRequest) -> sip::overload::CallClass + Send + Sync> {
+    Arc::new(move |invite| {
+        let dialed = calls::signal::dialed_number(invite);
+        match dialplan
+            .current()
+            .number(&dialed)
+            .map(ivr::Number::priority)
+        {
+            Some(ivr::Priority::Urgent) => sip::overload::CallClass::Urgent,
+            _ => sip::overload::CallClass::Routine,
+        }
+    })
 }
 
 /// Routes what the endpoint hands the application: requests that open

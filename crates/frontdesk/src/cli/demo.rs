@@ -88,6 +88,7 @@ impl DemoArgs {
                 rtp_timeout: std::time::Duration::from_secs(30),
                 strict_rtp: media::strict::StrictConfig::default(),
                 rtp_quarantine: media::driver::PortPool::DEFAULT_QUARANTINE,
+                admission: sip::overload::AdmissionConfig::default(),
                 alerts: crate::app::leads::AlertConfig::default(),
                 digest_algorithms: vec![sip::digest::Algorithm::Md5],
                 // Every caller of the demo is simulated (`+1312555…`): their

@@ -65,6 +65,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     rtp_quarantine: u64,
 
+    /// Admission control: calls whose INVITE is not answered yet, at most;
+    /// past it new routine calls get 503 with Retry-After (urgent lines
+    /// have a reserve beyond it).
+    #[arg(long, value_name = "CALLS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    max_calls_in_setup: u32,
+
+    /// Admission control: the event-loop lag (ms) the daemon is held under;
+    /// above it, the rate of new calls admitted is cut, and excess calls get
+    /// 503 with Retry-After before they cost anything.
+    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    overload_lag: u64,
+
+    /// Admission control: new calls per second at most, whatever the lag.
+    #[arg(long, value_name = "CALLS", default_value_t = 10_000.0)]
+    max_call_rate: f64,
+
+    /// Admission control: the Retry-After (seconds) of a refused call.
+    #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
+    overload_retry_after: u32,
+
     /// POST overload alerts (raised and cleared) as JSON to this http:// URL.
     #[arg(long, value_name = "URL")]
     alert_webhook: Option<String>,
@@ -133,6 +153,16 @@ impl RunArgs {
                 unconfirmed_budget: self.rtp_unconfirmed_budget,
             },
             rtp_quarantine: std::time::Duration::from_secs(self.rtp_quarantine),
+            admission: sip::overload::AdmissionConfig {
+                max_in_setup: self.max_calls_in_setup,
+                target_lag: std::time::Duration::from_millis(self.overload_lag),
+                max_rate: self.max_call_rate.max(1.0),
+                min_rate: sip::overload::AdmissionConfig::default()
+                    .min_rate
+                    .min(self.max_call_rate.max(1.0)),
+                retry_after: self.overload_retry_after,
+                ..sip::overload::AdmissionConfig::default()
+            },
             alerts: crate::app::leads::AlertConfig {
                 webhook: self.alert_webhook,
                 abandonment_rate: self.alert_abandonment / 100.0,

@@ -30,6 +30,8 @@ pub struct Config {
     pub strict_rtp: media::strict::StrictConfig,
     /// How long a freed RTP port waits before it is leased again (`--rtp-quarantine`).
     pub rtp_quarantine: std::time::Duration,
+    /// Admission control of new calls.
+    pub admission: sip::overload::AdmissionConfig,
     /// Overload alerts.
     pub alerts: crate::app::leads::AlertConfig,
     /// Patients' numbers in full in the logs.

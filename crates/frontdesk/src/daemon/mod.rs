@@ -211,6 +211,7 @@ pub async fn run_with(
         rtp_timeout: config.rtp_timeout,
         strict_rtp: config.strict_rtp,
         rtp_quarantine: config.rtp_quarantine,
+        admission: config.admission,
         alerts: config.alerts.clone(),
         log_patient_numbers: config.log_patient_numbers,
         digest_algorithms: config.digest_algorithms.clone(),

@@ -103,6 +103,7 @@ impl Ua {
             allow,
             supported: Vec::new(),
             product: product.to_string(),
+            admission: None,
         };
         let (requests_tx, requests) = mpsc::channel(REQUEST_QUEUE);
         // The endpoint task ends when `shutdown` is cancelled (on drop).

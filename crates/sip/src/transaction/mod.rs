@@ -375,6 +375,12 @@ impl TransactionLayer {
         }
     }
 
+    /// Whether `request` belongs to a server transaction that already
+    /// exists (a retransmission, which the layer absorbs).
+    pub fn has_server_transaction(&self, request: &ValidRequest) -> bool {
+        self.server_keys.contains_key(&ServerKey::of(request))
+    }
+
     /// How many transactions are alive (server, client).
     pub fn len(&self) -> (usize, usize) {
         (self.servers.len(), self.clients.len())
