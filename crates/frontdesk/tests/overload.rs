@@ -1,7 +1,9 @@
-//! Issue 18 end to end: admission control. With thresholds lowered for
-//! the test, a new call past them gets `503` with `Retry-After` before any
+//! Issue 18 end to end: admission control. With the threshold lowered for
+//! the test, a new call past it gets `503` with `Retry-After` before any
 //! transaction exists for it, the calls admitted complete, and a call to
-//! an urgent line gets through while routine ones are refused.
+//! an urgent line gets through while routine ones are refused. (The bound
+//! on calls in set-up and the lag-driven rate are unit-tested in virtual
+//! time in `sip::overload`; under real load in BENCHMARKS.md.)
 
 mod support;
 
@@ -62,9 +64,11 @@ fn assert_refused(refusal: &str, retry_after: u32) {
 }
 
 #[test]
-fn past_the_calls_in_set_up_new_calls_get_503_and_an_urgent_one_gets_through() {
-    let (_dir, daemon) = daemon(&["--max-calls-in-setup", "1", "--overload-retry-after", "9"]);
-    // The one place: a call to the number that rings 3 s before answering.
+fn past_the_admission_threshold_new_calls_get_503_and_an_urgent_one_gets_through() {
+    // One new call a second, a bucket of two: the third call at once is
+    // past the threshold.
+    let (_dir, daemon) = daemon(&["--max-call-rate", "1", "--overload-retry-after", "9"]);
+    // An admitted call that takes a while: the number rings 3 s first.
     let audio = RtpPeer::start(0, false);
     let target = daemon.sip();
     let port = audio.port().to_string();
@@ -85,64 +89,42 @@ fn past_the_calls_in_set_up_new_calls_get_503_and_an_urgent_one_gets_through() {
             ])
             .run()
     });
-    wait_metric(&daemon, "frontdesk_calls_in_setup", |n| n >= 1.0);
+    wait_metric(&daemon, "frontdesk_calls_admitted_total", |n| n >= 1.0);
     let media: SocketAddr = format!("127.0.0.1:{}", audio.port())
         .parse()
         .expect("an address");
-    // A routine call past the limit: refused at once, with Retry-After.
-    let refused = RawCall::try_invite(&daemon, "+15550100", media, 1)
+    let second = RawCall::invite(&daemon, "+15550100", media, 1);
+    // A routine call past the threshold: refused at once, with Retry-After.
+    let refused = RawCall::try_invite(&daemon, "+15550100", media, 2)
         .err()
-        .expect("a routine call past the limit is refused");
+        .expect("a routine call past the threshold is refused");
     assert_refused(&refused, 9);
     // An urgent line is admitted ahead of routine ones.
-    let urgent = RawCall::invite(&daemon, "+15550111", media, 2);
+    let urgent = RawCall::invite(&daemon, "+15550111", media, 3);
     urgent.ack_and_hang_up();
-    // The admitted call completes: answered after its ring, then hung up.
+    second.ack_and_hang_up();
+    // The admitted calls complete: the ringing one answered after its ring,
+    // then hung up by its caller.
     ringing
         .join()
         .expect("the ringing call")
         .assert_all_succeeded(1);
-    // (Not the newest call: the urgent one came after it.)
     let deadline = Instant::now() + BOUND;
-    let ended = loop {
-        let ended = support::call::calls(&daemon)
-            .into_iter()
-            .find(|call| call["source"] == "ring-test" && call["outcome"] != "in_progress");
-        if let Some(call) = ended {
-            break call;
-        }
-        assert!(Instant::now() < deadline, "the ringing call did not end");
+    while !support::call::calls(&daemon)
+        .iter()
+        .all(|call| call["outcome"] != "in_progress")
+    {
+        assert!(Instant::now() < deadline, "a call did not end");
         std::thread::sleep(Duration::from_millis(50));
-    };
-    assert!(ended["ended_at"].is_string(), "{ended:#}");
-    wait_metric(&daemon, "frontdesk_calls_in_setup", |n| n == 0.0);
-    // Its place is back: a routine call is admitted again.
-    RawCall::invite(&daemon, "+15550100", media, 3).ack_and_hang_up();
-    let refused_total = metric(&daemon, "frontdesk_calls_refused_total");
-    assert_eq!(refused_total, 1.0, "one refusal, counted");
+    }
+    assert_eq!(metric(&daemon, "frontdesk_calls_refused_total"), 1.0);
     // Nothing of the refused call reached the application: no record.
     let calls = support::call::calls(&daemon);
     assert_eq!(calls.len(), 3, "{calls:#?}");
-}
-
-#[test]
-fn above_the_admission_rate_new_calls_get_503_before_any_transaction() {
-    let (_dir, daemon) = daemon(&["--max-call-rate", "1"]);
-    let audio = RtpPeer::start(0, false);
-    let media: SocketAddr = format!("127.0.0.1:{}", audio.port())
-        .parse()
-        .expect("an address");
-    // At 1 call/s the bucket holds two: the third call at once is refused.
-    let first = RawCall::invite(&daemon, "+15550100", media, 1);
-    let second = RawCall::invite(&daemon, "+15550100", media, 2);
-    let refused = RawCall::try_invite(&daemon, "+15550100", media, 3)
-        .err()
-        .expect("the third call in a burst is refused");
-    assert_refused(&refused, 5);
-    // Urgent lines may take the bucket below empty.
-    let urgent = RawCall::invite(&daemon, "+15550111", media, 4);
-    for call in [first, second, urgent] {
-        call.ack_and_hang_up();
-    }
-    assert_eq!(support::call::calls(&daemon).len(), 3);
+    assert!(
+        calls
+            .iter()
+            .any(|call| call["source"] == "urgent-care-campaign"),
+        "{calls:#?}"
+    );
 }

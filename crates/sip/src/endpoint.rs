@@ -627,10 +627,9 @@ impl Endpoint {
                 transaction,
                 mut response,
             } => {
-                if !response.status.is_provisional()
-                    && let Some(admission) = self.admission.as_mut()
-                {
-                    // Set-up is over for this call (answered or refused).
+                if let Some(admission) = self.admission.as_mut() {
+                    // The call's task has taken the INVITE up (a ring, the
+                    // answer or a refusal): it is no longer waiting.
                     admission.permits.remove(&transaction);
                 }
                 if !response.headers.contains(&HeaderName::Server) {

@@ -25,13 +25,14 @@
 //!   [`AdmissionConfig::max_rate`]. The rate follows the capacity of the
 //!   machine as it is now, whatever else runs on it, and a hiccup with no
 //!   calls behind it (a slow disk, a pause) does not throttle anything.
-//! - **Calls in set-up**: calls admitted whose set-up is not over (the IVR
-//!   included; over once the call is bridged, waits in a queue or ends).
-//!   [`AdmissionConfig::max_in_setup`] bounds them, and with them the
-//!   memory and ports a flood of slow set-ups can take. Each admitted call
-//!   holds a [`SetupPermit`]; dropping it (at the end of set-up, or of the
-//!   call, whichever comes first) gives its place back, so no path can
-//!   leak one.
+//! - **Calls in set-up**: new INVITEs admitted that the application has
+//!   not taken up yet (no ring, answer or refusal sent): the backlog of new
+//!   calls. Healthy, it is a handful; when the cores fall behind it grows
+//!   at once, so [`AdmissionConfig::max_in_setup`] is the first line: it
+//!   holds the admitted rate to what the daemon actually gets through
+//!   (Little's law), whatever the machine. Each admitted call's
+//!   [`SetupPermit`] is dropped when its INVITE is first answered (or,
+//!   whatever happens, after a bound), so no path can leak one.
 //!
 //! Calls to urgent numbers (the dialplan's urgent lines: an emergency, a
 //! nurse line) are admitted ahead of routine ones: they may take the bucket
@@ -80,9 +81,9 @@ pub struct AdmissionConfig {
 impl Default for AdmissionConfig {
     fn default() -> AdmissionConfig {
         AdmissionConfig {
-            max_in_setup: 1_000,
-            urgent_reserve: 100,
-            target_lag: Duration::from_millis(20),
+            max_in_setup: 200,
+            urgent_reserve: 50,
+            target_lag: Duration::from_millis(50),
             max_rate: 10_000.0,
             min_rate: 5.0,
             interval: Duration::from_millis(100),
@@ -523,7 +524,7 @@ mod tests {
         let t0 = Instant::now();
         let mut control = AdmissionControl::new(
             AdmissionConfig {
-                max_in_setup: 1_000,
+                max_in_setup: 200,
                 max_rate: 20.0,
                 ..config()
             },

@@ -255,6 +255,7 @@ impl App {
 /// Starts SIP on `sockets` and the services behind it.
 pub async fn start(
     sockets: SipSockets,
+    front: &tokio::runtime::Handle,
     dialplan: Arc<LiveDialplan>,
     config: AppConfig,
     services: &mut Services,
@@ -275,6 +276,9 @@ pub async fn start(
     let plan = dialplan.current();
     let front_door = Arc::new(FrontDoor::new(door_policy(&plan)));
     let (inbound_tx, inbound_rx) = mpsc::channel(APPLICATION_QUEUE);
+    // The transport's and the endpoint's tasks run on the front end's
+    // thread (daemon/front.rs): entered while they start, no await inside.
+    let entered = front.enter();
     let transport = transport::start(
         udp,
         tcp,
@@ -329,6 +333,7 @@ pub async fn start(
         application_tx,
         shutdown.child_token(),
     );
+    drop(entered);
     services.spawn("sip-endpoint", async move {
         endpoint_task.await?;
         Ok(())

@@ -65,16 +65,17 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     rtp_quarantine: u64,
 
-    /// Admission control: calls whose INVITE is not answered yet, at most;
-    /// past it new routine calls get 503 with Retry-After (urgent lines
-    /// have a reserve beyond it).
-    #[arg(long, value_name = "CALLS", default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..))]
+    /// Admission control: new calls admitted but not yet taken up by the
+    /// application (no ring, answer or refusal sent), at most; past it new
+    /// routine calls get 503 with Retry-After (urgent lines have a reserve
+    /// beyond it).
+    #[arg(long, value_name = "CALLS", default_value_t = 200, value_parser = clap::value_parser!(u32).range(1..))]
     max_calls_in_setup: u32,
 
     /// Admission control: the event-loop lag (ms) the daemon is held under;
     /// above it, the rate of new calls admitted is cut, and excess calls get
     /// 503 with Retry-After before they cost anything.
-    #[arg(long, value_name = "MS", default_value_t = 20, value_parser = clap::value_parser!(u64).range(1..=10_000))]
+    #[arg(long, value_name = "MS", default_value_t = 50, value_parser = clap::value_parser!(u64).range(1..=10_000))]
     overload_lag: u64,
 
     /// Admission control: new calls per second at most, whatever the lag.

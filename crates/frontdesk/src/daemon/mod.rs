@@ -20,6 +20,7 @@
 
 mod config;
 mod dialplan;
+mod front;
 pub mod private;
 mod services;
 mod signals;
@@ -196,12 +197,23 @@ pub async fn run_with(
         timeout: limits.sip.handshake_timeout,
         ..::sip::transport::tls::HandshakeLimits::default()
     };
-    let mut sockets = SipSockets::bind(config.sip).await?;
-    if let (Some(sips), Some(certificates)) = (&config.sips, &certificates) {
-        sockets
-            .bind_tls(sips.addr, certificates.identity(), handshake)
-            .await?;
-    }
+    // SIP's sockets belong to the front end's own runtime (front.rs).
+    let front = front::SipFront::start().map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let sip_addr = config.sip;
+    let tls_bind = match (&config.sips, &certificates) {
+        (Some(sips), Some(certificates)) => Some((sips.addr, certificates.identity().clone())),
+        _ => None,
+    };
+    let sockets = front
+        .spawn(async move {
+            let mut sockets = SipSockets::bind(sip_addr).await?;
+            if let Some((addr, identity)) = tls_bind {
+                sockets.bind_tls(addr, &identity, handshake).await?;
+            }
+            Ok::<_, SipBindError>(sockets)
+        })
+        .await
+        .map_err(|e| DaemonError::Setup(e.to_string()))??;
     let sip_local = sockets.local;
     let (sip_ready, sip_ready_rx) = watch::channel(None);
     let app_config = crate::app::AppConfig {
@@ -218,6 +230,7 @@ pub async fn run_with(
     };
     let app = crate::app::start(
         sockets,
+        front.handle(),
         std::sync::Arc::clone(&dialplan),
         app_config,
         &mut services,
