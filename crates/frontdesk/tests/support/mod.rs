@@ -14,6 +14,7 @@ pub mod http;
 pub mod people;
 pub mod phone;
 pub mod sipp;
+pub mod torture;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};

@@ -879,6 +879,54 @@ fn received_and_rport_are_filled_and_responses_follow_them() {
 }
 
 #[test]
+fn a_host_name_via_is_answered_at_the_source_address_and_its_port_or_5060() {
+    // §18.2.2 without rport: `received` (the source address, the host name
+    // is never resolved) and the sent-by port, 5060 when there is none.
+    for (sent_by, expected) in [
+        ("saturn.example.com:5070", "127.0.0.1:5070"),
+        ("host5.example.com", "127.0.0.1:5060"),
+    ] {
+        let Party { mut layer, .. } = party(5062, TransportKind::Udp, 3);
+        let mut register = request(Method::Register, &format!("via-{sent_by}"));
+        register.headers.push_front(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {sent_by};branch=z9hG4bKkdjuw"),
+        );
+        register.headers.push(HeaderName::MaxForwards, 70);
+        let source = Peer::udp("127.0.0.1:40000".parse().unwrap());
+        let now = Instant::now();
+        deliver(&mut layer, now, register.encode(), source);
+        let Some(Event::Request {
+            transaction,
+            request,
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!("{sent_by}: a request");
+        };
+        let challenge = Response::to_request(
+            &request.request.headers,
+            StatusCode::new(401).unwrap(),
+            Some("t"),
+        );
+        layer.respond(now, transaction, challenge).unwrap();
+        let transmit = layer.poll_transmit().expect("the 401");
+        assert_eq!(
+            transmit.peer,
+            Peer::udp(expected.parse().unwrap()),
+            "{sent_by}"
+        );
+        let text = String::from_utf8_lossy(&transmit.bytes).into_owned();
+        assert!(
+            text.contains(&format!(
+                "Via: SIP/2.0/UDP {sent_by};branch=z9hG4bKkdjuw;received=127.0.0.1\r\n"
+            )),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn lossy_reordering_link_loses_and_duplicates_nothing() {
     // 25 % loss and 0–400 ms jitter both ways, many transactions of both
     // kinds: each request reaches the server TU at most once, and each
