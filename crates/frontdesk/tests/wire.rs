@@ -10,6 +10,8 @@
 //! - over the wire, each of the 50 RFC 4475 messages is answered with its
 //!   own response (its Call-ID or, without one, its branch) when it is a
 //!   request, and dropped when it is a response or has no Via;
+//! - control characters where the grammar allows none (a NUL in the
+//!   Request-URI, raw in a header value) get 400, and the daemon serves on.
 //!
 //! Every wait is for a datagram or a message, bounded; absence is checked
 //! by what arrives first: a probe's answer must come before anything else.
@@ -159,6 +161,54 @@ fn every_rfc4475_message_is_answered_with_its_own_response_or_dropped_over_the_w
         "not as RFC 4475 expects: {unanswered:#?}"
     );
     assert_eq!(handled.len(), 50, "{handled:?}");
+}
+
+#[test]
+fn a_nul_in_a_request_uri_gets_400_and_the_daemon_serves_on() {
+    let daemon = Launch::new().start();
+    let client = Udp::bind();
+    let me = client.local_addr();
+    let options = |uri: &str, branch: &str| {
+        format!(
+            "OPTIONS {uri} SIP/2.0\r\n\
+             Via: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
+             From: <sip:tester@127.0.0.1>;tag={branch}\r\n\
+             To: <sip:1234@127.0.0.1>\r\n\
+             Call-ID: {branch}@wire-test\r\n\
+             CSeq: 1 OPTIONS\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        )
+    };
+    let host = daemon.sip();
+    for (uri, branch) in [
+        (format!("sip:12\u{0}34@{host}"), "nul-user"),
+        (format!("sip:1234@{host};x=\u{0}"), "nul-param"),
+        (format!("sip:1234@{host}?h=\u{7}"), "bel-header"),
+        ("tel:+1555\u{1b}0100".to_string(), "esc-tel"),
+    ] {
+        client.send_to(options(&uri, branch).as_bytes(), host);
+        let answer = client.expect(host);
+        assert_eq!(status(&answer), 400, "{branch}: {answer}");
+        assert!(
+            answer.contains(&format!("Call-ID: {branch}@wire-test")),
+            "{branch}: {answer}"
+        );
+    }
+    // A NUL in a header value outside a quoted string: 400 too.
+    let with_nul_header = options(&format!("sip:1234@{host}"), "nul-subject").replacen(
+        "Max-Forwards: 70\r\n",
+        "Max-Forwards: 70\r\nSubject: a\u{0}b\r\n",
+        1,
+    );
+    client.send_to(with_nul_header.as_bytes(), host);
+    assert_eq!(status(&client.expect(host)), 400);
+    // The same request without the control character is served.
+    client.send_to(
+        options(&format!("sip:1234@{host}"), "clean").as_bytes(),
+        host,
+    );
+    assert_eq!(status(&client.expect(host)), 200);
 }
 
 // ---------------------------------------------------------------- helpers
