@@ -7,12 +7,13 @@
 //! its [`Fingerprint`] (16 bytes, instead of the branch, sent-by, Call-ID
 //! and a copy of the request's headers), where the response goes (7 or 19
 //! bytes) and the response written against a similar one ([`delta`]: about
-//! 110 bytes for a 401, 60 for a 200).
+//! 120 bytes for a 401, whose random To tag and nonce are most of it; less
+//! for a 200).
 //!
 //! Timer J is the same duration for every entry, so entries expire in the
 //! order they came: the deadlines are a queue, not a heap, and each
-//! entry's bytes are appended to one byte queue whose front is always the
-//! oldest entry's. An entry costs its bytes, 28 bytes of index and 24 of
+//! entry's bytes are appended to a queue of 64 KiB chunks whose front is
+//! always the oldest entry's. An entry costs its bytes, 28 bytes of index and 24 of
 //! deadline; nothing is allocated per entry. At 10,000 REGISTERs a second
 //! 640,000 entries are alive at once (BENCHMARKS.md, "Registrar memory").
 
