@@ -37,12 +37,24 @@
 #   KAMAILIO_HOLD_MS  Kamailio's call hold         [TALK_MS]
 #   FRONTDESK_BIN  the binary                      [target/release/frontdesk]
 #   FRONTDESK_LOG  RUST_LOG for frontdesk          [warn]
+#   RELAY          lossy-relay flags; when set, the callers reach frontdesk
+#                  through bench/lossy-relay (SIP and RTP, both ways), e.g.
+#                  "--loss 0.05 --jitter-ms 50 --seed 18"; use TARGETS=frontdesk
+#                                                  [unset: no relay]
+#   RELAY_BIN      the relay                       [bench/lossy-relay/target/release/lossy-relay]
 #   OUT            results folder                  [/tmp/frontdesk-bench-callflow-<date>]
 #   CAPTURE_RATE   frontdesk: the step whose SIP traffic is captured on lo
 #                  (dumpcap, CAPTURE_S seconds from 2 s into the step) to time
 #                  each new INVITE to its final answer: the 503s of admission
 #                  control (p50/p99/max, share over 50 ms) and the 200s  [none]
 #   CAPTURE_S      seconds captured                [3]
+#
+# With RELAY, a digit the relay lost (all its RFC 4733 packets) sends the
+# call to the main menu and then the front desk, where no agent is signed
+# in: it is not bridged, so it counts as failed like any call that does not
+# reach an agent. The callers' SIPp ignores a late 100/180 overtaken by the
+# 200 (-default_behaviors all,-abortunexp), as a phone does; the relay's
+# last counters are kept in each step's relay.txt.
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
@@ -55,6 +67,8 @@ TARGETS="${TARGETS:-frontdesk kamailio}"
 KAMAILIO_HOLD_MS="${KAMAILIO_HOLD_MS:-$TALK_MS}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-$ROOT/target/release/frontdesk}"
 FRONTDESK_LOG="${FRONTDESK_LOG:-warn}"
+RELAY="${RELAY:-}"
+RELAY_BIN="${RELAY_BIN:-$ROOT/bench/lossy-relay/target/release/lossy-relay}"
 OUT="${OUT:-/tmp/frontdesk-bench-callflow-$(date +%Y%m%d-%H%M%S)}"
 CAPTURE_RATE="${CAPTURE_RATE:-}"
 CAPTURE_S="${CAPTURE_S:-3}"
@@ -65,16 +79,18 @@ for tool in sipp python3; do
   command -v "$tool" >/dev/null || { echo "callflow.sh: $tool is not installed" >&2; exit 1; }
 done
 [ -x "$FRONTDESK_BIN" ] || { echo "callflow.sh: no $FRONTDESK_BIN; run: cargo build --release -p frontdesk" >&2; exit 1; }
+[ -z "$RELAY" ] || [ -x "$RELAY_BIN" ] || {
+  echo "callflow.sh: no $RELAY_BIN; run: cargo build --release --manifest-path bench/lossy-relay/Cargo.toml" >&2; exit 1; }
 [ "$AGENTS" -le 50000 ] || { echo "callflow.sh: AGENTS <= 50000" >&2; exit 1; }
 mkdir -p "$OUT"
 echo "results in $OUT"
 
-FPID=""; UPID=""; CPID=""
+FPID=""; UPID=""; CPID=""; RPID=""
 stop_all() {
-  for pid in $CPID $UPID $FPID; do kill "$pid" 2>/dev/null; done
+  for pid in $CPID $UPID $RPID $FPID; do kill "$pid" 2>/dev/null; done
   sleep 0.5
-  for pid in $CPID $UPID $FPID; do kill -9 "$pid" 2>/dev/null; done
-  CPID=""; UPID=""; FPID=""
+  for pid in $CPID $UPID $RPID $FPID; do kill -9 "$pid" 2>/dev/null; done
+  CPID=""; UPID=""; RPID=""; FPID=""
   true
 }
 trap stop_all EXIT INT TERM
@@ -97,7 +113,8 @@ PY
 
 { echo "commit $(git -C "$ROOT" rev-parse --short HEAD)"; echo "uptime $(uptime)";
   echo "nproc $(nproc)"; sipp -v 2>&1 | grep -m1 SIPp; kamailio -v 2>/dev/null | head -1;
-  echo "rates $RATES, step ${STEP_S} s, talk ${TALK_MS} ms, agents $AGENTS"; } | tee "$OUT/machine.txt"
+  echo "rates $RATES, step ${STEP_S} s, talk ${TALK_MS} ms, agents $AGENTS";
+  [ -z "$RELAY" ] || echo "callers through lossy-relay $RELAY"; } | tee "$OUT/machine.txt"
 
 if [[ " $TARGETS " == *" frontdesk "* ]]; then
   UAS_PORT=$(free_port)
@@ -115,6 +132,21 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
     [ -n "$http" ] || sleep 0.2
   done
   echo "frontdesk on $IP:$port (pid $FPID), agents' SIPp on $IP:$UAS_PORT"
+  callers_to="$IP:$port"; caller_flags=()
+  if [ -n "$RELAY" ]; then
+    # shellcheck disable=SC2086 # RELAY is a list of flags
+    "$RELAY_BIN" --server "$IP:$port" --stats-every-s 1 $RELAY > "$OUT/relay.out" 2> "$OUT/relay.log" &
+    RPID=$!
+    deadline=$((SECONDS + 10))
+    until line=$(grep -m1 '^relay-listening ' "$OUT/relay.out" 2>/dev/null); do
+      kill -0 $RPID 2>/dev/null || { echo "lossy-relay exited"; cat "$OUT/relay.log"; exit 1; }
+      [ $SECONDS -lt $deadline ] || { echo "lossy-relay not ready in 10 s"; exit 1; }
+      sleep 0.1
+    done
+    callers_to=${line#relay-listening }
+    caller_flags=(-default_behaviors all,-abortunexp)
+    echo "callers through lossy-relay on $callers_to (pid $RPID): $RELAY"
+  fi
 
   # Every bench agent registers (digest auth) with the agents' SIPp as contact.
   ( cd "$OUT" && timeout 120 sipp "$IP:$port" -sf "$ROOT/tests/sipp/register-agent.xml" \
@@ -151,11 +183,11 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
           -a duration:$CAPTURE_S -w "$step/cap.pcap" > "$step/dumpcap.out" 2>&1 ) &
     fi
     ( cd "$step" && exec /usr/bin/time -f "%U %S %e" -o uac.time timeout $(( STEP_S + 60 )) \
-        sipp "$IP:$port" -sf "$ROOT/bench/sipp/caller.xml" -s +15550100 -set dtmf 1 \
+        sipp "$callers_to" -sf "$ROOT/bench/sipp/caller.xml" -s +15550100 -set dtmf 1 \
         -set rtp_port 16000 -mp 16000 -i $IP -bind_local -r "$rate" -rp 1000 -m $m \
         -l $(( rate * 5 + 100 )) -d "$TALK_MS" -buff_size $SIPP_BUFF -recv_timeout 8000 \
         -timeout $(( STEP_S + 50 ))s -nostdin -trace_stat -fd 1 -stf uac_stat.csv \
-        -trace_rtt -rtt_freq 20 -trace_err > uac.out 2>&1 )
+        -trace_rtt -rtt_freq 20 -trace_err "${caller_flags[@]}" > uac.out 2>&1 )
     rc=$?
     wait $SPID
     # the agents' calls end with the callers' BYE; then their 2 s wrap-up
@@ -163,6 +195,7 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
     agents1=$(stat_last "$OUT/uas_stat.csv" "SuccessfulCall(C)")
     connected1=$(metric 'frontdesk_calls_total{outcome="connected"}'); connected1=${connected1:-0}
     cut -d' ' -f1 /proc/loadavg > "$step/loadavg"
+    [ -z "$RELAY" ] || grep '^stats ' "$OUT/relay.log" | tail -1 > "$step/relay.txt"
     fcpu=$(echo "scale=1; ($(cat "$step/f1") - $f0) / $STEP_S" | bc)
     ucpu=$(echo "scale=1; ($(cat "$step/u1") - $u0) / $STEP_S" | bc)
     read -r cu cs ce < <(tail -1 "$step/uac.time" 2>/dev/null) || true
@@ -235,6 +268,10 @@ total = x["successful"] + x["failed"]
 x["failed_total"] = x["failed"] + unbridged
 x["failed_total_pct"] = round(100.0 * x["failed_total"] / total, 3) if total else None
 x["load1"] = open(os.path.join(d, "loadavg")).read().strip()
+try:
+    x["relay"] = open(os.path.join(d, "relay.txt")).read().strip() or None
+except OSError:
+    x["relay"] = None
 x["passed"] = (x["failed_total_pct"] is not None and x["failed_total_pct"] < 0.1
                and x["rate_achieved"] >= 0.95 * x["rate_target"])
 json.dump(x, open(os.path.join(d, "report.json"), "w"))
@@ -285,6 +322,9 @@ for x in sorted(rows + kam, key=lambda x: (x["rate_target"], x["target"])):
         x["not_bridged"], x["failed_total_pct"], x["retransmissions"], x["setup_ms_p50"],
         x["setup_ms_p99"], x["frontdesk_cpu_pct"], x["sipp_uas_cpu_pct"], x["sipp_uac_cpu_pct"],
         x["load1"], "yes" if x["passed"] else "no")) + " |")
+for x in rows:
+    if x.get("relay"):
+        print(f"relay at {x['rate_target']} calls/s, counters since the relay started: {x['relay']}")
 best = {}
 for name, mine in (("frontdesk", rows), ("kamailio", kam)):
     passed = [x for x in mine if x["passed"]]

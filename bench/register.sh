@@ -35,6 +35,10 @@
 #   FRONTDESK_LOG  RUST_LOG for frontdesk          [warn]
 #   KAMAILIO_CFG   the Kamailio config to adapt    [../shared/peers/kamailio/kamailio.cfg]
 #   SIPP_BUFFER    SIPp's socket buffers, bytes    [4194304]
+#
+# Each step also records frontdesk's peak resident memory so far (VmHWM of
+# its process, "peak RSS MiB"; the steps run in increasing rates, so it is
+# the peak of that step or an earlier one).
 #   OUT            results folder                  [/tmp/frontdesk-bench-register-<date>]
 #
 # SIPp's own receive buffer is 64 KiB by default: when SIPp is descheduled
@@ -182,11 +186,14 @@ run_step() { # target rate
   SIPP_PID=""
   t1=$(date +%s.%N); c1=$(cpu_ticks "${PID[$target]}")
   cut -d' ' -f1 /proc/loadavg > "$dir/loadavg"
-  echo "$target $rate $rc $c0 $c1 $t0 $t1" > "$dir/step.txt"
+  # The process's peak resident memory so far (VmHWM, kB; frontdesk is one
+  # process, so this is all of it; Kamailio's workers are not summed).
+  hwm=$(awk '/^VmHWM:/ {print $2}' "/proc/${PID[$target]}/status" 2>/dev/null)
+  echo "$target $rate $rc $c0 $c1 $t0 $t1 ${hwm:-0}" > "$dir/step.txt"
   python3 - "$dir" "$(getconf CLK_TCK)" <<'PY'
 import csv, json, os, sys
 d, hz = sys.argv[1], int(sys.argv[2])
-target, rate, rc, c0, c1, t0, t1 = open(os.path.join(d, "step.txt")).read().split()
+target, rate, rc, c0, c1, t0, t1, hwm = open(os.path.join(d, "step.txt")).read().split()
 def epoch(v):  # "2026-11-27\t00:15:05.518540\t1795738505.518540"
     return float(v.split("\t")[-1])
 def ms(v):     # "00:00:00:000123" (h:m:s:us)
@@ -231,6 +238,7 @@ row = dict(target=target, rate=int(rate), sipp_rc=int(rc), created=created, succ
            challenge_ms_mean=challenge_ms, register_ms_mean=register_ms,
            server_cpu_pct=round(100 * (int(c1) - int(c0)) / hz / wall, 1),
            sipp_cpu_pct=None if sipp_cpu is None else round(sipp_cpu, 1),
+           peak_rss_mib=round(int(hwm) / 1024, 1) if target == "frontdesk" and int(hwm) else None,
            load1=open(os.path.join(d, "loadavg")).read().strip())
 row["passed"] = (failed == 0 and ok == created == int(rate) * int(os.environ.get("STEP_S", "10"))
                  and achieved >= 0.95 * int(rate))
@@ -258,13 +266,15 @@ rows = [json.load(open(p)) for p in glob.glob(os.path.join(out, "*-*", "report.j
 rows.sort(key=lambda r: (r["rate"], targets.index(r["target"])))
 def f(v): return "-" if v is None else str(v)
 hdr = ("server", "asked reg/s", "achieved reg/s", "registrations", "ok", "failed", "retrans",
-       "401 mean ms", "200 mean ms", "server CPU %", "SIPp CPU %", "load 1m", "passed")
+       "401 mean ms", "200 mean ms", "server CPU %", "SIPp CPU %", "peak RSS MiB", "load 1m",
+       "passed")
 print("\n| " + " | ".join(hdr) + " |")
 print("|" + "---|" * len(hdr))
 for r in rows:
     print("| " + " | ".join(f(v) for v in (r["target"], r["rate"], r["achieved"], r["created"],
           r["successful"], r["failed"], r["retransmissions"], r["challenge_ms_mean"],
-          r["register_ms_mean"], r["server_cpu_pct"], r["sipp_cpu_pct"], r["load1"],
+          r["register_ms_mean"], r["server_cpu_pct"], r["sipp_cpu_pct"], r.get("peak_rss_mib"),
+          r["load1"],
           "yes" if r["passed"] else "no")) + " |")
 best, sustained = {}, {}
 for t in targets:

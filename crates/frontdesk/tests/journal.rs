@@ -549,3 +549,181 @@ fn an_abandonment_alert_is_raised_and_comes_back_after_a_restart() {
         "{alert}"
     );
 }
+
+/// Issue 18: a daemon killed (SIGKILL) with one call talking to an agent
+/// and one waiting in a queue, restarted on the same `--data`: both calls
+/// are `interrupted` (not abandoned) in `/api/calls` and in the reports,
+/// and the agent who had the call is available again.
+#[test]
+fn calls_up_when_the_daemon_is_killed_are_interrupted_after_a_restart() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let plan = open_clinic(dir.path(), |text| text);
+    let data = dir.path().join("data");
+    let launch = || {
+        Launch::new()
+            .dialplan(plan.clone())
+            .data(data.clone())
+            .start()
+    };
+    let mut daemon = launch();
+    let (pids, sipp_pids) = std::sync::mpsc::channel();
+
+    // Carol (1003, pediatrics) answers.
+    let agent_audio = RtpPeer::start(0, false);
+    let agent_port = support::call::free_udp_port();
+    let agent = {
+        let sip = daemon.sip();
+        let args = [
+            "-p".to_string(),
+            agent_port.to_string(),
+            "-d".into(),
+            "0".into(),
+            "-set".into(),
+            "rtp_port".into(),
+            agent_audio.port().to_string(),
+        ];
+        let pids = pids.clone();
+        std::thread::spawn(move || {
+            support::sipp::Sipp::new("agent.xml", sip)
+                .calls(1)
+                .args(args)
+                .pid_to(pids)
+                .run()
+        })
+    };
+    support::people::wait_port_taken(agent_port);
+    support::phone::register(daemon.sip(), "1003", agent_port, 3600);
+    wait_agent_state(&daemon, "1003", "available");
+    // Her binding is on disk before the daemon dies (written once a second).
+    let bindings = data.join("bindings.json");
+    let deadline = Instant::now() + STEP_BOUND;
+    while !std::fs::read_to_string(&bindings).is_ok_and(|text| text.contains("1003")) {
+        assert!(
+            Instant::now() < deadline,
+            "1003's binding never reached the disk"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    // A patient presses 3 and talks to Carol; another waits in urgent care,
+    // where nobody is signed in. Both would stay on for a minute.
+    let caller = |number: &'static str, peer: &RtpPeer| {
+        let sip = daemon.sip();
+        let args = [
+            "-s".to_string(),
+            number.into(),
+            "-set".into(),
+            "rtp_port".into(),
+            peer.port().to_string(),
+            "-set".into(),
+            "dtmf".into(),
+            "0".into(),
+            "-d".into(),
+            "50000".into(),
+        ];
+        let pids = pids.clone();
+        std::thread::spawn(move || {
+            support::sipp::Sipp::new("caller.xml", sip)
+                .calls(1)
+                .args(args)
+                .pid_to(pids)
+                .run()
+        })
+    };
+    let talking_audio = RtpPeer::start(0, false);
+    let talking = caller("+15550100", &talking_audio);
+    press_when_heard(&talking_audio, '3');
+    wait_agent_state(&daemon, "1003", "on_call");
+    let waiting_audio = RtpPeer::start(0, false);
+    let waiting = caller("+15550111", &waiting_audio);
+    let deadline = Instant::now() + STEP_BOUND;
+    loop {
+        let queues: Value =
+            serde_json::from_str(&daemon.get("/api/queues", Some(TOKEN)).body).expect("JSON");
+        let urgent = queues["queues"]
+            .as_array()
+            .and_then(|queues| queues.iter().find(|q| q["id"] == "urgent-care"))
+            .map_or(0, |queue| queue["waiting"].as_u64().unwrap_or(0));
+        if urgent == 1 {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the second caller never queued");
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    // Both steps are on disk (the writer commits every 50 ms): read back
+    // from the file, as the restarted daemon will.
+    let reader = records::Reader::open(data.join("journal.db")).expect("the journal opens");
+    let deadline = Instant::now() + STEP_BOUND;
+    loop {
+        let rows = reader.recent_calls(10).expect("calls");
+        let on_disk = |dialed: &str, department: &str| {
+            rows.iter()
+                .any(|row| row.dialed == dialed && row.department.as_deref() == Some(department))
+        };
+        let connected = rows.iter().any(|row| row.agent.as_deref() == Some("1003"));
+        if connected && on_disk("+15550100", "pediatrics") && on_disk("+15550111", "urgent-care") {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the calls never reached the journal"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+
+    daemon.stop_with(Signal::SIGKILL);
+    let daemon = launch();
+
+    let calls = support::call::calls(&daemon);
+    assert_eq!(calls.len(), 2, "{calls:#?}");
+    let call = |dialed: &str| {
+        calls
+            .iter()
+            .find(|c| c["dialed"] == dialed)
+            .unwrap_or_else(|| panic!("no call to {dialed}: {calls:#?}"))
+    };
+    let talked = call("+15550100");
+    assert_eq!(talked["outcome"], "interrupted", "{talked}");
+    assert_eq!(talked["department"], "pediatrics");
+    assert_eq!(talked["agent"], "1003");
+    assert!(talked["ended_at"].is_string(), "{talked}");
+    let waited = call("+15550111");
+    assert_eq!(waited["outcome"], "interrupted", "{waited}");
+    assert_eq!(waited["department"], "urgent-care");
+
+    let departments = report(&daemon, "");
+    for id in ["pediatrics", "urgent-care"] {
+        let department = department(&departments, id);
+        assert_eq!(department["interrupted"], 1, "{department}");
+        assert_eq!(department["abandoned"], 0, "{department}");
+    }
+    let agents: Value =
+        serde_json::from_str(&daemon.get("/api/reports/agents", Some(TOKEN)).body).expect("JSON");
+    let carol = agents["agents"]
+        .as_array()
+        .and_then(|agents| agents.iter().find(|a| a["id"] == "1003"))
+        .cloned()
+        .expect("1003 in the agents' report");
+    assert_eq!(carol["interrupted"], 1, "{carol}");
+    let sources: Value =
+        serde_json::from_str(&daemon.get("/api/reports/sources", Some(TOKEN)).body).expect("JSON");
+    for source in sources["sources"].as_array().expect("sources") {
+        assert_eq!(source["interrupted"], 1, "{source}");
+        assert_eq!(source["abandoned"], 0, "{source}");
+        assert_eq!(source["in_progress"], 0, "{source}");
+    }
+    // Carol is free: registered from her stored binding, and available.
+    wait_agent_state(&daemon, "1003", "available");
+
+    // The SIPp phones of the killed daemon's calls: ours, stopped by id.
+    drop(pids);
+    for pid in sipp_pids.try_iter() {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits i32")),
+            Signal::SIGKILL,
+        );
+    }
+    for phone in [agent, talking, waiting] {
+        let _ = phone.join();
+    }
+}

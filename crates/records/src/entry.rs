@@ -60,6 +60,11 @@ pub enum Outcome {
     Rejected,
     /// The clinic was closed and the call ended on the after-hours path.
     AfterHours,
+    /// The call was up when the daemon stopped without ending it (killed,
+    /// crashed, the machine lost power): closed when the journal was next
+    /// opened ([`Journal::close_interrupted`](crate::Journal::close_interrupted)).
+    /// Not abandoned: nobody knows what the caller did.
+    Interrupted,
 }
 
 /// The API's name for a call that has no outcome yet.
@@ -67,16 +72,17 @@ pub const IN_PROGRESS: &str = "in_progress";
 
 impl Outcome {
     /// Every outcome.
-    pub const ALL: [Outcome; 5] = [
+    pub const ALL: [Outcome; 6] = [
         Outcome::Connected,
         Outcome::Abandoned,
         Outcome::Overflowed,
         Outcome::Rejected,
         Outcome::AfterHours,
+        Outcome::Interrupted,
     ];
 
     /// The API's (and the database's) name: `connected`, `abandoned`,
-    /// `overflowed`, `rejected` or `after_hours`.
+    /// `overflowed`, `rejected`, `after_hours` or `interrupted`.
     pub const fn as_str(self) -> &'static str {
         match self {
             Outcome::Connected => "connected",
@@ -84,6 +90,7 @@ impl Outcome {
             Outcome::Overflowed => "overflowed",
             Outcome::Rejected => "rejected",
             Outcome::AfterHours => "after_hours",
+            Outcome::Interrupted => "interrupted",
         }
     }
 
@@ -419,6 +426,7 @@ mod tests {
             assert_eq!(outcome.as_str().parse::<Outcome>(), Ok(outcome));
         }
         assert_eq!(Outcome::name(None), "in_progress");
+        assert_eq!("interrupted".parse::<Outcome>(), Ok(Outcome::Interrupted));
         assert!("in_progress".parse::<Outcome>().is_err());
         assert_eq!("urgent".parse::<Priority>(), Ok(Priority::Urgent));
         assert!("high".parse::<Priority>().is_err());

@@ -64,6 +64,10 @@ pub enum JournalError {
     /// The writer thread is gone (closed, or it panicked).
     #[error("the journal writer has stopped")]
     Stopped,
+    /// Closing the calls a stopped daemon left in progress failed (SQLite's
+    /// message); they stay `in_progress` and the next start tries again.
+    #[error("closing the interrupted calls failed: {0}")]
+    CloseInterrupted(String),
 }
 
 /// Why [`JournalHandle::record`](crate::JournalHandle::record) did not

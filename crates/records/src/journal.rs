@@ -180,6 +180,9 @@ enum Message {
     Flush(Sender<()>),
     /// Commit everything queued, then stop and answer.
     Close(Sender<()>),
+    /// Commit everything before this, end the calls left in progress, then
+    /// answer how many (or SQLite's error).
+    CloseInterrupted(Sender<Result<u64, String>>),
 }
 
 /// Where call controllers send entries: cheap to clone, `Send + Sync`,
@@ -233,6 +236,33 @@ impl JournalHandle {
         }
         match done.recv_deadline(deadline) {
             Ok(()) => Ok(()),
+            Err(RecvTimeoutError::Timeout) => Err(JournalError::Timeout(timeout)),
+            Err(RecvTimeoutError::Disconnected) => Err(JournalError::Stopped),
+        }
+    }
+
+    /// Ends every call the journal shows in progress with outcome
+    /// [`Outcome::Interrupted`](crate::Outcome::Interrupted), at the time of
+    /// its last recorded step, and returns how many. A daemon calls it once
+    /// at start, before it records a call of its own: a call in progress
+    /// then was up when the previous process stopped (SIGKILL, a crash, a
+    /// power cut) and will never record its end. Its `ended` event is
+    /// appended to its timeline like any other, so reports, the calls'
+    /// list and the abandonment window read it as they read the rest.
+    /// Blocks: from async code, call it on a blocking thread.
+    pub fn close_interrupted(&self, timeout: Duration) -> Result<u64, JournalError> {
+        let deadline = Instant::now() + timeout;
+        let (ack, done) = crossbeam_channel::bounded(1);
+        match self
+            .sender
+            .send_deadline(Message::CloseInterrupted(ack), deadline)
+        {
+            Ok(()) => {}
+            Err(SendTimeoutError::Timeout(_)) => return Err(JournalError::Timeout(timeout)),
+            Err(SendTimeoutError::Disconnected(_)) => return Err(JournalError::Stopped),
+        }
+        match done.recv_deadline(deadline) {
+            Ok(result) => result.map_err(JournalError::CloseInterrupted),
             Err(RecvTimeoutError::Timeout) => Err(JournalError::Timeout(timeout)),
             Err(RecvTimeoutError::Disconnected) => Err(JournalError::Stopped),
         }
@@ -327,6 +357,11 @@ impl Journal {
         self.handle.flush(timeout)
     }
 
+    /// See [`JournalHandle::close_interrupted`].
+    pub fn close_interrupted(&self, timeout: Duration) -> Result<u64, JournalError> {
+        self.handle.close_interrupted(timeout)
+    }
+
     /// Drains the backlog, commits, checkpoints the WAL and stops the
     /// writer, within `timeout`. Entries recorded afterwards are dropped
     /// ([`RecordError::Closed`]). Blocks: from async code, call it on a
@@ -400,6 +435,7 @@ struct Writer {
 struct Batch {
     entries: Vec<JournalEntry>,
     flushes: Vec<Sender<()>>,
+    close_interrupted: Vec<Sender<Result<u64, String>>>,
     close: Option<Sender<()>>,
     /// Every handle is gone: nothing more can come.
     disconnected: bool,
@@ -411,12 +447,16 @@ impl Batch {
             Message::Entry(entry) => self.entries.push(entry),
             Message::Flush(ack) => self.flushes.push(ack),
             Message::Close(ack) => self.close = Some(ack),
+            Message::CloseInterrupted(ack) => self.close_interrupted.push(ack),
         }
     }
 
     /// Whether to commit now rather than wait for more.
     fn urgent(&self) -> bool {
-        !self.flushes.is_empty() || self.close.is_some() || self.disconnected
+        !self.flushes.is_empty()
+            || !self.close_interrupted.is_empty()
+            || self.close.is_some()
+            || self.disconnected
     }
 }
 
@@ -448,6 +488,9 @@ impl Writer {
             }
             for chunk in batch.entries.chunks(self.max_batch) {
                 self.write(chunk);
+            }
+            for ack in batch.close_interrupted {
+                let _ = ack.send(self.close_interrupted());
             }
             for ack in batch.flushes {
                 let _ = ack.send(());
@@ -493,6 +536,28 @@ impl Writer {
             }
         }
         self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+    }
+
+    /// See [`JournalHandle::close_interrupted`].
+    fn close_interrupted(&mut self) -> Result<u64, String> {
+        let Some(connection) = self.connection.as_mut() else {
+            return Err("the journal is closing".into());
+        };
+        match storage::close_interrupted(connection) {
+            Ok(closed) => {
+                if closed > 0 {
+                    tracing::warn!(
+                        calls = closed,
+                        "calls left in progress by a stopped daemon closed as interrupted"
+                    );
+                }
+                Ok(closed)
+            }
+            Err(error) => {
+                tracing::error!(%error, "closing the interrupted calls failed");
+                Err(error.to_string())
+            }
+        }
     }
 
     /// Entries recorded while the last batch was being written, after the

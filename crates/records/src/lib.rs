@@ -38,7 +38,10 @@
 //!
 //! # Wiring it into the daemon
 //! - At start: `let (journal, handle) = Journal::open(data.join("journal.db"),
-//!   JournalConfig::default())?;` and `let reader = journal.reader()?;`.
+//!   JournalConfig::default())?;`, then, before any call is taken,
+//!   [`Journal::close_interrupted`]: the calls a previous process left in
+//!   progress (it was killed with them up) end with outcome `interrupted`,
+//!   reported apart from abandoned; then `let reader = journal.reader()?;`.
 //! - Each call's task gets a clone of the [`JournalHandle`] and records
 //!   each step: `handle.record(JournalEntry::new(id, Timestamp::now(),
 //!   CallEvent::Queued { .. }))`; the result may be ignored (a loss is

@@ -12,7 +12,9 @@
 //!   connection time − the start of the waiting period.
 //! - `Overflowed` closes the open visit as *left*.
 //! - `Ended` closes the open visit as *abandoned* when the outcome is
-//!   `abandoned`, else as *left* (told to call back, rejected).
+//!   `abandoned`, as *interrupted* when it is `interrupted` (the daemon
+//!   stopped with the call up: [`Journal::close_interrupted`](crate::Journal::close_interrupted)),
+//!   else as *left* (told to call back, rejected).
 //! - An agent talks from its `Connected` until the next `Transferred`,
 //!   `Queued`, `Connected` or `Ended`; a call still in progress adds no
 //!   talk time yet.
@@ -130,7 +132,9 @@ pub(crate) fn share(part: u64, whole: u64) -> f64 {
 /// One department (queue) over a range: DESIGN.md's
 /// `GET /api/reports/departments` element, serialized exactly as
 /// `{"id","offered","connected","abandoned","abandonment_rate",
-/// "time_to_connect_ms":{"p50","p90"},"within_sla"}`.
+/// "time_to_connect_ms":{"p50","p90"},"within_sla"}`, followed by
+/// `"interrupted"` when it is not 0 (so that a clinic whose daemon never
+/// died sees DESIGN.md's shape).
 ///
 /// A call counts at most once in each number of a department, and may
 /// count in several departments:
@@ -151,6 +155,10 @@ pub(crate) fn share(part: u64, whole: u64) -> f64 {
 /// - `within_sla`: the share of offered calls connected here within the
 ///   department's SLA at the time they were queued (`wait ≤ sla_ms`),
 ///   0.0 when nothing was offered.
+/// - `interrupted`: calls this department held (waiting here, or talking
+///   to an agent who answered them here) when the daemon stopped without
+///   ending them. Apart from `abandoned`: nobody knows whether the caller
+///   would have hung up.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct DepartmentReport {
     /// The department's dialplan id.
@@ -167,6 +175,13 @@ pub struct DepartmentReport {
     pub time_to_connect_ms: Percentiles,
     /// Share of offered calls answered within the SLA.
     pub within_sla: f64,
+    /// Calls held here when the daemon stopped (serialized when not 0).
+    #[serde(skip_serializing_if = "is_zero")]
+    pub interrupted: u64,
+}
+
+fn is_zero(count: &u64) -> bool {
+    *count == 0
 }
 
 impl DepartmentReport {
@@ -181,12 +196,14 @@ impl DepartmentReport {
             abandonment_rate: 0.0,
             time_to_connect_ms: Percentiles::default(),
             within_sla: 0.0,
+            interrupted: 0,
         }
     }
 }
 
 /// One agent over a range, serialized as
-/// `{"id","offered","answered","no_answer","busy","misses","talk_ms"}`.
+/// `{"id","offered","answered","no_answer","busy","misses","talk_ms",
+/// "interrupted"}`.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct AgentReport {
     /// The agent's id.
@@ -204,12 +221,15 @@ pub struct AgentReport {
     /// Time talking: from each answer to the transfer, re-queue or end that
     /// follows it; calls still in progress add nothing yet.
     pub talk_ms: u64,
+    /// Calls the agent was on (ringing or talking) when the daemon stopped;
+    /// the talk time of those counts up to the call's last recorded step.
+    pub interrupted: u64,
 }
 
 /// The leads of one source tag (a campaign number) over a range, followed
 /// to their outcome; serialized as `{"source","calls","offered",
 /// "connected","abandoned","overflowed","rejected","after_hours",
-/// "in_progress","time_to_connect_ms":{"p50","p90"}}`.
+/// "interrupted","in_progress","time_to_connect_ms":{"p50","p90"}}`.
 ///
 /// The outcome counts are the calls' own outcomes (each call once, so they
 /// add up to `calls`); `abandoned` includes callers who hung up in the IVR
@@ -232,6 +252,8 @@ pub struct SourceReport {
     pub rejected: u64,
     /// Outcome `after_hours`.
     pub after_hours: u64,
+    /// Outcome `interrupted`: up when the daemon stopped.
+    pub interrupted: u64,
     /// Not over yet.
     pub in_progress: u64,
     /// The connected calls' `wait_ms` (first queue entry to first answer).
@@ -244,7 +266,8 @@ pub struct SourceReport {
 /// Counts the waits in the department that *ended* in the range, however
 /// long ago the call started: `resolved` = waits that ended (answered,
 /// hung up, overflowed or moved out), `abandoned` = those where the caller
-/// hung up. So the rate is "of the callers who stopped waiting here in the
+/// hung up. A wait the daemon's stop interrupted counts in neither: it is
+/// no sign of how the department serves its callers. So the rate is "of the callers who stopped waiting here in the
 /// last N minutes, the share who gave up", which is never above 1.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct AbandonmentWindow {
@@ -268,6 +291,7 @@ pub(crate) fn departments<'a>(
         connected: u64,
         abandoned: u64,
         within_sla: u64,
+        interrupted: u64,
         waits: Vec<u64>,
     }
     let mut sums: BTreeMap<&str, Sums> = BTreeMap::new();
@@ -278,10 +302,12 @@ pub(crate) fn departments<'a>(
             /// The first connection there: wait and SLA.
             connection: Option<(u64, u64)>,
             abandoned: bool,
+            interrupted: bool,
         }
         let mut parts: BTreeMap<&str, Part> = BTreeMap::new();
-        for visit in &call.visits {
+        for (index, visit) in call.visits.iter().enumerate() {
             let part = parts.entry(visit.department.as_str()).or_default();
+            part.interrupted |= call.interrupted_in == Some(index);
             match visit.resolution {
                 Resolution::Connected { wait_ms, .. } if part.connection.is_none() => {
                     part.connection = Some((wait_ms, visit.sla_ms));
@@ -294,6 +320,7 @@ pub(crate) fn departments<'a>(
             let sum = sums.entry(department).or_default();
             sum.offered += 1;
             sum.abandoned += u64::from(part.abandoned);
+            sum.interrupted += u64::from(part.interrupted);
             if let Some((wait_ms, sla_ms)) = part.connection {
                 sum.connected += 1;
                 sum.within_sla += u64::from(wait_ms <= sla_ms);
@@ -310,6 +337,7 @@ pub(crate) fn departments<'a>(
             abandonment_rate: share(sum.abandoned, sum.offered),
             time_to_connect_ms: Percentiles::of(sum.waits),
             within_sla: share(sum.within_sla, sum.offered),
+            interrupted: sum.interrupted,
         })
         .collect()
 }
@@ -331,6 +359,7 @@ pub(crate) fn agents<'a>(calls: impl IntoIterator<Item = &'a CallFacts>) -> Vec<
             busy: facts.busy,
             misses: facts.no_answer + facts.busy,
             talk_ms: facts.talk_ms,
+            interrupted: facts.interrupted,
         })
         .collect()
 }
@@ -349,6 +378,7 @@ pub(crate) fn sources<'a>(rows: impl IntoIterator<Item = &'a CallRow>) -> Vec<So
                 overflowed: 0,
                 rejected: 0,
                 after_hours: 0,
+                interrupted: 0,
                 in_progress: 0,
                 time_to_connect_ms: Percentiles::default(),
             };
@@ -363,6 +393,7 @@ pub(crate) fn sources<'a>(rows: impl IntoIterator<Item = &'a CallRow>) -> Vec<So
             Some(Outcome::Overflowed) => &mut sum.overflowed,
             Some(Outcome::Rejected) => &mut sum.rejected,
             Some(Outcome::AfterHours) => &mut sum.after_hours,
+            Some(Outcome::Interrupted) => &mut sum.interrupted,
         };
         *count += 1;
         if row.outcome == Some(Outcome::Connected)
@@ -379,9 +410,9 @@ pub(crate) fn sources<'a>(rows: impl IntoIterator<Item = &'a CallRow>) -> Vec<So
         .collect()
 }
 
-/// Sums the waits that ended in `range`, per department.
 /// Every visit of `calls` resolved in `range`: `(department, at,
-/// abandoned)`.
+/// abandoned)`. Interrupted waits are not resolved (see
+/// [`AbandonmentWindow`]).
 pub(crate) fn resolved_visits<'a>(
     calls: impl IntoIterator<Item = &'a CallFacts>,
     range: &TimeRange,
@@ -392,7 +423,7 @@ pub(crate) fn resolved_visits<'a>(
         .filter_map(|visit| {
             let at = visit
                 .resolution
-                .at()
+                .resolved_at()
                 .filter(|at| range.contains_millis(*at))?;
             let abandoned = matches!(visit.resolution, Resolution::Abandoned { .. });
             Some((visit.department.clone(), at, abandoned))
@@ -407,7 +438,7 @@ pub(crate) fn abandonment<'a>(
     let mut sums: BTreeMap<&str, (u64, u64)> = BTreeMap::new();
     for call in calls {
         for visit in &call.visits {
-            let Some(at) = visit.resolution.at() else {
+            let Some(at) = visit.resolution.resolved_at() else {
                 continue;
             };
             if !range.contains_millis(at) {

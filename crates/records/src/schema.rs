@@ -10,7 +10,7 @@
 //! upgrades a file of every older version, with data, and compares it with
 //! a new file).
 //!
-//! # Schema (version 1)
+//! # Schema (version 2)
 //!
 //! Times are integers, milliseconds since the Unix epoch (UTC); durations
 //! are integer milliseconds (`_ms`).
@@ -19,7 +19,7 @@
 //! `id` (primary key), `caller`, `dialed`, `source`, `branch`,
 //! `department` (the queue it is or was last in), `priority` (`routine` /
 //! `urgent`), `agent` (the last agent who answered), `outcome`
-//! (`in_progress` until it ends), `started_at`, `answered_at` (IVR answer),
+//! (`in_progress` until it ends; version 2 allows `interrupted`), `started_at`, `answered_at` (IVR answer),
 //! `queued_at` (first queue), `connected_at` (first agent answer),
 //! `ended_at`, `wait_ms`, `talk_ms`, `transfers`, `sla_ms` (the SLA of
 //! `department` when it was queued there), `events` (how many events its
@@ -41,7 +41,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::JournalError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 1;
+pub const SCHEMA_VERSION: i64 = 2;
 
 /// How long a connection waits for a lock before failing. Only one
 /// connection writes; WAL readers never block it, so this only covers
@@ -60,11 +60,18 @@ pub(crate) struct Migration {
 }
 
 /// Every step, oldest first; `MIGRATIONS[i].version == i + 1`.
-pub(crate) const MIGRATIONS: &[Migration] = &[Migration {
-    version: 1,
-    description: "calls and call_events",
-    apply: version_1,
-}];
+pub(crate) const MIGRATIONS: &[Migration] = &[
+    Migration {
+        version: 1,
+        description: "calls and call_events",
+        apply: version_1,
+    },
+    Migration {
+        version: 2,
+        description: "the interrupted outcome",
+        apply: version_2,
+    },
+];
 
 fn version_1(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
     transaction.execute_batch(
@@ -105,6 +112,60 @@ fn version_1(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
     )
 }
 
+/// `calls.outcome` may be `interrupted`. SQLite cannot change a CHECK
+/// constraint in place, so the table is made again with it and the rows
+/// copied (its documented procedure, "Making Other Kinds Of Table Schema
+/// Changes"); migrations run with foreign keys off (see [`open_writer`]),
+/// so dropping the old table does not cascade to `call_events`.
+fn version_2(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
+    transaction.execute_batch(
+        "CREATE TABLE calls_new (
+            id           TEXT PRIMARY KEY NOT NULL,
+            caller       TEXT NOT NULL DEFAULT '',
+            dialed       TEXT NOT NULL DEFAULT '',
+            source       TEXT,
+            branch       TEXT,
+            department   TEXT,
+            priority     TEXT NOT NULL DEFAULT 'routine'
+                         CHECK (priority IN ('routine', 'urgent')),
+            agent        TEXT,
+            outcome      TEXT NOT NULL DEFAULT 'in_progress'
+                         CHECK (outcome IN ('in_progress', 'connected', 'abandoned',
+                                            'overflowed', 'rejected', 'after_hours',
+                                            'interrupted')),
+            started_at   INTEGER NOT NULL,
+            answered_at  INTEGER,
+            queued_at    INTEGER,
+            connected_at INTEGER,
+            ended_at     INTEGER,
+            wait_ms      INTEGER,
+            talk_ms      INTEGER,
+            transfers    INTEGER NOT NULL DEFAULT 0,
+            sla_ms       INTEGER,
+            events       INTEGER NOT NULL DEFAULT 0
+        );
+        INSERT INTO calls_new SELECT id, caller, dialed, source, branch, department, priority,
+            agent, outcome, started_at, answered_at, queued_at, connected_at, ended_at, wait_ms,
+            talk_ms, transfers, sla_ms, events FROM calls;
+        DROP TABLE calls;
+        ALTER TABLE calls_new RENAME TO calls;
+        CREATE INDEX calls_by_start ON calls (started_at, id);",
+    )?;
+    // Every event still has its call.
+    let orphans: i64 = transaction.query_row(
+        "SELECT count(*) FROM pragma_foreign_key_check('call_events')",
+        [],
+        |row| row.get(0),
+    )?;
+    if orphans > 0 {
+        return Err(rusqlite::Error::SqliteFailure(
+            rusqlite::ffi::Error::new(rusqlite::ffi::SQLITE_CONSTRAINT_FOREIGNKEY),
+            Some(format!("{orphans} events without their call")),
+        ));
+    }
+    Ok(())
+}
+
 /// How hard a commit tries to reach the disk (`PRAGMA synchronous`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum Synchronous {
@@ -129,7 +190,8 @@ impl Synchronous {
 }
 
 /// Opens (creating if needed) the writer's connection: WAL, the chosen
-/// `synchronous`, foreign keys, an optional size cap, then migrations.
+/// `synchronous`, an optional size cap, migrations (with foreign keys off,
+/// as SQLite's table rebuilds need), then foreign keys on.
 pub(crate) fn open_writer(
     path: &Path,
     synchronous: Synchronous,
@@ -153,9 +215,6 @@ pub(crate) fn open_writer(
     connection
         .pragma_update(None, "synchronous", synchronous.pragma())
         .map_err(open_error)?;
-    connection
-        .pragma_update(None, "foreign_keys", true)
-        .map_err(open_error)?;
     if let Some(bytes) = max_database_bytes {
         let page_size: i64 = connection
             .pragma_query_value(None, "page_size", |row| row.get(0))
@@ -165,7 +224,13 @@ pub(crate) fn open_writer(
             .pragma_update(None, "max_page_count", pages.max(1))
             .map_err(open_error)?;
     }
+    connection
+        .pragma_update(None, "foreign_keys", false)
+        .map_err(open_error)?;
     migrate(&mut connection, MIGRATIONS)?;
+    connection
+        .pragma_update(None, "foreign_keys", true)
+        .map_err(open_error)?;
     Ok(connection)
 }
 
@@ -383,6 +448,39 @@ mod tests {
             )
             .unwrap();
         assert_eq!(half, 0, "the failed step was rolled back");
+    }
+
+    #[test]
+    fn version_2_keeps_every_event_and_takes_interrupted() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        {
+            let mut old = Connection::open(&path).unwrap();
+            old.pragma_update(None, "foreign_keys", true).unwrap();
+            migrate(&mut old, &MIGRATIONS[..1]).unwrap();
+            fixture(&old, 1);
+            let refused = old.execute("UPDATE calls SET outcome = 'interrupted'", []);
+            assert!(refused.is_err(), "version 1 refuses the new outcome");
+        }
+        let upgraded = open_writer(&path, Synchronous::Full, None).unwrap();
+        let events: i64 = upgraded
+            .query_row("SELECT count(*) FROM call_events", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(events, 1, "the events stayed with their call");
+        upgraded
+            .execute("UPDATE calls SET outcome = 'interrupted'", [])
+            .unwrap();
+        let foreign_keys: i64 = upgraded
+            .pragma_query_value(None, "foreign_keys", |row| row.get(0))
+            .unwrap();
+        assert_eq!(foreign_keys, 1, "on again after the migrations");
+        upgraded
+            .execute("DELETE FROM calls WHERE id = 'c-old'", [])
+            .unwrap();
+        let events: i64 = upgraded
+            .query_row("SELECT count(*) FROM call_events", [], |row| row.get(0))
+            .unwrap();
+        assert_eq!(events, 0, "the foreign key still cascades");
     }
 
     #[test]

@@ -3,9 +3,10 @@
 //! event into the row (the columns each [`CallEvent`] sets are listed on
 //! it). A batch is one transaction: all of it is written or none.
 
+use jiff::Timestamp;
 use rusqlite::{Connection, params};
 
-use crate::entry::{CallEvent, JournalEntry};
+use crate::entry::{CallEvent, JournalEntry, Outcome};
 use crate::fault::FaultPlan;
 
 /// Writes `batch` in one transaction. `faults` may fail it after the rows
@@ -25,6 +26,34 @@ pub(crate) fn write_batch(
         return Err(error);
     }
     transaction.commit()
+}
+
+/// Ends every call the journal shows in progress with outcome
+/// `interrupted`, at the time of its last recorded step (the last moment
+/// it is known to have been up; nothing later is invented), in one
+/// transaction. Returns how many.
+pub(crate) fn close_interrupted(connection: &mut Connection) -> rusqlite::Result<u64> {
+    let transaction = connection.transaction()?;
+    let open: Vec<(String, i64)> = {
+        let mut statement = transaction.prepare(
+            "SELECT c.id, coalesce(max(e.at), c.started_at)
+             FROM calls c LEFT JOIN call_events e ON e.call_id = c.id
+             WHERE c.outcome = 'in_progress'
+             GROUP BY c.id",
+        )?;
+        statement
+            .query_map([], |row| Ok((row.get(0)?, row.get(1)?)))?
+            .collect::<rusqlite::Result<_>>()?
+    };
+    for (id, last) in &open {
+        let at = Timestamp::from_millisecond(*last).unwrap_or(Timestamp::UNIX_EPOCH);
+        let ended = CallEvent::Ended {
+            outcome: Outcome::Interrupted,
+        };
+        apply(&transaction, &JournalEntry::new(id.as_str(), at, ended))?;
+    }
+    transaction.commit()?;
+    Ok(open.len() as u64)
 }
 
 /// Makes sure the call's row exists and takes the event's sequence number

@@ -31,6 +31,12 @@ pub(crate) enum Resolution {
         /// When.
         at: i64,
     },
+    /// Still waiting there when the daemon stopped: the caller neither got
+    /// an answer nor hung up, as far as anyone knows.
+    Interrupted {
+        /// When the journal last heard of the call.
+        at: i64,
+    },
 }
 
 impl Resolution {
@@ -40,7 +46,18 @@ impl Resolution {
             Resolution::Open => None,
             Resolution::Connected { at, .. }
             | Resolution::Abandoned { at }
-            | Resolution::Left { at } => Some(at),
+            | Resolution::Left { at }
+            | Resolution::Interrupted { at } => Some(at),
+        }
+    }
+
+    /// When the caller stopped waiting there, for the abandonment window:
+    /// an interrupted wait did not end by anything the caller or an agent
+    /// did, so it counts neither as resolved nor as abandoned.
+    pub(crate) fn resolved_at(self) -> Option<i64> {
+        match self {
+            Resolution::Interrupted { .. } => None,
+            other => other.at(),
         }
     }
 }
@@ -62,6 +79,8 @@ pub(crate) struct AgentFacts {
     pub(crate) no_answer: u64,
     pub(crate) busy: u64,
     pub(crate) talk_ms: u64,
+    /// Calls the agent was on (ringing or talking) when the daemon stopped.
+    pub(crate) interrupted: u64,
 }
 
 impl AgentFacts {
@@ -71,6 +90,7 @@ impl AgentFacts {
         self.no_answer += other.no_answer;
         self.busy += other.busy;
         self.talk_ms += other.talk_ms;
+        self.interrupted += other.interrupted;
     }
 }
 
@@ -79,6 +99,9 @@ impl AgentFacts {
 pub(crate) struct CallFacts {
     pub(crate) visits: Vec<Visit>,
     pub(crate) agents: BTreeMap<String, AgentFacts>,
+    /// The visit whose department held the call when the daemon stopped:
+    /// the one it was waiting in, or the one an agent answered it from.
+    pub(crate) interrupted_in: Option<usize>,
 }
 
 /// Folds one call's events, in `seq` order, with their times (ms).
@@ -87,6 +110,9 @@ pub(crate) fn fold<'a>(events: impl IntoIterator<Item = (i64, &'a CallEvent)>) -
     let mut open: Option<usize> = None;
     let mut waiting_since: Option<i64> = None;
     let mut talking: Option<(&str, i64)> = None;
+    // The agent being rung, and the visit the last answer came from.
+    let mut ringing: Option<&str> = None;
+    let mut answered_from: Option<usize> = None;
     for (at, event) in events {
         match event {
             CallEvent::Started { .. }
@@ -109,15 +135,20 @@ pub(crate) fn fold<'a>(events: impl IntoIterator<Item = (i64, &'a CallEvent)>) -
             }
             CallEvent::Offered { agent } => {
                 facts.agents.entry(agent.clone()).or_default().offered += 1;
+                ringing = Some(agent.as_str());
             }
             CallEvent::NoAnswer { agent } => {
                 facts.agents.entry(agent.clone()).or_default().no_answer += 1;
+                ringing = None;
             }
             CallEvent::Busy { agent } => {
                 facts.agents.entry(agent.clone()).or_default().busy += 1;
+                ringing = None;
             }
             CallEvent::Connected { agent, .. } => {
                 hang_up(&mut facts, &mut talking, at);
+                ringing = None;
+                answered_from = open;
                 if let Some(index) = open.take() {
                     let since = waiting_since.unwrap_or(at);
                     facts.visits[index].resolution = Resolution::Connected {
@@ -129,14 +160,41 @@ pub(crate) fn fold<'a>(events: impl IntoIterator<Item = (i64, &'a CallEvent)>) -
                 facts.agents.entry(agent.clone()).or_default().answered += 1;
                 talking = Some((agent.as_str(), at));
             }
-            CallEvent::Transferred { .. } => hang_up(&mut facts, &mut talking, at),
+            CallEvent::Transferred { .. } => {
+                hang_up(&mut facts, &mut talking, at);
+                answered_from = None;
+            }
             CallEvent::Overflowed { .. } => {
                 if let Some(index) = open.take() {
                     facts.visits[index].resolution = Resolution::Left { at };
                 }
             }
+            CallEvent::Ended {
+                outcome: Outcome::Interrupted,
+            } => {
+                // Whoever was on the call when the daemon stopped.
+                for agent in [ringing.take(), talking.map(|(agent, _)| agent)]
+                    .into_iter()
+                    .flatten()
+                {
+                    facts
+                        .agents
+                        .entry(agent.to_string())
+                        .or_default()
+                        .interrupted += 1;
+                }
+                hang_up(&mut facts, &mut talking, at);
+                match open.take() {
+                    Some(index) => {
+                        facts.visits[index].resolution = Resolution::Interrupted { at };
+                        facts.interrupted_in = Some(index);
+                    }
+                    None => facts.interrupted_in = answered_from,
+                }
+            }
             CallEvent::Ended { outcome } => {
                 hang_up(&mut facts, &mut talking, at);
+                ringing = None;
                 if let Some(index) = open.take() {
                     facts.visits[index].resolution = if *outcome == Outcome::Abandoned {
                         Resolution::Abandoned { at }
@@ -292,5 +350,46 @@ mod tests {
         let facts = run(&[(0, queued("pediatrics", 60_000))]);
         assert_eq!(facts.visits[0].resolution, Resolution::Open);
         assert_eq!(facts.visits[0].resolution.at(), None);
+    }
+
+    #[test]
+    fn an_interrupted_call_is_neither_abandoned_nor_resolved() {
+        // Waiting in pediatrics, 1003's phone ringing, when the daemon died.
+        let facts = run(&[
+            (0, queued("pediatrics", 60_000)),
+            (
+                1_000,
+                CallEvent::Offered {
+                    agent: "1003".into(),
+                },
+            ),
+            (1_000, ended(Outcome::Interrupted)),
+        ]);
+        assert_eq!(
+            facts.visits[0].resolution,
+            Resolution::Interrupted { at: 1_000 }
+        );
+        assert_eq!(facts.visits[0].resolution.resolved_at(), None);
+        assert_eq!(facts.interrupted_in, Some(0));
+        assert_eq!(facts.agents["1003"].interrupted, 1);
+        // Talking with 1001, answered from front-desk.
+        let facts = run(&[
+            (0, queued("front-desk", 60_000)),
+            (3_000, connected("1001")),
+            (9_000, ended(Outcome::Interrupted)),
+        ]);
+        assert_eq!(
+            facts.visits[0].resolution,
+            Resolution::Connected {
+                at: 3_000,
+                wait_ms: 3_000
+            }
+        );
+        assert_eq!(facts.interrupted_in, Some(0));
+        assert_eq!(facts.agents["1001"].interrupted, 1);
+        assert_eq!(facts.agents["1001"].talk_ms, 6_000, "up to the last event");
+        // In the IVR: no department held it.
+        let facts = run(&[(0, ended(Outcome::Interrupted))]);
+        assert_eq!(facts.interrupted_in, None);
     }
 }

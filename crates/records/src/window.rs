@@ -69,6 +69,12 @@ impl AbandonmentTracker {
             CallEvent::Connected { .. } | CallEvent::Overflowed { .. } => {
                 self.resolve(call, at, false);
             }
+            CallEvent::Ended {
+                outcome: Outcome::Interrupted,
+            } => {
+                // Not a resolved wait (see `AbandonmentWindow`).
+                self.waiting.remove(call);
+            }
             CallEvent::Ended { outcome } => {
                 self.resolve(call, at, *outcome == Outcome::Abandoned);
             }

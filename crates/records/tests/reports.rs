@@ -49,6 +49,7 @@ fn department_report_numbers() {
             abandonment_rate: 1.0 / 3.0,
             time_to_connect_ms: percentiles(5_000, 5_000),
             within_sla: 1.0 / 3.0,
+            interrupted: 0,
         },
         DepartmentReport {
             // c10, still ringing.
@@ -59,6 +60,7 @@ fn department_report_numbers() {
             abandonment_rate: 0.0,
             time_to_connect_ms: Percentiles::default(),
             within_sla: 0.0,
+            interrupted: 0,
         },
         DepartmentReport {
             // c04 answered 95 s after it first queued (over the 60 s SLA),
@@ -70,6 +72,7 @@ fn department_report_numbers() {
             abandonment_rate: 0.0,
             time_to_connect_ms: percentiles(95_000, 95_000),
             within_sla: 0.0,
+            interrupted: 0,
         },
         DepartmentReport {
             // c01 and c02; c00 started before the range.
@@ -80,6 +83,7 @@ fn department_report_numbers() {
             abandonment_rate: 0.0,
             time_to_connect_ms: percentiles(3_100, 5_200),
             within_sla: 1.0,
+            interrupted: 0,
         },
         DepartmentReport {
             id: "urgent-care".into(),
@@ -89,6 +93,7 @@ fn department_report_numbers() {
             abandonment_rate: 0.0,
             time_to_connect_ms: percentiles(10_000, 10_000),
             within_sla: 1.0,
+            interrupted: 0,
         },
     ];
     assert_eq!(report, expected);
@@ -120,6 +125,7 @@ fn department_report_counts_only_calls_started_in_the_range() {
 fn agent_report_numbers() {
     let (_test, reader) = scripted();
     let agent = |id: &str, offered, answered, no_answer, busy, talk_ms| AgentReport {
+        interrupted: 0,
         id: id.into(),
         offered,
         answered,
@@ -157,6 +163,7 @@ fn source_report_numbers() {
                 overflowed: 0,
                 rejected: 1,
                 after_hours: 0,
+                interrupted: 0,
                 in_progress: 0,
                 time_to_connect_ms: Percentiles::default(),
             },
@@ -169,6 +176,7 @@ fn source_report_numbers() {
                 overflowed: 1,
                 rejected: 0,
                 after_hours: 1,
+                interrupted: 0,
                 in_progress: 1,
                 // c01 3.1 s, c02 5.2 s, c04 95 s.
                 time_to_connect_ms: percentiles(5_200, 95_000),
@@ -182,6 +190,7 @@ fn source_report_numbers() {
                 overflowed: 0,
                 rejected: 0,
                 after_hours: 0,
+                interrupted: 0,
                 in_progress: 0,
                 time_to_connect_ms: percentiles(10_000, 10_000),
             },
@@ -425,12 +434,12 @@ fn other_reports_json_shapes() {
     let agents = reader.agent_report(&the_hour()).unwrap();
     assert_eq!(
         serde_json::to_string(&agents[0]).unwrap(),
-        r#"{"id":"1001","offered":2,"answered":1,"no_answer":1,"busy":0,"misses":1,"talk_ms":60000}"#
+        r#"{"id":"1001","offered":2,"answered":1,"no_answer":1,"busy":0,"misses":1,"talk_ms":60000,"interrupted":0}"#
     );
     let sources = reader.source_report(&the_hour()).unwrap();
     assert_eq!(
         serde_json::to_string(&sources[2]).unwrap(),
-        r#"{"source":"urgent-care-campaign","calls":1,"offered":1,"connected":1,"abandoned":0,"overflowed":0,"rejected":0,"after_hours":0,"in_progress":0,"time_to_connect_ms":{"p50":10000,"p90":10000}}"#
+        r#"{"source":"urgent-care-campaign","calls":1,"offered":1,"connected":1,"abandoned":0,"overflowed":0,"rejected":0,"after_hours":0,"interrupted":0,"in_progress":0,"time_to_connect_ms":{"p50":10000,"p90":10000}}"#
     );
     let window = reader
         .abandonment_window(&TimeRange::new(at(100_000), at(300_000)).unwrap())

@@ -957,4 +957,20 @@ mod tests {
             ["SIP/2.0/UDP 127.0.0.1:40000;branch=z9hG4bKa"]
         );
     }
+
+    #[test]
+    fn a_host_name_via_without_a_port_is_answered_at_5060_of_the_source_address() {
+        // §18.2.2: the sent-by host is not resolved; `received` (the
+        // source address) and the sent-by port, 5060 when absent.
+        let mut request = options("Via: SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw\r\n");
+        let source = Peer::udp("127.0.0.1:40000".parse().unwrap());
+        assert_eq!(
+            stamp_received(&mut request, source),
+            Peer::udp("127.0.0.1:5060".parse().unwrap())
+        );
+        assert_eq!(
+            via_lines(&request),
+            ["SIP/2.0/UDP host5.example.com;branch=z9hG4bKkdjuw;received=127.0.0.1"]
+        );
+    }
 }

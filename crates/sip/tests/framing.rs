@@ -593,3 +593,41 @@ fn lf_only_line_ends_are_tolerated() {
     let frames = feed(bytes, 5);
     assert_eq!(&message_body_len(&frames), &2);
 }
+
+#[test]
+fn a_control_character_is_refused_without_losing_the_stream() {
+    // A NUL in the Request-URI, then one in a header value: each refused
+    // with its headers (so a 400 can be sent), the stream framed on.
+    let mut stream =
+        b"OPTIONS sip:12\x0034@127.0.0.1 SIP/2.0\r\nCall-ID: nul-uri\r\nContent-Length: 0\r\n\r\n"
+            .to_vec();
+    stream.extend_from_slice(&options_with_head(
+        "Call-ID: nul-header\r\nSubject: x\x00y\r\nContent-Length: 0\r\n",
+    ));
+    stream.extend_from_slice(&options("after", "hi"));
+    let frames = feed(&stream, 7);
+    assert_eq!(frames.len(), 1, "the framer stops at its first error");
+    let mut framer = StreamFramer::new(Limits::default());
+    framer.extend(&stream);
+    let first = framer.next_frame().unwrap_err();
+    assert_eq!(
+        first.kind,
+        ParseErrorKind::BadStartLine("URI contains a control character")
+    );
+    assert_eq!(first.status(), StatusCode::BAD_REQUEST);
+    assert_eq!(first.request_headers.unwrap().call_id().unwrap(), "nul-uri");
+    let second = framer.next_frame().unwrap_err();
+    assert_eq!(
+        second.kind,
+        ParseErrorKind::ControlCharacter(HeaderName::Subject)
+    );
+    assert_eq!(
+        second.request_headers.unwrap().call_id().unwrap(),
+        "nul-header"
+    );
+    let third = framer.next_frame().unwrap().expect("a frame");
+    let Frame::Message(message) = third else {
+        panic!("a message");
+    };
+    assert_eq!(message.headers().call_id().unwrap(), "after");
+}

@@ -7,7 +7,11 @@
 //!   inserted CRLF, `;`, `%`, NUL, 0xFF, huge numbers, deletions,
 //!   truncation);
 //! - print → parse gives back the same message (Content-Length aside), and
-//!   typed headers print → parse to the same values.
+//!   typed headers print → parse to the same values;
+//! - a control character where the grammar allows none (in the
+//!   Request-URI, raw in a header value) makes a well-formed request a 400
+//!   that can still be answered; escaped in a quoted string or a comment
+//!   (`quoted-pair`) it is accepted and kept.
 //!
 //! Cases default to a modest count so the suite stays fast in debug builds;
 //! set `PROPTEST_CASES` for a longer run.
@@ -21,7 +25,8 @@ use proptest::prelude::*;
 use proptest::sample::Index;
 use sip::message::validate::{self, Policy};
 use sip::message::{
-    Frame, HeaderName, Headers, Limits, Message, StreamFramer, Uri, parse_datagram,
+    Frame, HeaderName, Headers, Limits, Message, ParseErrorKind, StatusCode, StreamFramer, Uri,
+    parse_datagram,
 };
 use support::{assert_round_trip, golden, torture, torture_names};
 
@@ -511,6 +516,107 @@ proptest! {
         prop_assert_eq!(&valid.request.body[..], &expected.body[..]);
         check_stream(&bytes, &[7]);
     }
+}
+
+/// A control character that does not end a line: everything below 0x20
+/// but HTAB, LF and CR, and DEL.
+fn control_character() -> impl Strategy<Value = u8> {
+    prop_oneof![0u8..0x09, 0x0bu8..0x0d, 0x0eu8..0x20, Just(0x7fu8)]
+}
+
+/// `request` with `inserted` put in at `at`, Content-Length unchanged (the
+/// insertion is in the head).
+fn insert_at(request: &[u8], at: usize, inserted: &[u8]) -> Bytes {
+    let mut bytes = request.to_vec();
+    bytes.splice(at..at, inserted.iter().copied());
+    Bytes::from(bytes)
+}
+
+proptest! {
+    #![proptest_config(config(256))]
+
+    #[test]
+    fn a_control_character_in_the_request_uri_is_a_400(
+        generated in well_formed_request(),
+        at in any::<Index>(),
+        control in control_character(),
+    ) {
+        let (bytes, expected) = generated;
+        // Anywhere after the scheme of `sip:5550100@127.0.0.1`.
+        let uri_start = b"INVITE sip:".len();
+        let uri_end = b"INVITE sip:5550100@127.0.0.1".len();
+        let at = uri_start + at.index(uri_end - uri_start + 1);
+        let error = parse_datagram(insert_at(&bytes, at, &[control]), &Limits::default())
+            .expect_err("a control character in the Request-URI");
+        prop_assert_eq!(
+            &error.kind,
+            &ParseErrorKind::BadStartLine("URI contains a control character")
+        );
+        prop_assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        let headers = error.request_headers.expect("the headers, to answer it");
+        prop_assert_eq!(&*headers.call_id().expect("Call-ID"), expected.call_id.as_str());
+    }
+
+    #[test]
+    fn a_raw_control_character_in_a_header_value_is_a_400(
+        generated in well_formed_request(),
+        before in r"[ -\[\]-~]{0,10}",
+        after in "[ -~]{0,10}",
+        control in control_character(),
+        quoted in any::<bool>(),
+    ) {
+        let (bytes, expected) = generated;
+        // Raw, it is refused inside a quoted string too (qdtext has no
+        // control characters); `before` never ends in a backslash.
+        let quote = if quoted { "\"" } else { "" };
+        let line = [
+            format!("Subject: {quote}{before}").as_bytes(),
+            &[control],
+            format!("{after}{quote}\r\n").as_bytes(),
+        ]
+        .concat();
+        let at = find(&bytes, b"Max-Forwards: 70\r\n");
+        let error = parse_datagram(insert_at(&bytes, at, &line), &Limits::default())
+            .expect_err("a raw control character");
+        prop_assert_eq!(&error.kind, &ParseErrorKind::ControlCharacter(HeaderName::Subject));
+        prop_assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        let headers = error.request_headers.expect("the headers, to answer it");
+        prop_assert_eq!(&*headers.call_id().expect("Call-ID"), expected.call_id.as_str());
+        prop_assert!(headers.get(&HeaderName::Subject).is_none(), "not echoed");
+    }
+
+    #[test]
+    fn an_escaped_control_character_in_a_quoted_string_or_comment_is_kept(
+        generated in well_formed_request(),
+        text in r"[ !#-'*-\[\]-~]{0,10}",
+        control in control_character(),
+        comment in any::<bool>(),
+    ) {
+        let (bytes, _) = generated;
+        let (open, close) = if comment { ("(", ")") } else { ("\"", "\"") };
+        let value = [
+            format!("frontdesk {open}{text}\\").as_bytes(),
+            &[control],
+            close.as_bytes(),
+        ]
+        .concat();
+        let line = [&b"Server: "[..], &value, b"\r\n"].concat();
+        let at = find(&bytes, b"Max-Forwards: 70\r\n");
+        let message = match parse_datagram(insert_at(&bytes, at, &line), &Limits::default()) {
+            Ok(Frame::Message(message)) => message,
+            other => panic!("a quoted-pair is refused: {other:?}"),
+        };
+        prop_assert_eq!(message.headers().get(&HeaderName::Server).map(|v| &v[..]), Some(&value[..]));
+        assert_round_trip(&message);
+    }
+}
+
+/// Where `needle` starts in `haystack` (it must be there).
+fn find(haystack: &[u8], needle: &[u8]) -> usize {
+    haystack
+        .windows(needle.len())
+        .position(|window| window == needle)
+        .expect("the generated request has it")
 }
 
 /// The headers with a typed view.

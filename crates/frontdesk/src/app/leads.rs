@@ -25,6 +25,9 @@ pub const JOURNAL_FILE: &str = "journal.db";
 /// is the same across restarts).
 pub const PSEUDONYM_KEY_FILE: &str = "pseudonym.key";
 
+/// How long closing the interrupted calls may take at start.
+const CLOSE_INTERRUPTED_WITHIN: Duration = Duration::from_secs(30);
+
 /// How the alerts are set up (`--alert-webhook`, `--alert-abandonment`).
 #[derive(Debug, Clone)]
 pub struct AlertConfig {
@@ -91,16 +94,33 @@ impl Alert {
 }
 
 impl Leads {
-    /// Opens (or creates) the journal under `data`.
+    /// Opens (or creates) the journal under `data`, and closes the calls a
+    /// previous process left in progress as `interrupted` (it stopped with
+    /// them up: killed, crashed, the power cut). This runs before the
+    /// daemon takes any call; the agents those calls held are free because
+    /// routing starts afresh, from registrations alone.
     pub fn open(data: &Path, reveal_numbers: bool, window: Duration) -> anyhow::Result<Self> {
         // Created 0600 before SQLite opens it: its -wal and -shm files take
         // the database file's mode (daemon::private).
         let path = data.join(JOURNAL_FILE);
         crate::daemon::private::create_empty(&path)?;
         let (journal, handle) = Journal::open(path, JournalConfig::default())?;
+        match journal.close_interrupted(CLOSE_INTERRUPTED_WITHIN) {
+            Ok(0) => {}
+            Ok(calls) => info!(
+                calls,
+                "calls up when the daemon last stopped closed as interrupted"
+            ),
+            // Not fatal: they stay `in_progress` and the next start tries
+            // again; today's calls are journaled as usual.
+            Err(error) => {
+                warn!(%error, "calls up when the daemon last stopped are still in progress")
+            }
+        }
         let reader = journal.reader()?;
         let pseudonyms = Pseudonyms::open(data, reveal_numbers)?;
-        // The waits that ended before a restart still count for the alerts.
+        // The waits that ended before a restart still count for the alerts
+        // (an interrupted one is not a wait that ended: it counts nowhere).
         let mut abandonment = AbandonmentTracker::new(window);
         abandonment.seed(reader.resolved_visits(&TimeRange::last(window, Timestamp::now()))?);
         Ok(Leads {

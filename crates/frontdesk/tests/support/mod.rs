@@ -16,6 +16,7 @@ pub mod people;
 pub mod phone;
 pub mod raw;
 pub mod sipp;
+pub mod torture;
 
 use std::ffi::OsString;
 use std::io::{BufRead, BufReader, Read};

@@ -58,6 +58,7 @@ pub struct Sipp {
     local_ip: IpAddr,
     injection: Vec<String>,
     trace_messages: bool,
+    pid: Option<mpsc::Sender<u32>>,
 }
 
 impl Sipp {
@@ -74,7 +75,15 @@ impl Sipp {
             local_ip: IpAddr::V4(Ipv4Addr::LOCALHOST),
             injection: Vec::new(),
             trace_messages: false,
+            pid: None,
         }
+    }
+
+    /// Sends SIPp's process id to `to` once it runs, for a test that must
+    /// stop it early (it is the test's own process: killed by that id).
+    pub fn pid_to(mut self, to: mpsc::Sender<u32>) -> Self {
+        self.pid = Some(to);
+        self
     }
 
     /// `-t u1` or `-t t1`.
@@ -164,6 +173,9 @@ impl Sipp {
         let stderr = read_in_thread(child.stderr.take().expect("piped stderr"));
         let (send, exited) = mpsc::channel();
         let pid = child.id();
+        if let Some(to) = &self.pid {
+            let _ = to.send(pid);
+        }
         let waiter = std::thread::spawn(move || {
             let status = child.wait();
             let _ = send.send(());

@@ -84,6 +84,13 @@ pub enum ParseErrorKind {
     /// A header line without a colon, or with a name that is not a token.
     #[error("{0}")]
     BadHeaderLine(&'static str),
+    /// A header value holds a control character where RFC 3261's grammar
+    /// allows none: anything below 0x20 but HTAB and the CR LF of a fold,
+    /// and DEL, unless escaped by `\\` inside a quoted string or a
+    /// comment (`quoted-pair`, §25.1). The header is left out of the
+    /// request's headers, so that the 400 does not echo it.
+    #[error("{0} header holds a control character")]
+    ControlCharacter(HeaderName),
     /// Content-Length negative, not a number, too large or given twice with
     /// different values (RFC 4475 §3.1.2.3, §3.3.9).
     #[error("{0}")]
@@ -418,9 +425,19 @@ fn parse_head(
     let mut at = start + (first_end + 1).min(region.len());
     let mut current: Option<(HeaderName, usize, usize)> = None;
     let mut body_start = end;
+    let mut control: Option<HeaderName> = None;
     let fail = |kind: ParseErrorKind, headers: Headers| ParseError {
         kind,
         request_headers: looks_like_request.then_some(headers),
+    };
+    // Keeps a header, or notes the first one with a control character and
+    // leaves it out.
+    let mut keep = |headers: &mut Headers, name: HeaderName, value: Bytes| {
+        if has_control_character(&value) {
+            control.get_or_insert(name);
+        } else {
+            headers.push_raw(name, value);
+        }
     };
     while at < end {
         let line_len = memchr::memchr(b'\n', &bytes[at..end]).unwrap_or(end - at);
@@ -428,7 +445,11 @@ fn parse_head(
             // Keep every header read so far (the one before this line too),
             // so that the refusal can be answered.
             if let Some((name, value_start, value_end)) = current.take() {
-                headers.push_raw(name, trim_value(bytes, value_start, value_end));
+                keep(
+                    &mut headers,
+                    name,
+                    trim_value(bytes, value_start, value_end),
+                );
             }
             return Err(fail(ParseErrorKind::LineTooLong(limits.max_line), headers));
         }
@@ -452,7 +473,11 @@ fn parse_head(
             }
         } else if !line.is_empty() {
             if let Some((name, value_start, value_end)) = current.take() {
-                headers.push_raw(name, trim_value(bytes, value_start, value_end));
+                keep(
+                    &mut headers,
+                    name,
+                    trim_value(bytes, value_start, value_end),
+                );
             }
             if headers.len() >= limits.max_headers {
                 return Err(fail(
@@ -488,14 +513,67 @@ fn parse_head(
         at = line_end + 1;
     }
     if let Some((name, value_start, value_end)) = current.take() {
-        headers.push_raw(name, trim_value(bytes, value_start, value_end));
+        keep(
+            &mut headers,
+            name,
+            trim_value(bytes, value_start, value_end),
+        );
     }
+    let start = match (start_line, control) {
+        (Ok(_), Some(name)) => Err(ParseErrorKind::ControlCharacter(name)),
+        (start, _) => start,
+    };
     let head = Head {
-        start: start_line,
+        start,
         looks_like_request,
         headers,
     };
     Ok((head, body_start))
+}
+
+/// Whether a header value (trimmed, folds kept inside) holds a control
+/// character the grammar forbids there (see
+/// [`ParseErrorKind::ControlCharacter`]). A `\\` escapes the next byte only
+/// inside a quoted string or a comment (`quoted-pair` is part of
+/// `quoted-string` and `comment`, nothing else); CR and LF are never
+/// escapable.
+fn has_control_character(value: &[u8]) -> bool {
+    let forbidden = |b: u8| (b < 0x20 && b != b'\t') || b == 0x7f;
+    if !value.iter().any(|&b| forbidden(b)) {
+        return false;
+    }
+    let mut quoted = false;
+    let mut comment = 0usize;
+    let mut at = 0;
+    while at < value.len() {
+        let byte = value[at];
+        match byte {
+            b'\r' | b'\n' => {
+                // Only as a fold: CR LF (or LF) then SP or HTAB.
+                let lf = if byte == b'\r' { at + 1 } else { at };
+                if value.get(lf) != Some(&b'\n') || !matches!(value.get(lf + 1), Some(b' ' | b'\t'))
+                {
+                    return true;
+                }
+                at = lf + 1;
+                continue;
+            }
+            b'\\' if quoted || comment > 0 => {
+                if matches!(value.get(at + 1), Some(b'\r' | b'\n')) {
+                    return true;
+                }
+                at += 2;
+                continue;
+            }
+            b'"' if comment == 0 => quoted = !quoted,
+            b'(' if !quoted => comment += 1,
+            b')' if !quoted => comment = comment.saturating_sub(1),
+            _ if forbidden(byte) => return true,
+            _ => {}
+        }
+        at += 1;
+    }
+    false
 }
 
 fn header_name(bytes: &Bytes, at: usize, len: usize) -> HeaderName {
@@ -615,6 +693,14 @@ fn parse_status_line(
         "status code is not between 100 and 699",
     ))?;
     let reason = &rest[(code_end + 1).min(rest.len())..];
+    if reason
+        .iter()
+        .any(|&b| (b < 0x20 && b != b'\t') || b == 0x7f)
+    {
+        return Err(ParseErrorKind::BadStartLine(
+            "reason phrase holds a control character",
+        ));
+    }
     let reason_start = offset + (reason.as_ptr() as usize - line.as_ptr() as usize);
     let reason_bytes = bytes.slice(reason_start..reason_start + reason.len());
     let reason = ByteString::try_from(reason_bytes.clone())
@@ -663,4 +749,87 @@ fn content_length(headers: &Headers) -> Result<Option<usize>, ParseErrorKind> {
         }
     }
     Ok(found)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn control_characters_in_header_values() {
+        for allowed in [
+            &b"plain value"[..],
+            b"tab\there",
+            b"folded\r\n continuation",
+            b"folded LF only\n\tcontinuation",
+            b"\"BEL:\\\x07 NUL:\\\x00 DEL:\\\x7f\" <sip:1_unusual.URI~(to-be!sure)&isn't+it$/crazy?,/;;*@example.com>",
+            b"frontdesk (comment \\\x00 escaped)",
+            b"caf\xc3\xa9 UTF-8",
+            b"\"unterminated quote \\\x01",
+        ] {
+            assert!(
+                !has_control_character(allowed),
+                "{:?}",
+                String::from_utf8_lossy(allowed)
+            );
+        }
+        for refused in [
+            &b"a\x00b"[..],
+            b"bell\x07",
+            b"del\x7f",
+            b"escape outside quotes \\\x00",
+            b"\"raw NUL in quotes \x00\"",
+            b"(raw in a comment \x1b)",
+            b"bare\rcarriage return",
+            b"a line end\r\nwith no fold",
+            b"\"no escaped \\\r\n line end\"",
+            b"\"closed\" \\\x01",
+        ] {
+            assert!(
+                has_control_character(refused),
+                "{:?}",
+                String::from_utf8_lossy(refused)
+            );
+        }
+    }
+
+    #[test]
+    fn a_header_with_a_control_character_is_left_out_of_the_refusal() {
+        let bytes = Bytes::from_static(
+            b"OPTIONS sip:a@b SIP/2.0\r\nVia: SIP/2.0/UDP h;branch=z9hG4bKc\r\n\
+              Subject: a\x00b\r\nCall-ID: c\r\nUser-Agent: x\x7f\r\n\r\n",
+        );
+        let error = parse_datagram(bytes, &Limits::default()).unwrap_err();
+        assert_eq!(
+            error.kind,
+            ParseErrorKind::ControlCharacter(HeaderName::Subject),
+            "the first one is named"
+        );
+        assert_eq!(error.status(), StatusCode::BAD_REQUEST);
+        assert_eq!(
+            error.to_string(),
+            "Subject header holds a control character"
+        );
+        let headers = error.request_headers.expect("answerable");
+        assert!(headers.contains(&HeaderName::Via) && headers.contains(&HeaderName::CallId));
+        assert!(!headers.contains(&HeaderName::Subject));
+        assert!(!headers.contains(&HeaderName::UserAgent));
+    }
+
+    #[test]
+    fn control_characters_in_the_start_line() {
+        let nul_uri =
+            Bytes::from_static(b"OPTIONS sip:12\x0034@host SIP/2.0\r\nCall-ID: c\r\n\r\n");
+        let error = parse_datagram(nul_uri, &Limits::default()).unwrap_err();
+        assert_eq!(
+            error.kind,
+            ParseErrorKind::BadStartLine("URI contains a control character")
+        );
+        assert!(error.request_headers.is_some());
+        let reason = Bytes::from_static(b"SIP/2.0 200 O\x00K\r\nCall-ID: c\r\n\r\n");
+        assert_eq!(
+            parse_datagram(reason, &Limits::default()).unwrap_err().kind,
+            ParseErrorKind::BadStartLine("reason phrase holds a control character")
+        );
+    }
 }

@@ -100,6 +100,11 @@ impl Uri {
                 "URI contains white space, a quote or an angle bracket",
             ));
         }
+        // No part of any URI may hold a control character: RFC 3261 §25.1
+        // and RFC 3986 §2 have them escaped (`%00`), never raw.
+        if rest.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(Syntax("URI contains a control character"));
+        }
         if scheme.eq_ignore_ascii_case("sip") || scheme.eq_ignore_ascii_case("sips") {
             SipUri::parse_rest(source, scheme.len() == 4, rest).map(Uri::Sip)
         } else if rest.is_empty() {

@@ -15,12 +15,15 @@
 //!    [`TransactionLayer::handle_timeout`].
 //!
 //! Retransmissions happen over UDP only; retransmitted requests are
-//! absorbed; the ACK for a non-2xx final response is built inside the
+//! absorbed (a completed non-INVITE server transaction keeps only what
+//! answers them, see `completed`); the ACK for a non-2xx final response is built inside the
 //! client INVITE transaction; a 2xx to INVITE is retransmitted until its
 //! ACK arrives (§13.3.1.4) and RFC 6026's Accepted state absorbs late
 //! copies. CANCEL (§9.2) gets 200 and its INVITE 487.
 
 mod client;
+mod completed;
+mod delta;
 mod server;
 mod timer;
 
@@ -28,6 +31,7 @@ mod timer;
 mod tests;
 
 use std::collections::{HashMap, VecDeque};
+use std::hash::{BuildHasherDefault, DefaultHasher, Hash, Hasher};
 use std::time::Instant;
 
 use bytes::Bytes;
@@ -44,6 +48,7 @@ use crate::peer::{Peer, TransportKind};
 pub use timer::{Timer, TimerValues};
 
 use client::ClientTransaction;
+use completed::{CompletedRequests, FingerprintHasher};
 use server::ServerTransaction;
 use timer::TimerHeap;
 
@@ -211,14 +216,25 @@ pub enum TransactionError {
     NotATransactionMethod(&'static str),
 }
 
-/// Server transactions are matched by branch and sent-by (§17.2.3), or by
-/// the RFC 2543 fields when the branch lacks the magic cookie.
+/// Server transactions are matched by branch, sent-by and method (§17.2.3),
+/// or by the RFC 2543 fields when the branch lacks the magic cookie.
+///
+/// An RFC 3261 request is also matched by its Call-ID and CSeq number,
+/// which every retransmission, ACK for a non-2xx and CANCEL shares with
+/// the request it belongs to (§17.1.1.3, §9.1). A branch must be unique
+/// across space and time (§8.1.1.7), but not every client makes it so:
+/// RFC 4475's REGISTERs `cparam01` and `cparam02` (and `escnull` and
+/// `regescrt`) share a branch and a sent-by. Matched on those alone, the
+/// second request was taken for a retransmission of the first and got the
+/// first one's response, which its sender could not match to anything.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 enum ServerKey {
     Rfc3261 {
         branch: ByteString,
         sent_by: String,
         method: Method,
+        call_id: ByteString,
+        seq: u32,
     },
     Rfc2543 {
         call_id: ByteString,
@@ -247,6 +263,8 @@ impl ServerKey {
                 branch: ByteString::from(request.via.branch().unwrap_or_default()),
                 sent_by,
                 method,
+                call_id: request.call_id.clone(),
+                seq: request.cseq.seq,
             }
         } else {
             ServerKey::Rfc2543 {
@@ -258,6 +276,56 @@ impl ServerKey {
                 method,
             }
         }
+    }
+}
+
+/// What a server transaction is found by: a keyed 128-bit hash of its
+/// [`ServerKey`]. It holds none of the request's bytes (a `ServerKey`'s
+/// strings would keep the whole datagram alive) and is 16 bytes whatever
+/// the branch and Call-ID; the key is secret, so no peer can make two
+/// requests collide.
+///
+/// Four `u32`s rather than two `u64`s: an index slot of the completed
+/// requests is then 28 bytes, not 32.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Fingerprint([u32; 4]);
+
+impl Hash for Fingerprint {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        // Already a keyed hash: half of it is enough for a map.
+        state.write_u64(u64::from(self.0[0]) << 32 | u64::from(self.0[1]));
+    }
+}
+
+/// The secret of [`Fingerprint`]s, drawn from the layer's seed.
+#[derive(Debug, Clone, Copy)]
+struct FingerprintKey([u64; 4]);
+
+impl FingerprintKey {
+    fn new(seed: u64) -> Self {
+        // A generator of its own, so that the layer's tags and branches
+        // stay what they were for a given seed.
+        let mut rng = SmallRng::seed_from_u64(seed ^ 0x5eed_f1a9_e4b1_7a11);
+        FingerprintKey(std::array::from_fn(|_| rand::Rng::random(&mut rng)))
+    }
+
+    fn of(&self, key: &ServerKey) -> Fingerprint {
+        let half = |k0: u64, k1: u64| {
+            let mut hasher = DefaultHasher::new();
+            hasher.write_u64(k0);
+            hasher.write_u64(k1);
+            key.hash(&mut hasher);
+            hasher.finish()
+        };
+        let [a, b, c, d] = self.0;
+        let (low, high) = (half(a, b), half(c, d));
+        // Each u64 in two u32 halves.
+        Fingerprint([
+            low as u32,
+            (low >> 32) as u32,
+            high as u32,
+            (high >> 32) as u32,
+        ])
     }
 }
 
@@ -294,7 +362,11 @@ pub struct TransactionLayer {
     rng: SmallRng,
     next_id: u64,
     servers: HashMap<ServerTransactionId, ServerTransaction>,
-    server_keys: HashMap<ServerKey, ServerTransactionId>,
+    server_keys: HashMap<Fingerprint, ServerTransactionId, BuildHasherDefault<FingerprintHasher>>,
+    fingerprints: FingerprintKey,
+    /// Non-INVITE server transactions completed over UDP, waiting out
+    /// Timer J.
+    completed: CompletedRequests,
     ack_keys: HashMap<AckKey, ServerTransactionId>,
     clients: HashMap<ClientTransactionId, ClientTransaction>,
     client_keys: HashMap<ClientKey, ClientTransactionId>,
@@ -308,10 +380,12 @@ impl TransactionLayer {
     pub fn new(config: Config) -> Self {
         TransactionLayer {
             rng: SmallRng::seed_from_u64(config.seed),
+            fingerprints: FingerprintKey::new(config.seed),
             config,
             next_id: 1,
             servers: HashMap::new(),
-            server_keys: HashMap::new(),
+            server_keys: HashMap::default(),
+            completed: CompletedRequests::default(),
             ack_keys: HashMap::new(),
             clients: HashMap::new(),
             client_keys: HashMap::new(),
@@ -349,17 +423,19 @@ impl TransactionLayer {
 
     /// The earliest moment a timer needs [`TransactionLayer::handle_timeout`].
     pub fn poll_timeout(&mut self) -> Option<Instant> {
+        let completed = self.completed.next_deadline();
         while let Some((at, id, timer)) = self.timers.peek() {
             if self.deadline(id, timer) == Some(at) {
-                return Some(at);
+                return Some(completed.map_or(at, |completed| completed.min(at)));
             }
             self.timers.pop();
         }
-        None
+        completed
     }
 
     /// Fires every timer due at `now`.
     pub fn handle_timeout(&mut self, now: Instant) {
+        self.completed.expire(now);
         while let Some((at, id, timer)) = self.timers.peek() {
             if at > now {
                 break;
@@ -375,20 +451,26 @@ impl TransactionLayer {
         }
     }
 
-    /// Whether `request` belongs to a server transaction that already
-    /// exists (a retransmission, which the layer absorbs).
+    /// Whether the INVITE `request` belongs to a server transaction that
+    /// already exists (a retransmission, which the layer absorbs).
     pub fn has_server_transaction(&self, request: &ValidRequest) -> bool {
-        self.server_keys.contains_key(&ServerKey::of(request))
+        // INVITE transactions stay in the table until they terminate (the
+        // compact completed state is for non-INVITE ones only).
+        self.server_keys
+            .contains_key(&self.fingerprints.of(&ServerKey::of(request)))
     }
 
     /// How many transactions are alive (server, client).
     pub fn len(&self) -> (usize, usize) {
-        (self.servers.len(), self.clients.len())
+        (
+            self.servers.len() + self.completed.len(),
+            self.clients.len(),
+        )
     }
 
     /// `true` when no transaction is alive.
     pub fn is_empty(&self) -> bool {
-        self.servers.is_empty() && self.clients.is_empty()
+        self.len() == (0, 0)
     }
 
     fn deadline(&self, id: TransactionId, timer: Timer) -> Option<Instant> {

@@ -879,6 +879,54 @@ fn received_and_rport_are_filled_and_responses_follow_them() {
 }
 
 #[test]
+fn a_host_name_via_is_answered_at_the_source_address_and_its_port_or_5060() {
+    // §18.2.2 without rport: `received` (the source address, the host name
+    // is never resolved) and the sent-by port, 5060 when there is none.
+    for (sent_by, expected) in [
+        ("saturn.example.com:5070", "127.0.0.1:5070"),
+        ("host5.example.com", "127.0.0.1:5060"),
+    ] {
+        let Party { mut layer, .. } = party(5062, TransportKind::Udp, 3);
+        let mut register = request(Method::Register, &format!("via-{sent_by}"));
+        register.headers.push_front(
+            HeaderName::Via,
+            format!("SIP/2.0/UDP {sent_by};branch=z9hG4bKkdjuw"),
+        );
+        register.headers.push(HeaderName::MaxForwards, 70);
+        let source = Peer::udp("127.0.0.1:40000".parse().unwrap());
+        let now = Instant::now();
+        deliver(&mut layer, now, register.encode(), source);
+        let Some(Event::Request {
+            transaction,
+            request,
+            ..
+        }) = layer.poll_event()
+        else {
+            panic!("{sent_by}: a request");
+        };
+        let challenge = Response::to_request(
+            &request.request.headers,
+            StatusCode::new(401).unwrap(),
+            Some("t"),
+        );
+        layer.respond(now, transaction, challenge).unwrap();
+        let transmit = layer.poll_transmit().expect("the 401");
+        assert_eq!(
+            transmit.peer,
+            Peer::udp(expected.parse().unwrap()),
+            "{sent_by}"
+        );
+        let text = String::from_utf8_lossy(&transmit.bytes).into_owned();
+        assert!(
+            text.contains(&format!(
+                "Via: SIP/2.0/UDP {sent_by};branch=z9hG4bKkdjuw;received=127.0.0.1\r\n"
+            )),
+            "{text}"
+        );
+    }
+}
+
+#[test]
 fn lossy_reordering_link_loses_and_duplicates_nothing() {
     // 25 % loss and 0–400 ms jitter both ways, many transactions of both
     // kinds: each request reaches the server TU at most once, and each
@@ -942,4 +990,199 @@ fn lossy_reordering_link_loses_and_duplicates_nothing() {
             "seed {seed}: server left transactions"
         );
     }
+}
+
+// ---------------------------------------------------------------- Timer J state
+
+/// One layer on its own, fed REGISTERs as a registrar's endpoint is.
+struct Registrar {
+    layer: TransactionLayer,
+    start: Instant,
+    source: Peer,
+}
+
+impl Registrar {
+    fn new() -> Self {
+        let Party { layer, .. } = party(5060, TransportKind::Udp, 7);
+        Registrar {
+            layer,
+            start: Instant::now(),
+            source: Peer::udp("127.0.0.1:5061".parse().unwrap()),
+        }
+    }
+
+    fn register_bytes(branch: &str, call_id: &str, user: u32) -> Bytes {
+        Bytes::from(format!(
+            "REGISTER sip:127.0.0.1:5060 SIP/2.0\r\n\
+             Via: SIP/2.0/UDP 127.0.0.1:5061;branch=z9hG4bK{branch};rport\r\n\
+             From: <sip:{user}@127.0.0.1>;tag=3157SIPpTagReg{call_id}\r\n\
+             To: <sip:{user}@127.0.0.1>\r\n\
+             Call-ID: {call_id}@127.0.0.1\r\n\
+             CSeq: 1 REGISTER\r\n\
+             Contact: <sip:{user}@127.0.0.1:5099>\r\n\
+             Expires: 3600\r\n\
+             Max-Forwards: 70\r\n\
+             Content-Length: 0\r\n\r\n"
+        ))
+    }
+
+    /// Delivers `bytes` at `at` after the start; returns the requests the
+    /// TU saw and the bytes the layer sent.
+    fn deliver(&mut self, at: Duration, bytes: Bytes) -> (Vec<Event>, Vec<Bytes>) {
+        let now = self.start + at;
+        self.layer.handle_timeout(now);
+        deliver(&mut self.layer, now, bytes, self.source);
+        let events = std::iter::from_fn(|| self.layer.poll_event()).collect();
+        (events, self.sent())
+    }
+
+    fn sent(&mut self) -> Vec<Bytes> {
+        std::iter::from_fn(|| self.layer.poll_transmit())
+            .map(|t| {
+                assert_eq!(t.peer, self.source, "responses follow rport");
+                t.bytes
+            })
+            .collect()
+    }
+
+    /// A 401 as the registrar makes it: a tag and a nonce of its own.
+    fn challenge(&mut self, at: Duration, event: &Event, n: u64) -> Bytes {
+        let Event::Request {
+            transaction,
+            request,
+            ..
+        } = event
+        else {
+            panic!("a request: {event:?}");
+        };
+        let mut rng = SmallRng::seed_from_u64(n);
+        let tag: String = (0..16)
+            .map(|_| char::from(b"abcdefghijklmnopqrstuvwxyz0123456789"[rng.random_range(0..36)]))
+            .collect();
+        let nonce: String = (0..4)
+            .map(|_| format!("{:016x}", rng.random::<u64>()))
+            .collect();
+        let mut response = Response::to_request(
+            &request.request.headers,
+            StatusCode::new(401).unwrap(),
+            Some(&tag),
+        );
+        response.headers.push(
+            HeaderName::WwwAuthenticate,
+            format!(
+                "Digest realm=\"frontdesk\", nonce=\"{nonce}\", opaque=\"1dab1d1653895a76\", \
+                 algorithm=MD5, qop=\"auth\""
+            ),
+        );
+        response.headers.push(HeaderName::Server, "frontdesk/0.1.0");
+        self.layer
+            .respond(self.start + at, *transaction, response)
+            .unwrap();
+        let mut sent = self.sent();
+        assert_eq!(sent.len(), 1);
+        sent.remove(0)
+    }
+}
+
+#[test]
+fn a_retransmission_within_timer_j_gets_the_same_response_and_the_state_goes_at_timer_j() {
+    let mut registrar = Registrar::new();
+    let register = Registrar::register_bytes("j1", "j1", 1001);
+    let (events, sent) = registrar.deliver(Duration::ZERO, register.clone());
+    assert_eq!((events.len(), sent.len()), (1, 0));
+    let challenge = registrar.challenge(Duration::from_millis(1), &events[0], 1);
+    assert_eq!(
+        registrar.layer.len(),
+        (1, 0),
+        "completed, waiting out Timer J"
+    );
+
+    // Copies up to the end of Timer J get the very same bytes; the TU
+    // hears of none of them.
+    for at in [500, 1_500, 16_000, 32_000] {
+        let (events, sent) = registrar.deliver(Duration::from_millis(at), register.clone());
+        assert!(events.is_empty(), "at {at} ms: {events:?}");
+        assert_eq!(sent, std::slice::from_ref(&challenge), "at {at} ms");
+    }
+    let deadline = registrar.layer.poll_timeout().expect("Timer J is armed");
+    assert_eq!(
+        deadline - registrar.start,
+        Duration::from_millis(32_001),
+        "64 x T1 after the 401"
+    );
+    registrar.layer.handle_timeout(deadline);
+    assert!(registrar.layer.is_empty(), "the state goes with Timer J");
+    assert_eq!(registrar.layer.poll_timeout(), None);
+    // Later, the same bytes are a new request.
+    let (events, sent) = registrar.deliver(Duration::from_millis(32_002), register);
+    assert_eq!((events.len(), sent.len()), (1, 0));
+}
+
+#[test]
+fn requests_that_share_a_branch_but_not_a_call_id_are_two_transactions() {
+    // RFC 4475's cparam01 and cparam02 (and escnull and regescrt): one
+    // branch and sent-by for two different REGISTERs.
+    let mut registrar = Registrar::new();
+    let (first, _) = registrar.deliver(
+        Duration::ZERO,
+        Registrar::register_bytes("kdjuw", "cparam01", 1001),
+    );
+    let first_answer = registrar.challenge(Duration::ZERO, &first[0], 1);
+    let (second, sent) = registrar.deliver(
+        Duration::from_millis(150),
+        Registrar::register_bytes("kdjuw", "cparam02", 1001),
+    );
+    assert_eq!(second.len(), 1, "the second request reaches the TU");
+    assert!(
+        sent.is_empty(),
+        "and is not answered with the first one's 401"
+    );
+    let second_answer = registrar.challenge(Duration::from_millis(150), &second[0], 2);
+    assert!(String::from_utf8_lossy(&first_answer).contains("Call-ID: cparam01@"));
+    assert!(String::from_utf8_lossy(&second_answer).contains("Call-ID: cparam02@"));
+    // A CSeq of its own makes a request of its own too.
+    let next = String::from_utf8_lossy(&Registrar::register_bytes("kdjuw", "cparam02", 1001))
+        .replace("CSeq: 1 ", "CSeq: 2 ");
+    let (third, _) = registrar.deliver(Duration::from_millis(300), Bytes::from(next));
+    assert_eq!(third.len(), 1);
+}
+
+#[test]
+fn completed_registrations_keep_little_state_each() {
+    // 2,000 registrations' challenges, as a registrar under load makes
+    // them: what Timer J keeps is a small delta per response.
+    let mut registrar = Registrar::new();
+    let mut sent = Vec::new();
+    for n in 0..2_000u32 {
+        let at = Duration::from_micros(u64::from(n) * 100);
+        let register =
+            Registrar::register_bytes(&format!("-{n}-0"), &format!("{n}-3157"), 1001 + n % 7);
+        let (events, _) = registrar.deliver(at, register.clone());
+        let challenge = registrar.challenge(at, &events[0], u64::from(n));
+        sent.push((register, challenge));
+    }
+    assert_eq!(registrar.layer.len(), (2_000, 0));
+    let per_entry = registrar.layer.completed.retained_bytes() / 2_000;
+    let response_size = sent.iter().map(|(_, c)| c.len()).sum::<usize>() / 2_000;
+    assert!(
+        per_entry * 3 <= response_size,
+        "{per_entry} bytes kept per {response_size}-byte response"
+    );
+    assert!(registrar.layer.completed.templates_alive() <= 2);
+    // Every one of them still answers its retransmission exactly.
+    for (n, (register, challenge)) in sent.iter().enumerate().step_by(97) {
+        let (events, again) = registrar.deliver(Duration::from_secs(1), register.clone());
+        assert!(events.is_empty());
+        assert_eq!(again, std::slice::from_ref(challenge), "registration {n}");
+    }
+    registrar
+        .layer
+        .handle_timeout(registrar.start + Duration::from_secs(33));
+    assert!(registrar.layer.is_empty());
+    assert_eq!(registrar.layer.completed.retained_bytes(), 0);
+    assert_eq!(
+        registrar.layer.completed.templates_alive(),
+        1,
+        "the latest 401's"
+    );
 }

@@ -55,6 +55,9 @@ pub enum Timer {
     /// Wait for ACK retransmissions (server INVITE, Confirmed).
     I,
     /// Wait for request retransmissions (server non-INVITE, Completed).
+    /// Over UDP a completed non-INVITE transaction leaves the heap: its
+    /// Timer J is a deadline in the queue of completed requests
+    /// (`transaction::completed`), the same duration for all of them.
     J,
     /// Wait for response retransmissions (client non-INVITE, Completed).
     K,
