@@ -55,6 +55,7 @@
 #![warn(missing_docs)]
 
 pub mod codec;
+#[cfg(feature = "runtime")]
 pub mod driver;
 pub mod dtmf;
 pub mod error;

@@ -10,12 +10,14 @@
 
 pub mod dialog;
 pub mod digest;
+#[cfg(feature = "runtime")]
 pub mod endpoint;
 pub mod message;
 pub mod overload;
 pub mod peer;
 pub mod registrar;
 pub mod transaction;
+#[cfg(feature = "runtime")]
 pub mod transport;
 
 pub use peer::{ConnectionId, Peer, TransportKind};
