@@ -365,6 +365,20 @@ impl Session {
         )
     }
 
+    /// The menu a digit pressed now answers: the menu playing or collecting,
+    /// or the menu an entry prompt leads to (a digit barges in on it). The
+    /// journal records each choice under this menu's name.
+    pub fn current_menu(&self) -> Option<&MenuId> {
+        match &self.state {
+            State::Menu(menu) => Some(&menu.menu),
+            State::Announcing {
+                then: Target::Menu(menu),
+                ..
+            } => Some(menu),
+            _ => None,
+        }
+    }
+
     /// Everything that happened so far, in order.
     pub fn steps(&self) -> &[Step] {
         &self.steps

@@ -60,6 +60,22 @@ pub struct ServerTransactionId(u64);
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ClientTransactionId(u64);
 
+impl ServerTransactionId {
+    /// An id with this number: for a transaction user's tests, which play
+    /// the transaction layer (the layer numbers its own).
+    pub const fn from_raw(number: u64) -> Self {
+        ServerTransactionId(number)
+    }
+}
+
+impl ClientTransactionId {
+    /// An id with this number: for a transaction user's tests, which play
+    /// the transaction layer (the layer numbers its own).
+    pub const fn from_raw(number: u64) -> Self {
+        ClientTransactionId(number)
+    }
+}
+
 /// Either kind of transaction, for timers and transmits.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub enum TransactionId {

@@ -1,0 +1,233 @@
+//! What a call asks its driver to do ([`Action`]), and the answers the
+//! driver brings back ([`RoutingInput`], the tokens of ports and sent
+//! requests).
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use bytestring::ByteString;
+use media::DtmfDigit;
+use media::playback::PlaybackMode;
+use media::sdp::NegotiatedMedia;
+use media::session::Leg;
+use records::{CallEvent, JournalEntry};
+use routing::{AgentId, CallerContext, DirectOffer, EnqueueError, Enqueued, OfferFailure, Priority, QueueId};
+use sip::Peer;
+use sip::message::{Request, Response};
+use sip::transaction::{ClientTransactionId, ServerTransactionId};
+
+/// Names a port the call asked for ([`Action::LeasePort`]) until the
+/// driver's answer ([`crate::Call::handle_port`]) and the action that uses
+/// or releases it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct PortToken(pub u64);
+
+/// Names a request whose client transaction the call needs to know (an
+/// INVITE to an agent, to CANCEL it), until [`crate::Call::handle_sent`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct SendToken(pub u64);
+
+/// What the driver must do, in order.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Action {
+    /// Send `response` on a server transaction.
+    Respond {
+        /// The transaction (the patient's INVITE, or a request in a dialog).
+        transaction: ServerTransactionId,
+        /// The response.
+        response: Response,
+    },
+    /// Start a client transaction for `request` to `peer`; with a token,
+    /// report its id (or its failure) through [`crate::Call::handle_sent`].
+    Send {
+        /// The request (the endpoint adds Via and Max-Forwards).
+        request: Request,
+        /// Where.
+        peer: Peer,
+        /// Report the transaction's id under this token.
+        token: Option<SendToken>,
+    },
+    /// CANCEL a pending INVITE.
+    Cancel {
+        /// Its transaction.
+        transaction: ClientTransactionId,
+    },
+    /// Send the ACK for a 2xx (again, for a retransmitted 2xx).
+    Ack {
+        /// The ACK.
+        request: Request,
+        /// Where.
+        peer: Peer,
+    },
+    /// Route the SIP events of this Call-ID (an agent leg) to the call.
+    Route {
+        /// The Call-ID.
+        call_id: ByteString,
+    },
+    /// Stop routing this Call-ID to the call.
+    Unroute {
+        /// The Call-ID.
+        call_id: ByteString,
+    },
+    /// Lease an RTP port; answer with [`crate::Call::handle_port`].
+    LeasePort {
+        /// The name of the answer.
+        token: PortToken,
+    },
+    /// Give back a leased port that will not be used.
+    ReleasePort {
+        /// The lease.
+        token: PortToken,
+    },
+    /// Something for the call's media.
+    Media(MediaAction),
+    /// Something for routing.
+    Router(RouterRequest),
+    /// Record a step of the call in the journal, at the call's time now.
+    Journal(CallEvent),
+    /// Record a step with its own time (the first: the INVITE's).
+    JournalEntry(JournalEntry),
+    /// The call's record changed ([`crate::Call::record`]).
+    Publish,
+    /// The call is over: nothing more will come from it.
+    Finished,
+}
+
+/// What the call's media must do.
+#[derive(Debug, Clone, PartialEq)]
+pub enum MediaAction {
+    /// Start the call's media with the patient's leg on the leased port.
+    Start {
+        /// The patient's port.
+        port: PortToken,
+        /// What offer/answer agreed.
+        media: NegotiatedMedia,
+    },
+    /// Add the agent's leg on its leased port.
+    AddLeg {
+        /// The agent's port.
+        port: PortToken,
+        /// What offer/answer agreed.
+        media: NegotiatedMedia,
+    },
+    /// A re-INVITE changed a leg's media.
+    UpdateLeg {
+        /// Which leg.
+        leg: Leg,
+        /// The new agreement.
+        media: NegotiatedMedia,
+    },
+    /// A leg is over; its port goes back.
+    RemoveLeg {
+        /// Which leg.
+        leg: Leg,
+    },
+    /// Play prompt files to a leg, in order or looped.
+    Play {
+        /// Which leg.
+        leg: Leg,
+        /// Quoted back in the playback's end.
+        id: u64,
+        /// The files.
+        prompts: Vec<PathBuf>,
+        /// Once or looped.
+        mode: PlaybackMode,
+        /// Whether a digit from the leg stops it.
+        barge_in: bool,
+    },
+    /// Stop a leg's playback.
+    Stop {
+        /// Which leg.
+        leg: Leg,
+    },
+    /// Send digits to a leg as RFC 4733 events.
+    SendDtmf {
+        /// Which leg.
+        leg: Leg,
+        /// The digits.
+        digits: Vec<DtmfDigit>,
+    },
+    /// Relay the legs to each other.
+    Bridge,
+    /// Stop relaying.
+    Unbridge,
+    /// The call's media is over: its ports go back.
+    End,
+}
+
+/// What the call tells or asks routing.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RouterRequest {
+    /// Put the caller in a queue; answer [`RoutingInput::Enqueued`].
+    Enqueue {
+        /// The queue.
+        queue: QueueId,
+        /// The priority.
+        priority: Priority,
+        /// Who is calling.
+        context: CallerContext,
+    },
+    /// The bridged agent transferred the call; answer
+    /// [`RoutingInput::Transferred`].
+    Transfer {
+        /// The target queue.
+        queue: QueueId,
+        /// The agent named, first.
+        direct: Option<DirectOffer>,
+    },
+    /// The caller's position and an honest wait estimate, for an
+    /// announcement; answer [`RoutingInput::Announcement`].
+    Announcement {
+        /// The queue.
+        queue: QueueId,
+        /// The caller's priority there.
+        priority: Priority,
+    },
+    /// The caller left before an agent answered.
+    Cancel,
+    /// A connected call ended.
+    CallEnded,
+    /// `agent` answered.
+    Answered(AgentId),
+    /// The offer to `agent` failed.
+    OfferFailed(AgentId, OfferFailure),
+}
+
+/// News from routing about the call: offers and moves it decided, and the
+/// answers to the call's requests.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoutingInput {
+    /// Ring these agents.
+    Offer {
+        /// Whom.
+        agents: Vec<AgentId>,
+        /// For how long.
+        ring_timeout: Duration,
+        /// How long the caller has waited (for the agent's display).
+        waited: Duration,
+    },
+    /// The call moved to another queue.
+    Overflowed {
+        /// The new queue.
+        to: QueueId,
+        /// The caller's priority there.
+        priority: Priority,
+    },
+    /// Nobody will take the call: play this message and hang up.
+    GiveUp {
+        /// A prompt id of the dialplan.
+        message: String,
+    },
+    /// The answer to [`RouterRequest::Enqueue`] (`None`: routing has
+    /// stopped).
+    Enqueued(Option<Result<Enqueued, EnqueueError>>),
+    /// The answer to [`RouterRequest::Transfer`].
+    Transferred(Option<Result<Enqueued, EnqueueError>>),
+    /// The answer to [`RouterRequest::Announcement`].
+    Announcement {
+        /// 1-based place in line, `None` when not in line (ringing).
+        position: Option<usize>,
+        /// Most callers' wait, when routing knows it.
+        estimate: Option<Duration>,
+    },
+}
