@@ -11,7 +11,9 @@ use media::playback::PlaybackMode;
 use media::sdp::NegotiatedMedia;
 use media::session::Leg;
 use records::{CallEvent, JournalEntry};
-use routing::{AgentId, CallerContext, DirectOffer, EnqueueError, Enqueued, OfferFailure, Priority, QueueId};
+use routing::{
+    AgentId, CallerContext, DirectOffer, EnqueueError, Enqueued, OfferFailure, Priority, QueueId,
+};
 use sip::Peer;
 use sip::message::{Request, Response};
 use sip::transaction::{ClientTransactionId, ServerTransactionId};

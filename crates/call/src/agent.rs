@@ -429,7 +429,8 @@ impl Call {
     pub(crate) fn legs_deadline(&mut self, now: Instant) {
         for index in 0..self.legs.legs.len() {
             let leg = &self.legs.legs[index];
-            if matches!(leg.state, LegState::Ringing) && leg.ring_deadline.is_some_and(|at| at <= now)
+            if matches!(leg.state, LegState::Ringing)
+                && leg.ring_deadline.is_some_and(|at| at <= now)
             {
                 info!(agent = %leg.agent, "no answer: next agent");
                 let agent = leg.agent.clone();
@@ -540,7 +541,13 @@ impl Call {
     }
 
     /// The agent answered first: ACK, bridge, tell routing, cancel the rest.
-    fn connect(&mut self, now: Instant, index: usize, response: &ValidResponse, env: &dyn Environment) {
+    fn connect(
+        &mut self,
+        now: Instant,
+        index: usize,
+        response: &ValidResponse,
+        env: &dyn Environment,
+    ) {
         let leg = &mut self.legs.legs[index];
         let peer = leg.peer;
         let Some(invite) = leg.invite.as_ref() else {
@@ -723,9 +730,12 @@ impl Call {
         let Some(index) = self.legs.connected else {
             return;
         };
-        let contact = self.config.contact_for(self.legs.legs[index].peer.transport);
+        let contact = self
+            .config
+            .contact_for(self.legs.legs[index].peer.transport);
         let leg = &mut self.legs.legs[index];
-        let (LegState::Connected { dialog, .. }, Some(local)) = (&mut leg.state, leg.local.as_mut())
+        let (LegState::Connected { dialog, .. }, Some(local)) =
+            (&mut leg.state, leg.local.as_mut())
         else {
             return;
         };

@@ -762,11 +762,8 @@ impl Call {
         let headers = &request.request.headers;
         let contact = self.config.contact_for(self.caller.source.transport);
         let Some(local) = self.caller.local.as_mut() else {
-            let response = signal::response(
-                headers,
-                StatusCode::REQUEST_PENDING,
-                &self.caller.local_tag,
-            );
+            let response =
+                signal::response(headers, StatusCode::REQUEST_PENDING, &self.caller.local_tag);
             self.push(Action::Respond {
                 transaction,
                 response,

@@ -172,7 +172,6 @@ impl CallRecord {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -293,9 +293,10 @@ impl Harness {
         for agent in agents {
             let last: u8 = agent[agent.len() - 1..].parse().unwrap_or(0);
             let address = SocketAddr::new(format!("192.0.2.10{last}").parse().expect("ip"), 5060);
-            self.env
-                .bindings
-                .insert(agent.to_string(), vec![binding(agent, address, tls, self.now)]);
+            self.env.bindings.insert(
+                agent.to_string(),
+                vec![binding(agent, address, tls, self.now)],
+            );
         }
         self.router.agents = agents.iter().map(|a| a.to_string()).collect();
         self
@@ -330,7 +331,10 @@ impl Harness {
                 self.call.handle_port(self.now, token, port, &self.env);
             }
             Action::ReleasePort { token } => {
-                assert!(self.media.ports.remove(&token).is_some(), "release of {token:?}");
+                assert!(
+                    self.media.ports.remove(&token).is_some(),
+                    "release of {token:?}"
+                );
             }
             Action::Send {
                 request,
@@ -369,12 +373,18 @@ impl Harness {
     fn media(&mut self, action: MediaAction) {
         match action {
             MediaAction::Start { port, media } => {
-                assert!(self.media.ports.remove(&port).is_some(), "start on {port:?}");
+                assert!(
+                    self.media.ports.remove(&port).is_some(),
+                    "start on {port:?}"
+                );
                 self.media.started = true;
                 self.media.caller = Some(media);
             }
             MediaAction::AddLeg { port, media } => {
-                assert!(self.media.ports.remove(&port).is_some(), "agent leg on {port:?}");
+                assert!(
+                    self.media.ports.remove(&port).is_some(),
+                    "agent leg on {port:?}"
+                );
                 self.media.agent = Some(media);
             }
             MediaAction::UpdateLeg { leg, media } => match leg {
@@ -658,9 +668,18 @@ impl Harness {
     /// The call is over with `outcome`, its media ended, its ports back.
     pub(crate) fn assert_over(&self, outcome: Outcome) {
         assert!(self.call.is_finished(), "the call goes on");
-        assert_eq!(self.call.record().outcome, outcome, "{:#?}", self.call.record());
+        assert_eq!(
+            self.call.record().outcome,
+            outcome,
+            "{:#?}",
+            self.call.record()
+        );
         assert!(self.call.record().ended_at.is_some());
-        assert!(self.media.ports.is_empty(), "ports kept: {:?}", self.media.ports);
+        assert!(
+            self.media.ports.is_empty(),
+            "ports kept: {:?}",
+            self.media.ports
+        );
         if self.media.started {
             assert!(self.media.ended, "the media goes on");
         }
@@ -709,7 +728,14 @@ impl Harness {
     }
 
     /// A request of the patient's in the dialog, on server transaction `id`.
-    pub(crate) fn patient_sends(&mut self, id: u64, method: &str, cseq: u32, extra: &str, body: &str) {
+    pub(crate) fn patient_sends(
+        &mut self,
+        id: u64,
+        method: &str,
+        cseq: u32,
+        extra: &str,
+        body: &str,
+    ) {
         let to = self.our_to();
         let request = request(&format!(
             "{method} sip:frontdesk@{US} SIP/2.0\n\

@@ -29,7 +29,15 @@ fn answered_ivr_queue_agent_answers_bridged_then_the_caller_hangs_up() {
     assert!(h.router.requests.contains(&RouterRequest::CallEnded));
     assert_eq!(
         h.steps(),
-        ["started", "entered", "menu", "queued", "offered", "connected", "ended"]
+        [
+            "started",
+            "entered",
+            "menu",
+            "queued",
+            "offered",
+            "connected",
+            "ended"
+        ]
     );
     // The menu step carries the menu's own name.
     assert!(matches!(
@@ -175,15 +183,32 @@ fn a_blind_transfer_moves_the_patient_to_another_queue() {
         "1002".to_string(),
         vec![binding("1002", addr("192.0.2.102:5060"), false, h.now)],
     );
-    h.agent_sends("1001", 70, "REFER", 2, "Refer-To: <sip:cardiology@clinic>\n", "");
+    h.agent_sends(
+        "1001",
+        70,
+        "REFER",
+        2,
+        "Refer-To: <sip:cardiology@clinic>\n",
+        "",
+    );
     assert_eq!(h.responses_on(70), [202]);
     assert!(!h.media.bridged, "unbridged while in line again");
     let notify = h.on_leg("1001", "NOTIFY");
-    assert_eq!(String::from_utf8_lossy(&notify[0].body), "SIP/2.0 100 Trying\r\n");
+    assert_eq!(
+        String::from_utf8_lossy(&notify[0].body),
+        "SIP/2.0 100 Trying\r\n"
+    );
     h.agent_answers("1002", 200);
     let notify = h.on_leg("1001", "NOTIFY");
-    assert_eq!(String::from_utf8_lossy(&notify[1].body), "SIP/2.0 200 OK\r\n");
-    assert_eq!(h.on_leg("1001", "BYE").len(), 1, "the transferring agent's leg ends");
+    assert_eq!(
+        String::from_utf8_lossy(&notify[1].body),
+        "SIP/2.0 200 OK\r\n"
+    );
+    assert_eq!(
+        h.on_leg("1001", "BYE").len(),
+        1,
+        "the transferring agent's leg ends"
+    );
     let record = h.call.record();
     assert_eq!(record.transfers.len(), 1);
     assert_eq!(record.transfers[0].kind, "blind");
@@ -216,13 +241,23 @@ fn an_attended_transfer_carries_replaces_to_the_named_agent() {
     );
     h.agent_answers("1006", 200);
     assert_eq!(h.call.record().transfers[0].kind, "attended");
-    assert_eq!(h.call.record().transfers[0].to_agent.as_deref(), Some("1006"));
+    assert_eq!(
+        h.call.record().transfers[0].to_agent.as_deref(),
+        Some("1006")
+    );
 }
 
 #[test]
 fn a_transfer_to_nowhere_is_refused_and_the_call_stays() {
     let mut h = bridged_call('1', "1001");
-    h.agent_sends("1001", 70, "REFER", 2, "Refer-To: <sip:nobody@clinic>\n", "");
+    h.agent_sends(
+        "1001",
+        70,
+        "REFER",
+        2,
+        "Refer-To: <sip:nobody@clinic>\n",
+        "",
+    );
     assert_eq!(h.responses_on(70), [404]);
     assert!(h.media.bridged);
     h.agent_sends("1001", 71, "REFER", 3, "", "");
@@ -245,7 +280,14 @@ fn hold_and_unhold_by_reinvite_from_either_side() {
     assert!(String::from_utf8_lossy(&reinvites[2].body).contains("a=sendrecv"));
     // The agent holds: the patient is told.
     let hold = offer(addr("192.0.2.203:7000")).replace("a=sendrecv", "a=sendonly");
-    h.agent_sends("1003", 82, "INVITE", 2, "Content-Type: application/sdp\n", &hold);
+    h.agent_sends(
+        "1003",
+        82,
+        "INVITE",
+        2,
+        "Content-Type: application/sdp\n",
+        &hold,
+    );
     assert_eq!(h.responses_on(82), [200]);
     let to_patient: Vec<_> = h
         .sent("INVITE")
@@ -282,7 +324,11 @@ fn drain_hangs_up_calls_in_every_state() {
         h.call.handle_shutdown(h.now);
         h.pump();
         h.assert_over(outcome);
-        assert!(h.sent("BYE").iter().any(|(_, _, peer)| peer.address == addr(PATIENT)));
+        assert!(
+            h.sent("BYE")
+                .iter()
+                .any(|(_, _, peer)| peer.address == addr(PATIENT))
+        );
     }
     assert_eq!(ringing.cancels().len(), 1);
     // Not yet answered (ringing before the answer): 480.
@@ -331,7 +377,12 @@ fn an_srtp_patient_gets_an_srtp_answer_and_a_tls_agent_an_srtp_offer() {
     let answer = String::from_utf8_lossy(&ok.body).into_owned();
     assert!(answer.contains("RTP/SAVP"), "{answer}");
     assert!(answer.contains("a=crypto:1 AES_CM_128_HMAC_SHA1_80 inline:"));
-    assert!(h.media.caller.as_ref().is_some_and(|media| media.srtp.is_some()));
+    assert!(
+        h.media
+            .caller
+            .as_ref()
+            .is_some_and(|media| media.srtp.is_some())
+    );
     h.patient_acks(None);
     h.press('3', DtmfSource::TelephoneEvent);
     let (_, invite, peer) = h.invite_to("1003");
@@ -340,7 +391,12 @@ fn an_srtp_patient_gets_an_srtp_answer_and_a_tls_agent_an_srtp_offer() {
     let contact = invite.headers.get(&HeaderName::Contact).expect("Contact");
     assert!(String::from_utf8_lossy(contact).contains(";transport=tls"));
     h.agent_answers("1003", 200);
-    assert!(h.media.agent.as_ref().is_some_and(|media| media.srtp.is_some()));
+    assert!(
+        h.media
+            .agent
+            .as_ref()
+            .is_some_and(|media| media.srtp.is_some())
+    );
     // A plain agent over UDP would get plain RTP: see the first scenario.
 }
 
@@ -367,7 +423,11 @@ fn a_digit_reaches_the_ivr_in_each_of_its_three_forms() {
                 assert_eq!(h.responses_on(90), [200]);
             }
         }
-        assert_eq!(h.call.record().department.as_deref(), Some(department), "{form}");
+        assert_eq!(
+            h.call.record().department.as_deref(),
+            Some(department),
+            "{form}"
+        );
     }
 }
 
@@ -400,7 +460,11 @@ fn refused_at_admission_under_overload() {
     let mut h = answered_call("+15550100", &[]);
     assert_eq!(h.invite_responses(), [200]);
     drop(first);
-    assert!(admission.admit(t0, sip::overload::CallClass::Routine, 3).is_ok());
+    assert!(
+        admission
+            .admit(t0, sip::overload::CallClass::Routine, 3)
+            .is_ok()
+    );
     h.patient_hangs_up();
 }
 
@@ -428,7 +492,12 @@ fn a_call_interrupted_by_a_restart_is_closed_as_such() {
     }
     let (journal, _handle) =
         records::Journal::open(path, records::JournalConfig::default()).expect("reopened");
-    assert_eq!(journal.close_interrupted(Duration::from_secs(86_400)).expect("closed"), 1);
+    assert_eq!(
+        journal
+            .close_interrupted(Duration::from_secs(86_400))
+            .expect("closed"),
+        1
+    );
     let reader = journal.reader().expect("a reader");
     let calls = reader.recent_calls(10).expect("calls");
     assert_eq!(calls[0].outcome, Some(records::Outcome::Interrupted));
@@ -446,7 +515,11 @@ fn an_unknown_number_gets_404_and_no_port() {
     )
     .start();
     assert_eq!(h.invite_responses(), [404]);
-    assert!(!h.actions.iter().any(|a| matches!(a, Action::LeasePort { .. })));
+    assert!(
+        !h.actions
+            .iter()
+            .any(|a| matches!(a, Action::LeasePort { .. }))
+    );
     h.assert_over(Outcome::Rejected);
     assert_eq!(h.steps(), ["started", "ended"]);
 }
@@ -476,7 +549,10 @@ fn no_port_left_gets_503() {
 fn a_delayed_offer_is_answered_in_the_ack() {
     let mut h = Harness::new(clinic(|text| text), invite("+15550100", None), OPEN).start();
     let ok = h.final_response();
-    assert!(String::from_utf8_lossy(&ok.body).contains("m=audio"), "our offer");
+    assert!(
+        String::from_utf8_lossy(&ok.body).contains("m=audio"),
+        "our offer"
+    );
     assert!(!h.media.started, "no media before the answer");
     h.patient_acks(Some(&offer(addr("192.0.2.50:40000"))));
     assert!(h.media.started);
@@ -548,7 +624,9 @@ fn waiting_callers_hear_the_hold_prompt_then_announcements_and_music() {
     );
     // Whatever the queue plays, it keeps the caller company for minutes.
     for _ in 0..6 {
-        if h.media.playing.is_some() && !matches!(&h.media.playing, Some((_, _, PlaybackMode::Loop))) {
+        if h.media.playing.is_some()
+            && !matches!(&h.media.playing, Some((_, _, PlaybackMode::Loop)))
+        {
             h.finish_playback();
         }
         h.advance(Duration::from_secs(30));

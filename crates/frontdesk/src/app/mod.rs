@@ -37,11 +37,12 @@ use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
-use crate::calls::{self, CallBook, Prompts};
+use crate::calls::{self, CallBook, CallServices, Prompts};
 use crate::daemon::{LiveDialplan, Services, SipSockets};
 use media::driver::{PortPool, PortRange};
 use registrar::RegistrarHandle;
 use router::RouterHandle;
+use tokio_util::task::TaskTracker;
 
 /// How many new requests may wait for the dispatcher before the endpoint
 /// answers 503.
@@ -82,8 +83,6 @@ pub struct AppConfig {
 pub struct App {
     /// Sends SIP.
     pub endpoint: EndpointHandle,
-    /// Where SIP listens.
-    pub sip: SocketAddr,
     /// Where SIP over TLS listens, with `--sips`.
     pub sips: Option<SocketAddr>,
     /// The address peers reach us at (Contact, SDP).
@@ -100,14 +99,14 @@ pub struct App {
     pub ports: PortPool,
     /// Encoded prompts.
     pub prompts: Prompts,
-    /// How each call's media task is set up.
-    pub media: media::session::SessionConfig,
     /// Set while draining: new calls get 503.
     draining: AtomicBool,
     /// Cancelled when the drain's grace is over: calls still up hang up.
     pub ending: CancellationToken,
     /// The journal of calls (leads), alerts, log pseudonyms.
-    pub leads: leads::Leads,
+    pub leads: Arc<leads::Leads>,
+    /// What call tasks reach (narrow handles), and their tracker.
+    pub call_services: Arc<CallServices>,
     /// Per-source limits on SIP (the transport's; bans from the registrar
     /// go here too).
     pub front_door: Arc<FrontDoor>,
@@ -119,20 +118,6 @@ pub struct App {
 }
 
 impl App {
-    /// Our Contact for a dialog with a peer on `transport`: over TLS it
-    /// names the TLS port with `;transport=tls`, so that the peer's requests
-    /// in the dialog come back over TLS (the form phones that register with
-    /// `;transport=tls` use themselves).
-    pub fn contact_for(&self, transport: TransportKind) -> String {
-        match (transport, self.sips) {
-            (TransportKind::Tls, Some(sips)) => format!(
-                "<sip:frontdesk@{};transport=tls>",
-                calls::signal::host_port(SocketAddr::new(self.advertise, sips.port()))
-            ),
-            _ => calls::signal::contact(self.advertise, self.sip.port()),
-        }
-    }
-
     /// Stops taking new calls (SIGTERM).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
@@ -148,8 +133,11 @@ impl App {
     /// legs). Returns how many calls had to be hung up.
     pub async fn drain(&self, grace: Duration) -> usize {
         self.start_draining();
-        let deadline = tokio::time::Instant::now() + grace;
-        let active = self.calls.active();
+        let tasks = &self.call_services.tasks;
+        // No new call is taken now: the tracker is done once the calls
+        // under way are.
+        tasks.close();
+        let active = tasks.len();
         if active > 0 {
             info!(
                 active,
@@ -157,22 +145,17 @@ impl App {
                 "draining: waiting for calls in progress"
             );
         }
-        while self.calls.active() > 0 && tokio::time::Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(50)).await;
+        if tokio::time::timeout(grace, tasks.wait()).await.is_ok() {
+            return 0;
         }
-        let left = self.calls.active();
-        if left > 0 {
-            warn!(
-                left,
-                "drain grace over: hanging up the calls still in progress"
-            );
-            self.ending.cancel();
-            // Let the calls send their BYEs before the endpoint stops.
-            let bye_deadline = tokio::time::Instant::now() + Duration::from_secs(2);
-            while self.calls.active() > 0 && tokio::time::Instant::now() < bye_deadline {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        }
+        let left = tasks.len();
+        warn!(
+            left,
+            "drain grace over: hanging up the calls still in progress"
+        );
+        self.ending.cancel();
+        // Let the calls send their BYEs before the endpoint stops.
+        let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
         left
     }
 
@@ -384,24 +367,45 @@ pub async fn start(
     if let Some(folder) = plan.path().parent() {
         prompts.preload(&folder.join("prompts")).await;
     }
+    let leads = Arc::new(leads);
+    let calls = CallBook::default();
+    let ending = CancellationToken::new();
+    let media = media::session::SessionConfig {
+        inactivity_timeout: Some(config.rtp_timeout),
+        strict: config.strict_rtp,
+        ..media::session::SessionConfig::default()
+    };
+    let call_services = Arc::new(CallServices {
+        endpoint: endpoint.clone(),
+        router: router.clone(),
+        locations: registrar.locations().clone(),
+        dialplan: Arc::clone(&dialplan),
+        ports: ports.clone(),
+        prompts: prompts.clone(),
+        calls: calls.clone(),
+        journal: Arc::clone(&leads),
+        media,
+        call_config: call::CallConfig {
+            advertise,
+            sip_port: local.port(),
+            sips_port: sips.map(|sips| sips.port()),
+        },
+        ending: ending.clone(),
+        tasks: TaskTracker::new(),
+    });
     let app = Arc::new(App {
         endpoint,
-        sip: local,
         sips,
         advertise,
         dialplan,
         router,
         registrar,
-        calls: CallBook::default(),
+        calls,
         ports,
         prompts,
-        media: media::session::SessionConfig {
-            inactivity_timeout: Some(config.rtp_timeout),
-            strict: config.strict_rtp,
-            ..media::session::SessionConfig::default()
-        },
         draining: AtomicBool::new(false),
-        ending: CancellationToken::new(),
+        ending,
+        call_services,
         leads,
         front_door,
         call_slots: SourceSlots::new(),
@@ -478,9 +482,13 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                     let _ = app.endpoint.respond(transaction, busy);
                 }
                 Method::Invite => match app.call_slot(source.address.ip()) {
-                    Ok(slot) => {
-                        calls::spawn_inbound(Arc::clone(&app), transaction, request, source, slot)
-                    }
+                    Ok(slot) => calls::spawn_inbound(
+                        Arc::clone(&app.call_services),
+                        transaction,
+                        request,
+                        source,
+                        slot,
+                    ),
                     Err(()) => {
                         let mut busy = Response::to_request(
                             &request.request.headers,

@@ -1,164 +1,15 @@
-//! The calls the API lists (`GET /api/calls`), kept in memory: every call
-//! is a lead with a caller, a source, a department, an owner and an outcome.
-//!
-//! Each call's task owns its [`CallRecord`] and publishes a copy here at
-//! every change; readers take copies. The book keeps the most recent
-//! [`CALLS_KEPT`] calls.
+//! The calls the API lists (`GET /api/calls`), kept in memory: each call's
+//! task publishes its core's [`CallRecord`] here at every change; readers
+//! take copies. The book keeps the most recent [`CALLS_KEPT`] calls.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+use call::{CallRecord, Outcome};
 use dashmap::DashMap;
-use ivr::jiff::Timestamp;
-use serde_json::{Value, json};
 
 /// How many calls the book remembers.
 pub const CALLS_KEPT: u64 = 10_000;
-
-/// How a call ended (DESIGN.md: `outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Not over yet.
-    InProgress,
-    /// An agent answered.
-    Connected,
-    /// The caller hung up before reaching anyone.
-    Abandoned,
-    /// Nobody answered within the queues' max wait: the caller was told to
-    /// call back.
-    Overflowed,
-    /// Refused at once (unknown number, no common codec, overload).
-    Rejected,
-    /// The clinic was closed and the call ended on the after-hours path.
-    AfterHours,
-}
-
-impl Outcome {
-    /// The API's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::InProgress => "in_progress",
-            Outcome::Connected => "connected",
-            Outcome::Abandoned => "abandoned",
-            Outcome::Overflowed => "overflowed",
-            Outcome::Rejected => "rejected",
-            Outcome::AfterHours => "after_hours",
-        }
-    }
-}
-
-/// One call as the API shows it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct CallRecord {
-    /// A unique id (`c-<start>-<n>`).
-    pub id: String,
-    /// The caller's number (From user part).
-    pub caller: String,
-    /// The number dialed (Request-URI user part).
-    pub dialed: String,
-    /// The dialed number's source tag.
-    pub source: Option<String>,
-    /// The queue the call is (or was last) in.
-    pub department: Option<String>,
-    /// `routine` or `urgent`.
-    pub priority: &'static str,
-    /// The agent who took it.
-    pub agent: Option<String>,
-    /// How it ended.
-    pub outcome: Outcome,
-    /// When the INVITE came.
-    pub started_at: Timestamp,
-    /// When an agent answered.
-    pub connected_at: Option<Timestamp>,
-    /// When it ended.
-    pub ended_at: Option<Timestamp>,
-    /// How long the caller waited in queues before an agent answered (or
-    /// before the call ended unanswered). Across a transfer the waits add
-    /// up; the time spent talking does not count.
-    pub wait_ms: Option<u64>,
-    /// The transfers of the call, oldest first (an extra field beside
-    /// DESIGN.md's: `department`, `agent` and `connected_at` describe the
-    /// last queue, these the earlier ones).
-    pub transfers: Vec<TransferRecord>,
-}
-
-/// One transfer of a call by an agent.
-#[derive(Debug, Clone, PartialEq)]
-pub struct TransferRecord {
-    /// The agent who transferred the call.
-    pub from_agent: String,
-    /// The queue the call was in.
-    pub from_department: Option<String>,
-    /// When that agent had answered.
-    pub connected_at: Option<Timestamp>,
-    /// The queue the call went to.
-    pub to_department: String,
-    /// The agent the transfer named, if it named one.
-    pub to_agent: Option<String>,
-    /// `blind` (REFER) or `attended` (REFER with Replaces).
-    pub kind: &'static str,
-    /// Why: the REFER's `Reason` or `Subject` when the phone gave one,
-    /// else who asked for what (`agent 1001 transferred to cardiology`).
-    pub reason: String,
-    /// When.
-    pub at: Timestamp,
-}
-
-impl TransferRecord {
-    fn to_json(&self) -> Value {
-        json!({
-            "from_agent": self.from_agent,
-            "from_department": self.from_department,
-            "connected_at": self.connected_at.map(|t| t.to_string()),
-            "to_department": self.to_department,
-            "to_agent": self.to_agent,
-            "kind": self.kind,
-            "reason": self.reason,
-            "at": self.at.to_string(),
-        })
-    }
-}
-
-impl CallRecord {
-    /// A new call from `caller` to `dialed`, starting now.
-    pub fn new(id: String, caller: &str, dialed: &str) -> Self {
-        CallRecord {
-            id,
-            caller: caller.to_string(),
-            dialed: dialed.to_string(),
-            source: None,
-            department: None,
-            priority: "routine",
-            agent: None,
-            outcome: Outcome::InProgress,
-            started_at: Timestamp::now(),
-            connected_at: None,
-            ended_at: None,
-            wait_ms: None,
-            transfers: Vec::new(),
-        }
-    }
-
-    /// The JSON of DESIGN.md's `GET /api/calls`.
-    pub fn to_json(&self) -> Value {
-        let time = |t: &Option<Timestamp>| t.map(|t| t.to_string());
-        json!({
-            "id": self.id,
-            "caller": self.caller,
-            "dialed": self.dialed,
-            "source": self.source,
-            "department": self.department,
-            "priority": self.priority,
-            "agent": self.agent,
-            "outcome": self.outcome.as_str(),
-            "started_at": self.started_at.to_string(),
-            "connected_at": time(&self.connected_at),
-            "ended_at": time(&self.ended_at),
-            "wait_ms": self.wait_ms,
-            "transfers": self.transfers.iter().map(TransferRecord::to_json).collect::<Vec<_>>(),
-        })
-    }
-}
 
 /// Every recent call, newest first on reading.
 #[derive(Debug, Clone, Default)]
@@ -218,7 +69,12 @@ mod tests {
             let sequence = book.next_sequence();
             book.publish(
                 sequence,
-                &CallRecord::new(format!("c-{n}"), "+1312", "+15550100"),
+                &CallRecord::new(
+                    format!("c-{n}"),
+                    "+1312",
+                    "+15550100",
+                    ivr::jiff::Timestamp::UNIX_EPOCH,
+                ),
             );
         }
         let ids: Vec<String> = book.recent(2).into_iter().map(|c| c.id).collect();
@@ -226,32 +82,8 @@ mod tests {
         assert_eq!(book.active(), 3);
         let json = book.recent(1)[0].to_json();
         assert_eq!(json["outcome"], "in_progress");
-        assert_eq!(json["agent"], Value::Null);
+        assert_eq!(json["agent"], serde_json::Value::Null);
         assert!(json["started_at"].as_str().unwrap().ends_with('Z'));
-        assert_eq!(json["transfers"], json!([]));
-    }
-
-    #[test]
-    fn a_transfer_is_on_the_record() {
-        let mut record = CallRecord::new("c-1".into(), "+1312", "+15550100");
-        record.department = Some("cardiology".into());
-        record.transfers.push(TransferRecord {
-            from_agent: "1001".into(),
-            from_department: Some("front-desk".into()),
-            connected_at: Some(Timestamp::UNIX_EPOCH),
-            to_department: "cardiology".into(),
-            to_agent: None,
-            kind: "blind",
-            reason: "agent 1001 transferred to cardiology".into(),
-            at: Timestamp::UNIX_EPOCH,
-        });
-        let json = record.to_json();
-        assert_eq!(json["department"], "cardiology");
-        assert_eq!(json["transfers"][0]["from_agent"], "1001");
-        assert_eq!(json["transfers"][0]["from_department"], "front-desk");
-        assert_eq!(json["transfers"][0]["to_department"], "cardiology");
-        assert_eq!(json["transfers"][0]["to_agent"], Value::Null);
-        assert_eq!(json["transfers"][0]["kind"], "blind");
-        assert_eq!(json["transfers"][0]["at"], "1970-01-01T00:00:00Z");
+        assert_eq!(json["transfers"], serde_json::json!([]));
     }
 }

@@ -36,8 +36,9 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::CallServices;
 use super::signal;
-use crate::app::{App, tag};
+use crate::app::tag;
 
 /// The longest a feature call may last (answer, ACK, prompt, BYE).
 const FEATURE_CALL_BOUND: Duration = Duration::from_secs(60);
@@ -48,7 +49,7 @@ const MAX_COUNT_BEEPS: usize = 10;
 
 /// The agent and feature an INVITE is, if it is one (see the module docs).
 pub(super) fn recognise(
-    app: &App,
+    app: &CallServices,
     invite: &ValidRequest,
     source: Peer,
 ) -> Option<(AgentId, FeatureCode)> {
@@ -57,8 +58,7 @@ pub(super) fn recognise(
     let caller = signal::caller_number(invite);
     let agent = plan.agent(&caller)?;
     let registered_here = app
-        .registrar
-        .locations()
+        .locations
         .get(agent.id().as_str())
         .iter()
         .any(|binding| binding.source == source);
@@ -82,7 +82,7 @@ enum Phase {
 
 /// One feature call's task.
 pub(super) struct FeatureCall {
-    app: Arc<App>,
+    app: Arc<CallServices>,
     agent: AgentId,
     feature: FeatureCode,
     invite: Box<ValidRequest>,
@@ -99,7 +99,7 @@ pub(super) struct FeatureCall {
 impl FeatureCall {
     /// Answers the INVITE and spawns the call's task.
     pub(super) fn start(
-        app: Arc<App>,
+        app: Arc<CallServices>,
         transaction: ServerTransactionId,
         invite: Box<ValidRequest>,
         source: Peer,
@@ -127,13 +127,14 @@ impl FeatureCall {
             call.app.endpoint.unroute(&call.invite.call_id);
             return;
         }
-        tokio::spawn(call.run().instrument(span));
+        let tasks = call.app.tasks.clone();
+        tasks.spawn(call.run().instrument(span));
     }
 
     /// Sends the 200 (our SDP answer, or our offer for a delayed offer).
     fn answer(&mut self, transaction: ServerTransactionId, source: Peer) -> bool {
         let headers = &self.invite.request.headers;
-        let refuse = |app: &App, status: StatusCode, tag: &str| {
+        let refuse = |app: &CallServices, status: StatusCode, tag: &str| {
             let _ = app
                 .endpoint
                 .respond(transaction, signal::response(headers, status, tag));
@@ -147,7 +148,7 @@ impl FeatureCall {
             }
         };
         let local = LocalMedia::new(
-            self.app.advertise,
+            self.app.call_config.advertise,
             lease.port(),
             rand::random::<u32>().into(),
         );
@@ -178,7 +179,7 @@ impl FeatureCall {
                 text
             }
         };
-        let contact = self.app.contact_for(source.transport);
+        let contact = self.app.call_config.contact_for(source.transport);
         let ok = signal::dialog_response(
             headers,
             StatusCode::OK,

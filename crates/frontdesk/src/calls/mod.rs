@@ -1,24 +1,15 @@
-//! Calls: one tokio task per call owns everything about it: the patient's
-//! leg (dialog, SDP, media task), the IVR session, the queue wait with its
-//! announcements ([`queue`]), the agent legs and the bridge ([`agent`]),
-//! transfers by the agent ([`transfer`]), and its record for the API.
-//! Agents' feature codes (`*41` …) are short calls of their own
-//! ([`features`]).
-//!
-//! The task reacts to four sources of news, never holding a lock across
-//! them: SIP events routed to its Call-IDs by the endpoint, media events
-//! from its media task, messages from the routing task, and its own
-//! deadlines (the IVR's, the agents' ring timeouts).
+//! Calls: one tokio task per call ([`driver`]) drives the call's sans-IO
+//! core (the `call` crate: the patient's leg, the IVR, the queue wait, the
+//! agent legs, transfers) and performs what it asks. Agents' feature codes
+//! (`*41` …) are short calls of their own ([`features`]). Call tasks reach
+//! the daemon through narrow handles ([`CallServices`]), and are tracked so
+//! that a drain waits for them.
 
-mod agent;
 pub mod book;
-mod call;
+mod driver;
 mod features;
-mod lead;
 pub mod prompts;
-mod queue;
-pub mod signal;
-mod transfer;
+mod services;
 
 use std::sync::Arc;
 
@@ -28,9 +19,11 @@ use sip::message::{HeaderName, Response, StatusCode};
 use sip::transaction::ServerTransactionId;
 
 pub use book::CallBook;
+pub use call::signal;
 pub use prompts::Prompts;
+pub use services::CallServices;
 
-use crate::app::{App, tag};
+use crate::app::tag;
 
 /// Starts the task of a new call for this INVITE: an agent's feature code,
 /// or a patient's call.
@@ -44,7 +37,7 @@ use crate::app::{App, tag};
 /// by the patient's call until it ends; feature calls are agents' own and
 /// short, and give it back at once.
 pub fn spawn_inbound(
-    app: Arc<App>,
+    services: Arc<CallServices>,
     transaction: ServerTransactionId,
     invite: Box<ValidRequest>,
     source: Peer,
@@ -54,12 +47,12 @@ pub fn spawn_inbound(
     if headers.contains(&HeaderName::Replaces) {
         let refused = Response::to_request(headers, StatusCode::NOT_IMPLEMENTED, Some(&tag()))
             .with_reason("Replaces Not Implemented");
-        let _ = app.endpoint.respond(transaction, refused);
+        let _ = services.endpoint.respond(transaction, refused);
         return;
     }
-    if let Some((agent, feature)) = features::recognise(&app, &invite, source) {
-        features::FeatureCall::start(app, transaction, invite, source, agent, feature);
+    if let Some((agent, feature)) = features::recognise(&services, &invite, source) {
+        features::FeatureCall::start(services, transaction, invite, source, agent, feature);
         return;
     }
-    call::Call::start(app, transaction, invite, source, source_slot);
+    driver::spawn(services, transaction, invite, source, source_slot);
 }

@@ -49,7 +49,7 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>
 /// from the journal alone. The dashboard reads the same list.
 pub(crate) async fn recent_calls(app: &App, limit: usize) -> Result<Vec<Value>, Response> {
     let rows = read_journal(app, move |reader| reader.recent_calls(limit)).await?;
-    let live: std::collections::HashMap<String, crate::calls::book::CallRecord> = app
+    let live: std::collections::HashMap<String, call::CallRecord> = app
         .calls
         .recent(limit)
         .into_iter()

@@ -1,0 +1,44 @@
+//! What a call task may reach: narrow handles to the services a call
+//! uses, and nothing else of the daemon (no `App`).
+
+use std::sync::Arc;
+
+use media::driver::PortPool;
+use sip::endpoint::EndpointHandle;
+use tokio_util::sync::CancellationToken;
+use tokio_util::task::TaskTracker;
+
+use super::{CallBook, Prompts};
+use crate::app::leads::Leads;
+use crate::app::registrar::Locations;
+use crate::app::router::RouterHandle;
+use crate::daemon::LiveDialplan;
+
+/// The handles of call tasks (patients' calls and agents' feature calls).
+#[derive(Debug)]
+pub struct CallServices {
+    /// Sends SIP; routes the calls' Call-IDs to them.
+    pub endpoint: EndpointHandle,
+    /// Queues and agents.
+    pub router: RouterHandle,
+    /// Agents' registered contacts.
+    pub locations: Locations,
+    /// The dialplan in force.
+    pub dialplan: Arc<LiveDialplan>,
+    /// RTP ports.
+    pub ports: PortPool,
+    /// Encoded prompts.
+    pub prompts: Prompts,
+    /// The calls, for the API.
+    pub calls: CallBook,
+    /// The journal, and the pseudonyms of patients' numbers in logs.
+    pub journal: Arc<Leads>,
+    /// How each call's media task is set up.
+    pub media: media::session::SessionConfig,
+    /// Our address and ports, for Contact and SDP.
+    pub call_config: call::CallConfig,
+    /// Cancelled when the drain's grace is over: calls still up hang up.
+    pub ending: CancellationToken,
+    /// Every call task, so that a drain waits for them.
+    pub tasks: TaskTracker,
+}
