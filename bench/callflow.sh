@@ -182,9 +182,12 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
       ( sleep 2; exec timeout $(( CAPTURE_S + 20 )) dumpcap -q -i lo -f "udp port $port" -B 64 -s 512 -P \
           -a duration:$CAPTURE_S -w "$step/cap.pcap" > "$step/dumpcap.out" 2>&1 ) &
     fi
+    # The callers' media port: a free one, not SIPp's fixed default (another
+    # SIPp on the machine, a test's, may hold 16000).
+    media_port=$(free_port)
     ( cd "$step" && exec /usr/bin/time -f "%U %S %e" -o uac.time timeout $(( STEP_S + 60 )) \
         sipp "$callers_to" -sf "$ROOT/bench/sipp/caller.xml" -s +15550100 -set dtmf 1 \
-        -set rtp_port 16000 -mp 16000 -i $IP -bind_local -r "$rate" -rp 1000 -m $m \
+        -set rtp_port $media_port -mp $media_port -i $IP -bind_local -r "$rate" -rp 1000 -m $m \
         -l $(( rate * 5 + 100 )) -d "$TALK_MS" -buff_size $SIPP_BUFF -recv_timeout 8000 \
         -timeout $(( STEP_S + 50 ))s -nostdin -trace_stat -fd 1 -stf uac_stat.csv \
         -trace_rtt -rtt_freq 20 -trace_err "${caller_flags[@]}" > uac.out 2>&1 )
