@@ -359,8 +359,8 @@ pub async fn run_with(
     metrics::gauge!("frontdesk_up").set(0.0);
     shutdown.cancel();
     // The journal last: what the calls recorded is on disk before exit.
-    let leads_app = std::sync::Arc::clone(&app);
-    let _ = tokio::task::spawn_blocking(move || leads_app.leads.close(SHUTDOWN_GRACE)).await;
+    let journal_app = std::sync::Arc::clone(&app);
+    let _ = tokio::task::spawn_blocking(move || journal_app.journal.close(SHUTDOWN_GRACE)).await;
     let drained = tokio::select! {
         drained = services.drain(Instant::now() + SHUTDOWN_GRACE) => Some(drained),
         signal = signals.next_stop() => {

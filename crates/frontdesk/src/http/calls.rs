@@ -151,7 +151,7 @@ pub(crate) async fn read_journal<T: Send + 'static>(
     app: &App,
     run: impl FnOnce(&records::Reader) -> Result<T, records::QueryError> + Send + 'static,
 ) -> Result<T, Response> {
-    let reader = app.leads.reader().clone();
+    let reader = app.journal.reader().clone();
     match tokio::task::spawn_blocking(move || run(&reader)).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => {
@@ -241,7 +241,7 @@ pub async fn call(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 pub async fn alerts(State(state): State<AppState>) -> Response {
     let alerts: Vec<_> = state
         .app
-        .leads
+        .journal
         .alerts()
         .iter()
         .map(|a| a.to_json())

@@ -116,7 +116,7 @@ pub async fn build(app: &App, stats: Option<&[QueueStats]>, series: &WaitingSeri
         "abandoned": sources.iter().map(|s| s.abandoned).sum::<u64>(),
         "in_progress": sources.iter().map(|s| s.in_progress).sum::<u64>(),
     });
-    let alerts: Vec<Value> = app.leads.alerts().iter().map(|a| a.to_json()).collect();
+    let alerts: Vec<Value> = app.journal.alerts().iter().map(|a| a.to_json()).collect();
     let document = json!({
         "generated_at": now.to_string(),
         "clinic": {
