@@ -178,6 +178,17 @@ impl CallJournal {
         self.pseudonyms.show(number)
     }
 
+    /// The pseudonyms, for another service that logs numbers.
+    pub fn pseudonyms(&self) -> Pseudonyms {
+        self.pseudonyms.clone()
+    }
+
+    /// Another handle on the journal's writer (the leads service stores
+    /// its leads through the same single writer).
+    pub fn handle(&self) -> JournalHandle {
+        self.handle.clone()
+    }
+
     /// The active alerts, by department and kind.
     pub fn alerts(&self) -> Vec<Alert> {
         // Held only to copy the map out; never across an await.
@@ -208,8 +219,8 @@ impl CallJournal {
 /// of SHA-256(key ‖ number), the key random and kept under `--data`. One
 /// caller's calls can be followed in the logs without the number in them.
 /// `--log-patient-numbers` shows numbers in full instead.
-#[derive(Debug)]
-struct Pseudonyms {
+#[derive(Debug, Clone)]
+pub struct Pseudonyms {
     key: [u8; 32],
     reveal: bool,
 }
@@ -232,7 +243,8 @@ impl Pseudonyms {
         Ok(Pseudonyms { key, reveal })
     }
 
-    fn show(&self, number: &str) -> String {
+    /// `number` as the logs may show it.
+    pub fn show(&self, number: &str) -> String {
         if self.reveal {
             return number.to_string();
         }
@@ -345,7 +357,7 @@ fn update_alerts(
 
 /// POSTs `body` to an `http://host:port/path` URL (plain HTTP/1.1; the
 /// webhook receiver is the clinic's own service).
-async fn post_json(url: &str, body: &Value) -> anyhow::Result<u16> {
+pub(crate) async fn post_json(url: &str, body: &Value) -> anyhow::Result<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
         .strip_prefix("http://")
