@@ -621,8 +621,8 @@ fn store_refusal(error: LeadWriteError) -> Refusal {
 /// data (it goes to the webhook and the dashboard).
 fn emergency_detail(id: &LeadId, source: &str, phrase: Option<&str>) -> String {
     match phrase {
-        Some(phrase) => format!("emergency lead {id} from {source}: \"{phrase}\""),
-        None => format!("emergency lead {id} from {source}"),
+        Some(phrase) => format!("lead {id} from {source}: \"{phrase}\""),
+        None => format!("lead {id} from {source}"),
     }
 }
 
@@ -644,7 +644,7 @@ mod tests {
     #[test]
     fn alert_details_carry_no_patient_data() {
         let detail = emergency_detail(&LeadId::new("l-1"), "website", Some("chest pain"));
-        assert_eq!(detail, "emergency lead l-1 from website: \"chest pain\"");
+        assert_eq!(detail, "lead l-1 from website: \"chest pain\"");
         let alert = LeadAlert {
             lead: LeadId::new("l-1"),
             department: "urgent-care".into(),
