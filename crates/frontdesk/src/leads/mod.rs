@@ -173,6 +173,9 @@ impl Leads {
         pseudonyms: Pseudonyms,
         webhook: Option<String>,
     ) -> anyhow::Result<Leads> {
+        // libphonenumber's metadata is deserialized on first use (tens of
+        // milliseconds): pay it here, not on the first patient's post.
+        let _ = PhoneNumber::parse("+13125550199", None);
         let now = Timestamp::now();
         let tolerance = i64::try_from(limits.signature_tolerance.as_secs()).unwrap_or(i64::MAX);
         let since = now - SignedDuration::from_secs(tolerance.saturating_mul(2).min(86_400 * 365));
