@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, Tr
 use jiff::Timestamp;
 use rusqlite::Connection;
 
+use crate::checkpoint::Checkpointer;
 use crate::entry::JournalEntry;
 use crate::error::{JournalError, RecordError};
 use crate::fault::FaultPlan;
@@ -48,6 +49,9 @@ pub struct JournalConfig {
     /// How long dropping a [`Journal`] that was not closed waits for the
     /// writer to drain. Default 5 s.
     pub close_timeout: Duration,
+    /// How often the WAL is checkpointed, on a thread of its own so that
+    /// commits never wait for it (see `checkpoint.rs`). Default 250 ms.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for JournalConfig {
@@ -59,6 +63,7 @@ impl Default for JournalConfig {
             synchronous: Synchronous::Full,
             max_database_bytes: None,
             close_timeout: Duration::from_secs(5),
+            checkpoint_every: Duration::from_millis(250),
         }
     }
 }
@@ -70,6 +75,11 @@ impl JournalConfig {
         }
         if self.max_batch == 0 {
             return Err(JournalError::Config("max_batch must be at least 1".into()));
+        }
+        if self.checkpoint_every.is_zero() {
+            return Err(JournalError::Config(
+                "checkpoint_every must be longer than zero".into(),
+            ));
         }
         if self.linger > MAX_LINGER {
             return Err(JournalError::Config(format!(
@@ -346,6 +356,14 @@ impl Journal {
         config.validate()?;
         let path = path.as_ref().to_path_buf();
         let connection = schema::open_writer(&path, config.synchronous, config.max_database_bytes)?;
+        // Checkpoints run on their own thread, never inside a commit.
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|source| JournalError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let checkpointer = Checkpointer::start(&path, config.checkpoint_every)?;
         let (sender, receiver) = crossbeam_channel::bounded(config.capacity);
         let shared = Arc::new(Shared {
             path,
@@ -363,6 +381,7 @@ impl Journal {
         });
         let writer = Writer {
             connection: Some(connection),
+            checkpointer: Some(checkpointer),
             receiver,
             shared: Arc::clone(&shared),
             max_batch: config.max_batch,
@@ -469,6 +488,8 @@ impl Drop for Journal {
 struct Writer {
     /// `None` only while closing.
     connection: Option<Connection>,
+    /// Checkpoints the WAL meanwhile; stopped before the last checkpoint.
+    checkpointer: Option<Checkpointer>,
     receiver: Receiver<Message>,
     shared: Arc<Shared>,
     max_batch: usize,
@@ -699,6 +720,9 @@ impl Writer {
 
     /// Checkpoints the WAL into the database and closes the connection.
     fn finish(&mut self) {
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
         if let Some(connection) = self.connection.take() {
             if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
                 tracing::warn!(%error, "journal checkpoint on close failed");

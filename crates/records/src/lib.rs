@@ -116,6 +116,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod entry;
 mod error;
 mod fault;

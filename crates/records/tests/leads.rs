@@ -286,3 +286,27 @@ fn the_report_counts_leads_per_source_and_department() {
     let early = reader.lead_report(&range, at(60_000)).unwrap();
     assert_eq!(early.sources[0].figures.leaked, 0);
 }
+
+#[test]
+fn the_wal_is_checkpointed_beside_the_writer() {
+    // Commits never checkpoint (wal_autocheckpoint = 0); the checkpoint
+    // thread copies the log into the database file meanwhile.
+    let test = open(records::JournalConfig {
+        checkpoint_every: std::time::Duration::from_millis(10),
+        ..quick()
+    });
+    let before = std::fs::metadata(&test.path).unwrap().len();
+    for n in 0..500 {
+        store(&test.handle, lead(&format!("l-{n}"), n)).unwrap();
+    }
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while std::fs::metadata(&test.path).unwrap().len() <= before {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "nothing was checkpointed into the database file"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    let reader = test.journal.reader().unwrap();
+    assert!(reader.lead("l-499").unwrap().is_some());
+}

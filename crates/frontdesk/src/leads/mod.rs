@@ -55,6 +55,10 @@ const MAX_ALERTS: usize = 1000;
 const MAX_RELATED: usize = 50;
 /// The longest `Idempotency-Key`.
 const MAX_IDEMPOTENCY_KEY: usize = 255;
+/// Leads read back at once after their commit: each takes a blocking
+/// thread and a journal connection, so a burst of commits (after a slow
+/// fsync) must not open one of each per lead.
+const CONCURRENT_READS: usize = 8;
 
 /// A post to `POST /api/leads`, as the handler read it.
 #[derive(Debug, Clone, Copy)]
@@ -159,6 +163,8 @@ struct Inner {
     alerts: Mutex<BTreeMap<LeadId, LeadAlert>>,
     pseudonyms: Pseudonyms,
     webhook: Option<String>,
+    /// Bounds the read-backs (see [`CONCURRENT_READS`]).
+    reads: tokio::sync::Semaphore,
 }
 
 impl Leads {
@@ -228,6 +234,7 @@ impl Leads {
                 alerts: Mutex::new(alerts),
                 pseudonyms,
                 webhook,
+                reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             }),
         })
     }
@@ -458,6 +465,12 @@ impl Leads {
 
     /// The stored lead `id` as the API shows it.
     async fn read_json(&self, id: LeadId) -> Result<Value, Refusal> {
+        let _permit = self
+            .inner
+            .reads
+            .acquire()
+            .await
+            .map_err(|_| Refusal::Unavailable("the journal cannot be read".into()))?;
         let reader = self.inner.reader.clone();
         let found = tokio::task::spawn_blocking(move || {
             let timeline = reader.lead(id.as_str())?;
