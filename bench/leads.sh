@@ -83,7 +83,7 @@ status=0
 for rate in $RATES; do
   dir="$OUT/rate-$rate"; mkdir -p "$dir"
   c0=$(cpu_ticks "$FPID"); r0=$(rss_kib "$FPID"); t0=$(date +%s.%N)
-  timeout $((SECONDS_EACH + 60)) "$LEADLOAD_BIN" "$HTTP" "$rate" "$SECONDS_EACH" "$CONNECTIONS" \
+  LEADLOAD_DUMP="$dir/latencies.txt" timeout $((SECONDS_EACH + 60)) "$LEADLOAD_BIN" "$HTTP" "$rate" "$SECONDS_EACH" "$CONNECTIONS" \
       > "$dir/leadload.txt" 2> "$dir/leadload.err" || status=1
   c1=$(cpu_ticks "$FPID"); r1=$(rss_kib "$FPID"); t1=$(date +%s.%N)
   cat /proc/loadavg > "$dir/loadavg.txt"

@@ -11,6 +11,9 @@
 //! (`X-Frontdesk-Signature: t=…,v1=HMAC-SHA256("<t>.<body>")`), so each is
 //! a new lead the daemon classifies and makes durable before its 201.
 //!
+//! With `LEADLOAD_DUMP=PATH`, every answered lead's due time (ms after the
+//! start) and latency (µs) go to PATH, one per line.
+//!
 //! Output: one line of `key=value` pairs (sent, per status, p50/p90/p99/max
 //! in ms, achieved rate), then the same as JSON on the last line. Exit 0
 //! when every lead got 201, 1 otherwise. Bounded: each request has a
@@ -39,6 +42,8 @@ const MESSAGES: [&str; 5] = [
 #[derive(Default)]
 struct Results {
     latencies_us: Vec<u64>,
+    /// `(lead number, latency µs)`, for LEADLOAD_DUMP.
+    samples: Vec<(u64, u64)>,
     statuses: std::collections::BTreeMap<u16, u64>,
     errors: u64,
 }
@@ -57,14 +62,22 @@ async fn main() {
     let total = (rate * seconds).round() as u64;
     let next = Arc::new(AtomicU64::new(0));
     let results = Arc::new(Mutex::new(Results::default()));
+    // Every connection is open before the first lead is due: the figure
+    // is the steady state, not 64 handshakes at once.
+    let mut opened = Vec::new();
+    for _ in 0..connections {
+        let stream = TcpStream::connect(addr).await.expect("connect to ADDR");
+        stream.set_nodelay(true).expect("TCP_NODELAY");
+        opened.push(stream);
+    }
     let start = Instant::now() + Duration::from_millis(200);
     let interval = Duration::from_secs_f64(1.0 / rate);
     let mut tasks = Vec::new();
-    for _ in 0..connections {
+    for connection in opened {
         let next = Arc::clone(&next);
         let results = Arc::clone(&results);
         tasks.push(tokio::spawn(async move {
-            let mut stream: Option<TcpStream> = None;
+            let mut stream: Option<TcpStream> = Some(connection);
             let mut buffer = Vec::with_capacity(16 * 1024);
             loop {
                 let i = next.fetch_add(1, Ordering::Relaxed);
@@ -85,6 +98,7 @@ async fn main() {
                     Ok(Ok(status)) => {
                         *results.statuses.entry(status).or_default() += 1;
                         results.latencies_us.push(latency);
+                        results.samples.push((i, latency));
                     }
                     _ => {
                         results.errors += 1;
@@ -105,6 +119,19 @@ async fn main() {
     }
     let elapsed = start.elapsed().as_secs_f64();
     let mut results = results.lock().await;
+    if let Ok(path) = std::env::var("LEADLOAD_DUMP") {
+        // One line per answered lead: its due time (ms after the start)
+        // and its latency (µs), to see when the slow ones happened.
+        results.samples.sort_unstable();
+        let lines: String = results
+            .samples
+            .iter()
+            .map(|(i, latency)| format!("{:.1} {latency}\n", *i as f64 * 1000.0 / rate))
+            .collect();
+        if let Err(error) = std::fs::write(&path, lines) {
+            eprintln!("leadload: LEADLOAD_DUMP {path}: {error}");
+        }
+    }
     results.latencies_us.sort_unstable();
     let pct = |p: f64| -> f64 {
         let n = results.latencies_us.len();
