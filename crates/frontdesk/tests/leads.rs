@@ -3,7 +3,8 @@
 //! and still there (and still not replayable) after a restart; refused
 //! posts (unsigned, forged, expired, replayed, a bad phone, 65 KiB) store
 //! nothing; an idempotent repeat gives the same lead; an emergency is
-//! urgent and raises the alert (API and webhook); the report counts.
+//! urgent and raises the alert (API and webhook); the report counts; a
+//! lead's `related` names the same patient's earlier call.
 
 mod support;
 
@@ -367,4 +368,45 @@ fn the_report_counts_three_known_posts_for_the_website() {
             .status,
         400
     );
+}
+
+#[test]
+fn a_lead_names_the_same_patients_earlier_call_in_related() {
+    let daemon = Launch::new().start();
+    // A call from +13125550142 (RawCall's caller), answered by the IVR and
+    // hung up, on the record before the lead comes.
+    let audio = std::net::UdpSocket::bind("127.0.0.1:0").expect("bind");
+    let media = audio.local_addr().expect("its address");
+    support::raw::RawCall::invite(&daemon, "+15550100", media, 1).ack_and_hang_up();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let call = loop {
+        let calls = support::call::calls(&daemon);
+        if let Some(call) = calls.iter().find(|c| c["outcome"] != "in_progress") {
+            break call.clone();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "the call did not end: {calls:#?}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    // The same patient writes, the number as typed in a form.
+    let response = post(
+        &daemon,
+        &body("(312) 555-0142", "my knee hurts", "60605"),
+        &Auth::website(),
+        None,
+    );
+    assert_eq!(response.status, 201, "{response:?}");
+    let lead = response.json()["lead"].clone();
+    assert_eq!(lead["phone"], "+13125550142");
+    assert_eq!(lead["related"], json!([call["id"]]), "{lead:#}");
+    // Another patient's lead is related to nothing.
+    let other = post(
+        &daemon,
+        &body(ANA, "my knee", "60605"),
+        &Auth::website(),
+        None,
+    );
+    assert_eq!(other.json()["lead"]["related"], json!([]));
 }
