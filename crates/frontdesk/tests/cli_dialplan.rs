@@ -112,6 +112,7 @@ decision: queue cardiology
   branch:        -
   known patient: no
   after hours:   no
+  agents:        1002 Bob (north)
 ";
     assert_eq!(text, expected_start);
 }
@@ -238,4 +239,194 @@ fn simulate_refuses_an_unknown_number_and_a_bad_time() {
     let output = frontdesk(&["simulate", "--number", "+15550100", "--at", "next tuesday"]);
     assert_eq!(output.status.code(), Some(2));
     assert!(stderr(&output).starts_with("simulate: --at `next tuesday` is not a time"));
+}
+
+#[test]
+fn simulate_a_lead_prints_intent_branch_queue_and_agents() {
+    let output = frontdesk(&[
+        "simulate",
+        "--lead",
+        "my knee hurts since Sunday",
+        "--postal",
+        "60605",
+        "--source",
+        "website",
+    ]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert_eq!(
+        stdout(&output),
+        "\
+dialplan dialplans/clinic.toml: Riverside Family Health (America/Chicago)
+lead from website (priority routine, respond within 5m)
+  message:    \"my knee hurts since Sunday\"
+  words:      my knee hurts since sunday
+  postal:     60605 (read as 60605)
+intent:       rule 2 (queue orthopedics), phrase \"knee\"
+emergency:    no
+branch:       south (postal prefix 6060)
+decision: queue orthopedics
+  priority:   routine
+  agents:     1004 Dan (south)
+"
+    );
+    // An emergency: urgent care, urgent.
+    let output = frontdesk(&["simulate", "--lead", "Chest pain since this morning!"]);
+    assert!(output.status.success(), "{}", stderr(&output));
+    let text = stdout(&output);
+    assert!(
+        text.contains(
+            "intent:       rule 1 (queue urgent-care, emergency), phrase \"chest pain\"\n"
+        ),
+        "{text}"
+    );
+    assert!(text.contains("emergency:    yes\n"), "{text}");
+    assert!(text.contains("  priority:   urgent\n"), "{text}");
+    // No intent: the front desk, agents of the postal code's branch first.
+    let output = frontdesk(&["simulate", "--lead", "I feel skinny", "--postal", "60605"]);
+    let text = stdout(&output);
+    assert!(
+        text.contains("intent:       no rule matches: front-desk\n"),
+        "{text}"
+    );
+    assert!(text.contains("decision: queue front-desk\n"), "{text}");
+    assert!(
+        text.contains(
+            "  agents:     1001 Alice (north) → 1005 Erin (north) → 1006 Frank (north)\n"
+        ),
+        "{text}"
+    );
+    // A branch preference puts its agents first: pediatrics, Carol (south)
+    // before Frank (north) for a south postal code, the other way round
+    // for a north one.
+    let south = stdout(&frontdesk(&[
+        "simulate", "--lead", "my son", "--postal", "60605",
+    ]));
+    assert!(
+        south.contains("  agents:     1003 Carol (south) → 1006 Frank (north)\n"),
+        "{south}"
+    );
+    let north = stdout(&frontdesk(&[
+        "simulate", "--lead", "my son", "--postal", "60614",
+    ]));
+    assert!(
+        north.contains("  agents:     1006 Frank (north) → 1003 Carol (south)\n"),
+        "{north}"
+    );
+}
+
+#[test]
+fn simulate_a_lead_refuses_an_unknown_source_and_a_stray_flag() {
+    let output = frontdesk(&["simulate", "--lead", "knee", "--source", "newsletter"]);
+    assert_eq!(output.status.code(), Some(2));
+    assert_eq!(
+        stderr(&output),
+        "simulate: --source newsletter: no such source in dialplans/clinic.toml (known: website)\n"
+    );
+    // --postal belongs to --lead; --number and --lead exclude each other.
+    let output = frontdesk(&["simulate", "--number", "+15550100", "--postal", "60605"]);
+    assert_eq!(output.status.code(), Some(2));
+    let output = frontdesk(&["simulate", "--number", "+15550100", "--lead", "knee"]);
+    assert_eq!(output.status.code(), Some(2));
+}
+
+/// Runs `check` on the demo clinic with `tweak` applied, in a temporary
+/// folder that links the prompts.
+fn check_clinic_with(tweak: impl Fn(String) -> String) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(repo().join("dialplans/clinic.toml")).unwrap();
+    std::fs::write(dir.path().join("clinic.toml"), tweak(text)).unwrap();
+    std::os::unix::fs::symlink(repo().join("dialplans/prompts"), dir.path().join("prompts"))
+        .unwrap();
+    Command::new(env!("CARGO_BIN_EXE_frontdesk"))
+        .args(["check", "clinic.toml"])
+        .current_dir(dir.path())
+        .env("RUST_LOG", "off")
+        .output()
+        .expect("the frontdesk binary runs")
+}
+
+/// The line of `text` holding `needle` (1-based).
+fn line_in(text: &str, needle: &str) -> usize {
+    text.lines()
+        .position(|l| l.contains(needle))
+        .expect("needle")
+        + 1
+}
+
+#[test]
+fn check_lints_intents_each_at_its_position() {
+    let demo = std::fs::read_to_string(repo().join("dialplans/clinic.toml")).unwrap();
+    // The demo's intents pass.
+    let output = check_clinic_with(|text| text);
+    assert!(output.status.success(), "{}", stderr(&output));
+
+    // One phrase in two rules.
+    let tweak = |t: String| t.replace("\"rash\", \"acne\"", "\"rash\", \"knee\"");
+    let output = check_clinic_with(tweak);
+    assert_eq!(output.status.code(), Some(1));
+    let line = line_in(&tweak(demo.clone()), "\"rash\", \"knee\"");
+    let first = line_in(&demo, "phrases = [\"knee\"");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "clinic.toml:{line}:20: phrase `knee` is already in the intent rule on line {first}: the first rule with it always wins, so here it is dead\nclinic.toml: 1 error\n"
+        )
+    );
+
+    // An unknown queue.
+    let tweak = |t: String| {
+        t.replace(
+            "queue = \"dermatology\"\nphrases",
+            "queue = \"dermatolgy\"\nphrases",
+        )
+    };
+    let output = check_clinic_with(tweak);
+    let line = line_in(&tweak(demo.clone()), "\"dermatolgy\"");
+    assert!(
+        stderr(&output).starts_with(&format!(
+            "clinic.toml:{line}:9: intent: no queue `dermatolgy` (known: `cardiology`, `dermatology`, `front-desk`, "
+        )),
+        "{}",
+        stderr(&output)
+    );
+
+    // An empty rule.
+    let tweak = |t: String| {
+        t.replace(
+            "phrases = [\"rash\", \"acne\", \"mole\", \"skin\"]",
+            "phrases = []",
+        )
+    };
+    let output = check_clinic_with(tweak);
+    let line = line_in(&tweak(demo.clone()), "phrases = []");
+    assert_eq!(
+        stderr(&output),
+        format!(
+            "clinic.toml:{line}:11: the intent rule for queue `dermatology` has no phrases, so it never matches: give it `phrases` or remove it\nclinic.toml: 1 error\n"
+        )
+    );
+
+    // An emergency rule after a non-emergency one that shadows it.
+    let tweak = |t: String| {
+        let emergency = "[[intents]]\nqueue = \"urgent-care\"\nemergency = true";
+        let start = t.find(emergency).unwrap();
+        let end = start + t[start..].find("\n\n").unwrap() + 2;
+        let block = t[start..end].to_string();
+        let without = format!("{}{}", &t[..start], &t[end..]);
+        let anchor = without.find("[branches.north]").unwrap();
+        format!("{}{block}{}", &without[..anchor], &without[anchor..])
+            .replace("\"sprain\", \"joint\"", "\"sprain\", \"pain\"")
+    };
+    let output = check_clinic_with(tweak);
+    assert_eq!(output.status.code(), Some(1));
+    let text = tweak(demo.clone());
+    let line = line_in(&text, "\"chest pain\"");
+    assert!(
+        stderr(&output).contains(&format!(
+            "clinic.toml:{line}:12: emergency phrase `chest pain` can never win: the rule on line {} (queue `orthopedics`, not an emergency) comes first and its phrase `pain` is in it; put emergency rules first",
+            text.lines().position(|l| l == "queue = \"orthopedics\"").unwrap()
+        )),
+        "{}",
+        stderr(&output)
+    );
 }

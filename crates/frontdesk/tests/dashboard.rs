@@ -599,3 +599,80 @@ fn the_pages_and_their_files_are_served_with_a_strict_policy() {
     assert_eq!(daemon.get("/assets/missing.js", None).status, 404);
     assert_eq!(daemon.get("/api/events", None).status, 401);
 }
+
+#[test]
+fn open_leads_appear_on_the_dashboard_emergencies_first() {
+    use support::leads::{Auth, body, post};
+    let (_dir, daemon) = open_daemon();
+    let knee = post(
+        &daemon,
+        &body("+13125550199", "my knee hurts since Sunday", "60605"),
+        &Auth::website(),
+        None,
+    );
+    assert_eq!(knee.status, 201, "{knee:?}");
+    let chest = post(
+        &daemon,
+        &body("+13125550142", "chest pain since this morning", "60614"),
+        &Auth::website(),
+        None,
+    );
+    assert_eq!(chest.status, 201, "{chest:?}");
+    let knee_id = knee.json()["lead"]["id"].as_str().unwrap().to_string();
+    let chest_id = chest.json()["lead"]["id"].as_str().unwrap().to_string();
+
+    let mut browser = Browser::launch(DESKTOP);
+    browser.open(&format!("http://{}/?token={TOKEN}", daemon.http()));
+    browser.wait_for("document.body.dataset.connection === 'live'", BOUND);
+    browser.wait_for(
+        "document.querySelectorAll('#leads tbody tr[data-lead]').length === 2",
+        BOUND,
+    );
+    // The emergency first, though it came second; then the knee.
+    let rows: Vec<(String, String, String)> = serde_json::from_value(browser.evaluate(
+        "[...document.querySelectorAll('#leads tbody tr[data-lead]')].map(r => \
+         [r.dataset.lead, r.dataset.emergency, r.dataset.department])",
+    ))
+    .expect("rows");
+    assert_eq!(
+        rows,
+        [
+            (chest_id.clone(), "true".into(), "urgent-care".into()),
+            (knee_id.clone(), "false".into(), "orthopedics".into()),
+        ]
+    );
+    let first = format!("#leads tr[data-lead=\"{chest_id}\"]");
+    assert!(
+        browser
+            .evaluate(&text_of(&format!("{first} .name")))
+            .as_str()
+            .is_some_and(|name| name.starts_with("emergency")),
+    );
+    assert_eq!(
+        browser.evaluate(&text_of(&format!("{first} .intent"))),
+        json!("“chest pain”")
+    );
+    assert_eq!(
+        browser.evaluate(&text_of(&format!(
+            "#leads tr[data-lead=\"{knee_id}\"] .branch"
+        ))),
+        json!("south")
+    );
+    assert_eq!(browser.evaluate(&text_of("#leads-count")), json!("(2)"));
+    // The alert leads the alerts.
+    assert_eq!(
+        browser
+            .evaluate("(document.querySelector('#alerts li') || {dataset: {}}).dataset.kind || ''"),
+        json!("emergency_lead")
+    );
+    assert_eq!(
+        browser.evaluate("document.querySelector('#alerts li').dataset.lead"),
+        json!(chest_id)
+    );
+    browser.screenshot(&artifacts().join("dashboard-leads.png"));
+    assert_eq!(
+        browser.take_errors(),
+        Vec::<String>::new(),
+        "the page reported errors"
+    );
+}

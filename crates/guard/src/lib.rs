@@ -62,7 +62,7 @@ mod trust;
 mod warn;
 
 pub use failures::{Admission, FailureLimiter, FailureLimits};
-pub use limits::{HttpLimits, Limits, SignInLimits, SipLimits};
+pub use limits::{HttpLimits, LeadLimits, Limits, SignInLimits, SipLimits};
 pub use lockout::{AccountLockout, LockoutLimits};
 pub use network::{IpNetwork, NetworkError};
 pub use rate::{RateLimits, SourceLimiter, Verdict};

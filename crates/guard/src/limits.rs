@@ -18,6 +18,8 @@ pub struct Limits {
     pub sign_in: SignInLimits,
     /// The admin and agent HTTP listener.
     pub http: HttpLimits,
+    /// Web-form leads' intake (`POST /api/leads`).
+    pub leads: LeadLimits,
 }
 
 /// SIP limits per untrusted source (`[limits.sip]`).
@@ -80,6 +82,8 @@ pub struct HttpLimits {
     pub max_body: usize,
     /// The largest `POST /agent/login` body, in bytes.
     pub max_login_body: usize,
+    /// The largest `POST /api/leads` body, in bytes (DESIGN.md: 64 KiB).
+    pub max_lead_body: usize,
 }
 
 impl Default for HttpLimits {
@@ -92,6 +96,33 @@ impl Default for HttpLimits {
             idle_timeout: Duration::from_secs(120),
             max_body: 64 * 1024,
             max_login_body: 1024,
+            max_lead_body: 64 * 1024,
+        }
+    }
+}
+
+/// The intake of web-form leads (`[limits.leads]`; read at start).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct LeadLimits {
+    /// How far a signature's timestamp may be from now, either way
+    /// (DESIGN.md: 5 minutes). A signature is remembered this long after
+    /// its timestamp, so that it is accepted once.
+    pub signature_tolerance: Duration,
+    /// The most signatures remembered at once. Only signatures of stored
+    /// leads are kept, so this bounds the signed leads accepted within one
+    /// tolerance; past it, signed posts get 503 until the oldest expire
+    /// (never an eviction, which would let a replay through).
+    pub replay_cache: usize,
+    /// How long an `Idempotency-Key` answers with the lead it made.
+    pub idempotency_window: Duration,
+}
+
+impl Default for LeadLimits {
+    fn default() -> Self {
+        LeadLimits {
+            signature_tolerance: Duration::from_secs(5 * 60),
+            replay_cache: 100_000,
+            idempotency_window: Duration::from_secs(24 * 3600),
         }
     }
 }

@@ -66,6 +66,7 @@ mod diagnostic;
 mod features;
 mod hours;
 mod ids;
+pub mod leads;
 mod plan;
 mod raw;
 mod session;

@@ -14,6 +14,10 @@ use jiff::tz::TimeZone;
 
 use crate::hours::{BusinessHours, OpenState};
 use crate::ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
+use crate::leads::{
+    BranchMap, Country, FALLBACK_QUEUE, IntentMatcher, LeadBranch, LeadRoute, PhoneNumber, Source,
+    Trunk,
+};
 use guard::{Limits, TrustedSources};
 
 /// How urgent a call is. Urgent calls are answered before routine ones.
@@ -394,6 +398,7 @@ pub struct Agent {
     pub(crate) branch: Option<Branch>,
     pub(crate) languages: Vec<Language>,
     pub(crate) capacity: u32,
+    pub(crate) lead_capacity: u32,
 }
 
 impl std::fmt::Debug for Agent {
@@ -406,6 +411,7 @@ impl std::fmt::Debug for Agent {
             .field("branch", &self.branch)
             .field("languages", &self.languages)
             .field("capacity", &self.capacity)
+            .field("lead_capacity", &self.lead_capacity)
             .finish()
     }
 }
@@ -463,6 +469,12 @@ impl Agent {
     pub fn capacity(&self) -> u32 {
         self.capacity
     }
+
+    /// How many open leads the agent may own at once, apart from calls
+    /// (`lead_capacity`, 2 unless set; 0: none).
+    pub fn lead_capacity(&self) -> u32 {
+        self.lead_capacity
+    }
 }
 
 /// A known patient from the caller directory.
@@ -494,6 +506,7 @@ pub struct Clinic {
     pub(crate) time_zone_name: String,
     pub(crate) time_zone: TimeZone,
     pub(crate) emergency_notice: Prompt,
+    pub(crate) country: Option<Country>,
 }
 
 impl Clinic {
@@ -515,6 +528,12 @@ impl Clinic {
     /// The emergency notice every entry plays first.
     pub fn emergency_notice(&self) -> &Prompt {
         &self.emergency_notice
+    }
+
+    /// The region leads' numbers are read in when they carry no country
+    /// code (`country = "US"`); `None`: they must carry one.
+    pub fn country(&self) -> Option<Country> {
+        self.country
     }
 }
 
@@ -539,6 +558,10 @@ pub struct Dialplan {
     pub(crate) limits: Limits,
     pub(crate) announcements: Option<Announcements>,
     pub(crate) features: crate::features::Features,
+    pub(crate) sources: BTreeMap<SourceTag, Source>,
+    pub(crate) intents: IntentMatcher,
+    pub(crate) branches: BranchMap,
+    pub(crate) trunks: BTreeMap<String, Trunk>,
 }
 
 impl Dialplan {
@@ -644,6 +667,78 @@ impl Dialplan {
     /// `*42`, `*43`).
     pub fn features(&self) -> &crate::features::Features {
         &self.features
+    }
+
+    /// The sources leads may come from (`[sources.<id>]`), by id.
+    pub fn sources(&self) -> impl Iterator<Item = &Source> {
+        self.sources.values()
+    }
+
+    /// A source by id.
+    pub fn source(&self, id: &str) -> Option<&Source> {
+        self.sources.get(id)
+    }
+
+    /// The intent rules (`[[intents]]`), indexed.
+    pub fn intents(&self) -> &IntentMatcher {
+        &self.intents
+    }
+
+    /// The branches' postal prefixes (`[branches.<id>]`).
+    pub fn branches(&self) -> &BranchMap {
+        &self.branches
+    }
+
+    /// The trunks (`[trunks.<id>]`), by name.
+    pub fn trunks(&self) -> impl Iterator<Item = &Trunk> {
+        self.trunks.values()
+    }
+
+    /// A trunk by name (`carrier`).
+    pub fn trunk(&self, id: &str) -> Option<&Trunk> {
+        self.trunks.get(id)
+    }
+
+    /// Where a lead goes (DESIGN.md, "Leads"): the first intent rule with
+    /// a phrase in `message` names the queue (else [`FALLBACK_QUEUE`]); an
+    /// emergency rule makes it urgent, otherwise it takes `source`'s
+    /// priority; `postal_code`'s longest prefix picks the branch, else a
+    /// known patient's directory entry for `phone`.
+    pub fn route_lead(
+        &self,
+        source: Option<&Source>,
+        message: &str,
+        postal_code: Option<&str>,
+        phone: Option<&PhoneNumber>,
+    ) -> LeadRoute {
+        let intent = self.intents.classify(message);
+        let (queue, emergency) = match &intent {
+            Some(found) => (found.queue.clone(), found.emergency),
+            None => (QueueId::new(FALLBACK_QUEUE), false),
+        };
+        let priority = if emergency {
+            Priority::Urgent
+        } else {
+            source.map_or(Priority::Routine, Source::priority)
+        };
+        let branch = postal_code
+            .and_then(|code| self.branches.branch_of(code))
+            .map(LeadBranch::PostalCode)
+            .or_else(|| {
+                let phone = phone?;
+                phone
+                    .caller_id_forms()
+                    .iter()
+                    .find_map(|form| self.known_patient(form)?.branch.clone())
+                    .map(LeadBranch::Directory)
+            });
+        LeadRoute {
+            intent,
+            queue,
+            emergency,
+            priority,
+            branch,
+        }
     }
 
     /// "You are caller number N": the prompts in order, N read digit by

@@ -21,6 +21,7 @@ pub(crate) struct RawClinic {
     pub name: S<String>,
     pub time_zone: S<String>,
     pub emergency_notice: S<String>,
+    pub country: Option<S<String>>,
 }
 
 /// `[[numbers]]`
@@ -126,6 +127,7 @@ pub(crate) struct RawAgent {
     #[serde(default)]
     pub languages: Vec<S<String>>,
     pub capacity: Option<S<i64>>,
+    pub lead_capacity: Option<S<i64>>,
 }
 
 /// `[[hours]]`
@@ -176,6 +178,7 @@ pub(crate) struct RawLimits {
     pub sip: Option<RawSipLimits>,
     pub sign_in: Option<RawSignInLimits>,
     pub http: Option<RawHttpLimits>,
+    pub leads: Option<RawLeadLimits>,
 }
 
 /// `[limits.sip]`
@@ -219,6 +222,56 @@ pub(crate) struct RawHttpLimits {
     pub idle_timeout: Option<S<String>>,
     pub max_body: Option<S<i64>>,
     pub max_login_body: Option<S<i64>>,
+    pub max_lead_body: Option<S<i64>>,
+}
+
+/// `[limits.leads]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawLeadLimits {
+    pub signature_tolerance: Option<S<String>>,
+    pub replay_cache: Option<S<i64>>,
+    pub idempotency_window: Option<S<String>>,
+}
+
+/// `[sources.<id>]`: where web-form leads come from.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSource {
+    pub secret: S<String>,
+    pub respond_within: Option<S<String>>,
+    pub accept_within: Option<S<String>>,
+    pub priority: Option<S<RawPriority>>,
+}
+
+/// `[[intents]]`: phrases that send a lead to a queue.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawIntent {
+    pub queue: S<String>,
+    pub emergency: Option<S<bool>>,
+    pub phrases: S<Vec<S<String>>>,
+}
+
+/// `[branches.<id>]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawBranch {
+    pub postal_prefixes: S<Vec<S<String>>>,
+}
+
+/// `[trunks.<id>]`: the carrier's SIP trunk, the only way out.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawTrunk {
+    pub uri: S<String>,
+    pub username: Option<S<String>>,
+    pub password: Option<S<String>>,
+    pub caller_id: S<String>,
+    #[serde(default)]
+    pub allow: Vec<S<String>>,
+    #[serde(default)]
+    pub deny: Vec<S<String>>,
 }
 
 /// `[announcements]`

@@ -11,9 +11,11 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, Tr
 use jiff::Timestamp;
 use rusqlite::Connection;
 
+use crate::checkpoint::Checkpointer;
 use crate::entry::JournalEntry;
 use crate::error::{JournalError, RecordError};
 use crate::fault::FaultPlan;
+use crate::leads::{LeadReply, LeadStored, LeadWriteError, NewLead};
 use crate::reader::Reader;
 use crate::schema::{self, Synchronous};
 use crate::storage;
@@ -47,6 +49,9 @@ pub struct JournalConfig {
     /// How long dropping a [`Journal`] that was not closed waits for the
     /// writer to drain. Default 5 s.
     pub close_timeout: Duration,
+    /// How often the WAL is checkpointed, on a thread of its own so that
+    /// commits never wait for it (see `checkpoint.rs`). Default 250 ms.
+    pub checkpoint_every: Duration,
 }
 
 impl Default for JournalConfig {
@@ -58,6 +63,7 @@ impl Default for JournalConfig {
             synchronous: Synchronous::Full,
             max_database_bytes: None,
             close_timeout: Duration::from_secs(5),
+            checkpoint_every: Duration::from_millis(250),
         }
     }
 }
@@ -69,6 +75,11 @@ impl JournalConfig {
         }
         if self.max_batch == 0 {
             return Err(JournalError::Config("max_batch must be at least 1".into()));
+        }
+        if self.checkpoint_every.is_zero() {
+            return Err(JournalError::Config(
+                "checkpoint_every must be longer than zero".into(),
+            ));
         }
         if self.linger > MAX_LINGER {
             return Err(JournalError::Config(format!(
@@ -172,10 +183,26 @@ impl Shared {
     }
 }
 
+/// A lead waiting for its commit, and whom to tell.
+struct PendingLead {
+    lead: NewLead,
+    reply: LeadReply,
+}
+
+impl std::fmt::Debug for PendingLead {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("PendingLead")
+            .field("id", &self.lead.id)
+            .finish_non_exhaustive()
+    }
+}
+
 /// A message to the writer.
 #[derive(Debug)]
 enum Message {
     Entry(JournalEntry),
+    /// A lead, committed at once (with whatever else is queued).
+    Lead(Box<PendingLead>),
     /// Commit everything before this, then answer.
     Flush(Sender<()>),
     /// Commit everything queued, then stop and answer.
@@ -213,6 +240,35 @@ impl JournalHandle {
                 };
                 self.shared.count_drop(error);
                 Err(error)
+            }
+        }
+    }
+
+    /// Queues `lead` for the writer, which commits it at once (grouped
+    /// with whatever else is queued) and then calls `reply` with what it
+    /// did: [`LeadStored::Created`], [`LeadStored::Existing`] for an
+    /// idempotency key already claimed, or the write's failure. Returns
+    /// at once; `Err` (the backlog is full, or the journal closed) means
+    /// nothing was queued and `reply` is never called. Unlike
+    /// [`Self::record`], nothing is dropped silently: the caller is told.
+    pub fn store_lead(
+        &self,
+        lead: NewLead,
+        reply: impl FnOnce(Result<LeadStored, LeadWriteError>) + Send + 'static,
+    ) -> Result<(), LeadWriteError> {
+        self.shared.backlog.fetch_add(1, Ordering::SeqCst);
+        let pending = Box::new(PendingLead {
+            lead,
+            reply: Box::new(reply),
+        });
+        match self.sender.try_send(Message::Lead(pending)) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
+                Err(match error {
+                    TrySendError::Full(_) => LeadWriteError::Full,
+                    TrySendError::Disconnected(_) => LeadWriteError::Closed,
+                })
             }
         }
     }
@@ -300,6 +356,14 @@ impl Journal {
         config.validate()?;
         let path = path.as_ref().to_path_buf();
         let connection = schema::open_writer(&path, config.synchronous, config.max_database_bytes)?;
+        // Checkpoints run on their own thread, never inside a commit.
+        connection
+            .pragma_update(None, "wal_autocheckpoint", 0)
+            .map_err(|source| JournalError::Open {
+                path: path.clone(),
+                source,
+            })?;
+        let checkpointer = Checkpointer::start(&path, config.checkpoint_every)?;
         let (sender, receiver) = crossbeam_channel::bounded(config.capacity);
         let shared = Arc::new(Shared {
             path,
@@ -317,6 +381,7 @@ impl Journal {
         });
         let writer = Writer {
             connection: Some(connection),
+            checkpointer: Some(checkpointer),
             receiver,
             shared: Arc::clone(&shared),
             max_batch: config.max_batch,
@@ -423,6 +488,8 @@ impl Drop for Journal {
 struct Writer {
     /// `None` only while closing.
     connection: Option<Connection>,
+    /// Checkpoints the WAL meanwhile; stopped before the last checkpoint.
+    checkpointer: Option<Checkpointer>,
     receiver: Receiver<Message>,
     shared: Arc<Shared>,
     max_batch: usize,
@@ -434,6 +501,7 @@ struct Writer {
 #[derive(Default)]
 struct Batch {
     entries: Vec<JournalEntry>,
+    leads: Vec<PendingLead>,
     flushes: Vec<Sender<()>>,
     close_interrupted: Vec<Sender<Result<u64, String>>>,
     close: Option<Sender<()>>,
@@ -445,16 +513,19 @@ impl Batch {
     fn take(&mut self, message: Message) {
         match message {
             Message::Entry(entry) => self.entries.push(entry),
+            Message::Lead(lead) => self.leads.push(*lead),
             Message::Flush(ack) => self.flushes.push(ack),
             Message::Close(ack) => self.close = Some(ack),
             Message::CloseInterrupted(ack) => self.close_interrupted.push(ack),
         }
     }
 
-    /// Whether to commit now rather than wait for more.
+    /// Whether to commit now rather than wait for more: someone waits
+    /// (a flush, a lead's sender) or the journal is closing.
     fn urgent(&self) -> bool {
         !self.flushes.is_empty()
             || !self.close_interrupted.is_empty()
+            || !self.leads.is_empty()
             || self.close.is_some()
             || self.disconnected
     }
@@ -480,6 +551,16 @@ impl Writer {
                     Err(RecvTimeoutError::Disconnected) => batch.disconnected = true,
                 }
             }
+            // Leads are committed at once, with everything queued behind
+            // them (group commit: one fsync for the lot).
+            while !batch.leads.is_empty()
+                && batch.entries.len() + batch.leads.len() < self.max_batch
+            {
+                match self.receiver.try_recv() {
+                    Ok(message) => batch.take(message),
+                    Err(_) => break,
+                }
+            }
             if batch.close.is_some() || batch.disconnected {
                 // Whatever is queued now was recorded before the close.
                 while let Ok(message) = self.receiver.try_recv() {
@@ -491,6 +572,9 @@ impl Writer {
             }
             for ack in batch.close_interrupted {
                 let _ = ack.send(self.close_interrupted());
+            }
+            if !batch.leads.is_empty() {
+                self.write_leads(std::mem::take(&mut batch.leads));
             }
             for ack in batch.flushes {
                 let _ = ack.send(());
@@ -560,6 +644,51 @@ impl Writer {
         }
     }
 
+    /// Writes `leads` in one transaction, then tells each sender.
+    fn write_leads(&mut self, leads: Vec<PendingLead>) {
+        let count = leads.len() as u64;
+        let result = match self.connection.as_mut() {
+            Some(connection) => {
+                self.shared.faults.before_batch();
+                crate::leads::store::write_leads(
+                    connection,
+                    leads.iter().map(|pending| &pending.lead),
+                    &self.shared.faults,
+                )
+                .map_err(|error| error.to_string())
+            }
+            None => Err("the journal is closing".to_string()),
+        };
+        self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+        match result {
+            Ok(stored) => {
+                self.shared.written.fetch_add(count, Ordering::SeqCst);
+                self.shared.batches.fetch_add(1, Ordering::SeqCst);
+                self.shared.failing.store(false, Ordering::SeqCst);
+                self.failure_log.recovered();
+                for (pending, stored) in leads.into_iter().zip(stored) {
+                    (pending.reply)(Ok(stored));
+                }
+            }
+            Err(message) => {
+                self.shared.failed.fetch_add(count, Ordering::SeqCst);
+                self.shared.failing.store(true, Ordering::SeqCst);
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(WriteFailure {
+                    at: Timestamp::now(),
+                    message: message.clone(),
+                });
+                self.failure_log.failed(count, &message);
+                for pending in leads {
+                    (pending.reply)(Err(LeadWriteError::Failed(message.clone())));
+                }
+            }
+        }
+    }
+
     /// Entries recorded while the last batch was being written, after the
     /// close: counted as dropped rather than lost without a trace. (One
     /// recorded in the instant between this and the channel's end is
@@ -569,7 +698,15 @@ impl Writer {
         let late = self
             .receiver
             .try_iter()
-            .filter(|message| matches!(message, Message::Entry(_)))
+            .filter_map(|message| match message {
+                Message::Entry(_) => Some(()),
+                // Its sender is told: nothing was stored.
+                Message::Lead(pending) => {
+                    (pending.reply)(Err(LeadWriteError::Closed));
+                    Some(())
+                }
+                _ => None,
+            })
             .count() as u64;
         if late > 0 {
             self.shared.dropped.fetch_add(late, Ordering::SeqCst);
@@ -583,6 +720,9 @@ impl Writer {
 
     /// Checkpoints the WAL into the database and closes the connection.
     fn finish(&mut self) {
+        if let Some(mut checkpointer) = self.checkpointer.take() {
+            checkpointer.stop();
+        }
         if let Some(connection) = self.connection.take() {
             if let Err(error) = connection.execute_batch("PRAGMA wal_checkpoint(TRUNCATE);") {
                 tracing::warn!(%error, "journal checkpoint on close failed");

@@ -107,16 +107,21 @@
 //! # Ok::<(), Box<dyn std::error::Error>>(())
 //! ```
 //!
+//! Leads that are not calls (web forms) are in the same file, written by
+//! the same writer: see [`leads`].
+//!
 //! Phone numbers are stored in full (the journal is the clinic's record);
 //! redaction is for logs, and this crate logs no numbers.
 
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+mod checkpoint;
 mod entry;
 mod error;
 mod fault;
 mod journal;
+pub mod leads;
 mod reader;
 pub mod report;
 pub mod schema;
@@ -128,6 +133,10 @@ pub use entry::{CallEvent, CallId, IN_PROGRESS, JournalEntry, Outcome, Priority,
 pub use error::{JournalError, QueryError, RangeError, RecordError};
 pub use fault::FaultPlan;
 pub use journal::{Journal, JournalConfig, JournalHandle, JournalStats, MAX_LINGER, WriteFailure};
+pub use leads::{
+    Idempotency, LeadHistory, LeadId, LeadKind, LeadOutcome, LeadQuery, LeadReply, LeadReport,
+    LeadRow, LeadSignature, LeadState, LeadStored, LeadTimeline, LeadWriteError, NewLead,
+};
 pub use reader::{CallQuery, CallRow, CallTimeline, EventRow, Reader};
 pub use report::{
     AbandonmentWindow, AgentReport, DepartmentReport, Percentiles, SourceReport, TimeRange,

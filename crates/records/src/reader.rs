@@ -257,7 +257,7 @@ impl Reader {
         })
     }
 
-    fn with<T>(
+    pub(crate) fn with<T>(
         &self,
         query: impl FnOnce(&Connection) -> Result<T, QueryError>,
     ) -> Result<T, QueryError> {

@@ -10,7 +10,7 @@
 //! upgrades a file of every older version, with data, and compares it with
 //! a new file).
 //!
-//! # Schema (version 2)
+//! # Schema (version 3)
 //!
 //! Times are integers, milliseconds since the Unix epoch (UTC); durations
 //! are integer milliseconds (`_ms`).
@@ -32,6 +32,11 @@
 //! Indexes: `calls(started_at, id)` serves `/api/calls?limit=N` (newest
 //! first, read backwards) and the reports' time ranges;
 //! `call_events(at)` serves the recent-abandonment window.
+//!
+//! # Version 3
+//!
+//! Leads (`leads`, `lead_events`, `lead_keys`) and `calls(caller,
+//! started_at)` for a patient's earlier calls: see [`crate::leads`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -41,7 +46,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::JournalError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 2;
+pub const SCHEMA_VERSION: i64 = 3;
 
 /// How long a connection waits for a lock before failing. Only one
 /// connection writes; WAL readers never block it, so this only covers
@@ -70,6 +75,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 2,
         description: "the interrupted outcome",
         apply: version_2,
+    },
+    Migration {
+        version: 3,
+        description: "leads, lead_events, lead_keys; calls by caller",
+        apply: crate::leads::schema::version_3,
     },
 ];
 
@@ -342,6 +352,14 @@ mod tests {
                      VALUES ('c-old', '+13125550142', '+15550100', 1000, 'abandoned');
                      INSERT INTO call_events (call_id, seq, at, kind, detail)
                      VALUES ('c-old', 1, 1000, 'ended', '{\"outcome\":\"abandoned\"}');",
+                )
+                .unwrap();
+        }
+        if version >= 3 {
+            connection
+                .execute_batch(
+                    "INSERT INTO leads (id, kind, source, phone, department, created_at, respond_by)
+                     VALUES ('l-old', 'web_form', 'website', '+13125550142', 'front-desk', 1000, 301000);",
                 )
                 .unwrap();
         }

@@ -14,7 +14,7 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
-pub mod leads;
+pub mod journal;
 pub mod plan_map;
 pub mod registrar;
 pub mod router;
@@ -71,7 +71,7 @@ pub struct AppConfig {
     /// `--overload-retry-after`: admission control of new calls.
     pub admission: sip::overload::AdmissionConfig,
     /// `--alert-webhook`, `--alert-abandonment`.
-    pub alerts: leads::AlertConfig,
+    pub alerts: journal::AlertConfig,
     /// `--log-patient-numbers`: show numbers in the logs in full.
     pub log_patient_numbers: bool,
     /// `--digest-algorithms`: the registrar's challenges, in order.
@@ -103,8 +103,8 @@ pub struct App {
     draining: AtomicBool,
     /// Cancelled when the drain's grace is over: calls still up hang up.
     pub ending: CancellationToken,
-    /// The journal of calls (leads), alerts, log pseudonyms.
-    pub leads: Arc<leads::Leads>,
+    /// The journal of calls, the overload alerts, log pseudonyms.
+    pub journal: Arc<journal::CallJournal>,
     /// What call tasks reach (narrow handles), and their tracker.
     pub call_services: Arc<CallServices>,
     /// Per-source limits on SIP (the transport's; bans from the registrar
@@ -346,7 +346,7 @@ pub async fn start(
         Ok(())
     });
 
-    let leads = leads::Leads::open(
+    let journal = journal::CallJournal::open(
         &config.data,
         config.log_patient_numbers,
         config.alerts.window,
@@ -355,11 +355,11 @@ pub async fn start(
     // journal write fails (counted, logged). Not a production setting.
     if std::env::var("FRONTDESK_TEST_JOURNAL_FAULT").as_deref() == Ok("fail") {
         warn!("FRONTDESK_TEST_JOURNAL_FAULT=fail: every journal write will fail");
-        leads.faults().set_failing(true);
+        journal.faults().set_failing(true);
     }
     info!(
         "journal in {}",
-        config.data.join(leads::JOURNAL_FILE).display()
+        config.data.join(journal::JOURNAL_FILE).display()
     );
     let range = PortRange::new(config.rtp_ports.0, config.rtp_ports.1)?;
     let ports = PortPool::with_quarantine(local.ip(), range, config.rtp_quarantine);
@@ -367,7 +367,7 @@ pub async fn start(
     if let Some(folder) = plan.path().parent() {
         prompts.preload(&folder.join("prompts")).await;
     }
-    let leads = Arc::new(leads);
+    let journal = Arc::new(journal);
     let calls = CallBook::default();
     let ending = CancellationToken::new();
     let media = media::session::SessionConfig {
@@ -383,7 +383,7 @@ pub async fn start(
         ports: ports.clone(),
         prompts: prompts.clone(),
         calls: calls.clone(),
-        journal: Arc::clone(&leads),
+        journal: Arc::clone(&journal),
         media,
         call_config: call::CallConfig {
             advertise,
@@ -406,7 +406,7 @@ pub async fn start(
         draining: AtomicBool::new(false),
         ending,
         call_services,
-        leads,
+        journal,
         front_door,
         call_slots: SourceSlots::new(),
         calls_refused: AtomicU64::new(0),
@@ -416,7 +416,7 @@ pub async fn start(
     let stop = shutdown.child_token();
     let alerts = config.alerts.clone();
     services.spawn("alerts", async move {
-        leads::watch_alerts(watcher, alerts, stop).await;
+        journal::watch_alerts(watcher, alerts, stop).await;
         Ok(())
     });
     let gauges = Arc::clone(&app);
@@ -541,7 +541,7 @@ async fn publish_gauges(app: Arc<App>, shutdown: CancellationToken) {
         metrics::gauge!("frontdesk_rtp_ports_available").set(app.ports.available() as f64);
         metrics::gauge!("frontdesk_calls_active").set(app.calls.active() as f64);
         metrics::gauge!("frontdesk_sip_routed_call_ids").set(app.endpoint.routed() as f64);
-        let journal = app.leads.stats();
+        let journal = app.journal.stats();
         metrics::gauge!("frontdesk_journal_backlog").set(journal.backlog as f64);
         metrics::counter!("frontdesk_journal_written_total").absolute(journal.written);
         metrics::counter!("frontdesk_journal_dropped_total").absolute(journal.dropped);

@@ -9,7 +9,7 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{CallBook, Prompts};
-use crate::app::leads::Leads;
+use crate::app::journal::CallJournal;
 use crate::app::registrar::Locations;
 use crate::app::router::RouterHandle;
 use crate::daemon::LiveDialplan;
@@ -32,7 +32,7 @@ pub struct CallServices {
     /// The calls, for the API.
     pub calls: CallBook,
     /// The journal, and the pseudonyms of patients' numbers in logs.
-    pub journal: Arc<Leads>,
+    pub journal: Arc<CallJournal>,
     /// How each call's media task is set up.
     pub media: media::session::SessionConfig,
     /// Our address and ports, for Contact and SDP.

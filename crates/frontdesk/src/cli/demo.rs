@@ -89,7 +89,7 @@ impl DemoArgs {
                 strict_rtp: media::strict::StrictConfig::default(),
                 rtp_quarantine: media::driver::PortPool::DEFAULT_QUARANTINE,
                 admission: sip::overload::AdmissionConfig::default(),
-                alerts: crate::app::leads::AlertConfig::default(),
+                alerts: crate::app::journal::AlertConfig::default(),
                 digest_algorithms: vec![sip::digest::Algorithm::Md5],
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story

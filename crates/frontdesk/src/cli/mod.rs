@@ -35,17 +35,29 @@ enum Command {
         #[command(subcommand)]
         command: certs::CertsCommand,
     },
-    /// Walk a dialplan's IVR with no network: print each step and the routing decision.
+    /// Walk a dialplan's IVR with no network (--number), or classify a lead (--lead): print
+    /// each step and the routing decision.
+    #[command(group(clap::ArgGroup::new("what").required(true).args(["number", "lead"])))]
     Simulate {
         /// The dialed number (`+15550100`, or an alias such as `clinic`).
         #[arg(long)]
-        number: String,
+        number: Option<String>,
+        /// A lead's message ("my knee hurts since Sunday"): its intent, branch, queue and
+        /// agent order, as POST /api/leads would decide.
+        #[arg(long)]
+        lead: Option<String>,
+        /// With --lead: the lead's postal code (picks the branch).
+        #[arg(long, conflicts_with = "number")]
+        postal: Option<String>,
+        /// With --lead: the source it comes from (`[sources.<id>]`).
+        #[arg(long, conflicts_with = "number")]
+        source: Option<String>,
         /// When the call arrives: clinic local time (`2026-12-25T02:00`) unless it
         /// carries an offset (`2026-12-25T08:00Z`). Default: now.
-        #[arg(long)]
+        #[arg(long, conflicts_with = "lead")]
         at: Option<String>,
         /// Digits the caller presses, one per menu prompt; `.` presses nothing there.
-        #[arg(long, default_value = "")]
+        #[arg(long, default_value = "", conflicts_with = "lead")]
         digits: String,
         /// The caller's number (matched against the dialplan's directory).
         #[arg(long, default_value = "anonymous")]
@@ -66,11 +78,23 @@ impl Cli {
             Command::Certs { command } => certs::certs(command),
             Command::Simulate {
                 number,
+                lead,
+                postal,
+                source,
                 at,
                 digits,
                 caller,
                 dialplan,
-            } => simulate::simulate(&dialplan, &number, at.as_deref(), &digits, &caller),
+            } => match (number, lead) {
+                (Some(number), _) => {
+                    simulate::simulate(&dialplan, &number, at.as_deref(), &digits, &caller)
+                }
+                (None, Some(text)) => {
+                    simulate::lead(&dialplan, &text, postal.as_deref(), source.as_deref())
+                }
+                // clap requires one of them (the `what` group).
+                (None, None) => ExitCode::from(2),
+            },
         }
     }
 }

@@ -164,10 +164,10 @@ impl RunArgs {
                 retry_after: self.overload_retry_after,
                 ..sip::overload::AdmissionConfig::default()
             },
-            alerts: crate::app::leads::AlertConfig {
+            alerts: crate::app::journal::AlertConfig {
                 webhook: self.alert_webhook,
                 abandonment_rate: self.alert_abandonment / 100.0,
-                ..crate::app::leads::AlertConfig::default()
+                ..crate::app::journal::AlertConfig::default()
             },
             log_patient_numbers: self.log_patient_numbers,
             digest_algorithms: self.digest_algorithms.0,

@@ -33,7 +33,7 @@ pub struct Config {
     /// Admission control of new calls.
     pub admission: sip::overload::AdmissionConfig,
     /// Overload alerts.
-    pub alerts: crate::app::leads::AlertConfig,
+    pub alerts: crate::app::journal::AlertConfig,
     /// Patients' numbers in full in the logs.
     pub log_patient_numbers: bool,
     /// The registrar's digest challenges, in order.

@@ -267,10 +267,24 @@ pub async fn run_with(
         addr: config.http,
         source,
     })?;
+    let leads = crate::leads::Leads::start(
+        app.journal.handle(),
+        app.journal.reader().clone(),
+        std::sync::Arc::clone(&dialplan),
+        limits.leads.clone(),
+        app.journal.pseudonyms(),
+        config.alerts.webhook.clone(),
+    )
+    .await
+    .map_err(|error| DaemonError::Setup(format!("leads: {error:#}")))?;
     let dashboard = http::dashboard::Live::new(shutdown.child_token());
     services.spawn(
         "dashboard",
-        http::dashboard::publish(std::sync::Arc::clone(&app), dashboard.clone()),
+        http::dashboard::publish(
+            std::sync::Arc::clone(&app),
+            leads.clone(),
+            dashboard.clone(),
+        ),
     );
     let state = AppState {
         admin_token: admin_token.clone(),
@@ -279,6 +293,7 @@ pub async fn run_with(
         app: std::sync::Arc::clone(&app),
         dashboard,
         agent_sessions: http::agent_view::AgentSessions::default(),
+        leads,
     };
     let (scheme, gate) = match &certificates {
         Some(certificates) => {
@@ -359,8 +374,8 @@ pub async fn run_with(
     metrics::gauge!("frontdesk_up").set(0.0);
     shutdown.cancel();
     // The journal last: what the calls recorded is on disk before exit.
-    let leads_app = std::sync::Arc::clone(&app);
-    let _ = tokio::task::spawn_blocking(move || leads_app.leads.close(SHUTDOWN_GRACE)).await;
+    let journal_app = std::sync::Arc::clone(&app);
+    let _ = tokio::task::spawn_blocking(move || journal_app.journal.close(SHUTDOWN_GRACE)).await;
     let drained = tokio::select! {
         drained = services.drain(Instant::now() + SHUTDOWN_GRACE) => Some(drained),
         signal = signals.next_stop() => {

@@ -75,7 +75,7 @@ impl fmt::Debug for AdminToken {
 
 /// The token of an `Authorization: Bearer <token>` header (RFC 6750 §2.1;
 /// the scheme is case-insensitive).
-fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&[u8]> {
     let value = headers.get(AUTHORIZATION)?.as_bytes();
     let (scheme, rest) = value.split_at_checked(6)?;
     if !scheme.eq_ignore_ascii_case(b"bearer") || !rest.starts_with(b" ") {

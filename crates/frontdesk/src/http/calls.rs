@@ -121,7 +121,7 @@ pub struct RangeQuery {
 }
 
 /// The range of `query`, or what is wrong with it (a 400).
-fn range_of(query: &RangeQuery) -> Result<records::TimeRange, String> {
+pub(crate) fn range_of(query: &RangeQuery) -> Result<records::TimeRange, String> {
     let parse = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, String> {
         text.as_deref()
             .map(|text| {
@@ -151,7 +151,7 @@ pub(crate) async fn read_journal<T: Send + 'static>(
     app: &App,
     run: impl FnOnce(&records::Reader) -> Result<T, records::QueryError> + Send + 'static,
 ) -> Result<T, Response> {
-    let reader = app.leads.reader().clone();
+    let reader = app.journal.reader().clone();
     match tokio::task::spawn_blocking(move || run(&reader)).await {
         Ok(Ok(value)) => Ok(value),
         Ok(Err(error)) => {
@@ -237,14 +237,18 @@ pub async fn call(State(state): State<AppState>, Path(id): Path<String>) -> Resp
     }
 }
 
-/// `GET /api/alerts`: the active alerts.
+/// `GET /api/alerts`: the active alerts, emergency leads first.
 pub async fn alerts(State(state): State<AppState>) -> Response {
-    let alerts: Vec<_> = state
-        .app
-        .leads
+    Json(json!({ "alerts": all_alerts(&state.app, &state.leads) })).into_response()
+}
+
+/// Every active alert as `/api/alerts` and the dashboard show them: the
+/// `emergency_lead` alerts first (oldest first), then the overload ones.
+pub(crate) fn all_alerts(app: &App, leads: &crate::leads::Leads) -> Vec<Value> {
+    leads
         .alerts()
         .iter()
-        .map(|a| a.to_json())
-        .collect();
-    Json(json!({ "alerts": alerts })).into_response()
+        .map(|alert| alert.to_json())
+        .chain(app.journal.alerts().iter().map(|alert| alert.to_json()))
+        .collect()
 }

@@ -4,14 +4,17 @@
 //! Routes are added in [`router`]: public ones beside `/api/health`, admin
 //! ones in the `/api` router, which the token middleware wraps whole (its
 //! fallback included, so an unknown `/api/...` path answers 401 without a
-//! token and never tells which routes exist). Handlers take
-//! `State<AppState>`; a new service adds its handle to [`AppState`].
+//! token and never tells which routes exist). `POST /api/leads` is the one
+//! route under `/api` that authenticates itself (a source's signature or
+//! the token, [`leads`]). Handlers take `State<AppState>`; a new service
+//! adds its handle to [`AppState`].
 
 pub mod agent_view;
 pub mod agents;
 mod auth;
 pub mod calls;
 pub mod dashboard;
+pub mod leads;
 pub mod metrics;
 pub mod server;
 
@@ -46,6 +49,8 @@ pub struct AppState {
     pub dashboard: dashboard::Live,
     /// Agents' sign-in to `/agent`.
     pub agent_sessions: agent_view::AgentSessions,
+    /// Web-form leads: intake, the record, their alerts.
+    pub leads: crate::leads::Leads,
 }
 
 /// Every route of the admin listener.
@@ -60,6 +65,8 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/departments", get(calls::departments))
         .route("/reports/agents", get(calls::agents))
         .route("/reports/sources", get(calls::sources))
+        .route("/leads/{id}", get(leads::one))
+        .route("/reports/leads", get(leads::report))
         .route("/alerts", get(calls::alerts))
         .route("/events", get(dashboard::events))
         .fallback(not_found)
@@ -68,8 +75,20 @@ pub fn router(state: AppState) -> Router {
             state.clone(),
             auth::require_admin_token,
         ));
+    // `POST /api/leads` authenticates itself (a source's signature, or the
+    // admin token): DESIGN.md's one exception to "everything under /api
+    // needs the token". Its `GET` is the admin list, behind the token like
+    // the rest. One route for both: a path cannot be both here and in the
+    // nested admin router.
+    let leads_route = get(leads::list)
+        .layer(middleware::from_fn_with_state(
+            state.clone(),
+            auth::require_admin_token,
+        ))
+        .merge(axum::routing::post(leads::intake));
     Router::new()
         .route("/api/health", get(health))
+        .route("/api/leads", leads_route)
         .route("/metrics", get(metrics::render))
         .route("/", get(dashboard::dashboard_page))
         .route("/assets/{name}", get(dashboard::asset))

@@ -16,7 +16,8 @@
 //!   timeout, which also closes a kept-alive connection that sends no next
 //!   request), its headers in at most [`MAX_BUFFER`] bytes;
 //! - its body within `body_timeout` and at most `max_body` bytes
-//!   (`max_login_body` for `POST /agent/login`), read by [`body_guard`]
+//!   (`max_login_body` for `POST /agent/login`, `max_lead_body` for
+//!   `POST /api/leads`), read by [`body_guard`]
 //!   before any handler runs: a declared length over the cap is refused
 //!   with 413 at once, a late body gets 408, and both close the
 //!   connection;
@@ -278,10 +279,10 @@ impl<I: AsyncWrite + Unpin> AsyncWrite for Watched<I> {
 /// Reads a request's whole body, within `body_timeout` and the size cap,
 /// before the handler runs; see the module docs.
 async fn body_guard(State(limits): State<HttpLimits>, request: Request, next: Next) -> Response {
-    let max = if request.uri().path() == "/agent/login" {
-        limits.max_login_body
-    } else {
-        limits.max_body
+    let max = match request.uri().path() {
+        "/agent/login" => limits.max_login_body,
+        "/api/leads" if request.method() == axum::http::Method::POST => limits.max_lead_body,
+        _ => limits.max_body,
     };
     let declared = request
         .headers()

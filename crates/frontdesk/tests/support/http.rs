@@ -173,6 +173,11 @@ fn invalid(what: &str) -> io::Error {
     io::Error::new(io::ErrorKind::InvalidData, what.to_string())
 }
 
+/// Reads a whole response (headers and body) from its bytes.
+pub fn parse_response(raw: &[u8]) -> io::Result<Response> {
+    parse(raw)
+}
+
 fn parse(raw: &[u8]) -> io::Result<Response> {
     let end = raw
         .windows(4)

@@ -12,6 +12,7 @@ pub mod attack;
 pub mod baresip;
 pub mod call;
 pub mod http;
+pub mod leads;
 pub mod people;
 pub mod phone;
 pub mod raw;

@@ -29,8 +29,9 @@ use toml::de::{DeTable, DeValue, ValueDeserializer};
 use crate::diagnostic::{Diagnostics, ErrorKind, Sink};
 use crate::plan::Dialplan;
 use crate::raw::{
-    RawAfterHours, RawAgent, RawAnnouncements, RawClinic, RawFeatures, RawHoliday, RawHours,
-    RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawTrust,
+    RawAfterHours, RawAgent, RawAnnouncements, RawBranch, RawClinic, RawFeatures, RawHoliday,
+    RawHours, RawIntent, RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawSource, RawTrunk,
+    RawTrust,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -48,6 +49,10 @@ const SECTIONS: &[&str] = &[
     "limits",
     "announcements",
     "features",
+    "sources",
+    "intents",
+    "branches",
+    "trunks",
 ];
 
 /// A `[section.<id>]` item: its id with the id's span, and its body.
@@ -76,6 +81,14 @@ pub(crate) struct RawPlan {
     pub limits: Option<RawLimits>,
     pub announcements: Option<RawAnnouncements>,
     pub features: Option<RawFeatures>,
+    pub sources: Vec<Keyed<RawSource>>,
+    /// Where `[sources]` was written, when it was.
+    pub sources_span: Option<Range<usize>>,
+    pub intents: Vec<Spanned<RawIntent>>,
+    /// Where `[[intents]]` was written, when it was.
+    pub intents_span: Option<Range<usize>>,
+    pub branches: Vec<Keyed<RawBranch>>,
+    pub trunks: Vec<Keyed<RawTrunk>>,
     /// Names declared under `[menus]`, including items that failed to parse.
     pub declared_menus: Vec<String>,
     /// Names declared under `[queues]`, including items that failed to parse.
@@ -168,6 +181,18 @@ impl<'a> Reader<'a> {
                 "limits" => raw.limits = self.table_item(value, "limits"),
                 "announcements" => raw.announcements = self.table_item(value, "announcements"),
                 "features" => raw.features = self.table_item(value, "features"),
+                "sources" => {
+                    raw.sources_span = Some(key_span);
+                    raw.sources = self.keyed_items(value, "sources", &mut Vec::new());
+                }
+                "intents" => {
+                    raw.intents_span = Some(key_span);
+                    raw.intents = self.spanned_array_items(value, "intents");
+                }
+                "branches" => {
+                    raw.branches = self.keyed_items(value, "branches", &mut Vec::new());
+                }
+                "trunks" => raw.trunks = self.keyed_items(value, "trunks", &mut Vec::new()),
                 other => self.sink.error(
                     ErrorKind::UnknownKey,
                     key_span,
@@ -212,6 +237,37 @@ impl<'a> Reader<'a> {
                 for element in array.iter() {
                     if let Some(item) = self.item(element.clone()) {
                         items.push(item);
+                    }
+                }
+                items
+            }
+            _ => {
+                self.sink.error(
+                    ErrorKind::InvalidValue,
+                    span,
+                    format!("`{name}` must be an array of tables ([[{name}]])"),
+                );
+                self.incomplete = true;
+                Vec::new()
+            }
+        }
+    }
+
+    /// `[[name]]` whose items keep their span (for messages that point
+    /// at a whole entry).
+    fn spanned_array_items<'i, T: Deserialize<'i>>(
+        &mut self,
+        value: Spanned<DeValue<'i>>,
+        name: &str,
+    ) -> Vec<Spanned<T>> {
+        let span = value.span();
+        match value.into_inner() {
+            DeValue::Array(array) => {
+                let mut items = Vec::new();
+                for element in array.iter() {
+                    let span = element.span();
+                    if let Some(item) = self.item(element.clone()) {
+                        items.push(Spanned::new(span, item));
                     }
                 }
                 items

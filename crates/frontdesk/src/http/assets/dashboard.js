@@ -79,6 +79,7 @@
     showStatus('live', lastUpdate, timeZone);
     renderTiles(doc);
     renderAlerts(doc);
+    renderLeads(doc);
     renderChart(doc.waiting_chart);
     renderDepartments(doc);
     renderAgents(doc);
@@ -103,12 +104,40 @@
 
   function renderAlerts(doc) {
     const items = doc.alerts.map((alert) =>
-      el('li', { class: `alert-${alert.kind}`, dataset: { department: alert.department, kind: alert.kind } },
+      el('li', { class: `alert-${alert.kind}`, dataset: { department: alert.department, kind: alert.kind, lead: alert.lead || '' } },
         el('strong', null, doc.queue_names[alert.department] || alert.department),
         ` · ${words(alert.kind)} · ${alert.detail} `,
         el('span', { class: 'muted' }, `since ${clock(alert.since, timeZone)}`)));
     if (!items.length) items.push(el('li', { class: 'none' }, 'No alerts.'));
     $('alerts').replaceChildren(...items);
+  }
+
+  // Open leads as the server orders them: emergencies first, then the
+  // oldest. A lead past its respond-by time is marked overdue.
+  function renderLeads(doc) {
+    const leads = doc.leads || [];
+    const now = Date.parse(doc.generated_at);
+    const rows = leads.map((l) => {
+      const overdue = Date.parse(l.respond_by) <= now;
+      const classes = [l.emergency ? 'emergency' : null, overdue ? 'overdue' : null].filter(Boolean);
+      return el('tr', {
+        class: classes.length ? classes.join(' ') : null,
+        dataset: { lead: l.id, emergency: String(l.emergency), state: l.state, department: l.department },
+      },
+        el('td', { class: 'num age' }, duration(l.age_ms)),
+        el('td', { class: 'name' }, l.emergency ? el('span', { class: 'badge emergency' }, 'emergency') : null,
+          l.emergency ? ' ' : null, l.name || '–'),
+        el('td', { class: 'phone' }, l.phone),
+        el('td', { class: 'source' }, l.source),
+        el('td', { class: 'department' }, doc.queue_names[l.department] || l.department),
+        el('td', { class: 'intent' }, l.intent ? `“${l.intent}”` : '–'),
+        el('td', { class: 'branch' }, l.branch || '–'),
+        el('td', { class: 'state' }, el('span', { class: `badge lead-${l.state}` }, words(l.state)),
+          overdue ? el('span', { class: 'muted' }, ' overdue') : null));
+    });
+    if (!rows.length) rows.push(el('tr', { class: 'none' }, el('td', { colspan: 8 }, 'No open leads.')));
+    $('leads').tBodies[0].replaceChildren(...rows);
+    $('leads-count').textContent = leads.length ? `(${leads.length})` : '';
   }
 
   function renderChart(chart) {

@@ -154,7 +154,7 @@ impl Live {
 /// The dashboard's task: samples the chart every [`EVERY`] and, while
 /// someone watches, publishes a fresh [`Snapshot`]; runs until the
 /// handle's stop token is cancelled.
-pub async fn publish(app: Arc<App>, live: Live) -> anyhow::Result<()> {
+pub async fn publish(app: Arc<App>, leads: crate::leads::Leads, live: Live) -> anyhow::Result<()> {
     let mut series = WaitingSeries::default();
     let mut tick = tokio::time::interval(EVERY);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -170,7 +170,7 @@ pub async fn publish(app: Arc<App>, live: Live) -> anyhow::Result<()> {
             series.record(Timestamp::now(), u32::try_from(waiting).unwrap_or(u32::MAX));
         }
         if live.watched() {
-            let snapshot = snapshot::build(&app, stats.as_deref(), &series).await;
+            let snapshot = snapshot::build(&app, &leads, stats.as_deref(), &series).await;
             live.inner.snapshots.send_replace(Some(Arc::new(snapshot)));
         }
     }

@@ -15,7 +15,10 @@
 //!   "agents": [ GET /api/agents elements ],
 //!   "agents_by_state": {"offline": 0, "available": 2, "ringing": 0, "on_call": 1, "wrap_up": 0, "away": 1},
 //!   "calls": [ the first 25 of GET /api/calls ],
-//!   "alerts": [ GET /api/alerts elements ],
+//!   "alerts": [ GET /api/alerts elements ],                           // emergency leads first
+//!   "leads": [ the open leads: emergencies first, then the oldest; at most 50, each
+//!              {"id","source","name","phone","department","intent","emergency","branch",
+//!               "priority","state","created_at","respond_by","age_ms"} ],
 //!   "waiting_chart": {"slot_ms": 5000, "from": "…", "waiting": [null, …, 0, 2]},
 //!   "journal": "ok" | "unreadable"
 //! }
@@ -45,6 +48,8 @@ use crate::http::calls;
 pub const CALLS_SCANNED: usize = 500;
 /// Calls the dashboard lists.
 pub const DASHBOARD_CALLS: usize = 25;
+/// Open leads the dashboard lists.
+pub const DASHBOARD_LEADS: usize = 50;
 /// Agent states, in the order the dashboard shows them.
 pub const AGENT_STATES: [&str; 6] = [
     "available",
@@ -72,7 +77,12 @@ pub struct Snapshot {
 
 /// Builds the picture now. `stats` are routing's queue figures (`None`
 /// when routing has stopped: no queues shown).
-pub async fn build(app: &App, stats: Option<&[QueueStats]>, series: &WaitingSeries) -> Snapshot {
+pub async fn build(
+    app: &App,
+    leads: &crate::leads::Leads,
+    stats: Option<&[QueueStats]>,
+    series: &WaitingSeries,
+) -> Snapshot {
     let now = Timestamp::now();
     let plan = app.dialplan.current();
     let today = today(plan.clinic().time_zone(), now);
@@ -116,7 +126,11 @@ pub async fn build(app: &App, stats: Option<&[QueueStats]>, series: &WaitingSeri
         "abandoned": sources.iter().map(|s| s.abandoned).sum::<u64>(),
         "in_progress": sources.iter().map(|s| s.in_progress).sum::<u64>(),
     });
-    let alerts: Vec<Value> = app.leads.alerts().iter().map(|a| a.to_json()).collect();
+    let alerts = calls::all_alerts(app, leads);
+    let open_leads = open_leads(leads, now).await.unwrap_or_else(|| {
+        journal_ok = false;
+        Vec::new()
+    });
     let document = json!({
         "generated_at": now.to_string(),
         "clinic": {
@@ -132,6 +146,7 @@ pub async fn build(app: &App, stats: Option<&[QueueStats]>, series: &WaitingSeri
         "agents_by_state": by_state,
         "calls": recent.iter().take(DASHBOARD_CALLS).collect::<Vec<_>>(),
         "alerts": alerts,
+        "leads": open_leads,
         "waiting_chart": series.to_json(now),
         "journal": if journal_ok { "ok" } else { "unreadable" },
     });
@@ -142,6 +157,37 @@ pub async fn build(app: &App, stats: Option<&[QueueStats]>, series: &WaitingSeri
         agents,
         queues,
     }
+}
+
+/// The open leads as the dashboard's panel lists them (emergencies first,
+/// then the oldest); `None` when the journal cannot be read.
+async fn open_leads(leads: &crate::leads::Leads, now: Timestamp) -> Option<Vec<Value>> {
+    let reader = leads.reader().clone();
+    let rows = tokio::task::spawn_blocking(move || reader.open_leads(DASHBOARD_LEADS))
+        .await
+        .ok()?
+        .ok()?;
+    Some(
+        rows.iter()
+            .map(|lead| {
+                json!({
+                    "id": lead.id.as_str(),
+                    "source": lead.source,
+                    "name": lead.name,
+                    "phone": lead.phone,
+                    "department": lead.department,
+                    "intent": lead.intent,
+                    "emergency": lead.emergency,
+                    "branch": lead.branch,
+                    "priority": lead.priority.as_str(),
+                    "state": lead.state.as_str(),
+                    "created_at": lead.created_at.to_string(),
+                    "respond_by": lead.respond_by.to_string(),
+                    "age_ms": (now.as_millisecond() - lead.created_at.as_millisecond()).max(0),
+                })
+            })
+            .collect(),
+    )
 }
 
 /// The clinic's day so far: `[midnight in `zone`, now)`. Should the

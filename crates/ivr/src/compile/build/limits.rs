@@ -9,11 +9,14 @@ use guard::{Limits, Scanners};
 use super::Builder;
 use crate::compile::RawPlan;
 use crate::diagnostic::ErrorKind;
-use crate::raw::{RawHttpLimits, RawSignInLimits, RawSipLimits, S};
+use crate::raw::{RawHttpLimits, RawLeadLimits, RawSignInLimits, RawSipLimits, S};
 
 /// RFC 3261 Timer F is 32 s: a REGISTER answer held longer than this
 /// reaches a UDP client that has given up.
 const LONGEST_DELAY: Duration = Duration::from_secs(30);
+
+/// The widest `signature_tolerance`.
+const LONGEST_TOLERANCE: Duration = Duration::from_secs(3600);
 
 impl Builder<'_, '_> {
     pub(super) fn limits(&mut self, raw: &RawPlan) -> Limits {
@@ -30,7 +33,35 @@ impl Builder<'_, '_> {
         if let Some(http) = &raw.http {
             self.http_limits(http, &mut limits);
         }
+        if let Some(leads) = &raw.leads {
+            self.lead_limits(leads, &mut limits);
+        }
         limits
+    }
+
+    fn lead_limits(&mut self, raw: &RawLeadLimits, limits: &mut Limits) {
+        let leads = &mut limits.leads;
+        set(
+            &mut leads.signature_tolerance,
+            self.positive(&raw.signature_tolerance, "signature_tolerance"),
+        );
+        if leads.signature_tolerance > LONGEST_TOLERANCE
+            && let Some(value) = &raw.signature_tolerance
+        {
+            self.error(
+                ErrorKind::InvalidValue,
+                value.span(),
+                "`signature_tolerance` must be at most 1h: a captured post stays replayable this long (once)",
+            );
+        }
+        set(
+            &mut leads.replay_cache,
+            self.count(&raw.replay_cache, 100, 10_000_000, "replay_cache"),
+        );
+        set(
+            &mut leads.idempotency_window,
+            self.positive(&raw.idempotency_window, "idempotency_window"),
+        );
     }
 
     fn sip_limits(&mut self, raw: &RawSipLimits, limits: &mut Limits) {
@@ -174,6 +205,10 @@ impl Builder<'_, '_> {
         set(
             &mut http.max_login_body,
             self.count(&raw.max_login_body, 64, 64 * 1024, "max_login_body"),
+        );
+        set(
+            &mut http.max_lead_body,
+            self.count(&raw.max_lead_body, 1024, 64 * 1024, "max_lead_body"),
         );
     }
 

@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use jiff::tz::TimeZoneDatabase;
 
+mod leads;
 mod limits;
 mod sections;
 
@@ -64,6 +65,16 @@ pub(super) fn build(
     let limits = b.limits(raw);
     let announcements = b.announcements(raw);
     let features = b.features(raw, &numbers.1);
+    let sources = b.sources(raw);
+    let intents = b.intents(raw);
+    let branches = b.branches(raw);
+    let (trunks, trunk_networks) = b.trunks(raw);
+    // A trunk named by address is trusted like `[trust] trunks`.
+    let trust = {
+        let mut networks = trust.trunks().to_vec();
+        networks.extend(trunk_networks);
+        trust.with_trunks(networks)
+    };
 
     if raw.incomplete || !b.sink.is_empty() {
         return None;
@@ -93,6 +104,10 @@ pub(super) fn build(
         limits,
         announcements,
         features,
+        sources,
+        intents,
+        branches,
+        trunks,
     };
     checks::run(b.sink, &plan, &b.spans, raw);
     Some(plan)
@@ -144,11 +159,13 @@ impl Builder<'_, '_> {
             }
         };
         let notice = self.prompt(&clinic.emergency_notice);
+        let country = self.country(clinic.country.as_ref());
         Some(Clinic {
             name: name?,
             time_zone_name: zone_name.clone(),
             time_zone: time_zone?,
             emergency_notice: notice?,
+            country: country?,
         })
     }
 
@@ -752,7 +769,7 @@ fn is_dtmf(c: char) -> bool {
     c.is_ascii_digit() || c == '*' || c == '#'
 }
 
-fn priority(raw: RawPriority) -> Priority {
+pub(super) fn priority(raw: RawPriority) -> Priority {
     match raw {
         RawPriority::Routine => Priority::Routine,
         RawPriority::Urgent => Priority::Urgent,

@@ -15,6 +15,10 @@ use crate::plan::{Agent, Announcements, KnownPatient, Prompt, normalize_number};
 use crate::raw::S;
 use guard::{IpNetwork, TrustedSources};
 
+/// Open leads an agent may own at once unless `lead_capacity` says
+/// (DESIGN.md).
+const DEFAULT_LEAD_CAPACITY: u32 = 2;
+
 impl Builder<'_, '_> {
     pub(super) fn agents(&mut self, raw: &RawPlan) -> Vec<Agent> {
         let mut agents: Vec<Agent> = Vec::new();
@@ -90,8 +94,27 @@ impl Builder<'_, '_> {
             let capacity = agent.capacity.as_ref().map_or(Some(1), |c| {
                 self.int_in(c, 1, 100, "capacity").map(|c| c as u32)
             });
-            let (Some(name), Some(password), Some(branch), Some(capacity), true) =
-                (name, password, transpose(branch), capacity, ok)
+            let lead_capacity = agent
+                .lead_capacity
+                .as_ref()
+                .map_or(Some(DEFAULT_LEAD_CAPACITY), |c| {
+                    self.int_in(c, 0, 100, "lead_capacity").map(|c| c as u32)
+                });
+            let (
+                Some(name),
+                Some(password),
+                Some(branch),
+                Some(capacity),
+                Some(lead_capacity),
+                true,
+            ) = (
+                name,
+                password,
+                transpose(branch),
+                capacity,
+                lead_capacity,
+                ok,
+            )
             else {
                 continue;
             };
@@ -103,6 +126,7 @@ impl Builder<'_, '_> {
                 branch,
                 languages,
                 capacity,
+                lead_capacity,
             });
         }
         agents

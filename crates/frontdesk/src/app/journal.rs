@@ -1,6 +1,9 @@
-//! Every call a lead: the journal (`records`, SQLite under `--data`), the
-//! overload alerts computed from it and from routing, and the pseudonyms
-//! that keep patients' numbers out of the logs.
+//! The journal of calls (`records`, SQLite under `--data`), the overload
+//! alerts computed from it and from routing, and the pseudonyms that keep
+//! patients' numbers out of the logs.
+//!
+//! (Called `Leads` before web leads came: a call is one kind of lead, but
+//! web-form leads get a service of their own.)
 
 use std::collections::BTreeMap;
 use std::path::Path;
@@ -58,7 +61,7 @@ impl Default for AlertConfig {
 
 /// The journal's writing and reading ends, and what the daemon closes.
 #[derive(Debug)]
-pub struct Leads {
+pub struct CallJournal {
     handle: JournalHandle,
     reader: Reader,
     journal: Mutex<Option<Journal>>,
@@ -93,7 +96,7 @@ impl Alert {
     }
 }
 
-impl Leads {
+impl CallJournal {
     /// Opens (or creates) the journal under `data`, and closes the calls a
     /// previous process left in progress as `interrupted` (it stopped with
     /// them up: killed, crashed, the power cut). This runs before the
@@ -123,7 +126,7 @@ impl Leads {
         // (an interrupted one is not a wait that ended: it counts nowhere).
         let mut abandonment = AbandonmentTracker::new(window);
         abandonment.seed(reader.resolved_visits(&TimeRange::last(window, Timestamp::now()))?);
-        Ok(Leads {
+        Ok(CallJournal {
             handle,
             reader,
             journal: Mutex::new(Some(journal)),
@@ -175,6 +178,17 @@ impl Leads {
         self.pseudonyms.show(number)
     }
 
+    /// The pseudonyms, for another service that logs numbers.
+    pub fn pseudonyms(&self) -> Pseudonyms {
+        self.pseudonyms.clone()
+    }
+
+    /// Another handle on the journal's writer (the leads service stores
+    /// its leads through the same single writer).
+    pub fn handle(&self) -> JournalHandle {
+        self.handle.clone()
+    }
+
     /// The active alerts, by department and kind.
     pub fn alerts(&self) -> Vec<Alert> {
         // Held only to copy the map out; never across an await.
@@ -205,8 +219,8 @@ impl Leads {
 /// of SHA-256(key ‖ number), the key random and kept under `--data`. One
 /// caller's calls can be followed in the logs without the number in them.
 /// `--log-patient-numbers` shows numbers in full instead.
-#[derive(Debug)]
-struct Pseudonyms {
+#[derive(Debug, Clone)]
+pub struct Pseudonyms {
     key: [u8; 32],
     reveal: bool,
 }
@@ -229,7 +243,8 @@ impl Pseudonyms {
         Ok(Pseudonyms { key, reveal })
     }
 
-    fn show(&self, number: &str) -> String {
+    /// `number` as the logs may show it.
+    pub fn show(&self, number: &str) -> String {
         if self.reveal {
             return number.to_string();
         }
@@ -266,7 +281,7 @@ pub async fn watch_alerts(app: Arc<App>, config: AlertConfig, shutdown: Cancella
                 );
             }
         }
-        for window in app.leads.abandonment_window(Timestamp::now()) {
+        for window in app.journal.abandonment_window(Timestamp::now()) {
             if window.resolved >= config.min_resolved
                 && window.abandonment_rate > config.abandonment_rate
             {
@@ -283,14 +298,14 @@ pub async fn watch_alerts(app: Arc<App>, config: AlertConfig, shutdown: Cancella
                 );
             }
         }
-        let changes = update_alerts(&app.leads, now_active);
+        let changes = update_alerts(&app.journal, now_active);
         for (alert, raised) in changes {
             if raised {
                 warn!(department = %alert.department, kind = alert.kind, detail = %alert.detail, "alert raised");
             } else {
                 info!(department = %alert.department, kind = alert.kind, "alert cleared");
             }
-            metrics::gauge!("frontdesk_alerts_active").set(app.leads.alerts().len() as f64);
+            metrics::gauge!("frontdesk_alerts_active").set(app.journal.alerts().len() as f64);
             if let Some(url) = &config.webhook {
                 let mut body = alert.to_json();
                 body["state"] = json!(if raised { "raised" } else { "cleared" });
@@ -307,11 +322,11 @@ pub async fn watch_alerts(app: Arc<App>, config: AlertConfig, shutdown: Cancella
 
 /// Replaces the active set; returns each alert raised (`true`) or cleared.
 fn update_alerts(
-    leads: &Leads,
+    journal: &CallJournal,
     now_active: BTreeMap<(String, &'static str), String>,
 ) -> Vec<(Alert, bool)> {
     // Held only while comparing maps; never across an await.
-    let Ok(mut alerts) = leads.alerts.lock() else {
+    let Ok(mut alerts) = journal.alerts.lock() else {
         return Vec::new();
     };
     let mut changes = Vec::new();
@@ -342,7 +357,7 @@ fn update_alerts(
 
 /// POSTs `body` to an `http://host:port/path` URL (plain HTTP/1.1; the
 /// webhook receiver is the clinic's own service).
-async fn post_json(url: &str, body: &Value) -> anyhow::Result<u16> {
+pub(crate) async fn post_json(url: &str, body: &Value) -> anyhow::Result<u16> {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
     let rest = url
         .strip_prefix("http://")
