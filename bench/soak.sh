@@ -260,8 +260,9 @@ print("| t (s) | RSS MiB | fds | ports leased | calls active | routed Call-IDs |
 print("|---|---|---|---|---|---|---|")
 for r in [before] + load[::every] + ([after] if after else []):
     label = r["label"] if r["label"] != "load" else int(r["t_s"])
-    print(f"| {label} | {r['rss_kib'] / 1024:.1f} | {int(r['fds'])} | {r['ports_leased']:.0f} | "
-          f"{r['calls_active']:.0f} | {r['routed_call_ids']:.0f} | {r['connected_total']:.0f} |")
+    n = lambda v: f"{v:.0f}" if v is not None else "0"  # a counter not yet published
+    print(f"| {label} | {r['rss_kib'] / 1024:.1f} | {int(r['fds'])} | {n(r['ports_leased'])} | "
+          f"{n(r['calls_active'])} | {n(r['routed_call_ids'])} | {n(r['connected_total'])} |")
 print(json.dumps(v))
 print("verdict:", "passed" if v["passed"] else "NOT passed")
 PY
