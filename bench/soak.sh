@@ -52,6 +52,8 @@
 #   SAMPLE_S       seconds between samples          [10]
 #   WARMUP_S       seconds of warm-up               [300]
 #   RTP_PORTS      frontdesk --rtp-ports            [20000-29999]
+#   MEDIA_PORT     the callers' SIPp media port (-mp; not SIPp's default
+#                  16000, which a test's or callflow.sh's SIPp may hold)  [17000]
 #   FRONTDESK_BIN  the binary                       [target/release/frontdesk]
 #   FRONTDESK_LOG  RUST_LOG for frontdesk           [warn]
 #   OUT            results folder                   [/tmp/frontdesk-bench-soak-<date>]
@@ -64,6 +66,7 @@ AGENTS="${AGENTS:-$(( RATE * 10 ))}"
 SAMPLE_S="${SAMPLE_S:-10}"
 WARMUP_S="${WARMUP_S:-300}"
 RTP_PORTS="${RTP_PORTS:-20000-29999}"
+MEDIA_PORT="${MEDIA_PORT:-17000}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-$ROOT/target/release/frontdesk}"
 FRONTDESK_LOG="${FRONTDESK_LOG:-warn}"
 OUT="${OUT:-/tmp/frontdesk-bench-soak-$(date +%Y%m%d-%H%M%S)}"
@@ -171,7 +174,7 @@ uas_timeout=$(( DURATION_S + 120 ))
 UPID=$!
 sleep 1
 ( cd "$OUT" && exec timeout $(( DURATION_S + 120 )) sipp "$IP:$port" -sf "$ROOT/bench/sipp/caller.xml" \
-    -s +15550100 -set dtmf 1 -set rtp_port 16000 -mp 16000 -i $IP -bind_local \
+    -s +15550100 -set dtmf 1 -set rtp_port $MEDIA_PORT -mp $MEDIA_PORT -i $IP -bind_local \
     -r "$RATE" -rp 1000 -m "$calls" -l $(( RATE * 30 + 100 )) -d "$TALK_MS" \
     -buff_size $SIPP_BUFF -recv_timeout 8000 -timeout $(( DURATION_S + 100 ))s -nostdin \
     -trace_stat -fd 10 -stf uac_stat.csv -trace_err > uac.out 2>&1 ) &
