@@ -43,11 +43,14 @@
 #                                                  [unset: no relay]
 #   RELAY_BIN      the relay                       [bench/lossy-relay/target/release/lossy-relay]
 #   OUT            results folder                  [/tmp/frontdesk-bench-callflow-<date>]
-#   CAPTURE_RATE   frontdesk: the step whose SIP traffic is captured on lo
-#                  (dumpcap, CAPTURE_S seconds from 2 s into the step) to time
-#                  each new INVITE to its final answer: the 503s of admission
-#                  control (p50/p99/max, share over 50 ms) and the 200s  [none]
+#   CAPTURE_RATE   frontdesk: the steps (one rate or a list) whose SIP traffic
+#                  is captured on lo (dumpcap, CAPTURE_S seconds from 2 s into
+#                  the step) to time each new INVITE to its final answer: the
+#                  503s of admission control (p50/p99/max, share over 50 ms)
+#                  and the 200s                                      [none]
 #   CAPTURE_S      seconds captured                [3]
+#   RTP_PORTS      frontdesk --rtp-ports          [20000-59999; give a range
+#                  apart from soak.sh's 20000-29999 to run beside it]
 #
 # With RELAY, a digit the relay lost (all its RFC 4733 packets) sends the
 # call to the main menu and then the front desk, where no agent is signed
@@ -55,6 +58,12 @@
 # reach an agent. The callers' SIPp ignores a late 100/180 overtaken by the
 # 200 (-default_behaviors all,-abortunexp), as a phone does; the relay's
 # last counters are kept in each step's relay.txt.
+# Goodput (issue 18): per frontdesk step, the calls refused by admission
+# control (frontdesk_calls_refused_total, all reasons: each got a 503 with
+# Retry-After), the calls accepted (created - refused), the calls that
+# reached an agent per second of the step (goodput), and the accepted calls
+# that did not reach an agent ("accepted failed": must be 0); printed as a
+# second table with the 503 and 200 times of the captured steps.
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
@@ -72,6 +81,7 @@ RELAY_BIN="${RELAY_BIN:-$ROOT/bench/lossy-relay/target/release/lossy-relay}"
 OUT="${OUT:-/tmp/frontdesk-bench-callflow-$(date +%Y%m%d-%H%M%S)}"
 CAPTURE_RATE="${CAPTURE_RATE:-}"
 CAPTURE_S="${CAPTURE_S:-3}"
+RTP_PORTS="${RTP_PORTS:-20000-59999}"
 IP=127.0.0.1
 SIPP_BUFF=4194304
 
@@ -120,7 +130,7 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
   UAS_PORT=$(free_port)
   python3 "$ROOT/bench/bench-dialplan.py" "$OUT/dialplan" "$AGENTS" "$UAS_PORT" > /dev/null || exit 1
   RUST_LOG="$FRONTDESK_LOG" NO_COLOR=1 "$FRONTDESK_BIN" run --sip $IP:0 --http $IP:0 \
-      --rtp-ports 20000-59999 --data "$OUT/data" --admin-token bench-token \
+      --rtp-ports "$RTP_PORTS" --data "$OUT/data" --admin-token bench-token \
       --dialplan "$OUT/dialplan/bench.toml" > "$OUT/frontdesk.out" 2> "$OUT/frontdesk.log" &
   FPID=$!; echo $FPID > "$OUT/frontdesk.pid"
   port=""; http=""; deadline=$((SECONDS + 60))
@@ -168,17 +178,20 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
   sleep 1
   UAS_SIPP=$(ps -o pid= --ppid $UPID | head -1 | tr -d ' '); UAS_SIPP=${UAS_SIPP:-$UPID}
   metric() { curl -s "http://$http/metrics" | awk -v m="$1" '$1 == m { print $2 }' | head -1; }
+  # The sum of a counter over its labels.
+  metric_sum() { curl -s "http://$http/metrics" | awk -v m="$1" 'index($1, m "{") == 1 || $1 == m { s += $2 } END { printf "%d", s }'; }
 
   for rate in $RATES; do
     step="$OUT/frontdesk-$rate"; mkdir -p "$step"
     m=$(( rate * STEP_S ))
     agents0=$(stat_last "$OUT/uas_stat.csv" "SuccessfulCall(C)")
     connected0=$(metric 'frontdesk_calls_total{outcome="connected"}'); connected0=${connected0:-0}
+    refused0=$(metric_sum frontdesk_calls_refused_total)
     f0=$(cpu_ticks $FPID); u0=$(cpu_ticks $UAS_SIPP); t0=$(date +%s.%N)
     ( sleep $(( STEP_S / 2 )); top -bn1 -w 200 | sed -n 7,16p > "$step/top.txt" ) &
     ( sleep $STEP_S; cpu_ticks $FPID > "$step/f1"; cpu_ticks $UAS_SIPP > "$step/u1" ) &
     SPID=$!
-    if [ "$rate" = "$CAPTURE_RATE" ]; then
+    if [[ " $CAPTURE_RATE " == *" $rate "* ]]; then
       ( sleep 2; exec timeout $(( CAPTURE_S + 20 )) dumpcap -q -i lo -f "udp port $port" -B 64 -s 512 -P \
           -a duration:$CAPTURE_S -w "$step/cap.pcap" > "$step/dumpcap.out" 2>&1 ) &
     fi
@@ -197,6 +210,7 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
     sleep 4
     agents1=$(stat_last "$OUT/uas_stat.csv" "SuccessfulCall(C)")
     connected1=$(metric 'frontdesk_calls_total{outcome="connected"}'); connected1=${connected1:-0}
+    refused1=$(metric_sum frontdesk_calls_refused_total)
     cut -d' ' -f1 /proc/loadavg > "$step/loadavg"
     [ -z "$RELAY" ] || grep '^stats ' "$OUT/relay.log" | tail -1 > "$step/relay.txt"
     fcpu=$(echo "scale=1; ($(cat "$step/f1") - $f0) / $STEP_S" | bc)
@@ -256,9 +270,11 @@ print(json.dumps(out))
 PY
       echo "answers at $rate/s: $(cat "$step/answers.json")"
     fi
-    python3 - "$step" "$rc" $(( agents1 - agents0 )) "${connected0%.*}" "${connected1%.*}" <<'PY'
+    python3 - "$step" "$rc" $(( agents1 - agents0 )) "${connected0%.*}" "${connected1%.*}" \
+        $(( refused1 - refused0 )) "$STEP_S" <<'PY'
 import json, os, sys
 d, rc, agent_calls, c0, c1 = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4]), int(sys.argv[5])
+refused, step_s = int(sys.argv[6]), int(sys.argv[7])
 x = json.load(open(os.path.join(d, "sipp.json")))
 x["frontdesk_cpu_pct"] = x.pop("kamailio_cpu_pct")
 x["target"] = "frontdesk"
@@ -271,6 +287,14 @@ total = x["successful"] + x["failed"]
 x["failed_total"] = x["failed"] + unbridged
 x["failed_total_pct"] = round(100.0 * x["failed_total"] / total, 3) if total else None
 x["load1"] = open(os.path.join(d, "loadavg")).read().strip()
+x["refused_503"] = refused
+x["accepted"] = x["calls_created"] - refused
+x["accepted_failed"] = max(0, x["accepted"] - agent_calls)
+x["goodput_cps"] = round(agent_calls / step_s, 1)
+try:
+    x["answers"] = json.load(open(os.path.join(d, "answers.json")))
+except (OSError, ValueError):
+    x["answers"] = None
 try:
     x["relay"] = open(os.path.join(d, "relay.txt")).read().strip() or None
 except OSError:
@@ -335,6 +359,29 @@ for name, mine in (("frontdesk", rows), ("kamailio", kam)):
     b = best[name]
     print(f"{name}: highest rate with < 0.1 % failed and >= 95 % achieved: "
           + (f"{b['rate_target']} calls/s (achieved {b['rate_achieved']})" if b else "none"))
+if any(x.get("refused_503") for x in rows) or any(x.get("answers") for x in rows):
+    hdr = ("server", "offered cps", "calls", "refused 503", "accepted", "reached an agent",
+           "goodput cps", "accepted failed", "503 p50/p99/max ms (over 50 ms)",
+           "200 p50/p99/max ms", "server CPU %")
+    print("\n| " + " | ".join(hdr) + " |")
+    print("|" + "---|" * len(hdr))
+    for x in sorted(rows + kam, key=lambda x: (x["rate_target"], x["target"])):
+        a = x.get("answers") or {}
+        def t(code, over=False):
+            v = a.get(code)
+            if not v or not v.get("n"):
+                return "-"
+            s = f"{v['p50_ms']}/{v['p99_ms']}/{v['max_ms']} (n {v['n']}"
+            return s + (f", {v['over_50ms']} over)" if over else ")")
+        if x["target"] == "kamailio":
+            cells = (x["target"], x["rate_target"], x["calls_created"], "-", "-", x["successful"],
+                     round(x["successful"] / (x["calls_created"] / x["rate_target"]), 1)
+                     if x["calls_created"] else "-", x["failed"], "-", "-", x["frontdesk_cpu_pct"])
+        else:
+            cells = (x["target"], x["rate_target"], x["calls_created"], x["refused_503"],
+                     x["accepted"], x["agent_calls_completed"], x["goodput_cps"],
+                     x["accepted_failed"], t("503", True), t("200"), x["frontdesk_cpu_pct"])
+        print("| " + " | ".join(f(v) for v in cells) + " |")
 if best["frontdesk"] and best["kamailio"]:
     print(f"ratio frontdesk / kamailio: {best['frontdesk']['rate_target'] / best['kamailio']['rate_target']:.2f}")
 json.dump(rows + kam, open(os.path.join(out, "summary.json"), "w"), indent=1)

@@ -34,6 +34,12 @@
 # window). The daemon runs with --rtp-timeout above the calls' length, so
 # the silence after the measurement does not end them.
 #
+# Memory (issue 18: 2,000 bridged calls <= 64 KiB of RSS per call above
+# idle): frontdesk's VmRSS from /proc when it is ready (no agent yet), once
+# every agent is registered ("idle": the baseline), when every call is
+# bridged (the /metrics snapshot while settling) and at the end of the
+# window, and its VmHWM then; per call = (bridged - idle) / calls.
+#
 # Everything is bounded (SIPp -timeout, outer `timeout`, readiness
 # deadlines); loopback only; what the script starts it stops, by PID.
 #
@@ -186,6 +192,8 @@ for _ in range(200):
 sys.exit("no free port block")
 PY
 }
+# frontdesk's resident set now, KiB.
+rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 udp_port_free() {
   python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], int(sys.argv[2])))' "${1%:*}" "${1##*:}" 2>/dev/null
 }
@@ -250,6 +258,7 @@ run_frontdesk() {
     sleep 0.2
   done
   echo "frontdesk on $IP:$port (pid $FPID), agents' SIPp on $IP:$uas_port; $n calls, talk ${talk_s} s"
+  rss_kib $FPID > "$dir/rss-ready.txt"
 
   # Every bench agent registers (digest auth) with the agents' SIPp as contact.
   ( cd "$dir" && timeout 120 sipp "$IP:$port" -sf "$ROOT/tests/sipp/register-agent.xml" \
@@ -259,6 +268,7 @@ run_frontdesk() {
   local registered; registered=$(stat_last "$dir/register_stat.csv" "SuccessfulCall(C)")
   echo "agents registered: $registered of $n"
   [ "$registered" -eq "$n" ] || { echo "registration failed"; tail "$dir/register.out"; return 1; }
+  sleep 1; rss_kib $FPID > "$dir/rss-idle.txt"
 
   local calls_timeout=$(( place_s + talk_s + 60 ))
   ( cd "$dir" && exec timeout $(( calls_timeout + 10 )) sipp -sf "$ROOT/bench/sipp/agent.xml" \
@@ -291,10 +301,13 @@ run_frontdesk() {
   ( deadline=$((SECONDS + setup_timeout + 5))
     until grep -q 'settling' "$dir/rtpload.err" 2>/dev/null; do
       [ $SECONDS -lt $deadline ] || exit 0; sleep 0.2; done
-    sleep 1; curl -s -m 1 "http://$http/metrics" > "$dir/metrics-settled.txt" ) &
+    sleep 1; curl -s -m 1 "http://$http/metrics" > "$dir/metrics-settled.txt"
+    rss_kib $FPID > "$dir/rss-bridged.txt" ) &
   local mpid=$!
 
   wait_bounded $LPID $(( setup_timeout + MEASURE_S + 40 )); local lrc=$?; LPID=""
+  rss_kib $FPID > "$dir/rss-window-end.txt"
+  awk '/^VmHWM:/ { print $2 }' "/proc/$FPID/status" > "$dir/hwm-window-end.txt" 2>/dev/null
   wait $mpid 2>/dev/null
   if [ -n "$SPID" ]; then kill -TERM "$SPID" 2>/dev/null; wait_bounded "$SPID" 10; SPID=""; fi
   echo "rtpload (exit $lrc): $(grep -v '^rtpload: caller legs' "$dir/rtpload.err" | tr '\n' ' ')"
@@ -352,6 +365,17 @@ try:
         x["spray"][counter] = int(total(metrics_end, f"frontdesk_rtp_packets_{counter}_total"))
 except (OSError, ValueError):
     pass
+def kib(name):
+    try:
+        return int(open(os.path.join(d, name)).read().split()[0])
+    except (OSError, ValueError, IndexError):
+        return None
+m = {"ready_kib": kib("rss-ready.txt"), "idle_kib": kib("rss-idle.txt"),
+     "bridged_kib": kib("rss-bridged.txt"), "window_end_kib": kib("rss-window-end.txt"),
+     "hwm_kib": kib("hwm-window-end.txt")}
+if m["idle_kib"] is not None and m["bridged_kib"] is not None:
+    m["per_call_kib"] = round((m["bridged_kib"] - m["idle_kib"]) / n, 1)
+x["rss"] = m
 s = x["sip"]
 x["calls_ok"] = (s["callers_ok"] == n and s["callers_failed"] == 0 and s["agents_ok"] == n
                  and x["settled"]["queue_waiting"] in (0.0, None))
@@ -445,6 +469,8 @@ for x in rows:
     if x.get("target") == "frontdesk":
         print(f"frontdesk {x.get('calls')} calls: SIP {json.dumps(x.get('sip'))}, "
               f"settled {json.dumps(x.get('settled'))}")
+        print(f"frontdesk {x.get('calls')} calls: RSS KiB {json.dumps(x.get('rss'))} "
+              f"(per call above idle; target <= 64 KiB)")
         if "spray" in x:
             print(f"frontdesk {x.get('calls')} calls under a spray: {json.dumps(x['spray'])}")
 for n in calls:

@@ -8,9 +8,18 @@
 //! registrar's next binding expiry, the responses it holds back from
 //! sources that keep failing to authenticate ([`Outcome::send_after`]),
 //! and the next write of the bindings file. The file is written at most
-//! once per [`SAVE_EVERY`] (and at shutdown), never once per REGISTER: a
-//! registration is answered without waiting on the disk, and a crash
-//! loses at most that much, which the agents' next refresh puts back.
+//! once per [`SAVE_EVERY`] (and at shutdown), never once per REGISTER, and
+//! never waited for: the bytes are made on the task and written and
+//! synced on tokio's blocking pool while the task goes on answering (an
+//! `fsync` took up to 161 ms here while another process wrote to the same
+//! disk, BENCHMARKS.md). A crash loses at most the changes of the last
+//! second or so, which the agents' next refresh puts back.
+//!
+//! REGISTERs reach the task through a bounded queue ([`REGISTER_QUEUE`]):
+//! when the task is that far behind, a REGISTER is answered 503 with
+//! Retry-After at once rather than queued without bound (memory stays
+//! bounded; the phone tries again). Reconfiguration has a queue of its own
+//! and is never refused.
 //!
 //! [`Outcome::send_after`]: sip::registrar::Outcome::send_after
 
@@ -24,8 +33,8 @@ use dashmap::DashMap;
 use guard::{SignInLimits, WarnEvery};
 use sip::Peer;
 use sip::endpoint::EndpointHandle;
-use sip::message::Response;
 use sip::message::validate::ValidRequest;
+use sip::message::{HeaderName, Response, StatusCode};
 use sip::registrar::{
     Binding, Decision, Registrar, RegistrarConfig, RegistrarEvent, Secret, StoredBinding,
     TrustedSources,
@@ -49,6 +58,14 @@ pub const SAVE_EVERY: Duration = Duration::from_secs(1);
 
 /// The most commands handled in a row before the deadlines are checked.
 const BATCH: usize = 64;
+
+/// How many REGISTERs may wait for the task; past that, 503. At 20,000
+/// REGISTERs a second (more than this box's cores can take) that is
+/// 400 ms of backlog, about 8 MB of requests.
+pub const REGISTER_QUEUE: usize = 8192;
+
+/// What a REGISTER refused for a full queue is told to wait, in seconds.
+pub const BUSY_RETRY_AFTER: u32 = 5;
 
 /// Where each agent can be rung: their live bindings, best first.
 ///
@@ -83,39 +100,64 @@ impl Locations {
 }
 
 #[derive(Debug)]
-enum Command {
-    Register {
-        transaction: ServerTransactionId,
-        request: Box<ValidRequest>,
-        source: Peer,
-    },
-    Reconfigure {
-        users: Vec<(String, Secret)>,
-        trusted: TrustedSources,
-        limits: SignInLimits,
-    },
+struct Register {
+    transaction: ServerTransactionId,
+    request: Box<ValidRequest>,
+    source: Peer,
+}
+
+#[derive(Debug)]
+struct Reconfigure {
+    users: Vec<(String, Secret)>,
+    trusted: TrustedSources,
+    limits: SignInLimits,
 }
 
 /// A handle to the registrar task.
 #[derive(Debug, Clone)]
 pub struct RegistrarHandle {
-    commands: mpsc::UnboundedSender<Command>,
+    registers: mpsc::Sender<Register>,
+    control: mpsc::UnboundedSender<Reconfigure>,
     locations: Locations,
+    /// Answers the REGISTERs the queue has no room for.
+    endpoint: EndpointHandle,
+    busy: Arc<std::sync::Mutex<WarnEvery>>,
 }
 
 impl RegistrarHandle {
-    /// Hands over a REGISTER.
+    /// Hands over a REGISTER; when the registrar's queue is full, answers
+    /// it 503 with Retry-After instead.
     pub fn register(
         &self,
         transaction: ServerTransactionId,
         request: Box<ValidRequest>,
         source: Peer,
     ) {
-        let _ = self.commands.send(Command::Register {
+        let refused = match self.registers.try_send(Register {
             transaction,
             request,
             source,
-        });
+        }) {
+            Ok(()) => return,
+            Err(mpsc::error::TrySendError::Full(refused)) => refused,
+            // Shutting down: the transaction times out.
+            Err(mpsc::error::TrySendError::Closed(_)) => return,
+        };
+        metrics::counter!("frontdesk_register_busy_total").increment(1);
+        let warn = self
+            .busy
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .hit(Instant::now());
+        if let Some(count) = warn {
+            warn!(
+                refused = count,
+                "registrar busy: REGISTER refused with 503 ({count} since the last such warning)"
+            );
+        }
+        let _ = self
+            .endpoint
+            .respond(refused.transaction, busy(&refused.request));
     }
 
     /// New users, trust and sign-in limits after a dialplan reload.
@@ -125,7 +167,7 @@ impl RegistrarHandle {
         trusted: TrustedSources,
         limits: SignInLimits,
     ) {
-        let _ = self.commands.send(Command::Reconfigure {
+        let _ = self.control.send(Reconfigure {
             users,
             trusted,
             limits,
@@ -136,6 +178,19 @@ impl RegistrarHandle {
     pub fn locations(&self) -> &Locations {
         &self.locations
     }
+}
+
+/// The answer to a REGISTER the registrar has no room for.
+fn busy(request: &ValidRequest) -> Response {
+    let mut response = Response::to_request(
+        &request.request.headers,
+        StatusCode::SERVICE_UNAVAILABLE,
+        Some(&super::tag()),
+    );
+    response
+        .headers
+        .push(HeaderName::RetryAfter, BUSY_RETRY_AFTER);
+    response
 }
 
 fn wall_clock() -> u64 {
@@ -193,10 +248,14 @@ pub async fn start(
         Err(error) => warn!("{}: cannot read bindings: {error}", file.display()),
     }
     let locations = Locations::default();
-    let (commands, command_rx) = mpsc::unbounded_channel();
+    let (registers, register_rx) = mpsc::channel(REGISTER_QUEUE);
+    let (control, control_rx) = mpsc::unbounded_channel();
     let handle = RegistrarHandle {
-        commands,
+        registers,
+        control,
         locations: locations.clone(),
+        endpoint: endpoint.clone(),
+        busy: Arc::new(std::sync::Mutex::new(WarnEvery::new(WARN_EVERY))),
     };
     let mut service = Service {
         registrar,
@@ -205,13 +264,13 @@ pub async fn start(
         router,
         locations,
         held: HeldResponses::default(),
-        save_at: None,
+        saves: SaveSchedule::default(),
         front_door,
         refused_warn: WarnEvery::new(WARN_EVERY),
     };
     // The restore's events: presence and locations before serving.
     service.drain_events(Instant::now());
-    let task = tokio::spawn(service.run(command_rx, shutdown));
+    let task = tokio::spawn(service.run(register_rx, control_rx, shutdown));
     Ok((handle, task))
 }
 
@@ -222,8 +281,9 @@ struct Service {
     router: RouterHandle,
     locations: Locations,
     held: HeldResponses,
-    /// When the changed bindings are due on disk; `None`: nothing to write.
-    save_at: Option<Instant>,
+    /// When the changed bindings are due on disk, and whether a write is
+    /// under way.
+    saves: SaveSchedule,
     /// Where a digest ban becomes a ban of all the source's SIP.
     front_door: Arc<FrontDoor>,
     /// Refused REGISTERs are warned about at most this often.
@@ -309,27 +369,101 @@ fn earliest(deadlines: impl IntoIterator<Item = Option<Instant>>) -> Option<Inst
     deadlines.into_iter().flatten().min()
 }
 
+/// When the bindings file is written: at most once per [`SAVE_EVERY`]
+/// after a change, and one write at a time (a change made while a write is
+/// under way is written by the next one).
+#[derive(Debug, Default)]
+struct SaveSchedule {
+    /// When the changed bindings are due on disk; `None`: nothing to write.
+    due: Option<Instant>,
+    /// A write is under way.
+    writing: bool,
+}
+
+impl SaveSchedule {
+    /// The bindings changed at `now`.
+    fn changed(&mut self, now: Instant) {
+        if self.due.is_none() {
+            self.due = Some(now + SAVE_EVERY);
+        }
+    }
+
+    /// When the task must wake for the next write: not while one is under
+    /// way (its end wakes the task).
+    fn deadline(&self) -> Option<Instant> {
+        if self.writing { None } else { self.due }
+    }
+
+    /// `true` when a write is to start now; it is then under way.
+    fn start_due(&mut self, now: Instant) -> bool {
+        if self.writing || self.due.is_none_or(|due| due > now) {
+            return false;
+        }
+        self.due = None;
+        self.writing = true;
+        true
+    }
+
+    /// The write under way has ended (written or not).
+    fn finished(&mut self) {
+        self.writing = false;
+    }
+}
+
+/// A write of the bindings file on tokio's blocking pool.
+type Write = tokio::task::JoinHandle<std::io::Result<()>>;
+
+/// The end of `write`: its result, a panic or cancellation as an error.
+async fn finish(write: Write) -> std::io::Result<()> {
+    write
+        .await
+        .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
+}
+
+/// Waits for the write under way, or forever when there is none.
+async fn write_ended(writing: &mut Option<Write>) -> std::io::Result<()> {
+    match writing {
+        Some(write) => write
+            .await
+            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string()))),
+        None => std::future::pending().await,
+    }
+}
+
 impl Service {
     async fn run(
         mut self,
-        mut commands: mpsc::UnboundedReceiver<Command>,
+        mut registers: mpsc::Receiver<Register>,
+        mut control: mpsc::UnboundedReceiver<Reconfigure>,
         shutdown: CancellationToken,
     ) {
+        let mut writing = None;
         loop {
             let expiry = self.registrar.poll_timeout();
-            let deadline = earliest([expiry, self.held.next_due(), self.save_at]);
+            let deadline = earliest([expiry, self.held.next_due(), self.saves.deadline()]);
             let sleep = super::sleep_until(deadline.map(Into::into));
             tokio::select! {
                 () = shutdown.cancelled() => break,
-                command = commands.recv() => {
-                    let Some(command) = command else { break };
-                    self.handle(command);
+                register = registers.recv() => {
+                    let Some(register) = register else { break };
+                    self.handle_register(register);
                     // Under load, take what else is queued before the
                     // timers are looked at again (bounded, so that held
                     // responses and expiries are never starved).
                     for _ in 1..BATCH {
-                        let Ok(command) = commands.try_recv() else { break };
-                        self.handle(command);
+                        let Ok(register) = registers.try_recv() else { break };
+                        self.handle_register(register);
+                    }
+                }
+                reconfigure = control.recv() => {
+                    let Some(reconfigure) = reconfigure else { break };
+                    self.reconfigure(reconfigure);
+                }
+                written = write_ended(&mut writing) => {
+                    writing = None;
+                    self.saves.finished();
+                    if let Err(error) = written {
+                        warn!("{}: bindings not saved: {error}", self.file.display());
                     }
                 }
                 () = sleep => {
@@ -344,93 +478,106 @@ impl Service {
             }
             let now = Instant::now();
             self.drain_events(now);
-            if self.save_at.is_some_and(|at| at <= now) {
-                self.save_at = None;
-                self.save(now).await;
+            if self.saves.start_due(now) {
+                writing = self.start_save(now);
+                if writing.is_none() {
+                    self.saves.finished();
+                }
             }
         }
-        // Keep what we know for the next start. Held responses are dropped:
+        // Keep what we know for the next start: after the write under way,
+        // one more with the latest bindings. Held responses are dropped:
         // their transactions time out, as they would for a lost answer.
-        self.save(Instant::now()).await;
+        let last = async {
+            if let Some(write) = writing {
+                finish(write).await?;
+            }
+            match self.start_save(Instant::now()) {
+                Some(write) => finish(write).await,
+                None => Ok(()),
+            }
+        };
+        if let Err(error) = last.await {
+            warn!("{}: bindings not saved: {error}", self.file.display());
+        }
     }
 
-    fn handle(&mut self, command: Command) {
-        match command {
-            Command::Register {
-                transaction,
-                request,
-                source,
-            } => {
-                let outcome =
-                    self.registrar
-                        .handle_register(Instant::now(), wall_clock(), &request, source);
-                let now = Instant::now();
-                let refused = match &outcome.decision {
-                    Decision::Accepted { user } => {
-                        debug!(agent = %user, %source, "REGISTER accepted");
-                        None
-                    }
-                    Decision::Forbidden { reason, .. } => {
-                        metrics::counter!("frontdesk_register_failures_total").increment(1);
-                        Some(format!("wrong credentials ({reason:?})"))
-                    }
-                    Decision::Banned { .. } => {
-                        metrics::counter!("frontdesk_register_banned_total").increment(1);
-                        Some("the source is banned for failing too often".to_string())
-                    }
-                    Decision::Locked { user, .. } => {
-                        metrics::counter!("frontdesk_register_locked_total").increment(1);
-                        Some(format!(
-                            "account {user} is locked for this source (too many failures against it)"
-                        ))
-                    }
-                    other => {
-                        debug!(%source, decision = ?other, "REGISTER");
-                        None
-                    }
-                };
-                if let Some(why) = refused {
-                    debug!(%source, "REGISTER refused: {why}");
-                    if let Some(count) = self.refused_warn.hit(now) {
-                        warn!(%source, refused = count, "REGISTER refused: {why} ({count} refused since the last such warning)");
-                    }
-                }
-                // A digest ban is a ban of the source: nothing more from it
-                // is answered until it ends (this REGISTER's 403 still is).
-                if let Some(until) = outcome.banned_until {
-                    self.front_door.ban(
-                        now,
-                        source.address.ip(),
-                        until,
-                        "too many failed digest authentications",
-                    );
-                }
-                // Bindings and presence are published before the answer
-                // leaves: a phone that dials right after its 200 (a feature
-                // code) is already known by its registration.
-                self.drain_events(Instant::now());
-                match outcome.send_after {
-                    None => {
-                        let _ = self.endpoint.respond(transaction, outcome.response);
-                    }
-                    Some(delay) => {
-                        let due = Instant::now() + delay;
-                        self.held.push(due, (transaction, outcome.response));
-                    }
-                }
+    fn handle_register(&mut self, register: Register) {
+        let Register {
+            transaction,
+            request,
+            source,
+        } = register;
+        let outcome =
+            self.registrar
+                .handle_register(Instant::now(), wall_clock(), &request, source);
+        let now = Instant::now();
+        let refused = match &outcome.decision {
+            Decision::Accepted { user } => {
+                debug!(agent = %user, %source, "REGISTER accepted");
+                None
             }
-            Command::Reconfigure {
-                users,
-                trusted,
-                limits,
-            } => {
-                if let Err(error) = self.registrar.set_users(users) {
-                    warn!(%error, "registrar users not updated");
-                }
-                self.registrar.set_trusted(trusted);
-                self.registrar.set_limits(limits.source, limits.account);
+            Decision::Forbidden { reason, .. } => {
+                metrics::counter!("frontdesk_register_failures_total").increment(1);
+                Some(format!("wrong credentials ({reason:?})"))
+            }
+            Decision::Banned { .. } => {
+                metrics::counter!("frontdesk_register_banned_total").increment(1);
+                Some("the source is banned for failing too often".to_string())
+            }
+            Decision::Locked { user, .. } => {
+                metrics::counter!("frontdesk_register_locked_total").increment(1);
+                Some(format!(
+                    "account {user} is locked for this source (too many failures against it)"
+                ))
+            }
+            other => {
+                debug!(%source, decision = ?other, "REGISTER");
+                None
+            }
+        };
+        if let Some(why) = refused {
+            debug!(%source, "REGISTER refused: {why}");
+            if let Some(count) = self.refused_warn.hit(now) {
+                warn!(%source, refused = count, "REGISTER refused: {why} ({count} refused since the last such warning)");
             }
         }
+        // A digest ban is a ban of the source: nothing more from it
+        // is answered until it ends (this REGISTER's 403 still is).
+        if let Some(until) = outcome.banned_until {
+            self.front_door.ban(
+                now,
+                source.address.ip(),
+                until,
+                "too many failed digest authentications",
+            );
+        }
+        // Bindings and presence are published before the answer
+        // leaves: a phone that dials right after its 200 (a feature
+        // code) is already known by its registration.
+        self.drain_events(Instant::now());
+        match outcome.send_after {
+            None => {
+                let _ = self.endpoint.respond(transaction, outcome.response);
+            }
+            Some(delay) => {
+                let due = Instant::now() + delay;
+                self.held.push(due, (transaction, outcome.response));
+            }
+        }
+    }
+
+    fn reconfigure(&mut self, reconfigure: Reconfigure) {
+        let Reconfigure {
+            users,
+            trusted,
+            limits,
+        } = reconfigure;
+        if let Err(error) = self.registrar.set_users(users) {
+            warn!(%error, "registrar users not updated");
+        }
+        self.registrar.set_trusted(trusted);
+        self.registrar.set_limits(limits.source, limits.account);
     }
 
     /// Presence to routing, bindings to [`Locations`]; a change schedules
@@ -469,35 +616,32 @@ impl Service {
             info!(agent = %user, "agent registered");
             self.router.registered(routing::AgentId::new(user.as_str()));
         }
-        if changed && self.save_at.is_none() {
-            self.save_at = Some(now + SAVE_EVERY);
+        if changed {
+            self.saves.changed(now);
         }
     }
 
-    /// Writes the bindings to a temporary file and renames it over the old
-    /// one, so a crash never leaves half a file.
-    async fn save(&self, now: Instant) {
+    /// Starts writing the bindings to a temporary file, renamed over the
+    /// old one so a crash never leaves half a file; `None` when there is
+    /// nothing to write (they cannot be encoded). The bytes are made here,
+    /// from the registrar as it is now; the write and its `fsync` run on
+    /// the blocking pool, and nothing waits for them but the next write.
+    fn start_save(&self, now: Instant) -> Option<Write> {
         let stored = self.registrar.export(now, wall_clock());
         let bytes = match serde_json::to_vec_pretty(&stored) {
             Ok(bytes) => bytes,
             Err(error) => {
                 warn!(%error, "bindings not saved");
-                return;
+                return None;
             }
         };
         let temporary = self.file.with_extension("json.tmp");
         let file = self.file.clone();
         // Owner-only (daemon::private), then renamed over the old file.
-        let written = tokio::task::spawn_blocking(move || {
+        Some(tokio::task::spawn_blocking(move || {
             crate::daemon::private::write(&temporary, &bytes)?;
             std::fs::rename(&temporary, &file)
-        });
-        if let Err(error) = written
-            .await
-            .unwrap_or_else(|join| Err(std::io::Error::other(join.to_string())))
-        {
-            warn!("{}: bindings not saved: {error}", self.file.display());
-        }
+        }))
     }
 }
 
@@ -533,5 +677,140 @@ mod tests {
         let later = now + SAVE_EVERY;
         assert_eq!(earliest([None, None]), None);
         assert_eq!(earliest([None, Some(later), Some(now)]), Some(now));
+    }
+
+    #[test]
+    fn the_bindings_are_written_a_second_after_a_change_one_write_at_a_time() {
+        let start = Instant::now();
+        let at = |ms: u64| start + Duration::from_millis(ms);
+        let mut saves = SaveSchedule::default();
+        assert_eq!(saves.deadline(), None);
+        assert!(!saves.start_due(at(5000)), "nothing changed");
+
+        saves.changed(at(0));
+        saves.changed(at(400));
+        assert_eq!(
+            saves.deadline(),
+            Some(at(0) + SAVE_EVERY),
+            "not pushed back"
+        );
+        assert!(!saves.start_due(at(999)));
+        assert!(saves.start_due(at(1000)));
+        assert_eq!(saves.deadline(), None, "nothing due");
+
+        // A change while the write is under way: the next write, after it.
+        saves.changed(at(1200));
+        assert_eq!(saves.deadline(), None, "the write's end wakes the task");
+        assert!(!saves.start_due(at(5000)), "one write at a time");
+        saves.finished();
+        assert_eq!(saves.deadline(), Some(at(1200) + SAVE_EVERY));
+        assert!(saves.start_due(at(5000)), "overdue: at once");
+        saves.finished();
+        assert_eq!(saves.deadline(), None);
+        assert!(!saves.start_due(at(9000)));
+    }
+
+    /// A REGISTER that finds the registrar's queue full is answered 503
+    /// with Retry-After through its own transaction, at once; the one
+    /// queued before it waits for the registrar.
+    #[tokio::test]
+    async fn a_register_past_a_full_queue_gets_503_with_retry_after() {
+        use sip::message::Method;
+        use sip::transaction::{Event, SentBy, TimerValues};
+
+        let shutdown = CancellationToken::new();
+        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let address = udp.local_addr().unwrap();
+        let tcp = tokio::net::TcpListener::bind(address).await.unwrap();
+        let (inbound_tx, inbound_rx) = mpsc::channel(16);
+        let transport = sip::transport::start(
+            udp,
+            tcp,
+            sip::transport::TransportConfig::default(),
+            inbound_tx,
+            shutdown.clone(),
+        )
+        .unwrap();
+        let config = sip::endpoint::EndpointConfig {
+            transaction: sip::transaction::Config {
+                timers: TimerValues::default(),
+                sent_by: vec![SentBy {
+                    transport: sip::TransportKind::Udp,
+                    host: sip::message::Host::V4(std::net::Ipv4Addr::LOCALHOST),
+                    port: address.port(),
+                }],
+                seed: 1,
+            },
+            allow: vec![Method::Register],
+            supported: vec![],
+            product: "frontdesk-test".into(),
+            admission: None,
+        };
+        let (application_tx, mut application) = mpsc::channel(16);
+        let (endpoint, _task) = sip::endpoint::start(
+            config,
+            transport,
+            inbound_rx,
+            application_tx,
+            shutdown.clone(),
+        );
+        // A queue of one that nobody reads.
+        let (registers, _queued) = mpsc::channel(1);
+        let (control, _control) = mpsc::unbounded_channel();
+        let handle = RegistrarHandle {
+            registers,
+            control,
+            locations: Locations::default(),
+            endpoint,
+            busy: Arc::new(std::sync::Mutex::new(WarnEvery::new(WARN_EVERY))),
+        };
+
+        let phone = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let me = phone.local_addr().unwrap();
+        let mut buffer = vec![0u8; 65536];
+        for branch in ["queued", "refused"] {
+            let register = format!(
+                "REGISTER sip:127.0.0.1 SIP/2.0\r\n\
+                 Via: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
+                 From: <sip:1001@127.0.0.1>;tag=t-{branch}\r\n\
+                 To: <sip:1001@127.0.0.1>\r\n\
+                 Call-ID: {branch}@test\r\n\
+                 CSeq: 1 REGISTER\r\n\
+                 Contact: <sip:1001@{me}>\r\n\
+                 Max-Forwards: 70\r\n\
+                 Content-Length: 0\r\n\r\n"
+            );
+            phone.send_to(register.as_bytes(), address).await.unwrap();
+            let event = tokio::time::timeout(Duration::from_secs(10), application.recv())
+                .await
+                .expect("the endpoint hands the REGISTER over")
+                .unwrap();
+            let Event::Request {
+                transaction,
+                request,
+                source,
+            } = event
+            else {
+                panic!("not a request: {event:?}");
+            };
+            handle.register(transaction, request, source);
+        }
+        let (length, _) =
+            tokio::time::timeout(Duration::from_secs(10), phone.recv_from(&mut buffer))
+                .await
+                .expect("an answer to the REGISTER past the queue")
+                .unwrap();
+        let response = String::from_utf8_lossy(&buffer[..length]);
+        assert!(
+            response.starts_with("SIP/2.0 503 Service Unavailable\r\n"),
+            "{response}"
+        );
+        assert!(response.contains("branch=z9hG4bKrefused"), "{response}");
+        assert!(response.contains("\r\nRetry-After: 5\r\n"), "{response}");
+        assert!(
+            response.contains("\r\nTo: <sip:1001@127.0.0.1>;tag="),
+            "{response}"
+        );
+        shutdown.cancel();
     }
 }
