@@ -6,57 +6,8 @@
 //! ([`CallRecord::to_json`]).
 
 use ivr::jiff::Timestamp;
+use records::{Outcome, Priority};
 use serde_json::{Value, json};
-
-/// How a call ended (DESIGN.md: `outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Not over yet.
-    InProgress,
-    /// An agent answered.
-    Connected,
-    /// The caller hung up before reaching anyone.
-    Abandoned,
-    /// Nobody answered within the queues' max wait: the caller was told to
-    /// call back.
-    Overflowed,
-    /// Refused at once (unknown number, no common codec, overload).
-    Rejected,
-    /// The clinic was closed and the call ended on the after-hours path.
-    AfterHours,
-    /// Up when the daemon stopped (killed, crashed): closed at the next
-    /// start.
-    Interrupted,
-}
-
-impl Outcome {
-    /// The API's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::InProgress => "in_progress",
-            Outcome::Connected => "connected",
-            Outcome::Abandoned => "abandoned",
-            Outcome::Overflowed => "overflowed",
-            Outcome::Rejected => "rejected",
-            Outcome::AfterHours => "after_hours",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-
-    /// The outcome the API calls `name`.
-    pub fn from_name(name: &str) -> Option<Outcome> {
-        Some(match name {
-            "in_progress" => Outcome::InProgress,
-            "connected" => Outcome::Connected,
-            "abandoned" => Outcome::Abandoned,
-            "overflowed" => Outcome::Overflowed,
-            "rejected" => Outcome::Rejected,
-            "after_hours" => Outcome::AfterHours,
-            "interrupted" => Outcome::Interrupted,
-            _ => return None,
-        })
-    }
-}
 
 /// One call as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,12 +22,13 @@ pub struct CallRecord {
     pub source: Option<String>,
     /// The queue the call is (or was last) in.
     pub department: Option<String>,
-    /// `routine` or `urgent`.
-    pub priority: &'static str,
+    /// Its priority in that queue (or the dialed number's).
+    pub priority: Priority,
     /// The agent who took it.
     pub agent: Option<String>,
-    /// How it ended.
-    pub outcome: Outcome,
+    /// How it ended (`None`: not over yet, `in_progress` in the API). The
+    /// journal's outcome: one enum for live and past calls.
+    pub outcome: Option<Outcome>,
     /// When the INVITE came.
     pub started_at: Timestamp,
     /// When an agent answered.
@@ -140,9 +92,9 @@ impl CallRecord {
             dialed: dialed.to_string(),
             source: None,
             department: None,
-            priority: "routine",
+            priority: Priority::Routine,
             agent: None,
-            outcome: Outcome::InProgress,
+            outcome: None,
             started_at,
             connected_at: None,
             ended_at: None,
@@ -160,9 +112,9 @@ impl CallRecord {
             "dialed": self.dialed,
             "source": self.source,
             "department": self.department,
-            "priority": self.priority,
+            "priority": self.priority.as_str(),
             "agent": self.agent,
-            "outcome": self.outcome.as_str(),
+            "outcome": Outcome::name(self.outcome),
             "started_at": self.started_at.to_string(),
             "connected_at": time(&self.connected_at),
             "ended_at": time(&self.ended_at),
@@ -184,17 +136,12 @@ mod tests {
         assert_eq!(json["agent"], Value::Null);
         assert_eq!(json["started_at"], "1970-01-01T00:00:00Z");
         assert_eq!(json["transfers"], json!([]));
-        for outcome in [
-            Outcome::InProgress,
-            Outcome::Connected,
-            Outcome::Abandoned,
-            Outcome::Overflowed,
-            Outcome::Rejected,
-            Outcome::AfterHours,
-            Outcome::Interrupted,
-        ] {
-            assert_eq!(Outcome::from_name(outcome.as_str()), Some(outcome));
-        }
+        assert_eq!(json["priority"], "routine");
+        let mut over = record.clone();
+        over.outcome = Some(Outcome::AfterHours);
+        over.priority = Priority::Urgent;
+        assert_eq!(over.to_json()["outcome"], "after_hours");
+        assert_eq!(over.to_json()["priority"], "urgent");
     }
 
     #[test]

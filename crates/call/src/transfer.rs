@@ -250,7 +250,7 @@ impl Call {
             at,
         });
         self.record.department = Some(enqueued.queue.as_str().to_string());
-        self.record.priority = enqueued.priority.as_str();
+        self.record.priority = enqueued.priority;
         self.record.agent = None;
         self.record.connected_at = None;
         self.waiting = Some(Waiting {

@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{branches, clinic};
-use ivr::{FeatureCode, Overflow, Priority, Strategy, Target};
+use ivr::{FeatureCode, Overflow, Priority, PriorityChange, SkillLevel, Strategy, Target};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -79,7 +79,7 @@ fn the_queue_table() {
     let plan = clinic();
     let front_desk = Overflow::Queue {
         queue: "front-desk".into(),
-        priority: None,
+        priority: PriorityChange::Keep,
     };
     #[rustfmt::skip]
     let table = [
@@ -89,7 +89,7 @@ fn the_queue_table() {
         ("dermatology", Strategy::FewestCalls, 15, 90, Some(front_desk.clone()), 60),
         ("orthopedics", Strategy::FewestCalls, 15, 90, Some(front_desk.clone()), 60),
         ("urgent-care", Strategy::RingAll, 20, 60,
-            Some(Overflow::Queue { queue: "front-desk".into(), priority: Some(Priority::Urgent) }), 30),
+            Some(Overflow::Queue { queue: "front-desk".into(), priority: PriorityChange::Set(Priority::Urgent) }), 30),
         ("nurse-line", Strategy::RingAll, 20, 120, None, 60),
     ];
     assert_eq!(plan.queues().count(), table.len());
@@ -106,8 +106,8 @@ fn the_queue_table() {
         match overflow {
             Some(overflow) => assert_eq!(queue.on_max_wait(), Some(&overflow), "{id}"),
             None => match queue.on_max_wait() {
-                Some(Overflow::Message(prompt)) => {
-                    assert_eq!(prompt.id().as_str(), "prompts/call-back-later.wav")
+                Some(Overflow::Message { message }) => {
+                    assert_eq!(message.as_str(), "prompts/call-back-later.wav")
                 }
                 other => panic!("{id}: {other:?}"),
             },
@@ -251,9 +251,12 @@ fn the_branches_example_uses_the_rest_of_the_schema() {
     assert!(plan.queue("nurse-line").unwrap().max_wait().is_none());
 
     let ivan = plan.agent("2002").unwrap();
-    assert_eq!(ivan.skill_level(&"cardiology".into()), Some(9));
+    assert_eq!(ivan.skill_level(&"cardiology".into()), SkillLevel::new(9));
     let hana = plan.agent("2001").unwrap();
-    assert_eq!(hana.skill_level(&"front-desk".into()), Some(1));
+    assert_eq!(
+        hana.skill_level(&"front-desk".into()),
+        Some(SkillLevel::MIN)
+    );
     assert_eq!(hana.capacity(), 2);
     assert_eq!(hana.languages().len(), 2);
 

@@ -1,6 +1,6 @@
 //! Errors, one enum per kind of caller action.
 
-use crate::id::{AgentId, CallId, MessageId, QueueId, Skill};
+use crate::id::{AgentId, CallId, PromptId, QueueId, Skill};
 use crate::state::AgentState;
 
 /// A configuration that cannot be applied. Nothing of it was applied.
@@ -66,7 +66,7 @@ pub enum EnqueueError {
         /// The last full queue of the overflow chain.
         queue: QueueId,
         /// The prompt to play before hanging up.
-        message: MessageId,
+        message: PromptId,
     },
     /// A transfer of a call that is not connected to an agent (unknown,
     /// waiting or ringing).

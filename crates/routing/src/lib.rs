@@ -115,7 +115,7 @@ pub use config::{
     SkillRequirement, Strategy, validate,
 };
 pub use error::{ConfigError, EnqueueError, RoutingError};
-pub use id::{AgentId, Branch, CallId, Language, MessageId, Priority, QueueId, Skill, SkillLevel};
+pub use id::{AgentId, Branch, CallId, Language, Priority, PromptId, QueueId, Skill, SkillLevel};
 pub use offer::{
     AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
 };

@@ -5,9 +5,9 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AgentConfig, Overflow, PriorityChange, QueueConfig, RouterConfig, validate};
+use crate::config::{AgentConfig, Overflow, QueueConfig, RouterConfig, validate};
 use crate::error::{ConfigError, EnqueueError, RoutingError};
-use crate::id::{AgentId, CallId, MessageId, Priority, QueueId};
+use crate::id::{AgentId, CallId, Priority, PromptId, QueueId};
 use crate::line::{Line, LineCursor, OrderKey, Waiting};
 use crate::offer::{
     AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
@@ -293,7 +293,7 @@ impl Router {
                     match queue_index(&self.queues, &target) {
                         Some(next) if !self.queues[next].retired => {
                             at = next;
-                            priority = apply(change, priority);
+                            priority = change.apply(priority);
                         }
                         _ => {
                             return Err(EnqueueError::Refused {
@@ -806,7 +806,7 @@ impl Router {
                     if let Some(left) = queue_index(&self.queues, &record.queue) {
                         self.queues[left].counters.overflowed += 1;
                     }
-                    record.priority = apply(change, record.priority);
+                    record.priority = change.apply(record.priority);
                     if self.queues[at].is_full() {
                         record.queue = target;
                         action = self.queues[at].config.on_max_wait.clone();
@@ -832,7 +832,7 @@ impl Router {
         self.retire_empty_queues();
     }
 
-    fn give_up(&mut self, call: CallId, queue: QueueId, message: MessageId) {
+    fn give_up(&mut self, call: CallId, queue: QueueId, message: PromptId) {
         self.events.push_back(RouterEvent::GiveUp {
             call,
             queue,
@@ -955,13 +955,6 @@ fn queue_index(queues: &[QueueRuntime], id: &QueueId) -> Option<usize> {
 
 fn find<'a>(queues: &'a [QueueRuntime], id: &QueueId) -> Option<&'a QueueRuntime> {
     queue_index(queues, id).map(|at| &queues[at])
-}
-
-fn apply(change: PriorityChange, priority: Priority) -> Priority {
-    match change {
-        PriorityChange::Keep => priority,
-        PriorityChange::Set(priority) => priority,
-    }
 }
 
 /// Tries to claim agents for one waiting caller.

@@ -670,7 +670,7 @@ impl Harness {
         assert!(self.call.is_finished(), "the call goes on");
         assert_eq!(
             self.call.record().outcome,
-            outcome,
+            Some(outcome),
             "{:#?}",
             self.call.record()
         );

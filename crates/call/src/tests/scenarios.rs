@@ -361,7 +361,7 @@ fn a_failing_journal_changes_nothing_for_the_call() {
     h.patient_hangs_up();
     assert!(h.journal.is_empty());
     assert!(h.call.is_finished());
-    assert_eq!(h.call.record().outcome, Outcome::Connected);
+    assert_eq!(h.call.record().outcome, Some(Outcome::Connected));
 }
 
 #[test]

@@ -11,7 +11,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ivr::jiff::Timestamp;
-use ivr::simulate::{Outcome, parse_time, simulate as run};
+use ivr::simulate::{Decision, parse_time, simulate as run};
 
 /// Runs one simulated call and prints it. Exit 0 once the call is decided;
 /// 1 for an invalid dialplan; 2 for bad arguments (an unknown number, an
@@ -77,8 +77,8 @@ pub fn simulate(
         let offset = step.at.duration_since(start).as_secs_f64();
         println!("{:>8}  {}", format!("+{offset:.1}s"), step.text);
     }
-    match &simulation.outcome {
-        Outcome::Queued(decision) => {
+    match &simulation.decision {
+        Decision::Queued(decision) => {
             let context = &decision.context;
             println!("decision: queue {}", decision.queue);
             println!("  priority:      {}", decision.priority);
@@ -104,13 +104,13 @@ pub fn simulate(
                 if context.after_hours { "yes" } else { "no" }
             );
         }
-        Outcome::HungUp {
+        Decision::HungUp {
             after_message: Some(message),
         } => println!("decision: hang up after {message}"),
-        Outcome::HungUp {
+        Decision::HungUp {
             after_message: None,
         } => println!("decision: hang up without a message"),
-        Outcome::Stuck => println!("decision: none (the IVR stopped with nothing to wait for)"),
+        Decision::Stuck => println!("decision: none (the IVR stopped with nothing to wait for)"),
     }
     if !simulation.unused_digits.is_empty() {
         println!(

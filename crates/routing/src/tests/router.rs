@@ -183,7 +183,7 @@ fn callers_wait_with_nobody_signed_in_then_overflow_at_max_wait() {
         [RouterEvent::GiveUp {
             call: CallId(1),
             queue: queue("front-desk"),
-            message: MessageId::new("please-call-back")
+            message: PromptId::new("please-call-back")
         }]
     );
     assert_eq!(router.active_calls(), 0);
@@ -281,7 +281,7 @@ fn a_full_queue_sends_callers_down_its_overflow_chain() {
         third,
         Err(EnqueueError::Refused {
             queue: queue("front-desk"),
-            message: MessageId::new("please-call-back")
+            message: PromptId::new("please-call-back")
         })
     );
     let duplicate = router.enqueue(
@@ -308,7 +308,7 @@ fn a_full_queue_sends_callers_down_its_overflow_chain() {
         [RouterEvent::GiveUp {
             call: CallId(1),
             queue: queue("front-desk"),
-            message: MessageId::new("please-call-back")
+            message: PromptId::new("please-call-back")
         }]
     );
 }

@@ -46,7 +46,7 @@ fn to_front_desk(priority: PriorityChange) -> Overflow {
 
 fn call_back() -> Overflow {
     Overflow::Message {
-        message: MessageId::new("please-call-back"),
+        message: PromptId::new("please-call-back"),
     }
 }
 

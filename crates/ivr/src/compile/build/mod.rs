@@ -15,10 +15,10 @@ use super::{RawPlan, backticked};
 use crate::diagnostic::{ErrorKind, Sink};
 use crate::ids::{Branch, MenuId, PromptId, QueueId, Skill, SourceTag};
 use crate::plan::{
-    AfterHours, Clinic, Dialplan, Menu, Number, Overflow, Priority, Prompt, Queue, Strategy,
-    Target, normalize_number,
+    AfterHours, Clinic, Dialplan, Menu, Number, Overflow, Priority, Prompt, Queue, Target,
+    normalize_number,
 };
-use crate::raw::{RawAfterHours, RawPriority, RawStrategy, RawTarget, S};
+use crate::raw::{RawAfterHours, RawTarget, S};
 
 /// Menu defaults when the dialplan does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -192,7 +192,7 @@ impl Builder<'_, '_> {
             let priority = number
                 .priority
                 .as_ref()
-                .map_or(Priority::Routine, |p| priority(*p.get_ref()));
+                .map_or(Priority::Routine, |p| *p.get_ref());
             let branch = number
                 .branch
                 .as_ref()
@@ -494,7 +494,7 @@ impl Builder<'_, '_> {
                     id,
                     name,
                     skills,
-                    strategy: strategy(*queue.strategy.get_ref()),
+                    strategy: *queue.strategy.get_ref(),
                     ring_timeout,
                     wrap_up,
                     max_wait,
@@ -513,8 +513,13 @@ impl Builder<'_, '_> {
     /// `on_max_wait`: a queue or a message. A menu or a silent hang-up is refused.
     fn overflow(&mut self, target: &S<RawTarget>) -> Option<Overflow> {
         match self.target(target, "`on_max_wait`")? {
-            Target::Queue { queue, priority } => Some(Overflow::Queue { queue, priority }),
-            Target::Message(prompt) => Some(Overflow::Message(prompt)),
+            Target::Queue { queue, priority } => Some(Overflow::Queue {
+                queue,
+                priority: priority.into(),
+            }),
+            Target::Message(prompt) => Some(Overflow::Message {
+                message: prompt.id().clone(),
+            }),
             Target::Menu(_) => {
                 self.error(
                     ErrorKind::InvalidValue,
@@ -578,7 +583,7 @@ impl Builder<'_, '_> {
             }
             return Some(Target::Queue {
                 queue: QueueId::new(queue.get_ref()),
-                priority: t.priority.as_ref().map(|p| priority(*p.get_ref())),
+                priority: t.priority.as_ref().map(|p| *p.get_ref()),
             });
         }
         if let Some(message) = &t.message {
@@ -750,24 +755,6 @@ pub(crate) fn same_prompt(a: &PromptId, b: &PromptId) -> bool {
 
 fn is_dtmf(c: char) -> bool {
     c.is_ascii_digit() || c == '*' || c == '#'
-}
-
-fn priority(raw: RawPriority) -> Priority {
-    match raw {
-        RawPriority::Routine => Priority::Routine,
-        RawPriority::Urgent => Priority::Urgent,
-    }
-}
-
-fn strategy(raw: RawStrategy) -> Strategy {
-    match raw {
-        RawStrategy::RingAll => Strategy::RingAll,
-        RawStrategy::RoundRobin => Strategy::RoundRobin,
-        RawStrategy::LongestIdle => Strategy::LongestIdle,
-        RawStrategy::FewestCalls => Strategy::FewestCalls,
-        RawStrategy::SkillLevel => Strategy::SkillLevel,
-        RawStrategy::Capacity => Strategy::Capacity,
-    }
 }
 
 /// `None` (not set) → `Some(None)`; `Some(None)` (set but bad) → `None`.
