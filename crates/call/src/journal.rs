@@ -10,9 +10,6 @@ use crate::action::{Action, RouterRequest};
 use crate::call::Call;
 use crate::call::Environment;
 
-/// A queue's SLA when the dialplan says none.
-const DEFAULT_SLA_MS: u64 = 60_000;
-
 impl Call {
     /// Records one step of this call.
     pub(crate) fn journal(&mut self, event: CallEvent) {
@@ -44,10 +41,9 @@ impl Call {
         let sla_ms = env
             .plan()
             .queue(queue.as_str())
-            .and_then(ivr::Queue::sla)
-            .map_or(DEFAULT_SLA_MS, |sla| {
-                u64::try_from(sla.as_millis()).unwrap_or(u64::MAX)
-            });
+            // The queue left the plan in a reload: the default SLA.
+            .map_or(ivr::Queue::DEFAULT_SLA, ivr::Queue::sla);
+        let sla_ms = u64::try_from(sla_ms.as_millis()).unwrap_or(u64::MAX);
         self.journal(CallEvent::Queued {
             department: queue.as_str().to_string(),
             priority,

@@ -84,7 +84,7 @@ pub use plan::{
 };
 pub use session::{
     Action, CallContext, Input, PROMPT_GRACE, PlaybackId, QueueDecision, Session, SessionError,
-    Step, describe_patient,
+    Step, describe_patient, describe_queue,
 };
 
 /// The time library of this crate's API (`Timestamp`), re-exported so that

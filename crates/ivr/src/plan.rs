@@ -237,7 +237,8 @@ pub struct Queue {
     pub(crate) wrap_up: Duration,
     pub(crate) max_wait: Option<Duration>,
     pub(crate) on_max_wait: Option<Overflow>,
-    pub(crate) sla: Option<Duration>,
+    pub(crate) sla: Duration,
+    pub(crate) aging: Duration,
     pub(crate) max_length: Option<usize>,
     pub(crate) hold_prompt: Option<Prompt>,
     pub(crate) hold_music: Option<Prompt>,
@@ -245,6 +246,12 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// The SLA of a queue whose dialplan gives none.
+    pub const DEFAULT_SLA: Duration = Duration::from_secs(60);
+
+    /// The aging of a queue whose dialplan gives none.
+    pub const DEFAULT_AGING: Duration = Duration::from_secs(120);
+
     /// Its name (`pediatrics`), as the admin API and reports use it.
     pub fn id(&self) -> &QueueId {
         &self.id
@@ -288,9 +295,18 @@ impl Queue {
     }
 
     /// The wait the clinic promises to answer within; longer waits raise
-    /// an SLA alert.
-    pub fn sla(&self) -> Option<Duration> {
+    /// an SLA alert. The dialplan's `sla`, else [`Queue::DEFAULT_SLA`]
+    /// (applied when the plan is compiled).
+    pub fn sla(&self) -> Duration {
         self.sla
+    }
+
+    /// How long a routine caller waits here before being served as urgent
+    /// (behind the urgent callers already waiting), so that urgent traffic
+    /// cannot starve routine callers. The dialplan's `aging`, else
+    /// [`Queue::DEFAULT_AGING`].
+    pub fn aging(&self) -> Duration {
+        self.aging
     }
 
     /// The most callers waiting at once; a caller arriving at a full queue

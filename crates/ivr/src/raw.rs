@@ -89,6 +89,7 @@ pub(crate) struct RawQueue {
     pub max_wait: Option<S<String>>,
     pub on_max_wait: Option<S<RawTarget>>,
     pub sla: Option<S<String>>,
+    pub aging: Option<S<String>>,
     pub max_length: Option<S<i64>>,
     pub hold_prompt: Option<S<String>>,
     pub hold_music: Option<S<String>>,

@@ -101,7 +101,8 @@ fn the_queue_table() {
         assert_eq!(queue.ring_timeout(), secs(ring), "{id}");
         assert_eq!(queue.wrap_up(), secs(2), "{id}");
         assert_eq!(queue.max_wait(), Some(secs(max_wait)), "{id}");
-        assert_eq!(queue.sla(), Some(secs(sla)), "{id}");
+        assert_eq!(queue.sla(), secs(sla), "{id}");
+        assert_eq!(queue.aging(), secs(120), "the default, {id}");
         assert_eq!(queue.max_length(), None, "{id}");
         match overflow {
             Some(overflow) => assert_eq!(queue.on_max_wait(), Some(&overflow), "{id}"),
@@ -248,7 +249,23 @@ fn the_branches_example_uses_the_rest_of_the_schema() {
     assert_eq!(front_desk.max_length(), Some(25));
     assert_eq!(front_desk.max_wait(), Some(secs(240)));
     assert_eq!(front_desk.announce_every(), Some(secs(45)));
-    assert!(plan.queue("nurse-line").unwrap().max_wait().is_none());
+    assert_eq!(front_desk.aging(), secs(180));
+    assert_eq!(
+        ivr::describe_queue(front_desk),
+        "capacity, ring 15 s, wrap-up 5 s, max wait 240 s or 25 waiting then message \
+         prompts/call-back-later.wav, SLA 60 s, aging 180 s"
+    );
+    let nurse_line = plan.queue("nurse-line").unwrap();
+    assert!(nurse_line.max_wait().is_none());
+    assert_eq!(
+        ivr::describe_queue(nurse_line),
+        "ring-all, ring 20 s, wrap-up 2 s, no max wait, SLA 60 s, aging 120 s"
+    );
+    assert_eq!(
+        ivr::describe_queue(plan.queue("urgent-care").unwrap()),
+        "ring-all, ring 20 s, wrap-up 2 s, max wait 60 s then queue nurse-line (urgent), \
+         SLA 30 s, aging 120 s"
+    );
 
     let ivan = plan.agent("2002").unwrap();
     assert_eq!(ivan.skill_level(&"cardiology".into()), SkillLevel::new(9));

@@ -62,10 +62,12 @@ pub struct QueueConfig {
     pub ring_timeout: Duration,
     /// How long an agent stays in `wrap_up` after one of this queue's calls.
     pub wrap_up: Duration,
-    /// How long a caller waits in this queue before `on_max_wait`.
-    pub max_wait: Duration,
-    /// What follows the max wait, or a full queue.
-    pub on_max_wait: Overflow,
+    /// How long a caller waits in this queue before `on_max_wait` (`None`:
+    /// until answered or gone).
+    pub max_wait: Option<Duration>,
+    /// What follows the max wait, or a full queue. Needed when either is
+    /// set ([`validate`]); `None` otherwise.
+    pub on_max_wait: Option<Overflow>,
     /// The service level target: answered within this long.
     pub sla: Duration,
     /// At most this many callers wait here; more get `on_max_wait` at once.
@@ -89,10 +91,10 @@ impl QueueConfig {
             strategy,
             ring_timeout: Duration::from_secs(15),
             wrap_up: Duration::from_secs(2),
-            max_wait: Duration::from_secs(90),
-            on_max_wait: Overflow::Message {
+            max_wait: Some(Duration::from_secs(90)),
+            on_max_wait: Some(Overflow::Message {
                 message: PromptId::new("please-call-back"),
-            },
+            }),
             sla: Duration::from_secs(60),
             max_length: None,
             aging: Some(Duration::from_secs(60)),
@@ -254,11 +256,14 @@ pub fn validate(queues: &[QueueConfig], agents: &[AgentConfig]) -> Result<(), Co
         if queue.ring_timeout.is_zero() {
             return Err(ConfigError::ZeroRingTimeout(queue.id.clone()));
         }
+        if queue.on_max_wait.is_none() && (queue.max_wait.is_some() || queue.max_length.is_some()) {
+            return Err(ConfigError::NoOverflow(queue.id.clone()));
+        }
     }
     for queue in queues {
         let mut path = vec![queue.id.clone()];
         let mut current = queue;
-        while let Overflow::Queue { queue: target, .. } = &current.on_max_wait {
+        while let Some(Overflow::Queue { queue: target, .. }) = &current.on_max_wait {
             let Some(next) = by_id.get(target) else {
                 return Err(ConfigError::UnknownOverflowTarget {
                     queue: current.id.clone(),
@@ -289,10 +294,10 @@ mod tests {
 
     fn overflow_to(id: &str, target: &str) -> QueueConfig {
         let mut queue = QueueConfig::new(id, id, Strategy::LongestIdle);
-        queue.on_max_wait = Overflow::Queue {
+        queue.on_max_wait = Some(Overflow::Queue {
             queue: target.into(),
             priority: PriorityChange::Keep,
-        };
+        });
         queue
     }
 
@@ -329,6 +334,23 @@ mod tests {
             validate(&queues, &[]),
             Err(ConfigError::OverflowCycle(_))
         ));
+    }
+
+    #[test]
+    fn a_max_wait_or_a_max_length_needs_an_overflow() {
+        let mut queue = QueueConfig::new("a", "a", Strategy::RingAll);
+        queue.on_max_wait = None;
+        assert_eq!(
+            validate(std::slice::from_ref(&queue), &[]),
+            Err(ConfigError::NoOverflow("a".into()))
+        );
+        queue.max_wait = None;
+        assert_eq!(validate(std::slice::from_ref(&queue), &[]), Ok(()));
+        queue.max_length = Some(5);
+        assert_eq!(
+            validate(&[queue], &[]),
+            Err(ConfigError::NoOverflow("a".into()))
+        );
     }
 
     #[test]

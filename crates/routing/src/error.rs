@@ -23,6 +23,10 @@ pub enum ConfigError {
     /// A queue's ring timeout is zero.
     #[error("queue `{0}` has a zero ring timeout")]
     ZeroRingTimeout(QueueId),
+    /// A queue has a max wait or a max length but nowhere to send the
+    /// callers past them.
+    #[error("queue `{0}` has a max wait or a max length but no overflow")]
+    NoOverflow(QueueId),
     /// A queue overflows to a queue that does not exist.
     #[error("queue `{queue}` overflows to unknown queue `{target}`")]
     UnknownOverflowTarget {

@@ -2,32 +2,15 @@
 //! configuration, the registrar's users and trusted sources. The dialplan
 //! is the one source; these are derived from it at start and on reload.
 
-use std::time::Duration;
-
 use ivr::Dialplan;
-use routing::{
-    AgentConfig, AgentSkill, Overflow, PromptId, QueueConfig, QueuePreferences, SkillRequirement,
-};
+use routing::{AgentConfig, AgentSkill, QueueConfig, QueuePreferences, SkillRequirement};
 use sip::registrar::{Secret, TrustedSources};
-
-/// Where a caller goes after the max wait when the dialplan says nothing:
-/// DESIGN.md's "please call back" message.
-const DEFAULT_GIVE_UP: &str = "please-call-back";
-
-/// How long a routine caller waits before being served as urgent.
-const AGING: Duration = Duration::from_secs(120);
 
 /// The routing configuration of every queue and agent in `plan`.
 pub fn routing_config(plan: &Dialplan) -> (Vec<QueueConfig>, Vec<AgentConfig>) {
     let queues = plan
         .queues()
         .map(|queue| {
-            let on_max_wait = match queue.on_max_wait() {
-                Some(overflow) => overflow.clone(),
-                None => Overflow::Message {
-                    message: PromptId::new(DEFAULT_GIVE_UP),
-                },
-            };
             QueueConfig {
                 id: queue.id().clone(),
                 skills: queue
@@ -38,11 +21,13 @@ pub fn routing_config(plan: &Dialplan) -> (Vec<QueueConfig>, Vec<AgentConfig>) {
                 strategy: queue.strategy(),
                 ring_timeout: queue.ring_timeout(),
                 wrap_up: queue.wrap_up(),
-                max_wait: queue.max_wait().unwrap_or(Duration::from_secs(24 * 3600)),
-                on_max_wait,
-                sla: queue.sla().unwrap_or(Duration::from_secs(60)),
+                // The compiled plan holds every policy value, defaults
+                // included (`frontdesk check` prints them): no default here.
+                max_wait: queue.max_wait(),
+                on_max_wait: queue.on_max_wait().cloned(),
+                sla: queue.sla(),
                 max_length: queue.max_length(),
-                aging: Some(AGING),
+                aging: Some(queue.aging()),
                 preferences: QueuePreferences::default(),
             }
         })

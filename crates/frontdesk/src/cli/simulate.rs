@@ -81,6 +81,9 @@ pub fn simulate(
         Decision::Queued(decision) => {
             let context = &decision.context;
             println!("decision: queue {}", decision.queue);
+            if let Some(queue) = plan.queue(decision.queue.as_str()) {
+                println!("  queue policy:  {}", ivr::describe_queue(queue));
+            }
             println!("  priority:      {}", decision.priority);
             println!("  source:        {}", context.source);
             println!(

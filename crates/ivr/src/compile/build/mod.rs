@@ -401,7 +401,14 @@ impl Builder<'_, '_> {
                 .max_wait
                 .as_ref()
                 .map(|d| self.duration(d, "max_wait"));
-            let sla = queue.sla.as_ref().map(|d| self.duration(d, "sla"));
+            let sla = queue
+                .sla
+                .as_ref()
+                .map_or(Some(Queue::DEFAULT_SLA), |d| self.duration(d, "sla"));
+            let aging = queue
+                .aging
+                .as_ref()
+                .map_or(Some(Queue::DEFAULT_AGING), |d| self.duration(d, "aging"));
             let announce_every = queue
                 .announce_every
                 .as_ref()
@@ -466,6 +473,7 @@ impl Builder<'_, '_> {
                 Some(wrap_up),
                 Some(max_wait),
                 Some(sla),
+                Some(aging),
                 Some(announce_every),
                 Some(max_length),
                 Some(hold_prompt),
@@ -477,7 +485,8 @@ impl Builder<'_, '_> {
                 ring_timeout,
                 wrap_up,
                 transpose(max_wait),
-                transpose(sla),
+                sla,
+                aging,
                 transpose(announce_every),
                 transpose(max_length),
                 transpose(hold_prompt),
@@ -500,6 +509,7 @@ impl Builder<'_, '_> {
                     max_wait,
                     on_max_wait,
                     sla,
+                    aging,
                     max_length,
                     hold_prompt,
                     hold_music,
