@@ -147,6 +147,7 @@ impl Call {
     /// A call for the patient's `invite` (received on `transaction` from
     /// `source`), numbered `id` by the driver, at `now` (the wall time then
     /// in `clock`). Nothing happens before [`Call::start`].
+    #[allow(clippy::too_many_arguments)] // the INVITE and what the driver knows of it, each from a different owner
     pub fn new(
         config: CallConfig,
         id: u64,
