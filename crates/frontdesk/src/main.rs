@@ -10,6 +10,7 @@ mod cli;
 mod daemon;
 mod demo;
 mod http;
+mod private;
 
 use clap::Parser;
 

@@ -14,10 +14,13 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
+pub mod dialplan;
 pub mod leads;
 pub mod plan_map;
 pub mod registrar;
 pub mod router;
+pub mod services;
+pub mod sockets;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -38,10 +41,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::calls::{self, CallBook, CallServices, Prompts};
-use crate::daemon::{LiveDialplan, Services, SipSockets};
+pub use dialplan::LiveDialplan;
 use media::driver::{PortPool, PortRange};
 use registrar::RegistrarHandle;
 use router::RouterHandle;
+use services::Services;
+use sockets::SipSockets;
 use tokio_util::task::TaskTracker;
 
 /// How many new requests may wait for the dispatcher before the endpoint

@@ -19,12 +19,8 @@
 //! reloads the certificate too ([`tls`]).
 
 mod config;
-mod dialplan;
 mod front;
-pub mod private;
-mod services;
 mod signals;
-mod sip;
 mod tls;
 
 use std::io::Write;
@@ -37,14 +33,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::app::services::{SHUTDOWN_GRACE, Services};
+use crate::app::sockets::{SipBindError, SipSockets};
 pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
-pub use dialplan::LiveDialplan;
-pub use services::{SHUTDOWN_GRACE, Services};
-pub use sip::{SipBindError, SipSockets};
 pub use tls::Certificates;
 
+use crate::app::LiveDialplan;
+use crate::app::dialplan::Summary;
 use crate::http::{self, AdminToken, AppState};
-use dialplan::Summary;
+use crate::private;
 use signals::{Signal, Signals};
 
 /// Why the daemon did not start, or stopped with a failure.
@@ -330,7 +327,7 @@ pub async fn run_with(
                     break Ok(());
                 }
                 Signal::Hangup => {
-                    let _ = reload(&app).await;
+                    let _ = crate::app::dialplan::reload(&app).await;
                     if let Some(certificates) = &certificates {
                         let _ = certificates.reload();
                     }
@@ -382,36 +379,6 @@ pub async fn run_with(
     }
     info!("stopped");
     outcome
-}
-
-/// SIGHUP (and `POST /api/reload`): re-read the dialplan; a plan with
-/// errors is refused and the running one stays. Returns the errors.
-pub async fn reload(app: &crate::app::App) -> Result<(), Vec<String>> {
-    info!("reload requested");
-    match app.reload().await {
-        Ok(plan) => {
-            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "ok").increment(1);
-            info!(
-                "dialplan {} reloaded: {}",
-                app.dialplan.path().display(),
-                Summary(&plan)
-            );
-            Ok(())
-        }
-        Err(errors) => {
-            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "refused")
-                .increment(1);
-            for line in &errors {
-                error!("{line}");
-            }
-            error!(
-                "dialplan {} refused ({} errors); the running dialplan stays",
-                app.dialplan.path().display(),
-                errors.len()
-            );
-            Err(errors)
-        }
-    }
 }
 
 /// A readiness line on stdout, flushed, for whoever started us on port 0.

@@ -102,7 +102,7 @@ pub(crate) fn queue_json(queue: &routing::QueueStats) -> Value {
 /// `POST /api/reload`: `{"reloaded":true}`, or 422 with the dialplan's
 /// errors (`PATH:LINE:COLUMN: message`) while the running plan stays.
 pub async fn reload(State(state): State<AppState>) -> Response {
-    match crate::daemon::reload(&state.app).await {
+    match crate::app::dialplan::reload(&state.app).await {
         Ok(()) => Json(json!({ "reloaded": true })).into_response(),
         Err(errors) => (
             StatusCode::UNPROCESSABLE_ENTITY,
