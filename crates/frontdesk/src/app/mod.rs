@@ -134,9 +134,10 @@ impl App {
     }
 
     /// SIGTERM: no new calls (503 with Retry-After), the calls in progress
-    /// finish within `grace`; those still up then are hung up (BYE to both
-    /// legs). Returns how many calls had to be hung up.
-    pub async fn drain(&self, grace: Duration) -> usize {
+    /// finish by `stop.calls`; those still up then are hung up (BYE to both
+    /// legs), with until `stop.byes` to send them. Returns how many calls
+    /// had to be hung up.
+    pub async fn drain(&self, stop: services::StopDeadlines) -> usize {
         self.start_draining();
         let tasks = &self.call_services.tasks;
         // No new call is taken now: the tracker is done once the calls
@@ -146,11 +147,17 @@ impl App {
         if active > 0 {
             info!(
                 active,
-                grace_secs = grace.as_secs(),
+                grace_secs = stop
+                    .calls
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_secs(),
                 "draining: waiting for calls in progress"
             );
         }
-        if tokio::time::timeout(grace, tasks.wait()).await.is_ok() {
+        if tokio::time::timeout_at(stop.calls, tasks.wait())
+            .await
+            .is_ok()
+        {
             return 0;
         }
         let left = tasks.len();
@@ -160,7 +167,7 @@ impl App {
         );
         self.ending.cancel();
         // Let the calls send their BYEs before the endpoint stops.
-        let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+        let _ = tokio::time::timeout_at(stop.byes, tasks.wait()).await;
         left
     }
 
@@ -628,6 +635,3 @@ pub fn tag() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     Alphanumeric.sample_string(&mut rand::rng(), 12)
 }
-
-/// How long calls in progress may take to finish when the daemon stops.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(20);

@@ -2,8 +2,10 @@
 //! the admin API, then wait for a signal and drain.
 //!
 //! Each service is a task in [`Services`] with a child of one shutdown
-//! [`CancellationToken`]. SIGTERM or SIGINT cancels the token; the services
-//! finish what they are doing within [`SHUTDOWN_GRACE`] and the process
+//! [`CancellationToken`]. SIGTERM or SIGINT stops the daemon within
+//! [`SHUTDOWN_GRACE`], one figure cut into [`StopDeadlines`]: the calls in
+//! progress finish (or are hung up), the token is cancelled, the journal is
+//! flushed, the services finish what they are doing, and the process
 //! exits 0. SIGHUP re-reads the dialplan. A service that ends on its own
 //! stops the daemon with an error.
 //!
@@ -33,7 +35,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::app::services::{SHUTDOWN_GRACE, Services};
+use crate::app::services::{SHUTDOWN_GRACE, Services, StopDeadlines};
 use crate::app::sockets::{SipBindError, SipSockets};
 pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
 pub use tls::Certificates;
@@ -319,11 +321,13 @@ pub async fn run_with(
     });
     ready_line("http-listening", http_local);
 
+    let mut stop = None;
     let outcome = loop {
         tokio::select! {
             signal = signals.next() => match signal {
                 Signal::Terminate | Signal::Interrupt => {
                     info!("{signal} received, shutting down (grace {} s)", SHUTDOWN_GRACE.as_secs());
+                    stop = Some(StopDeadlines::new(Instant::now(), SHUTDOWN_GRACE));
                     break Ok(());
                 }
                 Signal::Hangup => {
@@ -344,10 +348,12 @@ pub async fn run_with(
         }
     };
 
+    // A service that failed stops at once, with the same grace for the rest.
+    let stop = stop.unwrap_or_else(|| StopDeadlines::new(Instant::now(), SHUTDOWN_GRACE));
     if outcome.is_ok() {
         // Drain: no new calls, the calls in progress finish (bounded).
         tokio::select! {
-            hung_up = app.drain(crate::app::DRAIN_GRACE) => {
+            hung_up = app.drain(stop) => {
                 info!(hung_up, "calls drained");
             }
             signal = signals.next_stop() => warn!("{signal} received again, not waiting for calls"),
@@ -357,9 +363,10 @@ pub async fn run_with(
     shutdown.cancel();
     // The journal last: what the calls recorded is on disk before exit.
     let leads_app = std::sync::Arc::clone(&app);
-    let _ = tokio::task::spawn_blocking(move || leads_app.leads.close(SHUTDOWN_GRACE)).await;
+    let left = stop.all.saturating_duration_since(Instant::now());
+    let _ = tokio::task::spawn_blocking(move || leads_app.leads.close(left)).await;
     let drained = tokio::select! {
-        drained = services.drain(Instant::now() + SHUTDOWN_GRACE) => Some(drained),
+        drained = services.drain(stop.all) => Some(drained),
         signal = signals.next_stop() => {
             warn!("{signal} received again, stopping now");
             None
@@ -371,7 +378,7 @@ pub async fn run_with(
         }
         if !drained.aborted.is_empty() {
             warn!(
-                "still running after {} s, aborted: {}",
+                "still running at the end of the {} s grace, aborted: {}",
                 SHUTDOWN_GRACE.as_secs(),
                 drained.aborted.join(", ")
             );
