@@ -351,6 +351,18 @@ fn a_full_queue_sends_callers_down_its_overflow_chain() {
 }
 
 #[test]
+fn agents_idle_since_the_same_millisecond_are_offered_by_id() {
+    // The end-to-end tests rely on it: an agent registered after another
+    // is never rung first, even within the same millisecond.
+    let mut router = demo_router();
+    register(&mut router, secs(0), &["1006"]);
+    register(&mut router, secs(0), &["1001"]);
+    enqueue(&mut router, secs(1), 1, "front-desk", Priority::Routine);
+    let offer = router.poll_offer(secs(1)).expect("an offer");
+    assert_eq!(only_agent(&offer), "1001", "the lower id on a tie");
+}
+
+#[test]
 fn no_answer_moves_to_the_next_agent_and_three_misses_mean_away() {
     let mut router = demo_router();
     register(&mut router, secs(0), &["1001"]);
