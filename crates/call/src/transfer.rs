@@ -236,6 +236,10 @@ impl Call {
         self.journal(records::CallEvent::Transferred {
             to: enqueued.queue.as_str().to_string(),
             reason: Some(pending.kind.to_string()),
+            to_agent: target_agent
+                .as_ref()
+                .map(|agent| agent.as_str().to_string()),
+            note: Some(reason.clone()),
         });
         self.journal_queued(&enqueued.queue, enqueued.priority, env);
         let at = self.wall(now);

@@ -227,6 +227,14 @@ pub enum CallEvent {
         /// Why, free text (`blind`, `attended`, ...).
         #[serde(default)]
         reason: Option<String>,
+        /// The agent the transfer named, when it named one (`to` is then
+        /// the department the call waits in for them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_agent: Option<String>,
+        /// What the phone said of it (the REFER's `Reason` or `Subject`),
+        /// or who asked for what, as `/api/calls` shows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// The call reached `from`'s max wait (or found it full) and left it:
     /// for another department (`to`, followed by a [`CallEvent::Queued`]
@@ -347,6 +355,8 @@ mod tests {
             CallEvent::Transferred {
                 to: "1001".into(),
                 reason: Some("blind".into()),
+                to_agent: None,
+                note: None,
             },
             CallEvent::Overflowed {
                 from: "cardiology".into(),
