@@ -25,9 +25,9 @@ use sip::message::{HeaderName, Method, Request, StatusCode};
 use sip::transaction::{ClientTransactionId, Event, ServerTransactionId};
 use tracing::{debug, info, warn};
 
+use crate::Outcome;
 use crate::action::{Action, MediaAction, PortToken, RouterRequest, SendToken};
 use crate::call::{Call, Environment, tag};
-use crate::record::Outcome;
 use crate::signal;
 
 #[derive(Debug)]
@@ -341,7 +341,7 @@ impl Call {
             &from_tag,
             max_forwards,
             offer.to_string(),
-            self.record.priority == "urgent",
+            self.record.priority == routing::Priority::Urgent,
         );
         if peer.transport == sip::TransportKind::Tls {
             // In-dialog requests from the agent come back over TLS.

@@ -31,11 +31,12 @@ use sip::registrar::Binding;
 use sip::transaction::{Event, ServerTransactionId};
 use tracing::{debug, info, warn};
 
+use crate::Outcome;
 use crate::action::{Action, MediaAction, PortToken, RouterRequest, RoutingInput, SendToken};
 use crate::agent::Legs;
 use crate::clock::Clock;
 use crate::queue::{Hold, Waiting};
-use crate::record::{CallRecord, Outcome};
+use crate::record::CallRecord;
 use crate::signal;
 use crate::transfer::Transfer;
 
@@ -146,6 +147,7 @@ impl Call {
     /// A call for the patient's `invite` (received on `transaction` from
     /// `source`), numbered `id` by the driver, at `now` (the wall time then
     /// in `clock`). Nothing happens before [`Call::start`].
+    #[allow(clippy::too_many_arguments)] // the INVITE and what the driver knows of it, each from a different owner
     pub fn new(
         config: CallConfig,
         id: u64,
@@ -259,7 +261,7 @@ impl Call {
         };
         if let Some(number) = plan.number(&self.record.dialed) {
             self.record.source = Some(number.source().as_str().to_string());
-            self.record.priority = number.priority().as_str();
+            self.record.priority = number.priority();
         }
         self.after_hours = !matches!(plan.open_state(wall), ivr::OpenState::Open);
         self.session = Some(session);
@@ -572,7 +574,7 @@ impl Call {
             transaction: self.caller.transaction,
             response,
         });
-        self.record.outcome = Outcome::Rejected;
+        self.record.outcome = Some(Outcome::Rejected);
         self.caller.phase = Phase::Ended;
         self.record.ended_at = Some(self.wall(now));
         self.journal_started();
@@ -978,20 +980,18 @@ impl Call {
         {
             self.record.wait_ms = Some(waited_ms(waiting.since, now));
         }
-        self.record.outcome = if connected {
+        self.record.outcome = Some(if connected {
             Outcome::Connected
-        } else if self.overflowed && outcome == Outcome::Abandoned {
-            Outcome::Abandoned
         } else {
             outcome
-        };
+        });
         self.record.ended_at = Some(self.wall(now));
         if let Some(token) = self.caller.port.take() {
             self.push(Action::ReleasePort { token });
         }
         self.media(MediaAction::End);
         self.caller.media = false;
-        info!(outcome = self.record.outcome.as_str(), "call ended");
+        info!(outcome = Outcome::name(self.record.outcome), "call ended");
         self.journal_ended();
         self.finish();
     }

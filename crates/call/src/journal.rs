@@ -3,16 +3,12 @@
 //! happened ([`Action::Journal`]); the driver writes it and never makes the
 //! call wait on the disk.
 
-use records::{CallEvent, JournalEntry, Outcome as LeadOutcome, Priority as LeadPriority};
+use records::{CallEvent, JournalEntry, Outcome};
 use routing::{AgentId, OfferFailure, QueueId};
 
 use crate::action::{Action, RouterRequest};
 use crate::call::Call;
 use crate::call::Environment;
-use crate::record::Outcome;
-
-/// A queue's SLA when the dialplan says none.
-const DEFAULT_SLA_MS: u64 = 60_000;
 
 impl Call {
     /// Records one step of this call.
@@ -45,16 +41,12 @@ impl Call {
         let sla_ms = env
             .plan()
             .queue(queue.as_str())
-            .and_then(ivr::Queue::sla)
-            .map_or(DEFAULT_SLA_MS, |sla| {
-                u64::try_from(sla.as_millis()).unwrap_or(u64::MAX)
-            });
+            // The queue left the plan in a reload: the default SLA.
+            .map_or(ivr::Queue::DEFAULT_SLA, ivr::Queue::sla);
+        let sla_ms = u64::try_from(sla_ms.as_millis()).unwrap_or(u64::MAX);
         self.journal(CallEvent::Queued {
             department: queue.as_str().to_string(),
-            priority: match priority {
-                routing::Priority::Urgent => LeadPriority::Urgent,
-                routing::Priority::Routine => LeadPriority::Routine,
-            },
+            priority,
             sla_ms,
         });
     }
@@ -75,14 +67,8 @@ impl Call {
 
     /// The last step: how the call ended.
     pub(crate) fn journal_ended(&mut self) {
-        let outcome = match self.record.outcome {
-            Outcome::Connected => LeadOutcome::Connected,
-            Outcome::Overflowed => LeadOutcome::Overflowed,
-            Outcome::Rejected => LeadOutcome::Rejected,
-            Outcome::AfterHours => LeadOutcome::AfterHours,
-            Outcome::Interrupted => LeadOutcome::Interrupted,
-            Outcome::Abandoned | Outcome::InProgress => LeadOutcome::Abandoned,
-        };
+        // Ended without an outcome set: the caller left.
+        let outcome = self.record.outcome.unwrap_or(Outcome::Abandoned);
         self.journal(CallEvent::Ended { outcome });
     }
 }

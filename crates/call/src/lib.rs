@@ -73,5 +73,8 @@ mod tests;
 pub use action::{Action, MediaAction, PortToken, RouterRequest, RoutingInput, SendToken};
 pub use call::{Call, CallConfig, Environment};
 pub use clock::Clock;
-pub use record::{CallRecord, Outcome, TransferRecord};
+pub use record::{CallRecord, TransferRecord};
+/// How a call ended: the journal's outcome (`records`), one enum for the
+/// live calls and the journal's.
+pub use records::Outcome;
 pub use transfer::DIRECT_WINDOW;

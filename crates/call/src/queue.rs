@@ -18,9 +18,9 @@ use media::playback::PlaybackMode;
 use routing::{AgentId, CallerContext, EnqueueError, Enqueued};
 use tracing::{debug, info, warn};
 
+use crate::Outcome;
 use crate::action::{RouterRequest, RoutingInput};
 use crate::call::{Call, Environment, waited_ms};
-use crate::record::Outcome;
 
 /// The queue the caller waits in.
 #[derive(Debug, Clone)]
@@ -81,7 +81,7 @@ impl Call {
         let priority = to_routing_priority(decision.priority);
         let queue = routing::QueueId::new(decision.queue.as_str());
         self.record.department = Some(decision.queue.as_str().to_string());
-        self.record.priority = priority.as_str();
+        self.record.priority = priority;
         self.record.source = Some(decision.context.source.as_str().to_string());
         let patient = decision.context.known_patient.as_ref();
         let context = CallerContext {
@@ -133,7 +133,7 @@ impl Call {
                 self.journal_queued(&to, priority, env);
                 self.overflowed = true;
                 self.record.department = Some(to.as_str().to_string());
-                self.record.priority = priority.as_str();
+                self.record.priority = priority;
                 if let Some(waiting) = self.waiting.as_mut() {
                     waiting.queue = to;
                     waiting.priority = priority;
@@ -168,7 +168,7 @@ impl Call {
                     self.overflowed = true;
                 }
                 self.record.department = Some(enqueued.queue.as_str().to_string());
-                self.record.priority = enqueued.priority.as_str();
+                self.record.priority = enqueued.priority;
                 self.waiting = Some(Waiting {
                     queue: enqueued.queue.clone(),
                     priority: enqueued.priority,

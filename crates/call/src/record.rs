@@ -6,57 +6,8 @@
 //! ([`CallRecord::to_json`]).
 
 use ivr::jiff::Timestamp;
+use records::{CallEvent, CallRow, EventRow, Outcome, Priority};
 use serde_json::{Value, json};
-
-/// How a call ended (DESIGN.md: `outcome`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Outcome {
-    /// Not over yet.
-    InProgress,
-    /// An agent answered.
-    Connected,
-    /// The caller hung up before reaching anyone.
-    Abandoned,
-    /// Nobody answered within the queues' max wait: the caller was told to
-    /// call back.
-    Overflowed,
-    /// Refused at once (unknown number, no common codec, overload).
-    Rejected,
-    /// The clinic was closed and the call ended on the after-hours path.
-    AfterHours,
-    /// Up when the daemon stopped (killed, crashed): closed at the next
-    /// start.
-    Interrupted,
-}
-
-impl Outcome {
-    /// The API's name.
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Outcome::InProgress => "in_progress",
-            Outcome::Connected => "connected",
-            Outcome::Abandoned => "abandoned",
-            Outcome::Overflowed => "overflowed",
-            Outcome::Rejected => "rejected",
-            Outcome::AfterHours => "after_hours",
-            Outcome::Interrupted => "interrupted",
-        }
-    }
-
-    /// The outcome the API calls `name`.
-    pub fn from_name(name: &str) -> Option<Outcome> {
-        Some(match name {
-            "in_progress" => Outcome::InProgress,
-            "connected" => Outcome::Connected,
-            "abandoned" => Outcome::Abandoned,
-            "overflowed" => Outcome::Overflowed,
-            "rejected" => Outcome::Rejected,
-            "after_hours" => Outcome::AfterHours,
-            "interrupted" => Outcome::Interrupted,
-            _ => return None,
-        })
-    }
-}
 
 /// One call as the API shows it.
 #[derive(Debug, Clone, PartialEq)]
@@ -71,12 +22,13 @@ pub struct CallRecord {
     pub source: Option<String>,
     /// The queue the call is (or was last) in.
     pub department: Option<String>,
-    /// `routine` or `urgent`.
-    pub priority: &'static str,
+    /// Its priority in that queue (or the dialed number's).
+    pub priority: Priority,
     /// The agent who took it.
     pub agent: Option<String>,
-    /// How it ended.
-    pub outcome: Outcome,
+    /// How it ended (`None`: not over yet, `in_progress` in the API). The
+    /// journal's outcome: one enum for live and past calls.
+    pub outcome: Option<Outcome>,
     /// When the INVITE came.
     pub started_at: Timestamp,
     /// When an agent answered.
@@ -140,15 +92,81 @@ impl CallRecord {
             dialed: dialed.to_string(),
             source: None,
             department: None,
-            priority: "routine",
+            priority: Priority::Routine,
             agent: None,
-            outcome: Outcome::InProgress,
+            outcome: None,
             started_at,
             connected_at: None,
             ended_at: None,
             wait_ms: None,
             transfers: Vec::new(),
         }
+    }
+
+    /// A call of the journal (`row`, with its `events`, oldest first, when
+    /// it has transfers): what a live call's record would say, so that
+    /// `/api/calls` builds every call's JSON the same way, transfers
+    /// included, whether the call is in memory or from before a restart.
+    pub fn from_journal(row: &CallRow, events: &[EventRow]) -> Self {
+        let mut record = CallRecord {
+            id: row.id.as_str().to_string(),
+            caller: row.caller.clone(),
+            dialed: row.dialed.clone(),
+            source: row.source.clone(),
+            department: row.department.clone(),
+            priority: row.priority,
+            agent: row.agent.clone(),
+            outcome: row.outcome,
+            started_at: row.started_at,
+            connected_at: row.connected_at,
+            ended_at: row.ended_at,
+            wait_ms: row.wait_ms,
+            transfers: Vec::new(),
+        };
+        let (mut department, mut agent, mut connected_at) = (None, None, None);
+        for step in events {
+            match &step.event {
+                CallEvent::Queued {
+                    department: queue, ..
+                } => department = Some(queue.clone()),
+                CallEvent::Connected { agent: who, .. } => {
+                    agent = Some(who.clone());
+                    connected_at = Some(step.at);
+                }
+                CallEvent::Transferred {
+                    to,
+                    reason,
+                    to_agent,
+                    note,
+                } => {
+                    let from_agent: String = agent.take().unwrap_or_default();
+                    // The journal's `reason` is the kind (`blind`, `attended`).
+                    let kind = if reason.as_deref() == Some("attended") {
+                        "attended"
+                    } else {
+                        "blind"
+                    };
+                    let reason = note.clone().unwrap_or_else(|| {
+                        format!(
+                            "agent {from_agent} transferred to {}",
+                            to_agent.as_deref().unwrap_or(to)
+                        )
+                    });
+                    record.transfers.push(TransferRecord {
+                        from_agent,
+                        from_department: department.clone(),
+                        connected_at: connected_at.take(),
+                        to_department: to.clone(),
+                        to_agent: to_agent.clone(),
+                        kind,
+                        reason,
+                        at: step.at,
+                    });
+                }
+                _ => {}
+            }
+        }
+        record
     }
 
     /// The JSON of DESIGN.md's `GET /api/calls`.
@@ -160,9 +178,9 @@ impl CallRecord {
             "dialed": self.dialed,
             "source": self.source,
             "department": self.department,
-            "priority": self.priority,
+            "priority": self.priority.as_str(),
             "agent": self.agent,
-            "outcome": self.outcome.as_str(),
+            "outcome": Outcome::name(self.outcome),
             "started_at": self.started_at.to_string(),
             "connected_at": time(&self.connected_at),
             "ended_at": time(&self.ended_at),
@@ -184,17 +202,12 @@ mod tests {
         assert_eq!(json["agent"], Value::Null);
         assert_eq!(json["started_at"], "1970-01-01T00:00:00Z");
         assert_eq!(json["transfers"], json!([]));
-        for outcome in [
-            Outcome::InProgress,
-            Outcome::Connected,
-            Outcome::Abandoned,
-            Outcome::Overflowed,
-            Outcome::Rejected,
-            Outcome::AfterHours,
-            Outcome::Interrupted,
-        ] {
-            assert_eq!(Outcome::from_name(outcome.as_str()), Some(outcome));
-        }
+        assert_eq!(json["priority"], "routine");
+        let mut over = record.clone();
+        over.outcome = Some(Outcome::AfterHours);
+        over.priority = Priority::Urgent;
+        assert_eq!(over.to_json()["outcome"], "after_hours");
+        assert_eq!(over.to_json()["priority"], "urgent");
     }
 
     #[test]
@@ -219,5 +232,98 @@ mod tests {
         assert_eq!(json["transfers"][0]["to_agent"], Value::Null);
         assert_eq!(json["transfers"][0]["kind"], "blind");
         assert_eq!(json["transfers"][0]["at"], "1970-01-01T00:00:00Z");
+    }
+
+    #[test]
+    fn a_journal_call_reads_as_a_live_one_with_its_transfers() {
+        let at = |s: i64| Timestamp::from_second(1_800_000_000 + s).expect("a time");
+        let row = CallRow {
+            id: "c-7".into(),
+            caller: "+13125550100".into(),
+            dialed: "+15550100".into(),
+            source: Some("main-line".into()),
+            branch: None,
+            department: Some("cardiology".into()),
+            priority: Priority::Urgent,
+            agent: Some("1002".into()),
+            outcome: Some(Outcome::Connected),
+            started_at: at(0),
+            answered_at: Some(at(0)),
+            queued_at: Some(at(10)),
+            connected_at: Some(at(20)),
+            ended_at: Some(at(90)),
+            wait_ms: Some(15_000),
+            talk_ms: Some(70_000),
+            transfers: 2,
+            sla_ms: Some(60_000),
+        };
+        let step = |seq: u32, s: i64, event: CallEvent| EventRow {
+            seq,
+            at: at(s),
+            event,
+        };
+        let queued = |department: &str| CallEvent::Queued {
+            department: department.into(),
+            priority: Priority::Urgent,
+            sla_ms: 60_000,
+        };
+        let connected = |agent: &str| CallEvent::Connected {
+            agent: agent.into(),
+            branch: None,
+        };
+        let events = [
+            step(1, 10, queued("front-desk")),
+            step(2, 20, connected("1001")),
+            step(
+                3,
+                40,
+                CallEvent::Transferred {
+                    to: "pediatrics".into(),
+                    reason: Some("blind".into()),
+                    to_agent: None,
+                    note: Some("wrong department".into()),
+                },
+            ),
+            step(4, 40, queued("pediatrics")),
+            step(5, 45, connected("1003")),
+            // A step of an older journal: no agent, no note.
+            step(
+                6,
+                60,
+                CallEvent::Transferred {
+                    to: "cardiology".into(),
+                    reason: Some("attended".into()),
+                    to_agent: None,
+                    note: None,
+                },
+            ),
+            step(7, 60, queued("cardiology")),
+            step(8, 65, connected("1002")),
+        ];
+        let record = CallRecord::from_journal(&row, &events);
+        let json = record.to_json();
+        assert_eq!(json["id"], "c-7");
+        assert_eq!(json["priority"], "urgent");
+        assert_eq!(json["outcome"], "connected");
+        assert_eq!(json["agent"], "1002");
+        assert_eq!(json["department"], "cardiology");
+        assert_eq!(json["wait_ms"], 15_000);
+        assert_eq!(json["transfers"].as_array().map(Vec::len), Some(2));
+        let first = &json["transfers"][0];
+        assert_eq!(first["from_agent"], "1001");
+        assert_eq!(first["from_department"], "front-desk");
+        assert_eq!(first["connected_at"], at(20).to_string());
+        assert_eq!(first["to_department"], "pediatrics");
+        assert_eq!(first["kind"], "blind");
+        assert_eq!(first["reason"], "wrong department");
+        assert_eq!(first["at"], at(40).to_string());
+        let second = &json["transfers"][1];
+        assert_eq!(second["from_agent"], "1003");
+        assert_eq!(second["from_department"], "pediatrics");
+        assert_eq!(second["kind"], "attended");
+        assert_eq!(second["reason"], "agent 1003 transferred to cardiology");
+        // Without transfers, no steps are needed.
+        let plain = CallRecord::from_journal(&row, &[]);
+        assert_eq!(plain.to_json()["transfers"], json!([]));
     }
 }

@@ -236,6 +236,10 @@ impl Call {
         self.journal(records::CallEvent::Transferred {
             to: enqueued.queue.as_str().to_string(),
             reason: Some(pending.kind.to_string()),
+            to_agent: target_agent
+                .as_ref()
+                .map(|agent| agent.as_str().to_string()),
+            note: Some(reason.clone()),
         });
         self.journal_queued(&enqueued.queue, enqueued.priority, env);
         let at = self.wall(now);
@@ -250,7 +254,7 @@ impl Call {
             at,
         });
         self.record.department = Some(enqueued.queue.as_str().to_string());
-        self.record.priority = enqueued.priority.as_str();
+        self.record.priority = enqueued.priority;
         self.record.agent = None;
         self.record.connected_at = None;
         self.waiting = Some(Waiting {

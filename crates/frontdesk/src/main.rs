@@ -11,6 +11,7 @@ mod daemon;
 mod demo;
 mod http;
 mod leads;
+mod private;
 
 use clap::Parser;
 

@@ -154,8 +154,11 @@ fn no_answer_rings_the_next_agent() {
     let silent = RtpPeer::start(0, true);
     // Carol registers first: longest idle, rung first; she never answers.
     let carol = agent_phone(&daemon, "1003", "agent-noanswer.xml", silent.port(), 0);
+    // Carol is idle from this event on; Frank, registered after it, is
+    // idle from the same millisecond or later, and a tie goes to the lower
+    // id (routing's idle line orders by idle time, then id): Carol is rung
+    // first either way, without a pause.
     wait_agent_state(&daemon, "1003", "available");
-    std::thread::sleep(Duration::from_millis(50));
     let frank_audio = RtpPeer::start(0, false);
     let frank = agent_phone(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
     wait_agent_state(&daemon, "1006", "available");
@@ -178,8 +181,11 @@ fn busy_goes_to_the_next_agent_at_once() {
     let (_dir, daemon) = daemon_with(|text| text, &[]);
     let silent = RtpPeer::start(0, true);
     let carol = agent_phone(&daemon, "1003", "agent-busy.xml", silent.port(), 0);
+    // Carol is idle from this event on; Frank, registered after it, is
+    // idle from the same millisecond or later, and a tie goes to the lower
+    // id (routing's idle line orders by idle time, then id): Carol is rung
+    // first either way, without a pause.
     wait_agent_state(&daemon, "1003", "available");
-    std::thread::sleep(Duration::from_millis(50));
     let frank_audio = RtpPeer::start(0, false);
     let frank = agent_phone(&daemon, "1006", "agent.xml", frank_audio.port(), 0);
     wait_agent_state(&daemon, "1006", "available");

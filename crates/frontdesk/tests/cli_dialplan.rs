@@ -47,12 +47,19 @@ fn check_passes_every_example_dialplan() {
 }
 
 #[test]
-fn check_of_the_demo_clinic_summarises_it() {
+fn check_of_the_demo_clinic_summarises_it_with_each_queue_policy() {
     let output = frontdesk(&["check", "dialplans/clinic.toml"]);
     assert!(output.status.success());
     assert_eq!(
         stdout(&output),
-        "dialplans/clinic.toml: ok (Riverside Family Health: 2 numbers, 1 menus, 7 queues, 7 agents)\n"
+        "dialplans/clinic.toml: ok (Riverside Family Health: 2 numbers, 1 menus, 7 queues, 7 agents)\n\
+         \x20 queue cardiology: round-robin, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
+         \x20 queue dermatology: fewest-calls, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
+         \x20 queue front-desk: longest-idle, ring 15 s, wrap-up 2 s, max wait 180 s then message prompts/call-back-later.wav, SLA 60 s, aging 120 s\n\
+         \x20 queue nurse-line: ring-all, ring 20 s, wrap-up 2 s, max wait 120 s then message prompts/call-back-later.wav, SLA 60 s, aging 120 s\n\
+         \x20 queue orthopedics: fewest-calls, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
+         \x20 queue pediatrics: longest-idle, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
+         \x20 queue urgent-care: ring-all, ring 20 s, wrap-up 2 s, max wait 60 s then queue front-desk (urgent), SLA 30 s, aging 120 s\n"
     );
 }
 
@@ -105,6 +112,7 @@ call at Wednesday 2026-07-15 10:00:00 CDT (2026-07-15T15:00:00Z)
   +26.7s  menu main: option 2 → queue cardiology
   +26.7s  queue cardiology, priority routine
 decision: queue cardiology
+  queue policy:  round-robin, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s
   priority:      routine
   source:        main-line
   dialed:        +15550100 (number +15550100)
@@ -201,7 +209,7 @@ fn simulate_the_urgent_care_number_and_a_known_patient() {
         "2026-07-15T15:00Z",
     ]);
     let text = stdout(&output);
-    assert!(text.contains("decision: queue urgent-care\n  priority:      urgent\n  source:        urgent-care-campaign\n"), "{text}");
+    assert!(text.contains("decision: queue urgent-care\n  queue policy:  ring-all, ring 20 s, wrap-up 2 s, max wait 60 s then queue front-desk (urgent), SLA 30 s, aging 120 s\n  priority:      urgent\n  source:        urgent-care-campaign\n"), "{text}");
 
     let output = frontdesk(&[
         "simulate",

@@ -80,12 +80,12 @@ pub use guard::{IpNetwork, Limits, TrustedSources};
 pub use hours::{BusinessHours, OpenState, OpeningRange};
 pub use ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
 pub use plan::{
-    AfterHours, Agent, Clinic, Dialplan, KnownPatient, Menu, Number, Overflow, Priority, Prompt,
-    Queue, Strategy, Target, normalize_number,
+    AfterHours, Agent, Clinic, Dialplan, KnownPatient, Menu, Number, Overflow, Priority,
+    PriorityChange, Prompt, Queue, SkillLevel, Strategy, Target, normalize_number,
 };
 pub use session::{
     Action, CallContext, Input, PROMPT_GRACE, PlaybackId, QueueDecision, Session, SessionError,
-    Step, describe_patient,
+    Step, describe_patient, describe_queue,
 };
 
 /// The time library of this crate's API (`Timestamp`), re-exported so that

@@ -20,63 +20,10 @@ use crate::leads::{
 };
 use guard::{Limits, TrustedSources};
 
-/// How urgent a call is. Urgent calls are answered before routine ones.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, serde::Serialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Priority {
-    /// The default.
-    Routine,
-    /// Jumps ahead of routine calls in a queue.
-    Urgent,
-}
-
-impl Priority {
-    /// `routine` or `urgent`, as in the dialplan and the admin API.
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Priority::Routine => "routine",
-            Priority::Urgent => "urgent",
-        }
-    }
-}
-
-impl std::fmt::Display for Priority {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-/// How a queue picks among the agents who can take a call.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize)]
-#[serde(rename_all = "kebab-case")]
-pub enum Strategy {
-    /// Ring every available agent at once; the first to answer wins.
-    RingAll,
-    /// Take turns, starting after the agent offered the previous call.
-    RoundRobin,
-    /// The agent idle the longest since their last call.
-    LongestIdle,
-    /// The agent with the fewest calls today.
-    FewestCalls,
-    /// The agent with the highest level in the queue's skills.
-    SkillLevel,
-    /// The agent with the most spare capacity (capacity minus current calls).
-    Capacity,
-}
-
-impl Strategy {
-    /// The dialplan spelling (`longest-idle`).
-    pub fn as_str(&self) -> &'static str {
-        match self {
-            Strategy::RingAll => "ring-all",
-            Strategy::RoundRobin => "round-robin",
-            Strategy::LongestIdle => "longest-idle",
-            Strategy::FewestCalls => "fewest-calls",
-            Strategy::SkillLevel => "skill-level",
-            Strategy::Capacity => "capacity",
-        }
-    }
-}
+/// A call's priority, a queue's strategy, an agent's skill level and a
+/// queue's overflow: the clinic's vocabulary, which routing and the
+/// journal share (the `domain` crate's).
+pub use domain::{Overflow, Priority, PriorityChange, SkillLevel, Strategy};
 
 /// A prompt: a WAV file checked to be 8 kHz mono 16-bit PCM.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -283,21 +230,6 @@ impl Menu {
     }
 }
 
-/// What happens to a caller who has waited a queue's `max_wait`, or who
-/// arrives when it already holds `max_length` callers.
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Overflow {
-    /// Move to another queue; the wait so far is not reset by the IVR.
-    Queue {
-        /// The queue to move to.
-        queue: QueueId,
-        /// `None` keeps the caller's priority.
-        priority: Option<Priority>,
-    },
-    /// Play this message, then hang up.
-    Message(Prompt),
-}
-
 /// A department queue and its settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Queue {
@@ -309,7 +241,8 @@ pub struct Queue {
     pub(crate) wrap_up: Duration,
     pub(crate) max_wait: Option<Duration>,
     pub(crate) on_max_wait: Option<Overflow>,
-    pub(crate) sla: Option<Duration>,
+    pub(crate) sla: Duration,
+    pub(crate) aging: Duration,
     pub(crate) max_length: Option<usize>,
     pub(crate) hold_prompt: Option<Prompt>,
     pub(crate) hold_music: Option<Prompt>,
@@ -317,6 +250,12 @@ pub struct Queue {
 }
 
 impl Queue {
+    /// The SLA of a queue whose dialplan gives none.
+    pub const DEFAULT_SLA: Duration = Duration::from_secs(60);
+
+    /// The aging of a queue whose dialplan gives none.
+    pub const DEFAULT_AGING: Duration = Duration::from_secs(120);
+
     /// Its name (`pediatrics`), as the admin API and reports use it.
     pub fn id(&self) -> &QueueId {
         &self.id
@@ -360,9 +299,18 @@ impl Queue {
     }
 
     /// The wait the clinic promises to answer within; longer waits raise
-    /// an SLA alert.
-    pub fn sla(&self) -> Option<Duration> {
+    /// an SLA alert. The dialplan's `sla`, else [`Queue::DEFAULT_SLA`]
+    /// (applied when the plan is compiled).
+    pub fn sla(&self) -> Duration {
         self.sla
+    }
+
+    /// How long a routine caller waits here before being served as urgent
+    /// (behind the urgent callers already waiting), so that urgent traffic
+    /// cannot starve routine callers. The dialplan's `aging`, else
+    /// [`Queue::DEFAULT_AGING`].
+    pub fn aging(&self) -> Duration {
+        self.aging
     }
 
     /// The most callers waiting at once; a caller arriving at a full queue
@@ -394,7 +342,7 @@ pub struct Agent {
     pub(crate) id: AgentId,
     pub(crate) name: String,
     pub(crate) password: String,
-    pub(crate) skills: Vec<(Skill, u8)>,
+    pub(crate) skills: Vec<(Skill, SkillLevel)>,
     pub(crate) branch: Option<Branch>,
     pub(crate) languages: Vec<Language>,
     pub(crate) capacity: u32,
@@ -432,8 +380,8 @@ impl Agent {
         &self.password
     }
 
-    /// Skills with their level (1–10; 1 when the dialplan gives none).
-    pub fn skills(&self) -> &[(Skill, u8)] {
+    /// Skills with their level (1 when the dialplan gives none).
+    pub fn skills(&self) -> &[(Skill, SkillLevel)] {
         &self.skills
     }
 
@@ -443,7 +391,7 @@ impl Agent {
     }
 
     /// The level in `skill`, if the agent has it.
-    pub fn skill_level(&self, skill: &Skill) -> Option<u8> {
+    pub fn skill_level(&self, skill: &Skill) -> Option<SkillLevel> {
         self.skills
             .iter()
             .find(|(s, _)| s == skill)
@@ -787,12 +735,5 @@ mod tests {
         assert_eq!(normalize_number("+1 (555) 010-0"), "+15550100");
         assert_eq!(normalize_number("Clinic"), "clinic");
         assert_eq!(normalize_number("555.0100"), "5550100");
-    }
-
-    #[test]
-    fn priority_orders_urgent_first_when_sorted_descending() {
-        assert!(Priority::Urgent > Priority::Routine);
-        assert_eq!(Priority::Urgent.to_string(), "urgent");
-        assert_eq!(Strategy::LongestIdle.as_str(), "longest-idle");
     }
 }

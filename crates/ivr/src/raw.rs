@@ -4,10 +4,12 @@
 //! checked types of [`crate::plan`]; every field keeps its span so that an
 //! error can point at it. `deny_unknown_fields` everywhere: a typo in a key
 //! is an error, never a silently ignored setting. `dialplans/README.md`
-//! documents each key.
+//! documents each key. A `priority` or a `strategy` is read straight into
+//! the `domain` crate's enum: its serde names are the dialplan's.
 
 use std::collections::BTreeMap;
 
+use domain::{Priority, Strategy};
 use serde::Deserialize;
 use serde_spanned::Spanned;
 
@@ -32,7 +34,7 @@ pub(crate) struct RawNumber {
     #[serde(default)]
     pub aliases: Vec<S<String>>,
     pub source: S<String>,
-    pub priority: Option<S<RawPriority>>,
+    pub priority: Option<S<Priority>>,
     pub branch: Option<S<String>>,
     pub answer_after: Option<S<String>>,
     pub announce: Option<S<Vec<S<String>>>>,
@@ -41,21 +43,13 @@ pub(crate) struct RawNumber {
     pub exempt_from_safety: Option<S<String>>,
 }
 
-/// `priority = "routine" | "urgent"`
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum RawPriority {
-    Routine,
-    Urgent,
-}
-
 /// Where a call goes next: exactly one of `menu`, `queue`, `message`, `hangup`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTarget {
     pub menu: Option<S<String>>,
     pub queue: Option<S<String>>,
-    pub priority: Option<S<RawPriority>>,
+    pub priority: Option<S<Priority>>,
     pub message: Option<S<String>>,
     pub hangup: Option<S<bool>>,
 }
@@ -90,28 +84,17 @@ pub(crate) struct RawMenu {
 pub(crate) struct RawQueue {
     pub name: Option<S<String>>,
     pub skills: S<Vec<S<String>>>,
-    pub strategy: S<RawStrategy>,
+    pub strategy: S<Strategy>,
     pub ring_timeout: S<String>,
     pub wrap_up: S<String>,
     pub max_wait: Option<S<String>>,
     pub on_max_wait: Option<S<RawTarget>>,
     pub sla: Option<S<String>>,
+    pub aging: Option<S<String>>,
     pub max_length: Option<S<i64>>,
     pub hold_prompt: Option<S<String>>,
     pub hold_music: Option<S<String>>,
     pub announce_every: Option<S<String>>,
-}
-
-/// `strategy = "..."`
-#[derive(Debug, Clone, Copy, Deserialize)]
-#[serde(rename_all = "kebab-case")]
-pub(crate) enum RawStrategy {
-    RingAll,
-    RoundRobin,
-    LongestIdle,
-    FewestCalls,
-    SkillLevel,
-    Capacity,
 }
 
 /// `[[agents]]`
@@ -241,7 +224,7 @@ pub(crate) struct RawSource {
     pub secret: S<String>,
     pub respond_within: Option<S<String>>,
     pub accept_within: Option<S<String>>,
-    pub priority: Option<S<RawPriority>>,
+    pub priority: Option<S<Priority>>,
 }
 
 /// `[[intents]]`: phrases that send a lead to a queue.

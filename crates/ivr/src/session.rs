@@ -29,7 +29,9 @@ use std::time::Duration;
 use jiff::Timestamp;
 
 use crate::ids::{Branch, MenuId, PromptId, QueueId, SourceTag};
-use crate::plan::{Dialplan, KnownPatient, Menu, Priority, Prompt, Target};
+use crate::plan::{
+    Dialplan, KnownPatient, Menu, Overflow, Priority, PriorityChange, Prompt, Queue, Target,
+};
 
 /// How long past a prompt's length the engine waits for
 /// [`Input::PromptFinished`] before carrying on by itself, so that a lost
@@ -789,6 +791,41 @@ fn describe_target(target: &Target) -> String {
         Target::Message(prompt) => format!("message {}", prompt.id()),
         Target::HangUp => "hang up".to_string(),
     }
+}
+
+/// A queue's routing policy, the defaults the dialplan left out included
+/// (what `frontdesk check` and `simulate` print):
+/// `round-robin, ring 15 s, wrap-up 2 s, max wait 90 s then queue
+/// front-desk, SLA 60 s, aging 120 s`.
+pub fn describe_queue(queue: &Queue) -> String {
+    let mut parts = vec![
+        queue.strategy().to_string(),
+        format!("ring {}", seconds(queue.ring_timeout())),
+        format!("wrap-up {}", seconds(queue.wrap_up())),
+    ];
+    let mut limit = match queue.max_wait() {
+        Some(max_wait) => format!("max wait {}", seconds(max_wait)),
+        None => "no max wait".to_string(),
+    };
+    if let Some(length) = queue.max_length() {
+        limit.push_str(&format!(" or {length} waiting"));
+    }
+    match queue.on_max_wait() {
+        Some(Overflow::Queue { queue, priority }) => {
+            limit.push_str(&format!(" then queue {queue}"));
+            if let PriorityChange::Set(priority) = priority {
+                limit.push_str(&format!(" ({priority})"));
+            }
+        }
+        Some(Overflow::Message { message }) => {
+            limit.push_str(&format!(" then message {message}"));
+        }
+        None => {}
+    }
+    parts.push(limit);
+    parts.push(format!("SLA {}", seconds(queue.sla())));
+    parts.push(format!("aging {}", seconds(queue.aging())));
+    parts.join(", ")
 }
 
 /// `usual department pediatrics, coordinator 1003, language es, branch south`

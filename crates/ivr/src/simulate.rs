@@ -26,9 +26,10 @@ use crate::ids::PromptId;
 use crate::plan::Dialplan;
 use crate::session::{Action, Input, PlaybackId, QueueDecision, Session, SessionError, Step};
 
-/// How a simulated call ended.
+/// What the IVR decided for a simulated call (not a call's outcome in the
+/// journal, `records::Outcome`: a simulation ends at the IVR's decision).
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub enum Decision {
     /// Handed to a queue.
     Queued(QueueDecision),
     /// Hung up, after this message if any.
@@ -48,8 +49,8 @@ pub struct Simulation {
     pub start: Timestamp,
     /// The engine's step log.
     pub steps: Vec<Step>,
-    /// How it ended.
-    pub outcome: Outcome,
+    /// What the IVR decided.
+    pub decision: Decision,
     /// Characters of `digits` never pressed (the call ended first).
     pub unused_digits: String,
 }
@@ -71,7 +72,7 @@ pub fn simulate(
     let mut now = at;
     let mut digits: std::collections::VecDeque<char> = digits.chars().collect();
     let mut playing: Option<(PlaybackId, Timestamp)> = None;
-    let mut outcome = None;
+    let mut decision = None;
     // Whether the `.` for the current collect point has been used.
     let mut skipped_here = false;
     for _ in 0..MAX_EVENTS {
@@ -83,9 +84,9 @@ pub fn simulate(
                     playing = Some((playback, end));
                 }
                 Action::StopPlayback => playing = None,
-                Action::Queue(decision) => outcome = Some(Outcome::Queued(decision)),
+                Action::Queue(queue) => decision = Some(Decision::Queued(queue)),
                 Action::HangUp { after_message } => {
-                    outcome = Some(Outcome::HungUp { after_message })
+                    decision = Some(Decision::HungUp { after_message })
                 }
             }
         }
@@ -133,7 +134,7 @@ pub fn simulate(
     Ok(Simulation {
         start: at,
         steps: session.steps().to_vec(),
-        outcome: outcome.unwrap_or(Outcome::Stuck),
+        decision: decision.unwrap_or(Decision::Stuck),
         unused_digits: digits.into_iter().collect(),
     })
 }
@@ -191,13 +192,13 @@ mod tests {
         let plan = clinic();
         let at = parse_time(&plan, "2026-07-15T10:00").unwrap();
         let run = simulate(Arc::clone(&plan), "+15550100", "+13125550100", at, "2").unwrap();
-        let Outcome::Queued(decision) = &run.outcome else {
-            panic!("{:?}", run.outcome)
+        let Decision::Queued(decision) = &run.decision else {
+            panic!("{:?}", run.decision)
         };
         assert_eq!(decision.queue.as_str(), "cardiology");
         let run = simulate(Arc::clone(&plan), "+15550100", "x", at, ".3").unwrap();
-        let Outcome::Queued(decision) = &run.outcome else {
-            panic!("{:?}", run.outcome)
+        let Decision::Queued(decision) = &run.decision else {
+            panic!("{:?}", run.decision)
         };
         assert_eq!(decision.queue.as_str(), "pediatrics");
         assert!(

@@ -213,6 +213,7 @@ fn invalid_values_each_at_their_value() {
             "tests/data/invalid-values.toml:41:8: `open` must be a 24-hour time like `08:00`, not `8am`",
             "tests/data/invalid-values.toml:45:8: `date` must be a local date like 2026-12-25, not `2026-12-25T10:00:00`",
             "tests/data/invalid-values.toml:48:11: `trunks`: `10.0.0.300` is not an IP address or CIDR network (e.g. 192.0.2.0/24, 2001:db8::/32)",
+            "tests/data/invalid-values.toml:55:9: `aging`: `later` is not a duration (write `15s`, `500ms`, `3m` or `1m 30s`)",
         ]
     );
 }

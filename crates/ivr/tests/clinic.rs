@@ -6,7 +6,7 @@ mod common;
 use std::time::Duration;
 
 use common::{branches, clinic};
-use ivr::{FeatureCode, Overflow, Priority, Strategy, Target};
+use ivr::{FeatureCode, Overflow, Priority, PriorityChange, SkillLevel, Strategy, Target};
 
 fn secs(n: u64) -> Duration {
     Duration::from_secs(n)
@@ -79,7 +79,7 @@ fn the_queue_table() {
     let plan = clinic();
     let front_desk = Overflow::Queue {
         queue: "front-desk".into(),
-        priority: None,
+        priority: PriorityChange::Keep,
     };
     #[rustfmt::skip]
     let table = [
@@ -89,7 +89,7 @@ fn the_queue_table() {
         ("dermatology", Strategy::FewestCalls, 15, 90, Some(front_desk.clone()), 60),
         ("orthopedics", Strategy::FewestCalls, 15, 90, Some(front_desk.clone()), 60),
         ("urgent-care", Strategy::RingAll, 20, 60,
-            Some(Overflow::Queue { queue: "front-desk".into(), priority: Some(Priority::Urgent) }), 30),
+            Some(Overflow::Queue { queue: "front-desk".into(), priority: PriorityChange::Set(Priority::Urgent) }), 30),
         ("nurse-line", Strategy::RingAll, 20, 120, None, 60),
     ];
     assert_eq!(plan.queues().count(), table.len());
@@ -101,13 +101,14 @@ fn the_queue_table() {
         assert_eq!(queue.ring_timeout(), secs(ring), "{id}");
         assert_eq!(queue.wrap_up(), secs(2), "{id}");
         assert_eq!(queue.max_wait(), Some(secs(max_wait)), "{id}");
-        assert_eq!(queue.sla(), Some(secs(sla)), "{id}");
+        assert_eq!(queue.sla(), secs(sla), "{id}");
+        assert_eq!(queue.aging(), secs(120), "the default, {id}");
         assert_eq!(queue.max_length(), None, "{id}");
         match overflow {
             Some(overflow) => assert_eq!(queue.on_max_wait(), Some(&overflow), "{id}"),
             None => match queue.on_max_wait() {
-                Some(Overflow::Message(prompt)) => {
-                    assert_eq!(prompt.id().as_str(), "prompts/call-back-later.wav")
+                Some(Overflow::Message { message }) => {
+                    assert_eq!(message.as_str(), "prompts/call-back-later.wav")
                 }
                 other => panic!("{id}: {other:?}"),
             },
@@ -248,12 +249,31 @@ fn the_branches_example_uses_the_rest_of_the_schema() {
     assert_eq!(front_desk.max_length(), Some(25));
     assert_eq!(front_desk.max_wait(), Some(secs(240)));
     assert_eq!(front_desk.announce_every(), Some(secs(45)));
-    assert!(plan.queue("nurse-line").unwrap().max_wait().is_none());
+    assert_eq!(front_desk.aging(), secs(180));
+    assert_eq!(
+        ivr::describe_queue(front_desk),
+        "capacity, ring 15 s, wrap-up 5 s, max wait 240 s or 25 waiting then message \
+         prompts/call-back-later.wav, SLA 60 s, aging 180 s"
+    );
+    let nurse_line = plan.queue("nurse-line").unwrap();
+    assert!(nurse_line.max_wait().is_none());
+    assert_eq!(
+        ivr::describe_queue(nurse_line),
+        "ring-all, ring 20 s, wrap-up 2 s, no max wait, SLA 60 s, aging 120 s"
+    );
+    assert_eq!(
+        ivr::describe_queue(plan.queue("urgent-care").unwrap()),
+        "ring-all, ring 20 s, wrap-up 2 s, max wait 60 s then queue nurse-line (urgent), \
+         SLA 30 s, aging 120 s"
+    );
 
     let ivan = plan.agent("2002").unwrap();
-    assert_eq!(ivan.skill_level(&"cardiology".into()), Some(9));
+    assert_eq!(ivan.skill_level(&"cardiology".into()), SkillLevel::new(9));
     let hana = plan.agent("2001").unwrap();
-    assert_eq!(hana.skill_level(&"front-desk".into()), Some(1));
+    assert_eq!(
+        hana.skill_level(&"front-desk".into()),
+        Some(SkillLevel::MIN)
+    );
     assert_eq!(hana.capacity(), 2);
     assert_eq!(hana.languages().len(), 2);
 

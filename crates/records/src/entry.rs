@@ -106,11 +106,11 @@ impl fmt::Display for Outcome {
     }
 }
 
-/// A name that is not an [`Outcome`] or a [`Priority`].
+/// A name that is not an [`Outcome`].
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("unknown {what} {name:?}")]
 pub struct UnknownName {
-    /// `outcome` or `priority`.
+    /// What was named (`outcome`).
     pub what: &'static str,
     /// The name given.
     pub name: String,
@@ -130,47 +130,9 @@ impl FromStr for Outcome {
     }
 }
 
-/// A call's priority in its queue (DESIGN.md: `routine` or `urgent`).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Priority {
-    /// Everyone else; also the priority of a call not queued yet.
-    #[default]
-    Routine,
-    /// Served first.
-    Urgent,
-}
-
-impl Priority {
-    /// `routine` or `urgent`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Priority::Routine => "routine",
-            Priority::Urgent => "urgent",
-        }
-    }
-}
-
-impl fmt::Display for Priority {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
-
-impl FromStr for Priority {
-    type Err = UnknownName;
-
-    fn from_str(name: &str) -> Result<Self, Self::Err> {
-        match name {
-            "routine" => Ok(Priority::Routine),
-            "urgent" => Ok(Priority::Urgent),
-            _ => Err(UnknownName {
-                what: "priority",
-                name: name.to_string(),
-            }),
-        }
-    }
-}
+/// A call's priority in its queue: the `domain` crate's, shared with the
+/// dialplan and routing (stored as `routine` or `urgent`).
+pub use domain::Priority;
 
 /// One step of a call's life. The call controller emits each as it
 /// happens; the writer appends it to `call_events` and folds it into the
@@ -265,6 +227,14 @@ pub enum CallEvent {
         /// Why, free text (`blind`, `attended`, ...).
         #[serde(default)]
         reason: Option<String>,
+        /// The agent the transfer named, when it named one (`to` is then
+        /// the department the call waits in for them).
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        to_agent: Option<String>,
+        /// What the phone said of it (the REFER's `Reason` or `Subject`),
+        /// or who asked for what, as `/api/calls` shows it.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        note: Option<String>,
     },
     /// The call reached `from`'s max wait (or found it full) and left it:
     /// for another department (`to`, followed by a [`CallEvent::Queued`]
@@ -385,6 +355,8 @@ mod tests {
             CallEvent::Transferred {
                 to: "1001".into(),
                 reason: Some("blind".into()),
+                to_agent: None,
+                note: None,
             },
             CallEvent::Overflowed {
                 from: "cardiology".into(),

@@ -209,6 +209,8 @@ mod tests {
                     CallEvent::Transferred {
                         to: "1001".into(),
                         reason: None,
+                        to_agent: None,
+                        note: None,
                     },
                     CallEvent::Ended {
                         outcome: Outcome::Connected,

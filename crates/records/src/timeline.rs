@@ -288,6 +288,8 @@ mod tests {
                 CallEvent::Transferred {
                     to: "pediatrics".into(),
                     reason: None,
+                    to_agent: None,
+                    note: None,
                 },
             ),
             (64_000, queued("pediatrics", 60_000)),

@@ -5,69 +5,13 @@
 //! before anything is applied, so a bad reload changes nothing.
 
 use std::collections::{HashMap, HashSet};
-use std::fmt;
 use std::time::Duration;
 
+/// The queue settings the dialplan names (the `domain` crate's).
+pub use domain::{Overflow, PriorityChange, Strategy};
+
 use crate::error::ConfigError;
-use crate::id::{AgentId, Branch, Language, MessageId, Priority, QueueId, Skill, SkillLevel};
-
-/// How a queue picks among the agents able to take its calls.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum Strategy {
-    /// Ring every available agent at once; the first to answer wins.
-    RingAll,
-    /// Take turns: the next available agent after the one chosen last.
-    RoundRobin,
-    /// The agent idle the longest (since their last call or sign-in).
-    LongestIdle,
-    /// The agent with the fewest calls today; ties by longest idle.
-    FewestCalls,
-    /// The agent with the best level in the queue's skills; ties by
-    /// longest idle.
-    SkillLevel,
-    /// Share calls in proportion to each agent's [`AgentConfig::capacity`]:
-    /// the agent with the fewest calls today per unit of capacity; ties by
-    /// longest idle.
-    Capacity,
-}
-
-impl Strategy {
-    /// Every strategy.
-    pub const ALL: [Strategy; 6] = [
-        Strategy::RingAll,
-        Strategy::RoundRobin,
-        Strategy::LongestIdle,
-        Strategy::FewestCalls,
-        Strategy::SkillLevel,
-        Strategy::Capacity,
-    ];
-
-    /// The dialplan's name: `ring-all`, `round-robin`, `longest-idle`,
-    /// `fewest-calls`, `skill-level` or `capacity`.
-    pub const fn as_str(self) -> &'static str {
-        match self {
-            Strategy::RingAll => "ring-all",
-            Strategy::RoundRobin => "round-robin",
-            Strategy::LongestIdle => "longest-idle",
-            Strategy::FewestCalls => "fewest-calls",
-            Strategy::SkillLevel => "skill-level",
-            Strategy::Capacity => "capacity",
-        }
-    }
-
-    /// Parses a dialplan name (the inverse of [`Strategy::as_str`]).
-    pub fn from_name(name: &str) -> Option<Strategy> {
-        Self::ALL
-            .into_iter()
-            .find(|strategy| strategy.as_str() == name)
-    }
-}
-
-impl fmt::Display for Strategy {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        f.write_str(self.as_str())
-    }
-}
+use crate::id::{AgentId, Branch, Language, PromptId, QueueId, Skill, SkillLevel};
 
 /// A skill a queue requires, at a minimum level.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -86,37 +30,6 @@ impl SkillRequirement {
             min_level: SkillLevel::MIN,
         }
     }
-}
-
-/// What the caller's priority becomes when they overflow to another queue.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum PriorityChange {
-    /// Keep the priority they had (`urgent-care` → `front-desk`, "still
-    /// urgent").
-    Keep,
-    /// Take this priority in the new queue.
-    Set(Priority),
-}
-
-/// What happens to a caller who reached a queue's max wait, or who finds
-/// it full (`max_length`).
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub enum Overflow {
-    /// Move to another queue. The caller keeps their original enqueue time:
-    /// their place among other callers, their SLA and their recorded wait
-    /// all count from when they first entered routing. The new queue's max
-    /// wait counts from when they enter it.
-    Queue {
-        /// Where they go.
-        queue: QueueId,
-        /// Their priority there.
-        priority: PriorityChange,
-    },
-    /// Play this prompt, then hang up.
-    Message {
-        /// The dialplan's prompt id or file (`please-call-back`).
-        message: MessageId,
-    },
 }
 
 /// Preferences applied on top of a queue's strategy. They narrow the choice
@@ -149,10 +62,12 @@ pub struct QueueConfig {
     pub ring_timeout: Duration,
     /// How long an agent stays in `wrap_up` after one of this queue's calls.
     pub wrap_up: Duration,
-    /// How long a caller waits in this queue before `on_max_wait`.
-    pub max_wait: Duration,
-    /// What follows the max wait, or a full queue.
-    pub on_max_wait: Overflow,
+    /// How long a caller waits in this queue before `on_max_wait` (`None`:
+    /// until answered or gone).
+    pub max_wait: Option<Duration>,
+    /// What follows the max wait, or a full queue. Needed when either is
+    /// set ([`validate`]); `None` otherwise.
+    pub on_max_wait: Option<Overflow>,
     /// The service level target: answered within this long.
     pub sla: Duration,
     /// At most this many callers wait here; more get `on_max_wait` at once.
@@ -176,10 +91,10 @@ impl QueueConfig {
             strategy,
             ring_timeout: Duration::from_secs(15),
             wrap_up: Duration::from_secs(2),
-            max_wait: Duration::from_secs(90),
-            on_max_wait: Overflow::Message {
-                message: MessageId::new("please-call-back"),
-            },
+            max_wait: Some(Duration::from_secs(90)),
+            on_max_wait: Some(Overflow::Message {
+                message: PromptId::new("please-call-back"),
+            }),
             sla: Duration::from_secs(60),
             max_length: None,
             aging: Some(Duration::from_secs(60)),
@@ -300,7 +215,7 @@ pub struct RouterConfig {
     pub wait_estimate_percentile: u8,
     /// Played to a caller whose queue was removed by a reload and whose
     /// overflow target no longer exists.
-    pub fallback_message: MessageId,
+    pub fallback_message: PromptId,
 }
 
 impl Default for RouterConfig {
@@ -312,7 +227,7 @@ impl Default for RouterConfig {
             wait_samples: 200,
             wait_estimate_min_samples: 10,
             wait_estimate_percentile: 80,
-            fallback_message: MessageId::new("please-call-back"),
+            fallback_message: PromptId::new("please-call-back"),
         }
     }
 }
@@ -341,11 +256,14 @@ pub fn validate(queues: &[QueueConfig], agents: &[AgentConfig]) -> Result<(), Co
         if queue.ring_timeout.is_zero() {
             return Err(ConfigError::ZeroRingTimeout(queue.id.clone()));
         }
+        if queue.on_max_wait.is_none() && (queue.max_wait.is_some() || queue.max_length.is_some()) {
+            return Err(ConfigError::NoOverflow(queue.id.clone()));
+        }
     }
     for queue in queues {
         let mut path = vec![queue.id.clone()];
         let mut current = queue;
-        while let Overflow::Queue { queue: target, .. } = &current.on_max_wait {
+        while let Some(Overflow::Queue { queue: target, .. }) = &current.on_max_wait {
             let Some(next) = by_id.get(target) else {
                 return Err(ConfigError::UnknownOverflowTarget {
                     queue: current.id.clone(),
@@ -376,19 +294,11 @@ mod tests {
 
     fn overflow_to(id: &str, target: &str) -> QueueConfig {
         let mut queue = QueueConfig::new(id, id, Strategy::LongestIdle);
-        queue.on_max_wait = Overflow::Queue {
+        queue.on_max_wait = Some(Overflow::Queue {
             queue: target.into(),
             priority: PriorityChange::Keep,
-        };
+        });
         queue
-    }
-
-    #[test]
-    fn strategy_names_round_trip() {
-        for strategy in Strategy::ALL {
-            assert_eq!(Strategy::from_name(strategy.as_str()), Some(strategy));
-        }
-        assert_eq!(Strategy::from_name("random"), None);
     }
 
     #[test]
@@ -424,6 +334,23 @@ mod tests {
             validate(&queues, &[]),
             Err(ConfigError::OverflowCycle(_))
         ));
+    }
+
+    #[test]
+    fn a_max_wait_or_a_max_length_needs_an_overflow() {
+        let mut queue = QueueConfig::new("a", "a", Strategy::RingAll);
+        queue.on_max_wait = None;
+        assert_eq!(
+            validate(std::slice::from_ref(&queue), &[]),
+            Err(ConfigError::NoOverflow("a".into()))
+        );
+        queue.max_wait = None;
+        assert_eq!(validate(std::slice::from_ref(&queue), &[]), Ok(()));
+        queue.max_length = Some(5);
+        assert_eq!(
+            validate(&[queue], &[]),
+            Err(ConfigError::NoOverflow("a".into()))
+        );
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Errors, one enum per kind of caller action.
 
-use crate::id::{AgentId, CallId, MessageId, QueueId, Skill};
+use crate::id::{AgentId, CallId, PromptId, QueueId, Skill};
 use crate::state::AgentState;
 
 /// A configuration that cannot be applied. Nothing of it was applied.
@@ -23,6 +23,10 @@ pub enum ConfigError {
     /// A queue's ring timeout is zero.
     #[error("queue `{0}` has a zero ring timeout")]
     ZeroRingTimeout(QueueId),
+    /// A queue has a max wait or a max length but nowhere to send the
+    /// callers past them.
+    #[error("queue `{0}` has a max wait or a max length but no overflow")]
+    NoOverflow(QueueId),
     /// A queue overflows to a queue that does not exist.
     #[error("queue `{queue}` overflows to unknown queue `{target}`")]
     UnknownOverflowTarget {
@@ -66,7 +70,7 @@ pub enum EnqueueError {
         /// The last full queue of the overflow chain.
         queue: QueueId,
         /// The prompt to play before hanging up.
-        message: MessageId,
+        message: PromptId,
     },
     /// A transfer of a call that is not connected to an agent (unknown,
     /// waiting or ringing).

@@ -23,8 +23,8 @@
 //!   urgent before routine, first come first served within a class, and a
 //!   routine caller who has waited the queue's `aging` time counts as
 //!   urgent from then on, so urgent traffic cannot starve routine callers.
-//!   A queue may have a max length; past its max wait (or when full) a
-//!   caller follows [`Overflow`]: to another queue, keeping or changing
+//!   A queue may have a max wait and a max length; past the max wait (or
+//!   when full) a caller follows [`Overflow`]: to another queue, keeping or changing
 //!   their priority and keeping their original enqueue time, or out with a
 //!   message. Callers wait even when no agent is signed in.
 //! * **Strategies** ([`Strategy`]): `ring-all`, `round-robin`,
@@ -115,13 +115,13 @@ pub use config::{
     SkillRequirement, Strategy, validate,
 };
 pub use error::{ConfigError, EnqueueError, RoutingError};
-pub use id::{AgentId, Branch, CallId, Language, MessageId, Priority, QueueId, Skill, SkillLevel};
+pub use id::{AgentId, Branch, CallId, Language, Priority, PromptId, QueueId, Skill, SkillLevel};
 pub use offer::{
     AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
 };
 pub use router::{CallPhase, CallStatus, DirectOffer, Router};
 pub use state::AgentState;
-pub use stats::{QueueCounters, QueueStats};
+pub use stats::{MissedOffers, QueueCounters, QueueStats};
 pub use table::{
     AgentCounts, AgentSnapshot, AgentTable, Claim, Preferences, RequestedState, Selection,
     Transition,

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::id::{AgentId, Branch, CallId, Language, MessageId, Priority, QueueId};
+use crate::id::{AgentId, Branch, CallId, Language, Priority, PromptId, QueueId};
 use crate::state::AgentState;
 use crate::time::Millis;
 
@@ -200,7 +200,7 @@ pub enum RouterEvent {
         /// The queue they were in.
         queue: QueueId,
         /// The prompt to play.
-        message: MessageId,
+        message: PromptId,
     },
 }
 

@@ -5,9 +5,9 @@ use std::collections::{BinaryHeap, HashMap, VecDeque};
 use std::sync::Arc;
 use std::time::Duration;
 
-use crate::config::{AgentConfig, Overflow, PriorityChange, QueueConfig, RouterConfig, validate};
+use crate::config::{AgentConfig, Overflow, QueueConfig, RouterConfig, validate};
 use crate::error::{ConfigError, EnqueueError, RoutingError};
-use crate::id::{AgentId, CallId, MessageId, Priority, QueueId};
+use crate::id::{AgentId, CallId, Priority, PromptId, QueueId};
 use crate::line::{Line, LineCursor, OrderKey, Waiting};
 use crate::offer::{
     AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
@@ -74,7 +74,8 @@ struct CallRecord {
     enqueued_at: Millis,
     /// When it entered its current queue (max wait).
     entered_at: Millis,
-    max_wait_at: Millis,
+    /// When the max wait in the current queue is over (`None`: never).
+    max_wait_at: Option<Millis>,
     coordinator_until: Option<Millis>,
     /// Agents who missed this call in this queue: chosen last.
     missed_by: Vec<AgentId>,
@@ -218,13 +219,18 @@ impl Router {
             let Some(queue) = find(&self.queues, &record.queue) else {
                 continue;
             };
-            let at = record.entered_at.saturating_add(queue.config.max_wait);
+            let at = queue
+                .config
+                .max_wait
+                .map(|max_wait| record.entered_at.saturating_add(max_wait));
             if at != record.max_wait_at {
                 record.max_wait_at = at;
-                self.timers.push(Reverse(Timer {
-                    at,
-                    kind: TimerKind::MaxWait(*call),
-                }));
+                if let Some(at) = at {
+                    self.timers.push(Reverse(Timer {
+                        at,
+                        kind: TimerKind::MaxWait(*call),
+                    }));
+                }
             }
         }
         self.dirty = true;
@@ -275,7 +281,16 @@ impl Router {
             }
             let full = &mut self.queues[at];
             match &full.config.on_max_wait {
-                Overflow::Message { message } => {
+                // Not when the configuration was validated: a queue with a
+                // max length has an overflow.
+                None => {
+                    full.counters.refused += 1;
+                    return Err(EnqueueError::Refused {
+                        queue: full.config.id.clone(),
+                        message: self.config.fallback_message.clone(),
+                    });
+                }
+                Some(Overflow::Message { message }) => {
                     full.counters.refused += 1;
                     let refused = EnqueueError::Refused {
                         queue: full.config.id.clone(),
@@ -283,17 +298,17 @@ impl Router {
                     };
                     return Err(refused);
                 }
-                Overflow::Queue {
+                Some(Overflow::Queue {
                     queue: target,
                     priority: change,
-                } => {
+                }) => {
                     let (target, change) = (target.clone(), *change);
                     full.counters.overflowed += 1;
                     overflowed_from.get_or_insert_with(|| full.config.id.clone());
                     match queue_index(&self.queues, &target) {
                         Some(next) if !self.queues[next].retired => {
                             at = next;
-                            priority = apply(change, priority);
+                            priority = change.apply(priority);
                         }
                         _ => {
                             return Err(EnqueueError::Refused {
@@ -312,7 +327,7 @@ impl Router {
             context,
             enqueued_at,
             entered_at: now,
-            max_wait_at: now,
+            max_wait_at: None,
             coordinator_until: None,
             missed_by: Vec::new(),
             direct: None,
@@ -339,7 +354,10 @@ impl Router {
         let runtime = &mut self.queues[at];
         record.queue = runtime.config.id.clone();
         record.entered_at = now;
-        record.max_wait_at = now.saturating_add(runtime.config.max_wait);
+        record.max_wait_at = runtime
+            .config
+            .max_wait
+            .map(|max_wait| now.saturating_add(max_wait));
         record.missed_by.clear();
         record.direct = None;
         record.phase = Phase::Waiting;
@@ -358,10 +376,12 @@ impl Router {
                 call,
             },
         );
-        self.timers.push(Reverse(Timer {
-            at: record.max_wait_at,
-            kind: TimerKind::MaxWait(call),
-        }));
+        if let Some(at) = record.max_wait_at {
+            self.timers.push(Reverse(Timer {
+                at,
+                kind: TimerKind::MaxWait(call),
+            }));
+        }
         if let Some(until) = record.coordinator_until {
             self.timers.push(Reverse(Timer {
                 at: until,
@@ -585,7 +605,7 @@ impl Router {
 
     /// `agent` did not take the offered call (`reason`). It counts as a miss
     /// (the agent goes `away` after [`RouterConfig::away_after_misses`] in a
-    /// row). When no agent is left ringing for the call, the caller goes
+    /// row), and in the queue's [`crate::MissedOffers`] under its reason. When no agent is left ringing for the call, the caller goes
     /// back to their place in line (or overflows, if their max wait passed
     /// meanwhile) and the next poll offers it to someone else first.
     pub fn offer_failed(
@@ -595,7 +615,6 @@ impl Router {
         agent: &AgentId,
         reason: OfferFailure,
     ) -> Result<(), RoutingError> {
-        let _ = reason;
         let record = self
             .calls
             .get_mut(&call)
@@ -620,11 +639,14 @@ impl Router {
         let (priority, enqueued_at, overdue) = (
             record.priority,
             record.enqueued_at,
-            record.max_wait_at <= now,
+            record.max_wait_at.is_some_and(|at| at <= now),
         );
         let queue = record.queue.clone();
         let result = self.table.miss(agent, now, self.config.away_after_misses);
         self.record(now, result);
+        if let Some(at) = queue_index(&self.queues, &queue) {
+            self.queues[at].counters.missed.count(reason);
+        }
         if back_in_line && let Some(at) = queue_index(&self.queues, &queue) {
             let runtime = &mut self.queues[at];
             runtime.offered.retain(|c| *c != call);
@@ -753,7 +775,8 @@ impl Router {
     fn is_live(&self, timer: &Timer) -> bool {
         match &timer.kind {
             TimerKind::MaxWait(call) => self.calls.get(call).is_some_and(|record| {
-                record.max_wait_at == timer.at && !matches!(record.phase, Phase::Connected { .. })
+                record.max_wait_at == Some(timer.at)
+                    && !matches!(record.phase, Phase::Connected { .. })
             }),
             TimerKind::CoordinatorWindow(call) => self.calls.get(call).is_some_and(|record| {
                 record.coordinator_until == Some(timer.at)
@@ -786,7 +809,10 @@ impl Router {
         let mut reason = OverflowReason::MaxWait;
         for _ in 0..=self.queues.len() {
             match action {
-                Overflow::Message { message } => {
+                // Not when the configuration was validated: a queue with a
+                // max wait has an overflow.
+                None => break,
+                Some(Overflow::Message { message }) => {
                     if let Some(at) = queue_index(&self.queues, &record.queue) {
                         self.queues[at].counters.given_up += 1;
                     }
@@ -794,10 +820,10 @@ impl Router {
                     self.retire_empty_queues();
                     return;
                 }
-                Overflow::Queue {
+                Some(Overflow::Queue {
                     queue: target,
                     priority: change,
-                } => {
+                }) => {
                     let Some(at) =
                         queue_index(&self.queues, &target).filter(|at| !self.queues[*at].retired)
                     else {
@@ -806,7 +832,7 @@ impl Router {
                     if let Some(left) = queue_index(&self.queues, &record.queue) {
                         self.queues[left].counters.overflowed += 1;
                     }
-                    record.priority = apply(change, record.priority);
+                    record.priority = change.apply(record.priority);
                     if self.queues[at].is_full() {
                         record.queue = target;
                         action = self.queues[at].config.on_max_wait.clone();
@@ -827,12 +853,13 @@ impl Router {
                 }
             }
         }
-        // The target vanished in a reload: end with the fallback message.
+        // The target vanished in a reload (or there was none): end with the
+        // fallback message.
         self.give_up(call, record.queue, self.config.fallback_message.clone());
         self.retire_empty_queues();
     }
 
-    fn give_up(&mut self, call: CallId, queue: QueueId, message: MessageId) {
+    fn give_up(&mut self, call: CallId, queue: QueueId, message: PromptId) {
         self.events.push_back(RouterEvent::GiveUp {
             call,
             queue,
@@ -955,13 +982,6 @@ fn queue_index(queues: &[QueueRuntime], id: &QueueId) -> Option<usize> {
 
 fn find<'a>(queues: &'a [QueueRuntime], id: &QueueId) -> Option<&'a QueueRuntime> {
     queue_index(queues, id).map(|at| &queues[at])
-}
-
-fn apply(change: PriorityChange, priority: Priority) -> Priority {
-    match change {
-        PriorityChange::Keep => priority,
-        PriorityChange::Set(priority) => priority,
-    }
 }
 
 /// Tries to claim agents for one waiting caller.

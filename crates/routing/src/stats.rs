@@ -3,6 +3,7 @@
 use std::time::Duration;
 
 use crate::id::{Priority, QueueId};
+use crate::offer::OfferFailure;
 use crate::table::AgentCounts;
 
 /// The recent waits of one queue and priority, in a bounded ring buffer:
@@ -70,6 +71,50 @@ pub struct QueueCounters {
     pub given_up: u64,
     /// Callers refused at the door: the queue and its overflow chain full.
     pub refused: u64,
+    /// Offers of this queue's calls that an agent did not take, by reason.
+    pub missed: MissedOffers,
+}
+
+/// Offers an agent did not take, counted by [`OfferFailure`]: a queue whose
+/// agents' phones are unreachable needs a technician, one whose agents
+/// decline needs a supervisor.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct MissedOffers {
+    /// The ring timeout passed.
+    pub no_answer: u64,
+    /// The phone was busy (486, 600).
+    pub busy: u64,
+    /// The agent declined (603, another refusal).
+    pub rejected: u64,
+    /// The phone could not be reached (408, transport error, silence).
+    pub unreachable: u64,
+}
+
+impl MissedOffers {
+    /// The misses for `reason`.
+    pub fn of(&self, reason: OfferFailure) -> u64 {
+        match reason {
+            OfferFailure::NoAnswer => self.no_answer,
+            OfferFailure::Busy => self.busy,
+            OfferFailure::Rejected => self.rejected,
+            OfferFailure::Unreachable => self.unreachable,
+        }
+    }
+
+    /// Every miss, whatever the reason.
+    pub fn total(&self) -> u64 {
+        self.no_answer + self.busy + self.rejected + self.unreachable
+    }
+
+    pub(crate) fn count(&mut self, reason: OfferFailure) {
+        let counter = match reason {
+            OfferFailure::NoAnswer => &mut self.no_answer,
+            OfferFailure::Busy => &mut self.busy,
+            OfferFailure::Rejected => &mut self.rejected,
+            OfferFailure::Unreachable => &mut self.unreachable,
+        };
+        *counter = counter.saturating_add(1);
+    }
 }
 
 /// A queue's live figures, as `GET /api/queues` shows them.

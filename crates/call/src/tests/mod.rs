@@ -234,7 +234,7 @@ pub(crate) fn binding(agent: &str, address: SocketAddr, tls: bool, now: Instant)
         source: Peer {
             transport,
             address,
-            connection: tls.then(|| sip::ConnectionId(7)),
+            connection: tls.then_some(sip::ConnectionId(7)),
         },
         call_id: format!("register-{agent}"),
         cseq: 1,
@@ -249,6 +249,9 @@ impl Harness {
     /// A call to `number` with the patient's `invite`, at wall time `wall`,
     /// with agents' phones for `agents` (each at 192.0.2.10x:5060).
     pub(crate) fn new(plan: Arc<Dialplan>, invite: ValidRequest, wall: &str) -> Harness {
+        // The virtual clock's origin: any instant will do, and the harness
+        // only moves it forward by hand.
+        #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
         let wall: Timestamp = wall.parse().expect("a time");
         let call = Call::new(
@@ -486,16 +489,13 @@ impl Harness {
             self.router.agents.pop_front().into_iter().collect()
         };
         if agents.is_empty() {
-            match self.router.overflow.take() {
-                Some((to, agents)) => {
-                    self.router.agents = agents.into();
-                    self.routing(RoutingInput::Overflowed {
-                        to: QueueId::new(to.as_str()),
-                        priority: routing::Priority::Routine,
-                    });
-                    self.offer_next();
-                }
-                None => {}
+            if let Some((to, agents)) = self.router.overflow.take() {
+                self.router.agents = agents.into();
+                self.routing(RoutingInput::Overflowed {
+                    to: QueueId::new(to.as_str()),
+                    priority: routing::Priority::Routine,
+                });
+                self.offer_next();
             }
             return;
         }
@@ -670,7 +670,7 @@ impl Harness {
         assert!(self.call.is_finished(), "the call goes on");
         assert_eq!(
             self.call.record().outcome,
-            outcome,
+            Some(outcome),
             "{:#?}",
             self.call.record()
         );

@@ -104,9 +104,9 @@ impl CallJournal {
     /// routing starts afresh, from registrations alone.
     pub fn open(data: &Path, reveal_numbers: bool, window: Duration) -> anyhow::Result<Self> {
         // Created 0600 before SQLite opens it: its -wal and -shm files take
-        // the database file's mode (daemon::private).
+        // the database file's mode (crate::private).
         let path = data.join(JOURNAL_FILE);
-        crate::daemon::private::create_empty(&path)?;
+        crate::private::create_empty(&path)?;
         let (journal, handle) = Journal::open(path, JournalConfig::default())?;
         match journal.close_interrupted(CLOSE_INTERRUPTED_WITHIN) {
             Ok(0) => {}
@@ -236,7 +236,7 @@ impl Pseudonyms {
             }
             _ => {
                 let key: [u8; 32] = rand::random();
-                crate::daemon::private::write(&path, &key)?;
+                crate::private::write(&path, &key)?;
                 key
             }
         };

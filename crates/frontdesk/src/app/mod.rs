@@ -14,10 +14,13 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
+pub mod dialplan;
 pub mod journal;
 pub mod plan_map;
 pub mod registrar;
 pub mod router;
+pub mod services;
+pub mod sockets;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -38,10 +41,12 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use crate::calls::{self, CallBook, CallServices, Prompts};
-use crate::daemon::{LiveDialplan, Services, SipSockets};
+pub use dialplan::LiveDialplan;
 use media::driver::{PortPool, PortRange};
 use registrar::RegistrarHandle;
 use router::RouterHandle;
+use services::Services;
+use sockets::SipSockets;
 use tokio_util::task::TaskTracker;
 
 /// How many new requests may wait for the dispatcher before the endpoint
@@ -129,9 +134,10 @@ impl App {
     }
 
     /// SIGTERM: no new calls (503 with Retry-After), the calls in progress
-    /// finish within `grace`; those still up then are hung up (BYE to both
-    /// legs). Returns how many calls had to be hung up.
-    pub async fn drain(&self, grace: Duration) -> usize {
+    /// finish by `stop.calls`; those still up then are hung up (BYE to both
+    /// legs), with until `stop.byes` to send them. Returns how many calls
+    /// had to be hung up.
+    pub async fn drain(&self, stop: services::StopDeadlines) -> usize {
         self.start_draining();
         let tasks = &self.call_services.tasks;
         // No new call is taken now: the tracker is done once the calls
@@ -141,11 +147,17 @@ impl App {
         if active > 0 {
             info!(
                 active,
-                grace_secs = grace.as_secs(),
+                grace_secs = stop
+                    .calls
+                    .saturating_duration_since(tokio::time::Instant::now())
+                    .as_secs(),
                 "draining: waiting for calls in progress"
             );
         }
-        if tokio::time::timeout(grace, tasks.wait()).await.is_ok() {
+        if tokio::time::timeout_at(stop.calls, tasks.wait())
+            .await
+            .is_ok()
+        {
             return 0;
         }
         let left = tasks.len();
@@ -155,7 +167,7 @@ impl App {
         );
         self.ending.cancel();
         // Let the calls send their BYEs before the endpoint stops.
-        let _ = tokio::time::timeout(Duration::from_secs(2), tasks.wait()).await;
+        let _ = tokio::time::timeout_at(stop.byes, tasks.wait()).await;
         left
     }
 
@@ -623,6 +635,3 @@ pub fn tag() -> String {
     use rand::distr::{Alphanumeric, SampleString};
     Alphanumeric.sample_string(&mut rand::rng(), 12)
 }
-
-/// How long calls in progress may take to finish when the daemon stops.
-pub const DRAIN_GRACE: Duration = Duration::from_secs(20);

@@ -637,9 +637,9 @@ impl Service {
         };
         let temporary = self.file.with_extension("json.tmp");
         let file = self.file.clone();
-        // Owner-only (daemon::private), then renamed over the old file.
+        // Owner-only (crate::private), then renamed over the old file.
         Some(tokio::task::spawn_blocking(move || {
-            crate::daemon::private::write(&temporary, &bytes)?;
+            crate::private::write(&temporary, &bytes)?;
             std::fs::rename(&temporary, &file)
         }))
     }

@@ -36,7 +36,7 @@ pub enum RouterMessage {
     /// Nobody will take the call: play this message and hang up.
     GiveUp {
         /// The message (a prompt id of the dialplan).
-        message: routing::MessageId,
+        message: routing::PromptId,
     },
 }
 

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
-use call::{CallRecord, Outcome};
+use call::CallRecord;
 use dashmap::DashMap;
 
 /// How many calls the book remembers.
@@ -53,7 +53,7 @@ impl CallBook {
     pub fn active(&self) -> usize {
         self.calls
             .iter()
-            .filter(|entry| entry.value().outcome == Outcome::InProgress)
+            .filter(|entry| entry.value().outcome.is_none())
             .count()
     }
 }

@@ -158,7 +158,7 @@ impl Driver {
             }
         }
         let record = self.core.record();
-        metrics::counter!("frontdesk_calls_total", "outcome" => record.outcome.as_str())
+        metrics::counter!("frontdesk_calls_total", "outcome" => call::Outcome::name(record.outcome))
             .increment(1);
         metrics::gauge!("frontdesk_active_calls").decrement(1.0);
         self.services.endpoint.unroute(self.core.call_id());

@@ -9,10 +9,10 @@ use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
 use super::{CallBook, Prompts};
+use crate::app::LiveDialplan;
 use crate::app::journal::CallJournal;
 use crate::app::registrar::Locations;
 use crate::app::router::RouterHandle;
-use crate::daemon::LiveDialplan;
 
 /// The handles of call tasks (patients' calls and agents' feature calls).
 #[derive(Debug)]

@@ -3,8 +3,9 @@
 use std::path::Path;
 use std::process::ExitCode;
 
-/// Checks the dialplan at `path`. Exit 0 when it is valid (with a one-line
-/// summary on stdout); otherwise every error on stderr as
+/// Checks the dialplan at `path`. Exit 0 when it is valid (a one-line
+/// summary on stdout, then each queue's routing policy with the dialplan's
+/// defaults applied, as the daemon will route); otherwise every error on stderr as
 /// `PATH:LINE:COLUMN: message`, then a count, and exit 1.
 pub fn check(path: &Path) -> ExitCode {
     match ivr::Dialplan::load(path) {
@@ -18,6 +19,9 @@ pub fn check(path: &Path) -> ExitCode {
                 plan.queues().count(),
                 plan.agents().len(),
             );
+            for queue in plan.queues() {
+                println!("  queue {}: {}", queue.id(), ivr::describe_queue(queue));
+            }
             ExitCode::SUCCESS
         }
         Err(errors) => {

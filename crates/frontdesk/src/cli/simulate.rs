@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ivr::jiff::Timestamp;
-use ivr::simulate::{Outcome, parse_time, simulate as run};
+use ivr::simulate::{Decision, parse_time, simulate as run};
 use routing::{AgentTable, Millis, Preferences, Strategy};
 
 use crate::app::plan_map;
@@ -84,10 +84,13 @@ pub fn simulate(
         let offset = step.at.duration_since(start).as_secs_f64();
         println!("{:>8}  {}", format!("+{offset:.1}s"), step.text);
     }
-    match &simulation.outcome {
-        Outcome::Queued(decision) => {
+    match &simulation.decision {
+        Decision::Queued(decision) => {
             let context = &decision.context;
             println!("decision: queue {}", decision.queue);
+            if let Some(queue) = plan.queue(decision.queue.as_str()) {
+                println!("  queue policy:  {}", ivr::describe_queue(queue));
+            }
             println!("  priority:      {}", decision.priority);
             println!("  source:        {}", context.source);
             println!(
@@ -125,13 +128,13 @@ pub fn simulate(
                 )
             );
         }
-        Outcome::HungUp {
+        Decision::HungUp {
             after_message: Some(message),
         } => println!("decision: hang up after {message}"),
-        Outcome::HungUp {
+        Decision::HungUp {
             after_message: None,
         } => println!("decision: hang up without a message"),
-        Outcome::Stuck => println!("decision: none (the IVR stopped with nothing to wait for)"),
+        Decision::Stuck => println!("decision: none (the IVR stopped with nothing to wait for)"),
     }
     if !simulation.unused_digits.is_empty() {
         println!(

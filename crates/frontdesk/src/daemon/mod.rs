@@ -2,8 +2,10 @@
 //! the admin API, then wait for a signal and drain.
 //!
 //! Each service is a task in [`Services`] with a child of one shutdown
-//! [`CancellationToken`]. SIGTERM or SIGINT cancels the token; the services
-//! finish what they are doing within [`SHUTDOWN_GRACE`] and the process
+//! [`CancellationToken`]. SIGTERM or SIGINT stops the daemon within
+//! [`SHUTDOWN_GRACE`], one figure cut into [`StopDeadlines`]: the calls in
+//! progress finish (or are hung up), the token is cancelled, the journal is
+//! flushed, the services finish what they are doing, and the process
 //! exits 0. SIGHUP re-reads the dialplan. A service that ends on its own
 //! stops the daemon with an error.
 //!
@@ -19,12 +21,8 @@
 //! reloads the certificate too ([`tls`]).
 
 mod config;
-mod dialplan;
 mod front;
-pub mod private;
-mod services;
 mod signals;
-mod sip;
 mod tls;
 
 use std::io::Write;
@@ -37,14 +35,15 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+use crate::app::services::{SHUTDOWN_GRACE, Services, StopDeadlines};
+use crate::app::sockets::{SipBindError, SipSockets};
 pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
-pub use dialplan::LiveDialplan;
-pub use services::{SHUTDOWN_GRACE, Services};
-pub use sip::{SipBindError, SipSockets};
 pub use tls::Certificates;
 
+use crate::app::LiveDialplan;
+use crate::app::dialplan::Summary;
 use crate::http::{self, AdminToken, AppState};
-use dialplan::Summary;
+use crate::private;
 use signals::{Signal, Signals};
 
 /// Why the daemon did not start, or stopped with a failure.
@@ -337,15 +336,17 @@ pub async fn run_with(
     });
     ready_line("http-listening", http_local);
 
+    let mut stop = None;
     let outcome = loop {
         tokio::select! {
             signal = signals.next() => match signal {
                 Signal::Terminate | Signal::Interrupt => {
                     info!("{signal} received, shutting down (grace {} s)", SHUTDOWN_GRACE.as_secs());
+                    stop = Some(StopDeadlines::new(Instant::now(), SHUTDOWN_GRACE));
                     break Ok(());
                 }
                 Signal::Hangup => {
-                    let _ = reload(&app).await;
+                    let _ = crate::app::dialplan::reload(&app).await;
                     if let Some(certificates) = &certificates {
                         let _ = certificates.reload();
                     }
@@ -362,10 +363,12 @@ pub async fn run_with(
         }
     };
 
+    // A service that failed stops at once, with the same grace for the rest.
+    let stop = stop.unwrap_or_else(|| StopDeadlines::new(Instant::now(), SHUTDOWN_GRACE));
     if outcome.is_ok() {
         // Drain: no new calls, the calls in progress finish (bounded).
         tokio::select! {
-            hung_up = app.drain(crate::app::DRAIN_GRACE) => {
+            hung_up = app.drain(stop) => {
                 info!(hung_up, "calls drained");
             }
             signal = signals.next_stop() => warn!("{signal} received again, not waiting for calls"),
@@ -375,9 +378,10 @@ pub async fn run_with(
     shutdown.cancel();
     // The journal last: what the calls recorded is on disk before exit.
     let journal_app = std::sync::Arc::clone(&app);
-    let _ = tokio::task::spawn_blocking(move || journal_app.journal.close(SHUTDOWN_GRACE)).await;
+    let left = stop.all.saturating_duration_since(Instant::now());
+    let _ = tokio::task::spawn_blocking(move || journal_app.journal.close(left)).await;
     let drained = tokio::select! {
-        drained = services.drain(Instant::now() + SHUTDOWN_GRACE) => Some(drained),
+        drained = services.drain(stop.all) => Some(drained),
         signal = signals.next_stop() => {
             warn!("{signal} received again, stopping now");
             None
@@ -389,7 +393,7 @@ pub async fn run_with(
         }
         if !drained.aborted.is_empty() {
             warn!(
-                "still running after {} s, aborted: {}",
+                "still running at the end of the {} s grace, aborted: {}",
                 SHUTDOWN_GRACE.as_secs(),
                 drained.aborted.join(", ")
             );
@@ -397,36 +401,6 @@ pub async fn run_with(
     }
     info!("stopped");
     outcome
-}
-
-/// SIGHUP (and `POST /api/reload`): re-read the dialplan; a plan with
-/// errors is refused and the running one stays. Returns the errors.
-pub async fn reload(app: &crate::app::App) -> Result<(), Vec<String>> {
-    info!("reload requested");
-    match app.reload().await {
-        Ok(plan) => {
-            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "ok").increment(1);
-            info!(
-                "dialplan {} reloaded: {}",
-                app.dialplan.path().display(),
-                Summary(&plan)
-            );
-            Ok(())
-        }
-        Err(errors) => {
-            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "refused")
-                .increment(1);
-            for line in &errors {
-                error!("{line}");
-            }
-            error!(
-                "dialplan {} refused ({} errors); the running dialplan stays",
-                app.dialplan.path().display(),
-                errors.len()
-            );
-            Err(errors)
-        }
-    }
 }
 
 /// A readiness line on stdout, flushed, for whoever started us on port 0.

@@ -22,7 +22,7 @@ use sip::transport::{self, TransportConfig};
 use tokio::sync::mpsc;
 use tokio_util::sync::CancellationToken;
 
-use crate::daemon::SipSockets;
+use crate::app::sockets::SipSockets;
 
 /// New requests a phone may queue before its endpoint answers 503.
 const REQUEST_QUEUE: usize = 64;

@@ -45,33 +45,46 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>
 /// The `limit` most recent calls as `/api/calls` lists them, newest first:
 /// the journal's calls, where a call this process still has in memory is
 /// shown from there (it is the most current, up to the journal's batching
-/// delay, and carries its transfers); calls from before a restart come
-/// from the journal alone. The dashboard reads the same list.
+/// delay); calls from before a restart come from the journal alone, with
+/// their transfers too. The dashboard reads the same list.
 pub(crate) async fn recent_calls(app: &App, limit: usize) -> Result<Vec<Value>, Response> {
-    let rows = read_journal(app, move |reader| reader.recent_calls(limit)).await?;
-    let live: std::collections::HashMap<String, call::CallRecord> = app
+    // Journal calls become the records a live call keeps (their transfers
+    // read from their steps), so that every call's JSON has one builder,
+    // CallRecord::to_json.
+    let journal = read_journal(app, move |reader| {
+        reader
+            .recent_calls(limit)?
+            .into_iter()
+            .map(|row| {
+                let events = if row.transfers > 0 {
+                    reader
+                        .call(row.id.as_str())?
+                        .map(|timeline| timeline.events)
+                        .unwrap_or_default()
+                } else {
+                    Vec::new()
+                };
+                Ok(call::CallRecord::from_journal(&row, &events))
+            })
+            .collect::<Result<Vec<_>, records::QueryError>>()
+    })
+    .await?;
+    let mut live: std::collections::HashMap<String, call::CallRecord> = app
         .calls
         .recent(limit)
         .into_iter()
         .map(|call| (call.id.clone(), call))
         .collect();
-    let mut merged: Vec<(Timestamp, Value)> = rows
-        .iter()
-        .map(|row| match live.get(row.id.as_str()) {
-            Some(call) => (call.started_at, call.to_json()),
-            None => (row.started_at, row.to_json()),
-        })
-        .collect();
-    for call in live.values() {
-        if !rows.iter().any(|row| row.id.as_str() == call.id) {
-            merged.push((call.started_at, call.to_json()));
-        }
-    }
-    merged.sort_by_key(|(started_at, _)| std::cmp::Reverse(*started_at));
-    Ok(merged
+    let mut merged: Vec<call::CallRecord> = journal
         .into_iter()
+        .map(|row| live.remove(&row.id).unwrap_or(row))
+        .collect();
+    merged.extend(live.into_values());
+    merged.sort_by_key(|call| std::cmp::Reverse(call.started_at));
+    Ok(merged
+        .iter()
         .take(limit)
-        .map(|(_, json)| json)
+        .map(call::CallRecord::to_json)
         .collect())
 }
 
@@ -102,7 +115,7 @@ pub(crate) fn queue_json(queue: &routing::QueueStats) -> Value {
 /// `POST /api/reload`: `{"reloaded":true}`, or 422 with the dialplan's
 /// errors (`PATH:LINE:COLUMN: message`) while the running plan stays.
 pub async fn reload(State(state): State<AppState>) -> Response {
-    match crate::daemon::reload(&state.app).await {
+    match crate::app::dialplan::reload(&state.app).await {
         Ok(()) => Json(json!({ "reloaded": true })).into_response(),
         Err(errors) => (
             StatusCode::UNPROCESSABLE_ENTITY,

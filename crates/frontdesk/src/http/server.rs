@@ -57,7 +57,7 @@ use tower::ServiceExt;
 use tracing::{debug, info, warn};
 
 use super::error_response;
-use crate::daemon::LiveDialplan;
+use crate::app::LiveDialplan;
 
 /// hyper's read buffer at most: the request line and headers must fit.
 /// (hyper's own minimum is 8 KiB.)

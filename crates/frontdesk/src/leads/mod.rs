@@ -43,8 +43,8 @@ use sip::digest::{hex, unhex};
 use tokio::sync::oneshot;
 use tracing::{info, warn};
 
+use crate::app::LiveDialplan;
 use crate::app::journal::Pseudonyms;
-use crate::daemon::LiveDialplan;
 use form::{FieldErrors, FormError, LeadForm};
 use replay::{Refused, ReplayCache};
 use signature::SignatureHeader;

@@ -42,8 +42,9 @@ pub const TOKEN: &str = "test-token";
 const START_BOUND: Duration = Duration::from_secs(30);
 /// How long `/api/health` may take to answer 200 once HTTP is listening.
 const HEALTH_BOUND: Duration = Duration::from_secs(10);
-/// How long a daemon may take to exit after SIGTERM (its grace period is 10 s).
-pub const STOP_BOUND: Duration = Duration::from_secs(15);
+/// How long a daemon may take to exit after SIGTERM: its whole stop fits
+/// in its grace (`SHUTDOWN_GRACE`, 30 s), and a little more.
+pub const STOP_BOUND: Duration = Duration::from_secs(35);
 /// Pause between two health polls.
 const POLL_EVERY: Duration = Duration::from_millis(20);
 

@@ -214,6 +214,8 @@ pub fn scripted_calls() -> Vec<JournalEntry> {
             CallEvent::Transferred {
                 to: "cardiology".into(),
                 reason: Some("blind".into()),
+                to_agent: None,
+                note: None,
             },
         ),
         (

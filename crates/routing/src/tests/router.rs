@@ -183,7 +183,7 @@ fn callers_wait_with_nobody_signed_in_then_overflow_at_max_wait() {
         [RouterEvent::GiveUp {
             call: CallId(1),
             queue: queue("front-desk"),
-            message: MessageId::new("please-call-back")
+            message: PromptId::new("please-call-back")
         }]
     );
     assert_eq!(router.active_calls(), 0);
@@ -221,6 +221,43 @@ fn urgent_care_overflows_still_urgent_and_keeps_its_place() {
         (offer.call, offer.priority, offer.waited),
         (CallId(2), Priority::Urgent, Duration::from_secs(61))
     );
+}
+
+#[test]
+fn a_queue_without_a_max_wait_keeps_its_callers_until_answered() {
+    let mut queues = demo_queues();
+    for config in &mut queues {
+        if config.id.as_str() == "nurse-line" {
+            config.max_wait = None;
+            config.on_max_wait = None;
+        }
+    }
+    let mut router = Router::new(RouterConfig::default(), queues, demo_agents())
+        .unwrap_or_else(|error| panic!("valid: {error}"));
+    enqueue(&mut router, secs(0), 1, "nurse-line", Priority::Routine);
+    assert_eq!(router.poll_timeout(), None, "no max-wait timer");
+    router.handle_timeout(secs(7 * 24 * 3_600));
+    assert_eq!(events(&mut router), []);
+    assert_eq!(
+        router
+            .call_status(CallId(1))
+            .map(|s| s.queue.to_string())
+            .as_deref(),
+        Some("nurse-line")
+    );
+    // A failed offer does not overflow the caller either.
+    let late = secs(7 * 24 * 3_600);
+    register(&mut router, late, &["1007"]);
+    assert!(router.poll_offer(late).is_some());
+    assert_eq!(
+        router.offer_failed(late, CallId(1), &agent("1007"), OfferFailure::NoAnswer),
+        Ok(())
+    );
+    assert!(!events(&mut router).iter().any(|e| matches!(
+        e,
+        RouterEvent::Overflowed { .. } | RouterEvent::GiveUp { .. }
+    )));
+    assert_eq!(router.active_calls(), 1);
 }
 
 #[test]
@@ -281,7 +318,7 @@ fn a_full_queue_sends_callers_down_its_overflow_chain() {
         third,
         Err(EnqueueError::Refused {
             queue: queue("front-desk"),
-            message: MessageId::new("please-call-back")
+            message: PromptId::new("please-call-back")
         })
     );
     let duplicate = router.enqueue(
@@ -308,9 +345,21 @@ fn a_full_queue_sends_callers_down_its_overflow_chain() {
         [RouterEvent::GiveUp {
             call: CallId(1),
             queue: queue("front-desk"),
-            message: MessageId::new("please-call-back")
+            message: PromptId::new("please-call-back")
         }]
     );
+}
+
+#[test]
+fn agents_idle_since_the_same_millisecond_are_offered_by_id() {
+    // The end-to-end tests rely on it: an agent registered after another
+    // is never rung first, even within the same millisecond.
+    let mut router = demo_router();
+    register(&mut router, secs(0), &["1006"]);
+    register(&mut router, secs(0), &["1001"]);
+    enqueue(&mut router, secs(1), 1, "front-desk", Priority::Routine);
+    let offer = router.poll_offer(secs(1)).expect("an offer");
+    assert_eq!(only_agent(&offer), "1001", "the lower id on a tie");
 }
 
 #[test]
@@ -359,6 +408,22 @@ fn no_answer_moves_to_the_next_agent_and_three_misses_mean_away() {
         router.call_status(CallId(1)).map(|s| s.phase),
         Some(CallPhase::Waiting)
     );
+    // The queue keeps each miss under its reason.
+    let missed = router
+        .queue_stats_for(secs(50), &queue("front-desk"))
+        .map(|s| s.counters.missed)
+        .unwrap_or_default();
+    assert_eq!(
+        (
+            missed.no_answer,
+            missed.busy,
+            missed.rejected,
+            missed.unreachable
+        ),
+        (3, 1, 1, 1)
+    );
+    assert_eq!(missed.of(OfferFailure::Busy), 1);
+    assert_eq!(missed.total(), 6);
     // Reports that do not match are refused and change nothing.
     assert!(matches!(
         router.answered(secs(51), CallId(1), &agent("1001")),
@@ -744,7 +809,7 @@ fn live_reconfiguration_keeps_agents_and_callers() {
         .collect();
     for config in &mut queues {
         if config.id.as_str() == "cardiology" {
-            config.max_wait = Duration::from_secs(300);
+            config.max_wait = Some(Duration::from_secs(300));
         }
         if config.id.as_str() == "orthopedics" {
             config.skills = vec![SkillRequirement::new("orthopedics")];

@@ -602,7 +602,8 @@ fn max_wait(queues: &[QueueConfig], id: &QueueId) -> Duration {
     queues
         .iter()
         .find(|q| &q.id == id)
-        .map_or(Duration::ZERO, |q| q.max_wait)
+        .and_then(|q| q.max_wait)
+        .unwrap_or(Duration::ZERO)
 }
 
 fn check_deadline(deadline: Millis, now: Millis, from_timer: bool, call: CallId) {
@@ -616,7 +617,7 @@ fn check_deadline(deadline: Millis, now: Millis, from_timer: bool, call: CallId)
 
 fn single_queue(strategy: Strategy) -> QueueConfig {
     let mut queue = QueueConfig::new("q", "skill", strategy);
-    queue.max_wait = Duration::from_secs(3_600);
+    queue.max_wait = Some(Duration::from_secs(3_600));
     queue.aging = None;
     queue
 }
@@ -817,7 +818,7 @@ fn ring_all_rings_every_available_agent() {
 fn overloaded(aging: Option<Duration>, seed: u64) -> Sim {
     let mut queue = single_queue(Strategy::LongestIdle);
     queue.aging = aging;
-    queue.max_wait = Duration::from_secs(24 * 3_600);
+    queue.max_wait = Some(Duration::from_secs(24 * 3_600));
     let behaviour = Behaviour {
         talk: (60, 60),
         answer_delay: (1, 1),

@@ -31,8 +31,8 @@ fn demo_queue(
     let mut config = QueueConfig::new(id, id, strategy);
     config.ring_timeout = Duration::from_secs(ring);
     config.wrap_up = Duration::from_secs(2);
-    config.max_wait = Duration::from_secs(max_wait);
-    config.on_max_wait = then;
+    config.max_wait = Some(Duration::from_secs(max_wait));
+    config.on_max_wait = Some(then);
     config.sla = Duration::from_secs(sla);
     config
 }
@@ -46,7 +46,7 @@ fn to_front_desk(priority: PriorityChange) -> Overflow {
 
 fn call_back() -> Overflow {
     Overflow::Message {
-        message: MessageId::new("please-call-back"),
+        message: PromptId::new("please-call-back"),
     }
 }
 

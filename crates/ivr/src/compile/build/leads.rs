@@ -20,7 +20,7 @@ use std::time::Duration;
 use guard::IpNetwork;
 use regex::{Regex, RegexBuilder};
 
-use super::{Builder, priority};
+use super::Builder;
 use crate::compile::RawPlan;
 use crate::diagnostic::ErrorKind;
 use crate::ids::{Branch, QueueId, SourceTag};
@@ -118,7 +118,7 @@ impl Builder<'_, '_> {
                     source
                         .priority
                         .as_ref()
-                        .map_or(Priority::Routine, |p| priority(*p.get_ref())),
+                        .map_or(Priority::Routine, |p| *p.get_ref()),
                 ),
             );
         }

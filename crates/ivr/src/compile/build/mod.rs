@@ -16,10 +16,10 @@ use super::{RawPlan, backticked};
 use crate::diagnostic::{ErrorKind, Sink};
 use crate::ids::{Branch, MenuId, PromptId, QueueId, Skill, SourceTag};
 use crate::plan::{
-    AfterHours, Clinic, Dialplan, Menu, Number, Overflow, Priority, Prompt, Queue, Strategy,
-    Target, normalize_number,
+    AfterHours, Clinic, Dialplan, Menu, Number, Overflow, Priority, Prompt, Queue, Target,
+    normalize_number,
 };
-use crate::raw::{RawAfterHours, RawPriority, RawStrategy, RawTarget, S};
+use crate::raw::{RawAfterHours, RawTarget, S};
 
 /// Menu defaults when the dialplan does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -209,7 +209,7 @@ impl Builder<'_, '_> {
             let priority = number
                 .priority
                 .as_ref()
-                .map_or(Priority::Routine, |p| priority(*p.get_ref()));
+                .map_or(Priority::Routine, |p| *p.get_ref());
             let branch = number
                 .branch
                 .as_ref()
@@ -418,7 +418,14 @@ impl Builder<'_, '_> {
                 .max_wait
                 .as_ref()
                 .map(|d| self.duration(d, "max_wait"));
-            let sla = queue.sla.as_ref().map(|d| self.duration(d, "sla"));
+            let sla = queue
+                .sla
+                .as_ref()
+                .map_or(Some(Queue::DEFAULT_SLA), |d| self.duration(d, "sla"));
+            let aging = queue
+                .aging
+                .as_ref()
+                .map_or(Some(Queue::DEFAULT_AGING), |d| self.duration(d, "aging"));
             let announce_every = queue
                 .announce_every
                 .as_ref()
@@ -483,6 +490,7 @@ impl Builder<'_, '_> {
                 Some(wrap_up),
                 Some(max_wait),
                 Some(sla),
+                Some(aging),
                 Some(announce_every),
                 Some(max_length),
                 Some(hold_prompt),
@@ -494,7 +502,8 @@ impl Builder<'_, '_> {
                 ring_timeout,
                 wrap_up,
                 transpose(max_wait),
-                transpose(sla),
+                sla,
+                aging,
                 transpose(announce_every),
                 transpose(max_length),
                 transpose(hold_prompt),
@@ -511,12 +520,13 @@ impl Builder<'_, '_> {
                     id,
                     name,
                     skills,
-                    strategy: strategy(*queue.strategy.get_ref()),
+                    strategy: *queue.strategy.get_ref(),
                     ring_timeout,
                     wrap_up,
                     max_wait,
                     on_max_wait,
                     sla,
+                    aging,
                     max_length,
                     hold_prompt,
                     hold_music,
@@ -530,8 +540,13 @@ impl Builder<'_, '_> {
     /// `on_max_wait`: a queue or a message. A menu or a silent hang-up is refused.
     fn overflow(&mut self, target: &S<RawTarget>) -> Option<Overflow> {
         match self.target(target, "`on_max_wait`")? {
-            Target::Queue { queue, priority } => Some(Overflow::Queue { queue, priority }),
-            Target::Message(prompt) => Some(Overflow::Message(prompt)),
+            Target::Queue { queue, priority } => Some(Overflow::Queue {
+                queue,
+                priority: priority.into(),
+            }),
+            Target::Message(prompt) => Some(Overflow::Message {
+                message: prompt.id().clone(),
+            }),
             Target::Menu(_) => {
                 self.error(
                     ErrorKind::InvalidValue,
@@ -595,7 +610,7 @@ impl Builder<'_, '_> {
             }
             return Some(Target::Queue {
                 queue: QueueId::new(queue.get_ref()),
-                priority: t.priority.as_ref().map(|p| priority(*p.get_ref())),
+                priority: t.priority.as_ref().map(|p| *p.get_ref()),
             });
         }
         if let Some(message) = &t.message {
@@ -767,24 +782,6 @@ pub(crate) fn same_prompt(a: &PromptId, b: &PromptId) -> bool {
 
 fn is_dtmf(c: char) -> bool {
     c.is_ascii_digit() || c == '*' || c == '#'
-}
-
-pub(super) fn priority(raw: RawPriority) -> Priority {
-    match raw {
-        RawPriority::Routine => Priority::Routine,
-        RawPriority::Urgent => Priority::Urgent,
-    }
-}
-
-fn strategy(raw: RawStrategy) -> Strategy {
-    match raw {
-        RawStrategy::RingAll => Strategy::RingAll,
-        RawStrategy::RoundRobin => Strategy::RoundRobin,
-        RawStrategy::LongestIdle => Strategy::LongestIdle,
-        RawStrategy::FewestCalls => Strategy::FewestCalls,
-        RawStrategy::SkillLevel => Strategy::SkillLevel,
-        RawStrategy::Capacity => Strategy::Capacity,
-    }
 }
 
 /// `None` (not set) → `Some(None)`; `Some(None)` (set but bad) → `None`.

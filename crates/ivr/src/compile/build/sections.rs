@@ -11,7 +11,7 @@ use crate::diagnostic::ErrorKind;
 use crate::features::{FeatureCode, Features, is_feature_code};
 use crate::hours::{BusinessHours, OpeningRange, parse_clock, parse_weekday, weekday_index};
 use crate::ids::{AgentId, Branch, Language, QueueId, Skill};
-use crate::plan::{Agent, Announcements, KnownPatient, Prompt, normalize_number};
+use crate::plan::{Agent, Announcements, KnownPatient, Prompt, SkillLevel, normalize_number};
 use crate::raw::S;
 use guard::{IpNetwork, TrustedSources};
 
@@ -50,10 +50,10 @@ impl Builder<'_, '_> {
             let name = self.non_empty(&agent.name, "name");
             let password = self.non_empty(&agent.password, "password");
             let mut ok = true;
-            let mut skills: Vec<(Skill, u8)> = Vec::new();
+            let mut skills: Vec<(Skill, SkillLevel)> = Vec::new();
             for skill in agent.skills.get_ref() {
                 match self.non_empty(skill, "skill") {
-                    Some(skill) => skills.push((Skill::new(skill), 1)),
+                    Some(skill) => skills.push((Skill::new(skill), SkillLevel::MIN)),
                     None => ok = false,
                 }
             }
@@ -74,8 +74,13 @@ impl Builder<'_, '_> {
                         ok = false;
                         continue;
                     };
-                    match self.int_in(level, 1, 10, "skill level") {
-                        Some(level) => entry.1 = level as u8,
+                    let range = (SkillLevel::MIN.get(), SkillLevel::MAX.get());
+                    let level = self
+                        .int_in(level, range.0.into(), range.1.into(), "skill level")
+                        .and_then(|level| u8::try_from(level).ok())
+                        .and_then(SkillLevel::new);
+                    match level {
+                        Some(level) => entry.1 = level,
                         None => ok = false,
                     }
                 }

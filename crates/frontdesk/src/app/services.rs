@@ -96,13 +96,54 @@ impl Services {
     }
 }
 
-/// How long shutdown waits for the services before aborting them.
-pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(10);
+/// The whole stop on SIGTERM or SIGINT, from the signal to the exit: the
+/// calls in progress, the journal's flush and the services all fit in it
+/// ([`StopDeadlines`]). The one figure README, the Dockerfile and the
+/// compose file state; a container manager must wait at least this long
+/// before killing the process.
+pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
+
+/// The stop's deadlines, all cut from one grace (the daemon's is
+/// [`SHUTDOWN_GRACE`]) counted from the signal: calls in progress may end
+/// by themselves for its first three quarters; those still up are then hung
+/// up and have until seven eighths to send their BYEs; the journal's flush
+/// and the services share what is left, and at the end the services still
+/// running are aborted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct StopDeadlines {
+    /// Calls in progress end by themselves until then.
+    pub calls: Instant,
+    /// The calls hung up at `calls` send their BYEs until then.
+    pub byes: Instant,
+    /// Everything is stopped by then.
+    pub all: Instant,
+}
+
+impl StopDeadlines {
+    /// The deadlines of a stop signalled at `signal` with `grace`.
+    pub fn new(signal: Instant, grace: Duration) -> Self {
+        StopDeadlines {
+            calls: signal + grace * 3 / 4,
+            byes: signal + grace * 7 / 8,
+            all: signal + grace,
+        }
+    }
+}
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use tokio_util::sync::CancellationToken;
+
+    #[test]
+    fn the_stop_deadlines_are_cut_from_the_one_grace_in_order() {
+        let signal = Instant::now();
+        let stop = StopDeadlines::new(signal, SHUTDOWN_GRACE);
+        assert_eq!(stop.calls - signal, Duration::from_millis(22_500));
+        assert_eq!(stop.byes - signal, Duration::from_millis(26_250));
+        assert_eq!(stop.all - signal, SHUTDOWN_GRACE);
+        assert!(signal < stop.calls && stop.calls < stop.byes && stop.byes < stop.all);
+    }
 
     #[tokio::test(start_paused = true)]
     async fn drain_waits_for_services_that_stop_on_cancel() {

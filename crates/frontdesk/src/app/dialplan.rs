@@ -7,6 +7,9 @@ use std::sync::Arc;
 
 use arc_swap::ArcSwap;
 use ivr::{Diagnostics, Dialplan};
+use tracing::{error, info};
+
+use super::App;
 
 /// The running dialplan. Readers take a snapshot with [`LiveDialplan::current`];
 /// a reload swaps in a whole new plan, so a call never sees half of one.
@@ -73,6 +76,36 @@ impl fmt::Display for Summary<'_> {
             plan.queues().count(),
             plan.agents().len()
         )
+    }
+}
+
+/// SIGHUP (and `POST /api/reload`): re-read the dialplan; a plan with
+/// errors is refused and the running one stays. Returns the errors.
+pub async fn reload(app: &App) -> Result<(), Vec<String>> {
+    info!("reload requested");
+    match app.reload().await {
+        Ok(plan) => {
+            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "ok").increment(1);
+            info!(
+                "dialplan {} reloaded: {}",
+                app.dialplan.path().display(),
+                Summary(&plan)
+            );
+            Ok(())
+        }
+        Err(errors) => {
+            metrics::counter!("frontdesk_dialplan_reloads_total", "result" => "refused")
+                .increment(1);
+            for line in &errors {
+                error!("{line}");
+            }
+            error!(
+                "dialplan {} refused ({} errors); the running dialplan stays",
+                app.dialplan.path().display(),
+                errors.len()
+            );
+            Err(errors)
+        }
     }
 }
 
