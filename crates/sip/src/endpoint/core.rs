@@ -14,6 +14,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
+use guard::WarnEvery;
 
 use super::EndpointConfig;
 use super::counters::Counters;
@@ -38,6 +39,10 @@ const SWEEP_EVERY: Duration = Duration::from_secs(1);
 
 /// `Retry-After` in the 503 to a request the application has no room for.
 const BUSY_RETRY_AFTER: u32 = 5;
+
+/// Refusals for a full application queue are warned about at most this
+/// often, with how many there were (under load there is one per request).
+const BUSY_WARN_EVERY: Duration = Duration::from_secs(10);
 
 /// URI schemes of the requests we serve.
 const SCHEMES: &[&str] = &["sip", "sips", "tel"];
@@ -67,6 +72,8 @@ pub struct EndpointCore {
     transmits: VecDeque<Transmit>,
     events: VecDeque<Dispatch>,
     counters: Counters,
+    /// When to warn about new requests refused for a full application queue.
+    busy_warn: WarnEvery,
 }
 
 impl std::fmt::Debug for EndpointCore {
@@ -141,6 +148,7 @@ impl EndpointCore {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
             counters: Counters::default(),
+            busy_warn: WarnEvery::new(BUSY_WARN_EVERY),
         }
     }
 
@@ -309,7 +317,10 @@ impl EndpointCore {
     }
 
     /// A [`Dispatch::ToApplication`] event the application had no room
-    /// for: a request gets 503 with Retry-After, anything else is dropped.
+    /// for: a request gets 503 with Retry-After (§21.5.4), anything else is
+    /// dropped. The event comes back by value, so nothing of the request is
+    /// copied to refuse it. The warning is rate-limited: under overload
+    /// there is one refusal per new request.
     pub fn handle_application_busy(&mut self, now: Instant, event: Event) {
         match event {
             Event::Request {
@@ -317,7 +328,12 @@ impl EndpointCore {
                 request,
                 ..
             } => {
-                tracing::warn!("application busy: new request refused with 503");
+                if let Some(count) = self.busy_warn.hit(now) {
+                    tracing::warn!(
+                        refused = count,
+                        "application busy: new request refused with 503 ({count} since the last such warning)"
+                    );
+                }
                 let mut busy =
                     self.answer(&request.request.headers, StatusCode::SERVICE_UNAVAILABLE);
                 busy.headers.push(HeaderName::RetryAfter, BUSY_RETRY_AFTER);

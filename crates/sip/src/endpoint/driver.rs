@@ -350,6 +350,8 @@ impl Driver {
                     self.core.handle_unowned(now, event);
                 }
             }
+            // A full queue hands the event back whole: the core refuses a
+            // request from it without anything having been copied.
             Dispatch::ToApplication(event) => match self.application.try_send(event) {
                 Ok(()) => {}
                 Err(mpsc::error::TrySendError::Full(event)) => {
