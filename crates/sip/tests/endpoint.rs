@@ -2,6 +2,7 @@
 //! retransmission absorption, final responses retransmitted until ACK,
 //! TCP framing (pipelining, garbage, limits) and robustness. Timers are
 //! shortened (T1 = 20 ms); no assertion is about elapsed wall-clock time.
+#![cfg(feature = "runtime")]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};

@@ -5,6 +5,7 @@
 //! What is refused is asserted by its effect on the client (a failed
 //! handshake, a closed connection) and by the server still serving others;
 //! no assertion is about elapsed wall-clock time. Every wait is bounded.
+#![cfg(feature = "runtime")]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
