@@ -43,6 +43,7 @@
 //! a retransmission of it is refused again even if the load has fallen in
 //! between: the caller already holds our 503. Retransmissions of admitted
 //! INVITEs never come here: the transaction layer absorbs them.
+#![warn(clippy::disallowed_methods)]
 
 use std::collections::{HashSet, VecDeque};
 use std::sync::Arc;
@@ -385,7 +386,7 @@ mod tests {
 
     #[test]
     fn calls_in_setup_are_bounded_and_a_permit_gives_its_place_back() {
-        let t0 = Instant::now();
+        let t0 = crate::epoch();
         let mut control = AdmissionControl::new(config(), t0);
         let mut permits: Vec<SetupPermit> = (0..4)
             .map(|n| control.admit(t0, CallClass::Routine, n).unwrap())
@@ -413,7 +414,7 @@ mod tests {
 
     #[test]
     fn a_refused_invite_retransmitted_is_refused_again_until_forgotten() {
-        let t0 = Instant::now();
+        let t0 = crate::epoch();
         let mut control = AdmissionControl::new(config(), t0);
         let held: Vec<SetupPermit> = (0..4)
             .map(|n| control.admit(t0, CallClass::Routine, n).unwrap())
@@ -437,7 +438,7 @@ mod tests {
 
     #[test]
     fn lag_cuts_the_rate_below_what_was_admitted_and_calm_lets_it_grow() {
-        let t0 = Instant::now();
+        let t0 = crate::epoch();
         let mut control = AdmissionControl::new(
             AdmissionConfig {
                 max_in_setup: 100_000,
@@ -487,7 +488,7 @@ mod tests {
 
     #[test]
     fn a_hiccup_with_no_calls_behind_it_throttles_nothing_and_calm_restores_the_rate() {
-        let t0 = Instant::now();
+        let t0 = crate::epoch();
         let mut control = AdmissionControl::new(config(), t0);
         let mut now = t0;
         // The loop is late for a second while no call comes: nothing to cut.
@@ -521,7 +522,7 @@ mod tests {
 
     #[test]
     fn urgent_calls_pass_a_rate_that_refuses_routine_ones() {
-        let t0 = Instant::now();
+        let t0 = crate::epoch();
         let mut control = AdmissionControl::new(
             AdmissionConfig {
                 max_in_setup: 200,

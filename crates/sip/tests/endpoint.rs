@@ -2,6 +2,7 @@
 //! retransmission absorption, final responses retransmitted until ACK,
 //! TCP framing (pipelining, garbage, limits) and robustness. Timers are
 //! shortened (T1 = 20 ms); no assertion is about elapsed wall-clock time.
+#![cfg(feature = "runtime")]
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
@@ -22,6 +23,8 @@ enum App {
     Answer(u16),
     /// Rings (180) and waits.
     Ring,
+    /// Never reads its queue (an application that cannot keep up).
+    Stall,
 }
 
 struct Server {
@@ -95,6 +98,11 @@ async fn application(
     mut events: mpsc::Receiver<Event>,
     seen: mpsc::UnboundedSender<String>,
 ) {
+    if let App::Stall = app {
+        // Holds the queue open and full.
+        let _queue = events;
+        return std::future::pending().await;
+    }
     while let Some(event) = events.recv().await {
         let Event::Request {
             transaction,
@@ -115,6 +123,7 @@ async fn application(
         let status = match app {
             App::Answer(status) => status,
             App::Ring => 180,
+            App::Stall => unreachable!("never reads"),
         };
         let mut response = Response::to_request(
             &request.request.headers,
@@ -244,6 +253,43 @@ fn a_retransmitted_request_is_absorbed_and_answered_again() {
     assert_eq!(first, second, "the same response, byte for byte");
     let seen: Vec<String> = std::iter::from_fn(|| server.requests.try_recv().ok()).collect();
     assert_eq!(seen, vec!["REGISTER"], "the application saw one request");
+}
+
+#[test]
+fn a_new_request_past_a_full_application_queue_gets_503_with_retry_after() {
+    let server = server(App::Stall);
+    let client = udp_client();
+    let me = client.local_addr().unwrap();
+    // The test application's queue holds 64 and is never read: those 64
+    // wait unanswered, the 65th is refused.
+    for n in 0..64 {
+        let register = request(
+            "REGISTER",
+            &format!("queued{n}"),
+            "Contact: <sip:tester@127.0.0.1>\r\n",
+            me,
+        );
+        client.send_to(register.as_bytes(), server.address).unwrap();
+    }
+    let refused = request(
+        "REGISTER",
+        "refused",
+        "Contact: <sip:tester@127.0.0.1>\r\n",
+        me,
+    );
+    client.send_to(refused.as_bytes(), server.address).unwrap();
+    let response = receive(&client).expect("a response to the 65th");
+    assert_eq!(status_line(&response), "SIP/2.0 503 Service Unavailable");
+    assert!(response.contains("branch=z9hG4bKrefused"), "{response}");
+    assert!(response.contains("\r\nRetry-After: 5\r\n"), "{response}");
+    // Its retransmission is answered from the transaction, the same bytes.
+    client.send_to(refused.as_bytes(), server.address).unwrap();
+    assert_eq!(receive(&client).as_deref(), Some(response.as_str()));
+    // Nothing for the 64 in the queue.
+    assert_eq!(
+        receive_all(&client, Duration::from_millis(100)),
+        Vec::<String>::new()
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! What is refused is asserted by its effect on the client (a failed
 //! handshake, a closed connection) and by the server still serving others;
 //! no assertion is about elapsed wall-clock time. Every wait is bounded.
+#![cfg(feature = "runtime")]
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
@@ -80,9 +81,17 @@ fn client_trusting(
 /// What the test application saw.
 #[derive(Debug)]
 enum Seen {
-    Request { method: Method, source: Peer },
-    Response { status: u16 },
+    Request {
+        method: Method,
+        source: Peer,
+    },
+    Response {
+        status: u16,
+    },
+    /// Timer F: no answer.
     Failed,
+    /// The transport could not deliver the request.
+    Undelivered,
 }
 
 /// The transport (UDP, TCP, TLS) and the endpoint, with an application
@@ -92,6 +101,7 @@ struct Server {
     udp: SocketAddr,
     tls: SocketAddr,
     transport: TransportHandle,
+    endpoint: EndpointHandle,
     gate: TlsGate,
     identity: ServerIdentity,
     seen: mpsc::UnboundedReceiver<Seen>,
@@ -161,11 +171,12 @@ impl Server {
             shutdown.clone(),
         );
         let (seen_tx, seen) = mpsc::unbounded_channel();
-        tokio::spawn(application(endpoint, app_rx, seen_tx));
+        tokio::spawn(application(endpoint.clone(), app_rx, seen_tx));
         Server {
             udp: address,
             tls,
             transport,
+            endpoint,
             gate,
             identity,
             seen,
@@ -212,8 +223,11 @@ async fn application(
                     status: response.response.status.as_u16(),
                 });
             }
-            Event::Timeout { .. } | Event::TransportError { .. } => {
+            Event::Timeout { .. } => {
                 let _ = seen.send(Seen::Failed);
+            }
+            Event::TransportError { .. } => {
+                let _ = seen.send(Seen::Undelivered);
             }
             _ => {}
         }
@@ -449,18 +463,24 @@ async fn a_request_to_a_tls_peer_goes_over_its_own_connection_and_fails_once_it_
 
     // Bytes for TLS never leave in clear: the same connection named as TCP
     // is not used (a TCP connection to the client's port is tried and
-    // refused: nothing listens there).
+    // refused: nothing listens there), and the request's transaction hears
+    // that the transport could not deliver it.
     let as_tcp = Peer {
         transport: TransportKind::Tcp,
         ..source
     };
-    assert!(
-        server
-            .transport
-            .send(as_tcp, Bytes::from_static(b"OPTIONS x\r\n\r\n"))
-            .await
-            .is_err()
-    );
+    let uri = Uri::Sip(SipUri::new(
+        Some("1003"),
+        Host::V4(Ipv4Addr::LOCALHOST),
+        None,
+    ));
+    let sent = server
+        .endpoint
+        .send_request(options_to(&uri, "in-clear@test"), as_tcp)
+        .await
+        .expect("the endpoint runs");
+    assert!(sent.is_ok(), "{sent:?}");
+    assert!(matches!(server.next_seen().await, Seen::Undelivered));
 
     // Once the client is gone, it is unreachable: no new TLS connection is
     // opened to it.
@@ -475,8 +495,7 @@ async fn a_request_to_a_tls_peer_goes_over_its_own_connection_and_fails_once_it_
     }
     let error = server
         .transport
-        .send(source, Bytes::from_static(b"OPTIONS x\r\n\r\n"))
-        .await
+        .enqueue(source, Bytes::from_static(b"OPTIONS x\r\n\r\n"), None)
         .unwrap_err();
     assert!(
         matches!(error, SendError::NoTlsConnection(at) if at == me),

@@ -393,7 +393,7 @@ mod tests {
 
     #[test]
     fn kept_until_the_deadline_then_forgotten_with_its_template() {
-        let start = Instant::now();
+        let start = crate::epoch();
         let timer_j = Duration::from_secs(32);
         let v4: SocketAddr = "127.0.0.1:5061".parse().unwrap();
         let v6: SocketAddr = "[2001:db8::1]:5070".parse().unwrap();
@@ -428,7 +428,7 @@ mod tests {
 
     #[test]
     fn a_response_unlike_the_template_becomes_the_next_template() {
-        let now = Instant::now();
+        let now = crate::epoch();
         let to: SocketAddr = "127.0.0.1:5061".parse().unwrap();
         let mut completed = CompletedRequests::default();
         let other = b"SIP/2.0 200 OK\r\nContent-Length: 0\r\n\r\n";

@@ -20,6 +20,7 @@
 //! client INVITE transaction; a 2xx to INVITE is retransmitted until its
 //! ACK arrives (§13.3.1.4) and RFC 6026's Accepted state absorbs late
 //! copies. CANCEL (§9.2) gets 200 and its INVITE 487.
+#![warn(clippy::disallowed_methods)]
 
 mod client;
 mod completed;
@@ -70,9 +71,18 @@ impl ServerTransactionId {
 
 impl ClientTransactionId {
     /// An id with this number: for a transaction user's tests, which play
-    /// the transaction layer (the layer numbers its own).
+    /// the transaction layer (the layer numbers its own). The endpoint's
+    /// driver also gets an id back this way from the number it tagged a
+    /// request with, when the transport could not deliver it.
     pub const fn from_raw(number: u64) -> Self {
         ClientTransactionId(number)
+    }
+
+    /// The id as a number, to tag a message with (the transport hands it
+    /// back when it cannot deliver the message).
+    #[cfg(feature = "runtime")]
+    pub(crate) fn tag(self) -> u64 {
+        self.0
     }
 }
 

@@ -78,7 +78,7 @@ fn idle() -> User {
 
 impl Pair {
     fn new(transport: TransportKind, policy: LinkPolicy, uac: User, uas: User) -> Self {
-        let start = Instant::now();
+        let start = crate::epoch();
         Pair {
             start,
             now: start,
@@ -894,7 +894,7 @@ fn a_host_name_via_is_answered_at_the_source_address_and_its_port_or_5060() {
         );
         register.headers.push(HeaderName::MaxForwards, 70);
         let source = Peer::udp("127.0.0.1:40000".parse().unwrap());
-        let now = Instant::now();
+        let now = crate::epoch();
         deliver(&mut layer, now, register.encode(), source);
         let Some(Event::Request {
             transaction,
@@ -1006,7 +1006,7 @@ impl Registrar {
         let Party { layer, .. } = party(5060, TransportKind::Udp, 7);
         Registrar {
             layer,
-            start: Instant::now(),
+            start: crate::epoch(),
             source: Peer::udp("127.0.0.1:5061".parse().unwrap()),
         }
     }

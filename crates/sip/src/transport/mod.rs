@@ -19,6 +19,15 @@
 //! dropped, and a few connection slots per source taken before any TLS
 //! handshake (so one address cannot hold the slots everyone shares).
 //!
+//! Sending never waits ([`TransportHandle::enqueue`]): a datagram goes
+//! out at once when the socket takes it, and otherwise, like everything
+//! for a stream, waits in an ordered queue ([`queue`]) that one writer per
+//! connection (and one for the UDP socket) drains. A TCP peer with no
+//! connection gets one connection attempt at a time: what is sent to it
+//! meanwhile queues behind the attempt, in order. A message the transport
+//! took but could not deliver is reported, by the [`SendTag`] it was sent
+//! with, to the sink given to [`TransportHandle::report_undelivered`].
+//!
 //! Connection reuse (RFC 3261 §18.2.2, §18.1.1): a response goes back on
 //! the connection its request came on, and a request to a peer with an
 //! open connection of the same transport goes on that connection. A TLS
@@ -31,11 +40,13 @@
 //! (RFC 5923 §10 asks for mutual authentication).
 
 pub mod door;
+mod queue;
 mod stream;
 pub mod tls;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
@@ -50,6 +61,8 @@ use crate::message::{Frame, Limits, Message, ParseError, parse_datagram};
 use crate::peer::{ConnectionId, Peer, TransportKind};
 use door::FrontDoor;
 use guard::SourceSlot;
+pub use queue::SendTag;
+use queue::{Outgoing, QueueReceiver, Refused, SendQueue};
 use tls::{RefusalLog, TlsGate};
 
 /// Limits and timeouts of the transport.
@@ -65,6 +78,10 @@ pub struct TransportConfig {
     pub message_timeout: Duration,
     /// How long to wait for an outbound connection.
     pub connect_timeout: Duration,
+    /// The most bytes waiting to be written on one connection (or on the
+    /// UDP socket) before sends to it are refused; a stream connection
+    /// that reaches it is closed (its peer reads nothing).
+    pub max_write_queue: usize,
     /// The UDP socket's receive buffer, in bytes (`SO_RCVBUF`; Linux caps
     /// it at `net.core.rmem_max`); 0 keeps the system's default. A burst
     /// of datagrams that finds the buffer full is dropped by the kernel
@@ -82,6 +99,7 @@ impl Default for TransportConfig {
             idle_timeout: Duration::from_secs(300),
             message_timeout: Duration::from_secs(10),
             connect_timeout: Duration::from_secs(5),
+            max_write_queue: 256 * 1024,
             udp_receive_buffer: 4 * 1024 * 1024,
             front_door: Arc::new(FrontDoor::default()),
         }
@@ -108,6 +126,17 @@ pub enum SendError {
     /// No connection could be opened in time.
     #[error("connect to {0} timed out")]
     ConnectTimeout(SocketAddr),
+    /// The connection could not be opened.
+    #[error("connect to {address} failed: {kind}")]
+    ConnectFailed {
+        /// Where to.
+        address: SocketAddr,
+        /// Why.
+        kind: std::io::ErrorKind,
+    },
+    /// Too much is already waiting to be written to this peer.
+    #[error("send queue full")]
+    QueueFull,
     /// Too many connections are open.
     #[error("connection limit reached")]
     ConnectionLimit,
@@ -120,11 +149,23 @@ pub enum SendError {
     NoTlsConnection(SocketAddr),
 }
 
+/// A message the transport took but could not deliver, reported by its
+/// tag (see [`TransportHandle::report_undelivered`]).
+#[derive(Debug)]
+pub struct Undelivered {
+    /// Where it was going.
+    pub peer: Peer,
+    /// The tag it was sent with.
+    pub tag: SendTag,
+    /// Why it was not delivered.
+    pub error: SendError,
+}
+
 #[derive(Debug)]
 struct Connection {
     transport: TransportKind,
     remote: SocketAddr,
-    writer: mpsc::Sender<Bytes>,
+    queue: SendQueue,
 }
 
 #[derive(Debug)]
@@ -142,6 +183,10 @@ struct Inner {
     by_address: DashMap<(TransportKind, SocketAddr), ConnectionId>,
     next_connection: AtomicU64,
     permits: Arc<Semaphore>,
+    /// Datagrams the socket could not take at once, in order.
+    udp_queue: SendQueue,
+    /// Where undelivered tagged messages are reported.
+    undelivered: OnceLock<mpsc::UnboundedSender<Undelivered>>,
     /// Connections refused for the connection limit, rate-limited.
     refusals: RefusalLog,
     tls_local: std::sync::OnceLock<SocketAddr>,
@@ -172,10 +217,13 @@ pub fn start(
             tracing::warn!(%error, "cannot set the UDP receive buffer size");
         }
     }
+    let (udp_queue, udp_outgoing) = SendQueue::new(config.max_write_queue);
     let inner = Arc::new(Inner {
         udp,
         local,
         permits: Arc::new(Semaphore::new(config.max_connections)),
+        udp_queue,
+        undelivered: OnceLock::new(),
         config,
         inbound,
         connections: DashMap::new(),
@@ -187,6 +235,7 @@ pub fn start(
     });
     let handle = TransportHandle { inner };
     tokio::spawn(receive_datagrams(handle.clone()));
+    tokio::spawn(write_datagrams(handle.clone(), udp_outgoing));
     tokio::spawn(accept_connections(handle.clone(), tcp));
     Ok(handle)
 }
@@ -237,108 +286,164 @@ impl TransportHandle {
         Ok(local)
     }
 
-    /// Sends at once when no waiting is needed: always for UDP, and for a
-    /// stream with an open connection. Returns the bytes back when the
-    /// caller must use [`TransportHandle::send`] (to connect first).
-    pub fn try_send(&self, peer: Peer, bytes: Bytes) -> Result<(), TrySend> {
-        match peer.transport {
-            TransportKind::Udp => match self.inner.udp.try_send_to(&bytes, peer.address) {
-                Ok(_) => Ok(()),
-                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {
-                    Err(TrySend::Wait(bytes))
-                }
-                Err(error) => Err(TrySend::Failed(SendError::Io(error))),
-            },
-            TransportKind::Tcp | TransportKind::Tls => {
-                let Some(writer) = self.writer_for(peer) else {
-                    return Err(TrySend::Wait(bytes));
-                };
-                match writer.try_send(bytes) {
-                    Ok(()) => Ok(()),
-                    Err(mpsc::error::TrySendError::Full(bytes)) => Err(TrySend::Wait(bytes)),
-                    Err(mpsc::error::TrySendError::Closed(bytes)) => Err(TrySend::Wait(bytes)),
-                }
-            }
-        }
+    /// Where the transport reports messages sent with a [`SendTag`] that
+    /// it took but could not deliver (a connection that could not be
+    /// opened, or closed before they were written). One sink per
+    /// transport: `false` if one was given already.
+    pub fn report_undelivered(&self, sink: mpsc::UnboundedSender<Undelivered>) -> bool {
+        self.inner.undelivered.set(sink).is_ok()
     }
 
-    /// Sends `bytes` to `peer`, opening a TCP connection when none is open
-    /// (RFC 3261 §18.2.2: to the same address the request came from). Over
-    /// TLS, only on a connection the peer opened: its own (`peer.connection`)
-    /// or the latest from its address; with none,
+    /// Sends `bytes` to `peer` without waiting: at once on the UDP socket
+    /// when it takes them, otherwise in order on the queue of the socket
+    /// or of the peer's connection. Over TCP with no connection open, one
+    /// is opened (RFC 3261 §18.2.2: to the address the request came from),
+    /// one attempt at a time per address: what is sent meanwhile waits
+    /// behind it. Over TLS, only on a connection the peer opened: its own
+    /// (`peer.connection`) or the latest from its address; with none,
     /// [`SendError::NoTlsConnection`].
-    pub async fn send(&self, peer: Peer, bytes: Bytes) -> Result<(), SendError> {
+    ///
+    /// An error here means the bytes were not taken. Taken bytes that
+    /// cannot be delivered later are reported with `tag`, when given, to
+    /// the sink of [`TransportHandle::report_undelivered`].
+    pub fn enqueue(&self, peer: Peer, bytes: Bytes, tag: Option<SendTag>) -> Result<(), SendError> {
+        let outgoing = Outgoing {
+            destination: peer.address,
+            bytes,
+            tag,
+        };
         match peer.transport {
-            TransportKind::Udp => {
-                self.inner.udp.send_to(&bytes, peer.address).await?;
-                Ok(())
-            }
-            TransportKind::Tcp => {
-                if let Some(writer) = self.writer_for(peer)
-                    && writer.send(bytes.clone()).await.is_ok()
-                {
-                    return Ok(());
-                }
-                let writer = self.connect(peer.address).await?;
-                writer.send(bytes).await.map_err(|_| SendError::Closed)
-            }
-            TransportKind::Tls => {
-                if let Some(writer) = self.writer_for(peer)
-                    && writer.send(bytes).await.is_ok()
-                {
-                    return Ok(());
-                }
-                Err(SendError::NoTlsConnection(peer.address))
-            }
+            TransportKind::Udp => self.enqueue_datagram(outgoing),
+            TransportKind::Tcp | TransportKind::Tls => self.enqueue_stream(peer, outgoing),
         }
     }
 
-    /// The writer of `peer`'s connection: the one it names, else the latest
+    fn enqueue_datagram(&self, outgoing: Outgoing) -> Result<(), SendError> {
+        let queue = &self.inner.udp_queue;
+        if queue.is_idle() {
+            match self
+                .inner
+                .udp
+                .try_send_to(&outgoing.bytes, outgoing.destination)
+            {
+                Ok(_) => return Ok(()),
+                Err(error) if error.kind() == std::io::ErrorKind::WouldBlock => {}
+                Err(error) => return Err(SendError::Io(error)),
+            }
+        }
+        match queue.push(outgoing) {
+            Ok(()) => Ok(()),
+            Err(Refused::Full) => Err(SendError::QueueFull),
+            Err(Refused::Closed(_)) => Err(SendError::Closed),
+        }
+    }
+
+    fn enqueue_stream(&self, peer: Peer, outgoing: Outgoing) -> Result<(), SendError> {
+        let outgoing = match self.queue_for(peer) {
+            Some(queue) => match queue.push(outgoing) {
+                Ok(()) => return Ok(()),
+                Err(Refused::Full) => return Err(SendError::QueueFull),
+                // The connection is closing: a new one, as if it were gone.
+                Err(Refused::Closed(outgoing)) => outgoing,
+            },
+            None => outgoing,
+        };
+        match peer.transport {
+            TransportKind::Tcp => self.connect(peer.address, outgoing),
+            _ => Err(SendError::NoTlsConnection(peer.address)),
+        }
+    }
+
+    /// The queue of `peer`'s connection: the one it names, else the latest
     /// from its address; always of `peer`'s transport (bytes meant for TLS
     /// never leave in clear on a TCP connection).
-    fn writer_for(&self, peer: Peer) -> Option<mpsc::Sender<Bytes>> {
-        let writer_of = |id: ConnectionId| {
+    fn queue_for(&self, peer: Peer) -> Option<SendQueue> {
+        let queue_of = |id: ConnectionId| {
             self.inner
                 .connections
                 .get(&id)
                 .filter(|c| c.transport == peer.transport)
-                .map(|c| c.writer.clone())
+                .map(|c| c.queue.clone())
         };
-        peer.connection.and_then(writer_of).or_else(|| {
+        peer.connection.and_then(queue_of).or_else(|| {
             let id = self
                 .inner
                 .by_address
                 .get(&(peer.transport, peer.address))
                 .map(|id| *id)?;
-            writer_of(id)
+            queue_of(id)
         })
     }
 
-    async fn connect(&self, address: SocketAddr) -> Result<mpsc::Sender<Bytes>, SendError> {
+    /// Queues `outgoing` on the TCP connection to `address`, starting one
+    /// attempt to open it unless one is open or under way. The address's
+    /// entry stays locked while this decides, so two senders at once
+    /// cannot start two attempts.
+    fn connect(&self, address: SocketAddr, outgoing: Outgoing) -> Result<(), SendError> {
+        let inner = &self.inner;
+        let key = (TransportKind::Tcp, address);
+        let entry = inner.by_address.entry(key);
+        if let dashmap::Entry::Occupied(current) = &entry {
+            // Taken after a queue refused as closing, or in a race with a
+            // new attempt: use it unless it is the closing one.
+            let queue = inner
+                .connections
+                .get(current.get())
+                .map(|c| c.queue.clone())
+                .filter(|queue| !queue.is_closed());
+            if let Some(queue) = queue {
+                return match queue.push(outgoing) {
+                    Ok(()) => Ok(()),
+                    Err(Refused::Full) => Err(SendError::QueueFull),
+                    Err(Refused::Closed(_)) => Err(SendError::Closed),
+                };
+            }
+        }
         let permit = ConnectionPermit {
-            _shared: self
-                .inner
+            _shared: inner
                 .permits
                 .clone()
                 .try_acquire_owned()
                 .map_err(|_| SendError::ConnectionLimit)?,
             _source: None,
         };
-        let stream = tokio::time::timeout(
-            self.inner.config.connect_timeout,
-            TcpStream::connect(address),
-        )
-        .await
-        .map_err(|_| SendError::ConnectTimeout(address))??;
-        let _ = stream.set_nodelay(true);
-        let (reader, writer_half) = stream.into_split();
-        let (_, writer) =
-            self.serve_stream(TransportKind::Tcp, address, reader, writer_half, permit);
-        Ok(writer)
+        let (id, queue, receiver) = self.register(TransportKind::Tcp, address);
+        drop(entry.insert(id));
+        // A fresh queue is empty: the first message always fits.
+        let _ = queue.push(outgoing);
+        tokio::spawn(connect_and_serve(
+            self.clone(),
+            id,
+            address,
+            queue,
+            receiver,
+            permit,
+        ));
+        Ok(())
     }
 
-    /// Registers a connection and starts its task; `reader` and `writer`
-    /// are its two halves (a TCP stream's, or a TLS stream's).
+    /// A new connection's id and queue, in the connection table (not yet
+    /// in `by_address`).
+    fn register(
+        &self,
+        transport: TransportKind,
+        remote: SocketAddr,
+    ) -> (ConnectionId, SendQueue, QueueReceiver) {
+        let id = ConnectionId(self.inner.next_connection.fetch_add(1, Ordering::Relaxed));
+        let (queue, receiver) = SendQueue::new(self.inner.config.max_write_queue);
+        self.inner.connections.insert(
+            id,
+            Connection {
+                transport,
+                remote,
+                queue: queue.clone(),
+            },
+        );
+        (id, queue, receiver)
+    }
+
+    /// Registers an accepted connection and starts its task; `reader` and
+    /// `writer` are its two halves (a TCP stream's, or a TLS stream's).
     fn serve_stream<R, W>(
         &self,
         transport: TransportKind,
@@ -346,21 +451,11 @@ impl TransportHandle {
         reader: R,
         writer: W,
         permit: ConnectionPermit,
-    ) -> (ConnectionId, mpsc::Sender<Bytes>)
-    where
+    ) where
         R: AsyncRead + Unpin + Send + 'static,
         W: AsyncWrite + Unpin + Send + 'static,
     {
-        let id = ConnectionId(self.inner.next_connection.fetch_add(1, Ordering::Relaxed));
-        let (sender, outgoing) = mpsc::channel::<Bytes>(256);
-        self.inner.connections.insert(
-            id,
-            Connection {
-                transport,
-                remote,
-                writer: sender.clone(),
-            },
-        );
+        let (id, queue, receiver) = self.register(transport, remote);
         self.inner.by_address.insert((transport, remote), id);
         let peer = Peer {
             transport,
@@ -372,11 +467,29 @@ impl TransportHandle {
             peer,
             reader,
             writer,
-            outgoing,
-            sender.clone(),
+            queue,
+            receiver,
             permit,
         ));
-        (id, sender)
+    }
+
+    /// Reports messages taken but not delivered, those with a tag.
+    fn undelivered(
+        &self,
+        peer: Peer,
+        left: impl IntoIterator<Item = Outgoing>,
+        error: impl Fn() -> SendError,
+    ) {
+        let sink = self.inner.undelivered.get();
+        for outgoing in left {
+            if let (Some(tag), Some(sink)) = (outgoing.tag, sink) {
+                let _ = sink.send(Undelivered {
+                    peer,
+                    tag,
+                    error: error(),
+                });
+            }
+        }
     }
 
     fn forget(&self, id: ConnectionId) {
@@ -399,13 +512,79 @@ pub(crate) struct ConnectionPermit {
     _source: Option<SourceSlot>,
 }
 
-/// What [`TransportHandle::try_send`] could not do at once.
-#[derive(Debug)]
-pub enum TrySend {
-    /// Use [`TransportHandle::send`] with these bytes.
-    Wait(Bytes),
-    /// Sending failed.
-    Failed(SendError),
+/// Opens the TCP connection `id` to `address`, then serves it; what was
+/// queued meanwhile goes out first, in order. If it cannot be opened in
+/// time (or its queue overflows first, or shutdown), the connection is
+/// forgotten and every tagged message it held is reported undelivered.
+async fn connect_and_serve(
+    handle: TransportHandle,
+    id: ConnectionId,
+    address: SocketAddr,
+    queue: SendQueue,
+    mut receiver: QueueReceiver,
+    permit: ConnectionPermit,
+) {
+    let peer = Peer {
+        transport: TransportKind::Tcp,
+        address,
+        connection: Some(id),
+    };
+    let timeout = handle.inner.config.connect_timeout;
+    let connected = tokio::select! {
+        () = handle.inner.shutdown.cancelled() => Err(SendError::Closed),
+        () = queue.overflowed().cancelled() => Err(SendError::QueueFull),
+        connected = tokio::time::timeout(timeout, TcpStream::connect(address)) => match connected {
+            Ok(Ok(stream)) => Ok(stream),
+            Ok(Err(error)) => Err(SendError::ConnectFailed { address, kind: error.kind() }),
+            Err(_) => Err(SendError::ConnectTimeout(address)),
+        },
+    };
+    match connected {
+        Ok(stream) => {
+            let _ = stream.set_nodelay(true);
+            let (reader, writer) = stream.into_split();
+            stream::run(handle, peer, reader, writer, queue, receiver, permit).await;
+        }
+        Err(error) => {
+            tracing::debug!(%peer, %error, "connection not opened");
+            handle.forget(id);
+            let left = receiver.close();
+            handle.undelivered(peer, left, || match &error {
+                SendError::ConnectFailed { address, kind } => SendError::ConnectFailed {
+                    address: *address,
+                    kind: *kind,
+                },
+                SendError::ConnectTimeout(address) => SendError::ConnectTimeout(*address),
+                SendError::QueueFull => SendError::QueueFull,
+                _ => SendError::Closed,
+            });
+        }
+    }
+}
+
+/// Writes the datagrams the socket could not take at once, in order.
+async fn write_datagrams(handle: TransportHandle, mut outgoing: QueueReceiver) {
+    let inner = &handle.inner;
+    loop {
+        let next = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            next = outgoing.recv() => next,
+        };
+        let Some(datagram) = next else { return };
+        let sent = tokio::select! {
+            () = inner.shutdown.cancelled() => return,
+            sent = inner.udp.send_to(&datagram.bytes, datagram.destination) => sent,
+        };
+        outgoing.done(datagram.bytes.len());
+        if let Err(error) = sent {
+            let peer = Peer::udp(datagram.destination);
+            tracing::debug!(%peer, %error, "send failed");
+            let kind = error.kind();
+            handle.undelivered(peer, [datagram], || {
+                SendError::Io(std::io::Error::from(kind))
+            });
+        }
+    }
 }
 
 async fn receive_datagrams(handle: TransportHandle) {

@@ -1,15 +1,17 @@
 //! One stream connection (TCP or TLS): a reading loop that frames and
 //! parses, answers keep-alive pings and enforces the idle and message
-//! deadlines, and a writing task that drains the connection's queue.
+//! deadlines, and a writing task that drains the connection's ordered
+//! queue ([`super::queue`]).
 
 use std::time::Duration;
 
 use bytes::Bytes;
 use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt};
-use tokio::sync::mpsc;
 use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
 
-use super::{ConnectionPermit, Inbound, TransportHandle};
+use super::queue::{Outgoing, QueueReceiver, SendQueue};
+use super::{ConnectionPermit, Inbound, SendError, TransportHandle};
 use crate::message::{Frame, KeepAlive, StreamFramer};
 use crate::peer::Peer;
 
@@ -19,15 +21,16 @@ const WRITE_BATCH: usize = 32;
 /// Runs the connection `peer` (its id in `peer.connection`) until the peer
 /// closes it, it is idle or too slow, framing is lost, its source goes
 /// over its rate or sends as a scanner (an untrusted source: see
-/// [`super::door`]), or shutdown; then forgets it and gives its permit
-/// back.
+/// [`super::door`]), its send queue overflows (it reads nothing), or
+/// shutdown; then forgets it, lets what is queued out (bounded by the
+/// message timeout) and gives its permit back.
 pub(super) async fn run<R, W>(
     handle: TransportHandle,
     peer: Peer,
     mut reader: R,
     write_half: W,
-    outgoing: mpsc::Receiver<Bytes>,
-    writer: mpsc::Sender<Bytes>,
+    queue: SendQueue,
+    outgoing: QueueReceiver,
     permit: ConnectionPermit,
 ) where
     R: AsyncRead + Unpin + Send + 'static,
@@ -40,7 +43,14 @@ pub(super) async fn run<R, W>(
     // Decided once per connection: a reload's new trust applies to new
     // connections.
     let untrusted = !door.is_trusted(remote.ip());
-    let write_task = tokio::spawn(write_queue(write_half, outgoing));
+    let stop_writing = CancellationToken::new();
+    let mut write_task = tokio::spawn(write_queue(
+        handle.clone(),
+        peer,
+        write_half,
+        outgoing,
+        stop_writing.clone(),
+    ));
     let mut framer = StreamFramer::new(config.limits);
     let mut last_activity = Instant::now();
     let mut message_started: Option<Instant> = None;
@@ -52,6 +62,11 @@ pub(super) async fn run<R, W>(
         }
         let read = tokio::select! {
             () = shutdown.cancelled() => break,
+            () = queue.overflowed().cancelled() => {
+                tracing::debug!(%remote, "closing stream: the peer reads nothing");
+                stop_writing.cancel();
+                break;
+            }
             () = tokio::time::sleep_until(deadline) => {
                 tracing::debug!(%remote, "closing stream: idle or message too slow");
                 break;
@@ -89,7 +104,11 @@ pub(super) async fn run<R, W>(
                     }
                 }
                 Ok(Some(Frame::KeepAlive(KeepAlive::Ping))) => {
-                    let _ = writer.try_send(Bytes::from_static(b"\r\n"));
+                    let _ = queue.push(Outgoing {
+                        destination: remote,
+                        bytes: Bytes::from_static(b"\r\n"),
+                        tag: None,
+                    });
                 }
                 Ok(Some(Frame::KeepAlive(KeepAlive::Pong))) => {}
                 Ok(None) => break,
@@ -123,34 +142,69 @@ pub(super) async fn run<R, W>(
     if let Some(id) = peer.connection {
         handle.forget(id);
     }
-    drop(writer);
-    let _ = write_task.await;
+    drop(queue);
+    // What is queued goes out, unless the peer takes too long to read it.
+    let written = tokio::select! {
+        _ = &mut write_task => true,
+        () = shutdown.cancelled() => false,
+        () = tokio::time::sleep(config.message_timeout) => false,
+    };
+    if !written {
+        // The writer reports what it still holds and ends; a finished
+        // task's handle is not polled again (tokio panics if it is).
+        stop_writing.cancel();
+        let _ = write_task.await;
+    }
     drop(permit);
 }
 
 /// Writes what is queued for the connection, a batch at a time with one
-/// flush per batch (for TLS, a flush sends what rustls still holds).
+/// flush per batch (for TLS, a flush sends what rustls still holds), until
+/// the queue ends or `stop`; then reports what it could not write.
 async fn write_queue<W: AsyncWrite + Unpin>(
+    handle: TransportHandle,
+    peer: Peer,
     mut write_half: W,
-    mut outgoing: mpsc::Receiver<Bytes>,
+    mut outgoing: QueueReceiver,
+    stop: CancellationToken,
 ) {
-    'write: while let Some(bytes) = outgoing.recv().await {
-        if write_half.write_all(&bytes).await.is_err() {
-            break;
-        }
-        for _ in 1..WRITE_BATCH {
-            match outgoing.try_recv() {
-                Ok(bytes) => {
-                    if write_half.write_all(&bytes).await.is_err() {
-                        break 'write;
-                    }
-                }
-                Err(_) => break,
+    'write: loop {
+        let first = tokio::select! {
+            () = stop.cancelled() => break,
+            next = outgoing.recv() => match next {
+                Some(first) => first,
+                None => break,
+            },
+        };
+        let mut next = Some(first);
+        let mut written = 0;
+        while let Some(message) = next.take() {
+            let result = tokio::select! {
+                () = stop.cancelled() => Err(()),
+                result = write_half.write_all(&message.bytes) => result.map_err(drop),
+            };
+            outgoing.done(message.bytes.len());
+            if result.is_err() {
+                handle.undelivered(peer, [message], || SendError::Closed);
+                break 'write;
+            }
+            written += 1;
+            if written < WRITE_BATCH {
+                next = outgoing.try_recv();
             }
         }
-        if write_half.flush().await.is_err() {
+        let flushed = tokio::select! {
+            () = stop.cancelled() => false,
+            result = write_half.flush() => result.is_ok(),
+        };
+        if !flushed {
             break;
         }
     }
-    let _ = write_half.shutdown().await;
+    let left = outgoing.close();
+    handle.undelivered(peer, left, || SendError::Closed);
+    tokio::select! {
+        () = stop.cancelled() => {}
+        _ = write_half.shutdown() => {}
+    }
 }
