@@ -78,16 +78,27 @@ fn relaying_through_srtp_allocates_nothing() {
     for n in 0..10 {
         relay(n, &mut session);
     }
-    let region = Region::new(GLOBAL);
-    for n in 10..10_000 {
-        relay(n, &mut session);
+    // Three windows of 3,330 packets each. The allocator counts every
+    // thread of the process, and libtest's main thread allocates once,
+    // lazily, when it first blocks waiting for this test (seen on a loaded
+    // machine: one 96-byte allocation never freed): so one window may
+    // catch that. An allocation per packet, or per thousand, shows in every
+    // window; at least two of the three must be clean.
+    let mut windows = Vec::with_capacity(3);
+    let mut n = 10;
+    for _ in 0..3 {
+        let region = Region::new(GLOBAL);
+        for _ in 0..3_330 {
+            relay(n, &mut session);
+            n += 1;
+        }
+        windows.push(region.change());
     }
-    let change = region.change();
-    assert_eq!(
-        (change.allocations, change.reallocations),
-        (0, 0),
-        "{change:?}"
-    );
+    let clean = windows
+        .iter()
+        .filter(|change| (change.allocations, change.reallocations) == (0, 0))
+        .count();
+    assert!(clean >= 2, "allocations while relaying: {windows:?}");
     let stats = session.leg_stats(Leg::Caller).unwrap().srtp.unwrap();
     assert_eq!(
         (stats.received.packets, stats.sent.packets),
