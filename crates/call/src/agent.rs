@@ -14,7 +14,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use bytestring::ByteString;
-use media::sdp::{self, Direction, LocalMedia, SessionDescription};
+use media::sdp::{self, LocalMedia, SessionDescription};
 use media::session::Leg;
 use rand::RngCore;
 use routing::{AgentId, OfferFailure};
@@ -739,18 +739,7 @@ impl Call {
         else {
             return;
         };
-        local.direction = if on_hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
-        local.session_version += 1;
-        let mut reinvite = dialog.request(Method::Invite);
-        reinvite.headers.push(HeaderName::Contact, &contact);
-        reinvite
-            .headers
-            .push(HeaderName::ContentType, "application/sdp");
-        reinvite.body = Bytes::from(sdp::create_offer(local).to_string());
+        let reinvite = signal::hold_reinvite(dialog, local, on_hold, &contact);
         let peer = leg.peer;
         self.push(Action::Send {
             request: reinvite,
@@ -771,19 +760,7 @@ impl Call {
         else {
             return;
         };
-        local.direction = if on_hold {
-            Direction::SendOnly
-        } else {
-            Direction::SendRecv
-        };
-        local.session_version += 1;
-        let offer = sdp::create_offer(local).to_string();
-        let mut reinvite = dialog.request(Method::Invite);
-        reinvite.headers.push(HeaderName::Contact, &contact);
-        reinvite
-            .headers
-            .push(HeaderName::ContentType, "application/sdp");
-        reinvite.body = Bytes::from(offer);
+        let reinvite = signal::hold_reinvite(dialog, local, on_hold, &contact);
         let peer = dialog.peer;
         self.push(Action::Send {
             request: reinvite,

@@ -27,6 +27,30 @@ pub fn contact(advertise: IpAddr, sip_port: u16) -> String {
     )
 }
 
+/// The re-INVITE that passes a hold (or its end) on to the other side of
+/// the bridge: our session again, `sendonly` on hold and `sendrecv` off it,
+/// as a new version of it (RFC 3264 §8.4).
+pub fn hold_reinvite(
+    dialog: &mut sip::dialog::Dialog,
+    local: &mut media::sdp::LocalMedia,
+    on_hold: bool,
+    contact: &str,
+) -> Request {
+    local.direction = if on_hold {
+        media::sdp::Direction::SendOnly
+    } else {
+        media::sdp::Direction::SendRecv
+    };
+    local.session_version += 1;
+    let mut reinvite = dialog.request(Method::Invite);
+    reinvite.headers.push(HeaderName::Contact, contact);
+    reinvite
+        .headers
+        .push(HeaderName::ContentType, "application/sdp");
+    reinvite.body = Bytes::from(media::sdp::create_offer(local).to_string());
+    reinvite
+}
+
 /// A response to `request` with our To tag.
 pub fn response(request: &Headers, status: StatusCode, tag: &str) -> Response {
     Response::to_request(request, status, Some(tag))
