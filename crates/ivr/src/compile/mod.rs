@@ -230,27 +230,10 @@ impl<'a> Reader<'a> {
         value: Spanned<DeValue<'i>>,
         name: &str,
     ) -> Vec<T> {
-        let span = value.span();
-        match value.into_inner() {
-            DeValue::Array(array) => {
-                let mut items = Vec::new();
-                for element in array.iter() {
-                    if let Some(item) = self.item(element.clone()) {
-                        items.push(item);
-                    }
-                }
-                items
-            }
-            _ => {
-                self.sink.error(
-                    ErrorKind::InvalidValue,
-                    span,
-                    format!("`{name}` must be an array of tables ([[{name}]])"),
-                );
-                self.incomplete = true;
-                Vec::new()
-            }
-        }
+        self.spanned_array_items(value, name)
+            .into_iter()
+            .map(Spanned::into_inner)
+            .collect()
     }
 
     /// `[[name]]` whose items keep their span (for messages that point

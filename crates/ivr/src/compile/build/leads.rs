@@ -440,19 +440,10 @@ impl Builder<'_, '_> {
         key: &str,
         default: Duration,
     ) -> Option<Duration> {
-        let Some(value) = value else {
-            return Some(default);
-        };
-        let duration = self.duration(value, key)?;
-        if duration.is_zero() {
-            self.error(
-                ErrorKind::InvalidValue,
-                value.span(),
-                format!("`{key}` must be longer than zero"),
-            );
-            return None;
+        match value {
+            None => Some(default),
+            Some(_) => self.positive(value, key),
         }
-        Some(duration)
     }
 }
 

@@ -225,7 +225,7 @@ impl Builder<'_, '_> {
     }
 
     /// A duration key that must be more than zero.
-    fn positive(&mut self, value: &Option<S<String>>, key: &str) -> Option<Duration> {
+    pub(super) fn positive(&mut self, value: &Option<S<String>>, key: &str) -> Option<Duration> {
         let value = value.as_ref()?;
         let duration = self.duration(value, key)?;
         if duration.is_zero() {
