@@ -26,15 +26,9 @@ pub struct CallsQuery {
 /// `GET /api/calls?limit=N`: the journal's calls, newest first (see
 /// [`recent_calls`]).
 pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>) -> Response {
-    let limit = match query.limit.as_deref().map(str::parse::<usize>) {
-        None => DEFAULT_LIMIT,
-        Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,
-        Some(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("limit must be a number from 1 to {MAX_LIMIT}"),
-            );
-        }
+    let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
+        Ok(limit) => limit,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match recent_calls(&state.app, limit).await {
         Ok(calls) => Json(json!({ "calls": calls })).into_response(),

@@ -83,15 +83,9 @@ pub struct LeadsQuery {
 
 /// `GET /api/leads?state=&limit=`: newest first.
 pub async fn list(State(state): State<AppState>, Query(query): Query<LeadsQuery>) -> Response {
-    let limit = match query.limit.as_deref().map(str::parse::<usize>) {
-        None => DEFAULT_LIMIT,
-        Some(Ok(limit)) if (1..=MAX_LIMIT).contains(&limit) => limit,
-        Some(_) => {
-            return error_response(
-                StatusCode::BAD_REQUEST,
-                &format!("limit must be a number from 1 to {MAX_LIMIT}"),
-            );
-        }
+    let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
+        Ok(limit) => limit,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     let wanted = match query.state.as_deref().filter(|s| !s.is_empty()) {
         None => None,

@@ -125,6 +125,16 @@ async fn method_not_allowed() -> Response {
     error_response(StatusCode::METHOD_NOT_ALLOWED, "method not allowed")
 }
 
+/// A list's `?limit=`: `default` when absent, else a number from 1 to
+/// `max`; anything else is refused with a 400 whose message says so.
+pub fn list_limit(limit: Option<&str>, default: usize, max: usize) -> Result<usize, String> {
+    match limit.map(str::parse::<usize>) {
+        None => Ok(default),
+        Some(Ok(limit)) if (1..=max).contains(&limit) => Ok(limit),
+        Some(_) => Err(format!("limit must be a number from 1 to {max}")),
+    }
+}
+
 /// The API's error shape: `{"error": "message"}`.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()
