@@ -66,6 +66,7 @@
 # second table with the 503 and 200 times of the captured steps.
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
 RATES="${RATES:-200 500 1000 1500 2000}"
 STEP_S="${STEP_S:-10}"
@@ -105,21 +106,6 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
-cpu_ticks() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
-free_port() {
-  python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-# The last cumulative value of a SIPp -trace_stat column.
-stat_last() {
-  python3 - "$1" "$2" <<'PY'
-import csv, sys
-try:
-    rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
-    print(int(float(dict(zip(rows[0], rows[-1]))[sys.argv[2]] or 0)))
-except Exception:
-    print(0)
-PY
-}
 
 { echo "commit $(git -C "$ROOT" rev-parse --short HEAD)"; echo "uptime $(uptime)";
   echo "nproc $(nproc)"; sipp -v 2>&1 | grep -m1 SIPp; kamailio -v 2>/dev/null | head -1;

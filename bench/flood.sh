@@ -27,6 +27,7 @@
 #   OUT            results folder                   [/tmp/frontdesk-bench-flood-<date>]
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
 RATE="${RATE:-20000}"
 DURATION_S="${DURATION_S:-30}"
 CALLS_PER_S="${CALLS_PER_S:-50}"
@@ -54,19 +55,7 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
-cpu_ticks() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 + $13}'; }
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 hwm_kib() { awk '/^VmHWM:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
-stat_last() {
-  python3 - "$1" "$2" <<'PY'
-import csv, sys
-try:
-    rows = list(csv.reader(open(sys.argv[1]), delimiter=';'))
-    print(int(float(dict(zip(rows[0], rows[-1]))[sys.argv[2]] or 0)))
-except Exception:
-    print(0)
-PY
-}
 
 { echo "commit $(git -C "$ROOT" rev-parse --short HEAD)"; echo "uptime $(uptime)";
   echo "nproc $(nproc)"; sipp -v 2>&1 | grep -m1 SIPp;

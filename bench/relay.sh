@@ -73,6 +73,7 @@
 #                  relay's own)
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
 PEERS="${PEERS:-$ROOT/../shared/peers}"
 CALLS="${CALLS:-1000}"
 MEASURE_S="${MEASURE_S:-10}"
@@ -164,9 +165,6 @@ PY
 }
 trap stop_all EXIT INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 # An even UDP port P with P..P+$3-1 free (4 by default), between $1 and
 # $2: RTP at P (and P+2), nothing of ours at the RTCP ports, so that no
 # stray datagram of the relay can land on a socket of the bench.
@@ -193,20 +191,8 @@ sys.exit("no free port block")
 PY
 }
 # frontdesk's resident set now, KiB.
-rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 udp_port_free() {
   python3 -c 'import socket, sys; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind((sys.argv[1], int(sys.argv[2])))' "${1%:*}" "${1##*:}" 2>/dev/null
-}
-# The last cumulative value of a SIPp -trace_stat column.
-stat_last() {
-  python3 - "$1" "$2" <<'PY'
-import csv, sys
-try:
-    rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
-    print(int(float(dict(zip(rows[0], rows[-1]))[sys.argv[2]] or 0)))
-except Exception:
-    print(0)
-PY
 }
 # Waits (bounded) for a process started in the background; its exit code.
 wait_bounded() {

@@ -59,6 +59,7 @@
 #   OUT            results folder                   [/tmp/frontdesk-bench-soak-<date>]
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
 RATE="${RATE:-100}"
 DURATION_S="${DURATION_S:-1800}"
 TALK_MS="${TALK_MS:-3000}"
@@ -95,19 +96,6 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
-free_port() {
-  python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
-stat_last() {
-  python3 - "$1" "$2" <<'PY'
-import csv, sys
-try:
-    rows = list(csv.reader(open(sys.argv[1]), delimiter=";"))
-    print(int(float(dict(zip(rows[0], rows[-1]))[sys.argv[2]] or 0)))
-except Exception:
-    print(0)
-PY
-}
 
 { echo "commit $(git -C "$ROOT" rev-parse --short HEAD)"; echo "uptime $(uptime)";
   echo "nproc $(nproc)"; sipp -v 2>&1 | grep -m1 SIPp;
