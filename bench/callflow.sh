@@ -37,11 +37,14 @@
 #   KAMAILIO_HOLD_MS  Kamailio's call hold         [TALK_MS]
 #   FRONTDESK_BIN  the binary                      [target/release/frontdesk]
 #   FRONTDESK_LOG  RUST_LOG for frontdesk          [warn]
+#   FRONTDESK_FLAGS more flags for `frontdesk run`, e.g. "--worker-nice 10" [none]
 #   RELAY          lossy-relay flags; when set, the callers reach frontdesk
 #                  through bench/lossy-relay (SIP and RTP, both ways), e.g.
 #                  "--loss 0.05 --jitter-ms 50 --seed 18"; use TARGETS=frontdesk
 #                                                  [unset: no relay]
 #   RELAY_BIN      the relay                       [bench/lossy-relay/target/release/lossy-relay]
+#   SIPP_NICE      nice steps for every SIPp (both targets), so the load
+#                  generator does not preempt the server it measures   [0]
 #   OUT            results folder                  [/tmp/frontdesk-bench-callflow-<date>]
 #   CAPTURE_RATE   frontdesk: the steps (one rate or a list) whose SIP traffic
 #                  is captured on lo (dumpcap, CAPTURE_S seconds from 2 s into
@@ -77,12 +80,14 @@ TARGETS="${TARGETS:-frontdesk kamailio}"
 KAMAILIO_HOLD_MS="${KAMAILIO_HOLD_MS:-$TALK_MS}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-$ROOT/target/release/frontdesk}"
 FRONTDESK_LOG="${FRONTDESK_LOG:-warn}"
+FRONTDESK_FLAGS="${FRONTDESK_FLAGS:-}"
 RELAY="${RELAY:-}"
 RELAY_BIN="${RELAY_BIN:-$ROOT/bench/lossy-relay/target/release/lossy-relay}"
 OUT="${OUT:-/tmp/frontdesk-bench-callflow-$(date +%Y%m%d-%H%M%S)}"
 CAPTURE_RATE="${CAPTURE_RATE:-}"
 CAPTURE_S="${CAPTURE_S:-3}"
 RTP_PORTS="${RTP_PORTS:-20000-59999}"
+SIPP_NICE="${SIPP_NICE:-0}"
 IP=127.0.0.1
 SIPP_BUFF=4194304
 
@@ -106,10 +111,21 @@ stop_all() {
 }
 trap stop_all EXIT INT TERM
 
+# SIPP_NICE: every SIPp of the run (callers, agents, and Kamailio's, through
+# PATH) runs that many nice steps below the server under test. The load
+# generator shares the server's two cores here; on a real network it is
+# another machine. Without it, at 3,000 calls/s the callers' SIPp takes
+# 0.8 of a core and preempts the server's threads (BENCHMARKS.md, issue 18).
+if [ "$SIPP_NICE" != 0 ]; then
+  mkdir -p "$OUT/bin"
+  printf '#!/bin/sh\nexec nice -n %s %s "$@"\n' "$SIPP_NICE" "$(command -v sipp)" > "$OUT/bin/sipp"
+  chmod +x "$OUT/bin/sipp"; export PATH="$OUT/bin:$PATH"
+fi
+
 
 { echo "commit $(git -C "$ROOT" rev-parse --short HEAD)"; echo "uptime $(uptime)";
   echo "nproc $(nproc)"; sipp -v 2>&1 | grep -m1 SIPp; kamailio -v 2>/dev/null | head -1;
-  echo "rates $RATES, step ${STEP_S} s, talk ${TALK_MS} ms, agents $AGENTS";
+  echo "rates $RATES, step ${STEP_S} s, talk ${TALK_MS} ms, agents $AGENTS, SIPp nice $SIPP_NICE";
   [ -z "$RELAY" ] || echo "callers through lossy-relay $RELAY"; } | tee "$OUT/machine.txt"
 
 if [[ " $TARGETS " == *" frontdesk "* ]]; then
@@ -117,7 +133,7 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
   python3 "$ROOT/bench/bench-dialplan.py" "$OUT/dialplan" "$AGENTS" "$UAS_PORT" > /dev/null || exit 1
   RUST_LOG="$FRONTDESK_LOG" NO_COLOR=1 "$FRONTDESK_BIN" run --sip $IP:0 --http $IP:0 \
       --rtp-ports "$RTP_PORTS" --data "$OUT/data" --admin-token bench-token \
-      --dialplan "$OUT/dialplan/bench.toml" > "$OUT/frontdesk.out" 2> "$OUT/frontdesk.log" &
+      --dialplan "$OUT/dialplan/bench.toml" $FRONTDESK_FLAGS > "$OUT/frontdesk.out" 2> "$OUT/frontdesk.log" &
   FPID=$!; echo $FPID > "$OUT/frontdesk.pid"
   port=""; http=""; deadline=$((SECONDS + 60))
   while [ -z "$http" ]; do
@@ -183,7 +199,7 @@ if [[ " $TARGETS " == *" frontdesk "* ]]; then
     fi
     # The callers' media port: a free one, not SIPp's fixed default (another
     # SIPp on the machine, a test's, may hold 16000).
-    media_port=$(free_port)
+    media_port=$(free_media_port)
     ( cd "$step" && exec /usr/bin/time -f "%U %S %e" -o uac.time timeout $(( STEP_S + 60 )) \
         sipp "$callers_to" -sf "$ROOT/bench/sipp/caller.xml" -s +15550100 -set dtmf 1 \
         -set rtp_port $media_port -mp $media_port -i $IP -bind_local -r "$rate" -rp 1000 -m $m \

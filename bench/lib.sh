@@ -14,6 +14,28 @@ free_port() {
   python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
 }
 
+# An even UDP port P with P..P+3 free, above the kernel's ephemeral range
+# and every bench's RTP range (61000-64999): SIPp's media port (it binds P
+# for audio and P+2 for video), which neither the daemon's random port
+# lease nor another program's bind(0) can take meanwhile.
+free_media_port() {
+  python3 - <<'PY'
+import random, socket
+for _ in range(200):
+    port = random.randrange(61000, 64996, 2)
+    socks = []
+    try:
+        for p in range(port, port + 4):
+            s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); socks.append(s)
+            s.bind(("127.0.0.1", p))
+    except OSError:
+        continue
+    finally:
+        for s in socks: s.close()
+    print(port); break
+PY
+}
+
 # The last cumulative value of column $2 of SIPp's -trace_stat file $1
 # (0 when the file or the column is missing).
 stat_last() {

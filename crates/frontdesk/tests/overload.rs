@@ -128,3 +128,56 @@ fn past_the_admission_threshold_new_calls_get_503_and_an_urgent_one_gets_through
         "{calls:#?}"
     );
 }
+
+/// Each thread's name and nice value, from `/proc/PID/task/*/stat`.
+fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
+    let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
+    let mut threads = Vec::new();
+    for task in tasks.flatten() {
+        let (Ok(comm), Ok(stat)) = (
+            std::fs::read_to_string(task.path().join("comm")),
+            std::fs::read_to_string(task.path().join("stat")),
+        ) else {
+            continue; // the thread ended meanwhile
+        };
+        // The fields after the `(comm)`: state is the 3rd field, nice the 19th.
+        let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
+        let nice = after
+            .split(' ')
+            .nth(16)
+            .and_then(|field| field.parse().ok())
+            .expect("a nice field");
+        threads.push((comm.trim().to_string(), nice));
+    }
+    threads
+}
+
+#[test]
+fn the_sip_front_end_runs_ahead_of_the_call_threads() {
+    let (_dir, daemon) = daemon(&["--worker-nice", "7"]);
+    let threads = thread_niceness(daemon.pid());
+    let front: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name == "sip-front")
+        .collect();
+    let workers: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name == "tokio-rt-worker")
+        .collect();
+    assert_eq!(front.len(), 1, "{threads:?}");
+    assert!(!workers.is_empty(), "{threads:?}");
+    let base = front[0].1;
+    assert!(
+        workers.iter().all(|(_, nice)| *nice == (base + 7).min(19)),
+        "{threads:?}"
+    );
+    // And the journal's writer keeps the front end's priority: it must
+    // keep up with the calls it records.
+    assert!(
+        threads
+            .iter()
+            .filter(|(name, _)| name == "records-journal")
+            .all(|(_, nice)| *nice == base),
+        "{threads:?}"
+    );
+}

@@ -106,10 +106,16 @@ impl DemoArgs {
 /// Runs the demo; exit 0 after SIGTERM or SIGINT, 1 when it cannot start
 /// or the daemon fails.
 pub fn demo(args: DemoArgs) -> ExitCode {
-    super::serve(demo::run(args.into_config()), |error| match error {
-        DemoError::Daemon(daemon) => Some(daemon),
-        _ => None,
-    })
+    // The demo's agents and patients share the daemon's runtime: no
+    // priorities between them.
+    super::serve(
+        demo::run(args.into_config()),
+        |error| match error {
+            DemoError::Daemon(daemon) => Some(daemon),
+            _ => None,
+        },
+        0,
+    )
 }
 
 #[cfg(test)]

@@ -102,13 +102,16 @@ impl Cli {
 /// Runs `future` (the daemon, or the demo around it) on a multi-threaded
 /// runtime and turns its end into the exit code: 0 after SIGTERM or SIGINT;
 /// 1 when it cannot start or fails, with a dialplan's errors printed as
-/// `PATH:LINE:COLUMN: message` lines.
+/// `PATH:LINE:COLUMN: message` lines. The runtime's threads run `worker_nice`
+/// steps nicer than the SIP front end's (`daemon::front`).
 pub(crate) fn serve<E: std::fmt::Display>(
     future: impl std::future::Future<Output = Result<(), E>>,
     daemon_error: impl Fn(&E) -> Option<&crate::daemon::DaemonError>,
+    worker_nice: u8,
 ) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
+        .on_thread_start(move || crate::daemon::front::lower_this_thread(worker_nice))
         .build()
     {
         Ok(runtime) => runtime,

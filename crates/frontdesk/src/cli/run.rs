@@ -86,6 +86,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
     overload_retry_after: u32,
 
+    /// Nice steps the call, media and HTTP threads run below the SIP front
+    /// end's thread, so that refusing calls under overload (503) is not
+    /// queued behind the calls already admitted; 0 turns it off.
+    #[arg(long, value_name = "STEPS", default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=19))]
+    worker_nice: u8,
+
     /// POST overload alerts (raised and cleared) as JSON to this http:// URL.
     #[arg(long, value_name = "URL")]
     alert_webhook: Option<String>,
@@ -217,7 +223,12 @@ fn parse_advertise(text: &str) -> Result<IpAddr, String> {
 /// Runs the daemon; exit 0 after SIGTERM or SIGINT, 1 when it cannot start
 /// or a service fails.
 pub fn run(args: RunArgs) -> ExitCode {
-    super::serve(daemon::run(args.into_config()), |error| Some(error))
+    let worker_nice = args.worker_nice;
+    super::serve(
+        daemon::run(args.into_config()),
+        |error| Some(error),
+        worker_nice,
+    )
 }
 
 #[cfg(test)]

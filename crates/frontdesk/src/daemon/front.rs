@@ -13,12 +13,41 @@
 //! that sleeps), reads and answers what it can answer alone at once, and
 //! its sockets are registered with its own reactor, so their readiness is
 //! noticed without waiting for a busy worker to poll the main one.
+//!
+//! A thread of its own is not enough when the two cores are full: the
+//! front end then waits for the CPU among the runtime's workers, and a
+//! refused caller's 503 came 30–60 ms late at the median (BENCHMARKS.md,
+//! issue 18). So the bulk of the work, the main runtime's threads, runs a
+//! little nicer than the front end ([`lower_this_thread`], `--worker-nice`):
+//! the shedding path is scheduled ahead of the work it protects, the way a
+//! NIC's interrupt is ahead of the application. Raising the front end's own
+//! priority would need `CAP_SYS_NICE`; lowering the workers' needs nothing.
 
 use std::future::Future;
 
 use tokio::runtime::{Builder, Handle};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
+
+/// Lowers the calling thread's scheduling priority by `nice` steps (Linux
+/// keeps a nice value per thread; `setpriority(2)`, "BUGS"), for the main
+/// runtime's workers and blocking threads. The threads the daemon starts
+/// from its main thread (this front end, the journal's writer and
+/// checkpointer) keep the main thread's priority: the journal must keep up
+/// with the calls it records.
+/// 0 leaves the thread as it is. A failure is logged once per thread and
+/// otherwise ignored: priority is an optimisation, not a requirement.
+pub fn lower_this_thread(nice: u8) {
+    if nice == 0 {
+        return;
+    }
+    let lowered = rustix::process::getpriority_process(None).and_then(|current| {
+        rustix::process::setpriority_process(None, (current + i32::from(nice)).min(19))
+    });
+    if let Err(error) = lowered {
+        tracing::debug!("cannot lower a worker thread's priority: {error}");
+    }
+}
 
 /// The front end's runtime; stops when dropped.
 #[derive(Debug)]

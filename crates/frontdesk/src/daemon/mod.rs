@@ -21,7 +21,7 @@
 //! reloads the certificate too ([`tls`]).
 
 mod config;
-mod front;
+pub(crate) mod front;
 mod signals;
 mod tls;
 
