@@ -62,8 +62,10 @@
 # 200 (-default_behaviors all,-abortunexp), as a phone does; the relay's
 # last counters are kept in each step's relay.txt.
 # Goodput (issue 18): per frontdesk step, the calls refused by admission
-# control (frontdesk_calls_refused_total, all reasons: each got a 503 with
-# Retry-After), the calls accepted (created - refused), the calls that
+# control (the callers' SIPp calls that ended on the 503 with Retry-After;
+# frontdesk_calls_refused_total, which also counts the 503s answering
+# retransmitted INVITEs, is kept as "refusals_sent" in the step's JSON),
+# the calls accepted (created - refused), the calls that
 # reached an agent per second of the step (goodput), and the accepted calls
 # that did not reach an agent ("accepted failed": must be 0); printed as a
 # second table with the 503 and 200 times of the captured steps.
@@ -289,8 +291,12 @@ total = x["successful"] + x["failed"]
 x["failed_total"] = x["failed"] + unbridged
 x["failed_total_pct"] = round(100.0 * x["failed_total"] / total, 3) if total else None
 x["load1"] = open(os.path.join(d, "loadavg")).read().strip()
-x["refused_503"] = refused
-x["accepted"] = x["calls_created"] - refused
+# A call refused is one SIPp's caller saw end on the 503 (an unexpected
+# message in its scenario). The daemon's counter counts 503s sent, one per
+# retransmitted INVITE too, so it is kept apart.
+x["refused_503"] = x["failed_unexpected"]
+x["refusals_sent"] = refused
+x["accepted"] = x["calls_created"] - x["refused_503"]
 x["accepted_failed"] = max(0, x["accepted"] - agent_calls)
 x["goodput_cps"] = round(agent_calls / step_s, 1)
 try:
