@@ -93,7 +93,12 @@ pub fn spawn(
         media_events: None,
         _source_slot: source_slot,
     };
-    services.tasks.spawn(driver.run().instrument(span));
+    // Boxed and run by reference, as the media task is: a future of an
+    // `async fn` taking `self` by value holds it twice.
+    let mut driver = Box::new(driver);
+    services
+        .tasks
+        .spawn(async move { driver.run().await }.instrument(span));
 }
 
 struct Driver {
@@ -113,7 +118,7 @@ struct Driver {
 }
 
 impl Driver {
-    async fn run(mut self) {
+    async fn run(&mut self) {
         metrics::gauge!("frontdesk_active_calls").increment(1.0);
         let services = Arc::clone(&self.services);
         self.core.start(
@@ -248,12 +253,13 @@ impl Driver {
                 media::driver::MediaCommand::AddLeg {
                     leg: Leg::Agent,
                     lease,
-                    media,
+                    media: Box::new(media),
                 }
             }
-            MediaAction::UpdateLeg { leg, media } => {
-                media::driver::MediaCommand::UpdateLeg { leg, media }
-            }
+            MediaAction::UpdateLeg { leg, media } => media::driver::MediaCommand::UpdateLeg {
+                leg,
+                media: Box::new(media),
+            },
             MediaAction::RemoveLeg { leg } => media::driver::MediaCommand::RemoveLeg { leg },
             MediaAction::Play {
                 leg,
