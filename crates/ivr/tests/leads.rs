@@ -89,7 +89,10 @@ fn the_demo_clinic_routes_leads() {
     );
     let trunk = plan.trunk("carrier").expect("[trunks.carrier]");
     assert_eq!(trunk.uri().port, Some(5062));
-    assert_eq!(trunk.ring_timeout(), ivr::leads::Trunk::DEFAULT_RING_TIMEOUT);
+    assert_eq!(
+        trunk.ring_timeout(),
+        ivr::leads::Trunk::DEFAULT_RING_TIMEOUT
+    );
     assert!(trunk.permits(&PhoneNumber::parse("+13125550199", None).unwrap()));
     assert!(!trunk.permits(&PhoneNumber::parse("+19005550199", None).unwrap()));
     assert!(plan.trust().is_trusted("127.0.0.1".parse().unwrap()));
