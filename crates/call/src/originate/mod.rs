@@ -61,7 +61,8 @@ use rand::rngs::StdRng;
 use sip::Peer;
 use sip::dialog::Dialog;
 use sip::message::validate::ValidResponse;
-use sip::message::{Method, Request, Response, Uri};
+use sip::message::{Method, Request, Response};
+use sip::registrar::Binding;
 use sip::transaction::{ClientTransactionId, Event, ServerTransactionId};
 use tracing::{debug, info, warn};
 
@@ -79,10 +80,10 @@ pub const CANCEL_LINGER: Duration = Duration::from_secs(32);
 pub struct OriginateSetup {
     /// The agent (`1004`), for their phone's To and the reports.
     pub agent: String,
-    /// The agent's registered contact (the INVITE's Request-URI).
-    pub agent_uri: Uri,
-    /// Where the agent's INVITE goes (the registration's flow).
-    pub agent_peer: Peer,
+    /// The agent's phone: its registration (the INVITE goes to its
+    /// contact, over the flow it registered on, as the call path rings
+    /// agents).
+    pub agent_binding: Binding,
     /// What the agent's phone shows as the caller.
     pub display: String,
     /// The patient's number, E.164, already allowed by the trunk.
@@ -419,7 +420,10 @@ impl Originate {
         let agent_call_id = ByteString::from(format!("{}-a@frontdesk", tag(&mut rng)));
         let patient_call_id = ByteString::from(format!("{}-p@frontdesk", tag(&mut rng)));
         Originate {
-            agent: OutLeg::new(setup.agent_peer, agent_call_id),
+            agent: OutLeg::new(
+                crate::agent::ring_target(&setup.agent_binding),
+                agent_call_id,
+            ),
             patient: OutLeg::new(setup.trunk.peer, patient_call_id),
             config,
             setup,
@@ -666,7 +670,7 @@ impl Originate {
         let offer = sdp::create_offer(&local);
         let from_tag = tag(&mut self.rng);
         let mut invite = crate::signal::agent_invite(
-            &self.setup.agent_uri,
+            self.setup.agent_binding.uri(),
             &self.setup.agent,
             &self.setup.display,
             std::net::SocketAddr::new(self.config.advertise, self.config.sip_port),

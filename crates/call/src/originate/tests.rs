@@ -37,8 +37,9 @@ fn setup(credentials: bool) -> OriginateSetup {
     let agent = addr(AGENT);
     OriginateSetup {
         agent: "1004".into(),
-        agent_uri: Uri::parse(&ByteString::from(format!("sip:1004@{agent}"))).expect("a URI"),
-        agent_peer: Peer::udp(agent),
+        // The virtual clock's origin does for the binding's times.
+        #[allow(clippy::disallowed_methods)]
+        agent_binding: crate::tests::binding("1004", agent, false, Instant::now()),
         display: "Lead l-1 · Orthopedics".into(),
         patient: PATIENT.into(),
         trunk: TrunkRoute {
