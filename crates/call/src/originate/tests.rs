@@ -695,3 +695,45 @@ fn the_trunk_route_hides_its_password() {
     let shown = format!("{:?}", setup(true).trunk);
     assert!(!shown.contains("s3cret"), "{shown}");
 }
+
+use proptest::strategy::Strategy;
+
+proptest::proptest! {
+    /// Whatever a 401 or 407 carries (the trunk's text, unchecked), the
+    /// call never panics: it answers one readable digest challenge once,
+    /// or gives up with `trunk_auth_failed`.
+    #[test]
+    fn any_challenge_header_is_answered_once_or_refused(
+        value in proptest::prop_oneof![
+            "[ -~]{0,200}",
+            // Near a real challenge: a digest with odd parameters.
+            ("[a-z.]{0,12}", "[ -~]{0,20}", "(, algorithm=[A-Za-z0-9-]{0,12})?", "(, qop=\"[a-z,-]{0,12}\")?")
+                .prop_map(|(realm, nonce, algorithm, qop)| format!(
+                    "Digest realm=\"{realm}\", nonce=\"{}\"{algorithm}{qop}",
+                    nonce.replace(['"', '\\'], "")
+                )),
+        ],
+        proxy in proptest::bool::ANY,
+    ) {
+        let mut h = Harness::agent_answered(true);
+        let (status, name) = if proxy {
+            (407, "Proxy-Authenticate")
+        } else {
+            (401, "WWW-Authenticate")
+        };
+        h.answers_from(TRUNK, status, &format!("{name}: {value}\n"), TRUNK);
+        let readable = sip::message::AuthParams::parse(&ByteString::from(value.trim()))
+            .ok()
+            .is_some_and(|params| Challenge::from_params(&params).is_ok());
+        if readable {
+            proptest::prop_assert_eq!(h.invites_to(TRUNK), 2);
+            proptest::prop_assert!(!h.call.is_finished());
+        } else {
+            proptest::prop_assert_eq!(h.invites_to(TRUNK), 1);
+            proptest::prop_assert_eq!(
+                h.call.result(),
+                Some(Progress::Failed(Failure::TrunkAuthFailed))
+            );
+        }
+    }
+}
