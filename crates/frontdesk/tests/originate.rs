@@ -219,6 +219,11 @@ fn the_agent_answers_the_trunk_challenges_then_answers_and_the_two_are_bridged()
         metric(&daemon, "frontdesk_originate_total{result=\"connected\"}"),
         Some(1.0)
     );
+    // The logs name the patients by pseudonym only.
+    let logs = daemon.stderr();
+    for number in ["3125550199", "9005550199", "2071234567"] {
+        assert!(!logs.contains(number), "{number} in the logs");
+    }
 }
 
 #[test]
