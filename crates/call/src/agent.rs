@@ -199,7 +199,7 @@ impl Legs {
 /// unreachable until it registers again). Over UDP, the Contact when it
 /// names the address the REGISTER came from (the phone is reachable as it
 /// says); otherwise the REGISTER's source, the way through the phone's NAT.
-fn ring_target(binding: &sip::registrar::Binding) -> Peer {
+pub(crate) fn ring_target(binding: &sip::registrar::Binding) -> Peer {
     let source = binding.source;
     if source.transport.is_reliable() {
         return source;

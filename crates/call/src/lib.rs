@@ -45,6 +45,11 @@
 //! The [`Environment`] gives read-only views of shared state a call
 //! consults as it goes: the dialplan in force and the agents' bindings.
 //!
+//! A second core, [`originate::Originate`], is an outbound call: it rings
+//! an agent's phone, then dials a patient through the carrier's trunk and
+//! bridges the two (click-to-call, callbacks). It shares the messages,
+//! tokens and SDP of this crate, not the patient-INVITE-shaped [`Call`].
+//!
 //! A thin driver in the binary (`frontdesk`'s `calls` module) owns one core
 //! per call in a task and performs its actions; it decides nothing.
 //!
@@ -62,6 +67,7 @@ mod agent;
 mod call;
 mod clock;
 mod journal;
+pub mod originate;
 mod queue;
 mod record;
 pub mod signal;

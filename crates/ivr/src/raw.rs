@@ -255,6 +255,7 @@ pub(crate) struct RawTrunk {
     pub allow: Vec<S<String>>,
     #[serde(default)]
     pub deny: Vec<S<String>>,
+    pub ring_timeout: Option<S<String>>,
 }
 
 /// `[announcements]`

@@ -89,6 +89,10 @@ fn the_demo_clinic_routes_leads() {
     );
     let trunk = plan.trunk("carrier").expect("[trunks.carrier]");
     assert_eq!(trunk.uri().port, Some(5062));
+    assert_eq!(
+        trunk.ring_timeout(),
+        ivr::leads::Trunk::DEFAULT_RING_TIMEOUT
+    );
     assert!(trunk.permits(&PhoneNumber::parse("+13125550199", None).unwrap()));
     assert!(!trunk.permits(&PhoneNumber::parse("+19005550199", None).unwrap()));
     assert!(plan.trust().is_trusted("127.0.0.1".parse().unwrap()));
@@ -242,8 +246,10 @@ postal_prefixes = ["6061", "SW1A"]
 uri = "sip:127.0.0.9:5062"
 caller_id = "+15550100"
 allow = ['^\+1']
+ring_timeout = "12s"
 "#;
     let plan = plan_with(extra).expect("valid");
+    assert_eq!(plan.trunk("carrier").unwrap().ring_timeout().as_secs(), 12);
     let website = plan.source("website").unwrap();
     assert_eq!(website.priority(), Priority::Urgent);
     assert_eq!(website.respond_within().as_secs(), 600);
@@ -354,4 +360,22 @@ fn country_and_lead_capacity() {
     let plan = Dialplan::from_toml(&text, "plan.toml", "tests/data").expect("valid");
     assert_eq!(plan.clinic().country().unwrap().code(), "GB");
     assert_eq!(plan.agents()[0].lead_capacity(), 0);
+}
+
+#[test]
+fn a_trunk_ring_timeout_must_be_longer_than_zero() {
+    let extra = r#"
+[trunks.carrier]
+uri = "sip:127.0.0.9:5062"
+caller_id = "+15550100"
+ring_timeout = "0s"
+"#;
+    let found: Vec<String> = errors(extra).into_iter().map(|(_, e)| e).collect();
+    assert_eq!(
+        found,
+        [format!(
+            "plan.toml:{}:16: `ring_timeout` must be longer than zero",
+            line_of(extra, "0s")
+        )]
+    );
 }

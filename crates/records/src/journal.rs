@@ -15,7 +15,7 @@ use crate::checkpoint::Checkpointer;
 use crate::entry::JournalEntry;
 use crate::error::{JournalError, RecordError};
 use crate::fault::FaultPlan;
-use crate::leads::{LeadReply, LeadStored, LeadWriteError, NewLead};
+use crate::leads::{LeadEvent, LeadReply, LeadStored, LeadWriteError, NewLead};
 use crate::reader::Reader;
 use crate::schema::{self, Synchronous};
 use crate::storage;
@@ -203,6 +203,8 @@ enum Message {
     Entry(JournalEntry),
     /// A lead, committed at once (with whatever else is queued).
     Lead(Box<PendingLead>),
+    /// A step of a stored lead's history, batched like an entry.
+    LeadEvent(Box<LeadEvent>),
     /// Commit everything before this, then answer.
     Flush(Sender<()>),
     /// Commit everything queued, then stop and answer.
@@ -231,6 +233,25 @@ impl JournalHandle {
         // is about to subtract.
         self.shared.backlog.fetch_add(1, Ordering::SeqCst);
         match self.sender.try_send(Message::Entry(entry)) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
+                let error = match error {
+                    TrySendError::Full(_) => RecordError::Full,
+                    TrySendError::Disconnected(_) => RecordError::Closed,
+                };
+                self.shared.count_drop(error);
+                Err(error)
+            }
+        }
+    }
+
+    /// Queues a step of a stored lead's history ([`LeadEvent`]) and
+    /// returns at once; dropped and counted like [`Self::record`]'s
+    /// entries when the backlog is full or the journal closed.
+    pub fn record_lead_event(&self, event: LeadEvent) -> Result<(), RecordError> {
+        self.shared.backlog.fetch_add(1, Ordering::SeqCst);
+        match self.sender.try_send(Message::LeadEvent(Box::new(event))) {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
@@ -502,6 +523,7 @@ struct Writer {
 struct Batch {
     entries: Vec<JournalEntry>,
     leads: Vec<PendingLead>,
+    lead_events: Vec<LeadEvent>,
     flushes: Vec<Sender<()>>,
     close_interrupted: Vec<Sender<Result<u64, String>>>,
     close: Option<Sender<()>>,
@@ -514,6 +536,7 @@ impl Batch {
         match message {
             Message::Entry(entry) => self.entries.push(entry),
             Message::Lead(lead) => self.leads.push(*lead),
+            Message::LeadEvent(event) => self.lead_events.push(*event),
             Message::Flush(ack) => self.flushes.push(ack),
             Message::Close(ack) => self.close = Some(ack),
             Message::CloseInterrupted(ack) => self.close_interrupted.push(ack),
@@ -544,7 +567,8 @@ impl Writer {
                 Err(_) => batch.disconnected = true,
             }
             let deadline = Instant::now() + self.linger;
-            while !batch.urgent() && batch.entries.len() < self.max_batch {
+            while !batch.urgent() && batch.entries.len() + batch.lead_events.len() < self.max_batch
+            {
                 match self.receiver.recv_deadline(deadline) {
                     Ok(message) => batch.take(message),
                     Err(RecvTimeoutError::Timeout) => break,
@@ -575,6 +599,9 @@ impl Writer {
             }
             if !batch.leads.is_empty() {
                 self.write_leads(std::mem::take(&mut batch.leads));
+            }
+            if !batch.lead_events.is_empty() {
+                self.write_lead_events(&batch.lead_events);
             }
             for ack in batch.flushes {
                 let _ = ack.send(());
@@ -644,6 +671,42 @@ impl Writer {
         }
     }
 
+    /// Writes steps of leads' histories in one transaction (after the
+    /// batch's leads, so a step of a lead stored in the same batch finds it).
+    fn write_lead_events(&mut self, events: &[LeadEvent]) {
+        let count = events.len() as u64;
+        let result = match self.connection.as_mut() {
+            Some(connection) => {
+                self.shared.faults.before_batch();
+                crate::leads::events::write_lead_events(connection, events)
+                    .map_err(|error| error.to_string())
+            }
+            None => Err("the journal is closing".to_string()),
+        };
+        self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+        match result {
+            Ok(_) => {
+                self.shared.written.fetch_add(count, Ordering::SeqCst);
+                self.shared.batches.fetch_add(1, Ordering::SeqCst);
+                self.shared.failing.store(false, Ordering::SeqCst);
+                self.failure_log.recovered();
+            }
+            Err(message) => {
+                self.shared.failed.fetch_add(count, Ordering::SeqCst);
+                self.shared.failing.store(true, Ordering::SeqCst);
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(WriteFailure {
+                    at: Timestamp::now(),
+                    message: message.clone(),
+                });
+                self.failure_log.failed(count, &message);
+            }
+        }
+    }
+
     /// Writes `leads` in one transaction, then tells each sender.
     fn write_leads(&mut self, leads: Vec<PendingLead>) {
         let count = leads.len() as u64;
@@ -699,7 +762,7 @@ impl Writer {
             .receiver
             .try_iter()
             .filter_map(|message| match message {
-                Message::Entry(_) => Some(()),
+                Message::Entry(_) | Message::LeadEvent(_) => Some(()),
                 // Its sender is told: nothing was stored.
                 Message::Lead(pending) => {
                     (pending.reply)(Err(LeadWriteError::Closed));

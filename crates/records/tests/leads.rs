@@ -10,8 +10,8 @@ use std::sync::mpsc;
 
 use jiff::SignedDuration;
 use records::{
-    Idempotency, Journal, JournalEntry, LeadId, LeadKind, LeadQuery, LeadSignature, LeadState,
-    LeadStored, LeadWriteError, NewLead, Priority, TimeRange,
+    Idempotency, Journal, JournalEntry, LeadEvent, LeadId, LeadKind, LeadQuery, LeadSignature,
+    LeadState, LeadStored, LeadWriteError, NewLead, Priority, TimeRange,
 };
 use serde_json::json;
 use support::{PATIENCE, at, open, quick, started};
@@ -309,4 +309,78 @@ fn the_wal_is_checkpointed_beside_the_writer() {
     }
     let reader = test.journal.reader().unwrap();
     assert!(reader.lead("l-499").unwrap().is_some());
+}
+
+fn step(
+    lead: &str,
+    at_ms: i64,
+    event: &str,
+    detail: serde_json::Value,
+    first_contact: bool,
+) -> LeadEvent {
+    LeadEvent {
+        lead: LeadId::new(lead),
+        at: at(at_ms),
+        event: event.into(),
+        agent: Some("1004".into()),
+        detail,
+        first_contact,
+    }
+}
+
+#[test]
+fn a_call_outs_steps_join_the_history_and_the_first_answer_is_the_first_contact() {
+    let test = open(quick());
+    assert_eq!(store(&test.handle, lead("l-1", 0)), Ok(LeadStored::Created));
+    let steps = [
+        step("l-1", 1_000, "call_started", json!({}), false),
+        step(
+            "l-1",
+            2_000,
+            "call_failed",
+            json!({"reason": "agent_busy"}),
+            false,
+        ),
+        step("l-1", 3_000, "call_started", json!({}), false),
+        step("l-1", 9_000, "patient_answered", json!({}), true),
+        step("l-1", 20_000, "call_ended", json!({"by": "agent"}), false),
+        // A later answer is not the first contact.
+        step("l-1", 30_000, "patient_answered", json!({}), true),
+        // An unknown lead's step is skipped; the others are written.
+        step("l-404", 30_000, "call_started", json!({}), false),
+    ];
+    for one in steps {
+        test.handle.record_lead_event(one).unwrap();
+    }
+    test.handle.flush(PATIENCE).unwrap();
+    let reader = test.journal.reader().unwrap();
+    let found = reader.lead("l-1").unwrap().expect("stored");
+    assert_eq!(found.lead.first_contact_at, Some(at(9_000)));
+    assert_eq!(found.lead.state, LeadState::Contacted);
+    let json = found.lead.to_json(&found.history, &[]);
+    let events: Vec<&str> = json["history"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|h| h["event"].as_str().unwrap())
+        .collect();
+    assert_eq!(
+        events,
+        [
+            "created",
+            "call_started",
+            "call_failed",
+            "call_started",
+            "patient_answered",
+            "call_ended",
+            "patient_answered"
+        ]
+    );
+    assert_eq!(json["history"][2]["reason"], "agent_busy");
+    assert_eq!(json["history"][2]["agent"], "1004");
+    assert_eq!(json["history"][5]["by"], "agent");
+    assert!(json["history"][1].get("reason").is_none());
+    assert!(reader.lead("l-404").unwrap().is_none());
+    let stats = test.journal.close(PATIENCE).unwrap();
+    assert_eq!((stats.failed, stats.dropped, stats.backlog), (0, 0, 0));
 }

@@ -1,13 +1,16 @@
 //! Calls: one tokio task per call ([`driver`]) drives the call's sans-IO
 //! core (the `call` crate: the patient's leg, the IVR, the queue wait, the
 //! agent legs, transfers) and performs what it asks. Agents' feature codes
-//! (`*41` …) are short calls of their own ([`features`]). Call tasks reach
+//! (`*41` …) are short calls of their own ([`features`]). Click-to-call
+//! starts outbound calls ([`originate`]: the agent's phone, then the
+//! patient through the trunk). Call tasks reach
 //! the daemon through narrow handles ([`CallServices`]), and are tracked so
 //! that a drain waits for them.
 
 pub mod book;
 mod driver;
 mod features;
+pub mod originate;
 pub mod prompts;
 mod services;
 

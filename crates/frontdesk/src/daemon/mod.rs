@@ -293,6 +293,12 @@ pub async fn run_with(
         dashboard,
         agent_sessions: http::agent_view::AgentSessions::default(),
         leads,
+        originate: crate::calls::originate::Originator::new(
+            std::sync::Arc::clone(&app.call_services),
+            std::sync::Arc::new(crate::calls::originate::JournalContact::new(
+                app.journal.handle(),
+            )),
+        ),
     };
     let (scheme, gate) = match &certificates {
         Some(certificates) => {

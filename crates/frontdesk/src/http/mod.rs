@@ -14,6 +14,7 @@ pub mod agents;
 mod auth;
 pub mod calls;
 pub mod dashboard;
+pub mod lead_call;
 pub mod leads;
 pub mod metrics;
 pub mod server;
@@ -51,6 +52,8 @@ pub struct AppState {
     pub agent_sessions: agent_view::AgentSessions,
     /// Web-form leads: intake, the record, their alerts.
     pub leads: crate::leads::Leads,
+    /// Click-to-call: calls out to leads' patients.
+    pub originate: crate::calls::originate::Originator,
 }
 
 /// Every route of the admin listener.
@@ -66,6 +69,10 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/agents", get(calls::agents))
         .route("/reports/sources", get(calls::sources))
         .route("/leads/{id}", get(leads::one))
+        .route(
+            "/leads/{id}/call",
+            axum::routing::post(lead_call::admin_call),
+        )
         .route("/reports/leads", get(leads::report))
         .route("/alerts", get(calls::alerts))
         .route("/events", get(dashboard::events))
@@ -96,6 +103,10 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/login", axum::routing::post(agent_view::login))
         .route("/agent/events", get(agent_view::events))
         .route("/agent/state", put(agent_view::set_state))
+        .route(
+            "/agent/leads/{id}/call",
+            axum::routing::post(lead_call::agent_call),
+        )
         .nest("/api", admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)

@@ -1,6 +1,6 @@
 //! `[trunks.<id>]`: the carrier's SIP trunk, the only way out of the
-//! clinic (click-to-call, callbacks). Checked now; dialed by the next
-//! step.
+//! clinic (click-to-call, callbacks; the outbound call itself is
+//! `call::originate`).
 //!
 //! Every number dialed out passes [`Trunk::permits`]: it must match one
 //! of `allow` and none of `deny` (regular expressions over the E.164
@@ -142,6 +142,8 @@ pub struct Trunk {
     pub(crate) caller_id: String,
     pub(crate) allow: Vec<Regex>,
     pub(crate) deny: Vec<Regex>,
+    /// How long a patient's phone rings before the call out gives up.
+    pub(crate) ring_timeout: std::time::Duration,
 }
 
 impl fmt::Debug for Trunk {
@@ -154,11 +156,21 @@ impl fmt::Debug for Trunk {
             .field("caller_id", &self.caller_id)
             .field("allow", &self.allow)
             .field("deny", &self.deny)
+            .field("ring_timeout", &self.ring_timeout)
             .finish()
     }
 }
 
 impl Trunk {
+    /// `ring_timeout` when the dialplan gives none.
+    pub const DEFAULT_RING_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(45);
+
+    /// How long a patient's phone rings before a call out gives up
+    /// (`ring_timeout`, default 45 s).
+    pub fn ring_timeout(&self) -> std::time::Duration {
+        self.ring_timeout
+    }
+
     /// Its name (`carrier`).
     pub fn id(&self) -> &str {
         &self.id
@@ -238,6 +250,7 @@ mod tests {
             caller_id: "+15550100".into(),
             allow: vec![Regex::new(r"^\+1[2-9][0-9]{9}$").unwrap()],
             deny: vec![Regex::new(r"^\+1(900|976)").unwrap()],
+            ring_timeout: Trunk::DEFAULT_RING_TIMEOUT,
         };
         let number = |n: &str| PhoneNumber::parse(n, None).unwrap();
         assert!(trunk.permits(&number("+13125550199")));

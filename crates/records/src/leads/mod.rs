@@ -15,6 +15,11 @@
 //! with one key can never both create a lead. Keys older than the
 //! caller's window are not honoured and are deleted as batches go by.
 //!
+//! Steps of a lead's history after it is stored (a call out to the
+//! patient: started, failed, answered, ended) go through the same writer
+//! without a reply, like a call's steps ([`LeadEvent`],
+//! [`JournalHandle::record_lead_event`](crate::JournalHandle::record_lead_event)).
+//!
 //! # Reading
 //! [`Reader::leads`](crate::Reader::leads) lists them newest first,
 //! [`Reader::lead`](crate::Reader::lead) gives one with its history,
@@ -31,6 +36,7 @@
 //! was accepted with, so that a restart still refuses its replay within
 //! the tolerance.
 
+pub(crate) mod events;
 mod read;
 pub mod report;
 pub(crate) mod schema;
@@ -44,6 +50,7 @@ use serde_json::Value;
 
 use crate::entry::{Priority, UnknownName};
 
+pub use events::LeadEvent;
 pub use read::{LeadHistory, LeadQuery, LeadRow, LeadTimeline};
 pub use report::{LeadFigures, LeadReport};
 

@@ -153,14 +153,26 @@ pub struct LeadHistory {
     pub event: String,
     /// The agent concerned, if any.
     pub agent: Option<String>,
+    /// More about it, a JSON object (`{}` for nothing).
+    pub detail: Value,
 }
 
 impl LeadHistory {
-    /// `{"at","event"}`, with `"agent"` when there is one.
+    /// `{"at","event"}`, with `"agent"` when there is one and the detail's
+    /// fields (`"reason"`, …) when it has any.
     pub fn to_json(&self) -> Value {
         let mut value = json!({"at": self.at.to_string(), "event": self.event});
-        if let (Some(agent), Value::Object(fields)) = (&self.agent, &mut value) {
-            fields.insert("agent".into(), json!(agent));
+        if let Value::Object(fields) = &mut value {
+            if let Some(agent) = &self.agent {
+                fields.insert("agent".into(), json!(agent));
+            }
+            if let Value::Object(detail) = &self.detail {
+                for (name, item) in detail {
+                    if !matches!(name.as_str(), "at" | "event" | "agent") {
+                        fields.insert(name.clone(), item.clone());
+                    }
+                }
+            }
         }
         value
     }
@@ -368,17 +380,21 @@ fn with_history(
     rows: Vec<LeadRow>,
 ) -> Result<Vec<LeadTimeline>, QueryError> {
     let mut statement = connection.prepare_cached(
-        "SELECT at, event, agent FROM lead_events WHERE lead_id = ?1 ORDER BY seq",
+        "SELECT at, event, agent, detail FROM lead_events WHERE lead_id = ?1 ORDER BY seq",
     )?;
     let mut timelines = Vec::with_capacity(rows.len());
     for lead in rows {
         let mut found = statement.query(params![lead.id.as_str()])?;
         let mut history = Vec::new();
         while let Some(row) = found.next()? {
+            let detail: String = row.get(3)?;
             history.push(LeadHistory {
                 at: timestamp(row.get(0)?)?,
                 event: row.get(1)?,
                 agent: row.get(2)?,
+                // A detail that is not JSON is shown as none rather than
+                // hiding the lead.
+                detail: serde_json::from_str(&detail).unwrap_or(Value::Null),
             });
         }
         timelines.push(LeadTimeline { lead, history });

@@ -209,7 +209,7 @@ pub async fn login(
 
 /// A request without a session that opens the agent's view: 401.
 #[derive(Debug)]
-struct Refused(String);
+pub(crate) struct Refused(String);
 
 impl IntoResponse for Refused {
     fn into_response(self) -> Response {
@@ -222,7 +222,10 @@ impl IntoResponse for Refused {
 }
 
 /// The agent a request's session token opens, with the token.
-fn session_agent(state: &AppState, headers: &HeaderMap) -> Result<(String, String), Refused> {
+pub(crate) fn session_agent(
+    state: &AppState,
+    headers: &HeaderMap,
+) -> Result<(String, String), Refused> {
     let token = headers
         .get(axum::http::header::AUTHORIZATION)
         .and_then(|value| value.to_str().ok())

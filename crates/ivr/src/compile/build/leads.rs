@@ -384,7 +384,14 @@ impl Builder<'_, '_> {
             }
             let allow = self.patterns(&trunk.allow, "allow");
             let deny = self.patterns(&trunk.deny, "deny");
-            let (Some(uri), Some(allow), Some(deny), true) = (uri, allow, deny, ok) else {
+            let ring_timeout = self.optional_positive(
+                &trunk.ring_timeout,
+                "ring_timeout",
+                Trunk::DEFAULT_RING_TIMEOUT,
+            );
+            let (Some(uri), Some(allow), Some(deny), Some(ring_timeout), true) =
+                (uri, allow, deny, ring_timeout, ok)
+            else {
                 continue;
             };
             if let Some(ip) = uri.ip() {
@@ -400,6 +407,7 @@ impl Builder<'_, '_> {
                     caller_id: trunk.caller_id.get_ref().clone(),
                     allow,
                     deny,
+                    ring_timeout,
                 },
             );
         }
