@@ -470,10 +470,13 @@ impl Driver {
                 MediaCommand::AddLeg {
                     leg: Leg::Caller,
                     lease,
-                    media,
+                    media: Box::new(media),
                 }
             }
-            OriginateMedia::UpdateLeg { leg, media } => MediaCommand::UpdateLeg { leg, media },
+            OriginateMedia::UpdateLeg { leg, media } => MediaCommand::UpdateLeg {
+                leg,
+                media: Box::new(media),
+            },
             OriginateMedia::PlayAgent { id, prompts, mode } => {
                 let mut loaded = Vec::with_capacity(prompts.len());
                 for path in &prompts {
