@@ -15,7 +15,7 @@ use crate::checkpoint::Checkpointer;
 use crate::entry::JournalEntry;
 use crate::error::{JournalError, RecordError};
 use crate::fault::FaultPlan;
-use crate::leads::{LeadReply, LeadStored, LeadWriteError, NewLead};
+use crate::leads::{LeadChange, LeadReply, LeadStored, LeadWriteError, NewLead};
 use crate::reader::Reader;
 use crate::schema::{self, Synchronous};
 use crate::storage;
@@ -203,6 +203,8 @@ enum Message {
     Entry(JournalEntry),
     /// A lead, committed at once (with whatever else is queued).
     Lead(Box<PendingLead>),
+    /// A change of a stored lead, batched like an entry.
+    LeadChange(Box<LeadChange>),
     /// Commit everything before this, then answer.
     Flush(Sender<()>),
     /// Commit everything queued, then stop and answer.
@@ -269,6 +271,25 @@ impl JournalHandle {
                     TrySendError::Full(_) => LeadWriteError::Full,
                     TrySendError::Disconnected(_) => LeadWriteError::Closed,
                 })
+            }
+        }
+    }
+
+    /// Queues a change of a stored lead (the desk's offers, accepts,
+    /// outcomes) and returns at once, like [`Self::record`]: batched,
+    /// never waited on, dropped and counted when the backlog is full.
+    pub fn record_lead(&self, change: LeadChange) -> Result<(), RecordError> {
+        self.shared.backlog.fetch_add(1, Ordering::SeqCst);
+        match self.sender.try_send(Message::LeadChange(Box::new(change))) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
+                let error = match error {
+                    TrySendError::Full(_) => RecordError::Full,
+                    TrySendError::Disconnected(_) => RecordError::Closed,
+                };
+                self.shared.count_drop(error);
+                Err(error)
             }
         }
     }
@@ -502,6 +523,7 @@ struct Writer {
 struct Batch {
     entries: Vec<JournalEntry>,
     leads: Vec<PendingLead>,
+    lead_changes: Vec<LeadChange>,
     flushes: Vec<Sender<()>>,
     close_interrupted: Vec<Sender<Result<u64, String>>>,
     close: Option<Sender<()>>,
@@ -514,6 +536,7 @@ impl Batch {
         match message {
             Message::Entry(entry) => self.entries.push(entry),
             Message::Lead(lead) => self.leads.push(*lead),
+            Message::LeadChange(change) => self.lead_changes.push(*change),
             Message::Flush(ack) => self.flushes.push(ack),
             Message::Close(ack) => self.close = Some(ack),
             Message::CloseInterrupted(ack) => self.close_interrupted.push(ack),
@@ -544,7 +567,8 @@ impl Writer {
                 Err(_) => batch.disconnected = true,
             }
             let deadline = Instant::now() + self.linger;
-            while !batch.urgent() && batch.entries.len() < self.max_batch {
+            while !batch.urgent() && batch.entries.len() + batch.lead_changes.len() < self.max_batch
+            {
                 match self.receiver.recv_deadline(deadline) {
                     Ok(message) => batch.take(message),
                     Err(RecvTimeoutError::Timeout) => break,
@@ -575,6 +599,11 @@ impl Writer {
             }
             if !batch.leads.is_empty() {
                 self.write_leads(std::mem::take(&mut batch.leads));
+            }
+            // After the leads: a change may follow its lead's store in
+            // one batch.
+            if !batch.lead_changes.is_empty() {
+                self.write_lead_changes(&std::mem::take(&mut batch.lead_changes));
             }
             for ack in batch.flushes {
                 let _ = ack.send(());
@@ -644,6 +673,39 @@ impl Writer {
         }
     }
 
+    /// Writes lead changes in one transaction, counted like entries.
+    fn write_lead_changes(&mut self, changes: &[LeadChange]) {
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        self.shared.faults.before_batch();
+        let result = crate::leads::store::write_changes(connection, changes, &self.shared.faults);
+        let count = changes.len() as u64;
+        match result {
+            Ok(()) => {
+                self.shared.written.fetch_add(count, Ordering::SeqCst);
+                self.shared.batches.fetch_add(1, Ordering::SeqCst);
+                self.shared.failing.store(false, Ordering::SeqCst);
+                self.failure_log.recovered();
+            }
+            Err(error) => {
+                self.shared.failed.fetch_add(count, Ordering::SeqCst);
+                self.shared.failing.store(true, Ordering::SeqCst);
+                let message = error.to_string();
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(WriteFailure {
+                    at: Timestamp::now(),
+                    message: message.clone(),
+                });
+                self.failure_log.failed(count, &message);
+            }
+        }
+        self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+    }
+
     /// Writes `leads` in one transaction, then tells each sender.
     fn write_leads(&mut self, leads: Vec<PendingLead>) {
         let count = leads.len() as u64;
@@ -699,7 +761,7 @@ impl Writer {
             .receiver
             .try_iter()
             .filter_map(|message| match message {
-                Message::Entry(_) => Some(()),
+                Message::Entry(_) | Message::LeadChange(_) => Some(()),
                 // Its sender is told: nothing was stored.
                 Message::Lead(pending) => {
                     (pending.reply)(Err(LeadWriteError::Closed));
