@@ -273,6 +273,11 @@ pub async fn run_with(
         limits.leads.clone(),
         app.journal.pseudonyms(),
         config.alerts.webhook.clone(),
+        (
+            std::sync::Arc::clone(app.router.table()),
+            app.router.agents_changed(),
+        ),
+        shutdown.child_token(),
     )
     .await
     .map_err(|error| DaemonError::Setup(format!("leads: {error:#}")))?;

@@ -66,6 +66,22 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/agents", get(calls::agents))
         .route("/reports/sources", get(calls::sources))
         .route("/leads/{id}", get(leads::one))
+        .route(
+            "/leads/{id}/accept",
+            axum::routing::post(leads::admin_accept),
+        )
+        .route(
+            "/leads/{id}/outcome",
+            axum::routing::post(leads::admin_outcome),
+        )
+        .route(
+            "/leads/{id}/snooze",
+            axum::routing::post(leads::admin_snooze),
+        )
+        .route(
+            "/leads/{id}/assign",
+            axum::routing::post(leads::admin_assign),
+        )
         .route("/reports/leads", get(leads::report))
         .route("/alerts", get(calls::alerts))
         .route("/events", get(dashboard::events))
@@ -96,6 +112,18 @@ pub fn router(state: AppState) -> Router {
         .route("/agent/login", axum::routing::post(agent_view::login))
         .route("/agent/events", get(agent_view::events))
         .route("/agent/state", put(agent_view::set_state))
+        .route(
+            "/agent/leads/{id}/accept",
+            axum::routing::post(agent_view::lead_accept),
+        )
+        .route(
+            "/agent/leads/{id}/outcome",
+            axum::routing::post(agent_view::lead_outcome),
+        )
+        .route(
+            "/agent/leads/{id}/snooze",
+            axum::routing::post(agent_view::lead_snooze),
+        )
         .nest("/api", admin)
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
