@@ -253,8 +253,8 @@ pub async fn set_state(State(state): State<AppState>, headers: HeaderMap, body: 
 
 /// `GET /agent/events`: the signed-in agent's view, a `view` event per
 /// snapshot, and a `leads` event (`{"leads":[…]}`, the leads offered to or
-/// owned by the agent, with their context) at once whenever that list
-/// changes; `signed_out` (and the end) when the session stops opening it.
+/// owned by the agent, with their context) after the first view and then
+/// at once whenever that list changes; `signed_out` (and the end) when the session stops opening it.
 /// While the stream is open the agent counts as signed in for leads
 /// (DESIGN.md: "a live `/agent` session").
 pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
@@ -278,6 +278,7 @@ pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Respon
         stop,
         ended: false,
         last_leads: String::new(),
+        viewed: false,
         _session: LiveSession {
             desk,
             agent: agent_id,
@@ -319,6 +320,8 @@ struct Viewer {
     ended: bool,
     /// The last `leads` event's data: sent again only when it changes.
     last_leads: String,
+    /// A `view` was sent: the first event of a stream is always one.
+    viewed: bool,
     _session: LiveSession,
 }
 
@@ -335,6 +338,11 @@ impl Viewer {
                     match self.key.verify(&self.token, Timestamp::now(), |id| password_of(app, id)) {
                         Ok(_) => {
                             let view = view(app, &snapshot, &self.agent);
+                            if !self.viewed {
+                                // The leads follow the first view.
+                                self.viewed = true;
+                                self.board.mark_changed();
+                            }
                             return Some(Event::default().event("view").data(view.to_string()));
                         }
                         Err(error) => {
@@ -350,6 +358,9 @@ impl Viewer {
                 changed = self.board.changed() => {
                     changed.ok()?;
                     let board = Arc::clone(&self.board.borrow_and_update());
+                    if !self.viewed {
+                        continue;
+                    }
                     let data = board.json_of(&self.agent).to_string();
                     if data != self.last_leads {
                         self.last_leads.clone_from(&data);
