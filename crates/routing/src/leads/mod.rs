@@ -803,34 +803,50 @@ impl LeadDesk {
     }
 
     /// Offers waiting leads, in line order, to the best agent each.
+    ///
+    /// Two phases: the line is walked (without copying it) to pair leads
+    /// with agents, counting the offers each agent takes against their
+    /// capacity, and stops as soon as no agent is left; then the pairs are
+    /// applied. A department nobody can take is skipped for the rest of
+    /// the walk, so a long line of leads nobody can take costs one lookup
+    /// each, and none once every agent is full.
     fn distribute(&mut self, now: Millis) {
         if self.waiting.is_empty() {
             return;
         }
-        let mut candidates = self.candidates();
+        let candidates = self.candidates();
         if candidates.is_empty() {
             return;
         }
-        let mut unserved: HashSet<String> = HashSet::new();
-        let line: Vec<(bool, Millis, LeadKey)> = self.waiting.iter().cloned().collect();
-        for key in line {
-            if candidates.is_empty() {
+        // Per candidate: leads held (with this pass's offers) and the
+        // offer counter they would have.
+        let mut held: Vec<(u32, u64)> = candidates
+            .iter()
+            .map(|c| {
+                let desk = self.agents.get(&c.id);
+                (desk.map_or(0, |a| a.open), desk.map_or(0, |a| a.last_offer))
+            })
+            .collect();
+        let mut offers = self.offers;
+        let mut unserved: HashSet<&str> = HashSet::new();
+        let mut pairs: Vec<((bool, Millis, LeadKey), usize)> = Vec::new();
+        let mut free = candidates.len();
+        for key in self.waiting.iter() {
+            if free == 0 {
                 break;
             }
-            let id = key.2.clone();
-            let Some(lead) = self.leads.get(&id) else {
+            let Some(lead) = self.leads.get(&key.2) else {
                 continue;
             };
-            if unserved.contains(&lead.spec.department) {
+            if unserved.contains(lead.spec.department.as_str()) {
                 continue;
             }
             let best = candidates
                 .iter()
                 .enumerate()
-                .filter(|(_, c)| c.config.qualifies(&lead.spec.skills))
-                .min_by_key(|(_, c)| {
-                    let desk = self.agents.get(&c.id);
-                    let open = desk.map_or(0, |a| a.open);
+                .filter(|(at, c)| held[*at].0 < c.capacity && c.config.qualifies(&lead.spec.skills))
+                .min_by_key(|(at, c)| {
+                    let (open, last_offer) = held[*at];
                     let passed = lead.passed.contains(&c.id);
                     let other_branch = lead
                         .spec
@@ -839,29 +855,36 @@ impl LeadDesk {
                         .is_some_and(|b| c.config.branch.as_ref() != Some(b));
                     // open / capacity, compared without division.
                     let load = u64::from(open) * 1_000_000 / u64::from(c.capacity.max(1));
-                    (passed, other_branch, load, desk.map_or(0, |a| a.last_offer))
+                    (passed, other_branch, load, last_offer)
                 })
                 .map(|(at, _)| at);
             let Some(at) = best else {
-                unserved.insert(lead.spec.department.clone());
+                unserved.insert(lead.spec.department.as_str());
                 continue;
             };
+            offers += 1;
+            held[at] = (held[at].0 + 1, offers);
+            if held[at].0 >= candidates[at].capacity {
+                free -= 1;
+            }
+            pairs.push((key.clone(), at));
+        }
+        for (key, at) in pairs {
+            let id = key.2.clone();
             let agent = candidates[at].id.clone();
+            let Some(lead) = self.leads.get_mut(&id) else {
+                continue;
+            };
             let until = now.saturating_add(lead.spec.accept_within);
+            lead.phase = Phase::Offered {
+                agent: agent.clone(),
+                until,
+            };
             self.waiting.remove(&key);
             self.offers += 1;
             let entry = self.agents.entry(agent.clone()).or_default();
             entry.open = entry.open.saturating_add(1);
             entry.last_offer = self.offers;
-            if entry.open >= candidates[at].capacity {
-                candidates.swap_remove(at);
-            }
-            if let Some(lead) = self.leads.get_mut(&id) {
-                lead.phase = Phase::Offered {
-                    agent: agent.clone(),
-                    until,
-                };
-            }
             self.timers.insert((until, TimerKind::Offer, id.clone()));
             self.events.push_back(DeskEvent::Offered {
                 lead: id,
