@@ -5,7 +5,8 @@
 //!    table, then release them) on 1,000 agents over 10 skills, without a
 //!    desk, and with a [`LeadDesk`] on the same table holding 10,000 open
 //!    leads (2,000 offered, 8,000 waiting). The desk only reads the table,
-//!    so the two should match.
+//!    so the two should match. `call_decision/second_table_without_leads`
+//!    is the desk's table measured before the desk is made.
 //! 2. `lead_desk/add_and_close_with_10000_open`: the desk's own decision
 //!    for one new lead (its offer to the best agent) while 10,000 are open,
 //!    then its close, which offers the next waiting lead.
@@ -95,6 +96,9 @@ fn main() {
     call_decision(&mut c, "call_decision/without_leads", &plain);
 
     let shared = table();
+    // The same table before the desk exists: tells the desk's share apart
+    // from where the second table happens to sit in memory.
+    call_decision(&mut c, "call_decision/second_table_without_leads", &shared);
     let mut busy = desk(&shared, now);
     assert_eq!(busy.len(), LEADS);
     println!(
