@@ -53,7 +53,7 @@ fn spec(i: usize, now: Millis) -> LeadSpec {
         skills: vec![SkillRequirement::new(skill.as_str())],
         department: skill,
         branch: None,
-        urgent: i % 10 == 0,
+        urgent: i.is_multiple_of(10),
         created_at: now,
         respond_by: now.saturating_add(Duration::from_secs(300)),
         accept_within: Duration::from_secs(120),
