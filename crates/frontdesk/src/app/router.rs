@@ -375,6 +375,8 @@ impl Service {
                 reply,
             } => {
                 let _ = reply.send(self.router.reconfigure(queues, agents));
+                // A reload may change agents' skills and lead capacities.
+                self.changed.send_modify(|count| *count += 1);
             }
         }
     }

@@ -341,7 +341,13 @@ impl Task {
                         // The routing task is gone: shutting down.
                         return;
                     }
-                    self.desk.agents_changed(millis(Timestamp::now()));
+                    // A reload bumps it too: capacities as the plan in
+                    // force says.
+                    let now = millis(Timestamp::now());
+                    for agent in self.services.dialplan.current().agents() {
+                        self.desk.set_capacity(now, agent.id(), agent.lead_capacity());
+                    }
+                    self.desk.agents_changed(now);
                 }
                 () = crate::app::sleep_until(deadline) => {
                     self.desk.handle_timeout(millis(Timestamp::now()));
