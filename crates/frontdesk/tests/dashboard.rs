@@ -676,3 +676,75 @@ fn open_leads_appear_on_the_dashboard_emergencies_first() {
         "the page reported errors"
     );
 }
+
+#[test]
+fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
+    use support::leads::{Auth, body, post};
+    let (_dir, daemon) = open_daemon();
+    let base = format!("http://{}", daemon.http());
+    let mut browser = Browser::launch(PHONE);
+    browser.open(&format!("{base}/agent"));
+    browser.wait_for("!document.getElementById('sign-in').hidden", BOUND);
+    browser.type_into("#user", "1004");
+    browser.type_into("#password", "demo-1004");
+    browser.click("#login-form button[type=submit]");
+    browser.wait_for(&format!("{} === 'Dan (1004)'", text_of("#who")), BOUND);
+    // Signed in by the open page alone (no phone): the lead comes to Dan.
+    browser.wait_for(
+        &format!("{} === 'No leads for you now.'", text_of("#leads")),
+        BOUND,
+    );
+    let knee = post(
+        &daemon,
+        &body("+13125550199", "my knee hurts since Sunday", "60605"),
+        &Auth::website(),
+        None,
+    );
+    assert_eq!(knee.status, 201, "{knee:?}");
+    let id = knee.json()["lead"]["id"].as_str().unwrap().to_string();
+    let offer = format!("[data-testid=lead-offer][data-lead=\"{id}\"]");
+    browser.wait_for(&format!("document.querySelector({})", js(&offer)), BOUND);
+    assert_eq!(
+        browser.evaluate(&text_of(&format!("{offer} [data-testid=lead-message]"))),
+        json!("my knee hurts since Sunday")
+    );
+    let context = browser.evaluate(&text_of(&format!("{offer} .note")));
+    let context = context.as_str().unwrap_or_default();
+    for part in [
+        "orthopedics",
+        "branch south",
+        "source website",
+        "campaign fall-ortho",
+        "“knee”",
+    ] {
+        assert!(context.contains(part), "{part} in {context:?}");
+    }
+    // A new offer chimes.
+    browser.wait_for("Number(document.body.dataset.leadChimes || 0) >= 1", BOUND);
+    browser.click(&format!("{offer} [data-testid=lead-accept]"));
+    browser.wait_for(
+        &format!(
+            "document.querySelector({})",
+            js(&format!("[data-testid=lead-owned][data-lead=\"{id}\"]"))
+        ),
+        BOUND,
+    );
+    assert!(
+        browser
+            .evaluate(&format!(
+                "document.querySelectorAll({}).length",
+                js(&format!("[data-testid=lead-outcome][data-lead=\"{id}\"]"))
+            ))
+            .as_u64()
+            .is_some_and(|buttons| buttons == 5),
+        "one button per outcome"
+    );
+    let lead = daemon.get(&format!("/api/leads/{id}"), Some(TOKEN)).json();
+    assert_eq!(lead["lead"]["owner"], "1004");
+    browser.screenshot(&artifacts().join("agent-lead.png"));
+    assert_eq!(
+        browser.take_errors(),
+        Vec::<String>::new(),
+        "the page reported errors"
+    );
+}

@@ -15,7 +15,7 @@ use crate::checkpoint::Checkpointer;
 use crate::entry::JournalEntry;
 use crate::error::{JournalError, RecordError};
 use crate::fault::FaultPlan;
-use crate::leads::{LeadEvent, LeadReply, LeadStored, LeadWriteError, NewLead};
+use crate::leads::{LeadChange, LeadEvent, LeadReply, LeadStored, LeadWriteError, NewLead};
 use crate::reader::Reader;
 use crate::schema::{self, Synchronous};
 use crate::storage;
@@ -203,8 +203,10 @@ enum Message {
     Entry(JournalEntry),
     /// A lead, committed at once (with whatever else is queued).
     Lead(Box<PendingLead>),
-    /// A step of a stored lead's history, batched like an entry.
+    /// A step of a stored lead's history (a call out), batched like an entry.
     LeadEvent(Box<LeadEvent>),
+    /// A change of a stored lead (the desk's), batched like an entry.
+    LeadChange(Box<LeadChange>),
     /// Commit everything before this, then answer.
     Flush(Sender<()>),
     /// Commit everything queued, then stop and answer.
@@ -290,6 +292,25 @@ impl JournalHandle {
                     TrySendError::Full(_) => LeadWriteError::Full,
                     TrySendError::Disconnected(_) => LeadWriteError::Closed,
                 })
+            }
+        }
+    }
+
+    /// Queues a change of a stored lead (the desk's offers, accepts,
+    /// outcomes) and returns at once, like [`Self::record`]: batched,
+    /// never waited on, dropped and counted when the backlog is full.
+    pub fn record_lead(&self, change: LeadChange) -> Result<(), RecordError> {
+        self.shared.backlog.fetch_add(1, Ordering::SeqCst);
+        match self.sender.try_send(Message::LeadChange(Box::new(change))) {
+            Ok(()) => Ok(()),
+            Err(error) => {
+                self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
+                let error = match error {
+                    TrySendError::Full(_) => RecordError::Full,
+                    TrySendError::Disconnected(_) => RecordError::Closed,
+                };
+                self.shared.count_drop(error);
+                Err(error)
             }
         }
     }
@@ -518,12 +539,19 @@ struct Writer {
     failure_log: FailureLog,
 }
 
+/// A lead's step (a call out's) or change (the desk's), kept in order.
+enum LeadWrite {
+    Event(LeadEvent),
+    Change(LeadChange),
+}
+
 /// What the writer collected for one transaction.
 #[derive(Default)]
 struct Batch {
     entries: Vec<JournalEntry>,
     leads: Vec<PendingLead>,
-    lead_events: Vec<LeadEvent>,
+    /// Steps and changes of stored leads, in the order they came.
+    lead_writes: Vec<LeadWrite>,
     flushes: Vec<Sender<()>>,
     close_interrupted: Vec<Sender<Result<u64, String>>>,
     close: Option<Sender<()>>,
@@ -536,7 +564,8 @@ impl Batch {
         match message {
             Message::Entry(entry) => self.entries.push(entry),
             Message::Lead(lead) => self.leads.push(*lead),
-            Message::LeadEvent(event) => self.lead_events.push(*event),
+            Message::LeadEvent(event) => self.lead_writes.push(LeadWrite::Event(*event)),
+            Message::LeadChange(change) => self.lead_writes.push(LeadWrite::Change(*change)),
             Message::Flush(ack) => self.flushes.push(ack),
             Message::Close(ack) => self.close = Some(ack),
             Message::CloseInterrupted(ack) => self.close_interrupted.push(ack),
@@ -567,7 +596,7 @@ impl Writer {
                 Err(_) => batch.disconnected = true,
             }
             let deadline = Instant::now() + self.linger;
-            while !batch.urgent() && batch.entries.len() + batch.lead_events.len() < self.max_batch
+            while !batch.urgent() && batch.entries.len() + batch.lead_writes.len() < self.max_batch
             {
                 match self.receiver.recv_deadline(deadline) {
                     Ok(message) => batch.take(message),
@@ -600,8 +629,32 @@ impl Writer {
             if !batch.leads.is_empty() {
                 self.write_leads(std::mem::take(&mut batch.leads));
             }
-            if !batch.lead_events.is_empty() {
-                self.write_lead_events(&batch.lead_events);
+            // After the leads: a step may follow its lead's store in one
+            // batch. In order, each run of one kind in a transaction.
+            let mut writes = std::mem::take(&mut batch.lead_writes)
+                .into_iter()
+                .peekable();
+            while let Some(first) = writes.next() {
+                match first {
+                    LeadWrite::Event(event) => {
+                        let mut events = vec![event];
+                        while let Some(LeadWrite::Event(event)) =
+                            writes.next_if(|write| matches!(write, LeadWrite::Event(_)))
+                        {
+                            events.push(event);
+                        }
+                        self.write_lead_events(&events);
+                    }
+                    LeadWrite::Change(change) => {
+                        let mut changes = vec![change];
+                        while let Some(LeadWrite::Change(change)) =
+                            writes.next_if(|write| matches!(write, LeadWrite::Change(_)))
+                        {
+                            changes.push(change);
+                        }
+                        self.write_lead_changes(&changes);
+                    }
+                }
             }
             for ack in batch.flushes {
                 let _ = ack.send(());
@@ -707,6 +760,40 @@ impl Writer {
         }
     }
 
+    /// Writes lead changes in one transaction, counted like entries.
+    fn write_lead_changes(&mut self, changes: &[LeadChange]) {
+        let count = changes.len() as u64;
+        let Some(connection) = self.connection.as_mut() else {
+            self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+            return;
+        };
+        self.shared.faults.before_batch();
+        let result = crate::leads::store::write_changes(connection, changes, &self.shared.faults);
+        match result {
+            Ok(()) => {
+                self.shared.written.fetch_add(count, Ordering::SeqCst);
+                self.shared.batches.fetch_add(1, Ordering::SeqCst);
+                self.shared.failing.store(false, Ordering::SeqCst);
+                self.failure_log.recovered();
+            }
+            Err(error) => {
+                self.shared.failed.fetch_add(count, Ordering::SeqCst);
+                self.shared.failing.store(true, Ordering::SeqCst);
+                let message = error.to_string();
+                *self
+                    .shared
+                    .last_error
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = Some(WriteFailure {
+                    at: Timestamp::now(),
+                    message: message.clone(),
+                });
+                self.failure_log.failed(count, &message);
+            }
+        }
+        self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+    }
+
     /// Writes `leads` in one transaction, then tells each sender.
     fn write_leads(&mut self, leads: Vec<PendingLead>) {
         let count = leads.len() as u64;
@@ -762,7 +849,7 @@ impl Writer {
             .receiver
             .try_iter()
             .filter_map(|message| match message {
-                Message::Entry(_) | Message::LeadEvent(_) => Some(()),
+                Message::Entry(_) | Message::LeadEvent(_) | Message::LeadChange(_) => Some(()),
                 // Its sender is told: nothing was stored.
                 Message::Lead(pending) => {
                     (pending.reply)(Err(LeadWriteError::Closed));

@@ -134,9 +134,9 @@ pub use error::{JournalError, QueryError, RangeError, RecordError};
 pub use fault::FaultPlan;
 pub use journal::{Journal, JournalConfig, JournalHandle, JournalStats, MAX_LINGER, WriteFailure};
 pub use leads::{
-    Idempotency, LeadEvent, LeadHistory, LeadId, LeadKind, LeadOutcome, LeadQuery, LeadReply,
-    LeadReport, LeadRow, LeadSignature, LeadState, LeadStored, LeadTimeline, LeadWriteError,
-    NewLead,
+    DeskRow, Idempotency, LeadChange, LeadEvent, LeadHistory, LeadId, LeadKind, LeadOutcome,
+    LeadQuery, LeadReply, LeadReport, LeadRow, LeadSignature, LeadState, LeadStored, LeadTimeline,
+    LeadWriteError, NewLead,
 };
 pub use reader::{CallQuery, CallRow, CallTimeline, EventRow, Reader};
 pub use report::{

@@ -311,6 +311,127 @@ fn the_wal_is_checkpointed_beside_the_writer() {
     assert!(reader.lead("l-499").unwrap().is_some());
 }
 
+fn change(
+    id: &str,
+    at_ms: i64,
+    event: &'static str,
+    agent: Option<&str>,
+    state: LeadState,
+) -> records::LeadChange {
+    records::LeadChange {
+        id: LeadId::new(id),
+        at: at(at_ms),
+        event,
+        agent: agent.map(str::to_string),
+        detail: json!({}),
+        owner: agent.map(str::to_string),
+        state,
+        outcome: None,
+        first_contact_at: None,
+        snoozed_until: None,
+    }
+}
+
+#[test]
+fn changes_fold_into_the_lead_and_a_restart_reads_the_desk_back() {
+    let test = open(quick());
+    assert_eq!(store(&test.handle, lead("l-1", 0)), Ok(LeadStored::Created));
+    assert_eq!(
+        store(&test.handle, lead("l-2", 1_000)),
+        Ok(LeadStored::Created)
+    );
+    // l-1: offered to 1004 until 2 min, expired, offered to 1008, accepted,
+    // contacted at 90 s, booked.
+    let mut offered = change("l-1", 1_000, "offered", Some("1004"), LeadState::Offered);
+    offered.detail = json!({"until": at(121_000).as_millisecond()});
+    test.handle.record_lead(offered).unwrap();
+    let mut expired = change(
+        "l-1",
+        121_000,
+        "offer_expired",
+        Some("1004"),
+        LeadState::Waiting,
+    );
+    expired.owner = None;
+    test.handle.record_lead(expired).unwrap();
+    test.handle
+        .record_lead(change(
+            "l-1",
+            121_000,
+            "accepted",
+            Some("1008"),
+            LeadState::Accepted,
+        ))
+        .unwrap();
+    let mut contacted = change(
+        "l-1",
+        150_000,
+        "contacted",
+        Some("1008"),
+        LeadState::Contacted,
+    );
+    contacted.first_contact_at = Some(at(150_000));
+    test.handle.record_lead(contacted).unwrap();
+    let mut closed = change("l-1", 160_000, "closed", Some("1008"), LeadState::Closed);
+    closed.outcome = Some(records::LeadOutcome::Booked);
+    closed.first_contact_at = Some(at(160_000));
+    test.handle.record_lead(closed).unwrap();
+    // l-2: offered to 1004 until 3 min, still open; an unknown lead's
+    // change is ignored.
+    let mut offered = change("l-2", 2_000, "offered", Some("1004"), LeadState::Offered);
+    offered.detail = json!({"until": at(180_000).as_millisecond()});
+    test.handle.record_lead(offered).unwrap();
+    test.handle
+        .record_lead(change(
+            "l-9",
+            2_000,
+            "accepted",
+            Some("1004"),
+            LeadState::Accepted,
+        ))
+        .unwrap();
+    test.handle.flush(PATIENCE).unwrap();
+
+    let reader = test.journal.reader().unwrap();
+    let one = reader.lead("l-1").unwrap().unwrap();
+    assert_eq!(one.lead.state, LeadState::Closed);
+    assert_eq!(one.lead.owner.as_deref(), Some("1008"));
+    assert_eq!(
+        one.lead.first_contact_at,
+        Some(at(150_000)),
+        "the first contact is kept"
+    );
+    let events: Vec<&str> = one.history.iter().map(|h| h.event.as_str()).collect();
+    assert_eq!(
+        events,
+        [
+            "created",
+            "offered",
+            "offer_expired",
+            "accepted",
+            "contacted",
+            "closed"
+        ]
+    );
+    let desk = reader.desk_leads(100).unwrap();
+    assert_eq!(desk.len(), 1);
+    assert_eq!(desk[0].lead.id.as_str(), "l-2");
+    assert_eq!(desk[0].lead.owner.as_deref(), Some("1004"));
+    assert_eq!(desk[0].offered_until, Some(at(180_000)));
+    assert!(!desk[0].escalated);
+    let report = reader
+        .lead_report(
+            &TimeRange::new(at(-1_000), at(10_000)).unwrap(),
+            at(600_000),
+        )
+        .unwrap();
+    let json = serde_json::to_value(&report).unwrap();
+    assert_eq!(json["sources"][0]["leads"], 2);
+    assert_eq!(json["sources"][0]["booked"], 1);
+    assert_eq!(json["sources"][0]["speed_to_lead_ms"]["p50"], 150_000);
+    assert_eq!(json["sources"][0]["leaked"], 1);
+}
+
 fn step(
     lead: &str,
     at_ms: i64,

@@ -39,6 +39,10 @@
 //! * **Transfers** ([`Router::transfer`]): an agent hands a connected
 //!   caller to another queue, or to one agent first ([`DirectOffer`]); the
 //!   caller keeps their priority and the wait they had before the answer.
+//! * **Leads** ([`LeadDesk`], module [`leads`]): web forms and other
+//!   inquiries offered to one agent at a time through the same table, read
+//!   only (a lead offer never changes an agent's call state), with their
+//!   own capacity, accept and respond-by timers and escalation.
 //! * **Statistics**: [`Router::queue_stats`] gives what `GET /api/queues`
 //!   shows, and [`Router::estimate_wait`] a percentile of recent answered
 //!   waits, withheld while there are too few.
@@ -99,6 +103,7 @@ mod config;
 mod error;
 mod id;
 mod idle;
+pub mod leads;
 mod line;
 mod offer;
 mod router;
@@ -116,6 +121,9 @@ pub use config::{
 };
 pub use error::{ConfigError, EnqueueError, RoutingError};
 pub use id::{AgentId, Branch, CallId, Language, Priority, PromptId, QueueId, Skill, SkillLevel};
+pub use leads::{
+    Actor, DeskError, DeskEvent, LeadDesk, LeadKey, LeadSpec, LeadStatus, Phase, RestoredLead,
+};
 pub use offer::{
     AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
 };

@@ -16,7 +16,7 @@ use routing::{
     EnqueueError, Enqueued, Millis, Offer, OfferFailure, Priority, QueueConfig, QueueId,
     QueueStats, RequestedState, Router, RouterConfig, RouterEvent, RoutingError,
 };
-use tokio::sync::{mpsc, oneshot};
+use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{debug, info};
@@ -87,12 +87,19 @@ pub struct RouterStopped;
 pub struct RouterHandle {
     commands: mpsc::UnboundedSender<Command>,
     table: Arc<AgentTable>,
+    agents_changed: watch::Receiver<u64>,
 }
 
 impl RouterHandle {
     /// The agent table, for reading snapshots.
     pub fn table(&self) -> &Arc<AgentTable> {
         &self.table
+    }
+
+    /// Wakes when an agent's state or registration changed (a count): the
+    /// lead desk offers waiting leads then.
+    pub fn agents_changed(&self) -> watch::Receiver<u64> {
+        self.agents_changed.clone()
     }
 
     fn send(&self, command: Command) -> Result<(), RouterStopped> {
@@ -232,15 +239,18 @@ pub fn start(
 ) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), routing::ConfigError> {
     let router = Router::new(RouterConfig::default(), queues, agents)?;
     let (commands, command_rx) = mpsc::unbounded_channel();
+    let (changed, agents_changed) = watch::channel(0);
     let handle = RouterHandle {
         commands,
         table: Arc::clone(router.table()),
+        agents_changed,
     };
     let task = tokio::spawn(
         Service {
             router,
             start: Instant::now(),
             owners: HashMap::new(),
+            changed,
         }
         .run(command_rx, shutdown),
     );
@@ -251,6 +261,8 @@ struct Service {
     router: Router,
     start: Instant,
     owners: HashMap<CallId, mpsc::UnboundedSender<RouterMessage>>,
+    /// Bumped when agents change (see [`RouterHandle::agents_changed`]).
+    changed: watch::Sender<u64>,
 }
 
 impl Service {
@@ -334,10 +346,12 @@ impl Service {
                 );
             }
             Command::Registered(agent) => {
-                report(self.router.registered(now, &agent), "registration")
+                report(self.router.registered(now, &agent), "registration");
+                self.changed.send_modify(|count| *count += 1);
             }
             Command::Unregistered(agent) => {
                 report(self.router.unregistered(now, &agent), "unregistration");
+                self.changed.send_modify(|count| *count += 1);
             }
             Command::SetState {
                 agent,
@@ -361,6 +375,8 @@ impl Service {
                 reply,
             } => {
                 let _ = reply.send(self.router.reconfigure(queues, agents));
+                // A reload may change agents' skills and lead capacities.
+                self.changed.send_modify(|count| *count += 1);
             }
         }
     }
@@ -391,6 +407,7 @@ impl Service {
                     agent, from, to, ..
                 } => {
                     info!(agent = %agent, from = from.as_str(), to = to.as_str(), "agent state");
+                    self.changed.send_modify(|count| *count += 1);
                     metrics::counter!("frontdesk_agent_state_changes_total", "to" => to.as_str())
                         .increment(1);
                 }

@@ -273,6 +273,11 @@ pub async fn run_with(
         limits.leads.clone(),
         app.journal.pseudonyms(),
         config.alerts.webhook.clone(),
+        (
+            std::sync::Arc::clone(app.router.table()),
+            app.router.agents_changed(),
+        ),
+        shutdown.child_token(),
     )
     .await
     .map_err(|error| DaemonError::Setup(format!("leads: {error:#}")))?;
@@ -285,6 +290,12 @@ pub async fn run_with(
             dashboard.clone(),
         ),
     );
+    // A patient reached by click-to-call is on the record and contacted
+    // on the lead desk.
+    let contact = std::sync::Arc::new(crate::leads::desk::DeskContact::new(
+        crate::calls::originate::JournalContact::new(app.journal.handle()),
+        leads.desk().clone(),
+    ));
     let state = AppState {
         admin_token: admin_token.clone(),
         metrics: metrics.clone(),
@@ -295,9 +306,7 @@ pub async fn run_with(
         leads,
         originate: crate::calls::originate::Originator::new(
             std::sync::Arc::clone(&app.call_services),
-            std::sync::Arc::new(crate::calls::originate::JournalContact::new(
-                app.journal.handle(),
-            )),
+            contact,
         ),
     };
     let (scheme, gate) = match &certificates {

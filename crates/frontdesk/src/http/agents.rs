@@ -36,6 +36,11 @@ pub struct AgentView {
     pub branch: Option<String>,
     /// Calls answered today.
     pub calls_today: u32,
+    /// Leads offered to or owned by the agent (issue 21).
+    pub leads_open: u32,
+    /// Where the agent can take a call: `sip` while their phone is
+    /// registered (`browser` later).
+    pub devices: Vec<&'static str>,
 }
 
 /// `GET /api/agents`'s body.
@@ -61,9 +66,18 @@ fn parse_state_request(body: &[u8]) -> Result<StateRequest, serde_json::Error> {
 }
 
 /// Every agent of the dialplan in force, sorted by id.
-pub fn agent_views(app: &App) -> Vec<AgentView> {
+pub fn agent_views(app: &App, leads: &crate::leads::Leads) -> Vec<AgentView> {
     let plan = app.dialplan.current();
-    let mut views: Vec<AgentView> = plan.agents().iter().map(|agent| view(app, agent)).collect();
+    let board = leads.desk().board();
+    let mut views: Vec<AgentView> = plan
+        .agents()
+        .iter()
+        .map(|agent| {
+            let mut view = view(app, agent);
+            view.leads_open = board.leads_open(&view.id);
+            view
+        })
+        .collect();
     views.sort_by(|a, b| a.id.cmp(&b.id));
     views
 }
@@ -76,13 +90,14 @@ fn view(app: &App, agent: &ivr::Agent) -> AgentView {
 
 fn view_with(app: &App, agent: &ivr::Agent, snapshot: Option<&AgentSnapshot>) -> AgentView {
     let id = agent.id().as_str();
+    let registered = app.registrar.locations().is_registered(id);
     AgentView {
         id: id.to_string(),
         name: agent.name().to_string(),
         // An agent a reload added before routing learnt of them cannot be
         // offered calls: offline is the truth for routing.
         state: snapshot.map_or("offline", |s| s.state.as_str()),
-        registered: app.registrar.locations().is_registered(id),
+        registered,
         skills: agent
             .skills()
             .iter()
@@ -90,13 +105,15 @@ fn view_with(app: &App, agent: &ivr::Agent, snapshot: Option<&AgentSnapshot>) ->
             .collect(),
         branch: agent.branch().map(|b| b.as_str().to_string()),
         calls_today: snapshot.map_or(0, |s| s.calls_today),
+        leads_open: 0,
+        devices: if registered { vec!["sip"] } else { Vec::new() },
     }
 }
 
 /// `GET /api/agents`.
 pub async fn list(State(state): State<AppState>) -> Response {
     Json(AgentList {
-        agents: agent_views(&state.app),
+        agents: agent_views(&state.app, &state.leads),
     })
     .into_response()
 }
@@ -139,7 +156,11 @@ pub async fn set_state(
         .set_state(AgentId::new(id.as_str()), requested)
         .await
     {
-        Ok(Ok(snapshot)) => Json(view_with(app, agent, Some(&snapshot))).into_response(),
+        Ok(Ok(snapshot)) => {
+            let mut view = view_with(app, agent, Some(&snapshot));
+            view.leads_open = state.leads.desk().board().leads_open(&view.id);
+            Json(view).into_response()
+        }
         Ok(Err(error @ RoutingError::UnknownAgent(_))) => {
             error_response(StatusCode::NOT_FOUND, &error.to_string())
         }

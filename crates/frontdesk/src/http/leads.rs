@@ -1,7 +1,11 @@
 //! The leads' routes (DESIGN.md, "Leads"): `POST /api/leads` (a source's
 //! signature or the admin token: it authenticates itself, see
 //! [`super::router`]), `GET /api/leads?state=&limit=`, `GET
-//! /api/leads/{id}` and `GET /api/reports/leads?from=&to=` (admin token).
+//! /api/leads/{id}` and `GET /api/reports/leads?from=&to=` (admin token),
+//! and the admin's actions on a lead (issue 21): `POST
+//! /api/leads/{id}/accept`, `/outcome` `{"outcome":"booked"}`, `/snooze`
+//! `{"until":"…"}` and `/assign` `{"agent":"1003"}` (the agent's own are
+//! under `/agent/leads/{id}/…`, [`super::agent_view`]).
 //! The work is the leads service's ([`crate::leads`]); these only speak
 //! HTTP.
 
@@ -12,12 +16,14 @@ use axum::http::header::RETRY_AFTER;
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ivr::jiff::Timestamp;
-use records::{LeadQuery, LeadState};
+use records::{LeadOutcome, LeadQuery, LeadState};
+use routing::{Actor, DeskError, LeadStatus, Phase};
 use serde::Deserialize;
 use serde_json::json;
 
 use super::calls::{RangeQuery, range_of};
 use super::{AppState, auth, error_response};
+use crate::leads::desk::{ActionError, LeadAction, state_of};
 use crate::leads::{Accepted, Leads, Post, Refusal};
 
 /// How many leads `/api/leads` lists without `limit`.
@@ -167,5 +173,182 @@ async fn read<T: Send + 'static>(
             StatusCode::INTERNAL_SERVER_ERROR,
             "journal query failed",
         )),
+    }
+}
+
+/// Reads an action's body: `accept` takes none (or `{}`), `outcome`
+/// `{"outcome":"booked"}`, `snooze` `{"until":"<RFC 3339>"}`, `assign`
+/// `{"agent":"1003"}`. The error says what was expected.
+pub fn parse_action(action: &str, body: &[u8]) -> Result<LeadAction, String> {
+    let object = || -> Result<serde_json::Map<String, serde_json::Value>, String> {
+        match serde_json::from_slice::<serde_json::Value>(body) {
+            Ok(serde_json::Value::Object(fields)) => Ok(fields),
+            _ => Err(format!("the body of `{action}` must be a JSON object")),
+        }
+    };
+    let one = |name: &str, expected: &str| -> Result<String, String> {
+        let fields = object()?;
+        match (fields.len(), fields.get(name).and_then(|v| v.as_str())) {
+            (1, Some(value)) => Ok(value.to_string()),
+            _ => Err(format!("the body must be {expected}")),
+        }
+    };
+    match action {
+        "accept" => {
+            if body.iter().all(u8::is_ascii_whitespace) || object().is_ok_and(|f| f.is_empty()) {
+                Ok(LeadAction::Accept)
+            } else {
+                Err("accept takes no body (or {})".into())
+            }
+        }
+        "outcome" => {
+            let names: Vec<&str> = LeadOutcome::ALL.iter().map(|o| o.as_str()).collect();
+            let expected = format!("{{\"outcome\": one of {}}}", names.join(", "));
+            let name = one("outcome", &expected)?;
+            name.parse::<LeadOutcome>()
+                .map(LeadAction::Outcome)
+                .map_err(|_| format!("the body must be {expected}"))
+        }
+        "snooze" => {
+            let expected = "{\"until\": \"<RFC 3339 time>\"}";
+            let until = one("until", expected)?;
+            until
+                .parse::<Timestamp>()
+                .map(LeadAction::Snooze)
+                .map_err(|_| format!("the body must be {expected}"))
+        }
+        "assign" => {
+            let agent = one("agent", "{\"agent\": \"<agent id>\"}")?;
+            Ok(LeadAction::Assign(routing::AgentId::new(agent.as_str())))
+        }
+        _ => Err(format!("no action `{action}`")),
+    }
+}
+
+/// The answer to an action: 200 with the lead's place, or the refusal
+/// (404 unknown lead or agent, 409 not yours or not now, 503 stopped).
+pub fn action_response(result: Result<LeadStatus, ActionError>) -> Response {
+    match result {
+        Ok(status) => {
+            let (offer_until, snoozed_until) = match &status.phase {
+                Phase::Offered { until, .. } => (Some(*until), None),
+                Phase::Owned { snoozed_until, .. } => (None, *snoozed_until),
+                Phase::Waiting => (None, None),
+            };
+            let time = |at: Option<routing::Millis>| {
+                at.and_then(|at| {
+                    Timestamp::from_millisecond(i64::try_from(at.as_millis()).ok()?).ok()
+                })
+                .map(|at| at.to_string())
+            };
+            Json(json!({"lead": {
+                "id": status.id.as_str(),
+                "owner": status.phase.agent().map(|a| a.as_str()),
+                "state": state_of(&status).as_str(),
+                "offer_until": time(offer_until),
+                "snoozed_until": time(snoozed_until),
+            }}))
+            .into_response()
+        }
+        Err(ActionError::Desk(error)) => {
+            let status = match error {
+                DeskError::UnknownLead(_) | DeskError::UnknownAgent(_) => StatusCode::NOT_FOUND,
+                DeskError::NotYours { .. } | DeskError::WrongState { .. } => StatusCode::CONFLICT,
+                DeskError::Duplicate(_) => StatusCode::CONFLICT,
+            };
+            error_response(status, &error.to_string())
+        }
+        Err(error @ ActionError::Stopped) => {
+            error_response(StatusCode::SERVICE_UNAVAILABLE, &error.to_string())
+        }
+    }
+}
+
+/// An admin action on lead `id` (the routes are explicit, so that
+/// `/call`, built apart, has its own).
+async fn admin_action(state: AppState, id: String, action: &str, body: Bytes) -> Response {
+    let action = match parse_action(action, &body) {
+        Ok(action) => action,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    action_response(state.leads.desk().act(&id, Actor::Admin, action).await)
+}
+
+/// `POST /api/leads/{id}/accept` (admin token): for the agent it is
+/// offered to.
+pub async fn admin_accept(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    admin_action(state, id, "accept", body).await
+}
+
+/// `POST /api/leads/{id}/outcome` (admin token).
+pub async fn admin_outcome(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    admin_action(state, id, "outcome", body).await
+}
+
+/// `POST /api/leads/{id}/snooze` (admin token).
+pub async fn admin_snooze(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    admin_action(state, id, "snooze", body).await
+}
+
+/// `POST /api/leads/{id}/assign` `{"agent":"1003"}` (admin token): the
+/// agent owns it at once.
+pub async fn admin_assign(
+    State(state): State<AppState>,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    admin_action(state, id, "assign", body).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    #[test]
+    fn action_bodies() {
+        assert_eq!(parse_action("accept", b""), Ok(LeadAction::Accept));
+        assert_eq!(parse_action("accept", b"{}"), Ok(LeadAction::Accept));
+        assert!(parse_action("accept", b"{\"x\":1}").is_err());
+        assert_eq!(
+            parse_action("outcome", br#"{"outcome":"booked"}"#),
+            Ok(LeadAction::Outcome(LeadOutcome::Booked))
+        );
+        assert!(parse_action("outcome", br#"{"outcome":"lost"}"#).is_err());
+        assert!(parse_action("outcome", br#"{"outcome":"booked","x":1}"#).is_err());
+        assert!(matches!(
+            parse_action("snooze", br#"{"until":"2026-12-07T10:00:00Z"}"#),
+            Ok(LeadAction::Snooze(_))
+        ));
+        assert!(parse_action("snooze", br#"{"until":"tomorrow"}"#).is_err());
+        assert_eq!(
+            parse_action("assign", br#"{"agent":"1003"}"#),
+            Ok(LeadAction::Assign(routing::AgentId::new("1003")))
+        );
+        assert!(parse_action("call", b"{}").is_err());
+    }
+
+    proptest! {
+        #[test]
+        fn any_body_is_an_action_or_a_clear_error(
+            action in prop::sample::select(vec!["accept", "outcome", "snooze", "assign", "x"]),
+            body in prop::collection::vec(any::<u8>(), 0..200),
+        ) {
+            if let Err(message) = parse_action(action, &body) {
+                prop_assert!(!message.is_empty());
+            }
+        }
     }
 }

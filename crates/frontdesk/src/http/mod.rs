@@ -73,6 +73,22 @@ pub fn router(state: AppState) -> Router {
             "/leads/{id}/call",
             axum::routing::post(lead_call::admin_call),
         )
+        .route(
+            "/leads/{id}/accept",
+            axum::routing::post(leads::admin_accept),
+        )
+        .route(
+            "/leads/{id}/outcome",
+            axum::routing::post(leads::admin_outcome),
+        )
+        .route(
+            "/leads/{id}/snooze",
+            axum::routing::post(leads::admin_snooze),
+        )
+        .route(
+            "/leads/{id}/assign",
+            axum::routing::post(leads::admin_assign),
+        )
         .route("/reports/leads", get(leads::report))
         .route("/alerts", get(calls::alerts))
         .route("/events", get(dashboard::events))
@@ -106,6 +122,18 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/agent/leads/{id}/call",
             axum::routing::post(lead_call::agent_call),
+        )
+        .route(
+            "/agent/leads/{id}/accept",
+            axum::routing::post(agent_view::lead_accept),
+        )
+        .route(
+            "/agent/leads/{id}/outcome",
+            axum::routing::post(agent_view::lead_outcome),
+        )
+        .route(
+            "/agent/leads/{id}/snooze",
+            axum::routing::post(agent_view::lead_snooze),
         )
         .nest("/api", admin)
         .fallback(not_found)

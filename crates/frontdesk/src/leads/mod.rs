@@ -16,12 +16,15 @@
 //!   first in `/api/alerts` and on the dashboard), active while nobody has
 //!   reached the patient, and raised again from the journal after a
 //!   restart;
-//! - the lead JSON of the API ([`Leads::lead_json`]).
+//! - the lead JSON of the API ([`Leads::lead_json`]);
+//! - the lead desk ([`desk`], issue 21): who owns each open lead, its
+//!   offers, timers and `lead_breach` alerts ([`Leads::desk`]).
 //!
 //! A refused post stores nothing: every check runs before the store, and
 //! a signature claimed for a post that is then refused is given back.
 //! Patients' numbers reach the logs only as pseudonyms.
 
+pub mod desk;
 pub mod form;
 pub mod replay;
 pub mod signature;
@@ -117,11 +120,18 @@ impl Refusal {
     }
 }
 
-/// One active `emergency_lead` alert.
+/// The alert kind of an emergency lead nobody has reached yet.
+pub const EMERGENCY: &str = "emergency_lead";
+/// The alert kind of a lead not contacted within its source's window.
+pub const BREACH: &str = "lead_breach";
+
+/// One active lead alert (`emergency_lead` or `lead_breach`).
 #[derive(Debug, Clone, PartialEq)]
 pub struct LeadAlert {
     /// The lead.
     pub lead: LeadId,
+    /// [`EMERGENCY`] or [`BREACH`].
+    pub kind: &'static str,
     /// Its queue.
     pub department: String,
     /// When it arrived.
@@ -135,7 +145,7 @@ impl LeadAlert {
     pub fn to_json(&self) -> Value {
         json!({
             "department": self.department,
-            "kind": "emergency_lead",
+            "kind": self.kind,
             "since": self.since.to_string(),
             "detail": self.detail,
             "lead": self.lead.as_str(),
@@ -158,11 +168,9 @@ struct Inner {
     /// Held only to claim or give back one signature; never across an
     /// await.
     replay: Mutex<ReplayCache>,
-    /// By lead id (ordered: ids are random, so `since` orders the output).
-    /// Held only to change or copy the map.
-    alerts: Mutex<BTreeMap<LeadId, LeadAlert>>,
+    alerts: Arc<LeadAlerts>,
     pseudonyms: Pseudonyms,
-    webhook: Option<String>,
+    desk: desk::LeadDeskHandle,
     /// Bounds the read-backs (see [`CONCURRENT_READS`]).
     reads: tokio::sync::Semaphore,
 }
@@ -171,6 +179,7 @@ impl Leads {
     /// Starts the service on the journal: seeds the replay cache with the
     /// signatures of the last two tolerances and the alerts with the
     /// unanswered emergencies (reads on a blocking thread).
+    #[allow(clippy::too_many_arguments)]
     pub async fn start(
         journal: JournalHandle,
         reader: Reader,
@@ -178,6 +187,8 @@ impl Leads {
         limits: LeadLimits,
         pseudonyms: Pseudonyms,
         webhook: Option<String>,
+        agents: (Arc<routing::AgentTable>, tokio::sync::watch::Receiver<u64>),
+        shutdown: tokio_util::sync::CancellationToken,
     ) -> anyhow::Result<Leads> {
         // libphonenumber's metadata is deserialized on first use (tens of
         // milliseconds): pay it here, not on the first patient's post.
@@ -201,16 +212,17 @@ impl Leads {
             }),
             now.as_second(),
         );
-        let alerts: BTreeMap<LeadId, LeadAlert> = emergencies
+        let alerts: BTreeMap<(LeadId, &'static str), LeadAlert> = emergencies
             .into_iter()
             .map(|lead| {
                 let alert = LeadAlert {
                     lead: lead.id.clone(),
+                    kind: EMERGENCY,
                     department: lead.department.clone(),
                     since: lead.created_at,
                     detail: emergency_detail(&lead.id, &lead.source, lead.intent.as_deref()),
                 };
-                (lead.id, alert)
+                ((lead.id, EMERGENCY), alert)
             })
             .collect();
         if !alerts.is_empty() {
@@ -224,6 +236,23 @@ impl Leads {
             "lead intake ready (POST /api/leads)"
         );
         metrics::gauge!("frontdesk_lead_alerts_active").set(alerts.len() as f64);
+        let alerts = Arc::new(LeadAlerts {
+            alerts: Mutex::new(alerts),
+            webhook,
+        });
+        let (table, agents_changed) = agents;
+        let desk = desk::start(
+            desk::DeskServices {
+                table,
+                agents_changed,
+                dialplan: Arc::clone(&dialplan),
+                journal: journal.clone(),
+                alerts: Arc::clone(&alerts),
+            },
+            reader.clone(),
+            shutdown,
+        )
+        .await?;
         Ok(Leads {
             inner: Arc::new(Inner {
                 journal,
@@ -231,9 +260,9 @@ impl Leads {
                 dialplan,
                 limits,
                 replay: Mutex::new(replay),
-                alerts: Mutex::new(alerts),
+                alerts,
                 pseudonyms,
-                webhook,
+                desk,
                 reads: tokio::sync::Semaphore::new(CONCURRENT_READS),
             }),
         })
@@ -244,18 +273,15 @@ impl Leads {
         &self.inner.reader
     }
 
-    /// The active `emergency_lead` alerts, oldest first.
+    /// The active lead alerts (`emergency_lead`, `lead_breach`), oldest
+    /// first.
     pub fn alerts(&self) -> Vec<LeadAlert> {
-        let mut alerts: Vec<LeadAlert> = self
-            .inner
-            .alerts
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .values()
-            .cloned()
-            .collect();
-        alerts.sort_by_key(|alert| alert.since);
-        alerts
+        self.inner.alerts.active()
+    }
+
+    /// The lead desk: owners, offers, actions.
+    pub fn desk(&self) -> &desk::LeadDeskHandle {
+        &self.inner.desk
     }
 
     /// Takes a post: checks who sent it and what it says, classifies it,
@@ -434,8 +460,9 @@ impl Leads {
                     "lead received"
                 );
                 if route.emergency {
-                    self.raise(LeadAlert {
+                    self.inner.alerts.raise(LeadAlert {
                         lead: id.clone(),
+                        kind: EMERGENCY,
                         department: route.queue.to_string(),
                         since: now,
                         detail: emergency_detail(
@@ -446,6 +473,7 @@ impl Leads {
                     });
                 }
                 let lead = self.read_json(id).await?;
+                self.inner.desk.add(lead.clone());
                 Ok(Accepted::Created(lead))
             }
             LeadStored::Existing {
@@ -511,32 +539,53 @@ impl Leads {
         )?;
         Ok(lead.to_json(&timeline.history, &related))
     }
+}
 
-    /// Raises an `emergency_lead` alert: logged, kept, POSTed to the
-    /// webhook.
-    fn raise(&self, alert: LeadAlert) {
+/// The active lead alerts, shared by the intake (`emergency_lead`) and
+/// the desk (`lead_breach`): one per lead and kind.
+#[derive(Debug)]
+pub struct LeadAlerts {
+    /// By lead and kind (ordered: ids are random, so `since` orders the
+    /// output). Held only to change or copy the map.
+    alerts: Mutex<BTreeMap<(LeadId, &'static str), LeadAlert>>,
+    webhook: Option<String>,
+}
+
+impl LeadAlerts {
+    /// The active alerts, oldest first.
+    pub fn active(&self) -> Vec<LeadAlert> {
+        let mut alerts: Vec<LeadAlert> = self
+            .alerts
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        alerts.sort_by_key(|alert| alert.since);
+        alerts
+    }
+
+    /// Raises an alert: logged, kept, POSTed to the webhook (outside a
+    /// runtime, as in unit tests, the POST is skipped).
+    pub fn raise(&self, alert: LeadAlert) {
         warn!(
             lead = %alert.lead,
             department = %alert.department,
-            kind = "emergency_lead",
+            kind = alert.kind,
             detail = %alert.detail,
             "alert raised"
         );
         let active = {
-            let mut alerts = self
-                .inner
-                .alerts
-                .lock()
-                .unwrap_or_else(PoisonError::into_inner);
-            alerts.insert(alert.lead.clone(), alert.clone());
+            let mut alerts = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+            alerts.insert((alert.lead.clone(), alert.kind), alert.clone());
             while alerts.len() > MAX_ALERTS {
                 let oldest = alerts
-                    .values()
-                    .min_by_key(|alert| alert.since)
-                    .map(|alert| alert.lead.clone());
+                    .iter()
+                    .min_by_key(|(_, alert)| alert.since)
+                    .map(|(key, _)| key.clone());
                 match oldest {
-                    Some(id) => {
-                        alerts.remove(&id);
+                    Some(key) => {
+                        alerts.remove(&key);
                     }
                     None => break,
                 }
@@ -544,16 +593,44 @@ impl Leads {
             alerts.len()
         };
         metrics::gauge!("frontdesk_lead_alerts_active").set(active as f64);
-        if let Some(url) = &self.inner.webhook {
-            let mut body = alert.to_json();
-            body["state"] = json!("raised");
-            let url = url.clone();
-            tokio::spawn(async move {
-                if let Err(error) = crate::app::journal::post_json(&url, &body).await {
-                    warn!(%error, "alert webhook failed");
-                }
-            });
+        self.post(&alert, "raised");
+    }
+
+    /// Clears the alerts of `lead` (the patient was reached, or the lead
+    /// closed), telling the webhook.
+    pub fn clear(&self, lead: &LeadId) {
+        let cleared: Vec<LeadAlert> = {
+            let mut alerts = self.alerts.lock().unwrap_or_else(PoisonError::into_inner);
+            let keys: Vec<(LeadId, &'static str)> = alerts
+                .keys()
+                .filter(|(id, _)| id == lead)
+                .cloned()
+                .collect();
+            let cleared = keys.iter().filter_map(|key| alerts.remove(key)).collect();
+            metrics::gauge!("frontdesk_lead_alerts_active").set(alerts.len() as f64);
+            cleared
+        };
+        for alert in cleared {
+            info!(lead = %alert.lead, kind = alert.kind, "alert cleared");
+            self.post(&alert, "cleared");
         }
+    }
+
+    fn post(&self, alert: &LeadAlert, state: &str) {
+        let Some(url) = &self.webhook else {
+            return;
+        };
+        let Ok(runtime) = tokio::runtime::Handle::try_current() else {
+            return;
+        };
+        let mut body = alert.to_json();
+        body["state"] = json!(state);
+        let url = url.clone();
+        runtime.spawn(async move {
+            if let Err(error) = crate::app::journal::post_json(&url, &body).await {
+                warn!(%error, "alert webhook failed");
+            }
+        });
     }
 }
 
@@ -663,6 +740,7 @@ mod tests {
         assert_eq!(detail, "lead l-1 from website: \"chest pain\"");
         let alert = LeadAlert {
             lead: LeadId::new("l-1"),
+            kind: EMERGENCY,
             department: "urgent-care".into(),
             since: Timestamp::UNIX_EPOCH,
             detail,

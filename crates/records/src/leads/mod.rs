@@ -29,6 +29,14 @@
 //! [`Reader::lead_report`](crate::Reader::lead_report) the figures per
 //! source and per department ([`report`]).
 //!
+//! Once stored, a lead changes through [`LeadChange`]s (the desk's
+//! offers, accepts, outcomes), recorded like a call's steps: each appends
+//! one `lead_events` row and sets the lead's `owner`, `state`, `outcome`,
+//! `first_contact_at` and `snoozed_until`. An offer's deadline is in its
+//! `offered` event's detail (`{"until": ms}`), which
+//! [`Reader::desk_leads`](crate::Reader::desk_leads) reads back at start:
+//! no column was added, so the schema stays at version 3.
+//!
 //! # Schema (version 3)
 //! `leads`: one row per lead; `lead_events`: its history; `lead_keys`:
 //! idempotency keys per source; and an index of `calls` by caller, for
@@ -51,7 +59,7 @@ use serde_json::Value;
 use crate::entry::{Priority, UnknownName};
 
 pub use events::LeadEvent;
-pub use read::{LeadHistory, LeadQuery, LeadRow, LeadTimeline};
+pub use read::{DeskRow, LeadHistory, LeadQuery, LeadRow, LeadTimeline};
 pub use report::{LeadFigures, LeadReport};
 
 /// A lead's id: `l-` and random characters, chosen by the daemon.
@@ -255,6 +263,41 @@ pub enum LeadWriteError {
     /// The transaction failed (I/O error, disk full); SQLite's message.
     #[error("the journal could not write: {0}")]
     Failed(String),
+}
+
+/// One change of an open lead (issue 21: the desk's offers, accepts,
+/// escalations, contacts, snoozes, outcomes): a `lead_events` row and the
+/// columns it folds into, as the desk computed them.
+///
+/// Unlike [`NewLead`] a change is queued like a call's step
+/// ([`JournalHandle::record_lead`](crate::JournalHandle::record_lead)):
+/// the desk never waits on the disk. Changes of one lead are written in
+/// the order they were recorded; a change of a lead not on disk changes
+/// nothing.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LeadChange {
+    /// The lead.
+    pub id: LeadId,
+    /// When it happened.
+    pub at: Timestamp,
+    /// The history's event (`offered`, `offer_expired`, `accepted`,
+    /// `assigned`, `escalated`, `contacted`, `closed`, `snoozed`,
+    /// `snooze_ended`).
+    pub event: &'static str,
+    /// The agent concerned.
+    pub agent: Option<String>,
+    /// The event's detail (an offer's `until`, an outcome), a JSON object.
+    pub detail: Value,
+    /// The owner after it (or the agent it is offered to).
+    pub owner: Option<String>,
+    /// The state after it.
+    pub state: LeadState,
+    /// The outcome, once closed.
+    pub outcome: Option<LeadOutcome>,
+    /// First contact: kept if already set.
+    pub first_contact_at: Option<Timestamp>,
+    /// Snoozed until then.
+    pub snoozed_until: Option<Timestamp>,
 }
 
 /// What a lead's sender is told once the writer is done with it.

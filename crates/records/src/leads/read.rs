@@ -187,6 +187,19 @@ pub struct LeadTimeline {
     pub history: Vec<LeadHistory>,
 }
 
+/// An open lead as the desk needs it back after a restart.
+#[derive(Debug, Clone, PartialEq)]
+pub struct DeskRow {
+    /// The lead (owner, state, `respond_by`, `snoozed_until`, …).
+    pub lead: LeadRow,
+    /// The owner had it on offer (not accepted) until then: the `until` of
+    /// its last `offered` event, when no accept, assignment, contact or
+    /// expiry followed it.
+    pub offered_until: Option<Timestamp>,
+    /// It was escalated once already.
+    pub escalated: bool,
+}
+
 /// Which leads [`Reader::leads`] lists: newest first, at most `limit`,
 /// optionally in one state.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -250,6 +263,47 @@ impl Reader {
                 ),
                 &[&limit],
             )
+        })
+    }
+
+    /// The leads not closed with what the desk needs to take them back
+    /// (at start), emergencies first, then the oldest, at most `limit`.
+    pub fn desk_leads(&self, limit: usize) -> Result<Vec<DeskRow>, QueryError> {
+        let leads = self.open_leads(limit)?;
+        self.with(|connection| {
+            let mut last = connection.prepare_cached(
+                "SELECT event, detail FROM lead_events WHERE lead_id = ?1
+                 AND event IN ('offered', 'offer_expired', 'accepted', 'assigned', 'escalated',
+                               'contacted')
+                 ORDER BY seq DESC LIMIT 1",
+            )?;
+            let mut escalations = connection.prepare_cached(
+                "SELECT count(*) FROM lead_events WHERE lead_id = ?1 AND event = 'escalated'",
+            )?;
+            let mut rows = Vec::with_capacity(leads.len());
+            for lead in leads {
+                let id = lead.id.as_str().to_string();
+                let mut found = last.query(params![id])?;
+                let offered_until = match found.next()? {
+                    Some(row) if row.get::<_, String>(0)? == "offered" => {
+                        let detail: String = row.get(1)?;
+                        serde_json::from_str::<Value>(&detail)
+                            .ok()
+                            .and_then(|detail| detail["until"].as_i64())
+                            .map(timestamp)
+                            .transpose()?
+                    }
+                    _ => None,
+                };
+                drop(found);
+                let escalated: i64 = escalations.query_row(params![id], |row| row.get(0))?;
+                rows.push(DeskRow {
+                    offered_until: offered_until.filter(|_| lead.owner.is_some()),
+                    escalated: escalated > 0,
+                    lead,
+                });
+            }
+            Ok(rows)
         })
     }
 

@@ -3,7 +3,7 @@
 
 use rusqlite::{Connection, OptionalExtension, params};
 
-use super::{LeadStored, NewLead};
+use super::{LeadChange, LeadStored, NewLead};
 use crate::fault::FaultPlan;
 
 /// An earlier lead's claim on an idempotency key, within the window.
@@ -111,4 +111,55 @@ fn write_one(connection: &Connection, lead: &NewLead) -> rusqlite::Result<LeadSt
         .prepare_cached(CREATED)?
         .execute(params![lead.id.as_str(), created_at])?;
     Ok(LeadStored::Created)
+}
+
+/// A change's fold into its lead's row, taking the next `seq`; no row for
+/// an unknown lead.
+const CHANGE: &str = "UPDATE leads SET owner = ?2, state = ?3, outcome = coalesce(?4, outcome),
+         first_contact_at = coalesce(first_contact_at, ?5), snoozed_until = ?6,
+         events = events + 1
+     WHERE id = ?1
+     RETURNING events";
+
+const CHANGE_EVENT: &str = "INSERT INTO lead_events (lead_id, seq, at, event, agent, detail)
+     VALUES (?1, ?2, ?3, ?4, ?5, ?6)";
+
+/// Writes `changes` in one transaction, in order.
+pub(crate) fn write_changes(
+    connection: &mut Connection,
+    changes: &[LeadChange],
+    faults: &FaultPlan,
+) -> rusqlite::Result<()> {
+    let transaction = connection.transaction()?;
+    for change in changes {
+        let seq: Option<i64> = transaction
+            .prepare_cached(CHANGE)?
+            .query_row(
+                params![
+                    change.id.as_str(),
+                    change.owner,
+                    change.state.as_str(),
+                    change.outcome.map(|o| o.as_str()),
+                    change.first_contact_at.map(|at| at.as_millisecond()),
+                    change.snoozed_until.map(|at| at.as_millisecond()),
+                ],
+                |row| row.get(0),
+            )
+            .optional()?;
+        let Some(seq) = seq else {
+            continue;
+        };
+        transaction.prepare_cached(CHANGE_EVENT)?.execute(params![
+            change.id.as_str(),
+            seq,
+            change.at.as_millisecond(),
+            change.event,
+            change.agent,
+            change.detail.to_string(),
+        ])?;
+    }
+    if let Some(error) = faults.take_failure() {
+        return Err(error);
+    }
+    transaction.commit()
 }

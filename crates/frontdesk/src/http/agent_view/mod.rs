@@ -6,6 +6,8 @@
 //! | `GET /agent` | the page |
 //! | `POST /agent/login` | body `{"user":"1003","password":"demo-1003"}` → `{"token":"…","expires_at":"…","agent":{…}}`; 401 for a wrong user or password, 429 with `Retry-After` after too many failures from one untrusted address or against one account ([`limit`]) |
 //! | `GET /agent/events` | `Authorization: Bearer <session token>`: server-sent `view` events, one a second (below); a last `signed_out` event when the session ends |
+//! | `GET /agent/events` also sends | `leads` events: `{"leads":[lead JSON + "offer_until", …]}`, the leads offered to or owned by the agent, at once on every change (issue 21) |
+//! | `POST /agent/leads/{id}/accept` · `/outcome` · `/snooze` | the agent's own actions on a lead (session token); as `/api/leads/{id}/…` |
 //! | `PUT /agent/state` | `Authorization: Bearer <session token>`, body `{"state":"away"}` or `{"state":"available"}`: exactly `PUT /api/agents/{id}/state` for the signed-in agent |
 //!
 //! A `view` is the agent's part of the dashboard's snapshot, so it shows
@@ -27,9 +29,8 @@ pub mod limit;
 pub mod session;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
-use std::ops::ControlFlow;
 use std::sync::Arc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use axum::Extension;
 use axum::Json;
@@ -195,7 +196,7 @@ pub async fn login(
     let token = sessions
         .key
         .issue(agent.id().as_str(), agent.password(), expires);
-    let view = agents::agent_views(&state.app)
+    let view = agents::agent_views(&state.app, &state.leads)
         .into_iter()
         .find(|view| view.id == agent.id().as_str());
     info!(agent = %agent.id().as_str(), "agent signed in to the agent view");
@@ -254,30 +255,174 @@ pub async fn set_state(State(state): State<AppState>, headers: HeaderMap, body: 
 }
 
 /// `GET /agent/events`: the signed-in agent's view, a `view` event per
-/// snapshot; `signed_out` (and the end) when the session stops opening it.
+/// snapshot, and a `leads` event (`{"leads":[…]}`, the leads offered to or
+/// owned by the agent, with their context) after the first view and then
+/// at once whenever that list changes; `signed_out` (and the end) when the session stops opening it.
+/// While the stream is open the agent counts as signed in for leads
+/// (DESIGN.md: "a live `/agent` session").
 pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (agent, token) = match session_agent(&state, &headers) {
         Ok(found) => found,
         Err(refused) => return refused.into_response(),
     };
-    let app = Arc::clone(&state.app);
-    let key = state.agent_sessions.key.clone();
-    state
-        .dashboard
-        .events(move |snapshot| {
-            match key.verify(&token, Timestamp::now(), |id| password_of(&app, id)) {
-                Ok(_) => {
-                    let view = view(&app, snapshot, &agent);
-                    ControlFlow::Continue(Event::default().event("view").data(view.to_string()))
-                }
-                Err(error) => ControlFlow::Break(
-                    Event::default()
-                        .event("signed_out")
-                        .data(json!({ "reason": error.to_string() }).to_string()),
-                ),
-            }
-        })
+    let (snapshots, stop) = state.dashboard.viewer();
+    let desk = state.leads.desk().clone();
+    let mut board = desk.subscribe();
+    board.mark_changed();
+    let agent_id = routing::AgentId::new(agent.as_str());
+    desk.session(&agent_id, true);
+    let viewer = Viewer {
+        app: Arc::clone(&state.app),
+        key: state.agent_sessions.key.clone(),
+        token,
+        agent,
+        snapshots,
+        board,
+        stop,
+        ended: false,
+        last_leads: String::new(),
+        viewed: false,
+        _session: LiveSession {
+            desk,
+            agent: agent_id,
+        },
+    };
+    let stream = futures_util::stream::unfold(viewer, |mut viewer| async move {
+        if viewer.ended {
+            return None;
+        }
+        let event = viewer.next().await?;
+        Some((Ok::<_, std::convert::Infallible>(event), viewer))
+    });
+    axum::response::sse::Sse::new(stream)
+        .keep_alive(axum::response::sse::KeepAlive::new().interval(Duration::from_secs(15)))
         .into_response()
+}
+
+/// Marks the agent signed in for leads while their page's stream is open.
+struct LiveSession {
+    desk: crate::leads::desk::LeadDeskHandle,
+    agent: routing::AgentId,
+}
+
+impl Drop for LiveSession {
+    fn drop(&mut self) {
+        self.desk.session(&self.agent, false);
+    }
+}
+
+/// One agent's event stream.
+struct Viewer {
+    app: Arc<App>,
+    key: SessionKey,
+    token: String,
+    agent: String,
+    snapshots: tokio::sync::watch::Receiver<Option<Arc<Snapshot>>>,
+    board: tokio::sync::watch::Receiver<Arc<crate::leads::desk::Board>>,
+    stop: tokio_util::sync::CancellationToken,
+    ended: bool,
+    /// The last `leads` event's data: sent again only when it changes.
+    last_leads: String,
+    /// A `view` was sent: the first event of a stream is always one.
+    viewed: bool,
+    _session: LiveSession,
+}
+
+impl Viewer {
+    async fn next(&mut self) -> Option<Event> {
+        loop {
+            tokio::select! {
+                () = self.stop.cancelled() => return None,
+                changed = self.snapshots.changed() => {
+                    changed.ok()?;
+                    let snapshot = self.snapshots.borrow_and_update().clone();
+                    let Some(snapshot) = snapshot else { continue };
+                    let app = &self.app;
+                    match self.key.verify(&self.token, Timestamp::now(), |id| password_of(app, id)) {
+                        Ok(_) => {
+                            let view = view(app, &snapshot, &self.agent);
+                            if !self.viewed {
+                                // The leads follow the first view.
+                                self.viewed = true;
+                                self.board.mark_changed();
+                            }
+                            return Some(Event::default().event("view").data(view.to_string()));
+                        }
+                        Err(error) => {
+                            self.ended = true;
+                            return Some(
+                                Event::default()
+                                    .event("signed_out")
+                                    .data(json!({ "reason": error.to_string() }).to_string()),
+                            );
+                        }
+                    }
+                }
+                changed = self.board.changed() => {
+                    changed.ok()?;
+                    let board = Arc::clone(&self.board.borrow_and_update());
+                    if !self.viewed {
+                        continue;
+                    }
+                    let data = board.json_of(&self.agent).to_string();
+                    if data != self.last_leads {
+                        self.last_leads.clone_from(&data);
+                        return Some(Event::default().event("leads").data(data));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// An agent's action on a lead: the session's agent acts for themselves.
+async fn agent_action(
+    state: AppState,
+    headers: &HeaderMap,
+    id: String,
+    action: &str,
+    body: Bytes,
+) -> Response {
+    let agent = match session_agent(&state, headers) {
+        Ok((agent, _)) => agent,
+        Err(refused) => return refused.into_response(),
+    };
+    let action = match super::leads::parse_action(action, &body) {
+        Ok(action) => action,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let by = routing::Actor::Agent(routing::AgentId::new(agent.as_str()));
+    super::leads::action_response(state.leads.desk().act(&id, by, action).await)
+}
+
+/// `POST /agent/leads/{id}/accept` (agent session).
+pub async fn lead_accept(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    agent_action(state, &headers, id, "accept", body).await
+}
+
+/// `POST /agent/leads/{id}/outcome` `{"outcome":"booked"}` (agent session).
+pub async fn lead_outcome(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    agent_action(state, &headers, id, "outcome", body).await
+}
+
+/// `POST /agent/leads/{id}/snooze` `{"until":"…"}` (agent session).
+pub async fn lead_snooze(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+    body: Bytes,
+) -> Response {
+    agent_action(state, &headers, id, "snooze", body).await
 }
 
 /// The last four characters of a caller's number, the rest hidden.

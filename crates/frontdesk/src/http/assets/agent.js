@@ -1,7 +1,9 @@
 // The agent's own view: signs in with the phone's SIP credentials
 // (POST /agent/login), keeps the signed session token in this tab's
 // sessionStorage, renders each `view` event of GET /agent/events, and sets
-// away / available with PUT /agent/state.
+// away / available with PUT /agent/state. Leads offered to or owned by the
+// agent come as `leads` events at once; a new offer chimes, and the
+// buttons accept, record an outcome or snooze (POST /agent/leads/{id}/…).
 'use strict';
 
 (() => {
@@ -35,6 +37,7 @@
     connection = live('/agent/events', token, {
       event(name, data) {
         if (name === 'view') render(JSON.parse(data));
+        if (name === 'leads') renderLeads(JSON.parse(data).leads);
         if (name === 'signed_out') {
           sessionStorage.removeItem(KEY);
           signIn(`You were signed out (${JSON.parse(data).reason}).`);
@@ -162,6 +165,114 @@
         el('td', { class: 'num' }, duration(c.wait_ms))));
     if (!calls.length) calls.push(el('tr', { class: 'none' }, el('td', { colspan: 5 }, 'No calls yet.')));
     $('calls').tBodies[0].replaceChildren(...calls);
+  }
+
+  const OUTCOMES = ['booked', 'reached', 'no_answer', 'wrong_number', 'duplicate'];
+  let offered = new Set();
+  let chimes = 0;
+
+  // A short two-tone chime for a new offer (Web Audio; a browser that
+  // blocks sound before a click stays silent, the list still shows it).
+  function chime() {
+    chimes += 1;
+    document.body.dataset.leadChimes = String(chimes);
+    try {
+      const Context = window.AudioContext || window.webkitAudioContext;
+      if (!Context) return;
+      const context = new Context();
+      [660, 880].forEach((frequency, i) => {
+        const tone = context.createOscillator();
+        const gain = context.createGain();
+        tone.frequency.value = frequency;
+        gain.gain.value = 0.15;
+        tone.connect(gain).connect(context.destination);
+        tone.start(context.currentTime + i * 0.18);
+        tone.stop(context.currentTime + i * 0.18 + 0.15);
+      });
+      setTimeout(() => context.close(), 1000);
+    } catch (_) { /* no sound: the offer still shows */ }
+  }
+
+  async function leadAction(id, action, body) {
+    const token = sessionStorage.getItem(KEY);
+    if (!token) return signIn();
+    let response;
+    try {
+      response = await fetch(`/agent/leads/${encodeURIComponent(id)}/${action}`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}`, 'Content-Type': 'application/json' },
+        body: JSON.stringify(body || {}),
+        cache: 'no-store',
+      });
+    } catch (_) {
+      $('message').textContent = 'The server cannot be reached.';
+      return;
+    }
+    const answer = await response.json().catch(() => ({}));
+    if (response.status === 401) {
+      sessionStorage.removeItem(KEY);
+      return signIn('Your session ended. Please sign in again.');
+    }
+    $('message').textContent = response.ok
+      ? `Lead ${id}: ${words(answer.lead.state)}.`
+      : answer.error || `Not done (HTTP ${response.status}).`;
+  }
+
+  function renderLeads(leads) {
+    const now = new Set();
+    let fresh = false;
+    const items = leads.map((lead) => {
+      const isOffer = lead.owner && (lead.offer_until !== null);
+      if (isOffer) {
+        now.add(lead.id);
+        if (!offered.has(lead.id)) fresh = true;
+      }
+      const context = [
+        lead.department,
+        lead.branch ? `branch ${lead.branch}` : null,
+        `source ${lead.source}`,
+        lead.campaign ? `campaign ${lead.campaign}` : null,
+        lead.intent && lead.intent.matched ? `matched “${lead.intent.matched}”` : 'no intent matched',
+      ].filter(Boolean).join(' · ');
+      const related = (lead.related || []).length
+        ? el('p', { class: 'note', dataset: { testid: 'lead-related' } }, `Related: ${lead.related.join(', ')}`)
+        : null;
+      const actions = el('div', { class: 'actions' });
+      if (isOffer) {
+        const accept = el('button', { type: 'button', dataset: { testid: 'lead-accept', lead: lead.id } }, 'Accept');
+        accept.addEventListener('click', () => leadAction(lead.id, 'accept'));
+        actions.append(accept);
+      } else {
+        for (const outcome of OUTCOMES) {
+          const button = el('button', {
+            type: 'button', class: 'secondary',
+            dataset: { testid: 'lead-outcome', lead: lead.id, outcome },
+          }, words(outcome));
+          button.addEventListener('click', () => leadAction(lead.id, 'outcome', { outcome }));
+          actions.append(button);
+        }
+        const snooze = el('button', { type: 'button', class: 'secondary', dataset: { testid: 'lead-snooze', lead: lead.id } }, 'Snooze 30 min');
+        snooze.addEventListener('click', () =>
+          leadAction(lead.id, 'snooze', { until: new Date(Date.now() + 30 * 60000).toISOString() }));
+        actions.append(snooze);
+      }
+      return el('li', {
+        class: `lead priority-${lead.priority}`,
+        dataset: { testid: isOffer ? 'lead-offer' : 'lead-owned', lead: lead.id, state: lead.state },
+      },
+      el('strong', null, `${lead.name || 'Patient'} · ${lead.phone}`),
+      lead.emergency ? el('span', { class: 'badge outcome-abandoned' }, 'emergency') : null,
+      el('span', { class: `badge` }, words(lead.state)),
+      el('p', { dataset: { testid: 'lead-message' } }, lead.message),
+      el('p', { class: 'note' }, context),
+      related,
+      lead.snoozed_until ? el('p', { class: 'note' }, `Snoozed until ${clock(lead.snoozed_until, timeZone)}`) : null,
+      actions);
+    });
+    if (!items.length) items.push(el('li', { class: 'none' }, 'No leads for you now.'));
+    $('leads').replaceChildren(...items);
+    offered = now;
+    if (fresh) chime();
   }
 
   start();

@@ -100,6 +100,13 @@ impl Live {
         receiver
     }
 
+    /// A viewer's receiver of snapshots and the token that ends its
+    /// stream, for a stream that merges snapshots with something else (the
+    /// agent's leads).
+    pub(crate) fn viewer(&self) -> (watch::Receiver<Option<Arc<Snapshot>>>, CancellationToken) {
+        (self.subscribe(), self.inner.stop.clone())
+    }
+
     fn watched(&self) -> bool {
         self.inner.snapshots.receiver_count() > 0
     }

@@ -96,7 +96,7 @@ pub async fn build(
         .queues()
         .map(|queue| (queue.id().as_str(), queue.name()))
         .collect();
-    let agents = agents::agent_views(app);
+    let agents = agents::agent_views(app, leads);
     let mut by_state: BTreeMap<&str, u32> = AGENT_STATES.iter().map(|s| (*s, 0)).collect();
     for agent in &agents {
         *by_state.entry(agent.state).or_default() += 1;
