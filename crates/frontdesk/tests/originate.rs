@@ -156,6 +156,11 @@ fn the_agent_answers_the_trunk_challenges_then_answers_and_the_two_are_bridged()
     let started = response.json()["call"].clone();
     assert_eq!(started["agent"], "1004");
     assert_eq!(started["lead"], ana.as_str());
+    // The agent is claimed for the call out: a second one (or a queue
+    // call) does not ring their busy phone.
+    let response = admin_call(&daemon, &ana, "1004");
+    assert_eq!(response.status, 409, "{response:?}");
+    assert_eq!(response.json()["reason"], "agent_not_available");
 
     // Bridged: each side hears the other's FILL through our relay.
     assert!(
@@ -170,6 +175,7 @@ fn the_agent_answers_the_trunk_challenges_then_answers_and_the_two_are_bridged()
         patient_audio.received().len(),
         daemon.stderr()
     );
+    wait_agent_state(&daemon, "1004", "on_call");
     let trunk: SippRun = trunk.join().expect("the trunk's SIPp");
     trunk.assert_all_succeeded(1);
     let agent: SippRun = agent.join().expect("the agent's SIPp");
@@ -197,6 +203,8 @@ fn the_agent_answers_the_trunk_challenges_then_answers_and_the_two_are_bridged()
         .unwrap();
     assert_eq!(ended["by"], "patient");
     assert_eq!(ended["agent"], "1004");
+    // After the call out, the agent's wrap-up, then available again.
+    wait_agent_state(&daemon, "1004", "available");
     // The lead desk heard it too: the lead is the calling agent's, and its
     // response timer stopped (the desk's own `contacted` change).
     let lead = wait_for_event(&daemon, &ana, "contacted");

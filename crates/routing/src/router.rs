@@ -688,6 +688,48 @@ impl Router {
             .ok_or_else(|| RoutingError::UnknownAgent(agent.clone()))
     }
 
+    // ----- calls out (click-to-call) -------------------------------------
+
+    /// `agent` places a call out (click-to-call rings their phone first):
+    /// claimed from `available` to `ringing` like an offer, so no queue
+    /// call is offered to them meanwhile. Refused unless they are
+    /// `available` (on a call, ringing, in wrap-up, away, offline).
+    pub fn outbound_started(&mut self, agent: &AgentId) -> Result<(), RoutingError> {
+        self.table.claim(agent)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The agent answered their own call out: `on_call`.
+    pub fn outbound_answered(&mut self, now: Millis, agent: &AgentId) -> Result<(), RoutingError> {
+        let result = self.table.answer(agent, now);
+        self.record_or_err(now, result)
+    }
+
+    /// The call out ended: an agent still ringing is released (keeping
+    /// their place in the idle line, not counted as a miss), one who talked
+    /// goes to `wrap_up` for `wrap_up`, then `available`.
+    pub fn outbound_ended(
+        &mut self,
+        now: Millis,
+        agent: &AgentId,
+        wrap_up: Duration,
+    ) -> Result<(), RoutingError> {
+        match self.table.state(agent) {
+            Some(AgentState::Ringing) => {
+                let result = self.table.release(agent, now);
+                self.record_or_err(now, result)
+            }
+            Some(AgentState::OnCall) => {
+                self.end_agent_call(now, agent, wrap_up);
+                self.dirty = true;
+                Ok(())
+            }
+            Some(_) => Ok(()),
+            None => Err(RoutingError::UnknownAgent(agent.clone())),
+        }
+    }
+
     /// Zeroes every agent's `calls_today` (at the clinic's local midnight).
     pub fn reset_daily_counters(&mut self) {
         self.table.reset_daily_counters();

@@ -67,6 +67,9 @@ enum Command {
         state: RequestedState,
         reply: oneshot::Sender<Result<AgentSnapshot, RoutingError>>,
     },
+    OutboundStarted(AgentId, oneshot::Sender<Result<(), RoutingError>>),
+    OutboundAnswered(AgentId),
+    OutboundEnded(AgentId, Duration),
     Stats(oneshot::Sender<Vec<QueueStats>>),
     Position(CallId, oneshot::Sender<Option<usize>>),
     Estimate(QueueId, Priority, oneshot::Sender<Option<Duration>>),
@@ -188,6 +191,27 @@ impl RouterHandle {
             reply,
         })?;
         answer.await.map_err(|_| RouterStopped)
+    }
+
+    /// `agent` places a call out (click-to-call): claimed, so no queue
+    /// call rings them meanwhile; refused unless they are available.
+    pub async fn outbound_started(
+        &self,
+        agent: AgentId,
+    ) -> Result<Result<(), RoutingError>, RouterStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::OutboundStarted(agent, reply))?;
+        answer.await.map_err(|_| RouterStopped)
+    }
+
+    /// The agent answered their own call out: `on_call`.
+    pub fn outbound_answered(&self, agent: AgentId) {
+        let _ = self.send(Command::OutboundAnswered(agent));
+    }
+
+    /// The call out ended: released, or `wrap_up` for `wrap_up`.
+    pub fn outbound_ended(&self, agent: AgentId, wrap_up: Duration) {
+        let _ = self.send(Command::OutboundEnded(agent, wrap_up));
     }
 
     /// Live statistics of every queue.
@@ -359,6 +383,19 @@ impl Service {
                 reply,
             } => {
                 let _ = reply.send(self.router.set_agent_state(now, &agent, state));
+            }
+            Command::OutboundStarted(agent, reply) => {
+                let _ = reply.send(self.router.outbound_started(&agent));
+            }
+            Command::OutboundAnswered(agent) => {
+                if let Err(error) = self.router.outbound_answered(now, &agent) {
+                    debug!(%error, "a call out's answer changed no agent");
+                }
+            }
+            Command::OutboundEnded(agent, wrap_up) => {
+                if let Err(error) = self.router.outbound_ended(now, &agent, wrap_up) {
+                    debug!(%error, "a call out's end changed no agent");
+                }
             }
             Command::Stats(reply) => {
                 let _ = reply.send(self.router.queue_stats(now));

@@ -96,6 +96,9 @@ pub enum Refusal {
     NumberNotAllowed,
     /// The agent has no registered SIP phone (409).
     NoPhone(String),
+    /// The agent is not `available` (on a call, ringing, in wrap-up,
+    /// away): a call out would ring a phone that is busy (409).
+    AgentBusy(String),
     /// No `[trunks.carrier]`, or one that cannot be dialed (503).
     NoTrunk(String),
     /// The daemon is stopping, or the journal cannot be read (503).
@@ -111,6 +114,7 @@ impl Refusal {
             Refusal::NoConsent => "no_consent",
             Refusal::NumberNotAllowed => "number_not_allowed",
             Refusal::NoPhone(_) => "no_phone",
+            Refusal::AgentBusy(_) => "agent_not_available",
             Refusal::NoTrunk(_) => "no_trunk",
             Refusal::Unavailable(_) => "unavailable",
         }
@@ -127,6 +131,10 @@ impl fmt::Display for Refusal {
             }
             Refusal::NumberNotAllowed => write!(f, "number not allowed by trunk {TRUNK}"),
             Refusal::NoPhone(agent) => write!(f, "agent {agent} has no registered SIP phone"),
+            Refusal::AgentBusy(agent) => write!(
+                f,
+                "agent {agent} is not available (on a call, ringing, in wrap-up or away)"
+            ),
             Refusal::NoTrunk(why) | Refusal::Unavailable(why) => f.write_str(why),
         }
     }
@@ -231,7 +239,18 @@ impl Originator {
             Ok(route) => route,
             Err(why) => return refuse(Refusal::NoTrunk(why)),
         };
+        // Last: the agent is claimed in the routing table (no queue call
+        // rings them meanwhile) and must be released from here on.
+        let claimed = services
+            .router
+            .outbound_started(routing::AgentId::new(agent))
+            .await
+            .map_err(|_| Refusal::Unavailable("the daemon is stopping".into()))?;
+        if claimed.is_err() {
+            return refuse(Refusal::AgentBusy(agent.to_string()));
+        }
         let queue = plan.queue(&row.department);
+        let wrap_up = queue.map_or(Duration::ZERO, ivr::Queue::wrap_up);
         let setup = OriginateSetup {
             agent: agent.to_string(),
             agent_binding: binding,
@@ -255,7 +274,7 @@ impl Originator {
             lead: row.id.as_str().to_string(),
             agent: agent.to_string(),
         };
-        spawn(self.clone(), setup, row.id.clone(), id);
+        spawn(self.clone(), setup, row.id.clone(), id, wrap_up);
         Ok(started)
     }
 
@@ -315,7 +334,13 @@ async fn trunk_route(trunk: &Trunk) -> Result<TrunkRoute, String> {
 }
 
 /// Starts the task of one call out.
-fn spawn(originator: Originator, setup: OriginateSetup, lead: LeadId, id: String) {
+fn spawn(
+    originator: Originator,
+    setup: OriginateSetup,
+    lead: LeadId,
+    id: String,
+    wrap_up: Duration,
+) {
     let services = Arc::clone(&originator.services);
     let (sip_sender, sip_events) = mpsc::unbounded_channel();
     let agent = setup.agent.clone();
@@ -338,6 +363,7 @@ fn spawn(originator: Originator, setup: OriginateSetup, lead: LeadId, id: String
         media: None,
         media_events: None,
         answered_at: None,
+        wrap_up,
     };
     services.tasks.spawn(driver.run().instrument(span));
 }
@@ -356,6 +382,8 @@ struct Driver {
     media: Option<MediaHandle>,
     media_events: Option<mpsc::UnboundedReceiver<MediaTaskEvent>>,
     answered_at: Option<Instant>,
+    /// The lead's department's wrap-up, for the agent after the call.
+    wrap_up: Duration,
 }
 
 impl Driver {
@@ -389,6 +417,12 @@ impl Driver {
             }
         }
         metrics::gauge!("frontdesk_active_originates").decrement(1.0);
+        // The agent was claimed when the call out started: released if
+        // their phone never answered, else wrap-up, then available.
+        self.originator
+            .services
+            .router
+            .outbound_ended(routing::AgentId::new(self.agent.as_str()), self.wrap_up);
         for call_id in self.core.call_ids() {
             self.originator.services.endpoint.unroute(call_id);
         }
@@ -512,6 +546,10 @@ impl Driver {
         let call = self.id.as_str();
         match progress {
             Progress::AgentAnswered => {
+                originator
+                    .services
+                    .router
+                    .outbound_answered(routing::AgentId::new(self.agent.as_str()));
                 originator.step(
                     &self.lead,
                     "agent_answered",

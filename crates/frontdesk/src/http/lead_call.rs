@@ -76,7 +76,7 @@ async fn call(state: &AppState, lead: &str, agent: &str) -> Response {
             let status = match refusal {
                 Refusal::UnknownLead(_) | Refusal::UnknownAgent(_) => StatusCode::NOT_FOUND,
                 Refusal::NoConsent | Refusal::NumberNotAllowed => StatusCode::FORBIDDEN,
-                Refusal::NoPhone(_) => StatusCode::CONFLICT,
+                Refusal::NoPhone(_) | Refusal::AgentBusy(_) => StatusCode::CONFLICT,
                 Refusal::NoTrunk(_) | Refusal::Unavailable(_) => StatusCode::SERVICE_UNAVAILABLE,
             };
             (

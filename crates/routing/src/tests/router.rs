@@ -885,3 +885,44 @@ fn unknown_agents_are_reported() {
         Err(RoutingError::UnknownCall(CallId(5)))
     );
 }
+
+#[test]
+fn an_agent_calling_out_is_offered_no_queue_call_until_the_call_out_and_wrap_up_end() {
+    let mut router = demo_router();
+    register(&mut router, secs(0), &["1003"]);
+    // Click-to-call rings Carol's phone first: she is claimed.
+    assert_eq!(router.outbound_started(&agent("1003")), Ok(()));
+    assert_eq!(state(&router, "1003"), Some(AgentState::Ringing));
+    // A second call out, or a queue call, cannot have her meanwhile.
+    assert!(router.outbound_started(&agent("1003")).is_err());
+    enqueue(&mut router, secs(1), 1, "pediatrics", Priority::Routine);
+    assert_eq!(router.poll_offer(secs(1)), None);
+    // She answers, talks, hangs up: wrap-up, then the waiting caller.
+    assert_eq!(router.outbound_answered(secs(2), &agent("1003")), Ok(()));
+    assert_eq!(state(&router, "1003"), Some(AgentState::OnCall));
+    assert_eq!(router.poll_offer(secs(30)), None);
+    assert_eq!(
+        router.outbound_ended(secs(60), &agent("1003"), Duration::from_secs(5)),
+        Ok(())
+    );
+    assert_eq!(state(&router, "1003"), Some(AgentState::WrapUp));
+    assert_eq!(router.poll_offer(secs(61)), None);
+    router.handle_timeout(secs(65));
+    assert_eq!(state(&router, "1003"), Some(AgentState::Available));
+    let offer = router.poll_offer(secs(65)).expect("Carol again");
+    assert_eq!(only_agent(&offer), "1003");
+}
+
+#[test]
+fn a_call_out_the_agent_never_answers_releases_them_without_a_miss() {
+    let mut router = demo_router();
+    register(&mut router, secs(0), &["1003"]);
+    assert_eq!(router.outbound_started(&agent("1003")), Ok(()));
+    assert_eq!(
+        router.outbound_ended(secs(30), &agent("1003"), Duration::from_secs(5)),
+        Ok(())
+    );
+    assert_eq!(state(&router, "1003"), Some(AgentState::Available));
+    // Away or unknown agents cannot call out.
+    assert!(router.outbound_started(&agent("9999")).is_err());
+}
