@@ -734,6 +734,7 @@ fn dan_accepts_the_knee_lead(browser: &mut Browser, daemon: &Daemon) -> String {
 
 #[test]
 fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
+    use support::leads::{Auth, body, post};
     let (_dir, daemon) = open_daemon();
     let mut browser = Browser::launch(PHONE);
     // Signed in by the open page alone (no phone): the lead comes to Dan.
@@ -750,16 +751,54 @@ fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
     );
     let lead = daemon.get(&format!("/api/leads/{id}"), Some(TOKEN)).json();
     assert_eq!(lead["lead"]["owner"], "1004");
-    let call = |lead: &str| js(&format!("[data-testid=lead-call][data-lead=\"{lead}\"]"));
+    let call = |lead: &str| format!("[data-testid=lead-call][data-lead=\"{lead}\"]");
     assert_eq!(
-        browser.evaluate(&format!("document.querySelector({}).disabled", call(&id))),
+        browser.evaluate(&format!(
+            "document.querySelector({}).disabled",
+            js(&call(&id))
+        )),
         json!(false),
         "his lead can be called"
+    );
+    // But not now: his phone is not registered. The refusal's words show,
+    // and nothing was sent.
+    browser.click(&call(&id));
+    let status = format!("[data-testid=lead-call-status][data-lead=\"{id}\"]");
+    browser.wait_for(
+        &format!(
+            "document.querySelector({}).dataset.state === 'refused'",
+            js(&status)
+        ),
+        BOUND,
+    );
+    assert_eq!(
+        browser.evaluate(&text_of(&status)),
+        json!("Not called: agent 1004 has no registered SIP phone.")
+    );
+    // Chromium logs the refused request, and only that.
+    let errors = browser.take_errors();
+    assert!(!errors.is_empty(), "the refusal was not even logged?");
+    for error in errors {
+        assert!(error.contains("409") && error.contains("/call"), "{error}");
+    }
+    let lead = daemon.get(&format!("/api/leads/{id}"), Some(TOKEN)).json();
+    let history = lead["lead"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        history
+            .iter()
+            .any(|step| step["event"] == "call_refused" && step["reason"] == "no_phone"),
+        "{lead}"
+    );
+    assert!(
+        !history.iter().any(|step| step["event"] == "call_started"),
+        "{lead}"
     );
 
     // A patient who did not consent to calls: his second lead (capacity 2)
     // shows no way to call, and says why.
-    use support::leads::{Auth, body, post};
     let mut unwilling: Value =
         serde_json::from_str(&body("+13125550142", "my knee is swollen", "60605")).unwrap();
     unwilling["consent"] = json!({ "call": false });
@@ -769,17 +808,20 @@ fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
     let offer = format!("[data-testid=lead-offer][data-lead=\"{other}\"]");
     browser.wait_for(&format!("document.querySelector({})", js(&offer)), BOUND);
     browser.click(&format!("{offer} [data-testid=lead-accept]"));
-    browser.wait_for(&format!("document.querySelector({})", call(&other)), BOUND);
+    browser.wait_for(
+        &format!("document.querySelector({})", js(&call(&other))),
+        BOUND,
+    );
     assert_eq!(
         browser.evaluate(&format!(
             "document.querySelector({}).disabled",
-            call(&other)
+            js(&call(&other))
         )),
         json!(true)
     );
-    let status = format!("[data-testid=lead-call-status][data-lead=\"{other}\"]");
+    let other_status = format!("[data-testid=lead-call-status][data-lead=\"{other}\"]");
     assert_eq!(
-        browser.evaluate(&text_of(&status)),
+        browser.evaluate(&text_of(&other_status)),
         json!("No calls: the patient did not consent to calls (consent.call is false).")
     );
     // Two owned leads' buttons wrap: nothing is wider than the phone.

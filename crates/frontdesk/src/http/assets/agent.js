@@ -234,6 +234,7 @@
     if (line) {
       line.dataset.state = state;
       line.textContent = text;
+      line.hidden = false;
     }
   }
 
@@ -296,6 +297,7 @@
     const line = el('p', {
       class: 'note',
       role: 'status',
+      hidden: !status,
       dataset: { testid: 'lead-call-status', lead: lead.id, state: status ? status.state : 'idle' },
     }, status ? status.text : '');
     return { button, line };
