@@ -1,11 +1,13 @@
 //! The dashboard and the agent view in a real headless Chromium (Debian's
 //! `chromium`, driven over the DevTools protocol: `dashboard/browser.rs`),
-//! with calls placed by SIPp against the real daemon; and their HTTP
-//! contract (the event stream's token, agents' sign-in, sessions).
+//! with calls placed by SIPp against the real daemon (and, for
+//! click-to-call, a SIPp carrier trunk); and their HTTP contract (the event
+//! stream's token, agents' sign-in, sessions).
 //!
 //! Screenshots are saved as test artifacts in `target/test-artifacts/`:
-//! `dashboard.png` (desktop), `dashboard-phone.png` (390 px wide) and
-//! `agent.png`.
+//! `dashboard.png` (desktop), `dashboard-phone.png` (390 px wide),
+//! `agent.png`, `dashboard-leads.png`, `agent-lead.png` and
+//! `agent-lead-call.png`.
 
 #[path = "dashboard/browser.rs"]
 mod browser;
