@@ -1,11 +1,13 @@
 //! The dashboard and the agent view in a real headless Chromium (Debian's
 //! `chromium`, driven over the DevTools protocol: `dashboard/browser.rs`),
-//! with calls placed by SIPp against the real daemon; and their HTTP
-//! contract (the event stream's token, agents' sign-in, sessions).
+//! with calls placed by SIPp against the real daemon (and, for
+//! click-to-call, a SIPp carrier trunk); and their HTTP contract (the event
+//! stream's token, agents' sign-in, sessions).
 //!
 //! Screenshots are saved as test artifacts in `target/test-artifacts/`:
-//! `dashboard.png` (desktop), `dashboard-phone.png` (390 px wide) and
-//! `agent.png`.
+//! `dashboard.png` (desktop), `dashboard-phone.png` (390 px wide),
+//! `agent.png`, `dashboard-leads.png`, `agent-lead.png` and
+//! `agent-lead-call.png`.
 
 #[path = "dashboard/browser.rs"]
 mod browser;
@@ -18,10 +20,12 @@ use std::time::{Duration, Instant};
 
 use browser::{Browser, DESKTOP, PHONE};
 use serde_json::{Value, json};
-use support::call::{calls, open_clinic, wait_for_call};
+use support::call::{calls, free_udp_port, open_clinic, wait_for_call, with_carrier_trunk};
 use support::http::request;
-use support::people::{agent, answering_agent, patient, press_when_heard, wait_agent_state};
-use support::phone::RtpPeer;
+use support::people::{
+    agent, answering_agent, patient, press_when_heard, sipp_phone, wait_agent_state,
+};
+use support::phone::{FILL, RtpPeer};
 use support::{Daemon, Launch, TOKEN};
 
 /// How long the page may take to show what happened (it is pushed every
@@ -677,25 +681,23 @@ fn open_leads_appear_on_the_dashboard_emergencies_first() {
     );
 }
 
-#[test]
-fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
+/// Dan (1004) signs in to `/agent` in `browser`; the signed knee lead
+/// (+13125550199, 60605) comes in from the website, is offered to him with
+/// its context and a chime, and he clicks `lead-accept`. The lead's id.
+fn dan_accepts_the_knee_lead(browser: &mut Browser, daemon: &Daemon) -> String {
     use support::leads::{Auth, body, post};
-    let (_dir, daemon) = open_daemon();
-    let base = format!("http://{}", daemon.http());
-    let mut browser = Browser::launch(PHONE);
-    browser.open(&format!("{base}/agent"));
+    browser.open(&format!("http://{}/agent", daemon.http()));
     browser.wait_for("!document.getElementById('sign-in').hidden", BOUND);
     browser.type_into("#user", "1004");
     browser.type_into("#password", "demo-1004");
     browser.click("#login-form button[type=submit]");
     browser.wait_for(&format!("{} === 'Dan (1004)'", text_of("#who")), BOUND);
-    // Signed in by the open page alone (no phone): the lead comes to Dan.
     browser.wait_for(
         &format!("{} === 'No leads for you now.'", text_of("#leads")),
         BOUND,
     );
     let knee = post(
-        &daemon,
+        daemon,
         &body("+13125550199", "my knee hurts since Sunday", "60605"),
         &Auth::website(),
         None,
@@ -729,6 +731,16 @@ fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
         ),
         BOUND,
     );
+    id
+}
+
+#[test]
+fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
+    use support::leads::{Auth, body, post};
+    let (_dir, daemon) = open_daemon();
+    let mut browser = Browser::launch(PHONE);
+    // Signed in by the open page alone (no phone): the lead comes to Dan.
+    let id = dan_accepts_the_knee_lead(&mut browser, &daemon);
     assert!(
         browser
             .evaluate(&format!(
@@ -741,7 +753,220 @@ fn agent_1004_sees_the_signed_knee_lead_offered_and_accepts_it() {
     );
     let lead = daemon.get(&format!("/api/leads/{id}"), Some(TOKEN)).json();
     assert_eq!(lead["lead"]["owner"], "1004");
+    let call = |lead: &str| format!("[data-testid=lead-call][data-lead=\"{lead}\"]");
+    assert_eq!(
+        browser.evaluate(&format!(
+            "document.querySelector({}).disabled",
+            js(&call(&id))
+        )),
+        json!(false),
+        "his lead can be called"
+    );
+    // But not now: his phone is not registered. The refusal's words show,
+    // and nothing was sent.
+    browser.click(&call(&id));
+    let status = format!("[data-testid=lead-call-status][data-lead=\"{id}\"]");
+    browser.wait_for(
+        &format!(
+            "document.querySelector({}).dataset.state === 'refused'",
+            js(&status)
+        ),
+        BOUND,
+    );
+    assert_eq!(
+        browser.evaluate(&text_of(&status)),
+        json!("Not called: agent 1004 has no registered SIP phone.")
+    );
+    // Chromium logs the refused request, and only that.
+    let errors = browser.take_errors();
+    assert!(!errors.is_empty(), "the refusal was not even logged?");
+    for error in errors {
+        assert!(error.contains("409") && error.contains("/call"), "{error}");
+    }
+    let lead = daemon.get(&format!("/api/leads/{id}"), Some(TOKEN)).json();
+    let history = lead["lead"]["history"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default();
+    assert!(
+        history
+            .iter()
+            .any(|step| step["event"] == "call_refused" && step["reason"] == "no_phone"),
+        "{lead}"
+    );
+    assert!(
+        !history.iter().any(|step| step["event"] == "call_started"),
+        "{lead}"
+    );
+
+    // A patient who did not consent to calls: his second lead (capacity 2)
+    // shows no way to call, and says why.
+    let mut unwilling: Value =
+        serde_json::from_str(&body("+13125550142", "my knee is swollen", "60605")).unwrap();
+    unwilling["consent"] = json!({ "call": false });
+    let response = post(&daemon, &unwilling.to_string(), &Auth::website(), None);
+    assert_eq!(response.status, 201, "{response:?}");
+    let other = response.json()["lead"]["id"].as_str().unwrap().to_string();
+    let offer = format!("[data-testid=lead-offer][data-lead=\"{other}\"]");
+    browser.wait_for(&format!("document.querySelector({})", js(&offer)), BOUND);
+    browser.click(&format!("{offer} [data-testid=lead-accept]"));
+    browser.wait_for(
+        &format!("document.querySelector({})", js(&call(&other))),
+        BOUND,
+    );
+    assert_eq!(
+        browser.evaluate(&format!(
+            "document.querySelector({}).disabled",
+            js(&call(&other))
+        )),
+        json!(true)
+    );
+    let other_status = format!("[data-testid=lead-call-status][data-lead=\"{other}\"]");
+    assert_eq!(
+        browser.evaluate(&text_of(&other_status)),
+        json!("No calls: the patient did not consent to calls (consent.call is false).")
+    );
+    // Two owned leads' buttons wrap: nothing is wider than the phone.
+    assert_eq!(
+        browser.evaluate("document.documentElement.scrollWidth <= window.innerWidth"),
+        json!(true)
+    );
     browser.screenshot(&artifacts().join("agent-lead.png"));
+    assert_eq!(
+        browser.take_errors(),
+        Vec::<String>::new(),
+        "the page reported errors"
+    );
+}
+
+/// Polls `GET path` (admin token) until `done` holds of its JSON; the JSON.
+fn poll_json(daemon: &Daemon, path: &str, what: &str, done: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let json = daemon.get(path, Some(TOKEN)).json();
+        if done(&json) {
+            return json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no {what} at {path}: {json}\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(25));
+    }
+}
+
+#[test]
+fn agent_1004_accepts_the_knee_lead_calls_it_from_the_page_and_books_it() {
+    // The carrier's trunk: SIPp on a free port, written into the dialplan
+    // copy; it challenges with 407, checks the digest fields and answers
+    // the INVITE for +13125550199 only.
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let trunk_port = free_udp_port();
+    let plan = open_clinic(dir.path(), |text| with_carrier_trunk(text, trunk_port));
+    let daemon = Launch::new().dialplan(plan).start();
+
+    // Dan's phone answers at once; the page is open too.
+    let agent_audio = RtpPeer::start(0, false);
+    let phone = answering_agent(&daemon, "1004", &agent_audio);
+    wait_agent_state(&daemon, "1004", "available");
+    let mut browser = Browser::launch(PHONE);
+    let id = dan_accepts_the_knee_lead(&mut browser, &daemon);
+
+    // The patient talks 3 s, then hangs up.
+    let patient_audio = RtpPeer::start(0, false);
+    let trunk = sipp_phone(
+        &daemon,
+        "trunk-auth.xml",
+        trunk_port,
+        [
+            "-d",
+            "3000",
+            "-set",
+            "rtp_port",
+            &patient_audio.port().to_string(),
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+
+    let call = format!("[data-testid=lead-call][data-lead=\"{id}\"]");
+    let status = format!("[data-testid=lead-call-status][data-lead=\"{id}\"]");
+    browser.wait_for(
+        &format!(
+            "document.querySelector({0}) && !document.querySelector({0}).disabled",
+            js(&call)
+        ),
+        BOUND,
+    );
+    browser.click(&call);
+    // Dan's phone rang and answered, the trunk got the INVITE for the
+    // lead's number and answered (SIPp checks both), and each side hears
+    // the other through the relay.
+    assert!(
+        agent_audio.wait_until(BOUND, |p| p.uniform(FILL) >= 25),
+        "the agent heard no patient: {} packets\n{}",
+        agent_audio.received().len(),
+        daemon.stderr()
+    );
+    assert!(
+        patient_audio.wait_until(BOUND, |p| p.uniform(FILL) >= 25),
+        "the patient heard no agent: {} packets\n{}",
+        patient_audio.received().len(),
+        daemon.stderr()
+    );
+    // The page followed: calling, then connected when the patient answered.
+    browser.wait_for(
+        &format!(
+            "(document.querySelector({}) || {{dataset: {{}}}}).dataset.state === 'connected'",
+            js(&status)
+        ),
+        BOUND,
+    );
+    assert_eq!(
+        browser.evaluate(&text_of(&status)),
+        json!("Connected: the patient answered.")
+    );
+    trunk
+        .join()
+        .expect("the trunk's SIPp")
+        .assert_all_succeeded(1);
+    phone
+        .join()
+        .expect("the agent's SIPp")
+        .assert_all_succeeded(1);
+
+    // Dan records the booking.
+    browser.click(&format!(
+        "[data-testid=lead-outcome][data-lead=\"{id}\"][data-outcome=booked]"
+    ));
+    let lead = poll_json(&daemon, &format!("/api/leads/{id}"), "booking", |json| {
+        json["lead"]["state"] == "closed"
+    });
+    assert_eq!(lead["lead"]["outcome"], "booked", "{lead}");
+    assert_eq!(lead["lead"]["owner"], "1004", "{lead}");
+    assert!(lead["lead"]["first_contact_at"].is_string(), "{lead}");
+
+    // The report: one website lead, contacted within its window, booked,
+    // with its speed to lead measured.
+    let report = poll_json(
+        &daemon,
+        "/api/reports/leads",
+        "booking in the report",
+        |json| json["sources"][0]["booked"] == 1,
+    );
+    let website = &report["sources"][0];
+    assert_eq!(website["source"], "website", "{report}");
+    assert_eq!(website["leads"], 1, "{report}");
+    assert_eq!(website["contacted_within_window"], 1.0, "{report}");
+    assert_eq!(website["booked"], 1, "{report}");
+    assert!(
+        website["speed_to_lead_ms"]["p50"]
+            .as_u64()
+            .is_some_and(|p50| p50 > 0),
+        "{report}"
+    );
+    browser.screenshot(&artifacts().join("agent-lead-call.png"));
     assert_eq!(
         browser.take_errors(),
         Vec::<String>::new(),

@@ -13,7 +13,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::call::{free_udp_port, open_clinic};
+use support::call::{free_udp_port, open_clinic, with_carrier_trunk};
 use support::leads::{Auth, body, post};
 use support::people::{self, STEP_BOUND, wait_agent_state};
 use support::phone::{FILL, RtpPeer};
@@ -91,14 +91,7 @@ fn metric(daemon: &Daemon, series: &str) -> Option<f64> {
 fn the_agent_answers_the_trunk_challenges_then_answers_and_the_two_are_bridged() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let trunk_port = free_udp_port();
-    let plan = open_clinic(dir.path(), |text| {
-        text.replace(
-            "uri = \"sip:127.0.0.1:5062\"",
-            &format!("uri = \"sip:127.0.0.1:{trunk_port}\""),
-        )
-        .replacen("username = \"\"", "username = \"clinic\"", 1)
-        .replacen("password = \"\"", "password = \"s3cret\"", 1)
-    });
+    let plan = open_clinic(dir.path(), |text| with_carrier_trunk(text, trunk_port));
     let daemon = Launch::new().dialplan(plan).start();
     let ana = lead(&daemon, ANA, true);
     let premium = lead(&daemon, "+19005550199", true);

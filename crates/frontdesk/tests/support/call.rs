@@ -45,6 +45,18 @@ pub fn with_ringing_number(text: String) -> String {
     )
 }
 
+/// Points a dialplan text's `[trunks.carrier]` at a trunk on loopback
+/// `port` with the credentials `tests/sipp/trunk-auth.xml` checks
+/// (`clinic` / `s3cret`).
+pub fn with_carrier_trunk(text: String, port: u16) -> String {
+    text.replace(
+        "uri = \"sip:127.0.0.1:5062\"",
+        &format!("uri = \"sip:127.0.0.1:{port}\""),
+    )
+    .replacen("username = \"\"", "username = \"clinic\"", 1)
+    .replacen("password = \"\"", "password = \"s3cret\"", 1)
+}
+
 /// A UDP port free right now (bound, read back, released).
 pub fn free_udp_port() -> u16 {
     UdpSocket::bind("127.0.0.1:0")

@@ -7,7 +7,7 @@
 //! | `POST /agent/login` | body `{"user":"1003","password":"demo-1003"}` → `{"token":"…","expires_at":"…","agent":{…}}`; 401 for a wrong user or password, 429 with `Retry-After` after too many failures from one untrusted address or against one account ([`limit`]) |
 //! | `GET /agent/events` | `Authorization: Bearer <session token>`: server-sent `view` events, one a second (below); a last `signed_out` event when the session ends |
 //! | `GET /agent/events` also sends | `leads` events: `{"leads":[lead JSON + "offer_until", …]}`, the leads offered to or owned by the agent, at once on every change (issue 21) |
-//! | `POST /agent/leads/{id}/accept` · `/outcome` · `/snooze` | the agent's own actions on a lead (session token); as `/api/leads/{id}/…` |
+//! | `POST /agent/leads/{id}/accept` · `/outcome` · `/snooze` | the agent's own actions on a lead (session token); as `/api/leads/{id}/…` (`/call`: [`super::lead_call`]) |
 //! | `PUT /agent/state` | `Authorization: Bearer <session token>`, body `{"state":"away"}` or `{"state":"available"}`: exactly `PUT /api/agents/{id}/state` for the signed-in agent |
 //!
 //! A `view` is the agent's part of the dashboard's snapshot, so it shows

@@ -3,7 +3,10 @@
 // sessionStorage, renders each `view` event of GET /agent/events, and sets
 // away / available with PUT /agent/state. Leads offered to or owned by the
 // agent come as `leads` events at once; a new offer chimes, and the
-// buttons accept, record an outcome or snooze (POST /agent/leads/{id}/…).
+// buttons accept, call the patient, record an outcome or snooze (POST
+// /agent/leads/{id}/…). A call rings the agent's own phone first; its
+// status line says so, then that the patient answered (the lead turns
+// `contacted`), or why the call was refused.
 'use strict';
 
 (() => {
@@ -218,6 +221,88 @@
       : answer.error || `Not done (HTTP ${response.status}).`;
   }
 
+  // Click-to-call's status per lead, kept across `leads` events: `state`
+  // is calling, connected, refused or no_consent; `from` the lead's state
+  // when the call started (it turns `contacted` when the patient answers).
+  const calls = new Map();
+  // The leads last shown, by id.
+  let shown = new Map();
+
+  function callStatus(id, state, text, from) {
+    calls.set(id, { state, text, from });
+    const line = document.querySelector(`[data-testid=lead-call-status][data-lead="${CSS.escape(id)}"]`);
+    if (line) {
+      line.dataset.state = state;
+      line.textContent = text;
+      line.hidden = false;
+    }
+  }
+
+  async function callLead(lead, button) {
+    const token = sessionStorage.getItem(KEY);
+    if (!token) return signIn();
+    button.disabled = true;
+    const from = (shown.get(lead.id) || lead).state;
+    callStatus(lead.id, 'calling', 'Starting the call…', from);
+    let response;
+    try {
+      response = await fetch(`/agent/leads/${encodeURIComponent(lead.id)}/call`, {
+        method: 'POST',
+        headers: { Authorization: `Bearer ${token}` },
+        cache: 'no-store',
+      });
+    } catch (_) {
+      button.disabled = false;
+      return callStatus(lead.id, 'refused', 'The server cannot be reached.');
+    }
+    const answer = await response.json().catch(() => ({}));
+    button.disabled = false;
+    if (response.status === 401) {
+      sessionStorage.removeItem(KEY);
+      return signIn('Your session ended. Please sign in again.');
+    }
+    if (!response.ok) {
+      return callStatus(lead.id, 'refused',
+        `Not called: ${answer.error || `HTTP ${response.status}`}.`);
+    }
+    if (answered(from, shown.get(lead.id))) return callStatus(lead.id, 'connected', ANSWERED);
+    callStatus(lead.id, 'calling',
+      `Calling: your phone rings first, then ${lead.phone} (call ${answer.call.id}).`, from);
+  }
+
+  const ANSWERED = 'Connected: the patient answered.';
+
+  /** Whether the patient answered: the lead turned `contacted` since. */
+  function answered(from, lead) {
+    return from !== 'contacted' && Boolean(lead) && lead.state === 'contacted';
+  }
+
+  /** The Call button and its status line for an owned `lead`. */
+  function callControls(lead) {
+    const noConsent = Boolean(lead.consent) && lead.consent.call === false;
+    const button = el('button', {
+      type: 'button',
+      disabled: noConsent,
+      title: noConsent ? 'The patient did not consent to calls.' : `Call ${lead.phone} from your phone`,
+      dataset: { testid: 'lead-call', lead: lead.id },
+    }, 'Call');
+    button.addEventListener('click', () => callLead(lead, button));
+    let status = calls.get(lead.id);
+    if (noConsent) {
+      status = { state: 'no_consent', text: 'No calls: the patient did not consent to calls (consent.call is false).' };
+    } else if (status && status.state === 'calling' && answered(status.from, lead)) {
+      status = { state: 'connected', text: ANSWERED };
+      calls.set(lead.id, status);
+    }
+    const line = el('p', {
+      class: 'note',
+      role: 'status',
+      hidden: !status,
+      dataset: { testid: 'lead-call-status', lead: lead.id, state: status ? status.state : 'idle' },
+    }, status ? status.text : '');
+    return { button, line };
+  }
+
   function renderLeads(leads) {
     const now = new Set();
     let fresh = false;
@@ -238,11 +323,14 @@
         ? el('p', { class: 'note', dataset: { testid: 'lead-related' } }, `Related: ${lead.related.join(', ')}`)
         : null;
       const actions = el('div', { class: 'actions' });
+      let call = null;
       if (isOffer) {
         const accept = el('button', { type: 'button', dataset: { testid: 'lead-accept', lead: lead.id } }, 'Accept');
         accept.addEventListener('click', () => leadAction(lead.id, 'accept'));
         actions.append(accept);
       } else {
+        call = callControls(lead);
+        actions.append(call.button);
         for (const outcome of OUTCOMES) {
           const button = el('button', {
             type: 'button', class: 'secondary',
@@ -267,10 +355,13 @@
       el('p', { class: 'note' }, context),
       related,
       lead.snoozed_until ? el('p', { class: 'note' }, `Snoozed until ${clock(lead.snoozed_until, timeZone)}`) : null,
-      actions);
+      actions,
+      call ? call.line : null);
     });
     if (!items.length) items.push(el('li', { class: 'none' }, 'No leads for you now.'));
     $('leads').replaceChildren(...items);
+    shown = new Map(leads.map((lead) => [lead.id, lead]));
+    for (const id of calls.keys()) if (!shown.has(id)) calls.delete(id);
     offered = now;
     if (fresh) chime();
   }
