@@ -122,8 +122,10 @@ fn agent(daemon: &Daemon, id: &str) -> Value {
         .unwrap_or_else(|| panic!("agent {id} is not listed"))
 }
 
-/// Carol as DESIGN.md shows her, in `state`, registered or not.
+/// Carol as DESIGN.md shows her, in `state`, registered or not (her SIP
+/// phone is her one device while registered; she owns no lead).
 fn carol(state: &str, registered: bool) -> Value {
+    let devices: &[&str] = if registered { &["sip"] } else { &[] };
     json!({
         "id": "1003",
         "name": "Carol",
@@ -131,7 +133,9 @@ fn carol(state: &str, registered: bool) -> Value {
         "registered": registered,
         "skills": ["pediatrics"],
         "branch": "south",
-        "calls_today": 0
+        "calls_today": 0,
+        "leads_open": 0,
+        "devices": devices
     })
 }
 
@@ -300,7 +304,8 @@ fn an_agent_registers_with_digest_auth_and_shows_available() {
     assert_eq!(
         agent(&daemon, "1004"),
         json!({"id": "1004", "name": "Dan", "state": "offline", "registered": false,
-               "skills": ["dermatology", "orthopedics"], "branch": "south", "calls_today": 0})
+               "skills": ["dermatology", "orthopedics"], "branch": "south", "calls_today": 0,
+               "leads_open": 0, "devices": []})
     );
 }
 
