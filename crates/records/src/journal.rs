@@ -675,8 +675,15 @@ impl Writer {
             return;
         };
         self.shared.faults.before_batch();
-        let result = storage::write_batch(connection, entries, &self.shared.faults);
-        let count = entries.len() as u64;
+        let result = storage::write_batch(connection, entries, &self.shared.faults)
+            .map_err(|error| error.to_string());
+        self.account(entries.len() as u64, result);
+    }
+
+    /// Counts one transaction of `count` items: written, or failed with
+    /// SQLite's message (kept for the health check, logged rate-limited);
+    /// either way they leave the backlog.
+    fn account(&mut self, count: u64, result: Result<(), String>) {
         match result {
             Ok(()) => {
                 self.shared.written.fetch_add(count, Ordering::SeqCst);
@@ -684,10 +691,9 @@ impl Writer {
                 self.shared.failing.store(false, Ordering::SeqCst);
                 self.failure_log.recovered();
             }
-            Err(error) => {
+            Err(message) => {
                 self.shared.failed.fetch_add(count, Ordering::SeqCst);
                 self.shared.failing.store(true, Ordering::SeqCst);
-                let message = error.to_string();
                 *self
                     .shared
                     .last_error
@@ -727,71 +733,29 @@ impl Writer {
     /// Writes steps of leads' histories in one transaction (after the
     /// batch's leads, so a step of a lead stored in the same batch finds it).
     fn write_lead_events(&mut self, events: &[LeadEvent]) {
-        let count = events.len() as u64;
         let result = match self.connection.as_mut() {
             Some(connection) => {
                 self.shared.faults.before_batch();
                 crate::leads::events::write_lead_events(connection, events)
+                    .map(|_| ())
                     .map_err(|error| error.to_string())
             }
             None => Err("the journal is closing".to_string()),
         };
-        self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
-        match result {
-            Ok(_) => {
-                self.shared.written.fetch_add(count, Ordering::SeqCst);
-                self.shared.batches.fetch_add(1, Ordering::SeqCst);
-                self.shared.failing.store(false, Ordering::SeqCst);
-                self.failure_log.recovered();
-            }
-            Err(message) => {
-                self.shared.failed.fetch_add(count, Ordering::SeqCst);
-                self.shared.failing.store(true, Ordering::SeqCst);
-                *self
-                    .shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(WriteFailure {
-                    at: Timestamp::now(),
-                    message: message.clone(),
-                });
-                self.failure_log.failed(count, &message);
-            }
-        }
+        self.account(events.len() as u64, result);
     }
 
     /// Writes lead changes in one transaction, counted like entries.
     fn write_lead_changes(&mut self, changes: &[LeadChange]) {
-        let count = changes.len() as u64;
-        let Some(connection) = self.connection.as_mut() else {
-            self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
-            return;
+        let result = match self.connection.as_mut() {
+            Some(connection) => {
+                self.shared.faults.before_batch();
+                crate::leads::store::write_changes(connection, changes, &self.shared.faults)
+                    .map_err(|error| error.to_string())
+            }
+            None => Err("the journal is closing".to_string()),
         };
-        self.shared.faults.before_batch();
-        let result = crate::leads::store::write_changes(connection, changes, &self.shared.faults);
-        match result {
-            Ok(()) => {
-                self.shared.written.fetch_add(count, Ordering::SeqCst);
-                self.shared.batches.fetch_add(1, Ordering::SeqCst);
-                self.shared.failing.store(false, Ordering::SeqCst);
-                self.failure_log.recovered();
-            }
-            Err(error) => {
-                self.shared.failed.fetch_add(count, Ordering::SeqCst);
-                self.shared.failing.store(true, Ordering::SeqCst);
-                let message = error.to_string();
-                *self
-                    .shared
-                    .last_error
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = Some(WriteFailure {
-                    at: Timestamp::now(),
-                    message: message.clone(),
-                });
-                self.failure_log.failed(count, &message);
-            }
-        }
-        self.shared.backlog.fetch_sub(count, Ordering::SeqCst);
+        self.account(changes.len() as u64, result);
     }
 
     /// Writes `leads` in one transaction, then tells each sender.
