@@ -206,14 +206,7 @@ impl Driver {
                 }
                 Action::Unroute { call_id } => services.endpoint.unroute(&call_id),
                 Action::LeasePort { token } => {
-                    let port = match services.ports.allocate() {
-                        Ok(lease) => {
-                            let port = lease.port();
-                            self.ports.insert(token, lease);
-                            Ok(port)
-                        }
-                        Err(error) => Err(error.to_string()),
-                    };
+                    let port = services.lease_port(&mut self.ports, token);
                     self.core.handle_port(now(), token, port, &live);
                 }
                 Action::ReleasePort { token } => {

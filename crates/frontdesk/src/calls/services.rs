@@ -42,3 +42,23 @@ pub struct CallServices {
     /// Every call task, so that a drain waits for them.
     pub tasks: TaskTracker,
 }
+
+impl CallServices {
+    /// Leases an RTP port for a call's `token` and keeps the lease in the
+    /// call's `ports` (dropping it there returns the port): the port, or
+    /// why there is none. One copy for both call drivers.
+    pub fn lease_port(
+        &self,
+        ports: &mut std::collections::HashMap<call::PortToken, media::driver::PortLease>,
+        token: call::PortToken,
+    ) -> Result<u16, String> {
+        match self.ports.allocate() {
+            Ok(lease) => {
+                let port = lease.port();
+                ports.insert(token, lease);
+                Ok(port)
+            }
+            Err(error) => Err(error.to_string()),
+        }
+    }
+}
