@@ -231,10 +231,17 @@ impl JournalHandle {
     /// most every 10 s) and the error says why; the call goes on either
     /// way, so callers may ignore the result.
     pub fn record(&self, entry: JournalEntry) -> Result<(), RecordError> {
+        self.enqueue(Message::Entry(entry))
+    }
+
+    /// Queues a message nobody waits on (a call's step, a lead's step or
+    /// change): dropped, counted and logged when the backlog is full or
+    /// the journal closed, as [`Self::record`] says.
+    fn enqueue(&self, message: Message) -> Result<(), RecordError> {
         // Count first so that `backlog` never reads below what the writer
         // is about to subtract.
         self.shared.backlog.fetch_add(1, Ordering::SeqCst);
-        match self.sender.try_send(Message::Entry(entry)) {
+        match self.sender.try_send(message) {
             Ok(()) => Ok(()),
             Err(error) => {
                 self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
@@ -252,19 +259,7 @@ impl JournalHandle {
     /// returns at once; dropped and counted like [`Self::record`]'s
     /// entries when the backlog is full or the journal closed.
     pub fn record_lead_event(&self, event: LeadEvent) -> Result<(), RecordError> {
-        self.shared.backlog.fetch_add(1, Ordering::SeqCst);
-        match self.sender.try_send(Message::LeadEvent(Box::new(event))) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
-                let error = match error {
-                    TrySendError::Full(_) => RecordError::Full,
-                    TrySendError::Disconnected(_) => RecordError::Closed,
-                };
-                self.shared.count_drop(error);
-                Err(error)
-            }
-        }
+        self.enqueue(Message::LeadEvent(Box::new(event)))
     }
 
     /// Queues `lead` for the writer, which commits it at once (grouped
@@ -300,19 +295,7 @@ impl JournalHandle {
     /// outcomes) and returns at once, like [`Self::record`]: batched,
     /// never waited on, dropped and counted when the backlog is full.
     pub fn record_lead(&self, change: LeadChange) -> Result<(), RecordError> {
-        self.shared.backlog.fetch_add(1, Ordering::SeqCst);
-        match self.sender.try_send(Message::LeadChange(Box::new(change))) {
-            Ok(()) => Ok(()),
-            Err(error) => {
-                self.shared.backlog.fetch_sub(1, Ordering::SeqCst);
-                let error = match error {
-                    TrySendError::Full(_) => RecordError::Full,
-                    TrySendError::Disconnected(_) => RecordError::Closed,
-                };
-                self.shared.count_drop(error);
-                Err(error)
-            }
-        }
+        self.enqueue(Message::LeadChange(Box::new(change)))
     }
 
     /// The counters now.
