@@ -340,19 +340,21 @@ fn routing_input(message: RouterMessage) -> RoutingInput {
     }
 }
 
-fn now() -> std::time::Instant {
+/// The time for a call core's inputs (also click-to-call's driver).
+pub(super) fn now() -> std::time::Instant {
     Instant::now().into_std()
 }
 
 /// The next item of a receiver that may be gone (then never).
-async fn recv_some<T>(receiver: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
+pub(super) async fn recv_some<T>(receiver: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
     match receiver {
         Some(receiver) => receiver.recv().await,
         None => std::future::pending().await,
     }
 }
 
-async fn sleep_until(deadline: Option<std::time::Instant>) {
+/// Sleeps until a core's next deadline (never, for none).
+pub(super) async fn sleep_until(deadline: Option<std::time::Instant>) {
     match deadline {
         Some(deadline) => tokio::time::sleep_until(Instant::from_std(deadline)).await,
         None => std::future::pending().await,

@@ -39,6 +39,7 @@ use tokio::sync::mpsc;
 use tokio::time::Instant;
 use tracing::{Instrument, debug, info, info_span, warn};
 
+use super::driver::{now, recv_some, sleep_until};
 use super::services::CallServices;
 
 /// The trunk click-to-call dials through (DESIGN.md's one trunk).
@@ -579,25 +580,6 @@ impl Driver {
                     .increment(1);
             }
         }
-    }
-}
-
-fn now() -> std::time::Instant {
-    Instant::now().into_std()
-}
-
-/// The next item of a receiver that may be gone (then never).
-async fn recv_some<T>(receiver: Option<&mut mpsc::UnboundedReceiver<T>>) -> Option<T> {
-    match receiver {
-        Some(receiver) => receiver.recv().await,
-        None => std::future::pending().await,
-    }
-}
-
-async fn sleep_until(deadline: Option<std::time::Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(Instant::from_std(deadline)).await,
-        None => std::future::pending().await,
     }
 }
 
