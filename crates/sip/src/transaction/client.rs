@@ -189,7 +189,7 @@ impl TransactionLayer {
         let timers = self.config.timers;
         self.clients.insert(
             id,
-            ClientTransaction {
+            Box::new(ClientTransaction {
                 key,
                 invite,
                 internal,
@@ -201,7 +201,7 @@ impl TransactionLayer {
                 cancel: CancelState::None,
                 interval: timers.t1,
                 deadlines: Deadlines::default(),
-            },
+            }),
         );
         let handle = TransactionId::Client(id);
         let (retransmit, timeout) = if invite {

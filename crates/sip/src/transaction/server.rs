@@ -76,7 +76,7 @@ impl TransactionLayer {
         let request_headers = core_headers(&request.request.headers);
         self.servers.insert(
             id,
-            ServerTransaction {
+            Box::new(ServerTransaction {
                 key,
                 invite,
                 state: ServerState::Trying,
@@ -88,7 +88,7 @@ impl TransactionLayer {
                 acked: false,
                 interval: self.config.timers.t1,
                 deadlines: Deadlines::default(),
-            },
+            }),
         );
         self.server_keys.insert(key, id);
         if request.request.method == Method::Cancel {
