@@ -15,8 +15,14 @@ pub const CALLS_KEPT: u64 = 10_000;
 #[derive(Debug, Clone, Default)]
 pub struct CallBook {
     // Sequence number → record. Written by each call's task (its own key
-    // only), read by the API; no guard leaves these methods.
-    calls: Arc<DashMap<u64, CallRecord>>,
+    // only), read by the API; no guard leaves these methods. Boxed: a
+    // record is a few hundred bytes and a hash table keeps its values in
+    // its buckets, live or not; with the book full, each shard's table
+    // doubles once at a random moment (when its tombstones run out while
+    // it is over half full), which the soak saw as RSS creeping up for
+    // minutes after the book filled (BENCHMARKS.md). Boxed, a bucket is
+    // 16 bytes.
+    calls: Arc<DashMap<u64, Box<CallRecord>>>,
     next: Arc<AtomicU64>,
 }
 
@@ -28,7 +34,13 @@ impl CallBook {
 
     /// Publishes the current state of call `sequence`.
     pub fn publish(&self, sequence: u64, record: &CallRecord) {
-        self.calls.insert(sequence, record.clone());
+        // A call publishes at every change: its box is kept and refilled.
+        match self.calls.get_mut(&sequence) {
+            Some(mut kept) => **kept = record.clone(),
+            None => {
+                self.calls.insert(sequence, Box::new(record.clone()));
+            }
+        }
         if sequence > CALLS_KEPT {
             self.calls.remove(&(sequence - CALLS_KEPT));
         }
@@ -39,7 +51,7 @@ impl CallBook {
         let mut calls: Vec<(u64, CallRecord)> = self
             .calls
             .iter()
-            .map(|entry| (*entry.key(), entry.value().clone()))
+            .map(|entry| (*entry.key(), CallRecord::clone(entry.value())))
             .collect();
         calls.sort_by_key(|call| std::cmp::Reverse(call.0));
         calls
