@@ -65,6 +65,7 @@
 mod action;
 mod agent;
 mod call;
+mod callback;
 mod clock;
 mod journal;
 pub mod originate;

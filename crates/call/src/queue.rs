@@ -35,6 +35,20 @@ pub(crate) struct Waiting {
     /// `abandoned_call` lead (the queue's `abandoned_lead_after`; `None`
     /// also after a transfer: the caller has reached someone).
     pub(crate) abandoned_lead_after: Option<Duration>,
+    /// The queue's callback `offer_after` (`None`: no callbacks here, or
+    /// after a transfer).
+    pub(crate) callback_offer_after: Option<Duration>,
+}
+
+/// The callback `offer_after` of `queue` in the plan in force.
+pub(crate) fn callback_offer_after(
+    env: &dyn Environment,
+    queue: &routing::QueueId,
+) -> Option<Duration> {
+    env.plan()
+        .queue(queue.as_str())
+        .and_then(ivr::Queue::callback)
+        .map(ivr::Callback::offer_after)
 }
 
 /// The `abandoned_lead_after` of `queue` in the plan in force.
@@ -58,7 +72,13 @@ pub(crate) enum Hold {
     Announcement(u64),
     /// The hold music, looped.
     Music(u64),
+    /// A callback prompt (the offer, the number, an apology): the music
+    /// comes back after it.
+    Callback(u64),
 }
+
+/// The most digits kept from a caller's wait (the rest are dropped).
+const MAX_QUEUED_DIGITS: usize = 32;
 
 /// Announcements never come more often than this, whatever the queue's
 /// `announce_every` says, so that there is music between them.
@@ -126,6 +146,7 @@ impl Call {
             RoutingInput::Enqueued(result) => self.enqueued(now, result, env),
             RoutingInput::Transferred(result) => self.transfer_routed(now, result, env),
             RoutingInput::Announcement { position, estimate } => {
+                self.callback_estimate(now, estimate);
                 self.announce(position, estimate, env);
             }
             RoutingInput::Offer {
@@ -149,10 +170,12 @@ impl Call {
                 self.record.department = Some(to.as_str().to_string());
                 self.record.priority = priority;
                 let lead_after = abandoned_lead_after(env, &to);
+                let offer_after = callback_offer_after(env, &to);
                 if let Some(waiting) = self.waiting.as_mut() {
                     waiting.queue = to;
                     waiting.priority = priority;
                     waiting.abandoned_lead_after = lead_after;
+                    waiting.callback_offer_after = offer_after;
                 }
                 self.publish();
             }
@@ -187,6 +210,7 @@ impl Call {
                 self.record.priority = enqueued.priority;
                 self.waiting = Some(Waiting {
                     abandoned_lead_after: abandoned_lead_after(env, &enqueued.queue),
+                    callback_offer_after: callback_offer_after(env, &enqueued.queue),
                     queue: enqueued.queue.clone(),
                     priority: enqueued.priority,
                     since: now,
@@ -273,7 +297,10 @@ impl Call {
         estimate: Option<Duration>,
         env: &dyn Environment,
     ) {
-        if self.waiting.is_none() {
+        // No waiting caller, or a callback prompt plays (the offer, the
+        // number): this announcement is skipped; the next comes after the
+        // music is back.
+        if self.waiting.is_none() || matches!(self.hold, Some(Hold::Callback(_))) {
             return;
         }
         let prompts = position.and_then(|position| {
@@ -318,13 +345,22 @@ impl Call {
     ) -> bool {
         match self.hold {
             Some(Hold::Prompt(playing)) if playing == id => {
-                if completed && self.waiting.is_some() {
+                if completed && self.waiting.is_some() && !self.callback_after_hold_prompt(now, env)
+                {
                     self.announce_or_music(now, env);
                 }
                 true
             }
             Some(Hold::Announcement(playing)) if playing == id => {
-                if completed && self.waiting.is_some() {
+                if completed && self.waiting.is_some() && !self.callback_after_hold_prompt(now, env)
+                {
+                    self.start_music(env);
+                }
+                true
+            }
+            Some(Hold::Callback(playing)) if playing == id => {
+                // Finished or cut short by a digit: the music again.
+                if self.waiting.is_some() {
                     self.start_music(env);
                 }
                 true
@@ -349,9 +385,15 @@ impl Call {
         }
     }
 
-    /// A digit while waiting: kept for later (a callback offer), not acted on.
-    pub(crate) fn queued_digit(&mut self, digit: char) {
-        self.queued_digits.push(digit);
+    /// A digit while waiting: the callback's (its key, a number), else
+    /// kept (at most [`MAX_QUEUED_DIGITS`]) and logged.
+    pub(crate) fn queued_digit(&mut self, now: Instant, digit: char, env: &dyn Environment) {
+        if self.callback_digit(now, digit, env) {
+            return;
+        }
+        if self.queued_digits.len() < MAX_QUEUED_DIGITS {
+            self.queued_digits.push(digit);
+        }
         debug!(%digit, digits = %self.queued_digits, "digit while queued");
     }
 
@@ -364,6 +406,9 @@ impl Call {
         let Some(waiting) = self.waiting.as_ref() else {
             return;
         };
+        if self.callback_accepted() {
+            return;
+        }
         let waited = now.saturating_duration_since(waiting.since);
         let Some(after) = waiting.abandoned_lead_after else {
             return;
