@@ -2,7 +2,8 @@
 //! after waiting past the queue's `abandoned_lead_after` (shortened to a
 //! second here) is an `abandoned_call` lead in the queue's department,
 //! due within the queue's `respond_within`, tied to the call; the same
-//! number hanging up again after it reached an agent is not. Callbacks
+//! number reaching an agent answers that lead (contacted), and hanging up
+//! again after it reached an agent makes no new one. Callbacks
 //! at entry: the key, `#` for the caller's own number (the call ends and
 //! is a `callback` lead with its wait on the record), and a number the
 //! trunk's `deny` refuses (an apology heard, a journal step, the caller
@@ -131,6 +132,13 @@ fn an_abandoned_wait_is_a_lead_unless_the_number_reached_an_agent() {
     b.join().expect("B").assert_all_succeeded(1);
     carol.join().expect("Carol").assert_all_succeeded(1);
     calls_ended(&daemon, "connected", 1);
+    // Reaching Carol answered A's lead: contacted, by her.
+    let lead = poll(&daemon, &format!("/api/leads/{id}"), |json| {
+        json["lead"]["state"] == "contacted"
+    })["lead"]
+        .clone();
+    assert_eq!(lead["owner"], "1003", "{lead:#}");
+    assert!(lead["first_contact_at"].is_string(), "{lead:#}");
 
     // C: the same number gives up on cardiology (nobody there): it reached
     // someone within the window, so no second lead.

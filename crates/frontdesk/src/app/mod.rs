@@ -123,13 +123,13 @@ pub struct App {
     /// The leads calls make, until the leads service (started after the
     /// app) takes the receiver ([`App::take_call_leads`]). Locked only to
     /// take it.
-    call_leads: Mutex<Option<mpsc::Receiver<call::CallLead>>>,
+    call_leads: Mutex<Option<mpsc::Receiver<crate::calls::CallLeadNews>>>,
 }
 
 impl App {
     /// The receiving end of the calls' leads ([`crate::calls::CallLeadSink`]),
     /// once: the leads service drains it.
-    pub fn take_call_leads(&self) -> Option<mpsc::Receiver<call::CallLead>> {
+    pub fn take_call_leads(&self) -> Option<mpsc::Receiver<crate::calls::CallLeadNews>> {
         self.call_leads
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

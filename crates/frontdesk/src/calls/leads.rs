@@ -1,6 +1,9 @@
 //! Where a call's leads go ([`call::Action::Lead`]): a bounded queue from
 //! the call tasks to the leads service (`crate::leads::calls`), which
 //! normalises the number, journals the lead and puts it on the lead desk.
+//! The same queue says when a caller reached an agent
+//! ([`CallLeadNews::Reached`]): their open abandoned-call and callback
+//! leads are then answered.
 //!
 //! A channel, not a handle of the leads service: the service starts after
 //! the calls' services (it needs the journal and the agent table the app
@@ -12,19 +15,33 @@ use call::CallLead;
 use tokio::sync::mpsc;
 use tracing::warn;
 
+/// What the call tasks tell the leads service.
+#[derive(Debug, Clone, PartialEq)]
+pub enum CallLeadNews {
+    /// A call became a lead.
+    Lead(CallLead),
+    /// A call from `caller` (as the call brought it) reached `agent`.
+    Reached {
+        /// The caller's number.
+        caller: String,
+        /// The agent who answered.
+        agent: String,
+    },
+}
+
 /// How many leads may wait for the leads service at once.
 pub const CALL_LEAD_QUEUE: usize = 1024;
 
 /// The call tasks' end of the queue. Cheap to clone.
 #[derive(Debug, Clone)]
 pub struct CallLeadSink {
-    sender: mpsc::Sender<CallLead>,
+    sender: mpsc::Sender<CallLeadNews>,
 }
 
 impl CallLeadSink {
     /// A queue of `capacity` leads: the sink, and the receiver the leads
     /// service drains.
-    pub fn channel(capacity: usize) -> (CallLeadSink, mpsc::Receiver<CallLead>) {
+    pub fn channel(capacity: usize) -> (CallLeadSink, mpsc::Receiver<CallLeadNews>) {
         let (sender, receiver) = mpsc::channel(capacity);
         (CallLeadSink { sender }, receiver)
     }
@@ -32,7 +49,20 @@ impl CallLeadSink {
     /// Hands `lead` over without waiting; dropped (counted) when the queue
     /// is full or the service has stopped.
     pub fn send(&self, lead: CallLead) {
-        if let Err(error) = self.sender.try_send(lead) {
+        self.tell(CallLeadNews::Lead(lead));
+    }
+
+    /// A call from `caller` reached `agent` (dropped, counted, when the
+    /// queue is full).
+    pub fn reached(&self, caller: &str, agent: &str) {
+        self.tell(CallLeadNews::Reached {
+            caller: caller.to_string(),
+            agent: agent.to_string(),
+        });
+    }
+
+    fn tell(&self, news: CallLeadNews) {
+        if let Err(error) = self.sender.try_send(news) {
             let reason = match error {
                 mpsc::error::TrySendError::Full(_) => "full",
                 mpsc::error::TrySendError::Closed(_) => "closed",

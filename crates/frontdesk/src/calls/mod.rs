@@ -24,7 +24,7 @@ use sip::transaction::ServerTransactionId;
 
 pub use book::CallBook;
 pub use call::signal;
-pub use leads::CallLeadSink;
+pub use leads::{CallLeadNews, CallLeadSink};
 pub use prompts::Prompts;
 pub use services::CallServices;
 

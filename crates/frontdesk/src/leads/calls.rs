@@ -22,6 +22,11 @@
 //! 4. durable first, then read back and added to the lead desk, which
 //!    offers it to an agent like a web form.
 //!
+//! A call that reached an agent ([`CallLeadNews::Reached`]) answers its
+//! number's open `abandoned_call` and `callback` leads still within their
+//! `respond_by`: each is marked contacted by that agent on the desk (a
+//! lead another agent owns stays theirs).
+//!
 //! Consent: the patient called the clinic, so a callback to the number
 //! they called from is allowed (`consent.call` is `true`); the trunk's
 //! `allow` and `deny` still apply when an agent calls out.
@@ -36,6 +41,10 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::{Leads, Refusal};
+use crate::calls::CallLeadNews;
+
+/// The most open leads one reached number answers.
+const MAX_ANSWERED: usize = 20;
 
 /// How a call lead went.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -50,7 +59,7 @@ pub enum CallLeadResult {
 /// taken, so a drain's abandoned callers are not lost while the journal
 /// is up).
 pub async fn run(
-    mut inbox: mpsc::Receiver<CallLead>,
+    mut inbox: mpsc::Receiver<CallLeadNews>,
     leads: Leads,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
@@ -62,8 +71,13 @@ pub async fn run(
                 inbox.recv().await
             }
         };
-        let Some(lead) = lead else {
-            return Ok(());
+        let lead = match lead {
+            None => return Ok(()),
+            Some(CallLeadNews::Lead(lead)) => lead,
+            Some(CallLeadNews::Reached { caller, agent }) => {
+                leads.number_reached(&caller, &agent).await;
+                continue;
+            }
         };
         let kind = lead.kind;
         match leads.store_call_lead(lead).await {
@@ -89,6 +103,40 @@ pub async fn run(
 }
 
 impl Leads {
+    /// A call from `caller` reached `agent`: their open call leads within
+    /// their window are contacted (see the module docs).
+    pub async fn number_reached(&self, caller: &str, agent: &str) {
+        let plan = self.inner.dialplan.current();
+        let Ok(phone) = PhoneNumber::parse(caller, plan.clinic().country()) else {
+            return;
+        };
+        let now = Timestamp::now();
+        let reader = self.inner.reader.clone();
+        let e164 = phone.as_str().to_string();
+        let found = tokio::task::spawn_blocking(move || {
+            reader.unreached_call_leads(&e164, now, MAX_ANSWERED)
+        })
+        .await;
+        let ids = match found {
+            Ok(Ok(ids)) => ids,
+            Ok(Err(error)) => {
+                warn!(%error, "cannot read the open call leads of a reached caller");
+                return;
+            }
+            Err(_) => return,
+        };
+        let agent = routing::AgentId::new(agent);
+        for id in ids {
+            match self.inner.desk.contacted(id.as_str(), &agent, now).await {
+                Ok(()) => {
+                    info!(lead = %id, agent = %agent, "the caller reached an agent: the lead is contacted");
+                    metrics::counter!("frontdesk_call_leads_answered_total").increment(1);
+                }
+                Err(error) => debug!(lead = %id, %error, "a reached caller's lead stays as it is"),
+            }
+        }
+    }
+
     /// Puts the call lead `lead` on the record and on the desk (see the
     /// module docs).
     pub async fn store_call_lead(&self, lead: CallLead) -> Result<CallLeadResult, Refusal> {
