@@ -44,6 +44,13 @@ say you-are-caller-number "You are caller number"
 say most-callers-reach-someone-within "Most callers reach someone within"
 say minutes "minutes."
 
+# Callbacks (a queue's `callback = { … }`, issue 22).
+say callback-offer "To keep your place in line and have us call you back, press 1."
+say callback-number "To be called back at the number you are calling from, press pound. \
+To use another number, enter it now, then press pound."
+say callback-accepted "Thank you. You keep your place in line, and we will call you back. Goodbye."
+say callback-refused "Sorry, we cannot call that number back. Please stay on the line."
+
 # Agent feature codes ([features]): confirmations and "what's waiting".
 say agent-away "You are away. No calls will be offered to you."
 say agent-available "You are available for calls."

@@ -131,8 +131,13 @@ pub struct Call {
     hang_up_after: Option<(u64, Outcome)>,
     pub(crate) waiting: Option<Waiting>,
     pub(crate) hold: Option<Hold>,
-    /// Digits pressed while waiting, kept for a callback offer.
+    /// Digits pressed while waiting (and not the callback's).
     pub(crate) queued_digits: String,
+    /// The caller's callback, once offered or asked for.
+    pub(crate) callback: Option<crate::callback::CallbackState>,
+    /// When routing's estimate of the wait passed the callback's
+    /// `offer_after`.
+    pub(crate) callback_estimate_passed: Option<Instant>,
     pub(crate) transfer: Option<Transfer>,
     pub(crate) overflowed: bool,
     /// The clinic was closed when the call was answered.
@@ -189,6 +194,8 @@ impl Call {
             waiting: None,
             hold: None,
             queued_digits: String::new(),
+            callback: None,
+            callback_estimate_passed: None,
             transfer: None,
             overflowed: false,
             after_hours: false,
@@ -234,6 +241,7 @@ impl Call {
             self.legs.next_deadline(),
             self.caller.ack_deadline,
             self.hold_deadline(),
+            self.callback_deadline(),
             self.transfer_deadline(),
         ]
         .into_iter()
@@ -362,7 +370,7 @@ impl Call {
                 debug!(digit = %digit.as_char(), ?source, "digit");
                 if self.legs.connected().is_none() {
                     if self.waiting.is_some() {
-                        self.queued_digit(digit.as_char());
+                        self.queued_digit(now, digit.as_char(), env);
                     } else {
                         self.drive_ivr(now, Some(Input::Digit(digit.as_char())), env);
                     }
@@ -428,6 +436,7 @@ impl Call {
         }
         self.legs_deadline(now);
         self.hold_timeout(now, env);
+        self.callback_timeout(now, env);
         self.transfer_timeout(now);
         let wall = self.clock.wall(now);
         if let Some(session) = self.session.as_mut() {
@@ -838,7 +847,7 @@ impl Call {
             return;
         }
         if self.waiting.is_some() {
-            self.queued_digit(digit);
+            self.queued_digit(now, digit, env);
             return;
         }
         self.drive_ivr(now, Some(Input::Digit(digit)), env);
@@ -974,6 +983,9 @@ impl Call {
             self.router(RouterRequest::CallEnded);
         } else if self.waiting.is_some() {
             self.router(RouterRequest::Cancel);
+            if outcome == Outcome::Abandoned {
+                self.abandoned(now);
+            }
         }
         if let Some(waiting) = &self.waiting
             && self.record.wait_ms.is_none()
@@ -982,6 +994,9 @@ impl Call {
         }
         self.record.outcome = Some(if connected {
             Outcome::Connected
+        } else if self.callback_accepted() {
+            // Hung up during the goodbye: still a callback, not abandoned.
+            Outcome::Overflowed
         } else {
             outcome
         });

@@ -65,6 +65,7 @@
 mod action;
 mod agent;
 mod call;
+mod callback;
 mod clock;
 mod journal;
 pub mod originate;
@@ -76,7 +77,9 @@ mod transfer;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, MediaAction, PortToken, RouterRequest, RoutingInput, SendToken};
+pub use action::{
+    Action, CallLead, MediaAction, PortToken, RouterRequest, RoutingInput, SendToken,
+};
 pub use call::{Call, CallConfig, Environment};
 pub use clock::Clock;
 pub use record::{CallRecord, TransferRecord};

@@ -31,6 +31,34 @@ pub(crate) struct Waiting {
     pub(crate) since: Instant,
     /// When the hold music next gives way to an announcement.
     pub(crate) next_announcement: Option<Instant>,
+    /// Hanging up after waiting this long makes the call an
+    /// `abandoned_call` lead (the queue's `abandoned_lead_after`; `None`
+    /// also after a transfer: the caller has reached someone).
+    pub(crate) abandoned_lead_after: Option<Duration>,
+    /// The queue's callback `offer_after` (`None`: no callbacks here, or
+    /// after a transfer).
+    pub(crate) callback_offer_after: Option<Duration>,
+}
+
+/// The callback `offer_after` of `queue` in the plan in force.
+pub(crate) fn callback_offer_after(
+    env: &dyn Environment,
+    queue: &routing::QueueId,
+) -> Option<Duration> {
+    env.plan()
+        .queue(queue.as_str())
+        .and_then(ivr::Queue::callback)
+        .map(ivr::Callback::offer_after)
+}
+
+/// The `abandoned_lead_after` of `queue` in the plan in force.
+pub(crate) fn abandoned_lead_after(
+    env: &dyn Environment,
+    queue: &routing::QueueId,
+) -> Option<Duration> {
+    env.plan()
+        .queue(queue.as_str())
+        .and_then(ivr::Queue::abandoned_lead_after)
 }
 
 /// What plays to a waiting patient.
@@ -44,7 +72,13 @@ pub(crate) enum Hold {
     Announcement(u64),
     /// The hold music, looped.
     Music(u64),
+    /// A callback prompt (the offer, the number, an apology): the music
+    /// comes back after it.
+    Callback(u64),
 }
+
+/// The most digits kept from a caller's wait (the rest are dropped).
+const MAX_QUEUED_DIGITS: usize = 32;
 
 /// Announcements never come more often than this, whatever the queue's
 /// `announce_every` says, so that there is music between them.
@@ -112,6 +146,7 @@ impl Call {
             RoutingInput::Enqueued(result) => self.enqueued(now, result, env),
             RoutingInput::Transferred(result) => self.transfer_routed(now, result, env),
             RoutingInput::Announcement { position, estimate } => {
+                self.callback_estimate(now, estimate);
                 self.announce(position, estimate, env);
             }
             RoutingInput::Offer {
@@ -134,9 +169,13 @@ impl Call {
                 self.overflowed = true;
                 self.record.department = Some(to.as_str().to_string());
                 self.record.priority = priority;
+                let lead_after = abandoned_lead_after(env, &to);
+                let offer_after = callback_offer_after(env, &to);
                 if let Some(waiting) = self.waiting.as_mut() {
                     waiting.queue = to;
                     waiting.priority = priority;
+                    waiting.abandoned_lead_after = lead_after;
+                    waiting.callback_offer_after = offer_after;
                 }
                 self.publish();
             }
@@ -170,6 +209,8 @@ impl Call {
                 self.record.department = Some(enqueued.queue.as_str().to_string());
                 self.record.priority = enqueued.priority;
                 self.waiting = Some(Waiting {
+                    abandoned_lead_after: abandoned_lead_after(env, &enqueued.queue),
+                    callback_offer_after: callback_offer_after(env, &enqueued.queue),
                     queue: enqueued.queue.clone(),
                     priority: enqueued.priority,
                     since: now,
@@ -256,7 +297,10 @@ impl Call {
         estimate: Option<Duration>,
         env: &dyn Environment,
     ) {
-        if self.waiting.is_none() {
+        // No waiting caller, or a callback prompt plays (the offer, the
+        // number): this announcement is skipped; the next comes after the
+        // music is back.
+        if self.waiting.is_none() || matches!(self.hold, Some(Hold::Callback(_))) {
             return;
         }
         let prompts = position.and_then(|position| {
@@ -301,13 +345,22 @@ impl Call {
     ) -> bool {
         match self.hold {
             Some(Hold::Prompt(playing)) if playing == id => {
-                if completed && self.waiting.is_some() {
+                if completed && self.waiting.is_some() && !self.callback_after_hold_prompt(now, env)
+                {
                     self.announce_or_music(now, env);
                 }
                 true
             }
             Some(Hold::Announcement(playing)) if playing == id => {
-                if completed && self.waiting.is_some() {
+                if completed && self.waiting.is_some() && !self.callback_after_hold_prompt(now, env)
+                {
+                    self.start_music(env);
+                }
+                true
+            }
+            Some(Hold::Callback(playing)) if playing == id => {
+                // Finished or cut short by a digit: the music again.
+                if self.waiting.is_some() {
                     self.start_music(env);
                 }
                 true
@@ -332,10 +385,45 @@ impl Call {
         }
     }
 
-    /// A digit while waiting: kept for later (a callback offer), not acted on.
-    pub(crate) fn queued_digit(&mut self, digit: char) {
-        self.queued_digits.push(digit);
+    /// A digit while waiting: the callback's (its key, a number), else
+    /// kept (at most [`MAX_QUEUED_DIGITS`]) and logged.
+    pub(crate) fn queued_digit(&mut self, now: Instant, digit: char, env: &dyn Environment) {
+        if self.callback_digit(now, digit, env) {
+            return;
+        }
+        if self.queued_digits.len() < MAX_QUEUED_DIGITS {
+            self.queued_digits.push(digit);
+        }
         debug!(%digit, digits = %self.queued_digits, "digit while queued");
+    }
+
+    /// The caller left the queue unanswered (hung up, cancelled, went
+    /// silent, or the daemon stopped): after waiting at least the queue's
+    /// `abandoned_lead_after`, the call becomes an `abandoned_call` lead.
+    /// Whether the same number reached someone meanwhile is the leads
+    /// service's question (it reads the journal).
+    pub(crate) fn abandoned(&mut self, now: Instant) {
+        let Some(waiting) = self.waiting.as_ref() else {
+            return;
+        };
+        if self.callback_accepted() {
+            return;
+        }
+        let waited = now.saturating_duration_since(waiting.since);
+        let Some(after) = waiting.abandoned_lead_after else {
+            return;
+        };
+        if waited < after {
+            return;
+        }
+        info!(queue = %waiting.queue, waited_ms = waited.as_millis(), "abandoned after the queue's lead threshold: a lead");
+        let lead = crate::CallLead::new(
+            records::LeadKind::AbandonedCall,
+            &self.record,
+            waiting.queue.clone(),
+            waited,
+        );
+        self.push(crate::Action::Lead(lead));
     }
 
     /// The wait in queue is over (the router forgot the call, or an agent

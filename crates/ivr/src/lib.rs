@@ -80,8 +80,9 @@ pub use guard::{IpNetwork, Limits, TrustedSources};
 pub use hours::{BusinessHours, OpenState, OpeningRange};
 pub use ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
 pub use plan::{
-    AfterHours, Agent, Clinic, Dialplan, KnownPatient, Menu, Number, Overflow, Priority,
-    PriorityChange, Prompt, Queue, SkillLevel, Strategy, Target, normalize_number,
+    AfterHours, Agent, Callback, CallbackPrompts, Clinic, Dialplan, KnownPatient, Menu, Number,
+    Overflow, Priority, PriorityChange, Prompt, Queue, SkillLevel, Strategy, Target,
+    normalize_number,
 };
 pub use session::{
     Action, CallContext, Input, PROMPT_GRACE, PlaybackId, QueueDecision, Session, SessionError,

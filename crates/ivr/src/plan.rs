@@ -247,6 +247,83 @@ pub struct Queue {
     pub(crate) hold_prompt: Option<Prompt>,
     pub(crate) hold_music: Option<Prompt>,
     pub(crate) announce_every: Option<Duration>,
+    pub(crate) abandoned_lead_after: Option<Duration>,
+    pub(crate) respond_within: Duration,
+    pub(crate) callback: Option<Callback>,
+}
+
+/// A queue's callbacks (`callback = { … }`, DESIGN.md "Callbacks,
+/// voicemail and abandoned calls"): a waiting caller may ask to be called
+/// back at their number (or another they key in), which the trunk's
+/// `allow` and `deny` must permit.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Callback {
+    pub(crate) offer_after: Duration,
+    pub(crate) key: char,
+    pub(crate) retries: u32,
+    pub(crate) retry_every: Duration,
+    /// `max_share` in thousandths (so that the plan stays `Eq`).
+    pub(crate) max_share_permille: u32,
+    pub(crate) prompts: CallbackPrompts,
+}
+
+/// The prompts of a callback, fixed files of the plan's `prompts/` folder
+/// (`callback-offer.wav`, `callback-number.wav`, `callback-accepted.wav`,
+/// `callback-refused.wav`), checked like every prompt.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackPrompts {
+    /// "Press 1 to keep your place and we will call you back at this number."
+    pub offer: Prompt,
+    /// "Press pound to confirm the number you are calling from, or enter
+    /// another number and then pound."
+    pub number: Prompt,
+    /// "We will call you back; you keep your place in line. Goodbye."
+    pub accepted: Prompt,
+    /// "Sorry, we cannot call that number. Please stay on the line."
+    pub refused: Prompt,
+}
+
+impl Callback {
+    /// The prompts' file names under `prompts/`, in [`CallbackPrompts`]'
+    /// order.
+    pub const PROMPT_FILES: [&'static str; 4] = [
+        "prompts/callback-offer.wav",
+        "prompts/callback-number.wav",
+        "prompts/callback-accepted.wav",
+        "prompts/callback-refused.wav",
+    ];
+
+    /// The offer is made once the caller has waited this long, or as soon
+    /// as routing's estimate of the wait passes it.
+    pub fn offer_after(&self) -> Duration {
+        self.offer_after
+    }
+
+    /// The digit that asks for a callback while waiting.
+    pub fn key(&self) -> char {
+        self.key
+    }
+
+    /// Tries after the first when the patient does not answer.
+    pub fn retries(&self) -> u32 {
+        self.retries
+    }
+
+    /// The pause between tries.
+    pub fn retry_every(&self) -> Duration {
+        self.retry_every
+    }
+
+    /// The largest share (0–1] of the queue's free agents that callbacks
+    /// may take at once, so that callers holding live are not starved.
+    pub fn max_share(&self) -> f64 {
+        f64::from(self.max_share_permille) / 1000.0
+    }
+
+    /// Its prompts.
+    pub fn prompts(&self) -> &CallbackPrompts {
+        &self.prompts
+    }
 }
 
 impl Queue {
@@ -255,6 +332,10 @@ impl Queue {
 
     /// The aging of a queue whose dialplan gives none.
     pub const DEFAULT_AGING: Duration = Duration::from_secs(120);
+
+    /// The `respond_within` of a queue whose dialplan gives none
+    /// (DESIGN.md: one hour).
+    pub const DEFAULT_RESPOND_WITHIN: Duration = Duration::from_secs(3600);
 
     /// Its name (`pediatrics`), as the admin API and reports use it.
     pub fn id(&self) -> &QueueId {
@@ -333,6 +414,25 @@ impl Queue {
     /// (see [`Dialplan::position_prompts`]); `None`: never.
     pub fn announce_every(&self) -> Option<Duration> {
         self.announce_every
+    }
+
+    /// A caller who hangs up after waiting here at least this long becomes
+    /// an `abandoned_call` lead (`None`: never).
+    pub fn abandoned_lead_after(&self) -> Option<Duration> {
+        self.abandoned_lead_after
+    }
+
+    /// Callbacks offered to this queue's callers (`None`: none).
+    pub fn callback(&self) -> Option<&Callback> {
+        self.callback.as_ref()
+    }
+
+    /// The first-contact window of the leads this queue makes (callbacks,
+    /// voicemails, abandoned calls): their `respond_by` is their creation
+    /// plus this. The dialplan's `respond_within`, else
+    /// [`Queue::DEFAULT_RESPOND_WITHIN`].
+    pub fn respond_within(&self) -> Duration {
+        self.respond_within
     }
 }
 

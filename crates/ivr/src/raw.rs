@@ -95,6 +95,20 @@ pub(crate) struct RawQueue {
     pub hold_prompt: Option<S<String>>,
     pub hold_music: Option<S<String>>,
     pub announce_every: Option<S<String>>,
+    pub abandoned_lead_after: Option<S<String>>,
+    pub respond_within: Option<S<String>>,
+    pub callback: Option<S<RawCallback>>,
+}
+
+/// A queue's `callback = { … }`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawCallback {
+    pub offer_after: S<String>,
+    pub key: S<String>,
+    pub retries: Option<S<i64>>,
+    pub retry_every: Option<S<String>>,
+    pub max_share: Option<S<f64>>,
 }
 
 /// `[[agents]]`

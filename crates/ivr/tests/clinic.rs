@@ -115,6 +115,22 @@ fn the_queue_table() {
         }
         assert!(queue.hold_music().is_some());
         assert_eq!(queue.announce_every(), Some(secs(30)), "{id}");
+        // Issue 22: DESIGN's demo values on every queue.
+        assert_eq!(queue.abandoned_lead_after(), Some(secs(30)), "{id}");
+        assert_eq!(queue.respond_within(), secs(3600), "{id}");
+        let callback = queue.callback().expect("callbacks");
+        assert_eq!(callback.offer_after(), secs(60), "{id}");
+        assert_eq!(callback.key(), '1', "{id}");
+        assert_eq!(callback.retries(), 2, "{id}");
+        assert_eq!(callback.retry_every(), secs(300), "{id}");
+        assert_eq!(callback.max_share(), 0.5, "{id}");
+        assert!(
+            callback
+                .prompts()
+                .refused
+                .path()
+                .ends_with("prompts/callback-refused.wav")
+        );
     }
     // "You are caller number 3", "most callers reach someone within 4
     // minutes": from the digit prompts.

@@ -379,3 +379,100 @@ ring_timeout = "0s"
         )]
     );
 }
+
+/// Issue 22: a queue's `abandoned_lead_after` (absent: off) and
+/// `respond_within` (absent: one hour; never zero).
+#[test]
+fn a_queues_lead_keys_are_checked_at_their_place() {
+    let base = std::fs::read_to_string("tests/data/valid.toml").unwrap();
+    let plan = Dialplan::from_toml(&base, "plan.toml", "tests/data").expect("valid");
+    let desk = plan.queue("desk").unwrap();
+    assert_eq!(desk.abandoned_lead_after(), None);
+    assert_eq!(desk.respond_within().as_secs(), 3600);
+
+    let text = base.replace(
+        "wrap_up = \"2s\"\n",
+        "wrap_up = \"2s\"\nabandoned_lead_after = \"45s\"\nrespond_within = \"20m\"\n",
+    );
+    let plan = Dialplan::from_toml(&text, "plan.toml", "tests/data").expect("valid");
+    let desk = plan.queue("desk").unwrap();
+    assert_eq!(desk.abandoned_lead_after().unwrap().as_secs(), 45);
+    assert_eq!(desk.respond_within().as_secs(), 1200);
+
+    let text = base.replace(
+        "wrap_up = \"2s\"\n",
+        "wrap_up = \"2s\"\nabandoned_lead_after = \"soon\"\nrespond_within = \"0s\"\n",
+    );
+    let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let found: Vec<String> = Dialplan::from_toml(&text, "plan.toml", "tests/data")
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            format!(
+                "plan.toml:{}:24: `abandoned_lead_after`: `soon` is not a duration (write `15s`, `500ms`, `3m` or `1m 30s`)",
+                line("soon")
+            ),
+            format!(
+                "plan.toml:{}:18: `respond_within` must be longer than zero",
+                line("\"0s\"")
+            ),
+        ]
+    );
+
+    // A callback with every value wrong; the plan's folder has no callback
+    // prompts, each reported at the `callback` key.
+    let text = base.replace(
+        "wrap_up = \"2s\"\n",
+        "wrap_up = \"2s\"\ncallback = { offer_after = \"later\", key = \"12\", retries = 11, retry_every = \"0s\", max_share = 1.5 }\n",
+    );
+    let found: Vec<String> = Dialplan::from_toml(&text, "plan.toml", "tests/data")
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let at = text.lines().position(|l| l.contains("callback =")).unwrap() + 1;
+    let column = |needle: &str| text.lines().nth(at - 1).unwrap().find(needle).unwrap() + 1;
+    let mut wanted = vec![
+        format!(
+            "plan.toml:{at}:{}: `offer_after`: `later` is not a duration (write `15s`, `500ms`, `3m` or `1m 30s`)",
+            column("\"later\"")
+        ),
+        format!(
+            "plan.toml:{at}:{}: `key`: `12` is not one key (`0`-`9` or `*`; `#` ends a number)",
+            column("\"12\"")
+        ),
+        format!(
+            "plan.toml:{at}:{}: `retries` must be from 0 to 10, not 11",
+            column("11")
+        ),
+        format!(
+            "plan.toml:{at}:{}: `retry_every` must be longer than zero",
+            column("\"0s\"")
+        ),
+        format!(
+            "plan.toml:{at}:{}: `max_share` must be more than 0 and at most 1, not 1.5",
+            column("1.5")
+        ),
+    ];
+    let missing: Vec<&String> = found.iter().filter(|e| e.contains("callback-")).collect();
+    assert_eq!(missing.len(), 4, "{found:#?}");
+    for error in &missing {
+        assert!(
+            error.starts_with(&format!("plan.toml:{at}:12: ")),
+            "{error}"
+        );
+    }
+    let rest: Vec<String> = found
+        .iter()
+        .filter(|e| !e.contains("callback-"))
+        .cloned()
+        .collect();
+    wanted.sort();
+    let mut rest_sorted = rest.clone();
+    rest_sorted.sort();
+    assert_eq!(rest_sorted, wanted, "{found:#?}");
+}

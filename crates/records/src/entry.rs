@@ -246,6 +246,18 @@ pub enum CallEvent {
         #[serde(default)]
         to: Option<String>,
     },
+    /// A callback (issue 22; timeline only): `offered` (the prompt played),
+    /// `accepted` (the caller confirmed a number the trunk permits: the
+    /// call ends and the callback is a lead), `refused` (the number is not
+    /// one the trunk may call: the caller heard an apology and waits on).
+    Callback {
+        /// `offered`, `accepted` or `refused`.
+        step: String,
+        /// The queue.
+        department: String,
+        /// How long the caller had waited there, in milliseconds.
+        wait_ms: u64,
+    },
     /// The call is over. Sets `outcome`, `ended_at`, `talk_ms` (`ended_at −
     /// connected_at` when connected) and, for a call that queued but never
     /// connected, `wait_ms` (`ended_at − queued_at`).
@@ -269,6 +281,7 @@ impl CallEvent {
             CallEvent::Connected { .. } => "connected",
             CallEvent::Transferred { .. } => "transferred",
             CallEvent::Overflowed { .. } => "overflowed",
+            CallEvent::Callback { .. } => "callback",
             CallEvent::Ended { .. } => "ended",
         }
     }
@@ -333,6 +346,11 @@ mod tests {
             CallEvent::MenuChoice {
                 menu: "main".into(),
                 digits: "3".into(),
+            },
+            CallEvent::Callback {
+                step: "accepted".into(),
+                department: "pediatrics".into(),
+                wait_ms: 61_000,
             },
             CallEvent::Queued {
                 department: "pediatrics".into(),

@@ -48,7 +48,8 @@
 //!   counted either way). The order to emit: `Started` at the INVITE,
 //!   `Entered` when the IVR answers, `MenuChoice` per menu decision,
 //!   `Queued` per queue entered (after an `Overflowed` or a `Transferred`
-//!   too), `Offered` / `NoAnswer` / `Busy` per agent leg, `Connected` when
+//!   too), `Offered` / `NoAnswer` / `Busy` per agent leg, `Callback` per
+//!   step of a callback (offered, accepted, refused), `Connected` when
 //!   bridged, `Ended` once.
 //! - HTTP: inside `spawn_blocking`, [`Reader::recent_calls`] and
 //!   [`CallRow::to_json`] give `GET /api/calls` (wrap as `{"calls":[…]}`),
@@ -140,7 +141,8 @@ pub use leads::{
 };
 pub use reader::{CallQuery, CallRow, CallTimeline, EventRow, Reader};
 pub use report::{
-    AbandonmentWindow, AgentReport, DepartmentReport, Percentiles, SourceReport, TimeRange,
+    AbandonmentWindow, AgentReport, CallbackFigures, DepartmentReport, Percentiles, SourceReport,
+    TimeRange,
 };
 pub use schema::{SCHEMA_VERSION, Synchronous};
 pub use window::AbandonmentTracker;

@@ -362,7 +362,55 @@ impl Reader {
         range: &TimeRange,
     ) -> Result<Vec<DepartmentReport>, QueryError> {
         let facts = self.facts_of_calls_started_in(range)?;
-        Ok(report::departments(&facts))
+        let mut reports = report::departments(&facts);
+        let (from, to) = range.millis();
+        let (steps, leads) = self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT e.call_id, e.detail FROM calls c JOIN call_events e ON e.call_id = c.id
+                 WHERE c.started_at >= ?1 AND c.started_at < ?2 AND e.kind = 'callback'",
+            )?;
+            let mut rows = statement.query(params![from, to])?;
+            let mut steps = Vec::new();
+            while let Some(row) = rows.next()? {
+                let call: String = row.get(0)?;
+                let detail: String = row.get(1)?;
+                // A detail that does not read is skipped, as in the facts.
+                if let Ok(crate::CallEvent::Callback {
+                    step,
+                    department,
+                    wait_ms,
+                }) = serde_json::from_str::<serde_json::Value>(&detail).and_then(|detail| {
+                    serde_json::from_value(
+                        serde_json::json!({"kind": "callback", "detail": detail}),
+                    )
+                }) {
+                    steps.push(report::CallbackStep {
+                        call,
+                        department,
+                        step,
+                        wait_ms,
+                    });
+                }
+            }
+            let now = jiff::Timestamp::now().as_millisecond();
+            let mut statement = connection.prepare_cached(
+                "SELECT department, first_contact_at IS NOT NULL,
+                        first_contact_at IS NULL AND (respond_by < ?3 OR state = 'closed')
+                 FROM leads WHERE kind = 'callback' AND created_at >= ?1 AND created_at < ?2",
+            )?;
+            let mut rows = statement.query(params![from, to, now])?;
+            let mut leads = Vec::new();
+            while let Some(row) = rows.next()? {
+                leads.push(report::CallbackLead {
+                    department: row.get(0)?,
+                    reached: row.get(1)?,
+                    failed: row.get(2)?,
+                });
+            }
+            Ok((steps, leads))
+        })?;
+        report::add_callbacks(&mut reports, &steps, &leads);
+        Ok(reports)
     }
 
     /// Per agent, for calls started in `range`, sorted by id (definitions

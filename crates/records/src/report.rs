@@ -178,6 +178,128 @@ pub struct DepartmentReport {
     /// Calls held here when the daemon stopped (serialized when not 0).
     #[serde(skip_serializing_if = "is_zero")]
     pub interrupted: u64,
+    /// Callbacks offered and asked for here (issue 22; an added field,
+    /// serialized when a callback was offered or a callback lead made, like
+    /// `interrupted`, so that DESIGN.md's shape stays as it is otherwise).
+    #[serde(skip_serializing_if = "CallbackFigures::is_empty")]
+    pub callbacks: CallbackFigures,
+}
+
+/// A department's callbacks over a range (issue 22), in
+/// `/api/reports/departments` as `"callbacks": {…}`:
+///
+/// - `offered`: calls that heard the offer or pressed the key here;
+/// - `accepted`: calls whose caller gave a number the trunk may call (the
+///   call ended and became a `callback` lead);
+/// - `refused`: numbers refused at entry (the trunk's `allow`/`deny`);
+/// - `completed`: accepted callbacks whose patient was reached (their
+///   lead's `first_contact_at` is set);
+/// - `failed`: accepted callbacks not reached by their `respond_by`, or
+///   closed without contact;
+/// - `waited_ms`: p50 and p90 of how long callers waited here before they
+///   accepted a callback, against `time_to_connect_ms` of the callers who
+///   held;
+/// - `wait_saved_ms`: the hold a callback spared its caller, as the
+///   holders' median wait minus the callback takers' median wait (`null`
+///   until both are known; never negative).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct CallbackFigures {
+    /// Offers made (or the key pressed unasked).
+    pub offered: u64,
+    /// Numbers confirmed and permitted.
+    pub accepted: u64,
+    /// Numbers refused at entry.
+    pub refused: u64,
+    /// Accepted and reached.
+    pub completed: u64,
+    /// Accepted and not reached in time.
+    pub failed: u64,
+    /// Waits before accepting.
+    pub waited_ms: Percentiles,
+    /// The holders' median wait minus the callback takers'.
+    pub wait_saved_ms: Option<u64>,
+}
+
+impl CallbackFigures {
+    /// No callback offered and no callback lead.
+    pub fn is_empty(&self) -> bool {
+        self.offered == 0 && self.completed == 0 && self.failed == 0 && self.accepted == 0
+    }
+}
+
+/// One `callback` step of a call, as the journal has it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CallbackStep {
+    pub(crate) call: String,
+    pub(crate) department: String,
+    pub(crate) step: String,
+    pub(crate) wait_ms: u64,
+}
+
+/// One `callback` lead: its department, and whether it was reached or
+/// failed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct CallbackLead {
+    pub(crate) department: String,
+    pub(crate) reached: bool,
+    pub(crate) failed: bool,
+}
+
+/// Folds the callbacks' steps and leads into `reports` (a department with
+/// callbacks and no report yet gets one).
+pub(crate) fn add_callbacks(
+    reports: &mut Vec<DepartmentReport>,
+    steps: &[CallbackStep],
+    leads: &[CallbackLead],
+) {
+    use std::collections::{BTreeMap, BTreeSet};
+    let mut offered: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
+    let mut waits: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
+    let mut refused: BTreeMap<&str, u64> = BTreeMap::new();
+    for step in steps {
+        let department = step.department.as_str();
+        offered
+            .entry(department)
+            .or_default()
+            .insert(step.call.as_str());
+        match step.step.as_str() {
+            "accepted" => waits.entry(department).or_default().push(step.wait_ms),
+            "refused" => *refused.entry(department).or_default() += 1,
+            _ => {}
+        }
+    }
+    let departments: BTreeSet<&str> = offered
+        .keys()
+        .copied()
+        .chain(leads.iter().map(|l| l.department.as_str()))
+        .collect();
+    for department in departments {
+        let index = match reports.iter().position(|r| r.id == department) {
+            Some(index) => index,
+            None => {
+                reports.push(DepartmentReport::empty(department));
+                reports.len() - 1
+            }
+        };
+        let report = &mut reports[index];
+        let accepted = waits.remove(department).unwrap_or_default();
+        let figures = &mut report.callbacks;
+        figures.offered = offered
+            .get(department)
+            .map_or(0, |calls| calls.len() as u64);
+        figures.accepted = accepted.len() as u64;
+        figures.refused = refused.get(department).copied().unwrap_or(0);
+        figures.waited_ms = Percentiles::of(accepted);
+        for lead in leads.iter().filter(|l| l.department == department) {
+            figures.completed += u64::from(lead.reached);
+            figures.failed += u64::from(lead.failed);
+        }
+        figures.wait_saved_ms = match (report.time_to_connect_ms.p50, figures.waited_ms.p50) {
+            (Some(held), Some(before)) => Some(held.saturating_sub(before)),
+            _ => None,
+        };
+    }
+    reports.sort_by(|a, b| a.id.cmp(&b.id));
 }
 
 fn is_zero(count: &u64) -> bool {
@@ -197,6 +319,7 @@ impl DepartmentReport {
             time_to_connect_ms: Percentiles::default(),
             within_sla: 0.0,
             interrupted: 0,
+            callbacks: CallbackFigures::default(),
         }
     }
 }
@@ -338,6 +461,7 @@ pub(crate) fn departments<'a>(
             time_to_connect_ms: Percentiles::of(sum.waits),
             within_sla: share(sum.within_sla, sum.offered),
             interrupted: sum.interrupted,
+            callbacks: CallbackFigures::default(),
         })
         .collect()
 }
@@ -462,6 +586,58 @@ pub(crate) fn abandonment<'a>(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn callbacks_are_counted_per_department_with_the_wait_they_saved() {
+        let step = |call: &str, step: &str, wait_ms: u64| CallbackStep {
+            call: call.into(),
+            department: "pediatrics".into(),
+            step: step.into(),
+            wait_ms,
+        };
+        let mut reports = vec![DepartmentReport {
+            time_to_connect_ms: Percentiles::of(vec![300_000, 400_000]),
+            ..DepartmentReport::empty("pediatrics")
+        }];
+        let steps = [
+            step("c1", "offered", 60_000),
+            step("c1", "accepted", 70_000),
+            step("c2", "refused", 20_000),
+            step("c2", "accepted", 30_000),
+            step("c3", "offered", 60_000),
+        ];
+        let leads = [
+            CallbackLead {
+                department: "pediatrics".into(),
+                reached: true,
+                failed: false,
+            },
+            CallbackLead {
+                department: "pediatrics".into(),
+                reached: false,
+                failed: true,
+            },
+            CallbackLead {
+                department: "cardiology".into(),
+                reached: false,
+                failed: false,
+            },
+        ];
+        add_callbacks(&mut reports, &steps, &leads);
+        let pediatrics = &reports[1].callbacks;
+        assert_eq!(reports[1].id, "pediatrics");
+        assert_eq!(
+            (pediatrics.offered, pediatrics.accepted, pediatrics.refused),
+            (3, 2, 1)
+        );
+        assert_eq!((pediatrics.completed, pediatrics.failed), (1, 1));
+        assert_eq!(pediatrics.waited_ms, Percentiles::of(vec![30_000, 70_000]));
+        // Holders' median 300 s, callback takers' 30 s.
+        assert_eq!(pediatrics.wait_saved_ms, Some(270_000));
+        // A department with only a lead in the range gets a report.
+        assert_eq!(reports[0].id, "cardiology");
+        assert_eq!(reports[0].callbacks.wait_saved_ms, None);
+    }
 
     #[test]
     fn nearest_rank_percentiles() {

@@ -162,6 +162,7 @@ fn apply(connection: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> 
         | CallEvent::Offered { .. }
         | CallEvent::NoAnswer { .. }
         | CallEvent::Busy { .. }
+        | CallEvent::Callback { .. }
         | CallEvent::Overflowed { .. } => {}
     }
     Ok(())

@@ -117,7 +117,8 @@ pub(crate) fn fold<'a>(events: impl IntoIterator<Item = (i64, &'a CallEvent)>) -
         match event {
             CallEvent::Started { .. }
             | CallEvent::Entered { .. }
-            | CallEvent::MenuChoice { .. } => {}
+            | CallEvent::MenuChoice { .. }
+            | CallEvent::Callback { .. } => {}
             CallEvent::Queued {
                 department, sla_ms, ..
             } => {

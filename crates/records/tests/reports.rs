@@ -50,6 +50,7 @@ fn department_report_numbers() {
             time_to_connect_ms: percentiles(5_000, 5_000),
             within_sla: 1.0 / 3.0,
             interrupted: 0,
+            callbacks: Default::default(),
         },
         DepartmentReport {
             // c10, still ringing.
@@ -61,6 +62,7 @@ fn department_report_numbers() {
             time_to_connect_ms: Percentiles::default(),
             within_sla: 0.0,
             interrupted: 0,
+            callbacks: Default::default(),
         },
         DepartmentReport {
             // c04 answered 95 s after it first queued (over the 60 s SLA),
@@ -73,6 +75,7 @@ fn department_report_numbers() {
             time_to_connect_ms: percentiles(95_000, 95_000),
             within_sla: 0.0,
             interrupted: 0,
+            callbacks: Default::default(),
         },
         DepartmentReport {
             // c01 and c02; c00 started before the range.
@@ -84,6 +87,7 @@ fn department_report_numbers() {
             time_to_connect_ms: percentiles(3_100, 5_200),
             within_sla: 1.0,
             interrupted: 0,
+            callbacks: Default::default(),
         },
         DepartmentReport {
             id: "urgent-care".into(),
@@ -94,6 +98,7 @@ fn department_report_numbers() {
             time_to_connect_ms: percentiles(10_000, 10_000),
             within_sla: 1.0,
             interrupted: 0,
+            callbacks: Default::default(),
         },
     ];
     assert_eq!(report, expected);

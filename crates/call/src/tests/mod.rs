@@ -11,6 +11,7 @@
 //! another, as a queue with one strategy would; a scenario can also say
 //! what routing decides (an overflow, a give-up).
 
+mod callbacks;
 mod scenarios;
 
 use std::collections::{HashMap, VecDeque};
@@ -160,6 +161,8 @@ pub(crate) struct FakeRouter {
     pub(crate) queue: Option<QueueId>,
     /// Agents offered and not yet failed or answered.
     pub(crate) ringing: Vec<String>,
+    /// The wait estimate announcements get.
+    pub(crate) estimate: Option<Duration>,
 }
 
 /// The harness. See the module docs.
@@ -180,6 +183,8 @@ pub(crate) struct Harness {
     pub(crate) journal_fails: bool,
     /// Journal steps written.
     pub(crate) journal: Vec<records::CallEvent>,
+    /// Leads the call made ([`Action::Lead`]).
+    pub(crate) leads: Vec<crate::CallLead>,
     /// The media's state as the call's actions left it.
     pub(crate) media: MediaModel,
 }
@@ -278,6 +283,7 @@ impl Harness {
             },
             router: FakeRouter {
                 ring_timeout: Duration::from_secs(15),
+                estimate: Some(Duration::from_secs(125)),
                 ..FakeRouter::default()
             },
             actions: Vec::new(),
@@ -287,6 +293,7 @@ impl Harness {
             sent: HashMap::new(),
             journal_fails: false,
             journal: Vec::new(),
+            leads: Vec::new(),
             media: MediaModel::default(),
         }
     }
@@ -363,6 +370,7 @@ impl Harness {
                     self.journal.push(entry.event);
                 }
             }
+            Action::Lead(lead) => self.leads.push(lead),
             Action::Respond { .. }
             | Action::Cancel { .. }
             | Action::Ack { .. }
@@ -464,7 +472,7 @@ impl Harness {
             }
             RouterRequest::Announcement { .. } => self.routing(RoutingInput::Announcement {
                 position: Some(2),
-                estimate: Some(Duration::from_secs(125)),
+                estimate: self.router.estimate,
             }),
             RouterRequest::OfferFailed(agent, _) => {
                 self.router.ringing.retain(|a| a != agent.as_str());
@@ -897,6 +905,7 @@ fn step_name(event: &records::CallEvent) -> &'static str {
         Busy { .. } => "busy",
         Connected { .. } => "connected",
         Overflowed { .. } => "overflowed",
+        Callback { .. } => "callback",
         Transferred { .. } => "transferred",
         Ended { .. } => "ended",
     }

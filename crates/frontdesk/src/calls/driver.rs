@@ -215,9 +215,15 @@ impl Driver {
                 Action::Media(media) => self.media(media).await,
                 Action::Router(request) => self.route(request, &live).await,
                 Action::Journal(event) => {
+                    if let records::CallEvent::Connected { agent, .. } = &event {
+                        // The caller reached someone: their open call
+                        // leads are answered (the leads service decides).
+                        services.leads.reached(&self.core.record().caller, agent);
+                    }
                     services.journal.record(&self.core.record().id, event);
                 }
                 Action::JournalEntry(entry) => services.journal.record_entry(entry),
+                Action::Lead(lead) => services.leads.send(lead),
                 Action::Publish => services.calls.publish(self.sequence, self.core.record()),
                 Action::Finished => {
                     self.media = None;

@@ -43,7 +43,7 @@ use super::driver::{now, recv_some, sleep_until};
 use super::services::CallServices;
 
 /// The trunk click-to-call dials through (DESIGN.md's one trunk).
-pub const TRUNK: &str = "carrier";
+pub const TRUNK: &str = ivr::leads::Trunk::CARRIER;
 /// How long the agent's phone rings when the lead's department has no
 /// queue (its queue's `ring_timeout` otherwise).
 const AGENT_RING: Duration = Duration::from_secs(30);

@@ -196,6 +196,10 @@ impl Trunk {
         &self.caller_id
     }
 
+    /// The trunk every call out takes (click-to-call, callbacks):
+    /// DESIGN.md's `[trunks.carrier]`.
+    pub const CARRIER: &'static str = "carrier";
+
     /// Whether `number` may be dialed: one `allow` matches, no `deny` does.
     pub fn permits(&self, number: &PhoneNumber) -> bool {
         let text = number.as_str();

@@ -365,6 +365,54 @@ impl Reader {
         })
     }
 
+    /// The open call leads (`abandoned_call`, `callback`) of `phone`
+    /// (E.164) that nobody has reached yet and whose `respond_by` is not
+    /// past at `now`: a call of that number that reached an agent answers
+    /// them. At most `limit`, oldest first.
+    pub fn unreached_call_leads(
+        &self,
+        phone: &str,
+        now: Timestamp,
+        limit: usize,
+    ) -> Result<Vec<LeadId>, QueryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT id FROM leads WHERE phone = ?1 AND kind IN ('abandoned_call', 'callback')
+                 AND state <> 'closed' AND first_contact_at IS NULL AND respond_by >= ?2
+                 ORDER BY created_at ASC LIMIT ?3",
+            )?;
+            let mut rows = statement.query(params![phone, now.as_millisecond(), limit])?;
+            let mut ids = Vec::new();
+            while let Some(row) = rows.next()? {
+                ids.push(LeadId::new(row.get::<_, String>(0)?));
+            }
+            Ok(ids)
+        })
+    }
+
+    /// Whether a call from any of `caller_ids` (the forms one patient's
+    /// number may come in) reached an agent at or after `since`: an
+    /// abandoned call of that patient is then no lost lead.
+    pub fn reached_since(
+        &self,
+        caller_ids: &[String],
+        since: Timestamp,
+    ) -> Result<bool, QueryError> {
+        let since = since.as_millisecond();
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT 1 FROM calls WHERE caller = ?1 AND connected_at >= ?2 LIMIT 1",
+            )?;
+            for caller in caller_ids {
+                if statement.exists(params![caller, since])? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
     /// Per source and per department, the leads created in `range`, as
     /// of `now` (definitions on [`LeadReport`]).
     pub fn lead_report(&self, range: &TimeRange, now: Timestamp) -> Result<LeadReport, QueryError> {

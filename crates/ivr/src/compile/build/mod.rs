@@ -430,6 +430,16 @@ impl Builder<'_, '_> {
                 .announce_every
                 .as_ref()
                 .map(|d| self.duration(d, "announce_every"));
+            let abandoned_lead_after = queue
+                .abandoned_lead_after
+                .as_ref()
+                .map(|d| self.duration(d, "abandoned_lead_after"));
+            let respond_within = self.optional_positive(
+                &queue.respond_within,
+                "respond_within",
+                Queue::DEFAULT_RESPOND_WITHIN,
+            );
+            let callback = queue.callback.as_ref().map(|c| self.callback(c));
             let max_length = queue
                 .max_length
                 .as_ref()
@@ -492,6 +502,9 @@ impl Builder<'_, '_> {
                 Some(sla),
                 Some(aging),
                 Some(announce_every),
+                Some(abandoned_lead_after),
+                Some(respond_within),
+                Some(callback),
                 Some(max_length),
                 Some(hold_prompt),
                 Some(hold_music),
@@ -505,6 +518,9 @@ impl Builder<'_, '_> {
                 sla,
                 aging,
                 transpose(announce_every),
+                transpose(abandoned_lead_after),
+                respond_within,
+                transpose(callback),
                 transpose(max_length),
                 transpose(hold_prompt),
                 transpose(hold_music),
@@ -531,10 +547,81 @@ impl Builder<'_, '_> {
                     hold_prompt,
                     hold_music,
                     announce_every,
+                    abandoned_lead_after,
+                    respond_within,
+                    callback,
                 },
             );
         }
         queues
+    }
+
+    /// A queue's `callback = { … }`: every value checked, its prompts
+    /// present (reported at the `callback` key).
+    fn callback(&mut self, raw: &S<crate::raw::RawCallback>) -> Option<crate::plan::Callback> {
+        let callback = raw.get_ref();
+        let offer_after = self.duration(&callback.offer_after, "offer_after");
+        let key = {
+            let text = callback.key.get_ref();
+            let mut chars = text.chars();
+            match (chars.next(), chars.next()) {
+                (Some(c), None) if c.is_ascii_digit() || c == '*' => Some(c),
+                _ => {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        callback.key.span(),
+                        format!(
+                            "`key`: `{text}` is not one key (`0`-`9` or `*`; `#` ends a number)"
+                        ),
+                    );
+                    None
+                }
+            }
+        };
+        let retries = match &callback.retries {
+            None => Some(2),
+            Some(n) => self.int_in(n, 0, 10, "retries").map(|n| n as u32),
+        };
+        let retry_every = self.optional_positive(
+            &callback.retry_every,
+            "retry_every",
+            Duration::from_secs(300),
+        );
+        let max_share = match &callback.max_share {
+            None => Some(0.5),
+            Some(share) => {
+                let value = *share.get_ref();
+                if value > 0.0 && value <= 1.0 {
+                    Some(value)
+                } else {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        share.span(),
+                        format!("`max_share` must be more than 0 and at most 1, not {value}"),
+                    );
+                    None
+                }
+            }
+        };
+        let files = crate::plan::Callback::PROMPT_FILES
+            .map(|file| self.prompt(&S::new(raw.span(), file.to_string())));
+        let [Some(offer), Some(number), Some(accepted), Some(refused)] = files else {
+            return None;
+        };
+        Some(crate::plan::Callback {
+            offer_after: offer_after?,
+            key: key?,
+            retries: retries?,
+            retry_every: retry_every?,
+            // In (0, 1]: at most 1000, at least 1 after rounding up.
+            max_share_permille: (max_share? * 1000.0).ceil() as u32,
+            prompts: crate::plan::CallbackPrompts {
+                offer,
+                number,
+                accepted,
+                refused,
+            },
+        })
     }
 
     /// `on_max_wait`: a queue or a message. A menu or a silent hang-up is refused.
