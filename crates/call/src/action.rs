@@ -89,10 +89,62 @@ pub enum Action {
     Journal(CallEvent),
     /// Record a step with its own time (the first: the INVITE's).
     JournalEntry(JournalEntry),
+    /// The call becomes a lead for the front desk to follow up (a caller
+    /// who gave up waiting; later a callback or a voicemail): the driver
+    /// hands it to the leads service and never waits for it.
+    Lead(CallLead),
     /// The call's record changed ([`crate::Call::record`]).
     Publish,
     /// The call is over: nothing more will come from it.
     Finished,
+}
+
+/// A call that becomes a lead ([`Action::Lead`]): what the leads service
+/// needs to put it on the record and on the lead desk. The number is as
+/// the call brought it (the From user part); the service normalises it to
+/// E.164 with the clinic's country and drops a lead it cannot call back.
+///
+/// Built by [`CallLead::new`] from the call's record, so that a kind with
+/// more to say (a voicemail's recording) adds a field with its default
+/// there and every other maker stays as it is.
+#[derive(Debug, Clone, PartialEq)]
+pub struct CallLead {
+    /// `abandoned_call`, `callback` or `voicemail`.
+    pub kind: records::LeadKind,
+    /// The queue (department) that owns the lead; its `respond_within` sets
+    /// the lead's `respond_by`.
+    pub queue: QueueId,
+    /// The caller's number as the call brought it.
+    pub caller: String,
+    /// The call's record id (`c-…`), which the lead's history names.
+    pub call: String,
+    /// How long the caller waited in queues.
+    pub waited: Duration,
+    /// The call's priority there.
+    pub priority: Priority,
+    /// The dialed number's source tag (`main-line`), if it had one.
+    pub source: Option<String>,
+}
+
+impl CallLead {
+    /// A lead of `kind` from the call `record`, owned by `queue`, after a
+    /// wait of `waited`.
+    pub fn new(
+        kind: records::LeadKind,
+        record: &crate::CallRecord,
+        queue: QueueId,
+        waited: Duration,
+    ) -> CallLead {
+        CallLead {
+            kind,
+            queue,
+            caller: record.caller.clone(),
+            call: record.id.clone(),
+            waited,
+            priority: record.priority,
+            source: record.source.clone(),
+        }
+    }
 }
 
 /// What the call's media must do.

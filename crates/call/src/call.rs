@@ -974,6 +974,9 @@ impl Call {
             self.router(RouterRequest::CallEnded);
         } else if self.waiting.is_some() {
             self.router(RouterRequest::Cancel);
+            if outcome == Outcome::Abandoned {
+                self.abandoned(now);
+            }
         }
         if let Some(waiting) = &self.waiting
             && self.record.wait_ms.is_none()

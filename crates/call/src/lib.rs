@@ -76,7 +76,9 @@ mod transfer;
 #[cfg(test)]
 mod tests;
 
-pub use action::{Action, MediaAction, PortToken, RouterRequest, RoutingInput, SendToken};
+pub use action::{
+    Action, CallLead, MediaAction, PortToken, RouterRequest, RoutingInput, SendToken,
+};
 pub use call::{Call, CallConfig, Environment};
 pub use clock::Clock;
 pub use record::{CallRecord, TransferRecord};

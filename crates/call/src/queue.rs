@@ -31,6 +31,20 @@ pub(crate) struct Waiting {
     pub(crate) since: Instant,
     /// When the hold music next gives way to an announcement.
     pub(crate) next_announcement: Option<Instant>,
+    /// Hanging up after waiting this long makes the call an
+    /// `abandoned_call` lead (the queue's `abandoned_lead_after`; `None`
+    /// also after a transfer: the caller has reached someone).
+    pub(crate) abandoned_lead_after: Option<Duration>,
+}
+
+/// The `abandoned_lead_after` of `queue` in the plan in force.
+pub(crate) fn abandoned_lead_after(
+    env: &dyn Environment,
+    queue: &routing::QueueId,
+) -> Option<Duration> {
+    env.plan()
+        .queue(queue.as_str())
+        .and_then(ivr::Queue::abandoned_lead_after)
 }
 
 /// What plays to a waiting patient.
@@ -134,9 +148,11 @@ impl Call {
                 self.overflowed = true;
                 self.record.department = Some(to.as_str().to_string());
                 self.record.priority = priority;
+                let lead_after = abandoned_lead_after(env, &to);
                 if let Some(waiting) = self.waiting.as_mut() {
                     waiting.queue = to;
                     waiting.priority = priority;
+                    waiting.abandoned_lead_after = lead_after;
                 }
                 self.publish();
             }
@@ -170,6 +186,7 @@ impl Call {
                 self.record.department = Some(enqueued.queue.as_str().to_string());
                 self.record.priority = enqueued.priority;
                 self.waiting = Some(Waiting {
+                    abandoned_lead_after: abandoned_lead_after(env, &enqueued.queue),
                     queue: enqueued.queue.clone(),
                     priority: enqueued.priority,
                     since: now,
@@ -336,6 +353,32 @@ impl Call {
     pub(crate) fn queued_digit(&mut self, digit: char) {
         self.queued_digits.push(digit);
         debug!(%digit, digits = %self.queued_digits, "digit while queued");
+    }
+
+    /// The caller left the queue unanswered (hung up, cancelled, went
+    /// silent, or the daemon stopped): after waiting at least the queue's
+    /// `abandoned_lead_after`, the call becomes an `abandoned_call` lead.
+    /// Whether the same number reached someone meanwhile is the leads
+    /// service's question (it reads the journal).
+    pub(crate) fn abandoned(&mut self, now: Instant) {
+        let Some(waiting) = self.waiting.as_ref() else {
+            return;
+        };
+        let waited = now.saturating_duration_since(waiting.since);
+        let Some(after) = waiting.abandoned_lead_after else {
+            return;
+        };
+        if waited < after {
+            return;
+        }
+        info!(queue = %waiting.queue, waited_ms = waited.as_millis(), "abandoned after the queue's lead threshold: a lead");
+        let lead = crate::CallLead::new(
+            records::LeadKind::AbandonedCall,
+            &self.record,
+            waiting.queue.clone(),
+            waited,
+        );
+        self.push(crate::Action::Lead(lead));
     }
 
     /// The wait in queue is over (the router forgot the call, or an agent

@@ -258,6 +258,9 @@ impl Call {
         self.record.agent = None;
         self.record.connected_at = None;
         self.waiting = Some(Waiting {
+            // Transferred by an agent: the caller has reached someone, so
+            // hanging up now is no lost lead.
+            abandoned_lead_after: None,
             queue: enqueued.queue,
             priority: enqueued.priority,
             since: now.checked_sub(waited).unwrap_or(now),

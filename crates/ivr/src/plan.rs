@@ -247,6 +247,8 @@ pub struct Queue {
     pub(crate) hold_prompt: Option<Prompt>,
     pub(crate) hold_music: Option<Prompt>,
     pub(crate) announce_every: Option<Duration>,
+    pub(crate) abandoned_lead_after: Option<Duration>,
+    pub(crate) respond_within: Duration,
 }
 
 impl Queue {
@@ -255,6 +257,10 @@ impl Queue {
 
     /// The aging of a queue whose dialplan gives none.
     pub const DEFAULT_AGING: Duration = Duration::from_secs(120);
+
+    /// The `respond_within` of a queue whose dialplan gives none
+    /// (DESIGN.md: one hour).
+    pub const DEFAULT_RESPOND_WITHIN: Duration = Duration::from_secs(3600);
 
     /// Its name (`pediatrics`), as the admin API and reports use it.
     pub fn id(&self) -> &QueueId {
@@ -333,6 +339,20 @@ impl Queue {
     /// (see [`Dialplan::position_prompts`]); `None`: never.
     pub fn announce_every(&self) -> Option<Duration> {
         self.announce_every
+    }
+
+    /// A caller who hangs up after waiting here at least this long becomes
+    /// an `abandoned_call` lead (`None`: never).
+    pub fn abandoned_lead_after(&self) -> Option<Duration> {
+        self.abandoned_lead_after
+    }
+
+    /// The first-contact window of the leads this queue makes (callbacks,
+    /// voicemails, abandoned calls): their `respond_by` is their creation
+    /// plus this. The dialplan's `respond_within`, else
+    /// [`Queue::DEFAULT_RESPOND_WITHIN`].
+    pub fn respond_within(&self) -> Duration {
+        self.respond_within
     }
 }
 

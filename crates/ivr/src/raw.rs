@@ -95,6 +95,8 @@ pub(crate) struct RawQueue {
     pub hold_prompt: Option<S<String>>,
     pub hold_music: Option<S<String>>,
     pub announce_every: Option<S<String>>,
+    pub abandoned_lead_after: Option<S<String>>,
+    pub respond_within: Option<S<String>>,
 }
 
 /// `[[agents]]`

@@ -379,3 +379,47 @@ ring_timeout = "0s"
         )]
     );
 }
+
+/// Issue 22: a queue's `abandoned_lead_after` (absent: off) and
+/// `respond_within` (absent: one hour; never zero).
+#[test]
+fn a_queues_lead_keys_are_checked_at_their_place() {
+    let base = std::fs::read_to_string("tests/data/valid.toml").unwrap();
+    let plan = Dialplan::from_toml(&base, "plan.toml", "tests/data").expect("valid");
+    let desk = plan.queue("desk").unwrap();
+    assert_eq!(desk.abandoned_lead_after(), None);
+    assert_eq!(desk.respond_within().as_secs(), 3600);
+
+    let text = base.replace(
+        "wrap_up = \"2s\"\n",
+        "wrap_up = \"2s\"\nabandoned_lead_after = \"45s\"\nrespond_within = \"20m\"\n",
+    );
+    let plan = Dialplan::from_toml(&text, "plan.toml", "tests/data").expect("valid");
+    let desk = plan.queue("desk").unwrap();
+    assert_eq!(desk.abandoned_lead_after().unwrap().as_secs(), 45);
+    assert_eq!(desk.respond_within().as_secs(), 1200);
+
+    let text = base.replace(
+        "wrap_up = \"2s\"\n",
+        "wrap_up = \"2s\"\nabandoned_lead_after = \"soon\"\nrespond_within = \"0s\"\n",
+    );
+    let line = |needle: &str| text.lines().position(|l| l.contains(needle)).unwrap() + 1;
+    let found: Vec<String> = Dialplan::from_toml(&text, "plan.toml", "tests/data")
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    assert_eq!(
+        found,
+        [
+            format!(
+                "plan.toml:{}:24: `abandoned_lead_after`: `soon` is not a duration (write `15s`, `500ms`, `3m` or `1m 30s`)",
+                line("soon")
+            ),
+            format!(
+                "plan.toml:{}:18: `respond_within` must be longer than zero",
+                line("\"0s\"")
+            ),
+        ]
+    );
+}

@@ -180,6 +180,8 @@ pub(crate) struct Harness {
     pub(crate) journal_fails: bool,
     /// Journal steps written.
     pub(crate) journal: Vec<records::CallEvent>,
+    /// Leads the call made ([`Action::Lead`]).
+    pub(crate) leads: Vec<crate::CallLead>,
     /// The media's state as the call's actions left it.
     pub(crate) media: MediaModel,
 }
@@ -287,6 +289,7 @@ impl Harness {
             sent: HashMap::new(),
             journal_fails: false,
             journal: Vec::new(),
+            leads: Vec::new(),
             media: MediaModel::default(),
         }
     }
@@ -363,6 +366,7 @@ impl Harness {
                     self.journal.push(entry.event);
                 }
             }
+            Action::Lead(lead) => self.leads.push(lead),
             Action::Respond { .. }
             | Action::Cancel { .. }
             | Action::Ack { .. }

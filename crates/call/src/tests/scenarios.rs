@@ -639,3 +639,81 @@ fn waiting_callers_hear_the_hold_prompt_then_announcements_and_music() {
     h.patient_hangs_up();
     assert!(h.call.record().wait_ms.unwrap_or(0) >= 180_000);
 }
+
+#[test]
+fn a_caller_who_gives_up_after_the_threshold_becomes_a_lead() {
+    // The demo's queues: abandoned_lead_after = "30s".
+    let mut h = queued_call('3', &[]);
+    h.advance(Duration::from_secs(31));
+    h.patient_hangs_up();
+    h.assert_over(Outcome::Abandoned);
+    assert_eq!(h.leads.len(), 1, "{:?}", h.leads);
+    let lead = &h.leads[0];
+    assert_eq!(lead.kind, records::LeadKind::AbandonedCall);
+    assert_eq!(lead.queue, QueueId::new("pediatrics"));
+    assert_eq!(lead.call, "c-test-1");
+    assert_eq!(lead.caller, h.call.record().caller);
+    assert_eq!(lead.waited, Duration::from_secs(31));
+    assert_eq!(lead.source.as_deref(), h.call.record().source.as_deref());
+}
+
+#[test]
+fn a_short_wait_a_connected_call_or_a_queue_without_the_key_makes_no_lead() {
+    // Under the threshold.
+    let mut h = queued_call('3', &[]);
+    h.advance(Duration::from_secs(29));
+    h.patient_hangs_up();
+    h.assert_over(Outcome::Abandoned);
+    assert!(h.leads.is_empty(), "{:?}", h.leads);
+
+    // Connected, then a long talk: no lead.
+    let mut h = bridged_call('3', "1003");
+    h.advance(Duration::from_secs(120));
+    h.patient_hangs_up();
+    h.assert_over(Outcome::Connected);
+    assert!(h.leads.is_empty(), "{:?}", h.leads);
+
+    // A queue without `abandoned_lead_after`.
+    let plan = clinic(|text| text.replace("abandoned_lead_after = \"30s\"", ""));
+    let mut h = Harness::new(
+        plan,
+        invite("+15550100", Some(&offer(addr("192.0.2.50:40000")))),
+        OPEN,
+    )
+    .start();
+    h.patient_acks(None);
+    h.press('3', media::DtmfSource::TelephoneEvent);
+    h.advance(Duration::from_secs(300));
+    h.patient_hangs_up();
+    h.assert_over(Outcome::Abandoned);
+    assert!(h.leads.is_empty(), "{:?}", h.leads);
+}
+
+#[test]
+fn an_overflow_takes_the_new_queues_threshold() {
+    let plan = clinic(|text| {
+        text.replacen(
+            "abandoned_lead_after = \"30s\"",
+            "abandoned_lead_after = \"1h\"",
+            1,
+        )
+    });
+    // front-desk is the first queue in the demo: its threshold is now an
+    // hour; cardiology's stays 30 s.
+    let mut h = Harness::new(
+        plan,
+        invite("+15550100", Some(&offer(addr("192.0.2.50:40000")))),
+        OPEN,
+    )
+    .start();
+    h.patient_acks(None);
+    h.press('2', media::DtmfSource::TelephoneEvent);
+    h.routing_news(RoutingInput::Overflowed {
+        to: QueueId::new("front-desk"),
+        priority: routing::Priority::Routine,
+    });
+    h.advance(Duration::from_secs(60));
+    h.patient_hangs_up();
+    h.assert_over(Outcome::Abandoned);
+    assert!(h.leads.is_empty(), "{:?}", h.leads);
+}

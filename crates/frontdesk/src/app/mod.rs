@@ -120,9 +120,22 @@ pub struct App {
     /// New calls refused for their source's call limit.
     calls_refused: AtomicU64,
     calls_refused_warn: Mutex<WarnEvery>,
+    /// The leads calls make, until the leads service (started after the
+    /// app) takes the receiver ([`App::take_call_leads`]). Locked only to
+    /// take it.
+    call_leads: Mutex<Option<mpsc::Receiver<call::CallLead>>>,
 }
 
 impl App {
+    /// The receiving end of the calls' leads ([`crate::calls::CallLeadSink`]),
+    /// once: the leads service drains it.
+    pub fn take_call_leads(&self) -> Option<mpsc::Receiver<call::CallLead>> {
+        self.call_leads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
     /// Stops taking new calls (SIGTERM).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
@@ -387,6 +400,8 @@ pub async fn start(
         strict: config.strict_rtp,
         ..media::session::SessionConfig::default()
     };
+    let (call_leads, call_leads_inbox) =
+        crate::calls::CallLeadSink::channel(crate::calls::leads::CALL_LEAD_QUEUE);
     let call_services = Arc::new(CallServices {
         endpoint: endpoint.clone(),
         router: router.clone(),
@@ -396,6 +411,7 @@ pub async fn start(
         prompts: prompts.clone(),
         calls: calls.clone(),
         journal: Arc::clone(&journal),
+        leads: call_leads,
         media,
         call_config: call::CallConfig {
             advertise,
@@ -423,6 +439,7 @@ pub async fn start(
         call_slots: SourceSlots::new(),
         calls_refused: AtomicU64::new(0),
         calls_refused_warn: Mutex::new(WarnEvery::new(Duration::from_secs(10))),
+        call_leads: Mutex::new(Some(call_leads_inbox)),
     });
     let watcher = Arc::clone(&app);
     let stop = shutdown.child_token();

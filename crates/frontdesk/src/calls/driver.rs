@@ -218,6 +218,7 @@ impl Driver {
                     services.journal.record(&self.core.record().id, event);
                 }
                 Action::JournalEntry(entry) => services.journal.record_entry(entry),
+                Action::Lead(lead) => services.leads.send(lead),
                 Action::Publish => services.calls.publish(self.sequence, self.core.record()),
                 Action::Finished => {
                     self.media = None;

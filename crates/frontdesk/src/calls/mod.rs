@@ -10,6 +10,7 @@
 pub mod book;
 mod driver;
 mod features;
+pub mod leads;
 pub mod originate;
 pub mod prompts;
 mod services;
@@ -23,6 +24,7 @@ use sip::transaction::ServerTransactionId;
 
 pub use book::CallBook;
 pub use call::signal;
+pub use leads::CallLeadSink;
 pub use prompts::Prompts;
 pub use services::CallServices;
 

@@ -8,7 +8,7 @@ use sip::endpoint::EndpointHandle;
 use tokio_util::sync::CancellationToken;
 use tokio_util::task::TaskTracker;
 
-use super::{CallBook, Prompts};
+use super::{CallBook, CallLeadSink, Prompts};
 use crate::app::LiveDialplan;
 use crate::app::journal::CallJournal;
 use crate::app::registrar::Locations;
@@ -33,6 +33,8 @@ pub struct CallServices {
     pub calls: CallBook,
     /// The journal, and the pseudonyms of patients' numbers in logs.
     pub journal: Arc<CallJournal>,
+    /// Calls that become leads go here (to the leads service).
+    pub leads: CallLeadSink,
     /// How each call's media task is set up.
     pub media: media::session::SessionConfig,
     /// Our address and ports, for Contact and SDP.

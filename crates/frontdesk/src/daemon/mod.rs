@@ -281,6 +281,13 @@ pub async fn run_with(
     )
     .await
     .map_err(|error| DaemonError::Setup(format!("leads: {error:#}")))?;
+    // Calls that become leads (abandoned calls, callbacks, voicemails).
+    if let Some(inbox) = app.take_call_leads() {
+        services.spawn(
+            "call-leads",
+            crate::leads::calls::run(inbox, leads.clone(), shutdown.child_token()),
+        );
+    }
     let dashboard = http::dashboard::Live::new(shutdown.child_token());
     services.spawn(
         "dashboard",

@@ -24,6 +24,7 @@
 //! a signature claimed for a post that is then refused is given back.
 //! Patients' numbers reach the logs only as pseudonyms.
 
+pub mod calls;
 pub mod desk;
 pub mod form;
 pub mod replay;

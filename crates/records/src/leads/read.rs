@@ -365,6 +365,28 @@ impl Reader {
         })
     }
 
+    /// Whether a call from any of `caller_ids` (the forms one patient's
+    /// number may come in) reached an agent at or after `since`: an
+    /// abandoned call of that patient is then no lost lead.
+    pub fn reached_since(
+        &self,
+        caller_ids: &[String],
+        since: Timestamp,
+    ) -> Result<bool, QueryError> {
+        let since = since.as_millisecond();
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT 1 FROM calls WHERE caller = ?1 AND connected_at >= ?2 LIMIT 1",
+            )?;
+            for caller in caller_ids {
+                if statement.exists(params![caller, since])? {
+                    return Ok(true);
+                }
+            }
+            Ok(false)
+        })
+    }
+
     /// Per source and per department, the leads created in `range`, as
     /// of `now` (definitions on [`LeadReport`]).
     pub fn lead_report(&self, range: &TimeRange, now: Timestamp) -> Result<LeadReport, QueryError> {

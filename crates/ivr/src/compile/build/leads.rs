@@ -442,7 +442,7 @@ impl Builder<'_, '_> {
     }
 
     /// A duration that must be more than zero; `default` when absent.
-    fn optional_positive(
+    pub(super) fn optional_positive(
         &mut self,
         value: &Option<S<String>>,
         key: &str,

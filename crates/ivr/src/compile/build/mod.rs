@@ -430,6 +430,15 @@ impl Builder<'_, '_> {
                 .announce_every
                 .as_ref()
                 .map(|d| self.duration(d, "announce_every"));
+            let abandoned_lead_after = queue
+                .abandoned_lead_after
+                .as_ref()
+                .map(|d| self.duration(d, "abandoned_lead_after"));
+            let respond_within = self.optional_positive(
+                &queue.respond_within,
+                "respond_within",
+                Queue::DEFAULT_RESPOND_WITHIN,
+            );
             let max_length = queue
                 .max_length
                 .as_ref()
@@ -492,6 +501,8 @@ impl Builder<'_, '_> {
                 Some(sla),
                 Some(aging),
                 Some(announce_every),
+                Some(abandoned_lead_after),
+                Some(respond_within),
                 Some(max_length),
                 Some(hold_prompt),
                 Some(hold_music),
@@ -505,6 +516,8 @@ impl Builder<'_, '_> {
                 sla,
                 aging,
                 transpose(announce_every),
+                transpose(abandoned_lead_after),
+                respond_within,
                 transpose(max_length),
                 transpose(hold_prompt),
                 transpose(hold_music),
@@ -531,6 +544,8 @@ impl Builder<'_, '_> {
                     hold_prompt,
                     hold_music,
                     announce_every,
+                    abandoned_lead_after,
+                    respond_within,
                 },
             );
         }
