@@ -44,6 +44,13 @@ say you-are-caller-number "You are caller number"
 say most-callers-reach-someone-within "Most callers reach someone within"
 say minutes "minutes."
 
+# Voicemail ([voicemail]): the greeting, then a 1 kHz tone of 0.4 s after
+# which recording starts.
+say voicemail-greeting "Sorry, nobody can take your call right now. \
+Please leave your name, your number and a short message after the tone, \
+and we will call you back. Press the pound key when you are done."
+sox -n "${format[@]}" voicemail-beep.wav synth 0.4 sine 1000 fade q 0.02 0.4 0.02 gain -n -6
+
 # Agent feature codes ([features]): confirmations and "what's waiting".
 say agent-away "You are away. No calls will be offered to you."
 say agent-available "You are available for calls."

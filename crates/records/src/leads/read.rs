@@ -435,6 +435,23 @@ impl Reader {
             Ok(signatures)
         })
     }
+
+    /// The lead whose voicemail is the recording `name` (its
+    /// `voicemail_recorded` step), for the retention sweep.
+    pub fn voicemail_lead(&self, name: &str) -> Result<Option<LeadId>, QueryError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT lead_id FROM lead_events
+                 WHERE event = 'voicemail_recorded' AND json_extract(detail, '$.recording') = ?1
+                 LIMIT 1",
+            )?;
+            let mut found = statement.query(params![name])?;
+            match found.next()? {
+                Some(row) => Ok(Some(LeadId::new(row.get::<_, String>(0)?))),
+                None => Ok(None),
+            }
+        })
+    }
 }
 
 fn rows(
