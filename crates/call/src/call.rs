@@ -238,6 +238,7 @@ impl Call {
             self.caller.ack_deadline,
             self.hold_deadline(),
             self.transfer_deadline(),
+            self.voicemail_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -444,6 +445,10 @@ impl Call {
             return;
         }
         self.legs_deadline(now);
+        self.voicemail_timeout(now);
+        if self.finished {
+            return;
+        }
         self.hold_timeout(now, env);
         self.transfer_timeout(now);
         let wall = self.clock.wall(now);

@@ -36,8 +36,15 @@ pub(crate) struct Voicemail {
 enum Phase {
     /// The greeting and the beep play (this playback).
     Greeting { playback: u64 },
-    /// The media task records into this file.
-    Recording { since: Instant, name: String },
+    /// The media task records into this file. The media ends it at
+    /// `max_length` of audio; `deadline` (a second later in wall time)
+    /// ends it when the phone sends nothing at all (no packets, no
+    /// silence to detect).
+    Recording {
+        since: Instant,
+        deadline: Instant,
+        name: String,
+    },
     /// The message is left (or there was none).
     Done,
 }
@@ -113,6 +120,7 @@ impl Call {
         let name = format!("{:032x}.wav", self.rng.random::<u128>());
         voicemail.phase = Phase::Recording {
             since: now,
+            deadline: now + config.max_length() + Duration::from_secs(1),
             name: name.clone(),
         };
         self.media(MediaAction::Record {
@@ -147,6 +155,22 @@ impl Call {
         }
     }
 
+    /// When the recording ends at the latest.
+    pub(crate) fn voicemail_deadline(&self) -> Option<Instant> {
+        match self.voicemail.as_ref()?.phase {
+            Phase::Recording { deadline, .. } => Some(deadline),
+            _ => None,
+        }
+    }
+
+    /// Past the recording's deadline: the message ends.
+    pub(crate) fn voicemail_timeout(&mut self, now: Instant) {
+        if self.voicemail_deadline().is_some_and(|at| at <= now) {
+            info!("voicemail at its maximum length without the media's end");
+            self.voicemail_recording_ended(now);
+        }
+    }
+
     /// The call's outcome once a message is being recorded.
     pub(crate) fn voicemail_outcome(&self) -> Option<Outcome> {
         self.voicemail
@@ -161,7 +185,8 @@ impl Call {
         let Some(voicemail) = self.voicemail.as_mut() else {
             return;
         };
-        let Phase::Recording { since, name } = std::mem::replace(&mut voicemail.phase, Phase::Done)
+        let Phase::Recording { since, name, .. } =
+            std::mem::replace(&mut voicemail.phase, Phase::Done)
         else {
             return;
         };

@@ -102,6 +102,21 @@ fn silence_or_the_maximum_length_ends_it_too() {
 }
 
 #[test]
+fn a_phone_that_sends_nothing_is_cut_at_the_maximum_length() {
+    // The demo's max_length is 120 s; the core's own deadline is a second
+    // later, in case no packet ever comes to be counted.
+    let mut h = recording_call();
+    h.advance(Duration::from_secs(119));
+    assert!(h.media.recording.is_some());
+    h.advance(Duration::from_secs(3));
+    h.assert_over(Outcome::Rejected);
+    assert_eq!(
+        the_lead(&h).recording.as_ref().map(|r| r.length),
+        Some(Duration::from_secs(121))
+    );
+}
+
+#[test]
 fn hanging_up_after_the_beep_leaves_the_message_before_it_leaves_none() {
     let mut h = recording_call();
     h.advance(Duration::from_secs(2));

@@ -393,7 +393,7 @@ impl Reader {
         let (from, to) = range.millis();
         let facts = self.with(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT source, department, created_at, respond_by, first_contact_at, outcome
+                "SELECT source, department, created_at, respond_by, first_contact_at, outcome, kind
                  FROM leads WHERE created_at >= ?1 AND created_at < ?2",
             )?;
             let mut found = statement.query(params![from, to])?;
@@ -401,6 +401,7 @@ impl Reader {
             while let Some(row) = found.next()? {
                 let outcome: Option<String> = row.get(5)?;
                 facts.push(LeadFacts {
+                    kind: row.get(6)?,
                     source: row.get(0)?,
                     department: row.get(1)?,
                     created_at: row.get(2)?,
