@@ -45,11 +45,17 @@ say most-callers-reach-someone-within "Most callers reach someone within"
 say minutes "minutes."
 
 # Callbacks (a queue's `callback = { … }`, issue 22).
-say callback-offer "To keep your place in line and have us call you back, press 1."
+say callback-offer "To hang up and have us call you back, press 1."
 say callback-number "To be called back at the number you are calling from, press pound. \
 To use another number, enter it now, then press pound."
-say callback-accepted "Thank you. You keep your place in line, and we will call you back. Goodbye."
+say callback-accepted "Thank you. We will call you back at that number as soon as someone is free. Goodbye."
 say callback-refused "Sorry, we cannot call that number back. Please stay on the line."
+# Voicemail ([voicemail]): the greeting, then a 1 kHz tone of 0.4 s after
+# which recording starts.
+say voicemail-greeting "Sorry, nobody can take your call right now. \
+Please leave your name, your number and a short message after the tone, \
+and we will call you back. Press the pound key when you are done."
+sox -n "${format[@]}" voicemail-beep.wav synth 0.4 sine 1000 fade q 0.02 0.4 0.02 gain -n -6
 
 # Agent feature codes ([features]): confirmations and "what's waiting".
 say agent-away "You are away. No calls will be offered to you."

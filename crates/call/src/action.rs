@@ -8,6 +8,7 @@ use std::time::Duration;
 use bytestring::ByteString;
 use media::DtmfDigit;
 use media::playback::PlaybackMode;
+use media::recording::RecordingLimits;
 use media::sdp::NegotiatedMedia;
 use media::session::Leg;
 use records::{CallEvent, JournalEntry};
@@ -124,6 +125,8 @@ pub struct CallLead {
     pub priority: Priority,
     /// The dialed number's source tag (`main-line`), if it had one.
     pub source: Option<String>,
+    /// A voicemail's recording (`None` for other kinds).
+    pub recording: Option<Recording>,
 }
 
 impl CallLead {
@@ -143,8 +146,18 @@ impl CallLead {
             waited,
             priority: record.priority,
             source: record.source.clone(),
+            recording: None,
         }
     }
+}
+
+/// A voicemail's recording, as its lead refers to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Recording {
+    /// The file's name in the voicemail folder (`<32 hex digits>.wav`).
+    pub name: String,
+    /// How long the caller was recorded (from the beep's end).
+    pub length: Duration,
 }
 
 /// What the call's media must do.
@@ -201,6 +214,20 @@ pub enum MediaAction {
         /// The digits.
         digits: Vec<DtmfDigit>,
     },
+    /// Record what a leg sends into a new file (a voicemail), until
+    /// [`MediaAction::StopRecording`], a limit or the end of the media.
+    Record {
+        /// Which leg.
+        leg: Leg,
+        /// The file's name (random hex and `.wav`); the driver puts it in
+        /// the voicemail folder under `--data`.
+        name: String,
+        /// When the recording ends by itself (reported as
+        /// `MediaEvent::RecordingEnded`).
+        limits: RecordingLimits,
+    },
+    /// End the recording and complete its file.
+    StopRecording,
     /// Relay the legs to each other.
     Bridge,
     /// Stop relaying.
@@ -271,6 +298,11 @@ pub enum RoutingInput {
     GiveUp {
         /// A prompt id of the dialplan.
         message: String,
+    },
+    /// Nobody will take the call: take a voicemail for this queue.
+    Voicemail {
+        /// The queue whose department gets the message.
+        queue: QueueId,
     },
     /// The answer to [`RouterRequest::Enqueue`] (`None`: routing has
     /// stopped).

@@ -140,6 +140,8 @@ pub struct Call {
     pub(crate) callback_estimate_passed: Option<Instant>,
     pub(crate) transfer: Option<Transfer>,
     pub(crate) overflowed: bool,
+    /// A voicemail in progress (greeting, recording).
+    pub(crate) voicemail: Option<crate::voicemail::Voicemail>,
     /// The clinic was closed when the call was answered.
     after_hours: bool,
     pub(crate) legs: Legs,
@@ -198,6 +200,7 @@ impl Call {
             callback_estimate_passed: None,
             transfer: None,
             overflowed: false,
+            voicemail: None,
             after_hours: false,
             legs: Legs::default(),
             actions: VecDeque::new(),
@@ -243,6 +246,7 @@ impl Call {
             self.hold_deadline(),
             self.callback_deadline(),
             self.transfer_deadline(),
+            self.voicemail_deadline(),
         ]
         .into_iter()
         .flatten()
@@ -368,6 +372,9 @@ impl Call {
                 source,
             } => {
                 debug!(digit = %digit.as_char(), ?source, "digit");
+                if self.voicemail_digit(now, digit.as_char()) {
+                    return;
+                }
                 if self.legs.connected().is_none() {
                     if self.waiting.is_some() {
                         self.queued_digit(now, digit.as_char(), env);
@@ -381,6 +388,9 @@ impl Call {
                 id,
                 completed,
             } => {
+                if self.voicemail_playback_ended(now, id.0, env) {
+                    return;
+                }
                 if let Some((last, outcome)) = self.hang_up_after
                     && last == id.0
                 {
@@ -409,6 +419,14 @@ impl Call {
                 };
                 self.hang_up(now, outcome);
             }
+            MediaEvent::RecordingEnded {
+                leg: Leg::Caller,
+                end,
+            } => {
+                info!(?end, "voicemail ended by itself");
+                self.voicemail_recording_ended(now);
+            }
+            MediaEvent::RecordingEnded { .. } => {}
             MediaEvent::Latched { leg, address } => debug!(?leg, %address, "rtp latched"),
             MediaEvent::Dtmf { .. } | MediaEvent::PlaybackEnded { .. } => {}
         }
@@ -435,6 +453,10 @@ impl Call {
             return;
         }
         self.legs_deadline(now);
+        self.voicemail_timeout(now);
+        if self.finished {
+            return;
+        }
         self.hold_timeout(now, env);
         self.callback_timeout(now, env);
         self.transfer_timeout(now);
@@ -836,6 +858,9 @@ impl Call {
 
     /// A digit by SIP INFO.
     pub(crate) fn on_digit(&mut self, now: Instant, digit: char, env: &dyn Environment) {
+        if self.voicemail_digit(now, digit) {
+            return;
+        }
         if self.legs.connected().is_some() {
             // Connected: digits go through to the agent.
             if let Some(digit) = DtmfDigit::from_char(digit) {
@@ -893,6 +918,17 @@ impl Call {
                 self.media(MediaAction::Stop { leg: Leg::Caller });
             }
             ivr::Action::Queue(decision) => self.enter_queue(now, decision, env),
+            ivr::Action::Voicemail(decision) => {
+                // An IVR path ends in a message for the department.
+                let outcome = if self.after_hours {
+                    Outcome::AfterHours
+                } else {
+                    Outcome::Rejected
+                };
+                self.record.source = Some(decision.context.source.as_str().to_string());
+                let queue = routing::QueueId::new(decision.queue.as_str());
+                self.start_voicemail(now, queue, outcome, env);
+            }
             ivr::Action::HangUp { after_message } => {
                 // The IVR ends the call itself: a message path (after
                 // hours, or a number that only informs).
@@ -974,6 +1010,8 @@ impl Call {
         if self.caller.phase == Phase::Ended {
             return;
         }
+        // A caller who hangs up after leaving a message did not abandon.
+        let outcome = self.voicemail_outcome().unwrap_or(outcome);
         self.caller.phase = Phase::Ended;
         self.session = None;
         let connected = self.legs.connected().is_some();
@@ -1004,6 +1042,7 @@ impl Call {
         if let Some(token) = self.caller.port.take() {
             self.push(Action::ReleasePort { token });
         }
+        self.voicemail_call_ended(now);
         self.media(MediaAction::End);
         self.caller.media = false;
         info!(outcome = Outcome::name(self.record.outcome), "call ended");

@@ -73,12 +73,13 @@ mod queue;
 mod record;
 pub mod signal;
 mod transfer;
+mod voicemail;
 
 #[cfg(test)]
 mod tests;
 
 pub use action::{
-    Action, CallLead, MediaAction, PortToken, RouterRequest, RoutingInput, SendToken,
+    Action, CallLead, MediaAction, PortToken, Recording, RouterRequest, RoutingInput, SendToken,
 };
 pub use call::{Call, CallConfig, Environment};
 pub use clock::Clock;

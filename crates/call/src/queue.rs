@@ -179,6 +179,14 @@ impl Call {
                 }
                 self.publish();
             }
+            RoutingInput::Voicemail { queue } => {
+                info!("max wait reached: the caller leaves a voicemail");
+                self.journal(records::CallEvent::Overflowed {
+                    from: self.record.department.clone().unwrap_or_default(),
+                    to: None,
+                });
+                self.start_voicemail(now, queue, Outcome::Overflowed, env);
+            }
             RoutingInput::GiveUp { message } => {
                 info!("max wait reached: the caller is told to call back");
                 self.journal(records::CallEvent::Overflowed {
@@ -224,6 +232,10 @@ impl Call {
                 info!("queue full: the caller is told to call back");
                 let path = message_path(&env.plan(), message.as_str());
                 self.farewell(now, &path, Outcome::Overflowed);
+            }
+            Some(Err(EnqueueError::Voicemail { queue })) => {
+                info!("queue full: the caller leaves a voicemail");
+                self.start_voicemail(now, queue, Outcome::Overflowed, env);
             }
             Some(Err(error)) => {
                 warn!(%error, "cannot queue the call");

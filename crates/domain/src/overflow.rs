@@ -50,6 +50,12 @@ pub enum Overflow {
         /// The prompt (a file the dialplan names and `check` has read).
         message: PromptId,
     },
+    /// Take a voicemail for this queue's department (the dialplan's
+    /// `[voicemail]` greeting, a beep, the message), then hang up.
+    Voicemail {
+        /// The queue whose department gets the message as a lead.
+        queue: QueueId,
+    },
 }
 
 #[cfg(test)]

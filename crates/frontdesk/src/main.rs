@@ -12,6 +12,7 @@ mod demo;
 mod http;
 mod leads;
 mod private;
+mod voicemail;
 
 use clap::Parser;
 

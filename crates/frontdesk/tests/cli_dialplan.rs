@@ -56,7 +56,7 @@ fn check_of_the_demo_clinic_summarises_it_with_each_queue_policy() {
          \x20 queue cardiology: round-robin, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
          \x20 queue dermatology: fewest-calls, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
          \x20 queue front-desk: longest-idle, ring 15 s, wrap-up 2 s, max wait 180 s then message prompts/call-back-later.wav, SLA 60 s, aging 120 s\n\
-         \x20 queue nurse-line: ring-all, ring 20 s, wrap-up 2 s, max wait 120 s then message prompts/call-back-later.wav, SLA 60 s, aging 120 s\n\
+         \x20 queue nurse-line: ring-all, ring 20 s, wrap-up 2 s, max wait 120 s then voicemail nurse-line, SLA 60 s, aging 120 s\n\
          \x20 queue orthopedics: fewest-calls, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
          \x20 queue pediatrics: longest-idle, ring 15 s, wrap-up 2 s, max wait 90 s then queue front-desk, SLA 60 s, aging 120 s\n\
          \x20 queue urgent-care: ring-all, ring 20 s, wrap-up 2 s, max wait 60 s then queue front-desk (urgent), SLA 30 s, aging 120 s\n"

@@ -973,3 +973,82 @@ fn agent_1004_accepts_the_knee_lead_calls_it_from_the_page_and_books_it() {
         "the page reported errors"
     );
 }
+
+/// Issue 22: a patient leaves a voicemail for pediatrics (menu key 8 in
+/// this test's dialplan); Carol (1003, pediatrics) signs in, is offered the
+/// lead, and plays the message in the page: fetched with her session into
+/// a Blob, loaded (a duration) and playing (its time advances).
+#[test]
+fn agent_1003_plays_a_voicemail_lead_in_the_page() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let plan = open_clinic(dir.path(), |text| {
+        text.replacen(
+            "\"9\" = { queue = \"urgent-care\", priority = \"urgent\" }",
+            "\"9\" = { queue = \"urgent-care\", priority = \"urgent\" }\n\"8\" = { voicemail = \"pediatrics\" }",
+            1,
+        )
+        .replace(
+            "greeting = \"prompts/voicemail-greeting.wav\"",
+            "greeting = \"prompts/digit-1.wav\"",
+        )
+    });
+    let daemon = Launch::new().dialplan(plan).start();
+    let mut browser = Browser::launch(DESKTOP);
+    browser.open(&format!("http://{}/agent", daemon.http()));
+    browser.wait_for("!document.getElementById('sign-in').hidden", BOUND);
+    browser.type_into("#user", "1003");
+    browser.type_into("#password", "demo-1003");
+    browser.click("#login-form button[type=submit]");
+    browser.wait_for(
+        &format!("{} === 'No leads for you now.'", text_of("#leads")),
+        BOUND,
+    );
+    // The patient speaks a tone after the beep, then hangs up.
+    let peer = RtpPeer::start(0, false);
+    let tone: Vec<u8> = (0..8000)
+        .map(|i| {
+            let t = i as f64 / 8000.0;
+            let sample = (8000.0 * (2.0 * std::f64::consts::PI * 440.0 * t).sin()) as i16;
+            media::g711::ulaw_encode(sample)
+        })
+        .collect();
+    peer.speak(tone);
+    let caller = patient(&daemon, "caller.xml", "+15550100", &peer, 4000);
+    press_when_heard(&peer, '8');
+    caller
+        .join()
+        .expect("caller thread")
+        .assert_all_succeeded(1);
+    let play = "[data-testid=voicemail-play]";
+    browser.wait_for(&format!("document.querySelector({})", js(play)), BOUND);
+    let id = browser.evaluate(&format!(
+        "document.querySelector({}).dataset.lead",
+        js(play)
+    ));
+    let id = id.as_str().expect("the lead's id").to_string();
+    browser.click(play);
+    browser.wait_for(
+        "(() => { const a = document.getElementById('voicemail-player'); \
+         return a.src.startsWith('blob:') && a.duration > 1 && a.currentTime > 0.2; })()",
+        BOUND,
+    );
+    assert_eq!(
+        browser.evaluate("document.getElementById('voicemail-player').dataset.lead"),
+        json!(id)
+    );
+    let errors = browser.take_errors();
+    assert!(errors.is_empty(), "{errors:?}");
+    // Another agent's session gets nothing.
+    let dan = request(
+        daemon.http(),
+        "POST",
+        "/agent/login",
+        None,
+        Some(&json!({"user": "1004", "password": "demo-1004"}).to_string()),
+    )
+    .expect("POST /agent/login");
+    assert_eq!(dan.status, 200, "{dan:?}");
+    let dan = dan.json()["token"].as_str().expect("a token").to_string();
+    let refused = daemon.get(&format!("/agent/leads/{id}/voicemail"), Some(&dan));
+    assert_eq!(refused.status, 404, "{refused:?}");
+}

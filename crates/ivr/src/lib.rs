@@ -38,6 +38,7 @@
 //!             Action::Play { playback, prompt } => { /* play prompt.path() */ }
 //!             Action::StopPlayback => { /* stop at once */ }
 //!             Action::Queue(decision) => { /* hand to routing */ }
+//!             Action::Voicemail(decision) => { /* greeting, beep, record */ }
 //!             Action::HangUp { .. } => { /* BYE */ }
 //!         }
 //!     }
@@ -81,7 +82,7 @@ pub use hours::{BusinessHours, OpenState, OpeningRange};
 pub use ids::{AgentId, Branch, Language, MenuId, PromptId, QueueId, Skill, SourceTag};
 pub use plan::{
     AfterHours, Agent, Callback, CallbackPrompts, Clinic, Dialplan, KnownPatient, Menu, Number,
-    Overflow, Priority, PriorityChange, Prompt, Queue, SkillLevel, Strategy, Target,
+    Overflow, Priority, PriorityChange, Prompt, Queue, SkillLevel, Strategy, Target, Voicemail,
     normalize_number,
 };
 pub use session::{

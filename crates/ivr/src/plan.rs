@@ -65,9 +65,69 @@ pub enum Target {
     },
     /// Play a message, then hang up.
     Message(Prompt),
+    /// Play the `[voicemail]` greeting and a beep, record the caller's
+    /// message and leave it as a `voicemail` lead in this queue's
+    /// department; then hang up.
+    Voicemail(QueueId),
     /// Hang up without a word. `check` refuses this on any path of an entry
     /// that is not exempt from the safety rules.
     HangUp,
+}
+
+/// `[voicemail]`: how a message is taken and how long it is kept.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Voicemail {
+    pub(crate) greeting: Prompt,
+    pub(crate) beep: Prompt,
+    pub(crate) max_length: Duration,
+    pub(crate) retention: Duration,
+    pub(crate) silence_level: u16,
+    pub(crate) silence_after: Duration,
+}
+
+impl Voicemail {
+    /// `max_length` when the dialplan leaves it out: DESIGN.md's 120 s.
+    pub const MAX_LENGTH: Duration = Duration::from_secs(120);
+    /// `retention` when left out: 30 days.
+    pub const RETENTION: Duration = Duration::from_secs(30 * 24 * 3600);
+    /// `silence_level` when left out: a peak below this (of 32767, linear
+    /// PCM after G.711 decoding) is silence. 500 is about −36 dBFS, under
+    /// speech and over a quiet line's noise.
+    pub const SILENCE_LEVEL: u16 = 500;
+    /// `silence_after` when left out.
+    pub const SILENCE_AFTER: Duration = Duration::from_secs(5);
+    /// The beep's file when `beep` is left out.
+    pub const BEEP: &str = "prompts/voicemail-beep.wav";
+
+    /// The greeting played first ("please leave a message after the tone").
+    pub fn greeting(&self) -> &Prompt {
+        &self.greeting
+    }
+
+    /// The tone played after it; recording starts when it ends.
+    pub fn beep(&self) -> &Prompt {
+        &self.beep
+    }
+
+    /// The longest message; recording stops there.
+    pub fn max_length(&self) -> Duration {
+        self.max_length
+    }
+
+    /// How long a recording is kept; then it is deleted and its lead says so.
+    pub fn retention(&self) -> Duration {
+        self.retention
+    }
+
+    /// The peak sample level (0–32767) under which a frame is silent.
+    pub fn silence_level(&self) -> u16 {
+        self.silence_level
+    }
+
+    /// Recording stops after this long of unbroken silence.
+    pub fn silence_after(&self) -> Duration {
+        self.silence_after
+    }
 }
 
 /// What happens after business hours.
@@ -272,12 +332,13 @@ pub struct Callback {
 /// `callback-refused.wav`), checked like every prompt.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct CallbackPrompts {
-    /// "Press 1 to keep your place and we will call you back at this number."
+    /// "To hang up and have us call you back, press 1."
     pub offer: Prompt,
     /// "Press pound to confirm the number you are calling from, or enter
     /// another number and then pound."
     pub number: Prompt,
-    /// "We will call you back; you keep your place in line. Goodbye."
+    /// "We will call you back at that number as soon as someone is free.
+    /// Goodbye."
     pub accepted: Prompt,
     /// "Sorry, we cannot call that number. Please stay on the line."
     pub refused: Prompt,
@@ -610,9 +671,16 @@ pub struct Dialplan {
     pub(crate) intents: IntentMatcher,
     pub(crate) branches: BranchMap,
     pub(crate) trunks: BTreeMap<String, Trunk>,
+    pub(crate) voicemail: Option<Voicemail>,
 }
 
 impl Dialplan {
+    /// `[voicemail]`, when the dialplan takes messages (`check` refuses a
+    /// `{ voicemail = … }` target without it).
+    pub fn voicemail(&self) -> Option<&Voicemail> {
+        self.voicemail.as_ref()
+    }
+
     /// The file this plan was loaded from, as named to the loader.
     pub fn path(&self) -> &Path {
         &self.path

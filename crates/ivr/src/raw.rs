@@ -43,7 +43,8 @@ pub(crate) struct RawNumber {
     pub exempt_from_safety: Option<S<String>>,
 }
 
-/// Where a call goes next: exactly one of `menu`, `queue`, `message`, `hangup`.
+/// Where a call goes next: exactly one of `menu`, `queue`, `message`,
+/// `voicemail`, `hangup`.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawTarget {
@@ -51,6 +52,7 @@ pub(crate) struct RawTarget {
     pub queue: Option<S<String>>,
     pub priority: Option<S<Priority>>,
     pub message: Option<S<String>>,
+    pub voicemail: Option<S<String>>,
     pub hangup: Option<S<bool>>,
 }
 
@@ -292,4 +294,16 @@ pub(crate) struct RawFeatures {
     pub away_prompt: Option<S<String>>,
     pub available_prompt: Option<S<String>>,
     pub waiting_prompt: Option<S<String>>,
+}
+
+/// `[voicemail]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawVoicemail {
+    pub greeting: S<String>,
+    pub beep: Option<S<String>>,
+    pub max_length: Option<S<String>>,
+    pub retention: Option<S<String>>,
+    pub silence_level: Option<S<i64>>,
+    pub silence_after: Option<S<String>>,
 }

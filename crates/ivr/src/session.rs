@@ -82,6 +82,10 @@ pub enum Action {
     StopPlayback,
     /// Hand the call to a queue. The session is finished.
     Queue(QueueDecision),
+    /// Take a voicemail for the decision's queue (the dialplan's
+    /// [`crate::plan::Voicemail`]: greeting, beep, recording). The session
+    /// is finished.
+    Voicemail(QueueDecision),
     /// Hang up. The session is finished.
     HangUp {
         /// The message played (and finished) just before, if any; `None`
@@ -481,6 +485,29 @@ impl Session {
         }
     }
 
+    /// The call's queue, priority and who is calling, for `queue`.
+    fn decision(&self, queue: QueueId) -> QueueDecision {
+        let number = self.number_ref();
+        let branch = self
+            .known_patient
+            .as_ref()
+            .and_then(|p| p.branch.clone())
+            .or_else(|| number.branch().cloned());
+        QueueDecision {
+            queue,
+            priority: self.priority,
+            context: CallContext {
+                source: number.source().clone(),
+                dialed: self.dialed.clone(),
+                number: number.number().to_string(),
+                caller: self.caller.clone(),
+                branch,
+                known_patient: self.known_patient.clone(),
+                after_hours: self.after_hours,
+            },
+        }
+    }
+
     /// Moves the call to `target`.
     fn go(&mut self, now: Timestamp, target: Target) {
         match target {
@@ -489,30 +516,18 @@ impl Session {
                 if let Some(priority) = priority {
                     self.priority = priority;
                 }
-                let number = self.number_ref();
-                let branch = self
-                    .known_patient
-                    .as_ref()
-                    .and_then(|p| p.branch.clone())
-                    .or_else(|| number.branch().cloned());
-                let decision = QueueDecision {
-                    queue,
-                    priority: self.priority,
-                    context: CallContext {
-                        source: number.source().clone(),
-                        dialed: self.dialed.clone(),
-                        number: number.number().to_string(),
-                        caller: self.caller.clone(),
-                        branch,
-                        known_patient: self.known_patient.clone(),
-                        after_hours: self.after_hours,
-                    },
-                };
+                let decision = self.decision(queue);
                 self.log(
                     now,
                     format!("queue {}, priority {}", decision.queue, decision.priority),
                 );
                 self.actions.push_back(Action::Queue(decision));
+                self.state = State::Done;
+            }
+            Target::Voicemail(queue) => {
+                let decision = self.decision(queue);
+                self.log(now, format!("voicemail for {}", decision.queue));
+                self.actions.push_back(Action::Voicemail(decision));
                 self.state = State::Done;
             }
             Target::Message(prompt) => {
@@ -789,6 +804,7 @@ fn describe_target(target: &Target) -> String {
         } => format!("queue {queue} ({priority})"),
         Target::Queue { queue, .. } => format!("queue {queue}"),
         Target::Message(prompt) => format!("message {}", prompt.id()),
+        Target::Voicemail(queue) => format!("voicemail {queue}"),
         Target::HangUp => "hang up".to_string(),
     }
 }
@@ -819,6 +835,9 @@ pub fn describe_queue(queue: &Queue) -> String {
         }
         Some(Overflow::Message { message }) => {
             limit.push_str(&format!(" then message {message}"));
+        }
+        Some(Overflow::Voicemail { queue }) => {
+            limit.push_str(&format!(" then voicemail {queue}"));
         }
         None => {}
     }

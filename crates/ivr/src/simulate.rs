@@ -32,6 +32,8 @@ use crate::session::{Action, Input, PlaybackId, QueueDecision, Session, SessionE
 pub enum Decision {
     /// Handed to a queue.
     Queued(QueueDecision),
+    /// Sent to voicemail for the decision's queue.
+    Voicemail(QueueDecision),
     /// Hung up, after this message if any.
     HungUp {
         /// The message played last.
@@ -85,6 +87,7 @@ pub fn simulate(
                 }
                 Action::StopPlayback => playing = None,
                 Action::Queue(queue) => decision = Some(Decision::Queued(queue)),
+                Action::Voicemail(queue) => decision = Some(Decision::Voicemail(queue)),
                 Action::HangUp { after_message } => {
                     decision = Some(Decision::HungUp { after_message })
                 }

@@ -54,9 +54,9 @@ fn unknown_keys_everywhere_all_at_once() {
     assert_eq!(
         errors("unknown-keys.toml", ErrorKind::UnknownKey),
         [
-            "tests/data/unknown-keys.toml:1:1: unknown key `colour`, expected one of `clinic`, `numbers`, `menus`, `queues`, `agents`, `hours`, `holidays`, `after_hours`, `directory`, `trust`, `limits`, `announcements`, `features`, `sources`, `intents`, `branches`, `trunks`",
+            "tests/data/unknown-keys.toml:1:1: unknown key `colour`, expected one of `clinic`, `numbers`, `menus`, `queues`, `agents`, `hours`, `holidays`, `after_hours`, `directory`, `trust`, `limits`, `announcements`, `features`, `sources`, `intents`, `branches`, `trunks`, `voicemail`",
             "tests/data/unknown-keys.toml:7:1: unknown key `adress`, expected one of `name`, `time_zone`, `emergency_notice`, `country`",
-            "tests/data/unknown-keys.toml:13:25: unknown key `priorty`, expected one of `menu`, `queue`, `priority`, `message`, `hangup`",
+            "tests/data/unknown-keys.toml:13:25: unknown key `priorty`, expected one of `menu`, `queue`, `priority`, `message`, `voicemail`, `hangup`",
             "tests/data/unknown-keys.toml:19:1: unknown key `tiemout`, expected one of `prompt`, `options`, `timeout`, `inter_digit_timeout`, `max_digits`, `retries`, `invalid_prompt`, `no_input_prompt`, `on_no_input`, `on_invalid`",
         ]
     );
@@ -203,7 +203,7 @@ fn invalid_values_each_at_their_value() {
         [
             "tests/data/invalid-values.toml:9:12: unknown variant `asap`, expected `routine` or `urgent`",
             "tests/data/invalid-values.toml:16:16: `answer_after`: `soon` is not a duration (write `15s`, `500ms`, `3m` or `1m 30s`)",
-            "tests/data/invalid-values.toml:18:8: `then` must name exactly one of `menu`, `queue`, `message` or `hangup`",
+            "tests/data/invalid-values.toml:18:8: `then` must name exactly one of `menu`, `queue`, `message`, `voicemail` or `hangup`",
             "tests/data/invalid-values.toml:22:11: `timeout`: `5 parsecs` is not a duration (write `15s`, `500ms`, `3m` or `1m 30s`)",
             "tests/data/invalid-values.toml:23:11: `retries` must be from 0 to 10, not 99",
             "tests/data/invalid-values.toml:26:39: option `x`: options are digits 0-9, `*` and `#`",

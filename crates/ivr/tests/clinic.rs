@@ -90,7 +90,8 @@ fn the_queue_table() {
         ("orthopedics", Strategy::FewestCalls, 15, 90, Some(front_desk.clone()), 60),
         ("urgent-care", Strategy::RingAll, 20, 60,
             Some(Overflow::Queue { queue: "front-desk".into(), priority: PriorityChange::Set(Priority::Urgent) }), 30),
-        ("nurse-line", Strategy::RingAll, 20, 120, None, 60),
+        ("nurse-line", Strategy::RingAll, 20, 120,
+            Some(Overflow::Voicemail { queue: "nurse-line".into() }), 60),
     ];
     assert_eq!(plan.queues().count(), table.len());
     for (id, strategy, ring, max_wait, overflow, sla) in table {

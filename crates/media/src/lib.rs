@@ -63,6 +63,7 @@ pub mod g711;
 pub mod inband;
 pub mod playback;
 pub mod prompt;
+pub mod recording;
 pub mod relay;
 pub mod rtp;
 pub mod sdp;

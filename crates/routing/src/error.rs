@@ -72,6 +72,13 @@ pub enum EnqueueError {
         /// The prompt to play before hanging up.
         message: PromptId,
     },
+    /// The queue was full and its overflow takes a voicemail: the caller
+    /// leaves a message for `queue`'s department, then is hung up on.
+    #[error("queue full: voicemail for `{queue}`")]
+    Voicemail {
+        /// The queue whose department gets the message.
+        queue: QueueId,
+    },
     /// A transfer of a call that is not connected to an agent (unknown,
     /// waiting or ringing).
     #[error("{0} is not connected to an agent: it cannot be transferred")]

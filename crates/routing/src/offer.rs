@@ -202,6 +202,17 @@ pub enum RouterEvent {
         /// The prompt to play.
         message: PromptId,
     },
+    /// A caller reached the end of the line and the dialplan takes a
+    /// voicemail there: they leave a message for `queue`'s department. The
+    /// call has left routing.
+    Voicemail {
+        /// The caller.
+        call: CallId,
+        /// The queue they were in.
+        from: QueueId,
+        /// The queue whose department gets the message.
+        queue: QueueId,
+    },
 }
 
 #[cfg(test)]

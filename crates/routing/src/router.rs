@@ -298,6 +298,12 @@ impl Router {
                     };
                     return Err(refused);
                 }
+                Some(Overflow::Voicemail { queue }) => {
+                    full.counters.refused += 1;
+                    return Err(EnqueueError::Voicemail {
+                        queue: queue.clone(),
+                    });
+                }
                 Some(Overflow::Queue {
                     queue: target,
                     priority: change,
@@ -859,6 +865,18 @@ impl Router {
                         self.queues[at].counters.given_up += 1;
                     }
                     self.give_up(call, record.queue.clone(), message);
+                    self.retire_empty_queues();
+                    return;
+                }
+                Some(Overflow::Voicemail { queue }) => {
+                    if let Some(at) = queue_index(&self.queues, &record.queue) {
+                        self.queues[at].counters.given_up += 1;
+                    }
+                    self.events.push_back(RouterEvent::Voicemail {
+                        call,
+                        from: record.queue.clone(),
+                        queue,
+                    });
                     self.retire_empty_queues();
                     return;
                 }

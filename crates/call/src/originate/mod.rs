@@ -612,7 +612,10 @@ impl Originate {
                 }
             }
             MediaEvent::Latched { leg, address } => debug!(?leg, %address, "rtp latched"),
-            MediaEvent::Dtmf { .. } | MediaEvent::PlaybackEnded { .. } => {}
+            // An outbound call records nothing.
+            MediaEvent::Dtmf { .. }
+            | MediaEvent::PlaybackEnded { .. }
+            | MediaEvent::RecordingEnded { .. } => {}
         }
     }
 

@@ -13,6 +13,7 @@
 
 mod callbacks;
 mod scenarios;
+mod voicemail;
 
 use std::collections::{HashMap, VecDeque};
 use std::net::SocketAddr;
@@ -205,6 +206,10 @@ pub(crate) struct MediaModel {
     pub(crate) dtmf_to_agent: Vec<char>,
     /// Ports leased and not given back.
     pub(crate) ports: HashMap<PortToken, u16>,
+    /// The file the caller's leg is being recorded into.
+    pub(crate) recording: Option<String>,
+    /// Every recording started, by file name.
+    pub(crate) recordings: Vec<String>,
 }
 
 /// The views a call reads: the plan and the agents' bindings.
@@ -429,6 +434,17 @@ impl Harness {
                 self.media.playing = None;
             }
             MediaAction::Unbridge => self.media.bridged = false,
+            MediaAction::Record { leg, name, .. } => {
+                assert_eq!(leg, Leg::Caller, "only the caller is recorded");
+                self.media.recordings.push(name.clone());
+                self.media.recording = Some(name);
+            }
+            MediaAction::StopRecording => {
+                assert!(
+                    self.media.recording.take().is_some(),
+                    "no recording to stop"
+                );
+            }
             MediaAction::End => {
                 self.media.ended = true;
                 self.media.playing = None;

@@ -420,6 +420,8 @@ pub async fn start(
         },
         ending: ending.clone(),
         tasks: TaskTracker::new(),
+        voicemail: crate::voicemail::VoicemailStore::open(&config.data)
+            .map_err(|error| anyhow::anyhow!("the voicemail folder under --data: {error}"))?,
     });
     let app = Arc::new(App {
         endpoint,

@@ -38,6 +38,11 @@ pub enum RouterMessage {
         /// The message (a prompt id of the dialplan).
         message: routing::PromptId,
     },
+    /// Nobody will take the call: take a voicemail for this queue.
+    Voicemail {
+        /// The queue whose department gets the message.
+        queue: QueueId,
+    },
 }
 
 #[derive(Debug)]
@@ -463,6 +468,11 @@ impl Service {
                 RouterEvent::GiveUp { call, message, .. } => {
                     if let Some(owner) = self.owners.remove(&call) {
                         let _ = owner.send(RouterMessage::GiveUp { message });
+                    }
+                }
+                RouterEvent::Voicemail { call, queue, .. } => {
+                    if let Some(owner) = self.owners.remove(&call) {
+                        let _ = owner.send(RouterMessage::Voicemail { queue });
                     }
                 }
             }

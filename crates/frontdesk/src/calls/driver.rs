@@ -284,6 +284,13 @@ impl Driver {
             MediaAction::SendDtmf { leg, digits } => {
                 media::driver::MediaCommand::SendDtmf { leg, digits }
             }
+            MediaAction::Record { leg, name, limits } => {
+                let Some(path) = self.services.voicemail.path(&name) else {
+                    return;
+                };
+                media::driver::MediaCommand::Record { leg, path, limits }
+            }
+            MediaAction::StopRecording => media::driver::MediaCommand::StopRecording,
             MediaAction::Bridge => media::driver::MediaCommand::Bridge,
             MediaAction::Unbridge => media::driver::MediaCommand::Unbridge,
             MediaAction::End => {
@@ -343,6 +350,7 @@ fn routing_input(message: RouterMessage) -> RoutingInput {
         RouterMessage::GiveUp { message } => RoutingInput::GiveUp {
             message: message.as_str().to_string(),
         },
+        RouterMessage::Voicemail { queue } => RoutingInput::Voicemail { queue },
     }
 }
 

@@ -43,6 +43,8 @@ pub struct CallServices {
     pub ending: CancellationToken,
     /// Every call task, so that a drain waits for them.
     pub tasks: TaskTracker,
+    /// Where voicemails are recorded (`<data>/voicemail`).
+    pub voicemail: crate::voicemail::VoicemailStore,
 }
 
 impl CallServices {

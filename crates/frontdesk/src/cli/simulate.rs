@@ -128,6 +128,10 @@ pub fn simulate(
                 )
             );
         }
+        Decision::Voicemail(decision) => {
+            println!("decision: voicemail for {}", decision.queue);
+            println!("  caller:        {}", decision.context.caller);
+        }
         Decision::HungUp {
             after_message: Some(message),
         } => println!("decision: hang up after {message}"),

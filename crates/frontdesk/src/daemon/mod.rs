@@ -288,6 +288,16 @@ pub async fn run_with(
             crate::leads::calls::run(inbox, leads.clone(), shutdown.child_token()),
         );
     }
+    services.spawn(
+        "voicemail-retention",
+        crate::voicemail::sweep(
+            app.call_services.voicemail.clone(),
+            std::sync::Arc::clone(&dialplan),
+            app.journal.handle(),
+            app.journal.reader().clone(),
+            shutdown.child_token(),
+        ),
+    );
     let dashboard = http::dashboard::Live::new(shutdown.child_token());
     services.spawn(
         "dashboard",

@@ -18,6 +18,7 @@ pub mod lead_call;
 pub mod leads;
 pub mod metrics;
 pub mod server;
+pub mod voicemail;
 
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -89,6 +90,7 @@ pub fn router(state: AppState) -> Router {
             "/leads/{id}/assign",
             axum::routing::post(leads::admin_assign),
         )
+        .route("/leads/{id}/voicemail", get(voicemail::admin_voicemail))
         .route("/reports/leads", get(leads::report))
         .route("/alerts", get(calls::alerts))
         .route("/events", get(dashboard::events))
@@ -134,6 +136,10 @@ pub fn router(state: AppState) -> Router {
         .route(
             "/agent/leads/{id}/snooze",
             axum::routing::post(agent_view::lead_snooze),
+        )
+        .route(
+            "/agent/leads/{id}/voicemail",
+            get(voicemail::agent_voicemail),
         )
         .nest("/api", admin)
         .fallback(not_found)

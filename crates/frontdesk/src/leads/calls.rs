@@ -186,10 +186,18 @@ impl Leads {
                 "asked to be called back after waiting {waited} s in {} (call {})",
                 lead.queue, lead.call
             ),
-            LeadKind::Voicemail => format!(
-                "left a voicemail after waiting {waited} s in {} (call {})",
-                lead.queue, lead.call
-            ),
+            LeadKind::Voicemail => match &lead.recording {
+                Some(recording) => format!(
+                    "left a voicemail of {} s for {} after waiting {waited} s (call {})",
+                    recording.length.as_secs(),
+                    lead.queue,
+                    lead.call
+                ),
+                None => format!(
+                    "left a voicemail after waiting {waited} s in {} (call {})",
+                    lead.queue, lead.call
+                ),
+            },
             LeadKind::WebForm => format!("from call {}", lead.call),
         };
         let new = NewLead {
@@ -235,6 +243,24 @@ impl Leads {
         match stored {
             LeadStored::Created => {
                 info!(lead = %id, call = %lead.call, kind = lead.kind.as_str(), department = %lead.queue, caller = %shown, "a call became a lead");
+                if let Some(recording) = &lead.recording {
+                    // The lead's history names its recording: the route
+                    // that plays it and the retention sweep find it there.
+                    let step = records::LeadEvent {
+                        lead: id.clone(),
+                        at: now,
+                        event: "voicemail_recorded".to_string(),
+                        agent: None,
+                        detail: json!({
+                            "recording": recording.name,
+                            "seconds": recording.length.as_secs_f64(),
+                        }),
+                        first_contact: false,
+                    };
+                    if let Err(error) = self.inner.journal.record_lead_event(step) {
+                        warn!(%error, lead = %id, "cannot record the voicemail's recording on its lead");
+                    }
+                }
                 let json = self.read_json(id.clone()).await?;
                 self.inner.desk.add(json);
                 Ok(CallLeadResult::Created(id))

@@ -87,6 +87,9 @@ struct PeerState {
     uniform: Vec<Option<u8>>,
     remote: Option<SocketAddr>,
     digits: VecDeque<char>,
+    /// What the phone says instead of [`FILL`] (G.711 codes, looped), and
+    /// where in it the next packet starts.
+    audio: Option<(Arc<Vec<u8>>, usize)>,
     /// Behind NAT: packets that reached the port named in the SDP.
     at_sdp_port: usize,
     /// The port the phone sends and receives on now.
@@ -183,6 +186,12 @@ impl RtpPeer {
             .expect("not poisoned")
             .digits
             .push_back(digit);
+    }
+
+    /// From the next packet on, the phone says `audio` (G.711 codes of its
+    /// payload type, 160 a packet, from the start and looped).
+    pub fn speak(&self, audio: Vec<u8>) {
+        self.state.lock().expect("not poisoned").audio = Some((Arc::new(audio), 0));
     }
 
     /// Packets received so far, with their first payload byte.
@@ -361,7 +370,22 @@ fn run(
             continue;
         }
         let mut packet = header(payload_type, false, sequence, timestamp, ssrc);
-        packet.extend_from_slice(&[FILL; 160]);
+        let spoken = {
+            let mut state = state.lock().expect("not poisoned");
+            state
+                .audio
+                .as_mut()
+                .filter(|(audio, _)| !audio.is_empty())
+                .map(|(audio, at)| {
+                    let frame: Vec<u8> = (0..160).map(|i| audio[(*at + i) % audio.len()]).collect();
+                    *at = (*at + 160) % audio.len();
+                    frame
+                })
+        };
+        match spoken {
+            Some(frame) => packet.extend_from_slice(&frame),
+            None => packet.extend_from_slice(&[FILL; 160]),
+        }
         let _ = socket.send_to(&packet, remote);
         sequence = sequence.wrapping_add(1);
         timestamp = timestamp.wrapping_add(160);

@@ -325,6 +325,11 @@ fn first_of<'p>(plan: &'p Dialplan, prompts: &[&'p Prompt], then: &'p Target) ->
             None => First::Silence,
         },
         Target::Message(prompt) => First::Prompt(prompt),
+        // `check` refuses a voicemail target without `[voicemail]`.
+        Target::Voicemail(_) => match plan.voicemail() {
+            Some(voicemail) => First::Prompt(voicemail.greeting()),
+            None => First::Silence,
+        },
         Target::Queue { queue, .. } => First::Queue(queue),
         Target::HangUp => First::Silence,
     }

@@ -31,7 +31,7 @@ use crate::plan::Dialplan;
 use crate::raw::{
     RawAfterHours, RawAgent, RawAnnouncements, RawBranch, RawClinic, RawFeatures, RawHoliday,
     RawHours, RawIntent, RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawSource, RawTrunk,
-    RawTrust,
+    RawTrust, RawVoicemail,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -53,6 +53,7 @@ const SECTIONS: &[&str] = &[
     "intents",
     "branches",
     "trunks",
+    "voicemail",
 ];
 
 /// A `[section.<id>]` item: its id with the id's span, and its body.
@@ -89,6 +90,10 @@ pub(crate) struct RawPlan {
     pub intents_span: Option<Range<usize>>,
     pub branches: Vec<Keyed<RawBranch>>,
     pub trunks: Vec<Keyed<RawTrunk>>,
+    /// `[voicemail]`, with where it was written.
+    pub voicemail: Option<Spanned<RawVoicemail>>,
+    /// True when a `[voicemail]` table was written (even if it failed to parse).
+    pub voicemail_declared: bool,
     /// Names declared under `[menus]`, including items that failed to parse.
     pub declared_menus: Vec<String>,
     /// Names declared under `[queues]`, including items that failed to parse.
@@ -193,6 +198,13 @@ impl<'a> Reader<'a> {
                     raw.branches = self.keyed_items(value, "branches", &mut Vec::new());
                 }
                 "trunks" => raw.trunks = self.keyed_items(value, "trunks", &mut Vec::new()),
+                "voicemail" => {
+                    raw.voicemail_declared = true;
+                    let span = value.span();
+                    raw.voicemail = self
+                        .table_item::<RawVoicemail>(value, "voicemail")
+                        .map(|item| Spanned::new(span, item));
+                }
                 other => self.sink.error(
                     ErrorKind::UnknownKey,
                     key_span,

@@ -86,7 +86,9 @@ impl Call {
                     self.played.push(file_name(prompt.id().as_str()));
                 }
                 Action::StopPlayback => self.playing = None,
-                Action::Queue(_) | Action::HangUp { .. } => self.playing = None,
+                Action::Queue(_) | Action::Voicemail(_) | Action::HangUp { .. } => {
+                    self.playing = None
+                }
             }
             self.actions.push(action);
         }

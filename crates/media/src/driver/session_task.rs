@@ -4,7 +4,10 @@
 //! `sleep_until`, and carries commands in and events out over channels. It
 //! makes no protocol decision of its own.
 
+use std::fs::File;
+use std::io::BufWriter;
 use std::net::SocketAddr;
+use std::path::PathBuf;
 use std::sync::Arc;
 
 use rand::SeedableRng;
@@ -17,6 +20,7 @@ use crate::driver::port_pool::PortLease;
 use crate::dtmf::DtmfDigit;
 use crate::playback::{Playback, PlaybackId, PlaybackMode};
 use crate::prompt::Prompt;
+use crate::recording::{RecordingLimits, WavWriter};
 use crate::rtp::MAX_PACKET_LEN;
 use crate::sdp::NegotiatedMedia;
 use crate::session::{Leg, LegStats, MediaEvent, MediaSession, SessionConfig, Transmit};
@@ -77,6 +81,19 @@ pub enum MediaCommand {
         /// The digits, in order.
         digits: Vec<DtmfDigit>,
     },
+    /// Records what `leg` sends into a new WAV file at `path` (created
+    /// with mode 0600; it must not exist), until [`MediaCommand::StopRecording`],
+    /// a limit, the leg's removal or the task's end.
+    Record {
+        /// Which leg.
+        leg: Leg,
+        /// The file to create.
+        path: PathBuf,
+        /// When the recording ends by itself.
+        limits: RecordingLimits,
+    },
+    /// Ends the recording and completes its file.
+    StopRecording,
     /// Relays the legs to each other.
     Bridge,
     /// Ends the relay.
@@ -208,6 +225,7 @@ pub fn spawn_media_task(
         events: event_sender,
         reported: [LegStats::default(); 2],
         next_report: Instant::now() + REPORT_EVERY,
+        recording: None,
     };
     // Boxed, and run by reference: an `async fn` taking `self` by value
     // keeps the argument and the moved value in separate slots of its
@@ -237,6 +255,35 @@ struct Driver {
     /// What each leg's counters were when last added to the metrics.
     reported: [LegStats; 2],
     next_report: Instant,
+    /// The voicemail being written (boxed: most calls never record).
+    recording: Option<Box<ActiveRecording>>,
+}
+
+/// A recording's file while it is written.
+///
+/// The samples go to the file as they come, through a `BufWriter` (8 KiB:
+/// a write to the page cache about every half second of audio), so a
+/// message of any length costs the task a fixed amount of memory. These
+/// writes are synchronous in the media task: each is a copy into the page
+/// cache, not a wait on the disk, which the task's 20 ms pace tolerates.
+struct ActiveRecording {
+    leg: Leg,
+    path: PathBuf,
+    writer: WavWriter<BufWriter<File>>,
+    samples: Vec<i16>,
+}
+
+/// Creates `path` for writing with owner-only permissions: a voicemail
+/// is patient data.
+fn create_private(path: &std::path::Path) -> std::io::Result<File> {
+    let mut options = std::fs::OpenOptions::new();
+    options.write(true).create_new(true);
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        options.mode(0o600);
+    }
+    options.open(path)
 }
 
 // One value per loop turn, on the stack and moved once: its size does not matter.
@@ -264,6 +311,7 @@ impl Driver {
             match wake {
                 Wake::Command(None) => {
                     self.report();
+                    self.stop_recording();
                     break;
                 }
                 Wake::Command(Some(command)) => self.apply(command),
@@ -273,6 +321,7 @@ impl Driver {
                         Leg::Agent => &mut agent_buffer,
                     };
                     self.receive_batch(leg, received, buffer, &mut out);
+                    self.write_recorded();
                 }
                 Wake::Timer => {}
             }
@@ -414,6 +463,9 @@ impl Driver {
             }
             MediaCommand::UpdateLeg { leg, media } => self.core.update_leg(now, leg, *media),
             MediaCommand::RemoveLeg { leg } => {
+                if self.recording.as_ref().is_some_and(|r| r.leg == leg) {
+                    self.stop_recording();
+                }
                 self.core.remove_leg(leg);
                 self.sockets[index(leg)] = None;
                 Ok(())
@@ -428,6 +480,14 @@ impl Driver {
                 Ok(())
             }
             MediaCommand::SendDtmf { leg, digits } => self.core.send_dtmf(now, leg, &digits),
+            MediaCommand::Record { leg, path, limits } => {
+                self.start_recording(leg, path, limits);
+                Ok(())
+            }
+            MediaCommand::StopRecording => {
+                self.stop_recording();
+                Ok(())
+            }
             MediaCommand::Bridge => self.core.bridge(),
             MediaCommand::Unbridge => {
                 self.core.unbridge();
@@ -436,6 +496,70 @@ impl Driver {
         };
         if let Err(error) = result {
             let _ = self.events.send(MediaTaskEvent::CommandFailed(error));
+        }
+    }
+}
+
+impl Driver {
+    fn start_recording(&mut self, leg: Leg, path: PathBuf, limits: RecordingLimits) {
+        self.stop_recording();
+        let writer = create_private(&path)
+            .map(BufWriter::new)
+            .and_then(WavWriter::new);
+        match writer {
+            Ok(writer) => {
+                self.core.record(leg, limits);
+                self.recording = Some(Box::new(ActiveRecording {
+                    leg,
+                    path,
+                    writer,
+                    samples: Vec::with_capacity(2 * RECEIVE_BATCH * 160),
+                }));
+            }
+            Err(error) => {
+                // The disk is full or the folder is gone: an operator must act.
+                tracing::error!(%error, path = %path.display(), "cannot create a voicemail file");
+            }
+        }
+    }
+
+    /// Moves what the core recorded since the last turn to the file.
+    fn write_recorded(&mut self) {
+        let Some(recording) = self.recording.as_mut() else {
+            return;
+        };
+        recording.samples.clear();
+        self.core
+            .drain_recorded(recording.leg, &mut recording.samples);
+        if recording.samples.is_empty() {
+            return;
+        }
+        if let Err(error) = recording.writer.write(&recording.samples) {
+            tracing::error!(%error, path = %recording.path.display(), "cannot write a voicemail file");
+            let path = recording.path.clone();
+            self.recording = None;
+            let _ = std::fs::remove_file(path);
+        }
+    }
+
+    /// Completes the file (its last samples, the WAV sizes).
+    fn stop_recording(&mut self) {
+        let Some(mut recording) = self.recording.take() else {
+            return;
+        };
+        recording.samples.clear();
+        self.core
+            .stop_recording(recording.leg, &mut recording.samples);
+        let path = recording.path;
+        let mut writer = recording.writer;
+        let result = writer
+            .write(&recording.samples)
+            .and_then(|()| writer.finish())
+            .and_then(|out| out.into_inner().map_err(|e| e.into_error()))
+            .and_then(|file| file.sync_all());
+        if let Err(error) = result {
+            tracing::error!(%error, path = %path.display(), "cannot complete a voicemail file");
+            let _ = std::fs::remove_file(&path);
         }
     }
 }

@@ -39,6 +39,7 @@ use crate::dtmf::{DtmfDigit, DtmfSource};
 use crate::error::SessionError;
 use crate::inband::InbandDtmfDetector;
 use crate::playback::{Pacer, Playback, PlaybackId};
+use crate::recording::{Recorder, RecordingEnd, RecordingLimits};
 use crate::relay::RelayPath;
 use crate::rtp::MAX_PACKET_LEN;
 use crate::rtp::{
@@ -151,6 +152,14 @@ pub enum MediaEvent {
         leg: Leg,
         /// How long it has been silent.
         silent_for: Duration,
+    },
+    /// A leg's recording ended by itself (silence, maximum length); its
+    /// last samples wait in [`MediaSession::stop_recording`].
+    RecordingEnded {
+        /// The recorded leg.
+        leg: Leg,
+        /// Why.
+        end: RecordingEnd,
     },
 }
 
@@ -367,6 +376,8 @@ struct LegState {
     dtmf: DtmfSender,
     last_activity: Instant,
     inactive_reported: bool,
+    /// The leg's audio is being recorded (a voicemail).
+    recorder: Option<Recorder>,
 }
 
 /// Duration of each digit we send: 100 ms (RFC 4733 §2.5.1.2 leaves it to
@@ -492,6 +503,7 @@ impl MediaSession {
             dtmf: DtmfSender::default(),
             last_activity: now,
             inactive_reported: false,
+            recorder: None,
             srtp: media.srtp.as_ref().map(LegSrtp::new),
             media,
         });
@@ -582,6 +594,41 @@ impl MediaSession {
             barge_in,
         });
         Ok(())
+    }
+
+    /// Starts recording what `leg` sends (decoded to linear PCM), until
+    /// [`MediaSession::stop_recording`] or a limit ([`MediaEvent::RecordingEnded`]).
+    /// A recording in progress starts over.
+    pub fn record(&mut self, leg: Leg, limits: RecordingLimits) {
+        if let Some(state) = self.legs[leg.index()].as_mut() {
+            state.recorder = Some(Recorder::new(limits));
+        }
+    }
+
+    /// Whether `leg` is being recorded.
+    pub fn is_recording(&self, leg: Leg) -> bool {
+        self.legs[leg.index()]
+            .as_ref()
+            .is_some_and(|state| state.recorder.is_some())
+    }
+
+    /// Appends the samples recorded from `leg` since the last call to `out`
+    /// (call it after each datagram, so that memory stays bounded).
+    pub fn drain_recorded(&mut self, leg: Leg, out: &mut Vec<i16>) {
+        if let Some(recorder) = self.legs[leg.index()]
+            .as_mut()
+            .and_then(|state| state.recorder.as_mut())
+        {
+            recorder.drain_into(out);
+        }
+    }
+
+    /// Ends `leg`'s recording: appends its last samples to `out` and
+    /// returns how many samples it took in all (`None`: none was going).
+    pub fn stop_recording(&mut self, leg: Leg, out: &mut Vec<i16>) -> Option<u32> {
+        let mut recorder = self.legs[leg.index()].as_mut()?.recorder.take()?;
+        recorder.drain_into(out);
+        Some(recorder.samples())
     }
 
     /// Stops the playback on a leg, if any.
@@ -726,6 +773,12 @@ impl MediaSession {
         match packet.payload {
             RtpPayload::TelephoneEvent(_) => state.saw_telephone_event = true,
             RtpPayload::Audio { codec, samples } => {
+                if let Some(recorder) = state.recorder.as_mut()
+                    && let Some(end) = recorder.push(packet.ssrc, packet.timestamp, codec, samples)
+                {
+                    self.events
+                        .push_back(MediaEvent::RecordingEnded { leg, end });
+                }
                 if state.inband_active(policy, bridged)
                     && let Some(digit) = state.inband.process_encoded(codec, samples)
                 {

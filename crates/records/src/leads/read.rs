@@ -419,7 +419,7 @@ impl Reader {
         let (from, to) = range.millis();
         let facts = self.with(|connection| {
             let mut statement = connection.prepare_cached(
-                "SELECT source, department, created_at, respond_by, first_contact_at, outcome
+                "SELECT source, department, created_at, respond_by, first_contact_at, outcome, kind
                  FROM leads WHERE created_at >= ?1 AND created_at < ?2",
             )?;
             let mut found = statement.query(params![from, to])?;
@@ -427,6 +427,7 @@ impl Reader {
             while let Some(row) = found.next()? {
                 let outcome: Option<String> = row.get(5)?;
                 facts.push(LeadFacts {
+                    kind: row.get(6)?,
                     source: row.get(0)?,
                     department: row.get(1)?,
                     created_at: row.get(2)?,
@@ -459,6 +460,23 @@ impl Reader {
                 signatures.push((row.get(0)?, row.get(1)?));
             }
             Ok(signatures)
+        })
+    }
+
+    /// The lead whose voicemail is the recording `name` (its
+    /// `voicemail_recorded` step), for the retention sweep.
+    pub fn voicemail_lead(&self, name: &str) -> Result<Option<LeadId>, QueryError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(
+                "SELECT lead_id FROM lead_events
+                 WHERE event = 'voicemail_recorded' AND json_extract(detail, '$.recording') = ?1
+                 LIMIT 1",
+            )?;
+            let mut found = statement.query(params![name])?;
+            match found.next()? {
+                Some(row) => Ok(Some(LeadId::new(row.get::<_, String>(0)?))),
+                None => Ok(None),
+            }
         })
     }
 }

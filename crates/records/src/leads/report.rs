@@ -1,5 +1,6 @@
 //! `GET /api/reports/leads`: what happened to the leads that arrived in a
-//! range, per source and per department.
+//! range, per source, per department and per kind (`kinds`: e.g. the
+//! voicemails answered within their window, issue 22).
 //!
 //! For the leads *created* in `[from, to)`, as of `now`:
 //! - `leads`: how many;
@@ -24,6 +25,7 @@ use crate::report::{Percentiles, share};
 /// The columns of one lead a report reads (times in ms since the epoch).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) struct LeadFacts {
+    pub kind: String,
     pub source: String,
     pub department: String,
     pub created_at: i64,
@@ -67,14 +69,29 @@ pub struct DepartmentLeads {
     pub figures: LeadFigures,
 }
 
+/// One kind's figures: `{"kind", …figures}` (`voicemail`:
+/// `contacted_within_window` is the share of voicemails answered within
+/// their window).
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct KindLeads {
+    /// `web_form`, `callback`, `voicemail` or `abandoned_call`.
+    pub kind: String,
+    /// Its figures.
+    #[serde(flatten)]
+    pub figures: LeadFigures,
+}
+
 /// The whole report, serialized as DESIGN.md's
-/// `{"sources":[…],"departments":[…]}`, each sorted by name.
+/// `{"sources":[…],"departments":[…]}` and `"kinds":[…]`, each sorted by
+/// name.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct LeadReport {
     /// Per source.
     pub sources: Vec<SourceLeads>,
     /// Per department.
     pub departments: Vec<DepartmentLeads>,
+    /// Per kind of lead.
+    pub kinds: Vec<KindLeads>,
 }
 
 impl LeadFigures {
@@ -114,7 +131,9 @@ impl LeadFigures {
 pub(crate) fn leads(facts: &[LeadFacts], now: i64) -> LeadReport {
     let mut by_source: BTreeMap<&str, Vec<&LeadFacts>> = BTreeMap::new();
     let mut by_department: BTreeMap<&str, Vec<&LeadFacts>> = BTreeMap::new();
+    let mut by_kind: BTreeMap<&str, Vec<&LeadFacts>> = BTreeMap::new();
     for lead in facts {
+        by_kind.entry(&lead.kind).or_default().push(lead);
         by_source.entry(&lead.source).or_default().push(lead);
         by_department
             .entry(&lead.department)
@@ -136,6 +155,13 @@ pub(crate) fn leads(facts: &[LeadFacts], now: i64) -> LeadReport {
                 figures: LeadFigures::of(&leads, now),
             })
             .collect(),
+        kinds: by_kind
+            .into_iter()
+            .map(|(kind, leads)| KindLeads {
+                kind: kind.to_string(),
+                figures: LeadFigures::of(&leads, now),
+            })
+            .collect(),
     }
 }
 
@@ -151,6 +177,12 @@ mod tests {
         booked: bool,
     ) -> LeadFacts {
         LeadFacts {
+            kind: if source == "phone" {
+                "voicemail"
+            } else {
+                "web_form"
+            }
+            .into(),
             source: source.into(),
             department: department.into(),
             created_at: created,
@@ -194,6 +226,23 @@ mod tests {
         assert_eq!(json["departments"][0]["department"], "dermatology");
         assert_eq!(json["departments"][0]["leads"], 2);
         assert_eq!(json["departments"][1]["booked"], 1);
+    }
+
+    #[test]
+    fn voicemails_answered_within_their_window() {
+        let facts = [
+            // Called back within the hour.
+            lead("phone", "nurse-line", 0, Some(120_000), false),
+            // Called back too late.
+            lead("phone", "nurse-line", 0, Some(900_000), false),
+            lead("website", "orthopedics", 0, Some(60_000), true),
+        ];
+        let json = serde_json::to_value(leads(&facts, 1_000_000)).unwrap();
+        assert_eq!(json["kinds"][0]["kind"], "voicemail");
+        assert_eq!(json["kinds"][0]["leads"], 2);
+        assert_eq!(json["kinds"][0]["contacted_within_window"], 0.5);
+        assert_eq!(json["kinds"][1]["kind"], "web_form");
+        assert_eq!(json["kinds"][1]["contacted_within_window"], 1.0);
     }
 
     #[test]

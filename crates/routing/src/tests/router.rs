@@ -255,7 +255,7 @@ fn a_queue_without_a_max_wait_keeps_its_callers_until_answered() {
     );
     assert!(!events(&mut router).iter().any(|e| matches!(
         e,
-        RouterEvent::Overflowed { .. } | RouterEvent::GiveUp { .. }
+        RouterEvent::Overflowed { .. } | RouterEvent::GiveUp { .. } | RouterEvent::Voicemail { .. }
     )));
     assert_eq!(router.active_calls(), 1);
 }

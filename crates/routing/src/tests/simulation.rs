@@ -425,7 +425,10 @@ impl Sim {
                     log.missed.clear();
                     log.priority = priority;
                 }
-                RouterEvent::GiveUp { call, queue, .. } => {
+                RouterEvent::GiveUp { call, queue, .. }
+                | RouterEvent::Voicemail {
+                    call, from: queue, ..
+                } => {
                     let (now, wait) = (self.now, max_wait(&self.queues, &queue));
                     let log = self.log(call.0);
                     assert_eq!(log.queue, queue);

@@ -221,6 +221,46 @@
       : answer.error || `Not done (HTTP ${response.status}).`;
   }
 
+  // A voicemail lead's message: fetched with the session (an <audio>
+  // element cannot send Authorization) into a Blob, played by the one
+  // player below the list (outside it, so that a `leads` event does not
+  // cut the message short).
+  let voicemailUrl = null;
+  async function playVoicemail(id) {
+    const token = sessionStorage.getItem(KEY);
+    if (!token) return signIn();
+    let response;
+    try {
+      response = await fetch(`/agent/leads/${encodeURIComponent(id)}/voicemail`, {
+        headers: { Authorization: `Bearer ${token}` },
+        cache: 'no-store',
+      });
+    } catch (_) {
+      $('message').textContent = 'The server cannot be reached.';
+      return;
+    }
+    if (response.status === 401) {
+      sessionStorage.removeItem(KEY);
+      return signIn('Your session ended. Please sign in again.');
+    }
+    if (!response.ok) {
+      $('message').textContent = response.status === 404
+        ? 'This message is no longer kept.'
+        : `The message cannot be played (HTTP ${response.status}).`;
+      return;
+    }
+    const blob = await response.blob();
+    if (voicemailUrl) URL.revokeObjectURL(voicemailUrl);
+    voicemailUrl = URL.createObjectURL(blob);
+    const player = $('voicemail-player');
+    player.hidden = false;
+    player.dataset.lead = id;
+    player.src = voicemailUrl;
+    try {
+      await player.play();
+    } catch (_) { /* autoplay refused: the controls are there */ }
+  }
+
   // Click-to-call's status per lead, kept across `leads` events: `state`
   // is calling, connected, refused or no_consent; `from` the lead's state
   // when the call started (it turns `contacted` when the patient answers).
@@ -323,6 +363,11 @@
         ? el('p', { class: 'note', dataset: { testid: 'lead-related' } }, `Related: ${lead.related.join(', ')}`)
         : null;
       const actions = el('div', { class: 'actions' });
+      if (lead.kind === 'voicemail') {
+        const play = el('button', { type: 'button', dataset: { testid: 'voicemail-play', lead: lead.id } }, 'Play message');
+        play.addEventListener('click', () => playVoicemail(lead.id));
+        actions.append(play);
+      }
       let call = null;
       if (isOffer) {
         const accept = el('button', { type: 'button', dataset: { testid: 'lead-accept', lead: lead.id } }, 'Accept');

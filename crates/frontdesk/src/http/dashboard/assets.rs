@@ -42,9 +42,10 @@ const FILES: &[(&str, &str, &str)] = &[
     ),
 ];
 
-/// The Content-Security-Policy of every page and file.
+/// The Content-Security-Policy of every page and file. `media-src blob:`:
+/// the agent page plays a voicemail it fetched with its session as a Blob.
 pub const CONTENT_SECURITY_POLICY: &str = "default-src 'none'; script-src 'self'; \
-     style-src 'self'; img-src 'self' data:; connect-src 'self'; base-uri 'none'; \
+     style-src 'self'; img-src 'self' data:; media-src blob:; connect-src 'self'; base-uri 'none'; \
      form-action 'none'; frame-ancestors 'none'";
 
 fn with_headers(content_type: &'static str, body: &'static str) -> Response {

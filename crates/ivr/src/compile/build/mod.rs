@@ -17,9 +17,9 @@ use crate::diagnostic::{ErrorKind, Sink};
 use crate::ids::{Branch, MenuId, PromptId, QueueId, Skill, SourceTag};
 use crate::plan::{
     AfterHours, Clinic, Dialplan, Menu, Number, Overflow, Priority, Prompt, Queue, Target,
-    normalize_number,
+    Voicemail, normalize_number,
 };
-use crate::raw::{RawAfterHours, RawTarget, S};
+use crate::raw::{RawAfterHours, RawTarget, RawVoicemail, S};
 
 /// Menu defaults when the dialplan does not say.
 const DEFAULT_TIMEOUT: Duration = Duration::from_secs(5);
@@ -44,6 +44,7 @@ pub(super) fn build(
         agents: raw.declared_agents.iter().cloned().collect(),
         spans: Spans::default(),
         owner: Owner::ClinicAfterHours,
+        voicemail_declared: raw.voicemail_declared,
     };
 
     let clinic = b.clinic(raw);
@@ -69,6 +70,7 @@ pub(super) fn build(
     let intents = b.intents(raw);
     let branches = b.branches(raw);
     let (trunks, trunk_networks) = b.trunks(raw);
+    let voicemail = raw.voicemail.as_ref().and_then(|v| b.voicemail(v));
     // A trunk named by address is trusted like `[trust] trunks`.
     let trust = {
         let mut networks = trust.trunks().to_vec();
@@ -108,6 +110,7 @@ pub(super) fn build(
         intents,
         branches,
         trunks,
+        voicemail,
     };
     checks::run(b.sink, &plan, &b.spans, raw);
     Some(plan)
@@ -125,6 +128,9 @@ struct Builder<'s, 'a> {
     spans: Spans,
     /// Whose targets are being built, for the silence rule.
     owner: Owner,
+    /// A `[voicemail]` table was written: `{ voicemail = … }` targets may
+    /// stand.
+    voicemail_declared: bool,
 }
 
 impl Builder<'_, '_> {
@@ -624,7 +630,8 @@ impl Builder<'_, '_> {
         })
     }
 
-    /// `on_max_wait`: a queue or a message. A menu or a silent hang-up is refused.
+    /// `on_max_wait`: a queue, a message or voicemail. A menu or a silent
+    /// hang-up is refused.
     fn overflow(&mut self, target: &S<RawTarget>) -> Option<Overflow> {
         match self.target(target, "`on_max_wait`")? {
             Target::Queue { queue, priority } => Some(Overflow::Queue {
@@ -634,11 +641,12 @@ impl Builder<'_, '_> {
             Target::Message(prompt) => Some(Overflow::Message {
                 message: prompt.id().clone(),
             }),
+            Target::Voicemail(queue) => Some(Overflow::Voicemail { queue }),
             Target::Menu(_) => {
                 self.error(
                     ErrorKind::InvalidValue,
                     target.span(),
-                    "`on_max_wait` can move the caller to a `queue` or play a `message`, not go back to a menu",
+                    "`on_max_wait` can move the caller to a `queue`, play a `message` or take a `voicemail`, not go back to a menu",
                 );
                 None
             }
@@ -653,13 +661,15 @@ impl Builder<'_, '_> {
         }
     }
 
-    /// A target: exactly one of `menu`, `queue`, `message`, `hangup`.
+    /// A target: exactly one of `menu`, `queue`, `message`, `voicemail`,
+    /// `hangup`.
     fn target(&mut self, raw: &S<RawTarget>, what: &str) -> Option<Target> {
         let t = raw.get_ref();
         let count = [
             t.menu.is_some(),
             t.queue.is_some(),
             t.message.is_some(),
+            t.voicemail.is_some(),
             t.hangup.is_some(),
         ]
         .iter()
@@ -669,7 +679,9 @@ impl Builder<'_, '_> {
             self.error(
                 ErrorKind::InvalidValue,
                 raw.span(),
-                format!("{what} must name exactly one of `menu`, `queue`, `message` or `hangup`"),
+                format!(
+                    "{what} must name exactly one of `menu`, `queue`, `message`, `voicemail` or `hangup`"
+                ),
             );
             return None;
         }
@@ -703,6 +715,23 @@ impl Builder<'_, '_> {
         if let Some(message) = &t.message {
             return self.prompt(message).map(Target::Message);
         }
+        if let Some(queue) = &t.voicemail {
+            if !self.queues.contains(queue.get_ref()) {
+                self.missing(queue, "queue", what);
+                return None;
+            }
+            if !self.voicemail_declared {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    queue.span(),
+                    format!(
+                        "{what} takes a voicemail, but the dialplan has no `[voicemail]` section (its `greeting` at least)"
+                    ),
+                );
+                return None;
+            }
+            return Some(Target::Voicemail(QueueId::new(queue.get_ref())));
+        }
         match &t.hangup {
             Some(hangup) if *hangup.get_ref() => {
                 self.spans.silent.push((self.owner.clone(), raw.span()));
@@ -718,6 +747,42 @@ impl Builder<'_, '_> {
             }
             None => None,
         }
+    }
+
+    /// `[voicemail]`: the greeting, the beep, and the limits of a message.
+    fn voicemail(&mut self, raw: &S<RawVoicemail>) -> Option<Voicemail> {
+        let v = raw.get_ref();
+        let greeting = self.prompt(&v.greeting);
+        let beep = match &v.beep {
+            Some(beep) => self.prompt(beep),
+            None => self.prompt(&S::new(raw.span(), Voicemail::BEEP.to_string())),
+        };
+        let max_length = match &v.max_length {
+            None => Some(Voicemail::MAX_LENGTH),
+            Some(_) => self.positive(&v.max_length, "max_length"),
+        };
+        let retention = match &v.retention {
+            None => Some(Voicemail::RETENTION),
+            Some(_) => self.positive(&v.retention, "retention"),
+        };
+        let silence_after = match &v.silence_after {
+            None => Some(Voicemail::SILENCE_AFTER),
+            Some(_) => self.positive(&v.silence_after, "silence_after"),
+        };
+        let silence_level = match &v.silence_level {
+            None => Some(Voicemail::SILENCE_LEVEL),
+            Some(level) => self
+                .int_in(level, 0, i64::from(i16::MAX), "silence_level")
+                .and_then(|level| u16::try_from(level).ok()),
+        };
+        Some(Voicemail {
+            greeting: greeting?,
+            beep: beep?,
+            max_length: max_length?,
+            retention: retention?,
+            silence_level: silence_level?,
+            silence_after: silence_after?,
+        })
     }
 
     fn missing(&mut self, name: &S<String>, kind: &str, what: &str) {
@@ -771,9 +836,16 @@ impl Builder<'_, '_> {
 
     fn duration(&mut self, value: &S<String>, key: &str) -> Option<Duration> {
         let text = value.get_ref();
+        // Days (`30d`, a voicemail's retention) count as 24 hours; months
+        // and years, whose length varies, are refused.
         let parsed = text
             .parse::<jiff::SignedDuration>()
             .ok()
+            .or_else(|| {
+                let span = text.parse::<jiff::Span>().ok()?;
+                span.to_duration(jiff::SpanRelativeTo::days_are_24_hours())
+                    .ok()
+            })
             .and_then(|d| Duration::try_from(d).ok());
         if parsed.is_none() {
             self.error(
