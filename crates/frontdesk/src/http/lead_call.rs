@@ -20,10 +20,6 @@ use serde_json::json;
 use super::{AppState, agent_view, error_response};
 use crate::calls::originate::Refusal;
 
-/// The longest lead id or agent id taken (they are short; anything longer
-/// is not one of ours).
-const MAX_ID: usize = 128;
-
 /// `POST /api/leads/{id}/call`'s body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -63,7 +59,11 @@ pub async fn admin_call(
 }
 
 async fn call(state: &AppState, lead: &str, agent: &str) -> Response {
-    if lead.is_empty() || lead.len() > MAX_ID || agent.is_empty() || agent.len() > MAX_ID {
+    if lead.is_empty()
+        || lead.len() > super::MAX_ID
+        || agent.is_empty()
+        || agent.len() > super::MAX_ID
+    {
         return error_response(StatusCode::BAD_REQUEST, "a lead id and an agent id");
     }
     match state.originate.call_lead(lead, agent).await {

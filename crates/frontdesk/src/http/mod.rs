@@ -180,6 +180,10 @@ pub fn list_limit(limit: Option<&str>, default: usize, max: usize) -> Result<usi
     }
 }
 
+/// The longest id (a lead's, an agent's) a route takes from its path or
+/// body; anything longer is refused before any lookup.
+pub const MAX_ID: usize = 128;
+
 /// The API's error shape: `{"error": "message"}`.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
     (status, Json(json!({ "error": message }))).into_response()

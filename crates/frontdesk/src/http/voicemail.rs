@@ -17,9 +17,6 @@ use records::{LeadKind, LeadTimeline};
 
 use super::{AppState, agent_view, error_response};
 
-/// The longest lead id taken.
-const MAX_ID: usize = 128;
-
 /// `GET /agent/leads/{id}/voicemail`: the WAV, for the lead's holder.
 pub async fn agent_voicemail(
     State(state): State<AppState>,
@@ -59,7 +56,7 @@ pub fn recording_of(timeline: &LeadTimeline) -> Option<String> {
 
 async fn serve(state: &AppState, lead: String, agent: Option<String>) -> Response {
     let missing = || error_response(StatusCode::NOT_FOUND, "no such voicemail");
-    if lead.is_empty() || lead.len() > MAX_ID {
+    if lead.is_empty() || lead.len() > super::MAX_ID {
         return missing();
     }
     let reader = state.leads.reader().clone();
