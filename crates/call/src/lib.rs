@@ -47,7 +47,7 @@
 //!
 //! A second core, [`originate::Originate`], is an outbound call: it rings
 //! an agent's phone, then dials a patient through the carrier's trunk and
-//! bridges the two (click-to-call, callbacks). It shares the messages,
+//! bridges the two (click-to-call; the callback dialer is to use it). It shares the messages,
 //! tokens and SDP of this crate, not the patient-INVITE-shaped [`Call`].
 //!
 //! A thin driver in the binary (`frontdesk`'s `calls` module) owns one core

@@ -1,6 +1,6 @@
 //! An outbound call as a state machine: ring an agent's phone, and once
 //! the agent answers, dial a patient through the carrier's trunk and bridge
-//! the two (click-to-call; callbacks reuse it).
+//! the two (click-to-call; the callback dialer is to reuse it).
 //!
 //! # Why a type of its own
 //!

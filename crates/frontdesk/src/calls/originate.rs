@@ -9,7 +9,8 @@
 //! lead's history (`call_refused` with its reason). Then one task per call
 //! drives the core: it performs the core's actions (SIP through the
 //! endpoint, ports from the pool, the media task, the lead's history) and
-//! decides nothing. Callbacks start the same core the same way.
+//! decides nothing. The callback dialer (issue 22) is to start the same
+//! core the same way.
 //!
 //! The lead hears that its patient answered through one [`ContactSink`];
 //! [`JournalContact`] writes the first contact to the journal.
