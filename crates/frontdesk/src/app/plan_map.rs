@@ -3,7 +3,9 @@
 //! is the one source; these are derived from it at start and on reload.
 
 use ivr::Dialplan;
-use routing::{AgentConfig, AgentSkill, QueueConfig, QueuePreferences, SkillRequirement};
+use routing::{
+    AgentConfig, AgentSkill, CallbackPolicy, QueueConfig, QueuePreferences, SkillRequirement,
+};
 use sip::registrar::{Secret, TrustedSources};
 
 /// The routing configuration of every queue and agent in `plan`.
@@ -29,6 +31,12 @@ pub fn routing_config(plan: &Dialplan) -> (Vec<QueueConfig>, Vec<AgentConfig>) {
                 max_length: queue.max_length(),
                 aging: Some(queue.aging()),
                 preferences: QueuePreferences::default(),
+                callback: queue.callback().map(|callback| CallbackPolicy {
+                    retries: callback.retries(),
+                    retry_every: callback.retry_every(),
+                    // The plan checked max_share in (0, 1]: no clamp here.
+                    max_share_permille: (callback.max_share() * 1000.0).round() as u32,
+                }),
             }
         })
         .collect();
