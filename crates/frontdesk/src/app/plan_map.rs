@@ -80,3 +80,33 @@ pub fn registrar_users(plan: &Dialplan) -> Vec<(String, Secret)> {
 pub fn trusted_sources(plan: &Dialplan) -> TrustedSources {
     plan.trust().clone()
 }
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_queue_s_callback_policy_reaches_routing() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dialplans");
+        let text = std::fs::read_to_string(folder.join("clinic.toml")).expect("the demo");
+        let plan = Dialplan::from_toml(&text, folder.join("clinic.toml"), &folder)
+            .expect("the demo clinic");
+        let (queues, _) = routing_config(&plan);
+        let front = queues
+            .iter()
+            .find(|q| q.id.as_str() == "front-desk")
+            .expect("the demo's front desk");
+        // clinic.toml: retries = 2, retry_every = "5m", max_share = 0.5.
+        assert_eq!(
+            front.callback,
+            Some(CallbackPolicy {
+                retries: 2,
+                retry_every: Duration::from_secs(300),
+                max_share_permille: 500,
+            })
+        );
+    }
+}
