@@ -517,3 +517,45 @@ fn wrong_inputs_are_refused_and_change_nothing() {
     assert_eq!(router.active_calls(), 2);
     assert_eq!(router.active_callbacks(), 1);
 }
+
+#[test]
+fn entries_outlive_a_reload_that_turns_callbacks_off() {
+    let mut router = router(1, 3, 1000);
+    assert!(
+        router
+            .set_agent_state(secs(0), &agent("a1"), RequestedState::Away)
+            .is_ok()
+    );
+    add(&mut router, secs(0), entry(1, secs(0), Priority::Routine));
+    // The queue keeps its id but loses `[queues.callback]`; the promised
+    // call back is still made, once (no retry), then the entry is a lead.
+    let mut q = QueueConfig::new("q", "q", Strategy::LongestIdle);
+    q.max_wait = None;
+    q.on_max_wait = None;
+    let roster = vec![AgentConfig::new("a1", "agent", ["q"])];
+    assert_eq!(router.reconfigure(vec![q], roster), Ok(()));
+    assert_eq!(
+        router.add_callback(secs(1), entry(2, secs(1), Priority::Routine)),
+        Err(CallbackError::NotEnabled(queue("q")))
+    );
+    assert!(
+        router
+            .set_agent_state(secs(2), &agent("a1"), RequestedState::Available)
+            .is_ok()
+    );
+    assert_eq!(router.poll_offer(secs(2)), None);
+    assert_eq!(dials(&mut router).len(), 1);
+    assert_eq!(
+        router.callback_agent_answered(secs(3), CallbackId(1), &agent("a1")),
+        Ok(())
+    );
+    assert_eq!(
+        router.callback_failed(secs(4), CallbackId(1), CallbackFailure::NoAnswer),
+        Ok(())
+    );
+    assert!(matches!(
+        router.poll_callback(),
+        Some(CallbackEvent::Exhausted { attempts: 1, .. })
+    ));
+    assert_eq!(router.active_callbacks(), 0);
+}
