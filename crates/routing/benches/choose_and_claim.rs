@@ -18,6 +18,13 @@
 //! agents are available, the worst case for a scan; longest-idle,
 //! fewest-calls, capacity and skill-level decide from the skill's ranked
 //! idle line, round-robin scans from where it stopped.
+//!
+//! A third part times the router's decision with 10,000 callback entries
+//! (virtual hold) waiting in one queue: `router/10000-callbacks/dial-head`
+//! (the head entry gets the one free agent) and
+//! `router/10000-callbacks/live-past-capped` (the callbacks hold their
+//! `max_share` already: a live caller behind all of them gets the other
+//! agent). Only `poll_offer` is timed; putting the state back is not.
 #![allow(clippy::disallowed_methods)] // a benchmark reads the clock by definition
 
 use std::alloc::System;
@@ -28,7 +35,9 @@ use std::time::{Duration, Instant};
 
 use criterion::Criterion;
 use routing::{
-    AgentConfig, AgentSkill, AgentTable, Millis, Preferences, Selection, SkillRequirement, Strategy,
+    AgentConfig, AgentId, AgentSkill, AgentTable, CallId, CallbackEntry, CallbackEvent, CallbackId,
+    CallbackPolicy, CallerContext, Millis, Preferences, Priority, QueueConfig, QueueId, Router,
+    RouterConfig, Selection, SkillRequirement, Strategy,
 };
 use stats_alloc::{INSTRUMENTED_SYSTEM, Region, StatsAlloc};
 
@@ -225,6 +234,117 @@ fn per_decision(strategy: Strategy, same_skill: bool, per_thread: usize) -> Figu
     }
 }
 
+const CALLBACKS: u64 = 10_000;
+
+/// One queue with callbacks (half the free agents at most), `agents`
+/// agents signed in, and 10,000 callback entries enqueued 1 ms apart.
+fn callback_router(agents: usize) -> Router {
+    let mut queue = QueueConfig::new("q", "q", Strategy::LongestIdle);
+    queue.max_wait = None;
+    queue.on_max_wait = None;
+    queue.callback = Some(CallbackPolicy {
+        retries: 2,
+        retry_every: Duration::from_secs(600),
+        max_share_permille: 500,
+    });
+    let roster = (0..agents)
+        .map(|n| AgentConfig::new(format!("a{n}"), "agent", ["q"]))
+        .collect();
+    let mut router = match Router::new(RouterConfig::default(), vec![queue], roster) {
+        Ok(router) => router,
+        Err(error) => panic!("the bench queue is valid: {error}"),
+    };
+    for n in 0..agents {
+        if router
+            .registered(Millis::ZERO, &AgentId::new(format!("a{n}")))
+            .is_err()
+        {
+            panic!("a{n} is in the roster");
+        }
+    }
+    for n in 0..CALLBACKS {
+        add_callback(&mut router, n);
+    }
+    while router.poll_event().is_some() {}
+    router
+}
+
+fn add_callback(router: &mut Router, n: u64) {
+    let entry = CallbackEntry {
+        id: CallbackId(n),
+        queue: QueueId::new("q"),
+        priority: Priority::Routine,
+        context: CallerContext::default(),
+        enqueued_at: Millis::new(n),
+        attempts: 0,
+        not_before: None,
+    };
+    if let Err(error) = router.add_callback(Millis::new(CALLBACKS), entry) {
+        panic!("callback {n}: {error}");
+    }
+}
+
+fn callbacks_part(criterion: &mut Criterion) {
+    let now = Millis::new(CALLBACKS + 1);
+    // One agent: the head entry is dialed with them; then the dial is
+    // withdrawn and the entry restored to its place.
+    let mut router = callback_router(1);
+    criterion.bench_function("router/10000-callbacks/dial-head", |bencher| {
+        bencher.iter_custom(|iterations| {
+            let mut spent = Duration::ZERO;
+            for _ in 0..iterations {
+                let start = Instant::now();
+                let offer = router.poll_offer(now);
+                spent += start.elapsed();
+                assert!(black_box(offer).is_none(), "no live caller waits");
+                let Some(CallbackEvent::Dial(dial)) = router.poll_callback() else {
+                    panic!("the head callback is dialed");
+                };
+                if router.callback_ended(now, dial.callback).is_err() {
+                    panic!("the dial is known");
+                }
+                add_callback(&mut router, dial.callback.0);
+                while router.poll_event().is_some() {}
+            }
+            spent
+        })
+    });
+    // Two agents: the head entry dials with one (the cap, half of two);
+    // a live caller who came after all the entries gets the other.
+    let mut router = callback_router(2);
+    if router.poll_offer(now).is_some() || router.poll_callback().is_none() {
+        panic!("the head callback takes one agent");
+    }
+    criterion.bench_function("router/10000-callbacks/live-past-capped", |bencher| {
+        bencher.iter_custom(|iterations| {
+            let mut spent = Duration::ZERO;
+            for n in 0..iterations {
+                let call = CallId(n);
+                let entered = router.enqueue(
+                    now,
+                    call,
+                    &QueueId::new("q"),
+                    Priority::Routine,
+                    CallerContext::default(),
+                );
+                if entered.is_err() {
+                    panic!("the queue takes callers");
+                }
+                let start = Instant::now();
+                let offer = router.poll_offer(now);
+                spent += start.elapsed();
+                assert_eq!(black_box(offer).map(|o| o.call), Some(call));
+                assert!(router.poll_callback().is_none(), "the callbacks are capped");
+                if router.cancel(now, call).is_err() {
+                    panic!("the call is offered");
+                }
+                while router.poll_event().is_some() {}
+            }
+            spent
+        })
+    });
+}
+
 fn main() {
     let mut criterion = Criterion::default()
         .measurement_time(Duration::from_secs(5))
@@ -241,6 +361,7 @@ fn main() {
     for (strategy, same_skill) in scenarios {
         criterion_part(&mut criterion, strategy, same_skill);
     }
+    callbacks_part(&mut criterion);
     criterion.final_summary();
     // The per-decision pass only when benchmarking (not under `cargo test --benches`).
     if std::env::args().any(|a| a == "--bench") {

@@ -77,13 +77,50 @@ pub struct QueueConfig {
     pub aging: Option<Duration>,
     /// Branch, language and coordinator preferences.
     pub preferences: QueuePreferences,
+    /// Callbacks that keep the caller's place (virtual hold; `None`: the
+    /// queue takes no callback entries). See [`crate::Router::add_callback`].
+    pub callback: Option<CallbackPolicy>,
+}
+
+/// How a queue serves its callback entries (the dialplan's
+/// `[queues.callback]`: `retries`, `retry_every`, `max_share`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub struct CallbackPolicy {
+    /// Tries after the first when the patient does not answer; after the
+    /// last one the entry is reported exhausted.
+    pub retries: u32,
+    /// The pause before a retry; the entry keeps its place meanwhile.
+    pub retry_every: Duration,
+    /// The largest share of the queue's free agents that callbacks may
+    /// hold at once, in thousandths (1–1000; values outside are clamped),
+    /// so callers holding live are not starved. At least one callback may
+    /// dial whenever an agent is free.
+    pub max_share_permille: u32,
+}
+
+impl CallbackPolicy {
+    /// The policy of entries whose queue lost its callbacks in a reload:
+    /// served once more (no retry), at most half the free agents.
+    pub const FALLBACK: CallbackPolicy = CallbackPolicy {
+        retries: 0,
+        retry_every: Duration::ZERO,
+        max_share_permille: 500,
+    };
+
+    /// How many callbacks may be dialing at once when `free` agents are
+    /// available and `dialing` are held by callbacks already: the share of
+    /// both together, rounded down, at least one.
+    pub fn cap(&self, free: usize, dialing: usize) -> usize {
+        let permille = self.max_share_permille.clamp(1, 1000) as usize;
+        ((free + dialing).saturating_mul(permille) / 1000).max(1)
+    }
 }
 
 impl QueueConfig {
     /// A queue with one required skill and DESIGN.md's usual values: ring
     /// 15 s, wrap-up 2 s, max wait 90 s then the `please-call-back`
     /// message, SLA 60 s, no max length, aging after 60 s, branch and
-    /// language preferences on, no coordinator window.
+    /// language preferences on, no coordinator window, no callbacks.
     pub fn new(id: impl Into<QueueId>, skill: impl Into<Skill>, strategy: Strategy) -> Self {
         Self {
             id: id.into(),
@@ -103,6 +140,7 @@ impl QueueConfig {
                 language: true,
                 coordinator_for: None,
             },
+            callback: None,
         }
     }
 }

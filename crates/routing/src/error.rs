@@ -1,6 +1,6 @@
 //! Errors, one enum per kind of caller action.
 
-use crate::id::{AgentId, CallId, PromptId, QueueId, Skill};
+use crate::id::{AgentId, CallId, CallbackId, PromptId, QueueId, Skill};
 use crate::state::AgentState;
 
 /// A configuration that cannot be applied. Nothing of it was applied.
@@ -116,5 +116,38 @@ pub enum RoutingError {
         state: AgentState,
         /// What was attempted.
         action: &'static str,
+    },
+}
+
+/// Why a callback input was refused. None of these changes anything.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum CallbackError {
+    /// No such queue (or it was removed by a reload).
+    #[error("no queue `{0}`")]
+    UnknownQueue(QueueId),
+    /// The queue takes no callback entries (no `[queues.callback]`).
+    #[error("queue `{0}` takes no callbacks")]
+    NotEnabled(QueueId),
+    /// A callback entry with this id is already in routing.
+    #[error("{0} is already routed")]
+    Duplicate(CallbackId),
+    /// No such callback entry (never added, or already gone).
+    #[error("no {0} in routing")]
+    UnknownCallback(CallbackId),
+    /// No such call in routing.
+    #[error("no {0} in routing")]
+    UnknownCall(CallId),
+    /// The call is not waiting in line (being offered or connected): its
+    /// place cannot be kept for a callback.
+    #[error("{0} is not waiting in line")]
+    NotWaiting(CallId),
+    /// The input does not fit the entry's phase (an agent's answer while
+    /// nobody rings for it, a patient's answer before the agent's...).
+    #[error("{callback} is not {expected}")]
+    WrongPhase {
+        /// The entry.
+        callback: CallbackId,
+        /// What the input needed it to be.
+        expected: &'static str,
     },
 }

@@ -22,6 +22,18 @@ impl fmt::Display for CallId {
     }
 }
 
+/// A callback entry (virtual hold), by the number the driver gave it; a
+/// namespace of its own, apart from [`CallId`] (the driver may use its
+/// lead ids).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct CallbackId(pub u64);
+
+impl fmt::Display for CallbackId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "callback-{}", self.0)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -39,6 +39,15 @@
 //! * **Transfers** ([`Router::transfer`]): an agent hands a connected
 //!   caller to another queue, or to one agent first ([`DirectOffer`]); the
 //!   caller keeps their priority and the wait they had before the answer.
+//! * **Callbacks that keep the caller's place** (virtual hold,
+//!   [`Router::hold_place`], [`Router::add_callback`]): a caller who hangs
+//!   up to be called back keeps their enqueue time and priority in a
+//!   callback line beside the live one; at the head, with an agent free,
+//!   the router claims the agent and asks the bridge to dial
+//!   ([`Router::poll_callback`], [`CallbackEvent`]); unanswered tries wait
+//!   `retry_every` in place, up to `retries`; callbacks hold at most
+//!   `max_share` of the queue's free agents, so live callers still get
+//!   through.
 //! * **Leads** ([`LeadDesk`], module [`leads`]): web forms and other
 //!   inquiries offered to one agent at a time through the same table, read
 //!   only (a lead offer never changes an agent's call state), with their
@@ -116,18 +125,23 @@ mod time;
 mod tests;
 
 pub use config::{
-    AgentConfig, AgentSkill, Overflow, PriorityChange, QueueConfig, QueuePreferences, RouterConfig,
-    SkillRequirement, Strategy, validate,
+    AgentConfig, AgentSkill, CallbackPolicy, Overflow, PriorityChange, QueueConfig,
+    QueuePreferences, RouterConfig, SkillRequirement, Strategy, validate,
 };
-pub use error::{ConfigError, EnqueueError, RoutingError};
-pub use id::{AgentId, Branch, CallId, Language, Priority, PromptId, QueueId, Skill, SkillLevel};
+pub use error::{CallbackError, ConfigError, EnqueueError, RoutingError};
+pub use id::{
+    AgentId, Branch, CallId, CallbackId, Language, Priority, PromptId, QueueId, Skill, SkillLevel,
+};
 pub use leads::{
     Actor, DeskError, DeskEvent, LeadDesk, LeadKey, LeadSpec, LeadStatus, Phase, RestoredLead,
 };
 pub use offer::{
-    AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
+    AgentList, CallbackDial, CallbackEvent, CallbackFailure, CallerContext, Enqueued, Offer,
+    OfferFailure, OverflowReason, RouterEvent,
 };
-pub use router::{CallPhase, CallStatus, DirectOffer, Router};
+pub use router::{
+    CallPhase, CallStatus, CallbackEntry, CallbackPhase, CallbackStatus, DirectOffer, Router,
+};
 pub use state::AgentState;
 pub use stats::{MissedOffers, QueueCounters, QueueStats};
 pub use table::{

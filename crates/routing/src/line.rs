@@ -96,6 +96,25 @@ impl Line {
             .min()
     }
 
+    /// How many in this line are served before `key` (an [`OrderKey`]
+    /// from another line of the same queue). Each class is sorted by its
+    /// keys (aged routine callers are a prefix), so this is two binary
+    /// searches.
+    pub(crate) fn count_before(
+        &self,
+        key: OrderKey,
+        now: Millis,
+        aging: Option<Duration>,
+    ) -> usize {
+        Priority::ALL
+            .into_iter()
+            .map(|priority| {
+                self.classes[priority.index()]
+                    .partition_point(|w| order_key(priority, *w, now, aging) < key)
+            })
+            .sum()
+    }
+
     /// The next caller at `cursor` in serving order.
     pub(crate) fn peek(
         &self,
@@ -220,5 +239,35 @@ mod tests {
         );
         assert!(!line.is_empty());
         assert_eq!(line.position(CallId(9), Millis::new(0), None), None);
+    }
+
+    #[test]
+    fn count_before_matches_the_merged_order() {
+        let mut line = Line::default();
+        line.insert(Priority::Routine, waiting(1, 0));
+        line.insert(Priority::Urgent, waiting(2, 50));
+        line.insert(Priority::Urgent, waiting(3, 150));
+        line.insert(Priority::Routine, waiting(4, 60));
+        let aging = Some(Duration::from_millis(100));
+        let now = Millis::new(200);
+        // Order at 200: 2 (0,50), 1 (0,100), 3 (0,150), 4 (0,160).
+        let key = |priority, call, at| order_key(priority, waiting(call, at), now, aging);
+        assert_eq!(
+            line.count_before(key(Priority::Urgent, 9, 120), now, aging),
+            2
+        );
+        assert_eq!(
+            line.count_before(key(Priority::Urgent, 9, 10), now, aging),
+            0
+        );
+        assert_eq!(
+            line.count_before(key(Priority::Routine, 9, 190), now, aging),
+            4
+        );
+        // Without aging the routine ones come after every urgent caller.
+        assert_eq!(
+            line.count_before(key(Priority::Urgent, 9, 1_000), now, None),
+            2
+        );
     }
 }

@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::id::{AgentId, Branch, CallId, Language, Priority, PromptId, QueueId};
+use crate::id::{AgentId, Branch, CallId, CallbackId, Language, Priority, PromptId, QueueId};
 use crate::state::AgentState;
 use crate::time::Millis;
 
@@ -212,6 +212,80 @@ pub enum RouterEvent {
         from: QueueId,
         /// The queue whose department gets the message.
         queue: QueueId,
+    },
+}
+
+/// A callback entry at the head of its queue paired with a claimed agent:
+/// call the agent, then the patient (the bridge's outbound call), from
+/// [`crate::Router::poll_callback`].
+///
+/// The agent is `ringing` already, claimed like an offer. The bridge
+/// reports back with [`crate::Router::callback_agent_answered`] or
+/// [`crate::Router::callback_agent_failed`], then, once the agent talks,
+/// [`crate::Router::callback_answered`] or [`crate::Router::callback_failed`]
+/// for the patient's leg.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct CallbackDial {
+    /// The entry.
+    pub callback: CallbackId,
+    /// Its queue.
+    pub queue: QueueId,
+    /// Its priority there.
+    pub priority: Priority,
+    /// The agent to ring first.
+    pub agent: AgentId,
+    /// Which try at the patient this is (1 for the first).
+    pub attempt: u32,
+    /// How long the patient has waited for service so far (from their
+    /// first enqueue, the hold included), for the agent's display.
+    pub waited: Duration,
+    /// How long to let the agent's phone ring (the queue's ring timeout).
+    pub ring_timeout: Duration,
+}
+
+/// Why the patient's leg of a callback failed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum CallbackFailure {
+    /// Nobody answered within the ring time.
+    NoAnswer,
+    /// 486 or 600: busy.
+    Busy,
+    /// Refused, unreachable, or the trunk failed.
+    Failed,
+}
+
+/// What the driver must act on or record about callback entries, from
+/// [`crate::Router::poll_callback`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackEvent {
+    /// Dial this entry with this agent.
+    Dial(CallbackDial),
+    /// The patient did not answer: the entry waits in its place and is
+    /// tried again from `at` (journal `attempts` and `at`, so a restart
+    /// keeps them: [`crate::CallbackEntry`]).
+    Rescheduled {
+        /// The entry.
+        callback: CallbackId,
+        /// Its queue.
+        queue: QueueId,
+        /// Tries at the patient so far.
+        attempts: u32,
+        /// Not dialed before this.
+        at: Millis,
+        /// Why the last try failed.
+        reason: CallbackFailure,
+    },
+    /// The last try failed: the entry has left routing (the driver makes
+    /// it a follow-up lead).
+    Exhausted {
+        /// The entry.
+        callback: CallbackId,
+        /// Its queue.
+        queue: QueueId,
+        /// Tries at the patient made.
+        attempts: u32,
+        /// Why the last try failed.
+        reason: CallbackFailure,
     },
 }
 

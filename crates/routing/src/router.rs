@@ -7,18 +7,23 @@ use std::time::Duration;
 
 use crate::config::{AgentConfig, Overflow, QueueConfig, RouterConfig, validate};
 use crate::error::{ConfigError, EnqueueError, RoutingError};
+use crate::id::CallbackId;
 use crate::id::{AgentId, CallId, Priority, PromptId, QueueId};
-use crate::line::{Line, LineCursor, OrderKey, Waiting};
+use crate::line::{self, Line, LineCursor, OrderKey, Waiting};
 use crate::offer::{
-    AgentList, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason, RouterEvent,
+    AgentList, CallbackEvent, CallerContext, Enqueued, Offer, OfferFailure, OverflowReason,
+    RouterEvent,
 };
 use crate::state::AgentState;
 use crate::stats::{QueueCounters, QueueStats, WaitSamples};
 use crate::table::{AgentSnapshot, AgentTable, Preferences, RequestedState, Selection, Transition};
 use crate::time::Millis;
 
+mod callback;
 mod transfer;
 
+pub use callback::{CallbackEntry, CallbackPhase, CallbackStatus};
+use callback::{CallbackRecord, DialAttempt};
 pub use transfer::DirectOffer;
 
 /// The routing core. One owner drives it (one task in the daemon): feed it
@@ -38,6 +43,9 @@ pub struct Router {
     dirty: bool,
     /// Scratch for [`Router::poll_offer`], kept to avoid allocating.
     cursors: Vec<QueueCursor>,
+    /// Callback entries (virtual hold), in line, dialing or connected.
+    callbacks: HashMap<CallbackId, CallbackRecord>,
+    callback_events: VecDeque<CallbackEvent>,
 }
 
 #[derive(Debug)]
@@ -47,6 +55,13 @@ struct QueueRuntime {
     line: Line,
     /// Calls of this queue being offered.
     offered: Vec<CallId>,
+    /// Callback entries keeping their place, by the same order as `line`
+    /// (keyed by `CallId(callback.0)`; a line of its own so that capped
+    /// callbacks are skipped in one step, however many wait).
+    callbacks: Line,
+    /// Callback entries of this queue holding an agent who is ringing or
+    /// dialing the patient (what `max_share` caps).
+    dialing: Vec<CallbackId>,
     samples: [WaitSamples; 2],
     counters: QueueCounters,
     /// Removed by a reload; kept until its callers are gone.
@@ -56,6 +71,12 @@ struct QueueRuntime {
 impl QueueRuntime {
     fn waiting(&self) -> usize {
         self.line.len() + self.offered.len()
+    }
+
+    /// Anyone still depends on this queue: live callers or callbacks not
+    /// yet connected.
+    fn holds_anyone(&self) -> bool {
+        self.waiting() > 0 || !self.callbacks.is_empty() || !self.dialing.is_empty()
     }
 
     fn is_full(&self) -> bool {
@@ -112,6 +133,8 @@ enum TimerKind {
     DirectWindow(CallId),
     /// The wrap-up that began at the given time ends.
     WrapUp(AgentId, Millis),
+    /// A callback entry's retry pause ends.
+    CallbackDue(CallbackId),
 }
 
 #[derive(Debug, Clone, Copy)]
@@ -119,6 +142,8 @@ struct QueueCursor {
     queue: usize,
     line: LineCursor,
     blocked: bool,
+    /// This cursor walks the queue's callback line.
+    callbacks: bool,
 }
 
 /// The outcome of trying to find agents for one waiting caller.
@@ -146,6 +171,8 @@ impl Router {
             events: VecDeque::new(),
             dirty: false,
             cursors: Vec::new(),
+            callbacks: HashMap::new(),
+            callback_events: VecDeque::new(),
         };
         router.reconfigure(queues, agents)?;
         Ok(router)
@@ -193,6 +220,8 @@ impl Router {
                     selection,
                     line: Line::default(),
                     offered: Vec::new(),
+                    callbacks: Line::default(),
+                    dialing: Vec::new(),
                     samples: [
                         WaitSamples::new(self.config.wait_samples),
                         WaitSamples::new(self.config.wait_samples),
@@ -204,7 +233,7 @@ impl Router {
             next.push(runtime);
         }
         for (_, mut runtime) in old {
-            if runtime.waiting() > 0 {
+            if runtime.holds_anyone() {
                 runtime.retired = true;
                 next.push(runtime);
             }
@@ -341,11 +370,7 @@ impl Router {
         };
         self.enter(now, call, &mut record, at);
         self.calls.insert(call, record);
-        let runtime = &self.queues[at];
-        let position = runtime
-            .line
-            .position(call, now, runtime.config.aging)
-            .unwrap_or(1);
+        let position = self.position(now, call).unwrap_or(1);
         Ok(Enqueued {
             queue: queue_id.clone(),
             priority,
@@ -463,7 +488,22 @@ impl Router {
     pub fn position(&self, now: Millis, call: CallId) -> Option<usize> {
         let record = self.calls.get(&call)?;
         let runtime = find(&self.queues, &record.queue)?;
-        runtime.line.position(call, now, runtime.config.aging)
+        let place = runtime.line.position(call, now, runtime.config.aging)?;
+        let key = line::order_key(
+            record.priority,
+            Waiting {
+                enqueued_at: record.enqueued_at,
+                call,
+            },
+            now,
+            runtime.config.aging,
+        );
+        Some(
+            place
+                + runtime
+                    .callbacks
+                    .count_before(key, now, runtime.config.aging),
+        )
     }
 
     // ----- offers ----------------------------------------------------------
@@ -479,17 +519,18 @@ impl Router {
         }
         let mut cursors = std::mem::take(&mut self.cursors);
         cursors.clear();
-        cursors.extend(
-            self.queues
-                .iter()
-                .enumerate()
-                .filter(|(_, q)| !q.line.is_empty())
-                .map(|(queue, _)| QueueCursor {
-                    queue,
-                    line: LineCursor::default(),
-                    blocked: false,
-                }),
-        );
+        for (queue, runtime) in self.queues.iter().enumerate() {
+            for (callbacks, line) in [(false, &runtime.line), (true, &runtime.callbacks)] {
+                if !line.is_empty() {
+                    cursors.push(QueueCursor {
+                        queue,
+                        line: LineCursor::default(),
+                        blocked: false,
+                        callbacks,
+                    });
+                }
+            }
+        }
         let mut found = None;
         loop {
             let mut best: Option<(OrderKey, usize, Waiting, Priority)> = None;
@@ -498,8 +539,13 @@ impl Router {
                     continue;
                 }
                 let runtime = &self.queues[cursor.queue];
+                let line = if cursor.callbacks {
+                    &runtime.callbacks
+                } else {
+                    &runtime.line
+                };
                 if let Some((key, waiting, priority)) =
-                    runtime.line.peek(cursor.line, now, runtime.config.aging)
+                    line.peek(cursor.line, now, runtime.config.aging)
                     && best.as_ref().is_none_or(|(b, ..)| key < *b)
                 {
                     best = Some((key, index, waiting, priority));
@@ -509,6 +555,17 @@ impl Router {
                 break;
             };
             let cursor = &mut cursors[index];
+            if cursor.callbacks {
+                // A dial is queued for `poll_callback`; the search goes on
+                // for a live caller (the entry left the line, so the
+                // cursor already points at the next one).
+                match self.try_dial(now, cursor.queue, cursor.line, priority, waiting) {
+                    DialAttempt::Dialed => {}
+                    DialAttempt::NotDue => cursor.line.advance(priority),
+                    DialAttempt::Capped | DialAttempt::NoAgent => cursor.blocked = true,
+                }
+                continue;
+            }
             let runtime = &self.queues[cursor.queue];
             let attempt = match self.calls.get(&waiting.call) {
                 Some(record) => attempt(&self.table, runtime, record, now),
@@ -811,7 +868,9 @@ impl Router {
                         self.overflow(now, call);
                     }
                 }
-                TimerKind::CoordinatorWindow(_) | TimerKind::DirectWindow(_) => self.dirty = true,
+                TimerKind::CoordinatorWindow(_)
+                | TimerKind::DirectWindow(_)
+                | TimerKind::CallbackDue(_) => self.dirty = true,
                 TimerKind::WrapUp(agent, started) => {
                     let result = self.table.finish_wrap_up(&agent, started, now);
                     self.record(now, result);
@@ -834,6 +893,11 @@ impl Router {
                 record.direct.as_ref().map(|(_, until)| *until) == Some(timer.at)
                     && !matches!(record.phase, Phase::Connected { .. })
             }),
+            TimerKind::CallbackDue(callback) => {
+                self.callbacks.get(callback).is_some_and(|record| {
+                    record.not_before == Some(timer.at) && record.phase == CallbackPhase::Waiting
+                })
+            }
             TimerKind::WrapUp(agent, started) => self
                 .table
                 .snapshot(agent)
@@ -928,7 +992,7 @@ impl Router {
     }
 
     fn retire_empty_queues(&mut self) {
-        self.queues.retain(|q| !q.retired || q.waiting() > 0);
+        self.queues.retain(|q| !q.retired || q.holds_anyone());
     }
 
     // ----- events and statistics ---------------------------------------------
@@ -967,16 +1031,28 @@ impl Router {
             .iter()
             .filter_map(|call| self.calls.get(call).map(|record| record.enqueued_at))
             .min();
-        let oldest = match (runtime.line.oldest(), offered_oldest) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        };
+        let dialing_oldest = runtime
+            .dialing
+            .iter()
+            .filter_map(|id| self.callbacks.get(id).map(|record| record.enqueued_at))
+            .min();
+        let oldest = [
+            runtime.line.oldest(),
+            offered_oldest,
+            runtime.callbacks.oldest(),
+            dialing_oldest,
+        ]
+        .into_iter()
+        .flatten()
+        .min();
         let agents = self.table.counts(&runtime.selection);
         let id = runtime.config.id.clone();
         QueueStats {
-            waiting: runtime.waiting(),
-            offering: runtime.offered.len(),
-            urgent_waiting: runtime.line.count(Priority::Urgent),
+            waiting: runtime.waiting() + runtime.callbacks.len() + runtime.dialing.len(),
+            offering: runtime.offered.len() + runtime.dialing.len(),
+            urgent_waiting: runtime.line.count(Priority::Urgent)
+                + runtime.callbacks.count(Priority::Urgent),
+            callbacks: runtime.callbacks.len() + runtime.dialing.len(),
             longest_wait: oldest.map_or(Duration::ZERO, |at| now.saturating_duration_since(at)),
             sla: runtime.config.sla,
             agents_available: agents.available(),

@@ -122,14 +122,23 @@ impl MissedOffers {
 pub struct QueueStats {
     /// The queue's dialplan id.
     pub id: QueueId,
-    /// Callers not yet connected: in line, or being offered to an agent.
+    /// Patients not yet connected: callers in line or being offered to an
+    /// agent, and callback entries keeping their place (in line, waiting
+    /// for a retry, or dialing). A callback is a patient still waiting for
+    /// the department, ahead of later callers, so it counts like one.
     pub waiting: usize,
-    /// Of those, how many are being offered right now.
+    /// Of those, how many are being offered right now (a callback: its
+    /// agent rings or dials the patient).
     pub offering: usize,
-    /// Of those in line, how many are urgent.
+    /// Of those in line, how many are urgent (callbacks included).
     pub urgent_waiting: usize,
+    /// Of `waiting`, how many are callback entries (the caller hung up;
+    /// the rest hold live and count against `max_length`).
+    pub callbacks: usize,
     /// The longest current wait (from first enqueue), zero with nobody
-    /// waiting: the API's `longest_wait_ms`.
+    /// waiting: the API's `longest_wait_ms`. A callback entry's wait runs
+    /// from the live call's enqueue to its connection, retries included,
+    /// so a patient kept waiting by callbacks still breaches the SLA.
     pub longest_wait: Duration,
     /// The queue's SLA.
     pub sla: Duration,

@@ -3,7 +3,9 @@
 //! is the one source; these are derived from it at start and on reload.
 
 use ivr::Dialplan;
-use routing::{AgentConfig, AgentSkill, QueueConfig, QueuePreferences, SkillRequirement};
+use routing::{
+    AgentConfig, AgentSkill, CallbackPolicy, QueueConfig, QueuePreferences, SkillRequirement,
+};
 use sip::registrar::{Secret, TrustedSources};
 
 /// The routing configuration of every queue and agent in `plan`.
@@ -29,6 +31,12 @@ pub fn routing_config(plan: &Dialplan) -> (Vec<QueueConfig>, Vec<AgentConfig>) {
                 max_length: queue.max_length(),
                 aging: Some(queue.aging()),
                 preferences: QueuePreferences::default(),
+                callback: queue.callback().map(|callback| CallbackPolicy {
+                    retries: callback.retries(),
+                    retry_every: callback.retry_every(),
+                    // The plan checked max_share in (0, 1]: no clamp here.
+                    max_share_permille: (callback.max_share() * 1000.0).round() as u32,
+                }),
             }
         })
         .collect();
@@ -71,4 +79,34 @@ pub fn registrar_users(plan: &Dialplan) -> Vec<(String, Secret)> {
 /// `guard::TrustedSources` every part asks (real CIDR ranges).
 pub fn trusted_sources(plan: &Dialplan) -> TrustedSources {
     plan.trust().clone()
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+    use std::time::Duration;
+
+    use super::*;
+
+    #[test]
+    fn a_queue_s_callback_policy_reaches_routing() {
+        let folder = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../dialplans");
+        let text = std::fs::read_to_string(folder.join("clinic.toml")).expect("the demo");
+        let plan = Dialplan::from_toml(&text, folder.join("clinic.toml"), &folder)
+            .expect("the demo clinic");
+        let (queues, _) = routing_config(&plan);
+        let front = queues
+            .iter()
+            .find(|q| q.id.as_str() == "front-desk")
+            .expect("the demo's front desk");
+        // clinic.toml: retries = 2, retry_every = "5m", max_share = 0.5.
+        assert_eq!(
+            front.callback,
+            Some(CallbackPolicy {
+                retries: 2,
+                retry_every: Duration::from_secs(300),
+                max_share_permille: 500,
+            })
+        );
+    }
 }

@@ -1,6 +1,7 @@
 //! Suites too big for one module: the table, the router, a deterministic
 //! simulation and property tests.
 
+mod callback;
 mod properties;
 mod router;
 mod simulation;

@@ -15,16 +15,56 @@ use crate::*;
 
 #[derive(Debug, Clone)]
 enum Input {
-    Enqueue { queue: usize, urgent: bool },
-    Answer { pick: usize },
-    Fail { pick: usize },
-    Cancel { pick: usize },
-    End { pick: usize },
-    Register { agent: usize },
-    Unregister { agent: usize },
-    Away { agent: usize },
-    Available { agent: usize },
-    Wait { ms: u64 },
+    Enqueue {
+        queue: usize,
+        urgent: bool,
+    },
+    Answer {
+        pick: usize,
+    },
+    Fail {
+        pick: usize,
+    },
+    Cancel {
+        pick: usize,
+    },
+    End {
+        pick: usize,
+    },
+    Register {
+        agent: usize,
+    },
+    Unregister {
+        agent: usize,
+    },
+    Away {
+        agent: usize,
+    },
+    Available {
+        agent: usize,
+    },
+    Wait {
+        ms: u64,
+    },
+    /// A waiting caller hangs up to be called back, keeping their place.
+    HoldPlace {
+        pick: usize,
+    },
+    CallbackAgentAnswer {
+        pick: usize,
+    },
+    CallbackAgentFail {
+        pick: usize,
+    },
+    CallbackAnswer {
+        pick: usize,
+    },
+    CallbackFail {
+        pick: usize,
+    },
+    CallbackEnd {
+        pick: usize,
+    },
 }
 
 fn input() -> impl Generator<Value = Input> {
@@ -39,6 +79,12 @@ fn input() -> impl Generator<Value = Input> {
         1 => (0..7usize).prop_map(|agent| Input::Away { agent }),
         1 => (0..7usize).prop_map(|agent| Input::Available { agent }),
         2 => (0..200_000u64).prop_map(|ms| Input::Wait { ms }),
+        2 => any::<usize>().prop_map(|pick| Input::HoldPlace { pick }),
+        2 => any::<usize>().prop_map(|pick| Input::CallbackAgentAnswer { pick }),
+        1 => any::<usize>().prop_map(|pick| Input::CallbackAgentFail { pick }),
+        2 => any::<usize>().prop_map(|pick| Input::CallbackAnswer { pick }),
+        1 => any::<usize>().prop_map(|pick| Input::CallbackFail { pick }),
+        1 => any::<usize>().prop_map(|pick| Input::CallbackEnd { pick }),
     ]
 }
 
@@ -49,6 +95,19 @@ struct Bridge {
     connected: HashMap<CallId, AgentId>,
     waiting: HashSet<CallId>,
     finished: HashSet<CallId>,
+    /// Callback entries: in line, their agent ringing, their agent
+    /// dialing the patient, connected.
+    callbacks_waiting: HashSet<CallbackId>,
+    callbacks_ringing: HashMap<CallbackId, AgentId>,
+    callbacks_dialing: HashMap<CallbackId, AgentId>,
+    callbacks_connected: HashMap<CallbackId, AgentId>,
+}
+
+/// In a fixed order, so a case replays the same way (hash sets do not).
+fn sorted<T: Ord>(items: impl Iterator<Item = T>) -> impl Iterator<Item = T> {
+    let mut items: Vec<T> = items.collect();
+    items.sort();
+    items.into_iter()
 }
 
 impl Bridge {
@@ -66,7 +125,16 @@ fn check(router: &Router, bridge: &Bridge) -> Result<(), TestCaseError> {
             prop_assert_eq!(router.table().state(agent), Some(AgentState::Ringing));
         }
     }
-    for agent in bridge.connected.values() {
+    for agent in bridge.callbacks_ringing.values() {
+        prop_assert!(held.insert(agent.clone()), "{agent} rings twice");
+        prop_assert_eq!(router.table().state(agent), Some(AgentState::Ringing));
+    }
+    let busy = bridge
+        .connected
+        .values()
+        .chain(bridge.callbacks_dialing.values())
+        .chain(bridge.callbacks_connected.values());
+    for agent in busy {
         prop_assert!(held.insert(agent.clone()), "{agent} busy twice");
         prop_assert_eq!(router.table().state(agent), Some(AgentState::OnCall));
     }
@@ -89,6 +157,21 @@ fn check(router: &Router, bridge: &Bridge) -> Result<(), TestCaseError> {
     }
     let live = bridge.ringing.len() + bridge.connected.len() + bridge.waiting.len();
     prop_assert_eq!(router.active_calls(), live, "calls lost or invented");
+    let callbacks = bridge.callbacks_waiting.len()
+        + bridge.callbacks_ringing.len()
+        + bridge.callbacks_dialing.len()
+        + bridge.callbacks_connected.len();
+    prop_assert_eq!(
+        router.active_callbacks(),
+        callbacks,
+        "callbacks lost or invented"
+    );
+    for callback in &bridge.callbacks_waiting {
+        prop_assert_eq!(
+            router.callback_status(*callback).map(|s| s.phase),
+            Some(CallbackPhase::Waiting)
+        );
+    }
     for call in &bridge.waiting {
         prop_assert_eq!(
             router.call_status(*call).map(|s| s.phase),
@@ -103,9 +186,22 @@ proptest! {
 
     #[test]
     fn router_and_table_agree_whatever_happens(inputs in prop::collection::vec(input(), 1..120)) {
-        let mut router = demo_router();
-        let queues = demo_queues();
+        // The demo clinic, every queue taking callbacks (one retry, half
+        // the free agents at most).
+        let mut queues = demo_queues();
+        for queue in &mut queues {
+            queue.callback = Some(CallbackPolicy {
+                retries: 1,
+                retry_every: Duration::from_secs(30),
+                max_share_permille: 500,
+            });
+        }
         let agents = demo_agents();
+        let mut router = match Router::new(RouterConfig::default(), queues.clone(), agents.clone()) {
+            Ok(router) => router,
+            Err(error) => return Err(TestCaseError::fail(format!("the demo clinic is valid: {error}"))),
+        };
+        let mut next_callback = 0;
         let mut bridge = Bridge::default();
         let mut now = Millis::ZERO;
         let mut next_call = 0;
@@ -173,6 +269,58 @@ proptest! {
                         router.handle_timeout(deadline);
                     }
                 }
+                Input::HoldPlace { pick } => {
+                    if let Some(call) = Bridge::pick(sorted(bridge.waiting.iter().copied()), pick) {
+                        next_callback += 1;
+                        let callback = CallbackId(next_callback);
+                        prop_assert!(router.hold_place(now, call, callback).is_ok());
+                        bridge.waiting.remove(&call);
+                        bridge.finished.insert(call);
+                        bridge.callbacks_waiting.insert(callback);
+                    }
+                }
+                Input::CallbackAgentAnswer { pick } => {
+                    if let Some((callback, agent)) = Bridge::pick(sorted(bridge.callbacks_ringing.clone().into_iter()), pick) {
+                        prop_assert_eq!(router.callback_agent_answered(now, callback, &agent), Ok(()));
+                        bridge.callbacks_ringing.remove(&callback);
+                        bridge.callbacks_dialing.insert(callback, agent);
+                    }
+                }
+                Input::CallbackAgentFail { pick } => {
+                    if let Some((callback, agent)) = Bridge::pick(sorted(bridge.callbacks_ringing.clone().into_iter()), pick) {
+                        prop_assert_eq!(router.callback_agent_failed(now, callback, &agent, OfferFailure::NoAnswer), Ok(()));
+                        bridge.callbacks_ringing.remove(&callback);
+                        bridge.callbacks_waiting.insert(callback);
+                    }
+                }
+                Input::CallbackAnswer { pick } => {
+                    if let Some((callback, agent)) = Bridge::pick(sorted(bridge.callbacks_dialing.clone().into_iter()), pick) {
+                        prop_assert_eq!(router.callback_answered(now, callback), Ok(()));
+                        bridge.callbacks_dialing.remove(&callback);
+                        bridge.callbacks_connected.insert(callback, agent);
+                    }
+                }
+                Input::CallbackFail { pick } => {
+                    if let Some((callback, _)) = Bridge::pick(sorted(bridge.callbacks_dialing.clone().into_iter()), pick) {
+                        prop_assert_eq!(router.callback_failed(now, callback, CallbackFailure::Busy), Ok(()));
+                        bridge.callbacks_dialing.remove(&callback);
+                        // Back in line, unless exhausted (an event below).
+                        bridge.callbacks_waiting.insert(callback);
+                    }
+                }
+                Input::CallbackEnd { pick } => {
+                    let all = bridge.callbacks_waiting.iter().copied()
+                        .chain(bridge.callbacks_ringing.keys().copied())
+                        .chain(bridge.callbacks_dialing.keys().copied())
+                        .chain(bridge.callbacks_connected.keys().copied());
+                    if let Some(callback) = Bridge::pick(sorted(all), pick) {
+                        prop_assert_eq!(router.callback_ended(now, callback), Ok(()));
+                        bridge.callbacks_waiting.remove(&callback);
+                        bridge.callbacks_ringing.remove(&callback);
+                        bridge.callbacks_dialing.remove(&callback);
+                        bridge.callbacks_connected.remove(&callback);
+                    }
+                }
             }
             while let Some(event) = router.poll_event() {
                 if let RouterEvent::GiveUp { call, .. } = event {
@@ -184,6 +332,20 @@ proptest! {
                 prop_assert!(bridge.waiting.remove(&offer.call), "{} offered while not waiting", offer.call);
                 prop_assert!(!offer.agents.is_empty());
                 bridge.ringing.insert(offer.call, offer.agents.as_slice().to_vec());
+            }
+            while let Some(event) = router.poll_callback() {
+                match event {
+                    CallbackEvent::Dial(dial) => {
+                        prop_assert!(bridge.callbacks_waiting.remove(&dial.callback), "{} dialed while not waiting", dial.callback);
+                        bridge.callbacks_ringing.insert(dial.callback, dial.agent);
+                    }
+                    CallbackEvent::Rescheduled { callback, .. } => {
+                        prop_assert!(bridge.callbacks_waiting.contains(&callback));
+                    }
+                    CallbackEvent::Exhausted { callback, .. } => {
+                        prop_assert!(bridge.callbacks_waiting.remove(&callback), "{callback} exhausted while not waiting");
+                    }
+                }
             }
             check(&router, &bridge)?;
         }
