@@ -237,8 +237,8 @@ fn per_decision(strategy: Strategy, same_skill: bool, per_thread: usize) -> Figu
 const CALLBACKS: u64 = 10_000;
 
 /// One queue with callbacks (half the free agents at most), `agents`
-/// agents signed in, and 10,000 callback entries enqueued 1 ms apart.
-fn callback_router(agents: usize) -> Router {
+/// agents signed in, and `callbacks` callback entries enqueued 1 ms apart.
+fn callback_router(agents: usize, callbacks: u64) -> Router {
     let mut queue = QueueConfig::new("q", "q", Strategy::LongestIdle);
     queue.max_wait = None;
     queue.on_max_wait = None;
@@ -262,7 +262,7 @@ fn callback_router(agents: usize) -> Router {
             panic!("a{n} is in the roster");
         }
     }
-    for n in 0..CALLBACKS {
+    for n in 0..callbacks {
         add_callback(&mut router, n);
     }
     while router.poll_event().is_some() {}
@@ -286,9 +286,41 @@ fn add_callback(router: &mut Router, n: u64) {
 
 fn callbacks_part(criterion: &mut Criterion) {
     let now = Millis::new(CALLBACKS + 1);
+    // Today's decision, for comparison: one live caller, one free agent,
+    // no callback waiting.
+    let mut router = callback_router(1, 0);
+    criterion.bench_function("router/0-callbacks/live", |bencher| {
+        bencher.iter_custom(|iterations| {
+            let mut spent = Duration::ZERO;
+            for n in 0..iterations {
+                let call = CallId(n);
+                if router
+                    .enqueue(
+                        now,
+                        call,
+                        &QueueId::new("q"),
+                        Priority::Routine,
+                        CallerContext::default(),
+                    )
+                    .is_err()
+                {
+                    panic!("the queue takes callers");
+                }
+                let start = Instant::now();
+                let offer = router.poll_offer(now);
+                spent += start.elapsed();
+                assert_eq!(black_box(offer).map(|o| o.call), Some(call));
+                if router.cancel(now, call).is_err() {
+                    panic!("the call is offered");
+                }
+                while router.poll_event().is_some() {}
+            }
+            spent
+        })
+    });
     // One agent: the head entry is dialed with them; then the dial is
     // withdrawn and the entry restored to its place.
-    let mut router = callback_router(1);
+    let mut router = callback_router(1, CALLBACKS);
     criterion.bench_function("router/10000-callbacks/dial-head", |bencher| {
         bencher.iter_custom(|iterations| {
             let mut spent = Duration::ZERO;
@@ -311,7 +343,7 @@ fn callbacks_part(criterion: &mut Criterion) {
     });
     // Two agents: the head entry dials with one (the cap, half of two);
     // a live caller who came after all the entries gets the other.
-    let mut router = callback_router(2);
+    let mut router = callback_router(2, CALLBACKS);
     if router.poll_offer(now).is_some() || router.poll_callback().is_none() {
         panic!("the head callback takes one agent");
     }
