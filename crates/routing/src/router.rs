@@ -1150,19 +1150,7 @@ fn attempt(
             Err(_) => Attempt::Reserved,
         };
     }
-    let preferences = Preferences {
-        branch: record
-            .context
-            .branch
-            .as_ref()
-            .filter(|_| config.preferences.same_branch),
-        language: record
-            .context
-            .language
-            .as_ref()
-            .filter(|_| config.preferences.language),
-        avoid: &record.missed_by,
-    };
+    let preferences = caller_preferences(&record.context, &record.missed_by, &config.preferences);
     if runtime.selection.strategy() == crate::config::Strategy::RingAll {
         let mut claimed = Vec::new();
         if table.claim_all(&runtime.selection, &preferences, &mut claimed) > 0 {
@@ -1173,5 +1161,20 @@ fn attempt(
     match table.choose_and_claim(&runtime.selection, &preferences) {
         Some(claim) => Attempt::Claimed(AgentList::One(claim.agent)),
         None => Attempt::NoAgent,
+    }
+}
+
+/// What a waiting caller (or callback entry) asks of the choice of agent,
+/// as far as its queue honours it: the branch and the language when the
+/// queue prefers them, and the agents who already missed it last.
+pub(crate) fn caller_preferences<'a>(
+    context: &'a CallerContext,
+    missed_by: &'a [AgentId],
+    wanted: &crate::config::QueuePreferences,
+) -> Preferences<'a> {
+    Preferences {
+        branch: context.branch.as_ref().filter(|_| wanted.same_branch),
+        language: context.language.as_ref().filter(|_| wanted.language),
+        avoid: missed_by,
     }
 }

@@ -52,7 +52,6 @@ use crate::offer::{
     CallbackDial, CallbackEvent, CallbackFailure, CallerContext, OfferFailure, RouterEvent,
 };
 use crate::state::AgentState;
-use crate::table::Preferences;
 use crate::time::Millis;
 
 /// A callback entry given to the router: a new one, or one restored from
@@ -533,19 +532,8 @@ impl Router {
             }
         }
         let config = &runtime.config;
-        let preferences = Preferences {
-            branch: record
-                .context
-                .branch
-                .as_ref()
-                .filter(|_| config.preferences.same_branch),
-            language: record
-                .context
-                .language
-                .as_ref()
-                .filter(|_| config.preferences.language),
-            avoid: &record.missed_by,
-        };
+        let preferences =
+            super::caller_preferences(&record.context, &record.missed_by, &config.preferences);
         let Some(claim) = self
             .table
             .choose_and_claim(&runtime.selection, &preferences)
