@@ -4,6 +4,9 @@
 //! shortened (T1 = 20 ms); no assertion is about elapsed wall-clock time.
 #![cfg(feature = "runtime")]
 
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream, UdpSocket};
 use std::time::Duration;
@@ -49,9 +52,8 @@ fn server_with(app: App, transport_config: TransportConfig) -> Server {
     let shutdown = CancellationToken::new();
     let (seen_tx, requests) = mpsc::unbounded_channel();
     let address = runtime.block_on(async {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (udp, tcp) = sockets::udp_and_tcp().await;
         let address = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(address).await.unwrap();
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let transport =
             transport::start(udp, tcp, transport_config, inbound_tx, shutdown.clone()).unwrap();

@@ -5,6 +5,9 @@
 //! a plain listener on loopback; every wait is bounded.
 #![cfg(feature = "runtime")]
 
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::io::Read;
 use std::net::{Ipv4Addr, TcpListener, TcpStream};
 use std::time::Duration;
@@ -42,9 +45,8 @@ fn server() -> Server {
         .unwrap();
     let shutdown = CancellationToken::new();
     let (transport, endpoint) = runtime.block_on(async {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (udp, tcp) = sockets::udp_and_tcp().await;
         let address = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(address).await.unwrap();
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);
         let transport = transport::start(
             udp,

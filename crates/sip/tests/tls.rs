@@ -7,6 +7,9 @@
 //! no assertion is about elapsed wall-clock time. Every wait is bounded.
 #![cfg(feature = "runtime")]
 
+#[path = "support/sockets.rs"]
+mod sockets;
+
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::time::Duration;
@@ -116,9 +119,8 @@ impl Drop for Server {
 
 impl Server {
     async fn start(cert: &TestCert, limits: HandshakeLimits) -> Server {
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
+        let (udp, tcp) = sockets::udp_and_tcp().await;
         let address = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(address).await.unwrap();
         let tls_listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
         let shutdown = CancellationToken::new();
         let (inbound_tx, inbound_rx) = mpsc::channel(1024);

@@ -719,13 +719,15 @@ mod tests {
         use sip::transaction::{Event, SentBy, TimerValues};
 
         let shutdown = CancellationToken::new();
-        let udp = tokio::net::UdpSocket::bind("127.0.0.1:0").await.unwrap();
-        let address = udp.local_addr().unwrap();
-        let tcp = tokio::net::TcpListener::bind(address).await.unwrap();
+        // UDP and TCP on one free port (another port when TCP's is taken).
+        let sockets = crate::app::sockets::SipSockets::bind("127.0.0.1:0".parse().unwrap())
+            .await
+            .unwrap();
+        let address = sockets.local;
         let (inbound_tx, inbound_rx) = mpsc::channel(16);
         let transport = sip::transport::start(
-            udp,
-            tcp,
+            sockets.udp,
+            sockets.tcp,
             sip::transport::TransportConfig::default(),
             inbound_tx,
             shutdown.clone(),
