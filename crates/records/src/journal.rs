@@ -11,6 +11,7 @@ use crossbeam_channel::{Receiver, RecvTimeoutError, SendTimeoutError, Sender, Tr
 use jiff::Timestamp;
 use rusqlite::Connection;
 
+use crate::callbacks::{CallbackChange, store as callback_store};
 use crate::checkpoint::Checkpointer;
 use crate::entry::JournalEntry;
 use crate::error::{JournalError, RecordError};
@@ -207,6 +208,9 @@ enum Message {
     LeadEvent(Box<LeadEvent>),
     /// A change of a stored lead (the desk's), batched like an entry.
     LeadChange(Box<LeadChange>),
+    /// A change of a callback entry, batched like an entry; an accepted
+    /// one makes its batch commit at once.
+    Callback(Box<CallbackChange>),
     /// Commit everything before this, then answer.
     Flush(Sender<()>),
     /// Commit everything queued, then stop and answer.
@@ -296,6 +300,17 @@ impl JournalHandle {
     /// never waited on, dropped and counted when the backlog is full.
     pub fn record_lead(&self, change: LeadChange) -> Result<(), RecordError> {
         self.enqueue(Message::LeadChange(Box::new(change)))
+    }
+
+    /// Queues a change of a callback entry (routing's virtual hold) and
+    /// returns at once, like [`Self::record`]: never waited on, dropped and
+    /// counted when the backlog is full or the journal closed. Changes are
+    /// written in the order they were recorded; a
+    /// [`CallbackChange::Accepted`] is committed at once rather than
+    /// after the linger (the patient was told they will be called back).
+    /// See [`crate::callbacks`].
+    pub fn record_callback(&self, change: CallbackChange) -> Result<(), RecordError> {
+        self.enqueue(Message::Callback(Box::new(change)))
     }
 
     /// The counters now.
@@ -535,6 +550,10 @@ struct Batch {
     leads: Vec<PendingLead>,
     /// Steps and changes of stored leads, in the order they came.
     lead_writes: Vec<LeadWrite>,
+    /// Changes of callback entries, in the order they came.
+    callbacks: Vec<CallbackChange>,
+    /// One of `callbacks` is a [`CallbackChange::Accepted`].
+    callback_accepted: bool,
     flushes: Vec<Sender<()>>,
     close_interrupted: Vec<Sender<Result<u64, String>>>,
     close: Option<Sender<()>>,
@@ -549,6 +568,10 @@ impl Batch {
             Message::Lead(lead) => self.leads.push(*lead),
             Message::LeadEvent(event) => self.lead_writes.push(LeadWrite::Event(*event)),
             Message::LeadChange(change) => self.lead_writes.push(LeadWrite::Change(*change)),
+            Message::Callback(change) => {
+                self.callback_accepted |= matches!(*change, CallbackChange::Accepted(_));
+                self.callbacks.push(*change);
+            }
             Message::Flush(ack) => self.flushes.push(ack),
             Message::Close(ack) => self.close = Some(ack),
             Message::CloseInterrupted(ack) => self.close_interrupted.push(ack),
@@ -556,13 +579,20 @@ impl Batch {
     }
 
     /// Whether to commit now rather than wait for more: someone waits
-    /// (a flush, a lead's sender) or the journal is closing.
+    /// (a flush, a lead's sender), a patient was promised a callback, or
+    /// the journal is closing.
     fn urgent(&self) -> bool {
         !self.flushes.is_empty()
             || !self.close_interrupted.is_empty()
             || !self.leads.is_empty()
+            || self.callback_accepted
             || self.close.is_some()
             || self.disconnected
+    }
+
+    /// Items that count toward [`JournalConfig::max_batch`].
+    fn len(&self) -> usize {
+        self.entries.len() + self.leads.len() + self.lead_writes.len() + self.callbacks.len()
     }
 }
 
@@ -579,18 +609,18 @@ impl Writer {
                 Err(_) => batch.disconnected = true,
             }
             let deadline = Instant::now() + self.linger;
-            while !batch.urgent() && batch.entries.len() + batch.lead_writes.len() < self.max_batch
-            {
+            while !batch.urgent() && batch.len() < self.max_batch {
                 match self.receiver.recv_deadline(deadline) {
                     Ok(message) => batch.take(message),
                     Err(RecvTimeoutError::Timeout) => break,
                     Err(RecvTimeoutError::Disconnected) => batch.disconnected = true,
                 }
             }
-            // Leads are committed at once, with everything queued behind
-            // them (group commit: one fsync for the lot).
-            while !batch.leads.is_empty()
-                && batch.entries.len() + batch.leads.len() < self.max_batch
+            // Leads and accepted callbacks are committed at once, with
+            // everything queued behind them (group commit: one fsync for
+            // the lot).
+            while (!batch.leads.is_empty() || batch.callback_accepted)
+                && batch.len() < self.max_batch
             {
                 match self.receiver.try_recv() {
                     Ok(message) => batch.take(message),
@@ -638,6 +668,11 @@ impl Writer {
                         self.write_lead_changes(&changes);
                     }
                 }
+            }
+            // In order, at most `max_batch` per transaction (a close may
+            // drain more).
+            for chunk in batch.callbacks.chunks(self.max_batch) {
+                self.write_callbacks(chunk);
             }
             for ack in batch.flushes {
                 let _ = ack.send(());
@@ -741,6 +776,20 @@ impl Writer {
         self.account(changes.len() as u64, result);
     }
 
+    /// Writes changes of callback entries in one transaction, counted like
+    /// entries.
+    fn write_callbacks(&mut self, changes: &[CallbackChange]) {
+        let result = match self.connection.as_mut() {
+            Some(connection) => {
+                self.shared.faults.before_batch();
+                callback_store::write_callbacks(connection, changes, &self.shared.faults)
+                    .map_err(|error| error.to_string())
+            }
+            None => Err("the journal is closing".to_string()),
+        };
+        self.account(changes.len() as u64, result);
+    }
+
     /// Writes `leads` in one transaction, then tells each sender.
     fn write_leads(&mut self, leads: Vec<PendingLead>) {
         let count = leads.len() as u64;
@@ -796,7 +845,10 @@ impl Writer {
             .receiver
             .try_iter()
             .filter_map(|message| match message {
-                Message::Entry(_) | Message::LeadEvent(_) | Message::LeadChange(_) => Some(()),
+                Message::Entry(_)
+                | Message::LeadEvent(_)
+                | Message::LeadChange(_)
+                | Message::Callback(_) => Some(()),
                 // Its sender is told: nothing was stored.
                 Message::Lead(pending) => {
                     (pending.reply)(Err(LeadWriteError::Closed));
@@ -870,5 +922,56 @@ impl FailureLog {
             );
         }
         *self = FailureLog::default();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::callbacks::{CallbackRow, CallbackState};
+    use crate::entry::Priority;
+
+    fn accepted(id: &str) -> CallbackChange {
+        let at = Timestamp::from_millisecond(1_000).expect("a valid time");
+        CallbackChange::Accepted(CallbackRow {
+            id: id.into(),
+            call: "c-1".into(),
+            queue: "pediatrics".into(),
+            priority: Priority::Routine,
+            branch: None,
+            language: None,
+            number: "+13125550142".into(),
+            enqueued_at: at,
+            accepted_at: at,
+            attempts: 0,
+            not_before: None,
+            state: CallbackState::Waiting,
+            agent: None,
+            ended_at: None,
+            reason: None,
+        })
+    }
+
+    #[test]
+    fn an_accepted_callback_makes_its_batch_urgent() {
+        let mut batch = Batch::default();
+        batch.take(Message::Callback(Box::new(CallbackChange::Rescheduled {
+            id: "cb-0".into(),
+            attempts: 1,
+            not_before: Timestamp::UNIX_EPOCH,
+        })));
+        assert!(!batch.urgent(), "a reschedule lingers like a call's step");
+        batch.take(Message::Callback(Box::new(accepted("cb-1"))));
+        assert!(batch.urgent(), "the patient was promised a callback");
+        assert_eq!(batch.len(), 2);
+        assert_eq!(
+            batch
+                .callbacks
+                .iter()
+                .map(CallbackChange::id)
+                .collect::<Vec<_>>(),
+            ["cb-0", "cb-1"],
+            "in the order recorded"
+        );
     }
 }

@@ -51,6 +51,10 @@
 //!   too), `Offered` / `NoAnswer` / `Busy` per agent leg, `Callback` per
 //!   step of a callback (offered, accepted, refused), `Connected` when
 //!   bridged, `Ended` once.
+//! - Callbacks: [`JournalHandle::record_callback`] per change of an entry
+//!   ([`CallbackChange`]: accepted, rescheduled, finished); at start,
+//!   [`Reader::waiting_callbacks`] gives routing its entries back, their
+//!   times mapped from the wall clock onto routing's.
 //! - HTTP: inside `spawn_blocking`, [`Reader::recent_calls`] and
 //!   [`CallRow::to_json`] give `GET /api/calls` (wrap as `{"calls":[…]}`),
 //!   [`Reader::department_report`] gives `GET /api/reports/departments`
@@ -109,7 +113,9 @@
 //! ```
 //!
 //! Leads that are not calls (web forms) are in the same file, written by
-//! the same writer: see [`leads`].
+//! the same writer: see [`leads`]. So are the callback entries of
+//! routing's virtual hold, which a restart gives back to routing in their
+//! place: see [`callbacks`].
 //!
 //! Phone numbers are stored in full (the journal is the clinic's record);
 //! redaction is for logs, and this crate logs no numbers.
@@ -117,6 +123,7 @@
 #![forbid(unsafe_code)]
 #![warn(missing_docs)]
 
+pub mod callbacks;
 mod checkpoint;
 mod entry;
 mod error;
@@ -130,6 +137,7 @@ mod storage;
 mod timeline;
 mod window;
 
+pub use callbacks::{CallbackChange, CallbackRow, CallbackState};
 pub use entry::{CallEvent, CallId, IN_PROGRESS, JournalEntry, Outcome, Priority, UnknownName};
 pub use error::{JournalError, QueryError, RangeError, RecordError};
 pub use fault::FaultPlan;

@@ -10,7 +10,7 @@
 //! upgrades a file of every older version, with data, and compares it with
 //! a new file).
 //!
-//! # Schema (version 3)
+//! # Schema (version 4)
 //!
 //! Times are integers, milliseconds since the Unix epoch (UTC); durations
 //! are integer milliseconds (`_ms`).
@@ -37,6 +37,11 @@
 //!
 //! Leads (`leads`, `lead_events`, `lead_keys`) and `calls(caller,
 //! started_at)` for a patient's earlier calls: see [`crate::leads`].
+//!
+//! # Version 4
+//!
+//! Callback entries (`callbacks`, and `callbacks_waiting` on the waiting
+//! ones): see [`crate::callbacks`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -46,7 +51,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::JournalError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 3;
+pub const SCHEMA_VERSION: i64 = 4;
 
 /// How long a connection waits for a lock before failing. Only one
 /// connection writes; WAL readers never block it, so this only covers
@@ -80,6 +85,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 3,
         description: "leads, lead_events, lead_keys; calls by caller",
         apply: crate::leads::schema::version_3,
+    },
+    Migration {
+        version: 4,
+        description: "callbacks",
+        apply: crate::callbacks::schema::version_4,
     },
 ];
 
@@ -363,6 +373,21 @@ mod tests {
                 )
                 .unwrap();
         }
+        if version >= 4 {
+            fixture_callback(connection);
+        }
+    }
+
+    /// A waiting callback entry, as version 4 holds it.
+    fn fixture_callback(connection: &Connection) {
+        connection
+            .execute_batch(
+                "INSERT INTO callbacks (id, call, queue, priority, number, enqueued_at,
+                                        accepted_at, state)
+                 VALUES ('cb-old', 'c-old', 'pediatrics', 'routine', '+13125550142', 1000,
+                         2000, 'waiting');",
+            )
+            .unwrap();
     }
 
     #[test]
@@ -431,6 +456,12 @@ mod tests {
                 })
                 .unwrap();
             assert_eq!(kept, i64::from(version >= 1), "data kept from v{version}");
+            let leads: i64 = upgraded
+                .query_row("SELECT count(*) FROM leads WHERE id = 'l-old'", [], |row| {
+                    row.get(0)
+                })
+                .unwrap();
+            assert_eq!(leads, i64::from(version >= 3), "leads kept from v{version}");
         }
     }
 
@@ -499,6 +530,56 @@ mod tests {
             .query_row("SELECT count(*) FROM call_events", [], |row| row.get(0))
             .unwrap();
         assert_eq!(events, 0, "the foreign key still cascades");
+    }
+
+    #[test]
+    fn version_4_keeps_calls_and_leads_and_takes_callbacks() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        {
+            let mut old = Connection::open(&path).unwrap();
+            migrate(&mut old, &MIGRATIONS[..3]).unwrap();
+            fixture(&old, 3);
+        }
+        let upgraded = open_writer(&path, Synchronous::Full, None).unwrap();
+        assert_eq!(user_version(&upgraded).unwrap(), 4);
+        let count = |sql: &str| -> i64 { upgraded.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(count("SELECT count(*) FROM calls WHERE id = 'c-old'"), 1);
+        assert_eq!(count("SELECT count(*) FROM call_events"), 1);
+        assert_eq!(count("SELECT count(*) FROM leads WHERE id = 'l-old'"), 1);
+        assert_eq!(count("SELECT count(*) FROM callbacks"), 0);
+        fixture_callback(&upgraded);
+        assert_eq!(
+            count("SELECT count(*) FROM callbacks WHERE state = 'waiting' AND attempts = 0"),
+            1,
+            "attempts default to 0"
+        );
+        for refused in [
+            "UPDATE callbacks SET state = 'lost'",
+            "UPDATE callbacks SET priority = 'high'",
+            "UPDATE callbacks SET number = NULL",
+        ] {
+            assert!(upgraded.execute(refused, []).is_err(), "{refused}");
+        }
+        // The restart's read goes through the index of the waiting ones.
+        let plan: Vec<String> = upgraded
+            .prepare(
+                "EXPLAIN QUERY PLAN SELECT id FROM callbacks WHERE state = 'waiting'
+                 ORDER BY enqueued_at, id LIMIT 10",
+            )
+            .unwrap()
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter().any(|step| step.contains("callbacks_waiting")),
+            "{plan:?}"
+        );
+        assert!(
+            !plan.iter().any(|step| step.contains("TEMP B-TREE")),
+            "no sort: {plan:?}"
+        );
     }
 
     #[test]

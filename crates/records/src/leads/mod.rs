@@ -35,7 +35,7 @@
 //! `first_contact_at` and `snoozed_until`. An offer's deadline is in its
 //! `offered` event's detail (`{"until": ms}`), which
 //! [`Reader::desk_leads`](crate::Reader::desk_leads) reads back at start:
-//! no column was added, so the schema stays at version 3.
+//! no column was added for them (version 3's tables serve).
 //!
 //! # Schema (version 3)
 //! `leads`: one row per lead; `lead_events`: its history; `lead_keys`:
