@@ -45,11 +45,17 @@ say most-callers-reach-someone-within "Most callers reach someone within"
 say minutes "minutes."
 
 # Callbacks (a queue's `callback = { … }`, issue 22).
-say callback-offer "To hang up and have us call you back, press 1."
+say callback-offer "To keep your place in line and have us call you back, press 1."
 say callback-number "To be called back at the number you are calling from, press pound. \
 To use another number, enter it now, then press pound."
-say callback-accepted "Thank you. We will call you back at that number as soon as someone is free. Goodbye."
+say callback-accepted "Thank you. You keep your place in line, and we will call you back at that number when it is your turn. Goodbye."
 say callback-refused "Sorry, we cannot call that number back. Please stay on the line."
+# The whisper the agent hears before the patient is dialed: the default,
+# and one per demo department (a queue's `callback = { whisper = … }`).
+say callback-whisper "Callback. The patient is being called now."
+for department in front-desk cardiology pediatrics dermatology orthopedics urgent-care nurse-line; do
+    say "callback-whisper-$department" "Callback, ${department//-/ }."
+done
 # Voicemail ([voicemail]): the greeting, then a 1 kHz tone of 0.4 s after
 # which recording starts.
 say voicemail-greeting "Sorry, nobody can take your call right now. \

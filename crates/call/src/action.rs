@@ -264,6 +264,13 @@ pub enum RouterRequest {
         /// The caller's priority there.
         priority: Priority,
     },
+    /// The caller, waiting in line, hangs up to be called back at
+    /// `number` and keeps their place (virtual hold); answer
+    /// [`RoutingInput::PlaceHeld`].
+    HoldPlace {
+        /// The number to call back, E.164, allowed by the trunk.
+        number: String,
+    },
     /// The caller left before an agent answered.
     Cancel,
     /// A connected call ended.
@@ -309,6 +316,11 @@ pub enum RoutingInput {
     Enqueued(Option<Result<Enqueued, EnqueueError>>),
     /// The answer to [`RouterRequest::Transfer`].
     Transferred(Option<Result<Enqueued, EnqueueError>>),
+    /// The answer to [`RouterRequest::HoldPlace`]: the callback's place in
+    /// line, or `None` when routing could not keep it (the caller is being
+    /// offered to agents, the queue lost its callbacks in a reload, routing
+    /// stopped).
+    PlaceHeld(Option<usize>),
     /// The answer to [`RouterRequest::Announcement`].
     Announcement {
         /// 1-based place in line, `None` when not in line (ringing).

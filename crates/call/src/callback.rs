@@ -16,10 +16,16 @@
 //! the key again). While the number is keyed the caller keeps waiting: an
 //! agent who comes free takes the call as usual.
 //!
-//! Accepted: the call leaves the queue with a `callback` step `accepted`
-//! (its wait so far), `callback-accepted` plays, the call ends
-//! (`overflowed`: it left the queue for another route) and becomes a
-//! `callback` lead for the number given ([`crate::Action::Lead`]).
+//! Accepted: the call asks routing to keep its place for a callback
+//! ([`RouterRequest::HoldPlace`]): the entry keeps the caller's enqueue
+//! time and priority, and the callback dialer calls the number when it
+//! reaches the head of the line. Held, the call gets a `callback` step
+//! `accepted` (its wait so far), `callback-accepted` plays and the call
+//! ends (`overflowed`: it left the queue for another route). When routing
+//! cannot keep the place (an agent's phone rings for the call at that
+//! moment, a reload took the queue's callbacks away), nothing is lost: the
+//! call leaves the queue all the same and becomes a `callback` lead for
+//! the desk ([`crate::Action::Lead`]), with the same step and goodbye.
 
 use std::time::{Duration, Instant};
 
@@ -42,6 +48,14 @@ pub(crate) enum CallbackState {
     Offered,
     /// The caller pressed the key: the digits of another number so far.
     Number(String),
+    /// The number is accepted; routing is asked to keep the place.
+    Holding {
+        /// The number to call back.
+        number: String,
+        /// The goodbye (`callback-accepted`), taken now in case a reload
+        /// takes the queue's callbacks away meanwhile.
+        goodbye: std::path::PathBuf,
+    },
     /// Accepted: the goodbye plays, the call ends.
     Accepted,
 }
@@ -194,31 +208,57 @@ impl Call {
             self.play_callback(&path, false);
             return;
         };
+        if self.waiting.is_none() {
+            return;
+        }
+        let number = number.as_str().to_string();
+        self.callback = Some(CallbackState::Holding {
+            number: number.clone(),
+            goodbye: callback.prompts().accepted.path().to_path_buf(),
+        });
+        self.router(RouterRequest::HoldPlace { number });
+    }
+
+    /// Routing's answer to [`RouterRequest::HoldPlace`]: the place kept
+    /// (`Some`), or not, and then the callback becomes a lead.
+    pub(crate) fn place_held(&mut self, now: Instant, position: Option<usize>) {
+        let Some(CallbackState::Holding { number, goodbye }) = self.callback.take() else {
+            return;
+        };
         let Some(waiting) = self.waiting.as_ref() else {
             return;
         };
         let queue = waiting.queue.clone();
         let waited = now.saturating_duration_since(waiting.since);
-        info!(queue = %queue, waited_ms = waited.as_millis(), "callback accepted: the call ends and becomes a lead");
         self.journal_callback("accepted", now);
         self.callback = Some(CallbackState::Accepted);
-        // Out of the queue now, so that nothing is offered to this call and
-        // its end is no abandonment.
-        self.router(RouterRequest::Cancel);
+        match position {
+            Some(position) => {
+                info!(queue = %queue, waited_ms = waited.as_millis(), position, "callback accepted: the caller keeps their place");
+            }
+            None => {
+                info!(queue = %queue, waited_ms = waited.as_millis(), "callback accepted: routing could not keep the place, the call becomes a lead");
+                // Out of the queue now, so that nothing is offered to this
+                // call and its end is no abandonment.
+                self.router(RouterRequest::Cancel);
+                let mut lead =
+                    crate::CallLead::new(records::LeadKind::Callback, &self.record, queue, waited);
+                lead.caller = number;
+                self.push(crate::Action::Lead(lead));
+            }
+        }
         self.waiting_ended(now);
         self.hold = None;
-        let mut lead =
-            crate::CallLead::new(records::LeadKind::Callback, &self.record, queue, waited);
-        lead.caller = number.as_str().to_string();
-        self.push(crate::Action::Lead(lead));
-        let path = callback.prompts().accepted.path().to_path_buf();
-        self.farewell(now, &path, Outcome::Overflowed);
+        self.farewell(now, &goodbye, Outcome::Overflowed);
     }
 
     /// Whether the caller accepted a callback (their call's end is then no
-    /// abandonment).
+    /// abandonment, and routing's news for the call is stale).
     pub(crate) fn callback_accepted(&self) -> bool {
-        self.callback == Some(CallbackState::Accepted)
+        matches!(
+            self.callback,
+            Some(CallbackState::Accepted | CallbackState::Holding { .. })
+        )
     }
 
     fn play_callback(&mut self, path: &std::path::Path, barge_in: bool) {

@@ -143,6 +143,18 @@ impl Call {
     /// Routing's news about this call, and its answers.
     pub(crate) fn on_routing(&mut self, now: Instant, input: RoutingInput, env: &dyn Environment) {
         match input {
+            // The caller left for a callback: routing's news about them is
+            // stale (what raced the request; the place was kept, or the
+            // call left routing).
+            RoutingInput::Offer { .. }
+            | RoutingInput::Overflowed { .. }
+            | RoutingInput::Voicemail { .. }
+            | RoutingInput::GiveUp { .. }
+                if self.callback_accepted() =>
+            {
+                debug!("routing's news after a callback was accepted: ignored");
+            }
+            RoutingInput::PlaceHeld(position) => self.place_held(now, position),
             RoutingInput::Enqueued(result) => self.enqueued(now, result, env),
             RoutingInput::Transferred(result) => self.transfer_routed(now, result, env),
             RoutingInput::Announcement { position, estimate } => {

@@ -342,6 +342,10 @@ pub struct CallbackPrompts {
     pub accepted: Prompt,
     /// "Sorry, we cannot call that number. Please stay on the line."
     pub refused: Prompt,
+    /// Played to the agent who answers a callback, before the patient is
+    /// dialed ("Callback, pediatrics."): the queue's `whisper`, else
+    /// `prompts/callback-whisper.wav` ([`Callback::DEFAULT_WHISPER`]).
+    pub whisper: Prompt,
 }
 
 impl Callback {
@@ -353,6 +357,10 @@ impl Callback {
         "prompts/callback-accepted.wav",
         "prompts/callback-refused.wav",
     ];
+
+    /// The agent's whisper when the queue names none: "Callback. The
+    /// patient is being called now."
+    pub const DEFAULT_WHISPER: &'static str = "prompts/callback-whisper.wav";
 
     /// The offer is made once the caller has waited this long, or as soon
     /// as routing's estimate of the wait passes it.

@@ -111,6 +111,7 @@ pub(crate) struct RawCallback {
     pub retries: Option<S<i64>>,
     pub retry_every: Option<S<String>>,
     pub max_share: Option<S<f64>>,
+    pub whisper: Option<S<String>>,
 }
 
 /// `[[agents]]`

@@ -423,6 +423,36 @@ fn a_queues_lead_keys_are_checked_at_their_place() {
         ]
     );
 
+    // A queue's own whisper that is not there is reported at its value.
+    let text = base.replace(
+        "wrap_up = \"2s\"\n",
+        "wrap_up = \"2s\"\ncallback = { offer_after = \"60s\", key = \"1\", whisper = \"prompts/nobody-said-this.wav\" }\n",
+    );
+    let found: Vec<String> = Dialplan::from_toml(&text, "plan.toml", "tests/data")
+        .unwrap_err()
+        .iter()
+        .map(|e| e.to_string())
+        .collect();
+    let at = text.lines().position(|l| l.contains("callback =")).unwrap() + 1;
+    let column = text
+        .lines()
+        .nth(at - 1)
+        .unwrap()
+        .find("\"prompts/nobody")
+        .unwrap()
+        + 1;
+    assert!(
+        found
+            .iter()
+            .any(|e| e.starts_with(&format!("plan.toml:{at}:{column}: "))
+                && e.contains("nobody-said-this.wav")),
+        "{found:#?}"
+    );
+    assert!(
+        !found.iter().any(|e| e.contains("callback-whisper.wav")),
+        "the default is not asked for: {found:#?}"
+    );
+
     // A callback with every value wrong; the plan's folder has no callback
     // prompts, each reported at the `callback` key.
     let text = base.replace(
@@ -458,8 +488,9 @@ fn a_queues_lead_keys_are_checked_at_their_place() {
             column("1.5")
         ),
     ];
+    // The four prompts and the default whisper.
     let missing: Vec<&String> = found.iter().filter(|e| e.contains("callback-")).collect();
-    assert_eq!(missing.len(), 4, "{found:#?}");
+    assert_eq!(missing.len(), 5, "{found:#?}");
     for error in &missing {
         assert!(
             error.starts_with(&format!("plan.toml:{at}:12: ")),

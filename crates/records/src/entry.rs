@@ -248,14 +248,21 @@ pub enum CallEvent {
     },
     /// A callback (issue 22; timeline only): `offered` (the prompt played),
     /// `accepted` (the caller confirmed a number the trunk permits: the
-    /// call ends and the callback is a lead), `refused` (the number is not
-    /// one the trunk may call: the caller heard an apology and waits on).
+    /// call ends, the caller keeps their place), `refused` (the number is
+    /// not one the trunk may call: the caller heard an apology and waits
+    /// on). The callback dialer adds, after the call ended: `connected`
+    /// (the patient answered the call back), `retry` (they did not: tried
+    /// again later), `exhausted` (the last try failed: a lead for the
+    /// desk), `withdrawn` (its queue no longer takes callbacks after a
+    /// restart: a lead for the desk).
     Callback {
-        /// `offered`, `accepted` or `refused`.
+        /// `offered`, `accepted`, `refused`, `connected`, `retry`,
+        /// `exhausted` or `withdrawn`.
         step: String,
         /// The queue.
         department: String,
-        /// How long the caller had waited there, in milliseconds.
+        /// How long the caller had waited there, in milliseconds (for the
+        /// dialer's steps: since they first queued, the hold included).
         wait_ms: u64,
     },
     /// The call is over. Sets `outcome`, `ended_at`, `talk_ms` (`ended_at −

@@ -210,7 +210,8 @@ pub struct CallbackFigures {
     pub accepted: u64,
     /// Numbers refused at entry.
     pub refused: u64,
-    /// Accepted and reached.
+    /// Accepted and reached: called back (the timeline's `connected`), or
+    /// their `callback` lead contacted.
     pub completed: u64,
     /// Accepted and not reached in time.
     pub failed: u64,
@@ -256,6 +257,7 @@ pub(crate) fn add_callbacks(
     let mut offered: BTreeMap<&str, BTreeSet<&str>> = BTreeMap::new();
     let mut waits: BTreeMap<&str, Vec<u64>> = BTreeMap::new();
     let mut refused: BTreeMap<&str, u64> = BTreeMap::new();
+    let mut connected: BTreeMap<&str, u64> = BTreeMap::new();
     for step in steps {
         let department = step.department.as_str();
         offered
@@ -265,6 +267,7 @@ pub(crate) fn add_callbacks(
         match step.step.as_str() {
             "accepted" => waits.entry(department).or_default().push(step.wait_ms),
             "refused" => *refused.entry(department).or_default() += 1,
+            "connected" => *connected.entry(department).or_default() += 1,
             _ => {}
         }
     }
@@ -290,6 +293,7 @@ pub(crate) fn add_callbacks(
         figures.accepted = accepted.len() as u64;
         figures.refused = refused.get(department).copied().unwrap_or(0);
         figures.waited_ms = Percentiles::of(accepted);
+        figures.completed = connected.get(department).copied().unwrap_or(0);
         for lead in leads.iter().filter(|l| l.department == department) {
             figures.completed += u64::from(lead.reached);
             figures.failed += u64::from(lead.failed);
@@ -605,6 +609,9 @@ mod tests {
             step("c2", "refused", 20_000),
             step("c2", "accepted", 30_000),
             step("c3", "offered", 60_000),
+            // c1 called back in its place: completed, still one accepted.
+            step("c1", "connected", 400_000),
+            step("c2", "retry", 100_000),
         ];
         let leads = [
             CallbackLead {
@@ -630,7 +637,7 @@ mod tests {
             (pediatrics.offered, pediatrics.accepted, pediatrics.refused),
             (3, 2, 1)
         );
-        assert_eq!((pediatrics.completed, pediatrics.failed), (1, 1));
+        assert_eq!((pediatrics.completed, pediatrics.failed), (2, 1));
         assert_eq!(pediatrics.waited_ms, Percentiles::of(vec![30_000, 70_000]));
         // Holders' median 300 s, callback takers' 30 s.
         assert_eq!(pediatrics.wait_saved_ms, Some(270_000));

@@ -150,11 +150,7 @@ impl Originate {
                     media: negotiated,
                 }));
                 self.push(OriginateAction::Report(Progress::AgentAnswered));
-                info!(agent = %self.setup.agent, "the agent answered: dialing the patient");
-                let token = self.port_token();
-                self.patient.port = Some(token);
-                self.patient.state = LegState::Leasing;
-                self.push(OriginateAction::LeasePort { token });
+                self.agent_answered(now);
             }
             Side::Patient => {
                 if self.ringback.take().is_some() {

@@ -20,8 +20,9 @@
 //! lease a port → INVITE the agent (their registered phone)
 //!   no answer in `agent_ring` → CANCEL              (agent_no_answer)
 //!   486 / 600, 603, other    → over                 (agent_busy, agent_declined, agent_unreachable)
-//!   200 → ACK, start the agent's media, play ringback to the agent,
-//!         lease a port → INVITE the patient through the trunk
+//!   200 → ACK, start the agent's media, [play the whisper once,]
+//!         play ringback to the agent, lease a port → INVITE the patient
+//!         through the trunk
 //!           401 / 407 → one retry with digest credentials (RFC 3261 §22.2, RFC 7616)
 //!           no answer in `patient_ring` → CANCEL, BYE the agent (patient_no_answer)
 //!           486 / 600, 4xx-6xx, timeout → BYE the agent  (patient_busy, trunk_refused, …)
@@ -96,6 +97,10 @@ pub struct OriginateSetup {
     pub patient_ring: Duration,
     /// Played to the agent (looped) while the patient's phone rings.
     pub ringback: Option<PathBuf>,
+    /// Played once to the agent when they answer, before the patient is
+    /// dialed: a callback's "callback, pediatrics", so the agent knows
+    /// whom they are about to talk to. `None` dials at once.
+    pub whisper: Option<PathBuf>,
 }
 
 /// The trunk as the originate uses it: its address (resolved), its host
@@ -245,7 +250,7 @@ pub enum OriginateMedia {
         /// The new agreement.
         media: NegotiatedMedia,
     },
-    /// Play a prompt to the agent, looped (ringback).
+    /// Play to the agent: ringback (looped) or a whisper (once).
     PlayAgent {
         /// The playback's id.
         id: u64,
@@ -404,6 +409,10 @@ pub struct Originate {
     authenticated: bool,
     connected: bool,
     ringback: Option<u64>,
+    /// The whisper playing to the agent (its playback id), and when the
+    /// patient is dialed even if its end never comes (the media task
+    /// gone): the trunk's ring time after the agent answered.
+    whisper: Option<(u64, Instant)>,
     actions: VecDeque<OriginateAction>,
     next_token: u64,
     /// Set once it is over (reported); the legs may still be cancelling.
@@ -431,6 +440,7 @@ impl Originate {
             authenticated: false,
             connected: false,
             ringback: None,
+            whisper: None,
             actions: VecDeque::new(),
             next_token: 1,
             result: None,
@@ -477,6 +487,7 @@ impl Originate {
             .into_iter()
             .filter(|leg| leg.state == LegState::Inviting)
             .filter_map(|leg| leg.deadline)
+            .chain(self.whisper.map(|(_, until)| until))
             .min()
     }
 
@@ -612,6 +623,14 @@ impl Originate {
                 }
             }
             MediaEvent::Latched { leg, address } => debug!(?leg, %address, "rtp latched"),
+            MediaEvent::PlaybackEnded {
+                leg: Leg::Agent,
+                id,
+                ..
+            } if self.whisper.is_some_and(|(whisper, _)| whisper == id.0) => {
+                self.whisper = None;
+                self.dial_patient();
+            }
             // An outbound call records nothing.
             MediaEvent::Dtmf { .. }
             | MediaEvent::PlaybackEnded { .. }
@@ -634,7 +653,11 @@ impl Originate {
         let due = |leg: &OutLeg| {
             leg.state == LegState::Inviting && leg.deadline.is_some_and(|at| at <= now)
         };
-        if due(&self.agent) {
+        if self.whisper.is_some_and(|(_, until)| until <= now) {
+            debug!("the whisper did not end: dialing the patient");
+            self.whisper = None;
+            self.dial_patient();
+        } else if due(&self.agent) {
             info!("the agent did not answer");
             self.fail(now, Failure::AgentNoAnswer);
         } else if due(&self.patient) {
@@ -657,6 +680,35 @@ impl Originate {
         } else {
             self.fail(now, Failure::Shutdown);
         }
+    }
+
+    /// The agent answered: the whisper first when there is one, else the
+    /// patient at once.
+    pub(super) fn agent_answered(&mut self, now: Instant) {
+        let Some(path) = self.setup.whisper.clone() else {
+            self.dial_patient();
+            return;
+        };
+        let id = self.next_token();
+        self.whisper = Some((id, now + self.setup.patient_ring));
+        self.push(OriginateAction::Media(OriginateMedia::PlayAgent {
+            id,
+            prompts: vec![path],
+            mode: PlaybackMode::Once,
+        }));
+        info!(agent = %self.setup.agent, "the agent answered: the whisper plays");
+    }
+
+    /// Asks for the patient's port: the trunk is dialed once it comes.
+    fn dial_patient(&mut self) {
+        if self.result.is_some() || self.patient.state != LegState::Idle {
+            return;
+        }
+        info!(agent = %self.setup.agent, "dialing the patient");
+        let token = self.port_token();
+        self.patient.port = Some(token);
+        self.patient.state = LegState::Leasing;
+        self.push(OriginateAction::LeasePort { token });
     }
 
     // ---- the agent's leg -----------------------------------------------

@@ -52,11 +52,16 @@ fn setup(credentials: bool) -> OriginateSetup {
         agent_ring: AGENT_RING,
         patient_ring: PATIENT_RING,
         ringback: Some("prompts/hold-music.wav".into()),
+        whisper: None,
     }
 }
 
 impl Harness {
     fn new(credentials: bool) -> Harness {
+        Harness::with(setup(credentials))
+    }
+
+    fn with(setup: OriginateSetup) -> Harness {
         // The virtual clock's origin: nothing reads the clock after it.
         #[allow(clippy::disallowed_methods)]
         let now = Instant::now();
@@ -67,7 +72,7 @@ impl Harness {
         };
         let mut harness = Harness {
             now,
-            call: Originate::new(config, setup(credentials), StdRng::seed_from_u64(7)),
+            call: Originate::new(config, setup, StdRng::seed_from_u64(7)),
             actions: Vec::new(),
             sent: HashMap::new(),
             next_transaction: 1,
@@ -736,4 +741,88 @@ proptest::proptest! {
             );
         }
     }
+}
+
+/// A callback's agent answers, hears the whisper, and only then is the
+/// patient dialed (with ringback).
+#[test]
+fn a_whisper_plays_to_the_agent_before_the_patient_is_dialed() {
+    let mut h = Harness::with(OriginateSetup {
+        whisper: Some("prompts/callback-whisper.wav".into()),
+        ..setup(false)
+    });
+    h.answers(AGENT, 200);
+    assert_eq!(h.reports(), vec![Progress::AgentAnswered]);
+    let whisper = match h.media().last() {
+        Some(OriginateMedia::PlayAgent {
+            id,
+            prompts,
+            mode: PlaybackMode::Once,
+        }) => {
+            assert_eq!(prompts, &[PathBuf::from("prompts/callback-whisper.wav")]);
+            *id
+        }
+        other => panic!("no whisper: {other:?}"),
+    };
+    assert_eq!(h.invites_to(TRUNK), 0, "not while the whisper plays");
+    // Another playback's end is not the whisper's.
+    h.call.handle_media(
+        h.now,
+        MediaEvent::PlaybackEnded {
+            leg: Leg::Agent,
+            id: media::playback::PlaybackId(whisper + 100),
+            completed: true,
+        },
+    );
+    h.pump();
+    assert_eq!(h.invites_to(TRUNK), 0);
+    h.call.handle_media(
+        h.now,
+        MediaEvent::PlaybackEnded {
+            leg: Leg::Agent,
+            id: media::playback::PlaybackId(whisper),
+            completed: true,
+        },
+    );
+    h.pump();
+    assert_eq!(h.invites_to(TRUNK), 1);
+    assert!(matches!(
+        h.media().last(),
+        Some(OriginateMedia::PlayAgent {
+            mode: PlaybackMode::Loop,
+            ..
+        })
+    ));
+    h.answers(TRUNK, 200);
+    assert!(h.call.reached_patient());
+}
+
+/// A whisper whose end never comes (the media task gone) holds the
+/// patient back no longer than the trunk's ring time.
+#[test]
+fn a_whisper_that_never_ends_dials_the_patient_after_the_ring_time() {
+    let mut h = Harness::with(OriginateSetup {
+        whisper: Some("prompts/callback-whisper.wav".into()),
+        ..setup(false)
+    });
+    h.answers(AGENT, 200);
+    h.advance(PATIENT_RING - Duration::from_millis(1));
+    assert_eq!(h.invites_to(TRUNK), 0);
+    h.advance(Duration::from_millis(1));
+    assert_eq!(h.invites_to(TRUNK), 1);
+}
+
+/// The agent hanging up during the whisper ends it: the patient is
+/// never dialed.
+#[test]
+fn the_agent_hanging_up_during_the_whisper_dials_nobody() {
+    let mut h = Harness::with(OriginateSetup {
+        whisper: Some("prompts/callback-whisper.wav".into()),
+        ..setup(false)
+    });
+    h.answers(AGENT, 200);
+    h.hangs_up(AGENT);
+    h.assert_over(Progress::Failed(Failure::AgentHungUp));
+    h.advance(PATIENT_RING * 2);
+    assert_eq!(h.invites_to(TRUNK), 0);
 }

@@ -1,6 +1,7 @@
 //! Callbacks offered while waiting (issue 22), in virtual time: the key,
 //! the number (the caller's own, another, one the trunk refuses), the
-//! offer after `offer_after`.
+//! place kept in routing (or a lead when it cannot be), the offer after
+//! `offer_after`.
 
 use std::time::Duration;
 
@@ -19,7 +20,7 @@ fn callback_steps(h: &Harness) -> Vec<(String, u64)> {
 }
 
 #[test]
-fn the_key_then_pound_calls_back_the_callers_own_number_and_ends_the_call() {
+fn the_key_then_pound_keeps_the_place_for_the_callers_own_number_and_ends_the_call() {
     let mut h = queued_call('3', &[]);
     h.advance(Duration::from_secs(20));
     h.press('1', DtmfSource::TelephoneEvent);
@@ -31,6 +32,30 @@ fn the_key_then_pound_calls_back_the_callers_own_number_and_ends_the_call() {
         [("accepted".to_string(), 20_000)],
         "the journal keeps the original wait"
     );
+    assert!(h.router.requests.contains(&RouterRequest::HoldPlace {
+        number: "+13125550142".into()
+    }));
+    assert!(
+        !h.router.requests.contains(&RouterRequest::Cancel),
+        "routing keeps the place: the call is not cancelled"
+    );
+    assert_eq!(h.played().last().expect("a prompt"), &["callback-accepted"]);
+    h.finish_playback();
+    h.assert_over(Outcome::Overflowed);
+    assert!(
+        h.leads.is_empty(),
+        "a kept place is no lead: the dialer calls back"
+    );
+}
+
+#[test]
+fn a_place_routing_cannot_keep_becomes_a_callback_lead() {
+    let mut h = queued_call('3', &[]);
+    h.router.refuse_hold = true;
+    h.advance(Duration::from_secs(20));
+    h.press('1', DtmfSource::TelephoneEvent);
+    h.press('#', DtmfSource::TelephoneEvent);
+    assert_eq!(callback_steps(&h), [("accepted".to_string(), 20_000)]);
     assert!(h.router.requests.contains(&RouterRequest::Cancel));
     assert_eq!(h.played().last().expect("a prompt"), &["callback-accepted"]);
     h.finish_playback();
@@ -52,13 +77,15 @@ fn another_number_keyed_then_pound_is_the_callback_number() {
         h.press(digit, DtmfSource::TelephoneEvent);
     }
     assert_eq!(callback_steps(&h)[0].0, "accepted");
-    assert_eq!(h.leads[0].caller, "+13125550199");
+    assert!(h.router.requests.contains(&RouterRequest::HoldPlace {
+        number: "+13125550199".into()
+    }));
     // Hanging up during the goodbye is still a callback, not an
     // abandoned call (and no abandoned-call lead).
     h.advance(Duration::from_secs(40));
     h.patient_hangs_up();
     h.assert_over(Outcome::Overflowed);
-    assert_eq!(h.leads.len(), 1, "{:?}", h.leads);
+    assert!(h.leads.is_empty(), "{:?}", h.leads);
 }
 
 #[test]

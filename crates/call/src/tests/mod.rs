@@ -164,6 +164,8 @@ pub(crate) struct FakeRouter {
     pub(crate) ringing: Vec<String>,
     /// The wait estimate announcements get.
     pub(crate) estimate: Option<Duration>,
+    /// Routing cannot keep a callback's place (`HoldPlace` gets `None`).
+    pub(crate) refuse_hold: bool,
 }
 
 /// The harness. See the module docs.
@@ -497,6 +499,10 @@ impl Harness {
                 }
             }
             RouterRequest::Answered(_) => self.router.ringing.clear(),
+            RouterRequest::HoldPlace { .. } => {
+                let held = (!self.router.refuse_hold).then_some(4);
+                self.routing(RoutingInput::PlaceHeld(held));
+            }
             RouterRequest::Cancel | RouterRequest::CallEnded => {}
         }
     }

@@ -124,6 +124,9 @@ pub struct App {
     /// app) takes the receiver ([`App::take_call_leads`]). Locked only to
     /// take it.
     call_leads: Mutex<Option<mpsc::Receiver<crate::calls::CallLeadNews>>>,
+    /// What routing decides about callback entries, until the daemon
+    /// starts the callback dialer ([`App::take_callback_news`]).
+    callback_news: Mutex<Option<mpsc::UnboundedReceiver<router::CallbackNews>>>,
 }
 
 impl App {
@@ -131,6 +134,15 @@ impl App {
     /// once: the leads service drains it.
     pub fn take_call_leads(&self) -> Option<mpsc::Receiver<crate::calls::CallLeadNews>> {
         self.call_leads
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .take()
+    }
+
+    /// What routing decides about callback entries, once: the callback
+    /// dialer ([`crate::calls::callbacks::run`]) performs it.
+    pub fn take_callback_news(&self) -> Option<mpsc::UnboundedReceiver<router::CallbackNews>> {
+        self.callback_news
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .take()
@@ -348,7 +360,8 @@ pub async fn start(
     });
 
     let (queues, agents) = plan_map::routing_config(&plan);
-    let (router, router_task) = router::start(queues, agents, shutdown.child_token())?;
+    let (router, router_task, callback_news) =
+        router::start(queues, agents, shutdown.child_token())?;
     services.spawn("routing", async move {
         router_task.await?;
         Ok(())
@@ -402,7 +415,10 @@ pub async fn start(
     };
     let (call_leads, call_leads_inbox) =
         crate::calls::CallLeadSink::channel(crate::calls::leads::CALL_LEAD_QUEUE);
+    let callbacks =
+        crate::calls::Callbacks::new(router.clone(), Arc::clone(&journal), call_leads.clone());
     let call_services = Arc::new(CallServices {
+        callbacks,
         endpoint: endpoint.clone(),
         router: router.clone(),
         locations: registrar.locations().clone(),
@@ -442,6 +458,7 @@ pub async fn start(
         calls_refused: AtomicU64::new(0),
         calls_refused_warn: Mutex::new(WarnEvery::new(Duration::from_secs(10))),
         call_leads: Mutex::new(Some(call_leads_inbox)),
+        callback_news: Mutex::new(Some(callback_news)),
     });
     let watcher = Arc::clone(&app);
     let stop = shutdown.child_token();

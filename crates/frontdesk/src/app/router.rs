@@ -6,15 +6,26 @@
 //! The agent availability table itself is shared read-only
 //! ([`RouterHandle::table`]): the API reads snapshots without asking the
 //! task.
+//!
+//! Callbacks that keep their place (issue 22): a call asks for it
+//! ([`RouterHandle::hold_place`]); what routing decides about callback
+//! entries (dial now, try again later, given up) goes out as
+//! [`CallbackNews`] to the callback dialer (`crate::calls::callbacks`),
+//! which reports the dials' outcomes back ([`RouterHandle::callback`]).
+//!
+//! The router's clock: Unix milliseconds when the task started, then
+//! monotonic time since. So an entry's place (its first enqueue time) is
+//! a wall time the journal keeps, and a restart gives it back as it was.
 
 use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use routing::{
-    AgentConfig, AgentId, AgentSnapshot, AgentTable, CallId, CallerContext, DirectOffer,
-    EnqueueError, Enqueued, Millis, Offer, OfferFailure, Priority, QueueConfig, QueueId,
-    QueueStats, RequestedState, Router, RouterConfig, RouterEvent, RoutingError,
+    AgentConfig, AgentId, AgentSnapshot, AgentTable, CallId, CallbackDial, CallbackEntry,
+    CallbackError, CallbackEvent, CallbackFailure, CallbackId, CallbackStatus, CallerContext,
+    DirectOffer, EnqueueError, Enqueued, Millis, Offer, OfferFailure, Priority, QueueConfig,
+    QueueId, QueueStats, RequestedState, Router, RouterConfig, RouterEvent, RoutingError,
 };
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::time::Instant;
@@ -45,6 +56,57 @@ pub enum RouterMessage {
     },
 }
 
+/// What routing decided about a callback entry, for the callback dialer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackNews {
+    /// Ring this agent (claimed already), then call the patient.
+    Dial(CallbackDial),
+    /// The patient did not answer: tried again from `at` (Unix ms).
+    Rescheduled {
+        /// The entry.
+        callback: CallbackId,
+        /// Tries at the patient so far.
+        attempts: u32,
+        /// Not dialed before this, Unix milliseconds.
+        at: u64,
+        /// Why the last try failed.
+        reason: CallbackFailure,
+    },
+    /// The last try failed: the entry left routing.
+    Exhausted {
+        /// The entry.
+        callback: CallbackId,
+        /// Tries made.
+        attempts: u32,
+        /// Why the last try failed.
+        reason: CallbackFailure,
+    },
+}
+
+/// How a callback dial went, for routing ([`RouterHandle::callback`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum CallbackInput {
+    /// The agent answered: the patient is called now.
+    AgentAnswered(AgentId),
+    /// The agent's phone did not answer (a miss; the entry keeps its place).
+    AgentFailed(AgentId, OfferFailure),
+    /// The patient answered: the two talk.
+    Answered,
+    /// The patient's leg failed: a try is spent.
+    Failed(CallbackFailure),
+    /// It is over (hung up after the patient answered, or withdrawn).
+    Ended,
+}
+
+/// A kept place: the answer to [`RouterHandle::hold_place`].
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeldPlace {
+    /// Its 1-based place among everyone its queue will serve.
+    pub position: usize,
+    /// The entry (its enqueue time in Unix milliseconds).
+    pub status: CallbackStatus,
+}
+
 #[derive(Debug)]
 enum Command {
     Enqueue {
@@ -61,6 +123,16 @@ enum Command {
         direct: Option<DirectOffer>,
         reply: oneshot::Sender<Result<Enqueued, EnqueueError>>,
     },
+    HoldPlace {
+        call: CallId,
+        callback: CallbackId,
+        reply: oneshot::Sender<Result<HeldPlace, CallbackError>>,
+    },
+    AddCallback {
+        entry: CallbackEntry,
+        reply: oneshot::Sender<Result<usize, CallbackError>>,
+    },
+    Callback(CallbackId, CallbackInput),
     Cancel(CallId),
     CallEnded(CallId),
     Answered(CallId, AgentId),
@@ -151,6 +223,38 @@ impl RouterHandle {
             reply,
         })?;
         answer.await.map_err(|_| RouterStopped)
+    }
+
+    /// The caller `call`, waiting in line, hangs up to be called back: the
+    /// entry `callback` keeps their place ([`Router::hold_place`]).
+    pub async fn hold_place(
+        &self,
+        call: CallId,
+        callback: CallbackId,
+    ) -> Result<Result<HeldPlace, CallbackError>, RouterStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::HoldPlace {
+            call,
+            callback,
+            reply,
+        })?;
+        answer.await.map_err(|_| RouterStopped)
+    }
+
+    /// Gives routing a callback entry the journal kept (at start): its
+    /// `enqueued_at` and `not_before` in Unix milliseconds.
+    pub async fn add_callback(
+        &self,
+        entry: CallbackEntry,
+    ) -> Result<Result<usize, CallbackError>, RouterStopped> {
+        let (reply, answer) = oneshot::channel();
+        self.send(Command::AddCallback { entry, reply })?;
+        answer.await.map_err(|_| RouterStopped)
+    }
+
+    /// How a callback's dial went.
+    pub fn callback(&self, callback: CallbackId, input: CallbackInput) {
+        let _ = self.send(Command::Callback(callback, input));
     }
 
     /// The caller hung up (queued, offered, or in the IVR after enqueueing).
@@ -260,14 +364,27 @@ impl RouterHandle {
     }
 }
 
+/// The routing task's handle, its task, and the callback dialer's news.
+pub type Started = (
+    RouterHandle,
+    tokio::task::JoinHandle<()>,
+    mpsc::UnboundedReceiver<CallbackNews>,
+);
+
 /// Starts the routing task.
 pub fn start(
     queues: Vec<QueueConfig>,
     agents: Vec<AgentConfig>,
     shutdown: CancellationToken,
-) -> Result<(RouterHandle, tokio::task::JoinHandle<()>), routing::ConfigError> {
+) -> Result<Started, routing::ConfigError> {
     let router = Router::new(RouterConfig::default(), queues, agents)?;
     let (commands, command_rx) = mpsc::unbounded_channel();
+    let (callback_news, callback_rx) = mpsc::unbounded_channel();
+    let epoch = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
     let (changed, agents_changed) = watch::channel(0);
     let handle = RouterHandle {
         commands,
@@ -278,29 +395,37 @@ pub fn start(
         Service {
             router,
             start: Instant::now(),
+            epoch,
             owners: HashMap::new(),
             changed,
+            callback_news,
         }
         .run(command_rx, shutdown),
     );
-    Ok((handle, task))
+    Ok((handle, task, callback_rx))
 }
 
 struct Service {
     router: Router,
     start: Instant,
+    /// Unix milliseconds at `start`: the router's clock reads wall time
+    /// (see the module docs).
+    epoch: u64,
     owners: HashMap<CallId, mpsc::UnboundedSender<RouterMessage>>,
     /// Bumped when agents change (see [`RouterHandle::agents_changed`]).
     changed: watch::Sender<u64>,
+    /// To the callback dialer.
+    callback_news: mpsc::UnboundedSender<CallbackNews>,
 }
 
 impl Service {
     fn now(&self) -> Millis {
-        Millis::new(self.start.elapsed().as_millis() as u64)
+        let elapsed = u64::try_from(self.start.elapsed().as_millis()).unwrap_or(u64::MAX);
+        Millis::new(self.epoch.saturating_add(elapsed))
     }
 
     fn instant(&self, at: Millis) -> Instant {
-        self.start + Duration::from_millis(at.as_millis())
+        self.start + Duration::from_millis(at.as_millis().saturating_sub(self.epoch))
     }
 
     async fn run(
@@ -356,6 +481,45 @@ impl Service {
                 reply,
             } => {
                 let _ = reply.send(self.router.transfer(now, call, &queue, direct));
+            }
+            Command::HoldPlace {
+                call,
+                callback,
+                reply,
+            } => {
+                let held = self.router.hold_place(now, call, callback).map(|position| {
+                    // The call left routing: nothing more goes to its task.
+                    self.owners.remove(&call);
+                    HeldPlace {
+                        position,
+                        status: self
+                            .router
+                            .callback_status(callback)
+                            .expect("an entry hold_place just made is in routing"),
+                    }
+                });
+                let _ = reply.send(held);
+            }
+            Command::AddCallback { entry, reply } => {
+                let _ = reply.send(self.router.add_callback(now, entry));
+            }
+            Command::Callback(callback, input) => {
+                let result = match input {
+                    CallbackInput::AgentAnswered(agent) => {
+                        self.router.callback_agent_answered(now, callback, &agent)
+                    }
+                    CallbackInput::AgentFailed(agent, reason) => self
+                        .router
+                        .callback_agent_failed(now, callback, &agent, reason),
+                    CallbackInput::Answered => self.router.callback_answered(now, callback),
+                    CallbackInput::Failed(reason) => {
+                        self.router.callback_failed(now, callback, reason)
+                    }
+                    CallbackInput::Ended => self.router.callback_ended(now, callback),
+                };
+                if let Err(error) = result {
+                    debug!(%error, "routing: a callback's outcome ignored");
+                }
             }
             Command::Cancel(call) => {
                 self.owners.remove(&call);
@@ -441,6 +605,41 @@ impl Service {
                 // The call's task is gone: the caller is not there any more.
                 self.owners.remove(&call);
                 let _ = self.router.cancel(now, call);
+            }
+        }
+        while let Some(event) = self.router.poll_callback() {
+            let news = match event {
+                CallbackEvent::Dial(dial) => CallbackNews::Dial(dial),
+                CallbackEvent::Rescheduled {
+                    callback,
+                    attempts,
+                    at,
+                    reason,
+                    ..
+                } => CallbackNews::Rescheduled {
+                    callback,
+                    attempts,
+                    at: at.as_millis(),
+                    reason,
+                },
+                CallbackEvent::Exhausted {
+                    callback,
+                    attempts,
+                    reason,
+                    ..
+                } => CallbackNews::Exhausted {
+                    callback,
+                    attempts,
+                    reason,
+                },
+            };
+            if let Err(lost) = self.callback_news.send(news) {
+                // The dialer has stopped (the daemon is stopping): a dial
+                // is not made, its agent goes back; the journal keeps the
+                // entry for the next start.
+                if let CallbackNews::Dial(dial) = lost.0 {
+                    let _ = self.router.callback_ended(now, dial.callback);
+                }
             }
         }
         while let Some(event) = self.router.poll_event() {

@@ -327,6 +327,15 @@ impl Driver {
                 let estimate = router.estimate(queue, priority).await.ok().flatten();
                 RoutingInput::Announcement { position, estimate }
             }
+            RouterRequest::HoldPlace { number } => {
+                let record = self.core.record().id.clone();
+                RoutingInput::PlaceHeld(
+                    self.services
+                        .callbacks
+                        .hold_place(call, &record, number)
+                        .await,
+                )
+            }
             RouterRequest::Cancel => return router.cancel(call),
             RouterRequest::CallEnded => return router.call_ended(call),
             RouterRequest::Answered(agent) => return router.answered(call, agent),

@@ -3,11 +3,13 @@
 //! agent legs, transfers) and performs what it asks. Agents' feature codes
 //! (`*41` …) are short calls of their own ([`features`]). Click-to-call
 //! starts outbound calls ([`originate`]: the agent's phone, then the
-//! patient through the trunk). Call tasks reach
+//! patient through the trunk); the callback dialer ([`callbacks`]) starts
+//! the same outbound calls for callers who kept their place. Call tasks reach
 //! the daemon through narrow handles ([`CallServices`]), and are tracked so
 //! that a drain waits for them.
 
 pub mod book;
+pub mod callbacks;
 mod driver;
 mod features;
 pub mod leads;
@@ -24,6 +26,7 @@ use sip::transaction::ServerTransactionId;
 
 pub use book::CallBook;
 pub use call::signal;
+pub use callbacks::Callbacks;
 pub use leads::{CallLeadNews, CallLeadSink};
 pub use prompts::Prompts;
 pub use services::CallServices;

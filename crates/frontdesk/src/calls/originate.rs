@@ -9,8 +9,11 @@
 //! lead's history (`call_refused` with its reason). Then one task per call
 //! drives the core: it performs the core's actions (SIP through the
 //! endpoint, ports from the pool, the media task, the lead's history) and
-//! decides nothing. The callback dialer (issue 22) is to start the same
-//! core the same way.
+//! decides nothing. The callback dialer (issue 22,
+//! [`super::callbacks`]) starts the same core the same way
+//! ([`spawn_callback`]): its agent is claimed by routing already, and what
+//! happens goes to routing and the callback's journal row instead of a
+//! lead's history.
 //!
 //! The lead hears that its patient answered through one [`ContactSink`];
 //! [`JournalContact`] writes the first contact to the journal.
@@ -267,6 +270,7 @@ impl Originator {
             ringback: queue
                 .and_then(ivr::Queue::hold_music)
                 .map(|prompt| prompt.path().to_path_buf()),
+            whisper: None,
         };
         let sequence = services.calls.next_sequence();
         let id = format!("o-{}-{sequence}", Timestamp::now().as_second());
@@ -276,7 +280,14 @@ impl Originator {
             lead: row.id.as_str().to_string(),
             agent: agent.to_string(),
         };
-        spawn(self.clone(), setup, row.id.clone(), id, wrap_up);
+        let span = info_span!("originate", call = %id, lead = %row.id, agent = %agent);
+        let purpose = Purpose::Lead {
+            originator: self.clone(),
+            lead: row.id.clone(),
+            id,
+            wrap_up,
+        };
+        spawn(Arc::clone(&self.services), setup, purpose, span);
         Ok(started)
     }
 
@@ -296,7 +307,7 @@ impl Originator {
 
 /// The trunk as a call out uses it; its host name resolved (the first
 /// address), its transport UDP or TCP.
-async fn trunk_route(trunk: &Trunk) -> Result<TrunkRoute, String> {
+pub(super) async fn trunk_route(trunk: &Trunk) -> Result<TrunkRoute, String> {
     let uri = trunk.uri();
     if uri.secure || uri.transport == Some(TrunkTransport::Tls) {
         return Err(format!(
@@ -335,18 +346,57 @@ async fn trunk_route(trunk: &Trunk) -> Result<TrunkRoute, String> {
     })
 }
 
+/// What a call out is for: where its progress goes.
+enum Purpose {
+    /// Click-to-call: the lead's history, its owner, the metrics; the
+    /// agent was claimed by [`RouterHandle::outbound_started`] and is
+    /// released at the end (wrap-up).
+    ///
+    /// [`RouterHandle::outbound_started`]: crate::app::router::RouterHandle::outbound_started
+    Lead {
+        originator: Originator,
+        lead: LeadId,
+        /// The call out's id (`o-…`).
+        id: String,
+        /// The lead's department's wrap-up, for the agent after the call.
+        wrap_up: Duration,
+    },
+    /// A callback entry's dial: routing (which claimed the agent and
+    /// takes them back) and the callback's journal row.
+    Callback {
+        callbacks: super::callbacks::Callbacks,
+        callback: routing::CallbackId,
+    },
+}
+
+/// Starts the task of a callback's dial (see [`super::callbacks`]).
+pub(super) fn spawn_callback(
+    services: Arc<CallServices>,
+    setup: OriginateSetup,
+    callbacks: super::callbacks::Callbacks,
+    callback: routing::CallbackId,
+) {
+    let span = info_span!("callback", callback = callback.0, agent = %setup.agent);
+    spawn(
+        services,
+        setup,
+        Purpose::Callback {
+            callbacks,
+            callback,
+        },
+        span,
+    );
+}
+
 /// Starts the task of one call out.
 fn spawn(
-    originator: Originator,
+    services: Arc<CallServices>,
     setup: OriginateSetup,
-    lead: LeadId,
-    id: String,
-    wrap_up: Duration,
+    purpose: Purpose,
+    span: tracing::Span,
 ) {
-    let services = Arc::clone(&originator.services);
     let (sip_sender, sip_events) = mpsc::unbounded_channel();
     let agent = setup.agent.clone();
-    let span = info_span!("originate", call = %id, lead = %lead, agent = %agent);
     let core = Originate::new(
         services.call_config.clone(),
         setup,
@@ -354,29 +404,26 @@ fn spawn(
         StdRng::from_os_rng(),
     );
     let driver = Driver {
-        originator,
+        services: Arc::clone(&services),
+        purpose,
         core,
-        lead,
         agent,
-        id,
         sip_sender,
         sip_events,
         ports: HashMap::new(),
         media: None,
         media_events: None,
         answered_at: None,
-        wrap_up,
     };
     services.tasks.spawn(driver.run().instrument(span));
 }
 
 /// One call out's task: the core and the resources behind its tokens.
 struct Driver {
-    originator: Originator,
+    services: Arc<CallServices>,
+    purpose: Purpose,
     core: Originate,
-    lead: LeadId,
     agent: String,
-    id: String,
     sip_sender: mpsc::UnboundedSender<Event>,
     sip_events: mpsc::UnboundedReceiver<Event>,
     /// Ports leased for the core and not handed to the media yet.
@@ -384,14 +431,12 @@ struct Driver {
     media: Option<MediaHandle>,
     media_events: Option<mpsc::UnboundedReceiver<MediaTaskEvent>>,
     answered_at: Option<Instant>,
-    /// The lead's department's wrap-up, for the agent after the call.
-    wrap_up: Duration,
 }
 
 impl Driver {
     async fn run(mut self) {
         metrics::gauge!("frontdesk_active_originates").increment(1.0);
-        let ending = self.originator.services.ending.clone();
+        let ending = self.services.ending.clone();
         let mut ending_seen = false;
         self.core.start(now());
         loop {
@@ -419,20 +464,21 @@ impl Driver {
             }
         }
         metrics::gauge!("frontdesk_active_originates").decrement(1.0);
-        // The agent was claimed when the call out started: released if
-        // their phone never answered, else wrap-up, then available.
-        self.originator
-            .services
-            .router
-            .outbound_ended(routing::AgentId::new(self.agent.as_str()), self.wrap_up);
+        if let Purpose::Lead { wrap_up, .. } = &self.purpose {
+            // The agent was claimed when the call out started: released if
+            // their phone never answered, else wrap-up, then available.
+            self.services
+                .router
+                .outbound_ended(routing::AgentId::new(self.agent.as_str()), *wrap_up);
+        }
         for call_id in self.core.call_ids() {
-            self.originator.services.endpoint.unroute(call_id);
+            self.services.endpoint.unroute(call_id);
         }
     }
 
     /// Carries out the core's actions, feeding back the answers it waits for.
     async fn perform(&mut self) {
-        let services = Arc::clone(&self.originator.services);
+        let services = Arc::clone(&self.services);
         while let Some(action) = self.core.poll_action() {
             match action {
                 OriginateAction::Send {
@@ -486,8 +532,7 @@ impl Driver {
                 let Some(lease) = self.ports.remove(&port) else {
                     return;
                 };
-                let task =
-                    spawn_media_task(self.originator.services.media, Leg::Agent, lease, media);
+                let task = spawn_media_task(self.services.media, Leg::Agent, lease, media);
                 self.media = Some(task.handle);
                 self.media_events = Some(task.events);
                 return;
@@ -509,7 +554,7 @@ impl Driver {
             OriginateMedia::PlayAgent { id, prompts, mode } => {
                 let mut loaded = Vec::with_capacity(prompts.len());
                 for path in &prompts {
-                    match self.originator.services.prompts.get(path).await {
+                    match self.services.prompts.get(path).await {
                         Ok(prompt) => loaded.push(prompt),
                         Err(error) => warn!("{}: {error}", path.display()),
                     }
@@ -535,35 +580,46 @@ impl Driver {
     }
 
     /// What happened goes on the lead's history, to the lead's owner
-    /// ([`ContactSink`]) and to the metrics.
+    /// ([`ContactSink`]) and to the metrics; or, for a callback, to
+    /// routing and the callback's record.
     fn report(&mut self, progress: Progress) {
-        let originator = &self.originator;
-        let call = self.id.as_str();
+        if progress == Progress::PatientAnswered {
+            self.answered_at = Some(Instant::now());
+        }
+        let (originator, lead, call) = match &self.purpose {
+            Purpose::Lead {
+                originator,
+                lead,
+                id,
+                ..
+            } => (originator, lead, id.as_str()),
+            Purpose::Callback {
+                callbacks,
+                callback,
+            } => {
+                callbacks.progress(*callback, &self.agent, progress);
+                return;
+            }
+        };
         match progress {
             Progress::AgentAnswered => {
                 originator
                     .services
                     .router
                     .outbound_answered(routing::AgentId::new(self.agent.as_str()));
-                originator.step(
-                    &self.lead,
-                    "agent_answered",
-                    &self.agent,
-                    json!({"call": call}),
-                );
+                originator.step(lead, "agent_answered", &self.agent, json!({"call": call}));
             }
             Progress::PatientAnswered => {
-                self.answered_at = Some(Instant::now());
                 originator
                     .contact
-                    .patient_answered(&self.lead, &self.agent, Timestamp::now());
+                    .patient_answered(lead, &self.agent, Timestamp::now());
             }
             Progress::Failed(failure) => {
                 let mut detail = json!({"call": call, "reason": failure.as_str()});
                 if let Failure::TrunkRefused(status) = failure {
                     detail["status"] = json!(status);
                 }
-                originator.step(&self.lead, "call_failed", &self.agent, detail);
+                originator.step(lead, "call_failed", &self.agent, detail);
                 metrics::counter!("frontdesk_originate_total", "result" => failure.as_str())
                     .increment(1);
             }
@@ -572,7 +628,7 @@ impl Driver {
                     u64::try_from(at.elapsed().as_millis()).unwrap_or(u64::MAX)
                 });
                 originator.step(
-                    &self.lead,
+                    lead,
                     "call_ended",
                     &self.agent,
                     json!({"call": call, "by": by.as_str(), "talk_ms": talk_ms}),

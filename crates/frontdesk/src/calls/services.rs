@@ -35,6 +35,8 @@ pub struct CallServices {
     pub journal: Arc<CallJournal>,
     /// Calls that become leads go here (to the leads service).
     pub leads: CallLeadSink,
+    /// Callers who keep their place to be called back.
+    pub callbacks: super::Callbacks,
     /// How each call's media task is set up.
     pub media: media::session::SessionConfig,
     /// Our address and ports, for Contact and SDP.

@@ -288,6 +288,19 @@ pub async fn run_with(
             crate::leads::calls::run(inbox, leads.clone(), shutdown.child_token()),
         );
     }
+    // Callers who kept their place are called back (the journal's entries
+    // first, after a restart).
+    if let Some(news) = app.take_callback_news() {
+        services.spawn(
+            "callbacks",
+            crate::calls::callbacks::run(
+                news,
+                app.call_services.callbacks.clone(),
+                std::sync::Arc::clone(&app.call_services),
+                shutdown.child_token(),
+            ),
+        );
+    }
     services.spawn(
         "voicemail-retention",
         crate::voicemail::sweep(

@@ -100,6 +100,7 @@ pub(crate) fn queue_json(queue: &routing::QueueStats) -> Value {
     json!({
         "id": queue.id.as_str(),
         "waiting": queue.waiting,
+        "callbacks": queue.callbacks,
         "longest_wait_ms": queue.longest_wait.as_millis() as u64,
         "agents_available": queue.agents_available,
         "agents_signed_in": queue.agents_signed_in,

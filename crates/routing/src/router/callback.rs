@@ -85,6 +85,9 @@ pub struct CallbackStatus {
     pub queue: QueueId,
     /// Its priority there.
     pub priority: Priority,
+    /// Branch and language for the choice of agent (what the driver
+    /// journals to give the entry back after a restart).
+    pub context: CallerContext,
     /// The place it keeps.
     pub enqueued_at: Millis,
     /// Tries at the patient so far.
@@ -444,6 +447,7 @@ impl Router {
         Some(CallbackStatus {
             queue: record.queue.clone(),
             priority: record.priority,
+            context: record.context.clone(),
             enqueued_at: record.enqueued_at,
             attempts: record.attempts,
             not_before: record.not_before,

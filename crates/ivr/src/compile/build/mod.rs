@@ -611,6 +611,13 @@ impl Builder<'_, '_> {
         };
         let files = crate::plan::Callback::PROMPT_FILES
             .map(|file| self.prompt(&S::new(raw.span(), file.to_string())));
+        let whisper = match &callback.whisper {
+            Some(file) => self.prompt(file),
+            None => self.prompt(&S::new(
+                raw.span(),
+                crate::plan::Callback::DEFAULT_WHISPER.to_string(),
+            )),
+        };
         let [Some(offer), Some(number), Some(accepted), Some(refused)] = files else {
             return None;
         };
@@ -626,6 +633,7 @@ impl Builder<'_, '_> {
                 number,
                 accepted,
                 refused,
+                whisper: whisper?,
             },
         })
     }
