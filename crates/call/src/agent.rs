@@ -79,6 +79,8 @@ pub(crate) struct AgentLeg {
     /// Cancel as soon as the transaction is known.
     cancel_when_sent: bool,
     invite: Option<Request>,
+    /// The device this leg rings (one of the agent's registrations).
+    binding: Box<sip::registrar::Binding>,
     peer: Peer,
     local: Option<LocalMedia>,
     offer: Option<SessionDescription>,
@@ -232,33 +234,60 @@ impl Call {
         waited_secs: u64,
         env: &dyn Environment,
     ) {
-        let bindings = env.bindings(agent.as_str());
-        let Some(binding) = bindings.first() else {
+        let mut bindings = env.bindings(agent.as_str());
+        if bindings.is_empty() {
             debug!(agent = %agent, "offered agent has no binding");
             self.fail_offer(agent, OfferFailure::Unreachable);
             return;
-        };
-        let peer = ring_target(binding);
-        let call_id = ByteString::from(format!("{}-{}@frontdesk", tag(&mut self.rng), self.id.0));
-        let port = self.port_token();
-        let token = SendToken(self.next_token());
-        self.legs.legs.push(AgentLeg {
-            agent,
-            call_id,
-            token,
-            transaction: None,
-            cancel_when_sent: false,
-            invite: None,
-            peer,
-            local: None,
-            offer: None,
-            port: Some(port),
-            ring_timeout,
-            waited_secs,
-            ring_deadline: None,
-            state: LegState::Leasing { port },
+        }
+        // An attended transfer's INVITE replaces the consultation call on
+        // the phone that holds it: that one device only.
+        if self.replaces_for(&agent).is_some() {
+            bindings.truncate(1);
+        }
+        // Every device of the agent rings (a desk phone, a softphone, the
+        // browser): the first answer wins and the others are cancelled;
+        // the offer fails only when all of them did (`leg_failed`). The
+        // registrar bounds an agent's devices (`max_contacts`).
+        for binding in bindings {
+            let peer = ring_target(&binding);
+            let call_id =
+                ByteString::from(format!("{}-{}@frontdesk", tag(&mut self.rng), self.id.0));
+            let port = self.port_token();
+            let token = SendToken(self.next_token());
+            self.legs.legs.push(AgentLeg {
+                agent: agent.clone(),
+                call_id,
+                token,
+                transaction: None,
+                cancel_when_sent: false,
+                invite: None,
+                binding: Box::new(binding),
+                peer,
+                local: None,
+                offer: None,
+                port: Some(port),
+                ring_timeout,
+                waited_secs,
+                ring_deadline: None,
+                state: LegState::Leasing { port },
+            });
+            self.push(Action::LeasePort { token: port });
+        }
+    }
+
+    /// One of `agent`'s legs failed (`reason`), its state already past
+    /// ringing: the offer to the agent fails when none of their other
+    /// devices still rings (or waits for its port).
+    fn leg_failed(&mut self, agent: AgentId, reason: OfferFailure) {
+        let still_ringing = self.legs.legs.iter().any(|leg| {
+            leg.agent == agent && matches!(leg.state, LegState::Ringing | LegState::Leasing { .. })
         });
-        self.push(Action::LeasePort { token: port });
+        if still_ringing {
+            debug!(agent = %agent, ?reason, "one of the agent's devices failed; another rings");
+            return;
+        }
+        self.fail_offer(agent, reason);
     }
 
     /// The port for an agent leg: the INVITE goes out.
@@ -285,20 +314,11 @@ impl Call {
                 leg.state = LegState::Done;
                 leg.port = None;
                 let agent = leg.agent.clone();
-                self.fail_offer(agent, OfferFailure::Unreachable);
+                self.leg_failed(agent, OfferFailure::Unreachable);
                 return;
             }
         };
-        let bindings = env.bindings(self.legs.legs[index].agent.as_str());
-        let Some(binding) = bindings.first() else {
-            let leg = &mut self.legs.legs[index];
-            leg.state = LegState::Done;
-            leg.port = None;
-            let agent = leg.agent.clone();
-            self.push(Action::ReleasePort { token });
-            self.fail_offer(agent, OfferFailure::Unreachable);
-            return;
-        };
+        let binding = self.legs.legs[index].binding.clone();
         let peer = self.legs.legs[index].peer;
         let session_id = u64::from(self.rng.next_u32());
         let local = LocalMedia::new(self.config.advertise, port, session_id);
@@ -373,9 +393,15 @@ impl Call {
             token: Some(send_token),
         });
         info!(agent = %agent, "ringing agent");
-        self.journal(records::CallEvent::Offered {
-            agent: agent.as_str().to_string(),
+        // One offer per agent on the timeline, however many devices ring.
+        let first_device = !self.legs.legs.iter().enumerate().any(|(other, leg)| {
+            other != index && leg.agent == agent && matches!(leg.state, LegState::Ringing)
         });
+        if first_device {
+            self.journal(records::CallEvent::Offered {
+                agent: agent.as_str().to_string(),
+            });
+        }
     }
 
     /// The INVITE to an agent went out (its transaction), or could not.
@@ -402,7 +428,7 @@ impl Call {
                 let agent = leg.agent.clone();
                 self.release_agent_port(index);
                 self.push(Action::Unroute { call_id });
-                self.fail_offer(agent, OfferFailure::Unreachable);
+                self.leg_failed(agent, OfferFailure::Unreachable);
             }
             None => {}
         }
@@ -436,7 +462,7 @@ impl Call {
                 let agent = leg.agent.clone();
                 self.cancel_leg(index);
                 self.release_agent_port(index);
-                self.fail_offer(agent, OfferFailure::NoAnswer);
+                self.leg_failed(agent, OfferFailure::NoAnswer);
             }
         }
     }
@@ -457,7 +483,7 @@ impl Call {
                     leg.state = LegState::Done;
                     let agent = leg.agent.clone();
                     self.release_agent_port(index);
-                    self.fail_offer(agent, OfferFailure::Unreachable);
+                    self.leg_failed(agent, OfferFailure::Unreachable);
                 }
             }
             Event::Request {
@@ -530,7 +556,7 @@ impl Call {
                 leg.state = LegState::Done;
                 let agent = leg.agent.clone();
                 self.release_agent_port(index);
-                self.fail_offer(agent, reason);
+                self.leg_failed(agent, reason);
             }
             LegState::Cancelling => {
                 leg.state = LegState::Done;
@@ -588,7 +614,7 @@ impl Call {
                     token: None,
                 });
                 self.release_agent_port(index);
-                self.fail_offer(agent, OfferFailure::Rejected);
+                self.leg_failed(agent, OfferFailure::Rejected);
                 return;
             }
         };

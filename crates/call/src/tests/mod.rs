@@ -806,10 +806,33 @@ impl Harness {
             .unwrap_or_else(|| panic!("no INVITE to {agent}"))
     }
 
+    /// Every INVITE sent to `agent` (one per device), in order.
+    pub(crate) fn invites_to(&self, agent: &str) -> Vec<(ClientTransactionId, Request, Peer)> {
+        self.sent("INVITE")
+            .into_iter()
+            .filter(|(_, request, _)| {
+                request
+                    .uri
+                    .as_sip()
+                    .is_some_and(|uri| uri.user.as_deref() == Some(agent))
+            })
+            .collect()
+    }
+
     /// `agent`'s phone answers `status` (200 with an SDP answer at its media
     /// address 192.0.2.20x:7000).
     pub(crate) fn agent_answers(&mut self, agent: &str, status: u16) {
-        let (transaction, invite, peer) = self.invite_to(agent);
+        self.device_answers(agent, 0, status);
+    }
+
+    /// The `device`-th device of `agent` (in the order they were rung)
+    /// answers `status`.
+    pub(crate) fn device_answers(&mut self, agent: &str, device: usize, status: u16) {
+        let (transaction, invite, peer) = self
+            .invites_to(agent)
+            .into_iter()
+            .nth(device)
+            .unwrap_or_else(|| panic!("no INVITE to device {device} of {agent}"));
         let header = |name: &str| {
             String::from_utf8_lossy(
                 invite

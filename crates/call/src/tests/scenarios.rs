@@ -717,3 +717,80 @@ fn an_overflow_takes_the_new_queues_threshold() {
     h.assert_over(Outcome::Abandoned);
     assert!(h.leads.is_empty(), "{:?}", h.leads);
 }
+
+/// An agent with two devices (a desk phone and the browser, say): `1003`
+/// registered at 192.0.2.103 and 192.0.2.113.
+fn two_devices() -> Harness {
+    let mut h = Harness::new(
+        clinic(|text| text),
+        invite("+15550100", Some(&offer(addr("192.0.2.50:40000")))),
+        OPEN,
+    )
+    .agents(&["1003"], false);
+    let second = binding("1003", addr("192.0.2.113:5060"), false, h.now);
+    h.env
+        .bindings
+        .get_mut("1003")
+        .expect("1003's phone")
+        .push(second);
+    let mut h = h.start();
+    h.patient_acks(None);
+    h.press('3', DtmfSource::TelephoneEvent);
+    h
+}
+
+#[test]
+fn every_device_of_the_agent_rings_and_the_first_answer_wins() {
+    let mut h = two_devices();
+    let invites = h.invites_to("1003");
+    let rung: Vec<_> = invites.iter().map(|(_, _, peer)| peer.address).collect();
+    assert_eq!(
+        rung,
+        [addr("192.0.2.103:5060"), addr("192.0.2.113:5060")],
+        "both devices ring"
+    );
+    let offered = h.steps().iter().filter(|s| **s == "offered").count();
+    assert_eq!(offered, 1, "one offer on the timeline");
+    h.device_answers("1003", 1, 200);
+    assert!(h.media.bridged);
+    assert_eq!(h.call.record().agent.as_deref(), Some("1003"));
+    assert_eq!(
+        h.cancels(),
+        [invites[0].0],
+        "the other device stops ringing"
+    );
+    assert!(failures(&h).is_empty());
+    assert!(
+        h.router
+            .requests
+            .contains(&RouterRequest::Answered(AgentId::new("1003")))
+    );
+    // The cancelled device's 487 changes nothing.
+    h.device_answers("1003", 0, 487);
+    assert!(h.media.bridged);
+}
+
+#[test]
+fn one_device_declining_leaves_the_other_ringing() {
+    let mut h = two_devices();
+    h.device_answers("1003", 0, 603);
+    assert!(failures(&h).is_empty(), "the other device still rings");
+    assert!(h.cancels().is_empty());
+    h.device_answers("1003", 1, 200);
+    assert!(h.media.bridged);
+    assert!(failures(&h).is_empty());
+}
+
+#[test]
+fn the_offer_fails_once_when_every_device_rang_out() {
+    let mut h = two_devices();
+    h.advance(Duration::from_secs(15));
+    assert_eq!(h.cancels().len(), 2, "both devices are cancelled");
+    assert_eq!(
+        failures(&h),
+        [("1003".to_string(), OfferFailure::NoAnswer)],
+        "one failure for the agent"
+    );
+    let no_answer = h.steps().iter().filter(|s| **s == "no_answer").count();
+    assert_eq!(no_answer, 1);
+}
