@@ -13,6 +13,7 @@ pub mod baresip;
 pub mod call;
 pub mod http;
 pub mod leads;
+pub mod page;
 pub mod people;
 pub mod phone;
 pub mod raw;
