@@ -255,6 +255,11 @@ pub enum RouterRequest {
         queue: QueueId,
         /// The agent named, first.
         direct: Option<DirectOffer>,
+        /// The agent's device was lost (the REFER carries
+        /// [`crate::signal::REQUEUE_HEADER`]): back in the caller's first
+        /// place ([`routing::Router::requeue`]), not after the wait they
+        /// had before the answer.
+        keep_place: bool,
     },
     /// The caller's position and an honest wait estimate, for an
     /// announcement; answer [`RoutingInput::Announcement`].

@@ -170,6 +170,12 @@ pub fn agent_display(department: &str, source: &str, waited_secs: u64) -> String
 /// the patient waits in.
 pub const QUEUE_HEADER: &str = "X-Frontdesk-Queue";
 
+/// A REFER with this header (any value; the browser phone says `lost`)
+/// sends the patient back into its queue in their first place: the
+/// agent's device was lost during the call. Only the agent's own leg can
+/// REFER, so only an agent's device can ask for it.
+pub const REQUEUE_HEADER: &str = "X-Frontdesk-Requeue";
+
 /// The INVITE to an agent's contact.
 #[allow(clippy::too_many_arguments)] // one message, every field a caller must choose
 pub fn agent_invite(

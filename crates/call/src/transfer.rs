@@ -140,9 +140,16 @@ impl Call {
                 kind,
             }),
         });
+        let keep_place = direct.is_none()
+            && headers
+                .get(&HeaderName::Other(bytestring::ByteString::from_static(
+                    signal::REQUEUE_HEADER,
+                )))
+                .is_some();
         self.router(RouterRequest::Transfer {
             queue: destination.queue,
             direct,
+            keep_place,
         });
     }
 

@@ -77,7 +77,9 @@ fn the_page_takes_a_call_hears_and_is_heard_then_hangs_up() {
     let id = waiting_call(&daemon);
     let ringing = page.expect("ringing");
     assert!(
-        ringing["from"].as_str().is_some_and(|from| from.starts_with("Pediatrics · ")),
+        ringing["from"]
+            .as_str()
+            .is_some_and(|from| from.starts_with("Pediatrics · ")),
         "{ringing}"
     );
     let call_id = ringing["call"].clone();
@@ -160,7 +162,10 @@ fn a_page_gone_during_a_call_sends_the_patient_back_to_the_queue() {
         if record["agent"] == "1006" {
             break;
         }
-        assert!(Instant::now() < deadline, "1006 did not take it: {record:#}");
+        assert!(
+            Instant::now() < deadline,
+            "1006 did not take it: {record:#}"
+        );
         std::thread::sleep(Duration::from_millis(25));
     }
     run.join().expect("the patient").assert_all_succeeded(1);

@@ -471,7 +471,7 @@ impl Harness {
                 self.routing(RoutingInput::Enqueued(Some(Ok(enqueued))));
                 self.offer_next();
             }
-            RouterRequest::Transfer { queue, direct } => {
+            RouterRequest::Transfer { queue, direct, .. } => {
                 self.router.queue = Some(queue.clone());
                 let enqueued = Enqueued {
                     queue,

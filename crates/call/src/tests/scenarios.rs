@@ -794,3 +794,44 @@ fn the_offer_fails_once_when_every_device_rang_out() {
     let no_answer = h.steps().iter().filter(|s| **s == "no_answer").count();
     assert_eq!(no_answer, 1);
 }
+
+/// A REFER with `X-Frontdesk-Requeue` (the browser phone whose page is
+/// gone) asks routing for the patient's first place, not a plain move.
+#[test]
+fn a_requeue_refer_asks_routing_for_the_first_place() {
+    let mut h = bridged_call('3', "1003");
+    h.agent_sends(
+        "1003",
+        70,
+        "REFER",
+        2,
+        "Refer-To: <sip:pediatrics@clinic>\nRefer-Sub: false\nX-Frontdesk-Requeue: lost\n",
+        "",
+    );
+    assert_eq!(h.responses_on(70), [202]);
+    assert!(h.router.requests.iter().any(|request| matches!(
+        request,
+        RouterRequest::Transfer {
+            keep_place: true,
+            direct: None,
+            ..
+        }
+    )));
+    // A plain blind transfer is not a requeue.
+    let mut h = bridged_call('3', "1003");
+    h.agent_sends(
+        "1003",
+        70,
+        "REFER",
+        2,
+        "Refer-To: <sip:pediatrics@clinic>\n",
+        "",
+    );
+    assert!(h.router.requests.iter().any(|request| matches!(
+        request,
+        RouterRequest::Transfer {
+            keep_place: false,
+            ..
+        }
+    )));
+}

@@ -121,6 +121,7 @@ enum Command {
         call: CallId,
         queue: QueueId,
         direct: Option<DirectOffer>,
+        keep_place: bool,
         reply: oneshot::Sender<Result<Enqueued, EnqueueError>>,
     },
     HoldPlace {
@@ -208,18 +209,22 @@ impl RouterHandle {
     }
 
     /// The agent connected to `call` transfers it to `queue` (first to
-    /// `direct`'s agent, when given): see [`Router::transfer`].
+    /// `direct`'s agent, when given): see [`Router::transfer`]; with
+    /// `keep_place`, the agent's device was lost and the caller goes back
+    /// in their first place ([`Router::requeue`]).
     pub async fn transfer(
         &self,
         call: CallId,
         queue: QueueId,
         direct: Option<DirectOffer>,
+        keep_place: bool,
     ) -> Result<Result<Enqueued, EnqueueError>, RouterStopped> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Transfer {
             call,
             queue,
             direct,
+            keep_place,
             reply,
         })?;
         answer.await.map_err(|_| RouterStopped)
@@ -478,9 +483,15 @@ impl Service {
                 call,
                 queue,
                 direct,
+                keep_place,
                 reply,
             } => {
-                let _ = reply.send(self.router.transfer(now, call, &queue, direct));
+                let moved = if keep_place {
+                    self.router.requeue(now, call, &queue)
+                } else {
+                    self.router.transfer(now, call, &queue, direct)
+                };
+                let _ = reply.send(moved);
             }
             Command::HoldPlace {
                 call,

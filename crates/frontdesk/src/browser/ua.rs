@@ -566,6 +566,11 @@ impl PhoneUa {
             .push(HeaderName::Contact, self.contact.clone());
         if let Some(reason) = reason {
             request.headers.push(HeaderName::Subject, reason);
+            // Back in the patient's first place, not after their wait.
+            request.headers.push(
+                HeaderName::Other(ByteString::from_static(signal::REQUEUE_HEADER)),
+                "lost",
+            );
         }
         let peer = dialog.peer;
         let id = call.id.clone();

@@ -319,9 +319,13 @@ impl Driver {
                     .await;
                 RoutingInput::Enqueued(enqueued.ok())
             }
-            RouterRequest::Transfer { queue, direct } => {
-                RoutingInput::Transferred(router.transfer(call, queue, direct).await.ok())
-            }
+            RouterRequest::Transfer {
+                queue,
+                direct,
+                keep_place,
+            } => RoutingInput::Transferred(
+                router.transfer(call, queue, direct, keep_place).await.ok(),
+            ),
             RouterRequest::Announcement { queue, priority } => {
                 let position = router.position(call).await.ok().flatten();
                 let estimate = router.estimate(queue, priority).await.ok().flatten();

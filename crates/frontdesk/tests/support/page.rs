@@ -270,7 +270,11 @@ fn run(
             match socket.read() {
                 Ok(Message::Text(text)) => {
                     if let Ok(message) = serde_json::from_str::<Value>(text.as_str()) {
-                        shared.lock().expect("not poisoned").inbox.push_back(message);
+                        shared
+                            .lock()
+                            .expect("not poisoned")
+                            .inbox
+                            .push_back(message);
                     }
                 }
                 Ok(Message::Close(frame)) => {
@@ -308,9 +312,7 @@ fn run(
         // The network, briefly.
         match udp.recv_from(&mut buffer) {
             Ok((length, source)) => {
-                if let Ok(receive) =
-                    Receive::new(Protocol::Udp, source, local, &buffer[..length])
-                {
+                if let Ok(receive) = Receive::new(Protocol::Udp, source, local, &buffer[..length]) {
                     let _ = rtc.handle_input(Input::Receive(Instant::now(), receive));
                 }
             }

@@ -44,6 +44,31 @@ impl Router {
         queue: &QueueId,
         direct: Option<DirectOffer>,
     ) -> Result<Enqueued, EnqueueError> {
+        self.move_connected(now, call, queue, direct, false)
+    }
+
+    /// The agent's device was lost during the call (the browser phone's
+    /// page closed): the caller goes back into `queue` in the place they
+    /// first had, their first enqueue, so ahead of every caller who came
+    /// after them, instead of after the wait they had before the answer
+    /// ([`Router::transfer`]). The agent's call ends as for a transfer.
+    pub fn requeue(
+        &mut self,
+        now: Millis,
+        call: CallId,
+        queue: &QueueId,
+    ) -> Result<Enqueued, EnqueueError> {
+        self.move_connected(now, call, queue, None, true)
+    }
+
+    fn move_connected(
+        &mut self,
+        now: Millis,
+        call: CallId,
+        queue: &QueueId,
+        direct: Option<DirectOffer>,
+        first_place: bool,
+    ) -> Result<Enqueued, EnqueueError> {
         let Some((agent, wrap_up, waited)) = self.calls.get(&call).and_then(|record| match &record
             .phase
         {
@@ -60,7 +85,11 @@ impl Router {
         let Some(record) = self.calls.remove(&call) else {
             return Err(EnqueueError::NotTransferable(call));
         };
-        let since = Millis::new(now.as_millis().saturating_sub(waited.as_millis() as u64));
+        let since = if first_place {
+            record.enqueued_at
+        } else {
+            Millis::new(now.as_millis().saturating_sub(waited.as_millis() as u64))
+        };
         let result = self.enqueue_since(
             now,
             call,

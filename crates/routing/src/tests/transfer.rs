@@ -263,3 +263,67 @@ fn a_direct_transfer_reaches_an_agent_outside_the_queue_skills_but_not_one_signe
     let offer = router.poll_offer(secs(9)).expect("Bob");
     assert_eq!(offer.agents.as_slice(), [agent("1002")]);
 }
+
+/// The agent's device is lost mid-call (the browser phone's page closed):
+/// the caller goes back in their first place, ahead of a caller who came
+/// while they talked, where a transfer would have put them after them.
+#[test]
+fn a_requeued_caller_goes_back_ahead_of_callers_who_came_later() {
+    let mut router = demo_router();
+    register(&mut router, secs(0), &["1003"]);
+    // Enqueued at 0, answered at 20 s, talking.
+    connect(
+        &mut router,
+        secs(0),
+        1,
+        "pediatrics",
+        Priority::Routine,
+        "1003",
+        20_000,
+    );
+    // Another caller arrives at 30 s and waits.
+    let later = router.enqueue(
+        secs(30),
+        CallId(2),
+        &queue("pediatrics"),
+        Priority::Routine,
+        CallerContext::default(),
+    );
+    assert_eq!(later.map(|e| e.position), Ok(1));
+    // At 100 s the page is gone: back in the queue, first.
+    let back = router
+        .requeue(secs(100), CallId(1), &queue("pediatrics"))
+        .expect("a connected call can be requeued");
+    assert_eq!(back.position, 1);
+    let status = router.call_status(CallId(1)).expect("still routed");
+    assert_eq!(status.enqueued_at, secs(0), "their first place");
+    assert_eq!(router.position(secs(100), CallId(2)), Some(2));
+    // The next agent free takes the requeued caller first.
+    register(&mut router, secs(101), &["1006"]);
+    let offer = router.poll_offer(secs(101)).expect("Frank is available");
+    assert_eq!(offer.call, CallId(1));
+    // A plain transfer of the same kind of call would have come after the
+    // later caller (20 s waited, so since 80 s > 30 s): not a requeue.
+    let mut other = demo_router();
+    register(&mut other, secs(0), &["1003"]);
+    connect(
+        &mut other,
+        secs(0),
+        1,
+        "pediatrics",
+        Priority::Routine,
+        "1003",
+        20_000,
+    );
+    let _ = other.enqueue(
+        secs(30),
+        CallId(2),
+        &queue("pediatrics"),
+        Priority::Routine,
+        CallerContext::default(),
+    );
+    let moved = other
+        .transfer(secs(100), CallId(1), &queue("pediatrics"), None)
+        .expect("transferred");
+    assert_eq!(moved.position, 2);
+}

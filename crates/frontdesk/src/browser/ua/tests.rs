@@ -282,6 +282,15 @@ fn hold_is_a_sendonly_reinvite_and_transfer_a_refer_without_subscription() {
         .get(&HeaderName::Other(ByteString::from_static("Refer-Sub")))
         .unwrap();
     assert_eq!(&sub[..], b"false");
+    assert!(
+        refers[0]
+            .headers
+            .get(&HeaderName::Other(ByteString::from_static(
+                signal::REQUEUE_HEADER
+            )))
+            .is_none(),
+        "a transfer from the page is a plain one"
+    );
     // A target that is not a plain id is refused on the page, not sent.
     let mut phone = Phone::talking();
     phone.page(PageCommand::Transfer("p1".into(), "a@b;c".into()));
@@ -307,6 +316,15 @@ fn a_page_gone_while_ringing_refuses_480_and_while_talking_sends_the_patient_bac
     assert_eq!(
         &refer_to[..],
         format!("<sip:pediatrics@{DAEMON}>").as_bytes()
+    );
+    assert!(
+        refers[0]
+            .headers
+            .get(&HeaderName::Other(ByteString::from_static(
+                signal::REQUEUE_HEADER
+            )))
+            .is_some(),
+        "the patient's first place is asked for"
     );
     // The daemon then ends our leg.
     let bye = phone.sip(in_dialog("BYE", "c1", 2));
