@@ -369,6 +369,16 @@ impl Call {
                 .headers
                 .set(HeaderName::Contact, self.config.contact_for(peer.transport));
         }
+        if let Some(queue) = self.record.department.as_deref() {
+            // The queue the patient waits in, for a device that must send
+            // them back there (the browser phone whose page is gone,
+            // `frontdesk::browser`): a blind transfer to it keeps their
+            // place.
+            invite.headers.push(
+                HeaderName::Other(ByteString::from_static(signal::QUEUE_HEADER)),
+                queue,
+            );
+        }
         if let Some(replaces) = self.replaces_for(&leg.agent) {
             // Attended transfer: the agent's phone swaps its consultation
             // call for this one (RFC 3891).

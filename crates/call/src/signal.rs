@@ -166,6 +166,10 @@ pub fn agent_display(department: &str, source: &str, waited_secs: u64) -> String
     )
 }
 
+/// The header of an INVITE to an agent that names the queue (department)
+/// the patient waits in.
+pub const QUEUE_HEADER: &str = "X-Frontdesk-Queue";
+
 /// The INVITE to an agent's contact.
 #[allow(clippy::too_many_arguments)] // one message, every field a caller must choose
 pub fn agent_invite(

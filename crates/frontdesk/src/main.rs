@@ -5,6 +5,7 @@
 #![forbid(unsafe_code)]
 
 mod app;
+mod browser;
 mod calls;
 mod cli;
 mod daemon;

@@ -181,3 +181,32 @@ pub enum SrtpError {
     #[error("SRTP master key expired")]
     KeyExpired,
 }
+
+/// Why a browser's WebRTC offer was not answered ([`crate::webrtc`]).
+/// Each is the browser's fault (a signalling reply tells it so) except
+/// [`WebRtcError::Candidate`], which is ours.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum WebRtcError {
+    /// The offer is larger than [`crate::webrtc::MAX_OFFER_LEN`]; it was not parsed.
+    #[error("WebRTC offer of {len} bytes is larger than {max}")]
+    OfferTooLarge {
+        /// Its length.
+        len: usize,
+        /// The limit.
+        max: usize,
+    },
+    /// The offer is not SDP we can read, or not a WebRTC offer (no ICE
+    /// credentials, no DTLS fingerprint, no BUNDLE/rtcp-mux: RFC 8829).
+    #[error("unusable WebRTC offer: {0}")]
+    Offer(String),
+    /// The offer has no audio m-line.
+    #[error("the WebRTC offer has no audio")]
+    NoAudio,
+    /// The offer's audio has neither PCMU nor PCMA.
+    #[error("no common codec in the WebRTC offer (we accept PCMU and PCMA)")]
+    NoCommonCodec,
+    /// Our own address could not be made an ICE candidate (e.g. the
+    /// unspecified address): a configuration error.
+    #[error("no ICE candidate for our address: {0}")]
+    Candidate(String),
+}

@@ -17,6 +17,7 @@
 //! | [`relay`] | the bridge's per-packet rewrite ([`relay::RelayPath`]) |
 //! | [`strict`] | strict RTP ([`strict::PeerGuard`]): which source is a leg's peer (its signalled address, or a run of packets for phones behind NAT), foreign packets dropped, and at most a small budget sent before the peer is confirmed (no reflection) |
 //! | [`srtp`] | SRTP/SRTCP (RFC 3711) for the SDES suites `AES_CM_128_HMAC_SHA1_80`/`_32`: protect, unprotect, ROC, replay window; why it is ours and not a crate is in its docs |
+//! | [`webrtc`] | a browser's audio leg: ICE-lite, DTLS-SRTP and RTCP terminated (on str0m, chosen by measurement: its docs), G.711 handed to the session as plain RTP |
 //! | [`session`] | [`session::MediaSession`]: one call's legs, prompts, digits, bridge, inactivity |
 //! | [`driver`] | tokio: [`driver::PortPool`] and the per-call task [`driver::spawn_media_task`] |
 //!
@@ -70,7 +71,10 @@ pub mod sdp;
 pub mod session;
 pub mod srtp;
 pub mod strict;
+pub mod webrtc;
 
 pub use codec::Codec;
 pub use dtmf::{DtmfDigit, DtmfSource};
-pub use error::{Error, PortPoolError, PromptError, RtpError, SdpError, SessionError, SrtpError};
+pub use error::{
+    Error, PortPoolError, PromptError, RtpError, SdpError, SessionError, SrtpError, WebRtcError,
+};

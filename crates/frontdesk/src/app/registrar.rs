@@ -69,32 +69,103 @@ pub const BUSY_RETRY_AFTER: u32 = 5;
 
 /// Where each agent can be rung: their live bindings, best first.
 ///
-/// Written by the registrar task, read by calls. A guard never leaves
-/// these methods (dashmap: per-shard locks, values cloned out).
+/// Two writers: the registrar task (the SIP phones' registrations) and
+/// the browser phone (`crate::browser`: an agent's `/agent` page with
+/// "take calls here" on is a device too). Read by calls. An agent is
+/// signed in for routing while they have any device: the writer that
+/// makes the first appear or the last go tells routing
+/// ([`RouterHandle::registered`], [`RouterHandle::unregistered`]), under
+/// the agent's entry lock, so the two writers' news reach routing in the
+/// order the devices changed. A guard never leaves these methods
+/// (dashmap: per-shard locks, values cloned out).
 #[derive(Debug, Clone, Default)]
 pub struct Locations {
-    bindings: Arc<DashMap<String, Vec<Binding>>>,
+    bindings: Arc<DashMap<String, Devices>>,
+}
+
+/// One agent's devices.
+#[derive(Debug, Clone, Default)]
+struct Devices {
+    /// SIP phones, best first.
+    sip: Vec<Binding>,
+    /// The browser phone, while the page's phone is on.
+    browser: Option<Binding>,
+}
+
+impl Devices {
+    fn is_empty(&self) -> bool {
+        self.sip.is_empty() && self.browser.is_none()
+    }
 }
 
 impl Locations {
-    /// The agent's bindings, best first (empty when not registered).
+    /// The agent's bindings, best first: SIP phones, then the browser
+    /// (empty when not signed in anywhere).
     pub fn get(&self, agent: &str) -> Vec<Binding> {
         self.bindings
             .get(agent)
-            .map(|b| b.value().clone())
+            .map(|devices| {
+                let mut all = devices.sip.clone();
+                all.extend(devices.browser.clone());
+                all
+            })
             .unwrap_or_default()
     }
 
-    /// `true` when the agent has at least one binding.
+    /// `true` when the agent has at least one device.
     pub fn is_registered(&self, agent: &str) -> bool {
-        self.bindings.get(agent).is_some_and(|b| !b.is_empty())
+        self.bindings.get(agent).is_some_and(|d| !d.is_empty())
     }
 
-    fn set(&self, agent: &str, bindings: Vec<Binding>) {
-        if bindings.is_empty() {
-            self.bindings.remove(agent);
-        } else {
-            self.bindings.insert(agent.to_string(), bindings);
+    /// The kinds of device the agent has now: `sip`, `browser`.
+    pub fn devices(&self, agent: &str) -> Vec<&'static str> {
+        let Some(devices) = self.bindings.get(agent) else {
+            return Vec::new();
+        };
+        let mut kinds = Vec::with_capacity(2);
+        if !devices.sip.is_empty() {
+            kinds.push("sip");
+        }
+        if devices.browser.is_some() {
+            kinds.push("browser");
+        }
+        kinds
+    }
+
+    /// The registrar's news: `agent`'s SIP phones are now `bindings`.
+    fn set_sip(&self, agent: &str, bindings: Vec<Binding>, router: &RouterHandle) {
+        self.update(agent, router, |devices| devices.sip = bindings);
+    }
+
+    /// The browser phone of `agent` is on (`Some`) or off.
+    pub fn set_browser(&self, agent: &str, binding: Option<Binding>, router: &RouterHandle) {
+        self.update(agent, router, |devices| devices.browser = binding);
+    }
+
+    /// Changes `agent`'s devices; tells routing when the first appeared or
+    /// the last went, under the entry's lock (see the type's docs).
+    fn update(&self, agent: &str, router: &RouterHandle, change: impl FnOnce(&mut Devices)) {
+        let mut entry = self.bindings.entry(agent.to_string()).or_default();
+        let before = !entry.is_empty();
+        change(&mut entry);
+        let after = !entry.is_empty();
+        let id = routing::AgentId::new(agent);
+        match (before, after) {
+            (false, true) => {
+                info!(agent, "agent signed in");
+                router.registered(id);
+            }
+            (true, false) => {
+                info!(agent, "agent signed out");
+                router.unregistered(id);
+            }
+            _ => {}
+        }
+        let empty = entry.is_empty();
+        drop(entry);
+        if empty {
+            self.bindings
+                .remove_if(agent, |_, devices| devices.is_empty());
         }
     }
 }
@@ -590,31 +661,27 @@ impl Service {
     /// arriving after their bindings are in place.
     fn drain_events(&mut self, now: Instant) {
         let mut changed = false;
-        let mut arrived = Vec::new();
         let mut bindings = Vec::new();
         while let Some(event) = self.registrar.poll_event() {
             match event {
                 RegistrarEvent::Registered { user, first } => {
                     if first {
-                        arrived.push(user);
+                        info!(agent = %user, "agent registered");
                     }
                 }
                 RegistrarEvent::Refreshed { .. } => {}
                 RegistrarEvent::Unregistered { user, reason } => {
                     info!(agent = %user, ?reason, "agent unregistered");
-                    self.router
-                        .unregistered(routing::AgentId::new(user.as_str()));
                 }
                 RegistrarEvent::BindingsChanged { user } => bindings.push(user),
             }
         }
+        // Routing hears of an agent's first device or last going from
+        // `Locations`, after the bindings are in place.
         for user in bindings {
-            self.locations.set(&user, self.registrar.bindings(&user));
+            self.locations
+                .set_sip(&user, self.registrar.bindings(&user), &self.router);
             changed = true;
-        }
-        for user in arrived {
-            info!(agent = %user, "agent registered");
-            self.router.registered(routing::AgentId::new(user.as_str()));
         }
         if changed {
             self.saves.changed(now);

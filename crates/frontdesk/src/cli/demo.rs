@@ -88,6 +88,7 @@ impl DemoArgs {
                 rtp_timeout: std::time::Duration::from_secs(30),
                 strict_rtp: media::strict::StrictConfig::default(),
                 rtp_quarantine: media::driver::PortPool::DEFAULT_QUARANTINE,
+                phone: crate::browser::PhoneConfig::default(),
                 admission: sip::overload::AdmissionConfig::default(),
                 alerts: crate::app::journal::AlertConfig::default(),
                 digest_algorithms: vec![sip::digest::Algorithm::Md5],

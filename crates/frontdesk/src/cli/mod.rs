@@ -22,7 +22,7 @@ pub struct Cli {
 #[derive(Debug, Subcommand)]
 enum Command {
     /// Serve: SIP, the IVR, routing and the admin HTTP API.
-    Run(run::RunArgs),
+    Run(Box<run::RunArgs>),
     /// The daemon plus simulated agents and patients over real SIP on loopback.
     Demo(demo::DemoArgs),
     /// Validate a dialplan: exit 0 when valid, else each error as PATH:LINE:COLUMN: message.
@@ -72,7 +72,7 @@ impl Cli {
     /// Runs the chosen subcommand and turns its outcome into the exit code.
     pub fn run(self) -> ExitCode {
         match self.command {
-            Command::Run(args) => run::run(args),
+            Command::Run(args) => run::run(*args),
             Command::Demo(args) => demo::demo(args),
             Command::Check { path } => check::check(&path),
             Command::Certs { command } => certs::certs(command),

@@ -65,6 +65,26 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(0..=3600))]
     rtp_quarantine: u64,
 
+    /// Browser phone: seconds a page has, once its WebSocket opened, to send
+    /// its hello (session token and SDP offer).
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    phone_hello_timeout: u64,
+
+    /// Browser phone: seconds for ICE and DTLS to complete after our answer.
+    #[arg(long, value_name = "SECS", default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..=300))]
+    phone_handshake_timeout: u64,
+
+    /// Browser phone: seconds without a datagram from a connected browser
+    /// (it sends consent checks every few seconds) before its page counts
+    /// as gone.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(5..=3600))]
+    phone_idle_timeout: u64,
+
+    /// Browser phone: seconds after a page is gone (closed, its connection
+    /// lost) before its agent is set away, unless the page came back.
+    #[arg(long, value_name = "SECS", default_value_t = 60, value_parser = clap::value_parser!(u64).range(0..=86_400))]
+    phone_away_after: u64,
+
     /// Admission control: new calls admitted but not yet taken up by the
     /// application (no ring, answer or refusal sent), at most; past it new
     /// routine calls get 503 with Retry-After (urgent lines have a reserve
@@ -160,6 +180,12 @@ impl RunArgs {
                 unconfirmed_budget: self.rtp_unconfirmed_budget,
             },
             rtp_quarantine: std::time::Duration::from_secs(self.rtp_quarantine),
+            phone: crate::browser::PhoneConfig {
+                hello_timeout: std::time::Duration::from_secs(self.phone_hello_timeout),
+                handshake_timeout: std::time::Duration::from_secs(self.phone_handshake_timeout),
+                idle_timeout: std::time::Duration::from_secs(self.phone_idle_timeout),
+                away_after: std::time::Duration::from_secs(self.phone_away_after),
+            },
             admission: sip::overload::AdmissionConfig {
                 max_in_setup: self.max_calls_in_setup,
                 target_lag: std::time::Duration::from_millis(self.overload_lag),

@@ -40,6 +40,8 @@ pub struct Config {
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
+    /// The browser phone's timeouts (`--phone-*`).
+    pub phone: crate::browser::PhoneConfig,
 }
 
 /// Where the admin token comes from.

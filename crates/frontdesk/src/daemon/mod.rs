@@ -326,7 +326,26 @@ pub async fn run_with(
         crate::calls::originate::JournalContact::new(app.journal.handle()),
         leads.desk().clone(),
     ));
+    // The browser phones' gateway: its SIP socket on the host of the SIP
+    // address (loopback when that is a wildcard), hearing only the daemon.
+    let gateway_ip = dashboard_host(sip_local, None).ip();
+    let (phone, phone_task) = crate::browser::Gateway::start(
+        gateway_ip,
+        SocketAddr::new(gateway_ip, sip_local.port()),
+        app.registrar.locations().clone(),
+        app.router.clone(),
+        app.ports.clone(),
+        config.phone,
+        shutdown.child_token(),
+    )
+    .await
+    .map_err(|error| DaemonError::Setup(format!("{error:#}")))?;
+    services.spawn("browser-phones", async move {
+        phone_task.await?;
+        Ok(())
+    });
     let state = AppState {
+        phone,
         admin_token: admin_token.clone(),
         metrics: metrics.clone(),
         sip: sip_ready_rx,

@@ -38,8 +38,8 @@ pub struct AgentView {
     pub calls_today: u32,
     /// Leads offered to or owned by the agent (issue 21).
     pub leads_open: u32,
-    /// Where the agent can take a call: `sip` while their phone is
-    /// registered (`browser` later).
+    /// Where the agent can take a call: `sip` while a phone is
+    /// registered, `browser` while their `/agent` page's phone is on.
     pub devices: Vec<&'static str>,
 }
 
@@ -106,7 +106,7 @@ fn view_with(app: &App, agent: &ivr::Agent, snapshot: Option<&AgentSnapshot>) ->
         branch: agent.branch().map(|b| b.as_str().to_string()),
         calls_today: snapshot.map_or(0, |s| s.calls_today),
         leads_open: 0,
-        devices: if registered { vec!["sip"] } else { Vec::new() },
+        devices: app.registrar.locations().devices(id),
     }
 }
 

@@ -55,6 +55,8 @@ pub struct AppState {
     pub leads: crate::leads::Leads,
     /// Click-to-call: calls out to leads' patients.
     pub originate: crate::calls::originate::Originator,
+    /// The browser phones (`/agent/phone`).
+    pub phone: crate::browser::Gateway,
 }
 
 /// Every route of the admin listener.
@@ -120,6 +122,7 @@ pub fn router(state: AppState) -> Router {
         .route("/agent", get(dashboard::agent_page))
         .route("/agent/login", axum::routing::post(agent_view::login))
         .route("/agent/events", get(agent_view::events))
+        .route("/agent/phone", get(agent_view::phone::connect))
         .route("/agent/state", put(agent_view::set_state))
         .route(
             "/agent/leads/{id}/call",

@@ -196,7 +196,10 @@ async fn serve_connection<I>(
         .header_read_timeout(limits.header_timeout)
         .max_buf_size(MAX_BUFFER)
         .keep_alive(true);
-    let connection = builder.serve_connection(TokioIo::new(io), service);
+    // Upgrades: the browser phone's WebSocket (`/agent/phone`).
+    let connection = builder
+        .serve_connection(TokioIo::new(io), service)
+        .with_upgrades();
     tokio::pin!(connection);
     let mut stopping = false;
     loop {

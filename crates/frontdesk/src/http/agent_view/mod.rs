@@ -26,6 +26,7 @@
 //! never the admin token (a session token opens nothing under `/api`).
 
 pub mod limit;
+pub mod phone;
 pub mod session;
 
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
