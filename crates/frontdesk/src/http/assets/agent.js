@@ -142,8 +142,11 @@
     document.body.dataset.generatedAt = view.generated_at;
     showStatus('live', lastUpdate, timeZone);
     if (view.agent) showAgent(view.agent);
+    const NOT_REGISTERED = 'Your phone is not registered: sign it in, or take calls here, in this browser.';
     if (current && current.state === 'offline') {
-      $('message').textContent = 'Your phone is not registered: sign it in, or take calls here, in this browser.';
+      $('message').textContent = NOT_REGISTERED;
+    } else if ($('message').textContent === NOT_REGISTERED) {
+      $('message').textContent = '';
     }
     const queues = view.queues.map((q) =>
       el('tr', { dataset: { queue: q.id } },
