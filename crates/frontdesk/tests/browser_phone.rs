@@ -486,6 +486,66 @@ fn with_a_sip_phone_and_the_browser_both_ringing_the_page_answers_first() {
 }
 
 #[test]
+fn carol_transfers_a_call_from_the_page_to_the_front_desk() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let daemon = open_daemon(dir.path(), |text| text);
+    let base = format!("http://{}", daemon.http());
+    let mut browser = phone_browser(&speech_wav(dir.path()));
+
+    // Alice (front desk only) has a SIP phone; Carol takes calls here.
+    let alice_audio = RtpPeer::start(0, false);
+    let alice = answering_agent(&daemon, "1001", &alice_audio);
+    sign_in(&mut browser, &base, "1003");
+    switch_on(&mut browser);
+    wait_agent(&daemon, "1003", &["browser"], Some("available"));
+
+    let patient_audio = RtpPeer::start(0, false);
+    let caller = patient(&daemon, "caller.xml", "+15550100", &patient_audio, 10_000);
+    press_when_heard(&patient_audio, '3');
+    wait_ringing(&mut browser);
+    answer(&mut browser);
+
+    // A target that is no id is refused on the page; the front desk is not.
+    browser.type_into("[data-testid=transfer-to]", "front desk");
+    browser.click("[data-testid=transfer]");
+    browser.wait_for(
+        "document.getElementById('phone-note').textContent.includes('queue id')",
+        BOUND,
+    );
+    assert_eq!(
+        browser.evaluate("window.frontdeskPhone.state"),
+        json!("in_call")
+    );
+    browser.evaluate("document.querySelector('[data-testid=transfer-to]').value = ''");
+    browser.type_into("[data-testid=transfer-to]", "front-desk");
+    browser.click("[data-testid=transfer]");
+    wait_phone(&mut browser, "ready");
+    browser.wait_for(
+        "document.getElementById('phone-note').textContent.startsWith('Transferred to front-desk')",
+        BOUND,
+    );
+
+    // Alice's phone answers the patient, who hangs up on her later.
+    let call = wait_call(&daemon, |c| c["agent"] == "1001");
+    assert_eq!(call["outcome"], "in_progress", "{call}");
+    caller
+        .join()
+        .expect("caller thread")
+        .assert_all_succeeded(1);
+    alice.join().expect("Alice's phone").assert_all_succeeded(1);
+    let done = wait_call(&daemon, |c| {
+        c["id"] == call["id"] && c["outcome"] != "in_progress"
+    });
+    assert_eq!(done["outcome"], "connected", "{done}");
+    assert_eq!(done["department"], "front-desk", "{done}");
+    assert_eq!(
+        browser.take_errors(),
+        Vec::<String>::new(),
+        "the page reported errors"
+    );
+}
+
+#[test]
 fn a_page_that_is_not_a_secure_context_explains_why_it_cannot_take_calls() {
     let dir = tempfile::tempdir().expect("a temporary directory");
     let daemon = open_daemon(dir.path(), |text| text);
