@@ -14,6 +14,7 @@ pub mod browser;
 pub mod call;
 pub mod http;
 pub mod leads;
+pub mod page;
 pub mod people;
 pub mod phone;
 pub mod raw;

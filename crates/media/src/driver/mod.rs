@@ -7,5 +7,6 @@ pub mod session_task;
 
 pub use port_pool::{PortLease, PortPool, PortRange};
 pub use session_task::{
-    MediaCommand, MediaHandle, MediaTask, MediaTaskEnded, MediaTaskEvent, spawn_media_task,
+    MediaCommand, MediaHandle, MediaTask, MediaTaskEnded, MediaTaskEvent, NewWebRtcLeg,
+    spawn_media_task,
 };

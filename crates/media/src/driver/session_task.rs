@@ -24,6 +24,7 @@ use crate::recording::{RecordingLimits, WavWriter};
 use crate::rtp::MAX_PACKET_LEN;
 use crate::sdp::NegotiatedMedia;
 use crate::session::{Leg, LegStats, MediaEvent, MediaSession, SessionConfig, Transmit};
+use crate::webrtc::{WebRtcEvent, WebRtcLeg};
 
 /// Datagrams read per wake-up before checking commands and timers again.
 const RECEIVE_BATCH: usize = 32;
@@ -47,6 +48,19 @@ pub enum MediaCommand {
         lease: PortLease,
         /// The offer/answer outcome.
         media: Box<NegotiatedMedia>,
+    },
+    /// Adds a browser's WebRTC leg ([`crate::webrtc`]) with its socket: the
+    /// leg's ICE, DTLS and SRTP are done here, and its audio reaches the
+    /// session as a plain leg's would. Its [`WebRtcEvent`]s go to `events`;
+    /// once it reports [`WebRtcEvent::Closed`] the task removes the leg and
+    /// returns its port.
+    AddWebRtcLeg {
+        /// Which leg (the agent's, for an agent answering in the browser).
+        leg: Leg,
+        /// Its port and socket: the address the leg's answer gave.
+        lease: PortLease,
+        /// The leg and where its events go.
+        browser: Box<NewWebRtcLeg>,
     },
     /// A re-INVITE changed a leg's media (hold, unhold, new address).
     UpdateLeg {
@@ -100,6 +114,16 @@ pub enum MediaCommand {
     Unbridge,
 }
 
+/// A browser leg for [`MediaCommand::AddWebRtcLeg`] (boxed there, like
+/// the other commands' large parts).
+#[derive(Debug)]
+pub struct NewWebRtcLeg {
+    /// The leg, made by [`WebRtcLeg::accept_offer`] on the lease's address.
+    pub webrtc: WebRtcLeg,
+    /// Where its events go.
+    pub events: mpsc::UnboundedSender<WebRtcEvent>,
+}
+
 /// The media task has ended (the call is over); the command was not carried out.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
 #[error("the media task has ended")]
@@ -151,6 +175,23 @@ impl MediaHandle {
             lease,
             media: Box::new(media),
         })
+    }
+
+    /// Adds a browser's WebRTC leg (see [`MediaCommand::AddWebRtcLeg`]);
+    /// returns the receiver of its events.
+    pub fn add_webrtc_leg(
+        &self,
+        leg: Leg,
+        lease: PortLease,
+        webrtc: WebRtcLeg,
+    ) -> Result<mpsc::UnboundedReceiver<WebRtcEvent>, MediaTaskEnded> {
+        let (events, receiver) = mpsc::unbounded_channel();
+        self.send(MediaCommand::AddWebRtcLeg {
+            leg,
+            lease,
+            browser: Box::new(NewWebRtcLeg { webrtc, events }),
+        })?;
+        Ok(receiver)
     }
 
     /// Applies a re-INVITE's offer/answer.
@@ -226,6 +267,7 @@ pub fn spawn_media_task(
         reported: [LegStats::default(); 2],
         next_report: Instant::now() + REPORT_EVERY,
         recording: None,
+        browsers: [None, None],
     };
     // Boxed, and run by reference: an `async fn` taking `self` by value
     // keeps the argument and the moved value in separate slots of its
@@ -257,6 +299,17 @@ struct Driver {
     next_report: Instant,
     /// The voicemail being written (boxed: most calls never record).
     recording: Option<Box<ActiveRecording>>,
+    /// The legs that are a browser's WebRTC leg (boxed: most calls have
+    /// none, and a str0m connection is large).
+    browsers: [Option<Box<BrowserLeg>>; 2],
+}
+
+/// A WebRTC leg in the task: the sans-IO leg, where its events go, and a
+/// buffer for the plain RTP it hands the session.
+struct BrowserLeg {
+    webrtc: WebRtcLeg,
+    events: mpsc::UnboundedSender<WebRtcEvent>,
+    rtp: [u8; MAX_PACKET_LEN],
 }
 
 /// A recording's file while it is written.
@@ -301,7 +354,7 @@ impl Driver {
         let mut out = [0u8; MAX_PACKET_LEN];
         loop {
             self.flush(&mut out);
-            let deadline = self.core.poll_timeout();
+            let deadline = self.deadline();
             let wake = tokio::select! {
                 command = commands.recv() => Wake::Command(command),
                 received = receive(self.sockets[0].as_ref(), &mut caller_buffer) => Wake::Datagram(Leg::Caller, received),
@@ -405,6 +458,14 @@ impl Driver {
         while let Some(transmit) = self.core.poll_transmit(now, out) {
             self.send(transmit, out);
         }
+        for leg in Leg::ALL {
+            if let Some(browser) = self.browsers[index(leg)].as_mut()
+                && browser.webrtc.poll_timeout().is_some_and(|at| now >= at)
+            {
+                browser.webrtc.handle_timeout(now);
+            }
+            self.pump_browser(leg, now, out);
+        }
         while let Some(event) = self.core.poll_event() {
             // The controller may be gone already; the task ends with the handles.
             let _ = self.events.send(MediaTaskEvent::Media(event));
@@ -423,7 +484,10 @@ impl Driver {
             match received {
                 Ok((len, source)) => {
                     let now = Instant::now().into_std();
-                    if let Some(transmit) =
+                    if let Some(browser) = self.browsers[index(leg)].as_mut() {
+                        browser.webrtc.handle_datagram(now, source, &buffer[..len]);
+                        self.pump_browser(leg, now, out);
+                    } else if let Some(transmit) =
                         self.core
                             .handle_datagram(now, leg, source, &buffer[..len], out)
                     {
@@ -443,7 +507,15 @@ impl Driver {
         }
     }
 
-    fn send(&self, transmit: Transmit, out: &[u8]) {
+    fn send(&mut self, transmit: Transmit, out: &[u8]) {
+        if let Some(browser) = self.browsers[index(transmit.leg)].as_mut() {
+            // The session's RTP for a browser goes through its WebRTC leg
+            // (SRTP), not to the socket as it is.
+            let now = Instant::now().into_std();
+            browser.webrtc.send_rtp(now, &out[..transmit.len]);
+            self.send_browser_datagrams(transmit.leg);
+            return;
+        }
         let Some(lease) = self.sockets[index(transmit.leg)].as_ref() else {
             return;
         };
@@ -457,8 +529,27 @@ impl Driver {
         let now = Instant::now().into_std();
         let result = match command {
             MediaCommand::AddLeg { leg, lease, media } => {
+                self.browsers[index(leg)] = None;
                 self.core.add_leg(now, leg, *media, &mut self.rng);
                 self.sockets[index(leg)] = Some(lease);
+                Ok(())
+            }
+            MediaCommand::AddWebRtcLeg {
+                leg,
+                lease,
+                browser,
+            } => {
+                let NewWebRtcLeg { webrtc, events } = *browser;
+                self.core
+                    .add_leg(now, leg, webrtc.negotiated_media(), &mut self.rng);
+                self.sockets[index(leg)] = Some(lease);
+                self.browsers[index(leg)] = Some(Box::new(BrowserLeg {
+                    webrtc,
+                    events,
+                    rtp: [0; MAX_PACKET_LEN],
+                }));
+                // What accepting the offer queued (nothing, for ICE-lite).
+                self.send_browser_datagrams(leg);
                 Ok(())
             }
             MediaCommand::UpdateLeg { leg, media } => self.core.update_leg(now, leg, *media),
@@ -468,6 +559,7 @@ impl Driver {
                 }
                 self.core.remove_leg(leg);
                 self.sockets[index(leg)] = None;
+                self.browsers[index(leg)] = None;
                 Ok(())
             }
             MediaCommand::Play {
@@ -501,6 +593,72 @@ impl Driver {
 }
 
 impl Driver {
+    /// The earliest of the session's and the browser legs' deadlines.
+    fn deadline(&self) -> Option<std::time::Instant> {
+        self.browsers
+            .iter()
+            .flatten()
+            .filter_map(|browser| browser.webrtc.poll_timeout())
+            .chain(self.core.poll_timeout())
+            .min()
+    }
+
+    /// Moves what a browser leg has for the session, the socket and the
+    /// controller; removes the leg once it has closed.
+    fn pump_browser(&mut self, leg: Leg, now: std::time::Instant, out: &mut [u8]) {
+        let Some(mut browser) = self.browsers[index(leg)].take() else {
+            return;
+        };
+        let peer = browser.webrtc.session_peer();
+        while let Some(len) = browser.webrtc.poll_rtp(&mut browser.rtp[..]) {
+            let Some(transmit) =
+                self.core
+                    .handle_datagram(now, leg, peer, &browser.rtp[..len], out)
+            else {
+                continue;
+            };
+            if transmit.leg == leg {
+                browser.webrtc.send_rtp(now, &out[..transmit.len]);
+            } else {
+                self.send(transmit, out);
+            }
+        }
+        let mut closed = false;
+        while let Some(event) = browser.webrtc.poll_event() {
+            closed |= matches!(event, WebRtcEvent::Closed(_));
+            // The controller may be gone already; the task ends with the handles.
+            let _ = browser.events.send(event);
+        }
+        self.browsers[index(leg)] = Some(browser);
+        self.send_browser_datagrams(leg);
+        if closed {
+            tracing::debug!(?leg, "WebRTC leg closed; its port goes back to the pool");
+            if self.recording.as_ref().is_some_and(|r| r.leg == leg) {
+                self.stop_recording();
+            }
+            self.core.remove_leg(leg);
+            self.sockets[index(leg)] = None;
+            self.browsers[index(leg)] = None;
+        }
+    }
+
+    /// Sends what a browser leg queued for its socket.
+    fn send_browser_datagrams(&mut self, leg: Leg) {
+        let (Some(browser), Some(lease)) = (
+            self.browsers[index(leg)].as_mut(),
+            self.sockets[index(leg)].as_ref(),
+        ) else {
+            return;
+        };
+        while let Some(transmit) = browser.webrtc.poll_transmit() {
+            if let Err(error) = lease.try_send_to(&transmit.contents, transmit.destination) {
+                // As for RTP: a full socket buffer drops the datagram; ICE
+                // and DTLS retransmit.
+                tracing::debug!(?leg, %error, "WebRTC send failed");
+            }
+        }
+    }
+
     fn start_recording(&mut self, leg: Leg, path: PathBuf, limits: RecordingLimits) {
         self.stop_recording();
         let writer = create_private(&path)

@@ -23,7 +23,7 @@
 //! fed datagrams and timeouts with `now`, which opens no socket, spawns no
 //! task and reads no clock, so the leg lives in the call's one media task,
 //! on a port from [`crate::driver::PortPool`], and tests run on a virtual
-//! clock. webrtc-rs set up connections faster (~1.8× the DTLS handshakes
+//! clock. webrtc-rs set up connections faster (~1.6–1.8× the DTLS handshakes
 //! per CPU-second), which a clinic's call rate does not need. Nothing
 //! outside this module names a str0m type.
 //!
