@@ -1,5 +1,5 @@
 //! The dashboard and the agent view in a real headless Chromium (Debian's
-//! `chromium`, driven over the DevTools protocol: `dashboard/browser.rs`),
+//! `chromium`, driven over the DevTools protocol: `support/browser.rs`),
 //! with calls placed by SIPp against the real daemon (and, for
 //! click-to-call, a SIPp carrier trunk); and their HTTP contract (the event
 //! stream's token, agents' sign-in, sessions).
@@ -9,8 +9,6 @@
 //! `agent.png`, `dashboard-leads.png`, `agent-lead.png` and
 //! `agent-lead-call.png`.
 
-#[path = "dashboard/browser.rs"]
-mod browser;
 mod support;
 
 use std::io::{BufRead, BufReader, Write};
@@ -18,8 +16,8 @@ use std::net::TcpStream;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use browser::{Browser, DESKTOP, PHONE};
 use serde_json::{Value, json};
+use support::browser::{Browser, DESKTOP, PHONE};
 use support::call::{calls, free_udp_port, open_clinic, wait_for_call, with_carrier_trunk};
 use support::http::request;
 use support::people::{

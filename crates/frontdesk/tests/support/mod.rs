@@ -10,6 +10,7 @@
 
 pub mod attack;
 pub mod baresip;
+pub mod browser;
 pub mod call;
 pub mod http;
 pub mod leads;

@@ -85,6 +85,9 @@ struct PeerState {
     /// Per received packet: the payload byte when all of the payload is
     /// that one byte (our peers' FILL, an attacker's mark), else `None`.
     uniform: Vec<Option<u8>>,
+    /// Per received packet: the RMS of its samples, decoded, when it is
+    /// G.711 (PCMU or PCMA), else `None`.
+    levels: Vec<Option<u16>>,
     remote: Option<SocketAddr>,
     digits: VecDeque<char>,
     /// What the phone says instead of [`FILL`] (G.711 codes, looped), and
@@ -214,6 +217,37 @@ impl RtpPeer {
         state.uniform.iter().filter(|b| **b == Some(byte)).count()
     }
 
+    /// How many packets have arrived so far (a mark for [`RtpPeer::loud_since`]).
+    pub fn received_count(&self) -> usize {
+        self.state.lock().expect("not poisoned").levels.len()
+    }
+
+    /// How many G.711 packets from the `since`-th on decode to an RMS of at
+    /// least `level` (speech is in the thousands; silence is 0, comfort
+    /// noise a few tens).
+    pub fn loud_since(&self, since: usize, level: u16) -> usize {
+        let state = self.state.lock().expect("not poisoned");
+        state
+            .levels
+            .iter()
+            .skip(since)
+            .filter(|rms| rms.is_some_and(|rms| rms >= level))
+            .count()
+    }
+
+    /// How many of the last G.711 packets in a row decode to an RMS below
+    /// `level` (other payload types are skipped).
+    pub fn quiet_streak(&self, level: u16) -> usize {
+        let state = self.state.lock().expect("not poisoned");
+        state
+            .levels
+            .iter()
+            .rev()
+            .flatten()
+            .take_while(|rms| **rms < level)
+            .count()
+    }
+
     /// Behind NAT: how many packets reached the port the SDP named.
     pub fn at_sdp_port(&self) -> usize {
         self.state.lock().expect("not poisoned").at_sdp_port
@@ -325,9 +359,12 @@ fn run(
                 .iter()
                 .all(|byte| *byte == payload[0])
                 .then_some(payload[0]);
+            let level = media::Codec::from_static_payload_type(packet.0.payload_type)
+                .map(|codec| rms(codec, rtp_payload(&buffer[..length])));
             let mut state = state.lock().expect("not poisoned");
             state.received.push(packet);
             state.uniform.push(uniform);
+            state.levels.push(level);
             if private.is_none() {
                 state.remote.get_or_insert(source);
             }
@@ -390,6 +427,30 @@ fn run(
         sequence = sequence.wrapping_add(1);
         timestamp = timestamp.wrapping_add(160);
     }
+}
+
+/// An RTP packet's payload, past its CSRCs and header extension (RFC 3550
+/// §5.1, §5.3.1); empty when the packet is too short for them.
+fn rtp_payload(packet: &[u8]) -> &[u8] {
+    let mut start = 12 + usize::from(packet[0] & 0x0f) * 4;
+    if packet[0] & 0x10 != 0 && packet.len() >= start + 4 {
+        let words = u16::from_be_bytes([packet[start + 2], packet[start + 3]]);
+        start += 4 + usize::from(words) * 4;
+    }
+    packet.get(start..).unwrap_or_default()
+}
+
+/// The root mean square of `payload`'s samples decoded with `codec`.
+fn rms(codec: media::Codec, payload: &[u8]) -> u16 {
+    if payload.is_empty() {
+        return 0;
+    }
+    let sum: f64 = payload
+        .iter()
+        .map(|code| f64::from(codec.decode(*code)).powi(2))
+        .sum();
+    // At most 32768: the square root of a mean of squares of i16 samples.
+    (sum / payload.len() as f64).sqrt() as u16
 }
 
 fn header(payload_type: u8, marker: bool, sequence: u16, timestamp: u32, ssrc: u32) -> Vec<u8> {

@@ -6,7 +6,8 @@
 // buttons accept, call the patient, record an outcome or snooze (POST
 // /agent/leads/{id}/…). A call rings the agent's own phone first; its
 // status line says so, then that the patient answered (the lead turns
-// `contacted`), or why the call was refused.
+// `contacted`), or why the call was refused. "Take calls here" makes the
+// page a phone of the agent's (WebRTC; the phone's part, below).
 'use strict';
 
 (() => {
@@ -20,6 +21,7 @@
   let current = null;
 
   function signIn(message) {
+    phone.off();
     if (connection) connection.stop();
     connection = null;
     current = null;
@@ -140,8 +142,11 @@
     document.body.dataset.generatedAt = view.generated_at;
     showStatus('live', lastUpdate, timeZone);
     if (view.agent) showAgent(view.agent);
+    const NOT_REGISTERED = 'Your phone is not registered: sign it in, or take calls here, in this browser.';
     if (current && current.state === 'offline') {
-      $('message').textContent = 'Your phone is not registered: sign it in to take calls.';
+      $('message').textContent = NOT_REGISTERED;
+    } else if ($('message').textContent === NOT_REGISTERED) {
+      $('message').textContent = '';
     }
     const queues = view.queues.map((q) =>
       el('tr', { dataset: { queue: q.id } },
@@ -410,6 +415,463 @@
     offered = now;
     if (fresh) chime();
   }
+
+
+  // ---- The phone in this browser (issue 23) ----
+  //
+  // "Take calls here" makes this page a device of the agent: a microphone
+  // (getUserMedia) in one RTCPeerConnection that stays up while the phone
+  // is on, and a WebSocket at /agent/phone for the signalling. The page
+  // gathers its ICE candidates first (no trickle), opens the socket and
+  // sends `hello` with the session token (a WebSocket cannot carry an
+  // Authorization header) and its offer; `ready` brings the daemon's
+  // answer. Calls then come and go on that one connection: `ringing`
+  // (the banner and a ring tone made with Web Audio), `answer` or
+  // `decline`, `connected`, `hold`, `transfer`, `hangup`, `ended`. Mute is
+  // local (the track is disabled, nothing is sent). A keep-alive `ping`
+  // goes every 15 s; a socket that drops unasked is opened again with a
+  // back-off, since the daemon sets an agent whose page stays gone away.
+  // Tests read `window.frontdeskPhone` (the state and the peer connection).
+  const phone = (() => {
+    const PING_EVERY = 15000;
+    /** Unanswered pings before the socket counts as dead. */
+    const PINGS_MISSED = 2;
+    /** How long ICE gathering may take (loopback and LAN only: no STUN). */
+    const GATHER_BOUND = 5000;
+    /** Close codes after which the page does not reconnect (the contract's). */
+    const FINAL = { 4400: 'the phone was refused', 4401: 'your session ended', 4408: 'the phone did not answer in time', 4409: 'another page of yours took over the phone' };
+    const STATES = ['off', 'connecting', 'ready', 'ringing', 'in_call', 'on_hold'];
+    const TARGET = /^[A-Za-z0-9][A-Za-z0-9_.-]{0,63}$/;
+
+    let state = 'off';
+    let wanted = false;
+    let socket = null;
+    let pc = null;
+    let microphone = null;
+    let pinger = null;
+    let pingsOut = 0;
+    let retry = null;
+    let retryDelay = 1000;
+    /** The current call: { id, from, answering }. */
+    let call = null;
+    let muted = false;
+    let held = false;
+    let pendingTransfer = null;
+
+    const audioPlayer = $('phone-audio');
+
+    // The ring tone: two-tone bursts (440 + 480 Hz, as North American
+    // phones ring), 1.2 s every 3 s, on an AudioContext made when the agent
+    // switched the phone on (a click), so the browser lets it sound.
+    const ring = {
+      context: null,
+      timer: null,
+      nodes: [],
+      bursts: 0,
+      prepare() {
+        const Context = window.AudioContext || window.webkitAudioContext;
+        if (!Context) return;
+        try {
+          if (!this.context) this.context = new Context();
+          this.context.resume().catch(() => {});
+        } catch (_) { this.context = null; }
+      },
+      start() {
+        if (this.timer) return;
+        this.burst();
+        this.timer = setInterval(() => this.burst(), 3000);
+      },
+      burst() {
+        const context = this.context;
+        if (!context) return;
+        this.bursts += 1;
+        const at = context.currentTime;
+        const gain = context.createGain();
+        gain.gain.setValueAtTime(0, at);
+        gain.gain.linearRampToValueAtTime(0.12, at + 0.05);
+        gain.gain.setValueAtTime(0.12, at + 1.15);
+        gain.gain.linearRampToValueAtTime(0, at + 1.2);
+        gain.connect(context.destination);
+        this.nodes = [440, 480].map((frequency) => {
+          const tone = context.createOscillator();
+          tone.frequency.value = frequency;
+          tone.connect(gain);
+          tone.start(at);
+          tone.stop(at + 1.2);
+          return tone;
+        });
+      },
+      stop() {
+        clearInterval(this.timer);
+        this.timer = null;
+        for (const tone of this.nodes) {
+          try { tone.stop(); } catch (_) { /* already stopped */ }
+        }
+        this.nodes = [];
+      },
+      close() {
+        this.stop();
+        if (this.context) this.context.close().catch(() => {});
+        this.context = null;
+      },
+    };
+
+    function note(text) {
+      $('phone-note').textContent = text || '';
+    }
+
+    function setState(next) {
+      state = next;
+      const badge = $('phone-state');
+      badge.dataset.state = next;
+      badge.className = `badge phone-${next}`;
+      badge.textContent = words(next);
+      $('phone').dataset.state = next;
+      document.body.dataset.phone = next;
+      const on = next !== 'off';
+      $('phone-on').hidden = on;
+      $('phone-off').hidden = !on;
+      // Hang up first: switching off in a call would drop the patient back
+      // into the queue.
+      $('phone-off').disabled = next === 'in_call' || next === 'on_hold';
+      $('phone-off').title = $('phone-off').disabled ? 'Hang up first.' : '';
+      $('phone-incoming').hidden = next !== 'ringing';
+      $('phone-call').hidden = next !== 'in_call' && next !== 'on_hold';
+      $('phone-answer').disabled = !call || call.answering;
+      $('phone-decline').disabled = !call || call.answering;
+      $('phone-mute').textContent = muted ? 'Unmute' : 'Mute';
+      $('phone-mute').setAttribute('aria-pressed', String(muted));
+      $('phone-hold').textContent = held ? 'Resume' : 'Hold';
+      $('phone-hold').setAttribute('aria-pressed', String(held));
+      $('phone-transfer').disabled = next !== 'in_call' && next !== 'on_hold';
+      if (next === 'ringing') ring.start();
+      else ring.stop();
+    }
+
+    function send(message) {
+      if (socket && socket.readyState === WebSocket.OPEN) socket.send(JSON.stringify(message));
+    }
+
+    /** Why the page cannot make calls here, or null. */
+    function unsupported() {
+      if (!window.isSecureContext) {
+        return 'The microphone works only over HTTPS or on this computer (localhost). ' +
+          'Ask your administrator for the https:// address of this page ' +
+          '(the daemon started with --sips).';
+      }
+      if (!navigator.mediaDevices || !window.RTCPeerConnection || !window.WebSocket) {
+        return 'This browser cannot make calls (no microphone access or WebRTC).';
+      }
+      return null;
+    }
+
+    /** Resolves once ICE gathering is complete, or after GATHER_BOUND
+     *  with the candidates found so far. */
+    function gathered(connection) {
+      return new Promise((resolve) => {
+        if (connection.iceGatheringState === 'complete') return resolve();
+        const done = () => {
+          if (connection.iceGatheringState !== 'complete') return;
+          clearTimeout(timer);
+          connection.removeEventListener('icegatheringstatechange', done);
+          resolve();
+        };
+        const timer = setTimeout(() => {
+          connection.removeEventListener('icegatheringstatechange', done);
+          resolve();
+        }, GATHER_BOUND);
+        connection.addEventListener('icegatheringstatechange', done);
+      });
+    }
+
+    function teardown() {
+      clearInterval(pinger);
+      pinger = null;
+      pingsOut = 0;
+      if (socket) {
+        const old = socket;
+        socket = null;
+        old.onopen = old.onmessage = old.onclose = old.onerror = null;
+        if (old.readyState === WebSocket.OPEN || old.readyState === WebSocket.CONNECTING) old.close(1000);
+      }
+      if (pc) {
+        pc.ontrack = null;
+        pc.close();
+        pc = null;
+      }
+      audioPlayer.srcObject = null;
+      endCall();
+    }
+
+    function endCall() {
+      call = null;
+      held = false;
+      pendingTransfer = null;
+      muted = false;
+      if (microphone) microphone.getAudioTracks().forEach((track) => { track.enabled = true; });
+      $('phone-transfer-to').value = '';
+    }
+
+    /** Switches the phone off: socket, peer connection, microphone, tone. */
+    function off(message) {
+      wanted = false;
+      clearTimeout(retry);
+      retry = null;
+      teardown();
+      if (microphone) microphone.getTracks().forEach((track) => track.stop());
+      microphone = null;
+      ring.close();
+      setState('off');
+      note(message || unsupported() || '');
+    }
+
+    async function on() {
+      const why = unsupported();
+      if (why) return note(why);
+      wanted = true;
+      retryDelay = 1000;
+      ring.prepare();
+      note('');
+      await connect();
+    }
+
+    async function connect() {
+      clearTimeout(retry);
+      retry = null;
+      teardown();
+      setState('connecting');
+      const token = sessionStorage.getItem(KEY);
+      if (!token) return off();
+      if (!microphone) {
+        let stream;
+        try {
+          stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+        } catch (error) {
+          return off(`No microphone: ${error.name === 'NotAllowedError'
+            ? 'the browser was not allowed to use it'
+            : error.message || error.name}.`);
+        }
+        // Switched off while the browser asked: let the microphone go.
+        if (!wanted) {
+          stream.getTracks().forEach((track) => track.stop());
+          return undefined;
+        }
+        microphone = stream;
+      }
+      if (!wanted) return undefined;
+      const connection = new RTCPeerConnection({ iceServers: [] });
+      pc = connection;
+      const [track] = microphone.getAudioTracks();
+      connection.addTransceiver(track, { direction: 'sendrecv', streams: [microphone] });
+      connection.ontrack = (event) => {
+        audioPlayer.srcObject = event.streams[0] || new MediaStream([event.track]);
+      };
+      try {
+        await connection.setLocalDescription(await connection.createOffer());
+        await gathered(connection);
+      } catch (error) {
+        return off(`The browser could not prepare the call: ${error.message || error.name}.`);
+      }
+      if (!wanted || pc !== connection) return undefined;
+      const scheme = location.protocol === 'https:' ? 'wss:' : 'ws:';
+      const ws = new WebSocket(`${scheme}//${location.host}/agent/phone`);
+      socket = ws;
+      ws.onopen = () => send({ type: 'hello', token, offer: connection.localDescription.sdp });
+      ws.onmessage = (event) => {
+        let message;
+        try {
+          message = JSON.parse(event.data);
+        } catch (_) {
+          return;
+        }
+        if (message && typeof message.type === 'string') receive(message, connection);
+      };
+      ws.onclose = (event) => closed(event.code, ws);
+      return undefined;
+    }
+
+    function closed(code, ws) {
+      if (ws !== socket) return;
+      socket = null;
+      if (code === 4401) {
+        off();
+        sessionStorage.removeItem(KEY);
+        signIn('Your session ended. Please sign in again.');
+        return;
+      }
+      if (FINAL[code]) return off(`The phone is off: ${FINAL[code]}.`);
+      if (!wanted) return undefined;
+      // Dropped unasked (network, restart): a call in progress is already
+      // back in its queue; come back with a new connection.
+      const inCall = call && (state === 'in_call' || state === 'on_hold');
+      teardown();
+      setState('connecting');
+      note(`${inCall ? 'The call was cut: the patient goes back to the head of the queue. ' : ''}` +
+        `The phone lost its connection; trying again in ${Math.round(retryDelay / 1000)} s…`);
+      retry = setTimeout(connect, retryDelay);
+      retryDelay = Math.min(retryDelay * 2, 10000);
+      return undefined;
+    }
+
+    function receive(message, connection) {
+      const mine = call && message.call === call.id;
+      switch (message.type) {
+        case 'ready':
+          if (typeof message.answer !== 'string' || pc !== connection || state !== 'connecting') return;
+          connection.setRemoteDescription({ type: 'answer', sdp: message.answer }).then(() => {
+            retryDelay = 1000;
+            setState('ready');
+            note('You take calls in this browser. Keep this page open.');
+            clearInterval(pinger);
+            pingsOut = 0;
+            pinger = setInterval(() => {
+              if (pingsOut >= PINGS_MISSED && socket) return socket.close(4000);
+              pingsOut += 1;
+              return send({ type: 'ping' });
+            }, PING_EVERY);
+          }).catch((error) => {
+            off(`The phone's answer was refused by the browser: ${error.message || error.name}.`);
+          });
+          return;
+        case 'pong':
+          pingsOut = 0;
+          return;
+        case 'replaced':
+          off('The phone is off: another page of yours took over the phone.');
+          return;
+        case 'error':
+          note(`The phone says: ${String(message.error || 'error')}.`);
+          return;
+        case 'ringing':
+          if (typeof message.call !== 'string') return;
+          if (call && call.id !== message.call) {
+            // One call at a time: the other goes to the next agent at once.
+            send({ type: 'decline', call: message.call });
+            return;
+          }
+          call = { id: message.call, from: String(message.from || 'A caller'), answering: false };
+          $('phone-from').textContent = call.from;
+          $('phone-with').textContent = call.from;
+          note('');
+          setState('ringing');
+          return;
+        case 'connected':
+          if (!mine) return;
+          call.answering = false;
+          setState('in_call');
+          audioPlayer.play().catch(() => {});
+          note('');
+          return;
+        case 'stopped':
+          if (!mine) return;
+          endCall();
+          setState('ready');
+          note(message.reason === 'cancelled'
+            ? 'The call stopped ringing (the caller hung up, or it was answered elsewhere).'
+            : `The call stopped ringing (${String(message.reason || '')}).`);
+          return;
+        case 'held':
+          if (!mine) return;
+          held = message.on === true;
+          setState(held ? 'on_hold' : 'in_call');
+          return;
+        case 'transferred':
+          if (!mine) return;
+          if (message.ok === true) call.transferredTo = pendingTransfer || 'the target';
+          note(message.ok === true
+            ? `Transferred to ${call.transferredTo}.`
+            : `The transfer to ${pendingTransfer || 'the target'} was refused; the call stays with you.`);
+          pendingTransfer = null;
+          return;
+        case 'ended': {
+          if (!mine) return;
+          const transferredTo = call.transferredTo;
+          endCall();
+          setState('ready');
+          note(transferredTo ? `Transferred to ${transferredTo}; the call left you.` : 'The call ended.');
+          return;
+        }
+        default:
+          return;
+      }
+    }
+
+    $('phone-on').addEventListener('click', () => { on(); });
+    $('phone-off').addEventListener('click', () => off());
+    $('phone-answer').addEventListener('click', () => {
+      if (!call || state !== 'ringing') return;
+      call.answering = true;
+      ring.stop();
+      send({ type: 'answer', call: call.id });
+      $('phone-answer').disabled = true;
+      $('phone-decline').disabled = true;
+      note('Answering…');
+      // Playing needs this click's permission in some browsers.
+      audioPlayer.play().catch(() => {});
+    });
+    $('phone-decline').addEventListener('click', () => {
+      if (!call || state !== 'ringing') return;
+      send({ type: 'decline', call: call.id });
+      endCall();
+      setState('ready');
+      note('You declined the call.');
+    });
+    $('phone-hangup').addEventListener('click', () => {
+      if (!call) return;
+      send({ type: 'hangup', call: call.id });
+      endCall();
+      setState('ready');
+      note('You hung up.');
+    });
+    $('phone-mute').addEventListener('click', () => {
+      if (!call || !microphone) return;
+      muted = !muted;
+      microphone.getAudioTracks().forEach((track) => { track.enabled = !muted; });
+      setState(state);
+    });
+    $('phone-hold').addEventListener('click', () => {
+      if (!call) return;
+      send({ type: 'hold', call: call.id, on: !held });
+    });
+    $('phone-transfer-form').addEventListener('submit', (event) => {
+      event.preventDefault();
+      if (!call) return;
+      const to = $('phone-transfer-to').value.trim();
+      if (!TARGET.test(to)) {
+        note('Transfer to a queue id (cardiology) or an agent id (1002).');
+        return;
+      }
+      pendingTransfer = to;
+      send({ type: 'transfer', call: call.id, to });
+      note(`Transferring to ${to}…`);
+    });
+
+    const why = unsupported();
+    if (why) {
+      $('phone-on').disabled = true;
+      $('phone-on').title = why;
+      note(why);
+    }
+    setState('off');
+
+    // Read-only, for tests and the curious: the phone's state and its
+    // peer connection (getStats()).
+    window.frontdeskPhone = Object.freeze({
+      get state() { return state; },
+      get states() { return STATES.slice(); },
+      get call() { return call ? call.id : null; },
+      get from() { return call ? call.from : null; },
+      get muted() { return muted; },
+      get held() { return held; },
+      get ringing() { return ring.timer !== null; },
+      get ringBursts() { return ring.bursts; },
+      get audioState() { return ring.context ? ring.context.state : 'none'; },
+      get peerConnection() { return pc; },
+      get socketOpen() { return Boolean(socket) && socket.readyState === WebSocket.OPEN; },
+    });
+
+    return { off };
+  })();
 
   start();
 })();

@@ -1,9 +1,10 @@
 //! A headless Chromium driven over the DevTools protocol (CDP), for the
-//! dashboard's tests.
+//! tests of the dashboard and of the agent view's phone.
 //!
 //! [`Browser::launch`] starts Debian's `chromium` (or `$FRONTDESK_CHROMIUM`)
 //! headless with a fresh profile in a temporary directory and
-//! `--remote-debugging-port=0`, reads the port it chose from the profile's
+//! `--remote-debugging-port=0` ([`Browser::launch_with`] adds flags, such
+//! as a fake microphone), reads the port it chose from the profile's
 //! `DevToolsActivePort`, opens one tab and attaches to it (flat sessions).
 //! Every wait is bounded; dropping the browser closes it and kills its
 //! process group (the group's id is the PID we started).
@@ -107,12 +108,18 @@ fn chromium() -> PathBuf {
 impl Browser {
     /// Starts Chromium and opens a blank tab of `viewport`'s size.
     pub fn launch(viewport: Viewport) -> Browser {
+        Self::launch_with(viewport, &[])
+    }
+
+    /// [`Browser::launch`] with `extra` flags after the usual ones.
+    pub fn launch_with(viewport: Viewport, extra: &[String]) -> Browser {
         let profile = tempfile::tempdir().expect("a profile directory");
         let log = std::fs::File::create(profile.path().join("chromium.log")).expect("a log file");
         let data = profile.path().join("profile");
         let mut command = Command::new(chromium());
         command
             .args(FLAGS)
+            .args(extra)
             .arg(format!("--user-data-dir={}", data.display()))
             .arg(format!(
                 "--window-size={},{}",
