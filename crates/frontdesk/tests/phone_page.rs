@@ -5,7 +5,9 @@
 //! with the department, answers, and each side hears the other's audio
 //! through the relay; the page hangs up and the patient gets BYE. A page
 //! that goes away during a call sends the patient back to the queue, where
-//! another agent (a SIP phone) takes them; the browser device is gone.
+//! another agent (a SIP phone) takes them; the browser device is gone. A
+//! page that goes away while it rings is a miss at once, and the call
+//! goes to the next agent.
 
 mod support;
 
@@ -172,4 +174,48 @@ fn a_page_gone_during_a_call_sends_the_patient_back_to_the_queue() {
     frank.join().expect("1006").assert_all_succeeded(1);
     let record = call(&daemon, &id);
     assert_eq!(record["outcome"], "connected", "{record:#}");
+}
+
+#[test]
+fn a_page_gone_while_ringing_sends_the_call_to_the_next_agent() {
+    let dir = tempfile::tempdir().expect("a temporary directory");
+    let daemon = daemon(dir.path());
+    let page = Page::start(&daemon, "1003", "demo-1003");
+    page.wait_connected();
+    wait_devices(&daemon, "1003", json!(["browser"]));
+
+    let audio = RtpPeer::start(0, false);
+    let run = patient(&daemon, "caller.xml", "+15550100", &audio, 8_000);
+    press_when_heard(&audio, '3');
+    let id = waiting_call(&daemon);
+    page.expect("ringing");
+    // The tab is closed while it rings: the offer to 1003 fails at once
+    // (480), not after the ring timeout.
+    drop(page);
+    wait_devices(&daemon, "1003", json!([]));
+    let deadline = Instant::now() + STEP_BOUND;
+    loop {
+        let record = call(&daemon, &id);
+        let missed = record["events"].as_array().is_some_and(|events| {
+            events
+                .iter()
+                .any(|event| event["kind"] == "no_answer" && event["detail"]["agent"] == "1003")
+        });
+        if missed {
+            assert_eq!(record["outcome"], "in_progress", "{record:#}");
+            break;
+        }
+        assert!(Instant::now() < deadline, "no miss for 1003: {record:#}");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    // The next agent takes the call.
+    let frank_audio = RtpPeer::start(0, false);
+    let frank = answering_agent(&daemon, "1006", &frank_audio);
+    let deadline = Instant::now() + STEP_BOUND;
+    while call(&daemon, &id)["agent"] != "1006" {
+        assert!(Instant::now() < deadline, "1006 did not take it");
+        std::thread::sleep(Duration::from_millis(25));
+    }
+    run.join().expect("the patient").assert_all_succeeded(1);
+    frank.join().expect("1006").assert_all_succeeded(1);
 }
