@@ -87,7 +87,7 @@ fn main() {
                 stores.push(ClaimStore::connect(config.clone()).await.expect("connect"));
             }
             // Warm-up: load the script, fill the connection's buffers.
-            let _ = client(stores[0].clone(), 1000, 500).await;
+            let _ = client(stores[0].clone(), 1000 + clients, 500).await;
             let started = Instant::now();
             let tasks: Vec<_> = stores
                 .into_iter()
