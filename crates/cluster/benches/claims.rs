@@ -1,6 +1,6 @@
 //! The claim round trip over Redis on loopback (issue 24's figure):
 //! claim, renew and release, each timed alone, with one client and with
-//! several clients at once, as percentiles. A real redis-server is started
+//! several clients at once, as percentiles, beside a PING's round trip. A real redis-server is started
 //! on a free port (as in the tests) and killed at the end.
 //!
 //! `cargo bench -p cluster --bench claims` (through /work/bin/heavy);
@@ -88,6 +88,16 @@ fn main() {
             }
             // Warm-up: load the script, fill the connection's buffers.
             let _ = client(stores[0].clone(), 1000 + clients, 500).await;
+            if clients == 1 {
+                // The baseline: a PING's round trip on the same connection.
+                let mut pings = Vec::with_capacity(rounds);
+                for _ in 0..rounds {
+                    let start = Instant::now();
+                    stores[0].ping().await.expect("ping");
+                    pings.push(start.elapsed());
+                }
+                report("PING (1 client)", pings);
+            }
             let started = Instant::now();
             let tasks: Vec<_> = stores
                 .into_iter()

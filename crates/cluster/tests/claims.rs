@@ -411,6 +411,7 @@ async fn with_redis_killed_the_next_claim_errors_within_the_timeout() {
     let config = config(&redis);
     let store = ClaimStore::connect(config.clone()).await.unwrap();
     let (mut feed, _) = ChangeFeed::open(config.clone()).await.unwrap();
+    store.ping().await.unwrap();
     let agent = AgentId::new("1007");
     store
         .claim(&agent, &node("node-a"), Epoch::ZERO, lease(60_000))
@@ -432,6 +433,10 @@ async fn with_redis_killed_the_next_claim_errors_within_the_timeout() {
             other => panic!("expected a store error within {bound:?}: {other:?}"),
         }
     }
+    assert!(matches!(
+        tokio::time::timeout(bound, store.ping()).await,
+        Ok(Err(ClaimError::Store(_)))
+    ));
     let result = tokio::time::timeout(bound + config.feed_block, feed.next()).await;
     assert!(
         matches!(result, Ok(Err(ClaimError::Store(_)))),

@@ -206,6 +206,27 @@ impl ClaimStore {
         }
     }
 
+    /// One `PING` round trip, under the command timeout: whether Redis
+    /// answers (for a health check, and as the bench's baseline).
+    pub async fn ping(&self) -> Result<(), ClaimError> {
+        let mut connection = self.connection.clone();
+        let answer: String = bounded(
+            "ping",
+            self.config.command_timeout,
+            redis::cmd("PING").query_async(&mut connection),
+        )
+        .await?;
+        if answer == "PONG" {
+            Ok(())
+        } else {
+            Err(StoreError::Reply {
+                what: "ping",
+                source: super::error::ReplyError::new("not PONG"),
+            }
+            .into())
+        }
+    }
+
     async fn run(
         &self,
         op: &'static str,
