@@ -13,6 +13,7 @@
 #     own to +15550134 (straight to pediatrics, no prompt): INVITE sent ->
 #     the page's `ringing` received, p50 / p99; the page answers, the
 #     patient hangs up;
+#     the daemon's CPU over 5 s with every page on and no call;
 #     then "calls: go": N patients
 #       SIPp bench/sipp/caller.xml --UDP--> frontdesk, INVITE +15550133
 #       (SDP audio at phoneload's patient socket C) -> the emergency notice
@@ -120,7 +121,7 @@ run_phone() {
   local place_s=$(( (n + SETUP_RATE - 1) / SETUP_RATE ))
   local calls_timeout=$(( place_s + NOTICE_S + 30 ))
   # phoneload: sign-in (16 at a time) + set-up (<= 45 s) + the latency calls (<= 45 s each, bounded)
-  local go_limit=$(( 60 + n / 10 + 45 + LATENCY_CALLS * 3 ))
+  local go_limit=$(( 60 + n / 10 + 45 + LATENCY_CALLS * 3 + 10 ))
   # a patient's call must outlast the slowest set-up + settling + the window + draining
   local talk_s=$(( calls_timeout + 1 + 2 + MEASURE_S + 2 + 10 ))
   local cport mport
@@ -225,8 +226,8 @@ python3 - "$OUT" $N <<'PY' | tee "$OUT/summary.txt"
 import json, os, sys
 out, ns = sys.argv[1], sys.argv[2:]
 def f(v): return "-" if v is None else str(v)
-print("\n| N | pages connected | set-ups/s | hello→connected p50 / p99 ms | daemon CPU ms per set-up | INVITE→ringing p50 / p99 ms | calls bridged | packets/s (of nominal) | page→patient sent / lost | patient→page sent / lost | UDP rcvbuf errors | daemon CPU % | phoneload CPU % | daemon µs per call-second: browser | plain RTP (relay.sh, same N) |")
-print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
+print("\n| N | pages connected | set-ups/s | hello→connected p50 / p99 ms | daemon CPU ms per set-up | pages on, idle: daemon CPU % | INVITE→ringing p50 / p99 ms | calls bridged | packets/s (of nominal) | page→patient sent / lost | patient→page sent / lost | UDP rcvbuf errors | daemon CPU % | phoneload CPU % | daemon µs per call-second: browser | plain RTP (relay.sh, same N) |")
+print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n in ns:
     try:
         x = json.load(open(os.path.join(out, f"phone-{n}", "report.json")))
@@ -245,7 +246,8 @@ for n in ns:
     p2, q2 = c.get("page_to_patient", {}), c.get("patient_to_page", {})
     print("| " + " | ".join(f(v) for v in (
         n, s.get("connected"), s.get("per_second"), f"{h.get('p50')} / {h.get('p99')}",
-        s.get("daemon_cpu_ms_per_setup"), f"{r.get('p50')} / {r.get('p99')}", c.get("bridged"),
+        s.get("daemon_cpu_ms_per_setup"), (x.get("idle") or {}).get("daemon_cpu_pct"),
+        f"{r.get('p50')} / {r.get('p99')}", c.get("bridged"),
         f"{c.get('packets_per_second')} ({c.get('nominal_packets_per_second')})",
         f"{p2.get('sent')} / {p2.get('lost')}", f"{q2.get('sent')} / {q2.get('lost')}",
         c.get("udp_rcvbuf_errors"), c.get("daemon_cpu_pct"), c.get("phoneload_cpu_pct"),

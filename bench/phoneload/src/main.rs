@@ -6,7 +6,7 @@
 //! phoneload --http 127.0.0.1:8080 --sip 127.0.0.1:5070 --pages 500 \
 //!           --first-agent 30000 --caller 127.0.0.1:61000 --seconds 10 --pid PID \
 //!           [--latency-calls 30] [--latency-number +15550134] [--setup-timeout 60]
-//!           [--hold-ms 300]
+//!           [--hold-ms 300] [--idle-seconds 5]
 //! ```
 //!
 //! 1. Sign-in: every page `POST /agent/login` as agent `first-agent + i`
@@ -21,6 +21,9 @@
 //!    prompt), from the INVITE's send to the page's receipt of `ringing`;
 //!    the page answers, then the patient hangs up `--hold-ms` (300) after
 //!    the page's `connected`.
+//!
+//!    Then, 3 s after the last of those calls, the daemon's CPU over
+//!    `--idle-seconds` (5) with every page on and no call.
 //! 4. Calls: prints `calls: go` on stderr (phone.sh then starts N SIPp
 //!    patients whose SDP names `--caller`); every page answers its ringing
 //!    at once and sends 20 ms PCMU frames; the patient socket sends 20 ms
@@ -133,6 +136,7 @@ fn main() {
     let latency_number: String = args.parse("--latency-number", Some("+15550134".to_string()));
     let setup_timeout: u64 = args.parse("--setup-timeout", Some(60));
     let hold_ms: u64 = args.parse("--hold-ms", Some(300));
+    let idle_seconds: u64 = args.parse("--idle-seconds", Some(5));
     for address in [http, sip, caller] {
         if !address.ip().is_loopback() {
             fail("loopback addresses only");
@@ -157,6 +161,7 @@ fn main() {
         latency_number,
         setup_timeout: Duration::from_secs(setup_timeout),
         hold: Duration::from_millis(hold_ms),
+        idle_seconds,
     }));
     println!("{report}");
     // The pages' tasks are told to stop in `run`; do not wait for stragglers.
@@ -175,6 +180,7 @@ struct Setting {
     latency_number: String,
     setup_timeout: Duration,
     hold: Duration,
+    idle_seconds: u64,
 }
 
 async fn run(setting: Setting) -> Value {
@@ -311,6 +317,26 @@ async fn run(setting: Setting) -> Value {
     }
     out["invite_to_ringing"] = json!({"number": setting.latency_number, "ms": percentiles(ringing),
                                       "errors": latency_errors});
+
+    // 3b. The pages on and idle (no call): what keeping N phones on costs
+    // (ICE consent checks, keep-alives, the sessions' timers). After the
+    // last latency call's wrap-up (2 s).
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    let idle_before = process_ticks(pid);
+    let idle_started = Instant::now();
+    tokio::time::sleep(Duration::from_secs(setting.idle_seconds)).await;
+    let idle_after = process_ticks(pid);
+    let idle_pct = match (idle_before, idle_after) {
+        (Some(a), Some(b)) => {
+            Some((b - a) as f64 / TICKS_PER_SECOND / idle_started.elapsed().as_secs_f64() * 100.0)
+        }
+        _ => None,
+    };
+    out["idle"] = json!({
+        "seconds": setting.idle_seconds,
+        "daemon_cpu_pct": idle_pct.map(|p| (p * 10.0).round() / 10.0),
+        "daemon_us_per_page_second": idle_pct.map(|p| (p / 100.0 * 1e6 / connected as f64).round()),
+    });
 
     // 4. The calls.
     eprintln!("calls: go");
