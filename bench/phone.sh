@@ -226,7 +226,7 @@ python3 - "$OUT" $N <<'PY' | tee "$OUT/summary.txt"
 import json, os, sys
 out, ns = sys.argv[1], sys.argv[2:]
 def f(v): return "-" if v is None else str(v)
-print("\n| N | pages connected | set-ups/s | hello→connected p50 / p99 ms | daemon CPU ms per set-up | pages on, idle: daemon CPU % | INVITE→ringing p50 / p99 ms | calls bridged | packets/s (of nominal) | page→patient sent / lost | patient→page sent / lost | UDP rcvbuf errors | daemon CPU % | phoneload CPU % | daemon µs per call-second: browser | plain RTP (relay.sh, same N) |")
+print("\n| N | pages connected | set-ups/s | hello→connected p50 / p99 ms | daemon CPU ms per set-up | pages on, idle: daemon CPU % | INVITE→ringing p50 / p99 ms | calls bridged | packets/s (of nominal) | page→patient sent / lost | patient→page sent / lost | UDP rcvbuf errors (daemon's / phoneload's sockets) | daemon CPU % | phoneload CPU % | daemon µs per call-second: browser | plain RTP (relay.sh, same N) |")
 print("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|---|")
 for n in ns:
     try:
@@ -250,6 +250,6 @@ for n in ns:
         f"{r.get('p50')} / {r.get('p99')}", c.get("bridged"),
         f"{c.get('packets_per_second')} ({c.get('nominal_packets_per_second')})",
         f"{p2.get('sent')} / {p2.get('lost')}", f"{q2.get('sent')} / {q2.get('lost')}",
-        c.get("udp_rcvbuf_errors"), c.get("daemon_cpu_pct"), c.get("phoneload_cpu_pct"),
+        f"{c.get('udp_rcvbuf_errors')} ({c.get('udp_drops_daemon')} / {c.get('udp_drops_phoneload')})", c.get("daemon_cpu_pct"), c.get("phoneload_cpu_pct"),
         c.get("daemon_us_per_call_second"), plain)) + " |")
 PY

@@ -106,6 +106,41 @@ fn udp_buffer_errors() -> (u64, u64) {
     (get("RcvbufErrors"), get("SndbufErrors"))
 }
 
+/// Datagrams the kernel dropped on the UDP sockets of process `pid`
+/// (the `drops` column of /proc/net/udp and udp6, for the socket inodes
+/// among its descriptors): tells whose receive buffer overflowed.
+fn udp_drops(pid: u32) -> u64 {
+    let Ok(descriptors) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return 0;
+    };
+    let inodes: std::collections::HashSet<String> = descriptors
+        .filter_map(|entry| {
+            let target = std::fs::read_link(entry.ok()?.path()).ok()?;
+            let target = target.to_str()?;
+            Some(
+                target
+                    .strip_prefix("socket:[")?
+                    .strip_suffix(']')?
+                    .to_string(),
+            )
+        })
+        .collect();
+    let mut drops = 0;
+    for table in ["/proc/net/udp", "/proc/net/udp6"] {
+        let Ok(text) = std::fs::read_to_string(table) else {
+            continue;
+        };
+        for line in text.lines().skip(1) {
+            let fields: Vec<&str> = line.split_whitespace().collect();
+            // sl local rem st tx:rx tr:tm retrnsmt uid timeout inode ref pointer drops
+            if fields.len() >= 13 && inodes.contains(fields[9]) {
+                drops += fields[12].parse::<u64>().unwrap_or(0);
+            }
+        }
+    }
+    drops
+}
+
 /// Clock ticks per second (USER_HZ); 100 on every Linux we run on.
 const TICKS_PER_SECOND: f64 = 100.0;
 
@@ -371,6 +406,7 @@ async fn run(setting: Setting) -> Value {
     tokio::time::sleep(Duration::from_secs(2)).await;
 
     let udp_before = udp_buffer_errors();
+    let drops_before = (udp_drops(pid), udp_drops(std::process::id()));
     let daemon_before = process_ticks(pid);
     let own_before = process_ticks(std::process::id());
     let window_started = Instant::now();
@@ -383,6 +419,8 @@ async fn run(setting: Setting) -> Value {
     let udp_after = udp_buffer_errors();
     eprintln!("phoneload: window done, draining");
     tokio::time::sleep(Duration::from_secs(2)).await;
+    // after the drain: the window's last packets are counted or dropped by now
+    let drops_after = (udp_drops(pid), udp_drops(std::process::id()));
 
     let (reply, counts) = oneshot::channel();
     let _ = patient_tx.send(patient::Command::Counts(reply));
@@ -414,6 +452,9 @@ async fn run(setting: Setting) -> Value {
         "nominal_packets_per_second": bridged * 100,
         "udp_rcvbuf_errors": udp_after.0 - udp_before.0,
         "udp_sndbuf_errors": udp_after.1 - udp_before.1,
+        // of which on the daemon's sockets, and on phoneload's (pages and patients)
+        "udp_drops_daemon": drops_after.0.saturating_sub(drops_before.0),
+        "udp_drops_phoneload": drops_after.1.saturating_sub(drops_before.1),
         "packets_per_second": round((pages_sent + patient_counts.sent_window) as f64 / window, 0),
         "daemon_cpu_pct": daemon_pct.map(|p| round(p, 1)),
         // µs of daemon CPU per second of one bridged call (both legs: patient RTP + page WebRTC)
