@@ -13,6 +13,9 @@ Writes, in OUT_DIR:
                - one more number, +15550133 (source "bench-relay"): the
                  emergency notice, then straight to the pediatrics queue, for
                  callers that press nothing (the RTP relay load);
+               - and +15550134 (source "bench-direct"): straight to the
+                 pediatrics queue with no prompt first, exempt from the
+                 safety check (bench/phone.sh's INVITE -> ringing);
   agents.csv   SIPp injection file for tests/sipp/register-agent.xml: every
                bench agent with its credentials and CONTACT_PORT as the
                contact port (one SIPp UAS answers for all of them);
@@ -41,6 +44,13 @@ number = "+15550133"
 source = "bench-relay"
 priority = "routine"
 announce = ["prompts/emergency-notice.wav"]
+then = { queue = "pediatrics" }
+
+[[numbers]]
+number = "+15550134"
+source = "bench-direct"
+priority = "routine"
+exempt_from_safety = "bench only: measures INVITE to ringing without the 4.7 s notice"
 then = { queue = "pediatrics" }
 
 """
