@@ -563,11 +563,68 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                 // Queued here before its call was routed (a CANCEL right
                 // behind its INVITE): hand it over now.
                 if let Err(event) = app.endpoint.deliver(other) {
-                    debug!(call_id = %event.call_id(), "event for no call");
+                    match event {
+                        // A phone answered a call that is over (the caller
+                        // hung up as it answered): ACK, then BYE, so the
+                        // phone stops resending its 200 and hangs up
+                        // (RFC 3261 §13.2.2.4, §15).
+                        Event::Response {
+                            response, source, ..
+                        }
+                        | Event::Stray2xx { response, source }
+                            if response.cseq.method == Method::Invite
+                                && response.response.status.is_success() =>
+                        {
+                            end_late_answer(&app, &response, source).await;
+                        }
+                        event => debug!(call_id = %event.call_id(), "event for no call"),
+                    }
                 }
             }
         }
     }
+}
+
+/// ACKs a 2xx to one of our INVITEs whose call is gone, then ends its
+/// dialog with BYE. The dialog is read from the 2xx alone (its tags, its
+/// Contact, its Record-Route): the INVITE is no longer at hand.
+async fn end_late_answer(
+    app: &App,
+    response: &sip::message::validate::ValidResponse,
+    source: sip::Peer,
+) {
+    let Some(target) = response
+        .response
+        .headers
+        .contacts()
+        .ok()
+        .and_then(|contacts| {
+            contacts
+                .into_iter()
+                .find_map(|c| c.address().map(|a| a.uri.clone()))
+        })
+    else {
+        debug!(call_id = %response.call_id, "a late 2xx without a Contact: dropped");
+        return;
+    };
+    let mut invite = sip::message::Request::new(Method::Invite, target);
+    invite
+        .headers
+        .push(HeaderName::CSeq, format!("{} INVITE", response.cseq.seq));
+    let Ok(mut dialog) = sip::dialog::Dialog::uac(&invite, response, source) else {
+        debug!(call_id = %response.call_id, "a late 2xx with no usable dialog: dropped");
+        return;
+    };
+    info!(call_id = %response.call_id, "a phone answered a call that is over: ACK and BYE");
+    metrics::counter!("frontdesk_late_answers_total").increment(1);
+    let _ = app
+        .endpoint
+        .send_ack(dialog.ack(response.cseq.seq), source)
+        .await;
+    let _ = app
+        .endpoint
+        .send_request(dialog.request(Method::Bye), source)
+        .await;
 }
 
 /// Keeps the gauges that are cheaper to read than to track fresh: ports,
