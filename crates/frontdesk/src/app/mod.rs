@@ -505,6 +505,10 @@ fn urgent_lines(
 /// Routes what the endpoint hands the application: requests that open
 /// something new, and events about Call-IDs no call owns.
 async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: CancellationToken) {
+    // The dialogs of late answers already ended with BYE (their 2xx may
+    // come again before our ACK lands): the last few, bounded.
+    let mut ended_late: std::collections::VecDeque<bytestring::ByteString> =
+        std::collections::VecDeque::with_capacity(LATE_ANSWERS);
     loop {
         let event = tokio::select! {
             () = shutdown.cancelled() => return,
@@ -567,15 +571,25 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                         // A phone answered a call that is over (the caller
                         // hung up as it answered): ACK, then BYE, so the
                         // phone stops resending its 200 and hangs up
-                        // (RFC 3261 §13.2.2.4, §15).
+                        // (RFC 3261 §13.2.2.4, §15). Only an answer to an
+                        // INVITE of ours (it matched our client
+                        // transaction, whose branch is random): a 2xx that
+                        // matches nothing (`Stray2xx`) may be forged, and
+                        // answering it would let a stranger aim our ACKs
+                        // and BYEs at a third party.
                         Event::Response {
                             response, source, ..
-                        }
-                        | Event::Stray2xx { response, source }
-                            if response.cseq.method == Method::Invite
-                                && response.response.status.is_success() =>
+                        } if response.cseq.method == Method::Invite
+                            && response.response.status.is_success() =>
                         {
-                            end_late_answer(&app, &response, source).await;
+                            let first = !ended_late.contains(&response.call_id);
+                            if first {
+                                if ended_late.len() == LATE_ANSWERS {
+                                    ended_late.pop_front();
+                                }
+                                ended_late.push_back(response.call_id.clone());
+                            }
+                            end_late_answer(&app, &response, source, first).await;
                         }
                         event => debug!(call_id = %event.call_id(), "event for no call"),
                     }
@@ -585,13 +599,19 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
     }
 }
 
-/// ACKs a 2xx to one of our INVITEs whose call is gone, then ends its
-/// dialog with BYE. The dialog is read from the 2xx alone (its tags, its
-/// Contact, its Record-Route): the INVITE is no longer at hand.
+/// How many late answers' dialogs the dispatcher remembers, so a
+/// retransmitted 2xx gets its ACK again but no second BYE.
+const LATE_ANSWERS: usize = 64;
+
+/// ACKs a 2xx to one of our INVITEs whose call is gone, then (the `first`
+/// time) ends its dialog with BYE. The dialog is read from the 2xx alone
+/// (its tags, its Contact, its Record-Route): the INVITE is no longer at
+/// hand.
 async fn end_late_answer(
     app: &App,
     response: &sip::message::validate::ValidResponse,
     source: sip::Peer,
+    first: bool,
 ) {
     let Some(target) = response
         .response
@@ -615,12 +635,15 @@ async fn end_late_answer(
         debug!(call_id = %response.call_id, "a late 2xx with no usable dialog: dropped");
         return;
     };
-    info!(call_id = %response.call_id, "a phone answered a call that is over: ACK and BYE");
-    metrics::counter!("frontdesk_late_answers_total").increment(1);
     let _ = app
         .endpoint
         .send_ack(dialog.ack(response.cseq.seq), source)
         .await;
+    if !first {
+        return;
+    }
+    info!(call_id = %response.call_id, "a phone answered a call that is over: ACK and BYE");
+    metrics::counter!("frontdesk_late_answers_total").increment(1);
     let _ = app
         .endpoint
         .send_request(dialog.request(Method::Bye), source)

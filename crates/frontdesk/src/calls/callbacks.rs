@@ -13,7 +13,7 @@
 //! * A dial rings the claimed agent with the queue's whisper
 //!   ("callback, pediatrics"), then calls the number through the trunk and
 //!   bridges the two: the click-to-call core ([`call::originate`]) started
-//!   by [`super::originate::spawn_callback`]. Its progress comes back to
+//!   by [`super::originate::spawn_dial`]. Its progress comes back to
 //!   [`Callbacks::progress`], which tells routing ([`CallbackInput`]) and
 //!   the journal.
 //! * A patient who does not answer: routing reschedules the entry in its
@@ -44,7 +44,7 @@ use tokio_util::sync::CancellationToken;
 use tracing::{debug, info, warn};
 
 use super::CallLeadSink;
-use super::originate::{TRUNK, spawn_callback, trunk_route};
+use super::originate::{DialProgress, TRUNK, spawn_dial, trunk_route};
 use super::services::CallServices;
 use crate::app::journal::CallJournal;
 use crate::app::router::{CallbackInput, CallbackNews, RouterHandle};
@@ -322,7 +322,12 @@ impl Callbacks {
                     .map(|callback| callback.prompts().whisper.path().to_path_buf()),
             };
             info!(callback = %ticket.id, agent = %dial.agent, attempt = dial.attempt, "calling back: the agent rings first");
-            spawn_callback(Arc::clone(&services), setup, callbacks, dial.callback);
+            let span = tracing::info_span!("callback", callback = %ticket.id, agent = %dial.agent);
+            let sink = Arc::new(DialOf {
+                callbacks,
+                callback: dial.callback,
+            });
+            spawn_dial(Arc::clone(&services), setup, sink, span);
         });
     }
 
@@ -531,6 +536,18 @@ impl Callbacks {
         if restored > 0 {
             info!(restored, "callbacks keep their places after the restart");
         }
+    }
+}
+
+/// One callback's dial, as the originate task reports it.
+struct DialOf {
+    callbacks: Callbacks,
+    callback: CallbackId,
+}
+
+impl DialProgress for DialOf {
+    fn progress(&self, agent: &str, progress: Progress) {
+        self.callbacks.progress(self.callback, agent, progress);
     }
 }
 

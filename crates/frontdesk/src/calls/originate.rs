@@ -11,7 +11,7 @@
 //! endpoint, ports from the pool, the media task, the lead's history) and
 //! decides nothing. The callback dialer (issue 22,
 //! [`super::callbacks`]) starts the same core the same way
-//! ([`spawn_callback`]): its agent is claimed by routing already, and what
+//! ([`spawn_dial`]): its agent is claimed by routing already, and what
 //! happens goes to routing and the callback's journal row instead of a
 //! lead's history.
 //!
@@ -361,31 +361,29 @@ enum Purpose {
         /// The lead's department's wrap-up, for the agent after the call.
         wrap_up: Duration,
     },
-    /// A callback entry's dial: routing (which claimed the agent and
-    /// takes them back) and the callback's journal row.
-    Callback {
-        callbacks: super::callbacks::Callbacks,
-        callback: routing::CallbackId,
-    },
+    /// A dial whose progress goes to `sink` (a callback entry's: routing,
+    /// which claimed the agent and takes them back, and the callback's
+    /// journal row).
+    Dial(Arc<dyn DialProgress>),
 }
 
-/// Starts the task of a callback's dial (see [`super::callbacks`]).
-pub(super) fn spawn_callback(
+/// Where a dial started by [`spawn_dial`] reports (the callback dialer,
+/// [`super::callbacks`]): the agent was claimed by its caller, and is
+/// released through what it hears here.
+pub trait DialProgress: Send + Sync {
+    /// What happened on the dial of `agent`'s phone.
+    fn progress(&self, agent: &str, progress: Progress);
+}
+
+/// Starts the task of a dial whose agent is claimed already (a callback),
+/// its progress to `sink`; `span` names it in the logs.
+pub(super) fn spawn_dial(
     services: Arc<CallServices>,
     setup: OriginateSetup,
-    callbacks: super::callbacks::Callbacks,
-    callback: routing::CallbackId,
+    sink: Arc<dyn DialProgress>,
+    span: tracing::Span,
 ) {
-    let span = info_span!("callback", callback = callback.0, agent = %setup.agent);
-    spawn(
-        services,
-        setup,
-        Purpose::Callback {
-            callbacks,
-            callback,
-        },
-        span,
-    );
+    spawn(services, setup, Purpose::Dial(sink), span);
 }
 
 /// Starts the task of one call out.
@@ -593,11 +591,8 @@ impl Driver {
                 id,
                 ..
             } => (originator, lead, id.as_str()),
-            Purpose::Callback {
-                callbacks,
-                callback,
-            } => {
-                callbacks.progress(*callback, &self.agent, progress);
+            Purpose::Dial(sink) => {
+                sink.progress(&self.agent, progress);
                 return;
             }
         };
