@@ -14,7 +14,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::call::{open_clinic, wait_for_call};
+use support::call::{callback_steps, open_clinic, poll, wait_for_call};
 use support::people::{STEP_BOUND, answering_agent, patient, press_when_heard, wait_agent_state};
 use support::phone::RtpPeer;
 use support::{Daemon, Launch, TOKEN};
@@ -32,21 +32,6 @@ fn daemon() -> (tempfile::TempDir, Daemon) {
     });
     let daemon = Launch::new().dialplan(plan).start();
     (dir, daemon)
-}
-
-/// Polls `path` until `wanted` holds.
-fn poll(daemon: &Daemon, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + STEP_BOUND;
-    loop {
-        let response = daemon.get(path, Some(TOKEN));
-        assert_eq!(response.status, 200, "{path}: {response:?}");
-        let json = response.json();
-        if wanted(&json) {
-            return json;
-        }
-        assert!(Instant::now() < deadline, "{path}: last {json:#}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
 }
 
 fn leads_of_kind(json: &Value, kind: &str) -> Vec<Value> {
@@ -194,18 +179,6 @@ fn frames(prompt: &str) -> usize {
     media::prompt::Prompt::load(&path)
         .unwrap_or_else(|error| panic!("{prompt}: {error}"))
         .frame_count()
-}
-
-/// The `callback` steps of call `id`'s timeline.
-fn callback_steps(daemon: &Daemon, id: &str) -> Vec<Value> {
-    let call = daemon.get(&format!("/api/calls/{id}"), Some(TOKEN)).json();
-    call["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|event| event["kind"] == "callback")
-        .map(|event| event["detail"].clone())
-        .collect()
 }
 
 /// A patient (caller.xml hanging up `talk_ms` + 2 s after the answer, or

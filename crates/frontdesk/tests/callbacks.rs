@@ -22,7 +22,7 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use serde_json::Value;
-use support::call::{free_udp_port, open_clinic, with_carrier_trunk};
+use support::call::{callback_steps, free_udp_port, metric, open_clinic, poll, with_carrier_trunk};
 use support::people::{STEP_BOUND, answering_agent, patient, press_when_heard, sipp_phone};
 use support::phone::{FILL, RtpPeer, register};
 use support::sipp::{Sipp, SippRun};
@@ -31,25 +31,6 @@ use support::{Daemon, Launch, TOKEN};
 /// The number the patients key for their callback (trunk-auth.xml and
 /// trunk-busy.xml check it).
 const CALL_BACK: &str = "+13125550199";
-
-/// Polls `path` until `wanted` holds.
-fn poll(daemon: &Daemon, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
-    let deadline = Instant::now() + STEP_BOUND;
-    loop {
-        let response = daemon.get(path, Some(TOKEN));
-        assert_eq!(response.status, 200, "{path}: {response:?}");
-        let json = response.json();
-        if wanted(&json) {
-            return json;
-        }
-        assert!(
-            Instant::now() < deadline,
-            "{path}: last {json:#}\n{}",
-            daemon.stderr()
-        );
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
 
 /// Pediatrics in `/api/queues`.
 fn pediatrics(json: &Value) -> Value {
@@ -67,18 +48,6 @@ fn wait_pediatrics(daemon: &Daemon, waiting: u64, callbacks: u64) {
         let queue = pediatrics(json);
         queue["waiting"] == waiting && queue["callbacks"] == callbacks
     });
-}
-
-/// The `callback` steps of call `id`'s timeline, in order.
-fn callback_steps(daemon: &Daemon, id: &str) -> Vec<Value> {
-    let call = daemon.get(&format!("/api/calls/{id}"), Some(TOKEN)).json();
-    call["events"]
-        .as_array()
-        .into_iter()
-        .flatten()
-        .filter(|event| event["kind"] == "callback")
-        .map(|event| event["detail"].clone())
-        .collect()
 }
 
 /// Waits until call `id`'s timeline has the callback steps `steps`.
@@ -167,15 +136,6 @@ fn holds_live(daemon: &Daemon, audio: &RtpPeer, talk_ms: u64) -> (JoinHandle<Sip
     let run = patient(daemon, "caller.xml", "+15550100", audio, talk_ms);
     press_when_heard(audio, '3');
     (run, new_call_in_pediatrics(daemon, &before))
-}
-
-/// The value of a metric line that starts with `series`.
-fn metric(daemon: &Daemon, series: &str) -> Option<f64> {
-    let text = daemon.get("/metrics", None).body;
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 /// The trunk answers (after a digest challenge), the patient talks 4 s and

@@ -13,7 +13,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use support::call::{free_udp_port, open_clinic, with_carrier_trunk};
+use support::call::{free_udp_port, metric, open_clinic, with_carrier_trunk};
 use support::leads::{Auth, body, post};
 use support::people::{self, STEP_BOUND, wait_agent_state};
 use support::phone::{FILL, RtpPeer};
@@ -76,15 +76,6 @@ fn wait_for_event(daemon: &Daemon, id: &str, event: &str) -> Value {
         );
         std::thread::sleep(Duration::from_millis(25));
     }
-}
-
-/// The value of a metric line that starts with `series`.
-fn metric(daemon: &Daemon, series: &str) -> Option<f64> {
-    let text = daemon.get("/metrics", None).body;
-    text.lines()
-        .find(|line| line.starts_with(series))
-        .and_then(|line| line.rsplit(' ').next())
-        .and_then(|value| value.parse().ok())
 }
 
 #[test]

@@ -249,3 +249,44 @@ pub fn wait_for_call(daemon: &Daemon, bound: Duration, done: impl Fn(&Value) -> 
         std::thread::sleep(Duration::from_millis(50));
     }
 }
+
+/// Polls the admin route `path` (200 every time) until `wanted` holds on
+/// its JSON, within [`super::people::STEP_BOUND`]; the JSON then.
+pub fn poll(daemon: &Daemon, path: &str, wanted: impl Fn(&Value) -> bool) -> Value {
+    let deadline = Instant::now() + super::people::STEP_BOUND;
+    loop {
+        let response = daemon.get(path, Some(TOKEN));
+        assert_eq!(response.status, 200, "{path}: {response:?}");
+        let json = response.json();
+        if wanted(&json) {
+            return json;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{path}: last {json:#}\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// The `callback` steps of call `id`'s timeline, in order (their details).
+pub fn callback_steps(daemon: &Daemon, id: &str) -> Vec<Value> {
+    let call = daemon.get(&format!("/api/calls/{id}"), Some(TOKEN)).json();
+    call["events"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|event| event["kind"] == "callback")
+        .map(|event| event["detail"].clone())
+        .collect()
+}
+
+/// The value of the first `/metrics` line that starts with `series`.
+pub fn metric(daemon: &Daemon, series: &str) -> Option<f64> {
+    let text = daemon.get("/metrics", None).body;
+    text.lines()
+        .find(|line| line.starts_with(series))
+        .and_then(|line| line.rsplit(' ').next())
+        .and_then(|value| value.parse().ok())
+}
