@@ -203,7 +203,7 @@ pub async fn run(gateway: Gateway, agent: String, offer: String, mut socket: Web
                     leg.send_rtp(Instant::now(), &packet[..length]);
                 }
             }
-            () = sleep_until(deadline) => leg.handle_timeout(Instant::now()),
+            () = crate::app::sleep_until(deadline.map(Into::into)) => leg.handle_timeout(Instant::now()),
         }
         // The leg's output.
         while let Some(transmit) = leg.poll_transmit() {
@@ -309,14 +309,6 @@ async fn perform(
         }
     }
     if socket_ok { Ok(()) } else { Err(()) }
-}
-
-/// Sleeps until `deadline` (never, for none).
-async fn sleep_until(deadline: Option<Instant>) {
-    match deadline {
-        Some(deadline) => tokio::time::sleep_until(deadline.into()).await,
-        None => std::future::pending().await,
-    }
 }
 
 #[cfg(test)]

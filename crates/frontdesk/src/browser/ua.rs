@@ -342,10 +342,7 @@ impl PhoneUa {
             let _ = dialog.receive(request);
         }
         call.local.session_version += 1;
-        let answer = signal::sdp_body(headers, &request.request.body)
-            .ok_or(media::SdpError::NoAudio)
-            .and_then(|body| SessionDescription::parse(&body))
-            .and_then(|offer| sdp::create_answer(&offer, &call.local));
+        let answer = answer_offer(&request.request, &call.local);
         let response = match answer {
             Ok(answer) => {
                 call.remote = answer.media.remote;
@@ -431,10 +428,7 @@ impl PhoneUa {
             return;
         }
         let headers = &call.invite.request.headers;
-        let answer = signal::sdp_body(headers, &call.invite.request.body)
-            .ok_or(media::SdpError::NoAudio)
-            .and_then(|body| SessionDescription::parse(&body))
-            .and_then(|offer| sdp::create_answer(&offer, &call.local));
+        let answer = answer_offer(&call.invite.request, &call.local);
         let answer = match answer {
             Ok(answer) => answer,
             Err(error) => {
@@ -591,6 +585,15 @@ impl PhoneUa {
         }
         self.page_message(message);
     }
+}
+
+/// Our answer (`local`, in the browser's codec) to the SDP offer that
+/// `request` carries: the daemon's INVITE or re-INVITE.
+fn answer_offer(request: &Request, local: &LocalMedia) -> Result<sdp::Answer, media::SdpError> {
+    signal::sdp_body(&request.headers, &request.body)
+        .ok_or(media::SdpError::NoAudio)
+        .and_then(|body| SessionDescription::parse(&body))
+        .and_then(|offer| sdp::create_answer(&offer, local))
 }
 
 #[cfg(test)]
