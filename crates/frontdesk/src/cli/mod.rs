@@ -109,9 +109,13 @@ pub(crate) fn serve<E: std::fmt::Display>(
     daemon_error: impl Fn(&E) -> Option<&crate::daemon::DaemonError>,
     worker_nice: u8,
 ) -> ExitCode {
+    // The main thread's priority, read here: a thread the runtime starts
+    // from one of its own (a blocking thread) inherits that thread's
+    // lowered priority, and must not be lowered twice.
+    let base = crate::daemon::front::this_thread_priority();
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
-        .on_thread_start(move || crate::daemon::front::lower_this_thread(worker_nice))
+        .on_thread_start(move || crate::daemon::front::lower_this_thread(base, worker_nice))
         .build()
     {
         Ok(runtime) => runtime,

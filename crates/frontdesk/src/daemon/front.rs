@@ -29,6 +29,11 @@ use tokio::runtime::{Builder, Handle};
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 
+/// The calling thread's nice value (0 when it cannot be read).
+pub fn this_thread_priority() -> i32 {
+    rustix::process::getpriority_process(None).unwrap_or(0)
+}
+
 /// Lowers the calling thread's scheduling priority by `nice` steps (Linux
 /// keeps a nice value per thread; `setpriority(2)`, "BUGS"), for the main
 /// runtime's workers and blocking threads. The threads the daemon starts
@@ -37,13 +42,14 @@ use tokio_util::sync::CancellationToken;
 /// with the calls it records.
 /// 0 leaves the thread as it is. A failure is logged once per thread and
 /// otherwise ignored: priority is an optimisation, not a requirement.
-pub fn lower_this_thread(nice: u8) {
+/// The thread is set to `base` (the main thread's priority) lowered by
+/// `nice`, not its own lowered again: a blocking thread started from a
+/// worker inherits the worker's priority.
+pub fn lower_this_thread(base: i32, nice: u8) {
     if nice == 0 {
         return;
     }
-    let lowered = rustix::process::getpriority_process(None).and_then(|current| {
-        rustix::process::setpriority_process(None, (current + i32::from(nice)).min(19))
-    });
+    let lowered = rustix::process::setpriority_process(None, (base + i32::from(nice)).min(19));
     if let Err(error) = lowered {
         tracing::debug!("cannot lower a worker thread's priority: {error}");
     }
