@@ -16,6 +16,7 @@
 
 pub mod dialplan;
 pub mod journal;
+pub mod node;
 pub mod plan_map;
 pub mod registrar;
 pub mod router;
@@ -81,6 +82,8 @@ pub struct AppConfig {
     pub log_patient_numbers: bool,
     /// `--digest-algorithms`: the registrar's challenges, in order.
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
+    /// `--node-id`: this node's name in a cluster (`None`: a single node).
+    pub node: Option<node::NodeId>,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -92,6 +95,8 @@ pub struct App {
     pub sips: Option<SocketAddr>,
     /// The address peers reach us at (Contact, SDP).
     pub advertise: IpAddr,
+    /// This node's name in a cluster (`--node-id`; `None`: a single node).
+    pub node: Option<node::NodeId>,
     /// The dialplan in force.
     pub dialplan: Arc<LiveDialplan>,
     /// Queues and agents.
@@ -436,6 +441,7 @@ pub async fn start(
         },
         ending: ending.clone(),
         tasks: TaskTracker::new(),
+        node: config.node.clone(),
         voicemail: crate::voicemail::VoicemailStore::open(&config.data)
             .map_err(|error| anyhow::anyhow!("the voicemail folder under --data: {error}"))?,
     });
@@ -443,6 +449,7 @@ pub async fn start(
         endpoint,
         sips,
         advertise,
+        node: config.node.clone(),
         dialplan,
         router,
         registrar,
@@ -480,6 +487,11 @@ pub async fn start(
         Ok(())
     });
     info!(advertise = %app.advertise, "sip services started");
+    if let Some(node) = &app.node {
+        info!(node = %node, "a cluster node");
+        // Which node a scrape came from, for the cluster's dashboards.
+        metrics::gauge!("frontdesk_node_info", "node" => node.as_str().to_string()).set(1.0);
+    }
     Ok(app)
 }
 

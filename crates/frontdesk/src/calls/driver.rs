@@ -62,7 +62,8 @@ pub fn spawn(
     let (router_sender, router_events) = mpsc::unbounded_channel();
     let sequence = services.calls.next_sequence();
     let wall = Timestamp::now();
-    let record_id = format!("c-{}-{sequence}", wall.as_second());
+    let record_id =
+        crate::app::node::call_record_id(services.node.as_ref(), wall.as_second(), sequence);
     let now = Instant::now();
     let caller = call::signal::caller_number(&invite);
     // Every log line of the call names it, and its caller by pseudonym

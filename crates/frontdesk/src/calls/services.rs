@@ -45,6 +45,8 @@ pub struct CallServices {
     pub ending: CancellationToken,
     /// Every call task, so that a drain waits for them.
     pub tasks: TaskTracker,
+    /// This node's name in a cluster (`--node-id`): in the calls' ids.
+    pub node: Option<crate::app::node::NodeId>,
     /// Where voicemails are recorded (`<data>/voicemail`).
     pub voicemail: crate::voicemail::VoicemailStore,
 }

@@ -142,6 +142,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "ADDR")]
     sips: Option<SocketAddr>,
 
+    /// This node's name in a cluster (1 to 32 letters, digits, `-`, `_`):
+    /// it goes into the calls' journal ids and the shared state's keys.
+    /// Without it the daemon is a single node.
+    #[arg(long, value_name = "NAME")]
+    node_id: Option<crate::app::node::NodeId>,
+
     /// TLS certificate chain (PEM), with --sips.
     #[arg(
         long,
@@ -203,6 +209,7 @@ impl RunArgs {
             },
             log_patient_numbers: self.log_patient_numbers,
             digest_algorithms: self.digest_algorithms.0,
+            node: self.node_id,
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,
@@ -287,6 +294,7 @@ mod tests {
         }
         assert_eq!(config.advertise, None);
         assert_eq!(config.sips, None);
+        assert_eq!(config.node, None);
     }
 
     #[test]
@@ -312,6 +320,8 @@ mod tests {
             "c.pem",
             "--key",
             "k.pem",
+            "--node-id",
+            "node-2",
         ])
         .unwrap();
         assert_eq!(config.dialplan, PathBuf::from("x.toml"));
@@ -324,6 +334,7 @@ mod tests {
             TokenSource::Generate => panic!("the token was given"),
         }
         assert_eq!(config.advertise, Some("192.0.2.10".parse().unwrap()));
+        assert_eq!(config.node.as_ref().map(|n| n.as_str()), Some("node-2"));
         assert_eq!(
             config.sips,
             Some(SipsConfig {
@@ -354,6 +365,8 @@ mod tests {
             &["--advertise", "host.example"],
             &["--cert", "c.pem"],
             &["--key", "k.pem"],
+            &["--node-id", ""],
+            &["--node-id", "a:b"],
         ] {
             let error = parse(args).unwrap_err();
             assert_ne!(error.exit_code(), 0, "{args:?}");

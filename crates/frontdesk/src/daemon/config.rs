@@ -38,6 +38,8 @@ pub struct Config {
     pub log_patient_numbers: bool,
     /// The registrar's digest challenges, in order.
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
+    /// `--node-id`: this node's name in a cluster (`None`: a single node).
+    pub node: Option<crate::app::node::NodeId>,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

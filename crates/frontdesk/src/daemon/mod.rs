@@ -226,6 +226,7 @@ pub async fn run_with(
         alerts: config.alerts.clone(),
         log_patient_numbers: config.log_patient_numbers,
         digest_algorithms: config.digest_algorithms.clone(),
+        node: config.node.clone(),
     };
     let app = crate::app::start(
         sockets,

@@ -24,6 +24,10 @@ pub fn install() -> Result<PrometheusHandle, BuildError> {
     let handle = PrometheusBuilder::new().install_recorder()?;
     metrics::describe_gauge!("frontdesk_up", "1 while the daemon is serving");
     metrics::describe_gauge!(
+        "frontdesk_node_info",
+        "1, labelled with this node's --node-id (cluster nodes only)"
+    );
+    metrics::describe_gauge!(
         "frontdesk_build_info",
         "Always 1; the labels name the build"
     );
