@@ -28,7 +28,12 @@ for scenario in $scenarios; do
   [[ -f tests/sipp/${scenario#/scenarios/} ]] || fail "$scenario is not in tests/sipp/"
 done
 
-frontdesk=(cargo run --quiet --locked -p frontdesk --bin frontdesk --)
+# tests/run passes the binary its test build made; alone, cargo builds one.
+if [[ -n ${FRONTDESK_BIN:-} ]]; then
+  frontdesk=("$FRONTDESK_BIN")
+else
+  frontdesk=(cargo run --quiet --locked -p frontdesk --bin frontdesk --)
+fi
 help=$("${frontdesk[@]}" run --help)
 flags=$(sed -n '/^  frontdesk:/,/^  [a-z]/p' <<<"$config" | grep -o -- '- --[a-z-]*' | sed 's/^- //' | sort -u)
 [[ -n $flags ]] || fail "the frontdesk service passes no flags?"
