@@ -28,14 +28,21 @@ pub fn kamailio_binary() -> PathBuf {
     PathBuf::from("/usr/sbin/kamailio")
 }
 
-/// The open demo clinic with Kamailio listed in `[trust] proxies`.
+/// The open demo clinic with the test's Kamailio as its `[trust] proxies`
+/// (the demo lists docker-compose's).
 pub fn cluster_dialplan(dir: &Path, tweak: impl Fn(String) -> String) -> PathBuf {
     open_clinic(dir, |text| {
-        tweak(text.replacen(
-            "[trust]\n",
-            &format!("[trust]\nproxies = [\"{KAMAILIO_IP}\"]\n"),
-            1,
-        ))
+        let start = text
+            .find("\nproxies = ")
+            .expect("clinic.toml lists proxies")
+            + 1;
+        let end = start + text[start..].find('\n').expect("a line");
+        let text = format!(
+            "{}proxies = [\"{KAMAILIO_IP}\"]{}",
+            &text[..start],
+            &text[end..]
+        );
+        tweak(text)
     })
 }
 
