@@ -16,6 +16,15 @@ fail() {
 
 command -v docker-compose >/dev/null || fail "docker-compose is not installed (tests/run installs Debian's)"
 docker-compose -f docker-compose.yml config -q || fail "docker-compose config refused docker-compose.yml"
+# The cluster profile (issue 24): Kamailio, Redis, PostgreSQL, three nodes.
+docker-compose -f docker-compose.yml --profile cluster config -q ||
+  fail "docker-compose config refused docker-compose.yml's cluster profile"
+cluster=$(docker-compose -f docker-compose.yml --profile cluster config --services)
+for service in kamailio redis postgres node1 node2 node3; do
+  grep -qx "$service" <<<"$cluster" || fail "the cluster profile has no $service"
+done
+[[ -f deploy/kamailio/kamailio.cfg && -f deploy/kamailio/dispatcher.list ]] ||
+  fail "the cluster profile mounts deploy/kamailio, which lacks kamailio.cfg or dispatcher.list"
 config=$(docker-compose -f docker-compose.yml config)
 
 for target in $(sed -n 's/^ *target: *\([a-z-]*\) *$/\1/p' <<<"$config" | sort -u); do

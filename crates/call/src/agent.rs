@@ -195,7 +195,11 @@ impl Legs {
     }
 }
 
-/// Where to send an INVITE for `binding`. Over a stream, the connection
+/// Where to send an INVITE for `binding`. Registered through a proxy (a
+/// Path, RFC 3327 §5.4): to the first Path URI, the proxy the REGISTER
+/// came through, which relays it over the flow the phone opened to it
+/// (RFC 3261 §12.2.1.1: a request with a pre-loaded route set goes to its
+/// first URI; the Request-URI stays the contact). Over a stream, the connection
 /// the phone registered on (over TLS the only way: frontdesk opens no
 /// outbound TLS connection, so a phone whose TLS connection is gone is
 /// unreachable until it registers again). Over UDP, the Contact when it
@@ -203,6 +207,9 @@ impl Legs {
 /// says); otherwise the REGISTER's source, the way through the phone's NAT.
 pub(crate) fn ring_target(binding: &sip::registrar::Binding) -> Peer {
     let source = binding.source;
+    if let Some(first) = binding.path.first() {
+        return path_target(first, source);
+    }
     if source.transport.is_reliable() {
         return source;
     }
@@ -213,6 +220,38 @@ pub(crate) fn ring_target(binding: &sip::registrar::Binding) -> Peer {
     match contact {
         Some(address) => Peer::udp(address),
         None => source,
+    }
+}
+
+/// The address of a Path's first URI, the proxy nearest to us. The
+/// REGISTER came from it: when the URI names that address, the REGISTER's
+/// flow (and its connection, over a stream); a URI naming a host we would
+/// have to resolve (we resolve no names) also means the REGISTER's source.
+fn path_target(first: &sip::message::NameAddr, source: Peer) -> Peer {
+    let Some(uri) = first.uri.as_sip() else {
+        return source;
+    };
+    let Some(ip) = uri.host.ip() else {
+        return source;
+    };
+    let default_port = if first.uri.scheme().eq_ignore_ascii_case("sips") {
+        5061
+    } else {
+        5060
+    };
+    let address = std::net::SocketAddr::new(ip, uri.port.unwrap_or(default_port));
+    if address == source.address {
+        return source;
+    }
+    match uri.params.get("transport").flatten() {
+        Some(transport) if transport.eq_ignore_ascii_case("tcp") => Peer {
+            transport: sip::TransportKind::Tcp,
+            address,
+            connection: None,
+        },
+        // We open no TLS connection: only the REGISTER's own flow.
+        Some(transport) if transport.eq_ignore_ascii_case("tls") => source,
+        _ => Peer::udp(address),
     }
 }
 
@@ -369,6 +408,7 @@ impl Call {
                 .headers
                 .set(HeaderName::Contact, self.config.contact_for(peer.transport));
         }
+        signal::preload_route(&mut invite, &binding.path);
         if let Some(queue) = self.record.department.as_deref() {
             // The queue the patient waits in, for a device that must send
             // them back there (the browser phone whose page is gone,

@@ -222,6 +222,17 @@ pub fn agent_invite(
     invite
 }
 
+/// Puts a binding's Path on a request to it as its route set (RFC 3327
+/// §5.4; RFC 3261 §12.2.1.1: `Route` headers in the Path's order, the
+/// Request-URI unchanged). The CANCEL and the non-2xx ACK of an INVITE copy
+/// them (the transaction layer, §9.1, §17.1.1.3); the 2xx's Record-Route
+/// makes the dialog's route set for BYE and re-INVITE (§12.1.2).
+pub fn preload_route(request: &mut Request, path: &[NameAddr]) {
+    for hop in path {
+        request.headers.push(HeaderName::Route, hop);
+    }
+}
+
 /// What a REFER's `Refer-To` names (RFC 3515 §2.1).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReferTarget {

@@ -42,7 +42,12 @@
 //!   HTTP connection, and keeps its own [`FailureLimiter`] and
 //!   [`AccountLockout`] for the agent page's sign-in;
 //! - the dialplan (`ivr`) reads `[trust]` and `[limits]` into
-//!   [`TrustedSources`] and [`Limits`].
+//!   [`TrustedSources`] and [`Limits`];
+//! - behind a trusted proxy (Kamailio, `[trust] proxies`) the transport
+//!   sees only the proxy, which is exempt; the daemon reads the real source
+//!   from the proxy's [`SOURCE_HEADER`] ([`ForwardedSource`]) once the
+//!   request is parsed, and the registrar, the call slots and the feature
+//!   codes judge that source instead.
 //!
 //! Drivers log what is refused at debug, and warn at most once per period
 //! with a count ([`WarnEvery`]): a flood must not flood the log.
@@ -51,6 +56,7 @@
 //! (or in [`SourceSlots`]), held for one map operation.
 
 mod failures;
+mod forwarded;
 mod limits;
 mod lockout;
 mod network;
@@ -62,6 +68,7 @@ mod trust;
 mod warn;
 
 pub use failures::{Admission, FailureLimiter, FailureLimits};
+pub use forwarded::{ForwardedError, ForwardedSource, ForwardedTransport, SOURCE_HEADER};
 pub use limits::{HttpLimits, LeadLimits, Limits, SignInLimits, SipLimits};
 pub use lockout::{AccountLockout, LockoutLimits};
 pub use network::{IpNetwork, NetworkError};

@@ -25,6 +25,7 @@ pub struct TrustedSources {
     trunks: Vec<IpNetwork>,
     agents: Vec<IpNetwork>,
     untrusted: Vec<IpNetwork>,
+    proxies: Vec<IpNetwork>,
 }
 
 impl Default for TrustedSources {
@@ -42,6 +43,7 @@ impl TrustedSources {
             trunks: Vec::new(),
             agents: Vec::new(),
             untrusted: Vec::new(),
+            proxies: Vec::new(),
         }
     }
 
@@ -68,9 +70,19 @@ impl TrustedSources {
         self
     }
 
+    /// With these proxies (Kamailio in front of the nodes): trusted, and
+    /// believed when they say where a request came from
+    /// ([`crate::ForwardedSource`]).
+    pub fn with_proxies(mut self, proxies: Vec<IpNetwork>) -> Self {
+        self.proxies = proxies;
+        self
+    }
+
     /// True when `ip` is trusted: not inside an untrusted network, and
-    /// loopback (when loopback is trusted) or inside a trunk or agent
-    /// network.
+    /// loopback (when loopback is trusted) or inside a trunk, agent or
+    /// proxy network. A proxy is exempt from the per-source limits itself
+    /// (else every caller behind it would share one bucket); the requests
+    /// it forwards are judged by the source it names.
     #[inline]
     pub fn is_trusted(&self, ip: IpAddr) -> bool {
         if self.untrusted.iter().any(|net| net.contains(ip)) {
@@ -79,6 +91,20 @@ impl TrustedSources {
         (self.loopback && canonical(ip).is_loopback())
             || self.trunks.iter().any(|net| net.contains(ip))
             || self.agents.iter().any(|net| net.contains(ip))
+            || self.proxies.iter().any(|net| net.contains(ip))
+    }
+
+    /// True when `ip` is one of `[trust] proxies` (and not untrusted):
+    /// its `X-Frontdesk-Source` header is believed.
+    #[inline]
+    pub fn is_proxy(&self, ip: IpAddr) -> bool {
+        !self.untrusted.iter().any(|net| net.contains(ip))
+            && self.proxies.iter().any(|net| net.contains(ip))
+    }
+
+    /// The proxies.
+    pub fn proxies(&self) -> &[IpNetwork] {
+        &self.proxies
     }
 
     /// Whether loopback addresses are trusted.
@@ -132,6 +158,21 @@ mod tests {
         assert!(trust.is_trusted(ip("2001:db8:5:9::1")));
         assert!(!trust.is_trusted(ip("192.0.2.1")));
         assert!(!TrustedSources::none().is_trusted(ip("127.0.0.1")));
+    }
+
+    #[test]
+    fn a_proxy_is_trusted_and_believed_unless_untrusted() {
+        let trust = TrustedSources::none()
+            .with_proxies(nets(&["192.0.2.10", "198.51.100.0/24"]))
+            .with_untrusted(nets(&["198.51.100.66"]));
+        assert!(trust.is_proxy(ip("192.0.2.10")));
+        assert!(trust.is_trusted(ip("192.0.2.10")));
+        assert!(trust.is_proxy(ip("198.51.100.7")));
+        assert!(!trust.is_proxy(ip("198.51.100.66")));
+        assert!(!trust.is_trusted(ip("198.51.100.66")));
+        assert!(!trust.is_proxy(ip("192.0.2.11")));
+        // Loopback is trusted by default, but no proxy unless listed.
+        assert!(!TrustedSources::default().is_proxy(ip("127.0.0.10")));
     }
 
     #[test]

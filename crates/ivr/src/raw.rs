@@ -169,6 +169,8 @@ pub(crate) struct RawTrust {
     pub agents: Vec<S<String>>,
     #[serde(default)]
     pub untrusted: Vec<S<String>>,
+    #[serde(default)]
+    pub proxies: Vec<S<String>>,
 }
 
 /// `[limits]`

@@ -45,6 +45,43 @@ untrusted = ["127.0.0.40/29", "203.0.113.128/25"]
 }
 
 #[test]
+fn proxies_are_trusted_and_believed_and_checked_like_the_other_lists() {
+    let valid = plan(
+        r#"
+[trust]
+loopback = false
+proxies = ["127.0.0.10", "192.0.2.0/28"]
+"#,
+    )
+    .expect("valid");
+    let trust = valid.trust();
+    assert!(trust.is_proxy(ip("127.0.0.10")));
+    assert!(trust.is_trusted(ip("127.0.0.10")));
+    assert!(trust.is_proxy(ip("192.0.2.15")));
+    assert!(!trust.is_proxy(ip("127.0.0.2")));
+    assert!(!trust.is_proxy(ip("192.0.2.16")));
+    let errors = plan(
+        r#"[trust]
+proxies = ["kamailio", "0.0.0.0/0"]
+"#,
+    )
+    .unwrap_err();
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`proxies`: `kamailio` is not an IP address")),
+        "{errors:#?}"
+    );
+    assert!(
+        errors
+            .iter()
+            .any(|e| e.contains("`proxies`: `0.0.0.0/0` trusts every address")),
+        "{errors:#?}"
+    );
+    assert_eq!(errors.len(), 2, "{errors:#?}");
+}
+
+#[test]
 fn malformed_trust_entries_are_refused_where_they_are() {
     let errors = plan(
         r#"[trust]

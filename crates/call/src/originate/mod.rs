@@ -735,6 +735,7 @@ impl Originate {
             offer.to_string(),
             false,
         );
+        crate::signal::preload_route(&mut invite, &self.setup.agent_binding.path);
         if self.agent.peer.transport == sip::TransportKind::Tls {
             invite.headers.set(
                 sip::message::HeaderName::Contact,

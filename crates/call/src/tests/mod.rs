@@ -12,6 +12,7 @@
 //! what routing decides (an overflow, a give-up).
 
 mod callbacks;
+mod proxy;
 mod scenarios;
 mod voicemail;
 
@@ -248,6 +249,8 @@ pub(crate) fn binding(agent: &str, address: SocketAddr, tls: bool, now: Instant)
             address,
             connection: tls.then_some(sip::ConnectionId(7)),
         },
+        path: Vec::new(),
+        client: None,
         call_id: format!("register-{agent}"),
         cseq: 1,
         q: None,

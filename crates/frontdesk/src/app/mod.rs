@@ -156,6 +156,8 @@ impl App {
     /// Stops taking new calls (SIGTERM).
     pub fn start_draining(&self) {
         self.draining.store(true, Ordering::Relaxed);
+        // Kamailio's probes see 503 and send new calls elsewhere.
+        let _ = self.endpoint.start_draining();
     }
 
     /// `true` once draining.
@@ -246,6 +248,48 @@ pub fn door_policy(plan: &ivr::Dialplan) -> DoorPolicy {
 }
 
 impl App {
+    /// The real source of a request that a trusted proxy forwarded: the
+    /// address in its `X-Frontdesk-Source` (guard's `ForwardedSource`),
+    /// when `source` is one of `[trust] proxies` and the request carries
+    /// exactly one such header that parses. From any other source the
+    /// header is ignored (a patient cannot borrow another source's
+    /// treatment by writing it), and so is a proxy's unreadable one (the
+    /// request then counts as the proxy's own, which is trusted).
+    ///
+    /// The limits by this address apply here, after parsing: the
+    /// transport's front door sees only the proxy's address (exempt, or
+    /// the whole clinic would share one bucket) and cannot read headers
+    /// before it parses. The registrar's failure limits and lockout, the
+    /// per-source call slots and the feature codes' "is this the agent's
+    /// phone" judge this address.
+    fn client_of(
+        &self,
+        request: &sip::message::validate::ValidRequest,
+        source: sip::Peer,
+    ) -> Option<std::net::SocketAddr> {
+        if !self
+            .front_door
+            .policy()
+            .trusted
+            .is_proxy(source.address.ip())
+        {
+            return None;
+        }
+        let name = HeaderName::from_token(guard::SOURCE_HEADER);
+        let mut values = request.request.headers.all(&name);
+        let (Some(value), None) = (values.next(), values.next()) else {
+            debug!(%source, "a proxied request without exactly one source header: the proxy's own");
+            return None;
+        };
+        match guard::ForwardedSource::parse(&value.value) {
+            Ok(forwarded) => Some(forwarded.address),
+            Err(error) => {
+                debug!(%source, %error, "the proxy's source header is unreadable: the proxy's own");
+                None
+            }
+        }
+    }
+
     /// A call slot for a new call from `ip`: `Ok(None)` for a trusted
     /// source, `Err` when an untrusted one holds all the calls it may
     /// (`[limits.sip] calls`): its INVITE gets 503 with Retry-After. The
@@ -535,7 +579,10 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                 request,
                 source,
             } => match request.request.method {
-                Method::Register => app.registrar.register(transaction, request, source),
+                Method::Register => {
+                    let client = app.client_of(&request, source);
+                    app.registrar.register(transaction, request, source, client);
+                }
                 Method::Invite if app.is_draining() => {
                     let mut busy = Response::to_request(
                         &request.request.headers,
@@ -545,26 +592,33 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                     busy.headers.push(HeaderName::RetryAfter, 30);
                     let _ = app.endpoint.respond(transaction, busy);
                 }
-                Method::Invite => match app.call_slot(source.address.ip()) {
-                    Ok(slot) => calls::spawn_inbound(
-                        Arc::clone(&app.call_services),
-                        transaction,
-                        request,
-                        source,
-                        slot,
-                    ),
-                    Err(()) => {
-                        let mut busy = Response::to_request(
-                            &request.request.headers,
-                            StatusCode::SERVICE_UNAVAILABLE,
-                            Some(&tag()),
-                        )
-                        .with_reason("Too Many Calls From This Address");
-                        busy.headers
-                            .push(HeaderName::RetryAfter, CALL_LIMIT_RETRY_AFTER);
-                        let _ = app.endpoint.respond(transaction, busy);
+                Method::Invite => {
+                    let client = app.client_of(&request, source);
+                    let ip = client.map_or(source.address.ip(), |client| client.ip());
+                    match app.call_slot(ip) {
+                        Ok(slot) => calls::spawn_inbound(
+                            Arc::clone(&app.call_services),
+                            transaction,
+                            request,
+                            calls::Source {
+                                peer: source,
+                                client,
+                            },
+                            slot,
+                        ),
+                        Err(()) => {
+                            let mut busy = Response::to_request(
+                                &request.request.headers,
+                                StatusCode::SERVICE_UNAVAILABLE,
+                                Some(&tag()),
+                            )
+                            .with_reason("Too Many Calls From This Address");
+                            busy.headers
+                                .push(HeaderName::RetryAfter, CALL_LIMIT_RETRY_AFTER);
+                            let _ = app.endpoint.respond(transaction, busy);
+                        }
                     }
-                },
+                }
                 // Outside any dialog and not a dialog-creating request.
                 _ => {
                     let response = Response::to_request(

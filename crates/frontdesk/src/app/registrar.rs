@@ -175,6 +175,8 @@ struct Register {
     transaction: ServerTransactionId,
     request: Box<ValidRequest>,
     source: Peer,
+    /// The phone behind a trusted proxy (`App::client_of`).
+    client: Option<std::net::SocketAddr>,
 }
 
 #[derive(Debug)]
@@ -197,17 +199,20 @@ pub struct RegistrarHandle {
 
 impl RegistrarHandle {
     /// Hands over a REGISTER; when the registrar's queue is full, answers
-    /// it 503 with Retry-After instead.
+    /// it 503 with Retry-After instead. `client`: the phone's address when
+    /// `source` is a trusted proxy that named it.
     pub fn register(
         &self,
         transaction: ServerTransactionId,
         request: Box<ValidRequest>,
         source: Peer,
+        client: Option<std::net::SocketAddr>,
     ) {
         let refused = match self.registers.try_send(Register {
             transaction,
             request,
             source,
+            client,
         }) {
             Ok(()) => return,
             Err(mpsc::error::TrySendError::Full(refused)) => refused,
@@ -578,10 +583,20 @@ impl Service {
             transaction,
             request,
             source,
+            client,
         } = register;
-        let outcome =
-            self.registrar
-                .handle_register(Instant::now(), wall_clock(), &request, source);
+        let outcome = match client {
+            None => self
+                .registrar
+                .handle_register(Instant::now(), wall_clock(), &request, source),
+            Some(client) => self.registrar.handle_proxied_register(
+                Instant::now(),
+                wall_clock(),
+                &request,
+                source,
+                client,
+            ),
+        };
         let now = Instant::now();
         let refused = match &outcome.decision {
             Decision::Accepted { user } => {
@@ -614,8 +629,13 @@ impl Service {
             }
         }
         // A digest ban is a ban of the source: nothing more from it
-        // is answered until it ends (this REGISTER's 403 still is).
-        if let Some(until) = outcome.banned_until {
+        // is answered until it ends (this REGISTER's 403 still is). Not
+        // so behind a proxy: banning its address would cut off the whole
+        // clinic; the registrar refuses the banned phone's REGISTERs by
+        // its own address meanwhile.
+        if let Some(until) = outcome.banned_until
+            && client.is_none()
+        {
             self.front_door.ban(
                 now,
                 source.address.ip(),
@@ -862,7 +882,7 @@ mod tests {
             else {
                 panic!("not a request: {event:?}");
             };
-            handle.register(transaction, request, source);
+            handle.register(transaction, request, source, None);
         }
         let (length, _) =
             tokio::time::timeout(Duration::from_secs(10), phone.recv_from(&mut buffer))

@@ -345,6 +345,8 @@ impl Gateway {
         sip::registrar::Binding {
             contact,
             source: sip::Peer::udp(local),
+            path: Vec::new(),
+            client: None,
             call_id: format!("{user}@browser"),
             cseq: 1,
             q: None,

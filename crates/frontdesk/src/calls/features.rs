@@ -5,7 +5,10 @@
 //! Who counts as an agent: the INVITE's From user is an agent of the plan
 //! and the INVITE comes from the very source (transport, address and, over
 //! a stream, connection) that agent's current registration came from, the
-//! way phones send everything from their one SIP socket. Nothing is
+//! way phones send everything from their one SIP socket; behind a trusted
+//! proxy (Kamailio) both came from the proxy, so the phone's own address
+//! the proxy named must match too ([`sip::registrar::Binding::client`]:
+//! one phone behind Kamailio cannot pass for another's agent). Nothing is
 //! changed until our 200 is ACKed: a forged source address cannot see the
 //! 200's To tag, so it cannot ACK, so it cannot change an agent's state.
 //! No password is checked here, so this path gives no password oracle
@@ -52,6 +55,7 @@ pub(super) fn recognise(
     app: &CallServices,
     invite: &ValidRequest,
     source: Peer,
+    client: Option<std::net::SocketAddr>,
 ) -> Option<(AgentId, FeatureCode)> {
     let plan = app.dialplan.current();
     let feature = plan.features().lookup(&signal::dialed_number(invite))?;
@@ -61,7 +65,7 @@ pub(super) fn recognise(
         .locations
         .get(agent.id().as_str())
         .iter()
-        .any(|binding| binding.source == source);
+        .any(|binding| binding.source == source && binding.client == client);
     if !registered_here {
         debug!(agent = %caller, %source, "feature code from outside the agent's registration: not an agent");
         return None;

@@ -33,6 +33,17 @@ pub use services::CallServices;
 
 use crate::app::tag;
 
+/// Where a new call's INVITE came from.
+#[derive(Debug, Clone, Copy)]
+pub struct Source {
+    /// The peer it came from (a proxy, or the phone itself): our answers
+    /// and in-dialog requests go there.
+    pub peer: Peer,
+    /// The phone's own address when `peer` is a trusted proxy that named
+    /// it (`X-Frontdesk-Source`, `[trust] proxies`).
+    pub client: Option<std::net::SocketAddr>,
+}
+
 /// Starts the task of a new call for this INVITE: an agent's feature code,
 /// or a patient's call.
 ///
@@ -48,9 +59,13 @@ pub fn spawn_inbound(
     services: Arc<CallServices>,
     transaction: ServerTransactionId,
     invite: Box<ValidRequest>,
-    source: Peer,
+    source: Source,
     source_slot: Option<guard::SourceSlot>,
 ) {
+    let Source {
+        peer: source,
+        client,
+    } = source;
     let headers = &invite.request.headers;
     if headers.contains(&HeaderName::Replaces) {
         let refused = Response::to_request(headers, StatusCode::NOT_IMPLEMENTED, Some(&tag()))
@@ -58,7 +73,7 @@ pub fn spawn_inbound(
         let _ = services.endpoint.respond(transaction, refused);
         return;
     }
-    if let Some((agent, feature)) = features::recognise(&services, &invite, source) {
+    if let Some((agent, feature)) = features::recognise(&services, &invite, source, client) {
         features::FeatureCall::start(services, transaction, invite, source, agent, feature);
         return;
     }

@@ -12,6 +12,7 @@ pub mod attack;
 pub mod baresip;
 pub mod browser;
 pub mod call;
+pub mod cluster;
 pub mod http;
 pub mod leads;
 pub mod page;

@@ -20,7 +20,22 @@ use super::call::RtpHeader;
 /// `contact_port` (where the agent's phone, e.g. a SIPp UAS, listens), for
 /// `expires` seconds. Panics unless the registrar answers 200.
 pub fn register(sip: SocketAddr, agent: &str, contact_port: u16, expires: u32) {
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    register_from(0, sip, agent, contact_port, expires, "");
+}
+
+/// [`register`] from local port `local_port` (0: any), with `call_id_tag`
+/// in its Call-ID: a phone registering through Kamailio sends from its
+/// own SIP port (Kamailio's Path names the address it saw), and a new tag
+/// is a new Call-ID, which Kamailio may hash to another node.
+pub fn register_from(
+    local_port: u16,
+    sip: SocketAddr,
+    agent: &str,
+    contact_port: u16,
+    expires: u32,
+    call_id_tag: &str,
+) {
+    let socket = UdpSocket::bind(("127.0.0.1", local_port)).expect("bind");
     socket
         .set_read_timeout(Some(Duration::from_secs(5)))
         .expect("a read timeout");
@@ -32,7 +47,7 @@ pub fn register(sip: SocketAddr, agent: &str, contact_port: u16, expires: u32) {
              Via: SIP/2.0/UDP {me};branch=z9hG4bKreg{agent}{cseq}{port};rport\r\n\
              From: <sip:{agent}@{sip}>;tag=reg{agent}\r\n\
              To: <sip:{agent}@{sip}>\r\n\
-             Call-ID: register-{agent}-{port}@test\r\n\
+             Call-ID: register-{agent}-{port}{call_id_tag}@test\r\n\
              CSeq: {cseq} REGISTER\r\n\
              Contact: <sip:{agent}@127.0.0.1:{contact_port}>\r\n\
              Expires: {expires}\r\n\

@@ -44,6 +44,10 @@ const BUSY_RETRY_AFTER: u32 = 5;
 /// often, with how many there were (under load there is one per request).
 const BUSY_WARN_EVERY: Duration = Duration::from_secs(10);
 
+/// `Retry-After` in the 503 a draining endpoint answers OPTIONS with: about
+/// how long a drain lasts before the daemon is gone or back.
+pub const DRAINING_RETRY_AFTER: u32 = 30;
+
 /// URI schemes of the requests we serve.
 const SCHEMES: &[&str] = &["sip", "sips", "tel"];
 
@@ -74,6 +78,8 @@ pub struct EndpointCore {
     counters: Counters,
     /// When to warn about new requests refused for a full application queue.
     busy_warn: WarnEvery,
+    /// SIGTERM received: OPTIONS get 503 (see [`EndpointCore::start_draining`]).
+    draining: bool,
 }
 
 impl std::fmt::Debug for EndpointCore {
@@ -149,7 +155,17 @@ impl EndpointCore {
             events: VecDeque::new(),
             counters: Counters::default(),
             busy_warn: WarnEvery::new(BUSY_WARN_EVERY),
+            draining: false,
         }
+    }
+
+    /// The daemon drains (SIGTERM): from now on OPTIONS outside a dialog
+    /// get 503 with Retry-After instead of 200, so that a proxy probing
+    /// us (Kamailio's dispatcher, `ds_probing_mode` 1) marks us inactive
+    /// and sends its new calls to the other nodes, while the calls in
+    /// progress finish here. New INVITEs are refused by the application.
+    pub fn start_draining(&mut self) {
+        self.draining = true;
     }
 
     // ---- inputs -------------------------------------------------------
@@ -530,6 +546,19 @@ impl EndpointCore {
     fn answer_options(&mut self, mut request: ValidRequest, source: Peer) {
         let destination = stamp_received(&mut request, source);
         let tag = self.stateless_tag(&request);
+        if self.draining {
+            let mut busy = Response::to_request(
+                &request.request.headers,
+                StatusCode::SERVICE_UNAVAILABLE,
+                Some(&tag),
+            )
+            .with_reason("Draining");
+            busy.headers
+                .push(HeaderName::RetryAfter, DRAINING_RETRY_AFTER);
+            busy.headers.push(HeaderName::Server, &self.config.product);
+            self.transmit_stateless(destination, busy.encode());
+            return;
+        }
         let mut ok = Response::to_request(&request.request.headers, StatusCode::OK, Some(&tag));
         ok.headers.push(HeaderName::Server, &self.config.product);
         ok.headers.push(HeaderName::Allow, &self.allow);

@@ -58,6 +58,7 @@ enum Command {
         destination: Peer,
         bytes: Bytes,
     },
+    Drain,
 }
 
 /// The endpoint task is gone (shutting down).
@@ -134,6 +135,12 @@ impl EndpointHandle {
         self.commands
             .send(Command::Raw { destination, bytes })
             .map_err(|_| Stopped)
+    }
+
+    /// The daemon drains: OPTIONS get 503 from now on
+    /// ([`EndpointCore::start_draining`]).
+    pub fn start_draining(&self) -> Result<(), Stopped> {
+        self.commands.send(Command::Drain).map_err(|_| Stopped)
     }
 
     /// Routes every event with this Call-ID to `owner`, from now on.
@@ -294,6 +301,7 @@ impl Driver {
                 let _ = reply.send(self.core.send_ack(now, request, destination));
             }
             Command::Raw { destination, bytes } => self.core.send_raw(now, destination, bytes),
+            Command::Drain => self.core.start_draining(),
         }
     }
 

@@ -39,6 +39,8 @@
 //!   statelessly (§8.2.7): no transaction is kept, and a retransmission is
 //!   answered with the same bytes because the To tag is derived from the
 //!   request (a keyed hash of its Call-ID, From tag, branch and CSeq);
+//!   once the daemon drains, 503 with Retry-After instead, so that a
+//!   proxy's probes take us out of its set (issue 24);
 //! - methods the application does not serve: 405 with Allow (§8.2.1);
 //! - requests inside a dialog nobody owns: 481 (§12.2.2);
 //! - an INVITE with Max-Forwards 0 (every call we take is forwarded to an

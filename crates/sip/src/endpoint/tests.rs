@@ -288,6 +288,23 @@ fn options_outside_a_dialog_get_the_same_stateless_200_for_every_copy() {
 }
 
 #[test]
+fn a_draining_endpoint_answers_options_503_with_retry_after() {
+    let mut harness = Harness::new(None);
+    harness.receive(&request("OPTIONS", "probe1", None, ""));
+    assert_eq!(status(&harness.response()), 200);
+    harness.core.start_draining();
+    harness.receive(&request("OPTIONS", "probe2", None, ""));
+    let busy = harness.response();
+    assert_eq!(status(&busy), 503);
+    assert_eq!(
+        header(&busy, HeaderName::RetryAfter),
+        Some(super::core::DRAINING_RETRY_AFTER.to_string())
+    );
+    // Still stateless: nothing kept.
+    assert_eq!(harness.core.transactions(), (0, 0));
+}
+
+#[test]
 fn options_inside_a_dialog_go_to_the_dialog_owner() {
     let mut harness = Harness::new(None);
     harness.owned.insert("opt3@phone".into());

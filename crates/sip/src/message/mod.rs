@@ -390,6 +390,11 @@ impl Headers {
         self.addresses(&HeaderName::RecordRoute, "Record-Route")
     }
 
+    /// Every Path value (RFC 3327 §4), in order.
+    pub fn paths(&self) -> Result<Vec<NameAddr>, HeaderError> {
+        self.addresses(&HeaderName::Path, "Path")
+    }
+
     fn tokens(
         &self,
         name: &HeaderName,

@@ -84,6 +84,7 @@ header_names! {
     MinExpires => "Min-Expires", b"Min-Expires", b"min-expires";
     Route => "Route", b"Route", b"route";
     RecordRoute => "Record-Route", b"Record-Route", b"record-route";
+    Path => "Path", b"Path", b"path";
     Require => "Require", b"Require", b"require";
     ProxyRequire => "Proxy-Require", b"Proxy-Require", b"proxy-require";
     Supported => "Supported", b"Supported", b"supported", b'k';

@@ -22,6 +22,16 @@ pub struct Binding {
     /// After a [`Registrar::restore`](super::Registrar::restore) the
     /// connection of a stream peer is gone: `connection` is `None`.
     pub source: Peer,
+    /// The REGISTER's Path (RFC 3327 §5.3): the proxies between the agent
+    /// and us, first the one nearest to us. Requests to the agent carry it
+    /// as a pre-loaded route set (§5.4, RFC 3261 §12.2.1.1 without a
+    /// dialog): `Route` headers in this order, sent to the first of them,
+    /// the Request-URI still [`Binding::uri`]. Empty without a proxy.
+    pub path: Vec<NameAddr>,
+    /// The phone's own address, when the REGISTER came through a trusted
+    /// proxy that named it (`X-Frontdesk-Source`); `None` when it came
+    /// straight from the phone (then [`Binding::source`] is the phone).
+    pub client: Option<SocketAddr>,
     /// The Call-ID of the REGISTER that last set this binding.
     pub call_id: String,
     /// Its CSeq number.
@@ -63,6 +73,13 @@ pub struct StoredBinding {
     pub transport: StoredTransport,
     /// The address it came from.
     pub source: SocketAddr,
+    /// The REGISTER's Path values as printed, nearest proxy first
+    /// ([`Binding::path`]); absent in files written before Path was kept.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub path: Vec<String>,
+    /// [`Binding::client`]; absent in older files.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub client: Option<SocketAddr>,
     /// Call-ID of the REGISTER that set it.
     pub call_id: String,
     /// CSeq number of that REGISTER.
@@ -138,6 +155,8 @@ pub(crate) enum Update {
 #[derive(Debug, Clone, Copy)]
 pub(crate) struct Origin<'a> {
     pub(crate) call_id: &'a str,
+    pub(crate) path: &'a [NameAddr],
+    pub(crate) client: Option<SocketAddr>,
     pub(crate) cseq: u32,
     pub(crate) source: Peer,
     pub(crate) now: Instant,
@@ -267,6 +286,8 @@ impl Location {
         let binding = Binding {
             contact: requested.contact.clone(),
             source: origin.source,
+            path: origin.path.to_vec(),
+            client: origin.client,
             call_id: origin.call_id.to_owned(),
             cseq: origin.cseq,
             q: requested.q,
@@ -386,6 +407,8 @@ impl Location {
                     contact: binding.contact.to_string(),
                     transport: binding.source.transport.into(),
                     source: binding.source.address,
+                    path: binding.path.iter().map(ToString::to_string).collect(),
+                    client: binding.client,
                     call_id: binding.call_id,
                     cseq: binding.cseq,
                     expires_at_unix: wall.saturating_add(remaining),
@@ -416,6 +439,11 @@ impl Location {
             None => None,
             Some(value) => Some(parse_q(value).ok_or(())?),
         };
+        let path = stored
+            .path
+            .iter()
+            .map(|text| NameAddr::parse(&ByteString::from(text.as_str())).map_err(|_| ()))
+            .collect::<Result<Vec<_>, ()>>()?;
         let entries = self.aors.entry(stored.user.clone()).or_default();
         if entries.iter().any(|e| e.key == key) {
             return Err(());
@@ -429,6 +457,8 @@ impl Location {
                 address: stored.source,
                 connection: None,
             },
+            path,
+            client: stored.client,
             call_id: stored.call_id,
             cseq: stored.cseq,
             q,

@@ -86,7 +86,9 @@
 //! - Ringing an agent: for each [`Binding`] from [`Registrar::bindings`],
 //!   an INVITE with Request-URI [`Binding::uri`] sent to
 //!   [`Binding::source`] (for TCP/TLS, over its connection; after a
-//!   restore there is none and a new one must be opened).
+//!   restore there is none and a new one must be opened). A binding
+//!   registered through a proxy has a [`Binding::path`] (RFC 3327): the
+//!   INVITE then carries it as `Route` headers and goes to its first URI.
 //!
 //! [`Registrar::handle_register`] first expires the bindings due at `now`,
 //! so their events come before the REGISTER's.
@@ -109,7 +111,9 @@ use rand::{CryptoRng, RngCore, SeedableRng};
 use crate::digest::{self, Algorithm, Challenge, Credentials, DigestError};
 use crate::message::typed::parse_delta_seconds;
 use crate::message::validate::ValidRequest;
-use crate::message::{AuthParams, Contact, HeaderName, Method, Response, StatusCode, Uri};
+use crate::message::{
+    AuthParams, Contact, HeaderName, Method, NameAddr, Response, StatusCode, Uri,
+};
 use crate::peer::Peer;
 
 pub use date::http_date;
@@ -394,7 +398,14 @@ impl Keys {
 struct Parsed {
     user: String,
     contacts: Contacts,
+    /// The Path values, nearest proxy first (RFC 3327 §4).
+    path: Vec<NameAddr>,
 }
+
+/// Path values kept per binding at most: a REGISTER crosses one proxy
+/// (Kamailio) here, a few in any sane network; more is refused with 400
+/// so that a binding's size stays bounded.
+pub const MAX_PATH: usize = 8;
 
 #[derive(Debug)]
 enum Contacts {
@@ -538,8 +549,38 @@ impl Registrar {
         request: &ValidRequest,
         source: Peer,
     ) -> Outcome {
+        self.register(now, wall, request, source, None)
+    }
+
+    /// Answers a REGISTER that a trusted proxy (`source`, its
+    /// `X-Frontdesk-Source` believed by the daemon) forwarded from the
+    /// phone at `client`. The failure limits, the ban and the account
+    /// lockout judge `client`: the proxy forwards the whole clinic, and
+    /// only after parsing is the real source known (the transport's front
+    /// door saw the proxy, which is exempt). The binding keeps `source`
+    /// (requests to the phone go back through the proxy, with the Path)
+    /// and remembers `client` ([`Binding::client`]).
+    pub fn handle_proxied_register(
+        &mut self,
+        now: Instant,
+        wall: u64,
+        request: &ValidRequest,
+        source: Peer,
+        client: std::net::SocketAddr,
+    ) -> Outcome {
+        self.register(now, wall, request, source, Some(client))
+    }
+
+    fn register(
+        &mut self,
+        now: Instant,
+        wall: u64,
+        request: &ValidRequest,
+        source: Peer,
+        client: Option<std::net::SocketAddr>,
+    ) -> Outcome {
         self.handle_timeout(now);
-        let ip = source.address.ip();
+        let ip = client.map_or(source.address.ip(), |client| client.ip());
         let limited = !self.config.trusted.is_trusted(ip);
         if request.request.method != Method::Register {
             let mut response = self.response(request, StatusCode::METHOD_NOT_ALLOWED);
@@ -630,6 +671,8 @@ impl Registrar {
         if let Some(update) = update {
             let origin = Origin {
                 call_id: &request.call_id,
+                path: &parsed.path,
+                client,
                 cseq: request.cseq.seq,
                 source,
                 now,
@@ -649,6 +692,15 @@ impl Registrar {
             }
         }
         let mut response = self.response(request, StatusCode::OK);
+        // RFC 3327 §5.3: the 200 echoes the Path stored, so the UA (and
+        // the proxy) can see the route its requests will come over. Stored
+        // and echoed even without `Supported: path` from the UA: the proxy
+        // in front of us (Kamailio, in its default lazy mode) adds Path
+        // whatever the UA said, and without it our requests to the UA
+        // would miss the flow the UA opened to the proxy.
+        for path in &parsed.path {
+            response.headers.push(HeaderName::Path, path);
+        }
         for binding in self.location.bindings(&user) {
             let mut contact = binding.contact.clone();
             let remaining = binding.remaining_secs(now).to_string();
@@ -753,10 +805,18 @@ impl Registrar {
         let headers = &request.request.headers;
         let contacts = headers.contacts().map_err(|e| e.to_string())?;
         let expires_header = headers.expires().map_err(|e| e.to_string())?;
+        let path = headers.paths().map_err(|e| e.to_string())?;
+        if path.len() > MAX_PATH {
+            return Err(format!("More than {MAX_PATH} Path values"));
+        }
+        if path.iter().any(|hop| hop.uri.as_sip().is_none()) {
+            return Err("Path must be SIP or SIPS URIs".into());
+        }
         if contacts.is_empty() {
             return Ok(Parsed {
                 user,
                 contacts: Contacts::Query,
+                path,
             });
         }
         if contacts.contains(&Contact::Wildcard) {
@@ -769,6 +829,7 @@ impl Registrar {
             return Ok(Parsed {
                 user,
                 contacts: Contacts::Wildcard,
+                path,
             });
         }
         let default = expires_header.unwrap_or(self.config.default_expires);
@@ -802,6 +863,7 @@ impl Registrar {
         Ok(Parsed {
             user,
             contacts: Contacts::List(list),
+            path,
         })
     }
 

@@ -355,11 +355,13 @@ impl Builder<'_, '_> {
         let trunks = parse(&trust.trunks, "trunks", true, self);
         let agents = parse(&trust.agents, "agents", true, self);
         let untrusted = parse(&trust.untrusted, "untrusted", false, self);
+        let proxies = parse(&trust.proxies, "proxies", true, self);
         let loopback = trust.loopback.as_ref().is_none_or(|l| *l.get_ref());
         TrustedSources::new(loopback)
             .with_trunks(trunks)
             .with_agents(agents)
             .with_untrusted(untrusted)
+            .with_proxies(proxies)
     }
 
     pub(super) fn announcements(&mut self, raw: &RawPlan) -> Option<Announcements> {

@@ -18,6 +18,7 @@ use crate::peer::TransportKind;
 mod auth;
 mod bindings;
 mod limits;
+mod path;
 
 const REALM: &str = "frontdesk";
 const REQUEST_URI: &str = "sip:127.0.0.1:5060";
@@ -162,6 +163,8 @@ struct Agent {
     challenge: Option<Challenge>,
     source: Peer,
     last: String,
+    /// Header lines a proxy on the way adds (`Path: ...`).
+    extra: Vec<String>,
 }
 
 impl Agent {
@@ -177,6 +180,7 @@ impl Agent {
             challenge: None,
             source,
             last: String::new(),
+            extra: Vec::new(),
         }
     }
 
@@ -202,7 +206,7 @@ impl Agent {
     fn text(&mut self, contacts: &[&str], expires: Option<u32>) -> String {
         self.cseq += 1;
         let authorization = self.authorization();
-        register_text(
+        let text = register_text(
             &self.user,
             &self.to_user,
             &self.call_id,
@@ -210,7 +214,9 @@ impl Agent {
             contacts,
             expires,
             authorization.as_deref(),
-        )
+        );
+        let extra: String = self.extra.iter().map(|h| format!("{h}\r\n")).collect();
+        text.replacen("Content-Length:", &format!("{extra}Content-Length:"), 1)
     }
 
     fn learn(&mut self, response: &Response) {
