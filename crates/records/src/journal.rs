@@ -18,6 +18,7 @@ use crate::error::{JournalError, RecordError};
 use crate::fault::FaultPlan;
 use crate::leads::{LeadChange, LeadEvent, LeadReply, LeadStored, LeadWriteError, NewLead};
 use crate::reader::Reader;
+use crate::replica::{Replica, ReplicaConfig, ReplicaShared, ReplicaStatus};
 use crate::schema::{self, Synchronous};
 use crate::storage;
 
@@ -53,6 +54,10 @@ pub struct JournalConfig {
     /// How often the WAL is checkpointed, on a thread of its own so that
     /// commits never wait for it (see `checkpoint.rs`). Default 250 ms.
     pub checkpoint_every: Duration,
+    /// A PostgreSQL database the calls are shipped to (`--journal
+    /// postgres://…`); default none (a single node). See
+    /// [`crate::replica`].
+    pub replica: Option<ReplicaConfig>,
 }
 
 impl Default for JournalConfig {
@@ -65,6 +70,7 @@ impl Default for JournalConfig {
             max_database_bytes: None,
             close_timeout: Duration::from_secs(5),
             checkpoint_every: Duration::from_millis(250),
+            replica: None,
         }
     }
 }
@@ -143,6 +149,8 @@ struct Shared {
     /// Milliseconds after `opened` of the last "entries dropped" log line,
     /// plus one (0: never).
     last_drop_log: AtomicU64,
+    /// The PostgreSQL replica's state, if there is one.
+    replica: Option<Arc<ReplicaShared>>,
 }
 
 impl Shared {
@@ -369,6 +377,12 @@ impl JournalHandle {
         &self.shared.faults
     }
 
+    /// The PostgreSQL replica's state, if the journal has one
+    /// ([`JournalConfig::replica`]).
+    pub fn replica(&self) -> Option<ReplicaStatus> {
+        self.shared.replica.as_ref().map(|replica| replica.status())
+    }
+
     /// The database file.
     pub fn path(&self) -> &Path {
         &self.shared.path
@@ -383,6 +397,7 @@ pub struct Journal {
     handle: JournalHandle,
     thread: Option<JoinHandle<()>>,
     close_timeout: Duration,
+    replica: Option<Replica>,
 }
 
 impl Journal {
@@ -404,6 +419,10 @@ impl Journal {
                 source,
             })?;
         let checkpointer = Checkpointer::start(&path, config.checkpoint_every)?;
+        let replica = match config.replica.clone() {
+            Some(replica) => Some(Replica::start(&path, replica)?),
+            None => None,
+        };
         let (sender, receiver) = crossbeam_channel::bounded(config.capacity);
         let shared = Arc::new(Shared {
             path,
@@ -418,6 +437,7 @@ impl Journal {
             faults: FaultPlan::default(),
             opened: Instant::now(),
             last_drop_log: AtomicU64::new(0),
+            replica: replica.as_ref().map(|replica| Arc::clone(replica.shared())),
         });
         let writer = Writer {
             connection: Some(connection),
@@ -438,6 +458,7 @@ impl Journal {
             handle: handle.clone(),
             thread: Some(thread),
             close_timeout: config.close_timeout,
+            replica,
         };
         Ok((journal, handle))
     }
@@ -498,6 +519,10 @@ impl Journal {
             Ok(()) => {
                 // The writer answers as its last act: this join is short.
                 let _ = thread.join();
+                // Then the replica ships what it can in the time left.
+                if let Some(mut replica) = self.replica.take() {
+                    replica.stop(deadline.saturating_duration_since(Instant::now()));
+                }
                 let stats = self.stats();
                 tracing::info!(
                     written = stats.written,
@@ -693,7 +718,8 @@ impl Writer {
             return;
         };
         self.shared.faults.before_batch();
-        let result = storage::write_batch(connection, entries, &self.shared.faults)
+        let ship = self.shared.replica.is_some();
+        let result = storage::write_batch(connection, entries, &self.shared.faults, ship)
             .map_err(|error| error.to_string());
         self.account(entries.len() as u64, result);
     }
@@ -708,6 +734,9 @@ impl Writer {
                 self.shared.batches.fetch_add(1, Ordering::SeqCst);
                 self.shared.failing.store(false, Ordering::SeqCst);
                 self.failure_log.recovered();
+                if let Some(replica) = &self.shared.replica {
+                    replica.poke();
+                }
             }
             Err(message) => {
                 self.shared.failed.fetch_add(count, Ordering::SeqCst);
@@ -731,7 +760,12 @@ impl Writer {
         let Some(connection) = self.connection.as_mut() else {
             return Err("the journal is closing".into());
         };
-        match storage::close_interrupted(connection) {
+        let ship = self.shared.replica.is_some();
+        let result = storage::close_interrupted(connection, ship);
+        if let Some(replica) = &self.shared.replica {
+            replica.poke();
+        }
+        match result {
             Ok(closed) => {
                 if closed > 0 {
                     tracing::warn!(

@@ -130,7 +130,9 @@ mod error;
 mod fault;
 mod journal;
 pub mod leads;
+mod location;
 mod reader;
+pub mod replica;
 pub mod report;
 pub mod schema;
 mod storage;
@@ -147,7 +149,9 @@ pub use leads::{
     LeadQuery, LeadReply, LeadReport, LeadRow, LeadSignature, LeadState, LeadStored, LeadTimeline,
     LeadWriteError, NewLead,
 };
+pub use location::{JournalLocation, LocationError, PostgresUrl};
 pub use reader::{CallQuery, CallRow, CallTimeline, EventRow, Reader};
+pub use replica::{POSTGRES_SCHEMA_VERSION, ReplicaConfig, ReplicaStatus};
 pub use report::{
     AbandonmentWindow, AgentReport, CallbackFigures, DepartmentReport, Percentiles, SourceReport,
     TimeRange,

@@ -10,7 +10,7 @@
 //! upgrades a file of every older version, with data, and compares it with
 //! a new file).
 //!
-//! # Schema (version 4)
+//! # Schema (version 5)
 //!
 //! Times are integers, milliseconds since the Unix epoch (UTC); durations
 //! are integer milliseconds (`_ms`).
@@ -42,6 +42,11 @@
 //!
 //! Callback entries (`callbacks`, and `callbacks_waiting` on the waiting
 //! ones): see [`crate::callbacks`].
+//!
+//! # Version 5
+//!
+//! `outbox`: the calls to ship to PostgreSQL when the journal has a
+//! replica there (`--journal postgres://…`): see [`crate::replica`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -51,7 +56,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::JournalError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 4;
+pub const SCHEMA_VERSION: i64 = 5;
 
 /// How long a connection waits for a lock before failing. Only one
 /// connection writes; WAL readers never block it, so this only covers
@@ -91,7 +96,26 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         description: "callbacks",
         apply: crate::callbacks::schema::version_4,
     },
+    Migration {
+        version: 5,
+        description: "the outbox of calls to ship to PostgreSQL",
+        apply: version_5,
+    },
 ];
+
+/// `outbox`: the calls whose row or timeline changed since they were last
+/// shipped to PostgreSQL (`--journal postgres://…`, see
+/// [`crate::replica`]): `call_id`, `gen` (bumped by each change, so the
+/// shipper deletes a row only if nothing changed while it shipped). Empty
+/// and unused on a single node.
+fn version_5(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
+    transaction.execute_batch(
+        "CREATE TABLE outbox (
+            call_id TEXT PRIMARY KEY NOT NULL,
+            gen     INTEGER NOT NULL
+        );",
+    )
+}
 
 fn version_1(transaction: &Transaction<'_>) -> rusqlite::Result<()> {
     transaction.execute_batch(
@@ -542,7 +566,7 @@ mod tests {
             fixture(&old, 3);
         }
         let upgraded = open_writer(&path, Synchronous::Full, None).unwrap();
-        assert_eq!(user_version(&upgraded).unwrap(), 4);
+        assert_eq!(user_version(&upgraded).unwrap(), SCHEMA_VERSION);
         let count = |sql: &str| -> i64 { upgraded.query_row(sql, [], |row| row.get(0)).unwrap() };
         assert_eq!(count("SELECT count(*) FROM calls WHERE id = 'c-old'"), 1);
         assert_eq!(count("SELECT count(*) FROM call_events"), 1);

@@ -12,14 +12,22 @@ use crate::fault::FaultPlan;
 /// Writes `batch` in one transaction. `faults` may fail it after the rows
 /// are written and before the commit (the transaction is then rolled back,
 /// as with a real I/O error at commit).
+///
+/// With `ship` (the journal has a PostgreSQL replica), each call touched
+/// is marked in `outbox` in the same transaction, so the replica's
+/// shipper finds it even after a kill -9 (see [`crate::replica`]).
 pub(crate) fn write_batch(
     connection: &mut Connection,
     batch: &[JournalEntry],
     faults: &FaultPlan,
+    ship: bool,
 ) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     for entry in batch {
         apply(&transaction, entry)?;
+        if ship {
+            mark(&transaction, entry.call.as_str())?;
+        }
     }
     if let Some(error) = faults.take_failure() {
         // Dropping the transaction rolls it back.
@@ -32,7 +40,10 @@ pub(crate) fn write_batch(
 /// `interrupted`, at the time of its last recorded step (the last moment
 /// it is known to have been up; nothing later is invented), in one
 /// transaction. Returns how many.
-pub(crate) fn close_interrupted(connection: &mut Connection) -> rusqlite::Result<u64> {
+/// With `ship`, each closed call is marked in `outbox` as in
+/// [`write_batch`]. The local file only holds this node's calls, so a node
+/// never closes another's (several nodes share PostgreSQL, not this file).
+pub(crate) fn close_interrupted(connection: &mut Connection, ship: bool) -> rusqlite::Result<u64> {
     let transaction = connection.transaction()?;
     let open: Vec<(String, i64)> = {
         let mut statement = transaction.prepare(
@@ -51,6 +62,9 @@ pub(crate) fn close_interrupted(connection: &mut Connection) -> rusqlite::Result
             outcome: Outcome::Interrupted,
         };
         apply(&transaction, &JournalEntry::new(id.as_str(), at, ended))?;
+        if ship {
+            mark(&transaction, id)?;
+        }
     }
     transaction.commit()?;
     Ok(open.len() as u64)
@@ -99,6 +113,16 @@ const ENDED: &str = "UPDATE calls SET outcome = ?2, ended_at = ?3,
          wait_ms = CASE WHEN connected_at IS NULL AND queued_at IS NOT NULL
                         THEN max(?3 - queued_at, 0) ELSE wait_ms END
      WHERE id = ?1";
+
+/// Marks a call to ship (see `schema::version_5`).
+const OUTBOX: &str = "INSERT INTO outbox (call_id, gen) VALUES (?1, 1)
+     ON CONFLICT (call_id) DO UPDATE SET gen = gen + 1";
+
+/// Marks call `id` in the outbox.
+fn mark(connection: &Connection, id: &str) -> rusqlite::Result<()> {
+    connection.prepare_cached(OUTBOX)?.execute(params![id])?;
+    Ok(())
+}
 
 /// One entry.
 fn apply(connection: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> {
@@ -231,7 +255,7 @@ mod tests {
             schema::open_writer(&dir.path().join("journal.db"), Synchronous::Normal, None).unwrap();
         let faults = FaultPlan::default();
         for batch in batches() {
-            write_batch(&mut connection, &batch, &faults).unwrap();
+            write_batch(&mut connection, &batch, &faults, true).unwrap();
         }
         for sql in [
             ROW_AND_SEQ,
@@ -242,6 +266,7 @@ mod tests {
             CONNECTED,
             TRANSFERRED,
             ENDED,
+            OUTBOX,
         ] {
             let statement = connection.prepare_cached(sql).unwrap();
             assert_eq!(statement.get_status(StatementStatus::RePrepare), 0, "{sql}");

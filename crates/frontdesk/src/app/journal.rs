@@ -1,6 +1,9 @@
-//! The journal of calls (`records`, SQLite under `--data`), the overload
-//! alerts computed from it and from routing, and the pseudonyms that keep
-//! patients' numbers out of the logs.
+//! The journal of calls (`records`, SQLite under `--data`, or `--journal`;
+//! with `--journal postgres://…` the calls are also shipped to a database
+//! the cluster shares, see `records::replica`), the overload alerts
+//! computed from it and from routing (and `journal_unavailable` while
+//! PostgreSQL cannot be written), and the pseudonyms that keep patients'
+//! numbers out of the logs.
 //!
 //! (Called `Leads` before web leads came: a call is one kind of lead, but
 //! web-form leads get a service of their own.)
@@ -13,7 +16,7 @@ use std::time::Duration;
 use ivr::jiff::Timestamp;
 use records::{
     AbandonmentTracker, AbandonmentWindow, CallEvent, Journal, JournalConfig, JournalEntry,
-    JournalHandle, Reader, TimeRange,
+    JournalHandle, JournalLocation, Reader, ReplicaConfig, ReplicaStatus, TimeRange,
 };
 use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
@@ -69,6 +72,8 @@ pub struct CallJournal {
     /// The abandonment window of the alerts, fed by every step recorded.
     abandonment: Mutex<AbandonmentTracker>,
     pseudonyms: Pseudonyms,
+    /// Where it lives, for the log (a password redacted).
+    location: String,
 }
 
 /// One active alert (`GET /api/alerts`).
@@ -102,12 +107,47 @@ impl CallJournal {
     /// them up: killed, crashed, the power cut). This runs before the
     /// daemon takes any call; the agents those calls held are free because
     /// routing starts afresh, from registrations alone.
-    pub fn open(data: &Path, reveal_numbers: bool, window: Duration) -> anyhow::Result<Self> {
+    ///
+    /// `location` is `--journal`: `None` or `sqlite:<path>`, a SQLite file
+    /// (by default `journal.db` under `data`); `postgres://…`, the file
+    /// under `data` plus a replica in PostgreSQL written as node `node`
+    /// (which the daemon requires then). A database down at start does not
+    /// stop the start: the calls wait in the file's outbox, and the
+    /// `journal_unavailable` alert says so.
+    pub fn open(
+        data: &Path,
+        location: Option<&JournalLocation>,
+        node: Option<&str>,
+        reveal_numbers: bool,
+        window: Duration,
+    ) -> anyhow::Result<Self> {
+        let (path, replica) = match location {
+            Some(JournalLocation::Sqlite(path)) => (path.clone(), None),
+            Some(JournalLocation::Postgres(url)) => {
+                let node = node.ok_or_else(|| {
+                    anyhow::anyhow!("--journal postgres://… needs --node-id NAME")
+                })?;
+                (
+                    data.join(JOURNAL_FILE),
+                    Some(ReplicaConfig::new(url.clone(), node)),
+                )
+            }
+            None => (data.join(JOURNAL_FILE), None),
+        };
+        let location = match location {
+            Some(JournalLocation::Postgres(url)) => {
+                format!("{} (outbox {})", url, path.display())
+            }
+            _ => path.display().to_string(),
+        };
         // Created 0600 before SQLite opens it: its -wal and -shm files take
         // the database file's mode (crate::private).
-        let path = data.join(JOURNAL_FILE);
         crate::private::create_empty(&path)?;
-        let (journal, handle) = Journal::open(path, JournalConfig::default())?;
+        let config = JournalConfig {
+            replica,
+            ..JournalConfig::default()
+        };
+        let (journal, handle) = Journal::open(path, config)?;
         match journal.close_interrupted(CLOSE_INTERRUPTED_WITHIN) {
             Ok(0) => {}
             Ok(calls) => info!(
@@ -133,6 +173,7 @@ impl CallJournal {
             alerts: Mutex::new(BTreeMap::new()),
             abandonment: Mutex::new(abandonment),
             pseudonyms,
+            location,
         })
     }
 
@@ -166,6 +207,16 @@ impl CallJournal {
     /// The write side's counters.
     pub fn stats(&self) -> records::JournalStats {
         self.handle.stats()
+    }
+
+    /// The PostgreSQL replica's state (`--journal postgres://…`), if any.
+    pub fn replica(&self) -> Option<ReplicaStatus> {
+        self.handle.replica()
+    }
+
+    /// Where the journal lives, for the log (password redacted).
+    pub fn location(&self) -> &str {
+        &self.location
     }
 
     /// The fault plan (tests of the disk failing).
@@ -297,6 +348,21 @@ pub async fn watch_alerts(app: Arc<App>, config: AlertConfig, shutdown: Cancella
                     ),
                 );
             }
+        }
+        if let Some(replica) = app.journal.replica().filter(|replica| !replica.up) {
+            now_active.insert(
+                ("journal".to_string(), "journal_unavailable"),
+                format!(
+                    "PostgreSQL {} cannot be written{}: {} calls wait in the local outbox ({})",
+                    replica.target,
+                    replica
+                        .down_since
+                        .map(|since| format!(" since {since}"))
+                        .unwrap_or_default(),
+                    replica.backlog,
+                    replica.last_error.as_deref().unwrap_or("not connected yet"),
+                ),
+            );
         }
         let changes = update_alerts(&app.journal, now_active);
         for (alert, raised) in changes {

@@ -84,6 +84,8 @@ pub struct AppConfig {
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// `--node-id`: this node's name in a cluster (`None`: a single node).
     pub node: Option<node::NodeId>,
+    /// `--journal` (`None`: `sqlite:` under `data`).
+    pub journal: Option<records::JournalLocation>,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -435,6 +437,8 @@ pub async fn start(
 
     let journal = journal::CallJournal::open(
         &config.data,
+        config.journal.as_ref(),
+        config.node.as_ref().map(node::NodeId::as_str),
         config.log_patient_numbers,
         config.alerts.window,
     )?;
@@ -444,10 +448,7 @@ pub async fn start(
         warn!("FRONTDESK_TEST_JOURNAL_FAULT=fail: every journal write will fail");
         journal.faults().set_failing(true);
     }
-    info!(
-        "journal in {}",
-        config.data.join(journal::JOURNAL_FILE).display()
-    );
+    info!("journal in {}", journal.location());
     let range = PortRange::new(config.rtp_ports.0, config.rtp_ports.1)?;
     let ports = PortPool::with_quarantine(local.ip(), range, config.rtp_quarantine);
     let prompts = Prompts::default();
@@ -736,7 +737,13 @@ async fn publish_gauges(app: Arc<App>, shutdown: CancellationToken) {
         metrics::gauge!("frontdesk_calls_active").set(app.calls.active() as f64);
         metrics::gauge!("frontdesk_sip_routed_call_ids").set(app.endpoint.routed() as f64);
         let journal = app.journal.stats();
-        metrics::gauge!("frontdesk_journal_backlog").set(journal.backlog as f64);
+        // With a PostgreSQL replica, the calls not yet shipped wait too;
+        // `up` is 0 while it cannot be written (always 1 on SQLite alone).
+        let replica = app.journal.replica();
+        let shipping = replica.as_ref().map_or(0, |replica| replica.backlog);
+        metrics::gauge!("frontdesk_journal_backlog").set((journal.backlog + shipping) as f64);
+        let up = replica.as_ref().is_none_or(|replica| replica.up);
+        metrics::gauge!("frontdesk_journal_up").set(if up { 1.0 } else { 0.0 });
         metrics::counter!("frontdesk_journal_written_total").absolute(journal.written);
         metrics::counter!("frontdesk_journal_dropped_total").absolute(journal.dropped);
         metrics::counter!("frontdesk_journal_failed_total").absolute(journal.failed);

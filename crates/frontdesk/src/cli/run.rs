@@ -148,6 +148,14 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     node_id: Option<crate::app::node::NodeId>,
 
+    /// Where the call journal lives: `sqlite:<path>` (default
+    /// `sqlite:<--data>/journal.db`), or `postgres://user:pass@host:port/db`
+    /// (also `postgresql://`), shared by a cluster's nodes (needs
+    /// --node-id; the node still writes its own file first, as an outbox).
+    /// The password is never logged.
+    #[arg(long, value_name = "URL")]
+    journal: Option<records::JournalLocation>,
+
     /// TLS certificate chain (PEM), with --sips.
     #[arg(
         long,
@@ -210,6 +218,7 @@ impl RunArgs {
             log_patient_numbers: self.log_patient_numbers,
             digest_algorithms: self.digest_algorithms.0,
             node: self.node_id,
+            journal: self.journal,
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,
@@ -346,6 +355,21 @@ mod tests {
     }
 
     #[test]
+    fn journal_takes_sqlite_or_postgres() {
+        assert_eq!(parse(&[]).unwrap().journal, None);
+        let config = parse(&["--journal", "sqlite:/srv/fd/journal.db"]).unwrap();
+        assert_eq!(
+            config.journal,
+            Some(records::JournalLocation::Sqlite(
+                "/srv/fd/journal.db".into()
+            ))
+        );
+        let config = parse(&["--journal", "postgresql://fd:s3cret@10.0.0.5:5432/fd"]).unwrap();
+        let shown = format!("{:?}", config.journal);
+        assert!(shown.contains("fd:***@10.0.0.5"), "{shown}");
+    }
+
+    #[test]
     fn sips_takes_the_default_certificate_paths() {
         let config = parse(&["--sips", "127.0.0.1:5061"]).unwrap();
         let sips = config.sips.unwrap();
@@ -367,6 +391,9 @@ mod tests {
             &["--key", "k.pem"],
             &["--node-id", ""],
             &["--node-id", "a:b"],
+            &["--journal", "/var/lib/journal.db"],
+            &["--journal", "sqlite:"],
+            &["--journal", "postgres://a:b@h:port/db"],
         ] {
             let error = parse(args).unwrap_err();
             assert_ne!(error.exit_code(), 0, "{args:?}");

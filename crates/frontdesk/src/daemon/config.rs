@@ -40,6 +40,9 @@ pub struct Config {
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// `--node-id`: this node's name in a cluster (`None`: a single node).
     pub node: Option<crate::app::node::NodeId>,
+    /// `--journal`: where the call journal lives (`None`: `sqlite:` under
+    /// `data`).
+    pub journal: Option<records::JournalLocation>,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

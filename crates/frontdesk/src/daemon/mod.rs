@@ -151,6 +151,16 @@ pub async fn run_with(
         Summary(&dialplan.current())
     );
 
+    // Two nodes without names would close each other's calls and mix
+    // their ids in the shared database.
+    if matches!(config.journal, Some(records::JournalLocation::Postgres(_)))
+        && config.node.is_none()
+    {
+        return Err(DaemonError::Setup(
+            "--journal postgres://… needs --node-id NAME: each node of a cluster must have its own name".into(),
+        ));
+    }
+
     let certificates = match &config.sips {
         Some(sips) => Some(Certificates::load(sips).map_err(|source| DaemonError::Tls {
             addr: sips.addr,
@@ -227,6 +237,7 @@ pub async fn run_with(
         log_patient_numbers: config.log_patient_numbers,
         digest_algorithms: config.digest_algorithms.clone(),
         node: config.node.clone(),
+        journal: config.journal.clone(),
     };
     let app = crate::app::start(
         sockets,

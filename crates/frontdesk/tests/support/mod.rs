@@ -18,6 +18,7 @@ pub mod leads;
 pub mod page;
 pub mod people;
 pub mod phone;
+pub mod postgres;
 pub mod raw;
 pub mod sipp;
 pub mod torture;

@@ -1,0 +1,236 @@
+//! The journal's PostgreSQL replica against a real server (Debian's
+//! `postgresql`, started by the starter frontdesk's e2e tests share): what
+//! reaches PostgreSQL equals the local file, row for row and step for
+//! step; two nodes share one database and a node's restart closes only its
+//! own calls; an outage loses nothing and duplicates nothing. A server per
+//! test (a static's server would never be stopped), a database per node.
+
+mod support;
+
+#[path = "../../frontdesk/tests/support/postgres.rs"]
+mod pg_server;
+
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use records::{
+    Journal, JournalConfig, JournalEntry, JournalHandle, JournalLocation, Outcome, ReplicaConfig,
+    ReplicaStatus,
+};
+use support::{PATIENCE, at, entered, quick, record_all, routine, scripted_calls, started};
+
+use pg_server::Postgres;
+
+/// `quick()` with a replica of node `node` in `url`, retrying fast.
+fn config(url: &str, node: &str) -> JournalConfig {
+    let JournalLocation::Postgres(url) = url.parse().unwrap() else {
+        panic!("a postgres URL");
+    };
+    let mut replica = ReplicaConfig::new(url, node);
+    replica.retry = Duration::from_millis(50);
+    replica.timeout = Duration::from_secs(2);
+    JournalConfig {
+        replica: Some(replica),
+        ..quick()
+    }
+}
+
+/// Polls the replica's status until `done`, bounded.
+fn wait_replica(handle: &JournalHandle, what: &str, done: impl Fn(&ReplicaStatus) -> bool) {
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        let status = handle.replica().expect("a replica");
+        if done(&status) {
+            return;
+        }
+        assert!(Instant::now() < deadline, "{what}: {status:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// Everything written locally is in PostgreSQL.
+fn caught_up(handle: &JournalHandle) {
+    handle.flush(PATIENCE).unwrap();
+    wait_replica(handle, "caught up", |status| {
+        status.up && status.backlog == 0
+    });
+}
+
+const ROWS: &str = "SELECT id, outcome, coalesce(department, ''), coalesce(agent, ''),
+        started_at, coalesce(wait_ms, -1), coalesce(talk_ms, -1), transfers, events
+    FROM calls ORDER BY id";
+const EVENTS: &str = "SELECT call_id, seq, at, kind, detail FROM call_events ORDER BY call_id, seq";
+
+/// `sql`'s rows in the local file, as psql -At prints them.
+fn local(path: &Path, sql: &str) -> String {
+    let connection = rusqlite::Connection::open(path).unwrap();
+    let mut statement = connection.prepare(sql).unwrap();
+    let columns = statement.column_count();
+    statement
+        .query_map([], |row| {
+            (0..columns)
+                .map(|i| {
+                    Ok(match row.get_ref(i)? {
+                        rusqlite::types::ValueRef::Integer(n) => n.to_string(),
+                        rusqlite::types::ValueRef::Text(text) => {
+                            String::from_utf8_lossy(text).into_owned()
+                        }
+                        other => format!("{other:?}"),
+                    })
+                })
+                .collect::<rusqlite::Result<Vec<_>>>()
+                .map(|fields| fields.join("|"))
+        })
+        .unwrap()
+        .collect::<rusqlite::Result<Vec<_>>>()
+        .unwrap()
+        .join("\n")
+}
+
+#[test]
+fn every_call_and_step_reaches_postgres_as_in_the_file() {
+    let server = Postgres::start();
+    let url = server.database("journal");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let (journal, handle) = Journal::open(&path, config(&url, "a")).unwrap();
+    record_all(&handle, scripted_calls());
+    caught_up(&handle);
+    let rows = local(&path, ROWS);
+    assert!(rows.lines().count() >= 10, "{rows}");
+    assert_eq!(server.psql("journal", ROWS), rows);
+    assert_eq!(server.psql("journal", EVENTS), local(&path, EVENTS));
+    assert_eq!(
+        server.psql("journal", "SELECT DISTINCT node FROM calls"),
+        "a"
+    );
+    assert_eq!(
+        server.psql("journal", "SELECT version FROM journal_schema"),
+        "1"
+    );
+    let status = handle.replica().unwrap();
+    assert!(!status.target.contains(pg_server::PASSWORD), "{status:?}");
+    journal.close(PATIENCE).unwrap();
+    // A second open (another node, or a restart) finds the schema there.
+    let other = tempfile::tempdir().unwrap();
+    let (journal, handle) =
+        Journal::open(other.path().join("journal.db"), config(&url, "b")).unwrap();
+    wait_replica(&handle, "up", |status| status.up);
+    journal.close(PATIENCE).unwrap();
+    assert_eq!(
+        server.psql("journal", "SELECT count(*) FROM journal_schema"),
+        "1"
+    );
+}
+
+#[test]
+fn a_node_restarting_closes_only_its_own_calls() {
+    let server = Postgres::start();
+    let url = server.database("cluster");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let path_b = dir_b.path().join("journal.db");
+    let (journal_a, a) = Journal::open(dir_a.path().join("journal.db"), config(&url, "a")).unwrap();
+    let (journal_b, b) = Journal::open(&path_b, config(&url, "b")).unwrap();
+    for (handle, id) in [(&a, "c-a-1-1"), (&b, "c-b-1-1")] {
+        record_all(
+            handle,
+            vec![
+                JournalEntry::new(id, at(0), started("+13125550142", "+15550100", None)),
+                JournalEntry::new(id, at(1_000), entered(Some("main-line"))),
+                JournalEntry::new(id, at(2_000), routine("pediatrics")),
+            ],
+        );
+    }
+    caught_up(&a);
+    caught_up(&b);
+    let outcomes = "SELECT id, node, outcome FROM calls ORDER BY id";
+    assert_eq!(
+        server.psql("cluster", outcomes),
+        "c-a-1-1|a|in_progress\nc-b-1-1|b|in_progress"
+    );
+    // Node b stops with its call up (as a kill would leave it), restarts.
+    journal_b.close(PATIENCE).unwrap();
+    let (journal_b, b) = Journal::open(&path_b, config(&url, "b")).unwrap();
+    assert_eq!(journal_b.close_interrupted(PATIENCE).unwrap(), 1);
+    caught_up(&b);
+    assert_eq!(
+        server.psql("cluster", outcomes),
+        "c-a-1-1|a|in_progress\nc-b-1-1|b|interrupted",
+        "a's live call untouched"
+    );
+    journal_a.close(PATIENCE).unwrap();
+    journal_b.close(PATIENCE).unwrap();
+}
+
+#[test]
+fn an_outage_loses_nothing_and_duplicates_nothing() {
+    let mut server = Postgres::start();
+    let url = server.database("outage");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let (journal, handle) = Journal::open(&path, config(&url, "a")).unwrap();
+    let mut script = scripted_calls();
+    let later = script.split_off(script.len() / 2);
+    record_all(&handle, script);
+    caught_up(&handle);
+
+    server.stop();
+    record_all(&handle, later);
+    handle.flush(PATIENCE).unwrap();
+    wait_replica(&handle, "down with a backlog", |status| {
+        !status.up && status.backlog > 0 && status.down_since.is_some()
+    });
+    let down = handle.replica().unwrap();
+    let error = down.last_error.clone().unwrap_or_default();
+    assert!(!error.contains(pg_server::PASSWORD), "{error}");
+    assert_eq!(handle.stats().failed, 0, "the local file took every step");
+
+    server.resume();
+    caught_up(&handle);
+    let status = handle.replica().unwrap();
+    assert!(status.down_since.is_none(), "{status:?}");
+    assert_eq!(server.psql("outage", ROWS), local(&path, ROWS));
+    assert_eq!(server.psql("outage", EVENTS), local(&path, EVENTS));
+    // Once each: the timeline has exactly `events` steps, 1..=events.
+    assert_eq!(
+        server.psql(
+            "outage",
+            "SELECT count(*) FROM calls c WHERE c.events <> (SELECT count(*) FROM call_events e
+                 WHERE e.call_id = c.id AND e.seq BETWEEN 1 AND c.events)"
+        ),
+        "0"
+    );
+    journal.close(PATIENCE).unwrap();
+}
+
+#[test]
+fn a_start_with_postgres_down_starts_anyway() {
+    // Nothing listens on this port (bound then released).
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let url = format!(
+        "postgres://frontdesk:{}@127.0.0.1:{port}/none",
+        pg_server::PASSWORD
+    );
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, handle) =
+        Journal::open(dir.path().join("journal.db"), config(&url, "a")).unwrap();
+    record_all(
+        &handle,
+        vec![JournalEntry::new(
+            "c-a-1-1",
+            at(0),
+            support::ended(Outcome::Abandoned),
+        )],
+    );
+    handle.flush(PATIENCE).unwrap();
+    wait_replica(&handle, "down, its error known", |status| {
+        !status.up && status.backlog == 1 && status.last_error.is_some()
+    });
+    assert_eq!(handle.stats().written, 1);
+    assert!(!format!("{:?}", handle.replica()).contains(pg_server::PASSWORD));
+    journal.close(Duration::from_secs(5)).unwrap();
+}
