@@ -40,6 +40,8 @@ pub struct Config {
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// `--node-id`: this node's name in a cluster (`None`: a single node).
     pub node: Option<crate::app::node::NodeId>,
+    /// `--redis` and the cluster's periods (needs `--node-id`).
+    pub cluster: Option<crate::app::cluster::ClusterConfig>,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).
