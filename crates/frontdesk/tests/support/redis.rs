@@ -65,6 +65,18 @@ impl RedisServer {
         format!("redis://{}/", self.addr)
     }
 
+    /// Runs `redis-cli` (Debian's redis-tools, beside redis-server) against
+    /// it with `args`; its stdout, trimmed.
+    pub fn cli(&self, args: &[&str]) -> String {
+        let output = Command::new("redis-cli")
+            .args(["-h", "127.0.0.1", "-p", &self.addr.port().to_string()])
+            .args(args)
+            .stdin(Stdio::null())
+            .output()
+            .expect("redis-cli runs");
+        String::from_utf8_lossy(&output.stdout).trim().to_string()
+    }
+
     /// Kills it now (SIGKILL) and reaps it.
     pub fn kill(&mut self) {
         if let Some(mut child) = self.child.take() {
