@@ -6,7 +6,7 @@
 //! `cargo bench -p cluster --bench claims` (through /work/bin/heavy);
 //! `CLAIMS_BENCH_ROUNDS` changes the number of rounds per client.
 
-#[path = "../tests/support/redis.rs"]
+#[path = "../../frontdesk/tests/support/redis.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

@@ -1,5 +1,7 @@
-//! State shared between frontdesk nodes (issue 24): the first building
-//! block, agent claims over Redis. Not wired into the daemon yet.
+//! State shared between frontdesk nodes (issue 24): agent claims over
+//! Redis ([`claims`]), and agents' presence, states, reload notes and node
+//! heartbeats ([`presence`], wired into the daemon by
+//! `frontdesk::app::cluster`).
 //!
 //! # Why claims cross the network, and only claims
 //!
@@ -56,3 +58,4 @@
 #![forbid(unsafe_code)]
 
 pub mod claims;
+pub mod presence;

@@ -2,7 +2,7 @@
 //! leases, the feed, stale epochs, Redis killed. Waits poll a condition
 //! under a deadline; leases are shortened to a few hundred milliseconds.
 
-#[path = "support/redis.rs"]
+#[path = "../../frontdesk/tests/support/redis.rs"]
 mod support;
 
 use std::time::{Duration, Instant};

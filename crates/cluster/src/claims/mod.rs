@@ -55,7 +55,7 @@ mod feed;
 mod history;
 mod reply;
 mod script;
-mod store;
+pub(crate) mod store;
 mod types;
 
 pub use error::{ClaimError, ReplyError, StoreError};

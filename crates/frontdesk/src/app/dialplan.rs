@@ -80,8 +80,18 @@ impl fmt::Display for Summary<'_> {
 }
 
 /// SIGHUP (and `POST /api/reload`): re-read the dialplan; a plan with
-/// errors is refused and the running one stays. Returns the errors.
+/// errors is refused and the running one stays. Returns the errors. With
+/// `--redis`, a reload that succeeded is announced to every node.
 pub async fn reload(app: &App) -> Result<(), Vec<String>> {
+    let result = reload_shared(app).await;
+    if let (Ok(()), Some(cluster)) = (&result, &app.cluster) {
+        cluster.reloaded();
+    }
+    result
+}
+
+/// A reload another node announced: the same, not announced again.
+pub async fn reload_shared(app: &App) -> Result<(), Vec<String>> {
     info!("reload requested");
     match app.reload().await {
         Ok(plan) => {

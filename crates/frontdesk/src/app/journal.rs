@@ -69,6 +69,9 @@ pub struct CallJournal {
     reader: Reader,
     journal: Mutex<Option<Journal>>,
     alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
+    /// The cluster's alerts (`cluster_store_down`, `dialplan_mismatch`),
+    /// raised and cleared by the cluster task, not by [`watch_alerts`].
+    cluster_alerts: Mutex<BTreeMap<&'static str, Alert>>,
     /// The abandonment window of the alerts, fed by every step recorded.
     abandonment: Mutex<AbandonmentTracker>,
     pseudonyms: Pseudonyms,
@@ -171,6 +174,7 @@ impl CallJournal {
             reader,
             journal: Mutex::new(Some(journal)),
             alerts: Mutex::new(BTreeMap::new()),
+            cluster_alerts: Mutex::new(BTreeMap::new()),
             abandonment: Mutex::new(abandonment),
             pseudonyms,
             location,
@@ -240,13 +244,60 @@ impl CallJournal {
         self.handle.clone()
     }
 
-    /// The active alerts, by department and kind.
+    /// The active alerts, by department and kind, then the cluster's.
     pub fn alerts(&self) -> Vec<Alert> {
-        // Held only to copy the map out; never across an await.
-        self.alerts
+        // Held only to copy the maps out; never across an await.
+        let mut all: Vec<Alert> = self
+            .alerts
             .lock()
             .map(|alerts| alerts.values().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Ok(cluster) = self.cluster_alerts.lock() {
+            all.extend(cluster.values().cloned());
+        }
+        all
+    }
+
+    /// Raises (`Some(detail)`) or clears a cluster alert of `kind`
+    /// (department `cluster`); logs and counts a change. Returns whether
+    /// anything changed.
+    pub fn set_cluster_alert(&self, kind: &'static str, detail: Option<String>) -> bool {
+        let Ok(mut alerts) = self.cluster_alerts.lock() else {
+            return false;
+        };
+        let changed = match detail {
+            Some(detail) => match alerts.get_mut(kind) {
+                Some(alert) => {
+                    alert.detail = detail;
+                    false
+                }
+                None => {
+                    warn!(department = "cluster", kind, %detail, "alert raised");
+                    alerts.insert(
+                        kind,
+                        Alert {
+                            department: "cluster".into(),
+                            kind,
+                            since: Timestamp::now(),
+                            detail,
+                        },
+                    );
+                    true
+                }
+            },
+            None => {
+                let removed = alerts.remove(kind).is_some();
+                if removed {
+                    info!(department = "cluster", kind, "alert cleared");
+                }
+                removed
+            }
+        };
+        drop(alerts);
+        if changed {
+            metrics::gauge!("frontdesk_alerts_active").set(self.alerts().len() as f64);
+        }
+        changed
     }
 
     /// Flushes and closes the journal (at shutdown), within `grace`.

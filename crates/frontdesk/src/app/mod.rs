@@ -14,6 +14,7 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
+pub mod cluster;
 pub mod dialplan;
 pub mod journal;
 pub mod node;
@@ -86,6 +87,9 @@ pub struct AppConfig {
     pub node: Option<node::NodeId>,
     /// `--journal` (`None`: `sqlite:` under `data`).
     pub journal: Option<records::JournalLocation>,
+    /// `--redis` and the cluster's periods (`None`: agents are this
+    /// node's alone).
+    pub cluster: Option<cluster::ClusterConfig>,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -99,6 +103,8 @@ pub struct App {
     pub advertise: IpAddr,
     /// This node's name in a cluster (`--node-id`; `None`: a single node).
     pub node: Option<node::NodeId>,
+    /// With `--redis`: the cluster this node shares agents with.
+    pub cluster: Option<Arc<cluster::Cluster>>,
     /// The dialplan in force.
     pub dialplan: Arc<LiveDialplan>,
     /// Queues and agents.
@@ -495,6 +501,10 @@ pub async fn start(
         sips,
         advertise,
         node: config.node.clone(),
+        cluster: config
+            .cluster
+            .clone()
+            .map(|c| Arc::new(cluster::Cluster::new(c))),
         dialplan,
         router,
         registrar,

@@ -24,9 +24,9 @@
 //! [`Outcome::send_after`]: sip::registrar::Outcome::send_after
 
 use std::cmp::Reverse;
-use std::collections::BinaryHeap;
+use std::collections::{BTreeMap, BinaryHeap};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use dashmap::DashMap;
@@ -69,9 +69,11 @@ pub const BUSY_RETRY_AFTER: u32 = 5;
 
 /// Where each agent can be rung: their live bindings, best first.
 ///
-/// Two writers: the registrar task (the SIP phones' registrations) and
+/// Three writers: the registrar task (the SIP phones' registrations),
 /// the browser phone (`crate::browser`: an agent's `/agent` page with
-/// "take calls here" on is a device too). Read by calls. An agent is
+/// "take calls here" on is a device too) and, with `--redis`, the cluster
+/// task (`super::cluster`: the phones other nodes registered). Read by
+/// calls. An agent is
 /// signed in for routing while they have any device: the writer that
 /// makes the first appear or the last go tells routing
 /// ([`RouterHandle::registered`], [`RouterHandle::unregistered`]), under
@@ -81,6 +83,9 @@ pub const BUSY_RETRY_AFTER: u32 = 5;
 #[derive(Debug, Clone, Default)]
 pub struct Locations {
     bindings: Arc<DashMap<String, Devices>>,
+    /// With `--redis`: told the agent whose SIP phones changed here, so
+    /// the cluster task shares them.
+    sip_changed: Arc<OnceLock<mpsc::UnboundedSender<String>>>,
 }
 
 /// One agent's devices.
@@ -90,26 +95,69 @@ struct Devices {
     sip: Vec<Binding>,
     /// The browser phone, while the page's phone is on.
     browser: Option<Binding>,
+    /// SIP phones registered through other nodes of the cluster, by node
+    /// (never empty lists).
+    remote: BTreeMap<String, Vec<Binding>>,
 }
 
 impl Devices {
     fn is_empty(&self) -> bool {
-        self.sip.is_empty() && self.browser.is_none()
+        self.sip.is_empty() && self.browser.is_none() && self.remote.is_empty()
     }
 }
 
 impl Locations {
-    /// The agent's bindings, best first: SIP phones, then the browser
-    /// (empty when not signed in anywhere).
+    /// The agent's bindings, best first: SIP phones registered here, then
+    /// those registered through other nodes, then the browser (empty when
+    /// not signed in anywhere).
     pub fn get(&self, agent: &str) -> Vec<Binding> {
         self.bindings
             .get(agent)
             .map(|devices| {
                 let mut all = devices.sip.clone();
+                all.extend(devices.remote.values().flatten().cloned());
                 all.extend(devices.browser.clone());
                 all
             })
             .unwrap_or_default()
+    }
+
+    /// The agent's SIP phones registered through this node.
+    pub fn sip(&self, agent: &str) -> Vec<Binding> {
+        self.bindings
+            .get(agent)
+            .map(|devices| devices.sip.clone())
+            .unwrap_or_default()
+    }
+
+    /// Every agent with a SIP phone registered through this node.
+    pub fn sip_agents(&self) -> Vec<String> {
+        self.bindings
+            .iter()
+            .filter(|entry| !entry.sip.is_empty())
+            .map(|entry| entry.key().clone())
+            .collect()
+    }
+
+    /// Every (agent, node) with phones registered through another node.
+    pub fn remote_nodes(&self) -> Vec<(String, String)> {
+        self.bindings
+            .iter()
+            .flat_map(|entry| {
+                let agent = entry.key().clone();
+                entry
+                    .remote
+                    .keys()
+                    .map(|node| (agent.clone(), node.clone()))
+                    .collect::<Vec<_>>()
+            })
+            .collect()
+    }
+
+    /// From now on, `agent`'s name goes to `changes` whenever this node's
+    /// registrar changes their SIP phones (the cluster task). Once.
+    pub fn share_sip_changes(&self, changes: mpsc::UnboundedSender<String>) {
+        let _ = self.sip_changed.set(changes);
     }
 
     /// `true` when the agent has at least one device.
@@ -117,14 +165,18 @@ impl Locations {
         self.bindings.get(agent).is_some_and(|d| !d.is_empty())
     }
 
-    /// The kinds of device the agent has now: `sip`, `browser`.
+    /// The kinds of device the agent has now: `sip`, `remote` (through
+    /// another node), `browser`.
     pub fn devices(&self, agent: &str) -> Vec<&'static str> {
         let Some(devices) = self.bindings.get(agent) else {
             return Vec::new();
         };
-        let mut kinds = Vec::with_capacity(2);
+        let mut kinds = Vec::with_capacity(3);
         if !devices.sip.is_empty() {
             kinds.push("sip");
+        }
+        if !devices.remote.is_empty() {
+            kinds.push("remote");
         }
         if devices.browser.is_some() {
             kinds.push("browser");
@@ -135,6 +187,60 @@ impl Locations {
     /// The registrar's news: `agent`'s SIP phones are now `bindings`.
     fn set_sip(&self, agent: &str, bindings: Vec<Binding>, router: &RouterHandle) {
         self.update(agent, router, |devices| devices.sip = bindings);
+        if let Some(changes) = self.sip_changed.get() {
+            let _ = changes.send(agent.to_string());
+        }
+    }
+
+    /// The cluster's news: `node` holds `bindings` of `agent` (empty: none).
+    pub fn set_remote(
+        &self,
+        agent: &str,
+        node: &str,
+        bindings: Vec<Binding>,
+        router: &RouterHandle,
+    ) {
+        if bindings.is_empty()
+            && !self
+                .bindings
+                .get(agent)
+                .is_some_and(|d| d.remote.contains_key(node))
+        {
+            return; // nothing to remove; no entry made
+        }
+        self.update(agent, router, |devices| {
+            if bindings.is_empty() {
+                devices.remote.remove(node);
+            } else {
+                devices.remote.insert(node.to_string(), bindings);
+            }
+        });
+    }
+
+    /// Drops the other nodes' bindings whose time ran out at `now`, even
+    /// if no note came (a dead node's agents): every agent's, bounded by
+    /// the number of agents.
+    pub fn expire_remote(&self, now: Instant, router: &RouterHandle) {
+        let due: Vec<String> = self
+            .bindings
+            .iter()
+            .filter(|entry| {
+                entry
+                    .remote
+                    .values()
+                    .flatten()
+                    .any(|binding| binding.expires_at <= now)
+            })
+            .map(|entry| entry.key().clone())
+            .collect();
+        for agent in due {
+            self.update(&agent, router, |devices| {
+                for bindings in devices.remote.values_mut() {
+                    bindings.retain(|binding| binding.expires_at > now);
+                }
+                devices.remote.retain(|_, bindings| !bindings.is_empty());
+            });
+        }
     }
 
     /// The browser phone of `agent` is on (`Some`) or off.

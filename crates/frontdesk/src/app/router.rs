@@ -169,6 +169,9 @@ pub struct RouterHandle {
     commands: mpsc::UnboundedSender<Command>,
     table: Arc<AgentTable>,
     agents_changed: watch::Receiver<u64>,
+    /// With `--redis`: told each state set here (API, feature codes, the
+    /// agent page), so the cluster task shares it.
+    states_set: Arc<std::sync::OnceLock<mpsc::UnboundedSender<(AgentId, RequestedState)>>>,
 }
 
 impl RouterHandle {
@@ -292,8 +295,28 @@ impl RouterHandle {
         let _ = self.send(Command::Unregistered(agent));
     }
 
-    /// Sets an agent `away` or `available` (API, feature codes).
+    /// Sets an agent `away` or `available` (API, feature codes); with
+    /// `--redis`, every node hears of it.
     pub async fn set_state(
+        &self,
+        agent: AgentId,
+        state: RequestedState,
+    ) -> Result<Result<AgentSnapshot, RoutingError>, RouterStopped> {
+        let answer = self.apply_shared_state(agent.clone(), state).await;
+        if let (Ok(Ok(_)), Some(shared)) = (&answer, self.states_set.get()) {
+            let _ = shared.send((agent, state));
+        }
+        answer
+    }
+
+    /// From now on, each state set through [`RouterHandle::set_state`]
+    /// goes to `states` too (the cluster task). Once.
+    pub fn share_states(&self, states: mpsc::UnboundedSender<(AgentId, RequestedState)>) {
+        let _ = self.states_set.set(states);
+    }
+
+    /// Sets an agent's state as another node set it: not shared again.
+    pub async fn apply_shared_state(
         &self,
         agent: AgentId,
         state: RequestedState,
@@ -395,6 +418,7 @@ pub fn start(
         commands,
         table: Arc::clone(router.table()),
         agents_changed,
+        states_set: Arc::default(),
     };
     let task = tokio::spawn(
         Service {

@@ -94,6 +94,7 @@ impl DemoArgs {
                 digest_algorithms: vec![sip::digest::Algorithm::Md5],
                 node: None,
                 journal: None,
+                cluster: None,
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

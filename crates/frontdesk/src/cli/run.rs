@@ -155,6 +155,27 @@ pub struct RunArgs {
     /// The password is never logged.
     #[arg(long, value_name = "URL")]
     journal: Option<records::JournalLocation>,
+    /// Share agents with the other nodes through this Redis
+    /// (`redis://host:port/db`): bindings, away/available, reloads,
+    /// heartbeats. Needs --node-id. Without it agents are this node's alone.
+    #[arg(long, value_name = "URL", requires = "node_id", value_parser = parse_redis)]
+    redis: Option<String>,
+
+    /// With --redis: seconds between full reads of the shared agents
+    /// (pub/sub loses what is sent while disconnected; this heals it).
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    cluster_resync: u64,
+
+    /// With --redis: milliseconds between this node's heartbeats; a node
+    /// is alive while its last heartbeat is under three periods (and a
+    /// second) old.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    cluster_heartbeat: u64,
+
+    /// With --redis: milliseconds to wait for Redis to connect or answer a
+    /// command before this node goes on alone (and retries).
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
+    cluster_timeout: u64,
 
     /// TLS certificate chain (PEM), with --sips.
     #[arg(
@@ -217,6 +238,16 @@ impl RunArgs {
             },
             log_patient_numbers: self.log_patient_numbers,
             digest_algorithms: self.digest_algorithms.0,
+            cluster: match (&self.node_id, self.redis) {
+                (Some(node), Some(redis)) => Some(crate::app::cluster::ClusterConfig {
+                    node: node.clone(),
+                    redis,
+                    timeout: std::time::Duration::from_millis(self.cluster_timeout),
+                    resync_every: std::time::Duration::from_secs(self.cluster_resync),
+                    heartbeat_every: std::time::Duration::from_millis(self.cluster_heartbeat),
+                }),
+                _ => None,
+            },
             node: self.node_id,
             journal: self.journal,
             sips: self.sips.map(|addr| SipsConfig {
@@ -250,6 +281,25 @@ fn parse_algorithms(text: &str) -> Result<Algorithms, String> {
 
 fn parse_token(text: &str) -> Result<AdminToken, String> {
     AdminToken::new(text).map_err(|error| error.to_string())
+}
+
+/// `--redis`: a `redis://` URL (TLS and sockets are not supported here).
+fn parse_redis(text: &str) -> Result<String, String> {
+    if !text.starts_with("redis://") {
+        return Err("expected redis://host:port/db".into());
+    }
+    redis_url_ok(text)?;
+    Ok(text.to_string())
+}
+
+fn redis_url_ok(text: &str) -> Result<(), String> {
+    let rest = &text["redis://".len()..];
+    let authority = rest.split('/').next().unwrap_or_default();
+    let host = authority.rsplit('@').next().unwrap_or_default();
+    if host.is_empty() {
+        return Err("the Redis URL names no host".into());
+    }
+    Ok(())
 }
 
 fn parse_advertise(text: &str) -> Result<IpAddr, String> {
@@ -394,6 +444,17 @@ mod tests {
             &["--journal", "/var/lib/journal.db"],
             &["--journal", "sqlite:"],
             &["--journal", "postgres://a:b@h:port/db"],
+            &["--redis", "redis://127.0.0.1:6379/"],
+            &["--node-id", "a", "--redis", "http://x"],
+            &["--node-id", "a", "--redis", "redis:///"],
+            &[
+                "--node-id",
+                "a",
+                "--redis",
+                "redis://h/",
+                "--cluster-resync",
+                "0",
+            ],
         ] {
             let error = parse(args).unwrap_err();
             assert_ne!(error.exit_code(), 0, "{args:?}");

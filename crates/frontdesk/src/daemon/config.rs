@@ -43,6 +43,8 @@ pub struct Config {
     /// `--journal`: where the call journal lives (`None`: `sqlite:` under
     /// `data`).
     pub journal: Option<records::JournalLocation>,
+    /// `--redis` and the cluster's periods (needs `--node-id`).
+    pub cluster: Option<crate::app::cluster::ClusterConfig>,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

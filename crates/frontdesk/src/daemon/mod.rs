@@ -238,6 +238,7 @@ pub async fn run_with(
         digest_algorithms: config.digest_algorithms.clone(),
         node: config.node.clone(),
         journal: config.journal.clone(),
+        cluster: config.cluster.clone(),
     };
     let app = crate::app::start(
         sockets,
@@ -323,6 +324,22 @@ pub async fn run_with(
             shutdown.child_token(),
         ),
     );
+    if let Some(cluster) = &app.cluster {
+        // Not the URL: it may carry a password.
+        info!(
+            node = cluster.config().node.as_str(),
+            "sharing agents through redis"
+        );
+        services.spawn(
+            "cluster",
+            crate::app::cluster::run(
+                std::sync::Arc::clone(&app),
+                std::sync::Arc::clone(cluster),
+                sip_local,
+                shutdown.child_token(),
+            ),
+        );
+    }
     let dashboard = http::dashboard::Live::new(shutdown.child_token());
     services.spawn(
         "dashboard",

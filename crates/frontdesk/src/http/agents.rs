@@ -49,6 +49,19 @@ struct AgentList {
     agents: Vec<AgentView>,
 }
 
+/// `GET /api/cluster`: this node, Redis up or down, the nodes it hears
+/// (404 without `--redis`).
+pub async fn cluster(State(state): State<AppState>) -> Response {
+    match &state.app.cluster {
+        Some(cluster) => Json(cluster.to_json()).into_response(),
+        None => (
+            StatusCode::NOT_FOUND,
+            Json(serde_json::json!({ "error": "not in a cluster (no --redis)" })),
+        )
+            .into_response(),
+    }
+}
+
 /// `PUT /api/agents/{id}/state`'s body.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]

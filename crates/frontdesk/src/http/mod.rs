@@ -63,6 +63,7 @@ pub struct AppState {
 pub fn router(state: AppState) -> Router {
     let admin = Router::new()
         .route("/agents", get(agents::list))
+        .route("/cluster", get(agents::cluster))
         .route("/agents/{id}/state", put(agents::set_state))
         .route("/calls", get(calls::list))
         .route("/queues", get(calls::queues))

@@ -20,6 +20,7 @@ pub mod people;
 pub mod phone;
 pub mod postgres;
 pub mod raw;
+pub mod redis;
 pub mod sipp;
 pub mod torture;
 

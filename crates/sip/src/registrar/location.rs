@@ -88,6 +88,62 @@ pub struct StoredBinding {
     pub expires_at_unix: u64,
 }
 
+impl StoredBinding {
+    /// `binding` of `user` as plain data (for the file, or for another
+    /// node of a cluster); `None` when its time has run out at `now`.
+    pub fn from_binding(user: &str, binding: &Binding, now: Instant, wall: u64) -> Option<Self> {
+        let remaining = binding.remaining_secs(now);
+        (remaining > 0).then(|| StoredBinding {
+            user: user.to_string(),
+            contact: binding.contact.to_string(),
+            transport: binding.source.transport.into(),
+            source: binding.source.address,
+            path: binding.path.iter().map(ToString::to_string).collect(),
+            client: binding.client,
+            call_id: binding.call_id.clone(),
+            cseq: binding.cseq,
+            expires_at_unix: wall.saturating_add(remaining),
+        })
+    }
+
+    /// The binding back, living what is left of it at `wall` (Unix
+    /// seconds) but at most `max_secs`; `None` when its time has run out or
+    /// its contact or `q` does not parse. The input may come from another
+    /// machine: nothing here panics.
+    pub fn to_binding(&self, now: Instant, wall: u64, max_secs: u64) -> Option<Binding> {
+        let remaining = self.expires_at_unix.saturating_sub(wall).min(max_secs);
+        if remaining == 0 {
+            return None;
+        }
+        let contact = NameAddr::parse(&ByteString::from(self.contact.as_str())).ok()?;
+        let q = match contact.params.get("q") {
+            None => None,
+            Some(value) => Some(parse_q(value)?),
+        };
+        let path = self
+            .path
+            .iter()
+            .map(|text| NameAddr::parse(&ByteString::from(text.as_str())).ok())
+            .collect::<Option<Vec<_>>>()?;
+        Some(Binding {
+            contact,
+            source: Peer {
+                transport: self.transport.into(),
+                address: self.source,
+                connection: None,
+            },
+            path,
+            client: self.client,
+            call_id: self.call_id.clone(),
+            cseq: self.cseq,
+            q,
+            expires_at: now + Duration::from_secs(remaining),
+            expires_at_unix: wall + remaining,
+            updated_at: now,
+        })
+    }
+}
+
 /// [`TransportKind`] as plain data.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -398,21 +454,7 @@ impl Location {
         let mut stored = Vec::new();
         for user in self.users() {
             for binding in self.bindings(&user) {
-                let remaining = binding.remaining_secs(now);
-                if remaining == 0 {
-                    continue;
-                }
-                stored.push(StoredBinding {
-                    user: user.clone(),
-                    contact: binding.contact.to_string(),
-                    transport: binding.source.transport.into(),
-                    source: binding.source.address,
-                    path: binding.path.iter().map(ToString::to_string).collect(),
-                    client: binding.client,
-                    call_id: binding.call_id,
-                    cseq: binding.cseq,
-                    expires_at_unix: wall.saturating_add(remaining),
-                });
+                stored.extend(StoredBinding::from_binding(&user, &binding, now, wall));
             }
         }
         stored
@@ -428,44 +470,19 @@ impl Location {
         wall: u64,
         max_expires: u32,
     ) -> Result<bool, ()> {
-        let remaining = stored.expires_at_unix.saturating_sub(wall);
-        if remaining == 0 {
+        if stored.expires_at_unix <= wall {
             return Ok(false);
         }
-        let remaining = remaining.min(u64::from(max_expires));
-        let contact = NameAddr::parse(&ByteString::from(stored.contact)).map_err(|_| ())?;
-        let key = contact_key(&contact.uri);
-        let q = match contact.params.get("q") {
-            None => None,
-            Some(value) => Some(parse_q(value).ok_or(())?),
-        };
-        let path = stored
-            .path
-            .iter()
-            .map(|text| NameAddr::parse(&ByteString::from(text.as_str())).map_err(|_| ()))
-            .collect::<Result<Vec<_>, ()>>()?;
+        let binding = stored
+            .to_binding(now, wall, u64::from(max_expires))
+            .ok_or(())?;
+        let key = contact_key(&binding.contact.uri);
         let entries = self.aors.entry(stored.user.clone()).or_default();
         if entries.iter().any(|e| e.key == key) {
             return Err(());
         }
         self.next_id += 1;
         self.next_order += 1;
-        let binding = Binding {
-            contact,
-            source: Peer {
-                transport: stored.transport.into(),
-                address: stored.source,
-                connection: None,
-            },
-            path,
-            client: stored.client,
-            call_id: stored.call_id,
-            cseq: stored.cseq,
-            q,
-            expires_at: now + Duration::from_secs(remaining),
-            expires_at_unix: wall + remaining,
-            updated_at: now,
-        };
         self.deadlines
             .insert((binding.expires_at, self.next_id), stored.user);
         entries.push(Entry {
@@ -542,6 +559,59 @@ pub(crate) fn parse_q(value: Option<&str>) -> Option<u16> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use proptest::prelude::*;
+
+    fn stored(contact: &str, expires_at_unix: u64) -> StoredBinding {
+        StoredBinding {
+            user: "1003".into(),
+            contact: contact.into(),
+            transport: StoredTransport::Udp,
+            source: "127.0.0.9:5062".parse().unwrap(),
+            path: Vec::new(),
+            client: None,
+            call_id: "c".into(),
+            cseq: 7,
+            expires_at_unix,
+        }
+    }
+
+    #[test]
+    fn a_stored_binding_comes_back_with_what_is_left_of_its_life() {
+        let now = Instant::now();
+        let binding = stored("<sip:1003@127.0.0.9:5062>;q=0.5", 1_000_060)
+            .to_binding(now, 1_000_000, 3600)
+            .unwrap();
+        assert_eq!(binding.q, Some(500));
+        assert_eq!(binding.remaining_secs(now), 60);
+        assert_eq!(binding.expires_at_unix, 1_000_060);
+        let again = StoredBinding::from_binding("1003", &binding, now, 1_000_000).unwrap();
+        assert_eq!(again, stored("<sip:1003@127.0.0.9:5062>;q=0.5", 1_000_060));
+        // Capped, expired, unreadable.
+        let capped = stored("<sip:1003@h>", 1_000_060).to_binding(now, 1_000_000, 10);
+        assert_eq!(capped.unwrap().remaining_secs(now), 10);
+        assert!(
+            stored("<sip:1003@h>", 999)
+                .to_binding(now, 1_000, 10)
+                .is_none()
+        );
+        assert!(
+            stored("<sip:1003@h>;q=2", 2000)
+                .to_binding(now, 1_000, 10)
+                .is_none()
+        );
+        assert!(
+            stored("not a contact", 2000)
+                .to_binding(now, 1_000, 10)
+                .is_none()
+        );
+    }
+
+    proptest! {
+        #[test]
+        fn any_stored_contact_is_a_binding_or_none(contact in ".{0,200}", expires in any::<u64>()) {
+            let _ = stored(&contact, expires).to_binding(Instant::now(), 1_000, 3600);
+        }
+    }
 
     fn uri(text: &str) -> Uri {
         Uri::parse(text).unwrap()

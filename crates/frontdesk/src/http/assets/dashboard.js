@@ -79,6 +79,7 @@
     showStatus('live', lastUpdate, timeZone);
     renderTiles(doc);
     renderAlerts(doc);
+    renderCluster(doc);
     renderLeads(doc);
     renderChart(doc.waiting_chart);
     renderDepartments(doc);
@@ -110,6 +111,21 @@
         el('span', { class: 'muted' }, `since ${clock(alert.since, timeZone)}`)));
     if (!items.length) items.push(el('li', { class: 'none' }, 'No alerts.'));
     $('alerts').replaceChildren(...items);
+  }
+
+  // With --redis only: this node, Redis, and every node heard of.
+  function renderCluster(doc) {
+    const cluster = doc.cluster;
+    $('cluster-card').hidden = !cluster;
+    if (!cluster) return;
+    $('cluster-summary').textContent = `· this node ${cluster.node} · redis ${cluster.redis}`;
+    const items = cluster.nodes.map((node) =>
+      el('li', { class: node.alive ? 'none' : 'alert-cluster_store_down', dataset: { node: node.node, alive: String(node.alive) } },
+        el('strong', null, node.node),
+        ` · ${node.sip} · ${node.alive ? 'alive' : 'not heard from'} `,
+        el('span', { class: 'muted' }, `last seen ${clock(new Date(node.last_seen).toISOString(), timeZone)}`)));
+    if (!items.length) items.push(el('li', { class: 'none' }, 'No node heard from yet.'));
+    $('cluster-nodes').replaceChildren(...items);
   }
 
   // Open leads as the server orders them: emergencies first, then the

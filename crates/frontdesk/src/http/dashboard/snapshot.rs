@@ -149,6 +149,7 @@ pub async fn build(
         "leads": open_leads,
         "waiting_chart": series.to_json(now),
         "journal": if journal_ok { "ok" } else { "unreadable" },
+        "cluster": app.cluster.as_ref().map(|cluster| cluster.to_json()),
     });
     Snapshot {
         generated_at: now,
