@@ -66,6 +66,9 @@ pub struct CallJournal {
     reader: Reader,
     journal: Mutex<Option<Journal>>,
     alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
+    /// Alerts raised and cleared by services as conditions come and go
+    /// (`cluster_store_down`), apart from the ones `watch_alerts` computes.
+    conditions: Mutex<BTreeMap<(String, &'static str), Alert>>,
     /// The abandonment window of the alerts, fed by every step recorded.
     abandonment: Mutex<AbandonmentTracker>,
     pseudonyms: Pseudonyms,
@@ -131,6 +134,7 @@ impl CallJournal {
             reader,
             journal: Mutex::new(Some(journal)),
             alerts: Mutex::new(BTreeMap::new()),
+            conditions: Mutex::new(BTreeMap::new()),
             abandonment: Mutex::new(abandonment),
             pseudonyms,
         })
@@ -191,11 +195,49 @@ impl CallJournal {
 
     /// The active alerts, by department and kind.
     pub fn alerts(&self) -> Vec<Alert> {
-        // Held only to copy the map out; never across an await.
-        self.alerts
+        // Held only to copy the maps out; never across an await.
+        let mut alerts: Vec<Alert> = self
+            .alerts
             .lock()
             .map(|alerts| alerts.values().cloned().collect())
-            .unwrap_or_default()
+            .unwrap_or_default();
+        if let Ok(conditions) = self.conditions.lock() {
+            alerts.extend(conditions.values().cloned());
+        }
+        alerts
+    }
+
+    /// Raises (`Some(detail)`) or clears (`None`) an alert a service
+    /// watches itself (`cluster_store_down`: app/claims.rs); logged and
+    /// counted like the others.
+    pub fn set_condition(&self, department: &str, kind: &'static str, detail: Option<String>) {
+        let Ok(mut conditions) = self.conditions.lock() else {
+            return;
+        };
+        let key = (department.to_string(), kind);
+        match detail {
+            Some(detail) => {
+                if !conditions.contains_key(&key) {
+                    warn!(department, kind, %detail, "alert raised");
+                }
+                conditions.insert(
+                    key,
+                    Alert {
+                        department: department.to_string(),
+                        kind,
+                        since: Timestamp::now(),
+                        detail,
+                    },
+                );
+            }
+            None => {
+                if conditions.remove(&key).is_some() {
+                    info!(department, kind, "alert cleared");
+                }
+            }
+        }
+        drop(conditions);
+        metrics::gauge!("frontdesk_alerts_active").set(self.alerts().len() as f64);
     }
 
     /// Flushes and closes the journal (at shutdown), within `grace`.

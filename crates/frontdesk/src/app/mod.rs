@@ -14,6 +14,7 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
+pub mod claims;
 pub mod dialplan;
 pub mod journal;
 pub mod node;
@@ -84,6 +85,11 @@ pub struct AppConfig {
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// `--node-id`: this node's name in a cluster (`None`: a single node).
     pub node: Option<node::NodeId>,
+    /// `--redis`: claim agents there before ringing them (app/claims.rs);
+    /// needs `--node-id`.
+    pub redis: Option<String>,
+    /// `--claim-lease`: how long a claim holds unrenewed.
+    pub claim_lease: Duration,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -364,9 +370,24 @@ pub async fn start(
         Ok(())
     });
 
+    let journal = Arc::new(journal::CallJournal::open(
+        &config.data,
+        config.log_patient_numbers,
+        config.alerts.window,
+    )?);
+    let claims = match (&config.redis, &config.node) {
+        (Some(url), Some(node)) => Some((
+            claims::ClaimsConfig::new(node.as_str(), url, config.claim_lease).ok_or_else(
+                || anyhow::anyhow!("--claim-lease {:?} is out of bounds", config.claim_lease),
+            )?,
+            Arc::clone(&journal),
+        )),
+        (Some(_), None) => anyhow::bail!("--redis needs --node-id"),
+        (None, _) => None,
+    };
     let (queues, agents) = plan_map::routing_config(&plan);
     let (router, router_task, callback_news) =
-        router::start(queues, agents, shutdown.child_token())?;
+        router::start(queues, agents, claims, shutdown.child_token())?;
     services.spawn("routing", async move {
         router_task.await?;
         Ok(())
@@ -389,11 +410,6 @@ pub async fn start(
         Ok(())
     });
 
-    let journal = journal::CallJournal::open(
-        &config.data,
-        config.log_patient_numbers,
-        config.alerts.window,
-    )?;
     // A seam for tests of a failing disk: calls must go on while every
     // journal write fails (counted, logged). Not a production setting.
     if std::env::var("FRONTDESK_TEST_JOURNAL_FAULT").as_deref() == Ok("fail") {
@@ -410,7 +426,6 @@ pub async fn start(
     if let Some(folder) = plan.path().parent() {
         prompts.preload(&folder.join("prompts")).await;
     }
-    let journal = Arc::new(journal);
     let calls = CallBook::default();
     let ending = CancellationToken::new();
     let media = media::session::SessionConfig {

@@ -93,6 +93,8 @@ impl DemoArgs {
                 alerts: crate::app::journal::AlertConfig::default(),
                 digest_algorithms: vec![sip::digest::Algorithm::Md5],
                 node: None,
+                redis: None,
+                claim_lease: std::time::Duration::from_secs(15),
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

@@ -148,6 +148,19 @@ pub struct RunArgs {
     #[arg(long, value_name = "NAME")]
     node_id: Option<crate::app::node::NodeId>,
 
+    /// Redis shared by the cluster's nodes (`redis://host:port/db`): no
+    /// agent is rung unless this node holds their claim there (issue 24).
+    /// Needs --node-id. With Redis unreachable, routing goes on with this
+    /// node's own view and the alert `cluster_store_down` stands.
+    #[arg(long, value_name = "URL", requires = "node_id")]
+    redis: Option<String>,
+
+    /// How long an agent's claim holds without renewal, in seconds (it is
+    /// renewed every third): a dead node's agents are free again within
+    /// about this plus a third.
+    #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    claim_lease: u64,
+
     /// TLS certificate chain (PEM), with --sips.
     #[arg(
         long,
@@ -210,6 +223,8 @@ impl RunArgs {
             log_patient_numbers: self.log_patient_numbers,
             digest_algorithms: self.digest_algorithms.0,
             node: self.node_id,
+            redis: self.redis,
+            claim_lease: std::time::Duration::from_secs(self.claim_lease),
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

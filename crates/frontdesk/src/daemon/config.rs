@@ -40,6 +40,10 @@ pub struct Config {
     pub digest_algorithms: Vec<sip::digest::Algorithm>,
     /// `--node-id`: this node's name in a cluster (`None`: a single node).
     pub node: Option<crate::app::node::NodeId>,
+    /// `--redis`: claim agents in this Redis before ringing them.
+    pub redis: Option<String>,
+    /// `--claim-lease`: how long a claim holds unrenewed.
+    pub claim_lease: std::time::Duration,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

@@ -227,6 +227,8 @@ pub async fn run_with(
         log_patient_numbers: config.log_patient_numbers,
         digest_algorithms: config.digest_algorithms.clone(),
         node: config.node.clone(),
+        redis: config.redis.clone(),
+        claim_lease: config.claim_lease,
     };
     let app = crate::app::start(
         sockets,
