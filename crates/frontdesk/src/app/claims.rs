@@ -447,7 +447,14 @@ impl Claims {
                         self.seen(&agent, epoch);
                         if by != self.config.node {
                             info!(agent = %agent, holder = %by, epoch = epoch.0, "claim refused: held elsewhere");
-                            self.hold(router, now, &agent, &by, epoch, self.config.lease.duration());
+                            self.hold(
+                                router,
+                                now,
+                                &agent,
+                                &by,
+                                epoch,
+                                self.config.lease.duration(),
+                            );
                         } else {
                             // Our own release of an earlier claim is still
                             // on its way: the next offer claims again.
@@ -606,14 +613,7 @@ impl Claims {
         match change.kind {
             ChangeKind::Claimed | ChangeKind::Renewed => {
                 let left = Duration::from_millis(change.until.0.saturating_sub(change.at.0));
-                self.hold(
-                    router,
-                    now,
-                    &change.agent,
-                    &change.node,
-                    change.epoch,
-                    left,
-                );
+                self.hold(router, now, &change.agent, &change.node, change.epoch, left);
             }
             ChangeKind::Released | ChangeKind::Expired => {
                 if self
@@ -761,10 +761,14 @@ async fn follow(
                 let _ = commands.send(Command::Claims(ClaimInput::Feed(FeedEvent::Resync(
                     snapshot,
                 ))));
+                // Redis answers: an idle node learns it is back.
+                let _ = commands.send(Command::Claims(ClaimInput::Store(Ok(()))));
                 feed
             }
             Err(error) => {
                 tracing::debug!(%error, "claims feed: redis unreachable");
+                // An idle node learns it is down (no claim to fail).
+                let _ = commands.send(Command::Claims(ClaimInput::Store(Err(error.to_string()))));
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(pause) => continue,
@@ -788,12 +792,17 @@ async fn follow(
                 Ok(None) => {}
                 Err(error) => {
                     tracing::debug!(%error, "claims feed: redis unreachable");
-                    // A retry pause, not a wait for a condition: the next
-                    // read reconnects.
+                    let _ =
+                        commands.send(Command::Claims(ClaimInput::Store(Err(error.to_string()))));
+                    // Reopened from a snapshot: changes made while it was
+                    // down (a restarted Redis starts from nothing) are not
+                    // lost on the replica.
+                    // A retry pause, not a wait for a condition.
                     tokio::select! {
                         () = shutdown.cancelled() => return,
                         () = tokio::time::sleep(pause) => {}
                     }
+                    break;
                 }
             }
         }

@@ -377,9 +377,9 @@ pub async fn start(
     )?);
     let claims = match (&config.redis, &config.node) {
         (Some(url), Some(node)) => Some((
-            claims::ClaimsConfig::new(node.as_str(), url, config.claim_lease).ok_or_else(
-                || anyhow::anyhow!("--claim-lease {:?} is out of bounds", config.claim_lease),
-            )?,
+            claims::ClaimsConfig::new(node.as_str(), url, config.claim_lease).ok_or_else(|| {
+                anyhow::anyhow!("--claim-lease {:?} is out of bounds", config.claim_lease)
+            })?,
             Arc::clone(&journal),
         )),
         (Some(_), None) => anyhow::bail!("--redis needs --node-id"),

@@ -383,7 +383,10 @@ pub type Started = (
 pub fn start(
     queues: Vec<QueueConfig>,
     agents: Vec<AgentConfig>,
-    claims: Option<(super::claims::ClaimsConfig, Arc<super::journal::CallJournal>)>,
+    claims: Option<(
+        super::claims::ClaimsConfig,
+        Arc<super::journal::CallJournal>,
+    )>,
     shutdown: CancellationToken,
 ) -> Result<Started, routing::ConfigError> {
     let router = Router::new(RouterConfig::default(), queues, agents)?;

@@ -18,6 +18,7 @@ pub mod page;
 pub mod people;
 pub mod phone;
 pub mod raw;
+pub mod redis;
 pub mod sipp;
 pub mod torture;
 
