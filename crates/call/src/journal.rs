@@ -57,9 +57,13 @@ impl Call {
             OfferFailure::Busy | OfferFailure::Rejected => CallEvent::Busy {
                 agent: agent.as_str().to_string(),
             },
-            OfferFailure::NoAnswer | OfferFailure::Unreachable => CallEvent::NoAnswer {
-                agent: agent.as_str().to_string(),
-            },
+            // A call's leg never reports this one (the routing task takes
+            // such an offer back before the call sees it): as unreachable.
+            OfferFailure::NoAnswer | OfferFailure::Unreachable | OfferFailure::ClaimedElsewhere => {
+                CallEvent::NoAnswer {
+                    agent: agent.as_str().to_string(),
+                }
+            }
         };
         self.journal(event);
         self.router(RouterRequest::OfferFailed(agent, reason));

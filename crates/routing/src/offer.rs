@@ -114,8 +114,9 @@ pub struct Offer {
     pub ring_timeout: Duration,
 }
 
-/// Why an offered agent did not take the call. Each one counts as a miss
-/// toward `away` ([`crate::RouterConfig::away_after_misses`]).
+/// Why an offered agent did not take the call. Each one but
+/// [`OfferFailure::ClaimedElsewhere`] counts as a miss toward `away`
+/// ([`crate::RouterConfig::away_after_misses`]).
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum OfferFailure {
     /// The ring timeout passed (the bridge sent CANCEL).
@@ -126,6 +127,13 @@ pub enum OfferFailure {
     Rejected,
     /// 408, a transport error, or no response: the phone is unreachable.
     Unreachable,
+    /// The agent was never rung: another node of the cluster holds their
+    /// claim (issue 24), so the offer is taken back before it reaches the
+    /// call. Not a miss: the agent keeps their place (and is held elsewhere
+    /// once the driver says so, [`crate::Router::held_elsewhere`]), the
+    /// caller goes back to their place and is offered to the next agent at
+    /// once.
+    ClaimedElsewhere,
 }
 
 /// What the caller is known to be, from the IVR's caller context.

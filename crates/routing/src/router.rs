@@ -46,6 +46,8 @@ pub struct Router {
     /// Callback entries (virtual hold), in line, dialing or connected.
     callbacks: HashMap<CallbackId, CallbackRecord>,
     callback_events: VecDeque<CallbackEvent>,
+    /// Agents another node holds, and that node's name.
+    held: HashMap<AgentId, Box<str>>,
 }
 
 #[derive(Debug)]
@@ -173,6 +175,7 @@ impl Router {
             cursors: Vec::new(),
             callbacks: HashMap::new(),
             callback_events: VecDeque::new(),
+            held: HashMap::new(),
         };
         router.reconfigure(queues, agents)?;
         Ok(router)
@@ -667,6 +670,8 @@ impl Router {
     }
 
     /// `agent` did not take the offered call (`reason`). It counts as a miss
+    /// (but [`OfferFailure::ClaimedElsewhere`] does not: the agent goes back
+    /// as they were, the call is not marked as missed by them)
     /// (the agent goes `away` after [`RouterConfig::away_after_misses`] in a
     /// row), and in the queue's [`crate::MissedOffers`] under its reason. When no agent is left ringing for the call, the caller goes
     /// back to their place in line (or overflows, if their max wait passed
@@ -694,7 +699,10 @@ impl Router {
                 agent: agent.clone(),
             });
         }
-        record.missed_by.push(agent.clone());
+        let missed = reason != OfferFailure::ClaimedElsewhere;
+        if missed {
+            record.missed_by.push(agent.clone());
+        }
         let back_in_line = pending.is_empty();
         if back_in_line {
             record.phase = Phase::Waiting;
@@ -705,7 +713,13 @@ impl Router {
             record.max_wait_at.is_some_and(|at| at <= now),
         );
         let queue = record.queue.clone();
-        let result = self.table.miss(agent, now, self.config.away_after_misses);
+        let result = if missed {
+            self.table.miss(agent, now, self.config.away_after_misses)
+        } else {
+            // Never rung: back as they were, their place in the idle line
+            // kept (and not claimable while held elsewhere).
+            self.table.release(agent, now)
+        };
         self.record(now, result);
         if let Some(at) = queue_index(&self.queues, &queue) {
             self.queues[at].counters.missed.count(reason);
@@ -749,6 +763,54 @@ impl Router {
         self.table
             .snapshot(agent)
             .ok_or_else(|| RoutingError::UnknownAgent(agent.clone()))
+    }
+
+    // ----- the cluster (issue 24) ------------------------------------------
+
+    /// Another node (`node`) holds `agent`'s claim (its claim was seen on
+    /// the change feed, or a claim of ours was refused): they are not
+    /// offered here until [`Router::released_elsewhere`], and their
+    /// snapshot shows `on_call` while this node has them `available`
+    /// ([`AgentSnapshot::held_elsewhere`]). A call ringing them here is
+    /// not touched: the driver takes its offer back
+    /// ([`OfferFailure::ClaimedElsewhere`]).
+    pub fn held_elsewhere(
+        &mut self,
+        now: Millis,
+        agent: &AgentId,
+        node: &str,
+    ) -> Result<(), RoutingError> {
+        let result = self.table.hold_elsewhere(agent);
+        self.record_or_err(now, result)?;
+        match self.held.get_mut(agent) {
+            Some(holder) if **holder == *node => {}
+            Some(holder) => *holder = node.into(),
+            None => {
+                self.held.insert(agent.clone(), node.into());
+            }
+        }
+        Ok(())
+    }
+
+    /// The other node's claim on `agent` is over (released, or its lease
+    /// expired): back to what this node knows of them, available again if
+    /// registered and not away.
+    pub fn released_elsewhere(&mut self, now: Millis, agent: &AgentId) -> Result<(), RoutingError> {
+        self.held.remove(agent);
+        let result = self.table.release_elsewhere(agent, now);
+        self.record_or_err(now, result)?;
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The node holding `agent`'s claim, when it is another node.
+    pub fn held_by(&self, agent: &AgentId) -> Option<&str> {
+        self.held.get(agent).map(|node| &**node)
+    }
+
+    /// Every agent held by another node, with that node.
+    pub fn held_agents(&self) -> impl Iterator<Item = (&AgentId, &str)> + '_ {
+        self.held.iter().map(|(agent, node)| (agent, &**node))
     }
 
     // ----- calls out (click-to-call) -------------------------------------

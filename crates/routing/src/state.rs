@@ -4,10 +4,10 @@
 //! the claim above all, is a single compare-and-swap:
 //!
 //! ```text
-//!  63                                   8 7   5  4         3          2..0
-//! +--------------------------------------+-----+------------+----------+-------+
-//! | since: Millis (56 bits)              |  0  | away_after | register | state |
-//! +--------------------------------------+-----+------------+----------+-------+
+//!  63                                   8 7   6    5      4            3         2..0
+//! +--------------------------------------+-----+------+------------+----------+-------+
+//! | since: Millis (56 bits)              |  0  | held | away_after | register | state |
+//! +--------------------------------------+-----+------+------------+----------+-------+
 //! ```
 //!
 //! * `state`: one of [`AgentState`].
@@ -16,6 +16,10 @@
 //!   registration (an agent who unregisters on a call stays `on_call`).
 //! * `away_after`: the agent asked to go `away` while busy; it happens when
 //!   the call and its wrap-up are over.
+//! * `held`: another node of the cluster holds the agent's claim (issue
+//!   24): this node must not offer them, whatever its own view says. Kept
+//!   apart from the state, like `registered`, because the node's own view
+//!   (registered, away, ...) still matters once the claim is released.
 //! * `since`: while `available` or `ringing`, the moment the agent became
 //!   idle (what longest-idle compares, kept through a ring that is withdrawn
 //!   without the agent's fault); in the other states, when the state began.
@@ -108,6 +112,7 @@ impl fmt::Display for AgentState {
 const STATE_MASK: u64 = 0b111;
 const REGISTERED: u64 = 1 << 3;
 const AWAY_AFTER: u64 = 1 << 4;
+const HELD: u64 = 1 << 5;
 const SINCE_SHIFT: u32 = 8;
 
 /// The decoded content of an agent's state word.
@@ -144,15 +149,28 @@ impl StateWord {
         Millis::new(self.0 >> SINCE_SHIFT)
     }
 
+    pub(crate) const fn held(self) -> bool {
+        self.0 & HELD != 0
+    }
+
+    /// The state the node shows (snapshots, counts): an agent available
+    /// here but held by another node is `on_call` in the cluster.
+    pub(crate) const fn shown_state(self) -> AgentState {
+        match self.state() {
+            AgentState::Available if self.held() => AgentState::OnCall,
+            state => state,
+        }
+    }
+
     /// True when the agent may be claimed for an offer.
     pub(crate) const fn is_claimable(self) -> bool {
-        self.0 & (STATE_MASK | REGISTERED) == (AgentState::Available.code() | REGISTERED)
+        self.0 & (STATE_MASK | REGISTERED | HELD) == (AgentState::Available.code() | REGISTERED)
     }
 
     /// The same word in another state, flags kept.
     pub(crate) const fn with_state(self, state: AgentState, since: Millis) -> StateWord {
         StateWord(
-            (self.0 & (REGISTERED | AWAY_AFTER))
+            (self.0 & (REGISTERED | AWAY_AFTER | HELD))
                 | state.code()
                 | (since.as_millis() << SINCE_SHIFT),
         )
@@ -163,6 +181,14 @@ impl StateWord {
             StateWord(self.0 | REGISTERED)
         } else {
             StateWord(self.0 & !REGISTERED)
+        }
+    }
+
+    pub(crate) const fn with_held(self, held: bool) -> StateWord {
+        if held {
+            StateWord(self.0 | HELD)
+        } else {
+            StateWord(self.0 & !HELD)
         }
     }
 
@@ -222,6 +248,18 @@ mod tests {
                 assert_eq!(moved.registered(), registered);
                 assert_eq!(StateWord::from_bits(moved.bits()), moved);
                 assert_eq!(moved.with_registered(!registered).registered(), !registered);
+                let held = word.with_held(true);
+                assert!(held.held() && !held.is_claimable());
+                assert_eq!(held.state(), state);
+                assert!(held.with_state(AgentState::Ringing, since).held());
+                assert_eq!(held.with_held(false), word);
+                let shown = if state == AgentState::Available {
+                    AgentState::OnCall
+                } else {
+                    state
+                };
+                assert_eq!(held.shown_state(), shown);
+                assert_eq!(word.shown_state(), state);
             }
         }
     }

@@ -98,6 +98,8 @@ impl MissedOffers {
             OfferFailure::Busy => self.busy,
             OfferFailure::Rejected => self.rejected,
             OfferFailure::Unreachable => self.unreachable,
+            // Not a miss: the agent was never rung.
+            OfferFailure::ClaimedElsewhere => 0,
         }
     }
 
@@ -112,6 +114,8 @@ impl MissedOffers {
             OfferFailure::Busy => &mut self.busy,
             OfferFailure::Rejected => &mut self.rejected,
             OfferFailure::Unreachable => &mut self.unreachable,
+            // Not a miss: the agent was never rung.
+            OfferFailure::ClaimedElsewhere => return,
         };
         *counter = counter.saturating_add(1);
     }

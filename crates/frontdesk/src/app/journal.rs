@@ -69,9 +69,9 @@ pub struct CallJournal {
     reader: Reader,
     journal: Mutex<Option<Journal>>,
     alerts: Mutex<BTreeMap<(String, &'static str), Alert>>,
-    /// The cluster's alerts (`cluster_store_down`, `dialplan_mismatch`),
-    /// raised and cleared by the cluster task, not by [`watch_alerts`].
-    cluster_alerts: Mutex<BTreeMap<&'static str, Alert>>,
+    /// Alerts raised and cleared by services as conditions come and go
+    /// (`cluster_store_down`), apart from the ones `watch_alerts` computes.
+    conditions: Mutex<BTreeMap<(String, &'static str), Alert>>,
     /// The abandonment window of the alerts, fed by every step recorded.
     abandonment: Mutex<AbandonmentTracker>,
     pseudonyms: Pseudonyms,
@@ -174,7 +174,7 @@ impl CallJournal {
             reader,
             journal: Mutex::new(Some(journal)),
             alerts: Mutex::new(BTreeMap::new()),
-            cluster_alerts: Mutex::new(BTreeMap::new()),
+            conditions: Mutex::new(BTreeMap::new()),
             abandonment: Mutex::new(abandonment),
             pseudonyms,
             location,
@@ -247,36 +247,44 @@ impl CallJournal {
     /// The active alerts, by department and kind, then the cluster's.
     pub fn alerts(&self) -> Vec<Alert> {
         // Held only to copy the maps out; never across an await.
-        let mut all: Vec<Alert> = self
+        let mut alerts: Vec<Alert> = self
             .alerts
             .lock()
             .map(|alerts| alerts.values().cloned().collect())
             .unwrap_or_default();
-        if let Ok(cluster) = self.cluster_alerts.lock() {
-            all.extend(cluster.values().cloned());
+        if let Ok(conditions) = self.conditions.lock() {
+            alerts.extend(conditions.values().cloned());
         }
-        all
+        alerts
     }
 
-    /// Raises (`Some(detail)`) or clears a cluster alert of `kind`
-    /// (department `cluster`); logs and counts a change. Returns whether
-    /// anything changed.
-    pub fn set_cluster_alert(&self, kind: &'static str, detail: Option<String>) -> bool {
-        let Ok(mut alerts) = self.cluster_alerts.lock() else {
+    /// Raises (`Some(detail)`) or clears (`None`) an alert a service
+    /// watches itself (`cluster_store_down`: app/claims.rs, app/cluster.rs;
+    /// `dialplan_mismatch`), apart from the ones `watch_alerts` computes;
+    /// logged and counted like the others. Returns whether it was raised or
+    /// cleared now (a new detail for a standing alert is not a change).
+    pub fn set_condition(
+        &self,
+        department: &str,
+        kind: &'static str,
+        detail: Option<String>,
+    ) -> bool {
+        let Ok(mut conditions) = self.conditions.lock() else {
             return false;
         };
+        let key = (department.to_string(), kind);
         let changed = match detail {
-            Some(detail) => match alerts.get_mut(kind) {
+            Some(detail) => match conditions.get_mut(&key) {
                 Some(alert) => {
                     alert.detail = detail;
                     false
                 }
                 None => {
-                    warn!(department = "cluster", kind, %detail, "alert raised");
-                    alerts.insert(
-                        kind,
+                    warn!(department, kind, %detail, "alert raised");
+                    conditions.insert(
+                        key,
                         Alert {
-                            department: "cluster".into(),
+                            department: department.to_string(),
                             kind,
                             since: Timestamp::now(),
                             detail,
@@ -286,18 +294,23 @@ impl CallJournal {
                 }
             },
             None => {
-                let removed = alerts.remove(kind).is_some();
+                let removed = conditions.remove(&key).is_some();
                 if removed {
-                    info!(department = "cluster", kind, "alert cleared");
+                    info!(department, kind, "alert cleared");
                 }
                 removed
             }
         };
-        drop(alerts);
+        drop(conditions);
         if changed {
             metrics::gauge!("frontdesk_alerts_active").set(self.alerts().len() as f64);
         }
         changed
+    }
+
+    /// [`CallJournal::set_condition`] for department `cluster`.
+    pub fn set_cluster_alert(&self, kind: &'static str, detail: Option<String>) -> bool {
+        self.set_condition("cluster", kind, detail)
     }
 
     /// Flushes and closes the journal (at shutdown), within `grace`.

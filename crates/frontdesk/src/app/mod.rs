@@ -14,6 +14,7 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
+pub mod claims;
 pub mod cluster;
 pub mod dialplan;
 pub mod journal;
@@ -90,6 +91,9 @@ pub struct AppConfig {
     /// `--redis` and the cluster's periods (`None`: agents are this
     /// node's alone).
     pub cluster: Option<cluster::ClusterConfig>,
+    /// `--claim-lease`: how long an agent's claim in Redis holds
+    /// unrenewed (with `cluster`; app/claims.rs).
+    pub claim_lease: Duration,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -416,9 +420,28 @@ pub async fn start(
         Ok(())
     });
 
+    let journal = Arc::new(journal::CallJournal::open(
+        &config.data,
+        config.journal.as_ref(),
+        config.node.as_ref().map(node::NodeId::as_str),
+        config.log_patient_numbers,
+        config.alerts.window,
+    )?);
+    let claims = match (&config.cluster, &config.node) {
+        (Some(cluster), Some(node)) => Some((
+            claims::ClaimsConfig::new(node.as_str(), &cluster.redis, config.claim_lease)
+                .ok_or_else(|| {
+                    anyhow::anyhow!("--claim-lease {:?} is out of bounds", config.claim_lease)
+                })?,
+            Arc::clone(&journal),
+        )),
+        // clap refuses --redis without --node-id; this is for other callers.
+        (Some(_), None) => anyhow::bail!("--redis needs --node-id"),
+        (None, _) => None,
+    };
     let (queues, agents) = plan_map::routing_config(&plan);
     let (router, router_task, callback_news) =
-        router::start(queues, agents, shutdown.child_token())?;
+        router::start(queues, agents, claims, shutdown.child_token())?;
     services.spawn("routing", async move {
         router_task.await?;
         Ok(())
@@ -441,13 +464,6 @@ pub async fn start(
         Ok(())
     });
 
-    let journal = journal::CallJournal::open(
-        &config.data,
-        config.journal.as_ref(),
-        config.node.as_ref().map(node::NodeId::as_str),
-        config.log_patient_numbers,
-        config.alerts.window,
-    )?;
     // A seam for tests of a failing disk: calls must go on while every
     // journal write fails (counted, logged). Not a production setting.
     if std::env::var("FRONTDESK_TEST_JOURNAL_FAULT").as_deref() == Ok("fail") {
@@ -461,7 +477,6 @@ pub async fn start(
     if let Some(folder) = plan.path().parent() {
         prompts.preload(&folder.join("prompts")).await;
     }
-    let journal = Arc::new(journal);
     let calls = CallBook::default();
     let ending = CancellationToken::new();
     let media = media::session::SessionConfig {

@@ -108,7 +108,7 @@ pub struct HeldPlace {
 }
 
 #[derive(Debug)]
-enum Command {
+pub(super) enum Command {
     Enqueue {
         call: CallId,
         queue: QueueId,
@@ -156,6 +156,8 @@ enum Command {
         agents: Vec<AgentConfig>,
         reply: oneshot::Sender<Result<(), routing::ConfigError>>,
     },
+    /// Redis's answers and the claims' feed (`--redis`, app/claims.rs).
+    Claims(super::claims::ClaimInput),
 }
 
 /// The routing task has stopped.
@@ -399,14 +401,22 @@ pub type Started = (
     mpsc::UnboundedReceiver<CallbackNews>,
 );
 
-/// Starts the routing task.
+/// Starts the routing task; with `claims` (`--redis`), no agent is rung
+/// before this node holds their claim (app/claims.rs).
 pub fn start(
     queues: Vec<QueueConfig>,
     agents: Vec<AgentConfig>,
+    claims: Option<(
+        super::claims::ClaimsConfig,
+        Arc<super::journal::CallJournal>,
+    )>,
     shutdown: CancellationToken,
 ) -> Result<Started, routing::ConfigError> {
     let router = Router::new(RouterConfig::default(), queues, agents)?;
     let (commands, command_rx) = mpsc::unbounded_channel();
+    let claims = claims.map(|(config, journal)| {
+        super::claims::Claims::start(config, commands.clone(), journal, shutdown.child_token())
+    });
     let (callback_news, callback_rx) = mpsc::unbounded_channel();
     let epoch = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -428,6 +438,7 @@ pub fn start(
             owners: HashMap::new(),
             changed,
             callback_news,
+            claims,
         }
         .run(command_rx, shutdown),
     );
@@ -445,6 +456,8 @@ struct Service {
     changed: watch::Sender<u64>,
     /// To the callback dialer.
     callback_news: mpsc::UnboundedSender<CallbackNews>,
+    /// With `--redis`: the claims of the agents this node rings.
+    claims: Option<super::claims::Claims>,
 }
 
 impl Service {
@@ -558,6 +571,9 @@ impl Service {
             }
             Command::Cancel(call) => {
                 self.owners.remove(&call);
+                if let Some(claims) = &mut self.claims {
+                    claims.cancelled(call);
+                }
                 report(self.router.cancel(now, call), "cancel");
             }
             Command::CallEnded(call) => {
@@ -589,7 +605,13 @@ impl Service {
                 let _ = reply.send(self.router.set_agent_state(now, &agent, state));
             }
             Command::OutboundStarted(agent, reply) => {
-                let _ = reply.send(self.router.outbound_started(&agent));
+                let started = self.router.outbound_started(&agent);
+                match (&mut self.claims, started) {
+                    (Some(claims), Ok(())) => claims.outbound(&agent, reply),
+                    (_, started) => {
+                        let _ = reply.send(started);
+                    }
+                }
             }
             Command::OutboundAnswered(agent) => {
                 if let Err(error) = self.router.outbound_answered(now, &agent) {
@@ -619,6 +641,47 @@ impl Service {
                 // A reload may change agents' skills and lead capacities.
                 self.changed.send_modify(|count| *count += 1);
             }
+            Command::Claims(input) => {
+                let ready = match &mut self.claims {
+                    Some(claims) => claims.input(&mut self.router, now, input),
+                    None => None,
+                };
+                match ready {
+                    Some(super::claims::Ready::Offer(offer)) => self.deliver(now, offer),
+                    Some(super::claims::Ready::Dial(dial)) => {
+                        self.send_callback_news(now, CallbackNews::Dial(dial));
+                    }
+                    None => {}
+                }
+            }
+        }
+    }
+
+    /// Sends an offer to its call (claimed, when claims are on).
+    fn deliver(&mut self, now: Millis, offer: Offer) {
+        let call = offer.call;
+        let delivered = self
+            .owners
+            .get(&call)
+            .is_some_and(|owner| owner.send(RouterMessage::Offer(offer.clone())).is_ok());
+        if !delivered {
+            // The call's task is gone: the caller is not there any more.
+            self.owners.remove(&call);
+            let _ = self.router.cancel(now, call);
+            if let Some(claims) = &mut self.claims {
+                claims.cancelled(call);
+            }
+        }
+    }
+
+    fn send_callback_news(&mut self, now: Millis, news: CallbackNews) {
+        if let Err(lost) = self.callback_news.send(news) {
+            // The dialer has stopped (the daemon is stopping): a dial
+            // is not made, its agent goes back; the journal keeps the
+            // entry for the next start.
+            if let CallbackNews::Dial(dial) = lost.0 {
+                let _ = self.router.callback_ended(now, dial.callback);
+            }
         }
     }
 
@@ -631,20 +694,25 @@ impl Service {
             metrics::histogram!("frontdesk_routing_decision_seconds")
                 .record(started.elapsed().as_secs_f64());
             let Some(offer) = decided else { break };
-            let call = offer.call;
-            let delivered = self
-                .owners
-                .get(&call)
-                .is_some_and(|owner| owner.send(RouterMessage::Offer(offer.clone())).is_ok());
-            if !delivered {
-                // The call's task is gone: the caller is not there any more.
-                self.owners.remove(&call);
-                let _ = self.router.cancel(now, call);
+            // With claims, the offer waits for them (app/claims.rs).
+            let offer = match &mut self.claims {
+                Some(claims) => claims.offer(offer),
+                None => Some(offer),
+            };
+            if let Some(offer) = offer {
+                self.deliver(now, offer);
             }
         }
         while let Some(event) = self.router.poll_callback() {
             let news = match event {
-                CallbackEvent::Dial(dial) => CallbackNews::Dial(dial),
+                CallbackEvent::Dial(dial) => match &mut self.claims {
+                    Some(claims) => match claims.dial(dial) {
+                        Some(dial) => CallbackNews::Dial(dial),
+                        // Sent once claimed.
+                        None => continue,
+                    },
+                    None => CallbackNews::Dial(dial),
+                },
                 CallbackEvent::Rescheduled {
                     callback,
                     attempts,
@@ -668,14 +736,7 @@ impl Service {
                     reason,
                 },
             };
-            if let Err(lost) = self.callback_news.send(news) {
-                // The dialer has stopped (the daemon is stopping): a dial
-                // is not made, its agent goes back; the journal keeps the
-                // entry for the next start.
-                if let CallbackNews::Dial(dial) = lost.0 {
-                    let _ = self.router.callback_ended(now, dial.callback);
-                }
-            }
+            self.send_callback_news(now, news);
         }
         while let Some(event) = self.router.poll_event() {
             match event {
@@ -683,6 +744,12 @@ impl Service {
                     agent, from, to, ..
                 } => {
                     info!(agent = %agent, from = from.as_str(), to = to.as_str(), "agent state");
+                    if let Some(claims) = &mut self.claims {
+                        // Its state now, not the event's: the agent may be
+                        // ringing again already for the next offer.
+                        let state = self.router.table().state(&agent).unwrap_or(to);
+                        claims.state_changed(&agent, state);
+                    }
                     self.changed.send_modify(|count| *count += 1);
                     metrics::counter!("frontdesk_agent_state_changes_total", "to" => to.as_str())
                         .increment(1);

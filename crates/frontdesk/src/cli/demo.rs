@@ -95,6 +95,7 @@ impl DemoArgs {
                 node: None,
                 journal: None,
                 cluster: None,
+                claim_lease: std::time::Duration::from_secs(15),
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

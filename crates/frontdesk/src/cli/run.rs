@@ -177,6 +177,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(50..=60_000))]
     cluster_timeout: u64,
 
+    /// With --redis: how long an agent's claim holds without renewal, in
+    /// seconds (it is renewed every third): a dead node's agents are free
+    /// again within about this plus a third.
+    #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
+    claim_lease: u64,
+
     /// TLS certificate chain (PEM), with --sips.
     #[arg(
         long,
@@ -250,6 +256,7 @@ impl RunArgs {
             },
             node: self.node_id,
             journal: self.journal,
+            claim_lease: std::time::Duration::from_secs(self.claim_lease),
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

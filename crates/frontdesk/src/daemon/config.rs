@@ -45,6 +45,8 @@ pub struct Config {
     pub journal: Option<records::JournalLocation>,
     /// `--redis` and the cluster's periods (needs `--node-id`).
     pub cluster: Option<crate::app::cluster::ClusterConfig>,
+    /// `--claim-lease`: how long a claim holds unrenewed.
+    pub claim_lease: std::time::Duration,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

@@ -239,6 +239,7 @@ pub async fn run_with(
         node: config.node.clone(),
         journal: config.journal.clone(),
         cluster: config.cluster.clone(),
+        claim_lease: config.claim_lease,
     };
     let app = crate::app::start(
         sockets,

@@ -265,7 +265,8 @@ impl Router {
         Ok(())
     }
 
-    /// The agent of a dial did not answer (`reason`): a miss, as for an
+    /// The agent of a dial did not answer (`reason`): a miss (but not for
+    /// [`OfferFailure::ClaimedElsewhere`]: never rung), as for an
     /// offer (`away` after [`crate::RouterConfig::away_after_misses`] in a
     /// row), and the entry goes back to its place for another agent first.
     pub fn callback_agent_failed(
@@ -276,14 +277,21 @@ impl Router {
         reason: OfferFailure,
     ) -> Result<(), CallbackError> {
         let record = self.ringing_record(callback, agent)?;
-        record.missed_by.push(agent.clone());
+        let missed = reason != OfferFailure::ClaimedElsewhere;
+        if missed {
+            record.missed_by.push(agent.clone());
+        }
         record.phase = CallbackPhase::Waiting;
         let (queue, priority, waiting) = (
             record.queue.clone(),
             record.priority,
             record.waiting(callback),
         );
-        let result = self.table.miss(agent, now, self.config.away_after_misses);
+        let result = if missed {
+            self.table.miss(agent, now, self.config.away_after_misses)
+        } else {
+            self.table.release(agent, now)
+        };
         self.record(now, result);
         if let Some(at) = queue_index(&self.queues, &queue) {
             let runtime = &mut self.queues[at];

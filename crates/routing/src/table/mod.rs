@@ -263,8 +263,14 @@ impl RequestedState {
 pub struct AgentSnapshot {
     /// Their configuration.
     pub config: Arc<AgentConfig>,
-    /// Their state.
+    /// Their state, as the cluster sees it: an agent available here whom
+    /// another node holds (`held_elsewhere`) shows `on_call`, so that the
+    /// dashboard, the counts and the lead desk do not take them for free.
     pub state: AgentState,
+    /// Another node of the cluster holds their claim (issue 24): this node
+    /// does not offer them until that node releases it or its lease runs
+    /// out ([`crate::Router::held_elsewhere`]).
+    pub held_elsewhere: bool,
     /// Whether their phone holds a live registration.
     pub registered: bool,
     /// Idle since (`available`, `ringing`) or in this state since.
@@ -783,6 +789,49 @@ impl AgentTable {
         })
     }
 
+    /// Another node holds the agent's claim: never claimable here until
+    /// [`AgentTable::release_elsewhere`], whatever the local state does
+    /// meanwhile. Returns the transition as shown (`available` → `on_call`
+    /// for an idle agent).
+    pub fn hold_elsewhere(&self, id: &AgentId) -> Result<Transition, RoutingError> {
+        let entry = self.entry(id)?;
+        Ok(
+            match entry.update(|word| (!word.held()).then(|| word.with_held(true))) {
+                Ok((old, new)) => shown_transition(id, old, new),
+                Err(word) => shown_transition(id, word, word),
+            },
+        )
+    }
+
+    /// The other node's claim is over (released, or its lease ran out): the
+    /// agent is what this node knows of them again. An agent available here
+    /// rejoins the idle lines as idle since `now` (they were busy until
+    /// now).
+    pub fn release_elsewhere(&self, id: &AgentId, now: Millis) -> Result<Transition, RoutingError> {
+        let entry = self.entry(id)?;
+        let result = entry.update(|word| {
+            word.held().then(|| {
+                let word = word.with_held(false);
+                if word.state() == AgentState::Available {
+                    word.with_state(AgentState::Available, now)
+                } else {
+                    word
+                }
+            })
+        });
+        Ok(match result {
+            Ok((old, new)) => {
+                // Whatever `since` became, the entry may have left the
+                // lines while held (a held agent's entry is stale there).
+                if new.state() == AgentState::Available {
+                    entry.join_lines(new);
+                }
+                shown_transition(id, old, new)
+            }
+            Err(word) => shown_transition(id, word, word),
+        })
+    }
+
     /// The agent (or the admin API) asks to be `available` or `away`. Asking
     /// for `away` while ringing or on a call takes effect after the call's
     /// wrap-up; asking for `available` then cancels that. Refused while
@@ -892,7 +941,7 @@ impl AgentTable {
                 continue;
             }
             let word = member.entry.word();
-            counts.by_state[word.state().index()] += 1;
+            counts.by_state[word.shown_state().index()] += 1;
             if word.registered() {
                 counts.signed_in += 1;
             }
@@ -932,6 +981,13 @@ impl AgentEntry {
         if new.state() != AgentState::Available || unchanged {
             return;
         }
+        self.join_lines(new);
+    }
+
+    /// Puts the agent in the idle line of each of their skills as idle
+    /// since `word.since()` (a duplicate entry is harmless: the claim's
+    /// compare-and-swap takes one, the other is stale).
+    fn join_lines(&self, new: StateWord) {
         for membership in self.memberships.load().iter() {
             for ranking in Ranking::ALL {
                 if !membership.slot.in_use(ranking) {
@@ -971,7 +1027,8 @@ fn snapshot(entry: &AgentEntry) -> AgentSnapshot {
     let ended = entry.last_call_ended.load(Ordering::Relaxed);
     AgentSnapshot {
         config: entry.config.load_full(),
-        state: word.state(),
+        state: word.shown_state(),
+        held_elsewhere: word.held(),
         registered: word.registered(),
         since: word.since(),
         away_after_call: word.away_after(),
@@ -986,6 +1043,14 @@ fn transition(id: &AgentId, old: StateWord, new: StateWord) -> Transition {
         agent: id.clone(),
         from: old.state(),
         to: new.state(),
+    }
+}
+
+fn shown_transition(id: &AgentId, old: StateWord, new: StateWord) -> Transition {
+    Transition {
+        agent: id.clone(),
+        from: old.shown_state(),
+        to: new.shown_state(),
     }
 }
 

@@ -2,6 +2,7 @@
 //! simulation and property tests.
 
 mod callback;
+mod cluster;
 mod properties;
 mod router;
 mod simulation;

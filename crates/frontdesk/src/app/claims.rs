@@ -1,0 +1,829 @@
+//! The claim before the ring (issue 24): with `--redis`, no node rings an
+//! agent unless it holds that agent's claim in Redis (`cluster::claims`).
+//!
+//! Choosing stays local: the routing task's [`routing::Router`] picks an
+//! agent from its table, a replica of the cluster's view, and marks them
+//! `ringing` at once. Only then does the claim cross the network, in a
+//! task of its own so that the routing task never waits on Redis: the
+//! offer (a queue's, a callback's dial, a click-to-call) is held back
+//! until the claim's answer comes back as a command ([`ClaimInput`]).
+//!
+//! * **Claimed**: the offer goes to the call. The claim is renewed every
+//!   third of its lease (`--claim-lease`) while the agent is `ringing`,
+//!   `on_call` or `wrap_up` here, and released when they leave those
+//!   states.
+//! * **Refused** (another node holds them, or our replica's epoch was
+//!   behind): the agent is held elsewhere ([`routing::Router::held_elsewhere`])
+//!   and the offer is taken back without a miss
+//!   ([`routing::OfferFailure::ClaimedElsewhere`]): the caller is offered to
+//!   the next agent at once.
+//! * **Redis unreachable** (a command's timeout, a refused connection):
+//!   the offer goes out on the local view (degraded), counted in
+//!   `frontdesk_claims_total{result="degraded"}`, and the alert
+//!   `cluster_store_down` stands until a claim or a ping succeeds again;
+//!   then the agents this node rings or talks to are claimed again (a
+//!   conflict, another node having claimed one meanwhile, is logged).
+//!
+//! One feed task follows every node's changes (`ChangeFeed`): another
+//! node's `claimed`/`renewed` holds the agent here, `released`/`expired`
+//! gives them back, a resync applies the whole snapshot. A node that dies
+//! stops renewing; once a held agent's lease has run out (plus a renew
+//! period), this node asks Redis to record the expiry (`reap`), so the
+//! stream says `expired` and every node frees the agent: bounded by the
+//! lease and one renew period.
+//!
+//! The claim history is Redis's own stream (`cluster::claims::holdings`
+//! reads it back); each change this node makes is also logged at info
+//! (agent id, node, epoch, lease end: no patient data) and counted.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::Duration;
+
+use cluster::claims::{
+    AgentChange, ChangeFeed, ChangeKind, Claim, ClaimError, ClaimStore, Epoch, FeedEvent, Lease,
+    NodeId, Snapshot, StoreConfig,
+};
+use routing::{
+    AgentId, AgentState, CallId, CallbackDial, Offer, OfferFailure, Router, RoutingError,
+};
+use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::time::Instant;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use super::journal::CallJournal;
+use super::router::Command;
+
+/// The alert's kind on `/api/alerts` while Redis cannot be used.
+pub const STORE_DOWN: &str = "cluster_store_down";
+/// The alert's department.
+const CLUSTER: &str = "cluster";
+
+/// `--redis`, `--claim-lease` and `--node-id`, checked.
+#[derive(Debug, Clone)]
+pub struct ClaimsConfig {
+    /// This node's name in claims.
+    pub node: NodeId,
+    /// Where Redis is, and its timeouts.
+    pub store: StoreConfig,
+    /// How long a claim holds without renewal (renewed every third).
+    pub lease: Lease,
+}
+
+impl ClaimsConfig {
+    /// The claims of node `node` on Redis at `url`, leases of `lease`.
+    /// `None` when the node's name or the lease is not what claims accept.
+    pub fn new(node: &str, url: &str, lease: Duration) -> Option<Self> {
+        Some(Self {
+            node: NodeId::new(node)?,
+            store: StoreConfig::new(url),
+            lease: Lease::new(lease)?,
+        })
+    }
+
+    fn renew_every(&self) -> Duration {
+        self.lease.duration() / 3
+    }
+}
+
+/// What a claim is for: what to do with its answer.
+#[derive(Debug)]
+pub enum Purpose {
+    /// A queue's offer to this call.
+    Offer(CallId),
+    /// A callback's dial.
+    Dial(CallbackDial),
+    /// A click-to-call of the agent.
+    Outbound(oneshot::Sender<Result<(), RoutingError>>),
+    /// Claimed again after Redis came back.
+    Reclaim,
+}
+
+/// An answer from Redis, back in the routing task.
+#[derive(Debug)]
+pub enum ClaimInput {
+    /// A claim's answer.
+    Claimed {
+        /// The agent.
+        agent: AgentId,
+        /// What it was for.
+        purpose: Purpose,
+        /// Redis's answer.
+        result: Result<Claim, ClaimError>,
+    },
+    /// A renewal's answer.
+    Renewed {
+        /// The agent.
+        agent: AgentId,
+        /// Redis's answer.
+        result: Result<Claim, ClaimError>,
+    },
+    /// Some store command failed or succeeded (release, reap, ping).
+    Store(Result<(), String>),
+    /// The change feed's news.
+    Feed(FeedEvent),
+    /// Time to renew, reap and ping.
+    Tick,
+}
+
+/// What the routing task delivers now that its claims are answered.
+#[derive(Debug)]
+pub enum Ready {
+    /// The offer, with the agents claimed.
+    Offer(Offer),
+    /// The callback dial.
+    Dial(CallbackDial),
+}
+
+#[derive(Debug)]
+enum Mine {
+    /// A claim in flight.
+    Claiming,
+    /// Held, renewed by the tick.
+    Held(Claim),
+    /// Rung without a claim while Redis was down: claimed again when it
+    /// comes back.
+    Degraded,
+}
+
+#[derive(Debug)]
+struct Other {
+    epoch: Epoch,
+    /// Past this (the lease and a renew period, local clock), reap.
+    reap_at: Instant,
+}
+
+#[derive(Debug)]
+struct Pending {
+    offer: Offer,
+    claimed: Vec<AgentId>,
+    waiting: usize,
+}
+
+/// The routing task's side of the claims: what this node holds, what the
+/// others hold, the offers waiting for their claims.
+pub struct Claims {
+    config: ClaimsConfig,
+    store: Arc<Mutex<Option<ClaimStore>>>,
+    commands: mpsc::UnboundedSender<Command>,
+    journal: Arc<CallJournal>,
+    mine: HashMap<AgentId, Mine>,
+    others: HashMap<AgentId, Other>,
+    /// The last epoch seen per agent (what a claim names).
+    epochs: HashMap<AgentId, Epoch>,
+    pending: HashMap<CallId, Pending>,
+    degraded: bool,
+}
+
+impl std::fmt::Debug for Claims {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Claims")
+            .field("node", &self.config.node)
+            .field("held", &self.mine.len())
+            .field("others", &self.others.len())
+            .field("degraded", &self.degraded)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Claims {
+    /// Starts the feed and the renew tick; answers come back on `commands`.
+    pub(super) fn start(
+        config: ClaimsConfig,
+        commands: mpsc::UnboundedSender<Command>,
+        journal: Arc<CallJournal>,
+        shutdown: CancellationToken,
+    ) -> Self {
+        info!(node = %config.node, url = %config.store.url, lease_ms = config.lease.duration().as_millis() as u64, "claims: agents are claimed in redis before they are rung");
+        tokio::spawn(follow(
+            config.store.clone(),
+            commands.clone(),
+            shutdown.clone(),
+        ));
+        tokio::spawn(tick(config.renew_every(), commands.clone(), shutdown));
+        Self {
+            config,
+            store: Arc::new(Mutex::new(None)),
+            commands,
+            journal,
+            mine: HashMap::new(),
+            others: HashMap::new(),
+            epochs: HashMap::new(),
+            pending: HashMap::new(),
+            degraded: false,
+        }
+    }
+
+    /// An offer `poll_offer` made: claims its agents; `Some` when it can go
+    /// to the call now (every agent already ours, or Redis down).
+    pub(super) fn offer(&mut self, offer: Offer) -> Option<Offer> {
+        let mut claimed = Vec::new();
+        let mut waiting = 0;
+        for agent in offer.agents.iter() {
+            if self.start_claim(agent, || Purpose::Offer(offer.call)) {
+                waiting += 1;
+            } else {
+                claimed.push(agent.clone());
+            }
+        }
+        if waiting == 0 {
+            return Some(offer);
+        }
+        self.pending.insert(
+            offer.call,
+            Pending {
+                offer,
+                claimed,
+                waiting,
+            },
+        );
+        None
+    }
+
+    /// A callback's dial: `Some` when it can go now.
+    pub(super) fn dial(&mut self, dial: CallbackDial) -> Option<CallbackDial> {
+        let agent = dial.agent.clone();
+        let mut dial = Some(dial);
+        let waiting = self.start_claim(&agent, || {
+            Purpose::Dial(dial.take().expect("taken once, by this closure"))
+        });
+        if waiting { None } else { dial }
+    }
+
+    /// A click-to-call the router accepted: answered once claimed.
+    pub(super) fn outbound(
+        &mut self,
+        agent: &AgentId,
+        reply: oneshot::Sender<Result<(), RoutingError>>,
+    ) {
+        let mut reply = Some(reply);
+        let waiting = self.start_claim(agent, || {
+            Purpose::Outbound(reply.take().expect("taken once, by this closure"))
+        });
+        if !waiting && let Some(reply) = reply {
+            let _ = reply.send(Ok(()));
+        }
+    }
+
+    /// The call went away while its claims were in flight.
+    pub(super) fn cancelled(&mut self, call: CallId) {
+        self.pending.remove(&call);
+    }
+
+    /// An agent's local state changed: a claim of ours is released when
+    /// they are no longer ringing, talking or wrapping up here.
+    pub(super) fn state_changed(&mut self, agent: &AgentId, to: AgentState) {
+        if busy(to) {
+            return;
+        }
+        match self.mine.get(agent) {
+            Some(Mine::Held(_)) => {
+                if let Some(Mine::Held(claim)) = self.mine.remove(agent) {
+                    self.release(claim);
+                }
+            }
+            Some(Mine::Degraded) => {
+                self.mine.remove(agent);
+            }
+            Some(Mine::Claiming) | None => {}
+        }
+    }
+
+    /// Starts a claim unless this node holds the agent already or Redis is
+    /// down; true when an answer will come.
+    fn start_claim(&mut self, agent: &AgentId, purpose: impl FnOnce() -> Purpose) -> bool {
+        match self.mine.get(agent) {
+            Some(Mine::Held(_)) => return false,
+            Some(Mine::Degraded) if self.degraded => return false,
+            _ => {}
+        }
+        if self.degraded {
+            metrics::counter!("frontdesk_claims_total", "result" => "degraded").increment(1);
+            self.mine.insert(agent.clone(), Mine::Degraded);
+            return false;
+        }
+        self.mine.insert(agent.clone(), Mine::Claiming);
+        let expected = self.epochs.get(agent).copied().unwrap_or(Epoch::ZERO);
+        let (store, config, commands) = (
+            Arc::clone(&self.store),
+            self.config.clone(),
+            self.commands.clone(),
+        );
+        let agent = agent.clone();
+        let purpose = purpose();
+        tokio::spawn(async move {
+            let started = std::time::Instant::now();
+            let result = match connected(&store, &config.store).await {
+                Ok(store) => {
+                    store
+                        .claim(&agent, &config.node, expected, config.lease)
+                        .await
+                }
+                Err(error) => Err(error),
+            };
+            metrics::histogram!("frontdesk_claim_seconds").record(started.elapsed().as_secs_f64());
+            let _ = commands.send(Command::Claims(ClaimInput::Claimed {
+                agent,
+                purpose,
+                result,
+            }));
+        });
+        true
+    }
+
+    fn release(&mut self, claim: Claim) {
+        info!(agent = %claim.agent, node = %claim.node, epoch = claim.epoch.0, "claim released");
+        self.spawn_store(move |store| async move { store.release(&claim).await });
+    }
+
+    fn spawn_store<F, Fut>(&self, command: F)
+    where
+        F: FnOnce(ClaimStore) -> Fut + Send + 'static,
+        Fut: std::future::Future<Output = Result<(), ClaimError>> + Send,
+    {
+        let (store, config, commands) = (
+            Arc::clone(&self.store),
+            self.config.store.clone(),
+            self.commands.clone(),
+        );
+        tokio::spawn(async move {
+            let result = match connected(&store, &config).await {
+                Ok(store) => command(store).await,
+                Err(error) => Err(error),
+            };
+            let report = match result {
+                Ok(()) => Ok(()),
+                Err(ClaimError::Store(error)) => Err(error.to_string()),
+                // A release or reap refused: the claim was not ours any more
+                // (lapsed, taken): Redis answered, so it is up.
+                Err(other) => {
+                    warn!(error = %other, "claims: a release or reap was refused");
+                    Ok(())
+                }
+            };
+            let _ = commands.send(Command::Claims(ClaimInput::Store(report)));
+        });
+    }
+
+    /// An answer from Redis or the feed; what can be delivered now.
+    pub(super) fn input(
+        &mut self,
+        router: &mut Router,
+        now: routing::Millis,
+        input: ClaimInput,
+    ) -> Option<Ready> {
+        match input {
+            ClaimInput::Claimed {
+                agent,
+                purpose,
+                result,
+            } => self.claimed(router, now, agent, purpose, result),
+            ClaimInput::Renewed { agent, result } => {
+                self.renewed(&agent, result);
+                None
+            }
+            ClaimInput::Store(Ok(())) => {
+                self.store_up(router);
+                None
+            }
+            ClaimInput::Store(Err(error)) => {
+                self.store_down(&error);
+                None
+            }
+            ClaimInput::Feed(event) => {
+                match event {
+                    FeedEvent::Changes(changes) => {
+                        for change in changes {
+                            self.apply(router, now, &change);
+                        }
+                    }
+                    FeedEvent::Resync(snapshot) => self.resync(router, now, &snapshot),
+                }
+                None
+            }
+            ClaimInput::Tick => {
+                self.tick();
+                None
+            }
+        }
+    }
+
+    fn claimed(
+        &mut self,
+        router: &mut Router,
+        now: routing::Millis,
+        agent: AgentId,
+        purpose: Purpose,
+        result: Result<Claim, ClaimError>,
+    ) -> Option<Ready> {
+        let ok = match result {
+            Ok(claim) => {
+                self.seen(&agent, claim.epoch);
+                metrics::counter!("frontdesk_claims_total", "result" => "claimed").increment(1);
+                info!(agent = %agent, node = %claim.node, epoch = claim.epoch.0, until = claim.expires_at.0, "claim claimed");
+                self.store_up(router);
+                let ringing_here = router.table().state(&agent).is_some_and(busy);
+                if ringing_here {
+                    self.mine.insert(agent.clone(), Mine::Held(claim));
+                } else {
+                    // The offer was withdrawn meanwhile (the caller left).
+                    self.mine.remove(&agent);
+                    self.release(claim);
+                }
+                true
+            }
+            Err(ClaimError::Store(error)) => {
+                metrics::counter!("frontdesk_claims_total", "result" => "degraded").increment(1);
+                self.store_down(&error.to_string());
+                self.mine.insert(agent.clone(), Mine::Degraded);
+                true
+            }
+            Err(refused) => {
+                metrics::counter!("frontdesk_claims_total", "result" => "refused").increment(1);
+                self.mine.remove(&agent);
+                match refused {
+                    ClaimError::Taken { by, epoch, .. } => {
+                        self.seen(&agent, epoch);
+                        if by != self.config.node {
+                            info!(agent = %agent, holder = %by, epoch = epoch.0, "claim refused: held elsewhere");
+                            self.hold(
+                                router,
+                                now,
+                                &agent,
+                                &by,
+                                epoch,
+                                self.config.lease.duration(),
+                            );
+                        } else {
+                            // Our own release of an earlier claim is still
+                            // on its way: the next offer claims again.
+                            info!(agent = %agent, epoch = epoch.0, "claim refused: still ours");
+                        }
+                    }
+                    ClaimError::Stale { epoch } | ClaimError::Lapsed { epoch } => {
+                        info!(agent = %agent, epoch = epoch.0, "claim refused: our view was behind");
+                        self.seen(&agent, epoch);
+                    }
+                    ClaimError::Store(_) => {}
+                }
+                false
+            }
+        };
+        match purpose {
+            Purpose::Offer(call) => {
+                let pending = self.pending.get_mut(&call)?;
+                pending.waiting = pending.waiting.saturating_sub(1);
+                if ok {
+                    pending.claimed.push(agent);
+                } else if let Err(error) =
+                    router.offer_failed(now, call, &agent, OfferFailure::ClaimedElsewhere)
+                {
+                    tracing::debug!(%error, "claims: a refused offer's report ignored");
+                }
+                if pending.waiting > 0 {
+                    return None;
+                }
+                let Pending {
+                    mut offer, claimed, ..
+                } = self.pending.remove(&call)?;
+                if claimed.is_empty() {
+                    return None;
+                }
+                offer.agents = claimed.into();
+                Some(Ready::Offer(offer))
+            }
+            Purpose::Dial(dial) => {
+                if ok {
+                    return Some(Ready::Dial(dial));
+                }
+                if let Err(error) = router.callback_agent_failed(
+                    now,
+                    dial.callback,
+                    &agent,
+                    OfferFailure::ClaimedElsewhere,
+                ) {
+                    tracing::debug!(%error, "claims: a refused dial's report ignored");
+                }
+                None
+            }
+            Purpose::Outbound(reply) => {
+                if ok {
+                    let _ = reply.send(Ok(()));
+                } else {
+                    // Back as they were; the caller hears "not available".
+                    let _ = router.outbound_ended(now, &agent, Duration::ZERO);
+                    let _ = reply.send(Err(RoutingError::WrongState {
+                        agent,
+                        state: AgentState::OnCall,
+                        action: "be claimed",
+                    }));
+                }
+                None
+            }
+            Purpose::Reclaim => {
+                if !ok {
+                    warn!(agent = %agent, "claims: conflict after redis came back: another node claimed an agent this node rang while redis was down");
+                }
+                None
+            }
+        }
+    }
+
+    fn renewed(&mut self, agent: &AgentId, result: Result<Claim, ClaimError>) {
+        match result {
+            Ok(claim) => {
+                if let Some(Mine::Held(held)) = self.mine.get_mut(agent)
+                    && held.epoch == claim.epoch
+                {
+                    *held = claim;
+                }
+                self.degraded_cleared();
+            }
+            Err(ClaimError::Store(error)) => self.store_down(&error.to_string()),
+            Err(lost) => {
+                warn!(agent = %agent, error = %lost, "claims: a held claim was lost");
+                if matches!(self.mine.get(agent), Some(Mine::Held(_))) {
+                    self.mine.remove(agent);
+                }
+            }
+        }
+    }
+
+    /// Renew what we hold, reap what dead nodes held, ping when down.
+    fn tick(&mut self) {
+        if self.degraded {
+            self.spawn_store(|store| async move { store.ping().await });
+            return;
+        }
+        let held: Vec<Claim> = self
+            .mine
+            .values()
+            .filter_map(|mine| match mine {
+                Mine::Held(claim) => Some(claim.clone()),
+                _ => None,
+            })
+            .collect();
+        if !held.is_empty() {
+            let (store, config, commands) = (
+                Arc::clone(&self.store),
+                self.config.clone(),
+                self.commands.clone(),
+            );
+            tokio::spawn(async move {
+                for claim in held {
+                    let result = match connected(&store, &config.store).await {
+                        Ok(store) => store.renew(&claim, config.lease).await,
+                        Err(error) => Err(error),
+                    };
+                    let _ = commands.send(Command::Claims(ClaimInput::Renewed {
+                        agent: claim.agent.clone(),
+                        result,
+                    }));
+                }
+            });
+        }
+        let now = Instant::now();
+        let due: Vec<AgentId> = self
+            .others
+            .iter()
+            .filter(|(_, other)| other.reap_at <= now)
+            .map(|(agent, _)| agent.clone())
+            .collect();
+        for agent in due {
+            if let Some(other) = self.others.get_mut(&agent) {
+                // Once per renew period at most, until the feed frees them.
+                other.reap_at = now + self.config.renew_every();
+            }
+            self.spawn_store(move |store| async move { store.reap(&agent).await.map(|_| ()) });
+        }
+    }
+
+    fn apply(&mut self, router: &mut Router, now: routing::Millis, change: &AgentChange) {
+        self.seen(&change.agent, change.epoch);
+        if change.node == self.config.node {
+            if change.kind == ChangeKind::Expired
+                && matches!(self.mine.get(&change.agent), Some(Mine::Held(claim)) if claim.epoch == change.epoch)
+            {
+                warn!(agent = %change.agent, epoch = change.epoch.0, "claims: our claim expired before it was renewed");
+                self.mine.remove(&change.agent);
+            }
+            return;
+        }
+        match change.kind {
+            ChangeKind::Claimed | ChangeKind::Renewed => {
+                let left = Duration::from_millis(change.until.0.saturating_sub(change.at.0));
+                self.hold(router, now, &change.agent, &change.node, change.epoch, left);
+            }
+            ChangeKind::Released | ChangeKind::Expired => {
+                if self
+                    .others
+                    .get(&change.agent)
+                    .is_some_and(|other| other.epoch <= change.epoch)
+                {
+                    self.others.remove(&change.agent);
+                    let _ = router.released_elsewhere(now, &change.agent);
+                }
+            }
+        }
+    }
+
+    fn resync(&mut self, router: &mut Router, now: routing::Millis, snapshot: &Snapshot) {
+        let mut held = std::collections::HashSet::new();
+        for hold in &snapshot.agents {
+            self.seen(&hold.agent, hold.epoch);
+            match &hold.holder {
+                Some(node) if *node != self.config.node && hold.until.0 > snapshot.now.0 => {
+                    let left = Duration::from_millis(hold.until.0 - snapshot.now.0);
+                    self.hold(router, now, &hold.agent, node, hold.epoch, left);
+                    held.insert(hold.agent.clone());
+                }
+                _ => {}
+            }
+        }
+        let freed: Vec<AgentId> = self
+            .others
+            .keys()
+            .filter(|agent| !held.contains(*agent))
+            .cloned()
+            .collect();
+        for agent in freed {
+            self.others.remove(&agent);
+            let _ = router.released_elsewhere(now, &agent);
+        }
+    }
+
+    fn hold(
+        &mut self,
+        router: &mut Router,
+        now: routing::Millis,
+        agent: &AgentId,
+        node: &NodeId,
+        epoch: Epoch,
+        left: Duration,
+    ) {
+        if router.held_elsewhere(now, agent, node.as_str()).is_err() {
+            // Not an agent of this node's dialplan.
+            return;
+        }
+        let reap_at = Instant::now() + left + self.config.renew_every();
+        self.others.insert(agent.clone(), Other { epoch, reap_at });
+    }
+
+    fn seen(&mut self, agent: &AgentId, epoch: Epoch) {
+        let known = self.epochs.entry(agent.clone()).or_insert(Epoch::ZERO);
+        if epoch > *known {
+            *known = epoch;
+        }
+    }
+
+    fn store_down(&mut self, error: &str) {
+        if !self.degraded {
+            self.degraded = true;
+            warn!(%error, "claims: redis is unreachable: routing on this node's own view");
+            self.journal.set_condition(
+                CLUSTER,
+                STORE_DOWN,
+                Some(format!("redis unreachable: {error}")),
+            );
+            metrics::gauge!("frontdesk_cluster_store_up").set(0.0);
+        }
+    }
+
+    fn degraded_cleared(&mut self) -> bool {
+        if !self.degraded {
+            return false;
+        }
+        self.degraded = false;
+        info!("claims: redis is back");
+        self.journal.set_condition(CLUSTER, STORE_DOWN, None);
+        metrics::gauge!("frontdesk_cluster_store_up").set(1.0);
+        true
+    }
+
+    /// Redis answered: after a spell down, claim again the agents rung
+    /// meanwhile.
+    fn store_up(&mut self, router: &Router) {
+        if !self.degraded_cleared() {
+            return;
+        }
+        let rung: Vec<AgentId> = self
+            .mine
+            .iter()
+            .filter(|(_, mine)| matches!(mine, Mine::Degraded))
+            .map(|(agent, _)| agent.clone())
+            .collect();
+        for agent in rung {
+            self.mine.remove(&agent);
+            if router.table().state(&agent).is_some_and(busy) {
+                self.start_claim(&agent, || Purpose::Reclaim);
+            }
+        }
+    }
+}
+
+/// Ringing, on a call or wrapping up: a claim is held for these.
+fn busy(state: AgentState) -> bool {
+    matches!(
+        state,
+        AgentState::Ringing | AgentState::OnCall | AgentState::WrapUp
+    )
+}
+
+/// The store, connected on first use (and again after a failed connect).
+async fn connected(
+    slot: &Mutex<Option<ClaimStore>>,
+    config: &StoreConfig,
+) -> Result<ClaimStore, ClaimError> {
+    let mut slot = slot.lock().await;
+    if let Some(store) = slot.as_ref() {
+        return Ok(store.clone());
+    }
+    let store = ClaimStore::connect(config.clone()).await?;
+    *slot = Some(store.clone());
+    Ok(store)
+}
+
+/// The one feed task: the changes of every node, in order.
+async fn follow(
+    config: StoreConfig,
+    commands: mpsc::UnboundedSender<Command>,
+    shutdown: CancellationToken,
+) {
+    let pause = config.connect_timeout;
+    loop {
+        let opened = tokio::select! {
+            () = shutdown.cancelled() => return,
+            opened = ChangeFeed::open(config.clone()) => opened,
+        };
+        let mut feed = match opened {
+            Ok((feed, snapshot)) => {
+                let _ = commands.send(Command::Claims(ClaimInput::Feed(FeedEvent::Resync(
+                    snapshot,
+                ))));
+                // Redis answers: an idle node learns it is back.
+                let _ = commands.send(Command::Claims(ClaimInput::Store(Ok(()))));
+                feed
+            }
+            Err(error) => {
+                tracing::debug!(%error, "claims feed: redis unreachable");
+                // An idle node learns it is down (no claim to fail).
+                let _ = commands.send(Command::Claims(ClaimInput::Store(Err(error.to_string()))));
+                tokio::select! {
+                    () = shutdown.cancelled() => return,
+                    () = tokio::time::sleep(pause) => continue,
+                }
+            }
+        };
+        loop {
+            let next = tokio::select! {
+                () = shutdown.cancelled() => return,
+                next = feed.next() => next,
+            };
+            match next {
+                Ok(Some(event)) => {
+                    if commands
+                        .send(Command::Claims(ClaimInput::Feed(event)))
+                        .is_err()
+                    {
+                        return;
+                    }
+                }
+                Ok(None) => {}
+                Err(error) => {
+                    tracing::debug!(%error, "claims feed: redis unreachable");
+                    let _ =
+                        commands.send(Command::Claims(ClaimInput::Store(Err(error.to_string()))));
+                    // Reopened from a snapshot: changes made while it was
+                    // down (a restarted Redis starts from nothing) are not
+                    // lost on the replica.
+                    // A retry pause, not a wait for a condition.
+                    tokio::select! {
+                        () = shutdown.cancelled() => return,
+                        () = tokio::time::sleep(pause) => {}
+                    }
+                    break;
+                }
+            }
+        }
+    }
+}
+
+/// The renew tick.
+async fn tick(
+    every: Duration,
+    commands: mpsc::UnboundedSender<Command>,
+    shutdown: CancellationToken,
+) {
+    let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = tick.tick() => {}
+        }
+        if commands.send(Command::Claims(ClaimInput::Tick)).is_err() {
+            return;
+        }
+    }
+}
