@@ -16,7 +16,7 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::call::{metric, poll};
+use support::call::{calls, metric, poll};
 use support::postgres::{self, Postgres};
 use support::raw::RawCall;
 use support::{Daemon, Launch, TOKEN};
@@ -51,12 +51,7 @@ fn wait_listed(daemon: &Daemon, node: &str) -> String {
     let prefix = format!("c-{node}-");
     let deadline = Instant::now() + BOUND;
     loop {
-        let response = daemon.get("/api/calls?limit=100", Some(TOKEN));
-        assert_eq!(response.status, 200, "{response:?}");
-        let calls = response.json()["calls"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default();
+        let calls = calls(daemon);
         if let Some(id) = calls
             .iter()
             .filter_map(|call| call["id"].as_str())

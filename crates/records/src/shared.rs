@@ -11,8 +11,8 @@
 //! placeholders first appear in ascending order (a test checks each text
 //! on SQLite), and the same parameter list binds on both. The one place
 //! the dialects differ is the order of text: SQLite compares TEXT byte by
-//! byte (`BINARY`), PostgreSQL by the database's collation (`en_US` sorts
-//! `c-a-10` and `c-a1-0` ignoring the dashes), so PostgreSQL's tie-break on
+//! byte (`BINARY`), PostgreSQL by the database's collation (`en-US` puts
+//! `c-a-1` before `c-B-1`, bytes put it after), so PostgreSQL's tie-break on
 //! `id` says `COLLATE "C"`, which is byte order (see `Reader::calls`).
 //! The schemas agree column for column (INTEGER is BIGINT), so one decoder
 //! reads both: rows become [`Cell`]s first.

@@ -282,15 +282,25 @@ fn every_call_query(reader: &Reader) -> Vec<String> {
 #[test]
 fn the_reader_answers_from_postgres_as_from_the_file() {
     let server = Postgres::start();
-    let url = server.database("reads");
+    // Text compared as a person reads it (ICU's en-US: `a` before `B`),
+    // unlike SQLite's bytes (`B` before `a`), as a production database's
+    // en_US.UTF-8 would.
+    server.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE reads OWNER {} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+            pg_server::ROLE
+        ),
+    );
+    let url = server.url("reads");
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("journal.db");
     let (journal, handle) = Journal::open(&path, config(&url, "a")).unwrap();
     let mut script = scripted_calls();
     // Two calls started at the same moment whose ids sort differently by
-    // bytes and by a natural-language collation: the tie-break is bytes.
-    script.extend(simple_call("c-a-10", 2_000_000));
-    script.extend(simple_call("c-a1-0", 2_000_000));
+    // bytes and by the database's collation: the tie-break is bytes.
+    script.extend(simple_call("c-a-1", 2_000_000));
+    script.extend(simple_call("c-B-1", 2_000_000));
     record_all(&handle, script);
     caught_up(&handle);
 
@@ -304,6 +314,14 @@ fn the_reader_answers_from_postgres_as_from_the_file() {
     for (postgres, file) in from_postgres.iter().zip(&from_the_file) {
         assert_eq!(postgres, file);
     }
+    // The collation would order them the other way.
+    assert_eq!(
+        server.psql(
+            "reads",
+            "SELECT id FROM calls WHERE id LIKE 'c-%-1' ORDER BY id DESC"
+        ),
+        "c-B-1\nc-a-1"
+    );
     // Not vacuous: the file's answers hold the script's calls.
     let recent = file.calls(&CallQuery::recent(100)).unwrap();
     assert_eq!(recent.len(), 14, "{recent:?}");
@@ -312,7 +330,7 @@ fn the_reader_answers_from_postgres_as_from_the_file() {
             .iter()
             .map(|call| call.id.as_str())
             .collect::<Vec<_>>(),
-        ["c-a1-0", "c-a-10"]
+        ["c-a-1", "c-B-1"]
     );
     journal.close(PATIENCE).unwrap();
 }
