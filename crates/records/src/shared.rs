@@ -292,3 +292,40 @@ fn row_cells(row: &postgres::Row) -> Result<Vec<Cell>, QueryError> {
         })
         .collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::JournalLocation;
+
+    /// A database nobody listens for: every read is Unavailable, promptly,
+    /// and a failed connection gives its slot back (more reads than
+    /// `MAX_CONNECTIONS` never find the pool "busy").
+    #[test]
+    fn a_refused_database_is_unavailable_and_leaks_no_slot() {
+        // Bound then released: nothing listens there.
+        let port = std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port();
+        let JournalLocation::Postgres(url) = format!("postgres://fd:pw@127.0.0.1:{port}/none")
+            .parse()
+            .unwrap()
+        else {
+            panic!("a postgres URL");
+        };
+        let reads = SharedReads::new(url, Duration::from_secs(2));
+        for _ in 0..MAX_CONNECTIONS + 2 {
+            let error = reads
+                .read(&[Statement::new("SELECT 1", Vec::new())])
+                .unwrap_err();
+            let QueryError::Unavailable(reason) = &error else {
+                panic!("{error}");
+            };
+            assert!(!reason.contains("busy"), "{reason}");
+            assert!(!error.to_string().contains("pw@"), "{error}");
+        }
+        assert_eq!(reads.pool.lock().unwrap().open, 0);
+    }
+}
