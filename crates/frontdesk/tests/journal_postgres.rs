@@ -4,8 +4,11 @@
 //! restart close that call `interrupted` and leave b's live call alone;
 //! PostgreSQL stopped during a call: the call completes, the
 //! `journal_unavailable` alert and `frontdesk_journal_up 0` show, and once
-//! PostgreSQL is back the record arrives and the alert clears. A start
-//! with a PostgreSQL journal and no `--node-id` is refused.
+//! PostgreSQL is back the record arrives and the alert clears. Reads are
+//! the shared database's: b's `/api/calls` lists a's call and
+//! `/api/calls/{id}` on b shows a's timeline; with PostgreSQL stopped,
+//! `/api/calls` answers 503 `journal_unavailable` promptly. A start with a
+//! PostgreSQL journal and no `--node-id` is refused.
 
 mod support;
 
@@ -13,10 +16,10 @@ use std::net::UdpSocket;
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
-use support::call::{metric, poll};
+use support::call::{calls, metric, poll};
 use support::postgres::{self, Postgres};
 use support::raw::RawCall;
-use support::{Daemon, Launch};
+use support::{Daemon, Launch, TOKEN};
 
 /// Generous: every wait polls for its condition.
 const BOUND: Duration = Duration::from_secs(30);
@@ -36,6 +39,29 @@ fn wait_sql(server: &Postgres, db: &str, sql: &str, wanted: &str, daemon: &Daemo
         assert!(
             Instant::now() < deadline,
             "{sql}: {got:?}, wanted {wanted:?}\n{}",
+            daemon.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// Polls b's `/api/calls` until it lists a call of node `node` (ids carry
+/// the node: `c-<node>-…`); that call's id.
+fn wait_listed(daemon: &Daemon, node: &str) -> String {
+    let prefix = format!("c-{node}-");
+    let deadline = Instant::now() + BOUND;
+    loop {
+        let calls = calls(daemon);
+        if let Some(id) = calls
+            .iter()
+            .filter_map(|call| call["id"].as_str())
+            .find(|id| id.starts_with(&prefix))
+        {
+            return id.to_string();
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no call of node {node} listed: {calls:#?}\n{}",
             daemon.stderr()
         );
         std::thread::sleep(Duration::from_millis(50));
@@ -90,6 +116,13 @@ fn two_nodes_share_the_journal_a_killed_node_closes_only_its_calls_an_outage_los
         "a|in_progress|t\nb|in_progress|t",
         &b,
     );
+    // b reads the cluster's calls: a's call and its timeline.
+    let of_a = wait_listed(&b, "a");
+    let timeline = b.get(&format!("/api/calls/{of_a}"), Some(TOKEN));
+    assert_eq!(timeline.status, 200, "{timeline:?}");
+    let timeline = timeline.json();
+    assert_eq!(timeline["id"], of_a.as_str());
+    assert_eq!(timeline["events"][0]["kind"], "started", "{timeline:#}");
 
     // a dies with its call up, and comes back on the same data.
     a.stop_with(Signal::SIGKILL);
@@ -114,6 +147,17 @@ fn two_nodes_share_the_journal_a_killed_node_closes_only_its_calls_an_outage_los
         has_alert(alerts, "journal_unavailable")
     });
     assert_eq!(metric(&b, "frontdesk_journal_up"), Some(0.0));
+    // Reads answer 503 journal_unavailable, within the reads' bound (twice
+    // the 5 s statement timeout), never hang.
+    let asked = Instant::now();
+    let down = b.get("/api/calls", Some(TOKEN));
+    assert_eq!(down.status, 503, "{down:?}");
+    assert_eq!(down.json()["error"], "journal_unavailable", "{down:?}");
+    assert!(
+        asked.elapsed() < Duration::from_secs(10),
+        "{:?}",
+        asked.elapsed()
+    );
     server.resume();
     let b_ended = "SELECT count(*) FROM calls WHERE node = 'b' AND outcome <> 'in_progress'
                    AND ended_at IS NOT NULL";

@@ -93,6 +93,12 @@ pub enum QueryError {
     /// A new read connection could not be opened.
     #[error("cannot open a journal reader: {0}")]
     Open(#[source] Box<JournalError>),
+    /// The shared journal (`--journal postgres://…`) cannot be read:
+    /// PostgreSQL refused, timed out, or is down (its client's message,
+    /// which never quotes the password). Reads of the calls answer this
+    /// until it is back; the API maps it to 503 `journal_unavailable`.
+    #[error("the shared journal (PostgreSQL) cannot be read: {0}")]
+    Unavailable(String),
     /// A stored value does not decode (written by a different version, or
     /// edited by hand).
     #[error("the journal holds a value it cannot read ({0})")]

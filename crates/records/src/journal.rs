@@ -398,6 +398,9 @@ pub struct Journal {
     thread: Option<JoinHandle<()>>,
     close_timeout: Duration,
     replica: Option<Replica>,
+    /// Where [`Journal::reader`] reads the calls with a replica, and its
+    /// bound.
+    shared_reads: Option<(crate::PostgresUrl, Duration)>,
 }
 
 impl Journal {
@@ -458,6 +461,10 @@ impl Journal {
             handle: handle.clone(),
             thread: Some(thread),
             close_timeout: config.close_timeout,
+            shared_reads: config
+                .replica
+                .as_ref()
+                .map(|replica| (replica.url.clone(), replica.timeout)),
             replica,
         };
         Ok((journal, handle))
@@ -468,8 +475,20 @@ impl Journal {
         self.handle.clone()
     }
 
-    /// A reader on the same file.
+    /// A reader on the same file; with a replica
+    /// ([`JournalConfig::replica`]), one whose calls are read from the
+    /// PostgreSQL database every node ships to ([`Reader::open_shared`],
+    /// bounded by the replica's timeout), leads from the file.
     pub fn reader(&self) -> Result<Reader, JournalError> {
+        match &self.shared_reads {
+            Some((url, timeout)) => Reader::open_shared(self.handle.path(), url.clone(), *timeout),
+            None => Reader::open(self.handle.path()),
+        }
+    }
+
+    /// A reader of the file alone, even with a replica (what this node
+    /// wrote, its outbox's view).
+    pub fn local_reader(&self) -> Result<Reader, JournalError> {
         Reader::open(self.handle.path())
     }
 

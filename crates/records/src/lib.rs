@@ -135,6 +135,8 @@ mod reader;
 pub mod replica;
 pub mod report;
 pub mod schema;
+mod shared;
+mod sql;
 mod storage;
 mod timeline;
 mod window;

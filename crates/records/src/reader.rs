@@ -2,22 +2,31 @@
 //!
 //! A [`Reader`] keeps a few read-only connections of its own (WAL lets them
 //! read while the writer writes, each query on a consistent snapshot). It
-//! is `Clone + Send + Sync`; every method blocks on SQLite, so async code
-//! calls it inside `tokio::task::spawn_blocking`.
+//! is `Clone + Send + Sync`; every method blocks on SQLite (or PostgreSQL),
+//! so async code calls it inside `tokio::task::spawn_blocking`.
+//!
+//! With `--journal postgres://…` ([`Reader::open_shared`]) the calls, their
+//! timelines and the call reports are read from the database the cluster
+//! shares, the shared database's view (see [`crate::shared`]); leads and
+//! callback entries, node-local, are still read from the node's file.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
 
 use jiff::Timestamp;
-use rusqlite::{Connection, OptionalExtension, Row, ToSql, params};
+use rusqlite::{Connection, params};
 use serde_json::{Value, json};
 
 use crate::entry::{CallEvent, CallId, Outcome, Priority};
 use crate::error::{JournalError, QueryError};
+use crate::location::PostgresUrl;
 use crate::report::{
     self, AbandonmentWindow, AgentReport, DepartmentReport, SourceReport, TimeRange,
 };
 use crate::schema;
+use crate::shared::SharedReads;
+use crate::sql::{Cell, Cells, Param, Statement};
 use crate::timeline::{self, CallFacts};
 
 /// Idle connections a reader keeps for reuse.
@@ -110,10 +119,12 @@ impl CallRow {
         value
     }
 
-    fn from_row(row: &Row<'_>) -> Result<Self, QueryError> {
-        let id: String = row.get(0)?;
-        let priority: String = row.get(6)?;
-        let outcome: String = row.get(8)?;
+    /// A row of [`CALL_COLUMNS`], from either database.
+    fn from_cells(row: &[Cell]) -> Result<Self, QueryError> {
+        let row = Cells(row);
+        let id = row.text(0)?;
+        let priority = row.text(6)?;
+        let outcome = row.text(8)?;
         Ok(CallRow {
             priority: priority
                 .parse()
@@ -125,21 +136,21 @@ impl CallRow {
                         .map_err(|error| QueryError::Corrupt(format!("call {id}: {error}")))?,
                 ),
             },
-            caller: row.get(1)?,
-            dialed: row.get(2)?,
-            source: row.get(3)?,
-            branch: row.get(4)?,
-            department: row.get(5)?,
-            agent: row.get(7)?,
-            started_at: timestamp(row.get(9)?)?,
-            answered_at: row.get::<_, Option<i64>>(10)?.map(timestamp).transpose()?,
-            queued_at: row.get::<_, Option<i64>>(11)?.map(timestamp).transpose()?,
-            connected_at: row.get::<_, Option<i64>>(12)?.map(timestamp).transpose()?,
-            ended_at: row.get::<_, Option<i64>>(13)?.map(timestamp).transpose()?,
-            wait_ms: row.get::<_, Option<i64>>(14)?.map(duration),
-            talk_ms: row.get::<_, Option<i64>>(15)?.map(duration),
-            transfers: u32::try_from(row.get::<_, i64>(16)?).unwrap_or(u32::MAX),
-            sla_ms: row.get::<_, Option<i64>>(17)?.map(duration),
+            caller: row.text(1)?,
+            dialed: row.text(2)?,
+            source: row.opt_text(3)?,
+            branch: row.opt_text(4)?,
+            department: row.opt_text(5)?,
+            agent: row.opt_text(7)?,
+            started_at: timestamp(row.int(9)?)?,
+            answered_at: row.opt_int(10)?.map(timestamp).transpose()?,
+            queued_at: row.opt_int(11)?.map(timestamp).transpose()?,
+            connected_at: row.opt_int(12)?.map(timestamp).transpose()?,
+            ended_at: row.opt_int(13)?.map(timestamp).transpose()?,
+            wait_ms: row.opt_int(14)?.map(duration),
+            talk_ms: row.opt_int(15)?.map(duration),
+            transfers: u32::try_from(row.int(16)?).unwrap_or(u32::MAX),
+            sla_ms: row.opt_int(17)?.map(duration),
             id: CallId::new(id),
         })
     }
@@ -239,6 +250,8 @@ struct ReaderInner {
     // Idle connections. The lock is held only to take or put one back,
     // never during a query.
     idle: Mutex<Vec<Connection>>,
+    /// Where the call-side queries go with `--journal postgres://…`.
+    shared: Option<SharedReads>,
 }
 
 impl Reader {
@@ -248,13 +261,80 @@ impl Reader {
     /// [`Journal::open`]: crate::Journal::open
     pub fn open(path: impl AsRef<Path>) -> Result<Reader, JournalError> {
         let path = path.as_ref().to_path_buf();
-        let first = schema::open_reader(&path)?;
+        Self::open_with(path.as_ref(), None)
+    }
+
+    /// A reader whose call-side queries ([`Reader::calls`],
+    /// [`Reader::call`], the reports, the abandonment window) read the
+    /// PostgreSQL database at `url`, each bounded by `timeout` (the
+    /// replica's); leads and callbacks are still read from the file at
+    /// `path`. Does not connect yet: PostgreSQL down answers
+    /// [`QueryError::Unavailable`] per query.
+    pub fn open_shared(
+        path: impl AsRef<Path>,
+        url: PostgresUrl,
+        timeout: Duration,
+    ) -> Result<Reader, JournalError> {
+        Self::open_with(path.as_ref(), Some(SharedReads::new(url, timeout)))
+    }
+
+    fn open_with(path: &Path, shared: Option<SharedReads>) -> Result<Reader, JournalError> {
+        let first = schema::open_reader(path)?;
         Ok(Reader {
             inner: Arc::new(ReaderInner {
-                path,
+                path: path.to_path_buf(),
                 idle: Mutex::new(vec![first]),
+                shared,
             }),
         })
+    }
+
+    /// Whether the calls are read from the database the cluster shares.
+    pub fn is_shared(&self) -> bool {
+        self.inner.shared.is_some()
+    }
+
+    /// The bound of each call-side query on PostgreSQL (`None` on SQLite,
+    /// whose reads wait at most its busy timeout): what a caller waiting
+    /// for an answer may bound its wait by.
+    pub fn timeout(&self) -> Option<Duration> {
+        self.inner.shared.as_ref().map(SharedReads::timeout)
+    }
+
+    /// Runs call-side `statements` on one snapshot of the calls, in
+    /// PostgreSQL or in the file, and returns each one's rows.
+    fn read_calls(&self, statements: &[Statement<'_>]) -> Result<Vec<Vec<Vec<Cell>>>, QueryError> {
+        if let Some(shared) = &self.inner.shared {
+            return shared.read(statements);
+        }
+        self.with(|connection| {
+            let transaction = connection.unchecked_transaction()?;
+            let mut results = Vec::with_capacity(statements.len());
+            for statement in statements {
+                let mut prepared = transaction.prepare_cached(statement.sql)?;
+                let columns = prepared.column_count();
+                let mut rows =
+                    prepared.query(rusqlite::params_from_iter(statement.params.iter()))?;
+                let mut cells = Vec::new();
+                while let Some(row) = rows.next()? {
+                    cells.push(
+                        (0..columns)
+                            .map(|i| Cell::from_sqlite(row.get_ref(i)?))
+                            .collect::<Result<Vec<_>, QueryError>>()?,
+                    );
+                }
+                results.push(cells);
+            }
+            Ok(results)
+        })
+    }
+
+    /// The rows of one call-side statement.
+    fn read_one(&self, statement: Statement<'_>) -> Result<Vec<Vec<Cell>>, QueryError> {
+        Ok(self
+            .read_calls(std::slice::from_ref(&statement))?
+            .pop()
+            .unwrap_or_default())
     }
 
     pub(crate) fn with<T>(
@@ -293,64 +373,73 @@ impl Reader {
     /// The calls `query` selects, newest first.
     pub fn calls(&self, query: &CallQuery) -> Result<Vec<CallRow>, QueryError> {
         let mut conditions = Vec::new();
-        let mut values: Vec<Box<dyn ToSql>> = Vec::new();
+        let mut params = Vec::new();
+        // Numbered as pushed: the placeholders appear in ascending order.
+        let next = |param: Param, params: &mut Vec<Param>| {
+            params.push(param);
+            format!("${}", params.len())
+        };
         if let Some(range) = &query.range {
             let (from, to) = range.millis();
-            conditions.push("started_at >= ? AND started_at < ?");
-            values.push(Box::new(from));
-            values.push(Box::new(to));
+            let from = next(Param::Int(from), &mut params);
+            let to = next(Param::Int(to), &mut params);
+            conditions.push(format!("started_at >= {from} AND started_at < {to}"));
         }
         if let Some(source) = &query.source {
-            conditions.push("source = ?");
-            values.push(Box::new(source.clone()));
+            conditions.push(format!(
+                "source = {}",
+                next(Param::Text(source.clone()), &mut params)
+            ));
         }
         if let Some(department) = &query.department {
-            conditions.push("department = ?");
-            values.push(Box::new(department.clone()));
+            conditions.push(format!(
+                "department = {}",
+                next(Param::Text(department.clone()), &mut params)
+            ));
         }
         let filter = if conditions.is_empty() {
             String::new()
         } else {
             format!("WHERE {}", conditions.join(" AND "))
         };
-        values.push(Box::new(i64::try_from(query.limit).unwrap_or(i64::MAX)));
-        let sql = format!(
-            "SELECT {CALL_COLUMNS} FROM calls {filter} ORDER BY started_at DESC, id DESC LIMIT ?"
+        let limit = next(
+            Param::Int(i64::try_from(query.limit).unwrap_or(i64::MAX)),
+            &mut params,
         );
-        self.with(|connection| {
-            let mut statement = connection.prepare_cached(&sql)?;
-            let mut rows = statement.query(rusqlite::params_from_iter(values.iter()))?;
-            let mut calls = Vec::new();
-            while let Some(row) = rows.next()? {
-                calls.push(CallRow::from_row(row)?);
-            }
-            Ok(calls)
-        })
+        // The one difference of dialect (crate::shared): the tie-break on
+        // id in byte order, SQLite's for TEXT, PostgreSQL's with "C".
+        let id_order = if self.is_shared() {
+            r#"id COLLATE "C""#
+        } else {
+            "id"
+        };
+        let sql = format!(
+            "SELECT {CALL_COLUMNS} FROM calls {filter} ORDER BY started_at DESC, {id_order} DESC LIMIT {limit}"
+        );
+        self.read_one(Statement::new(&sql, params))?
+            .iter()
+            .map(|row| CallRow::from_cells(row))
+            .collect()
     }
 
     /// One call and its timeline; `None` for an unknown id.
     pub fn call(&self, id: &str) -> Result<Option<CallTimeline>, QueryError> {
-        self.with(|connection| {
-            let transaction = connection.unchecked_transaction()?;
-            let row = transaction
-                .prepare_cached(&format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = ?1"))?
-                .query_row(params![id], |row| Ok(CallRow::from_row(row)))
-                .optional()?
-                .transpose()?;
-            let Some(call) = row else {
-                return Ok(None);
-            };
-            let mut statement = transaction.prepare_cached(
-                "SELECT call_id, seq, at, kind, detail FROM call_events
-                 WHERE call_id = ?1 ORDER BY seq",
-            )?;
-            let mut rows = statement.query(params![id])?;
-            let mut events = Vec::new();
-            while let Some(row) = rows.next()? {
-                events.push(event_row(row)?.1);
-            }
-            Ok(Some(CallTimeline { call, events }))
-        })
+        let call_sql = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
+        let id = || vec![Param::Text(id.to_string())];
+        let mut results = self.read_calls(&[
+            Statement::new(&call_sql, id()),
+            Statement::new(CALL_EVENTS, id()),
+        ])?;
+        let events = results.pop().unwrap_or_default();
+        let Some(row) = results.pop().and_then(|mut rows| rows.pop()) else {
+            return Ok(None);
+        };
+        let call = CallRow::from_cells(&row)?;
+        let events = events
+            .iter()
+            .map(|row| event_of(row).map(|(_, event)| event))
+            .collect::<Result<_, _>>()?;
+        Ok(Some(CallTimeline { call, events }))
     }
 
     /// Per department, for calls started in `range`, sorted by id
@@ -364,34 +453,32 @@ impl Reader {
         let facts = self.facts_of_calls_started_in(range)?;
         let mut reports = report::departments(&facts);
         let (from, to) = range.millis();
-        let (steps, leads) = self.with(|connection| {
-            let mut statement = connection.prepare_cached(
-                "SELECT e.call_id, e.detail FROM calls c JOIN call_events e ON e.call_id = c.id
-                 WHERE c.started_at >= ?1 AND c.started_at < ?2 AND e.kind = 'callback'",
-            )?;
-            let mut rows = statement.query(params![from, to])?;
-            let mut steps = Vec::new();
-            while let Some(row) = rows.next()? {
-                let call: String = row.get(0)?;
-                let detail: String = row.get(1)?;
-                // A detail that does not read is skipped, as in the facts.
-                if let Ok(crate::CallEvent::Callback {
-                    step,
+        let mut steps = Vec::new();
+        for row in self.read_one(Statement::new(
+            CALLBACK_STEPS,
+            vec![Param::Int(from), Param::Int(to)],
+        ))? {
+            let row = Cells(&row);
+            let call = row.text(0)?;
+            let detail = row.text(1)?;
+            // A detail that does not read is skipped, as in the facts.
+            if let Ok(crate::CallEvent::Callback {
+                step,
+                department,
+                wait_ms,
+            }) = serde_json::from_str::<serde_json::Value>(&detail).and_then(|detail| {
+                serde_json::from_value(serde_json::json!({"kind": "callback", "detail": detail}))
+            }) {
+                steps.push(report::CallbackStep {
+                    call,
                     department,
+                    step,
                     wait_ms,
-                }) = serde_json::from_str::<serde_json::Value>(&detail).and_then(|detail| {
-                    serde_json::from_value(
-                        serde_json::json!({"kind": "callback", "detail": detail}),
-                    )
-                }) {
-                    steps.push(report::CallbackStep {
-                        call,
-                        department,
-                        step,
-                        wait_ms,
-                    });
-                }
+                });
             }
+        }
+        // Callback leads are node-local: always the node's file.
+        let leads = self.with(|connection| {
             let now = jiff::Timestamp::now().as_millisecond();
             let mut statement = connection.prepare_cached(
                 "SELECT department, first_contact_at IS NOT NULL,
@@ -407,7 +494,7 @@ impl Reader {
                     failed: row.get(2)?,
                 });
             }
-            Ok((steps, leads))
+            Ok(leads)
         })?;
         report::add_callbacks(&mut reports, &steps, &leads);
         Ok(reports)
@@ -425,17 +512,13 @@ impl Reader {
     /// themselves: [`Reader::calls`] with a `source`.
     pub fn source_report(&self, range: &TimeRange) -> Result<Vec<SourceReport>, QueryError> {
         let (from, to) = range.millis();
-        let rows = self.with(|connection| {
-            let mut statement = connection.prepare_cached(&format!(
-                "SELECT {CALL_COLUMNS} FROM calls WHERE started_at >= ?1 AND started_at < ?2"
-            ))?;
-            let mut rows = statement.query(params![from, to])?;
-            let mut calls = Vec::new();
-            while let Some(row) = rows.next()? {
-                calls.push(CallRow::from_row(row)?);
-            }
-            Ok(calls)
-        })?;
+        let sql =
+            format!("SELECT {CALL_COLUMNS} FROM calls WHERE started_at >= $1 AND started_at < $2");
+        let rows = self
+            .read_one(Statement::new(&sql, vec![Param::Int(from), Param::Int(to)]))?
+            .iter()
+            .map(|row| CallRow::from_cells(row))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(report::sources(&rows))
     }
 
@@ -446,8 +529,7 @@ impl Reader {
         &self,
         range: &TimeRange,
     ) -> Result<Vec<AbandonmentWindow>, QueryError> {
-        let (from, to) = range.millis();
-        let facts = self.with(|connection| facts_of(connection, ABANDONMENT_EVENTS, from, to))?;
+        let facts = self.facts_of(ABANDONMENT_EVENTS, range)?;
         Ok(report::abandonment(&facts, range))
     }
 
@@ -459,83 +541,133 @@ impl Reader {
         &self,
         range: &TimeRange,
     ) -> Result<Vec<(String, i64, bool)>, QueryError> {
-        let (from, to) = range.millis();
-        let facts = self.with(|connection| facts_of(connection, ABANDONMENT_EVENTS, from, to))?;
+        let facts = self.facts_of(ABANDONMENT_EVENTS, range)?;
         Ok(report::resolved_visits(&facts, range))
     }
 
     fn facts_of_calls_started_in(&self, range: &TimeRange) -> Result<Vec<CallFacts>, QueryError> {
-        let (from, to) = range.millis();
-        self.with(|connection| {
-            facts_of(
-                connection,
-                "SELECT e.call_id, e.seq, e.at, e.kind, e.detail
-                 FROM calls c JOIN call_events e ON e.call_id = c.id
-                 WHERE c.started_at >= ?1 AND c.started_at < ?2
-                 ORDER BY e.call_id, e.seq",
-                from,
-                to,
-            )
-        })
+        self.facts_of(EVENTS_OF_CALLS_STARTED_IN, range)
     }
-}
 
-/// Every event of the calls with a step that can end a department visit
-/// in `[?1, ?2)`.
-const ABANDONMENT_EVENTS: &str = "SELECT call_id, seq, at, kind, detail FROM call_events
-     WHERE call_id IN (SELECT call_id FROM call_events
-                       WHERE at >= ?1 AND at < ?2
-                         AND kind IN ('queued', 'connected', 'overflowed', 'ended'))
-     ORDER BY call_id, seq";
-
-/// Runs `sql` (events ordered by call then seq, two parameters) and folds
-/// each call's events.
-fn facts_of(
-    connection: &Connection,
-    sql: &str,
-    from: i64,
-    to: i64,
-) -> Result<Vec<CallFacts>, QueryError> {
-    let mut statement = connection.prepare_cached(sql)?;
-    let mut rows = statement.query(params![from, to])?;
-    let mut facts = Vec::new();
-    let mut current: Option<(String, Vec<EventRow>)> = None;
-    let fold = |events: &[EventRow]| {
-        timeline::fold(
-            events
-                .iter()
-                .map(|event| (event.at.as_millisecond(), &event.event)),
-        )
-    };
-    while let Some(row) = rows.next()? {
-        let (call, event) = event_row(row)?;
-        match &mut current {
-            Some((id, events)) if *id == call => events.push(event),
-            _ => {
-                if let Some((_, events)) = current.replace((call, vec![event])) {
-                    facts.push(fold(&events));
+    /// Runs `sql` (events ordered by call then seq; `$1`, `$2` the range)
+    /// and folds each call's events.
+    fn facts_of(&self, sql: &str, range: &TimeRange) -> Result<Vec<CallFacts>, QueryError> {
+        let (from, to) = range.millis();
+        let rows = self.read_one(Statement::new(sql, vec![Param::Int(from), Param::Int(to)]))?;
+        let mut facts = Vec::new();
+        let mut current: Option<(String, Vec<EventRow>)> = None;
+        let fold = |events: &[EventRow]| {
+            timeline::fold(
+                events
+                    .iter()
+                    .map(|event| (event.at.as_millisecond(), &event.event)),
+            )
+        };
+        for row in &rows {
+            let (call, event) = event_of(row)?;
+            match &mut current {
+                Some((id, events)) if *id == call => events.push(event),
+                _ => {
+                    if let Some((_, events)) = current.replace((call, vec![event])) {
+                        facts.push(fold(&events));
+                    }
                 }
             }
         }
+        if let Some((_, events)) = current {
+            facts.push(fold(&events));
+        }
+        Ok(facts)
     }
-    if let Some((_, events)) = current {
-        facts.push(fold(&events));
-    }
-    Ok(facts)
 }
 
+// The call-side SQL: one text for SQLite and PostgreSQL, placeholders
+// first appearing in ascending order (crate::shared; checked by
+// `shared_texts_bind_alike`).
+
+/// A call's timeline.
+const CALL_EVENTS: &str = "SELECT call_id, seq, at, kind, detail FROM call_events
+     WHERE call_id = $1 ORDER BY seq";
+
+/// The callback steps of the calls started in `[$1, $2)`.
+const CALLBACK_STEPS: &str = "SELECT e.call_id, e.detail FROM calls c
+     JOIN call_events e ON e.call_id = c.id
+     WHERE c.started_at >= $1 AND c.started_at < $2 AND e.kind = 'callback'";
+
+/// Every event of the calls started in `[$1, $2)`.
+const EVENTS_OF_CALLS_STARTED_IN: &str = "SELECT e.call_id, e.seq, e.at, e.kind, e.detail
+     FROM calls c JOIN call_events e ON e.call_id = c.id
+     WHERE c.started_at >= $1 AND c.started_at < $2
+     ORDER BY e.call_id, e.seq";
+
+/// Every event of the calls with a step that can end a department visit
+/// in `[$1, $2)`.
+const ABANDONMENT_EVENTS: &str = "SELECT call_id, seq, at, kind, detail FROM call_events
+     WHERE call_id IN (SELECT call_id FROM call_events
+                       WHERE at >= $1 AND at < $2
+                         AND kind IN ('queued', 'connected', 'overflowed', 'ended'))
+     ORDER BY call_id, seq";
+
 /// `call_id, seq, at, kind, detail` → the call's id and the event.
-fn event_row(row: &Row<'_>) -> Result<(String, EventRow), QueryError> {
-    let call: String = row.get(0)?;
-    let seq: i64 = row.get(1)?;
-    let kind: String = row.get(3)?;
-    let detail: String = row.get(4)?;
+fn event_of(row: &[Cell]) -> Result<(String, EventRow), QueryError> {
+    let row = Cells(row);
+    let call = row.text(0)?;
+    let seq = row.int(1)?;
+    let kind = row.text(3)?;
+    let detail = row.text(4)?;
     let corrupt = |error: &dyn std::fmt::Display| {
         QueryError::Corrupt(format!("call {call} event {seq} ({kind}): {error}"))
     };
     let detail: Value = serde_json::from_str(&detail).map_err(|error| corrupt(&error))?;
     let event = CallEvent::from_stored(&kind, detail).map_err(|error| corrupt(&error))?;
-    let at = timestamp(row.get(2)?)?;
+    let at = timestamp(row.int(2)?)?;
     let seq = u32::try_from(seq).map_err(|error| corrupt(&error))?;
     Ok((call, EventRow { seq, at, event }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// On SQLite, `$k` of each shared text is parameter k (its first
+    /// appearance comes after those of `$1`..`$k-1`), so one parameter
+    /// list binds alike on PostgreSQL.
+    #[test]
+    fn shared_texts_bind_alike() {
+        let connection = Connection::open_in_memory().unwrap();
+        connection
+            .execute_batch(
+                "CREATE TABLE calls (id, caller, dialed, source, branch, department, priority,
+                     agent, outcome, started_at, answered_at, queued_at, connected_at, ended_at,
+                     wait_ms, talk_ms, transfers, sla_ms);
+                 CREATE TABLE call_events (call_id, seq, at, kind, detail);",
+            )
+            .unwrap();
+        let call = format!("SELECT {CALL_COLUMNS} FROM calls WHERE id = $1");
+        let source =
+            format!("SELECT {CALL_COLUMNS} FROM calls WHERE started_at >= $1 AND started_at < $2");
+        for (sql, count) in [
+            (CALL_EVENTS, 1),
+            (call.as_str(), 1),
+            (source.as_str(), 2),
+            (CALLBACK_STEPS, 2),
+            (EVENTS_OF_CALLS_STARTED_IN, 2),
+            (ABANDONMENT_EVENTS, 2),
+        ] {
+            let statement = connection.prepare(sql).unwrap();
+            assert_eq!(statement.parameter_count(), count, "{sql}");
+            for k in 1..=count {
+                assert_eq!(
+                    statement.parameter_index(&format!("${k}")).unwrap(),
+                    Some(k),
+                    "{sql}"
+                );
+            }
+        }
+        // And a reordered text would not: the check can fail.
+        let statement = connection
+            .prepare("SELECT 1 FROM calls WHERE started_at < $2 AND started_at >= $1")
+            .unwrap();
+        assert_eq!(statement.parameter_index("$2").unwrap(), Some(1));
+    }
 }

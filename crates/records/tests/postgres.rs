@@ -14,10 +14,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use records::{
-    Journal, JournalConfig, JournalEntry, JournalHandle, JournalLocation, Outcome, ReplicaConfig,
-    ReplicaStatus,
+    CallQuery, Journal, JournalConfig, JournalEntry, JournalHandle, JournalLocation, Outcome,
+    QueryError, Reader, ReplicaConfig, ReplicaStatus, TimeRange,
 };
-use support::{PATIENCE, at, entered, quick, record_all, routine, scripted_calls, started};
+use support::{
+    PATIENCE, at, entered, quick, record_all, routine, scripted_calls, simple_call, started,
+};
 
 use pg_server::Postgres;
 
@@ -233,4 +235,170 @@ fn a_start_with_postgres_down_starts_anyway() {
     assert_eq!(handle.stats().written, 1);
     assert!(!format!("{:?}", handle.replica()).contains(pg_server::PASSWORD));
     journal.close(Duration::from_secs(5)).unwrap();
+}
+
+/// Every call-side query of the reader `journal.reader()` gives with a
+/// replica, on PostgreSQL.
+fn every_call_query(reader: &Reader) -> Vec<String> {
+    let hour = TimeRange::new(at(0), at(3_600_000)).unwrap();
+    let ranges = [
+        hour,
+        TimeRange::new(at(-200_000), at(4_000_000)).unwrap(),
+        TimeRange::new(at(30_000), at(200_000)).unwrap(),
+        TimeRange::new(at(5_000_000), at(6_000_000)).unwrap(),
+    ];
+    let mut answers = Vec::new();
+    let mut queries = vec![CallQuery::recent(100), CallQuery::recent(3)];
+    for source in [None, Some("main-line"), Some("nowhere")] {
+        for department in [None, Some("pediatrics"), Some("cardiology")] {
+            for range in [None, Some(hour)] {
+                queries.push(CallQuery {
+                    limit: 50,
+                    range,
+                    source: source.map(str::to_string),
+                    department: department.map(str::to_string),
+                });
+            }
+        }
+    }
+    for query in &queries {
+        let calls = reader.calls(query).unwrap();
+        answers.push(format!("{query:?} -> {calls:?}"));
+    }
+    for call in reader.calls(&CallQuery::recent(100)).unwrap() {
+        answers.push(format!("{:?}", reader.call(call.id.as_str()).unwrap()));
+    }
+    answers.push(format!("{:?}", reader.call("no-such-call").unwrap()));
+    for range in &ranges {
+        answers.push(format!("{:?}", reader.department_report(range).unwrap()));
+        answers.push(format!("{:?}", reader.agent_report(range).unwrap()));
+        answers.push(format!("{:?}", reader.source_report(range).unwrap()));
+        answers.push(format!("{:?}", reader.abandonment_window(range).unwrap()));
+        answers.push(format!("{:?}", reader.resolved_visits(range).unwrap()));
+    }
+    answers
+}
+
+#[test]
+fn the_reader_answers_from_postgres_as_from_the_file() {
+    let server = Postgres::start();
+    // Text compared as a person reads it (ICU's en-US: `a` before `B`),
+    // unlike SQLite's bytes (`B` before `a`), as a production database's
+    // en_US.UTF-8 would.
+    server.psql(
+        "postgres",
+        &format!(
+            "CREATE DATABASE reads OWNER {} TEMPLATE template0 LOCALE_PROVIDER icu ICU_LOCALE 'en-US' LOCALE 'C.UTF-8'",
+            pg_server::ROLE
+        ),
+    );
+    let url = server.url("reads");
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("journal.db");
+    let (journal, handle) = Journal::open(&path, config(&url, "a")).unwrap();
+    let mut script = scripted_calls();
+    // Two calls started at the same moment whose ids sort differently by
+    // bytes and by the database's collation: the tie-break is bytes.
+    script.extend(simple_call("c-a-1", 2_000_000));
+    script.extend(simple_call("c-B-1", 2_000_000));
+    record_all(&handle, script);
+    caught_up(&handle);
+
+    let shared = journal.reader().unwrap();
+    assert!(shared.is_shared());
+    let file = Reader::open(&path).unwrap();
+    assert!(!file.is_shared());
+    let from_postgres = every_call_query(&shared);
+    let from_the_file = every_call_query(&file);
+    assert_eq!(from_postgres.len(), from_the_file.len());
+    for (postgres, file) in from_postgres.iter().zip(&from_the_file) {
+        assert_eq!(postgres, file);
+    }
+    // The collation would order them the other way.
+    assert_eq!(
+        server.psql(
+            "reads",
+            "SELECT id FROM calls WHERE id LIKE 'c-%-1' ORDER BY id DESC"
+        ),
+        "c-B-1\nc-a-1"
+    );
+    // Not vacuous: the file's answers hold the script's calls.
+    let recent = file.calls(&CallQuery::recent(100)).unwrap();
+    assert_eq!(recent.len(), 14, "{recent:?}");
+    assert_eq!(
+        shared.recent_calls(3).unwrap()[1..]
+            .iter()
+            .map(|call| call.id.as_str())
+            .collect::<Vec<_>>(),
+        ["c-a-1", "c-B-1"]
+    );
+    journal.close(PATIENCE).unwrap();
+}
+
+#[test]
+fn reads_of_another_node_and_while_postgres_is_down() {
+    let mut server = Postgres::start();
+    let url = server.database("nodes");
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (journal_a, a) = Journal::open(dir_a.path().join("journal.db"), config(&url, "a")).unwrap();
+    let (journal_b, _b) =
+        Journal::open(dir_b.path().join("journal.db"), config(&url, "b")).unwrap();
+    record_all(&a, simple_call("c-a-1-1", 1_000));
+    caught_up(&a);
+    // Node b's reader sees node a's call and its timeline; b's file has
+    // none of it.
+    let reader_b = journal_b.reader().unwrap();
+    let calls = reader_b.recent_calls(10).unwrap();
+    assert_eq!(calls.len(), 1);
+    assert_eq!(calls[0].id.as_str(), "c-a-1-1");
+    assert_eq!(calls[0].outcome, Some(Outcome::Connected));
+    let timeline = reader_b.call("c-a-1-1").unwrap().unwrap();
+    assert_eq!(timeline.events.len(), 4);
+    assert_eq!(
+        timeline
+            .events
+            .iter()
+            .map(|event| event.seq)
+            .collect::<Vec<_>>(),
+        [1, 2, 3, 4]
+    );
+    let file_b = Reader::open(dir_b.path().join("journal.db")).unwrap();
+    assert!(file_b.recent_calls(10).unwrap().is_empty());
+
+    // Down: every call-side read is Unavailable (within the 2 s bound of
+    // config(), the PATIENCE here only guards against a hang).
+    server.stop();
+    let started = Instant::now();
+    let hour = TimeRange::new(at(0), at(3_600_000)).unwrap();
+    assert!(matches!(
+        reader_b.recent_calls(10),
+        Err(QueryError::Unavailable(_))
+    ));
+    assert!(matches!(
+        reader_b.call("c-a-1-1"),
+        Err(QueryError::Unavailable(_))
+    ));
+    let error = reader_b.department_report(&hour).unwrap_err();
+    assert!(matches!(error, QueryError::Unavailable(_)), "{error}");
+    assert!(!error.to_string().contains(pg_server::PASSWORD), "{error}");
+    assert!(started.elapsed() < PATIENCE);
+    // Leads stay node-local: the same reader still reads them from b's
+    // file.
+    assert!(reader_b.open_leads(10).unwrap().is_empty());
+
+    // Back: the same reader reconnects.
+    server.resume();
+    let deadline = Instant::now() + PATIENCE;
+    loop {
+        match reader_b.recent_calls(10) {
+            Ok(calls) => {
+                assert_eq!(calls.len(), 1);
+                break;
+            }
+            Err(error) => assert!(Instant::now() < deadline, "{error}"),
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    journal_a.close(PATIENCE).unwrap();
+    journal_b.close(PATIENCE).unwrap();
 }

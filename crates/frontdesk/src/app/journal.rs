@@ -167,8 +167,16 @@ impl CallJournal {
         let pseudonyms = Pseudonyms::open(data, reveal_numbers)?;
         // The waits that ended before a restart still count for the alerts
         // (an interrupted one is not a wait that ended: it counts nowhere).
+        // With PostgreSQL, the cluster's waits (the reader's view); down at
+        // start, none: the start goes on and the window fills as calls end.
         let mut abandonment = AbandonmentTracker::new(window);
-        abandonment.seed(reader.resolved_visits(&TimeRange::last(window, Timestamp::now()))?);
+        match reader.resolved_visits(&TimeRange::last(window, Timestamp::now())) {
+            Ok(visits) => abandonment.seed(visits),
+            Err(error @ records::QueryError::Unavailable(_)) => {
+                warn!(%error, "the abandonment window starts empty")
+            }
+            Err(error) => return Err(error.into()),
+        }
         Ok(CallJournal {
             handle,
             reader,

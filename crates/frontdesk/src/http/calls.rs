@@ -154,14 +154,39 @@ async fn query<T: Send + 'static>(
 }
 
 /// Runs a journal query of `app` off the async workers; an error is the
-/// API's answer.
+/// API's answer. With `--journal postgres://…` the calls are read from
+/// PostgreSQL: while it cannot be read the answer is 503
+/// `{"error":"journal_unavailable","detail":…}`, within the reader's
+/// timeout (each statement and connection is bounded by it; the wait here
+/// too, against a server that stops answering without closing).
 pub(crate) async fn read_journal<T: Send + 'static>(
     app: &App,
     run: impl FnOnce(&records::Reader) -> Result<T, records::QueryError> + Send + 'static,
 ) -> Result<T, Response> {
     let reader = app.journal.reader().clone();
-    match tokio::task::spawn_blocking(move || run(&reader)).await {
+    // A route may run a few statements (a list's transfers): twice the
+    // bound of one, then the answer goes (the blocking thread ends at its
+    // own timeout or keepalive).
+    let bound = reader.timeout().map(|timeout| timeout * 2);
+    let task = tokio::task::spawn_blocking(move || run(&reader));
+    let joined = match bound {
+        Some(bound) => match tokio::time::timeout(bound, task).await {
+            Ok(joined) => joined,
+            Err(_) => {
+                tracing::warn!(?bound, "journal query did not answer in time");
+                return Err(journal_unavailable("PostgreSQL did not answer in time"));
+            }
+        },
+        None => task.await,
+    };
+    match joined {
         Ok(Ok(value)) => Ok(value),
+        Ok(Err(error @ records::QueryError::Unavailable(_))) => {
+            tracing::warn!(%error, "journal query failed");
+            Err(journal_unavailable(
+                "the calls database (PostgreSQL) cannot be read; see the daemon's log",
+            ))
+        }
         Ok(Err(error)) => {
             tracing::warn!(%error, "journal query failed");
             Err(error_response(
@@ -174,6 +199,16 @@ pub(crate) async fn read_journal<T: Send + 'static>(
             "journal query failed",
         )),
     }
+}
+
+/// 503 `{"error":"journal_unavailable","detail":…}`: the calls the cluster
+/// shares cannot be read now (the alert of the same name says why).
+fn journal_unavailable(detail: &str) -> Response {
+    (
+        StatusCode::SERVICE_UNAVAILABLE,
+        axum::Json(json!({ "error": "journal_unavailable", "detail": detail })),
+    )
+        .into_response()
 }
 
 /// `GET /api/reports/departments?from=&to=`: every queue of the dialplan,

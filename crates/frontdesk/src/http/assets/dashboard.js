@@ -74,6 +74,7 @@
     lastUpdate = doc.generated_at;
     document.body.dataset.generatedAt = doc.generated_at;
     document.body.dataset.journal = doc.journal;
+    $('journal-error').hidden = doc.journal === 'ok';
     $('clinic').textContent = doc.clinic.name;
     document.title = `${doc.clinic.name} · frontdesk`;
     showStatus('live', lastUpdate, timeZone);

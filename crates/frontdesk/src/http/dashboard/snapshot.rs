@@ -20,7 +20,8 @@
 //!              {"id","source","name","phone","department","intent","emergency","branch",
 //!               "priority","state","created_at","respond_by","age_ms"} ],
 //!   "waiting_chart": {"slot_ms": 5000, "from": "…", "waiting": [null, …, 0, 2]},
-//!   "journal": "ok" | "unreadable"
+//!   "journal": "ok" | "unreadable"   // unreadable: calls, departments and totals are
+//!                                    // empty, not stale, and the page says so
 //! }
 //! ```
 //!
