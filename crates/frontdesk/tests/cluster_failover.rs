@@ -20,7 +20,8 @@
 //!    every node; back: the alert clears.
 //!
 //! Printed for BENCHMARKS.md (asserted only generously): the time from the
-//! kill to the claim's reap, and from a restart to the node's first call.
+//! kill to the claim's reap, and from a restart to the node's first call
+//! completed (`frontdesk_calls_total` counts calls as they end).
 
 mod support;
 
@@ -302,12 +303,11 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
         || (0..3).all(|node| active(cluster.node(node)) >= 2.0),
         || "calls are not up on every node".to_string(),
     );
-    let survivors_before: Vec<f64> = [0, 2].iter().map(|&n| taken(cluster.node(n))).collect();
     let up_on_dead = active(cluster.node(1));
     let killed_at = Instant::now();
     cluster.kill(1);
-    // Her claim by the dead node is reaped: she is available again on the
-    // survivors within the lease and a margin.
+    // Her claim by the dead node is reaped (she is available again on the
+    // survivors) within the lease and a margin, measured from the kill.
     wait_until(
         Duration::from_secs(LEASE) + Duration::from_secs(8),
         || {
@@ -317,32 +317,22 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
         },
         || {
             format!(
-                "1003 not available on the survivors: {} / {}",
-                people::agent(cluster.node(0), "1003"),
-                people::agent(cluster.node(2), "1003")
+                "1003 on the survivors: {} / {}",
+                people::agent(cluster.node(0), "1003")["state"],
+                people::agent(cluster.node(2), "1003")["state"],
             )
         },
     );
     let reaped = killed_at.elapsed();
-    // New calls reach the survivors.
-    wait_until(
-        Duration::from_secs(10),
-        || {
-            [0, 2]
-                .iter()
-                .zip(&survivors_before)
-                .all(|(&n, &before)| taken(cluster.node(n)) > before)
-        },
-        || "the survivors take no new call".to_string(),
-    );
-    let survivors_took = killed_at.elapsed();
     let run = load.join().expect("the patients");
     let lost = run.count("FailedCall(C)");
     eprintln!(
         "kill -9 under 10 calls/s: {lost} of 90 calls failed ({up_on_dead} were up on the \
-         dead node); both survivors took new calls {survivors_took:?} after the kill; 1003's \
-         claim (lease {LEASE} s) reaped after {reaped:?}"
+         dead node); 1003's claim (lease {LEASE} s) reaped after {reaped:?}"
     );
+    // Every call of the run but the dead node's went through: the ones
+    // made after the kill (about 60) reached the survivors. (cluster.rs
+    // times how soon Kamailio stops sending to the dead address.)
     assert!(
         lost as f64 <= up_on_dead,
         "{lost} calls failed, {up_on_dead} were on the dead node; {run}"
@@ -384,7 +374,7 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
     );
     completed += until_it_takes_calls(&cluster, 1);
     eprintln!(
-        "node 1 restarted: its first call {:?} after the restart; {interrupted} calls closed interrupted",
+        "node 1 restarted: its first call completed {:?} after the restart (a call lasts 2 s); {interrupted} calls closed interrupted",
         restarted_at.elapsed()
     );
 
