@@ -181,8 +181,14 @@ pub struct Cluster {
     pub kamailio: Kamailio,
     /// The nodes, in `NODE_IPS` order; `None` once killed.
     pub nodes: Vec<Option<Daemon>>,
-    /// Each node's SIP address (kept after a node is gone).
+    /// Each node's SIP address (kept after a node is gone, and reused when
+    /// it starts again).
     pub node_sips: Vec<SocketAddr>,
+    plan: PathBuf,
+    /// Each node's own flags (e.g. `--node-id`, `--redis`, `--journal`).
+    args: Vec<Vec<String>>,
+    /// Each node's `--data`, kept across a kill and a restart.
+    data: Vec<PathBuf>,
     _dir: tempfile::TempDir,
 }
 
@@ -190,11 +196,31 @@ impl Cluster {
     /// Three nodes serving the open demo clinic (with `tweak`), then
     /// Kamailio in front of them.
     pub fn start(tweak: impl Fn(String) -> String, fr_timer_ms: u64) -> Cluster {
+        Cluster::start_with(tweak, fr_timer_ms, |_| Vec::new())
+    }
+
+    /// As [`Cluster::start`], node `index` also given `args(index)` (each
+    /// time it starts) and a data directory of the cluster's own, so that
+    /// [`Cluster::restart`] finds its journal and outbox again.
+    pub fn start_with(
+        tweak: impl Fn(String) -> String,
+        fr_timer_ms: u64,
+        args: impl Fn(usize) -> Vec<String>,
+    ) -> Cluster {
         let dir = tempfile::tempdir().expect("a temporary directory");
         let plan = cluster_dialplan(dir.path(), tweak);
+        let args: Vec<Vec<String>> = (0..NODE_IPS.len()).map(args).collect();
+        let data: Vec<PathBuf> = (0..NODE_IPS.len())
+            .map(|index| {
+                let path = dir.path().join(format!("node{index}"));
+                std::fs::create_dir_all(&path).expect("a node's data directory");
+                path
+            })
+            .collect();
         let nodes: Vec<Daemon> = NODE_IPS
             .iter()
-            .map(|ip| Launch::new().dialplan(&plan).sip(format!("{ip}:0")).start())
+            .enumerate()
+            .map(|(index, ip)| launch(&plan, &args[index], &data[index], format!("{ip}:0")))
             .collect();
         let node_sips: Vec<SocketAddr> = nodes.iter().map(Daemon::sip).collect();
         let kamailio = Kamailio::start(&node_sips, fr_timer_ms);
@@ -202,6 +228,9 @@ impl Cluster {
             kamailio,
             nodes: nodes.into_iter().map(Some).collect(),
             node_sips,
+            plan,
+            args,
+            data,
             _dir: dir,
         }
     }
@@ -216,6 +245,37 @@ impl Cluster {
         let mut daemon = self.nodes[index].take().expect("a running node");
         daemon.stop_with(Signal::SIGKILL);
     }
+
+    /// SIGTERM node `index` (it drains: OPTIONS 503, its calls finish) and
+    /// waits until it has exited, within `bound`.
+    pub fn terminate(&mut self, index: usize, bound: Duration) {
+        let mut daemon = self.nodes[index].take().expect("a running node");
+        daemon.signal(Signal::SIGTERM);
+        let status = daemon.wait_exit(bound);
+        assert!(status.success(), "node {index} exited {status}");
+    }
+
+    /// Starts node `index` again (after [`Cluster::kill`] or
+    /// [`Cluster::terminate`]): the same SIP address, flags and data.
+    pub fn restart(&mut self, index: usize) {
+        assert!(self.nodes[index].is_none(), "node {index} is running");
+        let daemon = launch(
+            &self.plan,
+            &self.args[index],
+            &self.data[index],
+            self.node_sips[index],
+        );
+        self.nodes[index] = Some(daemon);
+    }
+}
+
+fn launch(plan: &Path, args: &[String], data: &Path, sip: impl ToString) -> Daemon {
+    Launch::new()
+        .dialplan(plan)
+        .data(data)
+        .sip(sip)
+        .args(args)
+        .start()
 }
 
 /// The sum of every `/metrics` series that starts with `prefix`.

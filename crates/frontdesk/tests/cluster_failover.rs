@@ -1,0 +1,471 @@
+//! Issue 24, the whole cluster under load: Debian's Kamailio on 127.0.0.10
+//! in front of three nodes (127.0.0.11-13, `--node-id n0..n2`) sharing one
+//! redis-server (`--redis`, agents and claims, `--claim-lease 2`) and one
+//! PostgreSQL database (`--journal postgres://…`). SIPp patients call
+//! Kamailio at a steady rate; agent 1003 registers once, through Kamailio.
+//!
+//! 1. `kill -9` of a node under load: the calls that fail are at most the
+//!    ones it held; the survivors take the new calls; the dead node's claim
+//!    on 1003 (she was on a call there) is reaped within lease + margin and
+//!    she is reachable through another node.
+//! 2. A monitor thread follows the claim stream all along; no agent is ever
+//!    held by two nodes at once (`holdings` + `find_violations`).
+//! 3. The killed node restarts (same `--node-id`, same data): its calls
+//!    left up are closed `interrupted`, Kamailio's probe lets calls reach
+//!    it again.
+//! 4. Rolling restart, SIGTERM one node after the other under load: no call
+//!    fails.
+//! 5. Every call SIPp completed has its ended row in PostgreSQL.
+//! 6. redis-server killed: calls still connect, `cluster_store_down` on
+//!    every node; back: the alert clears.
+//!
+//! Printed for BENCHMARKS.md (asserted only generously): the time from the
+//! kill to the claim's reap, and from a restart to the node's first call
+//! completed (`frontdesk_calls_total` counts calls as they end).
+
+mod support;
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+use cluster::claims::{AgentChange, ChangeFeed, FeedEvent, StoreConfig, find_violations, holdings};
+use serde_json::Value;
+use support::call::free_udp_port;
+use support::cluster::{Cluster, metric_sum};
+use support::people::{self, press_when_heard, wait_port_taken};
+use support::phone::{FILL, RtpPeer, register_from};
+use support::postgres::Postgres;
+use support::redis::RedisServer;
+use support::sipp::{Sipp, SippRun};
+use support::{Daemon, TOKEN};
+
+/// Every wait polls its condition within this.
+const BOUND: Duration = Duration::from_secs(30);
+/// `--claim-lease`, seconds.
+const LEASE: u64 = 2;
+
+/// Patients through Kamailio (`caller.xml`, no key pressed: the IVR
+/// answers), `calls` of them at `rate` per second, each hanging up
+/// `talk_ms` + 2 s after the answer.
+fn patients(
+    target: std::net::SocketAddr,
+    calls: u64,
+    rate: u64,
+    talk_ms: u64,
+) -> JoinHandle<SippRun> {
+    let audio = RtpPeer::start(0, true);
+    let port = audio.port();
+    std::thread::spawn(move || {
+        let run = Sipp::new("caller.xml", target)
+            .calls(calls)
+            .rate(rate)
+            .args([
+                "-s",
+                "+15550100",
+                "-set",
+                "rtp_port",
+                &port.to_string(),
+                "-set",
+                "dtmf",
+                "0",
+                "-d",
+                &talk_ms.to_string(),
+            ])
+            .run();
+        drop(audio);
+        run
+    })
+}
+
+/// Polls `done` every 50 ms until it holds; panics with `what()` past `bound`.
+fn wait_until(bound: Duration, mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
+    let deadline = Instant::now() + bound;
+    while !done() {
+        assert!(Instant::now() < deadline, "{}", what());
+        std::thread::sleep(Duration::from_millis(50)); // a poll interval, bounded
+    }
+}
+
+fn active(daemon: &Daemon) -> f64 {
+    metric_sum(daemon, "frontdesk_calls_active")
+}
+
+fn taken(daemon: &Daemon) -> f64 {
+    metric_sum(daemon, "frontdesk_calls_total")
+}
+
+/// Short bursts of calls through Kamailio until node `index` has taken one
+/// (Kamailio's probe has found it); every call of every burst must succeed.
+/// Returns the calls completed.
+fn until_it_takes_calls(cluster: &Cluster, index: usize) -> u64 {
+    let deadline = Instant::now() + BOUND;
+    let mut completed = 0;
+    while taken(cluster.node(index)) < 1.0 {
+        assert!(Instant::now() < deadline, "node {index} takes no call");
+        let run = patients(cluster.kamailio.address(), 10, 10, 0)
+            .join()
+            .expect("the patients");
+        run.assert_all_succeeded(10);
+        completed += 10;
+    }
+    completed
+}
+
+fn alerts(daemon: &Daemon) -> Vec<String> {
+    let body: Value =
+        serde_json::from_str(&daemon.get("/api/alerts", Some(TOKEN)).body).expect("JSON");
+    body["alerts"]
+        .as_array()
+        .map(|alerts| {
+            alerts
+                .iter()
+                .filter_map(|a| a["kind"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// Follows the claim stream on its own thread from before the nodes start
+/// until stopped: every change, in stream order.
+struct ClaimMonitor {
+    changes: Arc<Mutex<Vec<AgentChange>>>,
+    fell_behind: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ClaimMonitor {
+    fn start(redis: &RedisServer) -> ClaimMonitor {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let mut feed = runtime
+            .block_on(ChangeFeed::open(StoreConfig::new(redis.url())))
+            .expect("the claims feed")
+            .0;
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let fell_behind = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (changes, fell_behind, stop) = (
+                Arc::clone(&changes),
+                Arc::clone(&fell_behind),
+                Arc::clone(&stop),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match runtime.block_on(feed.next()) {
+                        Ok(Some(FeedEvent::Changes(more))) => {
+                            changes.lock().expect("a lock").extend(more);
+                        }
+                        Ok(Some(FeedEvent::Resync(_))) => {
+                            fell_behind.store(true, Ordering::Relaxed)
+                        }
+                        Ok(None) | Err(_) => {}
+                    }
+                }
+            })
+        };
+        ClaimMonitor {
+            changes,
+            fell_behind,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    fn changes(&self) -> Vec<AgentChange> {
+        self.changes.lock().expect("a lock").clone()
+    }
+}
+
+impl Drop for ClaimMonitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+#[test]
+fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
+    let postgres = Postgres::start();
+    let journal = postgres.database("cluster");
+    let mut redis = RedisServer::start();
+    let monitor = ClaimMonitor::start(&redis);
+    let redis_url = redis.url();
+    let mut cluster = Cluster::start_with(
+        |text| text,
+        1000,
+        |index| {
+            vec![
+                "--node-id".to_string(),
+                format!("n{index}"),
+                "--redis".to_string(),
+                redis_url.clone(),
+                "--journal".to_string(),
+                journal.clone(),
+                "--claim-lease".to_string(),
+                LEASE.to_string(),
+            ]
+        },
+    );
+    let kamailio = cluster.kamailio.address();
+    let sql = |query: &str| postgres.psql("cluster", query);
+    let mut completed: u64 = 0;
+
+    // Agent 1003 registers once, through Kamailio: every node has her.
+    let phone_port = free_udp_port();
+    register_from(phone_port, kamailio, "1003", phone_port, 3600, "-once");
+    wait_until(
+        BOUND,
+        || (0..3).all(|node| people::agent(cluster.node(node), "1003")["state"] == "available"),
+        || "1003 registered once is not available on every node".to_string(),
+    );
+
+    // She takes a patient's call on node 1 (the patient calls it straight):
+    // node 1 holds her claim when it dies.
+    let agent_call = |target: std::net::SocketAddr, talk_ms: u64| {
+        let agent_audio = RtpPeer::start(0, false);
+        let agent_port = agent_audio.port();
+        let (pid_to, pid) = std::sync::mpsc::channel();
+        let agent = std::thread::spawn(move || {
+            Sipp::new("agent.xml", kamailio)
+                .calls(1)
+                .pid_to(pid_to)
+                .args([
+                    "-p".to_string(),
+                    phone_port.to_string(),
+                    "-d".to_string(),
+                    "0".to_string(),
+                    "-set".to_string(),
+                    "rtp_port".to_string(),
+                    agent_port.to_string(),
+                ])
+                .run()
+        });
+        let pid = pid.recv_timeout(BOUND).expect("the agent's SIPp");
+        wait_port_taken(phone_port);
+        let patient_audio = RtpPeer::start(0, false);
+        let patient_port = patient_audio.port();
+        let (patient_pid_to, patient_pid) = std::sync::mpsc::channel();
+        let patient = std::thread::spawn(move || {
+            Sipp::new("caller.xml", target)
+                .calls(1)
+                .pid_to(patient_pid_to)
+                .args([
+                    "-p",
+                    &free_udp_port().to_string(),
+                    "-s",
+                    "+15550100",
+                    "-set",
+                    "rtp_port",
+                    &patient_port.to_string(),
+                    "-set",
+                    "dtmf",
+                    "0",
+                    "-d",
+                    &talk_ms.to_string(),
+                ])
+                .run()
+        });
+        press_when_heard(&patient_audio, '3');
+        assert!(
+            agent_audio.wait_until(BOUND, |p| p.relayed(FILL) >= 25),
+            "the agent heard {}",
+            agent_audio.relayed(FILL)
+        );
+        let patient_pid = patient_pid.recv_timeout(BOUND).expect("the patient's SIPp");
+        (
+            agent,
+            [pid, patient_pid],
+            patient,
+            agent_audio,
+            patient_audio,
+        )
+    };
+    let doomed = cluster.node_sips[1];
+    let (agent, pids, patient, _a, _p) = agent_call(doomed, 30_000);
+    wait_until(
+        BOUND,
+        || (0..3).all(|node| people::agent(cluster.node(node), "1003")["state"] == "on_call"),
+        || "1003 is not on_call on every node".to_string(),
+    );
+
+    // 1. Load; once every node has calls up, kill -9 node 1.
+    let load = patients(kamailio, 90, 10, 500);
+    wait_until(
+        BOUND,
+        || (0..3).all(|node| active(cluster.node(node)) >= 2.0),
+        || "calls are not up on every node".to_string(),
+    );
+    let up_on_dead = active(cluster.node(1));
+    let killed_at = Instant::now();
+    cluster.kill(1);
+    // Her claim by the dead node is reaped (she is available again on the
+    // survivors) within the lease and a margin, measured from the kill.
+    wait_until(
+        Duration::from_secs(LEASE) + Duration::from_secs(8),
+        || {
+            [0, 2]
+                .iter()
+                .all(|&n| people::agent(cluster.node(n), "1003")["state"] == "available")
+        },
+        || {
+            format!(
+                "1003 on the survivors: {} / {}",
+                people::agent(cluster.node(0), "1003")["state"],
+                people::agent(cluster.node(2), "1003")["state"],
+            )
+        },
+    );
+    let reaped = killed_at.elapsed();
+    let run = load.join().expect("the patients");
+    let lost = run.count("FailedCall(C)");
+    eprintln!(
+        "kill -9 under 10 calls/s: {lost} of 90 calls failed ({up_on_dead} were up on the \
+         dead node); 1003's claim (lease {LEASE} s) reaped after {reaped:?}"
+    );
+    // Every call of the run but the dead node's went through: the ones
+    // made after the kill (about 60) reached the survivors. (cluster.rs
+    // times how soon Kamailio stops sending to the dead address.)
+    // `frontdesk_calls_active` is sampled on the daemon's tick, and a call
+    // may reach the node in the instant before the kill: a margin of 2
+    // here; the journal's count after the restart (below) is exact.
+    assert!(
+        lost as f64 <= up_on_dead + 2.0,
+        "{lost} calls failed, {up_on_dead} were on the dead node; {run}"
+    );
+    assert_eq!(run.count("TotalCallCreated"), 90, "{run}");
+    completed += run.count("SuccessfulCall(C)");
+    // That call died with node 1: its two SIPps (ours, by their ids) would
+    // wait for the dead node until their timeouts.
+    for pid in pids {
+        let _ = nix::sys::signal::kill(
+            nix::unistd::Pid::from_raw(i32::try_from(pid).expect("a pid fits i32")),
+            nix::sys::signal::Signal::SIGKILL,
+        );
+    }
+    let _ = agent.join();
+    let _ = patient.join();
+
+    // She is reachable through another node: a patient of node 0 gets her.
+    let (agent, _, patient, _a, _p) = agent_call(cluster.node_sips[0], 500);
+    patient.join().expect("the patient").assert_all_succeeded(1);
+    agent.join().expect("the agent").assert_all_succeeded(1);
+    completed += 1;
+
+    // 3. Node 1 restarts: its calls left up are closed `interrupted`, and
+    // Kamailio's probe lets calls reach it again.
+    let restarted_at = Instant::now();
+    cluster.restart(1);
+    wait_until(
+        BOUND,
+        || sql("SELECT count(*) FROM calls WHERE node = 'n1' AND outcome = 'in_progress'") == "0",
+        || sql("SELECT node, outcome, count(*) FROM calls GROUP BY 1, 2 ORDER BY 1, 2"),
+    );
+    let interrupted: u64 = sql("SELECT count(*) FROM calls WHERE outcome = 'interrupted'")
+        .parse()
+        .expect("a count");
+    // The calls that failed were the dead node's: no more of them than it
+    // left up (its agent's call among those, so one spare for a call that
+    // reached it in the last instant before its journal saw it).
+    assert!(
+        interrupted >= 1 && lost <= interrupted,
+        "{interrupted} calls closed interrupted, {lost} failed"
+    );
+    completed += until_it_takes_calls(&cluster, 1);
+    eprintln!(
+        "node 1 restarted: its first call completed {:?} after the restart (a call lasts 2 s); {interrupted} calls closed interrupted",
+        restarted_at.elapsed()
+    );
+
+    // 4. Rolling restart under load: no call fails.
+    for index in 0..3 {
+        let load = patients(kamailio, 40, 8, 500);
+        wait_until(
+            BOUND,
+            || active(cluster.node(index)) >= 1.0,
+            || format!("no call up on node {index}"),
+        );
+        cluster.terminate(index, BOUND);
+        cluster.restart(index);
+        let run = load.join().expect("the patients");
+        run.assert_all_succeeded(40);
+        completed += 40;
+        completed += until_it_takes_calls(&cluster, index);
+    }
+
+    // 2. No agent held by two nodes at once, over the whole run.
+    let changes = monitor.changes();
+    assert!(
+        !monitor.fell_behind.load(Ordering::Relaxed),
+        "the monitor fell behind the stream"
+    );
+    drop(monitor);
+    let held = holdings(&changes);
+    assert!(
+        held.iter().any(|h| h.node.as_str() == "n1"),
+        "no claim by n1 in {held:?}"
+    );
+    assert!(
+        held.iter().any(|h| h.node.as_str() == "n0"),
+        "no claim by n0 in {held:?}"
+    );
+    assert_eq!(find_violations(&held), [], "{held:?}");
+
+    // 5. Every completed call has its ended row.
+    let ended = "SELECT count(*) FROM calls WHERE outcome NOT IN ('in_progress', 'interrupted')";
+    wait_until(
+        BOUND,
+        || sql(ended) == completed.to_string(),
+        || {
+            format!(
+                "{} ended rows, {completed} calls completed:\n{}",
+                sql(ended),
+                sql("SELECT node, outcome, count(*) FROM calls GROUP BY 1, 2 ORDER BY 1, 2")
+            )
+        },
+    );
+    eprintln!(
+        "records by node and outcome:\n{}",
+        sql("SELECT node, outcome, count(*) FROM calls GROUP BY 1, 2 ORDER BY 1, 2")
+    );
+
+    // 6. Redis down: calls still connect, the alert on every node; back:
+    // cleared.
+    redis.kill();
+    for index in 0..3 {
+        let daemon = cluster.node(index);
+        wait_until(
+            BOUND,
+            || {
+                alerts(daemon)
+                    .iter()
+                    .any(|kind| kind == "cluster_store_down")
+            },
+            || format!("node {index}: alerts {:?}", alerts(daemon)),
+        );
+    }
+    patients(kamailio, 10, 10, 0)
+        .join()
+        .expect("the patients")
+        .assert_all_succeeded(10);
+    redis.restart();
+    for index in 0..3 {
+        let daemon = cluster.node(index);
+        wait_until(
+            BOUND,
+            || {
+                !alerts(daemon)
+                    .iter()
+                    .any(|kind| kind == "cluster_store_down")
+            },
+            || format!("node {index}: alerts {:?}", alerts(daemon)),
+        );
+    }
+}
