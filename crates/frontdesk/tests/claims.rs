@@ -12,12 +12,12 @@ mod support;
 use std::time::{Duration, Instant};
 
 use cluster::claims::{ChangeFeed, FeedEvent, StoreConfig, find_violations, holdings};
-use serde_json::Value;
 use support::call::open_clinic;
+use support::cluster::alert_kinds;
 use support::people::{self, patient, press_when_heard, wait_agent_state};
 use support::phone::RtpPeer;
 use support::redis::RedisServer;
-use support::{Daemon, Launch, TOKEN};
+use support::{Daemon, Launch};
 
 const BOUND: Duration = Duration::from_secs(20);
 
@@ -52,24 +52,10 @@ fn carol(daemon: &Daemon, audio: &RtpPeer) -> std::thread::JoinHandle<support::s
     )
 }
 
-fn alerts(daemon: &Daemon) -> Vec<String> {
-    let body: Value =
-        serde_json::from_str(&daemon.get("/api/alerts", Some(TOKEN)).body).expect("JSON");
-    body["alerts"]
-        .as_array()
-        .map(|alerts| {
-            alerts
-                .iter()
-                .filter_map(|a| a["kind"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
-}
-
 fn wait_alert(daemon: &Daemon, present: bool) {
     let deadline = Instant::now() + BOUND;
     loop {
-        let now = alerts(daemon);
+        let now = alert_kinds(daemon);
         if now.iter().any(|kind| kind == "cluster_store_down") == present {
             return;
         }

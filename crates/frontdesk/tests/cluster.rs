@@ -22,40 +22,12 @@ use std::time::{Duration, Instant};
 
 use nix::sys::signal::Signal;
 use support::call::{calls, free_udp_port};
-use support::cluster::{Cluster, metric_sum};
+use support::cluster::{Cluster, metric_sum, patients};
 use support::people::{self, press_when_heard, wait_port_taken};
 use support::phone::{FILL, RtpPeer, register_from};
-use support::sipp::{Sipp, SippRun};
+use support::sipp::Sipp;
 
 const BOUND: Duration = Duration::from_secs(30);
-
-/// A patient calling through Kamailio (`caller.xml`), `calls` of them at
-/// `rate` per second, hanging up `talk_ms` + 2 s after the answer.
-fn patients(cluster: &Cluster, calls: u64, rate: u64, talk_ms: u64) -> JoinHandle<SippRun> {
-    let target = cluster.kamailio.address();
-    let audio = RtpPeer::start(0, true);
-    let port = audio.port();
-    std::thread::spawn(move || {
-        let run = Sipp::new("caller.xml", target)
-            .calls(calls)
-            .rate(rate)
-            .args([
-                "-s",
-                "+15550100",
-                "-set",
-                "rtp_port",
-                &port.to_string(),
-                "-set",
-                "dtmf",
-                "0",
-                "-d",
-                &talk_ms.to_string(),
-            ])
-            .run();
-        drop(audio);
-        run
-    })
-}
 
 #[test]
 fn calls_spread_over_the_nodes_and_an_agent_registered_through_kamailio_is_rung_through_it() {
@@ -142,7 +114,7 @@ fn calls_spread_over_the_nodes_and_an_agent_registered_through_kamailio_is_rung_
     agent.assert_all_succeeded(1);
 
     // Thirty calls spread over the three nodes.
-    patients(&cluster, 30, 15, 0)
+    patients(cluster.kamailio.address(), 30, 15, 0)
         .join()
         .expect("the patients")
         .assert_all_succeeded(30);
@@ -243,7 +215,7 @@ fn options_status(node: SocketAddr) -> String {
 fn a_killed_node_s_new_calls_go_to_the_survivors_and_a_draining_node_keeps_its_calls() {
     let mut cluster = Cluster::start(|text| text, 1000);
     // Steady load: 10 calls/s for 9 s, each up 2.5 s.
-    let load = patients(&cluster, 90, 10, 500);
+    let load = patients(cluster.kamailio.address(), 90, 10, 500);
     let deadline = Instant::now() + BOUND;
     while (0..3).any(|node| calls(cluster.node(node)).is_empty()) {
         assert!(Instant::now() < deadline, "calls reached not every node");
@@ -281,7 +253,7 @@ fn a_killed_node_s_new_calls_go_to_the_survivors_and_a_draining_node_keeps_its_c
 
     // Drain node 3 under load: its OPTIONS turn 503, Kamailio sends it no
     // new call, and none of its calls in progress is dropped.
-    let load = patients(&cluster, 40, 10, 500);
+    let load = patients(cluster.kamailio.address(), 40, 10, 500);
     let deadline = Instant::now() + BOUND;
     while calls(cluster.node(2))
         .iter()

@@ -31,53 +31,19 @@ use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
 use cluster::claims::{AgentChange, ChangeFeed, FeedEvent, StoreConfig, find_violations, holdings};
-use serde_json::Value;
+use support::Daemon;
 use support::call::free_udp_port;
-use support::cluster::{Cluster, metric_sum};
+use support::cluster::{Cluster, alert_kinds, metric_sum, patients};
 use support::people::{self, press_when_heard, wait_port_taken};
 use support::phone::{FILL, RtpPeer, register_from};
 use support::postgres::Postgres;
 use support::redis::RedisServer;
-use support::sipp::{Sipp, SippRun};
-use support::{Daemon, TOKEN};
+use support::sipp::Sipp;
 
 /// Every wait polls its condition within this.
 const BOUND: Duration = Duration::from_secs(30);
 /// `--claim-lease`, seconds.
 const LEASE: u64 = 2;
-
-/// Patients through Kamailio (`caller.xml`, no key pressed: the IVR
-/// answers), `calls` of them at `rate` per second, each hanging up
-/// `talk_ms` + 2 s after the answer.
-fn patients(
-    target: std::net::SocketAddr,
-    calls: u64,
-    rate: u64,
-    talk_ms: u64,
-) -> JoinHandle<SippRun> {
-    let audio = RtpPeer::start(0, true);
-    let port = audio.port();
-    std::thread::spawn(move || {
-        let run = Sipp::new("caller.xml", target)
-            .calls(calls)
-            .rate(rate)
-            .args([
-                "-s",
-                "+15550100",
-                "-set",
-                "rtp_port",
-                &port.to_string(),
-                "-set",
-                "dtmf",
-                "0",
-                "-d",
-                &talk_ms.to_string(),
-            ])
-            .run();
-        drop(audio);
-        run
-    })
-}
 
 /// Polls `done` every 50 ms until it holds; panics with `what()` past `bound`.
 fn wait_until(bound: Duration, mut done: impl FnMut() -> bool, what: impl Fn() -> String) {
@@ -111,20 +77,6 @@ fn until_it_takes_calls(cluster: &Cluster, index: usize) -> u64 {
         completed += 10;
     }
     completed
-}
-
-fn alerts(daemon: &Daemon) -> Vec<String> {
-    let body: Value =
-        serde_json::from_str(&daemon.get("/api/alerts", Some(TOKEN)).body).expect("JSON");
-    body["alerts"]
-        .as_array()
-        .map(|alerts| {
-            alerts
-                .iter()
-                .filter_map(|a| a["kind"].as_str().map(str::to_string))
-                .collect()
-        })
-        .unwrap_or_default()
 }
 
 /// Follows the claim stream on its own thread from before the nodes start
@@ -444,11 +396,11 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
         wait_until(
             BOUND,
             || {
-                alerts(daemon)
+                alert_kinds(daemon)
                     .iter()
                     .any(|kind| kind == "cluster_store_down")
             },
-            || format!("node {index}: alerts {:?}", alerts(daemon)),
+            || format!("node {index}: alerts {:?}", alert_kinds(daemon)),
         );
     }
     patients(kamailio, 10, 10, 0)
@@ -461,11 +413,11 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
         wait_until(
             BOUND,
             || {
-                !alerts(daemon)
+                !alert_kinds(daemon)
                     .iter()
                     .any(|kind| kind == "cluster_store_down")
             },
-            || format!("node {index}: alerts {:?}", alerts(daemon)),
+            || format!("node {index}: alerts {:?}", alert_kinds(daemon)),
         );
     }
 }

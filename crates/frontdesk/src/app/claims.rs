@@ -47,13 +47,31 @@ use cluster::claims::{
 use routing::{
     AgentId, AgentState, CallId, CallbackDial, Offer, OfferFailure, Router, RoutingError,
 };
-use tokio::sync::{Mutex, mpsc, oneshot};
+use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
 use super::journal::CallJournal;
-use super::router::Command;
+
+/// Where the claims' answers go: the routing task's commands, behind a
+/// function, so that this module does not import the routing task's
+/// types (the routing task owns [`Claims`]; an import back would make the
+/// two files a cycle). `send` is `false` once the routing task is gone.
+#[derive(Clone)]
+pub(super) struct Answers(Arc<dyn Fn(ClaimInput) -> bool + Send + Sync>);
+
+impl Answers {
+    /// Answers handed to `send`.
+    pub(super) fn new(send: impl Fn(ClaimInput) -> bool + Send + Sync + 'static) -> Self {
+        Answers(Arc::new(send))
+    }
+
+    /// Hands over one answer; `Err` when the routing task is gone.
+    fn send(&self, input: ClaimInput) -> Result<(), ()> {
+        if (self.0)(input) { Ok(()) } else { Err(()) }
+    }
+}
 
 /// The alert's kind on `/api/alerts` while Redis cannot be used.
 pub const STORE_DOWN: &str = "cluster_store_down";
@@ -166,7 +184,7 @@ struct Pending {
 pub struct Claims {
     config: ClaimsConfig,
     store: Arc<Mutex<Option<ClaimStore>>>,
-    commands: mpsc::UnboundedSender<Command>,
+    answers: Answers,
     journal: Arc<CallJournal>,
     mine: HashMap<AgentId, Mine>,
     others: HashMap<AgentId, Other>,
@@ -188,24 +206,24 @@ impl std::fmt::Debug for Claims {
 }
 
 impl Claims {
-    /// Starts the feed and the renew tick; answers come back on `commands`.
+    /// Starts the feed and the renew tick; answers go to `answers`.
     pub(super) fn start(
         config: ClaimsConfig,
-        commands: mpsc::UnboundedSender<Command>,
+        answers: Answers,
         journal: Arc<CallJournal>,
         shutdown: CancellationToken,
     ) -> Self {
         info!(node = %config.node, url = %config.store.url, lease_ms = config.lease.duration().as_millis() as u64, "claims: agents are claimed in redis before they are rung");
         tokio::spawn(follow(
             config.store.clone(),
-            commands.clone(),
+            answers.clone(),
             shutdown.clone(),
         ));
-        tokio::spawn(tick(config.renew_every(), commands.clone(), shutdown));
+        tokio::spawn(tick(config.renew_every(), answers.clone(), shutdown));
         Self {
             config,
             store: Arc::new(Mutex::new(None)),
-            commands,
+            answers,
             journal,
             mine: HashMap::new(),
             others: HashMap::new(),
@@ -305,10 +323,10 @@ impl Claims {
         }
         self.mine.insert(agent.clone(), Mine::Claiming);
         let expected = self.epochs.get(agent).copied().unwrap_or(Epoch::ZERO);
-        let (store, config, commands) = (
+        let (store, config, answers) = (
             Arc::clone(&self.store),
             self.config.clone(),
-            self.commands.clone(),
+            self.answers.clone(),
         );
         let agent = agent.clone();
         let purpose = purpose();
@@ -323,11 +341,11 @@ impl Claims {
                 Err(error) => Err(error),
             };
             metrics::histogram!("frontdesk_claim_seconds").record(started.elapsed().as_secs_f64());
-            let _ = commands.send(Command::Claims(ClaimInput::Claimed {
+            let _ = answers.send(ClaimInput::Claimed {
                 agent,
                 purpose,
                 result,
-            }));
+            });
         });
         true
     }
@@ -342,10 +360,10 @@ impl Claims {
         F: FnOnce(ClaimStore) -> Fut + Send + 'static,
         Fut: std::future::Future<Output = Result<(), ClaimError>> + Send,
     {
-        let (store, config, commands) = (
+        let (store, config, answers) = (
             Arc::clone(&self.store),
             self.config.store.clone(),
-            self.commands.clone(),
+            self.answers.clone(),
         );
         tokio::spawn(async move {
             let result = match connected(&store, &config).await {
@@ -362,7 +380,7 @@ impl Claims {
                     Ok(())
                 }
             };
-            let _ = commands.send(Command::Claims(ClaimInput::Store(report)));
+            let _ = answers.send(ClaimInput::Store(report));
         });
     }
 
@@ -565,10 +583,10 @@ impl Claims {
             })
             .collect();
         if !held.is_empty() {
-            let (store, config, commands) = (
+            let (store, config, answers) = (
                 Arc::clone(&self.store),
                 self.config.clone(),
-                self.commands.clone(),
+                self.answers.clone(),
             );
             tokio::spawn(async move {
                 for claim in held {
@@ -576,10 +594,10 @@ impl Claims {
                         Ok(store) => store.renew(&claim, config.lease).await,
                         Err(error) => Err(error),
                     };
-                    let _ = commands.send(Command::Claims(ClaimInput::Renewed {
+                    let _ = answers.send(ClaimInput::Renewed {
                         agent: claim.agent.clone(),
                         result,
-                    }));
+                    });
                 }
             });
         }
@@ -745,11 +763,7 @@ async fn connected(
 }
 
 /// The one feed task: the changes of every node, in order.
-async fn follow(
-    config: StoreConfig,
-    commands: mpsc::UnboundedSender<Command>,
-    shutdown: CancellationToken,
-) {
+async fn follow(config: StoreConfig, answers: Answers, shutdown: CancellationToken) {
     let pause = config.connect_timeout;
     loop {
         let opened = tokio::select! {
@@ -758,17 +772,15 @@ async fn follow(
         };
         let mut feed = match opened {
             Ok((feed, snapshot)) => {
-                let _ = commands.send(Command::Claims(ClaimInput::Feed(FeedEvent::Resync(
-                    snapshot,
-                ))));
+                let _ = answers.send(ClaimInput::Feed(FeedEvent::Resync(snapshot)));
                 // Redis answers: an idle node learns it is back.
-                let _ = commands.send(Command::Claims(ClaimInput::Store(Ok(()))));
+                let _ = answers.send(ClaimInput::Store(Ok(())));
                 feed
             }
             Err(error) => {
                 tracing::debug!(%error, "claims feed: redis unreachable");
                 // An idle node learns it is down (no claim to fail).
-                let _ = commands.send(Command::Claims(ClaimInput::Store(Err(error.to_string()))));
+                let _ = answers.send(ClaimInput::Store(Err(error.to_string())));
                 tokio::select! {
                     () = shutdown.cancelled() => return,
                     () = tokio::time::sleep(pause) => continue,
@@ -782,18 +794,14 @@ async fn follow(
             };
             match next {
                 Ok(Some(event)) => {
-                    if commands
-                        .send(Command::Claims(ClaimInput::Feed(event)))
-                        .is_err()
-                    {
+                    if answers.send(ClaimInput::Feed(event)).is_err() {
                         return;
                     }
                 }
                 Ok(None) => {}
                 Err(error) => {
                     tracing::debug!(%error, "claims feed: redis unreachable");
-                    let _ =
-                        commands.send(Command::Claims(ClaimInput::Store(Err(error.to_string()))));
+                    let _ = answers.send(ClaimInput::Store(Err(error.to_string())));
                     // Reopened from a snapshot: changes made while it was
                     // down (a restarted Redis starts from nothing) are not
                     // lost on the replica.
@@ -810,11 +818,7 @@ async fn follow(
 }
 
 /// The renew tick.
-async fn tick(
-    every: Duration,
-    commands: mpsc::UnboundedSender<Command>,
-    shutdown: CancellationToken,
-) {
+async fn tick(every: Duration, answers: Answers, shutdown: CancellationToken) {
     let mut tick = tokio::time::interval(every.max(Duration::from_millis(100)));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
@@ -822,7 +826,7 @@ async fn tick(
             () = shutdown.cancelled() => return,
             _ = tick.tick() => {}
         }
-        if commands.send(Command::Claims(ClaimInput::Tick)).is_err() {
+        if answers.send(ClaimInput::Tick).is_err() {
             return;
         }
     }

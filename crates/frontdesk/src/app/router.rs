@@ -415,7 +415,10 @@ pub fn start(
     let router = Router::new(RouterConfig::default(), queues, agents)?;
     let (commands, command_rx) = mpsc::unbounded_channel();
     let claims = claims.map(|(config, journal)| {
-        super::claims::Claims::start(config, commands.clone(), journal, shutdown.child_token())
+        let commands = commands.clone();
+        let answers =
+            super::claims::Answers::new(move |input| commands.send(Command::Claims(input)).is_ok());
+        super::claims::Claims::start(config, answers, journal, shutdown.child_token())
     });
     let (callback_news, callback_rx) = mpsc::unbounded_channel();
     let epoch = std::time::SystemTime::now()

@@ -289,3 +289,53 @@ pub fn metric_sum(daemon: &Daemon, prefix: &str) -> f64 {
         .filter_map(|value| value.parse::<f64>().ok())
         .sum()
 }
+
+/// Patients calling `target` (Kamailio, or one node) with `caller.xml`
+/// (they press nothing: the emergency notice answers), `calls` of them at
+/// `rate` per second, each hanging up `talk_ms` + 2 s after the answer; the
+/// run's result when they are done.
+pub fn patients(
+    target: SocketAddr,
+    calls: u64,
+    rate: u64,
+    talk_ms: u64,
+) -> std::thread::JoinHandle<super::sipp::SippRun> {
+    let audio = super::phone::RtpPeer::start(0, true);
+    let port = audio.port();
+    std::thread::spawn(move || {
+        let run = super::sipp::Sipp::new("caller.xml", target)
+            .calls(calls)
+            .rate(rate)
+            .args([
+                "-s",
+                "+15550100",
+                "-set",
+                "rtp_port",
+                &port.to_string(),
+                "-set",
+                "dtmf",
+                "0",
+                "-d",
+                &talk_ms.to_string(),
+            ])
+            .run();
+        drop(audio);
+        run
+    })
+}
+
+/// The kinds of the alerts `daemon` shows on `/api/alerts` now.
+pub fn alert_kinds(daemon: &Daemon) -> Vec<String> {
+    let body: serde_json::Value =
+        serde_json::from_str(&daemon.get("/api/alerts", Some(super::TOKEN)).body)
+            .expect("/api/alerts answers JSON");
+    body["alerts"]
+        .as_array()
+        .map(|alerts| {
+            alerts
+                .iter()
+                .filter_map(|a| a["kind"].as_str().map(str::to_string))
+                .collect()
+        })
+        .unwrap_or_default()
+}
