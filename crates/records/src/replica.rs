@@ -578,53 +578,23 @@ fn ship(remote: &mut Client, calls: &[LocalCall], node: &str) -> Result<(), post
     for call in calls {
         // A call deleted locally (never, today) has nothing to ship.
         let Some(row) = &call.row else { continue };
-        let [
-            caller,
-            dialed,
-            source,
-            branch,
-            department,
-            priority,
-            agent,
-            outcome,
-        ] = &row.texts;
-        let [
-            started_at,
-            answered_at,
-            queued_at,
-            connected_at,
-            ended_at,
-            wait_ms,
-            talk_ms,
-            transfers,
-            sla_ms,
-            events,
-        ] = &row.times;
-        transaction.execute(
-            &upsert,
-            &[
-                &row.id,
-                caller,
-                dialed,
-                source,
-                branch,
-                department,
-                priority,
-                agent,
-                outcome,
-                started_at,
-                answered_at,
-                queued_at,
-                connected_at,
-                ended_at,
-                wait_ms,
-                talk_ms,
-                transfers,
-                sla_ms,
-                events,
-                &node,
-            ],
-        )?;
+        // The columns in UPSERT_CALL's order: id, the texts, the times,
+        // the node.
+        let mut params: Vec<&(dyn postgres::types::ToSql + Sync)> =
+            Vec::with_capacity(2 + row.texts.len() + row.times.len());
+        params.push(&row.id);
+        params.extend(
+            row.texts
+                .iter()
+                .map(|text| text as &(dyn postgres::types::ToSql + Sync)),
+        );
+        params.extend(
+            row.times
+                .iter()
+                .map(|time| time as &(dyn postgres::types::ToSql + Sync)),
+        );
+        params.push(&node);
+        transaction.execute(&upsert, &params)?;
         for (seq, at, kind, detail) in &call.events {
             transaction.execute(&insert, &[&row.id, seq, at, kind, detail])?;
         }
