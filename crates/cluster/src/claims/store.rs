@@ -79,6 +79,25 @@ impl StoreConfig {
             message: error.to_string(),
         })
     }
+
+    /// A managed connection, opened within `connect_timeout`, each command
+    /// bounded by `command_timeout` (the claims' and the presence's stores
+    /// both connect this way).
+    pub(crate) async fn connect_manager(&self) -> Result<ConnectionManager, StoreError> {
+        let manager = ConnectionManagerConfig::new()
+            .set_connection_timeout(Some(self.connect_timeout))
+            .set_response_timeout(Some(self.command_timeout))
+            // Reconnecting is retried by the next command, not in a loop
+            // that would outlast the command timeout.
+            .set_number_of_retries(1)
+            .set_max_delay(self.connect_timeout);
+        bounded(
+            "connect",
+            self.connect_timeout,
+            ConnectionManager::new_with_config(self.client()?, manager),
+        )
+        .await
+    }
 }
 
 /// Runs `future` under `after`: a Redis error or silence both become a
@@ -122,20 +141,7 @@ impl ClaimStore {
     /// script is sent on first use (`EVALSHA`, falling back to `EVAL`, so a
     /// restarted Redis that forgot it gets it again).
     pub async fn connect(config: StoreConfig) -> Result<Self, ClaimError> {
-        let client = config.client()?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            // Reconnecting is retried by the next command, not in a loop
-            // that would outlast the command timeout.
-            .set_number_of_retries(1)
-            .set_max_delay(config.connect_timeout);
-        let connection = bounded(
-            "connect",
-            config.connect_timeout,
-            ConnectionManager::new_with_config(client, manager),
-        )
-        .await?;
+        let connection = config.connect_manager().await?;
         Ok(Self {
             connection,
             config,

@@ -31,7 +31,7 @@ mod note;
 use std::collections::HashMap;
 
 use domain::AgentId;
-use redis::aio::{ConnectionManager, ConnectionManagerConfig};
+use redis::aio::ConnectionManager;
 
 pub use note::{Note, NoteError, valid_agent};
 
@@ -80,18 +80,7 @@ impl std::fmt::Debug for PresenceStore {
 impl PresenceStore {
     /// Connects within `connect_timeout`.
     pub async fn connect(config: StoreConfig, node: NodeId) -> Result<Self, StoreError> {
-        let client = config.client()?;
-        let manager = ConnectionManagerConfig::new()
-            .set_connection_timeout(Some(config.connect_timeout))
-            .set_response_timeout(Some(config.command_timeout))
-            .set_number_of_retries(1)
-            .set_max_delay(config.connect_timeout);
-        let connection = bounded(
-            "connect",
-            config.connect_timeout,
-            ConnectionManager::new_with_config(client, manager),
-        )
-        .await?;
+        let connection = config.connect_manager().await?;
         Ok(Self {
             connection,
             config,
