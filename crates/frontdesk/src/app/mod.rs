@@ -27,7 +27,7 @@ pub mod sockets;
 
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 
@@ -58,6 +58,12 @@ const APPLICATION_QUEUE: usize = 4096;
 
 /// The product token in `Server` and `User-Agent`.
 pub const PRODUCT: &str = concat!("frontdesk/", env!("CARGO_PKG_VERSION"));
+
+/// How long a drain that waited for calls stays up after the last one
+/// ended ([`App::drain`]): four times T1 (RFC 3261's 500 ms), so that a
+/// BYE retransmitted at T1 and 3·T1 because our 200 was lost is still
+/// answered by its transaction.
+pub const DRAIN_LINGER: Duration = Duration::from_secs(2);
 
 /// What the application needs from the command line.
 #[derive(Debug, Clone)]
@@ -121,8 +127,6 @@ pub struct App {
     pub ports: PortPool,
     /// Encoded prompts.
     pub prompts: Prompts,
-    /// Set while draining: new calls get 503.
-    draining: AtomicBool,
     /// Cancelled when the drain's grace is over: calls still up hang up.
     pub ending: CancellationToken,
     /// The journal of calls, the overload alerts, log pseudonyms.
@@ -165,53 +169,58 @@ impl App {
             .take()
     }
 
-    /// Stops taking new calls (SIGTERM).
+    /// Stops taking new calls (SIGTERM): a call admitted before is on the
+    /// call tracker, which the drain waits on; later INVITEs get 503.
     pub fn start_draining(&self) {
-        self.draining.store(true, Ordering::Relaxed);
+        self.call_services.close();
         // Kamailio's probes see 503 and send new calls elsewhere.
         let _ = self.endpoint.start_draining();
     }
 
-    /// `true` once draining.
-    pub fn is_draining(&self) -> bool {
-        self.draining.load(Ordering::Relaxed)
-    }
-
     /// SIGTERM: no new calls (503 with Retry-After), the calls in progress
     /// finish by `stop.calls`; those still up then are hung up (BYE to both
-    /// legs), with until `stop.byes` to send them. Returns how many calls
-    /// had to be hung up.
+    /// legs), with until `stop.byes` to send them. When calls were up, the
+    /// daemon then lingers [`DRAIN_LINGER`] (within `stop.byes`) so that the
+    /// last call's BYE is answered, and answered again if retransmitted.
+    /// Returns how many calls had to be hung up.
     pub async fn drain(&self, stop: services::StopDeadlines) -> usize {
         self.start_draining();
         let tasks = &self.call_services.tasks;
-        // No new call is taken now: the tracker is done once the calls
-        // under way are.
-        tasks.close();
         let active = tasks.len();
-        if active > 0 {
-            info!(
-                active,
-                grace_secs = stop
-                    .calls
-                    .saturating_duration_since(tokio::time::Instant::now())
-                    .as_secs(),
-                "draining: waiting for calls in progress"
-            );
+        if active == 0 {
+            return 0;
         }
-        if tokio::time::timeout_at(stop.calls, tasks.wait())
+        info!(
+            active,
+            grace_secs = stop
+                .calls
+                .saturating_duration_since(tokio::time::Instant::now())
+                .as_secs(),
+            "draining: waiting for calls in progress"
+        );
+        let left = if tokio::time::timeout_at(stop.calls, tasks.wait())
             .await
             .is_ok()
         {
-            return 0;
-        }
-        let left = tasks.len();
-        warn!(
-            left,
-            "drain grace over: hanging up the calls still in progress"
-        );
-        self.ending.cancel();
-        // Let the calls send their BYEs before the endpoint stops.
-        let _ = tokio::time::timeout_at(stop.byes, tasks.wait()).await;
+            0
+        } else {
+            let left = tasks.len();
+            warn!(
+                left,
+                "drain grace over: hanging up the calls still in progress"
+            );
+            self.ending.cancel();
+            // Let the calls send their BYEs before the endpoint stops.
+            let _ = tokio::time::timeout_at(stop.byes, tasks.wait()).await;
+            left
+        };
+        // A call task ends as it answers its BYE: the 200 is still on its
+        // way to the socket, and if it is lost the peer (Kamailio, over
+        // UDP) sends the BYE again at T1 and 3·T1. Stopping now would leave
+        // that BYE unanswered (408 at the proxy), or answered 481 by the
+        // node restarted on our address.
+        let linger = (tokio::time::Instant::now() + DRAIN_LINGER).min(stop.byes);
+        tokio::time::sleep_until(linger).await;
         left
     }
 
@@ -507,6 +516,7 @@ pub async fn start(
         },
         ending: ending.clone(),
         tasks: TaskTracker::new(),
+        admission: std::sync::Mutex::new(()),
         node: config.node.clone(),
         voicemail: crate::voicemail::VoicemailStore::open(&config.data)
             .map_err(|error| anyhow::anyhow!("the voicemail folder under --data: {error}"))?,
@@ -526,7 +536,6 @@ pub async fn start(
         calls,
         ports,
         prompts,
-        draining: AtomicBool::new(false),
         ending,
         call_services,
         journal,
@@ -609,16 +618,19 @@ async fn dispatch(app: Arc<App>, mut events: mpsc::Receiver<Event>, shutdown: Ca
                     let client = app.client_of(&request, source);
                     app.registrar.register(transaction, request, source, client);
                 }
-                Method::Invite if app.is_draining() => {
-                    let mut busy = Response::to_request(
-                        &request.request.headers,
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        Some(&tag()),
-                    );
-                    busy.headers.push(HeaderName::RetryAfter, 30);
-                    let _ = app.endpoint.respond(transaction, busy);
-                }
                 Method::Invite => {
+                    // Held until the call is spawned: the drain cannot
+                    // start between the check and the spawn.
+                    let Some(_admitting) = app.call_services.admitting() else {
+                        let mut busy = Response::to_request(
+                            &request.request.headers,
+                            StatusCode::SERVICE_UNAVAILABLE,
+                            Some(&tag()),
+                        );
+                        busy.headers.push(HeaderName::RetryAfter, 30);
+                        let _ = app.endpoint.respond(transaction, busy);
+                        continue;
+                    };
                     let client = app.client_of(&request, source);
                     let ip = client.map_or(source.address.ip(), |client| client.ip());
                     match app.call_slot(ip) {

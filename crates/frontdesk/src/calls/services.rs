@@ -45,6 +45,13 @@ pub struct CallServices {
     pub ending: CancellationToken,
     /// Every call task, so that a drain waits for them.
     pub tasks: TaskTracker,
+    /// Held while a patient's call is admitted and spawned, and while the
+    /// drain closes `tasks` ([`CallServices::admitting`], [`CallServices::close`]):
+    /// a call is either spawned before the close, so that the drain waits
+    /// for it, or sees the close and is refused. Without it a call admitted
+    /// as the drain began could start after the drain found no call left,
+    /// and die with the process.
+    pub admission: std::sync::Mutex<()>,
     /// This node's name in a cluster (`--node-id`): in the calls' ids.
     pub node: Option<crate::app::node::NodeId>,
     /// Where voicemails are recorded (`<data>/voicemail`).
@@ -52,6 +59,26 @@ pub struct CallServices {
 }
 
 impl CallServices {
+    /// `None` once the drain has closed `tasks`; otherwise the admission
+    /// guard, to hold while the new call is spawned on `tasks`.
+    pub fn admitting(&self) -> Option<std::sync::MutexGuard<'_, ()>> {
+        let admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        (!self.tasks.is_closed()).then_some(admission)
+    }
+
+    /// Takes no new call from now on (the drain): every call admitted
+    /// before is on `tasks`.
+    pub fn close(&self) {
+        let _admission = self
+            .admission
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.tasks.close();
+    }
+
     /// Leases an RTP port for a call's `token` and keeps the lease in the
     /// call's `ports` (dropping it there returns the port): the port, or
     /// why there is none. One copy for both call drivers.
