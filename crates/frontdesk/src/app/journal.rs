@@ -437,13 +437,15 @@ pub async fn watch_alerts(app: Arc<App>, config: AlertConfig, shutdown: Cancella
             );
         }
         let changes = update_alerts(&app.journal, now_active);
+        // Every tick, not only on a change: the gauge exists (0) from the
+        // first tick, so that a rule or a panel can read it.
+        metrics::gauge!("frontdesk_alerts_active").set(app.journal.alerts().len() as f64);
         for (alert, raised) in changes {
             if raised {
                 warn!(department = %alert.department, kind = alert.kind, detail = %alert.detail, "alert raised");
             } else {
                 info!(department = %alert.department, kind = alert.kind, "alert cleared");
             }
-            metrics::gauge!("frontdesk_alerts_active").set(app.journal.alerts().len() as f64);
             if let Some(url) = &config.webhook {
                 let mut body = alert.to_json();
                 body["state"] = json!(if raised { "raised" } else { "cleared" });

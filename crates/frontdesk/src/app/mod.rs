@@ -813,8 +813,11 @@ async fn publish_queue_gauges(app: &App) {
             let id = queue.id.as_str().to_string();
             metrics::gauge!("frontdesk_queue_waiting", "queue" => id.clone())
                 .set(queue.waiting as f64);
-            metrics::gauge!("frontdesk_queue_longest_wait_seconds", "queue" => id)
+            metrics::gauge!("frontdesk_queue_longest_wait_seconds", "queue" => id.clone())
                 .set(queue.longest_wait.as_secs_f64());
+            // The dialplan's target, so that an alert rule compares the two.
+            metrics::gauge!("frontdesk_queue_sla_seconds", "queue" => id)
+                .set(queue.sla.as_secs_f64());
         }
     }
     let mut by_state: std::collections::BTreeMap<&'static str, u64> = [

@@ -120,7 +120,6 @@ struct Driver {
 
 impl Driver {
     async fn run(&mut self) {
-        metrics::gauge!("frontdesk_active_calls").increment(1.0);
         let services = Arc::clone(&self.services);
         self.core.start(
             now(),
@@ -166,7 +165,17 @@ impl Driver {
         let record = self.core.record();
         metrics::counter!("frontdesk_calls_total", "outcome" => call::Outcome::name(record.outcome))
             .increment(1);
-        metrics::gauge!("frontdesk_active_calls").decrement(1.0);
+        // Per department (the queue the call was last in), for the
+        // abandonment rule in deploy/prometheus/: queue ids come from the
+        // dialplan, so the labels are few.
+        if let Some(queue) = &record.department {
+            metrics::counter!(
+                "frontdesk_queue_calls_total",
+                "queue" => queue.clone(),
+                "outcome" => call::Outcome::name(record.outcome)
+            )
+            .increment(1);
+        }
         self.services.endpoint.unroute(self.core.call_id());
     }
 
