@@ -3,6 +3,8 @@
 //! (digest auth over SIP from their own phones), and the calls the patients
 //! place reach both ends: some connected to an agent and hung up, some
 //! abandoned while waiting. SIGTERM then stops everything with exit 0.
+//! The demo runs with `--open`, so what it shows does not depend on the
+//! hour the test runs at.
 
 mod support;
 
@@ -13,10 +15,9 @@ use serde_json::Value;
 use support::{Daemon, Launch, TOKEN};
 
 /// How long the simulation may take to show what is asserted: usually
-/// under a minute at 60 calls a minute. Outside the clinic's hours one
-/// agent (the nurse line) takes every call, and a connected call ends
-/// only after its talk time (10 to 60 s), maybe behind an unanswered ring
-/// (20 s): the bound leaves room for that.
+/// under a minute at 60 calls a minute. A connected call ends only after
+/// its talk time (10 to 60 s), maybe behind an unanswered ring (20 s): the
+/// bound leaves room for that.
 const BOUND: Duration = Duration::from_secs(120);
 /// Pause between two looks at the API.
 const POLL_EVERY: Duration = Duration::from_millis(250);
@@ -48,7 +49,7 @@ fn wait_for<T>(daemon: &Daemon, what: &str, mut look: impl FnMut() -> Option<T>)
 fn the_demo_registers_its_agents_and_its_patients_calls_connect_and_abandon() {
     let mut daemon = Launch::new()
         .demo()
-        .args(["--rate", "60", "--seed", "20260101"])
+        .args(["--rate", "60", "--seed", "20260101", "--open"])
         .start();
 
     // The dashboard link with its token, and what is simulated.
@@ -58,7 +59,8 @@ fn the_demo_registers_its_agents_and_its_patients_calls_connect_and_abandon() {
     assert!(
         stdout.iter().any(|line| line
             .starts_with("demo: 7 simulated agents (1001 Alice, 1002 Bob")
-            && line.contains("seed 20260101")),
+            && line.contains("seed 20260101")
+            && line.contains("the clinic runs as open at all hours (--open")),
         "{stdout:?}"
     );
 
@@ -96,6 +98,14 @@ fn the_demo_registers_its_agents_and_its_patients_calls_connect_and_abandon() {
         let dialed = call["dialed"].as_str().unwrap_or_default();
         assert!(["+15550100", "+15550111"].contains(&dialed), "{call}");
     }
+    // Run as open (--open), whatever the hour: the daytime menu sends
+    // patients to the departments, not all to the after-hours nurse line.
+    assert!(
+        list.iter().any(|call| call["department"]
+            .as_str()
+            .is_some_and(|department| department != "nurse-line")),
+        "{calls}"
+    );
     let connected = list
         .iter()
         .find(|call| call["outcome"] == "connected")

@@ -120,6 +120,16 @@ impl BusinessHours {
         }
     }
 
+    /// The same clinic open every hour of every day, holidays included
+    /// (`frontdesk demo --open`): its time zone stays.
+    pub fn open_all_hours(&self) -> Self {
+        Self {
+            time_zone: self.time_zone.clone(),
+            weekly: Default::default(),
+            holidays: BTreeMap::new(),
+        }
+    }
+
     /// True when the dialplan declares no weekly hours: always open
     /// (holidays still close it).
     pub fn is_always_open(&self) -> bool {

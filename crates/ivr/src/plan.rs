@@ -760,6 +760,14 @@ impl Dialplan {
         &self.hours
     }
 
+    /// This plan with the clinic open at every hour, holidays included:
+    /// `frontdesk demo --open` shows the daytime paths at night without
+    /// touching any clock. The after-hours path stays declared, unused.
+    pub fn open_all_hours(mut self) -> Self {
+        self.hours = self.hours.open_all_hours();
+        self
+    }
+
     /// Whether the clinic is open at `at`.
     pub fn open_state(&self, at: Timestamp) -> OpenState {
         self.hours.state_at(at)

@@ -283,6 +283,20 @@ fn saturday_hours_and_sunday() {
 }
 
 #[test]
+fn a_plan_open_all_hours_is_open_at_night_on_sundays_and_holidays() {
+    // `frontdesk demo --open`: the daytime paths at any hour.
+    let plan = ivr::Dialplan::clone(&clinic()).open_all_hours();
+    for local in ["2026-07-19T03:00", "2026-07-15T23:30", "2026-12-25T10:00"] {
+        assert!(!clinic().open_state(chicago(local)).is_open(), "{local}");
+        assert!(plan.open_state(chicago(local)).is_open(), "{local}");
+    }
+    assert_eq!(
+        plan.clinic().time_zone_name(),
+        clinic().clinic().time_zone_name()
+    );
+}
+
+#[test]
 fn holidays_are_closed_all_day() {
     // Friday 2026-12-25 and Friday 2027-01-01 would otherwise be open at 10:00.
     for local in ["2026-12-25T10:00", "2026-12-25T02:00", "2027-01-01T10:00"] {

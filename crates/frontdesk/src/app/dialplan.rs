@@ -17,6 +17,8 @@ use super::App;
 pub struct LiveDialplan {
     path: PathBuf,
     current: ArcSwap<Dialplan>,
+    /// Every plan read is made open at all hours (`demo --open`).
+    open_all_hours: bool,
 }
 
 impl LiveDialplan {
@@ -26,7 +28,17 @@ impl LiveDialplan {
         Ok(Self {
             path: path.to_path_buf(),
             current: ArcSwap::from_pointee(plan),
+            open_all_hours: false,
         })
+    }
+
+    /// From now on, and on every reload, the clinic is open at all hours
+    /// ([`Dialplan::open_all_hours`]): `frontdesk demo --open`.
+    pub fn open_all_hours(mut self) -> Self {
+        self.open_all_hours = true;
+        let plan = Dialplan::clone(&self.current.load()).open_all_hours();
+        self.current.store(Arc::new(plan));
+        self
     }
 
     /// The file the plan is read from.
@@ -41,7 +53,12 @@ impl LiveDialplan {
 
     /// Reads and compiles the file again without installing it.
     pub async fn read(&self) -> Result<Dialplan, Diagnostics> {
-        load_blocking(self.path.clone()).await
+        let plan = load_blocking(self.path.clone()).await?;
+        Ok(if self.open_all_hours {
+            plan.open_all_hours()
+        } else {
+            plan
+        })
     }
 
     /// Makes `plan` the plan in force.

@@ -42,6 +42,12 @@ pub struct DemoArgs {
     #[arg(long, value_name = "DIR", default_value = "var/demo/")]
     data: PathBuf,
 
+    /// Run the clinic as open at every hour, so that the daytime menus and
+    /// departments show at night and on weekends too. The clock is not
+    /// changed: times on the dashboard and in the journal stay real.
+    #[arg(long)]
+    open: bool,
+
     /// Token for the admin API and dashboard [default: a random one, printed in the dashboard link].
     #[arg(
         long,
@@ -96,6 +102,7 @@ impl DemoArgs {
                 journal: None,
                 cluster: None,
                 claim_lease: std::time::Duration::from_secs(15),
+                open_all_hours: self.open,
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

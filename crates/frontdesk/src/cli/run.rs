@@ -257,6 +257,7 @@ impl RunArgs {
             node: self.node_id,
             journal: self.journal,
             claim_lease: std::time::Duration::from_secs(self.claim_lease),
+            open_all_hours: false,
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

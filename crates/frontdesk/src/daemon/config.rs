@@ -47,6 +47,9 @@ pub struct Config {
     pub cluster: Option<crate::app::cluster::ClusterConfig>,
     /// `--claim-lease`: how long a claim holds unrenewed.
     pub claim_lease: std::time::Duration,
+    /// The clinic is open at all hours, whatever the dialplan's hours say
+    /// (`demo --open`; `run` never sets it).
+    pub open_all_hours: bool,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

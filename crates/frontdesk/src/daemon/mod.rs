@@ -144,7 +144,12 @@ pub async fn run_with(
             path: config.dialplan.clone(),
             errors,
         })?;
-    let dialplan = std::sync::Arc::new(dialplan);
+    let dialplan = std::sync::Arc::new(if config.open_all_hours {
+        info!("the clinic's hours are set aside: open at all hours (demo --open)");
+        dialplan.open_all_hours()
+    } else {
+        dialplan
+    });
     info!(
         "dialplan {} loaded: {}",
         dialplan.path().display(),

@@ -171,12 +171,23 @@ pub async fn run(config: DemoConfig) -> Result<(), DemoError> {
             path: path.clone(),
             errors,
         })?;
+    let plan = if daemon_config.open_all_hours {
+        plan.open_all_hours()
+    } else {
+        plan
+    };
     let cast = Cast::from_plan(&plan);
     let pairs = u16::try_from(cast.agents.len() + MAX_PATIENTS + 2).unwrap_or(u16::MAX);
     let phone_ports = audio::phone_ports(daemon_config.rtp_ports, pairs)?;
     let mut stop_signals = StopSignals::install().map_err(|e| DemoError::Setup(e.to_string()))?;
     let seed = seed.unwrap_or_else(rand::random);
-    let banner = Banner::new(&plan, &cast, rate_per_minute, seed);
+    let banner = Banner::new(
+        &plan,
+        &cast,
+        rate_per_minute,
+        seed,
+        daemon_config.open_all_hours,
+    );
 
     let (listening_tx, listening_rx) = oneshot::channel();
     let daemon = daemon::run_with(daemon_config, move |listening| {
@@ -280,12 +291,24 @@ struct Banner {
 }
 
 impl Banner {
-    fn new(plan: &ivr::Dialplan, cast: &Cast, rate: f64, seed: u64) -> Banner {
-        let open = match plan.open_state(ivr::jiff::Timestamp::now()) {
+    fn new(
+        plan: &ivr::Dialplan,
+        cast: &Cast,
+        rate: f64,
+        seed: u64,
+        open_all_hours: bool,
+    ) -> Banner {
+        let now = ivr::jiff::Timestamp::now();
+        let zone = plan.clinic().time_zone_name();
+        let open = match plan.open_state(now) {
+            ivr::OpenState::Open if open_all_hours => format!(
+                "the clinic runs as open at all hours (--open: its hours set aside, the clock untouched; {} in {zone})",
+                now.to_zoned_datetime(plan.clinic().time_zone().clone())
+                    .strftime("%a %H:%M")
+            ),
             ivr::OpenState::Open => "the clinic is open now".to_string(),
             _ => format!(
-                "the clinic is closed now ({}), so calls take the after-hours path",
-                plan.clinic().time_zone_name()
+                "the clinic is closed now ({zone}), so calls take the after-hours path (--open runs it as open)"
             ),
         };
         Banner {
