@@ -12,6 +12,7 @@ use serde_json::Value;
 use support::call::{open_clinic, wait_for_call};
 use support::people::{agent, answering_agent, patient, press_when_heard, wait_agent_state};
 use support::phone::{FILL, RtpPeer};
+use support::raw::RawCall;
 use support::sipp::SippRun;
 use support::{Daemon, Launch, TOKEN};
 
@@ -182,24 +183,37 @@ fn sigterm_drains_new_calls_refused_calls_in_progress_finish() {
     assert!(status.success(), "{status:?}\n{}", daemon.stderr());
 }
 
-/// Sends `message` from `socket` to `to` and returns the first final
-/// response to it (100 Trying and 180 skipped); `None` if none comes
-/// within the socket's read timeout.
-fn final_answer(socket: &UdpSocket, to: std::net::SocketAddr, message: &str) -> Option<String> {
-    socket.send_to(message.as_bytes(), to).expect("send");
-    let mut buffer = [0u8; 8192];
-    loop {
-        let length = socket.recv(&mut buffer).ok()?;
-        let text = String::from_utf8_lossy(&buffer[..length]).to_string();
-        if text.starts_with("SIP/2.0 2")
-            || text.starts_with("SIP/2.0 3")
-            || text.starts_with("SIP/2.0 4")
-            || text.starts_with("SIP/2.0 5")
-            || text.starts_with("SIP/2.0 6")
-        {
-            return Some(text);
-        }
-    }
+/// The status line of the daemon's answer to an OPTIONS outside a dialog
+/// (the probe Kamailio's dispatcher sends).
+fn options_status(daemon: &Daemon, probe: usize) -> String {
+    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
+    socket
+        .set_read_timeout(Some(Duration::from_secs(5)))
+        .expect("timeout");
+    let me = socket.local_addr().expect("address");
+    let sip = daemon.sip();
+    let options = format!(
+        "OPTIONS sip:{sip} SIP/2.0\r\n\
+         Via: SIP/2.0/UDP {me};branch=z9hG4bKprobe{probe};rport\r\n\
+         From: <sip:probe@{me}>;tag=probe\r\n\
+         To: <sip:{sip}>\r\n\
+         Call-ID: probe-{probe}@test\r\n\
+         CSeq: 1 OPTIONS\r\n\
+         Max-Forwards: 70\r\n\
+         Content-Length: 0\r\n\r\n"
+    );
+    socket.send_to(options.as_bytes(), sip).expect("send");
+    let mut buffer = [0u8; 4096];
+    socket
+        .recv(&mut buffer)
+        .map(|length| {
+            String::from_utf8_lossy(&buffer[..length])
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .to_string()
+        })
+        .unwrap_or_default()
 }
 
 #[test]
@@ -209,83 +223,35 @@ fn a_draining_daemon_answers_the_last_calls_bye_and_its_retransmission() {
     // exited before the 200 left (or before a retransmitted BYE came).
     let dir = tempfile::tempdir().expect("a temporary directory");
     let plan = open_clinic(dir.path(), |text| text);
-    let daemon = Launch::new().dialplan(&plan).start();
-    let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
-    socket
-        .set_read_timeout(Some(Duration::from_secs(5)))
-        .expect("timeout");
-    let me = socket.local_addr().expect("address");
-    let sip = daemon.sip();
-    let sdp = "v=0\r\no=p 1 1 IN IP4 127.0.0.1\r\ns=-\r\nc=IN IP4 127.0.0.1\r\nt=0 0\r\n\
-               m=audio 40000 RTP/AVP 0\r\na=sendrecv\r\n";
-    let invite = format!(
-        "INVITE sip:+15550100@{sip} SIP/2.0\r\n\
-         Via: SIP/2.0/UDP {me};branch=z9hG4bKlinger1;rport\r\n\
-         From: <sip:+13125550199@{me}>;tag=linger\r\n\
-         To: <sip:+15550100@{sip}>\r\n\
-         Call-ID: linger@test\r\n\
-         CSeq: 1 INVITE\r\n\
-         Contact: <sip:patient@{me}>\r\n\
-         Max-Forwards: 70\r\n\
-         Content-Type: application/sdp\r\n\
-         Content-Length: {}\r\n\r\n{sdp}",
-        sdp.len()
+    let mut daemon = Launch::new().dialplan(&plan).start();
+    let media = UdpSocket::bind("127.0.0.1:0").expect("a media socket");
+    let call = RawCall::invite(
+        &daemon,
+        "+15550100",
+        media.local_addr().expect("its address"),
+        1,
     );
-    let ok = final_answer(&socket, sip, &invite).expect("an answer to the INVITE");
-    assert!(ok.starts_with("SIP/2.0 200"), "{ok}");
-    let to = ok
-        .lines()
-        .find(|line| line.starts_with("To:"))
-        .expect("a To header")
-        .to_string();
-    let in_dialog = |method: &str, cseq: u32, branch: &str| {
-        format!(
-            "{method} sip:+15550100@{sip} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
-             From: <sip:+13125550199@{me}>;tag=linger\r\n\
-             {to}\r\n\
-             Call-ID: linger@test\r\n\
-             CSeq: {cseq} {method}\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n"
-        )
-    };
-    socket
-        .send_to(in_dialog("ACK", 1, "linger1").as_bytes(), sip)
-        .expect("send");
+    call.ack();
     wait_for_call(&daemon, BOUND, |call| call["ended_at"].is_null());
 
     daemon.signal(Signal::SIGTERM);
     // The OPTIONS probe turns 503 once the drain has begun.
     let deadline = Instant::now() + BOUND;
     for probe in 0.. {
-        let options = format!(
-            "OPTIONS sip:{sip} SIP/2.0\r\n\
-             Via: SIP/2.0/UDP {me};branch=z9hG4bKprobe{};rport\r\n\
-             From: <sip:probe@{me}>;tag=probe\r\n\
-             To: <sip:{sip}>\r\n\
-             Call-ID: probe-{}@test\r\n\
-             CSeq: 1 OPTIONS\r\n\
-             Max-Forwards: 70\r\n\
-             Content-Length: 0\r\n\r\n",
-            probe, probe,
-        );
-        let status = final_answer(&socket, sip, &options).unwrap_or_default();
+        let status = options_status(&daemon, probe);
         if status.starts_with("SIP/2.0 503") {
             break;
         }
         assert!(Instant::now() < deadline, "OPTIONS still {status}");
         std::thread::sleep(Duration::from_millis(20));
     }
-    let bye = in_dialog("BYE", 2, "linger2");
-    let first = final_answer(&socket, sip, &bye).expect("an answer to the BYE");
+    let first = call.bye().expect("an answer to the BYE");
     assert!(first.starts_with("SIP/2.0 200"), "{first}");
     // Our 200 was lost, say: the BYE comes again after T1, and its
     // transaction answers it again.
     std::thread::sleep(Duration::from_millis(500));
-    let again = final_answer(&socket, sip, &bye).expect("an answer to the BYE sent again");
+    let again = call.bye().expect("an answer to the BYE sent again");
     assert!(again.starts_with("SIP/2.0 200"), "{again}");
-    let mut daemon = daemon;
     let status = daemon.wait_exit(BOUND);
     assert!(status.success(), "{status:?}\n{}", daemon.stderr());
 }

@@ -114,23 +114,36 @@ impl RawCall {
         )
     }
 
-    /// ACK, then BYE; returns once the BYE is answered.
-    pub fn ack_and_hang_up(self) {
+    /// ACK for the 200.
+    pub fn ack(&self) {
         let ack = self.request("ACK", 1, &format!("ack{}", self.media_port));
         self.socket
             .send_to(ack.as_bytes(), self.daemon)
             .expect("ACK");
+    }
+
+    /// Sends the BYE (the same one each time: a second call is its
+    /// retransmission) and returns its final answer, or `None` when none
+    /// came within the socket's read timeout.
+    pub fn bye(&self) -> Option<String> {
         let bye = self.request("BYE", 2, &format!("bye{}", self.media_port));
         self.socket
             .send_to(bye.as_bytes(), self.daemon)
             .expect("BYE");
         let mut buffer = [0u8; 8192];
         loop {
-            let length = self.socket.recv(&mut buffer).expect("an answer to BYE");
+            let length = self.socket.recv(&mut buffer).ok()?;
             let text = String::from_utf8_lossy(&buffer[..length]);
-            if text.starts_with("SIP/2.0 200") && text.contains("CSeq: 2 BYE") {
-                return;
+            if text.contains("CSeq: 2 BYE") && !text.starts_with("SIP/2.0 1") {
+                return Some(text.into_owned());
             }
         }
+    }
+
+    /// ACK, then BYE; returns once the BYE is answered 200.
+    pub fn ack_and_hang_up(self) {
+        self.ack();
+        let answer = self.bye().expect("an answer to BYE");
+        assert!(answer.starts_with("SIP/2.0 200"), "{answer}");
     }
 }
