@@ -83,7 +83,7 @@ pub use action::{
 };
 pub use call::{Call, CallConfig, Environment};
 pub use clock::Clock;
-pub use record::{CallRecord, TransferRecord};
+pub use record::{CallJson, CallRecord, TransferJson, TransferRecord};
 /// How a call ended: the journal's outcome (`records`), one enum for the
 /// live calls and the journal's.
 pub use records::Outcome;

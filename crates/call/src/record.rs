@@ -67,20 +67,81 @@ pub struct TransferRecord {
     pub at: Timestamp,
 }
 
+/// A transfer as `/api/calls` shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CallTransfer)]
+pub struct TransferJson {
+    /// The agent who transferred.
+    pub from_agent: String,
+    /// The queue the call was in.
+    pub from_department: Option<String>,
+    /// RFC 3339 UTC: when that agent had answered.
+    pub connected_at: Option<String>,
+    /// The queue it went to.
+    pub to_department: String,
+    /// The agent it went to (attended).
+    pub to_agent: Option<String>,
+    /// `blind` or `attended`.
+    pub kind: String,
+    /// Why.
+    pub reason: String,
+    /// RFC 3339 UTC.
+    pub at: String,
+}
+
 impl TransferRecord {
     /// The transfer as `/api/calls` shows it.
     pub fn to_json(&self) -> Value {
-        json!({
-            "from_agent": self.from_agent,
-            "from_department": self.from_department,
-            "connected_at": self.connected_at.map(|t| t.to_string()),
-            "to_department": self.to_department,
-            "to_agent": self.to_agent,
-            "kind": self.kind,
-            "reason": self.reason,
-            "at": self.at.to_string(),
-        })
+        json!(self.view())
     }
+
+    /// The transfer as its JSON type.
+    pub fn view(&self) -> TransferJson {
+        TransferJson {
+            from_agent: self.from_agent.clone(),
+            from_department: self.from_department.clone(),
+            connected_at: self.connected_at.map(|t| t.to_string()),
+            to_department: self.to_department.clone(),
+            to_agent: self.to_agent.clone(),
+            kind: self.kind.to_string(),
+            reason: self.reason.clone(),
+            at: self.at.to_string(),
+        }
+    }
+}
+
+/// One call of `GET /api/calls` (DESIGN.md's element, with its
+/// transfers).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Call)]
+pub struct CallJson {
+    /// `c-…`.
+    pub id: String,
+    /// The patient's number.
+    pub caller: String,
+    /// The number dialed.
+    pub dialed: String,
+    /// The dialed number's source tag.
+    pub source: Option<String>,
+    /// The last queue it entered.
+    pub department: Option<String>,
+    /// `routine` or `urgent`.
+    pub priority: String,
+    /// The agent who answered last.
+    pub agent: Option<String>,
+    /// `in_progress`, `connected`, `abandoned`, `overflowed`, `rejected`,
+    /// `after_hours` or `interrupted`.
+    pub outcome: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub connected_at: Option<String>,
+    /// RFC 3339 UTC.
+    pub ended_at: Option<String>,
+    /// First queue entry to first answer (or the end).
+    pub wait_ms: Option<u64>,
+    /// Transfers by agents, oldest first.
+    pub transfers: Vec<TransferJson>,
 }
 
 impl CallRecord {
@@ -172,20 +233,20 @@ impl CallRecord {
     /// The JSON of DESIGN.md's `GET /api/calls`.
     pub fn to_json(&self) -> Value {
         let time = |t: &Option<Timestamp>| t.map(|t| t.to_string());
-        json!({
-            "id": self.id,
-            "caller": self.caller,
-            "dialed": self.dialed,
-            "source": self.source,
-            "department": self.department,
-            "priority": self.priority.as_str(),
-            "agent": self.agent,
-            "outcome": Outcome::name(self.outcome),
-            "started_at": self.started_at.to_string(),
-            "connected_at": time(&self.connected_at),
-            "ended_at": time(&self.ended_at),
-            "wait_ms": self.wait_ms,
-            "transfers": self.transfers.iter().map(TransferRecord::to_json).collect::<Vec<_>>(),
+        json!(CallJson {
+            id: self.id.clone(),
+            caller: self.caller.clone(),
+            dialed: self.dialed.clone(),
+            source: self.source.clone(),
+            department: self.department.clone(),
+            priority: self.priority.as_str().to_string(),
+            agent: self.agent.clone(),
+            outcome: Outcome::name(self.outcome).to_string(),
+            started_at: self.started_at.to_string(),
+            connected_at: time(&self.connected_at),
+            ended_at: time(&self.ended_at),
+            wait_ms: self.wait_ms,
+            transfers: self.transfers.iter().map(TransferRecord::view).collect(),
         })
     }
 }

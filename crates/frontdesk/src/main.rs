@@ -11,6 +11,7 @@ mod cli;
 mod daemon;
 mod demo;
 mod http;
+mod import;
 mod leads;
 mod private;
 mod voicemail;

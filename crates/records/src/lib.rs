@@ -147,12 +147,14 @@ pub use error::{JournalError, QueryError, RangeError, RecordError};
 pub use fault::FaultPlan;
 pub use journal::{Journal, JournalConfig, JournalHandle, JournalStats, MAX_LINGER, WriteFailure};
 pub use leads::{
-    DeskRow, Idempotency, LeadChange, LeadEvent, LeadHistory, LeadId, LeadKind, LeadOutcome,
-    LeadQuery, LeadReply, LeadReport, LeadRow, LeadSignature, LeadState, LeadStored, LeadTimeline,
-    LeadWriteError, NewLead,
+    DeskRow, Idempotency, IntentJson, LeadChange, LeadEvent, LeadHistory, LeadHistoryStep, LeadId,
+    LeadJson, LeadKind, LeadOutcome, LeadQuery, LeadReply, LeadReport, LeadRow, LeadSignature,
+    LeadState, LeadStored, LeadTimeline, LeadWriteError, NewLead,
 };
 pub use location::{JournalLocation, LocationError, PostgresUrl};
-pub use reader::{CallQuery, CallRow, CallTimeline, EventRow, Reader};
+pub use reader::{
+    CallQuery, CallRow, CallRowJson, CallTimeline, CallTimelineJson, EventRow, EventRowJson, Reader,
+};
 pub use replica::{POSTGRES_SCHEMA_VERSION, ReplicaConfig, ReplicaStatus};
 pub use report::{
     AbandonmentWindow, AgentReport, CallbackFigures, DepartmentReport, Percentiles, SourceReport,

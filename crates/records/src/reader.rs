@@ -16,7 +16,9 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use rusqlite::{Connection, params};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use crate::entry::{CallEvent, CallId, Outcome, Priority};
 use crate::error::{JournalError, QueryError};
@@ -78,8 +80,53 @@ pub struct CallRow {
     pub sla_ms: Option<u64>,
 }
 
-fn rfc3339(at: Option<Timestamp>) -> Value {
-    at.map_or(Value::Null, |at| Value::String(at.to_string()))
+fn rfc3339(at: Option<Timestamp>) -> Option<String> {
+    at.map(|at| at.to_string())
+}
+
+/// A call as `GET /api/calls/{id}` shows it (DESIGN.md's `/api/calls`
+/// element and every other column); its schema is the OpenAPI document's
+/// `CallRow`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CallRow)]
+pub struct CallRowJson {
+    /// The call's id (`c-…`).
+    pub id: String,
+    /// The patient's number.
+    pub caller: String,
+    /// The number dialed.
+    pub dialed: String,
+    /// The dialed number's source tag.
+    pub source: Option<String>,
+    /// The last queue it entered.
+    pub department: Option<String>,
+    /// `routine` or `urgent`.
+    pub priority: String,
+    /// The agent who answered last.
+    pub agent: Option<String>,
+    /// `in_progress`, `connected`, `abandoned`, `overflowed`, `rejected`,
+    /// `after_hours` or `interrupted`.
+    pub outcome: String,
+    /// RFC 3339 UTC.
+    pub started_at: String,
+    /// RFC 3339 UTC.
+    pub connected_at: Option<String>,
+    /// RFC 3339 UTC.
+    pub ended_at: Option<String>,
+    /// First queue entry to first answer (or the end).
+    pub wait_ms: Option<u64>,
+    /// The branch the call was routed for.
+    pub branch: Option<String>,
+    /// RFC 3339 UTC.
+    pub answered_at: Option<String>,
+    /// RFC 3339 UTC.
+    pub queued_at: Option<String>,
+    /// First answer to the end.
+    pub talk_ms: Option<u64>,
+    /// Transfers by agents.
+    pub transfers: u32,
+    /// The department's SLA when queued.
+    pub sla_ms: Option<u64>,
 }
 
 impl CallRow {
@@ -88,35 +135,50 @@ impl CallRow {
     /// (`in_progress` while not over), `started_at`, `connected_at`,
     /// `ended_at` (RFC 3339 UTC or `null`) and `wait_ms`.
     pub fn to_json(&self) -> Value {
-        json!({
-            "id": self.id.as_str(),
-            "caller": self.caller,
-            "dialed": self.dialed,
-            "source": self.source,
-            "department": self.department,
-            "priority": self.priority.as_str(),
-            "agent": self.agent,
-            "outcome": Outcome::name(self.outcome),
-            "started_at": self.started_at.to_string(),
-            "connected_at": rfc3339(self.connected_at),
-            "ended_at": rfc3339(self.ended_at),
-            "wait_ms": self.wait_ms,
-        })
+        let mut value = self.to_json_full();
+        if let Value::Object(fields) = &mut value {
+            for extra in [
+                "branch",
+                "answered_at",
+                "queued_at",
+                "talk_ms",
+                "transfers",
+                "sla_ms",
+            ] {
+                fields.remove(extra);
+            }
+        }
+        value
     }
 
     /// Every column: the `/api/calls` fields plus `branch`, `answered_at`,
     /// `queued_at`, `talk_ms`, `transfers` and `sla_ms`.
     pub fn to_json_full(&self) -> Value {
-        let mut value = self.to_json();
-        if let Value::Object(fields) = &mut value {
-            fields.insert("branch".into(), json!(self.branch));
-            fields.insert("answered_at".into(), rfc3339(self.answered_at));
-            fields.insert("queued_at".into(), rfc3339(self.queued_at));
-            fields.insert("talk_ms".into(), json!(self.talk_ms));
-            fields.insert("transfers".into(), json!(self.transfers));
-            fields.insert("sla_ms".into(), json!(self.sla_ms));
+        json!(self.view())
+    }
+
+    /// The row as its JSON type.
+    pub fn view(&self) -> CallRowJson {
+        CallRowJson {
+            id: self.id.as_str().to_string(),
+            caller: self.caller.clone(),
+            dialed: self.dialed.clone(),
+            source: self.source.clone(),
+            department: self.department.clone(),
+            priority: self.priority.as_str().to_string(),
+            agent: self.agent.clone(),
+            outcome: Outcome::name(self.outcome).to_string(),
+            started_at: self.started_at.to_string(),
+            connected_at: rfc3339(self.connected_at),
+            ended_at: rfc3339(self.ended_at),
+            wait_ms: self.wait_ms,
+            branch: self.branch.clone(),
+            answered_at: rfc3339(self.answered_at),
+            queued_at: rfc3339(self.queued_at),
+            talk_ms: self.talk_ms,
+            transfers: self.transfers,
+            sla_ms: self.sla_ms,
         }
-        value
     }
 
     /// A row of [`CALL_COLUMNS`], from either database.
@@ -176,16 +238,36 @@ pub struct EventRow {
     pub event: CallEvent,
 }
 
+/// One step of a call's timeline as the API shows it.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CallEvent)]
+pub struct EventRowJson {
+    /// 1, 2, 3… in order.
+    pub seq: u32,
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// What happened (`offered`, `connected`, …).
+    pub kind: String,
+    /// More about it (`{"agent":"1003"}`).
+    #[schema(value_type = Object)]
+    pub detail: Value,
+}
+
 impl EventRow {
     /// `{"seq","at","kind","detail"}`, e.g. `{"seq":4,"at":"…",
     /// "kind":"offered","detail":{"agent":"1003"}}`.
     pub fn to_json(&self) -> Value {
-        json!({
-            "seq": self.seq,
-            "at": self.at.to_string(),
-            "kind": self.event.kind(),
-            "detail": self.event.detail(),
-        })
+        json!(self.view())
+    }
+
+    /// The step as its JSON type.
+    pub fn view(&self) -> EventRowJson {
+        EventRowJson {
+            seq: self.seq,
+            at: self.at.to_string(),
+            kind: self.event.kind().to_string(),
+            detail: self.event.detail(),
+        }
     }
 }
 
@@ -198,16 +280,25 @@ pub struct CallTimeline {
     pub events: Vec<EventRow>,
 }
 
+/// `GET /api/calls/{id}`: the call's every column and its timeline.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = CallTimeline)]
+pub struct CallTimelineJson {
+    /// The call.
+    #[serde(flatten)]
+    pub call: CallRowJson,
+    /// Its steps, oldest first.
+    pub events: Vec<EventRowJson>,
+}
+
 impl CallTimeline {
     /// [`CallRow::to_json_full`] with an `events` array of
     /// [`EventRow::to_json`].
     pub fn to_json(&self) -> Value {
-        let mut value = self.call.to_json_full();
-        if let Value::Object(fields) = &mut value {
-            let events = self.events.iter().map(EventRow::to_json).collect();
-            fields.insert("events".into(), Value::Array(events));
-        }
-        value
+        json!(CallTimelineJson {
+            call: self.call.view(),
+            events: self.events.iter().map(EventRow::view).collect(),
+        })
     }
 }
 

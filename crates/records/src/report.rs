@@ -34,6 +34,7 @@ use std::time::Duration;
 
 use jiff::Timestamp;
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::entry::Outcome;
 use crate::error::RangeError;
@@ -90,7 +91,7 @@ impl TimeRange {
 
 /// Two percentiles of a set of durations, in milliseconds (`null` when the
 /// set is empty).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct Percentiles {
     /// The median (nearest-rank).
     pub p50: Option<u64>,
@@ -159,7 +160,7 @@ pub(crate) fn share(part: u64, whole: u64) -> f64 {
 ///   to an agent who answered them here) when the daemon stopped without
 ///   ending them. Apart from `abandoned`: nobody knows whether the caller
 ///   would have hung up.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DepartmentReport {
     /// The department's dialplan id.
     pub id: String,
@@ -202,7 +203,7 @@ pub struct DepartmentReport {
 /// - `wait_saved_ms`: the hold a callback spared its caller, as the
 ///   holders' median wait minus the callback takers' median wait (`null`
 ///   until both are known; never negative).
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, ToSchema)]
 pub struct CallbackFigures {
     /// Offers made (or the key pressed unasked).
     pub offered: u64,
@@ -331,7 +332,7 @@ impl DepartmentReport {
 /// One agent over a range, serialized as
 /// `{"id","offered","answered","no_answer","busy","misses","talk_ms",
 /// "interrupted"}`.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct AgentReport {
     /// The agent's id.
     pub id: String,
@@ -361,7 +362,7 @@ pub struct AgentReport {
 /// The outcome counts are the calls' own outcomes (each call once, so they
 /// add up to `calls`); `abandoned` includes callers who hung up in the IVR
 /// before reaching a queue.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, ToSchema)]
 pub struct SourceReport {
     /// The source tag; `null` for calls whose number has none.
     pub source: Option<String>,
@@ -396,7 +397,7 @@ pub struct SourceReport {
 /// hung up. A wait the daemon's stop interrupted counts in neither: it is
 /// no sign of how the department serves its callers. So the rate is "of the callers who stopped waiting here in the
 /// last N minutes, the share who gave up", which is never above 1.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct AbandonmentWindow {
     /// The department's id.
     pub department: String,

@@ -35,7 +35,6 @@ use ::cluster::claims::{NodeId as StoreNode, StoreConfig};
 use ::cluster::presence::{FeedItem, Note, NoteFeed, PresenceStore};
 use routing::{AgentId, RequestedState};
 use serde::{Deserialize, Serialize};
-use serde_json::{Value, json};
 use sha2::{Digest, Sha256};
 use sip::registrar::StoredBinding;
 use tokio::sync::mpsc;
@@ -97,7 +96,8 @@ impl ClusterConfig {
 }
 
 /// One node as `/api/cluster` shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
+#[schema(as = ClusterNode)]
 pub struct NodeView {
     /// Its name.
     pub node: String,
@@ -109,6 +109,35 @@ pub struct NodeView {
     pub last_seen: u64,
     /// Heard from lately (see [`ClusterConfig::heartbeat_every`]).
     #[serde(default)]
+    pub alive: bool,
+}
+
+/// `GET /api/cluster`'s body.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+#[schema(as = Cluster)]
+pub struct ClusterJson {
+    /// This node's `--node-id`.
+    pub node: String,
+    /// `up` or `down`.
+    pub redis: String,
+    /// The nodes this one hears.
+    pub nodes: Vec<ClusterNodeJson>,
+    /// The dialplan in force here, hashed.
+    pub dialplan_hash: Option<String>,
+    /// Reloads another node asked for.
+    pub reloads_from_others: u64,
+}
+
+/// One node of `/api/cluster`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClusterNodeJson {
+    /// Its name.
+    pub node: String,
+    /// Its SIP address.
+    pub sip: String,
+    /// Its last heartbeat, Unix milliseconds.
+    pub last_seen: u64,
+    /// Heard from lately.
     pub alive: bool,
 }
 
@@ -156,20 +185,24 @@ impl Cluster {
     }
 
     /// `GET /api/cluster`.
-    pub fn to_json(&self) -> Value {
+    pub fn to_json(&self) -> ClusterJson {
         let status = self.status();
-        json!({
-            "node": self.config.node.as_str(),
-            "redis": if status.redis_up { "up" } else { "down" },
-            "nodes": status.nodes.iter().map(|n| json!({
-                "node": n.node,
-                "sip": n.sip,
-                "last_seen": n.last_seen,
-                "alive": n.alive,
-            })).collect::<Vec<_>>(),
-            "dialplan_hash": status.dialplan_hash,
-            "reloads_from_others": status.reloads_from_others,
-        })
+        ClusterJson {
+            node: self.config.node.as_str().to_string(),
+            redis: if status.redis_up { "up" } else { "down" }.to_string(),
+            nodes: status
+                .nodes
+                .iter()
+                .map(|n| ClusterNodeJson {
+                    node: n.node.clone(),
+                    sip: n.sip.clone(),
+                    last_seen: n.last_seen,
+                    alive: n.alive,
+                })
+                .collect(),
+            dialplan_hash: status.dialplan_hash.clone(),
+            reloads_from_others: status.reloads_from_others,
+        }
     }
 
     fn set_redis(&self, app: &App, up: bool, why: Option<String>) {

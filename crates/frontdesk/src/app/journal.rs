@@ -92,14 +92,32 @@ pub struct Alert {
     pub detail: String,
 }
 
+/// An active alert as `/api/alerts` and the dashboard show it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = Alert)]
+pub struct AlertJson {
+    /// The queue concerned.
+    pub department: String,
+    /// `sla`, `abandonment`, `emergency_lead`, `lead_breach`, `journal_unavailable`, …
+    pub kind: String,
+    /// RFC 3339 UTC: when it was raised.
+    pub since: String,
+    /// What is wrong, for a person (no patient data).
+    pub detail: String,
+    /// The lead, for a lead's alert.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub lead: Option<String>,
+}
+
 impl Alert {
     /// DESIGN.md's shape.
     pub fn to_json(&self) -> Value {
-        json!({
-            "department": self.department,
-            "kind": self.kind,
-            "since": self.since.to_string(),
-            "detail": self.detail,
+        json!(AlertJson {
+            department: self.department.clone(),
+            kind: self.kind.to_string(),
+            since: self.since.to_string(),
+            detail: self.detail.clone(),
+            lead: None,
         })
     }
 }

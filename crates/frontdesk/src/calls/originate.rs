@@ -156,10 +156,29 @@ pub struct Started {
     pub agent: String,
 }
 
+/// A call out as the API shows it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CallOut)]
+pub struct StartedJson {
+    /// `o-…`.
+    pub id: String,
+    /// The lead.
+    pub lead: String,
+    /// The agent whose phone rings.
+    pub agent: String,
+    /// `ringing_agent`.
+    pub state: String,
+}
+
 impl Started {
     /// The API's `{"id","lead","agent","state"}`.
     pub fn to_json(&self) -> Value {
-        json!({"id": self.id, "lead": self.lead, "agent": self.agent, "state": "ringing_agent"})
+        json!(StartedJson {
+            id: self.id.clone(),
+            lead: self.lead.clone(),
+            agent: self.agent.clone(),
+            state: "ringing_agent".into(),
+        })
     }
 }
 

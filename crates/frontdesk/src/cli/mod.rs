@@ -3,6 +3,7 @@
 mod certs;
 mod check;
 mod demo;
+mod import;
 mod run;
 mod simulate;
 
@@ -34,6 +35,11 @@ enum Command {
     Certs {
         #[command(subcommand)]
         command: certs::CertsCommand,
+    },
+    /// Write a dialplan from another system's configuration (`import asterisk`).
+    Import {
+        #[command(subcommand)]
+        command: import::ImportCommand,
     },
     /// Walk a dialplan's IVR with no network (--number), or classify a lead (--lead): print
     /// each step and the routing decision.
@@ -76,6 +82,7 @@ impl Cli {
             Command::Demo(args) => demo::demo(args),
             Command::Check { path } => check::check(&path),
             Command::Certs { command } => certs::certs(command),
+            Command::Import { command } => import::import(command),
             Command::Simulate {
                 number,
                 lead,

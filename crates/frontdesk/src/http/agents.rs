@@ -20,13 +20,15 @@ use super::{AppState, error_response};
 use crate::app::App;
 
 /// One agent as the API shows it.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
+#[schema(as = Agent)]
 pub struct AgentView {
     /// The SIP user name (`1003`).
     pub id: String,
     /// The display name (`Carol`).
     pub name: String,
     /// `offline`, `available`, `ringing`, `on_call`, `wrap_up` or `away`.
+    #[schema(value_type = String)]
     pub state: &'static str,
     /// Whether the agent's phone holds a live registration.
     pub registered: bool,
@@ -40,23 +42,39 @@ pub struct AgentView {
     pub leads_open: u32,
     /// Where the agent can take a call: `sip` while a phone is
     /// registered, `browser` while their `/agent` page's phone is on.
+    #[schema(value_type = Vec<String>)]
     pub devices: Vec<&'static str>,
 }
 
 /// `GET /api/agents`'s body.
-#[derive(Debug, Serialize)]
-struct AgentList {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct AgentList {
+    /// Every agent of the dialplan, sorted by id.
     agents: Vec<AgentView>,
 }
 
 /// `GET /api/cluster`: this node, Redis up or down, the nodes it hears
 /// (404 without `--redis`).
+#[utoipa::path(
+    get,
+    path = "/api/cluster",
+    tag = "agents",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "This node and the nodes it hears", body = crate::app::cluster::ClusterJson),
+        (status = 404, description = "Not in a cluster (no --redis)", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn cluster(State(state): State<AppState>) -> Response {
     match &state.app.cluster {
         Some(cluster) => Json(cluster.to_json()).into_response(),
         None => (
             StatusCode::NOT_FOUND,
-            Json(serde_json::json!({ "error": "not in a cluster (no --redis)" })),
+            Json(super::openapi::ApiError {
+                error: "not in a cluster (no --redis)".into(),
+                detail: None,
+            }),
         )
             .into_response(),
     }
@@ -124,6 +142,16 @@ fn view_with(app: &App, agent: &ivr::Agent, snapshot: Option<&AgentSnapshot>) ->
 }
 
 /// `GET /api/agents`.
+#[utoipa::path(
+    get,
+    path = "/api/agents",
+    tag = "agents",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every agent", body = AgentList),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn list(State(state): State<AppState>) -> Response {
     Json(AgentList {
         agents: agent_views(&state.app, &state.leads),
@@ -136,6 +164,23 @@ pub async fn list(State(state): State<AppState>) -> Response {
 /// the dialplan does not have, 400 for a body that is not that JSON
 /// object, 422 for another state, 409 when the agent's state does not
 /// allow it (an offline agent cannot be made available).
+#[utoipa::path(
+    put,
+    path = "/api/agents/{id}/state",
+    tag = "agents",
+    params(("id" = String, Path, description = "The agent's id")),
+    security(("admin_token" = [])),
+    request_body = super::openapi::StateChange,
+    responses(
+        (status = 200, description = "The agent as it now is", body = AgentView),
+        (status = 400, description = "Not that JSON object", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 404, description = "No such agent", body = crate::http::openapi::ApiError),
+        (status = 409, description = "The agent's state does not allow it", body = crate::http::openapi::ApiError),
+        (status = 422, description = "Another state", body = crate::http::openapi::ApiError),
+        (status = 503, description = "Routing is stopping", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn set_state(
     State(state): State<AppState>,
     Path(id): Path<String>,

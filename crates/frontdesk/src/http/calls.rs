@@ -6,7 +6,7 @@ use axum::extract::{Path, Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use ivr::jiff::Timestamp;
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::{Value, json};
 
 use super::{AppState, error_response};
@@ -25,13 +25,26 @@ pub struct CallsQuery {
 
 /// `GET /api/calls?limit=N`: the journal's calls, newest first (see
 /// [`recent_calls`]).
+#[utoipa::path(
+    get,
+    path = "/api/calls",
+    tag = "calls",
+    params(("limit" = Option<String>, Query, description = "1 to 1000, default 50")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Newest first", body = super::openapi::CallList),
+        (status = 400, description = "A bad limit", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>) -> Response {
     let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(limit) => limit,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match recent_calls(&state.app, limit).await {
-        Ok(calls) => Json(json!({ "calls": calls })).into_response(),
+        Ok(calls) => Json(super::openapi::CallList { calls }).into_response(),
         Err(response) => response,
     }
 }
@@ -83,6 +96,17 @@ pub(crate) async fn recent_calls(app: &App, limit: usize) -> Result<Vec<Value>, 
 }
 
 /// `GET /api/queues`: every queue of the dialplan with its live figures.
+#[utoipa::path(
+    get,
+    path = "/api/queues",
+    tag = "calls",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every queue", body = super::openapi::QueueList),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 503, description = "Routing is not running", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn queues(State(state): State<AppState>) -> Response {
     let Ok(stats) = state.app.router.stats().await else {
         return error_response(StatusCode::SERVICE_UNAVAILABLE, "routing is not running");
@@ -92,29 +116,58 @@ pub async fn queues(State(state): State<AppState>) -> Response {
         .filter(|queue| !queue.retired)
         .map(queue_json)
         .collect();
-    Json(json!({ "queues": queues })).into_response()
+    Json(super::openapi::QueueList { queues }).into_response()
+}
+
+/// One element of `GET /api/queues`.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+#[schema(as = Queue)]
+pub struct QueueView {
+    /// The queue's id.
+    pub id: String,
+    /// Callers waiting, callbacks included.
+    pub waiting: u64,
+    /// Of them, callbacks keeping their place.
+    pub callbacks: u64,
+    /// The longest wait now.
+    pub longest_wait_ms: u64,
+    /// Agents free for it.
+    pub agents_available: u64,
+    /// Agents signed in who serve it.
+    pub agents_signed_in: u64,
 }
 
 /// One element of `GET /api/queues`.
 pub(crate) fn queue_json(queue: &routing::QueueStats) -> Value {
-    json!({
-        "id": queue.id.as_str(),
-        "waiting": queue.waiting,
-        "callbacks": queue.callbacks,
-        "longest_wait_ms": queue.longest_wait.as_millis() as u64,
-        "agents_available": queue.agents_available,
-        "agents_signed_in": queue.agents_signed_in,
+    json!(QueueView {
+        id: queue.id.as_str().to_string(),
+        waiting: queue.waiting as u64,
+        callbacks: queue.callbacks as u64,
+        longest_wait_ms: queue.longest_wait.as_millis() as u64,
+        agents_available: queue.agents_available as u64,
+        agents_signed_in: queue.agents_signed_in as u64,
     })
 }
 
 /// `POST /api/reload`: `{"reloaded":true}`, or 422 with the dialplan's
 /// errors (`PATH:LINE:COLUMN: message`) while the running plan stays.
+#[utoipa::path(
+    post,
+    path = "/api/reload",
+    tag = "calls",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Reloaded", body = super::openapi::Reloaded),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 422, description = "Refused; the running dialplan stays", body = super::openapi::ReloadRefused)
+    )
+)]
 pub async fn reload(State(state): State<AppState>) -> Response {
     match crate::app::dialplan::reload(&state.app).await {
-        Ok(()) => Json(json!({ "reloaded": true })).into_response(),
+        Ok(()) => Json(super::openapi::Reloaded { reloaded: true }).into_response(),
         Err(errors) => (
             StatusCode::UNPROCESSABLE_ENTITY,
-            Json(json!({ "errors": errors })),
+            Json(super::openapi::ReloadRefused { errors }),
         )
             .into_response(),
     }
@@ -206,13 +259,29 @@ pub(crate) async fn read_journal<T: Send + 'static>(
 fn journal_unavailable(detail: &str) -> Response {
     (
         StatusCode::SERVICE_UNAVAILABLE,
-        axum::Json(json!({ "error": "journal_unavailable", "detail": detail })),
+        axum::Json(super::openapi::ApiError {
+            error: "journal_unavailable".into(),
+            detail: Some(detail.to_string()),
+        }),
     )
         .into_response()
 }
 
 /// `GET /api/reports/departments?from=&to=`: every queue of the dialplan,
 /// with zeros where no call was offered.
+#[utoipa::path(
+    get,
+    path = "/api/reports/departments",
+    tag = "reports",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Every queue", body = super::openapi::DepartmentReports),
+        (status = 400, description = "A bad range", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn departments(
     State(state): State<AppState>,
     Query(range): Query<RangeQuery>,
@@ -222,7 +291,7 @@ pub async fn departments(
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match department_reports(&state.app, range).await {
-        Ok(reports) => Json(json!({ "departments": reports })).into_response(),
+        Ok(departments) => Json(super::openapi::DepartmentReports { departments }).into_response(),
         Err(response) => response,
     }
 }
@@ -246,31 +315,70 @@ pub(crate) async fn department_reports(
 }
 
 /// `GET /api/reports/agents?from=&to=`: calls, talk time and misses per agent.
+#[utoipa::path(
+    get,
+    path = "/api/reports/agents",
+    tag = "reports",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Per agent", body = super::openapi::AgentReports),
+        (status = 400, description = "A bad range", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn agents(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.agent_report(&range)).await {
-        Ok(reports) => Json(json!({ "agents": reports })).into_response(),
+        Ok(agents) => Json(super::openapi::AgentReports { agents }).into_response(),
         Err(response) => response,
     }
 }
 
 /// `GET /api/reports/sources?from=&to=`: each campaign number's leads,
 /// followed end to end.
+#[utoipa::path(
+    get,
+    path = "/api/reports/sources",
+    tag = "reports",
+    params(("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Per source tag", body = super::openapi::SourceReports),
+        (status = 400, description = "A bad range", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn sources(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.source_report(&range)).await {
-        Ok(reports) => Json(json!({ "sources": reports })).into_response(),
+        Ok(sources) => Json(super::openapi::SourceReports { sources }).into_response(),
         Err(response) => response,
     }
 }
 
 /// `GET /api/calls/{id}`: one call with its timeline.
+#[utoipa::path(
+    get,
+    path = "/api/calls/{id}",
+    tag = "calls",
+    params(("id" = String, Path, description = "The call's id (`c-…`)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The call and its timeline", body = records::CallTimelineJson),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 404, description = "No such call", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn call(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let wanted = id.clone();
     match query(&state, move |reader| reader.call(&wanted)).await {
@@ -281,8 +389,21 @@ pub async fn call(State(state): State<AppState>, Path(id): Path<String>) -> Resp
 }
 
 /// `GET /api/alerts`: the active alerts, emergency leads first.
+#[utoipa::path(
+    get,
+    path = "/api/alerts",
+    tag = "calls",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The active alerts", body = super::openapi::AlertList),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn alerts(State(state): State<AppState>) -> Response {
-    Json(json!({ "alerts": all_alerts(&state.app, &state.leads) })).into_response()
+    Json(super::openapi::AlertList {
+        alerts: all_alerts(&state.app, &state.leads),
+    })
+    .into_response()
 }
 
 /// Every active alert as `/api/alerts` and the dashboard show them: the

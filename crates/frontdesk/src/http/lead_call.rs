@@ -15,7 +15,6 @@ use axum::extract::{Path, State};
 use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::{AppState, agent_view, error_response};
 use crate::calls::originate::Refusal;
@@ -28,6 +27,22 @@ struct CallBody {
 }
 
 /// `POST /agent/leads/{id}/call`: the signed-in agent calls the lead.
+#[utoipa::path(
+    post,
+    path = "/agent/leads/{id}/call",
+    tag = "agent",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("agent_session" = [])),
+    responses(
+        (status = 202, description = "The agent's phone rings", body = super::openapi::CallStarted),
+        (status = 401, description = "No or an expired agent session", body = super::openapi::ApiError),
+        (status = 400, description = "No lead or agent id", body = super::openapi::ApiError),
+        (status = 403, description = "No consent, or a number the trunk may not call", body = super::openapi::CallRefused),
+        (status = 404, description = "No such lead or agent", body = super::openapi::CallRefused),
+        (status = 409, description = "The agent has no phone or is busy", body = super::openapi::CallRefused),
+        (status = 503, description = "No usable trunk, or stopping", body = super::openapi::CallRefused)
+    )
+)]
 pub async fn agent_call(
     State(state): State<AppState>,
     Path(lead): Path<String>,
@@ -41,6 +56,23 @@ pub async fn agent_call(
 }
 
 /// `POST /api/leads/{id}/call` with `{"agent":"1004"}`.
+#[utoipa::path(
+    post,
+    path = "/api/leads/{id}/call",
+    tag = "leads",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("admin_token" = [])),
+    request_body = super::openapi::AgentBody,
+    responses(
+        (status = 202, description = "The agent's phone rings", body = super::openapi::CallStarted),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 400, description = "No lead or agent id", body = super::openapi::ApiError),
+        (status = 403, description = "No consent, or a number the trunk may not call", body = super::openapi::CallRefused),
+        (status = 404, description = "No such lead or agent", body = super::openapi::CallRefused),
+        (status = 409, description = "The agent has no phone or is busy", body = super::openapi::CallRefused),
+        (status = 503, description = "No usable trunk, or stopping", body = super::openapi::CallRefused)
+    )
+)]
 pub async fn admin_call(
     State(state): State<AppState>,
     Path(lead): Path<String>,
@@ -69,7 +101,9 @@ async fn call(state: &AppState, lead: &str, agent: &str) -> Response {
     match state.originate.call_lead(lead, agent).await {
         Ok(started) => (
             StatusCode::ACCEPTED,
-            Json(json!({ "call": started.to_json() })),
+            Json(super::openapi::CallStarted {
+                call: started.to_json(),
+            }),
         )
             .into_response(),
         Err(refusal) => {
@@ -81,7 +115,10 @@ async fn call(state: &AppState, lead: &str, agent: &str) -> Response {
             };
             (
                 status,
-                Json(json!({ "error": refusal.to_string(), "reason": refusal.reason() })),
+                Json(super::openapi::CallRefused {
+                    error: refusal.to_string(),
+                    reason: refusal.reason().to_string(),
+                }),
             )
                 .into_response()
         }

@@ -18,10 +18,11 @@ use axum::response::{IntoResponse, Response};
 use ivr::jiff::Timestamp;
 use records::{LeadOutcome, LeadQuery, LeadState};
 use routing::{Actor, DeskError, LeadStatus, Phase};
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 use serde_json::json;
 
 use super::calls::{RangeQuery, range_of};
+use super::openapi::OneLead;
 use super::{AppState, auth, error_response};
 use crate::leads::desk::{ActionError, LeadAction, state_of};
 use crate::leads::{Accepted, Leads, Post, Refusal};
@@ -34,6 +35,23 @@ const MAX_LIMIT: usize = 500;
 /// `POST /api/leads`: 201 with the new lead once it is durable, 200 with
 /// the original for a repeated `Idempotency-Key`; 400 (per field), 401,
 /// 422 or 503 otherwise, and then nothing is stored.
+#[utoipa::path(
+    post,
+    path = "/api/leads",
+    tag = "leads",
+    security(("source_signature" = []), ("admin_token" = [])),
+    params(("X-Frontdesk-Source" = Option<String>, Header, description = "The source's id, with a signature"), ("Idempotency-Key" = Option<String>, Header, description = "A repeat answers 200 with the first lead")),
+    request_body = super::openapi::LeadForm,
+    responses(
+        (status = 201, description = "Stored", body = super::openapi::OneLead),
+        (status = 200, description = "A repeated Idempotency-Key: the original lead", body = super::openapi::OneLead),
+        (status = 400, description = "A field is wrong", body = super::openapi::LeadRefused),
+        (status = 401, description = "No valid signature or admin token", body = super::openapi::ApiError),
+        (status = 413, description = "Over 64 KiB", body = super::openapi::ApiError),
+        (status = 422, description = "Refused by the desk", body = super::openapi::ApiError),
+        (status = 503, description = "Busy (Retry-After) or the journal", body = super::openapi::ApiError)
+    )
+)]
 pub async fn intake(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let header = |name: &str| headers.get(name).and_then(|value| value.to_str().ok());
     let admin = auth::bearer(&headers).is_some_and(|token| state.admin_token.verify(token));
@@ -57,13 +75,16 @@ pub async fn intake(State(state): State<AppState>, headers: HeaderMap, body: Byt
     }
     match state.leads.intake(post).await {
         Ok(Accepted::Created(lead)) => {
-            (StatusCode::CREATED, Json(json!({ "lead": lead }))).into_response()
+            (StatusCode::CREATED, Json(OneLead { lead })).into_response()
         }
-        Ok(Accepted::Repeated(lead)) => Json(json!({ "lead": lead })).into_response(),
+        Ok(Accepted::Repeated(lead)) => Json(OneLead { lead }).into_response(),
         Err(Refusal::Unauthorized(message)) => error_response(StatusCode::UNAUTHORIZED, &message),
         Err(Refusal::BadRequest { error, fields }) => (
             StatusCode::BAD_REQUEST,
-            Json(json!({ "error": error, "fields": fields })),
+            Json(super::openapi::LeadRefused {
+                error,
+                fields: json!(fields),
+            }),
         )
             .into_response(),
         Err(Refusal::Conflict(message)) => {
@@ -88,6 +109,19 @@ pub struct LeadsQuery {
 }
 
 /// `GET /api/leads?state=&limit=`: newest first.
+#[utoipa::path(
+    get,
+    path = "/api/leads",
+    tag = "leads",
+    params(("state" = Option<String>, Query, description = "waiting, offered, accepted, contacted, escalated or closed"), ("limit" = Option<String>, Query, description = "1 to 500, default 50")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Newest first", body = super::openapi::LeadList),
+        (status = 400, description = "A bad state or limit", body = super::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read", body = super::openapi::ApiError)
+    )
+)]
 pub async fn list(State(state): State<AppState>, Query(query): Query<LeadsQuery>) -> Response {
     let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(limit) => limit,
@@ -119,12 +153,25 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<LeadsQuery>
     })
     .await;
     match found {
-        Ok(leads) => Json(json!({ "leads": leads })).into_response(),
+        Ok(leads) => Json(super::openapi::LeadList { leads }).into_response(),
         Err(response) => response,
     }
 }
 
 /// `GET /api/leads/{id}`.
+#[utoipa::path(
+    get,
+    path = "/api/leads/{id}",
+    tag = "leads",
+    params(("id" = String, Path, description = "The lead's id (`l-…`)")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The lead", body = OneLead),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 404, description = "No such lead", body = super::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read", body = super::openapi::ApiError)
+    )
+)]
 pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Response {
     let wanted = id.clone();
     let found = read(&state.leads, move |reader| {
@@ -135,13 +182,26 @@ pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Respo
     })
     .await;
     match found {
-        Ok(Some(lead)) => Json(json!({ "lead": lead })).into_response(),
+        Ok(Some(lead)) => Json(OneLead { lead }).into_response(),
         Ok(None) => error_response(StatusCode::NOT_FOUND, &format!("no lead {id}")),
         Err(response) => response,
     }
 }
 
 /// `GET /api/reports/leads?from=&to=`: per source and per department.
+#[utoipa::path(
+    get,
+    path = "/api/reports/leads",
+    tag = "reports",
+    params(("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Per source, department and kind", body = records::LeadReport),
+        (status = 400, description = "A bad range", body = super::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read", body = super::openapi::ApiError)
+    )
+)]
 pub async fn report(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
     let range = match range_of(&range) {
         Ok(range) => range,
@@ -225,6 +285,28 @@ pub fn parse_action(action: &str, body: &[u8]) -> Result<LeadAction, String> {
     }
 }
 
+/// An action's answer: the lead's place on the desk.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LeadPlace {
+    /// The lead.
+    pub lead: LeadPlaceOf,
+}
+
+/// A lead's place on the desk.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub struct LeadPlaceOf {
+    /// `l-…`.
+    pub id: String,
+    /// The agent offered it or owning it.
+    pub owner: Option<String>,
+    /// `waiting`, `offered`, `accepted`, …
+    pub state: String,
+    /// RFC 3339: the offer's end.
+    pub offer_until: Option<String>,
+    /// RFC 3339.
+    pub snoozed_until: Option<String>,
+}
+
 /// The answer to an action: 200 with the lead's place, or the refusal
 /// (404 unknown lead or agent, 409 not yours or not now, 503 stopped).
 pub fn action_response(result: Result<LeadStatus, ActionError>) -> Response {
@@ -241,13 +323,15 @@ pub fn action_response(result: Result<LeadStatus, ActionError>) -> Response {
                 })
                 .map(|at| at.to_string())
             };
-            Json(json!({"lead": {
-                "id": status.id.as_str(),
-                "owner": status.phase.agent().map(|a| a.as_str()),
-                "state": state_of(&status).as_str(),
-                "offer_until": time(offer_until),
-                "snoozed_until": time(snoozed_until),
-            }}))
+            Json(LeadPlace {
+                lead: LeadPlaceOf {
+                    id: status.id.as_str().to_string(),
+                    owner: status.phase.agent().map(|a| a.as_str().to_string()),
+                    state: state_of(&status).as_str().to_string(),
+                    offer_until: time(offer_until),
+                    snoozed_until: time(snoozed_until),
+                },
+            })
             .into_response()
         }
         Err(ActionError::Desk(error)) => {
@@ -276,6 +360,21 @@ async fn admin_action(state: AppState, id: String, action: &str, body: Bytes) ->
 
 /// `POST /api/leads/{id}/accept` (admin token): for the agent it is
 /// offered to.
+#[utoipa::path(
+    post,
+    path = "/api/leads/{id}/accept",
+    tag = "leads",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The lead's place now", body = LeadPlace),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 400, description = "A body that is not the action's", body = super::openapi::ApiError),
+        (status = 404, description = "No such lead or agent", body = super::openapi::ApiError),
+        (status = 409, description = "Not yours, or not now", body = super::openapi::ApiError),
+        (status = 503, description = "The desk is stopping", body = super::openapi::ApiError)
+    )
+)]
 pub async fn admin_accept(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -285,6 +384,22 @@ pub async fn admin_accept(
 }
 
 /// `POST /api/leads/{id}/outcome` (admin token).
+#[utoipa::path(
+    post,
+    path = "/api/leads/{id}/outcome",
+    tag = "leads",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("admin_token" = [])),
+    request_body = super::openapi::OutcomeBody,
+    responses(
+        (status = 200, description = "The lead's place now", body = LeadPlace),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 400, description = "A body that is not the action's", body = super::openapi::ApiError),
+        (status = 404, description = "No such lead or agent", body = super::openapi::ApiError),
+        (status = 409, description = "Not yours, or not now", body = super::openapi::ApiError),
+        (status = 503, description = "The desk is stopping", body = super::openapi::ApiError)
+    )
+)]
 pub async fn admin_outcome(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -294,6 +409,22 @@ pub async fn admin_outcome(
 }
 
 /// `POST /api/leads/{id}/snooze` (admin token).
+#[utoipa::path(
+    post,
+    path = "/api/leads/{id}/snooze",
+    tag = "leads",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("admin_token" = [])),
+    request_body = super::openapi::SnoozeBody,
+    responses(
+        (status = 200, description = "The lead's place now", body = LeadPlace),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 400, description = "A body that is not the action's", body = super::openapi::ApiError),
+        (status = 404, description = "No such lead or agent", body = super::openapi::ApiError),
+        (status = 409, description = "Not yours, or not now", body = super::openapi::ApiError),
+        (status = 503, description = "The desk is stopping", body = super::openapi::ApiError)
+    )
+)]
 pub async fn admin_snooze(
     State(state): State<AppState>,
     Path(id): Path<String>,
@@ -304,6 +435,22 @@ pub async fn admin_snooze(
 
 /// `POST /api/leads/{id}/assign` `{"agent":"1003"}` (admin token): the
 /// agent owns it at once.
+#[utoipa::path(
+    post,
+    path = "/api/leads/{id}/assign",
+    tag = "leads",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("admin_token" = [])),
+    request_body = super::openapi::AgentBody,
+    responses(
+        (status = 200, description = "The lead's place now", body = LeadPlace),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 400, description = "A body that is not the action's", body = super::openapi::ApiError),
+        (status = 404, description = "No such lead or agent", body = super::openapi::ApiError),
+        (status = 409, description = "Not yours, or not now", body = super::openapi::ApiError),
+        (status = 503, description = "The desk is stopping", body = super::openapi::ApiError)
+    )
+)]
 pub async fn admin_assign(
     State(state): State<AppState>,
     Path(id): Path<String>,

@@ -447,6 +447,14 @@ pub async fn upkeep(handle: PrometheusHandle, shutdown: CancellationToken) -> an
 }
 
 /// `GET /metrics`.
+#[utoipa::path(
+    get,
+    path = "/metrics",
+    tag = "meta",
+    responses(
+        (status = 200, description = "Prometheus text format (no patient data; no token)", content_type = "text/plain", body = String)
+    )
+)]
 pub async fn render(State(state): State<AppState>) -> impl IntoResponse {
     ([(CONTENT_TYPE, PROMETHEUS_TEXT)], state.metrics.render())
 }

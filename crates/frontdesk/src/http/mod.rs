@@ -17,6 +17,7 @@ pub mod dashboard;
 pub mod lead_call;
 pub mod leads;
 pub mod metrics;
+pub mod openapi;
 pub mod server;
 pub mod voicemail;
 
@@ -29,7 +30,6 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, put};
 use axum::{Json, Router, middleware};
 use metrics_exporter_prometheus::PrometheusHandle;
-use serde_json::json;
 use tokio::sync::watch;
 
 pub use auth::AdminToken;
@@ -97,6 +97,7 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/leads", get(leads::report))
         .route("/alerts", get(calls::alerts))
         .route("/events", get(dashboard::events))
+        .route("/openapi.json", get(openapi::document))
         .fallback(not_found)
         .method_not_allowed_fallback(method_not_allowed)
         .layer(middleware::from_fn_with_state(
@@ -154,13 +155,27 @@ pub fn router(state: AppState) -> Router {
 pub use server::serve;
 
 /// `GET /api/health`: `{"status":"ok"}` once SIP is listening.
+#[utoipa::path(
+    get,
+    path = "/api/health",
+    tag = "meta",
+    responses(
+        (status = 200, description = "SIP is listening", body = openapi::Health),
+        (status = 503, description = "Still starting", body = openapi::Health)
+    )
+)]
 async fn health(State(state): State<AppState>) -> Response {
     if state.sip.borrow().is_some() {
-        Json(json!({"status": "ok"})).into_response()
+        Json(openapi::Health {
+            status: "ok".into(),
+        })
+        .into_response()
     } else {
         (
             StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "starting"})),
+            Json(openapi::Health {
+                status: "starting".into(),
+            }),
         )
             .into_response()
     }
@@ -190,5 +205,9 @@ pub const MAX_ID: usize = 128;
 
 /// The API's error shape: `{"error": "message"}`.
 pub fn error_response(status: StatusCode, message: &str) -> Response {
-    (status, Json(json!({ "error": message }))).into_response()
+    let body = openapi::ApiError {
+        error: message.to_string(),
+        detail: None,
+    };
+    (status, Json(body)).into_response()
 }

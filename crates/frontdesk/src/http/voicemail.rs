@@ -18,6 +18,18 @@ use records::{LeadKind, LeadTimeline};
 use super::{AppState, agent_view, error_response};
 
 /// `GET /agent/leads/{id}/voicemail`: the WAV, for the lead's holder.
+#[utoipa::path(
+    get,
+    path = "/agent/leads/{id}/voicemail",
+    tag = "agent",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("agent_session" = [])),
+    responses(
+        (status = 200, description = "The recording", content_type = "audio/wav", body = Vec<u8>),
+        (status = 401, description = "No or an expired agent session", body = super::openapi::ApiError),
+        (status = 404, description = "No such voicemail (or not yours)", body = super::openapi::ApiError)
+    )
+)]
 pub async fn agent_voicemail(
     State(state): State<AppState>,
     Path(lead): Path<String>,
@@ -31,6 +43,19 @@ pub async fn agent_voicemail(
 }
 
 /// `GET /api/leads/{id}/voicemail`: the WAV (admin token).
+#[utoipa::path(
+    get,
+    path = "/api/leads/{id}/voicemail",
+    tag = "leads",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The recording", content_type = "audio/wav", body = Vec<u8>),
+        (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 404, description = "No such voicemail", body = super::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read", body = super::openapi::ApiError)
+    )
+)]
 pub async fn admin_voicemail(State(state): State<AppState>, Path(lead): Path<String>) -> Response {
     serve(&state, lead, None).await
 }

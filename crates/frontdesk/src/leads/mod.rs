@@ -144,12 +144,12 @@ pub struct LeadAlert {
 impl LeadAlert {
     /// DESIGN.md's alert shape, with the lead's id.
     pub fn to_json(&self) -> Value {
-        json!({
-            "department": self.department,
-            "kind": self.kind,
-            "since": self.since.to_string(),
-            "detail": self.detail,
-            "lead": self.lead.as_str(),
+        json!(crate::app::journal::AlertJson {
+            department: self.department.to_string(),
+            kind: self.kind.to_string(),
+            since: self.since.to_string(),
+            detail: self.detail.clone(),
+            lead: Some(self.lead.as_str().to_string()),
         })
     }
 }

@@ -59,8 +59,10 @@ use serde_json::Value;
 use crate::entry::{Priority, UnknownName};
 
 pub use events::LeadEvent;
-pub use read::{DeskRow, LeadHistory, LeadQuery, LeadRow, LeadTimeline};
-pub use report::{LeadFigures, LeadReport};
+pub use read::{
+    DeskRow, IntentJson, LeadHistory, LeadHistoryStep, LeadJson, LeadQuery, LeadRow, LeadTimeline,
+};
+pub use report::{DepartmentLeads, KindLeads, LeadFigures, LeadReport, SourceLeads};
 
 /// A lead's id: `l-` and random characters, chosen by the daemon.
 #[derive(Debug, Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]

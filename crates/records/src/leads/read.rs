@@ -3,7 +3,9 @@
 
 use jiff::Timestamp;
 use rusqlite::{Connection, Row, ToSql, params};
+use serde::Serialize;
 use serde_json::{Value, json};
+use utoipa::ToSchema;
 
 use super::report::{self, LeadFacts, LeadReport};
 use super::{LeadId, LeadKind, LeadOutcome, LeadState};
@@ -66,38 +68,123 @@ pub struct LeadRow {
     pub snoozed_until: Option<Timestamp>,
 }
 
-fn rfc3339(at: Option<Timestamp>) -> Value {
-    at.map_or(Value::Null, |at| Value::String(at.to_string()))
+fn rfc3339(at: Option<Timestamp>) -> Option<String> {
+    at.map(|at| at.to_string())
+}
+
+/// DESIGN.md's lead JSON (`GET /api/leads/{id}`); its schema is the
+/// OpenAPI document's `Lead`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = Lead)]
+pub struct LeadJson {
+    /// `l-…`.
+    pub id: String,
+    /// `web_form`, `callback`, `voicemail` or `abandoned_call`.
+    pub kind: String,
+    /// The source's id.
+    pub source: String,
+    /// The campaign the form named.
+    pub campaign: Option<String>,
+    /// The patient's name.
+    pub name: Option<String>,
+    /// The patient's number, E.164.
+    pub phone: String,
+    /// The patient's e-mail.
+    pub email: Option<String>,
+    /// What the patient wrote.
+    pub message: String,
+    /// The postal code given.
+    pub postal_code: Option<String>,
+    /// Consents (`{"call": true}`).
+    #[schema(value_type = Object)]
+    pub consent: Value,
+    /// The queue that owns it.
+    pub department: String,
+    /// `{"matched": phrase or null}`.
+    pub intent: IntentJson,
+    /// An emergency rule matched.
+    pub emergency: bool,
+    /// The preferred branch.
+    pub branch: Option<String>,
+    /// `routine` or `urgent`.
+    pub priority: String,
+    /// The agent who owns it.
+    pub owner: Option<String>,
+    /// `waiting`, `offered`, `accepted`, `contacted`, `escalated`, `closed`.
+    pub state: String,
+    /// `booked`, `reached`, `no_answer`, `wrong_number`, `duplicate`.
+    pub outcome: Option<String>,
+    /// RFC 3339 UTC.
+    pub created_at: String,
+    /// RFC 3339 UTC.
+    pub respond_by: String,
+    /// RFC 3339 UTC.
+    pub first_contact_at: Option<String>,
+    /// RFC 3339 UTC.
+    pub snoozed_until: Option<String>,
+    /// Its history, oldest first: `{"at","event","agent"?, …detail}`.
+    #[schema(value_type = Vec<LeadHistoryStep>)]
+    pub history: Vec<Value>,
+    /// The same number's earlier calls and leads.
+    pub related: Vec<String>,
+}
+
+/// A lead's `intent`.
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = LeadIntent)]
+pub struct IntentJson {
+    /// The phrase that matched.
+    pub matched: Option<String>,
+}
+
+/// One step of a lead's history: `at`, `event`, `agent` when there is one,
+/// and the step's own fields (`reason`, `until`, …).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+#[schema(as = LeadHistoryStep)]
+pub struct LeadHistoryStep {
+    /// RFC 3339 UTC.
+    pub at: String,
+    /// `created`, `offered`, `accepted`, …
+    pub event: String,
+    /// The agent concerned.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub agent: Option<String>,
+    /// The step's own fields.
+    #[serde(flatten)]
+    #[schema(value_type = Object)]
+    pub detail: serde_json::Map<String, Value>,
 }
 
 impl LeadRow {
     /// DESIGN.md's lead JSON, with `history` and `related` as given.
     pub fn to_json(&self, history: &[LeadHistory], related: &[String]) -> Value {
-        json!({
-            "id": self.id.as_str(),
-            "kind": self.kind.as_str(),
-            "source": self.source,
-            "campaign": self.campaign,
-            "name": self.name,
-            "phone": self.phone,
-            "email": self.email,
-            "message": self.message,
-            "postal_code": self.postal_code,
-            "consent": self.consent,
-            "department": self.department,
-            "intent": {"matched": self.intent},
-            "emergency": self.emergency,
-            "branch": self.branch,
-            "priority": self.priority.as_str(),
-            "owner": self.owner,
-            "state": self.state.as_str(),
-            "outcome": self.outcome.map(LeadOutcome::as_str),
-            "created_at": self.created_at.to_string(),
-            "respond_by": self.respond_by.to_string(),
-            "first_contact_at": rfc3339(self.first_contact_at),
-            "snoozed_until": rfc3339(self.snoozed_until),
-            "history": history.iter().map(LeadHistory::to_json).collect::<Vec<_>>(),
-            "related": related,
+        json!(LeadJson {
+            id: self.id.as_str().to_string(),
+            kind: self.kind.as_str().to_string(),
+            source: self.source.clone(),
+            campaign: self.campaign.clone(),
+            name: self.name.clone(),
+            phone: self.phone.clone(),
+            email: self.email.clone(),
+            message: self.message.clone(),
+            postal_code: self.postal_code.clone(),
+            consent: self.consent.clone(),
+            department: self.department.clone(),
+            intent: IntentJson {
+                matched: self.intent.clone(),
+            },
+            emergency: self.emergency,
+            branch: self.branch.clone(),
+            priority: self.priority.as_str().to_string(),
+            owner: self.owner.clone(),
+            state: self.state.as_str().to_string(),
+            outcome: self.outcome.map(|o| o.as_str().to_string()),
+            created_at: self.created_at.to_string(),
+            respond_by: self.respond_by.to_string(),
+            first_contact_at: rfc3339(self.first_contact_at),
+            snoozed_until: rfc3339(self.snoozed_until),
+            history: history.iter().map(LeadHistory::to_json).collect(),
+            related: related.to_vec(),
         })
     }
 

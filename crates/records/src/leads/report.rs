@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 
 use serde::Serialize;
+use utoipa::ToSchema;
 
 use crate::report::{Percentiles, share};
 
@@ -35,7 +36,7 @@ pub(crate) struct LeadFacts {
 }
 
 /// The figures of one group of leads (see the module docs).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct LeadFigures {
     /// Leads created in the range.
     pub leads: u64,
@@ -50,7 +51,7 @@ pub struct LeadFigures {
 }
 
 /// One source's figures: `{"source", …figures}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct SourceLeads {
     /// The source's id.
     pub source: String,
@@ -60,7 +61,7 @@ pub struct SourceLeads {
 }
 
 /// One department's figures: `{"department", …figures}`.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct DepartmentLeads {
     /// The queue's id.
     pub department: String,
@@ -72,7 +73,7 @@ pub struct DepartmentLeads {
 /// One kind's figures: `{"kind", …figures}` (`voicemail`:
 /// `contacted_within_window` is the share of voicemails answered within
 /// their window).
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct KindLeads {
     /// `web_form`, `callback`, `voicemail` or `abandoned_call`.
     pub kind: String,
@@ -84,7 +85,7 @@ pub struct KindLeads {
 /// The whole report, serialized as DESIGN.md's
 /// `{"sources":[…],"departments":[…]}` and `"kinds":[…]`, each sorted by
 /// name.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, ToSchema)]
 pub struct LeadReport {
     /// Per source.
     pub sources: Vec<SourceLeads>,

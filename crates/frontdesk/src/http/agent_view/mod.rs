@@ -123,6 +123,18 @@ fn client_ip(connection: Option<Extension<ConnectInfo<SocketAddr>>>) -> IpAddr {
 }
 
 /// `POST /agent/login`.
+#[utoipa::path(
+    post,
+    path = "/agent/login",
+    tag = "agent",
+    request_body = crate::http::openapi::LoginBody,
+    responses(
+        (status = 200, description = "Signed in", body = crate::http::openapi::AgentSession),
+        (status = 400, description = "Not {user, password}", body = crate::http::openapi::ApiError),
+        (status = 401, description = "Wrong user or password", body = crate::http::openapi::ApiError),
+        (status = 429, description = "Too many failures from this source", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn login(
     State(state): State<AppState>,
     connection: Option<Extension<ConnectInfo<SocketAddr>>>,
@@ -201,11 +213,11 @@ pub async fn login(
         .into_iter()
         .find(|view| view.id == agent.id().as_str());
     info!(agent = %agent.id().as_str(), "agent signed in to the agent view");
-    Json(json!({
-        "token": token,
-        "expires_at": expires.to_string(),
-        "agent": view,
-    }))
+    Json(crate::http::openapi::AgentSession {
+        token,
+        expires_at: expires.to_string(),
+        agent: view,
+    })
     .into_response()
 }
 
@@ -247,6 +259,20 @@ pub(crate) fn session_agent(
 
 /// `PUT /agent/state`: the admin API's state change, for the signed-in
 /// agent only.
+#[utoipa::path(
+    put,
+    path = "/agent/state",
+    tag = "agent",
+    security(("agent_session" = [])),
+    request_body = crate::http::openapi::StateChange,
+    responses(
+        (status = 200, description = "The agent as it now is", body = crate::http::agents::AgentView),
+        (status = 400, description = "Not that JSON object", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or an expired agent session", body = crate::http::openapi::ApiError),
+        (status = 409, description = "The agent's state does not allow it", body = crate::http::openapi::ApiError),
+        (status = 422, description = "Another state", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn set_state(State(state): State<AppState>, headers: HeaderMap, body: Bytes) -> Response {
     let agent = match session_agent(&state, &headers) {
         Ok((agent, _)) => agent,
@@ -261,6 +287,16 @@ pub async fn set_state(State(state): State<AppState>, headers: HeaderMap, body: 
 /// at once whenever that list changes; `signed_out` (and the end) when the session stops opening it.
 /// While the stream is open the agent counts as signed in for leads
 /// (DESIGN.md: "a live `/agent` session").
+#[utoipa::path(
+    get,
+    path = "/agent/events",
+    tag = "agent",
+    security(("agent_session" = [])),
+    responses(
+        (status = 200, description = "`view`, `leads` and `signed_out` events", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No or an expired agent session", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn events(State(state): State<AppState>, headers: HeaderMap) -> Response {
     let (agent, token) = match session_agent(&state, &headers) {
         Ok(found) => found,
@@ -397,6 +433,21 @@ async fn agent_action(
 }
 
 /// `POST /agent/leads/{id}/accept` (agent session).
+#[utoipa::path(
+    post,
+    path = "/agent/leads/{id}/accept",
+    tag = "agent",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("agent_session" = [])),
+    responses(
+        (status = 200, description = "The lead's place now", body = crate::http::leads::LeadPlace),
+        (status = 401, description = "No or an expired agent session", body = crate::http::openapi::ApiError),
+        (status = 400, description = "A body that is not the action's", body = crate::http::openapi::ApiError),
+        (status = 404, description = "No such lead", body = crate::http::openapi::ApiError),
+        (status = 409, description = "Not yours, or not now", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The desk is stopping", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn lead_accept(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -407,6 +458,22 @@ pub async fn lead_accept(
 }
 
 /// `POST /agent/leads/{id}/outcome` `{"outcome":"booked"}` (agent session).
+#[utoipa::path(
+    post,
+    path = "/agent/leads/{id}/outcome",
+    tag = "agent",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("agent_session" = [])),
+    request_body = crate::http::openapi::OutcomeBody,
+    responses(
+        (status = 200, description = "The lead's place now", body = crate::http::leads::LeadPlace),
+        (status = 401, description = "No or an expired agent session", body = crate::http::openapi::ApiError),
+        (status = 400, description = "A body that is not the action's", body = crate::http::openapi::ApiError),
+        (status = 404, description = "No such lead", body = crate::http::openapi::ApiError),
+        (status = 409, description = "Not yours, or not now", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The desk is stopping", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn lead_outcome(
     State(state): State<AppState>,
     headers: HeaderMap,
@@ -417,6 +484,22 @@ pub async fn lead_outcome(
 }
 
 /// `POST /agent/leads/{id}/snooze` `{"until":"…"}` (agent session).
+#[utoipa::path(
+    post,
+    path = "/agent/leads/{id}/snooze",
+    tag = "agent",
+    params(("id" = String, Path, description = "The lead's id")),
+    security(("agent_session" = [])),
+    request_body = crate::http::openapi::SnoozeBody,
+    responses(
+        (status = 200, description = "The lead's place now", body = crate::http::leads::LeadPlace),
+        (status = 401, description = "No or an expired agent session", body = crate::http::openapi::ApiError),
+        (status = 400, description = "A body that is not the action's", body = crate::http::openapi::ApiError),
+        (status = 404, description = "No such lead", body = crate::http::openapi::ApiError),
+        (status = 409, description = "Not yours, or not now", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The desk is stopping", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn lead_snooze(
     State(state): State<AppState>,
     headers: HeaderMap,

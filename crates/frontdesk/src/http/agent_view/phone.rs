@@ -25,6 +25,15 @@ use crate::http::AppState;
 pub const MAX_MESSAGE: usize = 64 * 1024;
 
 /// Upgrades to the phone's WebSocket.
+#[utoipa::path(
+    get,
+    path = "/agent/phone",
+    tag = "agent",
+    responses(
+        (status = 101, description = "The browser phone's WebSocket (its first message carries the agent session)"),
+        (status = 400, description = "Not a WebSocket upgrade", body = String)
+    )
+)]
 pub async fn connect(State(state): State<AppState>, upgrade: WebSocketUpgrade) -> Response {
     upgrade
         .max_message_size(MAX_MESSAGE)

@@ -73,16 +73,42 @@ fn with_headers(content_type: &'static str, body: &'static str) -> Response {
 }
 
 /// `GET /`: the dashboard page (it asks for the admin token itself).
+#[utoipa::path(
+    get,
+    path = "/",
+    tag = "pages",
+    responses(
+        (status = 200, description = "The dashboard", content_type = "text/html", body = String)
+    )
+)]
 pub async fn dashboard_page() -> Response {
     with_headers("text/html; charset=utf-8", INDEX_HTML)
 }
 
 /// `GET /agent`: the agent's page (it signs in itself).
+#[utoipa::path(
+    get,
+    path = "/agent",
+    tag = "pages",
+    responses(
+        (status = 200, description = "The agent view", content_type = "text/html", body = String)
+    )
+)]
 pub async fn agent_page() -> Response {
     with_headers("text/html; charset=utf-8", AGENT_HTML)
 }
 
 /// `GET /assets/{name}`.
+#[utoipa::path(
+    get,
+    path = "/assets/{name}",
+    tag = "pages",
+    params(("name" = String, Path, description = "The file's name")),
+    responses(
+        (status = 200, description = "A script, a style sheet or an image of the pages", content_type = "application/octet-stream", body = Vec<u8>),
+        (status = 404, description = "No such asset", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn asset(Path(name): Path<String>) -> Response {
     match FILES.iter().find(|(file, _, _)| *file == name) {
         Some((_, content_type, body)) => with_headers(content_type, body),

@@ -27,7 +27,7 @@
 //! Streams end when the daemon shuts down, so that the HTTP server's
 //! graceful shutdown is not held up by open dashboards.
 
-mod assets;
+pub(crate) mod assets;
 pub mod series;
 pub mod snapshot;
 
@@ -185,6 +185,16 @@ pub async fn publish(app: Arc<App>, leads: crate::leads::Leads, live: Live) -> a
 
 /// `GET /api/events` (admin token): a `snapshot` event with the
 /// dashboard's document (see [`snapshot`]) every second.
+#[utoipa::path(
+    get,
+    path = "/api/events",
+    tag = "calls",
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "`snapshot` events, one a second: the dashboard's document", content_type = "text/event-stream", body = String),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn events(State(state): State<AppState>) -> impl axum::response::IntoResponse {
     state.dashboard.events(|snapshot| {
         ControlFlow::Continue(Event::default().event("snapshot").data(&*snapshot.document))
