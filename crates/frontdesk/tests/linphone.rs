@@ -109,7 +109,10 @@ fn answer_press_and_transfer(daemon: &Daemon, carol: &mut Linphone, sip: u16) ->
     let metrics = wait_agent_rtp(daemon, 50.0);
 
     // Carol presses 5: an RFC 4733 event on her leg, which frontdesk reads
-    // and writes again to the patient with the patient's payload type.
+    // and writes again to the patient with the patient's payload type
+    // (Linphone's is 101 too, and cannot be changed by a daemon command:
+    // this shows the relay of the event, not its renumbering, which the
+    // media crate's relay tests cover).
     carol.command("dtmf 5");
     assert!(
         patient_audio.wait_until(BOUND, |peer| {
