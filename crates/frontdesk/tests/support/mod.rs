@@ -15,6 +15,7 @@ pub mod call;
 pub mod cluster;
 pub mod http;
 pub mod leads;
+pub mod linphone;
 pub mod page;
 pub mod people;
 pub mod phone;
