@@ -352,7 +352,7 @@ impl Claims {
 
     fn release(&mut self, claim: Claim) {
         info!(agent = %claim.agent, node = %claim.node, epoch = claim.epoch.0, "claim released");
-        self.spawn_store(move |store| async move { store.release(&claim).await });
+        self.spawn_store(move |store| async move { store.release(&claim).await.map(|_| ()) });
     }
 
     fn spawn_store<F, Fut>(&self, command: F)
@@ -613,7 +613,10 @@ impl Claims {
                 // Once per renew period at most, until the feed frees them.
                 other.reap_at = now + self.config.renew_every();
             }
-            self.spawn_store(move |store| async move { store.reap(&agent).await.map(|_| ()) });
+            let reaper = self.config.node.clone();
+            self.spawn_store(
+                move |store| async move { store.reap(&agent, &reaper).await.map(|_| ()) },
+            );
         }
     }
 
