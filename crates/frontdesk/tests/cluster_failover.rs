@@ -233,6 +233,13 @@ fn journal_agrees_with_the_stream(
         ]),
         "the dead node's holding, ended by its reaper"
     );
+    // A claim for a patient's call names the call, a journal id of its node.
+    assert_ne!(
+        sql("SELECT count(*) FROM claims WHERE call_id LIKE 'c-' || node || '-%'"),
+        "0",
+        "{}",
+        sql("SELECT agent, epoch, node, call_id FROM claims")
+    );
     // The node's check of the journal: every holding, no violation.
     let report = cluster.node(0).get("/api/reports/claims", Some(TOKEN));
     assert_eq!(report.status, 200, "{}", report.body);

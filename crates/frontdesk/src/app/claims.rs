@@ -116,8 +116,8 @@ impl ClaimsConfig {
 /// What a claim is for: what to do with its answer.
 #[derive(Debug)]
 pub enum Purpose {
-    /// A queue's offer to this call.
-    Offer(CallId),
+    /// A queue's offer to this call (its journal id, if known).
+    Offer(CallId, Option<Arc<str>>),
     /// A callback's dial.
     Dial(CallbackDial),
     /// A click-to-call of the agent.
@@ -241,13 +241,14 @@ impl Claims {
         }
     }
 
-    /// An offer `poll_offer` made: claims its agents; `Some` when it can go
-    /// to the call now (every agent already ours, or Redis down).
-    pub(super) fn offer(&mut self, offer: Offer) -> Option<Offer> {
+    /// An offer `poll_offer` made to the call whose journal id is
+    /// `record`: claims its agents; `Some` when it can go to the call now
+    /// (every agent already ours, or Redis down).
+    pub(super) fn offer(&mut self, offer: Offer, record: Option<Arc<str>>) -> Option<Offer> {
         let mut claimed = Vec::new();
         let mut waiting = 0;
         for agent in offer.agents.iter() {
-            if self.start_claim(agent, || Purpose::Offer(offer.call)) {
+            if self.start_claim(agent, || Purpose::Offer(offer.call, record.clone())) {
                 waiting += 1;
             } else {
                 claimed.push(agent.clone());
@@ -499,7 +500,10 @@ impl Claims {
                     agent: agent.as_str().to_string(),
                     node: claim.node.as_str().to_string(),
                     epoch: claim.epoch.0,
-                    call: None,
+                    call: match &purpose {
+                        Purpose::Offer(_, record) => record.as_deref().map(str::to_string),
+                        _ => None,
+                    },
                     at: redis_time(claim.at),
                 });
                 self.store_up(router);
@@ -551,7 +555,7 @@ impl Claims {
             }
         };
         match purpose {
-            Purpose::Offer(call) => {
+            Purpose::Offer(call, _) => {
                 let pending = self.pending.get_mut(&call)?;
                 pending.waiting = pending.waiting.saturating_sub(1);
                 if ok {
