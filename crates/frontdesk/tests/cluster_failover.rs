@@ -258,6 +258,14 @@ fn journal_agrees_with_the_stream(
         !listed.is_empty() && listed.len() <= 3 && listed.iter().all(|c| c["agent"] == "1003"),
         "{listed:?}"
     );
+    for bad in [
+        "/api/claims?limit=0",
+        "/api/reports/claims?limit=5",
+        "/api/reports/claims?from=yesterday",
+    ] {
+        let answer = cluster.node(1).get(bad, Some(TOKEN));
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.body);
+    }
     eprintln!("the journal's claim check: {report}");
 }
 
