@@ -46,7 +46,9 @@
 //!   and Redis time, so [`claims::holdings`] rebuilds who held which agent
 //!   from when to when, and [`claims::find_violations`] checks that no two
 //!   holdings of one agent overlap and that epochs only grow (the cluster
-//!   test's "no agent is ever claimed twice").
+//!   test's "no agent is ever claimed twice"). The stream is capped, so
+//!   the daemon also journals each holding (`records::claims`) and runs
+//!   the same check over the journal (`GET /api/reports/claims`).
 //!
 //! # Failure
 //!

@@ -178,12 +178,12 @@ async fn a_lapsed_claim_cannot_be_renewed_and_reap_records_its_expiry() {
         .unwrap();
 
     let deadline = Instant::now() + DEADLINE;
-    while !store.reap(&agent).await.unwrap() {
+    while !store.reap(&agent, &node("node-r")).await.unwrap() {
         assert!(Instant::now() < deadline, "the lease never ran out");
         tokio::task::yield_now().await;
     }
     assert!(
-        !store.reap(&agent).await.unwrap(),
+        !store.reap(&agent, &node("node-r")).await.unwrap(),
         "an expiry is recorded once"
     );
     assert!(matches!(
@@ -208,6 +208,15 @@ async fn a_lapsed_claim_cannot_be_renewed_and_reap_records_its_expiry() {
         changes[1].at, held.expires_at,
         "stamped when the lease ran out"
     );
+    assert_eq!(
+        (
+            changes[1].node.as_str(),
+            changes[1].by.as_ref().map(NodeId::as_str)
+        ),
+        ("node-a", Some("node-r")),
+        "the holder's expiry, recorded by the reaper"
+    );
+    assert_eq!(changes[0].by, None, "only an expiry names who recorded it");
     // The agent is free at epoch 1.
     store
         .claim(&agent, &node("node-b"), Epoch(1), lease(100))

@@ -9,7 +9,12 @@
 //!    on 1003 (she was on a call there) is reaped within lease + margin and
 //!    she is reachable through another node.
 //! 2. A monitor thread follows the claim stream all along; no agent is ever
-//!    held by two nodes at once (`holdings` + `find_violations`).
+//!    held by two nodes at once (`holdings` + `find_violations`). The
+//!    journal's claim history (PostgreSQL's `claims`) agrees with the
+//!    stream: every holding the live nodes claimed is there, with the
+//!    stream's times; the dead node's claim on 1003 ends `reaped` by the
+//!    survivor that recorded its expiry; and `GET /api/reports/claims`
+//!    finds no overlap and no epoch going backwards in it.
 //! 3. The killed node restarts (same `--node-id`, same data): its calls
 //!    left up are closed `interrupted`, Kamailio's probe lets calls reach
 //!    it again.
@@ -30,8 +35,9 @@ use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cluster::claims::{AgentChange, ChangeFeed, FeedEvent, StoreConfig, find_violations, holdings};
-use support::Daemon;
+use cluster::claims::{
+    AgentChange, ChangeFeed, ChangeKind, FeedEvent, StoreConfig, find_violations, holdings,
+};
 use support::call::free_udp_port;
 use support::cluster::{Cluster, alert_kinds, metric_sum, patients};
 use support::people::{self, press_when_heard, wait_port_taken};
@@ -39,6 +45,7 @@ use support::phone::{FILL, RtpPeer, register_from};
 use support::postgres::Postgres;
 use support::redis::RedisServer;
 use support::sipp::Sipp;
+use support::{Daemon, TOKEN};
 
 /// Every wait polls its condition within this.
 const BOUND: Duration = Duration::from_secs(30);
@@ -141,6 +148,125 @@ impl Drop for ClaimMonitor {
             let _ = thread.join();
         }
     }
+}
+
+/// The claim history in PostgreSQL against the stream the monitor saw
+/// (step 2). Holdings claimed before the rolling restart by a node that
+/// was not killed meanwhile (`n0`, `n2`, and `n1` after its restart) must
+/// all be journalled, with the stream's times where the journal knows
+/// them; `n1`'s last claims before its kill -9 may be lost with its
+/// journal's linger (their ends come from the reaper). Then the node's
+/// overlap check over the journal.
+fn journal_agrees_with_the_stream(
+    cluster: &Cluster,
+    sql: &dyn Fn(&str) -> String,
+    changes: &[AgentChange],
+    restart_mark: usize,
+    rolling_mark: usize,
+) {
+    let held = holdings(changes);
+    let strict: std::collections::HashSet<(String, u64)> = changes[..rolling_mark]
+        .iter()
+        .enumerate()
+        .filter(|(index, change)| {
+            change.kind == ChangeKind::Claimed
+                && (change.node.as_str() != "n1" || *index >= restart_mark)
+        })
+        .map(|(_, change)| (change.agent.as_str().to_string(), change.epoch.0))
+        .collect();
+    // At least 1003's call through node 0 after the kill.
+    assert!(!strict.is_empty(), "no holding to find in {held:?}");
+    // agent, epoch -> node, claimed_at, ended_at, ended, reaped_by.
+    let journal = || -> std::collections::HashMap<(String, u64), Vec<String>> {
+        sql(
+            "SELECT agent, epoch, node, coalesce(claimed_at, -1), coalesce(ended_at, -1),
+                    coalesce(ended, ''), coalesce(reaped_by, '') FROM claims",
+        )
+        .lines()
+        .map(|line| {
+            let fields: Vec<String> = line.split('|').map(str::to_string).collect();
+            let epoch = fields[1].parse().expect("an epoch");
+            ((fields[0].clone(), epoch), fields[2..].to_vec())
+        })
+        .collect()
+    };
+    wait_until(
+        BOUND,
+        || {
+            let rows = journal();
+            strict.iter().all(|key| rows.contains_key(key))
+        },
+        || {
+            let rows = journal();
+            let missing: Vec<_> = strict.iter().filter(|k| !rows.contains_key(*k)).collect();
+            format!("holdings not journalled: {missing:?}")
+        },
+    );
+    let rows = journal();
+    for holding in &held {
+        let key = (holding.agent.as_str().to_string(), holding.epoch.0);
+        let Some(row) = rows.get(&key) else { continue };
+        assert_eq!(row[0], holding.node.as_str(), "{key:?}: {row:?}");
+        if row[1] != "-1" {
+            assert_eq!(row[1], holding.from.0.to_string(), "claimed_at {key:?}");
+        }
+        if let (Some(to), false) = (holding.to, row[2] == "-1") {
+            assert_eq!(row[2], to.0.to_string(), "ended_at {key:?}: {row:?}");
+        }
+    }
+    // 1003's claim by the dead node: its end is the reaper's.
+    let reaped = changes
+        .iter()
+        .find(|c| {
+            c.kind == ChangeKind::Expired && c.node.as_str() == "n1" && c.agent.as_str() == "1003"
+        })
+        .expect("n1's claim on 1003 expired");
+    let by = reaped.by.as_ref().expect("the expiry names its reaper");
+    assert!(["n0", "n2"].contains(&by.as_str()), "reaped by {by}");
+    assert_eq!(
+        rows.get(&("1003".to_string(), reaped.epoch.0))
+            .map(|row| row[2..].to_vec()),
+        Some(vec![
+            reaped.at.0.to_string(),
+            "reaped".to_string(),
+            by.as_str().to_string(),
+        ]),
+        "the dead node's holding, ended by its reaper"
+    );
+    // A claim for a patient's call names the call, a journal id of its node.
+    assert_ne!(
+        sql("SELECT count(*) FROM claims WHERE call_id LIKE 'c-' || node || '-%'"),
+        "0",
+        "{}",
+        sql("SELECT agent, epoch, node, call_id FROM claims")
+    );
+    // The node's check of the journal: every holding, no violation.
+    let report = cluster.node(0).get("/api/reports/claims", Some(TOKEN));
+    assert_eq!(report.status, 200, "{}", report.body);
+    let report = report.json();
+    assert_eq!(report["violations"], serde_json::json!([]), "{report}");
+    assert!(
+        report["holdings"].as_u64().unwrap_or(0) >= strict.len() as u64,
+        "{report}"
+    );
+    let listed = cluster
+        .node(2)
+        .get("/api/claims?agent=1003&limit=3", Some(TOKEN))
+        .json();
+    let listed = listed["claims"].as_array().expect("claims").clone();
+    assert!(
+        !listed.is_empty() && listed.len() <= 3 && listed.iter().all(|c| c["agent"] == "1003"),
+        "{listed:?}"
+    );
+    for bad in [
+        "/api/claims?limit=0",
+        "/api/reports/claims?limit=5",
+        "/api/reports/claims?from=yesterday",
+    ] {
+        let answer = cluster.node(1).get(bad, Some(TOKEN));
+        assert_eq!(answer.status, 400, "{bad}: {}", answer.body);
+    }
+    eprintln!("the journal's claim check: {report}");
 }
 
 #[test]
@@ -313,6 +439,8 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
 
     // 3. Node 1 restarts: its calls left up are closed `interrupted`, and
     // Kamailio's probe lets calls reach it again.
+    // (Claims after this mark are the restarted node's, or the others'.)
+    let restart_mark = monitor.changes().len();
     let restarted_at = Instant::now();
     cluster.restart(1);
     wait_until(
@@ -337,6 +465,7 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
     );
 
     // 4. Rolling restart under load: no call fails.
+    let rolling_mark = monitor.changes().len();
     for index in 0..3 {
         let load = patients(kamailio, 40, 8, 500);
         wait_until(
@@ -369,6 +498,7 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
         "no claim by n0 in {held:?}"
     );
     assert_eq!(find_violations(&held), [], "{held:?}");
+    journal_agrees_with_the_stream(&cluster, &sql, &changes, restart_mark, rolling_mark);
 
     // 5. Every completed call has its ended row.
     let ended = "SELECT count(*) FROM calls WHERE outcome NOT IN ('in_progress', 'interrupted')";

@@ -13,6 +13,7 @@ use rusqlite::Connection;
 
 use crate::callbacks::{CallbackChange, store as callback_store};
 use crate::checkpoint::Checkpointer;
+use crate::claims::ClaimChange;
 use crate::entry::JournalEntry;
 use crate::error::{JournalError, RecordError};
 use crate::fault::FaultPlan;
@@ -219,6 +220,8 @@ enum Message {
     /// A change of a callback entry, batched like an entry; an accepted
     /// one makes its batch commit at once.
     Callback(Box<CallbackChange>),
+    /// A step of a claim holding, batched like an entry.
+    Claim(Box<ClaimChange>),
     /// Commit everything before this, then answer.
     Flush(Sender<()>),
     /// Commit everything queued, then stop and answer.
@@ -319,6 +322,14 @@ impl JournalHandle {
     /// See [`crate::callbacks`].
     pub fn record_callback(&self, change: CallbackChange) -> Result<(), RecordError> {
         self.enqueue(Message::Callback(Box::new(change)))
+    }
+
+    /// Queues a step of a cluster claim's holding (see [`crate::claims`])
+    /// and returns at once, like [`Self::record`]: batched, never waited
+    /// on, dropped and counted when the backlog is full or the journal
+    /// closed. With a replica, shipped to PostgreSQL like calls.
+    pub fn record_claim(&self, change: ClaimChange) -> Result<(), RecordError> {
+        self.enqueue(Message::Claim(Box::new(change)))
     }
 
     /// The counters now.
@@ -596,6 +607,8 @@ struct Batch {
     lead_writes: Vec<LeadWrite>,
     /// Changes of callback entries, in the order they came.
     callbacks: Vec<CallbackChange>,
+    /// Steps of claim holdings, in the order they came.
+    claims: Vec<ClaimChange>,
     /// One of `callbacks` is a [`CallbackChange::Accepted`].
     callback_accepted: bool,
     flushes: Vec<Sender<()>>,
@@ -616,6 +629,7 @@ impl Batch {
                 self.callback_accepted |= matches!(*change, CallbackChange::Accepted(_));
                 self.callbacks.push(*change);
             }
+            Message::Claim(change) => self.claims.push(*change),
             Message::Flush(ack) => self.flushes.push(ack),
             Message::Close(ack) => self.close = Some(ack),
             Message::CloseInterrupted(ack) => self.close_interrupted.push(ack),
@@ -636,7 +650,11 @@ impl Batch {
 
     /// Items that count toward [`JournalConfig::max_batch`].
     fn len(&self) -> usize {
-        self.entries.len() + self.leads.len() + self.lead_writes.len() + self.callbacks.len()
+        self.entries.len()
+            + self.leads.len()
+            + self.lead_writes.len()
+            + self.callbacks.len()
+            + self.claims.len()
     }
 }
 
@@ -717,6 +735,9 @@ impl Writer {
             // drain more).
             for chunk in batch.callbacks.chunks(self.max_batch) {
                 self.write_callbacks(chunk);
+            }
+            for chunk in batch.claims.chunks(self.max_batch) {
+                self.write_claims(chunk);
             }
             for ack in batch.flushes {
                 let _ = ack.send(());
@@ -843,6 +864,21 @@ impl Writer {
         self.account(changes.len() as u64, result);
     }
 
+    /// Writes steps of claim holdings in one transaction, counted like
+    /// entries (and marked to ship with a replica).
+    fn write_claims(&mut self, changes: &[ClaimChange]) {
+        let ship = self.shared.replica.is_some();
+        let result = match self.connection.as_mut() {
+            Some(connection) => {
+                self.shared.faults.before_batch();
+                crate::claims::write_claims(connection, changes, &self.shared.faults, ship)
+                    .map_err(|error| error.to_string())
+            }
+            None => Err("the journal is closing".to_string()),
+        };
+        self.account(changes.len() as u64, result);
+    }
+
     /// Writes `leads` in one transaction, then tells each sender.
     fn write_leads(&mut self, leads: Vec<PendingLead>) {
         let count = leads.len() as u64;
@@ -901,7 +937,8 @@ impl Writer {
                 Message::Entry(_)
                 | Message::LeadEvent(_)
                 | Message::LeadChange(_)
-                | Message::Callback(_) => Some(()),
+                | Message::Callback(_)
+                | Message::Claim(_) => Some(()),
                 // Its sender is told: nothing was stored.
                 Message::Lead(pending) => {
                     (pending.reply)(Err(LeadWriteError::Closed));

@@ -115,7 +115,8 @@
 //! Leads that are not calls (web forms) are in the same file, written by
 //! the same writer: see [`leads`]. So are the callback entries of
 //! routing's virtual hold, which a restart gives back to routing in their
-//! place: see [`callbacks`].
+//! place: see [`callbacks`]. So is the cluster's claim history (who held
+//! which agent, from when to when): see [`claims`].
 //!
 //! Phone numbers are stored in full (the journal is the clinic's record);
 //! redaction is for logs, and this crate logs no numbers.
@@ -125,6 +126,7 @@
 
 pub mod callbacks;
 mod checkpoint;
+pub mod claims;
 mod entry;
 mod error;
 mod fault;
@@ -142,6 +144,7 @@ mod timeline;
 mod window;
 
 pub use callbacks::{CallbackChange, CallbackRow, CallbackState};
+pub use claims::{ClaimChange, ClaimEnd, ClaimQuery, ClaimRow};
 pub use entry::{CallEvent, CallId, IN_PROGRESS, JournalEntry, Outcome, Priority, UnknownName};
 pub use error::{JournalError, QueryError, RangeError, RecordError};
 pub use fault::FaultPlan;

@@ -7,8 +7,9 @@
 //!
 //! With `--journal postgres://…` ([`Reader::open_shared`]) the calls, their
 //! timelines and the call reports are read from the database the cluster
-//! shares, the shared database's view (see [`crate::shared`]); leads and
-//! callback entries, node-local, are still read from the node's file.
+//! shares, the shared database's view (see [`crate::shared`]), and so is
+//! the claim history ([`Reader::claims`]); leads and callback entries,
+//! node-local, are still read from the node's file.
 
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, Mutex, PoisonError};
@@ -20,6 +21,7 @@ use serde::Serialize;
 use serde_json::{Value, json};
 use utoipa::ToSchema;
 
+use crate::claims::{CLAIM_COLUMNS, ClaimQuery, ClaimRow};
 use crate::entry::{CallEvent, CallId, Outcome, Priority};
 use crate::error::{JournalError, QueryError};
 use crate::location::PostgresUrl;
@@ -511,6 +513,44 @@ impl Reader {
             .iter()
             .map(|row| CallRow::from_cells(row))
             .collect()
+    }
+
+    /// The claim holdings `query` selects (`GET /api/claims`), newest first
+    /// (by when they were claimed, or ended if that alone is known), from
+    /// the database the cluster shares with `--journal postgres://…`.
+    pub fn claims(&self, query: &ClaimQuery) -> Result<Vec<ClaimRow>, QueryError> {
+        let text_order = self.text_order("agent");
+        self.claim_rows(
+            query,
+            &format!("coalesce(claimed_at, ended_at) DESC, {text_order} DESC, epoch DESC"),
+        )
+    }
+
+    /// The claim holdings `query` selects, agent by agent in epoch order:
+    /// the history an overlap check reads (`GET /api/reports/claims`).
+    pub fn claim_history(&self, query: &ClaimQuery) -> Result<Vec<ClaimRow>, QueryError> {
+        let text_order = self.text_order("agent");
+        self.claim_rows(query, &format!("{text_order}, epoch"))
+    }
+
+    fn claim_rows(&self, query: &ClaimQuery, order: &str) -> Result<Vec<ClaimRow>, QueryError> {
+        let (filter, limit, params) = query.filter();
+        let sql =
+            format!("SELECT {CLAIM_COLUMNS} FROM claims {filter} ORDER BY {order} LIMIT {limit}");
+        self.read_one(Statement::new(&sql, params))?
+            .iter()
+            .map(|row| ClaimRow::from_cells(row))
+            .collect()
+    }
+
+    /// `column` ordered byte by byte on either database (see
+    /// [`crate::shared`]).
+    fn text_order(&self, column: &str) -> String {
+        if self.is_shared() {
+            format!(r#"{column} COLLATE "C""#)
+        } else {
+            column.to_string()
+        }
     }
 
     /// One call and its timeline; `None` for an unknown id.

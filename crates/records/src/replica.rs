@@ -40,8 +40,9 @@
 //! timeout and a `statement_timeout` ([`ReplicaConfig::timeout`]), so a
 //! stalled database costs a bounded wait, never a hang.
 //!
-//! Only calls are shipped; leads and callback entries stay in the node's
-//! own file (a lead's desk and a callback's dial are per node).
+//! Calls and the claim history ([`crate::claims`], `claim_outbox`, shipped
+//! the same way) are shipped; leads and callback entries stay in the
+//! node's own file (a lead's desk and a callback's dial are per node).
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -57,18 +58,29 @@ use rusqlite::{Connection, OpenFlags, params};
 use crate::error::JournalError;
 use crate::location::PostgresUrl;
 
-/// The version of the PostgreSQL schema this build writes.
-pub const POSTGRES_SCHEMA_VERSION: i64 = 1;
+/// The version of the PostgreSQL schema this build writes: 2 adds
+/// `claims` (version 1 was `calls` and `call_events`). A database of
+/// version 1 is upgraded in place (the new table is created, nothing else
+/// changes); a node of an older build then refuses it, and keeps its calls
+/// in its outbox until it is upgraded too.
+pub const POSTGRES_SCHEMA_VERSION: i64 = 2;
 
 /// The advisory lock key that serialises schema creation across nodes
 /// (any constant; "frontdesk journal" in ASCII, truncated).
 const SCHEMA_LOCK: i64 = 0x6664_6a6f_7572_6e61;
 
-/// Calls shipped per PostgreSQL transaction, at most.
+/// Calls (and, apart, claim holdings) shipped per PostgreSQL transaction,
+/// at most.
 const SHIP_BATCH: usize = 200;
 
-/// The PostgreSQL schema (version 1): `calls` as SQLite's (version 5)
-/// plus `node`; `call_events` as SQLite's.
+/// A claim holding's row, read from SQLite (the columns of
+/// [`crate::claims::UPSERT_CLAIM`], in order).
+const LOCAL_CLAIM: &str = "SELECT agent, epoch, node, call_id, claimed_at, ended_at, ended,
+        reaped_by
+     FROM claims WHERE agent = ?1 AND epoch = ?2";
+
+/// The PostgreSQL schema (version 2): `calls` as SQLite's (version 5)
+/// plus `node`; `call_events` and `claims` as SQLite's (version 6).
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS journal_schema (
     version BIGINT NOT NULL
@@ -109,6 +121,18 @@ CREATE TABLE IF NOT EXISTS call_events (
     PRIMARY KEY (call_id, seq)
 );
 CREATE INDEX IF NOT EXISTS call_events_by_time ON call_events (at);
+CREATE TABLE IF NOT EXISTS claims (
+    agent      TEXT NOT NULL,
+    epoch      BIGINT NOT NULL,
+    node       TEXT NOT NULL,
+    call_id    TEXT,
+    claimed_at BIGINT,
+    ended_at   BIGINT,
+    ended      TEXT CHECK (ended IN ('released', 'expired', 'reaped', 'interrupted')),
+    reaped_by  TEXT,
+    PRIMARY KEY (agent, epoch)
+);
+CREATE INDEX IF NOT EXISTS claims_by_claimed_at ON claims (claimed_at);
 ";
 
 /// The call's row, read from SQLite in this column order.
@@ -175,10 +199,11 @@ pub struct ReplicaStatus {
     pub target: String,
     /// Whether the last attempt to ship (or to connect) succeeded.
     pub up: bool,
-    /// Calls changed locally and not yet in PostgreSQL (a gauge).
+    /// Calls and claim holdings changed locally and not yet in PostgreSQL
+    /// (a gauge).
     pub backlog: u64,
-    /// Calls shipped (a counter; a call shipped at each of its changes
-    /// counts each time).
+    /// Calls and claim holdings shipped (a counter; one shipped at each of
+    /// its changes counts each time).
     pub shipped: u64,
     /// Since when it has been down, if it is.
     pub down_since: Option<Timestamp>,
@@ -401,20 +426,20 @@ impl Shipper {
     }
 
     fn count_backlog(&self) {
-        if let Ok(count) = self
-            .local
-            .query_row("SELECT count(*) FROM outbox", [], |row| {
-                row.get::<_, i64>(0)
-            })
-        {
+        if let Ok(count) = self.local.query_row(
+            "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM claim_outbox)",
+            [],
+            |row| row.get::<_, i64>(0),
+        ) {
             self.shared
                 .backlog
                 .store(u64::try_from(count).unwrap_or(0), Ordering::SeqCst);
         }
     }
 
-    /// Connects (and creates the schema) if needed, then ships one batch.
-    /// `Ok(true)`: shipped a full batch, go on at once.
+    /// Connects (and creates the schema) if needed, then ships one batch
+    /// of calls and one of claim holdings. `Ok(true)`: shipped a full
+    /// batch, go on at once.
     fn pass(&mut self) -> Result<bool, PassError> {
         if self.remote.is_none() {
             let mut client = connect(&self.config).map_err(|error| error.to_string())?;
@@ -422,6 +447,21 @@ impl Shipper {
             self.remote = Some(client);
         }
         self.shared.up();
+        let calls = self.ship_calls()?;
+        let claims = self.ship_claims()?;
+        if calls == 0 && claims == 0 {
+            self.shared.backlog.store(0, Ordering::SeqCst);
+            return Ok(false);
+        }
+        self.shared
+            .shipped
+            .fetch_add((calls + claims) as u64, Ordering::SeqCst);
+        self.count_backlog();
+        Ok(calls == SHIP_BATCH || claims == SHIP_BATCH)
+    }
+
+    /// Ships one batch of marked calls; how many.
+    fn ship_calls(&mut self) -> Result<usize, PassError> {
         let marked: Vec<(String, i64)> = {
             let mut statement = self
                 .local
@@ -435,8 +475,7 @@ impl Shipper {
                 .map_err(|error| error.to_string())?
         };
         if marked.is_empty() {
-            self.shared.backlog.store(0, Ordering::SeqCst);
-            return Ok(false);
+            return Ok(0);
         }
         let calls = marked
             .iter()
@@ -459,12 +498,105 @@ impl Shipper {
                 .map_err(|error| error.to_string())?;
         }
         transaction.commit().map_err(|error| error.to_string())?;
-        self.shared
-            .shipped
-            .fetch_add(marked.len() as u64, Ordering::SeqCst);
-        self.count_backlog();
-        Ok(marked.len() == SHIP_BATCH)
+        Ok(marked.len())
     }
+
+    /// Ships one batch of marked claim holdings (see [`crate::claims`]);
+    /// how many. Each is upserted as its local row stands, so a holding
+    /// shipped by the holder and by a reaper ends up the same row.
+    fn ship_claims(&mut self) -> Result<usize, PassError> {
+        let text = |error: rusqlite::Error| error.to_string();
+        let marked: Vec<(String, i64, i64)> = self
+            .local
+            .prepare_cached("SELECT agent, epoch, gen FROM claim_outbox LIMIT ?1")
+            .and_then(|mut statement| {
+                statement
+                    .query_map(params![SHIP_BATCH as i64], |row| {
+                        Ok((row.get(0)?, row.get(1)?, row.get(2)?))
+                    })?
+                    .collect()
+            })
+            .map_err(text)?;
+        if marked.is_empty() {
+            return Ok(0);
+        }
+        let mut rows = Vec::with_capacity(marked.len());
+        for (agent, epoch, _) in &marked {
+            let row = self
+                .local
+                .prepare_cached(LOCAL_CLAIM)
+                .and_then(|mut statement| {
+                    statement.query_row(params![agent, epoch], |row| {
+                        Ok(ClaimColumns {
+                            agent: row.get(0)?,
+                            epoch: row.get(1)?,
+                            node: row.get(2)?,
+                            call: row.get(3)?,
+                            claimed_at: row.get(4)?,
+                            ended_at: row.get(5)?,
+                            ended: row.get(6)?,
+                            reaped_by: row.get(7)?,
+                        })
+                    })
+                });
+            match row {
+                Ok(row) => rows.push(row),
+                // Marked but gone (never, today): nothing to ship.
+                Err(rusqlite::Error::QueryReturnedNoRows) => {}
+                Err(error) => return Err(error.to_string()),
+            }
+        }
+        let Some(remote) = self.remote.as_mut() else {
+            return Err("not connected".into());
+        };
+        ship_claims(remote, &rows).map_err(|error| error.to_string())?;
+        let transaction = self.local.transaction().map_err(text)?;
+        for (agent, epoch, generation) in &marked {
+            transaction
+                .prepare_cached(
+                    "DELETE FROM claim_outbox WHERE agent = ?1 AND epoch = ?2 AND gen = ?3",
+                )
+                .and_then(|mut statement| statement.execute(params![agent, epoch, generation]))
+                .map_err(text)?;
+        }
+        transaction.commit().map_err(text)?;
+        Ok(marked.len())
+    }
+}
+
+/// A claim holding's local row ([`LOCAL_CLAIM`]'s columns).
+struct ClaimColumns {
+    agent: String,
+    epoch: i64,
+    node: String,
+    call: Option<String>,
+    claimed_at: Option<i64>,
+    ended_at: Option<i64>,
+    ended: Option<String>,
+    reaped_by: Option<String>,
+}
+
+/// Upserts `rows` in one PostgreSQL transaction, with the SQL text SQLite
+/// ran.
+fn ship_claims(remote: &mut Client, rows: &[ClaimColumns]) -> Result<(), postgres::Error> {
+    let mut transaction = remote.transaction()?;
+    let upsert = transaction.prepare(crate::claims::UPSERT_CLAIM)?;
+    for row in rows {
+        transaction.execute(
+            &upsert,
+            &[
+                &row.agent,
+                &row.epoch,
+                &row.node,
+                &row.call,
+                &row.claimed_at,
+                &row.ended_at,
+                &row.ended,
+                &row.reaped_by,
+            ],
+        )?;
+    }
+    transaction.commit()
 }
 
 /// Connects with the bounded timeouts.
@@ -498,6 +630,15 @@ pub(crate) fn ensure_schema(client: &mut Client) -> Result<(), String> {
             transaction
                 .execute(
                     "INSERT INTO journal_schema (version) VALUES ($1)",
+                    &[&POSTGRES_SCHEMA_VERSION],
+                )
+                .map_err(text)?;
+        }
+        // Version 1: the SCHEMA above has just created what 2 adds.
+        Some(version) if version < POSTGRES_SCHEMA_VERSION => {
+            transaction
+                .execute(
+                    "UPDATE journal_schema SET version = $1",
                     &[&POSTGRES_SCHEMA_VERSION],
                 )
                 .map_err(text)?;

@@ -47,6 +47,12 @@
 //!
 //! `outbox`: the calls to ship to PostgreSQL when the journal has a
 //! replica there (`--journal postgres://…`): see [`crate::replica`].
+//!
+//! # Version 6
+//!
+//! `claims`, the claim history (one row per holding of an agent by a
+//! cluster node), and `claim_outbox`, the holdings to ship to PostgreSQL:
+//! see [`crate::claims`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -56,7 +62,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::JournalError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a connection waits for a lock before failing. Only one
 /// connection writes; WAL readers never block it, so this only covers
@@ -100,6 +106,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         description: "the outbox of calls to ship to PostgreSQL",
         apply: version_5,
+    },
+    Migration {
+        version: 6,
+        description: "the claim history and its outbox",
+        apply: crate::claims::version_6,
     },
 ];
 
@@ -400,6 +411,11 @@ mod tests {
         if version >= 4 {
             fixture_callback(connection);
         }
+        if version >= 5 {
+            connection
+                .execute_batch("INSERT INTO outbox (call_id, gen) VALUES ('c-old', 3);")
+                .unwrap();
+        }
     }
 
     /// A waiting callback entry, as version 4 holds it.
@@ -603,6 +619,48 @@ mod tests {
         assert!(
             !plan.iter().any(|step| step.contains("TEMP B-TREE")),
             "no sort: {plan:?}"
+        );
+    }
+
+    #[test]
+    fn version_6_keeps_the_outbox_and_takes_claims() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("journal.db");
+        {
+            let mut old = Connection::open(&path).unwrap();
+            migrate(&mut old, &MIGRATIONS[..5]).unwrap();
+            fixture(&old, 5);
+        }
+        let upgraded = open_writer(&path, Synchronous::Full, None).unwrap();
+        assert_eq!(user_version(&upgraded).unwrap(), 6);
+        let count = |sql: &str| -> i64 { upgraded.query_row(sql, [], |row| row.get(0)).unwrap() };
+        assert_eq!(count("SELECT gen FROM outbox WHERE call_id = 'c-old'"), 3);
+        assert_eq!(count("SELECT count(*) FROM claims"), 0);
+        upgraded
+            .execute_batch(
+                "INSERT INTO claims (agent, epoch, node, claimed_at) VALUES ('1003', 1, 'n0', 1000);
+                 INSERT INTO claim_outbox (agent, epoch, gen) VALUES ('1003', 1, 1);",
+            )
+            .unwrap();
+        for refused in [
+            "INSERT INTO claims (agent, epoch, node) VALUES ('1003', 1, 'n1')",
+            "INSERT INTO claims (agent, epoch) VALUES ('1004', 1)",
+            "UPDATE claims SET ended = 'stolen'",
+        ] {
+            assert!(upgraded.execute(refused, []).is_err(), "{refused}");
+        }
+        // Ranges go through the index on claimed_at.
+        let plan: Vec<String> = upgraded
+            .prepare("EXPLAIN QUERY PLAN SELECT agent FROM claims WHERE claimed_at >= 5 AND claimed_at < 9")
+            .unwrap()
+            .query_map([], |row| row.get(3))
+            .unwrap()
+            .collect::<Result<_, _>>()
+            .unwrap();
+        assert!(
+            plan.iter()
+                .any(|step| step.contains("claims_by_claimed_at")),
+            "{plan:?}"
         );
     }
 

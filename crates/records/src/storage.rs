@@ -40,6 +40,8 @@ pub(crate) fn write_batch(
 /// `interrupted`, at the time of its last recorded step (the last moment
 /// it is known to have been up; nothing later is invented), in one
 /// transaction. Returns how many.
+/// The claim holdings it left held end `interrupted` too
+/// ([`crate::claims`]), in the same transaction.
 /// With `ship`, each closed call is marked in `outbox` as in
 /// [`write_batch`]. The local file only holds this node's calls, so a node
 /// never closes another's (several nodes share PostgreSQL, not this file).
@@ -65,6 +67,14 @@ pub(crate) fn close_interrupted(connection: &mut Connection, ship: bool) -> rusq
         if ship {
             mark(&transaction, id)?;
         }
+    }
+    // And the claim holdings it left held (see crate::claims).
+    let holdings = crate::claims::close_interrupted(&transaction, ship)?;
+    if holdings > 0 {
+        tracing::warn!(
+            holdings,
+            "claim holdings left by a stopped daemon closed as interrupted"
+        );
     }
     transaction.commit()?;
     Ok(open.len() as u64)

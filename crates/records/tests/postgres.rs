@@ -14,11 +14,12 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 use records::{
-    CallQuery, Journal, JournalConfig, JournalEntry, JournalHandle, JournalLocation, Outcome,
-    QueryError, Reader, ReplicaConfig, ReplicaStatus, TimeRange,
+    CallQuery, ClaimChange, ClaimEnd, ClaimQuery, Journal, JournalConfig, JournalEntry,
+    JournalHandle, JournalLocation, Outcome, QueryError, Reader, ReplicaConfig, ReplicaStatus,
+    TimeRange,
 };
 use support::{
-    PATIENCE, at, entered, quick, record_all, routine, scripted_calls, simple_call, started,
+    PATIENCE, T0_MS, at, entered, quick, record_all, routine, scripted_calls, simple_call, started,
 };
 
 use pg_server::Postgres;
@@ -108,7 +109,7 @@ fn every_call_and_step_reaches_postgres_as_in_the_file() {
     );
     assert_eq!(
         server.psql("journal", "SELECT version FROM journal_schema"),
-        "1"
+        "2"
     );
     let status = handle.replica().unwrap();
     assert!(!status.target.contains(pg_server::PASSWORD), "{status:?}");
@@ -203,6 +204,141 @@ fn an_outage_loses_nothing_and_duplicates_nothing() {
         "0"
     );
     journal.close(PATIENCE).unwrap();
+}
+
+fn claimed(agent: &str, epoch: u64, node: &str, millis: i64) -> ClaimChange {
+    ClaimChange::Claimed {
+        agent: agent.into(),
+        node: node.into(),
+        epoch,
+        call: Some(format!("c-{node}-1-{epoch}")),
+        at: at(millis),
+    }
+}
+
+fn ended(agent: &str, epoch: u64, node: &str, millis: i64, how: ClaimEnd) -> ClaimChange {
+    ClaimChange::Ended {
+        agent: agent.into(),
+        node: node.into(),
+        epoch,
+        at: at(millis),
+        how,
+    }
+}
+
+/// The claim history of two nodes in one database of schema version 1
+/// (upgraded in place): node a's holdings, its last one reaped by node b
+/// after a dies; b's release written while PostgreSQL is down arrives
+/// once it is back; a's restart closes its holding `interrupted` without
+/// hiding b's end of it. The shared reader lists them.
+#[test]
+fn claim_holdings_of_two_nodes_meet_in_postgres() {
+    let mut server = Postgres::start();
+    let url = server.database("claims");
+    server.psql(
+        "claims",
+        &format!(
+            "CREATE TABLE journal_schema (version BIGINT NOT NULL);
+             INSERT INTO journal_schema VALUES (1);
+             ALTER TABLE journal_schema OWNER TO {};",
+            pg_server::ROLE
+        ),
+    );
+    let (dir_a, dir_b) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let path_a = dir_a.path().join("journal.db");
+    let (journal_a, a) = Journal::open(&path_a, config(&url, "a")).unwrap();
+    let (journal_b, b) = Journal::open(dir_b.path().join("journal.db"), config(&url, "b")).unwrap();
+    for change in [
+        claimed("1003", 1, "a", 1_000),
+        ended("1003", 1, "a", 1_500, ClaimEnd::Released),
+        claimed("1003", 2, "a", 2_000),
+    ] {
+        a.record_claim(change).unwrap();
+    }
+    caught_up(&a);
+    // a dies holding epoch 2; b reaps it and claims.
+    journal_a.close(PATIENCE).unwrap();
+    let reaped = ClaimEnd::Reaped { by: "b".into() };
+    b.record_claim(ended("1003", 2, "a", 4_000, reaped.clone()))
+        .unwrap();
+    b.record_claim(claimed("1003", 3, "b", 4_000)).unwrap();
+    b.record_claim(claimed("1004", 1, "b", 4_100)).unwrap();
+    caught_up(&b);
+    server.stop();
+    b.record_claim(ended("1003", 3, "b", 5_000, ClaimEnd::Released))
+        .unwrap();
+    b.flush(PATIENCE).unwrap();
+    wait_replica(&b, "down with the release waiting", |status| {
+        !status.up && status.backlog == 1
+    });
+    server.resume();
+    caught_up(&b);
+    // a restarts: its epoch 2 was left held in its file.
+    let (journal_a, a) = Journal::open(&path_a, config(&url, "a")).unwrap();
+    assert_eq!(journal_a.close_interrupted(PATIENCE).unwrap(), 0, "no call");
+    caught_up(&a);
+    assert_eq!(
+        server.psql(
+            "claims",
+            &format!(
+                "SELECT agent, epoch, node, coalesce(call_id, ''),
+                        coalesce(claimed_at - {T0_MS}, -1), coalesce(ended_at - {T0_MS}, -1),
+                        coalesce(ended, ''), coalesce(reaped_by, '')
+                 FROM claims ORDER BY agent, epoch"
+            )
+        ),
+        "1003|1|a|c-a-1-1|1000|1500|released|\n\
+         1003|2|a|c-a-1-2|2000|4000|reaped|b\n\
+         1003|3|b|c-b-1-3|4000|5000|released|\n\
+         1004|1|b|c-b-1-1|4100|-1||"
+    );
+    assert_eq!(
+        local(&path_a, "SELECT epoch, ended FROM claims ORDER BY epoch"),
+        "1|released\n2|interrupted",
+        "a's own file says only what a knew"
+    );
+    assert_eq!(
+        server.psql("claims", "SELECT version FROM journal_schema"),
+        "2"
+    );
+    // Any node reads every node's holdings.
+    let reader = journal_a.reader().unwrap();
+    let listed = |query: &ClaimQuery| -> Vec<(String, u64)> {
+        reader
+            .claims(query)
+            .unwrap()
+            .into_iter()
+            .map(|row| (row.agent, row.epoch))
+            .collect()
+    };
+    let all = ClaimQuery {
+        limit: 100,
+        agent: None,
+        range: None,
+    };
+    let pairs = |list: &[(&str, u64)]| -> Vec<(String, u64)> {
+        list.iter().map(|(a, e)| (a.to_string(), *e)).collect()
+    };
+    assert_eq!(
+        listed(&all),
+        pairs(&[("1004", 1), ("1003", 3), ("1003", 2), ("1003", 1)])
+    );
+    let of_1003_then = ClaimQuery {
+        limit: 100,
+        agent: Some("1003".into()),
+        range: Some(TimeRange::new(at(1_600), at(4_500)).unwrap()),
+    };
+    assert_eq!(listed(&of_1003_then), pairs(&[("1003", 3), ("1003", 2)]));
+    let history = reader.claim_history(&all).unwrap();
+    assert_eq!(history.len(), 4);
+    assert_eq!(history[1].ended, Some(reaped));
+    assert_eq!(
+        (history[0].agent.as_str(), history[0].epoch),
+        ("1003", 1),
+        "agent by agent, in epoch order"
+    );
+    journal_a.close(PATIENCE).unwrap();
+    journal_b.close(PATIENCE).unwrap();
 }
 
 #[test]

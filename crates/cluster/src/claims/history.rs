@@ -147,6 +147,7 @@ mod tests {
             kind,
             at: RedisMillis(at),
             until: RedisMillis(at + 100),
+            by: None,
         }
     }
 

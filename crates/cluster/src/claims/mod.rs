@@ -13,7 +13,9 @@
 //!
 //! A stream entry's fields: `seq`, `agent`, `node`, `epoch`, `kind`
 //! (`claimed`, `renewed`, `released`, `expired`), `at` and `until`
-//! (Redis time in ms). A replica that misses a sequence number resyncs
+//! (Redis time in ms); an `expired` one also `by`, the node whose script
+//! found the lease run out (who ended a dead node's holding, for the
+//! journal's claim history). A replica that misses a sequence number resyncs
 //! from a snapshot: the set and one hash per agent, read by one script
 //! together with the stream position they match ([`ChangeFeed`]).
 //!

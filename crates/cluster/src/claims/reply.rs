@@ -133,7 +133,8 @@ pub(crate) fn parse_script_reply(value: &Value) -> Result<ScriptReply, ReplyErro
 }
 
 /// One stream entry: `[id, [field, value, ...]]`. Every field the script
-/// writes must be there exactly once; others are ignored.
+/// writes must be there exactly once, `by` at most once (empty or absent:
+/// `None`); others are ignored.
 pub(crate) fn parse_entry(value: &Value) -> Result<AgentChange, ReplyError> {
     let [id, fields] = field(array(value, "entry")?, "entry")?;
     let id = stream_id(id)?;
@@ -141,9 +142,9 @@ pub(crate) fn parse_entry(value: &Value) -> Result<AgentChange, ReplyError> {
     if fields.len() % 2 != 0 {
         return Err(ReplyError::new("entry fields: odd count"));
     }
-    let mut found: [Option<&Value>; 7] = [None; 7];
-    const NAMES: [&[u8]; 7] = [
-        b"seq", b"agent", b"node", b"epoch", b"kind", b"at", b"until",
+    let mut found: [Option<&Value>; 8] = [None; 8];
+    const NAMES: [&[u8]; 8] = [
+        b"seq", b"agent", b"node", b"epoch", b"kind", b"at", b"until", b"by",
     ];
     for pair in fields.chunks_exact(2) {
         let name = bytes(&pair[0], "field name")?;
@@ -163,6 +164,11 @@ pub(crate) fn parse_entry(value: &Value) -> Result<AgentChange, ReplyError> {
     };
     let kind = ChangeKind::parse(bytes(get(4)?, "kind")?)
         .ok_or_else(|| ReplyError::new("kind: unknown"))?;
+    let by = match found[7] {
+        None => None,
+        Some(value) if bytes(value, "by")?.is_empty() => None,
+        Some(value) => Some(node(value, "by")?),
+    };
     Ok(AgentChange {
         id,
         seq: number(get(0)?, "seq")?,
@@ -172,6 +178,7 @@ pub(crate) fn parse_entry(value: &Value) -> Result<AgentChange, ReplyError> {
         kind,
         at: RedisMillis(number(get(5)?, "at")?),
         until: RedisMillis(number(get(6)?, "until")?),
+        by,
     })
 }
 
@@ -316,6 +323,32 @@ mod tests {
         let mut twice = GOOD.to_vec();
         twice.push(("epoch", "5"));
         assert!(parse_entry(&entry(&twice)).is_err());
+    }
+
+    #[test]
+    fn an_expiry_names_who_recorded_it() {
+        let mut fields = GOOD.to_vec();
+        fields[4].1 = "expired";
+        assert_eq!(
+            parse_entry(&entry(&fields)).unwrap().by,
+            None,
+            "an older build's"
+        );
+        fields.push(("by", ""));
+        assert_eq!(
+            parse_entry(&entry(&fields)).unwrap().by,
+            None,
+            "a reap naming no node"
+        );
+        fields.pop();
+        fields.push(("by", "node-b"));
+        let change = parse_entry(&entry(&fields)).unwrap();
+        assert_eq!(change.by.as_ref().map(NodeId::as_str), Some("node-b"));
+        fields.push(("by", "node-c"));
+        assert!(parse_entry(&entry(&fields)).is_err(), "by twice");
+        fields.truncate(7);
+        fields.push(("by", "a b"));
+        assert!(parse_entry(&entry(&fields)).is_err(), "not a node name");
     }
 
     #[test]

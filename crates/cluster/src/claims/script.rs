@@ -10,13 +10,17 @@
 ///
 /// KEYS: 1 the agent's hash, 2 the change stream, 3 the sequence counter,
 /// 4 the set of agents ever claimed.
-/// ARGV: 1 op (`claim`, `renew`, `release`, `reap`), 2 agent id, 3 node,
-/// 4 epoch (claim: the epoch the caller last saw; renew and release: the
+/// ARGV: 1 op (`claim`, `renew`, `release`, `reap`), 2 agent id, 3 node
+/// (the claimer, the holder renewing or releasing, the reaper), 4 epoch (claim: the epoch the caller last saw; renew and release: the
 /// epoch held), 5 lease in milliseconds, 6 the stream's `MAXLEN ~` bound.
 ///
 /// The hash holds `node` (empty when free), `epoch` (the last claim's,
 /// kept when free: epochs only grow) and `until` (when the lease runs out,
 /// Redis time in milliseconds).
+///
+/// An `expired` entry also names `by`, the node whose script found the
+/// lease run out (ARGV 3): the holder itself, a reaper, or a claimer; so
+/// the claim history can say who ended a dead node's holding.
 ///
 /// Replies: `{'ok', epoch, until, at, seq}`; `{'taken', node, epoch,
 /// until}`; `{'stale', epoch}`; `{'lapsed', epoch}`; reap: `{'reaped',
@@ -39,9 +43,15 @@ local expires = tonumber(h[3]) or 0
 
 local function append(kind, who, at, till)
   local seq = redis.call('INCR', KEYS[3])
-  redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, '*',
-    'seq', fmt(seq), 'agent', agent, 'node', who, 'epoch', fmt(epoch),
-    'kind', kind, 'at', fmt(at), 'until', fmt(till))
+  if kind == 'expired' then
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, '*',
+      'seq', fmt(seq), 'agent', agent, 'node', who, 'epoch', fmt(epoch),
+      'kind', kind, 'at', fmt(at), 'until', fmt(till), 'by', node)
+  else
+    redis.call('XADD', KEYS[2], 'MAXLEN', '~', cap, '*',
+      'seq', fmt(seq), 'agent', agent, 'node', who, 'epoch', fmt(epoch),
+      'kind', kind, 'at', fmt(at), 'until', fmt(till))
+  end
   return seq
 end
 

@@ -11,7 +11,7 @@ use redis::{Client, Script, Value};
 use super::error::{ClaimError, StoreError};
 use super::reply::parse_script_reply;
 use super::script;
-use super::types::{Claim, Epoch, Lease, NodeId, ScriptReply};
+use super::types::{Claim, Epoch, Lease, NodeId, RedisMillis, ScriptReply};
 
 /// Where Redis is, the keys' prefix, and every timeout and bound. Tests
 /// shorten them; the daemon will take them from `frontdesk run` flags.
@@ -186,8 +186,9 @@ impl ClaimStore {
     }
 
     /// Frees a held claim's agent at once. The agent keeps the epoch, so
-    /// the next claim names it and gets the one after.
-    pub async fn release(&self, claim: &Claim) -> Result<(), ClaimError> {
+    /// the next claim names it and gets the one after. Returns when it was
+    /// released, on Redis's clock (the holding's end, for the journal).
+    pub async fn release(&self, claim: &Claim) -> Result<RedisMillis, ClaimError> {
         // A release does not read the lease.
         let reply = self
             .run(
@@ -198,15 +199,19 @@ impl ClaimStore {
                 Lease::MIN,
             )
             .await?;
-        self.held(&claim.agent, &claim.node, reply).map(|_| ())
+        self.held(&claim.agent, &claim.node, reply)
+            .map(|released| released.at)
     }
 
     /// Records the expiry of `agent`'s claim if its lease ran out, so that
-    /// replicas hear of it without waiting for the next claim. Returns
-    /// whether it did.
-    pub async fn reap(&self, agent: &AgentId) -> Result<bool, ClaimError> {
-        // A reap reads neither node, epoch nor lease.
-        match self.run("reap", agent, "", Epoch::ZERO, Lease::MIN).await? {
+    /// replicas hear of it without waiting for the next claim; the
+    /// `expired` change names `reaper` as its `by`. Returns whether it did.
+    pub async fn reap(&self, agent: &AgentId, reaper: &NodeId) -> Result<bool, ClaimError> {
+        // A reap reads neither epoch nor lease.
+        match self
+            .run("reap", agent, reaper.as_str(), Epoch::ZERO, Lease::MIN)
+            .await?
+        {
             ScriptReply::Reaped(done) => Ok(done),
             other => Err(unexpected("reap", &other).into()),
         }

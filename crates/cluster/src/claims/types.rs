@@ -188,6 +188,11 @@ pub struct AgentChange {
     pub at: RedisMillis,
     /// The lease's end after the change (`at` for `Released`, `Expired`).
     pub until: RedisMillis,
+    /// For `Expired`: the node whose script found the lease run out (the
+    /// holder renewing too late, a reaper, a claimer). `None` for the
+    /// other kinds, and from a node whose script wrote no `by` (an older
+    /// build, or a reap naming no node).
+    pub by: Option<NodeId>,
 }
 
 /// One agent in a snapshot.

@@ -32,8 +32,14 @@
 //! stream says `expired` and every node frees the agent: bounded by the
 //! lease and one renew period.
 //!
-//! The claim history is Redis's own stream (`cluster::claims::holdings`
-//! reads it back); each change this node makes is also logged at info
+//! The claim history is journalled (`records::claims`): one row per
+//! holding, `(agent, epoch)`. This node journals its own claims (from the
+//! claim's answer, with Redis's time), its releases (from the release's
+//! answer) and its own expiries (from the stream), and the end of another
+//! node's holding when its own script recorded that expiry (the stream's
+//! `by`: it reaped a dead node's claim); with `--journal postgres://…`
+//! they are shipped like calls, and `GET /api/reports/claims` checks them
+//! for overlaps. Each change this node makes is also logged at info
 //! (agent id, node, epoch, lease end: no patient data) and counted.
 
 use std::collections::HashMap;
@@ -42,8 +48,10 @@ use std::time::Duration;
 
 use cluster::claims::{
     AgentChange, ChangeFeed, ChangeKind, Claim, ClaimError, ClaimStore, Epoch, FeedEvent, Lease,
-    NodeId, Snapshot, StoreConfig,
+    NodeId, RedisMillis, Snapshot, StoreConfig,
 };
+use ivr::jiff::Timestamp;
+use records::{ClaimChange, ClaimEnd};
 use routing::{
     AgentId, AgentState, CallId, CallbackDial, Offer, OfferFailure, Router, RoutingError,
 };
@@ -108,8 +116,8 @@ impl ClaimsConfig {
 /// What a claim is for: what to do with its answer.
 #[derive(Debug)]
 pub enum Purpose {
-    /// A queue's offer to this call.
-    Offer(CallId),
+    /// A queue's offer to this call (its journal id, if known).
+    Offer(CallId, Option<Arc<str>>),
     /// A callback's dial.
     Dial(CallbackDial),
     /// A click-to-call of the agent.
@@ -233,13 +241,14 @@ impl Claims {
         }
     }
 
-    /// An offer `poll_offer` made: claims its agents; `Some` when it can go
-    /// to the call now (every agent already ours, or Redis down).
-    pub(super) fn offer(&mut self, offer: Offer) -> Option<Offer> {
+    /// An offer `poll_offer` made to the call whose journal id is
+    /// `record`: claims its agents; `Some` when it can go to the call now
+    /// (every agent already ours, or Redis down).
+    pub(super) fn offer(&mut self, offer: Offer, record: Option<Arc<str>>) -> Option<Offer> {
         let mut claimed = Vec::new();
         let mut waiting = 0;
         for agent in offer.agents.iter() {
-            if self.start_claim(agent, || Purpose::Offer(offer.call)) {
+            if self.start_claim(agent, || Purpose::Offer(offer.call, record.clone())) {
                 waiting += 1;
             } else {
                 claimed.push(agent.clone());
@@ -350,9 +359,56 @@ impl Claims {
         true
     }
 
+    /// Releases a claim in Redis; journals the holding's end at the time
+    /// Redis released it.
     fn release(&mut self, claim: Claim) {
         info!(agent = %claim.agent, node = %claim.node, epoch = claim.epoch.0, "claim released");
-        self.spawn_store(move |store| async move { store.release(&claim).await });
+        let journal = self.journal.handle();
+        self.spawn_store(move |store| async move {
+            let at = store.release(&claim).await?;
+            let _ = journal.record_claim(ClaimChange::Ended {
+                agent: claim.agent.as_str().to_string(),
+                node: claim.node.as_str().to_string(),
+                epoch: claim.epoch.0,
+                at: redis_time(at),
+                how: ClaimEnd::Released,
+            });
+            Ok(())
+        });
+    }
+
+    /// Journals a step of a holding (the journal drops and counts it if
+    /// its backlog is full; the claim goes on either way).
+    fn journal_claim(&self, change: ClaimChange) {
+        let _ = self.journal.handle().record_claim(change);
+    }
+
+    /// The claim history's ends that the stream tells this node to
+    /// journal: its own holding's expiry (recorded by itself, or by a
+    /// node of an older build that does not say), and the expiry of
+    /// another node's holding that this node's script recorded (it reaped
+    /// it, or found it run out when claiming). A release is journalled
+    /// from its answer ([`Self::release`]), a claim from its own.
+    fn journal_end(&self, change: &AgentChange) {
+        if change.kind != ChangeKind::Expired {
+            return;
+        }
+        let me = &self.config.node;
+        let how = match &change.by {
+            Some(by) if by == me && change.node != *me => ClaimEnd::Reaped {
+                by: me.as_str().to_string(),
+            },
+            Some(by) if by == me => ClaimEnd::Expired,
+            None if change.node == *me => ClaimEnd::Expired,
+            _ => return,
+        };
+        self.journal_claim(ClaimChange::Ended {
+            agent: change.agent.as_str().to_string(),
+            node: change.node.as_str().to_string(),
+            epoch: change.epoch.0,
+            at: redis_time(change.at),
+            how,
+        });
     }
 
     fn spawn_store<F, Fut>(&self, command: F)
@@ -440,6 +496,16 @@ impl Claims {
                 self.seen(&agent, claim.epoch);
                 metrics::counter!("frontdesk_claims_total", "result" => "claimed").increment(1);
                 info!(agent = %agent, node = %claim.node, epoch = claim.epoch.0, until = claim.expires_at.0, "claim claimed");
+                self.journal_claim(ClaimChange::Claimed {
+                    agent: agent.as_str().to_string(),
+                    node: claim.node.as_str().to_string(),
+                    epoch: claim.epoch.0,
+                    call: match &purpose {
+                        Purpose::Offer(_, record) => record.as_deref().map(str::to_string),
+                        _ => None,
+                    },
+                    at: redis_time(claim.at),
+                });
                 self.store_up(router);
                 let ringing_here = router.table().state(&agent).is_some_and(busy);
                 if ringing_here {
@@ -489,7 +555,7 @@ impl Claims {
             }
         };
         match purpose {
-            Purpose::Offer(call) => {
+            Purpose::Offer(call, _) => {
                 let pending = self.pending.get_mut(&call)?;
                 pending.waiting = pending.waiting.saturating_sub(1);
                 if ok {
@@ -613,12 +679,16 @@ impl Claims {
                 // Once per renew period at most, until the feed frees them.
                 other.reap_at = now + self.config.renew_every();
             }
-            self.spawn_store(move |store| async move { store.reap(&agent).await.map(|_| ()) });
+            let reaper = self.config.node.clone();
+            self.spawn_store(
+                move |store| async move { store.reap(&agent, &reaper).await.map(|_| ()) },
+            );
         }
     }
 
     fn apply(&mut self, router: &mut Router, now: routing::Millis, change: &AgentChange) {
         self.seen(&change.agent, change.epoch);
+        self.journal_end(change);
         if change.node == self.config.node {
             if change.kind == ChangeKind::Expired
                 && matches!(self.mine.get(&change.agent), Some(Mine::Held(claim)) if claim.epoch == change.epoch)
@@ -738,6 +808,15 @@ impl Claims {
             }
         }
     }
+}
+
+/// A time on Redis's clock as the journal takes it (milliseconds since
+/// 1970; one past jiff's range, never from a real Redis, is the epoch).
+fn redis_time(at: RedisMillis) -> Timestamp {
+    i64::try_from(at.0)
+        .ok()
+        .and_then(|millis| Timestamp::from_millisecond(millis).ok())
+        .unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// Ringing, on a call or wrapping up: a claim is held for these.

@@ -14,6 +14,7 @@
 //! Every long-lived piece is one task owning one core, reached through a
 //! cheap handle kept in [`App`]; the admin API reads the same handles.
 
+pub mod claim_history;
 pub mod claims;
 pub mod cluster;
 pub mod dialplan;

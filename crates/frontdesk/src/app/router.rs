@@ -111,6 +111,8 @@ pub struct HeldPlace {
 pub(super) enum Command {
     Enqueue {
         call: CallId,
+        /// The call's journal id (the claim history names it).
+        record: Arc<str>,
         queue: QueueId,
         priority: Priority,
         context: CallerContext,
@@ -196,6 +198,7 @@ impl RouterHandle {
     pub async fn enqueue(
         &self,
         call: CallId,
+        record: Arc<str>,
         queue: QueueId,
         priority: Priority,
         context: CallerContext,
@@ -204,6 +207,7 @@ impl RouterHandle {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Enqueue {
             call,
+            record,
             queue,
             priority,
             context,
@@ -448,13 +452,25 @@ pub fn start(
     Ok((handle, task, callback_rx))
 }
 
+/// A call's task in routing: where its news goes, and its journal id.
+struct Owner {
+    sender: mpsc::UnboundedSender<RouterMessage>,
+    record: Arc<str>,
+}
+
+impl Owner {
+    fn send(&self, message: RouterMessage) -> Result<(), mpsc::error::SendError<RouterMessage>> {
+        self.sender.send(message)
+    }
+}
+
 struct Service {
     router: Router,
     start: Instant,
     /// Unix milliseconds at `start`: the router's clock reads wall time
     /// (see the module docs).
     epoch: u64,
-    owners: HashMap<CallId, mpsc::UnboundedSender<RouterMessage>>,
+    owners: HashMap<CallId, Owner>,
     /// Bumped when agents change (see [`RouterHandle::agents_changed`]).
     changed: watch::Sender<u64>,
     /// To the callback dialer.
@@ -507,6 +523,7 @@ impl Service {
         match command {
             Command::Enqueue {
                 call,
+                record,
                 queue,
                 priority,
                 context,
@@ -515,7 +532,13 @@ impl Service {
             } => {
                 let result = self.router.enqueue(now, call, &queue, priority, context);
                 if result.is_ok() {
-                    self.owners.insert(call, owner);
+                    self.owners.insert(
+                        call,
+                        Owner {
+                            sender: owner,
+                            record,
+                        },
+                    );
                 }
                 let _ = reply.send(result);
             }
@@ -699,7 +722,10 @@ impl Service {
             let Some(offer) = decided else { break };
             // With claims, the offer waits for them (app/claims.rs).
             let offer = match &mut self.claims {
-                Some(claims) => claims.offer(offer),
+                Some(claims) => {
+                    let record = self.owners.get(&offer.call).map(|o| Arc::clone(&o.record));
+                    claims.offer(offer, record)
+                }
                 None => Some(offer),
             };
             if let Some(offer) = offer {

@@ -324,8 +324,16 @@ impl Driver {
                 priority,
                 context,
             } => {
+                let record = self.core.record().id.as_str().into();
                 let enqueued = router
-                    .enqueue(call, queue, priority, context, self.router_sender.clone())
+                    .enqueue(
+                        call,
+                        record,
+                        queue,
+                        priority,
+                        context,
+                        self.router_sender.clone(),
+                    )
                     .await;
                 RoutingInput::Enqueued(enqueued.ok())
             }

@@ -181,6 +181,13 @@ pub struct RangeQuery {
     to: Option<String>,
 }
 
+impl RangeQuery {
+    /// A range's texts, as the query string gives them.
+    pub(crate) fn new(from: Option<String>, to: Option<String>) -> Self {
+        RangeQuery { from, to }
+    }
+}
+
 /// The range of `query`, or what is wrong with it (a 400).
 pub(crate) fn range_of(query: &RangeQuery) -> Result<records::TimeRange, String> {
     let parse = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, String> {

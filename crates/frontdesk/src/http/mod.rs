@@ -13,6 +13,7 @@ pub mod agent_view;
 pub mod agents;
 mod auth;
 pub mod calls;
+pub mod claims;
 pub mod dashboard;
 pub mod lead_call;
 pub mod leads;
@@ -72,6 +73,8 @@ pub fn router(state: AppState) -> Router {
         .route("/reports/departments", get(calls::departments))
         .route("/reports/agents", get(calls::agents))
         .route("/reports/sources", get(calls::sources))
+        .route("/claims", get(claims::list))
+        .route("/reports/claims", get(claims::report))
         .route("/leads/{id}", get(leads::one))
         .route(
             "/leads/{id}/call",
