@@ -91,7 +91,7 @@ impl ClusterConfig {
         store
     }
 
-    fn alive_within(&self) -> Duration {
+    pub(crate) fn alive_within(&self) -> Duration {
         self.heartbeat_every * 3 + Duration::from_secs(1)
     }
 }
@@ -127,6 +127,8 @@ pub struct Cluster {
     status: Mutex<Status>,
     reloaded: mpsc::UnboundedSender<()>,
     reloads: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
+    /// The queues' shared lines (app/claims.rs), for `/api/cluster`.
+    lines: Option<Arc<super::claims::LineView>>,
 }
 
 impl Cluster {
@@ -138,7 +140,14 @@ impl Cluster {
             status: Mutex::new(Status::default()),
             reloaded,
             reloads: Mutex::new(Some(reloads)),
+            lines: None,
         }
+    }
+
+    /// Shows the queues' shared lines in `/api/cluster`.
+    pub fn with_lines(mut self, lines: Option<Arc<super::claims::LineView>>) -> Self {
+        self.lines = lines;
+        self
     }
 
     /// The configuration.
@@ -169,6 +178,7 @@ impl Cluster {
             })).collect::<Vec<_>>(),
             "dialplan_hash": status.dialplan_hash,
             "reloads_from_others": status.reloads_from_others,
+            "lines": self.lines.as_ref().map_or_else(|| json!([]), |lines| lines.to_json()),
         })
     }
 

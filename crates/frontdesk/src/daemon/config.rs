@@ -47,6 +47,9 @@ pub struct Config {
     pub cluster: Option<crate::app::cluster::ClusterConfig>,
     /// `--claim-lease`: how long a claim holds unrenewed.
     pub claim_lease: std::time::Duration,
+    /// `--line-yield`: how long an agent is left to another node whose
+    /// caller is ahead in the shared line.
+    pub line_yield: std::time::Duration,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

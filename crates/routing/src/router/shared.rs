@@ -54,6 +54,16 @@ impl Router {
         })
     }
 
+    /// How many callback entries of `call`'s queue are served before it
+    /// (its [`Router::position`] less its place among live callers), while
+    /// it waits in line.
+    pub fn callbacks_ahead(&self, now: crate::Millis, call: CallId) -> Option<usize> {
+        let record = self.calls.get(&call)?;
+        let runtime = find(&self.queues, &record.queue)?;
+        let place = runtime.line.position(call, now, runtime.config.aging)?;
+        Some(self.position(now, call)?.saturating_sub(place))
+    }
+
     /// The queues (live ones, sorted by id) whose skill requirements
     /// `agent` meets: the callers they could be offered.
     pub fn queues_served_by(&self, agent: &AgentId) -> Vec<QueueId> {

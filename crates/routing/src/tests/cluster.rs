@@ -225,6 +225,8 @@ fn waiting_callers_have_a_shared_place_until_offered() {
     );
     let left: Vec<u64> = router.line_places().map(|place| place.call.0).collect();
     assert_eq!(left, [2]);
+    assert_eq!(router.callbacks_ahead(secs(102), CallId(2)), Some(0));
+    assert_eq!(router.callbacks_ahead(secs(102), CallId(1)), None);
 
     // Refused elsewhere: back in line with the same place.
     router
