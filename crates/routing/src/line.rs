@@ -183,10 +183,10 @@ pub const ROUTINE_BEHIND_MS: u64 = 10_000_000_000_000;
 /// An urgent caller ranks by their enqueue time; a routine caller by the
 /// moment they count as urgent (enqueue time plus the queue's `aging`),
 /// or, without aging, after every urgent caller. Within one queue this
-/// is [`order_key`]'s order at every `now` a caller can be waiting
+/// is the serving order (`order_key`) at every `now` a caller can be waiting
 /// (enqueued at or before `now`): a routine caller not yet aged has
 /// `enqueued_at + aging > now`, later than any urgent caller already
-/// waiting, and once aged [`order_key`] uses that same moment. So the
+/// waiting, and once aged the serving order uses that same moment. So the
 /// score never has to change while a caller waits (equal scores: the
 /// tie-break differs, by member name in Redis).
 pub fn shared_score(priority: Priority, enqueued_at: Millis, aging: Option<Duration>) -> u64 {

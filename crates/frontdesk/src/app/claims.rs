@@ -17,6 +17,15 @@
 //!   and the offer is taken back without a miss
 //!   ([`routing::OfferFailure::ClaimedElsewhere`]): the caller is offered to
 //!   the next agent at once.
+//! * **Behind in line** (issue 24's shared queue positions,
+//!   `cluster::line`): an offer's claim names its caller and the lines its
+//!   agent serves, and Redis refuses it while a caller of another live
+//!   node is ahead. The agent is held elsewhere for `--line-yield` (the
+//!   node ahead claims them meanwhile), the offer taken back without a
+//!   miss; if nobody claimed them by then, the next claim skips the check.
+//!   Counted in `frontdesk_claims_behind_total`. This node's waiting
+//!   callers reach Redis through the line task ([`Claims::publish_line`]);
+//!   positions for announcements count every node's callers.
 //! * **Redis unreachable** (a command's timeout, a refused connection):
 //!   the offer goes out on the local view (degraded), counted in
 //!   `frontdesk_claims_total{result="degraded"}`, and the alert
