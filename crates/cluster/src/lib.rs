@@ -1,7 +1,8 @@
 //! State shared between frontdesk nodes (issue 24): agent claims over
 //! Redis ([`claims`]), and agents' presence, states, reload notes and node
 //! heartbeats ([`presence`], wired into the daemon by
-//! `frontdesk::app::cluster`).
+//! `frontdesk::app::cluster`), and the queues' lines shared across nodes
+//! ([`line`]: a claim serves the caller first in line cluster-wide).
 //!
 //! # Why claims cross the network, and only claims
 //!
@@ -60,4 +61,5 @@
 #![forbid(unsafe_code)]
 
 pub mod claims;
+pub mod line;
 pub mod presence;

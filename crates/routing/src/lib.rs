@@ -135,12 +135,14 @@ pub use id::{
 pub use leads::{
     Actor, DeskError, DeskEvent, LeadDesk, LeadKey, LeadSpec, LeadStatus, Phase, RestoredLead,
 };
+pub use line::{ROUTINE_BEHIND_MS, shared_score};
 pub use offer::{
     AgentList, CallbackDial, CallbackEvent, CallbackFailure, CallerContext, Enqueued, Offer,
     OfferFailure, OverflowReason, RouterEvent,
 };
 pub use router::{
-    CallPhase, CallStatus, CallbackEntry, CallbackPhase, CallbackStatus, DirectOffer, Router,
+    CallPhase, CallStatus, CallbackEntry, CallbackPhase, CallbackStatus, DirectOffer, LinePlace,
+    Router,
 };
 pub use state::AgentState;
 pub use stats::{MissedOffers, QueueCounters, QueueStats};

@@ -171,6 +171,35 @@ pub(crate) fn order_key(
     }
 }
 
+/// Added to a routine caller's enqueue time in a queue without aging, so
+/// that they rank after every urgent caller: about 317 years of
+/// milliseconds, and Unix milliseconds plus it stay below 2^53 (exact as
+/// a Redis sorted set's double score).
+pub const ROUTINE_BEHIND_MS: u64 = 10_000_000_000_000;
+
+/// A waiting caller's place as one number, for a line shared between
+/// nodes (a Redis sorted set, issue 24): lower is served first.
+///
+/// An urgent caller ranks by their enqueue time; a routine caller by the
+/// moment they count as urgent (enqueue time plus the queue's `aging`),
+/// or, without aging, after every urgent caller. Within one queue this
+/// is the serving order (`order_key`) at every `now` a caller can be waiting
+/// (enqueued at or before `now`): a routine caller not yet aged has
+/// `enqueued_at + aging > now`, later than any urgent caller already
+/// waiting, and once aged the serving order uses that same moment. So the
+/// score never has to change while a caller waits (equal scores: the
+/// tie-break differs, by member name in Redis).
+pub fn shared_score(priority: Priority, enqueued_at: Millis, aging: Option<Duration>) -> u64 {
+    let at = enqueued_at.as_millis();
+    match priority {
+        Priority::Urgent => at,
+        Priority::Routine => match aging {
+            Some(age) => at.saturating_add(u64::try_from(age.as_millis()).unwrap_or(u64::MAX)),
+            None => at.saturating_add(ROUTINE_BEHIND_MS),
+        },
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -269,5 +298,48 @@ mod tests {
             line.count_before(key(Priority::Urgent, 9, 1_000), now, None),
             2
         );
+    }
+
+    proptest::proptest! {
+        /// The shared score orders callers of one queue as `order_key`
+        /// does, whenever both are waiting.
+        #[test]
+        fn shared_score_follows_the_serving_order(
+            a in (0u64..2, 0u64..1_000_000, 0u64..1000),
+            b in (0u64..2, 0u64..1_000_000, 0u64..1000),
+            later in 0u64..2_000_000,
+            aging in proptest::option::of(1u64..500_000),
+        ) {
+            let aging = aging.map(Duration::from_millis);
+            let priority = |class| if class == 0 { Priority::Urgent } else { Priority::Routine };
+            let (pa, pb) = (priority(a.0), priority(b.0));
+            let (wa, wb) = (waiting(a.2, a.1), waiting(b.2 + 1000, b.1));
+            let now = Millis::new(a.1.max(b.1) + later);
+            let (ka, kb) = (order_key(pa, wa, now, aging), order_key(pb, wb, now, aging));
+            let (sa, sb) = (
+                shared_score(pa, wa.enqueued_at, aging),
+                shared_score(pb, wb.enqueued_at, aging),
+            );
+            if sa < sb {
+                proptest::prop_assert!(ka < kb, "{sa} < {sb} but {ka:?} >= {kb:?}");
+            }
+            if ka < kb {
+                proptest::prop_assert!(sa <= sb, "{ka:?} < {kb:?} but {sa} > {sb}");
+            }
+        }
+    }
+
+    #[test]
+    fn shared_scores_of_the_two_classes() {
+        let at = Millis::new(1_765_000_000_000);
+        assert_eq!(shared_score(Priority::Urgent, at, None), at.as_millis());
+        assert_eq!(
+            shared_score(Priority::Routine, at, Some(Duration::from_secs(60))),
+            at.as_millis() + 60_000
+        );
+        let routine = shared_score(Priority::Routine, at, None);
+        assert_eq!(routine, at.as_millis() + ROUTINE_BEHIND_MS);
+        // Exact as a double.
+        assert!(routine < 1 << 53);
     }
 }

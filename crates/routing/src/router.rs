@@ -20,10 +20,12 @@ use crate::table::{AgentSnapshot, AgentTable, Preferences, RequestedState, Selec
 use crate::time::Millis;
 
 mod callback;
+mod shared;
 mod transfer;
 
 pub use callback::{CallbackEntry, CallbackPhase, CallbackStatus};
 use callback::{CallbackRecord, DialAttempt};
+pub use shared::LinePlace;
 pub use transfer::DirectOffer;
 
 /// The routing core. One owner drives it (one task in the daemon): feed it

@@ -33,6 +33,17 @@ pub enum ClaimError {
         /// The agent's epoch.
         epoch: Epoch,
     },
+    /// A caller of another live node is first in line for this agent
+    /// ([`crate::line`]): leave the agent to that node for a while
+    /// (the daemon's `--line-yield`), then claim again with the check
+    /// skipped if nobody took them.
+    #[error("a caller of another node ({ahead}) is ahead in line")]
+    Behind {
+        /// That caller's member (`<node>/<call>`).
+        ahead: String,
+        /// The agent's epoch.
+        epoch: Epoch,
+    },
     /// Redis did not answer, or answered something we cannot read: route
     /// on the local view and retry later.
     #[error(transparent)]

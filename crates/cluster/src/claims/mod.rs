@@ -56,7 +56,7 @@ mod error;
 mod feed;
 mod history;
 mod reply;
-mod script;
+pub(crate) mod script;
 pub(crate) mod store;
 mod types;
 

@@ -120,6 +120,17 @@ pub(crate) fn parse_script_reply(value: &Value) -> Result<ScriptReply, ReplyErro
                 epoch: Epoch(number(epoch, "epoch")?),
             })
         }
+        b"behind" => {
+            let [ahead, epoch] = field(rest, "behind")?;
+            let ahead = std::str::from_utf8(bytes(ahead, "member")?)
+                .ok()
+                .filter(|text| text.len() <= 2 * NodeId::MAX_LEN)
+                .ok_or_else(|| ReplyError::new("behind: not a member"))?;
+            Ok(ScriptReply::Behind {
+                ahead: ahead.to_string(),
+                epoch: Epoch(number(epoch, "epoch")?),
+            })
+        }
         b"reaped" => {
             let [lapsed] = field(rest, "reaped")?;
             match number(lapsed, "reaped")? {
@@ -376,6 +387,16 @@ mod tests {
         );
         let short = Value::Array(vec![bulk("taken"), bulk("node-b")]);
         assert!(parse_script_reply(&short).is_err());
+        let behind = Value::Array(vec![bulk("behind"), bulk("node-b/17"), bulk("4")]);
+        assert_eq!(
+            parse_script_reply(&behind).unwrap(),
+            ScriptReply::Behind {
+                ahead: "node-b/17".into(),
+                epoch: Epoch(4)
+            }
+        );
+        let long = Value::Array(vec![bulk("behind"), bulk(&"x".repeat(200)), bulk("4")]);
+        assert!(parse_script_reply(&long).is_err());
     }
 
     fn any_value() -> impl Strategy<Value = Value> {

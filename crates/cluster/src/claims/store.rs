@@ -12,6 +12,7 @@ use super::error::{ClaimError, StoreError};
 use super::reply::parse_script_reply;
 use super::script;
 use super::types::{Claim, Epoch, Lease, NodeId, RedisMillis, ScriptReply};
+use crate::line::LineCheck;
 
 /// Where Redis is, the keys' prefix, and every timeout and bound. Tests
 /// shorten them; the daemon will take them from `frontdesk run` flags.
@@ -71,6 +72,15 @@ impl StoreConfig {
 
     pub(crate) fn seq_key(&self) -> String {
         format!("{}agents:seq", self.prefix)
+    }
+
+    pub(crate) fn nodes_key(&self) -> String {
+        format!("{}nodes", self.prefix)
+    }
+
+    /// A queue's shared line ([`crate::line`]).
+    pub(crate) fn line_key(&self, queue: &str) -> String {
+        format!("{}line:{}", self.prefix, queue)
     }
 
     pub(crate) fn client(&self) -> Result<Client, StoreError> {
@@ -171,6 +181,25 @@ impl ClaimStore {
         self.held(agent, node, reply)
     }
 
+    /// [`ClaimStore::claim`] for a caller waiting in a shared line
+    /// ([`crate::line`]): refused with [`ClaimError::Behind`] while a caller
+    /// of another live node is ahead in a line the agent serves (unless
+    /// `line.force`); on success the caller leaves its line. Still one
+    /// round trip.
+    pub async fn claim_in_line(
+        &self,
+        agent: &AgentId,
+        node: &NodeId,
+        expected: Epoch,
+        lease: Lease,
+        line: &LineCheck,
+    ) -> Result<Claim, ClaimError> {
+        let reply = self
+            .invoke("claim", agent, node.as_str(), expected, lease, Some(line))
+            .await?;
+        self.held(agent, node, reply)
+    }
+
     /// Extends a held claim's lease to `lease` from now (Redis time).
     pub async fn renew(&self, claim: &Claim, lease: Lease) -> Result<Claim, ClaimError> {
         let reply = self
@@ -246,6 +275,18 @@ impl ClaimStore {
         epoch: Epoch,
         lease: Lease,
     ) -> Result<ScriptReply, StoreError> {
+        self.invoke(op, agent, node, epoch, lease, None).await
+    }
+
+    async fn invoke(
+        &self,
+        op: &'static str,
+        agent: &AgentId,
+        node: &str,
+        epoch: Epoch,
+        lease: Lease,
+        line: Option<&LineCheck>,
+    ) -> Result<ScriptReply, StoreError> {
         let mut invocation = self.change.prepare_invoke();
         invocation
             .key(self.config.agent_key(agent))
@@ -258,6 +299,18 @@ impl ClaimStore {
             .arg(epoch.0)
             .arg(lease.millis())
             .arg(self.config.stream_cap);
+        if let Some(line) = line {
+            invocation.key(self.config.nodes_key());
+            invocation.key(self.config.line_key(&line.queue));
+            for queue in line.lines.iter().filter(|queue| **queue != line.queue) {
+                invocation.key(self.config.line_key(queue));
+            }
+            invocation
+                .arg(crate::line::member(node, line.call))
+                .arg(line.score)
+                .arg(u64::try_from(line.alive_within.as_millis()).unwrap_or(u64::MAX))
+                .arg(if line.force { "1" } else { "0" });
+        }
         let mut connection = self.connection.clone();
         let value: Value = bounded(
             op,
@@ -291,6 +344,7 @@ impl ClaimStore {
             ScriptReply::Taken { by, epoch, until } => Err(ClaimError::Taken { by, epoch, until }),
             ScriptReply::Stale { epoch } => Err(ClaimError::Stale { epoch }),
             ScriptReply::Lapsed { epoch } => Err(ClaimError::Lapsed { epoch }),
+            ScriptReply::Behind { ahead, epoch } => Err(ClaimError::Behind { ahead, epoch }),
             other @ ScriptReply::Reaped(_) => Err(unexpected("claim", &other).into()),
         }
     }

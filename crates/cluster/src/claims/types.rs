@@ -255,6 +255,13 @@ pub enum ScriptReply {
         /// The agent's epoch.
         epoch: Epoch,
     },
+    /// A caller of another live node is ahead in a line the agent serves.
+    Behind {
+        /// That caller's member (`<node>/<call>`).
+        ahead: String,
+        /// The agent's epoch.
+        epoch: Epoch,
+    },
     /// Reap: whether an expiry was recorded.
     Reaped(bool),
 }

@@ -17,6 +17,15 @@
 //!   and the offer is taken back without a miss
 //!   ([`routing::OfferFailure::ClaimedElsewhere`]): the caller is offered to
 //!   the next agent at once.
+//! * **Behind in line** (issue 24's shared queue positions,
+//!   `cluster::line`): an offer's claim names its caller and the lines its
+//!   agent serves, and Redis refuses it while a caller of another live
+//!   node is ahead. The agent is held elsewhere for `--line-yield` (the
+//!   node ahead claims them meanwhile), the offer taken back without a
+//!   miss; if nobody claimed them by then, the next claim skips the check.
+//!   Counted in `frontdesk_claims_behind_total`. This node's waiting
+//!   callers reach Redis through the line task ([`Claims::publish_line`]);
+//!   positions for announcements count every node's callers.
 //! * **Redis unreachable** (a command's timeout, a refused connection):
 //!   the offer goes out on the local view (degraded), counted in
 //!   `frontdesk_claims_total{result="degraded"}`, and the alert
@@ -42,7 +51,7 @@
 //! for overlaps. Each change this node makes is also logged at info
 //! (agent id, node, epoch, lease end: no patient data) and counted.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -50,6 +59,7 @@ use cluster::claims::{
     AgentChange, ChangeFeed, ChangeKind, Claim, ClaimError, ClaimStore, Epoch, FeedEvent, Lease,
     NodeId, RedisMillis, Snapshot, StoreConfig,
 };
+use cluster::line::{LineCheck, LineCount, LineDiff, LineOp, LineStore};
 use ivr::jiff::Timestamp;
 use records::{ClaimChange, ClaimEnd};
 use routing::{
@@ -95,6 +105,51 @@ pub struct ClaimsConfig {
     pub store: StoreConfig,
     /// How long a claim holds without renewal (renewed every third).
     pub lease: Lease,
+    /// A node is alive while its heartbeat is at most this old
+    /// (`--cluster-heartbeat`: three periods and a second).
+    pub alive_within: Duration,
+    /// `--line-yield`: how long a node whose claim was refused because
+    /// another node's caller is ahead in line leaves the agent to that
+    /// node before claiming again with the line's check skipped.
+    pub line_yield: Duration,
+    /// The shared lines as last read (`/api/cluster`).
+    pub lines: Arc<LineView>,
+}
+
+/// The queues' shared lines counted per node, as the line task last read
+/// them (after each full write, every third of `--claim-lease`).
+#[derive(Debug, Default)]
+pub struct LineView(std::sync::Mutex<Vec<LineCount>>);
+
+impl LineView {
+    fn set(&self, counts: Vec<LineCount>) {
+        *self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = counts;
+    }
+
+    /// `/api/cluster`'s `lines`: per queue with anyone waiting, the count
+    /// and the count per node.
+    pub fn to_json(&self) -> Vec<super::cluster::ClusterLineJson> {
+        let counts = self
+            .0
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        counts
+            .iter()
+            .filter(|line| !line.nodes.is_empty())
+            .map(|line| super::cluster::ClusterLineJson {
+                queue: line.queue.clone(),
+                waiting: line.nodes.iter().map(|(_, count)| count).sum::<u64>(),
+                nodes: line
+                    .nodes
+                    .iter()
+                    .map(|(node, count)| (node.clone(), *count))
+                    .collect(),
+            })
+            .collect()
+    }
 }
 
 impl ClaimsConfig {
@@ -105,7 +160,17 @@ impl ClaimsConfig {
             node: NodeId::new(node)?,
             store: StoreConfig::new(url),
             lease: Lease::new(lease)?,
+            alive_within: Duration::from_secs(4),
+            line_yield: Duration::from_secs(1),
+            lines: Arc::default(),
         })
+    }
+
+    /// With these liveness and yield times (see the fields).
+    pub fn with_line(mut self, alive_within: Duration, line_yield: Duration) -> Self {
+        self.alive_within = alive_within;
+        self.line_yield = line_yield;
+        self
     }
 
     fn renew_every(&self) -> Duration {
@@ -151,6 +216,13 @@ pub enum ClaimInput {
     Feed(FeedEvent),
     /// Time to renew, reap and ping.
     Tick,
+    /// A yield to a caller of another node ahead in line is over.
+    YieldOver {
+        /// The agent yielded.
+        agent: AgentId,
+        /// Their epoch when refused.
+        epoch: Epoch,
+    },
 }
 
 /// What the routing task delivers now that its claims are answered.
@@ -178,6 +250,9 @@ struct Other {
     epoch: Epoch,
     /// Past this (the lease and a renew period, local clock), reap.
     reap_at: Instant,
+    /// Not claimed by anyone: left to the node whose caller is ahead in
+    /// line until [`ClaimInput::YieldOver`].
+    yielding: bool,
 }
 
 #[derive(Debug)]
@@ -200,6 +275,15 @@ pub struct Claims {
     epochs: HashMap<AgentId, Epoch>,
     pending: HashMap<CallId, Pending>,
     degraded: bool,
+    /// Agents yielded once to a caller ahead on another node, whom nobody
+    /// claimed meanwhile: the next claim skips the line's check.
+    forced: HashSet<AgentId>,
+    /// This node's callers waiting in line, as last sent to the line task.
+    line: LineDiff,
+    /// To the line task (`publish_line`).
+    line_writes: tokio::sync::mpsc::UnboundedSender<LineWrite>,
+    /// The line task's connection, read for callers' positions.
+    line_store: Arc<Mutex<Option<LineStore>>>,
 }
 
 impl std::fmt::Debug for Claims {
@@ -227,6 +311,14 @@ impl Claims {
             answers.clone(),
             shutdown.clone(),
         ));
+        let (line_writes, line_rx) = tokio::sync::mpsc::unbounded_channel();
+        let line_store = Arc::new(Mutex::new(None));
+        tokio::spawn(publish_line(
+            config.clone(),
+            Arc::clone(&line_store),
+            line_rx,
+            shutdown.clone(),
+        ));
         tokio::spawn(tick(config.renew_every(), answers.clone(), shutdown));
         Self {
             config,
@@ -238,17 +330,106 @@ impl Claims {
             epochs: HashMap::new(),
             pending: HashMap::new(),
             degraded: false,
+            forced: HashSet::new(),
+            line: LineDiff::new(),
+            line_writes,
+            line_store,
+        }
+    }
+
+    /// `call`'s place among every node's callers: Redis's count of the
+    /// callers ahead in its queue's shared line, plus the callback
+    /// entries ahead of it here; answered on `reply` from a task of its
+    /// own (the routing task never waits on Redis). `local` (this node's
+    /// own count) is the answer when Redis cannot tell, and the least one:
+    /// this node's latest callers may not be written yet.
+    pub(super) fn position(
+        &self,
+        router: &Router,
+        now: routing::Millis,
+        call: CallId,
+        reply: oneshot::Sender<Option<usize>>,
+    ) {
+        let local = router.position(now, call);
+        let (Some(place), Some(callbacks)) =
+            (router.line_place(call), router.callbacks_ahead(now, call))
+        else {
+            let _ = reply.send(local);
+            return;
+        };
+        let slot = Arc::clone(&self.line_store);
+        tokio::spawn(async move {
+            let store = slot.lock().await.clone();
+            let ahead = match store {
+                Some(store) => store.ahead(place.queue.as_str(), place.score).await.ok(),
+                None => None,
+            };
+            let cluster =
+                ahead.map(|ahead| usize::try_from(ahead).unwrap_or(usize::MAX) + 1 + callbacks);
+            let _ = reply.send(match (local, cluster) {
+                (Some(local), Some(cluster)) => Some(local.max(cluster)),
+                (local, None) => local,
+                (None, cluster) => cluster,
+            });
+        });
+    }
+
+    /// After each turn of the routing task: this node's callers waiting in
+    /// line go to Redis (only what changed), and the queues' list when it
+    /// changed (start, reload).
+    pub(super) fn publish_line(&mut self, router: &Router, queues_changed: bool) {
+        if queues_changed {
+            let queues = router.queue_ids().iter().map(ToString::to_string).collect();
+            let _ = self.line_writes.send(LineWrite::Queues(queues));
+        }
+        // A caller whose claims are still in flight stays in the shared
+        // line: the claim script takes them out when it grants one, in
+        // the same step. Taken out here first, another node's claim could
+        // slip in between as if nobody were ahead.
+        let places: Vec<_> = router
+            .line_places()
+            .chain(
+                self.pending
+                    .keys()
+                    .filter_map(|call| router.offered_place(*call)),
+            )
+            .collect();
+        let ops = self.line.update(
+            places
+                .iter()
+                .map(|place| (place.call.0, place.queue.as_str(), place.score)),
+        );
+        if !ops.is_empty() {
+            let _ = self.line_writes.send(LineWrite::Ops(ops));
         }
     }
 
     /// An offer `poll_offer` made to the call whose journal id is
     /// `record`: claims its agents; `Some` when it can go to the call now
     /// (every agent already ours, or Redis down).
-    pub(super) fn offer(&mut self, offer: Offer, record: Option<Arc<str>>) -> Option<Offer> {
+    pub(super) fn offer(
+        &mut self,
+        router: &Router,
+        offer: Offer,
+        record: Option<Arc<str>>,
+    ) -> Option<Offer> {
         let mut claimed = Vec::new();
         let mut waiting = 0;
+        let place = router.offered_place(offer.call);
         for agent in offer.agents.iter() {
-            if self.start_claim(agent, || Purpose::Offer(offer.call, record.clone())) {
+            let line = place.as_ref().map(|place| LineCheck {
+                queue: place.queue.to_string(),
+                call: place.call.0,
+                score: place.score,
+                lines: router
+                    .queues_served_by(agent)
+                    .iter()
+                    .map(ToString::to_string)
+                    .collect(),
+                alive_within: self.config.alive_within,
+                force: false,
+            });
+            if self.start_claim(agent, line, || Purpose::Offer(offer.call, record.clone())) {
                 waiting += 1;
             } else {
                 claimed.push(agent.clone());
@@ -272,7 +453,7 @@ impl Claims {
     pub(super) fn dial(&mut self, dial: CallbackDial) -> Option<CallbackDial> {
         let agent = dial.agent.clone();
         let mut dial = Some(dial);
-        let waiting = self.start_claim(&agent, || {
+        let waiting = self.start_claim(&agent, None, || {
             Purpose::Dial(dial.take().expect("taken once, by this closure"))
         });
         if waiting { None } else { dial }
@@ -285,7 +466,7 @@ impl Claims {
         reply: oneshot::Sender<Result<(), RoutingError>>,
     ) {
         let mut reply = Some(reply);
-        let waiting = self.start_claim(agent, || {
+        let waiting = self.start_claim(agent, None, || {
             Purpose::Outbound(reply.take().expect("taken once, by this closure"))
         });
         if !waiting && let Some(reply) = reply {
@@ -319,7 +500,12 @@ impl Claims {
 
     /// Starts a claim unless this node holds the agent already or Redis is
     /// down; true when an answer will come.
-    fn start_claim(&mut self, agent: &AgentId, purpose: impl FnOnce() -> Purpose) -> bool {
+    fn start_claim(
+        &mut self,
+        agent: &AgentId,
+        mut line: Option<LineCheck>,
+        purpose: impl FnOnce() -> Purpose,
+    ) -> bool {
         match self.mine.get(agent) {
             Some(Mine::Held(_)) => return false,
             Some(Mine::Degraded) if self.degraded => return false,
@@ -331,6 +517,11 @@ impl Claims {
             return false;
         }
         self.mine.insert(agent.clone(), Mine::Claiming);
+        if self.forced.remove(agent)
+            && let Some(line) = &mut line
+        {
+            line.force = true;
+        }
         let expected = self.epochs.get(agent).copied().unwrap_or(Epoch::ZERO);
         let (store, config, answers) = (
             Arc::clone(&self.store),
@@ -342,11 +533,18 @@ impl Claims {
         tokio::spawn(async move {
             let started = std::time::Instant::now();
             let result = match connected(&store, &config.store).await {
-                Ok(store) => {
-                    store
-                        .claim(&agent, &config.node, expected, config.lease)
-                        .await
-                }
+                Ok(store) => match &line {
+                    Some(line) => {
+                        store
+                            .claim_in_line(&agent, &config.node, expected, config.lease, line)
+                            .await
+                    }
+                    None => {
+                        store
+                            .claim(&agent, &config.node, expected, config.lease)
+                            .await
+                    }
+                },
                 Err(error) => Err(error),
             };
             metrics::histogram!("frontdesk_claim_seconds").record(started.elapsed().as_secs_f64());
@@ -480,6 +678,20 @@ impl Claims {
                 self.tick();
                 None
             }
+            ClaimInput::YieldOver { agent, epoch } => {
+                let over = self
+                    .others
+                    .get(&agent)
+                    .is_some_and(|other| other.yielding && other.epoch == epoch);
+                if over {
+                    // Nobody claimed them meanwhile: ours to claim again,
+                    // with the line's check skipped.
+                    self.others.remove(&agent);
+                    self.forced.insert(agent.clone());
+                    let _ = router.released_elsewhere(now, &agent);
+                }
+                None
+            }
         }
     }
 
@@ -544,6 +756,12 @@ impl Claims {
                             // on its way: the next offer claims again.
                             info!(agent = %agent, epoch = epoch.0, "claim refused: still ours");
                         }
+                    }
+                    ClaimError::Behind { ahead, epoch } => {
+                        info!(agent = %agent, ahead = %ahead, epoch = epoch.0, "claim refused: a caller of another node is ahead in line");
+                        metrics::counter!("frontdesk_claims_behind_total").increment(1);
+                        self.seen(&agent, epoch);
+                        self.yield_to(router, now, &agent, &ahead, epoch);
                     }
                     ClaimError::Stale { epoch } | ClaimError::Lapsed { epoch } => {
                         info!(agent = %agent, epoch = epoch.0, "claim refused: our view was behind");
@@ -671,7 +889,7 @@ impl Claims {
         let due: Vec<AgentId> = self
             .others
             .iter()
-            .filter(|(_, other)| other.reap_at <= now)
+            .filter(|(_, other)| !other.yielding && other.reap_at <= now)
             .map(|(agent, _)| agent.clone())
             .collect();
         for agent in due {
@@ -755,7 +973,48 @@ impl Claims {
             return;
         }
         let reap_at = Instant::now() + left + self.config.renew_every();
-        self.others.insert(agent.clone(), Other { epoch, reap_at });
+        self.forced.remove(agent);
+        self.others.insert(
+            agent.clone(),
+            Other {
+                epoch,
+                reap_at,
+                yielding: false,
+            },
+        );
+    }
+
+    /// Leaves `agent` to the node of `ahead` (a line member) for
+    /// `--line-yield`: held elsewhere here, then [`ClaimInput::YieldOver`].
+    fn yield_to(
+        &mut self,
+        router: &mut Router,
+        now: routing::Millis,
+        agent: &AgentId,
+        ahead: &str,
+        epoch: Epoch,
+    ) {
+        let node = cluster::line::parse_member(ahead)
+            .map_or_else(|| "?".to_string(), |(node, _)| node.to_string());
+        if router.held_elsewhere(now, agent, &node).is_err() {
+            return;
+        }
+        let wait = self.config.line_yield;
+        self.others.insert(
+            agent.clone(),
+            Other {
+                epoch,
+                reap_at: Instant::now() + wait + self.config.renew_every(),
+                yielding: true,
+            },
+        );
+        let (answers, agent) = (self.answers.clone(), agent.clone());
+        tokio::spawn(async move {
+            // The yield's own timer (a flag, `--line-yield`), not a wait
+            // for a condition: its end is an input like any other.
+            tokio::time::sleep(wait).await;
+            let _ = answers.send(ClaimInput::YieldOver { agent, epoch });
+        });
     }
 
     fn seen(&mut self, agent: &AgentId, epoch: Epoch) {
@@ -804,7 +1063,7 @@ impl Claims {
         for agent in rung {
             self.mine.remove(&agent);
             if router.table().state(&agent).is_some_and(busy) {
-                self.start_claim(&agent, || Purpose::Reclaim);
+                self.start_claim(&agent, None, || Purpose::Reclaim);
             }
         }
     }
@@ -909,4 +1168,121 @@ async fn tick(every: Duration, answers: Answers, shutdown: CancellationToken) {
             return;
         }
     }
+}
+
+/// A write for the line task.
+#[derive(Debug)]
+enum LineWrite {
+    /// Changes of this node's waiting callers.
+    Ops(Vec<LineOp>),
+    /// The dialplan's queues (what a full sync covers).
+    Queues(Vec<String>),
+}
+
+/// The line task: writes this node's waiting callers to Redis in the order
+/// the routing task made the changes. It keeps what it was told, so after
+/// a failure (Redis down, restarted empty) and every `renew_every` it
+/// writes the whole of it again in one script ([`LineStore::sync`]), which
+/// also drops the members of nodes whose heartbeat lapsed; the first sync
+/// after a start removes what this node's previous run left.
+async fn publish_line(
+    config: ClaimsConfig,
+    slot: Arc<Mutex<Option<LineStore>>>,
+    mut writes: tokio::sync::mpsc::UnboundedReceiver<LineWrite>,
+    shutdown: CancellationToken,
+) {
+    let mut desired: BTreeMap<(String, u64), u64> = BTreeMap::new();
+    let mut queues: Vec<String> = Vec::new();
+    let mut synced = false;
+    let mut tick = tokio::time::interval(config.renew_every().max(Duration::from_millis(100)));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let mut batch = Vec::new();
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            write = writes.recv() => match write {
+                Some(write) => batch.push(write),
+                None => return,
+            },
+            _ = tick.tick() => synced = false,
+        }
+        while let Ok(write) = writes.try_recv() {
+            batch.push(write);
+        }
+        let mut ops = Vec::new();
+        for write in batch {
+            match write {
+                LineWrite::Queues(list) => {
+                    queues = list;
+                    synced = false;
+                }
+                LineWrite::Ops(list) => {
+                    for op in &list {
+                        match op {
+                            LineOp::Add { queue, call, score } => {
+                                desired.insert((queue.clone(), *call), *score);
+                            }
+                            LineOp::Remove { queue, call } => {
+                                desired.remove(&(queue.clone(), *call));
+                            }
+                        }
+                    }
+                    ops.extend(list);
+                }
+            }
+        }
+        let store = match line_connected(&slot, &config).await {
+            Ok(store) => store,
+            Err(error) => {
+                tracing::debug!(%error, "line: redis unreachable");
+                synced = false;
+                continue;
+            }
+        };
+        let result = if synced {
+            store.apply(&ops).await.map(|()| 0)
+        } else {
+            let mine: Vec<(String, u64, u64)> = desired
+                .iter()
+                .map(|((queue, call), score)| (queue.clone(), *call, *score))
+                .collect();
+            store.sync(&queues, &mine, config.alive_within).await
+        };
+        match result {
+            Ok(removed) => {
+                if !synced {
+                    if removed > 0 {
+                        tracing::debug!(
+                            removed,
+                            "line: members of dead nodes (or of our last run) removed"
+                        );
+                    }
+                    // What /api/cluster shows, read after each full write.
+                    if let Ok(counts) = store.counts(&queues).await {
+                        config.lines.set(counts);
+                    }
+                }
+                synced = true;
+            }
+            Err(error) => {
+                tracing::debug!(%error, "line: a write failed; the whole line is written again");
+                synced = false;
+                *slot.lock().await = None;
+            }
+        }
+    }
+}
+
+/// The line's store, connected on first use (and again after a failure).
+async fn line_connected(
+    slot: &Mutex<Option<LineStore>>,
+    config: &ClaimsConfig,
+) -> Result<LineStore, cluster::claims::StoreError> {
+    let mut slot = slot.lock().await;
+    if let Some(store) = slot.as_ref() {
+        return Ok(store.clone());
+    }
+    let store = LineStore::connect(config.store.clone(), config.node.clone()).await?;
+    *slot = Some(store.clone());
+    Ok(store)
 }

@@ -90,7 +90,7 @@ impl ClusterConfig {
         store
     }
 
-    fn alive_within(&self) -> Duration {
+    pub(crate) fn alive_within(&self) -> Duration {
         self.heartbeat_every * 3 + Duration::from_secs(1)
     }
 }
@@ -126,6 +126,20 @@ pub struct ClusterJson {
     pub dialplan_hash: Option<String>,
     /// Reloads another node asked for.
     pub reloads_from_others: u64,
+    /// The shared lines (queues with anyone waiting), as of the last full
+    /// rewrite.
+    pub lines: Vec<ClusterLineJson>,
+}
+
+/// One queue's shared line in `/api/cluster`.
+#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
+pub struct ClusterLineJson {
+    /// The queue.
+    pub queue: String,
+    /// Callers waiting in it, on every node.
+    pub waiting: u64,
+    /// Callers waiting, per node.
+    pub nodes: std::collections::BTreeMap<String, u64>,
 }
 
 /// One node of `/api/cluster`.
@@ -156,6 +170,8 @@ pub struct Cluster {
     status: Mutex<Status>,
     reloaded: mpsc::UnboundedSender<()>,
     reloads: Mutex<Option<mpsc::UnboundedReceiver<()>>>,
+    /// The queues' shared lines (app/claims.rs), for `/api/cluster`.
+    lines: Option<Arc<super::claims::LineView>>,
 }
 
 impl Cluster {
@@ -167,7 +183,14 @@ impl Cluster {
             status: Mutex::new(Status::default()),
             reloaded,
             reloads: Mutex::new(Some(reloads)),
+            lines: None,
         }
+    }
+
+    /// Shows the queues' shared lines in `/api/cluster`.
+    pub fn with_lines(mut self, lines: Option<Arc<super::claims::LineView>>) -> Self {
+        self.lines = lines;
+        self
     }
 
     /// The configuration.
@@ -202,6 +225,11 @@ impl Cluster {
                 .collect(),
             dialplan_hash: status.dialplan_hash.clone(),
             reloads_from_others: status.reloads_from_others,
+            lines: self
+                .lines
+                .as_ref()
+                .map(|lines| lines.to_json())
+                .unwrap_or_default(),
         }
     }
 

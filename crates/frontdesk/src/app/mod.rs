@@ -101,6 +101,9 @@ pub struct AppConfig {
     /// `--claim-lease`: how long an agent's claim in Redis holds
     /// unrenewed (with `cluster`; app/claims.rs).
     pub claim_lease: Duration,
+    /// `--line-yield`: how long a node leaves an agent to another node
+    /// whose caller is ahead in the shared line (app/claims.rs).
+    pub line_yield: Duration,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -442,13 +445,15 @@ pub async fn start(
             claims::ClaimsConfig::new(node.as_str(), &cluster.redis, config.claim_lease)
                 .ok_or_else(|| {
                     anyhow::anyhow!("--claim-lease {:?} is out of bounds", config.claim_lease)
-                })?,
+                })?
+                .with_line(cluster.alive_within(), config.line_yield),
             Arc::clone(&journal),
         )),
         // clap refuses --redis without --node-id; this is for other callers.
         (Some(_), None) => anyhow::bail!("--redis needs --node-id"),
         (None, _) => None,
     };
+    let lines = claims.as_ref().map(|(config, _)| Arc::clone(&config.lines));
     let (queues, agents) = plan_map::routing_config(&plan);
     let (router, router_task, callback_news) =
         router::start(queues, agents, claims, shutdown.child_token())?;
@@ -530,7 +535,7 @@ pub async fn start(
         cluster: config
             .cluster
             .clone()
-            .map(|c| Arc::new(cluster::Cluster::new(c))),
+            .map(|c| Arc::new(cluster::Cluster::new(c).with_lines(lines))),
         dialplan,
         router,
         registrar,

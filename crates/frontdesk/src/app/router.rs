@@ -364,7 +364,8 @@ impl RouterHandle {
         answer.await.map_err(|_| RouterStopped)
     }
 
-    /// The caller's position in their queue (1 = next).
+    /// The caller's position in their queue (1 = next); with `--redis`,
+    /// among the callers of every node.
     pub async fn position(&self, call: CallId) -> Result<Option<usize>, RouterStopped> {
         let (reply, answer) = oneshot::channel();
         self.send(Command::Position(call, reply))?;
@@ -494,13 +495,19 @@ impl Service {
         mut commands: mpsc::UnboundedReceiver<Command>,
         shutdown: CancellationToken,
     ) {
+        let mut queues_changed = true;
         loop {
+            if let Some(claims) = &mut self.claims {
+                // This node's waiting callers, shared (app/claims.rs).
+                claims.publish_line(&self.router, std::mem::take(&mut queues_changed));
+            }
             let deadline = self.router.poll_timeout().map(|at| self.instant(at));
             let sleep = super::sleep_until(deadline);
             tokio::select! {
                 () = shutdown.cancelled() => return,
                 command = commands.recv() => {
                     let Some(command) = command else { return };
+                    queues_changed = matches!(command, Command::Reconfigure { .. });
                     self.handle(command);
                 }
                 () = sleep => {
@@ -652,9 +659,13 @@ impl Service {
             Command::Stats(reply) => {
                 let _ = reply.send(self.router.queue_stats(now));
             }
-            Command::Position(call, reply) => {
-                let _ = reply.send(self.router.position(now, call));
-            }
+            Command::Position(call, reply) => match &self.claims {
+                // Cluster-wide with --redis (app/claims.rs).
+                Some(claims) => claims.position(&self.router, now, call, reply),
+                None => {
+                    let _ = reply.send(self.router.position(now, call));
+                }
+            },
             Command::Estimate(queue, priority, reply) => {
                 let _ = reply.send(self.router.estimate_wait(&queue, priority));
             }
@@ -724,7 +735,7 @@ impl Service {
             let offer = match &mut self.claims {
                 Some(claims) => {
                     let record = self.owners.get(&offer.call).map(|o| Arc::clone(&o.record));
-                    claims.offer(offer, record)
+                    claims.offer(&self.router, offer, record)
                 }
                 None => Some(offer),
             };

@@ -103,6 +103,7 @@ impl DemoArgs {
                 cluster: None,
                 claim_lease: std::time::Duration::from_secs(15),
                 open_all_hours: self.open,
+                line_yield: std::time::Duration::from_secs(1),
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

@@ -183,6 +183,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 15, value_parser = clap::value_parser!(u64).range(1..=3600))]
     claim_lease: u64,
 
+    /// With --redis: milliseconds a node leaves an agent to another node
+    /// whose caller is ahead in the queue's shared line (its claim was
+    /// refused); then it claims again without the check, so a caller the
+    /// other node passes over never keeps the agent idle longer.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
+    line_yield: u64,
+
     /// TLS certificate chain (PEM), with --sips.
     #[arg(
         long,
@@ -258,6 +265,7 @@ impl RunArgs {
             journal: self.journal,
             claim_lease: std::time::Duration::from_secs(self.claim_lease),
             open_all_hours: false,
+            line_yield: std::time::Duration::from_millis(self.line_yield),
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

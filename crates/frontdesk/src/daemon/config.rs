@@ -50,6 +50,9 @@ pub struct Config {
     /// The clinic is open at all hours, whatever the dialplan's hours say
     /// (`demo --open`; `run` never sets it).
     pub open_all_hours: bool,
+    /// `--line-yield`: how long an agent is left to another node whose
+    /// caller is ahead in the shared line.
+    pub line_yield: std::time::Duration,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

@@ -245,6 +245,7 @@ pub async fn run_with(
         journal: config.journal.clone(),
         cluster: config.cluster.clone(),
         claim_lease: config.claim_lease,
+        line_yield: config.line_yield,
     };
     let app = crate::app::start(
         sockets,

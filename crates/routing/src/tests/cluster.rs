@@ -195,3 +195,63 @@ fn unknown_agents_are_refused() {
     assert!(router.released_elsewhere(secs(0), &agent("9999")).is_err());
     assert_eq!(router.held_by(&agent("9999")), None);
 }
+
+#[test]
+fn waiting_callers_have_a_shared_place_until_offered() {
+    let mut router = demo_router();
+    let now = secs(100);
+    enqueue(&mut router, now, 1, "pediatrics");
+    enqueue(&mut router, secs(101), 2, "pediatrics");
+    let mut places: Vec<LinePlace> = router.line_places().collect();
+    places.sort_by_key(|place| place.score);
+    let calls: Vec<u64> = places.iter().map(|place| place.call.0).collect();
+    assert_eq!(calls, [1, 2]);
+    assert!(
+        places
+            .iter()
+            .all(|place| place.queue == queue("pediatrics"))
+    );
+    // Same class, same queue: a second apart.
+    assert_eq!(places[1].score - places[0].score, 1_000);
+    assert!(places[0].score >= now.as_millis());
+
+    // Carol is offered to call 1: it leaves the line, keeps its place.
+    register(&mut router, secs(102), &["1003"]);
+    assert_eq!(offered(&mut router, secs(102)), ["1003"]);
+    assert_eq!(router.line_place(CallId(1)), None);
+    assert_eq!(
+        router.offered_place(CallId(1)).map(|place| place.score),
+        Some(places[0].score)
+    );
+    let left: Vec<u64> = router.line_places().map(|place| place.call.0).collect();
+    assert_eq!(left, [2]);
+    assert_eq!(router.callbacks_ahead(secs(102), CallId(2)), Some(0));
+    assert_eq!(router.callbacks_ahead(secs(102), CallId(1)), None);
+
+    // Refused elsewhere: back in line with the same place.
+    router
+        .offer_failed(
+            secs(103),
+            CallId(1),
+            &agent("1003"),
+            OfferFailure::ClaimedElsewhere,
+        )
+        .expect("offered");
+    assert_eq!(router.line_place(CallId(1)), Some(places[0].clone()));
+}
+
+#[test]
+fn the_queues_an_agent_serves_follow_their_skills() {
+    let router = demo_router();
+    let served = |id| -> Vec<String> {
+        router
+            .queues_served_by(&agent(id))
+            .iter()
+            .map(ToString::to_string)
+            .collect()
+    };
+    assert_eq!(served("1004"), ["dermatology", "orthopedics"]);
+    assert_eq!(served("1006"), ["front-desk", "pediatrics"]);
+    assert!(served("9999").is_empty());
+    assert!(router.queue_ids().len() >= 7);
+}
