@@ -365,6 +365,15 @@ fn every_route_answers_as_the_openapi_document_says() {
         case("GET", "/api/agents", "/api/agents"),
         case("GET", "/api/agents", "/api/agents").token(Some("wrong")),
         case("GET", "/api/cluster", "/api/cluster"),
+        case("GET", "/api/claims", "/api/claims"),
+        case(
+            "GET",
+            "/api/claims",
+            "/api/claims?agent=1003&from=2026-01-01T00:00:00Z",
+        ),
+        case("GET", "/api/claims", "/api/claims?limit=0"),
+        case("GET", "/api/reports/claims", "/api/reports/claims"),
+        case("GET", "/api/reports/claims", "/api/reports/claims?limit=5"),
         case("PUT", "/api/agents/{id}/state", "/api/agents/1003/state")
             .body(json!({"state": "away"})),
         case("PUT", "/api/agents/{id}/state", "/api/agents/1003/state")

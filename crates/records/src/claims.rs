@@ -38,7 +38,6 @@
 
 use jiff::Timestamp;
 use rusqlite::{Connection, Transaction, params};
-use serde_json::{Value, json};
 
 use crate::error::QueryError;
 use crate::fault::FaultPlan;
@@ -156,26 +155,48 @@ pub struct ClaimRow {
 pub(crate) const CLAIM_COLUMNS: &str =
     "agent, epoch, node, call_id, claimed_at, ended_at, ended, reaped_by";
 
-fn rfc3339(at: Option<Timestamp>) -> Value {
-    at.map_or(Value::Null, |at| Value::String(at.to_string()))
+/// `GET /api/claims`'s element (the OpenAPI document's `ClaimRow`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ClaimRow)]
+pub struct ClaimRowJson {
+    /// The agent.
+    pub agent: String,
+    /// The claim's epoch (one more per claim of the agent).
+    pub epoch: u64,
+    /// The node that held the agent.
+    pub node: String,
+    /// The call it was claimed for, if any (and known).
+    pub call: Option<String>,
+    /// RFC 3339 UTC (Redis's clock); `null` if only the end is known.
+    pub claimed_at: Option<String>,
+    /// RFC 3339 UTC; `null` while held, or interrupted with its end unknown.
+    pub ended_at: Option<String>,
+    /// `released`, `expired`, `reaped`, `interrupted`; `null` while held.
+    pub ended: Option<String>,
+    /// The node that reaped it (`null` unless reaped).
+    pub reaped_by: Option<String>,
 }
 
 impl ClaimRow {
-    /// `GET /api/claims`'s element: `agent`, `epoch`, `node`, `call`,
-    /// `claimed_at`, `ended_at` (RFC 3339 UTC or `null`), `ended`
-    /// (`released`, `expired`, `reaped`, `interrupted`, or `null` while
-    /// held) and `reaped_by` (`null` unless reaped).
-    pub fn to_json(&self) -> Value {
-        json!({
-            "agent": self.agent,
-            "epoch": self.epoch,
-            "node": self.node,
-            "call": self.call,
-            "claimed_at": rfc3339(self.claimed_at),
-            "ended_at": rfc3339(self.ended_at),
-            "ended": self.ended.as_ref().map(ClaimEnd::name),
-            "reaped_by": self.ended.as_ref().and_then(ClaimEnd::reaped_by),
-        })
+    /// `GET /api/claims`'s element: times in RFC 3339 UTC or `null`.
+    pub fn to_json(&self) -> ClaimRowJson {
+        ClaimRowJson {
+            agent: self.agent.clone(),
+            epoch: self.epoch,
+            node: self.node.clone(),
+            call: self.call.clone(),
+            claimed_at: self.claimed_at.map(|at| at.to_string()),
+            ended_at: self.ended_at.map(|at| at.to_string()),
+            ended: self
+                .ended
+                .as_ref()
+                .map(|end| ClaimEnd::name(end).to_string()),
+            reaped_by: self
+                .ended
+                .as_ref()
+                .and_then(ClaimEnd::reaped_by)
+                .map(str::to_string),
+        }
     }
 
     /// A row of [`CLAIM_COLUMNS`], from either database.
@@ -566,10 +587,10 @@ mod tests {
             (None, Some(at(5_000)), None)
         );
         assert_eq!(
-            rows[0].to_json()["reaped_by"],
+            serde_json::to_value(rows[0].to_json()).unwrap()["reaped_by"],
             "n0",
             "{}",
-            rows[0].to_json()
+            serde_json::to_value(rows[0].to_json()).unwrap()
         );
         assert_eq!(
             (rows[1].ended.clone(), rows[1].ended_at),

@@ -144,7 +144,7 @@ mod timeline;
 mod window;
 
 pub use callbacks::{CallbackChange, CallbackRow, CallbackState};
-pub use claims::{ClaimChange, ClaimEnd, ClaimQuery, ClaimRow};
+pub use claims::{ClaimChange, ClaimEnd, ClaimQuery, ClaimRow, ClaimRowJson};
 pub use entry::{CallEvent, CallId, IN_PROGRESS, JournalEntry, Outcome, Priority, UnknownName};
 pub use error::{JournalError, QueryError, RangeError, RecordError};
 pub use fault::FaultPlan;

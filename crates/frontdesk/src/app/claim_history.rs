@@ -21,7 +21,6 @@
 use cluster::claims::{Epoch, Holding, NodeId, RedisMillis, Violation, find_violations};
 use records::ClaimRow;
 use routing::AgentId;
-use serde_json::{Value, json};
 
 /// What the check found over some holdings.
 #[derive(Debug, Clone, PartialEq, Eq, Default)]
@@ -88,14 +87,56 @@ pub fn check(rows: &[ClaimRow]) -> ClaimCheck {
     result
 }
 
+/// `GET /api/reports/claims`'s body (the OpenAPI document's `ClaimCheck`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ClaimCheck)]
+pub struct ClaimCheckJson {
+    /// Holdings checked.
+    pub holdings: usize,
+    /// Still held (no end yet).
+    pub open: usize,
+    /// Known only by their end: checked at that instant.
+    pub unknown_start: usize,
+    /// Ended with their end unknown (interrupted): checked at their start.
+    pub unknown_end: usize,
+    /// Rows with neither time, not checked.
+    pub unreadable: usize,
+    /// Two holdings of one agent that overlap, or an epoch that did not grow.
+    pub violations: Vec<ClaimViolationJson>,
+}
+
+/// One violation in `/api/reports/claims`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ClaimViolation)]
+pub struct ClaimViolationJson {
+    /// `overlap` or `epoch_not_increasing`.
+    pub kind: String,
+    /// The agent.
+    pub agent: String,
+    /// The earlier holding.
+    pub first: HoldingJson,
+    /// The later one.
+    pub second: HoldingJson,
+}
+
+/// A holding in a violation: Redis's times, RFC 3339.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = ClaimHolding)]
+pub struct HoldingJson {
+    /// The holder.
+    pub node: String,
+    /// The claim's epoch.
+    pub epoch: u64,
+    /// Claimed at.
+    pub from: Option<String>,
+    /// Ended at; `null` while held.
+    pub to: Option<String>,
+}
+
 impl ClaimCheck {
-    /// `GET /api/reports/claims`: `holdings`, `open`, `unknown_start`,
-    /// `unknown_end`, `unreadable`, and `violations`, each `{"kind":
-    /// "overlap" | "epoch_not_increasing", "agent", "first", "second"}`
-    /// with the two holdings as `{"node", "epoch", "from", "to"}` (Redis
-    /// time, RFC 3339; `to` `null` while held).
-    pub fn to_json(&self) -> Value {
-        let violations: Vec<Value> = self
+    /// `GET /api/reports/claims`'s body.
+    pub fn to_json(&self) -> ClaimCheckJson {
+        let violations = self
             .violations
             .iter()
             .map(|violation| {
@@ -105,38 +146,38 @@ impl ClaimCheck {
                         ("epoch_not_increasing", first, second)
                     }
                 };
-                json!({
-                    "kind": kind,
-                    "agent": first.agent.as_str(),
-                    "first": holding_json(first),
-                    "second": holding_json(second),
-                })
+                ClaimViolationJson {
+                    kind: kind.to_string(),
+                    agent: first.agent.as_str().to_string(),
+                    first: holding_json(first),
+                    second: holding_json(second),
+                }
             })
             .collect();
-        json!({
-            "holdings": self.holdings,
-            "open": self.open,
-            "unknown_start": self.unknown_start,
-            "unknown_end": self.unknown_end,
-            "unreadable": self.unreadable,
-            "violations": violations,
-        })
+        ClaimCheckJson {
+            holdings: self.holdings,
+            open: self.open,
+            unknown_start: self.unknown_start,
+            unknown_end: self.unknown_end,
+            unreadable: self.unreadable,
+            violations,
+        }
     }
 }
 
-fn holding_json(holding: &Holding) -> Value {
+fn holding_json(holding: &Holding) -> HoldingJson {
     let time = |at: RedisMillis| {
         i64::try_from(at.0)
             .ok()
             .and_then(|millis| ivr::jiff::Timestamp::from_millisecond(millis).ok())
-            .map_or(Value::Null, |at| Value::String(at.to_string()))
+            .map(|at| at.to_string())
     };
-    json!({
-        "node": holding.node.as_str(),
-        "epoch": holding.epoch.0,
-        "from": time(holding.from),
-        "to": holding.to.map_or(Value::Null, time),
-    })
+    HoldingJson {
+        node: holding.node.as_str().to_string(),
+        epoch: holding.epoch.0,
+        from: time(holding.from),
+        to: holding.to.and_then(time),
+    }
 }
 
 #[cfg(test)]
@@ -144,6 +185,7 @@ mod tests {
     use super::*;
     use ivr::jiff::Timestamp;
     use records::ClaimEnd;
+    use serde_json::json;
 
     fn row(
         epoch: u64,
@@ -186,7 +228,10 @@ mod tests {
             (4, 1, 1, 1)
         );
         assert_eq!(result.violations, []);
-        assert_eq!(result.to_json()["violations"], json!([]));
+        assert_eq!(
+            serde_json::to_value(result.to_json()).unwrap()["violations"],
+            json!([])
+        );
     }
 
     #[test]
@@ -202,7 +247,7 @@ mod tests {
         ];
         let result = check(&rows);
         assert_eq!(result.unreadable, 1);
-        let json = result.to_json();
+        let json = serde_json::to_value(result.to_json()).unwrap();
         let kinds: Vec<&str> = json["violations"]
             .as_array()
             .unwrap()

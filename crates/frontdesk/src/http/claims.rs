@@ -8,7 +8,6 @@ use axum::extract::{Query, State};
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use serde::Deserialize;
-use serde_json::json;
 
 use super::calls::{RangeQuery, range_of, read_journal};
 use super::{AppState, MAX_ID, error_response};
@@ -61,6 +60,24 @@ impl ClaimsQuery {
 /// `GET /api/claims?agent=&from=&to=&limit=`: `{"claims":[…]}`, holdings
 /// newest first ([`records::ClaimRow::to_json`]), at most `limit` (100 by
 /// default, 1000 at most); with `from`/`to`, those that overlap the range.
+#[utoipa::path(
+    get,
+    path = "/api/claims",
+    tag = "cluster",
+    params(
+        ("agent" = Option<String>, Query, description = "One agent's holdings"),
+        ("from" = Option<String>, Query, description = "RFC 3339; with `to`, holdings that overlap the range"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now when `from` is given"),
+        ("limit" = Option<String>, Query, description = "1 to 1000, default 100")
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "Holdings of agents by nodes, newest first", body = super::openapi::ClaimList),
+        (status = 400, description = "A bad agent, range or limit", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn list(State(state): State<AppState>, Query(query): Query<ClaimsQuery>) -> Response {
     let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(limit) => limit,
@@ -72,8 +89,8 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<ClaimsQuery
     };
     match read_journal(&state.app, move |reader| reader.claims(&query)).await {
         Ok(rows) => {
-            let claims: Vec<_> = rows.iter().map(records::ClaimRow::to_json).collect();
-            Json(json!({ "claims": claims })).into_response()
+            let claims = rows.iter().map(records::ClaimRow::to_json).collect();
+            Json(super::openapi::ClaimList { claims }).into_response()
         }
         Err(response) => response,
     }
@@ -83,6 +100,24 @@ pub async fn list(State(state): State<AppState>, Query(query): Query<ClaimsQuery
 /// holdings that overlap the range (all of them without one), as
 /// [`crate::app::claim_history::ClaimCheck::to_json`]; 422 past
 /// [`MAX_CHECKED`] holdings.
+#[utoipa::path(
+    get,
+    path = "/api/reports/claims",
+    tag = "cluster",
+    params(
+        ("agent" = Option<String>, Query, description = "One agent's holdings"),
+        ("from" = Option<String>, Query, description = "RFC 3339; with `to`, holdings that overlap the range"),
+        ("to" = Option<String>, Query, description = "RFC 3339; default now when `from` is given")
+    ),
+    security(("admin_token" = [])),
+    responses(
+        (status = 200, description = "The overlap check of the journalled holdings", body = crate::app::claim_history::ClaimCheckJson),
+        (status = 400, description = "A bad agent or range, or a limit", body = crate::http::openapi::ApiError),
+        (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 422, description = "More holdings than one check reads: narrow the range or name an agent", body = crate::http::openapi::ApiError),
+        (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
+    )
+)]
 pub async fn report(State(state): State<AppState>, Query(query): Query<ClaimsQuery>) -> Response {
     if query.limit.is_some() {
         return error_response(StatusCode::BAD_REQUEST, "a report takes no limit");

@@ -56,6 +56,13 @@ pub struct CallList {
     pub calls: Vec<Value>,
 }
 
+/// `GET /api/claims`.
+#[derive(Debug, Serialize, ToSchema)]
+pub struct ClaimList {
+    /// Newest first.
+    pub claims: Vec<records::ClaimRowJson>,
+}
+
 /// `GET /api/queues`.
 #[derive(Debug, Serialize, ToSchema)]
 pub struct QueueList {
@@ -264,6 +271,8 @@ impl Modify for Security {
         super::metrics::render,
         super::agents::list,
         super::agents::cluster,
+        super::claims::list,
+        super::claims::report,
         super::agents::set_state,
         super::calls::list,
         super::calls::queues,
