@@ -10,7 +10,7 @@
 //! upgrades a file of every older version, with data, and compares it with
 //! a new file).
 //!
-//! # Schema (version 5)
+//! # Schema (version 6)
 //!
 //! Times are integers, milliseconds since the Unix epoch (UTC); durations
 //! are integer milliseconds (`_ms`).
@@ -47,6 +47,11 @@
 //!
 //! `outbox`: the calls to ship to PostgreSQL when the journal has a
 //! replica there (`--journal postgres://…`): see [`crate::replica`].
+//!
+//! # Version 6
+//!
+//! `webhook_outbox`: the CRM webhooks' undelivered events, written by the
+//! transaction of the change they tell of: see [`crate::webhooks`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -56,7 +61,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::JournalError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 5;
+pub const SCHEMA_VERSION: i64 = 6;
 
 /// How long a connection waits for a lock before failing. Only one
 /// connection writes; WAL readers never block it, so this only covers
@@ -100,6 +105,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 5,
         description: "the outbox of calls to ship to PostgreSQL",
         apply: version_5,
+    },
+    Migration {
+        version: 6,
+        description: "webhook_outbox: CRM webhooks' undelivered events (issue 26)",
+        apply: crate::webhooks::version_6,
     },
 ];
 

@@ -13,7 +13,7 @@ use crate::reader::Reader;
 use crate::report::TimeRange;
 
 /// The columns of [`LeadRow`], in its field order.
-const LEAD_COLUMNS: &str = "id, kind, source, campaign, name, phone, email, message, postal_code, \
+pub(crate) const LEAD_COLUMNS: &str = "id, kind, source, campaign, name, phone, email, message, postal_code, \
      consent, department, intent, emergency, branch, priority, owner, state, outcome, created_at, \
      respond_by, first_contact_at, snoozed_until";
 
@@ -101,7 +101,7 @@ impl LeadRow {
         })
     }
 
-    fn from_row(row: &Row<'_>) -> Result<Self, QueryError> {
+    pub(crate) fn from_row(row: &Row<'_>) -> Result<Self, QueryError> {
         let id: String = row.get(0)?;
         let corrupt =
             |error: &dyn std::fmt::Display| QueryError::Corrupt(format!("lead {id}: {error}"));
