@@ -14,6 +14,7 @@ mod http;
 mod leads;
 mod private;
 mod voicemail;
+mod webhooks;
 
 use clap::Parser;
 

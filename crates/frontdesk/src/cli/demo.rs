@@ -96,6 +96,7 @@ impl DemoArgs {
                 journal: None,
                 cluster: None,
                 claim_lease: std::time::Duration::from_secs(15),
+                webhook_poll: std::time::Duration::from_secs(1),
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

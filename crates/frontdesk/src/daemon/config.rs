@@ -47,6 +47,8 @@ pub struct Config {
     pub cluster: Option<crate::app::cluster::ClusterConfig>,
     /// `--claim-lease`: how long a claim holds unrenewed.
     pub claim_lease: std::time::Duration,
+    /// `--webhook-poll`: the webhooks' delivery service's idle period.
+    pub webhook_poll: std::time::Duration,
     /// SIP over TLS, when `--sips` is given.
     pub sips: Option<SipsConfig>,
     /// The browser phone's timeouts (`--phone-*`).

@@ -8,7 +8,7 @@ use std::time::Duration;
 use rusqlite::{Connection, OpenFlags, params};
 
 use super::WebhookQueue;
-use crate::error::JournalError;
+use crate::error::{JournalError, QueryError};
 
 /// One event leased for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -52,6 +52,12 @@ impl WebhookOutbox {
         connection
             .busy_timeout(Duration::from_secs(5))
             .map_err(open_error)?;
+        // A lost delete (power cut after its commit) only sends an event
+        // twice, which receivers expect (delivery is at least once): no
+        // fsync per delivery.
+        connection
+            .pragma_update(None, "synchronous", "NORMAL")
+            .map_err(open_error)?;
         Ok(WebhookOutbox { connection, queue })
     }
 
@@ -64,7 +70,7 @@ impl WebhookOutbox {
         now_ms: i64,
         lease_ms: i64,
         limit: usize,
-    ) -> rusqlite::Result<Vec<Claimed>> {
+    ) -> Result<Vec<Claimed>, QueryError> {
         let transaction = self.connection.transaction()?;
         let claimed = {
             let mut select = transaction.prepare_cached(
@@ -97,7 +103,7 @@ impl WebhookOutbox {
     }
 
     /// The receiver answered 2xx: the event is gone.
-    pub fn delivered(&mut self, webhook: &str, rows: &[i64]) -> rusqlite::Result<()> {
+    pub fn delivered(&mut self, webhook: &str, rows: &[i64]) -> Result<(), QueryError> {
         let transaction = self.connection.transaction()?;
         let mut deleted = 0;
         {
@@ -114,7 +120,7 @@ impl WebhookOutbox {
 
     /// A try failed: the next is at `next_ms`; `error` says why (no
     /// patient data: a status or a transport error).
-    pub fn failed(&mut self, row: i64, next_ms: i64, error: &str) -> rusqlite::Result<()> {
+    pub fn failed(&mut self, row: i64, next_ms: i64, error: &str) -> Result<(), QueryError> {
         self.connection
             .prepare_cached(
                 "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = ?2, last_error = ?3
@@ -124,15 +130,47 @@ impl WebhookOutbox {
         Ok(())
     }
 
+    /// Writes a round of results in one transaction: `delivered` rows
+    /// (webhook, row) deleted, `failed` ones (row, next try in Unix ms,
+    /// why) rescheduled.
+    pub fn settle(
+        &mut self,
+        delivered: &[(String, i64)],
+        failed: &[(i64, i64, String)],
+    ) -> Result<(), QueryError> {
+        let transaction = self.connection.transaction()?;
+        let mut gone: std::collections::BTreeMap<&str, u64> = std::collections::BTreeMap::new();
+        {
+            let mut delete =
+                transaction.prepare_cached("DELETE FROM webhook_outbox WHERE id = ?1")?;
+            for (webhook, row) in delivered {
+                *gone.entry(webhook).or_default() += delete.execute(params![row])? as u64;
+            }
+            let mut retry = transaction.prepare_cached(
+                "UPDATE webhook_outbox SET attempts = attempts + 1, next_at = ?2, last_error = ?3
+                 WHERE id = ?1",
+            )?;
+            for (row, next_ms, error) in failed {
+                retry.execute(params![row, next_ms, error])?;
+            }
+        }
+        transaction.commit()?;
+        for (webhook, count) in gone {
+            self.queue.delivered(webhook, count);
+        }
+        Ok(())
+    }
+
     /// When `webhook`'s next event is due (Unix ms), if it has any.
-    pub fn next_due(&mut self, webhook: &str) -> rusqlite::Result<Option<i64>> {
-        self.connection
+    pub fn next_due(&mut self, webhook: &str) -> Result<Option<i64>, QueryError> {
+        Ok(self
+            .connection
             .prepare_cached("SELECT min(next_at) FROM webhook_outbox WHERE webhook = ?1")?
-            .query_row(params![webhook], |row| row.get(0))
+            .query_row(params![webhook], |row| row.get(0))?)
     }
 
     /// Every webhook's backlog (also corrects the writer's tracked counts).
-    pub fn pending(&mut self) -> rusqlite::Result<Vec<(String, PendingCount)>> {
+    pub fn pending(&mut self) -> Result<Vec<(String, PendingCount)>, QueryError> {
         let counts = self
             .connection
             .prepare_cached(
@@ -158,7 +196,7 @@ impl WebhookOutbox {
 
     /// Deletes the events of webhooks not in `configured` (removed from
     /// the dialplan, or renamed); returns how many.
-    pub fn forget_others(&mut self, configured: &[String]) -> rusqlite::Result<u64> {
+    pub fn forget_others(&mut self, configured: &[String]) -> Result<u64, QueryError> {
         let known: Vec<String> = self
             .connection
             .prepare_cached("SELECT DISTINCT webhook FROM webhook_outbox")?
