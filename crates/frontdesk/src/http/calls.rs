@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ivr::jiff::Timestamp;
 use serde::Deserialize;
@@ -17,15 +17,35 @@ const DEFAULT_LIMIT: usize = 50;
 /// The most it lists.
 const MAX_LIMIT: usize = 1000;
 
-/// `/api/calls`'s query.
+/// `/api/calls`'s query (`from`, `to` and `format` for the CSV export).
 #[derive(Debug, Deserialize)]
 pub struct CallsQuery {
     limit: Option<String>,
+    format: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `GET /api/calls?limit=N`: the journal's calls, newest first (see
-/// [`recent_calls`]).
-pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>) -> Response {
+/// [`recent_calls`]); with `format=csv` (or `Accept: text/csv`) the
+/// calls started in `from=`/`to=` as CSV ([`super::csv`]).
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CallsQuery>,
+) -> Response {
+    match super::csv::wanted(&headers, query.format.as_deref()) {
+        Ok(true) => {
+            let range = RangeQuery {
+                from: query.from,
+                to: query.to,
+                format: None,
+            };
+            return calls_csv(&state.app, &range).await;
+        }
+        Ok(false) => {}
+        Err(error) => return error.into_response(),
+    }
     let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(limit) => limit,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
@@ -82,6 +102,47 @@ pub(crate) async fn recent_calls(app: &App, limit: usize) -> Result<Vec<Value>, 
         .collect())
 }
 
+/// The calls started in `range` as CSV ([`super::csv::CALLS`]).
+async fn calls_csv(app: &App, range: &RangeQuery) -> Response {
+    let range = match range_of(range) {
+        Ok(range) => range,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let query = records::CallQuery {
+        limit: super::csv::MAX_ROWS + 1,
+        range: Some(range),
+        source: None,
+        department: None,
+    };
+    let rows = match read_journal(app, move |reader| reader.calls(&query)).await {
+        Ok(rows) => rows,
+        Err(response) => return response,
+    };
+    if rows.len() > super::csv::MAX_ROWS {
+        return super::csv::too_many();
+    }
+    let rows: Vec<Value> = rows.iter().map(records::CallRow::to_json_full).collect();
+    let plan = app.dialplan.current();
+    super::csv::response("calls", super::csv::CALLS, &rows, plan.clinic().time_zone())
+}
+
+/// A report's answer: `{"<key>": [...]}` as JSON, or its rows as CSV
+/// under `columns` when the request asks for CSV.
+fn report_answer(
+    app: &App,
+    csv: bool,
+    key: &str,
+    columns: &[super::csv::Column],
+    reports: Value,
+) -> Response {
+    if csv {
+        let rows = reports.as_array().cloned().unwrap_or_default();
+        let plan = app.dialplan.current();
+        return super::csv::response(key, columns, &rows, plan.clinic().time_zone());
+    }
+    Json(json!({ key: reports })).into_response()
+}
+
 /// `GET /api/queues`: every queue of the dialplan with its live figures.
 pub async fn queues(State(state): State<AppState>) -> Response {
     let Ok(stats) = state.app.router.stats().await else {
@@ -121,11 +182,12 @@ pub async fn reload(State(state): State<AppState>) -> Response {
 }
 
 /// `?from=&to=` of the reports: RFC 3339 times; `to` defaults to now and
-/// `from` to a day before `to`.
+/// `from` to a day before `to`. `format=csv` asks for CSV.
 #[derive(Debug, Deserialize)]
 pub struct RangeQuery {
-    from: Option<String>,
-    to: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 /// The range of `query`, or what is wrong with it (a 400).
@@ -215,14 +277,25 @@ fn journal_unavailable(detail: &str) -> Response {
 /// with zeros where no call was offered.
 pub async fn departments(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(range): Query<RangeQuery>,
 ) -> Response {
+    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
+        Ok(csv) => csv,
+        Err(error) => return error.into_response(),
+    };
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match department_reports(&state.app, range).await {
-        Ok(reports) => Json(json!({ "departments": reports })).into_response(),
+        Ok(reports) => report_answer(
+            &state.app,
+            csv,
+            "departments",
+            super::csv::DEPARTMENTS,
+            json!(reports),
+        ),
         Err(response) => response,
     }
 }
@@ -246,26 +319,54 @@ pub(crate) async fn department_reports(
 }
 
 /// `GET /api/reports/agents?from=&to=`: calls, talk time and misses per agent.
-pub async fn agents(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
+pub async fn agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(range): Query<RangeQuery>,
+) -> Response {
+    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
+        Ok(csv) => csv,
+        Err(error) => return error.into_response(),
+    };
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.agent_report(&range)).await {
-        Ok(reports) => Json(json!({ "agents": reports })).into_response(),
+        Ok(reports) => report_answer(
+            &state.app,
+            csv,
+            "agents",
+            super::csv::AGENTS,
+            json!(reports),
+        ),
         Err(response) => response,
     }
 }
 
 /// `GET /api/reports/sources?from=&to=`: each campaign number's leads,
 /// followed end to end.
-pub async fn sources(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
+pub async fn sources(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(range): Query<RangeQuery>,
+) -> Response {
+    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
+        Ok(csv) => csv,
+        Err(error) => return error.into_response(),
+    };
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.source_report(&range)).await {
-        Ok(reports) => Json(json!({ "sources": reports })).into_response(),
+        Ok(reports) => report_answer(
+            &state.app,
+            csv,
+            "sources",
+            super::csv::SOURCES,
+            json!(reports),
+        ),
         Err(response) => response,
     }
 }

@@ -13,6 +13,7 @@ pub mod agent_view;
 pub mod agents;
 mod auth;
 pub mod calls;
+pub mod csv;
 pub mod dashboard;
 pub mod lead_call;
 pub mod leads;

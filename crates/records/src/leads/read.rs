@@ -237,6 +237,26 @@ impl Reader {
         })
     }
 
+    /// The leads created in `range`, newest first, at most `limit`, without
+    /// their histories (the CSV export).
+    pub fn leads_in(&self, range: &TimeRange, limit: usize) -> Result<Vec<LeadRow>, QueryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|connection| {
+            rows(
+                connection,
+                &format!(
+                    "SELECT {LEAD_COLUMNS} FROM leads WHERE created_at >= ?1 AND created_at < ?2
+                     ORDER BY created_at DESC, id DESC LIMIT ?3"
+                ),
+                &[
+                    &range.from().as_millisecond(),
+                    &range.to().as_millisecond(),
+                    &limit,
+                ],
+            )
+        })
+    }
+
     /// One lead and its history; `None` for an unknown id.
     pub fn lead(&self, id: &str) -> Result<Option<LeadTimeline>, QueryError> {
         self.with(|connection| {
