@@ -162,6 +162,9 @@ pub async fn run(
     let mut plan_seen: Option<Arc<Dialplan>> = None;
     let mut tries: JoinSet<Tried> = JoinSet::new();
     let mut next_status = Instant::now();
+    // A failing outbox (the disk) is logged and tried again next round:
+    // the service never ends the daemon for it.
+    let mut outbox_errors = WarnEvery::new(WARN_EVERY);
     loop {
         let plan = dialplan.current();
         if plan_seen
@@ -170,20 +173,27 @@ pub async fn run(
         {
             configure(&mut endpoints, &plan, &journal);
             let names: Vec<String> = endpoints.keys().cloned().collect();
-            let forgotten = blocking(&outbox, move |outbox| outbox.forget_others(&names)).await?;
-            if forgotten > 0 {
-                warn!(
-                    events = forgotten,
-                    "undelivered webhook events of webhooks no longer in the dialplan deleted"
-                );
+            match blocking(&outbox, move |outbox| outbox.forget_others(&names)).await {
+                Ok(0) => plan_seen = Some(plan),
+                Ok(forgotten) => {
+                    warn!(
+                        events = forgotten,
+                        "undelivered webhook events of webhooks no longer in the dialplan deleted"
+                    );
+                    plan_seen = Some(plan);
+                }
+                Err(error) => outbox_failed(&mut outbox_errors, &error),
             }
-            plan_seen = Some(plan);
         }
-        if !shutdown.is_cancelled() {
-            start_tries(&mut endpoints, &outbox, &client, &mut tries).await?;
+        if !shutdown.is_cancelled()
+            && let Err(error) = start_tries(&mut endpoints, &outbox, &client, &mut tries).await
+        {
+            outbox_failed(&mut outbox_errors, &error);
         }
         if Instant::now() >= next_status {
-            status(&mut endpoints, &outbox, &journal).await?;
+            if let Err(error) = status(&mut endpoints, &outbox, &journal).await {
+                outbox_failed(&mut outbox_errors, &error);
+            }
             next_status = Instant::now() + poll;
         }
         let mut done = Vec::new();
@@ -197,9 +207,19 @@ pub async fn run(
             }
             () = tokio::time::sleep(poll) => {}
         }
-        if !done.is_empty() {
-            settle(&mut endpoints, &outbox, done, &journal).await?;
+        // A result not written leaves its event leased: it is tried again
+        // when the lease ends.
+        if !done.is_empty()
+            && let Err(error) = settle(&mut endpoints, &outbox, done, &journal).await
+        {
+            outbox_failed(&mut outbox_errors, &error);
         }
+    }
+}
+
+fn outbox_failed(warn_every: &mut WarnEvery, error: &anyhow::Error) {
+    if let Some(count) = warn_every.hit(Instant::now()) {
+        tracing::error!(error = %format!("{error:#}"), failures = count, "the webhooks' outbox cannot be read or written");
     }
 }
 
