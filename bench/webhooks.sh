@@ -171,8 +171,8 @@ import csv, glob, sys
 values = []
 for path in glob.glob(sys.argv[1] + "/*_rtt.csv"):
     for row in csv.DictReader(open(path), delimiter=";"):
-        value = row.get("rtd_no") and row.get("response_time")
-        if row.get("rtd_no") == "1" and value:
+        value = row.get("response_time_ms")
+        if (row.get("rtd_no") or "").strip() == "1" and value:
             values.append(float(value))
 values.sort()
 pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
