@@ -26,6 +26,8 @@
 //! - [`Priority`]: `urgent` or `routine`.
 //! - [`Strategy`]: how a queue picks an agent.
 //! - [`SkillLevel`]: how good an agent is at a skill, 1 to 10.
+//! - [`WebhookEvent`]: the kinds of event a CRM webhook subscribes to
+//!   (the dialplan names them, the journal queues them).
 //! - [`Overflow`] and [`PriorityChange`]: where a caller goes after a
 //!   queue's max wait, or from a full queue.
 #![forbid(unsafe_code)]
@@ -35,11 +37,13 @@ mod names;
 mod overflow;
 mod priority;
 mod strategy;
+mod webhook;
 
 pub use names::{AgentId, Branch, Language, PromptId, QueueId, Skill, SourceTag};
 pub use overflow::{Overflow, PriorityChange};
 pub use priority::{Priority, UnknownPriority};
 pub use strategy::{SkillLevel, Strategy};
+pub use webhook::{UnknownWebhookEvent, WebhookEvent};
 
 /// For [`name_type!`]'s expansion in other crates.
 #[doc(hidden)]

@@ -15,6 +15,7 @@ mod import;
 mod leads;
 mod private;
 mod voicemail;
+mod webhooks;
 
 use clap::Parser;
 

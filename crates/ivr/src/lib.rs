@@ -72,8 +72,10 @@ mod plan;
 mod raw;
 mod session;
 pub mod simulate;
+pub mod webhooks;
 
 pub use diagnostic::{Diagnostic, Diagnostics, ErrorKind};
+pub use domain::WebhookEvent;
 pub use features::{FeatureCode, Features};
 /// Trusted networks and the limits, as the dialplan's `[trust]` and
 /// `[limits]` set them (the `guard` crate's types).

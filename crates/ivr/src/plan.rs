@@ -680,9 +680,15 @@ pub struct Dialplan {
     pub(crate) branches: BranchMap,
     pub(crate) trunks: BTreeMap<String, Trunk>,
     pub(crate) voicemail: Option<Voicemail>,
+    pub(crate) webhooks: Vec<crate::webhooks::Webhook>,
 }
 
 impl Dialplan {
+    /// `[[webhooks]]`, in file order (`crate::webhooks`).
+    pub fn webhooks(&self) -> &[crate::webhooks::Webhook] {
+        &self.webhooks
+    }
+
     /// `[voicemail]`, when the dialplan takes messages (`check` refuses a
     /// `{ voicemail = … }` target without it).
     pub fn voicemail(&self) -> Option<&Voicemail> {

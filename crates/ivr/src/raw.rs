@@ -310,3 +310,18 @@ pub(crate) struct RawVoicemail {
     pub silence_level: Option<S<i64>>,
     pub silence_after: Option<S<String>>,
 }
+
+/// `[[webhooks]]`: a CRM endpoint that hears lead and call events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawWebhook {
+    pub name: Option<S<String>>,
+    pub url: S<String>,
+    pub secret: S<String>,
+    pub events: S<Vec<S<String>>>,
+    pub timeout: Option<S<String>>,
+    pub retry_initial: Option<S<String>>,
+    pub retry_max: Option<S<String>>,
+    pub max_pending: Option<S<i64>>,
+    pub concurrency: Option<S<i64>>,
+}

@@ -22,6 +22,7 @@ use crate::reader::Reader;
 use crate::replica::{Replica, ReplicaConfig, ReplicaShared, ReplicaStatus};
 use crate::schema::{self, Synchronous};
 use crate::storage;
+use crate::webhooks::{Hooks, Subscriptions, WebhookOutbox, WebhookQueue};
 
 /// The longest [`JournalConfig::linger`] allowed: an entry is committed at
 /// most this long after the writer takes it, which is what makes "a call
@@ -152,6 +153,8 @@ struct Shared {
     last_drop_log: AtomicU64,
     /// The PostgreSQL replica's state, if there is one.
     replica: Option<Arc<ReplicaShared>>,
+    /// The webhooks' subscriptions and counts ([`crate::webhooks`]).
+    webhooks: Arc<WebhookQueue>,
 }
 
 impl Shared {
@@ -398,6 +401,23 @@ impl JournalHandle {
     pub fn path(&self) -> &Path {
         &self.shared.path
     }
+
+    /// Sets which webhooks hear which events (at start and on each
+    /// reload); events written from then on are queued for them
+    /// ([`crate::webhooks`]).
+    pub fn set_webhooks(&self, subscriptions: Subscriptions) {
+        self.shared.webhooks.set(subscriptions);
+    }
+
+    /// Webhook → events not queued because its outbox was full (counters).
+    pub fn webhook_dropped(&self) -> std::collections::BTreeMap<String, u64> {
+        self.shared.webhooks.dropped()
+    }
+
+    /// A connection of the webhooks' delivery service on the outbox.
+    pub fn webhook_outbox(&self) -> Result<WebhookOutbox, JournalError> {
+        WebhookOutbox::open(&self.shared.path, Arc::clone(&self.shared.webhooks))
+    }
 }
 
 /// The journal: owns the writer thread. Dropping it closes the journal
@@ -452,6 +472,7 @@ impl Journal {
             opened: Instant::now(),
             last_drop_log: AtomicU64::new(0),
             replica: replica.as_ref().map(|replica| Arc::clone(replica.shared())),
+            webhooks: Arc::default(),
         });
         let writer = Writer {
             connection: Some(connection),
@@ -759,7 +780,12 @@ impl Writer {
         };
         self.shared.faults.before_batch();
         let ship = self.shared.replica.is_some();
-        let result = storage::write_batch(connection, entries, &self.shared.faults, ship)
+        let subscriptions = self.shared.webhooks.snapshot();
+        let hooks = Hooks {
+            queue: &self.shared.webhooks,
+            subscriptions: &subscriptions,
+        };
+        let result = storage::write_batch(connection, entries, &self.shared.faults, ship, hooks)
             .map_err(|error| error.to_string());
         self.account(entries.len() as u64, result);
     }
@@ -779,6 +805,8 @@ impl Writer {
                 }
             }
             Err(message) => {
+                // Webhook events queued by the batch were rolled back too.
+                self.shared.webhooks.forget_counts();
                 self.shared.failed.fetch_add(count, Ordering::SeqCst);
                 self.shared.failing.store(true, Ordering::SeqCst);
                 *self
@@ -801,7 +829,12 @@ impl Writer {
             return Err("the journal is closing".into());
         };
         let ship = self.shared.replica.is_some();
-        let result = storage::close_interrupted(connection, ship);
+        let subscriptions = self.shared.webhooks.snapshot();
+        let hooks = Hooks {
+            queue: &self.shared.webhooks,
+            subscriptions: &subscriptions,
+        };
+        let result = storage::close_interrupted(connection, ship, hooks);
         if let Some(replica) = &self.shared.replica {
             replica.poke();
         }
@@ -842,7 +875,12 @@ impl Writer {
         let result = match self.connection.as_mut() {
             Some(connection) => {
                 self.shared.faults.before_batch();
-                crate::leads::store::write_changes(connection, changes, &self.shared.faults)
+                let subscriptions = self.shared.webhooks.snapshot();
+                let hooks = Hooks {
+                    queue: &self.shared.webhooks,
+                    subscriptions: &subscriptions,
+                };
+                crate::leads::store::write_changes(connection, changes, &self.shared.faults, hooks)
                     .map_err(|error| error.to_string())
             }
             None => Err("the journal is closing".to_string()),
@@ -885,10 +923,16 @@ impl Writer {
         let result = match self.connection.as_mut() {
             Some(connection) => {
                 self.shared.faults.before_batch();
+                let subscriptions = self.shared.webhooks.snapshot();
+                let hooks = Hooks {
+                    queue: &self.shared.webhooks,
+                    subscriptions: &subscriptions,
+                };
                 crate::leads::store::write_leads(
                     connection,
                     leads.iter().map(|pending| &pending.lead),
                     &self.shared.faults,
+                    hooks,
                 )
                 .map_err(|error| error.to_string())
             }
@@ -906,6 +950,8 @@ impl Writer {
                 }
             }
             Err(message) => {
+                // Webhook events queued by the batch were rolled back too.
+                self.shared.webhooks.forget_counts();
                 self.shared.failed.fetch_add(count, Ordering::SeqCst);
                 self.shared.failing.store(true, Ordering::SeqCst);
                 *self

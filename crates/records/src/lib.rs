@@ -141,6 +141,7 @@ mod shared;
 mod sql;
 mod storage;
 mod timeline;
+pub mod webhooks;
 mod window;
 
 pub use callbacks::{CallbackChange, CallbackRow, CallbackState};
@@ -164,4 +165,5 @@ pub use report::{
     TimeRange,
 };
 pub use schema::{SCHEMA_VERSION, Synchronous};
+pub use webhooks::{Subscription, Subscriptions, WebhookOutbox};
 pub use window::AbandonmentTracker;

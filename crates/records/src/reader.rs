@@ -37,7 +37,7 @@ use crate::timeline::{self, CallFacts};
 const IDLE_CONNECTIONS: usize = 4;
 
 /// The columns of [`CallRow`], in its field order.
-const CALL_COLUMNS: &str = "id, caller, dialed, source, branch, department, priority, agent, \
+pub(crate) const CALL_COLUMNS: &str = "id, caller, dialed, source, branch, department, priority, agent, \
      outcome, started_at, answered_at, queued_at, connected_at, ended_at, wait_ms, talk_ms, \
      transfers, sla_ms";
 
@@ -184,7 +184,7 @@ impl CallRow {
     }
 
     /// A row of [`CALL_COLUMNS`], from either database.
-    fn from_cells(row: &[Cell]) -> Result<Self, QueryError> {
+    pub(crate) fn from_cells(row: &[Cell]) -> Result<Self, QueryError> {
         let row = Cells(row);
         let id = row.text(0)?;
         let priority = row.text(6)?;

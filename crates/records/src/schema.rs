@@ -10,7 +10,7 @@
 //! upgrades a file of every older version, with data, and compares it with
 //! a new file).
 //!
-//! # Schema (version 5)
+//! # Schema (version 7)
 //!
 //! Times are integers, milliseconds since the Unix epoch (UTC); durations
 //! are integer milliseconds (`_ms`).
@@ -53,6 +53,11 @@
 //! `claims`, the claim history (one row per holding of an agent by a
 //! cluster node), and `claim_outbox`, the holdings to ship to PostgreSQL:
 //! see [`crate::claims`].
+//!
+//! # Version 7
+//!
+//! `webhook_outbox`: the CRM webhooks' undelivered events, written by the
+//! transaction of the change they tell of: see [`crate::webhooks`].
 
 use std::path::Path;
 use std::time::Duration;
@@ -62,7 +67,7 @@ use rusqlite::{Connection, OpenFlags, Transaction};
 use crate::error::JournalError;
 
 /// The schema version this build writes and reads.
-pub const SCHEMA_VERSION: i64 = 6;
+pub const SCHEMA_VERSION: i64 = 7;
 
 /// How long a connection waits for a lock before failing. Only one
 /// connection writes; WAL readers never block it, so this only covers
@@ -111,6 +116,11 @@ pub(crate) const MIGRATIONS: &[Migration] = &[
         version: 6,
         description: "the claim history and its outbox",
         apply: crate::claims::version_6,
+    },
+    Migration {
+        version: 7,
+        description: "webhook_outbox: CRM webhooks' undelivered events (issue 26)",
+        apply: crate::webhooks::version_7,
     },
 ];
 

@@ -8,6 +8,7 @@ use rusqlite::{Connection, params};
 
 use crate::entry::{CallEvent, JournalEntry, Outcome};
 use crate::fault::FaultPlan;
+use crate::webhooks::Hooks;
 
 /// Writes `batch` in one transaction. `faults` may fail it after the rows
 /// are written and before the commit (the transaction is then rolled back,
@@ -16,17 +17,24 @@ use crate::fault::FaultPlan;
 /// With `ship` (the journal has a PostgreSQL replica), each call touched
 /// is marked in `outbox` in the same transaction, so the replica's
 /// shipper finds it even after a kill -9 (see [`crate::replica`]).
+///
+/// A call's end queues `call.ended` for the webhooks that hear it, in the
+/// same transaction (see [`crate::webhooks`]).
 pub(crate) fn write_batch(
     connection: &mut Connection,
     batch: &[JournalEntry],
     faults: &FaultPlan,
     ship: bool,
+    hooks: Hooks<'_>,
 ) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     for entry in batch {
         apply(&transaction, entry)?;
         if ship {
             mark(&transaction, entry.call.as_str())?;
+        }
+        if matches!(entry.event, CallEvent::Ended { .. }) {
+            hooks.call_ended(&transaction, entry.call.as_str(), entry.at)?;
         }
     }
     if let Some(error) = faults.take_failure() {
@@ -45,7 +53,11 @@ pub(crate) fn write_batch(
 /// With `ship`, each closed call is marked in `outbox` as in
 /// [`write_batch`]. The local file only holds this node's calls, so a node
 /// never closes another's (several nodes share PostgreSQL, not this file).
-pub(crate) fn close_interrupted(connection: &mut Connection, ship: bool) -> rusqlite::Result<u64> {
+pub(crate) fn close_interrupted(
+    connection: &mut Connection,
+    ship: bool,
+    hooks: Hooks<'_>,
+) -> rusqlite::Result<u64> {
     let transaction = connection.transaction()?;
     let open: Vec<(String, i64)> = {
         let mut statement = transaction.prepare(
@@ -67,6 +79,7 @@ pub(crate) fn close_interrupted(connection: &mut Connection, ship: bool) -> rusq
         if ship {
             mark(&transaction, id)?;
         }
+        hooks.call_ended(&transaction, id, at)?;
     }
     // And the claim holdings it left held (see crate::claims).
     let holdings = crate::claims::close_interrupted(&transaction, ship)?;
@@ -264,8 +277,18 @@ mod tests {
         let mut connection =
             schema::open_writer(&dir.path().join("journal.db"), Synchronous::Normal, None).unwrap();
         let faults = FaultPlan::default();
+        let queue = crate::webhooks::WebhookQueue::default();
+        let subscriptions = crate::webhooks::Subscriptions(vec![crate::webhooks::Subscription {
+            webhook: "crm".into(),
+            events: vec![domain::WebhookEvent::CallEnded],
+            max_pending: 1_000_000,
+        }]);
+        let hooks = Hooks {
+            queue: &queue,
+            subscriptions: &subscriptions,
+        };
         for batch in batches() {
-            write_batch(&mut connection, &batch, &faults, true).unwrap();
+            write_batch(&mut connection, &batch, &faults, true, hooks).unwrap();
         }
         for sql in [
             ROW_AND_SEQ,

@@ -135,12 +135,16 @@ impl CallJournal {
     /// (which the daemon requires then). A database down at start does not
     /// stop the start: the calls wait in the file's outbox, and the
     /// `journal_unavailable` alert says so.
+    ///
+    /// `webhooks` are set before the interrupted calls are closed, so
+    /// that their `call.ended` events are queued too.
     pub fn open(
         data: &Path,
         location: Option<&JournalLocation>,
         node: Option<&str>,
         reveal_numbers: bool,
         window: Duration,
+        webhooks: records::Subscriptions,
     ) -> anyhow::Result<Self> {
         let (path, replica) = match location {
             Some(JournalLocation::Sqlite(path)) => (path.clone(), None),
@@ -169,6 +173,7 @@ impl CallJournal {
             ..JournalConfig::default()
         };
         let (journal, handle) = Journal::open(path, config)?;
+        handle.set_webhooks(webhooks);
         match journal.close_interrupted(CLOSE_INTERRUPTED_WITHIN) {
             Ok(0) => {}
             Ok(calls) => info!(

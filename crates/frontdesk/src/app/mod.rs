@@ -252,6 +252,10 @@ impl App {
         );
         self.front_door.set_policy(door_policy(&plan));
         self.dialplan.install(Arc::clone(&plan));
+        // Events from now on go to the new plan's webhooks.
+        self.journal
+            .handle()
+            .set_webhooks(crate::webhooks::subscriptions(&plan));
         self.prompts.clear();
         if let Some(folder) = plan.path().parent() {
             self.prompts.preload(&folder.join("prompts")).await;
@@ -439,6 +443,7 @@ pub async fn start(
         config.node.as_ref().map(node::NodeId::as_str),
         config.log_patient_numbers,
         config.alerts.window,
+        crate::webhooks::subscriptions(&plan),
     )?);
     let claims = match (&config.cluster, &config.node) {
         (Some(cluster), Some(node)) => Some((

@@ -104,6 +104,7 @@ impl DemoArgs {
                 claim_lease: std::time::Duration::from_secs(15),
                 open_all_hours: self.open,
                 line_yield: std::time::Duration::from_secs(1),
+                webhook_poll: std::time::Duration::from_secs(1),
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

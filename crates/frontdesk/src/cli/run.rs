@@ -112,6 +112,12 @@ pub struct RunArgs {
     #[arg(long, value_name = "STEPS", default_value_t = 5, value_parser = clap::value_parser!(u8).range(0..=19))]
     worker_nice: u8,
 
+    /// How often, in milliseconds, the CRM webhooks' delivery service
+    /// looks for due events when none of its deliveries ended (the
+    /// dialplan's `[[webhooks]]`), and refreshes their metrics and alerts.
+    #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(10..=60_000))]
+    webhook_poll: u64,
+
     /// POST overload alerts (raised and cleared) as JSON to this http:// URL.
     #[arg(long, value_name = "URL")]
     alert_webhook: Option<String>,
@@ -266,6 +272,7 @@ impl RunArgs {
             claim_lease: std::time::Duration::from_secs(self.claim_lease),
             open_all_hours: false,
             line_yield: std::time::Duration::from_millis(self.line_yield),
+            webhook_poll: std::time::Duration::from_millis(self.webhook_poll),
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

@@ -321,6 +321,16 @@ pub async fn run_with(
             ),
         );
     }
+    // CRM webhooks: the journal queues their events; this delivers them.
+    services.spawn(
+        "webhooks",
+        crate::webhooks::run(
+            std::sync::Arc::clone(&app.journal),
+            std::sync::Arc::clone(&dialplan),
+            config.webhook_poll,
+            shutdown.child_token(),
+        ),
+    );
     services.spawn(
         "voicemail-retention",
         crate::voicemail::sweep(

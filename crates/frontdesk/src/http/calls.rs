@@ -3,7 +3,7 @@
 
 use axum::Json;
 use axum::extract::{Path, Query, State};
-use axum::http::StatusCode;
+use axum::http::{HeaderMap, StatusCode};
 use axum::response::{IntoResponse, Response};
 use ivr::jiff::Timestamp;
 use serde::{Deserialize, Serialize};
@@ -17,28 +17,49 @@ const DEFAULT_LIMIT: usize = 50;
 /// The most it lists.
 const MAX_LIMIT: usize = 1000;
 
-/// `/api/calls`'s query.
+/// `/api/calls`'s query (`from`, `to` and `format` for the CSV export).
 #[derive(Debug, Deserialize)]
 pub struct CallsQuery {
     limit: Option<String>,
+    format: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
 /// `GET /api/calls?limit=N`: the journal's calls, newest first (see
-/// [`recent_calls`]).
+/// [`recent_calls`]); with `format=csv` (or `Accept: text/csv`) the
+/// calls started in `from=`/`to=` as CSV ([`super::csv`]).
 #[utoipa::path(
     get,
     path = "/api/calls",
     tag = "calls",
-    params(("limit" = Option<String>, Query, description = "1 to 1000, default 50")),
+    params(("format" = Option<String>, Query, description = "`csv` for CSV (or `Accept: text/csv`); its columns: see the README's CSV exports"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339"), ("limit" = Option<String>, Query, description = "1 to 1000, default 50")),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "Newest first", body = super::openapi::CallList),
+        (status = 200, description = "Newest first; with `format=csv`, CSV" , content((super::openapi::CallList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad limit", body = crate::http::openapi::ApiError),
         (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 422, description = "CSV: more than 100,000 rows; narrow `from`/`to`", body = crate::http::openapi::ApiError),
         (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
     )
 )]
-pub async fn list(State(state): State<AppState>, Query(query): Query<CallsQuery>) -> Response {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<CallsQuery>,
+) -> Response {
+    match super::csv::wanted(&headers, query.format.as_deref()) {
+        Ok(true) => {
+            let range = RangeQuery {
+                from: query.from,
+                to: query.to,
+                format: None,
+            };
+            return calls_csv(&state.app, &range).await;
+        }
+        Ok(false) => {}
+        Err(error) => return error.into_response(),
+    }
     let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(limit) => limit,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
@@ -93,6 +114,47 @@ pub(crate) async fn recent_calls(app: &App, limit: usize) -> Result<Vec<Value>, 
         .take(limit)
         .map(call::CallRecord::to_json)
         .collect())
+}
+
+/// The calls started in `range` as CSV ([`super::csv::CALLS`]).
+async fn calls_csv(app: &App, range: &RangeQuery) -> Response {
+    let range = match range_of(range) {
+        Ok(range) => range,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let query = records::CallQuery {
+        limit: super::csv::MAX_ROWS + 1,
+        range: Some(range),
+        source: None,
+        department: None,
+    };
+    let rows = match read_journal(app, move |reader| reader.calls(&query)).await {
+        Ok(rows) => rows,
+        Err(response) => return response,
+    };
+    if rows.len() > super::csv::MAX_ROWS {
+        return super::csv::too_many();
+    }
+    let rows: Vec<Value> = rows.iter().map(records::CallRow::to_json_full).collect();
+    let plan = app.dialplan.current();
+    super::csv::response("calls", super::csv::CALLS, &rows, plan.clinic().time_zone())
+}
+
+/// A report's answer: `{"<key>": [...]}` as JSON, or its rows as CSV
+/// under `columns` when the request asks for CSV.
+fn report_answer(
+    app: &App,
+    csv: bool,
+    key: &str,
+    columns: &[super::csv::Column],
+    reports: Value,
+) -> Response {
+    if csv {
+        let rows = reports.as_array().cloned().unwrap_or_default();
+        let plan = app.dialplan.current();
+        return super::csv::response(key, columns, &rows, plan.clinic().time_zone());
+    }
+    Json(json!({ key: reports })).into_response()
 }
 
 /// `GET /api/queues`: every queue of the dialplan with its live figures.
@@ -174,17 +236,22 @@ pub async fn reload(State(state): State<AppState>) -> Response {
 }
 
 /// `?from=&to=` of the reports: RFC 3339 times; `to` defaults to now and
-/// `from` to a day before `to`.
+/// `from` to a day before `to`. `format=csv` asks for CSV.
 #[derive(Debug, Deserialize)]
 pub struct RangeQuery {
-    from: Option<String>,
-    to: Option<String>,
+    pub(crate) from: Option<String>,
+    pub(crate) to: Option<String>,
+    pub(crate) format: Option<String>,
 }
 
 impl RangeQuery {
     /// A range's texts, as the query string gives them.
     pub(crate) fn new(from: Option<String>, to: Option<String>) -> Self {
-        RangeQuery { from, to }
+        RangeQuery {
+            from,
+            to,
+            format: None,
+        }
     }
 }
 
@@ -280,25 +347,37 @@ fn journal_unavailable(detail: &str) -> Response {
     get,
     path = "/api/reports/departments",
     tag = "reports",
-    params(("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    params(("format" = Option<String>, Query, description = "`csv` for CSV (or `Accept: text/csv`); its columns: see the README's CSV exports"), ("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "Every queue", body = super::openapi::DepartmentReports),
+        (status = 200, description = "Every queue; with `format=csv`, CSV" , content((super::openapi::DepartmentReports = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad range", body = crate::http::openapi::ApiError),
         (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 422, description = "CSV: more than 100,000 rows; narrow `from`/`to`", body = crate::http::openapi::ApiError),
         (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
     )
 )]
 pub async fn departments(
     State(state): State<AppState>,
+    headers: HeaderMap,
     Query(range): Query<RangeQuery>,
 ) -> Response {
+    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
+        Ok(csv) => csv,
+        Err(error) => return error.into_response(),
+    };
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match department_reports(&state.app, range).await {
-        Ok(departments) => Json(super::openapi::DepartmentReports { departments }).into_response(),
+        Ok(reports) => report_answer(
+            &state.app,
+            csv,
+            "departments",
+            super::csv::DEPARTMENTS,
+            json!(reports),
+        ),
         Err(response) => response,
     }
 }
@@ -326,22 +405,37 @@ pub(crate) async fn department_reports(
     get,
     path = "/api/reports/agents",
     tag = "reports",
-    params(("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    params(("format" = Option<String>, Query, description = "`csv` for CSV (or `Accept: text/csv`); its columns: see the README's CSV exports"), ("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "Per agent", body = super::openapi::AgentReports),
+        (status = 200, description = "Per agent; with `format=csv`, CSV" , content((super::openapi::AgentReports = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad range", body = crate::http::openapi::ApiError),
         (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 422, description = "CSV: more than 100,000 rows; narrow `from`/`to`", body = crate::http::openapi::ApiError),
         (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
     )
 )]
-pub async fn agents(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
+pub async fn agents(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(range): Query<RangeQuery>,
+) -> Response {
+    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
+        Ok(csv) => csv,
+        Err(error) => return error.into_response(),
+    };
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.agent_report(&range)).await {
-        Ok(agents) => Json(super::openapi::AgentReports { agents }).into_response(),
+        Ok(reports) => report_answer(
+            &state.app,
+            csv,
+            "agents",
+            super::csv::AGENTS,
+            json!(reports),
+        ),
         Err(response) => response,
     }
 }
@@ -352,22 +446,37 @@ pub async fn agents(State(state): State<AppState>, Query(range): Query<RangeQuer
     get,
     path = "/api/reports/sources",
     tag = "reports",
-    params(("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
+    params(("format" = Option<String>, Query, description = "`csv` for CSV (or `Accept: text/csv`); its columns: see the README's CSV exports"), ("from" = Option<String>, Query, description = "RFC 3339; default a day before `to`"), ("to" = Option<String>, Query, description = "RFC 3339; default now")),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "Per source tag", body = super::openapi::SourceReports),
+        (status = 200, description = "Per source tag; with `format=csv`, CSV" , content((super::openapi::SourceReports = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad range", body = crate::http::openapi::ApiError),
         (status = 401, description = "No or a wrong admin token", body = crate::http::openapi::ApiError),
+        (status = 422, description = "CSV: more than 100,000 rows; narrow `from`/`to`", body = crate::http::openapi::ApiError),
         (status = 503, description = "The journal cannot be read (`journal_unavailable` with a `detail` on PostgreSQL)", body = crate::http::openapi::ApiError)
     )
 )]
-pub async fn sources(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
+pub async fn sources(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(range): Query<RangeQuery>,
+) -> Response {
+    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
+        Ok(csv) => csv,
+        Err(error) => return error.into_response(),
+    };
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     match query(&state, move |reader| reader.source_report(&range)).await {
-        Ok(sources) => Json(super::openapi::SourceReports { sources }).into_response(),
+        Ok(reports) => report_answer(
+            &state.app,
+            csv,
+            "sources",
+            super::csv::SOURCES,
+            json!(reports),
+        ),
         Err(response) => response,
     }
 }

@@ -101,28 +101,50 @@ pub async fn intake(State(state): State<AppState>, headers: HeaderMap, body: Byt
     }
 }
 
-/// `/api/leads`'s query.
+/// `/api/leads`'s query (`from`, `to` and `format` for the CSV export).
 #[derive(Debug, Deserialize)]
 pub struct LeadsQuery {
     state: Option<String>,
     limit: Option<String>,
+    format: Option<String>,
+    from: Option<String>,
+    to: Option<String>,
 }
 
-/// `GET /api/leads?state=&limit=`: newest first.
+/// `GET /api/leads?state=&limit=`: newest first; with `format=csv` (or
+/// `Accept: text/csv`) the leads created in `from=`/`to=` as CSV
+/// ([`super::csv`]).
 #[utoipa::path(
     get,
     path = "/api/leads",
     tag = "leads",
-    params(("state" = Option<String>, Query, description = "waiting, offered, accepted, contacted, escalated or closed"), ("limit" = Option<String>, Query, description = "1 to 500, default 50")),
+    params(("format" = Option<String>, Query, description = "`csv` for CSV (or `Accept: text/csv`); its columns: see the README's CSV exports"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339"), ("state" = Option<String>, Query, description = "waiting, offered, accepted, contacted, escalated or closed"), ("limit" = Option<String>, Query, description = "1 to 500, default 50")),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "Newest first", body = super::openapi::LeadList),
+        (status = 200, description = "Newest first; with `format=csv`, CSV", content((super::openapi::LeadList = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad state or limit", body = super::openapi::ApiError),
         (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 422, description = "CSV: more than 100,000 rows; narrow `from`/`to`", body = crate::http::openapi::ApiError),
         (status = 503, description = "The journal cannot be read", body = super::openapi::ApiError)
     )
 )]
-pub async fn list(State(state): State<AppState>, Query(query): Query<LeadsQuery>) -> Response {
+pub async fn list(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(query): Query<LeadsQuery>,
+) -> Response {
+    match super::csv::wanted(&headers, query.format.as_deref()) {
+        Ok(true) => {
+            let range = RangeQuery {
+                from: query.from,
+                to: query.to,
+                format: None,
+            };
+            return leads_csv(&state, &range).await;
+        }
+        Ok(false) => {}
+        Err(error) => return error.into_response(),
+    }
     let limit = match super::list_limit(query.limit.as_deref(), DEFAULT_LIMIT, MAX_LIMIT) {
         Ok(limit) => limit,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
@@ -193,25 +215,63 @@ pub async fn one(State(state): State<AppState>, Path(id): Path<String>) -> Respo
     get,
     path = "/api/reports/leads",
     tag = "reports",
-    params(("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")),
+    params(("format" = Option<String>, Query, description = "`csv` for CSV (or `Accept: text/csv`); its columns: see the README's CSV exports"), ("from" = Option<String>, Query, description = "RFC 3339"), ("to" = Option<String>, Query, description = "RFC 3339")),
     security(("admin_token" = [])),
     responses(
-        (status = 200, description = "Per source, department and kind", body = records::LeadReport),
+        (status = 200, description = "Per source, department and kind; with `format=csv`, CSV" , content((records::LeadReport = "application/json"), (String = "text/csv"))),
         (status = 400, description = "A bad range", body = super::openapi::ApiError),
         (status = 401, description = "No or a wrong admin token", body = super::openapi::ApiError),
+        (status = 422, description = "CSV: more than 100,000 rows; narrow `from`/`to`", body = crate::http::openapi::ApiError),
         (status = 503, description = "The journal cannot be read", body = super::openapi::ApiError)
     )
 )]
-pub async fn report(State(state): State<AppState>, Query(range): Query<RangeQuery>) -> Response {
+pub async fn report(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    Query(range): Query<RangeQuery>,
+) -> Response {
+    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
+        Ok(csv) => csv,
+        Err(error) => return error.into_response(),
+    };
     let range = match range_of(&range) {
         Ok(range) => range,
         Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
     };
     let now = Timestamp::now();
     match read(&state.leads, move |reader| reader.lead_report(&range, now)).await {
+        Ok(report) if csv => {
+            let rows = super::csv::lead_report_rows(&json!(report));
+            let plan = state.app.dialplan.current();
+            super::csv::response(
+                "lead-report",
+                super::csv::LEAD_REPORT,
+                &rows,
+                plan.clinic().time_zone(),
+            )
+        }
         Ok(report) => Json(report).into_response(),
         Err(response) => response,
     }
+}
+
+/// The leads created in `range` as CSV ([`super::csv::LEADS`]).
+async fn leads_csv(state: &AppState, range: &RangeQuery) -> Response {
+    let range = match range_of(range) {
+        Ok(range) => range,
+        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    };
+    let limit = super::csv::MAX_ROWS + 1;
+    let rows = match read(&state.leads, move |reader| reader.leads_in(&range, limit)).await {
+        Ok(rows) => rows,
+        Err(response) => return response,
+    };
+    if rows.len() > super::csv::MAX_ROWS {
+        return super::csv::too_many();
+    }
+    let rows: Vec<serde_json::Value> = rows.iter().map(|row| row.to_json(&[], &[])).collect();
+    let plan = state.app.dialplan.current();
+    super::csv::response("leads", super::csv::LEADS, &rows, plan.clinic().time_zone())
 }
 
 /// Runs a journal query off the async workers; an error is the answer.

@@ -417,9 +417,35 @@ const METRICS: &[(&str, Kind, &str)] = &[
         "Agent claims, by result",
     ),
     (
+        "frontdesk_claims_behind_total",
+        Kind::Counter,
+        "Agent claims refused because another live node's caller is ahead in the shared line",
+    ),
+    (
         "frontdesk_claim_seconds",
         Kind::Histogram,
         "Round trip of an agent claim to Redis",
+    ),
+    // CRM webhooks.
+    (
+        "frontdesk_webhook_deliveries_total",
+        Kind::Counter,
+        "Webhook deliveries, by webhook and result (delivered or failed)",
+    ),
+    (
+        "frontdesk_webhook_pending",
+        Kind::Gauge,
+        "Webhook events waiting in the journal's outbox, by webhook",
+    ),
+    (
+        "frontdesk_webhook_oldest_pending_seconds",
+        Kind::Gauge,
+        "Age of the oldest undelivered webhook event, by webhook",
+    ),
+    (
+        "frontdesk_webhook_dropped_total",
+        Kind::Counter,
+        "Webhook events not queued because the webhook's outbox was full, by webhook",
     ),
 ];
 

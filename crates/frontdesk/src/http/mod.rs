@@ -14,6 +14,7 @@ pub mod agents;
 mod auth;
 pub mod calls;
 pub mod claims;
+pub mod csv;
 pub mod dashboard;
 pub mod lead_call;
 pub mod leads;

@@ -31,7 +31,7 @@ use crate::plan::Dialplan;
 use crate::raw::{
     RawAfterHours, RawAgent, RawAnnouncements, RawBranch, RawClinic, RawFeatures, RawHoliday,
     RawHours, RawIntent, RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawSource, RawTrunk,
-    RawTrust, RawVoicemail,
+    RawTrust, RawVoicemail, RawWebhook,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -54,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "branches",
     "trunks",
     "voicemail",
+    "webhooks",
 ];
 
 /// A `[section.<id>]` item: its id with the id's span, and its body.
@@ -94,6 +95,7 @@ pub(crate) struct RawPlan {
     pub voicemail: Option<Spanned<RawVoicemail>>,
     /// True when a `[voicemail]` table was written (even if it failed to parse).
     pub voicemail_declared: bool,
+    pub webhooks: Vec<Spanned<RawWebhook>>,
     /// Names declared under `[menus]`, including items that failed to parse.
     pub declared_menus: Vec<String>,
     /// Names declared under `[queues]`, including items that failed to parse.
@@ -198,6 +200,7 @@ impl<'a> Reader<'a> {
                     raw.branches = self.keyed_items(value, "branches", &mut Vec::new());
                 }
                 "trunks" => raw.trunks = self.keyed_items(value, "trunks", &mut Vec::new()),
+                "webhooks" => raw.webhooks = self.spanned_array_items(value, "webhooks"),
                 "voicemail" => {
                     raw.voicemail_declared = true;
                     let span = value.span();

@@ -45,7 +45,7 @@
 //! the tolerance.
 
 pub(crate) mod events;
-mod read;
+pub(crate) mod read;
 pub mod report;
 pub(crate) mod schema;
 pub(crate) mod store;

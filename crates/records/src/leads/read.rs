@@ -15,7 +15,7 @@ use crate::reader::Reader;
 use crate::report::TimeRange;
 
 /// The columns of [`LeadRow`], in its field order.
-const LEAD_COLUMNS: &str = "id, kind, source, campaign, name, phone, email, message, postal_code, \
+pub(crate) const LEAD_COLUMNS: &str = "id, kind, source, campaign, name, phone, email, message, postal_code, \
      consent, department, intent, emergency, branch, priority, owner, state, outcome, created_at, \
      respond_by, first_contact_at, snoozed_until";
 
@@ -188,7 +188,7 @@ impl LeadRow {
         })
     }
 
-    fn from_row(row: &Row<'_>) -> Result<Self, QueryError> {
+    pub(crate) fn from_row(row: &Row<'_>) -> Result<Self, QueryError> {
         let id: String = row.get(0)?;
         let corrupt =
             |error: &dyn std::fmt::Display| QueryError::Corrupt(format!("lead {id}: {error}"));
@@ -321,6 +321,26 @@ impl Reader {
                 )?,
             };
             with_history(&transaction, rows)
+        })
+    }
+
+    /// The leads created in `range`, newest first, at most `limit`, without
+    /// their histories (the CSV export).
+    pub fn leads_in(&self, range: &TimeRange, limit: usize) -> Result<Vec<LeadRow>, QueryError> {
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        self.with(|connection| {
+            rows(
+                connection,
+                &format!(
+                    "SELECT {LEAD_COLUMNS} FROM leads WHERE created_at >= ?1 AND created_at < ?2
+                     ORDER BY created_at DESC, id DESC LIMIT ?3"
+                ),
+                &[
+                    &range.from().as_millisecond(),
+                    &range.to().as_millisecond(),
+                    &limit,
+                ],
+            )
         })
     }
 

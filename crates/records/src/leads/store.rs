@@ -5,6 +5,9 @@ use rusqlite::{Connection, OptionalExtension, params};
 
 use super::{LeadChange, LeadStored, NewLead};
 use crate::fault::FaultPlan;
+use crate::webhooks::{self, Hooks, LeadStep};
+use domain::WebhookEvent;
+use serde_json::json;
 
 /// An earlier lead's claim on an idempotency key, within the window.
 const KEY_LOOKUP: &str = "SELECT lead_id, request_hash FROM lead_keys
@@ -35,12 +38,27 @@ pub(crate) fn write_leads<'a>(
     connection: &mut Connection,
     leads: impl Iterator<Item = &'a NewLead>,
     faults: &FaultPlan,
+    hooks: Hooks<'_>,
 ) -> rusqlite::Result<Vec<LeadStored>> {
     let transaction = connection.transaction()?;
     let mut stored = Vec::new();
     let mut prune_before: Option<i64> = None;
     for lead in leads {
-        stored.push(write_one(&transaction, lead)?);
+        let outcome = write_one(&transaction, lead)?;
+        if outcome == LeadStored::Created {
+            hooks.lead(
+                &transaction,
+                LeadStep {
+                    kind: WebhookEvent::LeadCreated,
+                    lead: lead.id.as_str(),
+                    seq: 1,
+                    at: lead.created_at,
+                    agent: None,
+                    detail: &json!({}),
+                },
+            )?;
+        }
+        stored.push(outcome);
         if let Some(idempotency) = &lead.idempotency {
             let since = idempotency.honoured_since.as_millisecond();
             prune_before = Some(prune_before.map_or(since, |before: i64| before.min(since)));
@@ -129,6 +147,7 @@ pub(crate) fn write_changes(
     connection: &mut Connection,
     changes: &[LeadChange],
     faults: &FaultPlan,
+    hooks: Hooks<'_>,
 ) -> rusqlite::Result<()> {
     let transaction = connection.transaction()?;
     for change in changes {
@@ -157,6 +176,19 @@ pub(crate) fn write_changes(
             change.agent,
             change.detail.to_string(),
         ])?;
+        if let Some(kind) = webhooks::of_lead_change(change.event) {
+            hooks.lead(
+                &transaction,
+                LeadStep {
+                    kind,
+                    lead: change.id.as_str(),
+                    seq,
+                    at: change.at,
+                    agent: change.agent.as_deref(),
+                    detail: &change.detail,
+                },
+            )?;
+        }
     }
     if let Some(error) = faults.take_failure() {
         return Err(error);

@@ -10,6 +10,7 @@ use jiff::tz::TimeZoneDatabase;
 mod leads;
 mod limits;
 mod sections;
+mod webhooks;
 
 use super::checks::{self, Owner, Spans};
 use super::{RawPlan, backticked};
@@ -71,6 +72,7 @@ pub(super) fn build(
     let branches = b.branches(raw);
     let (trunks, trunk_networks) = b.trunks(raw);
     let voicemail = raw.voicemail.as_ref().and_then(|v| b.voicemail(v));
+    let webhooks = b.webhooks(raw);
     // A trunk named by address is trusted like `[trust] trunks`.
     let trust = {
         let mut networks = trust.trunks().to_vec();
@@ -111,6 +113,7 @@ pub(super) fn build(
         branches,
         trunks,
         voicemail,
+        webhooks,
     };
     checks::run(b.sink, &plan, &b.spans, raw);
     Some(plan)

@@ -1,0 +1,190 @@
+#!/usr/bin/env bash
+# CRM webhooks under load (issue 26): lead events at RATE/s delivered to a
+# slow receiver, and calls' INVITE -> 200 p99 beside them, next to the same
+# run without webhooks.
+#
+#   leadload --HTTP/1.1--> frontdesk: RATE signed leads/s (each a
+#                          lead.created event, queued by the journal's writer)
+#   SIPp bench/sipp/caller.xml --UDP--> frontdesk: CALL_RATE calls/s
+#                          (INVITE -> 200 is SIPp's rtd 1; each call's end a
+#                          call.ended event)
+#   frontdesk --POST--> a receiver (python3, this script) that holds each
+#                          request DELAY_MS before its 200
+#
+# Two runs on a fresh daemon each: "off" (the demo clinic as it is) and
+# "on" (the same plus one [[webhooks]] hearing every kind, CONCURRENCY
+# deliveries in flight). Recorded per run: leads/s achieved and their 201
+# p99, the callers' INVITE -> 200 p50/p99 (SIPp -trace_rtt), events
+# delivered during the load and after it (until the outbox is empty or
+# DRAIN_S passed), the delivery rate, the daemon's CPU. Loopback only;
+# bounded (timeouts on every tool, readiness deadlines); what it starts it
+# stops, by PID.
+#
+# Needs: sipp, python3, curl, release builds of frontdesk and leadload
+# (`cargo build --release -p frontdesk`; `cargo build --release
+# --manifest-path bench/leadload/Cargo.toml`).
+#
+# Environment (defaults in brackets):
+#   RATE           leads/s (events/s)            [1000]
+#   SECONDS_EACH   seconds of load per run       [20]
+#   CONNECTIONS    leadload's connections        [64]
+#   CALL_RATE      calls/s beside the leads      [20]
+#   TALK_MS        each call's length            [1000]
+#   DELAY_MS       the receiver's hold per POST  [200]
+#   CONCURRENCY    the webhook's `concurrency`   [64]
+#   DRAIN_S        how long to wait for the outbox to empty after the load [120]
+#   RUNS           which runs                    ["off on"]
+#   FRONTDESK_BIN  [target/release/frontdesk]; LEADLOAD_BIN [bench/leadload/target/release/leadload]
+#   OUT            results folder                [/tmp/frontdesk-bench-webhooks-<date>]
+set -u
+ROOT="$(cd "$(dirname "$0")/.." && pwd)"
+. "$ROOT/bench/lib.sh"
+RATE="${RATE:-1000}"
+SECONDS_EACH="${SECONDS_EACH:-20}"
+CONNECTIONS="${CONNECTIONS:-64}"
+CALL_RATE="${CALL_RATE:-20}"
+TALK_MS="${TALK_MS:-1000}"
+DELAY_MS="${DELAY_MS:-200}"
+CONCURRENCY="${CONCURRENCY:-64}"
+DRAIN_S="${DRAIN_S:-120}"
+RUNS="${RUNS:-off on}"
+FRONTDESK_BIN="${FRONTDESK_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/frontdesk}"
+LEADLOAD_BIN="${LEADLOAD_BIN:-$ROOT/bench/leadload/target/release/leadload}"
+OUT="${OUT:-/tmp/frontdesk-bench-webhooks-$(date +%Y%m%d-%H%M%S)}"
+IP=127.0.0.1
+TICKS=$(getconf CLK_TCK)
+
+for tool in sipp python3 curl; do
+  command -v $tool >/dev/null || { echo "webhooks.sh: needs $tool" >&2; exit 1; }
+done
+[ -x "$FRONTDESK_BIN" ] || { echo "webhooks.sh: no $FRONTDESK_BIN" >&2; exit 1; }
+[ -x "$LEADLOAD_BIN" ] || { echo "webhooks.sh: no $LEADLOAD_BIN" >&2; exit 1; }
+mkdir -p "$OUT"
+echo "results in $OUT"
+
+PIDS=()
+cleanup() {
+  for pid in "${PIDS[@]}"; do kill "$pid" 2>/dev/null; done
+  sleep 0.5
+  for pid in "${PIDS[@]}"; do kill -9 "$pid" 2>/dev/null; done
+  true
+}
+trap cleanup EXIT INT TERM
+
+{
+  echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
+  echo "cpus $(nproc); $(uptime)"; echo "binary $FRONTDESK_BIN"
+} | tee "$OUT/machine.txt"
+
+# The receiver: holds each POST DELAY_MS, answers 200, counts in a file.
+RECEIVER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+python3 - "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" <<'PY' &
+import http.server, sys, threading, time
+port, delay, path = int(sys.argv[1]), int(sys.argv[2]) / 1000, sys.argv[3]
+count = 0
+lock = threading.Lock()
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    def do_POST(self):
+        global count
+        self.rfile.read(int(self.headers.get("Content-Length", 0)))
+        time.sleep(delay)
+        with lock:
+            count += 1
+            with open(path, "w") as f:
+                f.write(f"{count}\n")
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+    def log_message(self, *args):
+        pass
+server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
+server.daemon_threads = True
+server.serve_forever()
+PY
+PIDS+=($!)
+echo 0 > "$OUT/received.txt"
+
+received() { cat "$OUT/received.txt" 2>/dev/null || echo 0; }
+metric() { curl -sf "http://$HTTP/metrics" | awk -v s="$1" 'index($0, s) == 1 { print $NF }' | tail -1; }
+
+{
+  echo "| webhooks | leads/s achieved | lead 201 p99 ms | calls ok/failed | INVITE→200 p50 ms | p99 ms | events delivered during load | then within ${DRAIN_S} s | delivery/s | daemon CPU | load (1 min) |"
+  echo "|---|---|---|---|---|---|---|---|---|---|---|"
+} > "$OUT/table.md"
+
+for run in $RUNS; do
+  dir="$OUT/$run"; mkdir -p "$dir/prompts"
+  plan="$dir/clinic.toml"
+  cp "$ROOT/dialplans/clinic.toml" "$plan"
+  rmdir "$dir/prompts"; ln -s "$ROOT/dialplans/prompts" "$dir/prompts"
+  if [ "$run" = on ]; then
+    cat >> "$plan" <<TOML
+
+[[webhooks]]
+name = "crm"
+url = "http://127.0.0.1:$RECEIVER_PORT/hooks"
+secret = "bench-webhook-secret-0123456789"
+events = ["lead.created", "lead.offered", "lead.owner_changed", "lead.contacted", "lead.outcome", "lead.escalated", "call.ended"]
+timeout = "10s"
+concurrency = $CONCURRENCY
+TOML
+  fi
+  sip_port=$(free_port)
+  RUST_LOG=warn NO_COLOR=1 "$FRONTDESK_BIN" run --sip $IP:$sip_port --http $IP:0 \
+      --data "$dir/data" --admin-token bench-token --dialplan "$plan" \
+      > "$dir/frontdesk.out" 2> "$dir/frontdesk.log" &
+  FPID=$!; PIDS+=($FPID)
+  HTTP=""; deadline=$((SECONDS + 60))
+  while :; do
+    line=$(grep -m1 '^http-listening ' "$dir/frontdesk.out" 2>/dev/null)
+    [ -n "$line" ] && HTTP=${line#http-listening }
+    if [ -n "$HTTP" ] && curl -sf "http://$HTTP/api/health" >/dev/null 2>&1; then break; fi
+    kill -0 "$FPID" 2>/dev/null || { echo "frontdesk exited"; tail "$dir/frontdesk.log"; exit 1; }
+    [ $SECONDS -lt $deadline ] || { echo "frontdesk not ready"; exit 1; }
+    sleep 0.2
+  done
+  r0=$(received); c0=$(cpu_ticks "$FPID"); t0=$(date +%s.%N)
+  media_port=$(free_media_port)
+  ( cd "$dir" && exec timeout $((SECONDS_EACH + 60)) sipp "$IP:$sip_port" -sf "$ROOT/bench/sipp/caller.xml" \
+      -s +15550100 -set dtmf 0 -set rtp_port $media_port -mp $media_port -i $IP -r "$CALL_RATE" \
+      -m $((CALL_RATE * SECONDS_EACH)) -d "$TALK_MS" -recv_timeout 8000 -timeout $((SECONDS_EACH + 50))s \
+      -nostdin -trace_stat -fd 1 -stf uac_stat.csv -trace_rtt -rtt_freq 1 > uac.out 2>&1 ) &
+  SIPP=$!
+  timeout $((SECONDS_EACH + 60)) "$LEADLOAD_BIN" "$HTTP" "$RATE" "$SECONDS_EACH" "$CONNECTIONS" \
+      > "$dir/leadload.txt" 2> "$dir/leadload.err"
+  wait $SIPP
+  c1=$(cpu_ticks "$FPID"); t1=$(date +%s.%N); r1=$(received)
+  cat /proc/loadavg > "$dir/loadavg.txt"
+  # The outbox drains after the load.
+  deadline=$((SECONDS + DRAIN_S))
+  while [ "$run" = on ] && [ $SECONDS -lt $deadline ]; do
+    pending=$(metric 'frontdesk_webhook_pending{webhook="crm"}')
+    [ "${pending:-1}" = 0 ] && break
+    sleep 1
+  done
+  t2=$(date +%s.%N); r2=$(received)
+  json=$(tail -1 "$dir/leadload.txt")
+  field() { printf '%s' "$json" | python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
+  rtt=$(python3 - "$dir" <<'PY'
+import csv, glob, sys
+values = []
+for path in glob.glob(sys.argv[1] + "/*_rtt.csv"):
+    for row in csv.DictReader(open(path), delimiter=";"):
+        value = row.get("response_time_ms")
+        if (row.get("rtd_no") or "").strip() == "1" and value:
+            values.append(float(value))
+values.sort()
+pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
+print(f"{pick(0.5):.1f} {pick(0.99):.1f}")
+PY
+)
+  ok=$(stat_last "$dir/uac_stat.csv" "SuccessfulCall(C)"); failed=$(stat_last "$dir/uac_stat.csv" "FailedCall(C)")
+  cpu=$(python3 -c "print(f'{($c1-$c0)/$TICKS/($t1-$t0)*100:.0f} %')")
+  rate_out=$(python3 -c "print(f'{($r2-$r0)/max($t2-$t0, 0.001):.0f}')")
+  echo "| $run | $(field "['achieved_per_s']") | $(field "['p99_ms']") | $ok/$failed | ${rtt% *} | ${rtt#* } | $((r1 - r0)) | $((r2 - r1)) | $rate_out | $cpu | $(cut -d' ' -f1 "$dir/loadavg.txt") |" \
+    | tee -a "$OUT/table.md"
+  kill "$FPID" 2>/dev/null; wait "$FPID" 2>/dev/null
+done
+echo
+cat "$OUT/table.md"
