@@ -100,6 +100,8 @@ pub struct AppConfig {
     /// `--claim-lease`: how long an agent's claim in Redis holds
     /// unrenewed (with `cluster`; app/claims.rs).
     pub claim_lease: Duration,
+    /// The recogniser of speech menus, started when the dialplan has them.
+    pub speech: Option<Arc<speech::Recogniser>>,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -518,6 +520,7 @@ pub async fn start(
         tasks: TaskTracker::new(),
         admission: std::sync::Mutex::new(()),
         node: config.node.clone(),
+        speech: config.speech.clone(),
         voicemail: crate::voicemail::VoicemailStore::open(&config.data)
             .map_err(|error| anyhow::anyhow!("the voicemail folder under --data: {error}"))?,
     });

@@ -96,6 +96,7 @@ impl DemoArgs {
                 journal: None,
                 cluster: None,
                 claim_lease: std::time::Duration::from_secs(15),
+                speech: crate::daemon::SpeechConfig::default(),
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

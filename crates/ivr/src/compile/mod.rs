@@ -30,8 +30,8 @@ use crate::diagnostic::{Diagnostics, ErrorKind, Sink};
 use crate::plan::Dialplan;
 use crate::raw::{
     RawAfterHours, RawAgent, RawAnnouncements, RawBranch, RawClinic, RawFeatures, RawHoliday,
-    RawHours, RawIntent, RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawSource, RawTrunk,
-    RawTrust, RawVoicemail,
+    RawHours, RawIntent, RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawSource, RawSpeech,
+    RawTrunk, RawTrust, RawVoicemail,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -54,6 +54,7 @@ const SECTIONS: &[&str] = &[
     "branches",
     "trunks",
     "voicemail",
+    "speech",
 ];
 
 /// A `[section.<id>]` item: its id with the id's span, and its body.
@@ -94,6 +95,8 @@ pub(crate) struct RawPlan {
     pub voicemail: Option<Spanned<RawVoicemail>>,
     /// True when a `[voicemail]` table was written (even if it failed to parse).
     pub voicemail_declared: bool,
+    /// `[speech]`, with where it was written.
+    pub speech: Option<Spanned<RawSpeech>>,
     /// Names declared under `[menus]`, including items that failed to parse.
     pub declared_menus: Vec<String>,
     /// Names declared under `[queues]`, including items that failed to parse.
@@ -203,6 +206,12 @@ impl<'a> Reader<'a> {
                     let span = value.span();
                     raw.voicemail = self
                         .table_item::<RawVoicemail>(value, "voicemail")
+                        .map(|item| Spanned::new(span, item));
+                }
+                "speech" => {
+                    let span = value.span();
+                    raw.speech = self
+                        .table_item::<RawSpeech>(value, "speech")
                         .map(|item| Spanned::new(span, item));
                 }
                 other => self.sink.error(
