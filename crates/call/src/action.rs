@@ -228,6 +228,23 @@ pub enum MediaAction {
     },
     /// End the recording and complete its file.
     StopRecording,
+    /// Listen to a leg for speech (a speech menu, issue 25): voice
+    /// activity comes back as `MediaEvent::SpeechStarted`; each utterance
+    /// goes to the recogniser with `grammar`, and what it heard comes back
+    /// through [`crate::Call::handle_speech`].
+    Listen {
+        /// Which leg.
+        leg: Leg,
+        /// The menu's grammar.
+        grammar: std::sync::Arc<speech::Grammar>,
+        /// When an utterance starts and ends (`[speech]`).
+        limits: media::listen::SpeechLimits,
+    },
+    /// Stop listening to a leg.
+    StopListening {
+        /// Which leg.
+        leg: Leg,
+    },
     /// Relay the legs to each other.
     Bridge,
     /// Stop relaying.

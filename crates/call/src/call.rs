@@ -383,6 +383,11 @@ impl Call {
                     }
                 }
             }
+            MediaEvent::SpeechStarted { leg: Leg::Caller } => {
+                if self.legs.connected().is_none() && self.waiting.is_none() {
+                    self.drive_speech(now, ivr::SpeechInput::Started, env);
+                }
+            }
             MediaEvent::PlaybackEnded {
                 leg: Leg::Caller,
                 id,
@@ -428,7 +433,12 @@ impl Call {
             }
             MediaEvent::RecordingEnded { .. } => {}
             MediaEvent::Latched { leg, address } => debug!(?leg, %address, "rtp latched"),
-            MediaEvent::Dtmf { .. } | MediaEvent::PlaybackEnded { .. } => {}
+            // An utterance's end goes to the recogniser from the media
+            // task; the call hears the recogniser's answer.
+            MediaEvent::Dtmf { .. }
+            | MediaEvent::PlaybackEnded { .. }
+            | MediaEvent::SpeechStarted { .. }
+            | MediaEvent::SpeechEnded { .. } => {}
         }
     }
 
@@ -880,6 +890,39 @@ impl Call {
 
     // ---- the IVR -------------------------------------------------------
 
+    /// What the recogniser made of an utterance of a speech menu (or that
+    /// none could take it). The journal records the words and the
+    /// confidence (never the audio), under the menu listening.
+    pub fn handle_speech(&mut self, now: Instant, input: ivr::SpeechInput, env: &dyn Environment) {
+        if self.finished || self.legs.connected().is_some() || self.waiting.is_some() {
+            return;
+        }
+        if let ivr::SpeechInput::Heard { text, confidence } = &input
+            && let Some(menu) = self.session.as_ref().and_then(Session::current_menu)
+        {
+            let confidence = if confidence.is_finite() {
+                confidence.clamp(0.0, 1.0)
+            } else {
+                0.0
+            };
+            self.journal(records::CallEvent::SpeechHeard {
+                menu: menu.as_str().to_string(),
+                text: text.clone(),
+                confidence_permille: (confidence * 1000.0).round() as u32,
+            });
+        }
+        self.drive_speech(now, input, env);
+    }
+
+    fn drive_speech(&mut self, now: Instant, input: ivr::SpeechInput, env: &dyn Environment) {
+        let wall = self.wall(now);
+        let Some(session) = self.session.as_mut() else {
+            return;
+        };
+        session.handle_speech(wall, input);
+        self.run_ivr_actions(now, env);
+    }
+
     /// Feeds the IVR `input` (if any), then carries out its actions.
     pub(crate) fn drive_ivr(&mut self, now: Instant, input: Option<Input>, env: &dyn Environment) {
         let wall = self.wall(now);
@@ -897,6 +940,10 @@ impl Call {
                 });
             }
         }
+        self.run_ivr_actions(now, env);
+    }
+
+    fn run_ivr_actions(&mut self, now: Instant, env: &dyn Environment) {
         while let Some(action) = self.session.as_mut().and_then(Session::poll_action) {
             self.on_ivr_action(now, action, env);
             if self.caller.phase == Phase::Ended {
@@ -916,6 +963,24 @@ impl Call {
             ivr::Action::StopPlayback => {
                 self.playing = None;
                 self.media(MediaAction::Stop { leg: Leg::Caller });
+            }
+            ivr::Action::Listen { grammar, .. } => {
+                // A session asks to listen only under a plan with `[speech]`.
+                if let Some(speech) = env.plan().speech() {
+                    let limits = media::listen::SpeechLimits::new(
+                        speech.speech_level(),
+                        speech.end_of_speech(),
+                        speech.max_utterance(),
+                    );
+                    self.media(MediaAction::Listen {
+                        leg: Leg::Caller,
+                        grammar,
+                        limits,
+                    });
+                }
+            }
+            ivr::Action::StopListening => {
+                self.media(MediaAction::StopListening { leg: Leg::Caller });
             }
             ivr::Action::Queue(decision) => self.enter_queue(now, decision, env),
             ivr::Action::Voicemail(decision) => {

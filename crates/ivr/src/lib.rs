@@ -72,6 +72,7 @@ mod plan;
 mod raw;
 mod session;
 pub mod simulate;
+mod speech_menu;
 pub mod webhooks;
 
 pub use diagnostic::{Diagnostic, Diagnostics, ErrorKind};
@@ -91,6 +92,7 @@ pub use session::{
     Action, CallContext, Input, PROMPT_GRACE, PlaybackId, QueueDecision, Session, SessionError,
     Step, describe_patient, describe_queue,
 };
+pub use speech_menu::{MenuSpeech, SpeechChoice, SpeechInput, SpeechMatcher, SpeechSettings};
 
 /// The time library of this crate's API (`Timestamp`), re-exported so that
 /// callers use the same version.

@@ -230,6 +230,7 @@ pub struct Menu {
     pub(crate) no_input_prompt: Option<Prompt>,
     pub(crate) on_no_input: Target,
     pub(crate) on_invalid: Target,
+    pub(crate) speech: Option<crate::speech_menu::MenuSpeech>,
 }
 
 impl Menu {
@@ -287,6 +288,10 @@ impl Menu {
     /// Where a caller goes whose last try was an invalid choice.
     pub fn on_invalid(&self) -> &Target {
         &self.on_invalid
+    }
+    /// The phrases callers may say instead of pressing (`None`: keys only).
+    pub fn speech(&self) -> Option<&crate::speech_menu::MenuSpeech> {
+        self.speech.as_ref()
     }
 }
 
@@ -681,6 +686,7 @@ pub struct Dialplan {
     pub(crate) trunks: BTreeMap<String, Trunk>,
     pub(crate) voicemail: Option<Voicemail>,
     pub(crate) webhooks: Vec<crate::webhooks::Webhook>,
+    pub(crate) speech: Option<crate::speech_menu::SpeechSettings>,
 }
 
 impl Dialplan {
@@ -693,6 +699,12 @@ impl Dialplan {
     /// `{ voicemail = … }` target without it).
     pub fn voicemail(&self) -> Option<&Voicemail> {
         self.voicemail.as_ref()
+    }
+
+    /// `[speech]`, when some menu takes speech (`check` refuses a speech
+    /// menu without it, and a model that is not there).
+    pub fn speech(&self) -> Option<&crate::speech_menu::SpeechSettings> {
+        self.speech.as_ref()
     }
 
     /// The file this plan was loaded from, as named to the loader.

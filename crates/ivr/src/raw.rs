@@ -78,6 +78,25 @@ pub(crate) struct RawMenu {
     pub no_input_prompt: Option<S<String>>,
     pub on_no_input: S<RawTarget>,
     pub on_invalid: S<RawTarget>,
+    /// Option → phrases a caller may say instead (issue 25).
+    pub speech: Option<S<RawPhrases>>,
+    pub speech_threshold: Option<S<f64>>,
+    /// Option → its "did you say …? press 1 for yes" prompt.
+    pub confirm: Option<S<BTreeMap<S<String>, S<String>>>>,
+}
+
+/// A menu's `speech`: option → phrases.
+pub(crate) type RawPhrases = BTreeMap<S<String>, S<Vec<S<String>>>>;
+
+/// `[speech]`
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub(crate) struct RawSpeech {
+    pub model: S<String>,
+    pub keys_prompt: S<String>,
+    pub end_of_speech: Option<S<String>>,
+    pub max_utterance: Option<S<String>>,
+    pub speech_level: Option<S<i64>>,
 }
 
 /// `[queues.<id>]`

@@ -32,6 +32,7 @@ use crate::ids::{Branch, MenuId, PromptId, QueueId, SourceTag};
 use crate::plan::{
     Dialplan, KnownPatient, Menu, Overflow, Priority, PriorityChange, Prompt, Queue, Target,
 };
+use crate::speech_menu::SpeechInput;
 
 /// How long past a prompt's length the engine waits for
 /// [`Input::PromptFinished`] before carrying on by itself, so that a lost
@@ -80,6 +81,19 @@ pub enum Action {
     },
     /// Stop the current playback at once (the caller pressed a digit).
     StopPlayback,
+    /// Listen to the caller for this speech menu: voice activity (report
+    /// [`SpeechInput::Started`]), then each utterance to the recogniser
+    /// with `grammar` (report what it heard with [`SpeechInput::Heard`],
+    /// or [`SpeechInput::Unavailable`]). Never during entry prompts: speech
+    /// does not barge into the emergency notice.
+    Listen {
+        /// The menu listened for.
+        menu: MenuId,
+        /// Its grammar.
+        grammar: Arc<speech::Grammar>,
+    },
+    /// Stop listening (the menu was left, or fell back to keys).
+    StopListening,
     /// Hand the call to a queue. The session is finished.
     Queue(QueueDecision),
     /// Take a voicemail for the decision's queue (the dialplan's
@@ -186,6 +200,9 @@ struct MenuState {
     failures: u32,
     digits: String,
     phase: MenuPhase,
+    /// The menu still takes speech (it has phrases and has not fallen
+    /// back to keys).
+    speech_on: bool,
 }
 
 #[derive(Debug)]
@@ -194,6 +211,13 @@ enum MenuPhase {
     Playing { playing: Playing, intro: bool },
     /// Prompt over; waiting for a (further) digit until `deadline`.
     Waiting { deadline: Timestamp },
+    /// Speech matched `option` below the threshold: playing its confirm
+    /// prompt (`playing`), then waiting for 1 until `deadline`.
+    Confirming {
+        option: String,
+        playing: Option<Playing>,
+        deadline: Timestamp,
+    },
 }
 
 /// Which way a menu try failed.
@@ -216,6 +240,8 @@ pub struct Session {
     actions: VecDeque<Action>,
     steps: Vec<Step>,
     next_playback: u64,
+    /// The speech menu an [`Action::Listen`] is in force for.
+    listening: Option<MenuId>,
 }
 
 impl fmt::Debug for Session {
@@ -260,6 +286,7 @@ impl Session {
             actions: VecDeque::new(),
             steps: Vec::new(),
             next_playback: 0,
+            listening: None,
             plan,
         };
         let number = session.number_ref();
@@ -324,10 +351,160 @@ impl Session {
                 self.on_prompt_finished(now, playback);
             }
             State::Menu(MenuState {
-                phase: MenuPhase::Waiting { .. },
+                phase:
+                    MenuPhase::Confirming {
+                        playing: Some(playing),
+                        ..
+                    },
+                ..
+            }) => {
+                let playback = playing.playback;
+                self.on_prompt_finished(now, playback);
+            }
+            State::Menu(MenuState {
+                phase: MenuPhase::Waiting { .. } | MenuPhase::Confirming { playing: None, .. },
                 ..
             }) => self.on_menu_timeout(now),
             State::Answering | State::Done => {}
+        }
+    }
+
+    /// Feeds what the listener and the recogniser report for a speech menu
+    /// (see [`Action::Listen`]). Ignored when no speech menu listens.
+    pub fn handle_speech(&mut self, now: Timestamp, input: SpeechInput) {
+        let state = std::mem::replace(&mut self.state, State::Done);
+        let State::Menu(mut menu) = state else {
+            self.state = state;
+            return;
+        };
+        let listened = menu.speech_on
+            && self.listening.as_ref() == Some(&menu.menu)
+            && !matches!(menu.phase, MenuPhase::Confirming { .. });
+        let m = self.plan.menu(menu.menu.as_str()).cloned();
+        let (true, Some(m)) = (listened, m) else {
+            self.state = State::Menu(menu);
+            return;
+        };
+        let Some(speech) = m.speech() else {
+            self.state = State::Menu(menu);
+            return;
+        };
+        match input {
+            SpeechInput::Started => {
+                if let MenuPhase::Playing { playing, .. } = &menu.phase {
+                    self.log(
+                        now,
+                        format!("voice during {}: stop playback", playing.prompt.id()),
+                    );
+                    self.actions.push_back(Action::StopPlayback);
+                }
+                // The recogniser's answer is awaited as a digit would be.
+                menu.phase = MenuPhase::Waiting {
+                    deadline: after(now, m.timeout()),
+                };
+                self.state = State::Menu(menu);
+            }
+            SpeechInput::Unavailable => {
+                self.log(now, format!("menu {}: no recogniser free", menu.menu));
+                self.keys_only(now, &m, menu);
+            }
+            SpeechInput::Heard { text, confidence } => {
+                let confidence = if confidence.is_finite() {
+                    confidence.clamp(0.0, 1.0)
+                } else {
+                    0.0
+                };
+                let choice = speech.matcher().choose(&text);
+                let target = choice
+                    .as_ref()
+                    .and_then(|choice| m.options().get(&choice.option).cloned());
+                match (choice, target) {
+                    (Some(choice), Some(target)) if confidence >= speech.threshold() => {
+                        self.log(
+                            now,
+                            format!(
+                                "menu {}: speech → option {} (confidence {confidence:.2})",
+                                menu.menu, choice.option
+                            ),
+                        );
+                        self.stop_listening();
+                        if let MenuPhase::Playing { .. } = menu.phase {
+                            self.actions.push_back(Action::StopPlayback);
+                        }
+                        self.choose(now, menu.menu, &choice.option, target);
+                    }
+                    (Some(choice), Some(_)) => match speech.confirm(&choice.option).cloned() {
+                        Some(prompt) => {
+                            self.log(
+                                now,
+                                format!(
+                                    "menu {}: speech → option {} below the threshold (confidence {confidence:.2} < {:.2}); confirm",
+                                    menu.menu,
+                                    choice.option,
+                                    speech.threshold()
+                                ),
+                            );
+                            self.stop_listening();
+                            if let MenuPhase::Playing { .. } = menu.phase {
+                                self.actions.push_back(Action::StopPlayback);
+                            }
+                            let playing = self.play(now, prompt);
+                            menu.phase = MenuPhase::Confirming {
+                                option: choice.option,
+                                playing: Some(playing),
+                                deadline: now,
+                            };
+                            self.state = State::Menu(menu);
+                        }
+                        None => {
+                            self.log(
+                                now,
+                                format!(
+                                    "menu {}: speech → option {} below the threshold (confidence {confidence:.2}) and no confirm prompt",
+                                    menu.menu, choice.option
+                                ),
+                            );
+                            self.keys_only(now, &m, menu);
+                        }
+                    },
+                    _ => {
+                        self.log(now, format!("menu {}: speech matched no option", menu.menu));
+                        self.keys_only(now, &m, menu);
+                    }
+                }
+            }
+        }
+    }
+
+    /// The menu stops listening and says so (`[speech] keys_prompt`), then
+    /// replays its prompt and waits for keys.
+    fn keys_only(&mut self, now: Timestamp, m: &Menu, mut menu: MenuState) {
+        self.stop_listening();
+        if let MenuPhase::Playing { .. }
+        | MenuPhase::Confirming {
+            playing: Some(_), ..
+        } = menu.phase
+        {
+            self.actions.push_back(Action::StopPlayback);
+        }
+        menu.speech_on = false;
+        menu.digits.clear();
+        self.log(now, format!("menu {}: keys only", menu.menu));
+        let intro = self.plan.speech().map(|s| s.keys_prompt().clone());
+        let playing = match intro {
+            Some(intro) => (self.play(now, intro), true),
+            None => (self.play(now, m.prompt().clone()), false),
+        };
+        menu.phase = MenuPhase::Playing {
+            playing: playing.0,
+            intro: playing.1,
+        };
+        self.state = State::Menu(menu);
+    }
+
+    fn stop_listening(&mut self) {
+        if self.listening.take().is_some() {
+            self.actions.push_back(Action::StopListening);
         }
     }
 
@@ -350,6 +527,13 @@ impl Session {
                 phase: MenuPhase::Waiting { deadline },
                 ..
             }) => Some(*deadline),
+            State::Menu(MenuState {
+                phase:
+                    MenuPhase::Confirming {
+                        playing, deadline, ..
+                    },
+                ..
+            }) => Some(playing.as_ref().map_or(*deadline, |p| p.watchdog)),
             State::Answering | State::Done => None,
         }
     }
@@ -510,6 +694,9 @@ impl Session {
 
     /// Moves the call to `target`.
     fn go(&mut self, now: Timestamp, target: Target) {
+        if !matches!(target, Target::Menu(_)) {
+            self.stop_listening();
+        }
         match target {
             Target::Menu(menu) => self.enter_menu(now, menu, 0, None),
             Target::Queue { queue, priority } => {
@@ -549,6 +736,17 @@ impl Session {
 
     /// Plays a menu (after `intro`, the invalid / no-input prompt, if any).
     fn enter_menu(&mut self, now: Timestamp, menu: MenuId, failures: u32, intro: Option<Prompt>) {
+        self.enter_menu_with(now, menu, failures, intro, true);
+    }
+
+    fn enter_menu_with(
+        &mut self,
+        now: Timestamp,
+        menu: MenuId,
+        failures: u32,
+        intro: Option<Prompt>,
+        speech_on: bool,
+    ) {
         let Some(prompt) = self.plan.menu(menu.as_str()).map(|m| m.prompt().clone()) else {
             // A checked plan resolves every menu; should it not, a person
             // is better than silence.
@@ -563,11 +761,32 @@ impl Session {
             Some(intro) => (self.play(now, intro), true),
             None => (self.play(now, prompt), false),
         };
+        let grammar = self
+            .plan
+            .speech()
+            .and(self.plan.menu(menu.as_str()))
+            .and_then(|m| m.speech())
+            .map(|speech| Arc::clone(speech.grammar()));
+        let speech_on = speech_on && grammar.is_some();
+        match grammar {
+            Some(grammar) if speech_on => {
+                if self.listening.as_ref() != Some(&menu) {
+                    self.log(now, format!("menu {menu}: listening for speech"));
+                    self.listening = Some(menu.clone());
+                    self.actions.push_back(Action::Listen {
+                        menu: menu.clone(),
+                        grammar,
+                    });
+                }
+            }
+            _ => self.stop_listening(),
+        }
         self.state = State::Menu(MenuState {
             menu,
             failures,
             digits: String::new(),
             phase: MenuPhase::Playing { playing, intro },
+            speech_on,
         });
     }
 
@@ -621,6 +840,30 @@ impl Session {
                     }
                     self.state = State::Menu(menu);
                 }
+                MenuPhase::Confirming {
+                    option,
+                    playing: Some(playing),
+                    ..
+                } if playing.playback == playback => {
+                    let timeout = self
+                        .plan
+                        .menu(menu.menu.as_str())
+                        .map_or(Duration::from_secs(5), Menu::timeout);
+                    self.log(
+                        now,
+                        format!(
+                            "menu {}: waiting {} for 1 (yes)",
+                            menu.menu,
+                            seconds(timeout)
+                        ),
+                    );
+                    menu.phase = MenuPhase::Confirming {
+                        option,
+                        playing: None,
+                        deadline: after(now, timeout),
+                    };
+                    self.state = State::Menu(menu);
+                }
                 phase => {
                     menu.phase = phase;
                     self.state = State::Menu(menu);
@@ -658,6 +901,7 @@ impl Session {
                             failures: 0,
                             digits: String::new(),
                             phase: MenuPhase::Waiting { deadline: now },
+                            speech_on: true,
                         };
                         self.collect(now, &m, state, digit);
                     }
@@ -668,6 +912,28 @@ impl Session {
                 let Some(m) = self.plan.menu(menu.menu.as_str()).cloned() else {
                     return self.fallback(now, &menu.menu);
                 };
+                if let MenuPhase::Confirming {
+                    option, playing, ..
+                } = &menu.phase
+                {
+                    if playing.is_some() {
+                        self.actions.push_back(Action::StopPlayback);
+                    }
+                    let target = m.options().get(option).cloned();
+                    return match (digit, target) {
+                        ('1', Some(target)) => {
+                            let option = option.clone();
+                            self.log(now, format!("menu {}: 1, yes: option {option}", menu.menu));
+                            self.choose(now, menu.menu, &option, target);
+                        }
+                        _ => {
+                            self.log(now, format!("menu {}: digit {digit}, not yes", menu.menu));
+                            // Its playback, if any, was stopped above.
+                            menu.phase = MenuPhase::Waiting { deadline: now };
+                            self.keys_only(now, &m, menu);
+                        }
+                    };
+                }
                 if let MenuPhase::Playing { playing, .. } = &menu.phase {
                     self.log(
                         now,
@@ -721,12 +987,20 @@ impl Session {
     }
 
     fn on_menu_timeout(&mut self, now: Timestamp) {
-        let State::Menu(state) = std::mem::replace(&mut self.state, State::Done) else {
+        let State::Menu(mut state) = std::mem::replace(&mut self.state, State::Done) else {
             return;
         };
         let Some(m) = self.plan.menu(state.menu.as_str()).cloned() else {
             return self.fallback(now, &state.menu);
         };
+        if let MenuPhase::Confirming { .. } = state.phase {
+            self.log(
+                now,
+                format!("menu {}: no answer to the confirm", state.menu),
+            );
+            state.phase = MenuPhase::Waiting { deadline: now };
+            return self.keys_only(now, &m, state);
+        }
         if state.digits.is_empty() {
             self.fail(now, &m, state, Failure::NoInput);
         } else if let Some(target) = m.options().get(&state.digits).cloned() {
@@ -761,7 +1035,8 @@ impl Session {
                 Failure::NoInput => m.no_input_prompt().cloned(),
                 Failure::Invalid => m.invalid_prompt().cloned(),
             };
-            self.enter_menu(now, state.menu, failures, intro);
+            // A replay keeps the menu's mode (a fall-back to keys stays).
+            self.enter_menu_with(now, state.menu, failures, intro, state.speech_on);
         } else {
             let (key, target) = match failure {
                 Failure::NoInput => ("on_no_input", m.on_no_input().clone()),

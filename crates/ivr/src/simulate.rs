@@ -14,6 +14,10 @@
 //!   point, so the menu's timeout passes (`.2` = no input, then 2). Digits
 //!   are never pressed during a prompt: barge-in is the engine's business
 //!   and has its own tests;
+//! - with `say` (`--say "heart doctor"`), the text is said at the first
+//!   collect point of a menu that takes speech, before any digit there:
+//!   it goes through the same matcher as the recogniser's output, with
+//!   full confidence (the recogniser itself is not run);
 //! - when no digit is due, the clock jumps to the engine's next deadline
 //!   or to the end of the prompt playing, whichever comes first.
 
@@ -25,6 +29,7 @@ use jiff::civil::DateTime;
 use crate::ids::PromptId;
 use crate::plan::Dialplan;
 use crate::session::{Action, Input, PlaybackId, QueueDecision, Session, SessionError, Step};
+use crate::speech_menu::SpeechInput;
 
 /// What the IVR decided for a simulated call (not a call's outcome in the
 /// journal, `records::Outcome`: a simulation ends at the IVR's decision).
@@ -55,6 +60,8 @@ pub struct Simulation {
     pub decision: Decision,
     /// Characters of `digits` never pressed (the call ended first).
     pub unused_digits: String,
+    /// The `say` text when no speech menu was reached to say it at.
+    pub unsaid: Option<String>,
 }
 
 /// Upper bound on engine events in one simulated call; a checked plan needs
@@ -70,7 +77,21 @@ pub fn simulate(
     at: Timestamp,
     digits: &str,
 ) -> Result<Simulation, SessionError> {
+    simulate_saying(plan, dialed, caller, at, digits, None)
+}
+
+/// [`simulate`], saying `say` at the first speech menu (see the module docs).
+pub fn simulate_saying(
+    plan: Arc<Dialplan>,
+    dialed: &str,
+    caller: &str,
+    at: Timestamp,
+    digits: &str,
+    say: Option<&str>,
+) -> Result<Simulation, SessionError> {
     let mut session = Session::new(plan, dialed, caller, at)?;
+    let mut say = say.map(str::to_string);
+    let mut listening = false;
     let mut now = at;
     let mut digits: std::collections::VecDeque<char> = digits.chars().collect();
     let mut playing: Option<(PlaybackId, Timestamp)> = None;
@@ -86,6 +107,8 @@ pub fn simulate(
                     playing = Some((playback, end));
                 }
                 Action::StopPlayback => playing = None,
+                Action::Listen { .. } => listening = true,
+                Action::StopListening => listening = false,
                 Action::Queue(queue) => decision = Some(Decision::Queued(queue)),
                 Action::Voicemail(queue) => decision = Some(Decision::Voicemail(queue)),
                 Action::HangUp { after_message } => {
@@ -95,6 +118,19 @@ pub fn simulate(
         }
         if session.is_finished() {
             break;
+        }
+        if session.is_collecting()
+            && listening
+            && let Some(text) = say.take()
+        {
+            session.handle_speech(
+                now,
+                SpeechInput::Heard {
+                    text,
+                    confidence: 1.0,
+                },
+            );
+            continue;
         }
         if session.is_collecting() && !skipped_here {
             match digits.front() {
@@ -139,6 +175,7 @@ pub fn simulate(
         steps: session.steps().to_vec(),
         decision: decision.unwrap_or(Decision::Stuck),
         unused_digits: digits.into_iter().collect(),
+        unsaid: say,
     })
 }
 

@@ -54,10 +54,10 @@ fn unknown_keys_everywhere_all_at_once() {
     assert_eq!(
         errors("unknown-keys.toml", ErrorKind::UnknownKey),
         [
-            "tests/data/unknown-keys.toml:1:1: unknown key `colour`, expected one of `clinic`, `numbers`, `menus`, `queues`, `agents`, `hours`, `holidays`, `after_hours`, `directory`, `trust`, `limits`, `announcements`, `features`, `sources`, `intents`, `branches`, `trunks`, `voicemail`, `webhooks`",
+            "tests/data/unknown-keys.toml:1:1: unknown key `colour`, expected one of `clinic`, `numbers`, `menus`, `queues`, `agents`, `hours`, `holidays`, `after_hours`, `directory`, `trust`, `limits`, `announcements`, `features`, `sources`, `intents`, `branches`, `trunks`, `voicemail`, `webhooks`, `speech`",
             "tests/data/unknown-keys.toml:7:1: unknown key `adress`, expected one of `name`, `time_zone`, `emergency_notice`, `country`",
             "tests/data/unknown-keys.toml:13:25: unknown key `priorty`, expected one of `menu`, `queue`, `priority`, `message`, `voicemail`, `hangup`",
-            "tests/data/unknown-keys.toml:19:1: unknown key `tiemout`, expected one of `prompt`, `options`, `timeout`, `inter_digit_timeout`, `max_digits`, `retries`, `invalid_prompt`, `no_input_prompt`, `on_no_input`, `on_invalid`",
+            "tests/data/unknown-keys.toml:19:1: unknown key `tiemout`, expected one of `prompt`, `options`, `timeout`, `inter_digit_timeout`, `max_digits`, `retries`, `invalid_prompt`, `no_input_prompt`, `on_no_input`, `on_invalid`, `speech`, `speech_threshold`, `confirm`",
         ]
     );
 }

@@ -62,6 +62,7 @@ pub mod dtmf;
 pub mod error;
 pub mod g711;
 pub mod inband;
+pub mod listen;
 pub mod playback;
 pub mod prompt;
 pub mod recording;

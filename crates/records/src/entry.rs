@@ -181,6 +181,18 @@ pub enum CallEvent {
         /// The digits pressed; empty for "no input".
         digits: String,
     },
+    /// A speech menu heard the caller (timeline only): the recogniser's
+    /// words and confidence, and the option they chose (`None`: no phrase
+    /// matched, or the confidence was below the menu's threshold). Never
+    /// audio.
+    SpeechHeard {
+        /// The menu's id in the dialplan.
+        menu: String,
+        /// The words recognised, lower-case.
+        text: String,
+        /// The recogniser's confidence in thousandths (0–1000).
+        confidence_permille: u32,
+    },
     /// The call entered a department's queue. Sets `department`,
     /// `priority`, `sla_ms`, and `queued_at` (first time only). After an
     /// overflow to another department, emit [`CallEvent::Overflowed`] and
@@ -281,6 +293,7 @@ impl CallEvent {
             CallEvent::Started { .. } => "started",
             CallEvent::Entered { .. } => "entered",
             CallEvent::MenuChoice { .. } => "menu_choice",
+            CallEvent::SpeechHeard { .. } => "speech_heard",
             CallEvent::Queued { .. } => "queued",
             CallEvent::Offered { .. } => "offered",
             CallEvent::NoAnswer { .. } => "no_answer",
@@ -353,6 +366,11 @@ mod tests {
             CallEvent::MenuChoice {
                 menu: "main".into(),
                 digits: "3".into(),
+            },
+            CallEvent::SpeechHeard {
+                menu: "main".into(),
+                text: "heart doctor".into(),
+                confidence_permille: 930,
             },
             CallEvent::Callback {
                 step: "accepted".into(),

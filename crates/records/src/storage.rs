@@ -206,6 +206,7 @@ fn apply(connection: &Connection, entry: &JournalEntry) -> rusqlite::Result<()> 
                 .execute(params![id, outcome.as_str(), at])?;
         }
         CallEvent::MenuChoice { .. }
+        | CallEvent::SpeechHeard { .. }
         | CallEvent::Offered { .. }
         | CallEvent::NoAnswer { .. }
         | CallEvent::Busy { .. }

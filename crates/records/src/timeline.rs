@@ -118,6 +118,7 @@ pub(crate) fn fold<'a>(events: impl IntoIterator<Item = (i64, &'a CallEvent)>) -
             CallEvent::Started { .. }
             | CallEvent::Entered { .. }
             | CallEvent::MenuChoice { .. }
+            | CallEvent::SpeechHeard { .. }
             | CallEvent::Callback { .. } => {}
             CallEvent::Queued {
                 department, sla_ms, ..

@@ -631,10 +631,12 @@ impl Originate {
                 self.whisper = None;
                 self.dial_patient();
             }
-            // An outbound call records nothing.
+            // An outbound call records nothing and listens to nothing.
             MediaEvent::Dtmf { .. }
             | MediaEvent::PlaybackEnded { .. }
-            | MediaEvent::RecordingEnded { .. } => {}
+            | MediaEvent::RecordingEnded { .. }
+            | MediaEvent::SpeechStarted { .. }
+            | MediaEvent::SpeechEnded { .. } => {}
         }
     }
 

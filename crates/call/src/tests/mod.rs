@@ -450,6 +450,10 @@ impl Harness {
                     "no recording to stop"
                 );
             }
+            // The clinic's plan has no speech menu.
+            MediaAction::Listen { .. } | MediaAction::StopListening { .. } => {
+                panic!("listening in a plan without speech")
+            }
             MediaAction::End => {
                 self.media.ended = true;
                 self.media.playing = None;
@@ -947,6 +951,7 @@ fn step_name(event: &records::CallEvent) -> &'static str {
         Started { .. } => "started",
         Entered { .. } => "entered",
         MenuChoice { .. } => "menu",
+        SpeechHeard { .. } => "speech",
         Queued { .. } => "queued",
         Offered { .. } => "offered",
         NoAnswer { .. } => "no_answer",

@@ -104,6 +104,8 @@ pub struct AppConfig {
     /// `--line-yield`: how long a node leaves an agent to another node
     /// whose caller is ahead in the shared line (app/claims.rs).
     pub line_yield: Duration,
+    /// The recogniser of speech menus, started when the dialplan has them.
+    pub speech: Option<Arc<speech::Recogniser>>,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -529,6 +531,7 @@ pub async fn start(
         tasks: TaskTracker::new(),
         admission: std::sync::Mutex::new(()),
         node: config.node.clone(),
+        speech: config.speech.clone(),
         voicemail: crate::voicemail::VoicemailStore::open(&config.data)
             .map_err(|error| anyhow::anyhow!("the voicemail folder under --data: {error}"))?,
     });

@@ -92,6 +92,8 @@ pub fn spawn(
         ports: HashMap::new(),
         media: None,
         media_events: None,
+        listening: None,
+        recognitions: mpsc::unbounded_channel(),
         _source_slot: source_slot,
     };
     // Boxed and run by reference, as the media task is: a future of an
@@ -101,6 +103,9 @@ pub fn spawn(
         .tasks
         .spawn(async move { driver.run().await }.instrument(span));
 }
+
+/// What the recogniser made of one utterance.
+type Heard = Result<speech::Recognition, speech::SpeechError>;
 
 struct Driver {
     services: Arc<CallServices>,
@@ -114,6 +119,11 @@ struct Driver {
     ports: HashMap<PortToken, PortLease>,
     media: Option<MediaHandle>,
     media_events: Option<mpsc::UnboundedReceiver<MediaTaskEvent>>,
+    /// A speech menu listening: its grammar and the utterances the media
+    /// task cuts out.
+    listening: Option<(Arc<speech::Grammar>, mpsc::UnboundedReceiver<Vec<i16>>)>,
+    /// What the recogniser's workers heard, back on this task.
+    recognitions: (mpsc::UnboundedSender<Heard>, mpsc::UnboundedReceiver<Heard>),
     /// An untrusted caller's place among its source's calls, held to the end.
     _source_slot: Option<guard::SourceSlot>,
 }
@@ -154,6 +164,15 @@ impl Driver {
                     Some(MediaTaskEvent::CommandFailed(error)) => debug!(%error, "media command failed"),
                     None => self.media_events = None,
                 },
+                utterance = recv_some(self.listening.as_mut().map(|(_, utterances)| utterances)) => match utterance {
+                    Some(samples) => self.recognise(samples, &live),
+                    None => self.listening = None,
+                },
+                heard = self.recognitions.1.recv() => {
+                    if let Some(heard) = heard {
+                        self.core.handle_speech(now(), speech_input(heard), &live);
+                    }
+                }
                 message = self.router_events.recv() => {
                     if let Some(message) = message {
                         self.core.handle_routing(now(), routing_input(message), &live);
@@ -301,6 +320,23 @@ impl Driver {
                 media::driver::MediaCommand::Record { leg, path, limits }
             }
             MediaAction::StopRecording => media::driver::MediaCommand::StopRecording,
+            MediaAction::Listen {
+                leg,
+                grammar,
+                limits,
+            } => {
+                let (utterances, receiver) = mpsc::unbounded_channel();
+                self.listening = Some((grammar, receiver));
+                media::driver::MediaCommand::Listen {
+                    leg,
+                    limits,
+                    utterances,
+                }
+            }
+            MediaAction::StopListening { leg } => {
+                self.listening = None;
+                media::driver::MediaCommand::StopListening { leg }
+            }
             MediaAction::Bridge => media::driver::MediaCommand::Bridge,
             MediaAction::Unbridge => media::driver::MediaCommand::Unbridge,
             MediaAction::End => {
@@ -312,6 +348,31 @@ impl Driver {
         };
         if let Some(media) = &self.media {
             let _ = media.send(command);
+        }
+    }
+
+    /// Hands an utterance to the recogniser's pool; with no recogniser, or
+    /// over its budget, the menu is told at once (it falls back to keys).
+    fn recognise(&mut self, samples: Vec<i16>, live: &Live<'_>) {
+        let Some((grammar, _)) = &self.listening else {
+            return;
+        };
+        let submitted = match &self.services.speech {
+            Some(recogniser) => {
+                let reply = self.recognitions.0.clone();
+                recogniser.try_recognise(Arc::clone(grammar), samples, move |heard| {
+                    // The call may have ended meanwhile.
+                    let _ = reply.send(heard);
+                })
+            }
+            None => Err(speech::SpeechError::Stopped),
+        };
+        if let Err(error) = submitted {
+            metrics::counter!("frontdesk_speech_recognitions_total", "result" => "unavailable")
+                .increment(1);
+            debug!(%error, "no recogniser for an utterance");
+            self.core
+                .handle_speech(now(), ivr::SpeechInput::Unavailable, live);
         }
     }
 
@@ -370,6 +431,29 @@ impl Driver {
 }
 
 /// Routing's message as the core's input.
+/// The recogniser's answer as the IVR's input. The words are patient
+/// data: they go to the journal (through the call core), never to the log.
+fn speech_input(heard: Heard) -> ivr::SpeechInput {
+    match heard {
+        Ok(recognition) => {
+            metrics::counter!("frontdesk_speech_recognitions_total", "result" => "heard")
+                .increment(1);
+            metrics::histogram!("frontdesk_speech_decode_seconds")
+                .record(recognition.decode_time.as_secs_f64());
+            ivr::SpeechInput::Heard {
+                text: recognition.text,
+                confidence: recognition.confidence,
+            }
+        }
+        Err(error) => {
+            metrics::counter!("frontdesk_speech_recognitions_total", "result" => "failed")
+                .increment(1);
+            warn!(%error, "the recogniser failed on an utterance");
+            ivr::SpeechInput::Unavailable
+        }
+    }
+}
+
 fn routing_input(message: RouterMessage) -> RoutingInput {
     match message {
         RouterMessage::Offer(offer) => RoutingInput::Offer {

@@ -105,6 +105,7 @@ impl DemoArgs {
                 open_all_hours: self.open,
                 line_yield: std::time::Duration::from_secs(1),
                 webhook_poll: std::time::Duration::from_secs(1),
+                speech: crate::daemon::SpeechConfig::default(),
                 // Every caller of the demo is simulated (`+1312555…`): their
                 // numbers in full let the daemon's log tell the same story
                 // as the simulation's.

@@ -65,6 +65,10 @@ enum Command {
         /// Digits the caller presses, one per menu prompt; `.` presses nothing there.
         #[arg(long, default_value = "", conflicts_with = "lead")]
         digits: String,
+        /// What the caller says at the first menu that takes speech ("heart doctor"):
+        /// matched as the recogniser's words would be.
+        #[arg(long, conflicts_with = "lead")]
+        say: Option<String>,
         /// The caller's number (matched against the dialplan's directory).
         #[arg(long, default_value = "anonymous")]
         caller: String,
@@ -90,12 +94,18 @@ impl Cli {
                 source,
                 at,
                 digits,
+                say,
                 caller,
                 dialplan,
             } => match (number, lead) {
-                (Some(number), _) => {
-                    simulate::simulate(&dialplan, &number, at.as_deref(), &digits, &caller)
-                }
+                (Some(number), _) => simulate::simulate(
+                    &dialplan,
+                    &number,
+                    at.as_deref(),
+                    &digits,
+                    say.as_deref(),
+                    &caller,
+                ),
                 (None, Some(text)) => {
                     simulate::lead(&dialplan, &text, postal.as_deref(), source.as_deref())
                 }

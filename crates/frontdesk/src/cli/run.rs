@@ -106,6 +106,16 @@ pub struct RunArgs {
     #[arg(long, value_name = "SECS", default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=3600))]
     overload_retry_after: u32,
 
+    /// Speech menus: threads decoding callers' utterances (each loads its
+    /// own copy of the model, about 25 MB).
+    #[arg(long, value_name = "THREADS", default_value_t = 1, value_parser = clap::value_parser!(u16).range(1..=64))]
+    speech_workers: u16,
+
+    /// Speech menus: recognitions at once, queued or running; a caller
+    /// beyond it is told to use the keypad.
+    #[arg(long, value_name = "UTTERANCES", default_value_t = 4, value_parser = clap::value_parser!(u16).range(1..=1024))]
+    speech_budget: u16,
+
     /// Nice steps the call, media and HTTP threads run below the SIP front
     /// end's thread, so that refusing calls under overload (503) is not
     /// queued behind the calls already admitted; 0 turns it off.
@@ -273,6 +283,10 @@ impl RunArgs {
             open_all_hours: false,
             line_yield: std::time::Duration::from_millis(self.line_yield),
             webhook_poll: std::time::Duration::from_millis(self.webhook_poll),
+            speech: crate::daemon::SpeechConfig {
+                workers: usize::from(self.speech_workers),
+                budget: usize::from(self.speech_budget),
+            },
             sips: self.sips.map(|addr| SipsConfig {
                 addr,
                 cert: self.cert,

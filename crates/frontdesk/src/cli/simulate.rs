@@ -15,7 +15,7 @@ use std::process::ExitCode;
 use std::sync::Arc;
 
 use ivr::jiff::Timestamp;
-use ivr::simulate::{Decision, parse_time, simulate as run};
+use ivr::simulate::{Decision, parse_time, simulate_saying as run};
 use routing::{AgentTable, Millis, Preferences, Strategy};
 
 use crate::app::plan_map;
@@ -28,6 +28,7 @@ pub fn simulate(
     number: &str,
     at: Option<&str>,
     digits: &str,
+    say: Option<&str>,
     caller: &str,
 ) -> ExitCode {
     let plan = match ivr::Dialplan::load(dialplan) {
@@ -58,7 +59,7 @@ pub fn simulate(
             }
         },
     };
-    let simulation = match run(Arc::clone(&plan), number, caller, start, digits) {
+    let simulation = match run(Arc::clone(&plan), number, caller, start, digits, say) {
         Ok(simulation) => simulation,
         Err(error) => {
             eprintln!(
@@ -83,6 +84,9 @@ pub fn simulate(
     for step in &simulation.steps {
         let offset = step.at.duration_since(start).as_secs_f64();
         println!("{:>8}  {}", format!("+{offset:.1}s"), step.text);
+    }
+    if let Some(said) = say {
+        println!("{}", describe_saying(&plan, &simulation, said));
     }
     match &simulation.decision {
         Decision::Queued(decision) => {
@@ -340,4 +344,39 @@ pub fn agent_order(
         }
     }
     order
+}
+
+/// What `--say` matched at the first speech menu, by the matcher the
+/// recogniser's words go through: `said "heart doctor": option 2 of menu
+/// main (phrase "heart")`.
+fn describe_saying(
+    plan: &ivr::Dialplan,
+    simulation: &ivr::simulate::Simulation,
+    said: &str,
+) -> String {
+    // The menu listening when the text was said: the first that listened.
+    let listened = simulation.steps.iter().find_map(|step| {
+        step.text
+            .strip_prefix("menu ")?
+            .strip_suffix(": listening for speech")
+    });
+    let menu = listened.and_then(|id| plan.menu(id));
+    let (Some(menu), None) = (menu, &simulation.unsaid) else {
+        return format!("said {said:?}: no menu that takes speech was reached");
+    };
+    let Some(speech) = menu.speech() else {
+        return format!("said {said:?}: menu {} takes no speech", menu.id());
+    };
+    match speech.matcher().choose(said) {
+        Some(choice) => format!(
+            "said {said:?}: option {} of menu {} (phrase {:?})",
+            choice.option,
+            menu.id(),
+            choice.phrase
+        ),
+        None => format!(
+            "said {said:?}: no phrase of menu {} matches; the menu falls back to keys",
+            menu.id()
+        ),
+    }
 }

@@ -37,7 +37,7 @@ use tracing::{error, info, warn};
 
 use crate::app::services::{SHUTDOWN_GRACE, Services, StopDeadlines};
 use crate::app::sockets::{SipBindError, SipSockets};
-pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
+pub use config::{Config, RtpPorts, SipsConfig, SpeechConfig, TokenSource};
 pub use tls::Certificates;
 
 use crate::app::LiveDialplan;
@@ -87,6 +87,17 @@ pub enum DaemonError {
     /// Signal handlers or the metrics recorder could not be installed.
     #[error("cannot set up the process: {0}")]
     Setup(String),
+    /// The dialplan asks for speech and the recogniser cannot start (the
+    /// library or the model is missing).
+    #[error(
+        "the dialplan {path} has speech menus, but the recogniser cannot start: {reason}; not starting"
+    )]
+    Speech {
+        /// The dialplan file.
+        path: PathBuf,
+        /// Why.
+        reason: String,
+    },
     /// A service stopped before it was asked to.
     #[error("the {name} service stopped: {reason}")]
     ServiceStopped {
@@ -122,6 +133,36 @@ fn raise_descriptor_limit() {
     }
 }
 
+/// Starts the recogniser's workers when the plan has speech menus (each
+/// loads the model: a blocking half second, off the runtime's threads).
+async fn start_speech(
+    plan: &ivr::Dialplan,
+    config: config::SpeechConfig,
+) -> Result<Option<std::sync::Arc<speech::Recogniser>>, String> {
+    let Some(settings) = plan.speech() else {
+        return Ok(None);
+    };
+    let files = settings.files().clone();
+    let started = tokio::task::spawn_blocking(move || {
+        speech::Recogniser::start(speech::RecogniserConfig {
+            model: files,
+            workers: config.workers,
+            budget: config.budget,
+            rate: speech::InputRate::Upsampled,
+        })
+    })
+    .await
+    .map_err(|error| error.to_string())?
+    .map_err(|error| error.to_string())?;
+    info!(
+        "speech recogniser: {} worker(s), {} recognitions at once, model {}",
+        config.workers,
+        started.budget(),
+        settings.model().display()
+    );
+    Ok(Some(std::sync::Arc::new(started)))
+}
+
 /// Runs the daemon until SIGTERM or SIGINT (then `Ok`), or until it cannot
 /// start or a service fails.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
@@ -155,6 +196,12 @@ pub async fn run_with(
         dialplan.path().display(),
         Summary(&dialplan.current())
     );
+    let speech = start_speech(&dialplan.current(), config.speech)
+        .await
+        .map_err(|reason| DaemonError::Speech {
+            path: config.dialplan.clone(),
+            reason,
+        })?;
 
     // Two nodes without names would close each other's calls and mix
     // their ids in the shared database.
@@ -246,6 +293,7 @@ pub async fn run_with(
         cluster: config.cluster.clone(),
         claim_lease: config.claim_lease,
         line_yield: config.line_yield,
+        speech,
     };
     let app = crate::app::start(
         sockets,

@@ -447,6 +447,17 @@ const METRICS: &[(&str, Kind, &str)] = &[
         Kind::Counter,
         "Webhook events not queued because the webhook's outbox was full, by webhook",
     ),
+    // Speech menus.
+    (
+        "frontdesk_speech_recognitions_total",
+        Kind::Counter,
+        "Utterances of speech menus, by result (heard, unavailable: over the budget, failed)",
+    ),
+    (
+        "frontdesk_speech_decode_seconds",
+        Kind::Histogram,
+        "Time from an utterance's end to the recogniser's answer",
+    ),
 ];
 
 /// Gives every metric of [`METRICS`] its help text.

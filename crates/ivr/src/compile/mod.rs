@@ -30,8 +30,8 @@ use crate::diagnostic::{Diagnostics, ErrorKind, Sink};
 use crate::plan::Dialplan;
 use crate::raw::{
     RawAfterHours, RawAgent, RawAnnouncements, RawBranch, RawClinic, RawFeatures, RawHoliday,
-    RawHours, RawIntent, RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawSource, RawTrunk,
-    RawTrust, RawVoicemail, RawWebhook,
+    RawHours, RawIntent, RawLimits, RawMenu, RawNumber, RawPatient, RawQueue, RawSource, RawSpeech,
+    RawTrunk, RawTrust, RawVoicemail, RawWebhook,
 };
 
 /// The top-level keys, in the order the README documents them.
@@ -55,6 +55,7 @@ const SECTIONS: &[&str] = &[
     "trunks",
     "voicemail",
     "webhooks",
+    "speech",
 ];
 
 /// A `[section.<id>]` item: its id with the id's span, and its body.
@@ -96,6 +97,8 @@ pub(crate) struct RawPlan {
     /// True when a `[voicemail]` table was written (even if it failed to parse).
     pub voicemail_declared: bool,
     pub webhooks: Vec<Spanned<RawWebhook>>,
+    /// `[speech]`, with where it was written.
+    pub speech: Option<Spanned<RawSpeech>>,
     /// Names declared under `[menus]`, including items that failed to parse.
     pub declared_menus: Vec<String>,
     /// Names declared under `[queues]`, including items that failed to parse.
@@ -206,6 +209,12 @@ impl<'a> Reader<'a> {
                     let span = value.span();
                     raw.voicemail = self
                         .table_item::<RawVoicemail>(value, "voicemail")
+                        .map(|item| Spanned::new(span, item));
+                }
+                "speech" => {
+                    let span = value.span();
+                    raw.speech = self
+                        .table_item::<RawSpeech>(value, "speech")
                         .map(|item| Spanned::new(span, item));
                 }
                 other => self.sink.error(

@@ -86,6 +86,7 @@ impl Call {
                     self.played.push(file_name(prompt.id().as_str()));
                 }
                 Action::StopPlayback => self.playing = None,
+                Action::Listen { .. } | Action::StopListening => {}
                 Action::Queue(_) | Action::Voicemail(_) | Action::HangUp { .. } => {
                     self.playing = None
                 }

@@ -108,6 +108,21 @@ pub enum MediaCommand {
     },
     /// Ends the recording and completes its file.
     StopRecording,
+    /// Listens to `leg` for speech ([`crate::listen`]): each utterance,
+    /// once it ends, goes to `utterances` (8 kHz linear PCM), off this task.
+    Listen {
+        /// Which leg.
+        leg: Leg,
+        /// When an utterance starts and ends.
+        limits: crate::listen::SpeechLimits,
+        /// Where utterances go.
+        utterances: mpsc::UnboundedSender<Vec<i16>>,
+    },
+    /// Stops listening.
+    StopListening {
+        /// Which leg.
+        leg: Leg,
+    },
     /// Relays the legs to each other.
     Bridge,
     /// Ends the relay.
@@ -268,6 +283,7 @@ pub fn spawn_media_task(
         next_report: Instant::now() + REPORT_EVERY,
         recording: None,
         browsers: [None, None],
+        utterances: None,
     };
     // Boxed, and run by reference: an `async fn` taking `self` by value
     // keeps the argument and the moved value in separate slots of its
@@ -302,6 +318,8 @@ struct Driver {
     /// The legs that are a browser's WebRTC leg (boxed: most calls have
     /// none, and a str0m connection is large).
     browsers: [Option<Box<BrowserLeg>>; 2],
+    /// Where a listened leg's utterances go (a speech menu).
+    utterances: Option<(Leg, mpsc::UnboundedSender<Vec<i16>>)>,
 }
 
 /// A WebRTC leg in the task: the sans-IO leg, where its events go, and a
@@ -467,6 +485,13 @@ impl Driver {
             self.pump_browser(leg, now, out);
         }
         while let Some(event) = self.core.poll_event() {
+            if let MediaEvent::SpeechEnded { leg } = event
+                && let Some(utterance) = self.core.take_utterance(leg)
+                && let Some((listened, utterances)) = &self.utterances
+                && *listened == leg
+            {
+                let _ = utterances.send(utterance);
+            }
             // The controller may be gone already; the task ends with the handles.
             let _ = self.events.send(MediaTaskEvent::Media(event));
         }
@@ -578,6 +603,20 @@ impl Driver {
             }
             MediaCommand::StopRecording => {
                 self.stop_recording();
+                Ok(())
+            }
+            MediaCommand::Listen {
+                leg,
+                limits,
+                utterances,
+            } => {
+                self.core.listen(leg, limits);
+                self.utterances = Some((leg, utterances));
+                Ok(())
+            }
+            MediaCommand::StopListening { leg } => {
+                self.core.stop_listening(leg);
+                self.utterances = None;
                 Ok(())
             }
             MediaCommand::Bridge => self.core.bridge(),

@@ -38,6 +38,7 @@ use rand::RngCore;
 use crate::dtmf::{DtmfDigit, DtmfSource};
 use crate::error::SessionError;
 use crate::inband::InbandDtmfDetector;
+use crate::listen::{Listener, SpeechLimits, Voice};
 use crate::playback::{Pacer, Playback, PlaybackId};
 use crate::recording::{Recorder, RecordingEnd, RecordingLimits};
 use crate::relay::RelayPath;
@@ -134,6 +135,18 @@ pub enum MediaEvent {
         leg: Leg,
         /// Where its RTP comes from.
         address: SocketAddr,
+    },
+    /// Voice started on a leg that is listened to (barge-in for a speech
+    /// menu).
+    SpeechStarted {
+        /// The leg.
+        leg: Leg,
+    },
+    /// An utterance ended on a leg that is listened to; take it with
+    /// [`MediaSession::take_utterance`].
+    SpeechEnded {
+        /// The leg.
+        leg: Leg,
     },
     /// A playback ended.
     PlaybackEnded {
@@ -378,6 +391,8 @@ struct LegState {
     inactive_reported: bool,
     /// The leg's audio is being recorded (a voicemail).
     recorder: Option<Recorder>,
+    /// Voice activity for a speech menu (boxed: most of a call never listens).
+    listener: Option<Box<Listener>>,
 }
 
 /// Duration of each digit we send: 100 ms (RFC 4733 §2.5.1.2 leaves it to
@@ -504,6 +519,7 @@ impl MediaSession {
             last_activity: now,
             inactive_reported: false,
             recorder: None,
+            listener: None,
             srtp: media.srtp.as_ref().map(LegSrtp::new),
             media,
         });
@@ -603,6 +619,33 @@ impl MediaSession {
         if let Some(state) = self.legs[leg.index()].as_mut() {
             state.recorder = Some(Recorder::new(limits));
         }
+    }
+
+    /// Starts listening to `leg` for speech ([`crate::listen`]):
+    /// [`MediaEvent::SpeechStarted`] when voice starts, then
+    /// [`MediaEvent::SpeechEnded`] with the utterance waiting in
+    /// [`MediaSession::take_utterance`]. A listener in place starts over.
+    pub fn listen(&mut self, leg: Leg, limits: SpeechLimits) {
+        if let Some(state) = self.legs[leg.index()].as_mut() {
+            state.listener = Some(Box::new(Listener::new(limits)));
+        }
+    }
+
+    /// Stops listening to `leg`; an utterance not taken is dropped.
+    pub fn stop_listening(&mut self, leg: Leg) {
+        if let Some(state) = self.legs[leg.index()].as_mut() {
+            state.listener = None;
+        }
+    }
+
+    /// The utterance [`MediaEvent::SpeechEnded`] announced (8 kHz linear
+    /// PCM), once.
+    pub fn take_utterance(&mut self, leg: Leg) -> Option<Vec<i16>> {
+        self.legs[leg.index()]
+            .as_mut()?
+            .listener
+            .as_mut()?
+            .take_utterance()
     }
 
     /// Whether `leg` is being recorded.
@@ -778,6 +821,17 @@ impl MediaSession {
                 {
                     self.events
                         .push_back(MediaEvent::RecordingEnded { leg, end });
+                }
+                if let Some(listener) = state.listener.as_mut() {
+                    match listener.push(codec, samples) {
+                        Some(Voice::Started) => {
+                            self.events.push_back(MediaEvent::SpeechStarted { leg });
+                        }
+                        Some(Voice::Ended) => {
+                            self.events.push_back(MediaEvent::SpeechEnded { leg });
+                        }
+                        None => {}
+                    }
                 }
                 if state.inband_active(policy, bridged)
                     && let Some(digit) = state.inband.process_encoded(codec, samples)

@@ -10,6 +10,7 @@ use jiff::tz::TimeZoneDatabase;
 mod leads;
 mod limits;
 mod sections;
+mod speech_section;
 mod webhooks;
 
 use super::checks::{self, Owner, Spans};
@@ -46,10 +47,13 @@ pub(super) fn build(
         spans: Spans::default(),
         owner: Owner::ClinicAfterHours,
         voicemail_declared: raw.voicemail_declared,
+        speech: None,
     };
 
     let clinic = b.clinic(raw);
     let numbers = b.numbers(raw);
+    // Before the menus: their phrases are checked against its dictionary.
+    let speech = b.speech_section(raw);
     let menus = b.menus(raw);
     let queues = b.queues(raw);
     let agents = b.agents(raw);
@@ -114,6 +118,7 @@ pub(super) fn build(
         trunks,
         voicemail,
         webhooks,
+        speech,
     };
     checks::run(b.sink, &plan, &b.spans, raw);
     Some(plan)
@@ -134,6 +139,8 @@ struct Builder<'s, 'a> {
     /// A `[voicemail]` table was written: `{ voicemail = … }` targets may
     /// stand.
     voicemail_declared: bool,
+    /// `[speech]` as far as it was built, with the model's dictionary.
+    speech: Option<speech_section::SpeechBuild>,
 }
 
 impl Builder<'_, '_> {
@@ -380,6 +387,10 @@ impl Builder<'_, '_> {
             else {
                 continue;
             };
+            let menu_speech = self.menu_speech(&id, menu, &options);
+            let Some(menu_speech) = menu_speech else {
+                continue;
+            };
             let (Some(invalid_prompt), Some(no_input_prompt)) = (
                 invalid_prompt.map_or(Some(None), |p| p.map(Some)),
                 no_input_prompt.map_or(Some(None), |p| p.map(Some)),
@@ -400,6 +411,7 @@ impl Builder<'_, '_> {
                     no_input_prompt,
                     on_no_input,
                     on_invalid,
+                    speech: menu_speech,
                 },
             );
         }

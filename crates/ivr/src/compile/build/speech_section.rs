@@ -1,0 +1,273 @@
+//! `[speech]` and the menus' `speech`, `speech_threshold` and `confirm`
+//! (issue 25).
+//!
+//! A plan that asks for speech is refused when the model is not where
+//! `[speech] model` says (Debian's `pocketsphinx-en-us` installs it), when
+//! a phrase has a word the model's dictionary lacks (the recogniser could
+//! never hear it: Debian's has "orthopedic" but not "orthopedics"), and
+//! when one phrase belongs to two options. A plan without speech never
+//! reads the model.
+
+use std::collections::{BTreeMap, HashMap};
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use super::Builder;
+use crate::compile::RawPlan;
+use crate::diagnostic::ErrorKind;
+use crate::ids::MenuId;
+use crate::leads::intent::words;
+use crate::plan::Target;
+use crate::raw::{RawMenu, RawSpeech};
+use crate::speech_menu::{MenuSpeech, SpeechMatcher, SpeechSettings};
+
+/// `[speech]` while the plan is built: the dictionary the menus' phrases
+/// are checked against, once the model was found.
+#[derive(Debug)]
+pub(crate) struct SpeechBuild {
+    dictionary: Option<(PathBuf, speech::Dictionary)>,
+}
+
+impl Builder<'_, '_> {
+    /// `[speech]`: the model's folder, the keys prompt, the utterance limits.
+    pub(super) fn speech_section(&mut self, raw: &RawPlan) -> Option<SpeechSettings> {
+        let section = raw.speech.as_ref()?;
+        let s: &RawSpeech = section.get_ref();
+        let folder = self.model_folder(s.model.get_ref());
+        let files = match speech::ModelFiles::find(&folder) {
+            Ok(files) => Some(files),
+            Err(error) => {
+                self.error(
+                    ErrorKind::MissingReference,
+                    s.model.span(),
+                    format!("`model`: {error}"),
+                );
+                None
+            }
+        };
+        let dictionary =
+            files
+                .as_ref()
+                .and_then(|files| match speech::Dictionary::load(&files.dictionary) {
+                    Ok(dictionary) => Some((files.dictionary.clone(), dictionary)),
+                    Err(error) => {
+                        self.error(
+                            ErrorKind::MissingReference,
+                            s.model.span(),
+                            format!("`model`: {error}"),
+                        );
+                        None
+                    }
+                });
+        self.speech = Some(SpeechBuild { dictionary });
+        let keys_prompt = self.prompt(&s.keys_prompt);
+        let end_of_speech = match &s.end_of_speech {
+            None => Some(SpeechSettings::END_OF_SPEECH),
+            Some(_) => self.positive(&s.end_of_speech, "end_of_speech"),
+        };
+        let max_utterance = match &s.max_utterance {
+            None => Some(SpeechSettings::MAX_UTTERANCE),
+            Some(_) => self.positive(&s.max_utterance, "max_utterance"),
+        };
+        let speech_level = match &s.speech_level {
+            None => Some(SpeechSettings::SPEECH_LEVEL),
+            Some(level) => self
+                .int_in(level, 1, i64::from(i16::MAX), "speech_level")
+                .and_then(|level| u16::try_from(level).ok()),
+        };
+        Some(SpeechSettings {
+            model: folder,
+            files: files?,
+            keys_prompt: keys_prompt?,
+            end_of_speech: end_of_speech?,
+            max_utterance: max_utterance?,
+            speech_level: speech_level?,
+        })
+    }
+
+    /// The model's folder: as written when absolute, else relative to the
+    /// dialplan's folder (like prompts).
+    fn model_folder(&self, written: &str) -> PathBuf {
+        let path = Path::new(written);
+        if path.is_absolute() {
+            path.to_path_buf()
+        } else {
+            self.base_dir.join(path)
+        }
+    }
+
+    /// A menu's `speech`, `speech_threshold` and `confirm`. `None`: an error
+    /// was reported; `Some(None)`: the menu takes keys only.
+    pub(super) fn menu_speech(
+        &mut self,
+        id: &MenuId,
+        menu: &RawMenu,
+        options: &BTreeMap<String, Target>,
+    ) -> Option<Option<MenuSpeech>> {
+        let Some(speech) = &menu.speech else {
+            let stray = [
+                menu.speech_threshold
+                    .as_ref()
+                    .map(|t| ("speech_threshold", t.span())),
+                menu.confirm.as_ref().map(|c| ("confirm", c.span())),
+            ];
+            let mut ok = true;
+            for (key, span) in stray.into_iter().flatten() {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    span,
+                    format!("menu `{id}`: `{key}` needs `speech` (the phrases callers may say)"),
+                );
+                ok = false;
+            }
+            return ok.then_some(None);
+        };
+        let mut ok = true;
+        if self.speech.is_none() {
+            self.error(
+                ErrorKind::MissingReference,
+                speech.span(),
+                format!(
+                    "menu `{id}` takes speech, but the dialplan has no `[speech]` section (its `model` and `keys_prompt`)"
+                ),
+            );
+            ok = false;
+        }
+        if speech.get_ref().is_empty() {
+            self.error(
+                ErrorKind::InvalidValue,
+                speech.span(),
+                format!("menu `{id}`: `speech` has no options"),
+            );
+            ok = false;
+        }
+        let dictionary = self
+            .speech
+            .as_ref()
+            .and_then(|build| build.dictionary.clone());
+        let mut phrases: BTreeMap<String, Vec<String>> = BTreeMap::new();
+        let mut word_lists: Vec<Vec<String>> = Vec::new();
+        // A phrase's words → the option that has it, for duplicates.
+        let mut owners: HashMap<Vec<String>, String> = HashMap::new();
+        for (option, list) in speech.get_ref() {
+            let option_text = option.get_ref();
+            if !options.contains_key(option_text) {
+                self.error(
+                    ErrorKind::MissingReference,
+                    option.span(),
+                    format!(
+                        "menu `{id}`: speech option `{option_text}` is not one of its `options`"
+                    ),
+                );
+                ok = false;
+            }
+            if list.get_ref().is_empty() {
+                self.error(
+                    ErrorKind::InvalidValue,
+                    list.span(),
+                    format!("menu `{id}`: speech option `{option_text}` has no phrases"),
+                );
+                ok = false;
+            }
+            for phrase in list.get_ref() {
+                let text = phrase.get_ref();
+                let phrase_words = words(text);
+                if phrase_words.is_empty() {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        phrase.span(),
+                        format!("menu `{id}`: phrase `{text}` has no words"),
+                    );
+                    ok = false;
+                    continue;
+                }
+                if let Some((path, dictionary)) = &dictionary {
+                    for word in &phrase_words {
+                        if !dictionary.contains(word) {
+                            self.error(
+                                ErrorKind::InvalidValue,
+                                phrase.span(),
+                                format!(
+                                    "menu `{id}`: `{word}` (in phrase `{text}`) is not in the speech model's dictionary {}: the recogniser cannot hear it; use words it has",
+                                    path.display()
+                                ),
+                            );
+                            ok = false;
+                        }
+                    }
+                }
+                match owners.get(&phrase_words) {
+                    Some(other) if other != option_text => {
+                        self.error(
+                            ErrorKind::Duplicate,
+                            phrase.span(),
+                            format!(
+                                "menu `{id}`: phrase `{text}` belongs to two options, `{other}` and `{option_text}`"
+                            ),
+                        );
+                        ok = false;
+                    }
+                    Some(_) => {}
+                    None => {
+                        owners.insert(phrase_words.clone(), option_text.clone());
+                    }
+                }
+                word_lists.push(phrase_words);
+                phrases
+                    .entry(option_text.clone())
+                    .or_default()
+                    .push(text.clone());
+            }
+        }
+        let threshold_permille = match &menu.speech_threshold {
+            None => Some((MenuSpeech::THRESHOLD * 1000.0) as u32),
+            Some(t) => {
+                let value = *t.get_ref();
+                if (0.0..=1.0).contains(&value) {
+                    Some((value * 1000.0).round() as u32)
+                } else {
+                    self.error(
+                        ErrorKind::InvalidValue,
+                        t.span(),
+                        format!("`speech_threshold` must be from 0 to 1, not {value}"),
+                    );
+                    None
+                }
+            }
+        };
+        let mut confirm = BTreeMap::new();
+        if let Some(prompts) = &menu.confirm {
+            for (option, file) in prompts.get_ref() {
+                if !phrases.contains_key(option.get_ref()) {
+                    self.error(
+                        ErrorKind::MissingReference,
+                        option.span(),
+                        format!(
+                            "menu `{id}`: `confirm` names option `{}`, which has no `speech` phrases",
+                            option.get_ref()
+                        ),
+                    );
+                    ok = false;
+                }
+                match self.prompt(file) {
+                    Some(prompt) => {
+                        confirm.insert(option.get_ref().clone(), prompt);
+                    }
+                    None => ok = false,
+                }
+            }
+        }
+        let threshold_permille = threshold_permille?;
+        if !ok {
+            return None;
+        }
+        let grammar = speech::Grammar::new(word_lists.iter().map(Vec::as_slice));
+        Some(Some(MenuSpeech {
+            matcher: SpeechMatcher::new(&phrases),
+            phrases,
+            threshold_permille,
+            confirm,
+            grammar: Arc::new(grammar),
+        }))
+    }
+}
