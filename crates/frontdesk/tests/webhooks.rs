@@ -287,10 +287,37 @@ fn each_lead_and_call_event_reaches_the_receiver_signed() {
             && has(h, "lead.escalated", &b)
             && h.iter().any(|hit| hit.kind == "call.ended")
     });
+    // Each body is what the OpenAPI document's `webhooks` says of its
+    // kind (JSON Schema 2020-12; the event object closed).
+    let document: Value = serde_json::from_str(&daemon.get("/api/openapi.json", Some(TOKEN)).body)
+        .expect("the OpenAPI document");
     for hit in &got {
         assert!(hit.signature_ok, "a valid signature: {hit:?}");
         assert_eq!(hit.body["kind"], hit.kind.as_str(), "{hit:?}");
         assert_eq!(hit.body["id"], hit.delivery.as_str(), "{hit:?}");
+        let schema = &document["webhooks"][hit.kind.as_str()]["post"]["requestBody"]["content"]["application/json"]
+            ["schema"];
+        assert!(
+            schema.is_object(),
+            "{} is not in the document's webhooks",
+            hit.kind
+        );
+        let root = json!({
+            "components": document["components"],
+            "allOf": [schema],
+            "unevaluatedProperties": false,
+        });
+        let validator = jsonschema::draft202012::new(&root).expect("the schema compiles");
+        let errors: Vec<String> = validator
+            .iter_errors(&hit.body)
+            .map(|error| format!("{error} at {}", error.instance_path))
+            .collect();
+        assert!(
+            errors.is_empty(),
+            "{}: {errors:?}\n{:#}",
+            hit.kind,
+            hit.body
+        );
     }
     let find = |kind: &str, lead: &str| {
         got.iter()

@@ -40,6 +40,8 @@
 //!             Action::Queue(decision) => { /* hand to routing */ }
 //!             Action::Voicemail(decision) => { /* greeting, beep, record */ }
 //!             Action::HangUp { .. } => { /* BYE */ }
+//!             Action::Listen { .. } => { /* send the caller's audio to the recogniser */ }
+//!             Action::StopListening => { /* stop sending it */ }
 //!         }
 //!     }
 //!     match wait_for_input_or(session.poll_timeout()) {

@@ -151,9 +151,9 @@ pub use error::{JournalError, QueryError, RangeError, RecordError};
 pub use fault::FaultPlan;
 pub use journal::{Journal, JournalConfig, JournalHandle, JournalStats, MAX_LINGER, WriteFailure};
 pub use leads::{
-    DeskRow, Idempotency, IntentJson, LeadChange, LeadEvent, LeadHistory, LeadHistoryStep, LeadId,
-    LeadJson, LeadKind, LeadOutcome, LeadQuery, LeadReply, LeadReport, LeadRow, LeadSignature,
-    LeadState, LeadStored, LeadTimeline, LeadWriteError, NewLead,
+    DeskRow, Idempotency, IntentJson, LeadChange, LeadEvent, LeadFields, LeadHistory,
+    LeadHistoryStep, LeadId, LeadJson, LeadKind, LeadOutcome, LeadQuery, LeadReply, LeadReport,
+    LeadRow, LeadSignature, LeadState, LeadStored, LeadTimeline, LeadWriteError, NewLead,
 };
 pub use location::{JournalLocation, LocationError, PostgresUrl};
 pub use reader::{

@@ -58,7 +58,7 @@ mod history;
 mod reply;
 pub(crate) mod script;
 pub(crate) mod store;
-mod types;
+pub(crate) mod types;
 
 pub use error::{ClaimError, ReplyError, StoreError};
 pub use feed::{ChangeFeed, FeedEvent};

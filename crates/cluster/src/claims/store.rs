@@ -12,7 +12,7 @@ use super::error::{ClaimError, StoreError};
 use super::reply::parse_script_reply;
 use super::script;
 use super::types::{Claim, Epoch, Lease, NodeId, RedisMillis, ScriptReply};
-use crate::line::LineCheck;
+use crate::line::member::LineCheck;
 
 /// Where Redis is, the keys' prefix, and every timeout and bound. Tests
 /// shorten them; the daemon will take them from `frontdesk run` flags.
@@ -306,7 +306,7 @@ impl ClaimStore {
                 invocation.key(self.config.line_key(queue));
             }
             invocation
-                .arg(crate::line::member(node, line.call))
+                .arg(crate::line::member::member(node, line.call))
                 .arg(line.score)
                 .arg(u64::try_from(line.alive_within.as_millis()).unwrap_or(u64::MAX))
                 .arg(if line.force { "1" } else { "0" });

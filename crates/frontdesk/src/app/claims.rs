@@ -121,6 +121,17 @@ pub struct ClaimsConfig {
 #[derive(Debug, Default)]
 pub struct LineView(std::sync::Mutex<Vec<LineCount>>);
 
+/// One queue's shared line in `/api/cluster`.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct ClusterLineJson {
+    /// The queue.
+    pub queue: String,
+    /// Callers waiting in it, on every node.
+    pub waiting: u64,
+    /// Callers waiting, per node.
+    pub nodes: std::collections::BTreeMap<String, u64>,
+}
+
 impl LineView {
     fn set(&self, counts: Vec<LineCount>) {
         *self
@@ -131,7 +142,7 @@ impl LineView {
 
     /// `/api/cluster`'s `lines`: per queue with anyone waiting, the count
     /// and the count per node.
-    pub fn to_json(&self) -> Vec<super::cluster::ClusterLineJson> {
+    pub fn to_json(&self) -> Vec<ClusterLineJson> {
         let counts = self
             .0
             .lock()
@@ -139,7 +150,7 @@ impl LineView {
         counts
             .iter()
             .filter(|line| !line.nodes.is_empty())
-            .map(|line| super::cluster::ClusterLineJson {
+            .map(|line| ClusterLineJson {
                 queue: line.queue.clone(),
                 waiting: line.nodes.iter().map(|(_, count)| count).sum::<u64>(),
                 nodes: line

@@ -128,18 +128,7 @@ pub struct ClusterJson {
     pub reloads_from_others: u64,
     /// The shared lines (queues with anyone waiting), as of the last full
     /// rewrite.
-    pub lines: Vec<ClusterLineJson>,
-}
-
-/// One queue's shared line in `/api/cluster`.
-#[derive(Debug, Clone, Serialize, utoipa::ToSchema)]
-pub struct ClusterLineJson {
-    /// The queue.
-    pub queue: String,
-    /// Callers waiting in it, on every node.
-    pub waiting: u64,
-    /// Callers waiting, per node.
-    pub nodes: std::collections::BTreeMap<String, u64>,
+    pub lines: Vec<super::claims::ClusterLineJson>,
 }
 
 /// One node of `/api/cluster`.

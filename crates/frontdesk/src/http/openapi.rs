@@ -313,20 +313,63 @@ impl Modify for Security {
         records::CallRowJson,
         records::EventRowJson,
         records::LeadJson,
+        records::LeadFields,
+        records::webhooks::LeadEventJson,
+        records::webhooks::CallEventJson,
+        records::webhooks::WebhookCall,
         records::LeadHistoryStep,
         crate::app::journal::AlertJson,
         crate::http::calls::QueueView,
     )),
     modifiers(&Security),
-    // Issue 26, part 1: the webhook events go in OpenAPI 3.1's top-level
-    // `webhooks` map (utoipa's `webhooks(...)`), one entry per event kind.
+    // The webhook events go in OpenAPI 3.1's top-level `webhooks` map,
+    // which utoipa 5 cannot derive: added by `json()`.
 )]
 pub struct ApiDoc;
 
 /// The document as JSON (built once per request: a few milliseconds, and
 /// only an admin asks).
 pub fn json() -> Value {
-    serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null)
+    let mut document = serde_json::to_value(ApiDoc::openapi()).unwrap_or(Value::Null);
+    document["webhooks"] = webhooks();
+    document
+}
+
+/// OpenAPI 3.1's `webhooks`: one POST per event kind a `[[webhooks]]`
+/// entry can hear, its body `LeadWebhookEvent` or `CallWebhookEvent`
+/// (their types are the ones `records::webhooks` serializes), signed in
+/// `X-Frontdesk-Signature` as lead intake is, acknowledged by any 2xx.
+fn webhooks() -> Value {
+    let mut map = serde_json::Map::new();
+    for kind in ivr::WebhookEvent::ALL {
+        let schema = if kind == ivr::WebhookEvent::CallEnded {
+            "CallWebhookEvent"
+        } else {
+            "LeadWebhookEvent"
+        };
+        map.insert(
+            kind.as_str().to_string(),
+            serde_json::json!({
+                "post": {
+                    "summary": format!("`{}`, to each `[[webhooks]]` entry that hears it", kind.as_str()),
+                    "parameters": [
+                        {"name": "X-Frontdesk-Event", "in": "header", "required": true, "schema": {"type": "string"}, "description": "The event's kind"},
+                        {"name": "X-Frontdesk-Delivery", "in": "header", "required": true, "schema": {"type": "string"}, "description": "The event's id, the same on every retry: drop repeats by it"},
+                        {"name": "X-Frontdesk-Signature", "in": "header", "required": true, "schema": {"type": "string"}, "description": "t=<unix seconds>,v1=<hex HMAC-SHA256 of \"<t>.<body>\" with the webhook's secret>, as lead intake's"},
+                    ],
+                    "requestBody": {
+                        "required": true,
+                        "content": {"application/json": {"schema": {"$ref": format!("#/components/schemas/{schema}")}}}
+                    },
+                    "responses": {
+                        "2XX": {"description": "Delivered: the event leaves the outbox"},
+                        "default": {"description": "Not delivered: retried with backoff until a 2xx"}
+                    }
+                }
+            }),
+        );
+    }
+    Value::Object(map)
 }
 
 /// `GET /api/openapi.json`: this document (admin token).

@@ -60,7 +60,8 @@ use crate::entry::{Priority, UnknownName};
 
 pub use events::LeadEvent;
 pub use read::{
-    DeskRow, IntentJson, LeadHistory, LeadHistoryStep, LeadJson, LeadQuery, LeadRow, LeadTimeline,
+    DeskRow, IntentJson, LeadFields, LeadHistory, LeadHistoryStep, LeadJson, LeadQuery, LeadRow,
+    LeadTimeline,
 };
 pub use report::{DepartmentLeads, KindLeads, LeadFigures, LeadReport, SourceLeads};
 

@@ -73,10 +73,24 @@ fn rfc3339(at: Option<Timestamp>) -> Option<String> {
 }
 
 /// DESIGN.md's lead JSON (`GET /api/leads/{id}`); its schema is the
-/// OpenAPI document's `Lead`.
+/// OpenAPI document's `Lead`: the lead's own fields and its history.
 #[derive(Debug, Clone, Serialize, ToSchema)]
 #[schema(as = Lead)]
 pub struct LeadJson {
+    /// The lead itself (flattened: the same object).
+    #[serde(flatten)]
+    pub lead: LeadFields,
+    /// Its history, oldest first: `{"at","event","agent"?, …detail}`.
+    #[schema(value_type = Vec<LeadHistoryStep>)]
+    pub history: Vec<Value>,
+    /// The same number's earlier calls and leads.
+    pub related: Vec<String>,
+}
+
+/// A lead's own fields, without its history: `Lead`'s, and the `lead` of
+/// a webhook's lead event (`LeadFields` in the OpenAPI document).
+#[derive(Debug, Clone, Serialize, ToSchema)]
+pub struct LeadFields {
     /// `l-…`.
     pub id: String,
     /// `web_form`, `callback`, `voicemail` or `abandoned_call`.
@@ -122,11 +136,6 @@ pub struct LeadJson {
     pub first_contact_at: Option<String>,
     /// RFC 3339 UTC.
     pub snoozed_until: Option<String>,
-    /// Its history, oldest first: `{"at","event","agent"?, …detail}`.
-    #[schema(value_type = Vec<LeadHistoryStep>)]
-    pub history: Vec<Value>,
-    /// The same number's earlier calls and leads.
-    pub related: Vec<String>,
 }
 
 /// A lead's `intent`.
@@ -159,6 +168,15 @@ impl LeadRow {
     /// DESIGN.md's lead JSON, with `history` and `related` as given.
     pub fn to_json(&self, history: &[LeadHistory], related: &[String]) -> Value {
         json!(LeadJson {
+            lead: self.fields(),
+            history: history.iter().map(LeadHistory::to_json).collect(),
+            related: related.to_vec(),
+        })
+    }
+
+    /// The lead's own fields (no history).
+    pub fn fields(&self) -> LeadFields {
+        LeadFields {
             id: self.id.as_str().to_string(),
             kind: self.kind.as_str().to_string(),
             source: self.source.clone(),
@@ -183,9 +201,7 @@ impl LeadRow {
             respond_by: self.respond_by.to_string(),
             first_contact_at: rfc3339(self.first_contact_at),
             snoozed_until: rfc3339(self.snoozed_until),
-            history: history.iter().map(LeadHistory::to_json).collect(),
-            related: related.to_vec(),
-        })
+        }
     }
 
     pub(crate) fn from_row(row: &Row<'_>) -> Result<Self, QueryError> {

@@ -353,41 +353,77 @@ impl Hooks<'_> {
     }
 }
 
-/// The JSON of a lead event: `id` (`<lead>.<seq>`, the same on every
-/// retry), `kind`, `at`, the lead as `GET /api/leads/{id}` shows it
-/// without `history` and `related` (so with its `owner`, its timers
-/// `created_at`, `respond_by`, `first_contact_at`, `snoozed_until`, and its
-/// `source`), and the step's `agent` and `detail`.
+/// A lead event's body (the OpenAPI document's `LeadWebhookEvent`, under
+/// its `webhooks`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = LeadWebhookEvent)]
+pub struct LeadEventJson {
+    /// `<lead>.<seq>`: the same on every retry (`X-Frontdesk-Delivery`).
+    pub id: String,
+    /// `lead.created`, `lead.offered`, `lead.owner_changed`,
+    /// `lead.contacted`, `lead.outcome` or `lead.escalated`.
+    pub kind: String,
+    /// When it happened, RFC 3339 UTC.
+    pub at: String,
+    /// The lead as `GET /api/leads/{id}` shows it, without `history` and
+    /// `related`: with its `owner`, its timers (`created_at`, `respond_by`,
+    /// `first_contact_at`, `snoozed_until`) and its `source`.
+    pub lead: crate::LeadFields,
+    /// The agent concerned.
+    pub agent: Option<String>,
+    /// The step's own detail (an offer's `until`, an outcome), or `null`.
+    #[schema(value_type = Object, nullable)]
+    pub detail: Value,
+}
+
+/// `call.ended`'s body (the OpenAPI document's `CallWebhookEvent`).
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+#[schema(as = CallWebhookEvent)]
+pub struct CallEventJson {
+    /// `<call>.ended`.
+    pub id: String,
+    /// `call.ended`.
+    pub kind: String,
+    /// When it ended, RFC 3339 UTC.
+    pub at: String,
+    /// The call with every column, and its owner.
+    pub call: WebhookCall,
+}
+
+/// The call of `call.ended`: `GET /api/calls`' fields plus `branch`,
+/// `answered_at`, `queued_at`, `talk_ms`, `transfers`, `sla_ms`, and
+/// `owner`, the agent who last answered it.
+#[derive(Debug, Clone, serde::Serialize, utoipa::ToSchema)]
+pub struct WebhookCall {
+    /// The call (flattened: the same object).
+    #[serde(flatten)]
+    pub row: crate::CallRowJson,
+    /// The agent who last answered it.
+    pub owner: Option<String>,
+}
+
+/// The JSON of a lead event ([`LeadEventJson`]).
 pub fn lead_body(step: &LeadStep<'_>, row: &LeadRow) -> Value {
-    let mut lead = row.to_json(&[], &[]);
-    if let Value::Object(fields) = &mut lead {
-        fields.remove("history");
-        fields.remove("related");
-    }
-    json!({
-        "id": format!("{}.{}", step.lead, step.seq),
-        "kind": step.kind.as_str(),
-        "at": step.at.to_string(),
-        "lead": lead,
-        "agent": step.agent,
-        "detail": step.detail,
+    json!(LeadEventJson {
+        id: format!("{}.{}", step.lead, step.seq),
+        kind: step.kind.as_str().to_string(),
+        at: step.at.to_string(),
+        lead: row.fields(),
+        agent: step.agent.map(str::to_string),
+        detail: step.detail.clone(),
     })
 }
 
-/// The JSON of `call.ended`: `id` (`<call>.ended`), `kind`, `at`, and the
-/// call with every column (`GET /api/calls`' fields plus `branch`,
-/// `answered_at`, `queued_at`, `talk_ms`, `transfers`, `sla_ms`) and its
-/// `owner`, the agent who last answered it.
+/// The JSON of `call.ended` ([`CallEventJson`]).
 pub fn call_body(at: Timestamp, row: &CallRow) -> Value {
-    let mut call = row.to_json_full();
-    if let Value::Object(fields) = &mut call {
-        fields.insert("owner".into(), json!(row.agent));
-    }
-    json!({
-        "id": format!("{}.ended", row.id.as_str()),
-        "kind": WebhookEvent::CallEnded.as_str(),
-        "at": at.to_string(),
-        "call": call,
+    json!(CallEventJson {
+        id: format!("{}.ended", row.id.as_str()),
+        kind: WebhookEvent::CallEnded.as_str().to_string(),
+        at: at.to_string(),
+        call: WebhookCall {
+            row: row.view(),
+            owner: row.agent.clone(),
+        },
     })
 }
 
