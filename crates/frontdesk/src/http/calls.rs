@@ -255,6 +255,20 @@ impl RangeQuery {
     }
 }
 
+/// What a report's request asks: CSV or JSON (`format=`, `Accept`), and
+/// its range; the answer to send instead when either is wrong (400),
+/// boxed (a `Response` is large).
+pub(crate) fn report_request(
+    headers: &HeaderMap,
+    query: &RangeQuery,
+) -> Result<(bool, records::TimeRange), Box<Response>> {
+    let csv = super::csv::wanted(headers, query.format.as_deref())
+        .map_err(|error| Box::new(error.into_response()))?;
+    let range = range_of(query)
+        .map_err(|message| Box::new(error_response(StatusCode::BAD_REQUEST, &message)))?;
+    Ok((csv, range))
+}
+
 /// The range of `query`, or what is wrong with it (a 400).
 pub(crate) fn range_of(query: &RangeQuery) -> Result<records::TimeRange, String> {
     let parse = |name: &str, text: &Option<String>| -> Result<Option<Timestamp>, String> {
@@ -362,13 +376,9 @@ pub async fn departments(
     headers: HeaderMap,
     Query(range): Query<RangeQuery>,
 ) -> Response {
-    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
-        Ok(csv) => csv,
-        Err(error) => return error.into_response(),
-    };
-    let range = match range_of(&range) {
-        Ok(range) => range,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    let (csv, range) = match report_request(&headers, &range) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     match department_reports(&state.app, range).await {
         Ok(reports) => report_answer(
@@ -420,13 +430,9 @@ pub async fn agents(
     headers: HeaderMap,
     Query(range): Query<RangeQuery>,
 ) -> Response {
-    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
-        Ok(csv) => csv,
-        Err(error) => return error.into_response(),
-    };
-    let range = match range_of(&range) {
-        Ok(range) => range,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    let (csv, range) = match report_request(&headers, &range) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     match query(&state, move |reader| reader.agent_report(&range)).await {
         Ok(reports) => report_answer(
@@ -461,13 +467,9 @@ pub async fn sources(
     headers: HeaderMap,
     Query(range): Query<RangeQuery>,
 ) -> Response {
-    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
-        Ok(csv) => csv,
-        Err(error) => return error.into_response(),
-    };
-    let range = match range_of(&range) {
-        Ok(range) => range,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    let (csv, range) = match report_request(&headers, &range) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     match query(&state, move |reader| reader.source_report(&range)).await {
         Ok(reports) => report_answer(

@@ -230,13 +230,9 @@ pub async fn report(
     headers: HeaderMap,
     Query(range): Query<RangeQuery>,
 ) -> Response {
-    let csv = match super::csv::wanted(&headers, range.format.as_deref()) {
-        Ok(csv) => csv,
-        Err(error) => return error.into_response(),
-    };
-    let range = match range_of(&range) {
-        Ok(range) => range,
-        Err(message) => return error_response(StatusCode::BAD_REQUEST, &message),
+    let (csv, range) = match super::calls::report_request(&headers, &range) {
+        Ok(request) => request,
+        Err(response) => return *response,
     };
     let now = Timestamp::now();
     match read(&state.leads, move |reader| reader.lead_report(&range, now)).await {
