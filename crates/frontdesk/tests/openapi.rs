@@ -299,6 +299,14 @@ fn every_route_answers_as_the_openapi_document_says() {
     );
     assert!(document["info"]["title"].is_string());
     assert!(document["paths"].as_object().is_some_and(|p| p.len() >= 30));
+    // A lead's history steps carry their own fields (`reason`, `from`,
+    // `until`, …) beside `at`/`event`/`agent`: the schema says so, and the
+    // closed reading below leaves it open.
+    assert!(
+        !document["components"]["schemas"]["LeadHistoryStep"]["additionalProperties"].is_null(),
+        "{}",
+        document["components"]["schemas"]["LeadHistoryStep"]
+    );
     let strict = closed(&document);
 
     // Something in every list: a refused call, an abandoned one, an

@@ -158,9 +158,10 @@ pub struct LeadHistoryStep {
     /// The agent concerned.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub agent: Option<String>,
-    /// The step's own fields.
+    /// The step's own fields. A flattened map: utoipa gives the schema
+    /// `additionalProperties`, so a closed reading of the document still
+    /// takes them.
     #[serde(flatten)]
-    #[schema(value_type = Object)]
     pub detail: serde_json::Map<String, Value>,
 }
 
