@@ -6,7 +6,7 @@
 #   leadload --HTTP/1.1--> frontdesk: RATE signed leads/s (each a
 #                          lead.created event, queued by the journal's writer)
 #   SIPp bench/sipp/caller.xml --UDP--> frontdesk: CALL_RATE calls/s
-#                          (INVITE -> 200 is SIPp's rtd 1; each call's end a
+#                          (INVITE -> 200 from a dumpcap capture on lo; each call's end a
 #                          call.ended event)
 #   frontdesk --POST--> a receiver (python3, this script) that holds each
 #                          request DELAY_MS before its 200
@@ -14,13 +14,13 @@
 # Two runs on a fresh daemon each: "off" (the demo clinic as it is) and
 # "on" (the same plus one [[webhooks]] hearing every kind, CONCURRENCY
 # deliveries in flight). Recorded per run: leads/s achieved and their 201
-# p99, the callers' INVITE -> 200 p50/p99 (SIPp -trace_rtt), events
+# p99, the callers' INVITE -> 200 p50/p99/max (captured on lo), events
 # delivered during the load and after it (until the outbox is empty or
 # DRAIN_S passed), the delivery rate, the daemon's CPU. Loopback only;
 # bounded (timeouts on every tool, readiness deadlines); what it starts it
 # stops, by PID.
 #
-# Needs: sipp, python3, curl, release builds of frontdesk and leadload
+# Needs: sipp, python3, curl, dumpcap (Debian's wireshark-common, as root), release builds of frontdesk and leadload
 # (`cargo build --release -p frontdesk`; `cargo build --release
 # --manifest-path bench/leadload/Cargo.toml`).
 #
@@ -76,31 +76,50 @@ trap cleanup EXIT INT TERM
   echo "cpus $(nproc); $(uptime)"; echo "binary $FRONTDESK_BIN"
 } | tee "$OUT/machine.txt"
 
-# The receiver: holds each POST DELAY_MS, answers 200, counts in a file.
+# The receiver: holds each POST DELAY_MS, answers 200, counts (the count
+# written to a file every 20 ms). asyncio, so that holding hundreds of
+# requests at once costs it little: python's ThreadingHTTPServer (one
+# thread per connection, a listen backlog of 5) took at most ~210 POSTs/s
+# at 256 connections under wrk, whatever DELAY_MS.
 RECEIVER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-python3 - "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" <<'PY' &
-import http.server, sys, threading, time
+nice -n "${RECEIVER_NICE:-0}" python3 - "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" <<'PY' &
+import asyncio, sys
 port, delay, path = int(sys.argv[1]), int(sys.argv[2]) / 1000, sys.argv[3]
 count = 0
-lock = threading.Lock()
-class Handler(http.server.BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    def do_POST(self):
-        global count
-        self.rfile.read(int(self.headers.get("Content-Length", 0)))
-        time.sleep(delay)
-        with lock:
-            count += 1
+async def flush():
+    last = None
+    while True:
+        await asyncio.sleep(0.02)
+        if count != last:
             with open(path, "w") as f:
                 f.write(f"{count}\n")
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-    def log_message(self, *args):
+            last = count
+async def serve(reader, writer):
+    global count
+    try:
+        while True:
+            head = await reader.readuntil(b"\r\n\r\n")
+            length = 0
+            for line in head.split(b"\r\n"):
+                name, _, value = line.partition(b":")
+                if name.strip().lower() == b"content-length":
+                    length = int(value)
+            if length:
+                await reader.readexactly(length)
+            await asyncio.sleep(delay)
+            count += 1
+            writer.write(b"HTTP/1.1 200 OK\r\nContent-Length: 0\r\n\r\n")
+            await writer.drain()
+    except (asyncio.IncompleteReadError, ConnectionError, asyncio.LimitOverrunError):
         pass
-server = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
-server.daemon_threads = True
-server.serve_forever()
+    finally:
+        writer.close()
+async def main():
+    server = await asyncio.start_server(serve, "127.0.0.1", port, backlog=1024)
+    asyncio.create_task(flush())
+    async with server:
+        await server.serve_forever()
+asyncio.run(main())
 PY
 PIDS+=($!)
 echo 0 > "$OUT/received.txt"
@@ -109,7 +128,7 @@ received() { cat "$OUT/received.txt" 2>/dev/null || echo 0; }
 metric() { curl -sf "http://$HTTP/metrics" | awk -v s="$1" 'index($0, s) == 1 { print $NF }' | tail -1; }
 
 {
-  echo "| webhooks | leads/s achieved | lead 201 p99 ms | calls ok/failed | INVITE→200 p50 ms | p99 ms | events delivered during load | then within ${DRAIN_S} s | delivery/s | daemon CPU | load (1 min) |"
+  echo "| webhooks | leads/s achieved | lead 201 p99 ms | calls ok/failed | INVITE→200 p50 ms | p99 / max ms | events delivered during load | then within ${DRAIN_S} s | delivery/s | daemon CPU | load (1 min) |"
   echo "|---|---|---|---|---|---|---|---|---|---|---|"
 } > "$OUT/table.md"
 
@@ -144,12 +163,18 @@ TOML
     [ $SECONDS -lt $deadline ] || { echo "frontdesk not ready"; exit 1; }
     sleep 0.2
   done
+  # Every INVITE to its 200, from the kernel's timestamps on lo (SIPp's
+  # own -trace_rtt counts whole milliseconds: 0 for a release build).
+  ( exec timeout $((SECONDS_EACH + 30)) dumpcap -q -i lo -f "udp port $sip_port" -B 64 -s 512 -P \
+      -a duration:$((SECONDS_EACH + 5)) -w "$dir/cap.pcap" > "$dir/dumpcap.out" 2>&1 ) &
+  CAPTURE=$!
+  sleep 1
   r0=$(received); c0=$(cpu_ticks "$FPID"); t0=$(date +%s.%N)
   media_port=$(free_media_port)
   ( cd "$dir" && exec timeout $((SECONDS_EACH + 60)) sipp "$IP:$sip_port" -sf "$ROOT/bench/sipp/caller.xml" \
       -s +15550100 -set dtmf 0 -set rtp_port $media_port -mp $media_port -i $IP -r "$CALL_RATE" \
       -m $((CALL_RATE * SECONDS_EACH)) -d "$TALK_MS" -recv_timeout 8000 -timeout $((SECONDS_EACH + 50))s \
-      -nostdin -trace_stat -fd 1 -stf uac_stat.csv -trace_rtt -rtt_freq 1 > uac.out 2>&1 ) &
+      -nostdin -trace_stat -fd 1 -stf uac_stat.csv > uac.out 2>&1 ) &
   SIPP=$!
   timeout $((SECONDS_EACH + 60)) "$LEADLOAD_BIN" "$HTTP" "$RATE" "$SECONDS_EACH" "$CONNECTIONS" \
       > "$dir/leadload.txt" 2> "$dir/leadload.err"
@@ -166,24 +191,19 @@ TOML
   t2=$(date +%s.%N); r2=$(received)
   json=$(tail -1 "$dir/leadload.txt")
   field() { printf '%s' "$json" | python3 -c "import json,sys; print(json.load(sys.stdin)$1)"; }
-  rtt=$(python3 - "$dir" <<'PY'
-import csv, glob, sys
-values = []
-for path in glob.glob(sys.argv[1] + "/*_rtt.csv"):
-    for row in csv.DictReader(open(path), delimiter=";"):
-        value = row.get("response_time_ms")
-        if (row.get("rtd_no") or "").strip() == "1" and value:
-            values.append(float(value))
-values.sort()
-pick = lambda q: values[min(len(values) - 1, int(q * len(values)))] if values else float("nan")
-print(f"{pick(0.5):.1f} {pick(0.99):.1f}")
-PY
-)
+  wait $CAPTURE
+  rtt=$(python3 "$ROOT/bench/sip_answers.py" "$dir/cap.pcap" "$sip_port" \
+      | python3 -c 'import json,sys; a=json.load(sys.stdin)["200"]; print(a["p50_ms"], a["p99_ms"], a["max_ms"], a["n"])')
   ok=$(stat_last "$dir/uac_stat.csv" "SuccessfulCall(C)"); failed=$(stat_last "$dir/uac_stat.csv" "FailedCall(C)")
   cpu=$(python3 -c "print(f'{($c1-$c0)/$TICKS/($t1-$t0)*100:.0f} %')")
   rate_out=$(python3 -c "print(f'{($r2-$r0)/max($t2-$t0, 0.001):.0f}')")
-  echo "| $run | $(field "['achieved_per_s']") | $(field "['p99_ms']") | $ok/$failed | ${rtt% *} | ${rtt#* } | $((r1 - r0)) | $((r2 - r1)) | $rate_out | $cpu | $(cut -d' ' -f1 "$dir/loadavg.txt") |" \
+  echo "| $run | $(field "['achieved_per_s']") | $(field "['p99_ms']") | $ok/$failed | $(echo $rtt | cut -d' ' -f1) | $(echo $rtt | cut -d' ' -f2) / $(echo $rtt | cut -d' ' -f3) ($(echo $rtt | cut -d' ' -f4) calls) | $((r1 - r0)) | $((r2 - r1)) | $rate_out | $cpu | $(cut -d' ' -f1 "$dir/loadavg.txt") |" \
     | tee -a "$OUT/table.md"
+  # CPU seconds per thread name over the daemon's life (threads.txt).
+  for task in /proc/$FPID/task/*; do
+    echo "$(cat "$task/comm") $(awk '{ print $14 + $15 }' "$task/stat")"
+  done | awk -v hz="$TICKS" '{ cpu[$1] += $2 } END { for (n in cpu) printf "%s %.2f s\n", n, cpu[n] / hz }' \
+    | sort -k2 -rn > "$dir/threads.txt"
   kill "$FPID" 2>/dev/null; wait "$FPID" 2>/dev/null
 done
 echo

@@ -180,4 +180,18 @@ fn the_sip_front_end_runs_ahead_of_the_call_threads() {
             .all(|(_, nice)| *nice == base),
         "{threads:?}"
     );
+    // Work no caller waits for (the webhooks' delivery) runs below the
+    // calls, whatever --worker-nice says.
+    let background: Vec<_> = threads
+        .iter()
+        .filter(|(name, _)| name == "background")
+        .collect();
+    // Its runtime's thread and the blocking threads it started.
+    assert!(!background.is_empty(), "{threads:?}");
+    assert!(
+        background
+            .iter()
+            .all(|(_, nice)| *nice == (base + 10).min(19)),
+        "{threads:?}"
+    );
 }

@@ -79,7 +79,7 @@ events = ["lead.created", "lead.deleted", "lead.created"]
 retry_initial = "10s"
 retry_max = "1s"
 max_pending = 0
-concurrency = 100
+concurrency = 300
 
 [[webhooks]]
 name = "a b"
@@ -102,7 +102,7 @@ timeout = "0s"
         "`events`: `lead.created` is listed twice",
         "`retry_max` must be at least `retry_initial`",
         "`max_pending` must be from 1 to 10000000, not 0",
-        "`concurrency` must be from 1 to 64, not 100",
+        "`concurrency` must be from 1 to 256, not 300",
         "`name` is 1 to 64 of `A-Z`, `a-z`, `0-9`, `-`, `_`, `.`, `:` (it labels the metrics)",
         "`events` cannot be empty: name the kinds this webhook hears",
         "`timeout` must be longer than zero",

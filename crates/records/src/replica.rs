@@ -380,10 +380,8 @@ fn open_local(path: &Path) -> Result<Connection, JournalError> {
         source,
     };
     let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-    let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
-    connection
-        .busy_timeout(Duration::from_secs(5))
-        .map_err(open_error)?;
+    let mut connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+    crate::schema::writing(&mut connection).map_err(open_error)?;
     Ok(connection)
 }
 

@@ -69,10 +69,36 @@ use crate::error::JournalError;
 /// The schema version this build writes and reads.
 pub const SCHEMA_VERSION: i64 = 7;
 
-/// How long a connection waits for a lock before failing. Only one
-/// connection writes; WAL readers never block it, so this only covers
-/// checkpoints and a second process opening the file by mistake.
+/// How long a connection waits for a lock before failing. Three
+/// connections write ([`writing`]); WAL readers never block them, and
+/// wait this long only for checkpoints.
 const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// Sets up a connection that writes to the journal's file. Three do:
+/// the journal's writer, the webhooks' outbox (`webhooks::outbox`) and
+/// the PostgreSQL shipper's (`replica`), each in short transactions.
+///
+/// - Every transaction takes the write lock at its start (`BEGIN
+///   IMMEDIATE`). A deferred one that reads first and writes after fails
+///   at once with `SQLITE_BUSY`, without its busy handler, whenever
+///   another writer committed in between: under the lead load of
+///   `bench/webhooks.sh` that was nearly every outbox claim.
+/// - The busy handler tries again every millisecond, for
+///   [`BUSY_TIMEOUT`] in all. SQLite's own (`busy_timeout`) sleeps 1, 2,
+///   5, 10 … up to 100 ms between tries, so a writer finding another's
+///   transaction of a millisecond in progress could wait tens of them.
+pub(crate) fn writing(connection: &mut Connection) -> rusqlite::Result<()> {
+    fn again(tries: i32) -> bool {
+        let limit = i32::try_from(BUSY_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
+        if tries >= limit {
+            return false;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+        true
+    }
+    connection.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
+    connection.busy_handler(Some(again))
+}
 
 /// One step of the schema's history.
 #[derive(Debug)]
@@ -267,7 +293,7 @@ pub(crate) fn open_writer(
         source,
     };
     let mut connection = Connection::open(path).map_err(open_error)?;
-    connection.busy_timeout(BUSY_TIMEOUT).map_err(open_error)?;
+    writing(&mut connection).map_err(open_error)?;
     let mode: String = connection
         .pragma_update_and_check(None, "journal_mode", "WAL", |row| row.get(0))
         .map_err(open_error)?;

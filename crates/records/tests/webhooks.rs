@@ -195,3 +195,57 @@ fn events_survive_a_reopen_and_a_full_outbox_drops_new_ones() {
     assert!(outbox.pending().unwrap().is_empty());
     drop(journal);
 }
+
+#[test]
+fn the_outbox_leases_and_settles_while_the_writer_commits_leads() {
+    // Two connections write the file: the journal's writer (here storing
+    // leads as fast as it can) and the outbox. Every lease and every
+    // settle must get the lock in its turn; none may fail because the
+    // other committed in between.
+    const LEADS: usize = 2_000;
+    let test = open(quick());
+    test.handle.set_webhooks(subscriptions(100_000));
+    let writer = {
+        let handle = test.handle.clone();
+        std::thread::spawn(move || {
+            let (send, receive) = mpsc::channel();
+            for n in 0..LEADS {
+                let send = send.clone();
+                handle
+                    .store_lead(lead(&format!("l-{n}"), n as i64), move |result| {
+                        let _ = send.send(result.is_ok());
+                    })
+                    .unwrap();
+            }
+            (0..LEADS)
+                .filter(|_| receive.recv_timeout(PATIENCE).unwrap())
+                .count()
+        })
+    };
+    let mut outbox = test.handle.webhook_outbox().unwrap();
+    let mut delivered = 0;
+    let mut errors = Vec::new();
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while delivered < LEADS && std::time::Instant::now() < deadline {
+        let now = jiff::Timestamp::now().as_millisecond() + 1;
+        match outbox.claim("crm", now, 60_000, 8) {
+            Ok(claimed) => {
+                let rows: Vec<(String, i64)> =
+                    claimed.iter().map(|c| ("crm".to_string(), c.row)).collect();
+                match outbox.settle(&rows, &[]) {
+                    Ok(()) => delivered += rows.len(),
+                    Err(error) => errors.push(format!("settle: {error}")),
+                }
+            }
+            Err(error) => errors.push(format!("claim: {error}")),
+        }
+    }
+    assert_eq!(writer.join().unwrap(), LEADS, "every lead stored");
+    assert!(
+        errors.is_empty(),
+        "{} failed: {:?}",
+        errors.len(),
+        &errors[..errors.len().min(3)]
+    );
+    assert_eq!(delivered, LEADS);
+}

@@ -55,32 +55,55 @@ pub fn lower_this_thread(base: i32, nice: u8) {
     }
 }
 
-/// The front end's runtime; stops when dropped.
+/// How many steps below the main thread the background runtime's thread
+/// runs ([`OwnRuntime::background`]): below the call workers at the
+/// default `--worker-nice` (5), so that work no caller waits for
+/// (delivering CRM webhooks) is never ahead of a call's in the CPU's
+/// queue. BENCHMARKS.md (issue 26) has what delivering 1,000 webhooks a
+/// second costs the calls, on this thread.
+pub const BACKGROUND_NICE: u8 = 10;
+
+/// A single-threaded runtime on a thread of its own; stops when dropped.
+/// The SIP front end is one; the background work is another.
 #[derive(Debug)]
-pub struct SipFront {
+pub struct OwnRuntime {
     handle: Handle,
     stop: CancellationToken,
     thread: Option<std::thread::JoinHandle<()>>,
 }
 
-impl SipFront {
-    /// Starts the thread and its runtime.
-    pub fn start() -> std::io::Result<SipFront> {
+impl OwnRuntime {
+    /// The SIP front end's: at the main thread's priority.
+    pub fn sip_front() -> std::io::Result<OwnRuntime> {
+        Self::start("sip-front", 0)
+    }
+
+    /// The background work's: [`BACKGROUND_NICE`] steps below the main
+    /// thread (its blocking threads inherit that).
+    pub fn background() -> std::io::Result<OwnRuntime> {
+        Self::start("background", BACKGROUND_NICE)
+    }
+
+    /// Starts the thread `name` and its runtime, `nice` steps below the
+    /// calling thread's priority.
+    fn start(name: &'static str, nice: u8) -> std::io::Result<OwnRuntime> {
         let runtime = Builder::new_current_thread()
             .enable_all()
-            .thread_name("sip-front")
+            .thread_name(name)
             .build()?;
         let handle = runtime.handle().clone();
         let stop = CancellationToken::new();
         let stopped = stop.clone();
+        let base = this_thread_priority();
         let thread = std::thread::Builder::new()
-            .name("sip-front".into())
+            .name(name.into())
             .spawn(move || {
+                lower_this_thread(base, nice);
                 runtime.block_on(stopped.cancelled());
                 // Tasks still running (a connection's) end with the runtime.
                 runtime.shutdown_background();
             })?;
-        Ok(SipFront {
+        Ok(OwnRuntime {
             handle,
             stop,
             thread: Some(thread),
@@ -92,8 +115,8 @@ impl SipFront {
         &self.handle
     }
 
-    /// Runs `future` on the front end (e.g. binding its sockets, which then
-    /// belong to its reactor).
+    /// Runs `future` on this runtime (e.g. binding the SIP sockets, which
+    /// then belong to its reactor).
     pub fn spawn<F>(&self, future: F) -> JoinHandle<F::Output>
     where
         F: Future + Send + 'static,
@@ -103,7 +126,7 @@ impl SipFront {
     }
 }
 
-impl Drop for SipFront {
+impl Drop for OwnRuntime {
     fn drop(&mut self) {
         self.stop.cancel();
         if let Some(thread) = self.thread.take() {

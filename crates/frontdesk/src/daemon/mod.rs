@@ -259,7 +259,10 @@ pub async fn run_with(
         ..::sip::transport::tls::HandshakeLimits::default()
     };
     // SIP's sockets belong to the front end's own runtime (front.rs).
-    let front = front::SipFront::start().map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let front = front::OwnRuntime::sip_front().map_err(|e| DaemonError::Setup(e.to_string()))?;
+    // Work no caller waits for runs below the calls (front.rs).
+    let background =
+        front::OwnRuntime::background().map_err(|e| DaemonError::Setup(e.to_string()))?;
     let sip_addr = config.sip;
     let tls_bind = match (&config.sips, &certificates) {
         (Some(sips), Some(certificates)) => Some((sips.addr, certificates.identity().clone())),
@@ -369,16 +372,20 @@ pub async fn run_with(
             ),
         );
     }
-    // CRM webhooks: the journal queues their events; this delivers them.
-    services.spawn(
-        "webhooks",
-        crate::webhooks::run(
-            std::sync::Arc::clone(&app.journal),
-            std::sync::Arc::clone(&dialplan),
-            config.webhook_poll,
-            shutdown.child_token(),
-        ),
-    );
+    // CRM webhooks: the journal queues their events; this delivers them,
+    // on the background runtime: a thousand POSTs a second must not take
+    // the call workers' turns.
+    let delivery = background.spawn(crate::webhooks::run(
+        std::sync::Arc::clone(&app.journal),
+        std::sync::Arc::clone(&dialplan),
+        config.webhook_poll,
+        shutdown.child_token(),
+    ));
+    services.spawn("webhooks", async move {
+        delivery
+            .await
+            .map_err(|error| anyhow::anyhow!("webhook delivery: {error}"))?
+    });
     services.spawn(
         "voicemail-retention",
         crate::voicemail::sweep(

@@ -3,7 +3,6 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
 use rusqlite::{Connection, OpenFlags, params};
 
@@ -48,10 +47,8 @@ impl WebhookOutbox {
             source,
         };
         let flags = OpenFlags::SQLITE_OPEN_READ_WRITE | OpenFlags::SQLITE_OPEN_NO_MUTEX;
-        let connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
-        connection
-            .busy_timeout(Duration::from_secs(5))
-            .map_err(open_error)?;
+        let mut connection = Connection::open_with_flags(path, flags).map_err(open_error)?;
+        crate::schema::writing(&mut connection).map_err(open_error)?;
         // A lost delete (power cut after its commit) only sends an event
         // twice, which receivers expect (delivery is at least once): no
         // fsync per delivery.

@@ -110,7 +110,7 @@ impl Builder<'_, '_> {
             };
             let concurrency = match &hook.concurrency {
                 None => Some(Webhook::CONCURRENCY),
-                Some(value) => self.int_in(value, 1, 64, "concurrency").map(|n| n as u32),
+                Some(value) => self.int_in(value, 1, 256, "concurrency").map(|n| n as u32),
             };
             let name = match (&hook.name, &url) {
                 (Some(name), _) => {
