@@ -60,6 +60,7 @@ impl SpeechEngine {
                 workers: config.workers,
                 budget: config.budget,
                 rate: speech::InputRate::Upsampled,
+                search: speech::Search::Grammar,
             })
         })
         .await
