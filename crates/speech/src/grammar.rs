@@ -151,6 +151,7 @@ mod tests {
 
         assert!(filler_line.contains(" doctor "));
         assert!(filler_line.contains("um"));
+        assert_eq!(grammar.phrases(), ["heart", "my son"]);
         let again = Grammar::new(phrases.iter().map(Vec::as_slice));
         assert_eq!(grammar.name(), again.name());
     }
