@@ -69,13 +69,15 @@ say agent-available "You are available for calls."
 say callers-waiting "Callers waiting in your queues:"
 
 # Speech menus (issue 25, `speech = { … }` in a menu, `[speech]`): a menu
-# prompt that says callers may say it or press it, the keys fall-back, and
-# a "did you say …?" confirm per department.
+# prompt that says callers may say it or press it (naming the phrases the
+# recogniser tells apart best: BENCHMARKS.md, "Speech intent"), the keys
+# fall-back, and a "did you say …?" confirm per department.
 say speech-main-menu "Thank you for calling Riverside Family Health. \
 Say what you need, or press a key. \
-For the front desk, say front desk, or press 1. For cardiology, say heart, or press 2. \
-For pediatrics, say child, or press 3. For dermatology, say skin, or press 4. \
-For orthopedics, say bones, or press 5. For urgent care, say urgent care, or press 9."
+For an appointment or the front desk, say appointment, or press 1. \
+For cardiology, say cardiology, or press 2. For pediatrics, say pediatrics, or press 3. \
+For dermatology, say dermatology, or press 4. For orthopedics, say orthopedic, or press 5. \
+For urgent care, say urgent care, or press 9."
 say speech-use-keys "Sorry, I could not take that by voice. Please use your keypad."
 for department in front-desk cardiology pediatrics dermatology orthopedics urgent-care; do
     say "confirm-$department" "Did you say ${department//-/ }? Press 1 for yes."

@@ -16,6 +16,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Ok("8k") => speech::InputRate::Native8k,
         _ => speech::InputRate::Upsampled,
     };
+    // SPEECH_SEARCH=kws:-20: keyword spotting at threshold 1e-20 instead
+    // of the grammar.
+    let search = match std::env::var("SPEECH_SEARCH") {
+        Ok(kws) => speech::Search::Keywords {
+            exponent: kws
+                .strip_prefix("kws:")
+                .and_then(|e| e.parse().ok())
+                .ok_or("SPEECH_SEARCH=kws:EXPONENT")?,
+        },
+        Err(_) => speech::Search::Grammar,
+    };
     let fillers: Vec<String> = match std::env::var("SPEECH_FILLERS") {
         Ok(list) => list.split_whitespace().map(str::to_string).collect(),
         Err(_) => speech::FILLERS.iter().map(|s| s.to_string()).collect(),
@@ -30,6 +41,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         workers: 1,
         budget: 4,
         rate,
+        search,
     })?;
     for file in args {
         let mut reader = hound::WavReader::open(&file)?;

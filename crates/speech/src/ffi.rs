@@ -10,7 +10,7 @@
 //!
 //! The calls are the stable C API of pocketsphinx 5prealpha (Debian
 //! bookworm's 0.8+5prealpha+1): `cmd_ln_parse_r`, `ps_init`,
-//! `ps_set_jsgf_string`, `ps_set_search`, `ps_start_utt`, `ps_process_raw`,
+//! `ps_set_jsgf_string`, `ps_set_kws`, `ps_set_search`, `ps_start_utt`, `ps_process_raw`,
 //! `ps_end_utt`, `ps_get_hyp`, `ps_get_prob`,
 //! `logmath_exp`, `ps_free`. `cmd_ln_parse_r`, `cmd_ln_free_r` and
 //! `logmath_exp` live in libsphinxbase, which the
@@ -38,6 +38,7 @@ type ProcessFn = unsafe extern "C" fn(*mut c_void, *const i16, usize, i32, i32) 
 type ProbFn = unsafe extern "C" fn(*mut c_void) -> i32;
 type LogmathFn = unsafe extern "C" fn(*mut c_void) -> *mut c_void;
 type ExpFn = unsafe extern "C" fn(*mut c_void, i32) -> f64;
+type SetKwsFn = unsafe extern "C" fn(*mut c_void, *const c_char, *const c_char) -> i32;
 type HypFn = unsafe extern "C" fn(*mut c_void, *mut i32) -> *const c_char;
 
 /// The library and its functions. The function pointers stay valid while
@@ -51,6 +52,7 @@ pub(crate) struct Api {
     ps_free: FreeFn,
     ps_set_jsgf_string: SetJsgfFn,
     ps_set_search: SetSearchFn,
+    ps_set_kws: SetKwsFn,
     ps_get_prob: ProbFn,
     ps_get_logmath: LogmathFn,
     logmath_exp: ExpFn,
@@ -93,6 +95,7 @@ impl Api {
                 ps_free: symbol!(b"ps_free\0"),
                 ps_set_jsgf_string: symbol!(b"ps_set_jsgf_string\0"),
                 ps_set_search: symbol!(b"ps_set_search\0"),
+                ps_set_kws: symbol!(b"ps_set_kws\0"),
                 ps_get_prob: symbol!(b"ps_get_prob\0"),
                 ps_get_logmath: symbol!(b"ps_get_logmath\0"),
                 logmath_exp: symbol!(b"logmath_exp\0"),
@@ -169,6 +172,22 @@ impl RawDecoder {
         let status = unsafe {
             (self.api.ps_set_jsgf_string)(self.decoder.as_ptr(), name.as_ptr(), jsgf.as_ptr())
         };
+        if status < 0 {
+            return Err(SpeechError::Grammar);
+        }
+        Ok(())
+    }
+
+    /// Adds (or replaces) a keyword-spotting search named `name` whose
+    /// keyphrases and thresholds are in the file `path` (`phrase /1e-20/`
+    /// a line).
+    pub(crate) fn set_kws(&mut self, name: &str, path: &str) -> Result<(), SpeechError> {
+        let name = CString::new(name).map_err(|_| SpeechError::Argument)?;
+        let path = CString::new(path).map_err(|_| SpeechError::Argument)?;
+        // SAFETY: a live decoder and two valid C strings; the call reads
+        // the file before it returns.
+        let status =
+            unsafe { (self.api.ps_set_kws)(self.decoder.as_ptr(), name.as_ptr(), path.as_ptr()) };
         if status < 0 {
             return Err(SpeechError::Grammar);
         }

@@ -31,6 +31,8 @@ pub const FILLERS: &[&str] = &["um", "doctor", "please"];
 pub struct Grammar {
     name: String,
     jsgf: String,
+    /// The phrases, each its words joined by a space.
+    phrases: Vec<String>,
 }
 
 impl Grammar {
@@ -88,7 +90,17 @@ impl Grammar {
             jsgf.push_str(&format!("<filler> = {} ;\n", fillers.join(" | ")));
         }
         let name = format!("menu-{:016x}", fnv1a(jsgf.as_bytes()));
-        Grammar { name, jsgf }
+        let phrases = alternatives;
+        Grammar {
+            name,
+            jsgf,
+            phrases,
+        }
+    }
+
+    /// The phrases, each its words joined by a space.
+    pub fn phrases(&self) -> &[String] {
+        &self.phrases
     }
 
     /// The search's name in the decoder.
@@ -139,6 +151,7 @@ mod tests {
 
         assert!(filler_line.contains(" doctor "));
         assert!(filler_line.contains("um"));
+        assert_eq!(grammar.phrases(), ["heart", "my son"]);
         let again = Grammar::new(phrases.iter().map(Vec::as_slice));
         assert_eq!(grammar.name(), again.name());
     }

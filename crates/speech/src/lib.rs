@@ -39,7 +39,7 @@ mod resample;
 pub use error::SpeechError;
 pub use grammar::{FILLERS, Grammar};
 pub use model::{DEBIAN_MODEL, Dictionary, ModelFiles};
-pub use recogniser::{InputRate, Recogniser, RecogniserConfig, Recognition};
+pub use recogniser::{InputRate, Recogniser, RecogniserConfig, Recognition, Search};
 pub use resample::upsample_8k_to_16k;
 
 /// Whether libpocketsphinx can be opened on this machine.

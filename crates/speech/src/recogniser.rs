@@ -46,6 +46,20 @@ pub enum InputRate {
     Native8k,
 }
 
+/// What the decoder searches for in an utterance.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Search {
+    /// The menu's [`Grammar`]: its phrases and filler words (what runs).
+    #[default]
+    Grammar,
+    /// Keyword spotting of the menu's phrases (`ps_set_kws`), each with the
+    /// detection threshold 10^`exponent`: the comparison in BENCHMARKS.md.
+    Keywords {
+        /// The threshold's power of ten (-20: 1e-20).
+        exponent: i32,
+    },
+}
+
 /// The pool's settings.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RecogniserConfig {
@@ -57,6 +71,8 @@ pub struct RecogniserConfig {
     pub budget: usize,
     /// How the audio is fed.
     pub rate: InputRate,
+    /// What the decoder searches for.
+    pub search: Search,
 }
 
 type Reply = Box<dyn FnOnce(Result<Recognition, SpeechError>) + Send>;
@@ -117,7 +133,7 @@ impl Recogniser {
                         }
                     };
                     drop(ready);
-                    work(decoder, config.rate, &receiver, &in_flight);
+                    work(decoder, (config.rate, config.search), &receiver, &in_flight);
                 })
                 .map_err(|error| SpeechError::Model(format!("cannot start a worker: {error}")))?;
             handles.push(handle);
@@ -207,7 +223,7 @@ fn new_decoder(api: Arc<Api>, config: &RecogniserConfig) -> Result<RawDecoder, S
 
 fn work(
     mut decoder: RawDecoder,
-    rate: InputRate,
+    (rate, search): (InputRate, Search),
     receiver: &std::sync::Mutex<mpsc::Receiver<Job>>,
     in_flight: &AtomicUsize,
 ) {
@@ -223,7 +239,7 @@ fn work(
         let result = recognise(
             &mut decoder,
             &mut searches,
-            rate,
+            (rate, search),
             &job.grammar,
             &job.samples,
         )
@@ -244,16 +260,40 @@ const MAX_SEARCHES: usize = 64;
 fn recognise(
     decoder: &mut RawDecoder,
     searches: &mut HashSet<String>,
-    rate: InputRate,
+    (rate, search): (InputRate, Search),
     grammar: &Grammar,
     samples: &[i16],
 ) -> Result<(String, f64), SpeechError> {
-    if !searches.contains(grammar.name()) {
+    let name = match search {
+        Search::Grammar => grammar.name().to_string(),
+        Search::Keywords { exponent } => format!("kws{exponent}-{}", grammar.name()),
+    };
+    if !searches.contains(&name) {
         if searches.len() >= MAX_SEARCHES {
             searches.clear();
         }
-        decoder.set_jsgf(grammar.name(), grammar.jsgf())?;
-        searches.insert(grammar.name().to_string());
+        match search {
+            Search::Grammar => decoder.set_jsgf(&name, grammar.jsgf())?,
+            Search::Keywords { exponent } => {
+                // The decoder reads keyphrases from a file only.
+                let path = std::env::temp_dir().join(format!(
+                    "frontdesk-{name}-{}-{:?}.kws",
+                    std::process::id(),
+                    std::thread::current().id()
+                ));
+                let text: String = grammar
+                    .phrases()
+                    .iter()
+                    .map(|phrase| format!("{phrase} /1e{exponent}/\n"))
+                    .collect();
+                std::fs::write(&path, text)
+                    .map_err(|error| SpeechError::Model(format!("{}: {error}", path.display())))?;
+                let added = decoder.set_kws(&name, &path.to_string_lossy());
+                let _ = std::fs::remove_file(&path);
+                added?;
+            }
+        }
+        searches.insert(name.clone());
     }
     let upsampled;
     let audio = match rate {
@@ -263,7 +303,7 @@ fn recognise(
         }
         InputRate::Native8k => samples,
     };
-    decoder.set_search(grammar.name())?;
+    decoder.set_search(&name)?;
     let heard = decoder.decode(audio)?;
     Ok((heard.text, heard.posterior))
 }

@@ -21,6 +21,7 @@ pub mod dialplan;
 pub mod journal;
 pub mod node;
 pub mod plan_map;
+pub mod recogniser;
 pub mod registrar;
 pub mod router;
 pub mod services;
@@ -104,8 +105,9 @@ pub struct AppConfig {
     /// `--line-yield`: how long a node leaves an agent to another node
     /// whose caller is ahead in the shared line (app/claims.rs).
     pub line_yield: Duration,
-    /// The recogniser of speech menus, started when the dialplan has them.
-    pub speech: Option<Arc<speech::Recogniser>>,
+    /// The recogniser of speech menus, started when a dialplan has them
+    /// (at start or at a reload).
+    pub speech: Arc<recogniser::SpeechEngine>,
 }
 
 /// Everything a call, the dispatcher or an API handler reaches for.
@@ -239,6 +241,14 @@ impl App {
             Ok(plan) => Arc::new(plan),
             Err(errors) => return Err(errors.to_lines()),
         };
+        // A plan that adds speech gets its recogniser before it serves a
+        // call; one whose recogniser cannot start is refused.
+        if let Err(reason) = self.call_services.speech.prepare(&plan).await {
+            return Err(vec![format!(
+                "{}: has speech menus, but the recogniser cannot start: {reason}",
+                self.dialplan.path().display()
+            )]);
+        }
         let (queues, agents) = plan_map::routing_config(&plan);
         match self.router.reconfigure(queues, agents).await {
             Ok(Ok(())) => {}
@@ -531,7 +541,7 @@ pub async fn start(
         tasks: TaskTracker::new(),
         admission: std::sync::Mutex::new(()),
         node: config.node.clone(),
-        speech: config.speech.clone(),
+        speech: Arc::clone(&config.speech),
         voicemail: crate::voicemail::VoicemailStore::open(&config.data)
             .map_err(|error| anyhow::anyhow!("the voicemail folder under --data: {error}"))?,
     });

@@ -357,7 +357,7 @@ impl Driver {
         let Some((grammar, _)) = &self.listening else {
             return;
         };
-        let submitted = match &self.services.speech {
+        let submitted = match self.services.speech.current() {
             Some(recogniser) => {
                 let reply = self.recognitions.0.clone();
                 recogniser.try_recognise(Arc::clone(grammar), samples, move |heard| {

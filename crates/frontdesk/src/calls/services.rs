@@ -56,9 +56,9 @@ pub struct CallServices {
     pub node: Option<crate::app::node::NodeId>,
     /// Where voicemails are recorded (`<data>/voicemail`).
     pub voicemail: crate::voicemail::VoicemailStore,
-    /// The recogniser of speech menus (`None`: the dialplan had none at
-    /// start; a speech menu then falls back to keys and says so).
-    pub speech: Option<Arc<speech::Recogniser>>,
+    /// The recogniser of speech menus (none yet: no dialplan with speech
+    /// has been loaded; a speech menu then falls back to keys and says so).
+    pub speech: Arc<crate::app::recogniser::SpeechEngine>,
 }
 
 impl CallServices {

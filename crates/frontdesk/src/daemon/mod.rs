@@ -133,36 +133,6 @@ fn raise_descriptor_limit() {
     }
 }
 
-/// Starts the recogniser's workers when the plan has speech menus (each
-/// loads the model: a blocking half second, off the runtime's threads).
-async fn start_speech(
-    plan: &ivr::Dialplan,
-    config: config::SpeechConfig,
-) -> Result<Option<std::sync::Arc<speech::Recogniser>>, String> {
-    let Some(settings) = plan.speech() else {
-        return Ok(None);
-    };
-    let files = settings.files().clone();
-    let started = tokio::task::spawn_blocking(move || {
-        speech::Recogniser::start(speech::RecogniserConfig {
-            model: files,
-            workers: config.workers,
-            budget: config.budget,
-            rate: speech::InputRate::Upsampled,
-        })
-    })
-    .await
-    .map_err(|error| error.to_string())?
-    .map_err(|error| error.to_string())?;
-    info!(
-        "speech recogniser: {} worker(s), {} recognitions at once, model {}",
-        config.workers,
-        started.budget(),
-        settings.model().display()
-    );
-    Ok(Some(std::sync::Arc::new(started)))
-}
-
 /// Runs the daemon until SIGTERM or SIGINT (then `Ok`), or until it cannot
 /// start or a service fails.
 pub async fn run(config: Config) -> Result<(), DaemonError> {
@@ -196,7 +166,9 @@ pub async fn run_with(
         dialplan.path().display(),
         Summary(&dialplan.current())
     );
-    let speech = start_speech(&dialplan.current(), config.speech)
+    let speech = std::sync::Arc::new(crate::app::recogniser::SpeechEngine::new(config.speech));
+    speech
+        .prepare(&dialplan.current())
         .await
         .map_err(|reason| DaemonError::Speech {
             path: config.dialplan.clone(),

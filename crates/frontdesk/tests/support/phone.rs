@@ -108,6 +108,10 @@ struct PeerState {
     /// What the phone says instead of [`FILL`] (G.711 codes, looped), and
     /// where in it the next packet starts.
     audio: Option<(Arc<Vec<u8>>, usize)>,
+    /// The audio is said once ([`RtpPeer::say`]), not looped.
+    once: bool,
+    /// What the phone sends when it says nothing (`None`: [`FILL`]).
+    rest: Option<u8>,
     /// Behind NAT: packets that reached the port named in the SDP.
     at_sdp_port: usize,
     /// The port the phone sends and receives on now.
@@ -210,6 +214,26 @@ impl RtpPeer {
     /// payload type, 160 a packet, from the start and looped).
     pub fn speak(&self, audio: Vec<u8>) {
         self.state.lock().expect("not poisoned").audio = Some((Arc::new(audio), 0));
+    }
+
+    /// From the next packet on, the phone says `audio` once (G.711 codes,
+    /// 160 a packet; a last partial packet is padded with the quiet byte),
+    /// then is quiet ([`RtpPeer::rest_with`]).
+    pub fn say(&self, audio: Vec<u8>) {
+        let mut state = self.state.lock().expect("not poisoned");
+        state.audio = Some((Arc::new(audio), 0));
+        state.once = true;
+    }
+
+    /// What the phone sends while it says nothing: `byte` in every payload
+    /// byte (0xFF: PCMU's silence) instead of [`FILL`].
+    pub fn rest_with(&self, byte: u8) {
+        self.state.lock().expect("not poisoned").rest = Some(byte);
+    }
+
+    /// Whether what [`RtpPeer::say`] was given has all been sent.
+    pub fn said(&self) -> bool {
+        self.state.lock().expect("not poisoned").audio.is_none()
     }
 
     /// Packets received so far, with their first payload byte.
@@ -422,21 +446,43 @@ fn run(
             continue;
         }
         let mut packet = header(payload_type, false, sequence, timestamp, ssrc);
-        let spoken = {
+        let (spoken, rest) = {
             let mut state = state.lock().expect("not poisoned");
-            state
+            let once = state.once;
+            let rest = state.rest.unwrap_or(FILL);
+            let spoken = state
                 .audio
                 .as_mut()
                 .filter(|(audio, _)| !audio.is_empty())
                 .map(|(audio, at)| {
-                    let frame: Vec<u8> = (0..160).map(|i| audio[(*at + i) % audio.len()]).collect();
-                    *at = (*at + 160) % audio.len();
-                    frame
-                })
+                    let frame: Vec<u8> = (0..160)
+                        .map(|i| match audio.get(*at + i) {
+                            Some(code) => *code,
+                            None if once => rest,
+                            None => audio[(*at + i) % audio.len()],
+                        })
+                        .collect();
+                    *at += 160;
+                    let done = *at >= audio.len();
+                    if !once {
+                        *at %= audio.len();
+                    }
+                    (frame, done && once)
+                });
+            let spoken = match spoken {
+                Some((frame, true)) => {
+                    state.audio = None;
+                    state.once = false;
+                    Some(frame)
+                }
+                Some((frame, false)) => Some(frame),
+                None => None,
+            };
+            (spoken, rest)
         };
         match spoken {
             Some(frame) => packet.extend_from_slice(&frame),
-            None => packet.extend_from_slice(&[FILL; 160]),
+            None => packet.extend_from_slice(&[rest; 160]),
         }
         let _ = socket.send_to(&packet, remote);
         sequence = sequence.wrapping_add(1);

@@ -13,6 +13,7 @@ pub struct RawCall {
     socket: UdpSocket,
     daemon: SocketAddr,
     call_id: String,
+    from: String,
     to: String,
     /// The daemon's RTP port in its answer.
     pub media_port: u16,
@@ -36,12 +37,39 @@ impl RawCall {
         media: SocketAddr,
         n: usize,
     ) -> Result<RawCall, String> {
+        RawCall::try_invite_from(daemon.sip(), "+13125550142", number, media, n)
+    }
+
+    /// [`RawCall::invite`] to the daemon's SIP address `daemon`, from the
+    /// patient's number `caller` (which then finds the call in
+    /// `/api/calls`).
+    pub fn invite_from(
+        daemon: SocketAddr,
+        caller: &str,
+        number: &str,
+        media: SocketAddr,
+        n: usize,
+    ) -> RawCall {
+        match RawCall::try_invite_from(daemon, caller, number, media, n) {
+            Ok(call) => call,
+            Err(refusal) => panic!("the INVITE was refused: {refusal}"),
+        }
+    }
+
+    /// [`RawCall::try_invite`] to the daemon's SIP address `target`, from
+    /// the patient's number `caller`.
+    pub fn try_invite_from(
+        target: SocketAddr,
+        caller: &str,
+        number: &str,
+        media: SocketAddr,
+        n: usize,
+    ) -> Result<RawCall, String> {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind");
         socket
             .set_read_timeout(Some(Duration::from_secs(10)))
             .expect("a read timeout");
         let me = socket.local_addr().expect("its address");
-        let target = daemon.sip();
         let call_id = format!("strict-{n}-{}@test", me.port());
         let body = format!(
             "v=0\r\no=- {n} 1 IN IP4 {ip}\r\ns=-\r\nc=IN IP4 {ip}\r\nt=0 0\r\n\
@@ -52,7 +80,7 @@ impl RawCall {
         let invite = format!(
             "INVITE sip:{number}@{target} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {me};branch=z9hG4bKinv{n}x{port};rport\r\n\
-             From: <sip:+13125550142@{me}>;tag=from{n}\r\n\
+             From: <sip:{caller}@{me}>;tag=from{n}\r\n\
              To: <sip:{number}@{target}>\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: 1 INVITE\r\n\
@@ -90,6 +118,7 @@ impl RawCall {
                 socket,
                 daemon: target,
                 call_id,
+                from: format!("From: <sip:{caller}@{me}>;tag=from{n}"),
                 to,
                 media_port,
             });
@@ -98,17 +127,17 @@ impl RawCall {
 
     fn request(&self, method: &str, cseq: u32, branch: &str) -> String {
         let me = self.socket.local_addr().expect("its address");
-        let n = self.call_id.split('-').nth(1).unwrap_or("0");
         format!(
             "{method} sip:{daemon} SIP/2.0\r\n\
              Via: SIP/2.0/UDP {me};branch=z9hG4bK{branch};rport\r\n\
-             From: <sip:+13125550142@{me}>;tag=from{n}\r\n\
+             {from}\r\n\
              {to}\r\n\
              Call-ID: {call_id}\r\n\
              CSeq: {cseq} {method}\r\n\
              Max-Forwards: 70\r\n\
              Content-Length: 0\r\n\r\n",
             daemon = self.daemon,
+            from = self.from,
             to = self.to,
             call_id = self.call_id,
         )

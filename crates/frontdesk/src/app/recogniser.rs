@@ -1,0 +1,92 @@
+//! The recogniser of speech menus (issue 25), started when a dialplan
+//! first asks for speech: at start, or at a reload that adds a speech menu
+//! to a daemon started without one. A reload that names another model
+//! folder starts a recogniser on it; calls that already hold the old one
+//! finish with it. A plan whose recogniser cannot start (the model or the
+//! library missing) is refused, at start and at a reload alike, and the
+//! running plan stays: calls go on by keys.
+
+use std::sync::{Arc, Mutex};
+
+use tracing::info;
+
+use crate::daemon::SpeechConfig;
+
+/// The running recogniser, if any, and how to start one.
+#[derive(Debug)]
+pub struct SpeechEngine {
+    config: SpeechConfig,
+    running: Mutex<Option<Running>>,
+}
+
+#[derive(Debug)]
+struct Running {
+    files: speech::ModelFiles,
+    recogniser: Arc<speech::Recogniser>,
+}
+
+impl SpeechEngine {
+    /// No recogniser yet; `config` sizes the one [`SpeechEngine::prepare`]
+    /// starts.
+    pub fn new(config: SpeechConfig) -> SpeechEngine {
+        SpeechEngine {
+            config,
+            running: Mutex::new(None),
+        }
+    }
+
+    /// The recogniser now (`None`: no plan with speech has been loaded).
+    pub fn current(&self) -> Option<Arc<speech::Recogniser>> {
+        self.lock().as_ref().map(|r| Arc::clone(&r.recogniser))
+    }
+
+    /// Makes sure `plan`'s speech menus have a recogniser on its model:
+    /// nothing for a plan without speech or when one already runs on that
+    /// model; otherwise starts one (each worker loads the model: a blocking
+    /// half second, off the runtime's threads). The reason when it cannot.
+    pub async fn prepare(&self, plan: &ivr::Dialplan) -> Result<(), String> {
+        let Some(settings) = plan.speech() else {
+            return Ok(());
+        };
+        let files = settings.files().clone();
+        if self.lock().as_ref().is_some_and(|r| r.files == files) {
+            return Ok(());
+        }
+        let config = self.config;
+        let model = files.clone();
+        let started = tokio::task::spawn_blocking(move || {
+            speech::Recogniser::start(speech::RecogniserConfig {
+                model,
+                workers: config.workers,
+                budget: config.budget,
+                rate: speech::InputRate::Upsampled,
+                search: speech::Search::Grammar,
+            })
+        })
+        .await
+        .map_err(|error| error.to_string())?
+        .map_err(|error| error.to_string())?;
+        info!(
+            "speech recogniser: {} worker(s), {} recognitions at once, model {}",
+            config.workers,
+            started.budget(),
+            settings.model().display()
+        );
+        let old = self.lock().replace(Running {
+            files,
+            recogniser: Arc::new(started),
+        });
+        // Dropping the last reference joins the old workers once their
+        // queue is done: off the runtime's threads.
+        if let Some(old) = old {
+            tokio::task::spawn_blocking(move || drop(old));
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> std::sync::MutexGuard<'_, Option<Running>> {
+        self.running
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+}
