@@ -19,7 +19,9 @@
 //!    dropped), and each was either bridged to 1003 or kept their place:
 //!    outcome `overflowed`, the step `callback` `drain`, and one callback
 //!    row in its node's journal whose `enqueued_at` is the call's own
-//!    queue time. A monitor on the claim stream finds no agent held twice.
+//!    queue time. a's kept callers were called back after its restart
+//!    (their rows `connected`). A monitor on the claim stream finds no
+//!    agent held twice.
 //!
 //! Printed for BENCHMARKS.md (not asserted): each drain's length, and how
 //! many callers were bridged and kept.
@@ -48,6 +50,8 @@ const GRACE: &str = "12";
 /// How far a callback's `enqueued_at` may be from its call's `queued` step
 /// (routing enters the call, then the call journals the step).
 const SAME_TIME_MS: i64 = 1_000;
+/// Every wait polls its condition within this.
+const BOUND: Duration = Duration::from_secs(30);
 
 fn node(data: &Path, plan: &Path, name: &str, redis: &RedisServer) -> Daemon {
     Launch::new()
@@ -182,9 +186,10 @@ fn bridged_or_kept(daemon: &Daemon, journal: &Path, id: &str) -> bool {
     false
 }
 
-/// Every pediatrics call `daemon` journalled: (bridged, kept).
-fn outcomes(daemon: &Daemon, journal: &Path) -> (usize, usize) {
-    let (mut bridged, mut kept) = (0, 0);
+/// Every pediatrics call `daemon` journalled: how many were bridged, and
+/// the ids of those that kept their place.
+fn outcomes(daemon: &Daemon, journal: &Path) -> (usize, Vec<String>) {
+    let (mut bridged, mut kept) = (0, Vec::new());
     for call in calls(daemon) {
         if call["department"] != "pediatrics" {
             continue;
@@ -193,10 +198,30 @@ fn outcomes(daemon: &Daemon, journal: &Path) -> (usize, usize) {
         if bridged_or_kept(daemon, journal, id) {
             bridged += 1;
         } else {
-            kept += 1;
+            kept.push(id.to_string());
         }
     }
     (bridged, kept)
+}
+
+/// Waits until the callback of each call in `kept` was dialed by its node
+/// after the restart and the patient (the trunk) answered.
+fn called_back(journal: &Path, kept: &[String]) {
+    let reader = records::Reader::open(journal).expect("the journal opens");
+    let deadline = Instant::now() + BOUND;
+    for id in kept {
+        loop {
+            let rows = reader.callbacks_of_call(id).expect("read the callbacks");
+            if rows
+                .iter()
+                .any(|row| row.state == records::CallbackState::Connected)
+            {
+                break;
+            }
+            assert!(Instant::now() < deadline, "{id} not called back: {rows:?}");
+            std::thread::sleep(Duration::from_millis(100)); // a poll interval, bounded
+        }
+    }
 }
 
 #[test]
@@ -250,18 +275,27 @@ fn a_rolling_restart_keeps_every_waiting_callers_place() {
     for (call, _audio) in patients {
         call.join().expect("a patient").assert_all_succeeded(1);
     }
-    let (a_bridged, a_kept) = outcomes(&a, &data.join("a").join("journal.db"));
+    let a_journal = data.join("a").join("journal.db");
+    let (a_bridged, a_kept) = outcomes(&a, &a_journal);
     let (b_bridged, b_kept) = outcomes(&b, &data.join("b").join("journal.db"));
     eprintln!(
         "rolling_places: drains {a_drain:?} (a), {b_drain:?} (b); a: {a_bridged} bridged, \
-         {a_kept} kept; b: {b_bridged} bridged, {b_kept} kept"
+         {} kept; b: {b_bridged} bridged, {} kept",
+        a_kept.len(),
+        b_kept.len()
     );
     assert_eq!(
-        a_bridged + a_kept + b_bridged + b_kept,
+        a_bridged + a_kept.len() + b_bridged + b_kept.len(),
         count,
         "every patient's call is journalled on its node"
     );
-    assert!(a_kept >= 1 && b_kept >= 1, "each drain kept some place");
+    assert!(
+        !a_kept.is_empty() && !b_kept.is_empty(),
+        "each drain kept some place"
+    );
+    // a came back first: its callbacks were dialed in their turn (1003
+    // rang, then the trunk answered for the patient).
+    called_back(&a_journal, &a_kept);
 
     let changes = monitor.changes();
     assert!(!monitor.fell_behind(), "the monitor fell behind the stream");
