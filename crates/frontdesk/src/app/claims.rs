@@ -353,8 +353,8 @@ impl Claims {
     }
 
     /// `call`'s place among every node's callers: Redis's count of the
-    /// callers ahead in its queue's shared line, plus the callback
-    /// entries ahead of it here; answered on `reply` from a task of its
+    /// callers and callback entries (every node's) ahead in its queue's
+    /// shared line; answered on `reply` from a task of its
     /// own (the routing task never waits on Redis). `local` (this node's
     /// own count) is the answer when Redis cannot tell, and the least one:
     /// this node's latest callers may not be written yet.

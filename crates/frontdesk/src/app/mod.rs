@@ -211,19 +211,19 @@ impl App {
                 .as_secs(),
             "draining: waiting for calls in progress"
         );
-        let all_ended = tokio::time::timeout_at(stop.places, tasks.wait())
+        let mut all_ended = tokio::time::timeout_at(stop.places, tasks.wait())
             .await
-            .is_ok()
-            || {
-                info!(
-                    left = tasks.len(),
-                    "draining: callers still waiting keep their place as callbacks"
-                );
-                self.call_services.keeping_places.cancel();
-                tokio::time::timeout_at(stop.calls, tasks.wait())
-                    .await
-                    .is_ok()
-            };
+            .is_ok();
+        if !all_ended {
+            info!(
+                left = tasks.len(),
+                "draining: callers still waiting keep their place as callbacks"
+            );
+            self.call_services.keeping_places.cancel();
+            all_ended = tokio::time::timeout_at(stop.calls, tasks.wait())
+                .await
+                .is_ok();
+        }
         let left = if all_ended {
             0
         } else {

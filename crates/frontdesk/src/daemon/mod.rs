@@ -180,7 +180,7 @@ pub async fn run_with(
     // Before anything binds: a SIGTERM sent as soon as a port is printed
     // must find its handler installed.
     let mut signals = Signals::install().map_err(|e| DaemonError::Setup(e.to_string()))?;
-    let config_grace = config.shutdown_grace;
+    let grace = config.shutdown_grace;
 
     let dialplan = LiveDialplan::load(&config.dialplan)
         .await
@@ -497,7 +497,6 @@ pub async fn run_with(
     });
     ready_line("http-listening", http_local);
 
-    let grace = config_grace;
     let mut stop = None;
     let outcome = loop {
         tokio::select! {
