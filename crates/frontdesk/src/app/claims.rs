@@ -390,7 +390,12 @@ impl Claims {
     /// After each turn of the routing task: this node's callers waiting in
     /// line go to Redis (only what changed), and the queues' list when it
     /// changed (start, reload).
-    pub(super) fn publish_line(&mut self, router: &Router, queues_changed: bool) {
+    pub(super) fn publish_line(
+        &mut self,
+        router: &Router,
+        now: routing::Millis,
+        queues_changed: bool,
+    ) {
         if queues_changed {
             let queues = router.queue_ids().iter().map(ToString::to_string).collect();
             let _ = self.line_writes.send(LineWrite::Queues(queues));
@@ -400,7 +405,7 @@ impl Claims {
         // it grants one, in the same step. Taken out here first, another
         // node's claim could slip in between as if nobody were ahead.
         let places: Vec<_> = router
-            .line_places()
+            .line_places(now)
             .chain(
                 self.pending
                     .keys()

@@ -506,9 +506,10 @@ impl Service {
     ) {
         let mut queues_changed = true;
         loop {
+            let now = self.now();
             if let Some(claims) = &mut self.claims {
                 // This node's waiting callers, shared (app/claims.rs).
-                claims.publish_line(&self.router, std::mem::take(&mut queues_changed));
+                claims.publish_line(&self.router, now, std::mem::take(&mut queues_changed));
             }
             let deadline = self.router.poll_timeout().map(|at| self.instant(at));
             let sleep = super::sleep_until(deadline);

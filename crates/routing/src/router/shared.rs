@@ -16,6 +16,7 @@ use super::callback::CallbackPhase;
 use super::{Phase, Router, find};
 use crate::id::{AgentId, CallId, CallbackId, QueueId};
 use crate::line::shared_score;
+use crate::time::Millis;
 
 /// Set in a callback entry's member, never in a call's: calls are numbered
 /// from 0 by the daemon and never reach it.
@@ -56,17 +57,21 @@ pub struct LinePlace {
 }
 
 impl Router {
-    /// Every caller and callback entry waiting in line, in no particular
-    /// order. Callers being offered or connected are not in line, nor
-    /// callbacks being dialed; nor any callback once they are paused
-    /// ([`Router::pause_callbacks`]).
-    pub fn line_places(&self) -> impl Iterator<Item = LinePlace> + '_ {
+    /// Every caller and callback entry waiting in line at `now`, in no
+    /// particular order. Callers being offered or connected are not in
+    /// line, nor callbacks being dialed or waiting for a retry that is not
+    /// due (this node could not serve them now: another node's agent should
+    /// not yield to them; they are back, with the same score, once due);
+    /// nor any callback once they are paused ([`Router::pause_callbacks`]).
+    pub fn line_places(&self, now: Millis) -> impl Iterator<Item = LinePlace> + '_ {
         let calls = self.calls.keys().filter_map(|call| self.line_place(*call));
         let callbacks = self
             .callbacks
             .iter()
-            .filter(|(_, record)| {
-                !self.callbacks_paused && matches!(record.phase, CallbackPhase::Waiting)
+            .filter(move |(_, record)| {
+                !self.callbacks_paused
+                    && matches!(record.phase, CallbackPhase::Waiting)
+                    && record.not_before.is_none_or(|due| due <= now)
             })
             .filter_map(|(id, _)| self.callback_place(*id));
         calls.chain(callbacks)

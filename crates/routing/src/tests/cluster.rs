@@ -202,7 +202,7 @@ fn waiting_callers_have_a_shared_place_until_offered() {
     let now = secs(100);
     enqueue(&mut router, now, 1, "pediatrics");
     enqueue(&mut router, secs(101), 2, "pediatrics");
-    let mut places: Vec<LinePlace> = router.line_places().collect();
+    let mut places: Vec<LinePlace> = router.line_places(now).collect();
     places.sort_by_key(|place| place.score);
     let calls: Vec<u64> = places.iter().map(|place| place.entry.member()).collect();
     assert_eq!(calls, [1, 2]);
@@ -224,7 +224,7 @@ fn waiting_callers_have_a_shared_place_until_offered() {
         Some(places[0].score)
     );
     let left: Vec<u64> = router
-        .line_places()
+        .line_places(secs(102))
         .map(|place| place.entry.member())
         .collect();
     assert_eq!(left, [2]);
