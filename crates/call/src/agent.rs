@@ -129,6 +129,14 @@ impl Legs {
         self.connected.map(|index| &self.legs[index].agent)
     }
 
+    /// An offer is under way: an agent's phone is being rung (or its port
+    /// leased).
+    pub(crate) fn offering(&self) -> bool {
+        self.legs
+            .iter()
+            .any(|leg| matches!(leg.state, LegState::Leasing { .. } | LegState::Ringing))
+    }
+
     /// The earliest ring deadline.
     pub(crate) fn next_deadline(&self) -> Option<Instant> {
         self.legs

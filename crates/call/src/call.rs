@@ -128,7 +128,7 @@ pub struct Call {
     playing: Option<(u64, ivr::PlaybackId)>,
     next_playback: u64,
     /// After the last message: hang up when it ends, with this outcome.
-    hang_up_after: Option<(u64, Outcome)>,
+    pub(crate) hang_up_after: Option<(u64, Outcome)>,
     pub(crate) waiting: Option<Waiting>,
     pub(crate) hold: Option<Hold>,
     /// Digits pressed while waiting (and not the callback's).
@@ -145,6 +145,9 @@ pub struct Call {
     /// The clinic was closed when the call was answered.
     after_hours: bool,
     pub(crate) legs: Legs,
+    /// The daemon drains and callers still waiting keep their place
+    /// ([`Call::handle_drain`]).
+    pub(crate) draining: bool,
     actions: VecDeque<Action>,
     next_token: u64,
     finished: bool,
@@ -203,6 +206,7 @@ impl Call {
             voicemail: None,
             after_hours: false,
             legs: Legs::default(),
+            draining: false,
             actions: VecDeque::new(),
             next_token: 1,
             finished: false,
@@ -322,6 +326,12 @@ impl Call {
         if self.finished {
             return;
         }
+        self.on_sip(now, event, env);
+        // An agent's leg failed: the caller may be back in line.
+        self.keep_place_if_draining(now, env);
+    }
+
+    fn on_sip(&mut self, now: Instant, event: Event, env: &dyn Environment) {
         if event.call_id() != &self.caller.invite.call_id {
             self.on_agent_sip(now, event, env);
             return;
@@ -448,6 +458,8 @@ impl Call {
             return;
         }
         self.on_routing(now, input, env);
+        // Queued (perhaps only now), or an offer withdrawn.
+        self.keep_place_if_draining(now, env);
     }
 
     /// Deadlines: the ACK wait, ring timeouts, announcements, the transfer's
@@ -456,6 +468,12 @@ impl Call {
         if self.finished {
             return;
         }
+        self.on_timeout(now, env);
+        // A ring timed out: the caller may be back in line.
+        self.keep_place_if_draining(now, env);
+    }
+
+    fn on_timeout(&mut self, now: Instant, env: &dyn Environment) {
         if self.caller.ack_deadline.is_some_and(|at| at <= now) {
             self.caller.ack_deadline = None;
             warn!("no ACK with an SDP answer: ending the call");
@@ -477,13 +495,21 @@ impl Call {
         self.drive_ivr(now, None, env);
     }
 
-    /// The daemon stops and its grace for calls is over: hang up.
+    /// The daemon stops and its grace for calls is over: hang up. A call
+    /// saying its last words keeps the outcome they were for (a caller
+    /// told their place is kept is no abandonment); a caller still
+    /// waiting after a drain that could not keep their place in time
+    /// becomes a callback lead ([`Call::last_resort_place`]).
     pub fn handle_shutdown(&mut self, now: Instant) {
         if self.finished {
             return;
         }
-        let outcome = if self.legs.connected().is_some() {
+        let outcome = if let Some((_, outcome)) = self.hang_up_after {
+            outcome
+        } else if self.legs.connected().is_some() {
             Outcome::Connected
+        } else if self.last_resort_place(now) {
+            Outcome::Overflowed
         } else {
             Outcome::Abandoned
         };

@@ -55,6 +55,9 @@ pub(crate) enum CallbackState {
         /// The goodbye (`callback-accepted`), taken now in case a reload
         /// takes the queue's callbacks away meanwhile.
         goodbye: std::path::PathBuf,
+        /// Asked by the drain ([`Call::handle_drain`]), not by the caller:
+        /// journalled as the step `drain` instead of `accepted`.
+        drain: bool,
     },
     /// Accepted: the goodbye plays, the call ends.
     Accepted,
@@ -215,6 +218,7 @@ impl Call {
         self.callback = Some(CallbackState::Holding {
             number: number.clone(),
             goodbye: callback.prompts().accepted.path().to_path_buf(),
+            drain: false,
         });
         self.router(RouterRequest::HoldPlace { number });
     }
@@ -222,7 +226,12 @@ impl Call {
     /// Routing's answer to [`RouterRequest::HoldPlace`]: the place kept
     /// (`Some`), or not, and then the callback becomes a lead.
     pub(crate) fn place_held(&mut self, now: Instant, position: Option<usize>) {
-        let Some(CallbackState::Holding { number, goodbye }) = self.callback.take() else {
+        let Some(CallbackState::Holding {
+            number,
+            goodbye,
+            drain,
+        }) = self.callback.take()
+        else {
             return;
         };
         let Some(waiting) = self.waiting.as_ref() else {
@@ -230,7 +239,7 @@ impl Call {
         };
         let queue = waiting.queue.clone();
         let waited = now.saturating_duration_since(waiting.since);
-        self.journal_callback("accepted", now);
+        self.journal_callback(if drain { "drain" } else { "accepted" }, now);
         self.callback = Some(CallbackState::Accepted);
         match position {
             Some(position) => {
@@ -267,7 +276,7 @@ impl Call {
         self.play(&[path.to_path_buf()], id, PlaybackMode::Once, barge_in);
     }
 
-    fn journal_callback(&mut self, step: &str, now: Instant) {
+    pub(crate) fn journal_callback(&mut self, step: &str, now: Instant) {
         let Some(waiting) = self.waiting.as_ref() else {
             return;
         };

@@ -38,7 +38,8 @@
 //! overflows, and the answers to the questions the call asked routing),
 //! [`Call::handle_port`] (the answer to an [`Action::LeasePort`]),
 //! [`Call::handle_sent`] (the transaction id of a request the call sent),
-//! [`Call::handle_shutdown`] (the daemon's grace is over) and
+//! [`Call::handle_drain`] (the daemon drains: waiting callers keep their
+//! place), [`Call::handle_shutdown`] (the daemon's grace is over) and
 //! [`Call::handle_timeout`]. Outputs: [`Call::poll_action`] (send this
 //! response or request, lease a port, start or stop a prompt, bridge, ask
 //! routing, journal a step, publish the record) and [`Call::poll_timeout`].
@@ -67,6 +68,7 @@ mod agent;
 mod call;
 mod callback;
 mod clock;
+mod drain;
 mod journal;
 pub mod originate;
 mod queue;

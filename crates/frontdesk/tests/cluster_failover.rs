@@ -30,16 +30,11 @@
 
 mod support;
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
-use std::thread::JoinHandle;
 use std::time::{Duration, Instant};
 
-use cluster::claims::{
-    AgentChange, ChangeFeed, ChangeKind, FeedEvent, StoreConfig, find_violations, holdings,
-};
+use cluster::claims::{AgentChange, ChangeKind, find_violations, holdings};
 use support::call::free_udp_port;
-use support::cluster::{Cluster, alert_kinds, metric_sum, patients};
+use support::cluster::{ClaimMonitor, Cluster, alert_kinds, metric_sum, patients};
 use support::people::{self, press_when_heard, wait_port_taken};
 use support::phone::{FILL, RtpPeer, register_from};
 use support::postgres::Postgres;
@@ -84,70 +79,6 @@ fn until_it_takes_calls(cluster: &Cluster, index: usize) -> u64 {
         completed += 10;
     }
     completed
-}
-
-/// Follows the claim stream on its own thread from before the nodes start
-/// until stopped: every change, in stream order.
-struct ClaimMonitor {
-    changes: Arc<Mutex<Vec<AgentChange>>>,
-    fell_behind: Arc<AtomicBool>,
-    stop: Arc<AtomicBool>,
-    thread: Option<JoinHandle<()>>,
-}
-
-impl ClaimMonitor {
-    fn start(redis: &RedisServer) -> ClaimMonitor {
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("a runtime");
-        let mut feed = runtime
-            .block_on(ChangeFeed::open(StoreConfig::new(redis.url())))
-            .expect("the claims feed")
-            .0;
-        let changes = Arc::new(Mutex::new(Vec::new()));
-        let fell_behind = Arc::new(AtomicBool::new(false));
-        let stop = Arc::new(AtomicBool::new(false));
-        let thread = {
-            let (changes, fell_behind, stop) = (
-                Arc::clone(&changes),
-                Arc::clone(&fell_behind),
-                Arc::clone(&stop),
-            );
-            std::thread::spawn(move || {
-                while !stop.load(Ordering::Relaxed) {
-                    match runtime.block_on(feed.next()) {
-                        Ok(Some(FeedEvent::Changes(more))) => {
-                            changes.lock().expect("a lock").extend(more);
-                        }
-                        Ok(Some(FeedEvent::Resync(_))) => {
-                            fell_behind.store(true, Ordering::Relaxed)
-                        }
-                        Ok(None) | Err(_) => {}
-                    }
-                }
-            })
-        };
-        ClaimMonitor {
-            changes,
-            fell_behind,
-            stop,
-            thread: Some(thread),
-        }
-    }
-
-    fn changes(&self) -> Vec<AgentChange> {
-        self.changes.lock().expect("a lock").clone()
-    }
-}
-
-impl Drop for ClaimMonitor {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-        if let Some(thread) = self.thread.take() {
-            let _ = thread.join();
-        }
-    }
 }
 
 /// The claim history in PostgreSQL against the stream the monitor saw
@@ -483,10 +414,7 @@ fn kill_rejoin_rolling_restart_and_redis_down_under_load() {
 
     // 2. No agent held by two nodes at once, over the whole run.
     let changes = monitor.changes();
-    assert!(
-        !monitor.fell_behind.load(Ordering::Relaxed),
-        "the monitor fell behind the stream"
-    );
+    assert!(!monitor.fell_behind(), "the monitor fell behind the stream");
     drop(monitor);
     let held = holdings(&changes);
     assert!(

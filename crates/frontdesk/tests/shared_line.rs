@@ -8,13 +8,23 @@
 //! (`frontdesk_claims_behind_total`), a's caller gets her, and b's caller
 //! only once she is free again. Every wait polls a condition under a
 //! bound; `--line-yield` is long so that b cannot take her by timing out.
+//!
+//! The same with a callback entry in a's place: a's patient presses 1 and
+//! `#` and hangs up; their entry stays in pediatrics' shared line (a's
+//! member in `/api/cluster`); b's later caller waits live. 1003 available
+//! through b: a dials the callback first (her phone, then the carrier's
+//! trunk, a SIPp UAS, for the patient), and b's caller gets her after
+//! (b's own claim, when it reaches Redis first, is refused `behind` the
+//! entry; without the entry in the line it would have been granted).
 
 mod support;
 
 use std::time::Duration;
 
 use serde_json::Value;
-use support::call::{calls, free_udp_port, metric, open_clinic, poll, wait_for_call};
+use support::call::{
+    calls, free_udp_port, metric, open_clinic, poll, wait_for_call, with_carrier_trunk,
+};
 use support::people::{self, press_when_heard, wait_agent_state};
 use support::phone::{RtpPeer, register};
 use support::redis::RedisServer;
@@ -23,7 +33,10 @@ use support::{Daemon, Launch, TOKEN};
 const BOUND: Duration = Duration::from_secs(30);
 
 fn node(dir: &std::path::Path, name: &str, redis: &RedisServer) -> Daemon {
-    let plan = open_clinic(dir, |text| text);
+    node_with(open_clinic(dir, |text| text), name, redis)
+}
+
+fn node_with(plan: std::path::PathBuf, name: &str, redis: &RedisServer) -> Daemon {
     Launch::new()
         .dialplan(plan)
         .sip("127.0.0.1:0")
@@ -49,12 +62,25 @@ fn carol(
     audio: &RtpPeer,
     calls: u64,
 ) -> std::thread::JoinHandle<support::sipp::SippRun> {
+    carol_with(daemon, audio, calls, "agent.xml", 200)
+}
+
+/// [`carol`] with `scenario` (`agent.xml`: rings `delay_ms`, answers,
+/// waits for our BYE; `agent-hangup.xml`: answers, talks `delay_ms`,
+/// hangs up).
+fn carol_with(
+    daemon: &Daemon,
+    audio: &RtpPeer,
+    calls: u64,
+    scenario: &'static str,
+    delay_ms: u64,
+) -> std::thread::JoinHandle<support::sipp::SippRun> {
     let port = free_udp_port();
     let args: Vec<String> = [
         "-p",
         &port.to_string(),
         "-d",
-        "200",
+        &delay_ms.to_string(),
         "-set",
         "rtp_port",
         &audio.port().to_string(),
@@ -63,7 +89,7 @@ fn carol(
     .to_vec();
     let target = daemon.sip();
     let run = std::thread::spawn(move || {
-        support::sipp::Sipp::new("agent.xml", target)
+        support::sipp::Sipp::new(scenario, target)
             .calls(calls)
             .args(args)
             .run()
@@ -186,4 +212,109 @@ fn the_caller_first_in_line_across_nodes_gets_the_agent_who_comes_free() {
     poll(&a, "/api/cluster", |body| {
         waiting_on(body, "a") == 0 && waiting_on(body, "b") == 0
     });
+}
+
+#[test]
+fn a_callback_keeps_its_place_in_the_shared_line_ahead_of_a_later_caller_elsewhere() {
+    let redis = RedisServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let trunk_port = free_udp_port();
+    let plan = open_clinic(dir.path(), |text| with_carrier_trunk(text, trunk_port));
+    let a = node_with(plan.clone(), "a", &redis);
+    let b = node_with(plan, "b", &redis);
+    // The carrier's trunk answers the callback for the patient and waits
+    // for our BYE; 1003 answers twice, talking 4 s each time (longer than
+    // the callback's whisper).
+    let patient_audio = RtpPeer::start(0, false);
+    let trunk = people::sipp_phone(
+        &a,
+        "agent.xml",
+        trunk_port,
+        [
+            "-d",
+            "0",
+            "-set",
+            "rtp_port",
+            &patient_audio.port().to_string(),
+        ]
+        .map(String::from)
+        .to_vec(),
+    );
+    let audio = RtpPeer::start(0, false);
+    let phone = carol_with(&b, &audio, 2, "agent-hangup.xml", 4000);
+    wait_agent_state(&b, "1003", "available");
+    poll(&a, "/api/agents", |_| {
+        people::agent(&a, "1003")["devices"] == serde_json::json!(["remote"])
+    });
+    set_state(&b, "1003", "away");
+    wait_agent_state(&a, "1003", "away");
+
+    // a's patient keeps their place for a callback at their own number.
+    let first_audio = RtpPeer::start(0, false);
+    let first = people::patient(&a, "caller-hungup.xml", "+15550100", &first_audio, 0);
+    press_when_heard(&first_audio, '3');
+    poll(&b, "/api/cluster", |body| waiting_on(body, "a") == 1);
+    let heard = first_audio.received().len();
+    first_audio.press('1');
+    assert!(
+        first_audio.wait_until(BOUND, |audio| audio.received().len() > heard + 10),
+        "no number prompt"
+    );
+    first_audio.press('#');
+    first.join().expect("a's patient").assert_all_succeeded(1);
+    let queues = poll(&a, "/api/queues", |body| {
+        body["queues"]
+            .as_array()
+            .and_then(|queues| queues.iter().find(|q| q["id"] == "pediatrics"))
+            .is_some_and(|queue| queue["callbacks"] == 1)
+    });
+    assert!(queues.is_object());
+    // The entry is in the shared line, as a's.
+    poll(&b, "/api/cluster", |body| waiting_on(body, "a") == 1);
+
+    // b's caller comes later and waits live.
+    let (second, _second_audio) = {
+        let audio = RtpPeer::start(0, false);
+        let call = people::patient(&b, "caller-hungup.xml", "+15550100", &audio, 0);
+        press_when_heard(&audio, '3');
+        (call, audio)
+    };
+    poll(&a, "/api/cluster", |body| {
+        waiting_on(body, "a") == 1 && waiting_on(body, "b") == 1
+    });
+
+    // Available through b: a's callback is first in line.
+    set_state(&b, "1003", "available");
+    trunk.join().expect("the trunk").assert_all_succeeded(1);
+    let answered = wait_for_call(&b, BOUND, |call| {
+        call["agent"] == "1003" && call["connected_at"].is_string()
+    });
+    let reader = records::Reader::open(a.data_dir().join("journal.db")).expect("a's journal");
+    let rows = reader.waiting_callbacks(10).expect("read");
+    assert!(rows.is_empty(), "called back: {rows:?}");
+    let called = calls(&a)
+        .into_iter()
+        .find(|call| call["department"] == "pediatrics")
+        .and_then(|call| call["id"].as_str().map(str::to_string))
+        .expect("a's call");
+    let row = reader
+        .callbacks_of_call(&called)
+        .expect("read")
+        .pop()
+        .expect("a's callback row");
+    assert_eq!(row.state, records::CallbackState::Connected, "{row:?}");
+    let connected_back = row.ended_at.expect("connected at").as_millisecond();
+    let connected_live: ivr::jiff::Timestamp = answered["connected_at"]
+        .as_str()
+        .expect("a time")
+        .parse()
+        .expect("RFC 3339");
+    assert!(
+        connected_back < connected_live.as_millisecond(),
+        "the callback was served first: {row:?} / {answered:#}"
+    );
+    let behind = metric(&b, "frontdesk_claims_behind_total").unwrap_or(0.0);
+    eprintln!("shared_line: b's claims refused for a's callback: {behind}");
+    second.join().expect("b's patient").assert_all_succeeded(1);
+    phone.join().expect("agent phone").assert_all_succeeded(2);
 }

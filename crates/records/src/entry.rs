@@ -262,14 +262,16 @@ pub enum CallEvent {
     /// `accepted` (the caller confirmed a number the trunk permits: the
     /// call ends, the caller keeps their place), `refused` (the number is
     /// not one the trunk may call: the caller heard an apology and waits
-    /// on). The callback dialer adds, after the call ended: `connected`
+    /// on), `drain` (the node stopped while the caller waited: their place
+    /// is kept as a callback for their own number, or as a callback lead,
+    /// and the call ends). The callback dialer adds, after the call ended: `connected`
     /// (the patient answered the call back), `retry` (they did not: tried
     /// again later), `exhausted` (the last try failed: a lead for the
     /// desk), `withdrawn` (its queue no longer takes callbacks after a
     /// restart: a lead for the desk).
     Callback {
-        /// `offered`, `accepted`, `refused`, `connected`, `retry`,
-        /// `exhausted` or `withdrawn`.
+        /// `offered`, `accepted`, `refused`, `drain`, `connected`,
+        /// `retry`, `exhausted` or `withdrawn`.
         step: String,
         /// The queue.
         department: String,

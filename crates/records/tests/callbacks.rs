@@ -288,3 +288,30 @@ fn a_failing_disk_loses_the_batch_counted_and_a_closed_journal_refuses() {
     assert_eq!(refused, Err(RecordError::Closed));
     assert_eq!(handle.stats().dropped, 1);
 }
+
+#[test]
+fn a_calls_callbacks_are_found_whatever_their_state() {
+    let test = open(quick());
+    for (id, ms) in [("cb-1", 0), ("cb-2", 10_000)] {
+        test.handle
+            .record_callback(CallbackChange::Accepted(entry(id, ms)))
+            .unwrap();
+    }
+    test.handle
+        .record_callback(CallbackChange::Finished {
+            id: "cb-1".into(),
+            state: CallbackState::Connected,
+            agent: Some("1003".into()),
+            at: at(120_000),
+            attempts: 1,
+            reason: None,
+        })
+        .unwrap();
+    test.handle.flush(PATIENCE).unwrap();
+    let reader = test.journal.reader().unwrap();
+    let found = reader.callbacks_of_call("c-cb-1").unwrap();
+    assert_eq!(ids(&found), ["cb-1"]);
+    assert_eq!(found[0].state, CallbackState::Connected);
+    assert_eq!(found[0].enqueued_at, at(0), "the place it kept");
+    assert!(reader.callbacks_of_call("c-none").unwrap().is_empty());
+}

@@ -141,8 +141,8 @@ pub use offer::{
     OfferFailure, OverflowReason, RouterEvent,
 };
 pub use router::{
-    CallPhase, CallStatus, CallbackEntry, CallbackPhase, CallbackStatus, DirectOffer, LinePlace,
-    Router,
+    CallPhase, CallStatus, CallbackEntry, CallbackPhase, CallbackStatus, DirectOffer, LineEntry,
+    LinePlace, Router,
 };
 pub use state::AgentState;
 pub use stats::{MissedOffers, QueueCounters, QueueStats};

@@ -25,7 +25,7 @@ mod transfer;
 
 pub use callback::{CallbackEntry, CallbackPhase, CallbackStatus};
 use callback::{CallbackRecord, DialAttempt};
-pub use shared::LinePlace;
+pub use shared::{LineEntry, LinePlace};
 pub use transfer::DirectOffer;
 
 /// The routing core. One owner drives it (one task in the daemon): feed it
@@ -50,6 +50,9 @@ pub struct Router {
     callback_events: VecDeque<CallbackEvent>,
     /// Agents another node holds, and that node's name.
     held: HashMap<AgentId, Box<str>>,
+    /// The node drains: no callback entry is dialed or shared any more
+    /// ([`Router::pause_callbacks`]).
+    callbacks_paused: bool,
 }
 
 #[derive(Debug)]
@@ -178,6 +181,7 @@ impl Router {
             callbacks: HashMap::new(),
             callback_events: VecDeque::new(),
             held: HashMap::new(),
+            callbacks_paused: false,
         };
         router.reconfigure(queues, agents)?;
         Ok(router)

@@ -12,6 +12,7 @@
 //! what routing decides (an overflow, a give-up).
 
 mod callbacks;
+mod drain;
 mod proxy;
 mod scenarios;
 mod voicemail;

@@ -63,7 +63,7 @@ use cluster::line::{LineCheck, LineCount, LineDiff, LineOp, LineStore};
 use ivr::jiff::Timestamp;
 use records::{ClaimChange, ClaimEnd};
 use routing::{
-    AgentId, AgentState, CallId, CallbackDial, Offer, OfferFailure, Router, RoutingError,
+    AgentId, AgentState, CallId, CallbackDial, LinePlace, Offer, OfferFailure, Router, RoutingError,
 };
 use tokio::sync::{Mutex, oneshot};
 use tokio::time::Instant;
@@ -285,6 +285,9 @@ pub struct Claims {
     /// The last epoch seen per agent (what a claim names).
     epochs: HashMap<AgentId, Epoch>,
     pending: HashMap<CallId, Pending>,
+    /// Callback dials whose claim is in flight: their entries stay in the
+    /// shared line until Redis grants one (as a pending offer's caller).
+    dialing: HashSet<routing::CallbackId>,
     degraded: bool,
     /// Agents yielded once to a caller ahead on another node, whom nobody
     /// claimed meanwhile: the next claim skips the line's check.
@@ -340,6 +343,7 @@ impl Claims {
             others: HashMap::new(),
             epochs: HashMap::new(),
             pending: HashMap::new(),
+            dialing: HashSet::new(),
             degraded: false,
             forced: HashSet::new(),
             line: LineDiff::new(),
@@ -349,8 +353,8 @@ impl Claims {
     }
 
     /// `call`'s place among every node's callers: Redis's count of the
-    /// callers ahead in its queue's shared line, plus the callback
-    /// entries ahead of it here; answered on `reply` from a task of its
+    /// callers and callback entries (every node's) ahead in its queue's
+    /// shared line; answered on `reply` from a task of its
     /// own (the routing task never waits on Redis). `local` (this node's
     /// own count) is the answer when Redis cannot tell, and the least one:
     /// this node's latest callers may not be written yet.
@@ -362,9 +366,7 @@ impl Claims {
         reply: oneshot::Sender<Option<usize>>,
     ) {
         let local = router.position(now, call);
-        let (Some(place), Some(callbacks)) =
-            (router.line_place(call), router.callbacks_ahead(now, call))
-        else {
+        let Some(place) = router.line_place(call) else {
             let _ = reply.send(local);
             return;
         };
@@ -375,8 +377,8 @@ impl Claims {
                 Some(store) => store.ahead(place.queue.as_str(), place.score).await.ok(),
                 None => None,
             };
-            let cluster =
-                ahead.map(|ahead| usize::try_from(ahead).unwrap_or(usize::MAX) + 1 + callbacks);
+            // This node's callback entries are in the shared line too.
+            let cluster = ahead.map(|ahead| usize::try_from(ahead).unwrap_or(usize::MAX) + 1);
             let _ = reply.send(match (local, cluster) {
                 (Some(local), Some(cluster)) => Some(local.max(cluster)),
                 (local, None) => local,
@@ -388,27 +390,37 @@ impl Claims {
     /// After each turn of the routing task: this node's callers waiting in
     /// line go to Redis (only what changed), and the queues' list when it
     /// changed (start, reload).
-    pub(super) fn publish_line(&mut self, router: &Router, queues_changed: bool) {
+    pub(super) fn publish_line(
+        &mut self,
+        router: &Router,
+        now: routing::Millis,
+        queues_changed: bool,
+    ) {
         if queues_changed {
             let queues = router.queue_ids().iter().map(ToString::to_string).collect();
             let _ = self.line_writes.send(LineWrite::Queues(queues));
         }
-        // A caller whose claims are still in flight stays in the shared
-        // line: the claim script takes them out when it grants one, in
-        // the same step. Taken out here first, another node's claim could
-        // slip in between as if nobody were ahead.
+        // A caller (or callback entry) whose claims are still in flight
+        // stays in the shared line: the claim script takes them out when
+        // it grants one, in the same step. Taken out here first, another
+        // node's claim could slip in between as if nobody were ahead.
         let places: Vec<_> = router
-            .line_places()
+            .line_places(now)
             .chain(
                 self.pending
                     .keys()
                     .filter_map(|call| router.offered_place(*call)),
             )
+            .chain(
+                self.dialing
+                    .iter()
+                    .filter_map(|callback| router.callback_place(*callback)),
+            )
             .collect();
         let ops = self.line.update(
             places
                 .iter()
-                .map(|place| (place.call.0, place.queue.as_str(), place.score)),
+                .map(|place| (place.entry.member(), place.queue.as_str(), place.score)),
         );
         if !ops.is_empty() {
             let _ = self.line_writes.send(LineWrite::Ops(ops));
@@ -428,18 +440,9 @@ impl Claims {
         let mut waiting = 0;
         let place = router.offered_place(offer.call);
         for agent in offer.agents.iter() {
-            let line = place.as_ref().map(|place| LineCheck {
-                queue: place.queue.to_string(),
-                call: place.call.0,
-                score: place.score,
-                lines: router
-                    .queues_served_by(agent)
-                    .iter()
-                    .map(ToString::to_string)
-                    .collect(),
-                alive_within: self.config.alive_within,
-                force: false,
-            });
+            let line = place
+                .as_ref()
+                .map(|place| self.line_check(router, agent, place));
             if self.start_claim(agent, line, || Purpose::Offer(offer.call, record.clone())) {
                 waiting += 1;
             } else {
@@ -460,17 +463,54 @@ impl Claims {
         None
     }
 
-    /// A callback's dial: `Some` when it can go now.
-    pub(super) fn dial(&mut self, dial: CallbackDial) -> Option<CallbackDial> {
+    /// What a claim of `agent` for the caller or callback at `place` names
+    /// so that Redis can refuse it while another node's caller is ahead.
+    fn line_check(&self, router: &Router, agent: &AgentId, place: &LinePlace) -> LineCheck {
+        LineCheck {
+            queue: place.queue.to_string(),
+            call: place.entry.member(),
+            score: place.score,
+            lines: router
+                .queues_served_by(agent)
+                .iter()
+                .map(ToString::to_string)
+                .collect(),
+            alive_within: self.config.alive_within,
+            force: false,
+        }
+    }
+
+    /// A callback's dial: `Some` when it can go now. Its claim is in line
+    /// like an offer's: the entry kept its caller's place (score), so an
+    /// agent goes to another node's caller who came earlier first, and a
+    /// later one waits behind it (refused `behind`: the entry goes back to
+    /// its place without a miss and the node yields, as for an offer).
+    pub(super) fn dial(&mut self, router: &Router, dial: CallbackDial) -> Option<CallbackDial> {
         let agent = dial.agent.clone();
+        let line = router
+            .callback_place(dial.callback)
+            .map(|place| self.line_check(router, &agent, &place));
+        let callback = dial.callback;
         let mut dial = Some(dial);
-        let waiting = self.start_claim(&agent, None, || {
+        let waiting = self.start_claim(&agent, line, || {
             Purpose::Dial(dial.take().expect("taken once, by this closure"))
         });
-        if waiting { None } else { dial }
+        if waiting {
+            self.dialing.insert(callback);
+            None
+        } else {
+            dial
+        }
     }
 
     /// A click-to-call the router accepted: answered once claimed.
+    ///
+    /// Its claim skips the shared line on purpose: the agent chose this
+    /// lead and this moment themselves (the agent view's button, the API),
+    /// so no waiting caller is passed over by the cluster's order; the
+    /// agent is simply not available to the queues until the call ends,
+    /// as when they go away. Refusing it while someone waits elsewhere
+    /// would make the button fail whenever any queue has a caller.
     pub(super) fn outbound(
         &mut self,
         agent: &AgentId,
@@ -807,6 +847,7 @@ impl Claims {
                 Some(Ready::Offer(offer))
             }
             Purpose::Dial(dial) => {
+                self.dialing.remove(&dial.callback);
                 if ok {
                     return Some(Ready::Dial(dial));
                 }

@@ -181,12 +181,19 @@ impl App {
     /// call tracker, which the drain waits on; later INVITEs get 503.
     pub fn start_draining(&self) {
         self.call_services.close();
+        // Callback entries wait in the journal for the next start: a dial
+        // now would ring an agent and the patient past the node's end.
+        self.router.pause_callbacks();
         // Kamailio's probes see 503 and send new calls elsewhere.
         let _ = self.endpoint.start_draining();
     }
 
     /// SIGTERM: no new calls (503 with Retry-After), the calls in progress
-    /// finish by `stop.calls`; those still up then are hung up (BYE to both
+    /// finish by `stop.calls`. Until `stop.places` callers waiting in a
+    /// queue are offered agents as usual (in the cluster's order, through
+    /// the shared line); from then on each one still waiting keeps their
+    /// place as a callback entry (`Call::handle_drain`), hears so and is
+    /// hung up. Calls still up at `stop.calls` are hung up (BYE to both
     /// legs), with until `stop.byes` to send them. When calls were up, the
     /// daemon then lingers [`DRAIN_LINGER`] (within `stop.byes`) so that the
     /// last call's BYE is answered, and answered again if retransmitted.
@@ -206,10 +213,20 @@ impl App {
                 .as_secs(),
             "draining: waiting for calls in progress"
         );
-        let left = if tokio::time::timeout_at(stop.calls, tasks.wait())
+        let mut all_ended = tokio::time::timeout_at(stop.places, tasks.wait())
             .await
-            .is_ok()
-        {
+            .is_ok();
+        if !all_ended {
+            info!(
+                left = tasks.len(),
+                "draining: callers still waiting keep their place as callbacks"
+            );
+            self.call_services.keeping_places.cancel();
+            all_ended = tokio::time::timeout_at(stop.calls, tasks.wait())
+                .await
+                .is_ok();
+        }
+        let left = if all_ended {
             0
         } else {
             let left = tasks.len();
@@ -537,6 +554,7 @@ pub async fn start(
             sip_port: local.port(),
             sips_port: sips.map(|sips| sips.port()),
         },
+        keeping_places: CancellationToken::new(),
         ending: ending.clone(),
         tasks: TaskTracker::new(),
         admission: std::sync::Mutex::new(()),

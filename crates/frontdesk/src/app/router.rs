@@ -136,6 +136,8 @@ pub(super) enum Command {
         reply: oneshot::Sender<Result<usize, CallbackError>>,
     },
     Callback(CallbackId, CallbackInput),
+    /// The node drains: no more callback dials ([`Router::pause_callbacks`]).
+    PauseCallbacks,
     Cancel(CallId),
     CallEnded(CallId),
     Answered(CallId, AgentId),
@@ -274,6 +276,13 @@ impl RouterHandle {
     /// The caller hung up (queued, offered, or in the IVR after enqueueing).
     pub fn cancel(&self, call: CallId) {
         let _ = self.send(Command::Cancel(call));
+    }
+
+    /// The node drains (SIGTERM): routing dials no callback entry from now
+    /// on and takes them out of the shared line; they keep their places in
+    /// the journal for the next start ([`Router::pause_callbacks`]).
+    pub fn pause_callbacks(&self) {
+        let _ = self.send(Command::PauseCallbacks);
     }
 
     /// A connected call ended.
@@ -497,9 +506,10 @@ impl Service {
     ) {
         let mut queues_changed = true;
         loop {
+            let now = self.now();
             if let Some(claims) = &mut self.claims {
                 // This node's waiting callers, shared (app/claims.rs).
-                claims.publish_line(&self.router, std::mem::take(&mut queues_changed));
+                claims.publish_line(&self.router, now, std::mem::take(&mut queues_changed));
             }
             let deadline = self.router.poll_timeout().map(|at| self.instant(at));
             let sleep = super::sleep_until(deadline);
@@ -602,6 +612,7 @@ impl Service {
                     debug!(%error, "routing: a callback's outcome ignored");
                 }
             }
+            Command::PauseCallbacks => self.router.pause_callbacks(),
             Command::Cancel(call) => {
                 self.owners.remove(&call);
                 if let Some(claims) = &mut self.claims {
@@ -746,7 +757,7 @@ impl Service {
         while let Some(event) = self.router.poll_callback() {
             let news = match event {
                 CallbackEvent::Dial(dial) => match &mut self.claims {
-                    Some(claims) => match claims.dial(dial) {
+                    Some(claims) => match claims.dial(&self.router, dial) {
                         Some(dial) => CallbackNews::Dial(dial),
                         // Sent once claimed.
                         None => continue,

@@ -104,13 +104,19 @@ impl Services {
 pub const SHUTDOWN_GRACE: Duration = Duration::from_secs(30);
 
 /// The stop's deadlines, all cut from one grace (the daemon's is
-/// [`SHUTDOWN_GRACE`]) counted from the signal: calls in progress may end
-/// by themselves for its first three quarters; those still up are then hung
-/// up and have until seven eighths to send their BYEs; the journal's flush
-/// and the services share what is left, and at the end the services still
-/// running are aborted.
+/// [`SHUTDOWN_GRACE`], or `--shutdown-grace`) counted from the signal:
+/// calls in progress may end by themselves for its first three quarters;
+/// at two fifths, callers still waiting in a queue keep their place as
+/// callbacks (`call::Call::handle_drain`: their goodbye, about 8 s, fits
+/// before three quarters with the default grace); calls still up at three
+/// quarters are hung up and have until seven eighths to send their BYEs;
+/// the journal's flush and the services share what is left, and at the end
+/// the services still running are aborted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct StopDeadlines {
+    /// Waiting callers keep their place (as callbacks) from then on; until
+    /// then they are offered agents as usual, in the cluster's order.
+    pub places: Instant,
     /// Calls in progress end by themselves until then.
     pub calls: Instant,
     /// The calls hung up at `calls` send their BYEs until then.
@@ -123,6 +129,7 @@ impl StopDeadlines {
     /// The deadlines of a stop signalled at `signal` with `grace`.
     pub fn new(signal: Instant, grace: Duration) -> Self {
         StopDeadlines {
+            places: signal + grace * 2 / 5,
             calls: signal + grace * 3 / 4,
             byes: signal + grace * 7 / 8,
             all: signal + grace,
@@ -139,10 +146,12 @@ mod tests {
     fn the_stop_deadlines_are_cut_from_the_one_grace_in_order() {
         let signal = Instant::now();
         let stop = StopDeadlines::new(signal, SHUTDOWN_GRACE);
+        assert_eq!(stop.places - signal, Duration::from_secs(12));
         assert_eq!(stop.calls - signal, Duration::from_millis(22_500));
         assert_eq!(stop.byes - signal, Duration::from_millis(26_250));
         assert_eq!(stop.all - signal, SHUTDOWN_GRACE);
-        assert!(signal < stop.calls && stop.calls < stop.byes && stop.byes < stop.all);
+        assert!(signal < stop.places && stop.places < stop.calls);
+        assert!(stop.calls < stop.byes && stop.byes < stop.all);
     }
 
     #[tokio::test(start_paused = true)]

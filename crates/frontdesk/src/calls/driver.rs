@@ -139,6 +139,8 @@ impl Driver {
         );
         let ending = services.ending.clone();
         let mut ending_seen = false;
+        let keeping_places = services.keeping_places.clone();
+        let mut keeping_seen = false;
         loop {
             self.perform().await;
             if self.core.is_finished() {
@@ -149,6 +151,11 @@ impl Driver {
                 services: &services,
             };
             tokio::select! {
+                () = keeping_places.cancelled(), if !keeping_seen => {
+                    // The daemon drains: a caller waiting keeps their place.
+                    keeping_seen = true;
+                    self.core.handle_drain(now(), &live);
+                }
                 () = ending.cancelled(), if !ending_seen => {
                     // The daemon stops and its grace for calls is over.
                     ending_seen = true;

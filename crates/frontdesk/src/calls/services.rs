@@ -41,6 +41,9 @@ pub struct CallServices {
     pub media: media::session::SessionConfig,
     /// Our address and ports, for Contact and SDP.
     pub call_config: call::CallConfig,
+    /// Cancelled at the drain's `places` deadline: callers still waiting
+    /// in a queue keep their place as callbacks (`Call::handle_drain`).
+    pub keeping_places: CancellationToken,
     /// Cancelled when the drain's grace is over: calls still up hang up.
     pub ending: CancellationToken,
     /// Every call task, so that a drain waits for them.

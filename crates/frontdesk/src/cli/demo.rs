@@ -104,6 +104,7 @@ impl DemoArgs {
                 claim_lease: std::time::Duration::from_secs(15),
                 open_all_hours: self.open,
                 line_yield: std::time::Duration::from_secs(1),
+                shutdown_grace: crate::app::services::SHUTDOWN_GRACE,
                 webhook_poll: std::time::Duration::from_secs(1),
                 speech: crate::daemon::SpeechConfig::default(),
                 // Every caller of the demo is simulated (`+1312555…`): their

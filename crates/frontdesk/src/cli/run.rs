@@ -206,6 +206,13 @@ pub struct RunArgs {
     #[arg(long, value_name = "MS", default_value_t = 1000, value_parser = clap::value_parser!(u64).range(1..=60_000))]
     line_yield: u64,
 
+    /// Seconds from SIGTERM to exit: calls in progress may end by
+    /// themselves for three quarters of it; at two fifths, callers still
+    /// waiting in a queue keep their place as callbacks (and hear so); a
+    /// container manager must wait at least this long before killing.
+    #[arg(long, value_name = "SECS", default_value_t = 30, value_parser = clap::value_parser!(u64).range(4..=3600))]
+    shutdown_grace: u64,
+
     /// TLS certificate chain (PEM), with --sips.
     #[arg(
         long,
@@ -282,6 +289,7 @@ impl RunArgs {
             claim_lease: std::time::Duration::from_secs(self.claim_lease),
             open_all_hours: false,
             line_yield: std::time::Duration::from_millis(self.line_yield),
+            shutdown_grace: std::time::Duration::from_secs(self.shutdown_grace),
             webhook_poll: std::time::Duration::from_millis(self.webhook_poll),
             speech: crate::daemon::SpeechConfig {
                 workers: usize::from(self.speech_workers),

@@ -53,6 +53,9 @@ pub struct Config {
     /// `--line-yield`: how long an agent is left to another node whose
     /// caller is ahead in the shared line.
     pub line_yield: std::time::Duration,
+    /// `--shutdown-grace`: from SIGTERM to exit
+    /// ([`crate::app::services::SHUTDOWN_GRACE`] by default).
+    pub shutdown_grace: std::time::Duration,
     /// `--webhook-poll`: the webhooks' delivery service's idle period.
     pub webhook_poll: std::time::Duration,
     /// SIP over TLS, when `--sips` is given.

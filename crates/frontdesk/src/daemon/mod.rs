@@ -3,8 +3,10 @@
 //!
 //! Each service is a task in [`Services`] with a child of one shutdown
 //! [`CancellationToken`]. SIGTERM or SIGINT stops the daemon within
-//! [`SHUTDOWN_GRACE`], one figure cut into [`StopDeadlines`]: the calls in
-//! progress finish (or are hung up), the token is cancelled, the journal is
+//! `--shutdown-grace` ([`crate::app::services::SHUTDOWN_GRACE`] by
+//! default), one figure cut into [`StopDeadlines`]: the calls in progress
+//! finish (callers still waiting keep their place as callbacks, or are
+//! hung up), the token is cancelled, the journal is
 //! flushed, the services finish what they are doing, and the process
 //! exits 0. SIGHUP re-reads the dialplan. A service that ends on its own
 //! stops the daemon with an error.
@@ -35,7 +37,7 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
-use crate::app::services::{SHUTDOWN_GRACE, Services, StopDeadlines};
+use crate::app::services::{Services, StopDeadlines};
 use crate::app::sockets::{SipBindError, SipSockets};
 pub use config::{Config, RtpPorts, SipsConfig, SpeechConfig, TokenSource};
 pub use tls::Certificates;
@@ -148,6 +150,7 @@ pub async fn run_with(
     // Before anything binds: a SIGTERM sent as soon as a port is printed
     // must find its handler installed.
     let mut signals = Signals::install().map_err(|e| DaemonError::Setup(e.to_string()))?;
+    let grace = config.shutdown_grace;
 
     let dialplan = LiveDialplan::load(&config.dialplan)
         .await
@@ -478,8 +481,8 @@ pub async fn run_with(
         tokio::select! {
             signal = signals.next() => match signal {
                 Signal::Terminate | Signal::Interrupt => {
-                    info!("{signal} received, shutting down (grace {} s)", SHUTDOWN_GRACE.as_secs());
-                    stop = Some(StopDeadlines::new(Instant::now(), SHUTDOWN_GRACE));
+                    info!("{signal} received, shutting down (grace {} s)", grace.as_secs());
+                    stop = Some(StopDeadlines::new(Instant::now(), grace));
                     break Ok(());
                 }
                 Signal::Hangup => {
@@ -501,7 +504,7 @@ pub async fn run_with(
     };
 
     // A service that failed stops at once, with the same grace for the rest.
-    let stop = stop.unwrap_or_else(|| StopDeadlines::new(Instant::now(), SHUTDOWN_GRACE));
+    let stop = stop.unwrap_or_else(|| StopDeadlines::new(Instant::now(), grace));
     if outcome.is_ok() {
         // Drain: no new calls, the calls in progress finish (bounded).
         tokio::select! {
@@ -531,7 +534,7 @@ pub async fn run_with(
         if !drained.aborted.is_empty() {
             warn!(
                 "still running at the end of the {} s grace, aborted: {}",
-                SHUTDOWN_GRACE.as_secs(),
+                grace.as_secs(),
                 drained.aborted.join(", ")
             );
         }

@@ -10,10 +10,16 @@ use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::thread::JoinHandle;
+
+use cluster::claims::{AgentChange, ChangeFeed, FeedEvent, StoreConfig};
 use nix::sys::signal::{Signal, kill};
 use nix::unistd::Pid;
 
 use super::call::open_clinic;
+use super::redis::RedisServer;
 use super::{Daemon, Launch, repo_root};
 
 /// Kamailio's address: a `[trust] proxies` entry of the nodes' dialplan.
@@ -338,4 +344,74 @@ pub fn alert_kinds(daemon: &Daemon) -> Vec<String> {
                 .collect()
         })
         .unwrap_or_default()
+}
+
+/// Follows the claim stream on its own thread from before the nodes start
+/// until stopped: every change, in stream order.
+pub struct ClaimMonitor {
+    changes: Arc<Mutex<Vec<AgentChange>>>,
+    fell_behind: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl ClaimMonitor {
+    pub fn start(redis: &RedisServer) -> ClaimMonitor {
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("a runtime");
+        let mut feed = runtime
+            .block_on(ChangeFeed::open(StoreConfig::new(redis.url())))
+            .expect("the claims feed")
+            .0;
+        let changes = Arc::new(Mutex::new(Vec::new()));
+        let fell_behind = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let thread = {
+            let (changes, fell_behind, stop) = (
+                Arc::clone(&changes),
+                Arc::clone(&fell_behind),
+                Arc::clone(&stop),
+            );
+            std::thread::spawn(move || {
+                while !stop.load(Ordering::Relaxed) {
+                    match runtime.block_on(feed.next()) {
+                        Ok(Some(FeedEvent::Changes(more))) => {
+                            changes.lock().expect("a lock").extend(more);
+                        }
+                        Ok(Some(FeedEvent::Resync(_))) => {
+                            fell_behind.store(true, Ordering::Relaxed)
+                        }
+                        Ok(None) | Err(_) => {}
+                    }
+                }
+            })
+        };
+        ClaimMonitor {
+            changes,
+            fell_behind,
+            stop,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn changes(&self) -> Vec<AgentChange> {
+        self.changes.lock().expect("a lock").clone()
+    }
+
+    /// The feed had to resync: the stream was trimmed past what it read,
+    /// so [`ClaimMonitor::changes`] may miss some.
+    pub fn fell_behind(&self) -> bool {
+        self.fell_behind.load(Ordering::Relaxed)
+    }
+}
+
+impl Drop for ClaimMonitor {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
 }

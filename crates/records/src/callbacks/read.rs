@@ -1,5 +1,5 @@
 //! Reading callbacks: the waiting ones (what a restart gives back to
-//! routing) and one by id.
+//! routing), one by id, and those a call asked for.
 
 use jiff::Timestamp;
 use rusqlite::{OptionalExtension, Row, params};
@@ -57,6 +57,23 @@ impl Reader {
                  ORDER BY enqueued_at, id LIMIT ?1"
             ))?;
             let mut rows = statement.query(params![limit])?;
+            let mut callbacks = Vec::new();
+            while let Some(row) = rows.next()? {
+                callbacks.push(CallbackRow::from_row(row)?);
+            }
+            Ok(callbacks)
+        })
+    }
+
+    /// The entries call `call` (`c-…`) left behind, whatever their state,
+    /// oldest first: one at most, unless the journal was tampered with.
+    pub fn callbacks_of_call(&self, call: &str) -> Result<Vec<CallbackRow>, QueryError> {
+        self.with(|connection| {
+            let mut statement = connection.prepare_cached(&format!(
+                "SELECT {CALLBACK_COLUMNS} FROM callbacks WHERE call = ?1
+                 ORDER BY accepted_at, id LIMIT 16"
+            ))?;
+            let mut rows = statement.query(params![call])?;
             let mut callbacks = Vec::new();
             while let Some(row) = rows.next()? {
                 callbacks.push(CallbackRow::from_row(row)?);

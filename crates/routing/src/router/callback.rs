@@ -474,6 +474,20 @@ impl Router {
         Some(place + runtime.line.count_before(key, now, aging))
     }
 
+    /// The node drains (SIGTERM): from now on no callback entry is dialed
+    /// (a dial would ring an agent and the patient past the node's end)
+    /// and none is offered to the cluster's shared line. The entries keep
+    /// their places in the journal; the next start gives them back and
+    /// dials them in their turn. Dials already under way run their course.
+    pub fn pause_callbacks(&mut self) {
+        self.callbacks_paused = true;
+    }
+
+    /// Whether [`Router::pause_callbacks`] was called.
+    pub fn callbacks_paused(&self) -> bool {
+        self.callbacks_paused
+    }
+
     /// Number of callback entries in routing (in line, dialing or connected).
     pub fn active_callbacks(&self) -> usize {
         self.callbacks.len()
@@ -524,6 +538,9 @@ impl Router {
         waiting: Waiting,
     ) -> DialAttempt {
         let id = CallbackId(waiting.call.0);
+        if self.callbacks_paused {
+            return DialAttempt::NotDue;
+        }
         let runtime = &self.queues[at];
         let Some(record) = self.callbacks.get(&id) else {
             // Not when the bookkeeping is right: the line and the map

@@ -559,3 +559,146 @@ fn entries_outlive_a_reload_that_turns_callbacks_off() {
     ));
     assert_eq!(router.active_callbacks(), 0);
 }
+
+#[test]
+fn a_callback_keeps_the_shared_place_its_caller_had() {
+    let mut router = router(0, 2, 1000);
+    enqueue(&mut router, secs(100), 1, Priority::Routine);
+    enqueue(&mut router, secs(110), 2, Priority::Routine);
+    let before = router.line_place(CallId(1)).map(|place| place.score);
+    assert_eq!(router.hold_place(secs(120), CallId(1), CB), Ok(1));
+    let mut places: Vec<LinePlace> = router.line_places(secs(120)).collect();
+    places.sort_by_key(|place| place.score);
+    let entries: Vec<LineEntry> = places.iter().map(|place| place.entry).collect();
+    assert_eq!(
+        entries,
+        [LineEntry::Callback(CB), LineEntry::Call(CallId(2))],
+        "the callback is ahead of the later caller"
+    );
+    assert_eq!(Some(places[0].score), before, "the caller's score, kept");
+    assert_eq!(router.callback_place(CB), Some(places[0].clone()));
+    // A callback's member never meets a call's.
+    assert_ne!(
+        LineEntry::Callback(CallbackId(2)).member(),
+        LineEntry::Call(CallId(2)).member()
+    );
+    // One restored from the journal has the same score as the caller had.
+    add(
+        &mut router,
+        secs(130),
+        entry(7, secs(100), Priority::Routine),
+    );
+    assert_eq!(
+        router
+            .callback_place(CallbackId(7))
+            .map(|place| place.score),
+        before
+    );
+}
+
+#[test]
+fn a_callback_being_dialed_is_out_of_line_and_back_after_a_refusal() {
+    let mut router = router(1, 2, 1000);
+    assert!(
+        router
+            .set_agent_state(secs(0), &agent("a1"), RequestedState::Away)
+            .is_ok()
+    );
+    add(&mut router, secs(0), entry(7, secs(0), Priority::Routine));
+    assert_eq!(router.line_places(secs(0)).count(), 1);
+    assert!(
+        router
+            .set_agent_state(secs(1), &agent("a1"), RequestedState::Available)
+            .is_ok()
+    );
+    assert_eq!(router.poll_offer(secs(1)), None);
+    assert_eq!(dials(&mut router).len(), 1);
+    assert_eq!(
+        router.line_places(secs(1)).count(),
+        0,
+        "dialing: out of line"
+    );
+    assert!(
+        router.callback_place(CallbackId(7)).is_some(),
+        "still named"
+    );
+    // Another node's caller was ahead: the claim is refused, back in line.
+    assert_eq!(
+        router.callback_agent_failed(
+            secs(2),
+            CallbackId(7),
+            &agent("a1"),
+            OfferFailure::ClaimedElsewhere
+        ),
+        Ok(())
+    );
+    let entries: Vec<LineEntry> = router
+        .line_places(secs(2))
+        .map(|place| place.entry)
+        .collect();
+    assert_eq!(entries, [LineEntry::Callback(CallbackId(7))]);
+}
+
+#[test]
+fn paused_callbacks_are_neither_dialed_nor_shared_but_kept() {
+    let mut router = router(1, 2, 1000);
+    assert!(
+        router
+            .set_agent_state(secs(0), &agent("a1"), RequestedState::Away)
+            .is_ok()
+    );
+    enqueue(&mut router, secs(0), 1, Priority::Routine);
+    enqueue(&mut router, secs(10), 2, Priority::Routine);
+    router.pause_callbacks();
+    assert!(router.callbacks_paused());
+    // The drain keeps call 1's place: held, but neither shared nor dialed.
+    assert_eq!(router.hold_place(secs(20), CallId(1), CB), Ok(1));
+    let entries: Vec<LineEntry> = router
+        .line_places(secs(20))
+        .map(|place| place.entry)
+        .collect();
+    assert_eq!(entries, [LineEntry::Call(CallId(2))]);
+    assert!(
+        router
+            .set_agent_state(secs(30), &agent("a1"), RequestedState::Available)
+            .is_ok()
+    );
+    events(&mut router);
+    let offer = router.poll_offer(secs(30)).map(|offer| offer.call);
+    assert_eq!(offer, Some(CallId(2)), "the live caller is served");
+    assert!(dials(&mut router).is_empty(), "no dial while paused");
+    let status = router.callback_status(CB).map(|s| (s.enqueued_at, s.phase));
+    assert_eq!(status, Some((secs(0), CallbackPhase::Waiting)));
+}
+
+#[test]
+fn a_callback_waiting_for_its_retry_is_out_of_the_shared_line_until_due() {
+    let mut router = router(1, 2, 1000);
+    add(&mut router, secs(0), entry(7, secs(0), Priority::Routine));
+    assert_eq!(router.poll_offer(secs(0)), None);
+    assert_eq!(dials(&mut router).len(), 1);
+    assert_eq!(
+        router.callback_agent_answered(secs(1), CallbackId(7), &agent("a1")),
+        Ok(())
+    );
+    // The patient is busy: tried again 60 s later, in its place.
+    assert_eq!(
+        router.callback_failed(secs(2), CallbackId(7), CallbackFailure::Busy),
+        Ok(())
+    );
+    let _ = router.poll_callback();
+    assert_eq!(router.line_places(secs(30)).count(), 0, "not due");
+    let entries: Vec<LineEntry> = router
+        .line_places(secs(62))
+        .map(|place| place.entry)
+        .collect();
+    assert_eq!(entries, [LineEntry::Callback(CallbackId(7))], "due again");
+    let place = router
+        .callback_place(CallbackId(7))
+        .map(|place| place.score);
+    assert_eq!(
+        place,
+        router.line_places(secs(62)).next().map(|place| place.score),
+        "the same score"
+    );
+}

@@ -202,9 +202,9 @@ fn waiting_callers_have_a_shared_place_until_offered() {
     let now = secs(100);
     enqueue(&mut router, now, 1, "pediatrics");
     enqueue(&mut router, secs(101), 2, "pediatrics");
-    let mut places: Vec<LinePlace> = router.line_places().collect();
+    let mut places: Vec<LinePlace> = router.line_places(now).collect();
     places.sort_by_key(|place| place.score);
-    let calls: Vec<u64> = places.iter().map(|place| place.call.0).collect();
+    let calls: Vec<u64> = places.iter().map(|place| place.entry.member()).collect();
     assert_eq!(calls, [1, 2]);
     assert!(
         places
@@ -223,7 +223,10 @@ fn waiting_callers_have_a_shared_place_until_offered() {
         router.offered_place(CallId(1)).map(|place| place.score),
         Some(places[0].score)
     );
-    let left: Vec<u64> = router.line_places().map(|place| place.call.0).collect();
+    let left: Vec<u64> = router
+        .line_places(secs(102))
+        .map(|place| place.entry.member())
+        .collect();
     assert_eq!(left, [2]);
     assert_eq!(router.callbacks_ahead(secs(102), CallId(2)), Some(0));
     assert_eq!(router.callbacks_ahead(secs(102), CallId(1)), None);
