@@ -46,11 +46,15 @@ pids=()
 
 cleanup() {
   for pid in "${pids[@]}"; do kill "$pid" 2>/dev/null || true; done
+  # The nodes: start_node runs in $(…), a subshell, so their PIDs never
+  # reach pids; each is known by its data folder under $work.
+  pkill -f -- "--data $work/node" 2>/dev/null || true
   if [ -d "$work/pg/data" ]; then
     runuser -u postgres -- "$PG/pg_ctl" -D "$work/pg/data" stop -m fast -w -t 20 >/dev/null 2>&1 || true
   fi
   sleep 1
   for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done
+  pkill -9 -f -- "--data $work/node" 2>/dev/null || true
   rm -rf "$work"
 }
 trap cleanup EXIT

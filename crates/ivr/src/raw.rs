@@ -93,7 +93,10 @@ pub(crate) type RawPhrases = BTreeMap<S<String>, S<Vec<S<String>>>>;
 #[serde(deny_unknown_fields)]
 pub(crate) struct RawSpeech {
     pub model: S<String>,
-    pub keys_prompt: S<String>,
+    pub dictionary: Option<S<String>>,
+    pub threshold: Option<S<f64>>,
+    pub max_concurrent: Option<S<i64>>,
+    pub keys_prompt: Option<S<String>>,
     pub end_of_speech: Option<S<String>>,
     pub max_utterance: Option<S<String>>,
     pub speech_level: Option<S<i64>>,

@@ -490,7 +490,7 @@ impl Session {
         menu.speech_on = false;
         menu.digits.clear();
         self.log(now, format!("menu {}: keys only", menu.menu));
-        let intro = self.plan.speech().map(|s| s.keys_prompt().clone());
+        let intro = self.plan.speech().and_then(|s| s.keys_prompt().cloned());
         let playing = match intro {
             Some(intro) => (self.play(now, intro), true),
             None => (self.play(now, m.prompt().clone()), false),

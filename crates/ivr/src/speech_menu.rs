@@ -26,7 +26,9 @@ use crate::plan::Prompt;
 pub struct SpeechSettings {
     pub(crate) model: PathBuf,
     pub(crate) files: speech::ModelFiles,
-    pub(crate) keys_prompt: Prompt,
+    pub(crate) keys_prompt: Option<Prompt>,
+    pub(crate) threshold_permille: Option<u32>,
+    pub(crate) max_concurrent: Option<usize>,
     pub(crate) end_of_speech: Duration,
     pub(crate) max_utterance: Duration,
     pub(crate) speech_level: u16,
@@ -51,9 +53,14 @@ impl SpeechSettings {
         &self.files
     }
     /// Played when a speech menu falls back to keys ("please use your
-    /// keypad").
-    pub fn keys_prompt(&self) -> &Prompt {
-        &self.keys_prompt
+    /// keypad"); without it the menu's prompt plays again.
+    pub fn keys_prompt(&self) -> Option<&Prompt> {
+        self.keys_prompt.as_ref()
+    }
+    /// `[speech] max_concurrent`: recognitions at once, when the dialplan
+    /// sets it (else `frontdesk run --speech-budget`).
+    pub fn max_concurrent(&self) -> Option<usize> {
+        self.max_concurrent
     }
     /// Silence that ends an utterance.
     pub fn end_of_speech(&self) -> Duration {

@@ -51,6 +51,42 @@ fn a_speech_menu_loads_with_its_grammar() {
 }
 
 #[test]
+fn design_md_s_speech_section_loads_as_written() {
+    // DESIGN.md: `model` the acoustic model's folder, `dictionary`,
+    // `threshold` and `max_concurrent`; no keys prompt.
+    let text = speech_clinic(PHRASES, MODEL)
+        .replace("speech_threshold = 0.5\n", "")
+        .replace(
+            &format!("[speech]\nmodel = \"{MODEL}\"\nkeys_prompt = \"prompts/speech-use-keys.wav\"\n"),
+            &format!(
+                "[speech]\nmodel = \"{MODEL}/en-us\"\ndictionary = \"{MODEL}/cmudict-en-us.dict\"\nthreshold = 0.7\nmax_concurrent = 3\n"
+            ),
+        );
+    assert!(text.contains("max_concurrent = 3"), "{text}");
+    let plan = load(&text).unwrap();
+    let speech = plan.speech().expect("[speech]");
+    assert_eq!(speech.max_concurrent(), Some(3));
+    assert!(speech.keys_prompt().is_none());
+    assert_eq!(
+        speech.files().dictionary,
+        Path::new(MODEL).join("cmudict-en-us.dict")
+    );
+    // The section's threshold for a menu that sets none.
+    let menu = plan.menu("main").unwrap().speech().expect("speech phrases");
+    assert_eq!(menu.threshold(), 0.7);
+    // Out of range, or a dictionary that is not there: refused.
+    let errors = load(&text.replace("threshold = 0.7", "threshold = 7")).unwrap_err();
+    assert!(
+        errors.contains("`threshold` must be from 0 to 1, not 7"),
+        "{errors}"
+    );
+    let errors = load(&text.replace("cmudict-en-us.dict", "nothing.dict")).unwrap_err();
+    assert!(errors.contains("no dictionary"), "{errors}");
+    let errors = load(&text.replace("max_concurrent = 3", "max_concurrent = 0")).unwrap_err();
+    assert!(errors.contains("max_concurrent"), "{errors}");
+}
+
+#[test]
 fn a_missing_model_is_refused_with_the_reason() {
     let errors = load(&speech_clinic(PHRASES, "/nonexistent/model")).unwrap_err();
     assert!(errors.contains("speech.toml:"), "{errors}");

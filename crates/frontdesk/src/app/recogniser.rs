@@ -1,7 +1,7 @@
 //! The recogniser of speech menus (issue 25), started when a dialplan
 //! first asks for speech: at start, or at a reload that adds a speech menu
 //! to a daemon started without one. A reload that names another model
-//! folder starts a recogniser on it; calls that already hold the old one
+//! folder, or another `[speech] max_concurrent`, starts a recogniser on it; calls that already hold the old one
 //! finish with it. A plan whose recogniser cannot start (the model or the
 //! library missing) is refused, at start and at a reload alike, and the
 //! running plan stays: calls go on by keys.
@@ -22,6 +22,7 @@ pub struct SpeechEngine {
 #[derive(Debug)]
 struct Running {
     files: speech::ModelFiles,
+    budget: usize,
     recogniser: Arc<speech::Recogniser>,
 }
 
@@ -49,7 +50,13 @@ impl SpeechEngine {
             return Ok(());
         };
         let files = settings.files().clone();
-        if self.lock().as_ref().is_some_and(|r| r.files == files) {
+        // `[speech] max_concurrent` when the plan sets it, else the flag.
+        let budget = settings.max_concurrent().unwrap_or(self.config.budget);
+        if self
+            .lock()
+            .as_ref()
+            .is_some_and(|r| r.files == files && r.budget == budget)
+        {
             return Ok(());
         }
         let config = self.config;
@@ -58,7 +65,7 @@ impl SpeechEngine {
             speech::Recogniser::start(speech::RecogniserConfig {
                 model,
                 workers: config.workers,
-                budget: config.budget,
+                budget,
                 rate: speech::InputRate::Upsampled,
                 search: speech::Search::Grammar,
             })
@@ -74,6 +81,7 @@ impl SpeechEngine {
         );
         let old = self.lock().replace(Running {
             files,
+            budget,
             recogniser: Arc::new(started),
         });
         // Dropping the last reference joins the old workers once their

@@ -26,6 +26,8 @@ use crate::speech_menu::{MenuSpeech, SpeechMatcher, SpeechSettings};
 #[derive(Debug)]
 pub(crate) struct SpeechBuild {
     dictionary: Option<(PathBuf, speech::Dictionary)>,
+    /// `[speech] threshold`, for the menus that set none.
+    threshold_permille: Option<u32>,
 }
 
 impl Builder<'_, '_> {
@@ -34,12 +36,20 @@ impl Builder<'_, '_> {
         let section = raw.speech.as_ref()?;
         let s: &RawSpeech = section.get_ref();
         let folder = self.model_folder(s.model.get_ref());
-        let files = match speech::ModelFiles::find(&folder) {
+        let named_dictionary = s
+            .dictionary
+            .as_ref()
+            .map(|d| self.model_folder(d.get_ref()));
+        let files = match speech::ModelFiles::find_with(&folder, named_dictionary.as_deref()) {
             Ok(files) => Some(files),
             Err(error) => {
+                let span = match (&s.dictionary, named_dictionary.as_ref()) {
+                    (Some(d), Some(path)) if !path.is_file() => d.span(),
+                    _ => s.model.span(),
+                };
                 self.error(
                     ErrorKind::MissingReference,
-                    s.model.span(),
+                    span,
                     format!("`model`: {error}"),
                 );
                 None
@@ -59,8 +69,31 @@ impl Builder<'_, '_> {
                         None
                     }
                 });
-        self.speech = Some(SpeechBuild { dictionary });
-        let keys_prompt = self.prompt(&s.keys_prompt);
+        let default_threshold = s.threshold.as_ref().and_then(|t| {
+            let value = *t.get_ref();
+            (0.0..=1.0)
+                .contains(&value)
+                .then(|| (value * 1000.0).round() as u32)
+        });
+        self.speech = Some(SpeechBuild {
+            dictionary,
+            threshold_permille: default_threshold,
+        });
+        let keys_prompt = match &s.keys_prompt {
+            None => Some(None),
+            Some(file) => self.prompt(file).map(Some),
+        };
+        let threshold_permille = match &s.threshold {
+            None => Some(None),
+            Some(t) => self.permille(t, "threshold").map(Some),
+        };
+        let max_concurrent = match &s.max_concurrent {
+            None => Some(None),
+            Some(n) => self
+                .int_in(n, 1, 1024, "max_concurrent")
+                .and_then(|n| usize::try_from(n).ok())
+                .map(Some),
+        };
         let end_of_speech = match &s.end_of_speech {
             None => Some(SpeechSettings::END_OF_SPEECH),
             Some(_) => self.positive(&s.end_of_speech, "end_of_speech"),
@@ -79,13 +112,31 @@ impl Builder<'_, '_> {
             model: folder,
             files: files?,
             keys_prompt: keys_prompt?,
+            threshold_permille: threshold_permille?,
+            max_concurrent: max_concurrent?,
             end_of_speech: end_of_speech?,
             max_utterance: max_utterance?,
             speech_level: speech_level?,
         })
     }
 
-    /// The model's folder: as written when absolute, else relative to the
+    /// A confidence from 0 to 1 in thousandths; `None` (reported) when out
+    /// of range.
+    fn permille(&mut self, value: &crate::raw::S<f64>, key: &str) -> Option<u32> {
+        let v = *value.get_ref();
+        if (0.0..=1.0).contains(&v) {
+            Some((v * 1000.0).round() as u32)
+        } else {
+            self.error(
+                ErrorKind::InvalidValue,
+                value.span(),
+                format!("`{key}` must be from 0 to 1, not {v}"),
+            );
+            None
+        }
+    }
+
+    /// The model's folder (or a file of it): as written when absolute, else relative to the
     /// dialplan's folder (like prompts).
     fn model_folder(&self, written: &str) -> PathBuf {
         let path = Path::new(written);
@@ -128,7 +179,7 @@ impl Builder<'_, '_> {
                 ErrorKind::MissingReference,
                 speech.span(),
                 format!(
-                    "menu `{id}` takes speech, but the dialplan has no `[speech]` section (its `model` and `keys_prompt`)"
+                    "menu `{id}` takes speech, but the dialplan has no `[speech]` section (its `model`)"
                 ),
             );
             ok = false;
@@ -219,21 +270,15 @@ impl Builder<'_, '_> {
                     .push(text.clone());
             }
         }
+        // The menu's own, else `[speech] threshold`, else the default.
         let threshold_permille = match &menu.speech_threshold {
-            None => Some((MenuSpeech::THRESHOLD * 1000.0) as u32),
-            Some(t) => {
-                let value = *t.get_ref();
-                if (0.0..=1.0).contains(&value) {
-                    Some((value * 1000.0).round() as u32)
-                } else {
-                    self.error(
-                        ErrorKind::InvalidValue,
-                        t.span(),
-                        format!("`speech_threshold` must be from 0 to 1, not {value}"),
-                    );
-                    None
-                }
-            }
+            None => Some(
+                self.speech
+                    .as_ref()
+                    .and_then(|build| build.threshold_permille)
+                    .unwrap_or((MenuSpeech::THRESHOLD * 1000.0) as u32),
+            ),
+            Some(t) => self.permille(t, "speech_threshold"),
         };
         let mut confirm = BTreeMap::new();
         if let Some(prompts) = &menu.confirm {
