@@ -10,7 +10,25 @@ use std::sync::{Arc, Mutex};
 
 use tracing::info;
 
-use crate::daemon::SpeechConfig;
+/// The recogniser's pool (issue 25), used when the dialplan has speech menus.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SpeechConfig {
+    /// `--speech-workers`: threads decoding utterances, each with its own
+    /// decoder (about 25 MB).
+    pub workers: usize,
+    /// `--speech-budget`: recognitions at once, queued or running; beyond
+    /// it a speech menu falls back to keys and says so.
+    pub budget: usize,
+}
+
+impl Default for SpeechConfig {
+    fn default() -> Self {
+        SpeechConfig {
+            workers: 1,
+            budget: 4,
+        }
+    }
+}
 
 /// The running recogniser, if any, and how to start one.
 #[derive(Debug)]

@@ -63,27 +63,7 @@ pub struct Config {
     /// The browser phone's timeouts (`--phone-*`).
     pub phone: crate::browser::PhoneConfig,
     /// `--speech-workers`, `--speech-budget`: the recogniser of speech menus.
-    pub speech: SpeechConfig,
-}
-
-/// The recogniser's pool (issue 25), used when the dialplan has speech menus.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct SpeechConfig {
-    /// `--speech-workers`: threads decoding utterances, each with its own
-    /// decoder (about 25 MB).
-    pub workers: usize,
-    /// `--speech-budget`: recognitions at once, queued or running; beyond
-    /// it a speech menu falls back to keys and says so.
-    pub budget: usize,
-}
-
-impl Default for SpeechConfig {
-    fn default() -> Self {
-        SpeechConfig {
-            workers: 1,
-            budget: 4,
-        }
-    }
+    pub speech: crate::app::recogniser::SpeechConfig,
 }
 
 /// Where the admin token comes from.

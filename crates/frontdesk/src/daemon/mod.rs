@@ -37,9 +37,10 @@ use tokio::time::Instant;
 use tokio_util::sync::CancellationToken;
 use tracing::{error, info, warn};
 
+pub use crate::app::recogniser::SpeechConfig;
 use crate::app::services::{Services, StopDeadlines};
 use crate::app::sockets::{SipBindError, SipSockets};
-pub use config::{Config, RtpPorts, SipsConfig, SpeechConfig, TokenSource};
+pub use config::{Config, RtpPorts, SipsConfig, TokenSource};
 pub use tls::Certificates;
 
 use crate::app::LiveDialplan;
