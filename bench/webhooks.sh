@@ -20,7 +20,7 @@
 # bounded (timeouts on every tool, readiness deadlines); what it starts it
 # stops, by PID.
 #
-# Needs: sipp, python3, curl, dumpcap (Debian's wireshark-common, as root), release builds of frontdesk and leadload
+# Needs: sipp, python3, curl, chrt (util-linux), dumpcap (Debian's wireshark-common, as root), release builds of frontdesk and leadload
 # (`cargo build --release -p frontdesk`; `cargo build --release
 # --manifest-path bench/leadload/Cargo.toml`).
 #
