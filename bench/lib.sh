@@ -9,9 +9,24 @@ cpu_ticks() { sed -E 's/^.*\) //' "/proc/$1/stat" 2>/dev/null | awk '{print $12 
 # VmRSS of PID $1, in KiB (empty once it is gone).
 rss_kib() { awk '/^VmRSS:/ { print $2 }' "/proc/$1/status" 2>/dev/null; }
 
-# A UDP port on 127.0.0.1 free at the time of asking.
+# A loopback port free for UDP and for TCP at the time of asking (the daemon listens on both):
+# a port free for UDP alone could still be a TCP connection's local port
+# (webhooks.sh: "cannot listen for SIP on tcp …: Address already in use"
+# right after a run's 20,000 webhook connections).
 free_port() {
-  python3 -c 'import socket; s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+  python3 -c '
+import socket
+for _ in range(100):
+    u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", 0))
+    port = u.getsockname()[1]
+    t = socket.socket()
+    try:
+        t.bind(("127.0.0.1", port))
+    except OSError:
+        continue
+    print(port)
+    break
+'
 }
 
 # An even UDP port P with P..P+3 free, above the kernel's ephemeral range

@@ -20,7 +20,7 @@
 # bounded (timeouts on every tool, readiness deadlines); what it starts it
 # stops, by PID.
 #
-# Needs: sipp, python3, curl, dumpcap (Debian's wireshark-common, as root), release builds of frontdesk and leadload
+# Needs: sipp, python3, curl, chrt (util-linux), dumpcap (Debian's wireshark-common, as root), release builds of frontdesk and leadload
 # (`cargo build --release -p frontdesk`; `cargo build --release
 # --manifest-path bench/leadload/Cargo.toml`).
 #
@@ -33,6 +33,11 @@
 #   DELAY_MS       the receiver's hold per POST  [200]
 #   CONCURRENCY    the webhook's `concurrency`   [64]
 #   DRAIN_S        how long to wait for the outbox to empty after the load [120]
+#   RECEIVER_IDLE  1: the receiver runs SCHED_IDLE (chrt --idle), 0: as
+#                  an ordinary process at RECEIVER_NICE [1]. It stands for a
+#                  CRM on another machine: at nice 0 on these 2 cores it ran
+#                  ~1 ms slices that the daemon's SIP thread and workers,
+#                  woken meanwhile, waited out (BENCHMARKS.md, issue 26)
 #   RUNS           which runs                    ["off on"]
 #   FRONTDESK_BIN  [target/release/frontdesk]; LEADLOAD_BIN [bench/leadload/target/release/leadload]
 #   OUT            results folder                [/tmp/frontdesk-bench-webhooks-<date>]
@@ -74,6 +79,7 @@ trap cleanup EXIT INT TERM
 {
   echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
   echo "cpus $(nproc); $(uptime)"; echo "binary $FRONTDESK_BIN"
+  echo "receiver SCHED_IDLE: ${RECEIVER_IDLE:-1}"
 } | tee "$OUT/machine.txt"
 
 # The receiver: holds each POST DELAY_MS, answers 200, counts (the count
@@ -82,7 +88,9 @@ trap cleanup EXIT INT TERM
 # thread per connection, a listen backlog of 5) took at most ~210 POSTs/s
 # at 256 connections under wrk, whatever DELAY_MS.
 RECEIVER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-nice -n "${RECEIVER_NICE:-0}" python3 - "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" <<'PY' &
+RECEIVER_SCHED=()
+[ "${RECEIVER_IDLE:-1}" = 1 ] && RECEIVER_SCHED=(chrt --idle 0)
+"${RECEIVER_SCHED[@]}" nice -n "${RECEIVER_NICE:-0}" python3 - "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" <<'PY' &
 import asyncio, sys
 port, delay, path = int(sys.argv[1]), int(sys.argv[2]) / 1000, sys.argv[3]
 count = 0

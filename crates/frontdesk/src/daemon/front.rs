@@ -59,8 +59,10 @@ pub fn lower_this_thread(base: i32, nice: u8) {
 /// runs ([`OwnRuntime::background`]): below the call workers at the
 /// default `--worker-nice` (5), so that work no caller waits for
 /// (delivering CRM webhooks) is never ahead of a call's in the CPU's
-/// queue. BENCHMARKS.md (issue 26) has what delivering 1,000 webhooks a
-/// second costs the calls, on this thread.
+/// queue. Nice lowers this thread's share of the CPU, not the length of
+/// its runs: a call's thread woken while it runs still waits out its
+/// slice (EEVDF; BENCHMARKS.md, issue 26, measured it and what delivering
+/// 1,000 webhooks a second costs the calls).
 pub const BACKGROUND_NICE: u8 = 10;
 
 /// A single-threaded runtime on a thread of its own; stops when dropped.
