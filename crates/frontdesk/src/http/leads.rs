@@ -135,11 +135,7 @@ pub async fn list(
 ) -> Response {
     match super::csv::wanted(&headers, query.format.as_deref()) {
         Ok(true) => {
-            let range = RangeQuery {
-                from: query.from,
-                to: query.to,
-                format: None,
-            };
+            let range = RangeQuery::new(query.from, query.to);
             return leads_csv(&state, &range).await;
         }
         Ok(false) => {}
