@@ -27,7 +27,6 @@ pub struct SpeechSettings {
     pub(crate) model: PathBuf,
     pub(crate) files: speech::ModelFiles,
     pub(crate) keys_prompt: Option<Prompt>,
-    pub(crate) threshold_permille: Option<u32>,
     pub(crate) max_concurrent: Option<usize>,
     pub(crate) end_of_speech: Duration,
     pub(crate) max_utterance: Duration,

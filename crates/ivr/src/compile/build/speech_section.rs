@@ -69,23 +69,19 @@ impl Builder<'_, '_> {
                         None
                     }
                 });
-        let default_threshold = s.threshold.as_ref().and_then(|t| {
-            let value = *t.get_ref();
-            (0.0..=1.0)
-                .contains(&value)
-                .then(|| (value * 1000.0).round() as u32)
-        });
+        // `threshold` is the menus' default: kept for them, not in the
+        // settings.
+        let threshold_permille = match &s.threshold {
+            None => Some(None),
+            Some(t) => self.permille(t, "threshold").map(Some),
+        };
         self.speech = Some(SpeechBuild {
             dictionary,
-            threshold_permille: default_threshold,
+            threshold_permille: threshold_permille.flatten(),
         });
         let keys_prompt = match &s.keys_prompt {
             None => Some(None),
             Some(file) => self.prompt(file).map(Some),
-        };
-        let threshold_permille = match &s.threshold {
-            None => Some(None),
-            Some(t) => self.permille(t, "threshold").map(Some),
         };
         let max_concurrent = match &s.max_concurrent {
             None => Some(None),
@@ -108,11 +104,12 @@ impl Builder<'_, '_> {
                 .int_in(level, 1, i64::from(i16::MAX), "speech_level")
                 .and_then(|level| u16::try_from(level).ok()),
         };
+        // A `threshold` out of range was reported: no settings.
+        threshold_permille?;
         Some(SpeechSettings {
             model: folder,
             files: files?,
             keys_prompt: keys_prompt?,
-            threshold_permille: threshold_permille?,
             max_concurrent: max_concurrent?,
             end_of_speech: end_of_speech?,
             max_utterance: max_utterance?,
