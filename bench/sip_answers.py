@@ -2,13 +2,16 @@
 """INVITE -> final answer times from a loopback capture (pcap, as dumpcap
 writes it on lo), for the bench scripts (callflow.sh, webhooks.sh).
 
-Usage: sip_answers.py CAPTURE.pcap PORT
+Usage: sip_answers.py CAPTURE.pcap PORT [--times]
 
+Prints a JSON summary; with --times, each 200's INVITE -> 200 in ms, one
+per line (to pool several runs' calls).
 """
 # Each caller's new INVITE (to the daemon's port, first copy) to its first
 # final answer from the daemon, from the kernel's capture timestamps.
 import json, re, struct, sys
 path, port = sys.argv[1], int(sys.argv[2])
+times = sys.argv[3:] == ["--times"]
 data = open(path, "rb").read()
 magic = struct.unpack("<I", data[:4])[0]
 endian = "<" if magic in (0xA1B2C3D4, 0xA1B23C4D) else ">"
@@ -43,6 +46,11 @@ while off + 16 <= len(data):
             finals.setdefault(cid, (t, code))
 def pct(v, q):
     return round(v[min(len(v) - 1, int(q * len(v)))], 2) if v else None
+if times:
+    for c, t in invites.items():
+        if c in finals and finals[c][1] == 200 and finals[c][0] >= t:
+            print(f"{1000 * (finals[c][0] - t):.3f}")
+    sys.exit(0)
 out = {}
 for code in (200, 503):
     ms = sorted(1000 * (finals[c][0] - t) for c, t in invites.items() if c in finals and finals[c][1] == code and finals[c][0] >= t)

@@ -8,8 +8,9 @@
 #   SIPp bench/sipp/caller.xml --UDP--> frontdesk: CALL_RATE calls/s
 #                          (INVITE -> 200 from a dumpcap capture on lo; each call's end a
 #                          call.ended event)
-#   frontdesk --POST--> a receiver (python3, this script) that holds each
-#                          request DELAY_MS before its 200
+#   frontdesk --POST--> a receiver (bench/leadload's webhook-sink, or
+#                          python3 in this script) that holds each request
+#                          DELAY_MS before its 200
 #
 # Two runs on a fresh daemon each: "off" (the demo clinic as it is) and
 # "on" (the same plus one [[webhooks]] hearing every kind, CONCURRENCY
@@ -38,8 +39,13 @@
 #                  CRM on another machine: at nice 0 on these 2 cores it ran
 #                  ~1 ms slices that the daemon's SIP thread and workers,
 #                  woken meanwhile, waited out (BENCHMARKS.md, issue 26)
+#   RECEIVER       sink: bench/leadload's webhook-sink (one tokio thread),
+#                  python: the asyncio receiver below [sink]. Both stand for
+#                  a CRM on another machine; python's costs ~150 µs of CPU
+#                  a request on the daemon's cores (BENCHMARKS.md, issue 26)
 #   RUNS           which runs                    ["off on"]
-#   FRONTDESK_BIN  [target/release/frontdesk]; LEADLOAD_BIN [bench/leadload/target/release/leadload]
+#   FRONTDESK_BIN  [target/release/frontdesk]; LEADLOAD_BIN [bench/leadload/target/release/leadload];
+#   SINK_BIN       [bench/leadload/target/release/webhook-sink]
 #   OUT            results folder                [/tmp/frontdesk-bench-webhooks-<date>]
 set -u
 ROOT="$(cd "$(dirname "$0")/.." && pwd)"
@@ -55,6 +61,8 @@ DRAIN_S="${DRAIN_S:-120}"
 RUNS="${RUNS:-off on}"
 FRONTDESK_BIN="${FRONTDESK_BIN:-${CARGO_TARGET_DIR:-$ROOT/target}/release/frontdesk}"
 LEADLOAD_BIN="${LEADLOAD_BIN:-$ROOT/bench/leadload/target/release/leadload}"
+SINK_BIN="${SINK_BIN:-$ROOT/bench/leadload/target/release/webhook-sink}"
+RECEIVER="${RECEIVER:-sink}"
 OUT="${OUT:-/tmp/frontdesk-bench-webhooks-$(date +%Y%m%d-%H%M%S)}"
 IP=127.0.0.1
 TICKS=$(getconf CLK_TCK)
@@ -64,6 +72,7 @@ for tool in sipp python3 curl; do
 done
 [ -x "$FRONTDESK_BIN" ] || { echo "webhooks.sh: no $FRONTDESK_BIN" >&2; exit 1; }
 [ -x "$LEADLOAD_BIN" ] || { echo "webhooks.sh: no $LEADLOAD_BIN" >&2; exit 1; }
+[ "$RECEIVER" = python ] || [ -x "$SINK_BIN" ] || { echo "webhooks.sh: no $SINK_BIN" >&2; exit 1; }
 mkdir -p "$OUT"
 echo "results in $OUT"
 
@@ -79,7 +88,7 @@ trap cleanup EXIT INT TERM
 {
   echo "commit $(git -C "$ROOT" rev-parse --short HEAD 2>/dev/null)$(git -C "$ROOT" diff --quiet 2>/dev/null || echo '+dirty')"
   echo "cpus $(nproc); $(uptime)"; echo "binary $FRONTDESK_BIN"
-  echo "receiver SCHED_IDLE: ${RECEIVER_IDLE:-1}"
+  echo "receiver $RECEIVER, SCHED_IDLE: ${RECEIVER_IDLE:-1}"
 } | tee "$OUT/machine.txt"
 
 # The receiver: holds each POST DELAY_MS, answers 200, counts (the count
@@ -90,6 +99,7 @@ trap cleanup EXIT INT TERM
 RECEIVER_PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 RECEIVER_SCHED=()
 [ "${RECEIVER_IDLE:-1}" = 1 ] && RECEIVER_SCHED=(chrt --idle 0)
+if [ "$RECEIVER" = python ]; then
 "${RECEIVER_SCHED[@]}" nice -n "${RECEIVER_NICE:-0}" python3 - "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" <<'PY' &
 import asyncio, sys
 port, delay, path = int(sys.argv[1]), int(sys.argv[2]) / 1000, sys.argv[3]
@@ -129,6 +139,9 @@ async def main():
         await server.serve_forever()
 asyncio.run(main())
 PY
+else
+"${RECEIVER_SCHED[@]}" nice -n "${RECEIVER_NICE:-0}" "$SINK_BIN" "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" 7200 &
+fi
 PIDS+=($!)
 echo 0 > "$OUT/received.txt"
 
@@ -141,7 +154,9 @@ metric() { curl -sf "http://$HTTP/metrics" | awk -v s="$1" 'index($0, s) == 1 { 
 } > "$OUT/table.md"
 
 for run in $RUNS; do
-  dir="$OUT/$run"; mkdir -p "$dir/prompts"
+  # A fresh folder: a journal left by an earlier run into the same OUT
+  # would be delivered (and its leads escalated) during this one.
+  dir="$OUT/$run"; rm -rf "$dir"; mkdir -p "$dir/prompts"
   plan="$dir/clinic.toml"
   cp "$ROOT/dialplans/clinic.toml" "$plan"
   rmdir "$dir/prompts"; ln -s "$ROOT/dialplans/prompts" "$dir/prompts"

@@ -166,7 +166,11 @@ async fn main() {
         pct(100.0),
         created as f64 / elapsed
     );
-    std::process::exit(if created == total && results.errors == 0 { 0 } else { 1 });
+    std::process::exit(if created == total && results.errors == 0 {
+        0
+    } else {
+        1
+    });
 }
 
 /// Lead `i`: its own phone and body, signed now.

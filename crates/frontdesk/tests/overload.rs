@@ -129,8 +129,9 @@ fn past_the_admission_threshold_new_calls_get_503_and_an_urgent_one_gets_through
     );
 }
 
-/// Each thread's name and nice value, from `/proc/PID/task/*/stat`.
-fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
+/// Each thread's name, nice value and scheduling policy, from
+/// `/proc/PID/task/*/stat`.
+fn thread_niceness(pid: u32) -> Vec<(String, i32, u32)> {
     let tasks = std::fs::read_dir(format!("/proc/{pid}/task")).expect("the daemon's threads");
     let mut threads = Vec::new();
     for task in tasks.flatten() {
@@ -140,14 +141,13 @@ fn thread_niceness(pid: u32) -> Vec<(String, i32)> {
         ) else {
             continue; // the thread ended meanwhile
         };
-        // The fields after the `(comm)`: state is the 3rd field, nice the 19th.
+        // The fields after the `(comm)`: state is the 3rd field, nice the
+        // 19th, policy the 41st (proc_pid_stat(5)).
         let after = &stat[stat.rfind(')').expect("a stat line") + 2..];
-        let nice = after
-            .split(' ')
-            .nth(16)
-            .and_then(|field| field.parse().ok())
-            .expect("a nice field");
-        threads.push((comm.trim().to_string(), nice));
+        let fields: Vec<&str> = after.split(' ').collect();
+        let nice = fields[16].parse().expect("a nice field");
+        let policy = fields[38].parse().expect("a policy field");
+        threads.push((comm.trim().to_string(), nice, policy));
     }
     threads
 }
@@ -158,17 +158,19 @@ fn the_sip_front_end_runs_ahead_of_the_call_threads() {
     let threads = thread_niceness(daemon.pid());
     let front: Vec<_> = threads
         .iter()
-        .filter(|(name, _)| name == "sip-front")
+        .filter(|(name, ..)| name == "sip-front")
         .collect();
     let workers: Vec<_> = threads
         .iter()
-        .filter(|(name, _)| name == "tokio-rt-worker")
+        .filter(|(name, ..)| name == "tokio-rt-worker")
         .collect();
     assert_eq!(front.len(), 1, "{threads:?}");
     assert!(!workers.is_empty(), "{threads:?}");
     let base = front[0].1;
     assert!(
-        workers.iter().all(|(_, nice)| *nice == (base + 7).min(19)),
+        workers
+            .iter()
+            .all(|(_, nice, _)| *nice == (base + 7).min(19)),
         "{threads:?}"
     );
     // And the journal's writer keeps the front end's priority: it must
@@ -176,22 +178,42 @@ fn the_sip_front_end_runs_ahead_of_the_call_threads() {
     assert!(
         threads
             .iter()
-            .filter(|(name, _)| name == "records-journal")
-            .all(|(_, nice)| *nice == base),
+            .filter(|(name, ..)| name == "records-journal")
+            .all(|(_, nice, _)| *nice == base),
         "{threads:?}"
     );
     // Work no caller waits for (the webhooks' delivery) runs below the
     // calls, whatever --worker-nice says.
     let background: Vec<_> = threads
         .iter()
-        .filter(|(name, _)| name == "background")
+        .filter(|(name, ..)| name == "background")
         .collect();
     // Its runtime's thread and the blocking threads it started.
     assert!(!background.is_empty(), "{threads:?}");
     assert!(
         background
             .iter()
-            .all(|(_, nice)| *nice == (base + 10).min(19)),
+            .all(|(_, nice, policy)| *nice == (base + 10).min(19) && *policy == SCHED_OTHER),
+        "{threads:?}"
+    );
+    // The webhooks' POSTs run in the idle class: a call's thread woken
+    // while one runs takes the CPU at once.
+    let sending: Vec<_> = threads
+        .iter()
+        .filter(|(name, ..)| name == "webhook-send")
+        .collect();
+    assert_eq!(sending.len(), 1, "{threads:?}");
+    assert_eq!(sending[0].2, SCHED_IDLE, "{threads:?}");
+    // Nothing else is.
+    assert!(
+        threads
+            .iter()
+            .filter(|(name, ..)| name != "webhook-send")
+            .all(|(_, _, policy)| *policy == SCHED_OTHER),
         "{threads:?}"
     );
 }
+
+/// `sched(7)`'s policy numbers, as `/proc/PID/task/*/stat` shows them.
+const SCHED_OTHER: u32 = 0;
+const SCHED_IDLE: u32 = 5;

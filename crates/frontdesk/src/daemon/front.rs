@@ -65,8 +65,41 @@ pub fn lower_this_thread(base: i32, nice: u8) {
 /// 1,000 webhooks a second costs the calls).
 pub const BACKGROUND_NICE: u8 = 10;
 
+/// Puts the calling thread in the `SCHED_IDLE` class: it runs only on a
+/// CPU no ordinary thread wants, and any ordinary thread woken meanwhile
+/// takes the CPU from it at once (the kernel preempts an idle-class task
+/// on every wake-up of another class; `sched(7)`). Nice values do not do
+/// that: on EEVDF a woken thread waits for the running one's slice to end
+/// whatever their nice values (BENCHMARKS.md, issue 26). Threads this one
+/// starts inherit the class.
+///
+/// Wrapped from `thread-priority` (its `sched_setscheduler` binding) so
+/// that no code of ours needs `unsafe`.
+pub fn idle_this_thread() -> Result<(), String> {
+    use thread_priority::{
+        NormalThreadSchedulePolicy, ThreadPriority, ThreadSchedulePolicy,
+        set_thread_priority_and_policy, thread_native_id,
+    };
+    set_thread_priority_and_policy(
+        thread_native_id(),
+        ThreadPriority::Min,
+        ThreadSchedulePolicy::Normal(NormalThreadSchedulePolicy::Idle),
+    )
+    .map_err(|error| format!("{error:?}"))
+}
+
+/// How an [`OwnRuntime`]'s thread is scheduled.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Priority {
+    /// This many nice steps below the thread that starts it.
+    Nice(u8),
+    /// `SCHED_IDLE` ([`idle_this_thread`]).
+    Idle,
+}
+
 /// A single-threaded runtime on a thread of its own; stops when dropped.
-/// The SIP front end is one; the background work is another.
+/// The SIP front end is one; the background work is another, and the
+/// webhooks' sending a third.
 #[derive(Debug)]
 pub struct OwnRuntime {
     handle: Handle,
@@ -77,18 +110,27 @@ pub struct OwnRuntime {
 impl OwnRuntime {
     /// The SIP front end's: at the main thread's priority.
     pub fn sip_front() -> std::io::Result<OwnRuntime> {
-        Self::start("sip-front", 0)
+        Self::start("sip-front", Priority::Nice(0))
     }
 
     /// The background work's: [`BACKGROUND_NICE`] steps below the main
     /// thread (its blocking threads inherit that).
     pub fn background() -> std::io::Result<OwnRuntime> {
-        Self::start("background", BACKGROUND_NICE)
+        Self::start("background", Priority::Nice(BACKGROUND_NICE))
     }
 
-    /// Starts the thread `name` and its runtime, `nice` steps below the
-    /// calling thread's priority.
-    fn start(name: &'static str, nice: u8) -> std::io::Result<OwnRuntime> {
+    /// Work that may wait as long as the CPU is wanted by anything else
+    /// (the webhooks' POSTs): `SCHED_IDLE`, so that a call's thread woken
+    /// while it runs takes the CPU at once. It must hold nothing another
+    /// thread waits for (a lock, the journal's file), or that thread would
+    /// wait on a starved holder. If the class cannot be set, the thread
+    /// runs [`BACKGROUND_NICE`] steps below instead, and says so.
+    pub fn idle(name: &'static str) -> std::io::Result<OwnRuntime> {
+        Self::start(name, Priority::Idle)
+    }
+
+    /// Starts the thread `name` and its runtime at `priority`.
+    fn start(name: &'static str, priority: Priority) -> std::io::Result<OwnRuntime> {
         let runtime = Builder::new_current_thread()
             .enable_all()
             .thread_name(name)
@@ -100,7 +142,15 @@ impl OwnRuntime {
         let thread = std::thread::Builder::new()
             .name(name.into())
             .spawn(move || {
-                lower_this_thread(base, nice);
+                match priority {
+                    Priority::Nice(nice) => lower_this_thread(base, nice),
+                    Priority::Idle => {
+                        if let Err(error) = idle_this_thread() {
+                            tracing::warn!(thread = name, %error, "cannot run a thread SCHED_IDLE; lowering its nice value instead");
+                            lower_this_thread(base, BACKGROUND_NICE);
+                        }
+                    }
+                }
                 runtime.block_on(stopped.cancelled());
                 // Tasks still running (a connection's) end with the runtime.
                 runtime.shutdown_background();

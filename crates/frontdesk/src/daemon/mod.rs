@@ -239,6 +239,9 @@ pub async fn run_with(
     // Work no caller waits for runs below the calls (front.rs).
     let background =
         front::OwnRuntime::background().map_err(|e| DaemonError::Setup(e.to_string()))?;
+    // The webhooks' POSTs run below everything else: SCHED_IDLE (front.rs).
+    let webhook_send =
+        front::OwnRuntime::idle("webhook-send").map_err(|e| DaemonError::Setup(e.to_string()))?;
     let sip_addr = config.sip;
     let tls_bind = match (&config.sips, &certificates) {
         (Some(sips), Some(certificates)) => Some((sips.addr, certificates.identity().clone())),
@@ -349,12 +352,13 @@ pub async fn run_with(
         );
     }
     // CRM webhooks: the journal queues their events; this delivers them,
-    // on the background runtime: a thousand POSTs a second must not take
-    // the call workers' turns.
+    // leasing and settling on the background runtime and POSTing on the
+    // idle one: a thousand POSTs a second must not take the calls' turns.
     let delivery = background.spawn(crate::webhooks::run(
         std::sync::Arc::clone(&app.journal),
         std::sync::Arc::clone(&dialplan),
         config.webhook_poll,
+        webhook_send.handle().clone(),
         shutdown.child_token(),
     ));
     services.spawn("webhooks", async move {

@@ -13,6 +13,19 @@
 //! webhook's `concurrency` at once, each bounded by its `timeout`), and
 //! deletes it on a 2xx or reschedules it.
 //!
+//! # Where it runs
+//! The service's task, and with it every outbox transaction, runs on the
+//! daemon's background thread (`daemon::front::OwnRuntime::background`,
+//! nice, ordinary class). The POSTs (connecting, signing, TLS, HTTP) run
+//! on a runtime of their own, `webhook-send`, in the `SCHED_IDLE` class
+//! (`OwnRuntime::idle`): any call's thread woken while a POST runs takes
+//! the CPU at once. Nice alone did not do that (BENCHMARKS.md, issue 26).
+//! The split is deliberate: a starved idle thread must hold nothing
+//! another thread waits for, and the outbox's transactions hold the
+//! journal's write lock, which the journal's writer waits for. When the
+//! CPU is full, POSTs wait (their `timeout` may then pass and the event
+//! is retried later); nothing is lost, and no call is slowed.
+//!
 //! # The request
 //! `POST` to the URL with the event's JSON (DESIGN.md's lead object, or
 //! the call's row; `records::webhooks::lead_body` and `call_body`), and
@@ -58,6 +71,7 @@ use ivr::jiff::Timestamp;
 use ivr::webhooks::Webhook;
 use records::{Subscription, Subscriptions, WebhookOutbox};
 use sip::digest::hex;
+use tokio::runtime::Handle;
 use tokio::task::JoinSet;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
@@ -69,6 +83,11 @@ use client::{Client, Delivery, DeliveryError};
 /// Events leased at once per webhook, at most (whatever its
 /// `concurrency`): one outbox query per batch.
 const CLAIM_BATCH: usize = 64;
+/// How long, at most, the service waits after a try ends for others to
+/// end too, before settling them (`--webhook-poll`, if shorter): it bounds
+/// the outbox's transactions, each of which holds the journal's write lock,
+/// to about two per window however many deliveries end.
+const SETTLE_GATHER: Duration = Duration::from_millis(20);
 /// A leased event is due again this long after its try's timeout, if
 /// its result was never written (the daemon was killed meanwhile).
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
@@ -148,11 +167,13 @@ struct Tried {
 }
 
 /// The delivery service: runs until `shutdown` (in-flight tries are then
-/// dropped; their events come due again after their lease).
+/// dropped; their events come due again after their lease). The POSTs
+/// run on `send` (the idle runtime; see "Where it runs").
 pub async fn run(
     journal: Arc<CallJournal>,
     dialplan: Arc<LiveDialplan>,
     poll: Duration,
+    send: Handle,
     shutdown: CancellationToken,
 ) -> anyhow::Result<()> {
     let outbox = journal.handle().webhook_outbox()?;
@@ -186,7 +207,8 @@ pub async fn run(
             }
         }
         if !shutdown.is_cancelled()
-            && let Err(error) = start_tries(&mut endpoints, &outbox, &client, &mut tries).await
+            && let Err(error) =
+                start_tries(&mut endpoints, &outbox, &client, &send, &mut tries).await
         {
             outbox_failed(&mut outbox_errors, &error);
         }
@@ -201,7 +223,12 @@ pub async fn run(
             () = shutdown.cancelled() => return Ok(()),
             Some(joined) = tries.join_next(), if !tries.is_empty() => {
                 done.extend(joined.ok());
-                while let Some(joined) = tries.try_join_next() {
+                // The tries ending within the gathering window are
+                // settled, and their room leased again, in one round: at a
+                // thousand deliveries a second, one pair of outbox
+                // transactions per window, not per delivery.
+                let until = tokio::time::Instant::now() + poll.min(SETTLE_GATHER);
+                while let Ok(Some(joined)) = tokio::time::timeout_at(until, tries.join_next()).await {
                     done.extend(joined.ok());
                 }
             }
@@ -255,55 +282,64 @@ async fn start_tries(
     endpoints: &mut BTreeMap<String, Endpoint>,
     outbox: &Arc<Mutex<WebhookOutbox>>,
     client: &Client,
+    send: &Handle,
     tries: &mut JoinSet<Tried>,
 ) -> anyhow::Result<()> {
     let now = Instant::now();
     for (name, endpoint) in endpoints.iter_mut() {
-        let room = endpoint.room(now);
-        if room == 0 {
-            continue;
-        }
-        let webhook = name.clone();
-        let lease = endpoint.hook.timeout() + LEASE_MARGIN;
-        let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
-        let claimed = blocking(outbox, move |outbox| {
-            outbox.claim(&webhook, Timestamp::now().as_millisecond(), lease_ms, room)
-        })
-        .await?;
-        for event in claimed {
-            endpoint.in_flight += 1;
-            let client = client.clone();
-            let url = endpoint.hook.url().clone();
-            let secret = endpoint.hook.secret().clone();
-            let timeout = endpoint.hook.timeout();
+        // Batches until the webhook's room is full or nothing more is due.
+        loop {
+            let room = endpoint.room(now);
+            if room == 0 {
+                break;
+            }
             let webhook = name.clone();
-            tries.spawn(async move {
-                let body = Bytes::from(event.body);
-                let t = Timestamp::now().as_second();
-                let signature = format!(
-                    "t={t},v1={}",
-                    hex(&crate::leads::signature::sign(secret.as_bytes(), t, &body))
-                );
-                let result = client
-                    .post(
-                        &url,
-                        Delivery {
-                            kind: &event.kind,
-                            event_id: &event.event_id,
-                            signature: &signature,
-                            body,
-                        },
-                        timeout,
-                    )
-                    .await;
-                Tried {
-                    webhook,
-                    row: event.row,
-                    event_id: event.event_id,
-                    kind: event.kind,
-                    result,
-                }
-            });
+            let lease = endpoint.hook.timeout() + LEASE_MARGIN;
+            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+            let claimed = blocking(outbox, move |outbox| {
+                outbox.claim(&webhook, Timestamp::now().as_millisecond(), lease_ms, room)
+            })
+            .await?;
+            let all_due_taken = claimed.len() < room;
+            for event in claimed {
+                endpoint.in_flight += 1;
+                let client = client.clone();
+                let url = endpoint.hook.url().clone();
+                let secret = endpoint.hook.secret().clone();
+                let timeout = endpoint.hook.timeout();
+                let webhook = name.clone();
+                let try_one = async move {
+                    let body = Bytes::from(event.body);
+                    let t = Timestamp::now().as_second();
+                    let signature = format!(
+                        "t={t},v1={}",
+                        hex(&crate::leads::signature::sign(secret.as_bytes(), t, &body))
+                    );
+                    let result = client
+                        .post(
+                            &url,
+                            Delivery {
+                                kind: &event.kind,
+                                event_id: &event.event_id,
+                                signature: &signature,
+                                body,
+                            },
+                            timeout,
+                        )
+                        .await;
+                    Tried {
+                        webhook,
+                        row: event.row,
+                        event_id: event.event_id,
+                        kind: event.kind,
+                        result,
+                    }
+                };
+                tries.spawn_on(try_one, send);
+            }
+            if all_due_taken {
+                break;
+            }
         }
     }
     Ok(())
