@@ -42,7 +42,9 @@
 #   RECEIVER       sink: bench/leadload's webhook-sink (one tokio thread),
 #                  python: the asyncio receiver below [sink]. Both stand for
 #                  a CRM on another machine; python's costs ~150 µs of CPU
-#                  a request on the daemon's cores (BENCHMARKS.md, issue 26)
+#                  a request on the daemon's cores (BENCHMARKS.md, issue 26).
+#                  none: nothing listens (every try refused, the webhook
+#                  paused by its backoff): what queueing the events costs
 #   RUNS           which runs                    ["off on"]
 #   FRONTDESK_BIN  [target/release/frontdesk]; LEADLOAD_BIN [bench/leadload/target/release/leadload];
 #   SINK_BIN       [bench/leadload/target/release/webhook-sink]
@@ -72,7 +74,7 @@ for tool in sipp python3 curl; do
 done
 [ -x "$FRONTDESK_BIN" ] || { echo "webhooks.sh: no $FRONTDESK_BIN" >&2; exit 1; }
 [ -x "$LEADLOAD_BIN" ] || { echo "webhooks.sh: no $LEADLOAD_BIN" >&2; exit 1; }
-[ "$RECEIVER" = python ] || [ -x "$SINK_BIN" ] || { echo "webhooks.sh: no $SINK_BIN" >&2; exit 1; }
+[ "$RECEIVER" != sink ] || [ -x "$SINK_BIN" ] || { echo "webhooks.sh: no $SINK_BIN" >&2; exit 1; }
 mkdir -p "$OUT"
 echo "results in $OUT"
 
@@ -139,10 +141,11 @@ async def main():
         await server.serve_forever()
 asyncio.run(main())
 PY
-else
-"${RECEIVER_SCHED[@]}" nice -n "${RECEIVER_NICE:-0}" "$SINK_BIN" "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" 7200 &
-fi
 PIDS+=($!)
+elif [ "$RECEIVER" = sink ]; then
+"${RECEIVER_SCHED[@]}" nice -n "${RECEIVER_NICE:-0}" "$SINK_BIN" "$RECEIVER_PORT" "$DELAY_MS" "$OUT/received.txt" 7200 &
+PIDS+=($!)
+fi
 echo 0 > "$OUT/received.txt"
 
 received() { cat "$OUT/received.txt" 2>/dev/null || echo 0; }

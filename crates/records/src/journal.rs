@@ -56,6 +56,14 @@ pub struct JournalConfig {
     /// How often the WAL is checkpointed, on a thread of its own so that
     /// commits never wait for it (see `checkpoint.rs`). Default 250 ms.
     pub checkpoint_every: Duration,
+    /// The WAL's bound: once a checkpoint leaves the log longer than this,
+    /// the writer checkpoints itself between two transactions, so that
+    /// its next commit starts the log over, and the file is cut back to
+    /// this size (`journal_size_limit`). Passive checkpoints alone never
+    /// caught up under a steady stream of commits: at 1,000 leads a second
+    /// the log grew by 30 MB a second, without end (BENCHMARKS.md, issue
+    /// 26; `checkpoint.rs`). Default 64 MiB.
+    pub wal_limit_bytes: u64,
     /// A PostgreSQL database the calls are shipped to (`--journal
     /// postgres://…`); default none (a single node). See
     /// [`crate::replica`].
@@ -72,6 +80,7 @@ impl Default for JournalConfig {
             max_database_bytes: None,
             close_timeout: Duration::from_secs(5),
             checkpoint_every: Duration::from_millis(250),
+            wal_limit_bytes: 64 * 1024 * 1024,
             replica: None,
         }
     }
@@ -84,6 +93,11 @@ impl JournalConfig {
         }
         if self.max_batch == 0 {
             return Err(JournalError::Config("max_batch must be at least 1".into()));
+        }
+        if self.wal_limit_bytes == 0 {
+            return Err(JournalError::Config(
+                "wal_limit_bytes must be at least 1".into(),
+            ));
         }
         if self.checkpoint_every.is_zero() {
             return Err(JournalError::Config(
@@ -209,6 +223,10 @@ impl std::fmt::Debug for PendingLead {
             .finish_non_exhaustive()
     }
 }
+
+/// How long the writer waits, at most, for readers to leave the log when
+/// it starts the log over (`Writer::start_log_over`).
+const LOG_OVER_WAIT: Duration = Duration::from_millis(20);
 
 /// A message to the writer.
 #[derive(Debug)]
@@ -446,13 +464,17 @@ impl Journal {
         let path = path.as_ref().to_path_buf();
         let connection = schema::open_writer(&path, config.synchronous, config.max_database_bytes)?;
         // Checkpoints run on their own thread, never inside a commit.
+        // And the log's file is cut back to the bound when it starts over.
+        let limit = i64::try_from(config.wal_limit_bytes).unwrap_or(i64::MAX);
         connection
             .pragma_update(None, "wal_autocheckpoint", 0)
+            .and_then(|()| connection.pragma_update(None, "journal_size_limit", limit))
             .map_err(|source| JournalError::Open {
                 path: path.clone(),
                 source,
             })?;
-        let checkpointer = Checkpointer::start(&path, config.checkpoint_every)?;
+        let checkpointer =
+            Checkpointer::start(&path, config.checkpoint_every, config.wal_limit_bytes)?;
         let replica = match config.replica.clone() {
             Some(replica) => Some(Replica::start(&path, replica)?),
             None => None,
@@ -763,6 +785,13 @@ impl Writer {
             for ack in batch.flushes {
                 let _ = ack.send(());
             }
+            if self
+                .checkpointer
+                .as_ref()
+                .is_some_and(Checkpointer::log_over_limit)
+            {
+                self.start_log_over();
+            }
             if batch.close.is_some() || batch.disconnected {
                 self.finish();
                 self.count_late_entries();
@@ -771,6 +800,42 @@ impl Writer {
                 }
                 return;
             }
+        }
+    }
+
+    /// Checkpoints between two transactions, so that the next one starts
+    /// the log over (`checkpoint.rs`): in `RESTART` mode, which copies
+    /// what is left (nothing is appended meanwhile: this is the writer)
+    /// and waits for the readers still on the log to finish, at most
+    /// [`LOG_OVER_WAIT`]; if they do not, the next round tries again.
+    fn start_log_over(&mut self) {
+        /// The busy handler while restarting: a bounded wait.
+        fn briefly(tries: i32) -> bool {
+            let limit = i32::try_from(LOG_OVER_WAIT.as_millis()).unwrap_or(i32::MAX);
+            if tries >= limit {
+                return false;
+            }
+            std::thread::sleep(Duration::from_millis(1));
+            true
+        }
+        let Some(connection) = self.connection.as_mut() else {
+            return;
+        };
+        let restarted = connection.busy_handler(Some(briefly)).and_then(|()| {
+            connection.query_row("PRAGMA wal_checkpoint(RESTART)", [], |row| {
+                Ok((row.get::<_, i64>(0)?, row.get::<_, i64>(1)?))
+            })
+        });
+        match restarted {
+            Ok((0, frames)) => tracing::debug!(frames, "journal log copied: it starts over"),
+            Ok((_, frames)) => {
+                tracing::debug!(frames, "journal log still read: it starts over later");
+            }
+            Err(error) => tracing::warn!(%error, "journal checkpoint failed"),
+        }
+        // The writer's own waiting again.
+        if let Err(error) = schema::writing(connection) {
+            tracing::warn!(%error, "the journal's busy handler could not be set again");
         }
     }
 

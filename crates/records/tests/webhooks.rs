@@ -4,6 +4,7 @@
 
 mod support;
 
+use std::collections::HashSet;
 use std::sync::mpsc;
 
 use jiff::SignedDuration;
@@ -83,7 +84,7 @@ fn offered(id: &str, at_ms: i64, agent: &str) -> LeadChange {
 
 fn bodies(outbox: &mut WebhookOutbox, webhook: &str) -> Vec<Value> {
     outbox
-        .claim(webhook, i64::MAX / 2, 60_000, 100)
+        .claim(webhook, i64::MAX / 2, 100, &HashSet::new())
         .unwrap()
         .into_iter()
         .map(|claimed| serde_json::from_str(&claimed.body).unwrap())
@@ -148,22 +149,32 @@ fn leased_events_wait_delivered_ones_go_and_failed_ones_come_back_when_due() {
     store(&test.handle, lead("l-2", 0));
     let mut outbox = test.handle.webhook_outbox().unwrap();
     let now = jiff::Timestamp::now().as_millisecond() + 1;
-    let first = outbox.claim("crm", now, 10_000, 1).unwrap();
+    let mut leased = HashSet::new();
+    let first = outbox.claim("crm", now, 1, &leased).unwrap();
     assert_eq!(first.len(), 1);
-    let second = outbox.claim("crm", now, 10_000, 10).unwrap();
+    leased.insert(first[0].row);
+    let second = outbox.claim("crm", now, 10, &leased).unwrap();
     assert_eq!(second.len(), 1, "the leased one is not claimed again");
     assert_ne!(first[0].row, second[0].row);
-    assert!(outbox.claim("crm", now, 10_000, 10).unwrap().is_empty());
+    leased.insert(second[0].row);
+    assert!(outbox.claim("crm", now, 10, &leased).unwrap().is_empty());
+    // Unless the caller lets go of it (a restart): every row not deleted
+    // is due again.
+    assert_eq!(
+        outbox.claim("crm", now, 10, &HashSet::new()).unwrap().len(),
+        2
+    );
     outbox.delivered("crm", &[first[0].row]).unwrap();
     outbox.failed(second[0].row, now + 500, "503").unwrap();
+    leased.clear();
     assert!(
         outbox
-            .claim("crm", now + 499, 10_000, 10)
+            .claim("crm", now + 499, 10, &leased)
             .unwrap()
             .is_empty()
     );
     assert_eq!(outbox.next_due("crm").unwrap(), Some(now + 500));
-    let again = outbox.claim("crm", now + 500, 10_000, 10).unwrap();
+    let again = outbox.claim("crm", now + 500, 10, &leased).unwrap();
     assert_eq!(again.len(), 1);
     assert_eq!(again[0].attempts, 1);
     assert_eq!(again[0].body, second[0].body, "the same bytes every try");
@@ -228,7 +239,7 @@ fn the_outbox_leases_and_settles_while_the_writer_commits_leads() {
     let deadline = std::time::Instant::now() + PATIENCE;
     while delivered < LEADS && std::time::Instant::now() < deadline {
         let now = jiff::Timestamp::now().as_millisecond() + 1;
-        match outbox.claim("crm", now, 60_000, 8) {
+        match outbox.claim("crm", now, 8, &HashSet::new()) {
             Ok(claimed) => {
                 let rows: Vec<(String, i64)> =
                     claimed.iter().map(|c| ("crm".to_string(), c.row)).collect();
@@ -248,4 +259,75 @@ fn the_outbox_leases_and_settles_while_the_writer_commits_leads() {
         &errors[..errors.len().min(3)]
     );
     assert_eq!(delivered, LEADS);
+}
+
+#[test]
+fn the_log_starts_over_while_leads_and_their_deliveries_stream_in() {
+    // The writer commits leads (and their events) without a pause while
+    // the outbox takes and deletes them: passive checkpoints alone never
+    // caught up, and the log grew by every page written. With the bound,
+    // the checkpointer makes the log start over whenever it passes it.
+    const LEADS: usize = 20_000;
+    const LIMIT: u64 = 1024 * 1024;
+    let test = open(records::JournalConfig {
+        checkpoint_every: std::time::Duration::from_millis(10),
+        wal_limit_bytes: LIMIT,
+        ..quick()
+    });
+    test.handle.set_webhooks(subscriptions(100_000));
+    let writer = {
+        let handle = test.handle.clone();
+        std::thread::spawn(move || {
+            // In waves of a thousand: within the channel's bound, and
+            // never a pause long enough for the checkpoints to catch up.
+            let (send, receive) = mpsc::channel();
+            let mut stored = 0;
+            for wave in 0..LEADS / 1_000 {
+                for n in wave * 1_000..(wave + 1) * 1_000 {
+                    let send = send.clone();
+                    handle
+                        .store_lead(lead(&format!("l-{n}"), n as i64), move |result| {
+                            let _ = send.send(result.is_ok());
+                        })
+                        .unwrap();
+                }
+                if wave > 0 {
+                    stored += (0..1_000)
+                        .filter(|_| receive.recv_timeout(PATIENCE).unwrap())
+                        .count();
+                }
+            }
+            stored
+                + (0..1_000)
+                    .filter(|_| receive.recv_timeout(PATIENCE).unwrap())
+                    .count()
+        })
+    };
+    let wal = test.path.with_extension("db-wal");
+    let mut outbox = test.handle.webhook_outbox().unwrap();
+    let mut largest = 0;
+    let mut delivered = 0;
+    let deadline = std::time::Instant::now() + PATIENCE;
+    while delivered < LEADS && std::time::Instant::now() < deadline {
+        let now = jiff::Timestamp::now().as_millisecond() + 1;
+        let claimed = outbox.claim("crm", now, 64, &HashSet::new()).unwrap();
+        let rows: Vec<(String, i64)> = claimed.iter().map(|c| ("crm".to_string(), c.row)).collect();
+        outbox.settle(&rows, &[]).unwrap();
+        delivered += rows.len();
+        largest = largest.max(std::fs::metadata(&wal).map_or(0, |m| m.len()));
+        // A round every few milliseconds, as the delivery service's: a
+        // reader that never pauses keeps any log from starting over.
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    assert_eq!(writer.join().unwrap(), LEADS, "every lead stored");
+    assert_eq!(delivered, LEADS);
+    eprintln!("largest log: {} KiB", largest / 1024);
+    // Over the bound by what is written between two checkpoints, not by
+    // everything written.
+    assert!(
+        largest < 8 * LIMIT,
+        "the log reached {} KiB (bound {} KiB)",
+        largest / 1024,
+        LIMIT / 1024
+    );
 }

@@ -7,11 +7,12 @@
 //! transaction as the change it tells of (`records::webhooks`), so a
 //! call or the desk only ever hands its step to the writer's bounded
 //! channel, as before: no call waits on a receiver, however slow or dead.
-//! This module is the delivery service: one task that leases due events
+//! This module is the delivery service: one task that takes due events
 //! from the outbox (`records::WebhookOutbox`, a connection of its own,
-//! used on the blocking pool), POSTs each with [`client`] (at most the
-//! webhook's `concurrency` at once, each bounded by its `timeout`), and
-//! deletes it on a 2xx or reschedules it.
+//! used on the blocking pool) and leases them in memory ([`Leases`]: the
+//! rows it has in flight are not taken again), POSTs each with [`client`]
+//! (at most the webhook's `concurrency` at once, each bounded by its
+//! `timeout`), and deletes it on a 2xx or reschedules it.
 //!
 //! # Where it runs
 //! The service's task, and with it every outbox transaction, runs on the
@@ -60,7 +61,7 @@
 pub mod backoff;
 pub mod client;
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
@@ -88,9 +89,34 @@ const CLAIM_BATCH: usize = 64;
 /// the outbox's transactions, each of which holds the journal's write lock,
 /// to about two per window however many deliveries end.
 const SETTLE_GATHER: Duration = Duration::from_millis(20);
-/// A leased event is due again this long after its try's timeout, if
-/// its result was never written (the daemon was killed meanwhile).
+/// A try whose result could not be written (the disk failed) keeps its
+/// event out of the next rounds this long; then it is sent again.
 const LEASE_MARGIN: Duration = Duration::from_secs(5);
+
+/// The rows the service has in flight: its lease on them, in memory
+/// (`records::WebhookOutbox::claim` leaves them out). A restart forgets
+/// it, and sends every row not yet deleted again: at least once.
+#[derive(Debug, Default)]
+struct Leases {
+    /// In flight, or held (below).
+    rows: HashSet<i64>,
+    /// Rows whose result could not be written, kept out until then.
+    held: Vec<(i64, Instant)>,
+}
+
+impl Leases {
+    /// Lets go of the held rows whose time has come.
+    fn release_due(&mut self, now: Instant) {
+        let Leases { rows, held } = self;
+        held.retain(|(row, until)| {
+            let keep = *until > now;
+            if !keep {
+                rows.remove(row);
+            }
+            keep
+        });
+    }
+}
 /// How often, at most, one webhook's failures are logged.
 const WARN_EVERY: Duration = Duration::from_secs(10);
 
@@ -157,6 +183,46 @@ impl Endpoint {
     }
 }
 
+/// The tries in flight, on the sending runtime.
+#[derive(Default)]
+struct Tries {
+    set: JoinSet<Tried>,
+    /// Each try's event, to settle it (as failed) should its task end
+    /// without a result (a panic): its lease is then let go, and its
+    /// webhook's room comes back.
+    events: HashMap<tokio::task::Id, Tried>,
+}
+
+impl Tries {
+    fn spawn(
+        &mut self,
+        try_one: impl std::future::Future<Output = Tried> + Send + 'static,
+        on: &Handle,
+        lost: Tried,
+    ) {
+        let id = self.set.spawn_on(try_one, on).id();
+        self.events.insert(id, lost);
+    }
+
+    fn is_empty(&self) -> bool {
+        self.set.is_empty()
+    }
+
+    /// The next try to end, and what it came to.
+    async fn next(&mut self) -> Option<Tried> {
+        loop {
+            let (id, tried) = match self.set.join_next_with_id().await? {
+                Ok((id, tried)) => (id, Some(tried)),
+                Err(error) => (error.id(), None),
+            };
+            let lost = self.events.remove(&id);
+            if let Some(tried) = tried.or(lost) {
+                return Some(tried);
+            }
+        }
+    }
+}
+
 /// What one try came to.
 struct Tried {
     webhook: String,
@@ -167,7 +233,7 @@ struct Tried {
 }
 
 /// The delivery service: runs until `shutdown` (in-flight tries are then
-/// dropped; their events come due again after their lease). The POSTs
+/// dropped; their events are sent again after the next start). The POSTs
 /// run on `send` (the idle runtime; see "Where it runs").
 pub async fn run(
     journal: Arc<CallJournal>,
@@ -181,7 +247,8 @@ pub async fn run(
     let client = Client::new(crate::app::PRODUCT)?;
     let mut endpoints: BTreeMap<String, Endpoint> = BTreeMap::new();
     let mut plan_seen: Option<Arc<Dialplan>> = None;
-    let mut tries: JoinSet<Tried> = JoinSet::new();
+    let mut tries = Tries::default();
+    let mut leases = Leases::default();
     let mut next_status = Instant::now();
     // A failing outbox (the disk) is logged and tried again next round:
     // the service never ends the daemon for it.
@@ -207,8 +274,15 @@ pub async fn run(
             }
         }
         if !shutdown.is_cancelled()
-            && let Err(error) =
-                start_tries(&mut endpoints, &outbox, &client, &send, &mut tries).await
+            && let Err(error) = start_tries(
+                &mut endpoints,
+                &outbox,
+                &client,
+                &send,
+                &mut tries,
+                &mut leases,
+            )
+            .await
         {
             outbox_failed(&mut outbox_errors, &error);
         }
@@ -221,23 +295,23 @@ pub async fn run(
         let mut done = Vec::new();
         tokio::select! {
             () = shutdown.cancelled() => return Ok(()),
-            Some(joined) = tries.join_next(), if !tries.is_empty() => {
-                done.extend(joined.ok());
+            Some(tried) = tries.next(), if !tries.is_empty() => {
+                done.push(tried);
                 // The tries ending within the gathering window are
                 // settled, and their room leased again, in one round: at a
                 // thousand deliveries a second, one pair of outbox
                 // transactions per window, not per delivery.
                 let until = tokio::time::Instant::now() + poll.min(SETTLE_GATHER);
-                while let Ok(Some(joined)) = tokio::time::timeout_at(until, tries.join_next()).await {
-                    done.extend(joined.ok());
+                while let Ok(Some(tried)) = tokio::time::timeout_at(until, tries.next()).await {
+                    done.push(tried);
                 }
             }
             () = tokio::time::sleep(poll) => {}
         }
-        // A result not written leaves its event leased: it is tried again
-        // when the lease ends.
+        // A result not written keeps its event held: it is tried again
+        // when the hold ends.
         if !done.is_empty()
-            && let Err(error) = settle(&mut endpoints, &outbox, done, &journal).await
+            && let Err(error) = settle(&mut endpoints, &outbox, done, &journal, &mut leases).await
         {
             outbox_failed(&mut outbox_errors, &error);
         }
@@ -283,9 +357,11 @@ async fn start_tries(
     outbox: &Arc<Mutex<WebhookOutbox>>,
     client: &Client,
     send: &Handle,
-    tries: &mut JoinSet<Tried>,
+    tries: &mut Tries,
+    leases: &mut Leases,
 ) -> anyhow::Result<()> {
     let now = Instant::now();
+    leases.release_due(now);
     for (name, endpoint) in endpoints.iter_mut() {
         // Batches until the webhook's room is full or nothing more is due.
         loop {
@@ -294,20 +370,31 @@ async fn start_tries(
                 break;
             }
             let webhook = name.clone();
-            let lease = endpoint.hook.timeout() + LEASE_MARGIN;
-            let lease_ms = i64::try_from(lease.as_millis()).unwrap_or(i64::MAX);
+            // A copy for the blocking pool: at most `concurrency` rows
+            // (256) and the held ones.
+            let leased = leases.rows.clone();
             let claimed = blocking(outbox, move |outbox| {
-                outbox.claim(&webhook, Timestamp::now().as_millisecond(), lease_ms, room)
+                outbox.claim(&webhook, Timestamp::now().as_millisecond(), room, &leased)
             })
             .await?;
             let all_due_taken = claimed.len() < room;
             for event in claimed {
                 endpoint.in_flight += 1;
+                leases.rows.insert(event.row);
                 let client = client.clone();
                 let url = endpoint.hook.url().clone();
                 let secret = endpoint.hook.secret().clone();
                 let timeout = endpoint.hook.timeout();
                 let webhook = name.clone();
+                let what = Tried {
+                    webhook: name.clone(),
+                    row: event.row,
+                    event_id: event.event_id.clone(),
+                    kind: event.kind.clone(),
+                    result: Err(DeliveryError::Transport(
+                        "the try ended without a result".into(),
+                    )),
+                };
                 let try_one = async move {
                     let body = Bytes::from(event.body);
                     let t = Timestamp::now().as_second();
@@ -335,7 +422,7 @@ async fn start_tries(
                         result,
                     }
                 };
-                tries.spawn_on(try_one, send);
+                tries.spawn(try_one, send, what);
             }
             if all_due_taken {
                 break;
@@ -352,14 +439,17 @@ async fn settle(
     outbox: &Arc<Mutex<WebhookOutbox>>,
     done: Vec<Tried>,
     journal: &CallJournal,
+    leases: &mut Leases,
 ) -> anyhow::Result<()> {
     let now = Instant::now();
     let now_ms = Timestamp::now().as_millisecond();
     let mut delivered: Vec<(String, i64)> = Vec::new();
     let mut failed: Vec<(i64, i64, String)> = Vec::new();
+    let mut removed: Vec<i64> = Vec::new();
     for tried in done {
         let Some(endpoint) = endpoints.get_mut(&tried.webhook) else {
             // Removed meanwhile: its events are being forgotten.
+            removed.push(tried.row);
             continue;
         };
         endpoint.in_flight = endpoint.in_flight.saturating_sub(1);
@@ -419,7 +509,26 @@ async fn settle(
             }
         }
     }
-    blocking(outbox, move |outbox| outbox.settle(&delivered, &failed)).await
+    let rows: Vec<i64> = delivered
+        .iter()
+        .map(|(_, row)| *row)
+        .chain(failed.iter().map(|(row, ..)| *row))
+        .chain(removed)
+        .collect();
+    let written = blocking(outbox, move |outbox| outbox.settle(&delivered, &failed)).await;
+    match written {
+        // Deleted or rescheduled: no longer in flight.
+        Ok(()) => {
+            for row in rows {
+                leases.rows.remove(&row);
+            }
+        }
+        Err(_) => {
+            let until = now + LEASE_MARGIN;
+            leases.held.extend(rows.into_iter().map(|row| (row, until)));
+        }
+    }
+    written
 }
 
 /// Counts each webhook's backlog for the gauges and the full-outbox alert.

@@ -17,11 +17,12 @@
 //! # Delivering
 //! The daemon's delivery service takes due rows with [`WebhookOutbox`], a
 //! connection of its own on the same file like the replica's shipper
-//! ([`crate::replica`]): [`WebhookOutbox::claim`] leases them (pushes
-//! `next_at` past the delivery's timeout, so a row is never sent twice
-//! at once and a killed daemon's in-flight rows come due again), then
-//! [`WebhookOutbox::delivered`] deletes a row after a 2xx and
-//! [`WebhookOutbox::failed`] sets its next try. Deliveries of one
+//! ([`crate::replica`]): [`WebhookOutbox::claim`] reads due rows, leaving
+//! out those the service has in flight (its lease, kept in memory: a
+//! restarted daemon has nothing in flight, and sends every row still
+//! there again), then [`WebhookOutbox::settle`] deletes the rows that
+//! got a 2xx and sets the next try of those that did not, in one
+//! transaction per round. Deliveries of one
 //! webhook are not ordered: each event carries its `id` and `at`.
 //!
 //! # Bounded

@@ -1,15 +1,16 @@
 //! The delivery side of the outbox: a connection of its own on the
 //! journal's file (module docs of [`super`]).
 
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 
-use rusqlite::{Connection, OpenFlags, params};
+use rusqlite::{Connection, OpenFlags, TransactionBehavior, params};
 
 use super::WebhookQueue;
 use crate::error::{JournalError, QueryError};
 
-/// One event leased for delivery.
+/// One event taken for delivery.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Claimed {
     /// The outbox row.
@@ -58,41 +59,65 @@ impl WebhookOutbox {
         Ok(WebhookOutbox { connection, queue })
     }
 
-    /// Leases up to `limit` of `webhook`'s events due at `now_ms` (Unix
-    /// ms), oldest due first: each is not due again before `now_ms +
-    /// lease_ms`, unless [`WebhookOutbox::failed`] says otherwise.
+    /// Up to `limit` of `webhook`'s events due at `now_ms` (Unix ms),
+    /// oldest due first, leaving out the rows in `leased` (those the
+    /// caller has in flight).
+    ///
+    /// A read: the lease is the caller's, in memory, not a write to the
+    /// file. The delivery service is the outbox's only reader, so nothing
+    /// else could take a row it has in flight; and writing each lease
+    /// rewrote the whole row (its body too) and took the journal's write
+    /// lock once more per batch, for a guarantee a restart needs no more
+    /// than this: after a restart nothing is in flight, and every row not
+    /// yet deleted is due (sent again, at least once).
     pub fn claim(
         &mut self,
         webhook: &str,
         now_ms: i64,
-        lease_ms: i64,
         limit: usize,
+        leased: &HashSet<i64>,
     ) -> Result<Vec<Claimed>, QueryError> {
-        let transaction = self.connection.transaction()?;
-        let claimed = {
-            let mut select = transaction.prepare_cached(
-                "SELECT id, event_id, kind, body, attempts FROM webhook_outbox
+        // A read transaction: one snapshot for the ids and their rows.
+        let transaction = self
+            .connection
+            .transaction_with_behavior(TransactionBehavior::Deferred)?;
+        let wanted = limit.saturating_add(leased.len());
+        let rows: Vec<i64> = {
+            let mut due = transaction.prepare_cached(
+                "SELECT id FROM webhook_outbox
                  WHERE webhook = ?1 AND next_at <= ?2 ORDER BY next_at, id LIMIT ?3",
             )?;
-            let rows = select.query_map(
-                params![webhook, now_ms, i64::try_from(limit).unwrap_or(i64::MAX)],
-                |row| {
-                    Ok(Claimed {
-                        row: row.get(0)?,
-                        event_id: row.get(1)?,
-                        kind: row.get(2)?,
-                        body: row.get(3)?,
-                        attempts: u32::try_from(row.get::<_, i64>(4)?).unwrap_or(u32::MAX),
-                    })
-                },
+            let ids = due.query_map(
+                params![webhook, now_ms, i64::try_from(wanted).unwrap_or(i64::MAX)],
+                |row| row.get(0),
             )?;
-            rows.collect::<rusqlite::Result<Vec<_>>>()?
+            let mut rows = Vec::new();
+            for id in ids {
+                let id = id?;
+                if !leased.contains(&id) {
+                    rows.push(id);
+                    if rows.len() == limit {
+                        break;
+                    }
+                }
+            }
+            rows
         };
+        let mut claimed = Vec::with_capacity(rows.len());
         {
-            let mut lease = transaction
-                .prepare_cached("UPDATE webhook_outbox SET next_at = ?2 WHERE id = ?1")?;
-            for event in &claimed {
-                lease.execute(params![event.row, now_ms.saturating_add(lease_ms)])?;
+            let mut read = transaction.prepare_cached(
+                "SELECT event_id, kind, body, attempts FROM webhook_outbox WHERE id = ?1",
+            )?;
+            for row in rows {
+                claimed.push(read.query_row(params![row], |columns| {
+                    Ok(Claimed {
+                        row,
+                        event_id: columns.get(0)?,
+                        kind: columns.get(1)?,
+                        body: columns.get(2)?,
+                        attempts: u32::try_from(columns.get::<_, i64>(3)?).unwrap_or(u32::MAX),
+                    })
+                })?);
             }
         }
         transaction.commit()?;
