@@ -21,6 +21,9 @@
 # bounded (timeouts on every tool, readiness deadlines); what it starts it
 # stops, by PID.
 #
+# A run's p99 is its 4th slowest call of 400: pool several runs' calls
+# with bench/pool_answers.py (BENCHMARKS.md pools six pairs).
+#
 # Needs: sipp, python3, curl, chrt (util-linux), dumpcap (Debian's wireshark-common, as root), release builds of frontdesk and leadload
 # (`cargo build --release -p frontdesk`; `cargo build --release
 # --manifest-path bench/leadload/Cargo.toml`).

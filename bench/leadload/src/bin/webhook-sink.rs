@@ -64,8 +64,14 @@ async fn flush(count: Arc<AtomicU64>, path: String) {
         tokio::time::sleep(Duration::from_millis(20)).await;
         let now = count.load(Ordering::Relaxed);
         if last != Some(now) {
-            let _ = std::fs::write(&path, format!("{now}\n"));
-            last = Some(now);
+            // Written aside, then renamed: the script never reads a
+            // half-written count.
+            let aside = format!("{path}.new");
+            if std::fs::write(&aside, format!("{now}\n")).is_ok()
+                && std::fs::rename(&aside, &path).is_ok()
+            {
+                last = Some(now);
+            }
         }
     }
 }
