@@ -811,12 +811,7 @@ impl Writer {
     fn start_log_over(&mut self) {
         /// The busy handler while restarting: a bounded wait.
         fn briefly(tries: i32) -> bool {
-            let limit = i32::try_from(LOG_OVER_WAIT.as_millis()).unwrap_or(i32::MAX);
-            if tries >= limit {
-                return false;
-            }
-            std::thread::sleep(Duration::from_millis(1));
-            true
+            schema::wait_a_millisecond(tries, LOG_OVER_WAIT)
         }
         let Some(connection) = self.connection.as_mut() else {
             return;

@@ -89,15 +89,20 @@ const BUSY_TIMEOUT: Duration = Duration::from_secs(5);
 ///   transaction of a millisecond in progress could wait tens of them.
 pub(crate) fn writing(connection: &mut Connection) -> rusqlite::Result<()> {
     fn again(tries: i32) -> bool {
-        let limit = i32::try_from(BUSY_TIMEOUT.as_millis()).unwrap_or(i32::MAX);
-        if tries >= limit {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(1));
-        true
+        wait_a_millisecond(tries, BUSY_TIMEOUT)
     }
     connection.set_transaction_behavior(rusqlite::TransactionBehavior::Immediate);
     connection.busy_handler(Some(again))
+}
+
+/// A busy handler's step: sleeps a millisecond and says to try again,
+/// until `tries` milliseconds reach `limit`.
+pub(crate) fn wait_a_millisecond(tries: i32, limit: Duration) -> bool {
+    if tries >= i32::try_from(limit.as_millis()).unwrap_or(i32::MAX) {
+        return false;
+    }
+    std::thread::sleep(Duration::from_millis(1));
+    true
 }
 
 /// One step of the schema's history.
