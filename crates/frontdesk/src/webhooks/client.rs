@@ -221,18 +221,21 @@ impl Client {
         None
     }
 
+    /// Closes the kept connections unused for [`IDLE_FOR`] or closed by
+    /// their receiver (also done whenever one comes back; the delivery
+    /// service calls it each round, so that a webhook gone quiet does not
+    /// keep its sockets).
+    pub fn sweep(&self) {
+        let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
+        sweep(&mut idle, Instant::now());
+    }
+
     /// Keeps `connection` for the next delivery to `key` (or closes it:
     /// the pool is full).
     fn keep(&self, key: &str, connection: Connection) {
         let mut idle = self.idle.lock().unwrap_or_else(PoisonError::into_inner);
         let now = Instant::now();
-        // Closed and expired ones go whenever one comes back.
-        for kept in idle.values_mut() {
-            kept.retain(|kept| {
-                now.duration_since(kept.since) < IDLE_FOR && !kept.sender.is_closed()
-            });
-        }
-        idle.retain(|_, kept| !kept.is_empty());
+        sweep(&mut idle, now);
         let kept = idle.entry(key.to_string()).or_default();
         if kept.len() < MAX_IDLE {
             kept.push(Kept {
@@ -320,6 +323,14 @@ impl Client {
             Err(Failure::Delivery(DeliveryError::Status(status.as_u16())))
         }
     }
+}
+
+/// Drops (closes) the kept connections expired at `now` or closed.
+fn sweep(idle: &mut HashMap<String, Vec<Kept>>, now: Instant) {
+    for kept in idle.values_mut() {
+        kept.retain(|kept| now.duration_since(kept.since) < IDLE_FOR && !kept.sender.is_closed());
+    }
+    idle.retain(|_, kept| !kept.is_empty());
 }
 
 /// Why [`Client::send`] did not get an answer.
@@ -492,6 +503,18 @@ mod tests {
         }
         assert_eq!(accepted.load(Ordering::SeqCst), 1);
         assert_eq!(client.kept(), 1);
+    }
+
+    #[tokio::test]
+    async fn a_kept_connection_unused_for_its_idle_time_is_closed() {
+        let (url, _) = receiver(Ending::KeepAlive).await;
+        let client = Client::new("test").expect("a client");
+        assert_eq!(deliver(&client, &url, 0).await, Ok(200));
+        client.sweep();
+        assert_eq!(client.kept(), 1, "still fresh");
+        let later = Instant::now() + IDLE_FOR;
+        sweep(&mut client.idle.lock().expect("the pool"), later);
+        assert_eq!(client.kept(), 0);
     }
 
     #[tokio::test]

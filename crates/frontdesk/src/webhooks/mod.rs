@@ -287,6 +287,7 @@ pub async fn run(
             outbox_failed(&mut outbox_errors, &error);
         }
         if Instant::now() >= next_status {
+            client.sweep();
             if let Err(error) = status(&mut endpoints, &outbox, &journal).await {
                 outbox_failed(&mut outbox_errors, &error);
             }
