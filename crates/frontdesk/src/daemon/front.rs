@@ -65,13 +65,15 @@ pub fn lower_this_thread(base: i32, nice: u8) {
 /// 1,000 webhooks a second costs the calls).
 pub const BACKGROUND_NICE: u8 = 10;
 
-/// Puts the calling thread in the `SCHED_IDLE` class: it runs only on a
-/// CPU no ordinary thread wants, and any ordinary thread woken meanwhile
-/// takes the CPU from it at once (the kernel preempts an idle-class task
-/// on every wake-up of another class; `sched(7)`). Nice values do not do
+/// Puts the calling thread in the `SCHED_IDLE` class: its share of the CPU
+/// is the least the kernel gives, and an ordinary thread woken while it
+/// runs takes the CPU from it at once (`sched(7)`). Nice values do not do
 /// that: on EEVDF a woken thread waits for the running one's slice to end
-/// whatever their nice values (BENCHMARKS.md, issue 26). Threads this one
-/// starts inherit the class.
+/// whatever their nice values (BENCHMARKS.md, issue 26). Not absolute
+/// either: an ordinary thread that has run ahead of its share is not
+/// eligible, and meanwhile the idle-class thread may run out the lag it
+/// accumulated, up to a few milliseconds (measured there). Threads this
+/// one starts inherit the class.
 ///
 /// Wrapped from `thread-priority` (its `sched_setscheduler` binding) so
 /// that no code of ours needs `unsafe`.
@@ -121,9 +123,10 @@ impl OwnRuntime {
 
     /// Work that may wait as long as the CPU is wanted by anything else
     /// (the webhooks' POSTs): `SCHED_IDLE`, so that a call's thread woken
-    /// while it runs takes the CPU at once. It must hold nothing another
-    /// thread waits for (a lock, the journal's file), or that thread would
-    /// wait on a starved holder. If the class cannot be set, the thread
+    /// while it runs takes the CPU at once (when it is eligible; see
+    /// [`idle_this_thread`]). It must hold nothing a call's thread or the
+    /// journal's writer waits for (a lock, the journal's file), or that
+    /// thread would wait on a starved holder. If the class cannot be set, the thread
     /// runs [`BACKGROUND_NICE`] steps below instead, and says so.
     pub fn idle(name: &'static str) -> std::io::Result<OwnRuntime> {
         Self::start(name, Priority::Idle)

@@ -19,11 +19,13 @@
 //! daemon's background thread (`daemon::front::OwnRuntime::background`,
 //! nice, ordinary class). The POSTs (connecting, signing, TLS, HTTP) run
 //! on a runtime of their own, `webhook-send`, in the `SCHED_IDLE` class
-//! (`OwnRuntime::idle`): any call's thread woken while a POST runs takes
-//! the CPU at once. Nice alone did not do that (BENCHMARKS.md, issue 26).
-//! The split is deliberate: a starved idle thread must hold nothing
-//! another thread waits for, and the outbox's transactions hold the
-//! journal's write lock, which the journal's writer waits for. When the
+//! (`OwnRuntime::idle`): a call's thread woken while a POST runs takes
+//! the CPU at once, unless it has run ahead of its share (EEVDF then runs
+//! the idle-class work out to its lag: up to a few ms, measured; so the
+//! POSTs are kept cheap too). Nice alone did not do that (BENCHMARKS.md,
+//! issue 26). The split is deliberate: a starved idle thread must hold
+//! nothing a call's thread or the journal's writer waits for, and the
+//! outbox's transactions hold the journal's write lock. When the
 //! CPU is full, POSTs wait (their `timeout` may then pass and the event
 //! is retried later); nothing is lost, and no call is slowed.
 //!
