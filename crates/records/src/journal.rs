@@ -847,7 +847,16 @@ impl Writer {
         };
         let result = storage::write_batch(connection, entries, &self.shared.faults, ship, hooks)
             .map_err(|error| error.to_string());
+        self.shipping(result.is_ok());
         self.account(entries.len() as u64, result);
+    }
+
+    /// A commit of calls' steps or claim holdings: the replica has them
+    /// to ship ([`crate::replica`]'s backlog).
+    fn shipping(&self, committed: bool) {
+        if committed && let Some(replica) = &self.shared.replica {
+            replica.queued();
+        }
     }
 
     /// Counts one transaction of `count` items: written, or failed with
@@ -974,6 +983,7 @@ impl Writer {
             }
             None => Err("the journal is closing".to_string()),
         };
+        self.shipping(result.is_ok());
         self.account(changes.len() as u64, result);
     }
 

@@ -224,6 +224,10 @@ pub(crate) struct ReplicaShared {
     /// Wakes the shipper (after a local commit, or to stop).
     poke: Sender<()>,
     stop: AtomicBool,
+    /// Commits that marked something to ship ([`ReplicaShared::queued`]):
+    /// a count the shipper started from is only stored if none came
+    /// meanwhile.
+    generation: AtomicU64,
 }
 
 impl ReplicaShared {
@@ -249,6 +253,17 @@ impl ReplicaShared {
     /// pending poke is enough).
     pub(crate) fn poke(&self) {
         let _ = self.poke.try_send(());
+    }
+
+    /// A commit marked calls or claim holdings to ship: the backlog reads
+    /// at least one from now until the shipper has counted again, so that
+    /// "up with nothing waiting" is never read between a commit and the
+    /// shipper's next look (a test read it so, and stopped PostgreSQL with
+    /// three holdings unshipped); and the shipper is woken.
+    pub(crate) fn queued(&self) {
+        self.generation.fetch_add(1, Ordering::SeqCst);
+        self.backlog.fetch_max(1, Ordering::SeqCst);
+        self.poke();
     }
 
     fn down(&self, error: String) {
@@ -313,6 +328,7 @@ impl Replica {
             last_error: Mutex::new(None),
             poke,
             stop: AtomicBool::new(false),
+            generation: AtomicU64::new(0),
         });
         let local = open_local(path)?;
         let shipper = Shipper {
@@ -423,12 +439,16 @@ impl Shipper {
         }
     }
 
+    /// Counts what waits, and shows it unless a commit queued more while
+    /// it counted (the count may predate it; the next pass counts again).
     fn count_backlog(&self) {
+        let seen = self.shared.generation.load(Ordering::SeqCst);
         if let Ok(count) = self.local.query_row(
             "SELECT (SELECT count(*) FROM outbox) + (SELECT count(*) FROM claim_outbox)",
             [],
             |row| row.get::<_, i64>(0),
-        ) {
+        ) && self.shared.generation.load(Ordering::SeqCst) == seen
+        {
             self.shared
                 .backlog
                 .store(u64::try_from(count).unwrap_or(0), Ordering::SeqCst);
@@ -439,6 +459,7 @@ impl Shipper {
     /// of calls and one of claim holdings. `Ok(true)`: shipped a full
     /// batch, go on at once.
     fn pass(&mut self) -> Result<bool, PassError> {
+        let seen = self.shared.generation.load(Ordering::SeqCst);
         if self.remote.is_none() {
             let mut client = connect(&self.config).map_err(|error| error.to_string())?;
             ensure_schema(&mut client)?;
@@ -448,6 +469,11 @@ impl Shipper {
         let calls = self.ship_calls()?;
         let claims = self.ship_claims()?;
         if calls == 0 && claims == 0 {
+            // Nothing was there when it looked; if a commit queued
+            // something since, look again at once.
+            if self.shared.generation.load(Ordering::SeqCst) != seen {
+                return Ok(true);
+            }
             self.shared.backlog.store(0, Ordering::SeqCst);
             return Ok(false);
         }

@@ -538,3 +538,31 @@ fn reads_of_another_node_and_while_postgres_is_down() {
     journal_a.close(PATIENCE).unwrap();
     journal_b.close(PATIENCE).unwrap();
 }
+
+/// Right after a flush, "up with nothing waiting" must mean it is in
+/// PostgreSQL: the backlog reads the commit until the shipper has shipped
+/// it. It read the shipper's last idle look instead, and a test stopped
+/// PostgreSQL with three holdings it took for shipped.
+#[test]
+fn up_with_nothing_waiting_means_shipped() {
+    let server = Postgres::start();
+    let url = server.database("backlog");
+    let dir = tempfile::tempdir().unwrap();
+    let (journal, handle) =
+        Journal::open(dir.path().join("journal.db"), config(&url, "a")).unwrap();
+    wait_replica(&handle, "up", |status| status.up && status.backlog == 0);
+    for epoch in 1..=20u64 {
+        handle
+            .record_claim(claimed("1003", epoch, "a", epoch as i64 * 1_000))
+            .unwrap();
+        handle.flush(PATIENCE).unwrap();
+        // Read at once: `shipped` counts each holding shipped.
+        let status = handle.replica().unwrap();
+        if status.up && status.backlog == 0 {
+            assert!(status.shipped >= epoch, "caught up, it said: {status:?}");
+        }
+    }
+    caught_up(&handle);
+    assert_eq!(server.psql("backlog", "SELECT count(*) FROM claims"), "20");
+    journal.close(PATIENCE).unwrap();
+}
