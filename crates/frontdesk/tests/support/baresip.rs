@@ -75,43 +75,66 @@ impl Baresip {
         extra: &str,
     ) -> Baresip {
         let dir = tempfile::tempdir().expect("a temporary directory");
-        let sip_port = free_port();
-        let ctrl_port = free_port();
-        let rtp = free_rtp_range();
-        let template = |file: &str| {
-            std::fs::read_to_string(repo_root().join("tests/baresip").join(file))
-                .unwrap_or_else(|error| panic!("tests/baresip/{file}: {error}"))
-        };
-        let mut values: Vec<(&str, String)> = vec![
-            ("@SIP_PORT@", sip_port.to_string()),
-            ("@CTRL_PORT@", ctrl_port.to_string()),
-            ("@RTP_LOW@", rtp.to_string()),
-            ("@RTP_HIGH@", (rtp + RTP_PORTS - 1).to_string()),
-        ];
-        values.extend(fill.iter().cloned());
-        let substitute = |mut text: String| {
-            for (key, value) in &values {
-                text = text.replace(key, value);
+        // Its ports are picked free, then bound by baresip: another test
+        // may take one in between, and then baresip never listens (or
+        // exits). So a start that does not listen within ATTEMPT is tried
+        // again on new ports, three times in all.
+        let mut tries = 0;
+        let (child, ctrl) = loop {
+            tries += 1;
+            let sip_port = free_port();
+            let ctrl_port = free_port();
+            let rtp = free_rtp_range();
+            let template = |file: &str| {
+                std::fs::read_to_string(repo_root().join("tests/baresip").join(file))
+                    .unwrap_or_else(|error| panic!("tests/baresip/{file}: {error}"))
+            };
+            let mut values: Vec<(&str, String)> = vec![
+                ("@SIP_PORT@", sip_port.to_string()),
+                ("@CTRL_PORT@", ctrl_port.to_string()),
+                ("@RTP_LOW@", rtp.to_string()),
+                ("@RTP_HIGH@", (rtp + RTP_PORTS - 1).to_string()),
+            ];
+            values.extend(fill.iter().cloned());
+            let substitute = |mut text: String| {
+                for (key, value) in &values {
+                    text = text.replace(key, value);
+                }
+                text
+            };
+            let config = substitute(template("config")) + extra;
+            write(dir.path(), "config", &config);
+            write(dir.path(), "accounts", &substitute(template(accounts)));
+            write(dir.path(), "contacts", "");
+            let log = std::fs::File::create(dir.path().join("baresip.log")).expect("a log file");
+            let mut child = Command::new("baresip")
+                .arg("-f")
+                .arg(dir.path())
+                .args(["-t", &BARESIP_LIMIT.as_secs().to_string()])
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().expect("the log file"))
+                .stderr(log)
+                .spawn()
+                .unwrap_or_else(|error| {
+                    panic!("cannot start baresip ({error}); install baresip-core (tests/run does)")
+                });
+            match connect(ctrl_port, &mut child, ATTEMPT) {
+                Some(ctrl) => break (child, ctrl),
+                None => {
+                    let _ = child.kill();
+                    let _ = child.wait();
+                    let log =
+                        std::fs::read_to_string(dir.path().join("baresip.log")).unwrap_or_default();
+                    assert!(
+                        tries < 3,
+                        "ctrl_tcp on {ctrl_port} never listened ({tries} starts); baresip's log:\n{log}"
+                    );
+                    eprintln!(
+                        "baresip {name}: ctrl_tcp on {ctrl_port} did not listen; starting it again on new ports"
+                    );
+                }
             }
-            text
         };
-        let config = substitute(template("config")) + extra;
-        write(dir.path(), "config", &config);
-        write(dir.path(), "accounts", &substitute(template(accounts)));
-        write(dir.path(), "contacts", "");
-        let log = std::fs::File::create(dir.path().join("baresip.log")).expect("a log file");
-        let child = Command::new("baresip")
-            .arg("-f")
-            .arg(dir.path())
-            .args(["-t", &BARESIP_LIMIT.as_secs().to_string()])
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("the log file"))
-            .stderr(log)
-            .spawn()
-            .unwrap_or_else(|error| {
-                panic!("cannot start baresip ({error}); install baresip-core (tests/run does)")
-            });
-        let ctrl = connect(ctrl_port);
         ctrl.set_read_timeout(Some(Duration::from_millis(100)))
             .expect("a read timeout");
         Baresip {
@@ -256,16 +279,20 @@ fn write(dir: &Path, file: &str, text: &str) {
     std::fs::write(dir.join(file), text).unwrap_or_else(|error| panic!("{file}: {error}"));
 }
 
-/// Connects to baresip's ctrl_tcp once it listens.
-fn connect(port: u16) -> TcpStream {
-    let deadline = Instant::now() + BOUND;
+/// How long one start of baresip may take to listen on its ctrl_tcp.
+const ATTEMPT: Duration = Duration::from_secs(10);
+
+/// Connects to baresip's ctrl_tcp once it listens; `None` if `child`
+/// exits first or `within` passes.
+fn connect(port: u16, child: &mut Child, within: Duration) -> Option<TcpStream> {
+    let deadline = Instant::now() + within;
     loop {
-        match TcpStream::connect(("127.0.0.1", port)) {
-            Ok(stream) => return stream,
-            Err(error) => {
-                assert!(Instant::now() < deadline, "ctrl_tcp on {port}: {error}");
-                std::thread::sleep(Duration::from_millis(20));
-            }
+        if let Ok(stream) = TcpStream::connect(("127.0.0.1", port)) {
+            return Some(stream);
         }
+        if Instant::now() >= deadline || child.try_wait().ok().flatten().is_some() {
+            return None;
+        }
+        std::thread::sleep(Duration::from_millis(20));
     }
 }
