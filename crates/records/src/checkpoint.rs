@@ -127,7 +127,7 @@ impl Checkpointer {
 }
 
 /// A passive checkpoint: the frames left in the log.
-pub(crate) fn checkpoint(connection: &Connection) -> rusqlite::Result<i64> {
+fn checkpoint(connection: &Connection) -> rusqlite::Result<i64> {
     // (busy, frames in the log, frames copied); -1s when not in WAL mode.
     connection.query_row("PRAGMA wal_checkpoint(PASSIVE)", [], |row| row.get(1))
 }

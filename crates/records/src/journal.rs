@@ -851,8 +851,9 @@ impl Writer {
         self.account(entries.len() as u64, result);
     }
 
-    /// A commit of calls' steps or claim holdings: the replica has them
-    /// to ship ([`crate::replica`]'s backlog).
+    /// A commit of calls' steps or claim holdings (the only rows the
+    /// replica ships): it has them to ship ([`crate::replica`]'s backlog),
+    /// and is woken. Leads, their steps and callbacks wake it no more.
     fn shipping(&self, committed: bool) {
         if committed && let Some(replica) = &self.shared.replica {
             replica.queued();
@@ -869,9 +870,6 @@ impl Writer {
                 self.shared.batches.fetch_add(1, Ordering::SeqCst);
                 self.shared.failing.store(false, Ordering::SeqCst);
                 self.failure_log.recovered();
-                if let Some(replica) = &self.shared.replica {
-                    replica.poke();
-                }
             }
             Err(message) => {
                 // Webhook events queued by the batch were rolled back too.
@@ -904,9 +902,7 @@ impl Writer {
             subscriptions: &subscriptions,
         };
         let result = storage::close_interrupted(connection, ship, hooks);
-        if let Some(replica) = &self.shared.replica {
-            replica.poke();
-        }
+        self.shipping(result.is_ok());
         match result {
             Ok(closed) => {
                 if closed > 0 {
